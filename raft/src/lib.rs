@@ -1,0 +1,1 @@
+//! Raft-replicated ring membership.

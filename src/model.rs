@@ -1,0 +1,87 @@
+//! Plain data shared between the pipeline stages: what the store serves and
+//! what the API reads. No I/O and no Kubernetes client types live here, so
+//! the store, the API and (later) the peer fan-out can agree on one shape.
+
+use std::collections::BTreeMap;
+
+/// Nanoseconds since the Unix epoch. Kubelet samples carry milliseconds; we
+/// keep nanoseconds so that rates and windows never lose precision.
+pub type UnixNanos = i64;
+
+/// Resource usage of one node or container at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Usage {
+    /// CPU rate in nanocores (1e-9 cores), computed from two cumulative samples.
+    pub cpu_nanocores: u64,
+    /// Working-set memory in bytes, from the newest sample.
+    pub memory_bytes: u64,
+}
+
+/// What the API serves for one node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeUsage {
+    /// Time of the newest kubelet sample used.
+    pub timestamp: UnixNanos,
+    /// Time between the two samples the rate was computed from, in nanoseconds.
+    pub window_ns: i64,
+    pub usage: Usage,
+}
+
+/// What the API serves for one container of a pod.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContainerUsage {
+    pub name: String,
+    pub usage: Usage,
+}
+
+/// What the API serves for one pod: the time information is that of the
+/// container with the earliest timestamp, as metrics-server does.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PodUsage {
+    pub timestamp: UnixNanos,
+    pub window_ns: i64,
+    pub containers: Vec<ContainerUsage>,
+}
+
+/// The metadata the API copies from a Node or a Pod into its metrics objects.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectMeta {
+    pub name: String,
+    /// `None` for nodes.
+    pub namespace: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The objects the cluster currently has, as seen by discovery (informers).
+/// Metrics are only served for objects listed here: a deleted pod disappears
+/// from the API at once even if its last points are still stored.
+pub trait Inventory: Send + Sync {
+    /// Nodes that match `--node-selector`, sorted by name.
+    fn nodes(&self) -> Vec<ObjectMeta>;
+    /// One node by name, whether or not it matches `--node-selector`
+    /// (metrics-server's get ignores the selector; such a node has no metrics).
+    fn node(&self, name: &str) -> Option<ObjectMeta>;
+    /// Running pods, in one namespace or all of them, sorted by namespace then name.
+    fn pods(&self, namespace: Option<&str>) -> Vec<ObjectMeta>;
+    /// One running pod.
+    fn pod(&self, namespace: &str, name: &str) -> Option<ObjectMeta>;
+    /// Whether the informers have completed their first list.
+    fn synced(&self) -> bool;
+}
+
+/// Where the API gets usage from: the local store today, the shard owners
+/// once the ring splits the nodes between replicas.
+pub trait MetricsReader: Send + Sync {
+    /// Usage of one node at `now`, if it can be served.
+    fn node(&self, name: &str, now: UnixNanos) -> Option<NodeUsage>;
+    /// Usage of one pod at `now`, if it can be served.
+    fn pod(&self, namespace: &str, name: &str, now: UnixNanos) -> Option<PodUsage>;
+}
+
+/// The current wall-clock time as [`UnixNanos`].
+pub fn now_nanos() -> UnixNanos {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}

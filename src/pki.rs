@@ -1,0 +1,134 @@
+//! Certificate authorities and leaf certificates made on the fly: the
+//! self-signed serving certificate, and every CA and certificate the
+//! simulated cluster, the dev mode and the tests need. Only generation lives
+//! here; loading and verifying is `tls`'s and `auth`'s job.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+
+/// Failure to generate a key or certificate.
+#[derive(Debug, thiserror::Error)]
+#[error("generating certificate {what}: {source}")]
+pub struct PkiError {
+    what: String,
+    #[source]
+    source: rcgen::Error,
+}
+
+fn err(what: &str) -> impl FnOnce(rcgen::Error) -> PkiError + '_ {
+    move |source| PkiError { what: what.to_string(), source }
+}
+
+/// A certificate and its private key, both PEM.
+#[derive(Debug, Clone)]
+pub struct CertPair {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// A certificate authority that can issue leaf certificates.
+pub struct Ca {
+    name: String,
+    issuer: Issuer<'static, KeyPair>,
+    cert_pem: String,
+}
+
+/// What a leaf certificate is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    Server,
+    Client,
+    /// Both (the peer port: each replica is client and server).
+    ServerAndClient,
+}
+
+/// The description of a leaf certificate.
+#[derive(Debug, Clone)]
+pub struct LeafSpec<'a> {
+    /// Subject common name (the user name for client certificates).
+    pub common_name: &'a str,
+    /// Subject organizations (the groups for client certificates).
+    pub organizations: &'a [&'a str],
+    /// DNS names and IP addresses.
+    pub sans: &'a [String],
+    pub usage: Usage,
+}
+
+impl Ca {
+    /// A new self-signed CA named `name`.
+    pub fn new(name: &str) -> Result<Ca, PkiError> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(err(name))?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = KeyPair::generate().map_err(err(name))?;
+        let cert = params.self_signed(&key).map_err(err(name))?;
+        Ok(Ca { name: name.to_string(), cert_pem: cert.pem(), issuer: Issuer::new(params, key) })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The CA's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Issues a leaf certificate.
+    pub fn issue(&self, spec: &LeafSpec<'_>) -> Result<CertPair, PkiError> {
+        let what = spec.common_name;
+        let mut params = CertificateParams::new(spec.sans.to_vec()).map_err(err(what))?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, spec.common_name);
+        for org in spec.organizations {
+            dn.push(DnType::OrganizationName, *org);
+        }
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = match spec.usage {
+            Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+            Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+            Usage::ServerAndClient => {
+                vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
+            }
+        };
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate().map_err(err(what))?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(err(what))?;
+        Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+
+    /// Issues a server certificate for the given DNS names and IPs.
+    pub fn issue_server(&self, common_name: &str, sans: &[String]) -> Result<CertPair, PkiError> {
+        self.issue(&LeafSpec { common_name, organizations: &[], sans, usage: Usage::Server })
+    }
+
+    /// Issues a client certificate: user `common_name`, groups `organizations`.
+    pub fn issue_client(&self, common_name: &str, organizations: &[&str]) -> Result<CertPair, PkiError> {
+        self.issue(&LeafSpec { common_name, organizations, sans: &[], usage: Usage::Client })
+    }
+}
+
+/// A self-signed serving certificate (no CA), as metrics-server makes when no
+/// certificate is given.
+pub fn self_signed_server(common_name: &str, sans: &[String]) -> Result<CertPair, PkiError> {
+    let mut params = CertificateParams::new(sans.to_vec()).map_err(err(common_name))?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().map_err(err(common_name))?;
+    let cert = params.self_signed(&key).map_err(err(common_name))?;
+    Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+}

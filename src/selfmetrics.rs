@@ -1,0 +1,153 @@
+//! The server's own `/metrics`: metrics-server's six `metrics_server_*`
+//! families with their names, types, labels and buckets, plus our own under
+//! `ha_metrics_server_*`. One registry per process; every stage records into
+//! the [`SelfMetrics`] it was handed.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// Label set with one `node` label.
+pub type NodeLabel = Vec<(&'static str, String)>;
+
+/// Go's `prometheus.DefBuckets`.
+pub const DEF_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Every self-metric the server records.
+pub struct SelfMetrics {
+    registry: Registry,
+    /// `metrics_server_api_metric_freshness_seconds`: now − timestamp of each served item.
+    pub api_metric_freshness: Histogram,
+    /// `metrics_server_kubelet_last_request_time_seconds{node}`.
+    pub kubelet_last_request_time: Family<NodeLabel, Gauge<f64, AtomicU64>>,
+    /// `metrics_server_kubelet_request_duration_seconds{node}`.
+    pub kubelet_request_duration: Family<NodeLabel, Histogram>,
+    /// `metrics_server_kubelet_request_total{success}`.
+    pub kubelet_request_total: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// `metrics_server_manager_tick_duration_seconds`: one scrape round.
+    pub manager_tick_duration: Histogram,
+    /// `metrics_server_storage_points{type}`: nodes and containers that can be served.
+    pub storage_points: Family<Vec<(&'static str, &'static str)>, Gauge>,
+    /// `ha_metrics_server_scrape_errors_total{node,reason}`.
+    pub scrape_errors: Family<Vec<(&'static str, String)>, Counter>,
+    /// `ha_metrics_server_served_stale_nodes`: nodes served from their last good
+    /// scrape because the newest one failed.
+    pub served_stale_nodes: Gauge,
+    /// `ha_metrics_server_node_sample_age_seconds{node}`: age of the newest sample held.
+    pub node_sample_age: Family<NodeLabel, Gauge<f64, AtomicU64>>,
+}
+
+impl SelfMetrics {
+    /// Builds the registry. `resolution_s` sets the tick-duration buckets
+    /// around the scrape period, as metrics-server does.
+    pub fn new(resolution_s: f64) -> SelfMetrics {
+        let mut registry = Registry::default();
+        let api_metric_freshness = Histogram::new(exponential_buckets(1.0, 1.364, 20));
+        registry.register(
+            "metrics_server_api_metric_freshness_seconds",
+            "Freshness of metrics exported",
+            api_metric_freshness.clone(),
+        );
+        let kubelet_last_request_time = Family::<NodeLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "metrics_server_kubelet_last_request_time_seconds",
+            "Time of last request performed to kubelet API per node",
+            kubelet_last_request_time.clone(),
+        );
+        let kubelet_request_duration =
+            Family::<NodeLabel, Histogram>::new_with_constructor(|| Histogram::new(DEF_BUCKETS));
+        registry.register(
+            "metrics_server_kubelet_request_duration_seconds",
+            "Duration of requests to kubelet API in seconds",
+            kubelet_request_duration.clone(),
+        );
+        let kubelet_request_total = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        registry.register(
+            "metrics_server_kubelet_request",
+            "Number of requests sent to kubelet API",
+            kubelet_request_total.clone(),
+        );
+        let manager_tick_duration = Histogram::new(tick_buckets(resolution_s));
+        registry.register(
+            "metrics_server_manager_tick_duration_seconds",
+            "The total time spent collecting and storing metrics in seconds",
+            manager_tick_duration.clone(),
+        );
+        let storage_points = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
+        registry.register(
+            "metrics_server_storage_points",
+            "Number of metrics points stored",
+            storage_points.clone(),
+        );
+        let scrape_errors = Family::<Vec<(&'static str, String)>, Counter>::default();
+        registry.register(
+            "ha_metrics_server_scrape_errors",
+            "Failed kubelet scrapes per node and reason",
+            scrape_errors.clone(),
+        );
+        let served_stale_nodes = Gauge::default();
+        registry.register(
+            "ha_metrics_server_served_stale_nodes",
+            "Nodes served from their last good scrape because the newest one failed",
+            served_stale_nodes.clone(),
+        );
+        let node_sample_age = Family::<NodeLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "ha_metrics_server_node_sample_age_seconds",
+            "Age of the newest kubelet sample held per node",
+            node_sample_age.clone(),
+        );
+        SelfMetrics {
+            registry,
+            api_metric_freshness,
+            kubelet_last_request_time,
+            kubelet_request_duration,
+            kubelet_request_total,
+            manager_tick_duration,
+            storage_points,
+            scrape_errors,
+            served_stale_nodes,
+            node_sample_age,
+        }
+    }
+
+    /// Mutable access to register more families (raft, peers) at start-up.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// Drops every per-node series of `node`, so deleted nodes do not leak
+    /// series (metrics-server #1876).
+    pub fn forget_node(&self, node: &str) {
+        let labels = vec![("node", node.to_string())];
+        self.kubelet_last_request_time.remove(&labels);
+        self.kubelet_request_duration.remove(&labels);
+        self.node_sample_age.remove(&labels);
+    }
+
+    /// The text exposition of every family.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// `DefBuckets` plus buckets around the resolution (metrics-server's
+/// `BucketsForScrapeDuration`): half, the resolution itself and 1.5×.
+fn tick_buckets(resolution_s: f64) -> Vec<f64> {
+    let mut b: Vec<f64> = DEF_BUCKETS.to_vec();
+    for extra in [resolution_s * 0.5, resolution_s, resolution_s * 1.5] {
+        if extra > 10.0 {
+            b.push(extra);
+        }
+    }
+    b.sort_by(f64::total_cmp);
+    b.dedup();
+    b
+}
