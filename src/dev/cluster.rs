@@ -142,7 +142,10 @@ pub fn generate(block: &Block, opts: &GenerateOptions) -> ClusterSpec {
             let containers: Vec<ContainerSpec> = (0..ncont)
                 .map(|c| ContainerSpec {
                     name: if c == 0 { app.to_string() } else { format!("sidecar-{c}") },
-                    cpu_nanocores: off_grid_cpu(&mut rng, rng_millis(&mut rng)),
+                    cpu_nanocores: {
+                        let millis = rng_millis(&mut rng);
+                        off_grid_cpu(&mut rng, millis)
+                    },
                     memory_bytes: rng.range(20, 400) * 1024 * 1024 + rng.range(0, 1024) * 1024,
                 })
                 .collect();
@@ -159,7 +162,8 @@ pub fn generate(block: &Block, opts: &GenerateOptions) -> ClusterSpec {
                 containers,
             });
         }
-        let system_cpu = off_grid_cpu(&mut rng, rng.range(50, 300));
+        let system_millis = rng.range(50, 300);
+        let system_cpu = off_grid_cpu(&mut rng, system_millis);
         nodes.push(NodeSpec {
             name,
             labels,
