@@ -1,0 +1,184 @@
+//! Command-line flags of the server, with metrics-server's names, meanings
+//! and (shipped-manifest) defaults. Parsing only; [`super::Config`] checks
+//! combinations and turns them into typed settings.
+
+use clap::Args;
+use std::path::PathBuf;
+
+/// Flags of `ha-metrics-server` (the server itself).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    // ----- metrics-server's own flags -----
+    /// The resolution at which metrics are scraped from kubelets: each kubelet
+    /// is scraped once per period, and the served CPU rate is over about one
+    /// period. At least 10s, and kubelet-request-timeout must be at most 90% of it.
+    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    pub metric_resolution: String,
+
+    /// Path to a kubeconfig for talking to kube-apiserver. Empty: the
+    /// in-cluster service account (KUBERNETES_SERVICE_HOST), or $KUBECONFIG.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Do not verify the CA of the kubelets' serving certificates. For testing only.
+    #[arg(long)]
+    pub kubelet_insecure_tls: bool,
+
+    /// Use the port in node.status.daemonEndpoints.kubeletEndpoint (when non-zero)
+    /// instead of --kubelet-port.
+    #[arg(long)]
+    pub kubelet_use_node_status_port: bool,
+
+    /// The port to use to connect to kubelets.
+    #[arg(long, default_value_t = 10250, value_name = "PORT")]
+    pub kubelet_port: u16,
+
+    /// The priority of node address types used to reach kubelets; the first
+    /// type a node has wins.
+    #[arg(long, default_value = "InternalIP,ExternalIP,Hostname", value_name = "TYPES")]
+    pub kubelet_preferred_address_types: String,
+
+    /// Path to the CA certificate that signs the kubelets' serving certificates.
+    /// Default: the cluster CA of the kubeconfig or service account.
+    #[arg(long, value_name = "PATH")]
+    pub kubelet_certificate_authority: Option<PathBuf>,
+
+    /// Path to a client certificate for authenticating to kubelets.
+    #[arg(long, value_name = "PATH")]
+    pub kubelet_client_certificate: Option<PathBuf>,
+
+    /// Path to the key of --kubelet-client-certificate.
+    #[arg(long, value_name = "PATH")]
+    pub kubelet_client_key: Option<PathBuf>,
+
+    /// Timeout of one request to a kubelet.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub kubelet_request_timeout: String,
+
+    /// Label selector of the nodes to scrape and serve (=, ==, !=, in, notin, exists).
+    #[arg(short = 'l', long, default_value = "", value_name = "SELECTOR")]
+    pub node_selector: String,
+
+    /// Deprecated: scrape kubelets over plain HTTP without any credentials.
+    #[arg(long)]
+    pub deprecated_kubelet_completely_insecure: bool,
+
+    /// Path to the bearer token sent to kubelets, re-read when it changes.
+    /// Default: the kubeconfig's token file, else the service-account token.
+    #[arg(long, value_name = "PATH")]
+    pub kubelet_token_file: Option<PathBuf>,
+
+    /// Serve a node's last good metrics (with their true timestamp) for this long
+    /// after its kubelet stopped answering. Default: 2 × metric-resolution.
+    /// 0 removes a node at its first failed scrape, as metrics-server does.
+    #[arg(long, value_name = "DURATION")]
+    pub max_staleness: Option<String>,
+
+    // ----- secure serving -----
+    /// The IP address to serve on. Default: all interfaces (0.0.0.0), as metrics-server.
+    #[arg(long, default_value = "0.0.0.0", value_name = "IP")]
+    pub bind_address: String,
+
+    /// The port to serve HTTPS on.
+    #[arg(long, default_value_t = 10250, value_name = "PORT")]
+    pub secure_port: u16,
+
+    /// Directory for the self-signed certificate (apiserver.crt, apiserver.key)
+    /// made when --tls-cert-file is not given.
+    #[arg(long, default_value = "apiserver.local.config/certificates", value_name = "DIR")]
+    pub cert_dir: PathBuf,
+
+    /// Serving certificate (PEM, chain allowed); reloaded when its contents change.
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// Key of --tls-cert-file.
+    #[arg(long, value_name = "PATH")]
+    pub tls_private_key_file: Option<PathBuf>,
+
+    /// Minimum TLS version: VersionTLS12 or VersionTLS13 (older versions are not supported).
+    #[arg(long, value_name = "VERSION")]
+    pub tls_min_version: Option<String>,
+
+    /// Comma-separated cipher suites (IANA/Go names). Default: rustls' safe defaults.
+    #[arg(long, value_name = "SUITES")]
+    pub tls_cipher_suites: Option<String>,
+
+    // ----- delegated authentication -----
+    /// Kubeconfig for TokenReview calls. Default: --kubeconfig.
+    #[arg(long, value_name = "PATH")]
+    pub authentication_kubeconfig: Option<PathBuf>,
+
+    /// How long TokenReview answers are cached.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub authentication_token_webhook_cache_ttl: String,
+
+    /// CA bundle for client certificates (user = CN, groups = O). Overrides the
+    /// extension-apiserver-authentication ConfigMap.
+    #[arg(long, value_name = "PATH")]
+    pub client_ca_file: Option<PathBuf>,
+
+    /// CA bundle for the front proxy's client certificate. Overrides the ConfigMap.
+    #[arg(long, value_name = "PATH")]
+    pub requestheader_client_ca_file: Option<PathBuf>,
+
+    /// Allowed common names of the front proxy's certificate (empty: any CN signed by the CA).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub requestheader_allowed_names: Vec<String>,
+
+    /// Request headers to read the user name from.
+    #[arg(long, value_delimiter = ',', value_name = "HEADERS")]
+    pub requestheader_username_headers: Vec<String>,
+
+    /// Request headers to read groups from.
+    #[arg(long, value_delimiter = ',', value_name = "HEADERS")]
+    pub requestheader_group_headers: Vec<String>,
+
+    /// Prefixes of request headers carrying extra user information.
+    #[arg(long, value_delimiter = ',', value_name = "PREFIXES")]
+    pub requestheader_extra_headers_prefix: Vec<String>,
+
+    /// Request headers to read the user UID from.
+    #[arg(long, value_delimiter = ',', value_name = "HEADERS")]
+    pub requestheader_uid_headers: Vec<String>,
+
+    // ----- delegated authorization -----
+    /// Kubeconfig for SubjectAccessReview calls. Default: --kubeconfig.
+    #[arg(long, value_name = "PATH")]
+    pub authorization_kubeconfig: Option<PathBuf>,
+
+    /// Paths served without authentication or authorization (a trailing * matches a prefix).
+    #[arg(long, value_delimiter = ',', default_value = "/healthz,/readyz,/livez", value_name = "PATHS")]
+    pub authorization_always_allow_paths: Vec<String>,
+
+    /// How long allowed SubjectAccessReview answers are cached.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub authorization_webhook_cache_authorized_ttl: String,
+
+    /// How long denied SubjectAccessReview answers are cached.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub authorization_webhook_cache_unauthorized_ttl: String,
+
+    // ----- generic server -----
+    /// Maximum number of requests served at once; more get 429.
+    #[arg(long, default_value_t = 400, value_name = "N")]
+    pub max_requests_inflight: usize,
+
+    /// After SIGTERM, keep serving for this long while /readyz fails, so load
+    /// balancers stop sending requests first.
+    #[arg(long, default_value = "0s", value_name = "DURATION")]
+    pub shutdown_delay_duration: String,
+
+    /// Log verbosity (klog style): 0 errors/warnings/info, 2 more info, 4+ debug.
+    #[arg(short = 'v', long = "v", default_value_t = 0, value_name = "LEVEL")]
+    pub verbosity: u8,
+
+    /// Log format: text or json.
+    #[arg(long, default_value = "text", value_name = "FORMAT")]
+    pub logging_format: String,
+
+    /// Accepted for compatibility with metrics-server manifests; this server has
+    /// no pprof endpoints, so the value has no effect (a warning is logged when true).
+    #[arg(long, default_value_t = false, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub profiling: bool,
+}
