@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod dev;
+pub mod discovery;
 pub mod model;
 pub mod pki;
 pub mod selfmetrics;

@@ -1,0 +1,306 @@
+//! Discovery: which nodes and running pods the cluster has, from kube-rs
+//! reflectors over Nodes and (metadata-only, `status.phase=Running`) Pods,
+//! and how to reach each node's kubelet. It answers the API's
+//! [`Inventory`](crate::model::Inventory) and the scraper's target list; it
+//! never talks to kubelets itself.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{AddressType, KubeletSettings};
+use crate::model::{Inventory, ObjectMeta};
+
+/// Node annotation that overrides the kubelet metrics path (as metrics-server).
+pub const RESOURCE_METRICS_PATH_ANNOTATION: &str = "metrics.k8s.io/resource-metrics-path";
+/// The kubelet path scraped by default.
+pub const DEFAULT_METRICS_PATH: &str = "/metrics/resource";
+
+/// Whether a node's labels match `--node-selector`.
+pub type NodeFilter = Arc<dyn Fn(&BTreeMap<String, String>) -> bool + Send + Sync>;
+
+/// One kubelet to scrape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrapeTarget {
+    pub node: String,
+    /// Host (IP or DNS name) and port, and the path, e.g. `/metrics/resource`.
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl ScrapeTarget {
+    /// `scheme://host:port/path`, with IPv6 literals bracketed.
+    pub fn url(&self, scheme: &str) -> String {
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        format!("{scheme}://{host}:{}{}", self.port, self.path)
+    }
+}
+
+/// Why a node cannot be scraped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("node {node}: no address matched types {types}")]
+    NoAddress { node: String, types: String },
+}
+
+/// The informer-backed view of Nodes and running Pods.
+#[derive(Clone)]
+pub struct Discovery {
+    nodes: Store<Node>,
+    pods: Store<PartialObjectMeta<Pod>>,
+    node_filter: NodeFilter,
+    nodes_synced: Arc<AtomicBool>,
+    pods_synced: Arc<AtomicBool>,
+}
+
+impl Discovery {
+    /// Starts the reflectors; they run until `shutdown`.
+    pub fn start(client: Client, node_filter: NodeFilter, shutdown: CancellationToken) -> Discovery {
+        let (nodes, node_writer) = reflector::store::<Node>();
+        let node_stream = reflector(
+            node_writer,
+            watcher(Api::<Node>::all(client.clone()), watcher::Config::default().any_semantic())
+                .default_backoff()
+                .modify(|n: &mut Node| {
+                    n.managed_fields_mut().clear();
+                    if let Some(status) = n.status.as_mut() {
+                        status.images = None;
+                    }
+                }),
+        );
+        let (pods, pod_writer) = reflector::store::<PartialObjectMeta<Pod>>();
+        let pod_stream = reflector(
+            pod_writer,
+            watcher(
+                Api::<PartialObjectMeta<Pod>>::all(client),
+                watcher::Config::default().any_semantic().fields("status.phase=Running"),
+            )
+            .default_backoff()
+            .modify(|p: &mut PartialObjectMeta<Pod>| {
+                p.managed_fields_mut().clear();
+                p.annotations_mut().clear();
+            }),
+        );
+        let nodes_synced = Arc::new(AtomicBool::new(false));
+        let pods_synced = Arc::new(AtomicBool::new(false));
+        spawn_reflector("nodes", node_stream, shutdown.clone());
+        spawn_reflector("pods", pod_stream, shutdown.clone());
+        spawn_ready_flag(nodes.clone(), nodes_synced.clone(), shutdown.clone());
+        spawn_ready_flag(pods.clone(), pods_synced.clone(), shutdown);
+        Discovery { nodes, pods, node_filter, nodes_synced, pods_synced }
+    }
+
+    /// Waits until both reflectors have completed their first list.
+    pub async fn wait_synced(&self) {
+        let _ = self.nodes.wait_until_ready().await;
+        let _ = self.pods.wait_until_ready().await;
+    }
+
+    /// The kubelets to scrape: every node matching `--node-selector`, with
+    /// its address resolved by the preferred types, or why it cannot be.
+    pub fn targets(&self, settings: &KubeletSettings) -> Vec<Result<ScrapeTarget, TargetError>> {
+        let mut out: Vec<_> = self
+            .nodes
+            .state()
+            .iter()
+            .filter(|n| (self.node_filter)(n.labels()))
+            .map(|n| resolve_target(n, settings))
+            .collect();
+        out.sort_by(|a, b| target_name(a).cmp(target_name(b)));
+        out
+    }
+}
+
+fn target_name(t: &Result<ScrapeTarget, TargetError>) -> &str {
+    match t {
+        Ok(t) => &t.node,
+        Err(TargetError::NoAddress { node, .. }) => node,
+    }
+}
+
+/// Resolves a node's kubelet address: the first address of the first
+/// preferred type the node has, the node-status port when asked for and
+/// non-zero, and the path from the annotation.
+pub fn resolve_target(node: &Node, settings: &KubeletSettings) -> Result<ScrapeTarget, TargetError> {
+    let name = node.name_any();
+    let addresses = node.status.as_ref().and_then(|s| s.addresses.as_ref());
+    let host = settings.address_types.iter().find_map(|t| {
+        addresses?.iter().find(|a| a.type_ == t.as_str()).map(|a| a.address.clone())
+    });
+    let Some(host) = host else {
+        let types: Vec<&str> = settings.address_types.iter().map(|t: &AddressType| t.as_str()).collect();
+        return Err(TargetError::NoAddress { node: name, types: types.join(",") });
+    };
+    let status_port = node
+        .status
+        .as_ref()
+        .and_then(|s| s.daemon_endpoints.as_ref())
+        .and_then(|d| d.kubelet_endpoint.as_ref())
+        .map(|e| e.port)
+        .filter(|p| *p > 0 && *p <= i32::from(u16::MAX));
+    let port = match (settings.use_node_status_port, status_port) {
+        (true, Some(p)) => p as u16,
+        _ => settings.port,
+    };
+    let path = node
+        .annotations()
+        .get(RESOURCE_METRICS_PATH_ANNOTATION)
+        .filter(|p| p.starts_with('/'))
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_METRICS_PATH.to_string());
+    Ok(ScrapeTarget { node: name, host, port, path })
+}
+
+fn spawn_reflector<S, T, E>(what: &'static str, stream: S, shutdown: CancellationToken)
+where
+    S: futures::Stream<Item = Result<T, E>> + Send + 'static,
+    T: Send,
+    E: std::fmt::Display + Send,
+{
+    tokio::spawn(async move {
+        let run = stream.for_each(|event| async move {
+            if let Err(e) = event {
+                tracing::warn!(resource = what, error = %e, "watch failed; retrying with backoff");
+            }
+        });
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = run => tracing::error!(resource = what, "watch stream ended"),
+        }
+    });
+}
+
+fn spawn_ready_flag<K>(store: Store<K>, flag: Arc<AtomicBool>, shutdown: CancellationToken)
+where
+    K: kube::Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+{
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            r = store.wait_until_ready() => if r.is_ok() { flag.store(true, Ordering::Release) },
+        }
+    });
+}
+
+fn meta_of<K: kube::Resource>(obj: &K) -> ObjectMeta {
+    ObjectMeta {
+        name: obj.meta().name.clone().unwrap_or_default(),
+        namespace: obj.meta().namespace.clone(),
+        labels: obj.meta().labels.clone().unwrap_or_default(),
+    }
+}
+
+impl Inventory for Discovery {
+    fn nodes(&self) -> Vec<ObjectMeta> {
+        let mut v: Vec<ObjectMeta> = self
+            .nodes
+            .state()
+            .iter()
+            .filter(|n| (self.node_filter)(n.labels()))
+            .map(|n| meta_of(n.as_ref()))
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    fn node(&self, name: &str) -> Option<ObjectMeta> {
+        self.nodes.get(&ObjectRef::new(name)).map(|n| meta_of(n.as_ref()))
+    }
+
+    fn pods(&self, namespace: Option<&str>) -> Vec<ObjectMeta> {
+        let mut v: Vec<ObjectMeta> = self
+            .pods
+            .state()
+            .iter()
+            .filter(|p| namespace.is_none_or(|ns| p.namespace().as_deref() == Some(ns)))
+            .map(|p| meta_of(p.as_ref()))
+            .collect();
+        v.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        v
+    }
+
+    fn pod(&self, namespace: &str, name: &str) -> Option<ObjectMeta> {
+        self.pods.get(&ObjectRef::new(name).within(namespace)).map(|p| meta_of(p.as_ref()))
+    }
+
+    fn synced(&self) -> bool {
+        self.nodes_synced.load(Ordering::Acquire) && self.pods_synced.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{DaemonEndpoint, NodeAddress, NodeDaemonEndpoints, NodeStatus};
+    use std::time::Duration;
+
+    fn settings(types: Vec<AddressType>, use_status_port: bool) -> KubeletSettings {
+        KubeletSettings {
+            port: 10250,
+            use_node_status_port: use_status_port,
+            address_types: types,
+            insecure_tls: false,
+            certificate_authority: None,
+            client_cert: None,
+            request_timeout: Duration::from_secs(10),
+            completely_insecure: false,
+            token_file: None,
+        }
+    }
+
+    fn node(addrs: &[(&str, &str)], port: i32) -> Node {
+        let mut n = Node::default();
+        n.metadata.name = Some("n1".into());
+        n.status = Some(NodeStatus {
+            addresses: Some(
+                addrs.iter().map(|(t, a)| NodeAddress { type_: t.to_string(), address: a.to_string() }).collect(),
+            ),
+            daemon_endpoints: Some(NodeDaemonEndpoints { kubelet_endpoint: Some(DaemonEndpoint { port }) }),
+            ..Default::default()
+        });
+        n
+    }
+
+    #[test]
+    fn preferred_address_type_order_wins_and_first_address_of_a_type_is_used() {
+        let n = node(&[("Hostname", "n1"), ("InternalIP", "10.0.0.1"), ("InternalIP", "10.0.0.2")], 0);
+        let t = resolve_target(&n, &settings(vec![AddressType::InternalIp, AddressType::Hostname], false)).unwrap();
+        assert_eq!(t.host, "10.0.0.1");
+        assert_eq!(t.url("https"), "https://10.0.0.1:10250/metrics/resource");
+    }
+
+    #[test]
+    fn node_status_port_is_used_only_when_asked_and_non_zero() {
+        let n = node(&[("InternalIP", "10.0.0.1")], 10255);
+        assert_eq!(resolve_target(&n, &settings(vec![AddressType::InternalIp], true)).unwrap().port, 10255);
+        assert_eq!(resolve_target(&n, &settings(vec![AddressType::InternalIp], false)).unwrap().port, 10250);
+        let zero = node(&[("InternalIP", "10.0.0.1")], 0);
+        assert_eq!(resolve_target(&zero, &settings(vec![AddressType::InternalIp], true)).unwrap().port, 10250);
+    }
+
+    #[test]
+    fn node_without_a_matching_address_is_an_error_naming_it() {
+        let n = node(&[("Hostname", "n1")], 0);
+        let e = resolve_target(&n, &settings(vec![AddressType::InternalIp], false)).unwrap_err();
+        assert_eq!(e.to_string(), "node n1: no address matched types InternalIP");
+    }
+
+    #[test]
+    fn annotation_overrides_the_metrics_path_and_ipv6_is_bracketed() {
+        let mut n = node(&[("InternalIP", "fd00::1")], 0);
+        n.metadata.annotations =
+            Some([(RESOURCE_METRICS_PATH_ANNOTATION.to_string(), "/custom".to_string())].into());
+        let t = resolve_target(&n, &settings(vec![AddressType::InternalIp], false)).unwrap();
+        assert_eq!(t.url("https"), "https://[fd00::1]:10250/custom");
+    }
+}
