@@ -4,6 +4,7 @@
 pub mod config;
 pub mod dev;
 pub mod discovery;
+pub mod health;
 pub mod model;
 pub mod pki;
 pub mod selfmetrics;

@@ -1,0 +1,278 @@
+//! `/healthz`, `/livez` and `/readyz` with metrics-server's check names and
+//! the generic apiserver's output (`?verbose`, `?exclude=`, `/<endpoint>/<check>`).
+//! Checks are closures over the state they inspect; this module owns only
+//! the endpoint semantics and the text format.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderValue, StatusCode, header};
+
+use crate::model::{UnixNanos, now_nanos};
+
+/// One named check: `Ok` passes, `Err(reason)` fails (the reason is logged,
+/// never sent: the body says "reason withheld", as Kubernetes does).
+pub struct Check {
+    pub name: &'static str,
+    pub run: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
+}
+
+impl Check {
+    pub fn new(name: &'static str, run: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> Check {
+        Check { name, run: Box::new(run) }
+    }
+}
+
+/// The checks of the three endpoints.
+pub struct HealthChecks {
+    pub healthz: Vec<Check>,
+    pub livez: Vec<Check>,
+    pub readyz: Vec<Check>,
+}
+
+/// Time the last scrape round started, for `metric-collection-timely`.
+#[derive(Debug, Default)]
+pub struct TickClock(AtomicI64);
+
+impl TickClock {
+    pub fn mark(&self, at: UnixNanos) {
+        self.0.store(at, Ordering::Release);
+    }
+    pub fn last(&self) -> Option<UnixNanos> {
+        let v = self.0.load(Ordering::Acquire);
+        (v != 0).then_some(v)
+    }
+}
+
+/// `metric-collection-timely`: passes before the first round and while the
+/// last round started at most 1.5 × resolution ago (a stuck scrape loop fails
+/// it; a failed scrape does not).
+pub fn collection_timely(clock: &TickClock, resolution: Duration, now: UnixNanos) -> Result<(), String> {
+    let Some(last) = clock.last() else { return Ok(()) };
+    let limit = resolution.mul_f64(1.5).as_nanos() as i64;
+    let since = now.saturating_sub(last);
+    if since > limit {
+        Err(format!("last scrape round started {:.1}s ago, more than 1.5 × resolution", since as f64 / 1e9))
+    } else {
+        Ok(())
+    }
+}
+
+/// What the standard checks look at.
+pub struct HealthInputs {
+    pub store_ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    pub informers_synced: Arc<dyn Fn() -> bool + Send + Sync>,
+    pub pods_informer_synced: Arc<dyn Fn() -> bool + Send + Sync>,
+    pub tick: Arc<TickClock>,
+    pub resolution: Duration,
+    /// Set when SIGTERM arrives: readiness fails while requests drain.
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+impl HealthChecks {
+    /// metrics-server's checks, in its order.
+    pub fn standard(i: HealthInputs) -> HealthChecks {
+        let common = || {
+            vec![
+                Check::new("ping", || Ok(())),
+                Check::new("log", || Ok(())),
+                Check::new("poststarthook/max-in-flight-filter", || Ok(())),
+                Check::new("poststarthook/storage-object-count-tracker-hook", || Ok(())),
+            ]
+        };
+        let meta = {
+            let f = i.pods_informer_synced.clone();
+            move || Check::new("metadata-informer-sync", {
+                let f = f.clone();
+                move || if f() { Ok(()) } else { Err("pod metadata informer not synced".into()) }
+            })
+        };
+        let mut healthz = common();
+        healthz.push(meta());
+        let mut livez = common();
+        let (tick, res) = (i.tick.clone(), i.resolution);
+        livez.push(Check::new("metric-collection-timely", move || collection_timely(&tick, res, now_nanos())));
+        livez.push(meta());
+        let mut readyz = common();
+        let ready = i.store_ready.clone();
+        readyz.push(Check::new("metric-storage-ready", move || {
+            if ready() { Ok(()) } else { Err("no metrics to serve".into()) }
+        }));
+        let synced = i.informers_synced.clone();
+        readyz.push(Check::new("metric-informer-sync", move || {
+            if synced() { Ok(()) } else { Err("informers not synced".into()) }
+        }));
+        readyz.push(meta());
+        let down = i.shutting_down.clone();
+        readyz.push(Check::new("shutdown", move || {
+            if down.load(Ordering::Acquire) { Err("process is shutting down".into()) } else { Ok(()) }
+        }));
+        HealthChecks { healthz, livez, readyz }
+    }
+}
+
+/// Runs `checks` as endpoint `name` with the raw query string, returning
+/// the HTTP status and body the generic apiserver would.
+pub fn evaluate(name: &str, checks: &[Check], query: Option<&str>) -> (StatusCode, String) {
+    let mut verbose = false;
+    let mut excluded: Vec<String> = Vec::new();
+    for (k, v) in form_pairs(query.unwrap_or("")) {
+        match k.as_str() {
+            "verbose" => verbose = true,
+            "exclude" => excluded.push(v),
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    let mut failed = false;
+    for c in checks {
+        if let Some(pos) = excluded.iter().position(|e| e == c.name) {
+            excluded.remove(pos);
+            out.push_str(&format!("[+]{} excluded: ok\n", c.name));
+            continue;
+        }
+        match (c.run)() {
+            Ok(()) => out.push_str(&format!("[+]{} ok\n", c.name)),
+            Err(reason) => {
+                failed = true;
+                tracing::info!(check = c.name, endpoint = name, %reason, "health check failed");
+                out.push_str(&format!("[-]{} failed: reason withheld\n", c.name));
+            }
+        }
+    }
+    for e in excluded {
+        out.push_str(&format!("warn: some health checks cannot be excluded: no matches for \"{e}\"\n"));
+    }
+    if failed {
+        out.push_str(&format!("{name} check failed\n"));
+        return (StatusCode::INTERNAL_SERVER_ERROR, out);
+    }
+    if verbose {
+        out.push_str(&format!("{name} check passed\n"));
+        (StatusCode::OK, out)
+    } else {
+        (StatusCode::OK, "ok".to_string())
+    }
+}
+
+fn form_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k.to_string(), v.replace("%2F", "/").replace("%2f", "/"))
+        })
+        .collect()
+}
+
+fn text(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    r
+}
+
+/// The router serving the three endpoints and their per-check paths.
+pub fn router(checks: Arc<HealthChecks>) -> Router {
+    async fn all(State((c, which)): State<(Arc<HealthChecks>, &'static str)>, RawQuery(q): RawQuery) -> Response {
+        let list = pick(&c, which);
+        let (s, b) = evaluate(which, list, q.as_deref());
+        text(s, b)
+    }
+    async fn one(State((c, which)): State<(Arc<HealthChecks>, &'static str)>, Path(check): Path<String>) -> Response {
+        match pick(&c, which).iter().find(|x| x.name == check) {
+            None => text(StatusCode::NOT_FOUND, "404 page not found\n".into()),
+            Some(x) => match (x.run)() {
+                Ok(()) => text(StatusCode::OK, "ok".into()),
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("internal server error: {e}\n")),
+            },
+        }
+    }
+    fn pick<'a>(c: &'a HealthChecks, which: &str) -> &'a [Check] {
+        match which {
+            "healthz" => &c.healthz,
+            "livez" => &c.livez,
+            _ => &c.readyz,
+        }
+    }
+    let mut r = Router::new();
+    for which in ["healthz", "livez", "readyz"] {
+        let st = (checks.clone(), which);
+        r = r
+            .route(&format!("/{which}"), get(all).with_state(st.clone()))
+            .route(&format!("/{which}/{{*check}}"), get(one).with_state(st));
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(ready: bool) -> HealthInputs {
+        HealthInputs {
+            store_ready: Arc::new(move || ready),
+            informers_synced: Arc::new(|| true),
+            pods_informer_synced: Arc::new(|| true),
+            tick: Arc::new(TickClock::default()),
+            resolution: Duration::from_secs(15),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    #[test]
+    fn verbose_readyz_matches_metrics_server_exactly() {
+        let c = HealthChecks::standard(inputs(true));
+        let (s, body) = evaluate("readyz", &c.readyz, Some("verbose"));
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(
+            body,
+            "[+]ping ok\n[+]log ok\n[+]poststarthook/max-in-flight-filter ok\n\
+             [+]poststarthook/storage-object-count-tracker-hook ok\n[+]metric-storage-ready ok\n\
+             [+]metric-informer-sync ok\n[+]metadata-informer-sync ok\n[+]shutdown ok\nreadyz check passed\n"
+        );
+        let (_, body) = evaluate("livez", &c.livez, Some("verbose"));
+        assert_eq!(
+            body,
+            "[+]ping ok\n[+]log ok\n[+]poststarthook/max-in-flight-filter ok\n\
+             [+]poststarthook/storage-object-count-tracker-hook ok\n[+]metric-collection-timely ok\n\
+             [+]metadata-informer-sync ok\nlivez check passed\n"
+        );
+    }
+
+    #[test]
+    fn failing_check_gives_500_and_withholds_the_reason() {
+        let c = HealthChecks::standard(inputs(false));
+        let (s, body) = evaluate("readyz", &c.readyz, None);
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(body.contains("[-]metric-storage-ready failed: reason withheld\n"));
+        assert!(body.ends_with("readyz check failed\n"));
+        let (s, body) = evaluate("readyz", &c.readyz, Some("exclude=metric-storage-ready"));
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "ok"));
+    }
+
+    #[test]
+    fn collection_timely_fails_only_after_one_and_a_half_resolutions() {
+        let clock = TickClock::default();
+        let r = Duration::from_secs(10);
+        assert!(collection_timely(&clock, r, 1_000_000_000_000).is_ok());
+        clock.mark(1_000_000_000_000);
+        assert!(collection_timely(&clock, r, 1_000_000_000_000 + 10_000_000_000).is_ok());
+        assert!(collection_timely(&clock, r, 1_000_000_000_000 + 20_000_000_000).is_err());
+    }
+
+    #[test]
+    fn shutdown_makes_readiness_fail_but_not_liveness() {
+        let i = inputs(true);
+        let down = i.shutting_down.clone();
+        let c = HealthChecks::standard(i);
+        down.store(true, Ordering::Release);
+        assert_eq!(evaluate("readyz", &c.readyz, None).0, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(evaluate("livez", &c.livez, None).0, StatusCode::OK);
+    }
+}
