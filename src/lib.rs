@@ -7,5 +7,6 @@ pub mod discovery;
 pub mod health;
 pub mod model;
 pub mod pki;
+pub mod scrape;
 pub mod selfmetrics;
 pub mod status;
