@@ -182,3 +182,59 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = false, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub profiling: bool,
 }
+
+/// Flags of the replica cluster (Raft membership and the peer port). With
+/// no `--peers`, the server runs as a single replica that owns every node.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// This replica's stable name (a StatefulSet pod name). Default: $POD_NAME, else the host name.
+    #[arg(long, env = "POD_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+
+    /// The declared initial members, `name=host:port,...` (peer addresses). Every
+    /// listed member may bootstrap the cluster with the same list; a replica not
+    /// in the list joins through any of them.
+    #[arg(long, value_delimiter = ',', value_name = "MEMBERS")]
+    pub peers: Vec<String>,
+
+    /// Identifies the cluster; peers with another id are refused.
+    #[arg(long, default_value = "ha-metrics-server", value_name = "ID")]
+    pub cluster_id: String,
+
+    /// Where the Raft vote, log and snapshots are kept (fsynced).
+    #[arg(long, default_value = "/var/lib/ha-metrics-server", value_name = "DIR")]
+    pub data_dir: std::path::PathBuf,
+
+    /// IP address of the peer port (Raft and fan-out). Default: --bind-address.
+    #[arg(long, value_name = "IP")]
+    pub peer_bind_address: Option<String>,
+
+    /// The peer port (mutual TLS with the cluster CA).
+    #[arg(long, default_value_t = 10251, value_name = "PORT")]
+    pub peer_port: u16,
+
+    /// The address other replicas reach this one's peer port at. Default: the
+    /// address of this replica in --peers, else peer-bind-address:peer-port.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub peer_advertise_address: Option<String>,
+
+    /// CA that signs every replica's peer certificate.
+    #[arg(long, value_name = "PATH")]
+    pub peer_ca_file: Option<std::path::PathBuf>,
+
+    /// This replica's peer certificate (client and server auth), signed by --peer-ca-file.
+    #[arg(long, value_name = "PATH")]
+    pub peer_cert_file: Option<std::path::PathBuf>,
+
+    /// Key of --peer-cert-file.
+    #[arg(long, value_name = "PATH")]
+    pub peer_key_file: Option<std::path::PathBuf>,
+
+    /// Number of voting members (3 or 5); further replicas join as learners and still own shards.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub voters: usize,
+
+    /// A replica silent for longer than this is marked Down and its nodes move.
+    #[arg(long, default_value = "3s", value_name = "DURATION")]
+    pub lease: String,
+}
