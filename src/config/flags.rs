@@ -74,6 +74,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION")]
     pub max_staleness: Option<String>,
 
+    /// Allow --metric-resolution below 10s (down to 1s). For tests and the dev
+    /// mode only: kubelets refresh their stats about every 10s.
+    #[arg(long)]
+    pub allow_short_resolution: bool,
+
     // ----- secure serving -----
     /// The IP address to serve on. Default: all interfaces (0.0.0.0), as metrics-server.
     #[arg(long, default_value = "0.0.0.0", value_name = "IP")]

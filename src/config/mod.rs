@@ -124,11 +124,10 @@ fn file_pair(
 }
 
 impl Config {
-    /// Validates the flags. `allow_short_resolution` lifts the 10 s floor
-    /// (tests and the dev mode only).
-    pub fn from_args(args: &ServeArgs, allow_short_resolution: bool) -> Result<Config, ConfigError> {
+    /// Validates the flags.
+    pub fn from_args(args: &ServeArgs) -> Result<Config, ConfigError> {
         let resolution = duration_flag("--metric-resolution", &args.metric_resolution)?;
-        let floor = if allow_short_resolution { Duration::from_secs(1) } else { MIN_RESOLUTION };
+        let floor = if args.allow_short_resolution { Duration::from_secs(1) } else { MIN_RESOLUTION };
         if resolution < floor {
             return Err(bad(
                 "--metric-resolution",
@@ -265,7 +264,7 @@ mod tests {
     fn parse(flags: &[&str]) -> Result<Config, ConfigError> {
         let mut argv = vec!["x"];
         argv.extend_from_slice(flags);
-        Config::from_args(&T::parse_from(argv).a, false)
+        Config::from_args(&T::parse_from(argv).a)
     }
 
     #[test]
