@@ -132,3 +132,48 @@ pub fn self_signed_server(common_name: &str, sans: &[String]) -> Result<CertPair
     let cert = params.self_signed(&key).map_err(err(common_name))?;
     Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
 }
+
+/// Standard base64 with padding (RFC 4648), for PEM bodies and kubeconfig `*-data` fields.
+pub fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// DER certificates as one PEM bundle.
+pub fn certs_to_pem(ders: &[Vec<u8>]) -> String {
+    let mut out = String::new();
+    for der in ders {
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        let b = base64(der);
+        for line in b.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).unwrap_or_default());
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (input, want) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(base64(input.as_bytes()), want);
+        }
+    }
+}

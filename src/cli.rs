@@ -1,0 +1,176 @@
+//! The command line: the server itself (metrics-server's flags, no
+//! subcommand, so existing manifests work) and the developer subcommands
+//! `dev` (a local cluster with the real kubectl) and `simulate` (only the
+//! simulated Kubernetes, for benchmarks that measure the server alone).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, ServeArgs};
+use crate::dev::addr::Block;
+use crate::dev::env::{DevEnv, EnvOptions, ReplicaProcess, kubectl_132};
+
+/// A sharded, highly available drop-in replacement for Kubernetes metrics-server.
+///
+/// Without a subcommand it runs the server, with metrics-server's flags.
+#[derive(Debug, Parser)]
+#[command(name = "ha-metrics-server", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a local cluster: simulated kubelets, a stand-in kube-apiserver with
+    /// its aggregation proxy, and the server; query it with the real kubectl.
+    Dev(DevArgs),
+    /// Run only the simulated Kubernetes (kubelets and apiserver) until stopped.
+    Simulate(SimulateArgs),
+}
+
+/// Options of `dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Simulated nodes.
+    #[arg(long, default_value_t = 4)]
+    pub nodes: usize,
+    /// Pods per node.
+    #[arg(long, default_value_t = 6)]
+    pub pods_per_node: usize,
+    /// The server's --metric-resolution.
+    #[arg(long, default_value = "15s")]
+    pub metric_resolution: String,
+    /// Folder for kubeconfigs, certificates and logs.
+    #[arg(long, default_value = ".dev")]
+    pub work_dir: PathBuf,
+}
+
+/// Options of `simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Address block (see src/dev/addr.rs): 0 puts kubelets on 127.1.x.y.
+    #[arg(long, default_value_t = 0)]
+    pub block: u8,
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: usize,
+    #[arg(long, default_value_t = 30)]
+    pub pods_per_node: usize,
+    #[arg(long, default_value = ".simulate")]
+    pub work_dir: PathBuf,
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> std::process::ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        None => match Config::from_args(&cli.serve) {
+            Ok(config) => {
+                init_logging(config.verbosity, config.json_logs);
+                runtime.block_on(crate::server::run(config))
+            }
+            Err(e) => Err(anyhow::anyhow!("invalid flag {e}")),
+        },
+        Some(Command::Dev(args)) => {
+            init_logging(0, false);
+            runtime.block_on(dev(args))
+        }
+        Some(Command::Simulate(args)) => {
+            init_logging(0, false);
+            runtime.block_on(simulate(args))
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbosity: u8, json: bool) {
+    let default = match verbosity {
+        0..=3 => "info,openraft=error,kube=warn,hyper=warn,rustls=warn",
+        4..=5 => "debug,openraft=warn,kube=info,hyper=info,h2=info,rustls=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let kubectl = kubectl_132()
+        .ok_or_else(|| anyhow::anyhow!("kubectl.1.32 not found beside the kubectl on PATH"))?;
+    let work_dir = std::path::absolute(&args.work_dir)?;
+    let mut opts = EnvOptions::new(&work_dir);
+    opts.nodes = args.nodes;
+    opts.pods_per_node = args.pods_per_node;
+    let env = DevEnv::start(Block::dev(), opts).await?;
+    let binary = std::env::current_exe()?;
+    let log = work_dir.join("replica-0.log");
+    let replica = ReplicaProcess::spawn(&binary, &env.replica_args(0, &args.metric_resolution), &log)?;
+    env.route_metrics_to(&[0]);
+    let pods: usize = env.spec.nodes.iter().map(|n| n.pods.len()).sum();
+    println!("Simulated cluster: {} nodes, {pods} pods; stand-in kube-apiserver {}", env.spec.nodes.len(), env.apiserver.url());
+    println!("ha-metrics-server: https://{} (pid {}, log {})", env.replica_addr(0), replica.pid(), log.display());
+    println!("Metrics are served after two scrapes (up to 2 × {}). Then try:", args.metric_resolution);
+    let kc = env.files.user_kubeconfig.display();
+    println!("  {} --kubeconfig {kc} top nodes", kubectl.display());
+    println!("  {} --kubeconfig {kc} top pods -A --containers", kubectl.display());
+    println!("  {} --kubeconfig {kc} get nodes.metrics.k8s.io", kubectl.display());
+    println!("Ctrl-C stops everything.");
+    tokio::signal::ctrl_c().await?;
+    println!("stopping");
+    stop_replica(replica).await;
+    env.shutdown().await;
+    Ok(())
+}
+
+async fn stop_replica(mut replica: ReplicaProcess) {
+    replica.signal(libc::SIGTERM);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut poll = tokio::time::interval(Duration::from_millis(50));
+    while replica.try_wait().is_none() && tokio::time::Instant::now() < deadline {
+        poll.tick().await;
+    }
+    drop(replica);
+}
+
+async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let mut opts = EnvOptions::new(std::path::absolute(&args.work_dir)?);
+    opts.nodes = args.nodes;
+    opts.pods_per_node = args.pods_per_node;
+    let env = DevEnv::start(Block::fixed(args.block), opts).await?;
+    println!("ready apiserver={} kubeconfig={} kubelet-ca={} kubelet-token={}",
+        env.apiserver.url(),
+        env.files.server_kubeconfig.display(),
+        env.files.kubelet_ca.display(),
+        env.files.kubelet_token.display());
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    env.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! One scrape of one kubelet, end to end: fetch `/metrics/resource`, parse
+//! it, store the points, and record metrics-server's per-request
+//! self-metrics. A failure of any step is that node's failure only: it is
+//! counted by reason, logged once when the node starts failing, and the store
+//! decides how long the node's last good points stay servable.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::discovery::{ScrapeTarget, TargetError};
+use crate::model::now_nanos;
+use crate::scrape::client::KubeletClient;
+use crate::scrape::parse::parse;
+use crate::scrape::scheduler::ScrapeOne;
+use crate::selfmetrics::SelfMetrics;
+use crate::store::Store;
+
+/// Scrapes kubelets into a [`Store`].
+pub struct KubeletScraper {
+    client: KubeletClient,
+    store: Arc<Store>,
+    metrics: Arc<SelfMetrics>,
+    /// Nodes whose last scrape failed, so a failure is logged at warn level
+    /// once per outage, not once per period.
+    failing: Mutex<HashSet<String>>,
+}
+
+impl KubeletScraper {
+    pub fn new(client: KubeletClient, store: Arc<Store>, metrics: Arc<SelfMetrics>) -> KubeletScraper {
+        KubeletScraper { client, store, metrics, failing: Mutex::new(HashSet::new()) }
+    }
+
+    fn failed(&self, node: &str, reason: &'static str, error: &dyn std::fmt::Display) {
+        self.metrics.scrape_errors.get_or_create(&vec![("node", node.to_string()), ("reason", reason.to_string())]).inc();
+        self.store.scrape_failed(node, now_nanos());
+        let first = self.failing.lock().map(|mut f| f.insert(node.to_string())).unwrap_or(true);
+        if first {
+            tracing::warn!(node, reason, error = %error, "failed to scrape node");
+        } else {
+            tracing::debug!(node, reason, error = %error, "failed to scrape node");
+        }
+    }
+}
+
+impl ScrapeOne for KubeletScraper {
+    async fn scrape(&self, target: ScrapeTarget) {
+        let node = target.node.as_str();
+        let request_time = now_nanos();
+        let started = Instant::now();
+        let result = self.client.get(&target, node).await;
+        let labels = vec![("node", node.to_string())];
+        self.metrics.kubelet_request_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+        self.metrics.kubelet_last_request_time.get_or_create(&labels).set(request_time as f64 / 1e9);
+        let success = if result.is_ok() { "true" } else { "false" };
+        self.metrics.kubelet_request_total.get_or_create(&vec![("success", success)]).inc();
+        let body = match result {
+            Ok(body) => body,
+            Err(e) => return self.failed(node, e.reason(), &e),
+        };
+        match parse(&body, node, request_time) {
+            Ok(batch) => {
+                self.store.store_scrape(node, batch, now_nanos());
+                let recovered = self.failing.lock().map(|mut f| f.remove(node)).unwrap_or(false);
+                if recovered {
+                    tracing::info!(node, "node scraped again after failures");
+                }
+            }
+            Err(e) => self.failed(node, "malformed", &e),
+        }
+    }
+
+    fn unreachable(&self, error: &TargetError) {
+        let TargetError::NoAddress { node, .. } = error;
+        self.failed(node, "no_address", error);
+    }
+
+    fn forget(&self, node: &str) {
+        self.store.forget_node(node);
+        self.metrics.forget_node(node);
+        if let Ok(mut f) = self.failing.lock() {
+            f.remove(node);
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The server process: builds every part from the [`Config`], wires them
+//! together and runs until SIGTERM or SIGINT. This is the imperative shell;
+//! every decision worth testing lives in the modules it calls.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use http::{HeaderValue, header};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::discovery::{Discovery, NodeFilter, ScrapeTarget, TargetError};
+use crate::health::{HealthChecks, HealthInputs, TickClock};
+use crate::model::Inventory;
+use crate::scrape::client::{KubeletClient, KubeletClientConfig, KubeletTls};
+use crate::scrape::scheduler::{self, SchedulerSettings, Targets};
+use crate::scrape::scraper::KubeletScraper;
+use crate::selfmetrics::SelfMetrics;
+use crate::store::Store;
+use crate::tls::source::{CertSource, DEFAULT_RELOAD_INTERVAL};
+use crate::tls::{TlsPolicy, api_server_config};
+
+/// Where in-cluster service-account credentials are mounted.
+const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// Runs one replica until a termination signal.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    if config.args.profiling {
+        tracing::warn!("--profiling has no effect: this server has no pprof endpoints");
+    }
+    let shutdown = CancellationToken::new();
+    let kube_config = kube_config(&config).await?;
+    let client = kube::Client::try_from(kube_config.clone()).context("building the Kubernetes client")?;
+    let node_filter = node_filter(&config.node_selector)?;
+    let discovery = Discovery::start(client.clone(), node_filter, shutdown.child_token());
+    let metrics = Arc::new(SelfMetrics::new(config.resolution.as_secs_f64()));
+    let store = Arc::new(Store::new(config.resolution, config.max_staleness, metrics.clone()));
+    let kubelet_client = KubeletClient::new(kubelet_client_config(&config, &kube_config)?)
+        .context("building the kubelet client")?;
+    let tick = Arc::new(TickClock::default());
+    let shutting_down = Arc::new(AtomicBool::new(false));
+
+    let app = {
+        let api = crate::api::router(crate::api::ApiState::new(
+            Arc::new(discovery.clone()) as Arc<dyn Inventory>,
+            store.clone(),
+            metrics.clone(),
+        ));
+        let health = crate::health::router(Arc::new(HealthChecks::standard(HealthInputs {
+            store_ready: { let s = store.clone(); Arc::new(move || s.ready()) },
+            informers_synced: { let d = discovery.clone(); Arc::new(move || d.synced()) },
+            pods_informer_synced: { let d = discovery.clone(); Arc::new(move || d.synced()) },
+            tick: tick.clone(),
+            resolution: config.resolution,
+            shutting_down: shutting_down.clone(),
+        })));
+        let m = metrics.clone();
+        Router::new()
+            .merge(api)
+            .merge(health)
+            .route("/metrics", get(move || async move { metrics_response(&m) }))
+            .layer(tower::limit::ConcurrencyLimitLayer::new(config.serving.max_requests_inflight))
+    };
+
+    let policy = TlsPolicy::from_flags(
+        config.serving.tls_min_version.as_deref().unwrap_or(""),
+        config.serving.tls_cipher_suites.as_deref().unwrap_or(""),
+    )?;
+    let source = CertSource::from_flags(
+        config.serving.cert_files.as_ref().map(|p| p.0.clone()),
+        config.serving.cert_files.as_ref().map(|p| p.1.clone()),
+        config.serving.cert_dir.clone(),
+        config.serving.bind_address,
+    )?;
+    let (tls, _reloader) = source.start(
+        move |ck| api_server_config(ck.chain, ck.key, &policy),
+        DEFAULT_RELOAD_INTERVAL,
+        shutdown.child_token(),
+    )?;
+    let addr = SocketAddr::new(config.serving.bind_address, config.serving.port);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    tracing::info!(%addr, "serving metrics.k8s.io");
+    let serving = tokio::spawn(crate::tls::serve(listener, tls, app, shutdown.child_token()));
+
+    // metrics-server waits for the informers before its first scrape.
+    let scrape = {
+        let (discovery, scraper, metrics, tick, stop) =
+            (discovery.clone(), KubeletScraper::new(kubelet_client, store.clone(), metrics.clone()), metrics.clone(), tick.clone(), shutdown.child_token());
+        let settings = SchedulerSettings { resolution: config.resolution, concurrency: 256 };
+        let kubelet = config.kubelet.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = discovery.wait_synced() => {}
+            }
+            tracing::info!("informers synced; scraping");
+            let targets = Arc::new(DiscoveryTargets { discovery, kubelet });
+            scheduler::run(settings, targets, Arc::new(scraper), tick, metrics, stop).await;
+        })
+    };
+
+    wait_for_signal().await;
+    tracing::info!("termination signal received; failing readiness and draining");
+    shutting_down.store(true, Ordering::Release);
+    if !config.serving.shutdown_delay.is_zero() {
+        // An operator-configured grace period, not synchronisation: load
+        // balancers keep sending requests until they see /readyz fail.
+        tokio::time::sleep(config.serving.shutdown_delay).await;
+    }
+    shutdown.cancel();
+    let _ = scrape.await;
+    match tokio::time::timeout(Duration::from_secs(10), serving).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server stopped with an error"),
+        Err(_) => tracing::warn!("in-flight requests did not finish within 10s"),
+        _ => {}
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+struct DiscoveryTargets {
+    discovery: Discovery,
+    kubelet: crate::config::KubeletSettings,
+}
+
+impl Targets for DiscoveryTargets {
+    fn current(&self) -> Vec<Result<ScrapeTarget, TargetError>> {
+        self.discovery.targets(&self.kubelet)
+    }
+}
+
+fn metrics_response(metrics: &SelfMetrics) -> axum::response::Response {
+    let mut r = metrics.encode().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// The kube client configuration: `--kubeconfig`, else in-cluster, else `$KUBECONFIG`.
+async fn kube_config(config: &Config) -> anyhow::Result<kube::Config> {
+    match &config.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("--kubeconfig {}: cannot read it", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("--kubeconfig {}: not a usable kubeconfig", path.display()))
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no --kubeconfig given and neither in-cluster credentials nor $KUBECONFIG were usable"),
+    }
+}
+
+/// The kubelet client settings, defaulting the CA and token to the cluster
+/// credentials the way metrics-server does.
+fn kubelet_client_config(config: &Config, kube: &kube::Config) -> anyhow::Result<KubeletClientConfig> {
+    let k = &config.kubelet;
+    let tls = if k.completely_insecure {
+        KubeletTls::PlainHttp
+    } else if k.insecure_tls {
+        KubeletTls::Insecure
+    } else if let Some(ca) = &k.certificate_authority {
+        KubeletTls::CaFile(ca.clone())
+    } else if let Some(roots) = &kube.root_cert {
+        KubeletTls::CaPem(crate::pki::certs_to_pem(roots).into_bytes())
+    } else if Path::new(SA_DIR).join("ca.crt").is_file() {
+        KubeletTls::CaFile(Path::new(SA_DIR).join("ca.crt"))
+    } else {
+        anyhow::bail!(
+            "--kubelet-certificate-authority: no CA to verify kubelets with (none given, none in the kubeconfig, \
+             not in a cluster); give one, or --kubelet-insecure-tls for testing"
+        );
+    };
+    let mut c = KubeletClientConfig::new(tls);
+    c.request_timeout = k.request_timeout;
+    c.client_cert = k.client_cert.clone();
+    c.token_file = k.token_file.clone().or_else(|| {
+        kube.auth_info.token_file.as_ref().map(PathBuf::from).or_else(|| {
+            let sa = Path::new(SA_DIR).join("token");
+            sa.is_file().then_some(sa)
+        })
+    });
+    if c.token_file.is_none() && c.client_cert.is_none() && !k.completely_insecure {
+        tracing::warn!("no kubelet credentials: neither --kubelet-token-file, a token file in the kubeconfig, \
+                        a service-account token nor --kubelet-client-certificate; kubelets will answer 401");
+    }
+    Ok(c)
+}
+
+/// `--node-selector` as a filter over node labels.
+fn node_filter(selector: &str) -> anyhow::Result<NodeFilter> {
+    let parsed = crate::api::selector::LabelSelector::parse(selector)
+        .map_err(|e| anyhow::anyhow!("--node-selector: {e}"))?;
+    Ok(Arc::new(move |labels| parsed.matches(labels)))
+}
