@@ -1,0 +1,1 @@
+//! The kubelet HTTPS client (filled in part 2).

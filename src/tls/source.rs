@@ -1,0 +1,1 @@
+//! Serving certificate source (filled in part 2).
