@@ -293,3 +293,5 @@ async fn silent_client_does_not_block_others_and_shutdown_ends_serve() {
         "listener still open"
     );
 }
+
+mod source;
