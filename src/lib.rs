@@ -10,3 +10,4 @@ pub mod pki;
 pub mod scrape;
 pub mod selfmetrics;
 pub mod status;
+pub mod tls;
