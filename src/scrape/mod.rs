@@ -1,0 +1,4 @@
+//! Getting samples out of kubelets: the `/metrics/resource` text parser
+//! (pure) and, beside it, the client that fetches the text.
+
+pub mod parse;
