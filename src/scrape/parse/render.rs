@@ -85,6 +85,14 @@ pub fn go_float(v: f64) -> String {
     out
 }
 
+/// Escapes a label value as the text format requires (`\\`, `\"`, `\n`).
+pub fn escape(v: &str) -> std::borrow::Cow<'_, str> {
+    if !v.contains(['\\', '"', '\n']) {
+        return v.into();
+    }
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").into()
+}
+
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -108,9 +116,9 @@ pub fn render(sample: &KubeletSample) -> String {
             let _ = writeln!(
                 out,
                 "{name}{{container=\"{}\",namespace=\"{}\",pod=\"{}\"}} {}",
-                c.name,
-                p.namespace,
-                p.name,
+                escape(&c.name),
+                escape(&p.namespace),
+                escape(&p.name),
                 f(c)
             );
         }
@@ -147,12 +155,12 @@ pub fn render(sample: &KubeletSample) -> String {
         header(&mut out, "pod_cpu_usage_seconds_total", "[STABLE] Cumulative cpu time consumed by the pod in core-seconds", "counter");
         for p in &pods {
             let cpu: f64 = p.containers.iter().map(|c| c.cpu_seconds).sum();
-            let _ = writeln!(out, "pod_cpu_usage_seconds_total{{namespace=\"{}\",pod=\"{}\"}} {} {}", p.namespace, p.name, go_float(cpu), pod_ts(p));
+            let _ = writeln!(out, "pod_cpu_usage_seconds_total{{namespace=\"{}\",pod=\"{}\"}} {} {}", escape(&p.namespace), escape(&p.name), go_float(cpu), pod_ts(p));
         }
         header(&mut out, "pod_memory_working_set_bytes", "[STABLE] Current working set of the pod in bytes", "gauge");
         for p in &pods {
             let mem: f64 = p.containers.iter().map(|c| c.memory_bytes).sum();
-            let _ = writeln!(out, "pod_memory_working_set_bytes{{namespace=\"{}\",pod=\"{}\"}} {} {}", p.namespace, p.name, go_float(mem), pod_ts(p));
+            let _ = writeln!(out, "pod_memory_working_set_bytes{{namespace=\"{}\",pod=\"{}\"}} {} {}", escape(&p.namespace), escape(&p.name), go_float(mem), pod_ts(p));
         }
     }
     header(&mut out, "resource_scrape_error", "[STABLE] 1 if there was an error while getting container metrics, 0 otherwise", "gauge");
