@@ -1,6 +1,8 @@
 //! ha-metrics-server: a sharded, highly available drop-in replacement for
 //! Kubernetes metrics-server. See DESIGN.md in the shared folder for the map.
 
+pub mod api;
+pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod discovery;
@@ -9,5 +11,7 @@ pub mod model;
 pub mod pki;
 pub mod scrape;
 pub mod selfmetrics;
+pub mod server;
 pub mod status;
+pub mod store;
 pub mod tls;

@@ -1,0 +1,249 @@
+//! One line of Prometheus text exposition format 0.0.4: comment, blank or
+//! `name{labels} value [timestamp]`. Borrows from the line; allocates only
+//! for label values that contain escapes and for error messages.
+
+use super::{MAX_LABEL_VALUE_BYTES, MAX_LABELS, MAX_LINE_BYTES, ParseErrorKind};
+use std::borrow::Cow;
+
+/// The families the parser keeps; everything else is `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Family {
+    NodeCpu,
+    NodeMemory,
+    ContainerCpu,
+    ContainerMemory,
+    ContainerStart,
+    Other,
+}
+
+impl Family {
+    fn of(name: &[u8]) -> Family {
+        match name {
+            b"node_cpu_usage_seconds_total" => Family::NodeCpu,
+            b"node_memory_working_set_bytes" => Family::NodeMemory,
+            b"container_cpu_usage_seconds_total" => Family::ContainerCpu,
+            b"container_memory_working_set_bytes" => Family::ContainerMemory,
+            b"container_start_time_seconds" => Family::ContainerStart,
+            _ => Family::Other,
+        }
+    }
+}
+
+/// The three labels a container sample is keyed by.
+#[derive(Debug, Default)]
+pub(super) struct Labels<'a> {
+    pub container: Option<Cow<'a, str>>,
+    pub pod: Option<Cow<'a, str>>,
+    pub namespace: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug)]
+pub(super) struct Sample<'a> {
+    pub family: Family,
+    pub labels: Labels<'a>,
+    pub value: f64,
+    pub timestamp_ms: Option<i64>,
+}
+
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn skip_blanks(line: &[u8], mut pos: usize) -> usize {
+    while pos < line.len() && is_blank(line[pos]) {
+        pos += 1;
+    }
+    pos
+}
+
+/// End of the identifier starting at `pos` (`[a-zA-Z_:][a-zA-Z0-9_:]*`; no
+/// colon when `colon` is false, as for label names).
+fn ident_end(line: &[u8], pos: usize, colon: bool) -> usize {
+    let ok_first = |b: u8| b.is_ascii_alphabetic() || b == b'_' || (colon && b == b':');
+    if pos >= line.len() || !ok_first(line[pos]) {
+        return pos;
+    }
+    let mut end = pos + 1;
+    while end < line.len() && (ok_first(line[end]) || line[end].is_ascii_digit()) {
+        end += 1;
+    }
+    end
+}
+
+/// The value token of a sample line, for error messages (at most 64 bytes).
+pub(super) fn value_text(line: &[u8]) -> String {
+    let after_labels = match line.iter().rposition(|&b| b == b'}') {
+        Some(p) => p + 1,
+        None => 0,
+    };
+    let rest = &line[after_labels.min(line.len())..];
+    let token = rest
+        .split(|&b| is_blank(b))
+        .filter(|t| !t.is_empty())
+        .nth(if after_labels == 0 { 1 } else { 0 })
+        .unwrap_or_default();
+    String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned()
+}
+
+/// Parses one line (without its `\n`). `None` for blank lines and comments.
+pub(super) fn parse_line(line: &[u8]) -> Result<Option<Sample<'_>>, ParseErrorKind> {
+    if line.len() > MAX_LINE_BYTES {
+        return Err(ParseErrorKind::LineTooLong);
+    }
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let start = skip_blanks(line, 0);
+    if start == line.len() || line[start] == b'#' {
+        return Ok(None);
+    }
+    let name_end = ident_end(line, start, true);
+    if name_end == start {
+        return Err(ParseErrorKind::InvalidName);
+    }
+    let family = Family::of(&line[start..name_end]);
+    let mut pos = skip_blanks(line, name_end);
+    let mut labels = Labels::default();
+    let has_labels = pos < line.len() && line[pos] == b'{';
+    if has_labels {
+        pos = parse_labels(line, pos + 1, &mut labels)?;
+    }
+
+    let value_start = skip_blanks(line, pos);
+    if !has_labels && value_start == name_end && value_start < line.len() {
+        // The name ran into a byte that may not be part of it.
+        return Err(ParseErrorKind::InvalidName);
+    }
+    let value_end = token_end(line, value_start);
+    if value_end == value_start {
+        return Err(ParseErrorKind::MissingValue);
+    }
+    let value = parse_value(&line[value_start..value_end])?;
+
+    let ts_start = skip_blanks(line, value_end);
+    let ts_end = token_end(line, ts_start);
+    let timestamp_ms = if ts_end == ts_start { None } else { Some(parse_timestamp(&line[ts_start..ts_end])?) };
+    if skip_blanks(line, ts_end) != line.len() {
+        return Err(ParseErrorKind::TrailingText);
+    }
+    Ok(Some(Sample { family, labels, value, timestamp_ms }))
+}
+
+fn token_end(line: &[u8], mut pos: usize) -> usize {
+    while pos < line.len() && !is_blank(line[pos]) {
+        pos += 1;
+    }
+    pos
+}
+
+/// Parses `name="value",...}` starting after `{`; returns the position after `}`.
+fn parse_labels<'a>(line: &'a [u8], mut pos: usize, out: &mut Labels<'a>) -> Result<usize, ParseErrorKind> {
+    let mut count = 0usize;
+    loop {
+        pos = skip_blanks(line, pos);
+        match line.get(pos) {
+            None => return Err(ParseErrorKind::InvalidLabels("missing '}'")),
+            Some(b'}') => return Ok(pos + 1),
+            Some(_) => {}
+        }
+        count += 1;
+        if count > MAX_LABELS {
+            return Err(ParseErrorKind::TooManyLabels);
+        }
+        let name_end = ident_end(line, pos, false);
+        if name_end == pos {
+            return Err(ParseErrorKind::InvalidLabels("invalid label name"));
+        }
+        let name = &line[pos..name_end];
+        pos = skip_blanks(line, name_end);
+        if line.get(pos) != Some(&b'=') {
+            return Err(ParseErrorKind::InvalidLabels("expected '=' after a label name"));
+        }
+        pos = skip_blanks(line, pos + 1);
+        if line.get(pos) != Some(&b'"') {
+            return Err(ParseErrorKind::InvalidLabels("expected '\"' before a label value"));
+        }
+        let (value, after) = parse_quoted(line, pos + 1)?;
+        let slot = match name {
+            b"container" => Some((&mut out.container, "container")),
+            b"pod" => Some((&mut out.pod, "pod")),
+            b"namespace" => Some((&mut out.namespace, "namespace")),
+            _ => None,
+        };
+        if let Some((slot, label)) = slot {
+            if slot.is_some() {
+                return Err(ParseErrorKind::DuplicateLabel(label));
+            }
+            if !value.is_empty() {
+                *slot = Some(value);
+            }
+        }
+        pos = skip_blanks(line, after);
+        match line.get(pos) {
+            Some(b',') => pos += 1,
+            Some(b'}') => return Ok(pos + 1),
+            _ => return Err(ParseErrorKind::InvalidLabels("expected ',' or '}' after a label value")),
+        }
+    }
+}
+
+/// Reads a quoted value starting after the opening quote; returns the value
+/// and the position after the closing quote. Escapes `\\`, `\"` and `\n`
+/// are decoded; any other escaped byte is kept with its backslash, as
+/// Prometheus does.
+fn parse_quoted(line: &[u8], start: usize) -> Result<(Cow<'_, str>, usize), ParseErrorKind> {
+    let mut pos = start;
+    let mut escaped = false;
+    loop {
+        match line.get(pos) {
+            None => return Err(ParseErrorKind::InvalidLabels("unterminated label value")),
+            Some(b'"') => break,
+            Some(b'\\') => {
+                escaped = true;
+                pos += 2;
+            }
+            Some(_) => pos += 1,
+        }
+    }
+    if pos - start > MAX_LABEL_VALUE_BYTES {
+        return Err(ParseErrorKind::LabelValueTooLong);
+    }
+    let raw = &line[start..pos];
+    let text = std::str::from_utf8(raw).map_err(|_| ParseErrorKind::LabelNotUtf8)?;
+    if !escaped {
+        return Ok((Cow::Borrowed(text), pos + 1));
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('\\') => out.push('\\'),
+            Some('"') => out.push('"'),
+            Some('n') => out.push('\n'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    Ok((Cow::Owned(out), pos + 1))
+}
+
+/// Go `strconv.ParseFloat` syntax for decimal floats, plus `Inf`/`NaN`
+/// spellings (rejected later for the families we keep).
+fn parse_value(token: &[u8]) -> Result<f64, ParseErrorKind> {
+    let invalid = || ParseErrorKind::InvalidValue(String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned());
+    // Rust's parser accepts what Go's does for decimal text, except Go also
+    // takes hex floats and underscores, which Prometheus never writes.
+    let text = std::str::from_utf8(token).map_err(|_| invalid())?;
+    text.parse::<f64>().map_err(|_| invalid())
+}
+
+fn parse_timestamp(token: &[u8]) -> Result<i64, ParseErrorKind> {
+    let text = std::str::from_utf8(token)
+        .map_err(|_| ParseErrorKind::InvalidTimestamp(String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned()))?;
+    text.parse::<i64>().map_err(|_| ParseErrorKind::InvalidTimestamp(text.chars().take(64).collect()))
+}

@@ -1,0 +1,177 @@
+//! The metrics store of one replica: the last two points of every node and
+//! container it scrapes, and the rates computed from them at read time.
+//!
+//! It follows metrics-server's storage rules (reference metrics-server.md
+//! §1.7–1.10), with one difference of shape: metrics-server replaces its
+//! whole store once per cluster-wide tick, while our scheduler scrapes each
+//! node on its own schedule, so here every node has its own entry and a
+//! scrape replaces only that node's entry (its node point and its pods).
+//! A "batch" of the reference is therefore one [`Store::store_scrape`] per
+//! node in it, and "absent from the batch" is [`Store::scrape_failed`].
+//!
+//! Beyond the reference, `max_staleness` keeps a failed node's last good
+//! points (node and pods) servable, with their true timestamp and window,
+//! while `now − newest sample ≤ resolution + max_staleness`; 0 restores the
+//! reference (a failed scrape removes the node and its pods at once).
+//!
+//! This module does no I/O and keeps no clock: callers pass `now`.
+
+use crate::model::{MetricsReader, NodeUsage, PodUsage, UnixNanos};
+use crate::selfmetrics::SelfMetrics;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+mod read;
+pub mod series;
+pub mod usage;
+mod write;
+#[cfg(test)]
+mod tests;
+
+use series::Series;
+
+/// One node's points, as its newest scrape left them.
+#[derive(Debug)]
+struct NodeEntry {
+    /// The node's own series; `None` when the newest scrape had no valid node point.
+    series: Option<Series>,
+    /// `(namespace, name)` of the pods this node reported in its newest scrape.
+    pods: Vec<(String, String)>,
+    /// Newest sample timestamp among the node and its containers.
+    newest: Option<UnixNanos>,
+    /// The newest scrape of this node failed; its points are served stale.
+    failed: bool,
+}
+
+/// One pod's container series, sorted by container name.
+#[derive(Debug)]
+struct PodEntry {
+    /// The node that reported the pod last.
+    node: String,
+    containers: Vec<(String, Series)>,
+}
+
+impl PodEntry {
+    /// Containers with a previous point: those metrics-server counts.
+    fn points(&self) -> usize {
+        self.containers.iter().filter(|(_, s)| s.prev.is_some()).count()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    nodes: HashMap<String, NodeEntry>,
+    /// namespace → pod name → entry.
+    pods: HashMap<String, HashMap<String, PodEntry>>,
+    /// Nodes held although their newest scrape failed.
+    failed: BTreeSet<String>,
+    /// Nodes with a previous point.
+    node_points: usize,
+    /// Containers with a previous point.
+    container_points: usize,
+    /// Pods with at least one container with a previous point.
+    pod_points: usize,
+}
+
+/// The store. Cheap to read concurrently; writes hold the lock for the
+/// time it takes to merge one node's points.
+pub struct Store {
+    resolution_ns: i64,
+    max_staleness_ns: i64,
+    metrics: Arc<SelfMetrics>,
+    inner: RwLock<Inner>,
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// `resolution` is `--metric-resolution` (it bounds the fresh-container
+    /// shortcut); `max_staleness` is `--max-staleness` (0 = reference behaviour).
+    pub fn new(resolution: Duration, max_staleness: Duration, metrics: Arc<SelfMetrics>) -> Store {
+        let store = Store {
+            resolution_ns: nanos(resolution),
+            max_staleness_ns: nanos(max_staleness),
+            metrics,
+            inner: RwLock::new(Inner::default()),
+        };
+        store.publish(&store.write_lock());
+        store
+    }
+
+    /// Whether metrics-server would report ready: at least one node and one
+    /// pod can be served.
+    pub fn ready(&self) -> bool {
+        let inner = self.read_lock();
+        inner.node_points > 0 && inner.pod_points > 0
+    }
+
+    /// The newest sample timestamp held for `node`, if any.
+    pub fn newest_sample(&self, node: &str) -> Option<UnixNanos> {
+        self.read_lock().nodes.get(node).and_then(|e| e.newest)
+    }
+
+    fn read_lock(&self) -> RwLockReadGuard<'_, Inner> {
+        // No code path panics while holding the lock; if one ever did, the
+        // data is still consistent enough to serve.
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_lock(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a node's points may be served at `now`.
+    fn servable(&self, entry: &NodeEntry, now: UnixNanos) -> bool {
+        !entry.failed || entry.newest.is_some_and(|t| now.saturating_sub(t) <= self.stale_bound())
+    }
+
+    /// How old the newest sample of a failed node may be and still be served.
+    fn stale_bound(&self) -> i64 {
+        self.resolution_ns.saturating_add(self.max_staleness_ns)
+    }
+
+    /// Sets the storage gauges from the counters.
+    fn publish(&self, inner: &Inner) {
+        let gauge = |t: &'static str| self.metrics.storage_points.get_or_create(&vec![("type", t)]).clone();
+        gauge("node").set(inner.node_points as i64);
+        gauge("container").set(inner.container_points as i64);
+        self.metrics.served_stale_nodes.set(inner.failed.len() as i64);
+    }
+
+    fn set_sample_age(&self, node: &str, newest: Option<UnixNanos>, now: UnixNanos) {
+        let labels = vec![("node", node.to_string())];
+        match newest {
+            Some(t) => {
+                self.metrics.node_sample_age.get_or_create(&labels).set(now.saturating_sub(t) as f64 / 1e9);
+            }
+            None => {
+                self.metrics.node_sample_age.remove(&labels);
+            }
+        }
+    }
+}
+
+impl MetricsReader for Store {
+    fn node(&self, name: &str, now: UnixNanos) -> Option<NodeUsage> {
+        let inner = self.read_lock();
+        let entry = inner.nodes.get(name)?;
+        if !self.servable(entry, now) {
+            return None;
+        }
+        read::node_usage(entry.series.as_ref()?, name)
+    }
+
+    fn pod(&self, namespace: &str, name: &str, now: UnixNanos) -> Option<PodUsage> {
+        let inner = self.read_lock();
+        let pod = inner.pods.get(namespace)?.get(name)?;
+        let entry = inner.nodes.get(&pod.node)?;
+        if !self.servable(entry, now) {
+            return None;
+        }
+        read::pod_usage(pod, namespace, name)
+    }
+}
+

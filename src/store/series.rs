@@ -1,0 +1,69 @@
+//! The last and previous point of one series and the rules that pick them
+//! when a new point arrives (reference §1.7): plain functions of the old
+//! series and the new point, so every rule is testable on its own.
+
+use crate::model::UnixNanos;
+use crate::scrape::parse::Point;
+
+/// Containers younger than this are not given a synthetic previous point
+/// (metrics-server's `freshContainerMinMetricsResolution`).
+pub const FRESH_CONTAINER_MIN_NS: i64 = 10_000_000_000;
+
+/// The two points a rate is computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Series {
+    pub last: Point,
+    /// `None` until a second usable point exists: the series cannot be served.
+    pub prev: Option<Point>,
+}
+
+impl Series {
+    /// A series seen for the first time.
+    pub fn first(point: Point) -> Series {
+        Series { last: point, prev: None }
+    }
+}
+
+/// `new` is newer than the stored last: it becomes last and the old last
+/// becomes prev. Otherwise the old prev stays if it is older than `new`;
+/// else there is no prev.
+fn shift(old: &Series, new: Point) -> Series {
+    let prev = if new.timestamp > old.last.timestamp {
+        Some(old.last)
+    } else {
+        old.prev.filter(|p| p.timestamp < new.timestamp)
+    };
+    Series { last: new, prev }
+}
+
+/// Node rule: last/prev selection only (nodes have no start time).
+pub fn next_node(old: Option<&Series>, new: Point) -> Series {
+    match old {
+        Some(old) => shift(old, new),
+        None => Series::first(new),
+    }
+}
+
+/// Whether a container's start time lies before `ts` (a missing start
+/// time is Go's zero time, before everything).
+fn started_before(start: Option<UnixNanos>, ts: UnixNanos) -> bool {
+    start.is_none_or(|s| s < ts)
+}
+
+/// Container rule: the fresh-container shortcut first (10 s ≤ ts − start <
+/// resolution gives a synthetic zero point at the start time), then the
+/// node rule, but only when the container has not restarted since the
+/// stored last point (start time before that point).
+pub fn next_container(old: Option<&Series>, new: Point, resolution_ns: i64) -> Series {
+    if let Some(start) = new.start_time {
+        let age = new.timestamp.saturating_sub(start);
+        if start < new.timestamp && age < resolution_ns && age >= FRESH_CONTAINER_MIN_NS {
+            let synthetic = Point { timestamp: start, cpu_cumulative_ns: 0, ..new };
+            return Series { last: new, prev: Some(synthetic) };
+        }
+    }
+    match old {
+        Some(old) if started_before(new.start_time, old.last.timestamp) => shift(old, new),
+        _ => Series::first(new),
+    }
+}
