@@ -17,6 +17,10 @@ mod node;
 mod render;
 mod serve;
 #[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
 mod tests;
 
 use std::time::Duration;
