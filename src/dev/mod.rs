@@ -5,3 +5,4 @@
 
 pub mod addr;
 pub mod cluster;
+pub mod kubelet;
