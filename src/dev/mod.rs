@@ -4,4 +4,5 @@
 //! in production.
 
 pub mod addr;
+pub mod apiserver;
 pub mod cluster;
