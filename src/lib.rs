@@ -4,5 +4,7 @@
 pub mod dev;
 pub mod model;
 pub mod pki;
+pub mod scrape;
 pub mod selfmetrics;
 pub mod status;
+pub mod tls;

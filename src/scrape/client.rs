@@ -1,0 +1,394 @@
+//! The kubelet HTTP client: one pooled hyper client (HTTP/1.1 and HTTP/2 by
+//! ALPN) that fetches a URL from a kubelet with metrics-server's TLS options
+//! (`--kubelet-certificate-authority`, `--kubelet-insecure-tls`, client
+//! certificate, `--deprecated-kubelet-completely-insecure`), the bearer token
+//! re-read when its file changes, a per-request timeout and a body size cap.
+//! It returns bytes and a countable error; parsing, addresses and scheduling
+//! belong to the rest of `scrape`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::ClientConfig;
+
+use crate::tls::config::{CertKey, alpn_protocols, verifying_client_config};
+use crate::tls::pem::read_file;
+use crate::tls::verify::AcceptAnyServerCert;
+use crate::tls::{TlsError, TlsPolicy};
+
+/// Default cap on a response body.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
+/// Default interval between checks of the token file.
+pub const DEFAULT_TOKEN_RECHECK: Duration = Duration::from_secs(5);
+
+/// How the kubelets' serving certificates are treated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubeletTls {
+    /// Verify against the CA bundle in this file (`--kubelet-certificate-authority`).
+    CaFile(PathBuf),
+    /// Verify against this CA bundle (PEM; the cluster CA from the kubeconfig).
+    CaPem(Vec<u8>),
+    /// Accept any certificate, still checking handshake signatures (`--kubelet-insecure-tls`).
+    Insecure,
+    /// Plain HTTP, no token (`--deprecated-kubelet-completely-insecure`).
+    PlainHttp,
+}
+
+/// Everything the client needs.
+#[derive(Debug, Clone)]
+pub struct KubeletClientConfig {
+    pub tls: KubeletTls,
+    /// `--kubelet-client-certificate` and `--kubelet-client-key`.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Bearer token file, re-read when it changes (ignored for plain HTTP).
+    pub token_file: Option<PathBuf>,
+    /// How often, at most, the token file is checked for a new token.
+    pub token_recheck: Duration,
+    /// Bound on one request, from connect to the last body byte.
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub pool_max_idle_per_host: usize,
+}
+
+impl KubeletClientConfig {
+    /// metrics-server's defaults around the given TLS mode.
+    pub fn new(tls: KubeletTls) -> KubeletClientConfig {
+        KubeletClientConfig {
+            tls,
+            client_cert: None,
+            token_file: None,
+            token_recheck: DEFAULT_TOKEN_RECHECK,
+            request_timeout: Duration::from_secs(10),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            pool_max_idle_per_host: 2,
+        }
+    }
+}
+
+/// The client cannot be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("kubelet client TLS: {0}")]
+    Tls(#[from] TlsError),
+    #[error("kubelet client: {0}")]
+    Invalid(String),
+}
+
+/// Why one kubelet request failed; [`ScrapeError::reason`] is a label value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScrapeError {
+    #[error("connecting: {0}")]
+    Connect(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("request timed out")]
+    Timeout,
+    #[error("request failed, status: \"{}\"", status_text(*.0))]
+    Status(u16),
+    #[error("response body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("reading response body: {0}")]
+    Body(String),
+    #[error("building request: {0}")]
+    Request(String),
+}
+
+impl ScrapeError {
+    /// A short, fixed label for counting failures.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ScrapeError::Connect(_) => "connect",
+            ScrapeError::Tls(_) => "tls",
+            ScrapeError::Timeout => "timeout",
+            ScrapeError::Status(_) => "status",
+            ScrapeError::TooLarge(_) => "too_large",
+            ScrapeError::Body(_) => "body",
+            ScrapeError::Request(_) => "request",
+        }
+    }
+}
+
+fn status_text(code: u16) -> String {
+    let reason = StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    format!("{code} {reason}").trim_end().to_string()
+}
+
+type Body = Empty<Bytes>;
+
+enum Transport {
+    Https(Client<HttpsConnector<HttpConnector>, Body>),
+    Http(Client<HttpConnector, Body>),
+}
+
+/// A pooled client for all kubelets; cheap to clone.
+#[derive(Clone)]
+pub struct KubeletClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    transport: Transport,
+    token: Option<TokenFile>,
+    request_timeout: Duration,
+    max_body_bytes: usize,
+}
+
+impl KubeletClient {
+    pub fn new(config: KubeletClientConfig) -> Result<KubeletClient, ClientError> {
+        if config.request_timeout.is_zero() {
+            return Err(ClientError::Invalid(
+                "request timeout must be positive".into(),
+            ));
+        }
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.request_timeout));
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(config.pool_max_idle_per_host);
+        let plain = config.tls == KubeletTls::PlainHttp;
+        let transport = if plain {
+            if config.client_cert.is_some() {
+                return Err(ClientError::Invalid(
+                    "a client certificate cannot be used with plain HTTP (--deprecated-kubelet-completely-insecure)"
+                        .into(),
+                ));
+            }
+            Transport::Http(builder.build(http))
+        } else {
+            http.enforce_http(false);
+            let tls = tls_config(&config)?;
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls)
+                .https_only()
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(http);
+            Transport::Https(builder.build(https))
+        };
+        let token = match (&config.token_file, plain) {
+            (Some(path), false) => Some(TokenFile::open(path.clone(), config.token_recheck)?),
+            _ => None,
+        };
+        Ok(KubeletClient {
+            inner: Arc::new(Inner {
+                transport,
+                token,
+                request_timeout: config.request_timeout,
+                max_body_bytes: config.max_body_bytes,
+            }),
+        })
+    }
+
+    /// GETs `url` from `node`'s kubelet and returns the whole body.
+    pub async fn get(&self, url: &Uri, node: &str) -> Result<Bytes, ScrapeError> {
+        let inner = &self.inner;
+        let result = tokio::time::timeout(inner.request_timeout, self.fetch(url)).await;
+        let result = result.unwrap_or(Err(ScrapeError::Timeout));
+        if let Err(error) = &result {
+            tracing::debug!(node, %url, reason = error.reason(), %error, "kubelet request failed");
+        }
+        result
+    }
+
+    async fn fetch(&self, url: &Uri) -> Result<Bytes, ScrapeError> {
+        let inner = &self.inner;
+        let mut req = Request::get(url.clone())
+            .body(Empty::new())
+            .map_err(|e| ScrapeError::Request(e.to_string()))?;
+        if let Some(token) = &inner.token {
+            if let Some(value) = token.header().await {
+                req.headers_mut().insert(AUTHORIZATION, value);
+            }
+        }
+        let resp = match &inner.transport {
+            Transport::Https(client) => client.request(req).await,
+            Transport::Http(client) => client.request(req).await,
+        }
+        .map_err(classify)?;
+        if resp.status() != StatusCode::OK {
+            return Err(ScrapeError::Status(resp.status().as_u16()));
+        }
+        let declared = resp
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > inner.max_body_bytes as u64) {
+            return Err(ScrapeError::TooLarge(inner.max_body_bytes));
+        }
+        match Limited::new(resp.into_body(), inner.max_body_bytes)
+            .collect()
+            .await
+        {
+            Ok(body) => Ok(body.to_bytes()),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                Err(ScrapeError::TooLarge(inner.max_body_bytes))
+            }
+            Err(e) => Err(ScrapeError::Body(chain_text(&*e))),
+        }
+    }
+}
+
+/// The rustls config for the chosen mode.
+fn tls_config(config: &KubeletClientConfig) -> Result<ClientConfig, ClientError> {
+    let client = match &config.client_cert {
+        Some((cert, key)) => Some(CertKey::load(cert, key)?),
+        None => None,
+    };
+    let policy = TlsPolicy::default();
+    let ca_pem = match &config.tls {
+        KubeletTls::CaFile(path) => read_file(path)?,
+        KubeletTls::CaPem(pem) => pem.clone(),
+        KubeletTls::Insecure => return Ok(insecure_config(client, &policy)?),
+        KubeletTls::PlainHttp => {
+            return Err(ClientError::Invalid("plain HTTP has no TLS config".into()));
+        }
+    };
+    Ok(verifying_client_config(&ca_pem, client, &policy)?)
+}
+
+fn insecure_config(client: Option<CertKey>, policy: &TlsPolicy) -> Result<ClientConfig, TlsError> {
+    let provider = policy.provider();
+    let verifier = AcceptAnyServerCert::new(&provider);
+    let rustls_err = |source| TlsError::Rustls {
+        what: "the kubelet client".into(),
+        source,
+    };
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(policy.versions())
+        .map_err(rustls_err)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match client {
+        Some(ck) => builder
+            .with_client_auth_cert(ck.chain, ck.key)
+            .map_err(rustls_err)?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn_protocols();
+    Ok(config)
+}
+
+/// Sorts a client error into a reason: any rustls error in the chain is a
+/// TLS failure; other connection failures are connect errors.
+fn classify(error: hyper_util::client::legacy::Error) -> ScrapeError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(e) = cause {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return ScrapeError::Tls(tls.to_string());
+        }
+        if let Some(tls) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if let Some(tls) = tls.downcast_ref::<rustls::Error>() {
+                return ScrapeError::Tls(tls.to_string());
+            }
+        }
+        cause = e.source();
+    }
+    if error.is_connect() {
+        ScrapeError::Connect(chain_text(&error))
+    } else {
+        ScrapeError::Body(chain_text(&error))
+    }
+}
+
+/// An error and its causes on one line.
+fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let next = e.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = e.source();
+    }
+    text
+}
+
+/// A bearer token file, re-read at most every `recheck` when used.
+struct TokenFile {
+    path: PathBuf,
+    recheck: Duration,
+    state: Mutex<TokenState>,
+}
+
+struct TokenState {
+    header: Option<HeaderValue>,
+    checked: Instant,
+}
+
+impl TokenFile {
+    fn open(path: PathBuf, recheck: Duration) -> Result<TokenFile, ClientError> {
+        let header = token_header(&read_file(&path)?).ok_or_else(|| {
+            ClientError::Invalid(format!(
+                "token file {} holds no usable token",
+                path.display()
+            ))
+        })?;
+        Ok(TokenFile {
+            path,
+            recheck,
+            state: Mutex::new(TokenState {
+                header: Some(header),
+                checked: Instant::now(),
+            }),
+        })
+    }
+
+    /// The `Authorization` value, refreshed from the file when due. A file
+    /// that cannot be read keeps the last good token.
+    async fn header(&self) -> Option<HeaderValue> {
+        let due = {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.checked.elapsed() < self.recheck {
+                return state.header.clone();
+            }
+            state.header.clone()
+        };
+        let fresh = match tokio::fs::read(&self.path).await {
+            Ok(bytes) => token_header(&bytes),
+            Err(error) => {
+                tracing::warn!(file = %self.path.display(), %error, "cannot re-read kubelet token; keeping the last one");
+                None
+            }
+        };
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.checked = Instant::now();
+        if fresh.is_some() && fresh != due {
+            tracing::info!(file = %self.path.display(), "kubelet token changed");
+            state.header = fresh;
+        }
+        state.header.clone()
+    }
+}
+
+fn token_header(bytes: &[u8]) -> Option<HeaderValue> {
+    let token = std::str::from_utf8(bytes).ok()?.trim();
+    if token.is_empty() {
+        return None;
+    }
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests;
