@@ -4,5 +4,6 @@
 //! in production.
 
 pub mod addr;
+pub mod apiserver;
 pub mod cluster;
 pub mod kubelet;

@@ -1,0 +1,543 @@
+//! The stand-in kube-apiserver that the dev mode, the tests and the real
+//! `kubectl` talk to, since no real kube-apiserver runs here. It serves
+//! HTTPS with its own CA: discovery, list/get/watch of Nodes, Pods and
+//! ConfigMaps (enough for kube-rs reflectors and kubectl), the
+//! `extension-apiserver-authentication` ConfigMap, TokenReview and
+//! SubjectAccessReview, and an aggregation proxy for `metrics.k8s.io`
+//! that behaves like kube-aggregator. Tests change the cluster through the
+//! [`StandInApiServer`] handle; every change is a watch event.
+//! It must never be used by a server in production.
+
+pub mod authn;
+pub mod discovery;
+pub mod kubeconfig;
+pub mod objects;
+pub mod proxy;
+pub mod resources;
+pub mod reviews;
+pub mod router;
+pub mod selector;
+pub mod serve;
+pub mod store;
+pub mod watch;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub use authn::UserInfo;
+pub use reviews::{Attributes, Decision, Policy, PolicyRule, Subject};
+
+use super::cluster::{ClusterSpec, NodeSpec, PodPhase, PodSpec};
+use crate::pki::{Ca, CertPair, PkiError, Usage};
+use router::Shared;
+use serve::TlsConfigError;
+use store::{Kind, Store};
+
+/// The ConfigMap kube-apiserver publishes its client-auth settings in.
+pub const AUTH_CONFIGMAP: (&str, &str) = ("kube-system", "extension-apiserver-authentication");
+/// The front-proxy client certificate's CN (kubeadm's).
+pub const FRONT_PROXY_CN: &str = "front-proxy-client";
+
+/// How to run the stand-in.
+#[derive(Debug, Clone)]
+pub struct ApiServerOptions {
+    /// Where to serve HTTPS (port 0 picks a free port; see [`StandInApiServer::addr`]).
+    pub addr: SocketAddr,
+    /// How often watches that allow bookmarks get a BOOKMARK event.
+    pub bookmark_interval: Duration,
+    /// How many events the watch log keeps before older resourceVersions get 410.
+    pub event_log_capacity: usize,
+    /// The name backends' certificates are verified against once a CA bundle is set.
+    pub metrics_server_name: String,
+    /// The SubjectAccessReview policy to start with.
+    pub policy: Policy,
+}
+
+impl ApiServerOptions {
+    pub fn new(addr: SocketAddr) -> ApiServerOptions {
+        ApiServerOptions {
+            addr,
+            bookmark_interval: Duration::from_secs(10),
+            event_log_capacity: 100_000,
+            metrics_server_name: "metrics-server.kube-system.svc".to_string(),
+            policy: Policy::standard(),
+        }
+    }
+}
+
+/// Who a kubeconfig authenticates as.
+#[derive(Debug, Clone)]
+pub enum KubeconfigUser {
+    /// A client certificate from the stand-in's client CA (user = CN, groups = O).
+    ClientCert { user: String, groups: Vec<String> },
+    /// A bearer token, added to the token table for this user and groups.
+    Token {
+        token: String,
+        user: String,
+        groups: Vec<String>,
+    },
+}
+
+impl KubeconfigUser {
+    /// kubectl's default dev identity: `dev-user` in group `dev-team` (not `system:masters`).
+    pub fn dev_user() -> KubeconfigUser {
+        KubeconfigUser::ClientCert {
+            user: "dev-user".into(),
+            groups: vec!["dev-team".into()],
+        }
+    }
+}
+
+/// Failures of the stand-in.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("stand-in apiserver certificates: {0}")]
+    Pki(#[from] PkiError),
+    #[error("stand-in apiserver TLS: {0}")]
+    Tls(#[from] TlsConfigError),
+    #[error("binding the stand-in apiserver to {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("writing kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{kind} {name:?} does not exist in the stand-in apiserver")]
+    NotFound { kind: &'static str, name: String },
+}
+
+struct FrontProxy {
+    ca: Ca,
+    client: CertPair,
+    generation: u32,
+}
+
+/// A running stand-in kube-apiserver and the handle tests change it through.
+pub struct StandInApiServer {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    serving_ca: Ca,
+    client_ca: Ca,
+    front_proxy: Mutex<FrontProxy>,
+    stop: CancellationToken,
+}
+
+impl std::fmt::Debug for StandInApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandInApiServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn new_front_proxy(generation: u32) -> Result<FrontProxy, PkiError> {
+    let ca = Ca::new(&format!("stand-in-front-proxy-ca-{generation}"))?;
+    let client = ca.issue(&crate::pki::LeafSpec {
+        common_name: FRONT_PROXY_CN,
+        organizations: &[],
+        sans: &[],
+        usage: Usage::Client,
+    })?;
+    Ok(FrontProxy {
+        ca,
+        client,
+        generation,
+    })
+}
+
+fn json_array(items: &[&str]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+impl StandInApiServer {
+    /// Generates its CAs, loads `spec`'s nodes and pods, binds `opts.addr`
+    /// and serves until `shutdown` is cancelled or the handle is dropped.
+    pub async fn start(
+        opts: ApiServerOptions,
+        spec: &ClusterSpec,
+        shutdown: CancellationToken,
+    ) -> Result<StandInApiServer, Error> {
+        let serving_ca = Ca::new("stand-in-apiserver-ca")?;
+        let client_ca = Ca::new("stand-in-client-ca")?;
+        let front_proxy = new_front_proxy(1)?;
+        let listener = tokio::net::TcpListener::bind(opts.addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: opts.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: opts.addr,
+            source,
+        })?;
+        let sans: Vec<String> = [
+            addr.ip().to_string(),
+            "localhost".into(),
+            "kubernetes".into(),
+            "kubernetes.default.svc".into(),
+        ]
+        .into();
+        let serving = serving_ca.issue_server("kube-apiserver", &sans)?;
+        let tls = serve::server_config(&serving, &[client_ca.cert_pem()])?;
+        let stop = shutdown.child_token();
+        let shared = Arc::new(Shared {
+            store: Store::new(opts.event_log_capacity),
+            authn: authn::Authenticator::new(client_ca.cert_pem())?,
+            reviews: reviews::Reviews::new(opts.policy.clone()),
+            proxy: proxy::Aggregator::new(&opts.metrics_server_name, front_proxy.client.clone())?,
+            bookmark_interval: opts.bookmark_interval,
+            shutdown: stop.clone(),
+        });
+        let server = StandInApiServer {
+            shared: shared.clone(),
+            addr,
+            serving_ca,
+            client_ca,
+            front_proxy: Mutex::new(front_proxy),
+            stop: stop.clone(),
+        };
+        server.publish_auth_configmap();
+        let created = objects::now_secs() - 3_600;
+        for node in &spec.nodes {
+            server.put_node(node, created);
+        }
+        let app = router::router(shared);
+        tokio::spawn(serve::serve(listener, Arc::new(tls), app, stop));
+        tracing::info!(%addr, nodes = spec.nodes.len(), "stand-in apiserver serving");
+        Ok(server)
+    }
+
+    /// The address it serves on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://<addr>`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The CA that signed the serving certificate (kubeconfig `certificate-authority-data`).
+    pub fn ca_pem(&self) -> String {
+        self.serving_ca.cert_pem().to_string()
+    }
+
+    /// The CA its clients' certificates are signed by (`client-ca-file`).
+    pub fn client_ca_pem(&self) -> String {
+        self.client_ca.cert_pem().to_string()
+    }
+
+    /// The current front-proxy CA (`requestheader-client-ca-file`).
+    pub fn front_proxy_ca_pem(&self) -> String {
+        self.lock_front_proxy().ca.cert_pem().to_string()
+    }
+
+    /// The current front-proxy client certificate the proxy presents.
+    pub fn front_proxy_client(&self) -> CertPair {
+        self.lock_front_proxy().client.clone()
+    }
+
+    /// A client certificate the stand-in accepts: user `user`, groups `groups`.
+    pub fn issue_client_cert(&self, user: &str, groups: &[&str]) -> Result<CertPair, Error> {
+        Ok(self.client_ca.issue_client(user, groups)?)
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.store.resource_version()
+    }
+
+    fn lock_front_proxy(&self) -> std::sync::MutexGuard<'_, FrontProxy> {
+        self.front_proxy.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish_auth_configmap(&self) {
+        let fp = self.lock_front_proxy().ca.cert_pem().to_string();
+        let data: BTreeMap<String, String> = [
+            ("client-ca-file", self.client_ca.cert_pem().to_string()),
+            ("requestheader-client-ca-file", fp),
+            ("requestheader-allowed-names", json_array(&[FRONT_PROXY_CN])),
+            (
+                "requestheader-username-headers",
+                json_array(&["X-Remote-User"]),
+            ),
+            (
+                "requestheader-group-headers",
+                json_array(&["X-Remote-Group"]),
+            ),
+            (
+                "requestheader-extra-headers-prefix",
+                json_array(&["X-Remote-Extra-"]),
+            ),
+            ("requestheader-uid-headers", json_array(&[])),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        self.set_configmap(AUTH_CONFIGMAP.0, AUTH_CONFIGMAP.1, data);
+    }
+
+    /// Makes a new front-proxy CA and client certificate, presents the new
+    /// certificate from now on, and rewrites the ConfigMap (a MODIFIED event).
+    /// The old CA is dropped from the ConfigMap, not kept beside the new one.
+    pub fn rotate_front_proxy_ca(&self) -> Result<(), Error> {
+        let generation = self.lock_front_proxy().generation + 1;
+        let next = new_front_proxy(generation)?;
+        self.shared.proxy.set_client_cert(next.client.clone())?;
+        *self.lock_front_proxy() = next;
+        self.publish_auth_configmap();
+        Ok(())
+    }
+
+    fn put_node(&self, spec: &NodeSpec, created: i64) {
+        let uid = objects::uid(self.shared.store.next_serial());
+        let key = (String::new(), spec.name.clone());
+        self.shared
+            .store
+            .put(Kind::Node, key, objects::node(spec, &uid, created));
+        for pod in &spec.pods {
+            self.put_pod(&spec.name, pod, created);
+        }
+    }
+
+    fn put_pod(&self, node: &str, spec: &PodSpec, created: i64) {
+        let uid = objects::uid(self.shared.store.next_serial());
+        let key = (spec.namespace.clone(), spec.name.clone());
+        self.shared
+            .store
+            .put(Kind::Pod, key, objects::pod(node, spec, &uid, created));
+    }
+
+    /// Adds (or replaces) a node and the pods in its spec.
+    pub fn add_node(&self, spec: NodeSpec) {
+        self.put_node(&spec, objects::now_secs());
+    }
+
+    /// Removes a node and every pod bound to it (as pod GC would).
+    pub fn remove_node(&self, name: &str) -> Result<(), Error> {
+        let key = (String::new(), name.to_string());
+        self.shared
+            .store
+            .delete(Kind::Node, &key)
+            .ok_or_else(|| Error::NotFound {
+                kind: "node",
+                name: name.into(),
+            })?;
+        let (pods, _) = self.shared.store.list(Kind::Pod, None);
+        for pod in pods
+            .iter()
+            .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(name))
+        {
+            let s = |p| {
+                pod.pointer(p)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            self.shared
+                .store
+                .delete(Kind::Pod, &(s("/metadata/namespace"), s("/metadata/name")));
+        }
+        Ok(())
+    }
+
+    /// Replaces a node's labels (a MODIFIED event).
+    pub fn set_node_labels(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<(), Error> {
+        let key = (String::new(), name.to_string());
+        let labels = Value::Object(
+            labels
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
+        );
+        self.shared
+            .store
+            .update(Kind::Node, &key, |n| n["metadata"]["labels"] = labels)
+            .map(|_| ())
+            .ok_or_else(|| Error::NotFound {
+                kind: "node",
+                name: name.into(),
+            })
+    }
+
+    /// Adds (or replaces) a pod bound to `node`.
+    pub fn add_pod(&self, node: &str, spec: PodSpec) {
+        self.put_pod(node, &spec, objects::now_secs());
+    }
+
+    /// Removes a pod.
+    pub fn remove_pod(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        let key = (namespace.to_string(), name.to_string());
+        self.shared
+            .store
+            .delete(Kind::Pod, &key)
+            .map(|_| ())
+            .ok_or_else(|| Error::NotFound {
+                kind: "pod",
+                name: format!("{namespace}/{name}"),
+            })
+    }
+
+    /// Changes a pod's phase (a MODIFIED event).
+    pub fn set_pod_phase(&self, namespace: &str, name: &str, phase: PodPhase) -> Result<(), Error> {
+        let key = (namespace.to_string(), name.to_string());
+        self.shared
+            .store
+            .update(Kind::Pod, &key, |p| objects::set_pod_phase(p, phase))
+            .map(|_| ())
+            .ok_or_else(|| Error::NotFound {
+                kind: "pod",
+                name: format!("{namespace}/{name}"),
+            })
+    }
+
+    /// Creates or replaces a ConfigMap's data.
+    pub fn set_configmap(&self, namespace: &str, name: &str, data: BTreeMap<String, String>) {
+        let key = (namespace.to_string(), name.to_string());
+        let store = &self.shared.store;
+        let updated = store.update(Kind::ConfigMap, &key, |cm| {
+            cm["data"] = Value::Object(
+                data.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            );
+        });
+        if updated.is_none() {
+            let uid = objects::uid(store.next_serial());
+            store.put(
+                Kind::ConfigMap,
+                key,
+                objects::configmap(namespace, name, &data, &uid, objects::now_secs()),
+            );
+        }
+    }
+
+    /// Forgets the watch event log: watches from any earlier
+    /// resourceVersion get 410 Expired, as after an etcd compaction.
+    pub fn compact_event_log(&self) {
+        self.shared.store.compact();
+    }
+
+    /// Adds (or replaces) a bearer token for `user` in `groups`.
+    pub fn add_token(&self, token: &str, user: &str, groups: &[&str]) {
+        self.shared
+            .authn
+            .add_token(token, UserInfo::new(user, groups));
+    }
+
+    /// Adds a token for an identity with a uid and extra attributes.
+    pub fn add_token_for(&self, token: &str, user: UserInfo) {
+        self.shared.authn.add_token(token, user);
+    }
+
+    /// Replaces the SubjectAccessReview policy.
+    pub fn set_policy(&self, policy: Policy) {
+        self.shared.reviews.set_policy(policy);
+    }
+
+    /// TokenReviews received so far.
+    pub fn token_reviews(&self) -> u64 {
+        self.shared.reviews.token_reviews()
+    }
+
+    /// SubjectAccessReviews received so far.
+    pub fn subject_access_reviews(&self) -> u64 {
+        self.shared.reviews.subject_access_reviews()
+    }
+
+    /// The `spec` of every SubjectAccessReview received, oldest first.
+    pub fn subject_access_review_specs(&self) -> Vec<Value> {
+        self.shared.reviews.sar_log()
+    }
+
+    /// The metrics.k8s.io backends (Service endpoints), tried round-robin.
+    pub fn set_metrics_backends(&self, backends: Vec<SocketAddr>) {
+        self.shared.proxy.set_backends(backends);
+    }
+
+    /// Verify backends against this CA bundle (APIService `caBundle`) as
+    /// [`ApiServerOptions::metrics_server_name`]; `None` skips verification.
+    pub fn set_metrics_ca_bundle(&self, ca_bundle: Option<String>) -> Result<(), Error> {
+        Ok(self.shared.proxy.set_ca_bundle(ca_bundle)?)
+    }
+
+    /// Writes a kubeconfig for kubectl or a kube client.
+    pub fn write_kubeconfig(&self, path: &Path, user: KubeconfigUser) -> Result<(), Error> {
+        let (name, creds) = match user {
+            KubeconfigUser::ClientCert { user, groups } => {
+                let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+                let pair = self.issue_client_cert(&user, &groups)?;
+                (
+                    user,
+                    kubeconfig::Credentials::ClientCert {
+                        cert_pem: pair.cert_pem,
+                        key_pem: pair.key_pem,
+                    },
+                )
+            }
+            KubeconfigUser::Token {
+                token,
+                user,
+                groups,
+            } => {
+                let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+                self.add_token(&token, &user, &groups);
+                (user, kubeconfig::Credentials::Token(token))
+            }
+        };
+        kubeconfig::write(path, &self.url(), self.serving_ca.cert_pem(), &name, &creds).map_err(
+            |source| Error::Kubeconfig {
+                path: path.to_path_buf(),
+                source,
+            },
+        )
+    }
+
+    /// Writes a kubeconfig for service account `namespace/name` with a fresh
+    /// token (user `system:serviceaccount:<ns>:<name>`, groups
+    /// `system:serviceaccounts`, `system:serviceaccounts:<ns>`); returns the token.
+    pub fn write_service_account_kubeconfig(
+        &self,
+        path: &Path,
+        namespace: &str,
+        name: &str,
+    ) -> Result<String, Error> {
+        let token = format!(
+            "sa-{namespace}-{name}-{}",
+            objects::uid(self.shared.store.next_serial())
+        );
+        let user = format!("system:serviceaccount:{namespace}:{name}");
+        let groups = vec![
+            "system:serviceaccounts".to_string(),
+            format!("system:serviceaccounts:{namespace}"),
+        ];
+        self.write_kubeconfig(
+            path,
+            KubeconfigUser::Token {
+                token: token.clone(),
+                user,
+                groups,
+            },
+        )?;
+        Ok(token)
+    }
+}
+
+impl Drop for StandInApiServer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
