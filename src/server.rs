@@ -66,7 +66,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .merge(api)
             .merge(health)
             .route("/metrics", get(move || async move { metrics_response(&m) }))
-            .layer(tower::limit::ConcurrencyLimitLayer::new(config.serving.max_requests_inflight))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(tokio::sync::Semaphore::new(config.serving.max_requests_inflight)),
+                max_in_flight,
+            ))
     };
 
     let policy = TlsPolicy::from_flags(
@@ -91,8 +94,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     // metrics-server waits for the informers before its first scrape.
     let scrape = {
-        let (discovery, scraper, metrics, tick, stop) =
-            (discovery.clone(), KubeletScraper::new(kubelet_client, store.clone(), metrics.clone()), metrics.clone(), tick.clone(), shutdown.child_token());
+        let scheme = if config.kubelet.completely_insecure { "http" } else { "https" };
+        let scraper = KubeletScraper::new(kubelet_client, scheme, store.clone(), metrics.clone());
+        let (discovery, metrics, tick, stop) =
+            (discovery.clone(), metrics.clone(), tick.clone(), shutdown.child_token());
         let settings = SchedulerSettings { resolution: config.resolution, concurrency: 256 };
         let kubelet = config.kubelet.clone();
         tokio::spawn(async move {
@@ -123,6 +128,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `--max-requests-inflight`: past the limit, 429 with Retry-After, as the
+/// generic apiserver's max-in-flight filter answers.
+async fn max_in_flight(
+    axum::extract::State(limit): axum::extract::State<Arc<tokio::sync::Semaphore>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Ok(_permit) = limit.try_acquire() else {
+        let mut r = crate::status::Status::failure(
+            http::StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "Too many requests, please try again later.",
+        )
+        .into_response();
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    };
+    next.run(request).await
 }
 
 struct DiscoveryTargets {

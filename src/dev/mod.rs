@@ -7,3 +7,4 @@ pub mod addr;
 pub mod apiserver;
 pub mod cluster;
 pub mod kubelet;
+pub mod env;

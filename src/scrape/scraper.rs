@@ -21,14 +21,21 @@ pub struct KubeletScraper {
     client: KubeletClient,
     store: Arc<Store>,
     metrics: Arc<SelfMetrics>,
+    /// `https`, or `http` with `--deprecated-kubelet-completely-insecure`.
+    scheme: &'static str,
     /// Nodes whose last scrape failed, so a failure is logged at warn level
     /// once per outage, not once per period.
     failing: Mutex<HashSet<String>>,
 }
 
 impl KubeletScraper {
-    pub fn new(client: KubeletClient, store: Arc<Store>, metrics: Arc<SelfMetrics>) -> KubeletScraper {
-        KubeletScraper { client, store, metrics, failing: Mutex::new(HashSet::new()) }
+    pub fn new(
+        client: KubeletClient,
+        scheme: &'static str,
+        store: Arc<Store>,
+        metrics: Arc<SelfMetrics>,
+    ) -> KubeletScraper {
+        KubeletScraper { client, store, metrics, scheme, failing: Mutex::new(HashSet::new()) }
     }
 
     fn failed(&self, node: &str, reason: &'static str, error: &dyn std::fmt::Display) {
@@ -48,7 +55,11 @@ impl ScrapeOne for KubeletScraper {
         let node = target.node.as_str();
         let request_time = now_nanos();
         let started = Instant::now();
-        let result = self.client.get(&target, node).await;
+        let url: http::Uri = match target.url(self.scheme).parse() {
+            Ok(u) => u,
+            Err(e) => return self.failed(node, "address", &e),
+        };
+        let result = self.client.get(&url, node).await;
         let labels = vec![("node", node.to_string())];
         self.metrics.kubelet_request_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
         self.metrics.kubelet_last_request_time.get_or_create(&labels).set(request_time as f64 / 1e9);
