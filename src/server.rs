@@ -48,11 +48,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutting_down = Arc::new(AtomicBool::new(false));
 
     let app = {
-        let api = crate::api::router(crate::api::ApiState::new(
-            Arc::new(discovery.clone()) as Arc<dyn Inventory>,
-            store.clone(),
-            metrics.clone(),
-        ));
+        let api = crate::api::router(crate::api::ApiState {
+            inventory: Arc::new(discovery.clone()) as Arc<dyn Inventory>,
+            metrics: store.clone(),
+            self_metrics: metrics.clone(),
+            clock: Arc::new(crate::model::now_nanos),
+            build_version: format!("v{}", env!("CARGO_PKG_VERSION")),
+        });
         let health = crate::health::router(Arc::new(HealthChecks::standard(HealthInputs {
             store_ready: { let s = store.clone(); Arc::new(move || s.ready()) },
             informers_synced: { let d = discovery.clone(); Arc::new(move || d.synced()) },
