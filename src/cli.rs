@@ -138,7 +138,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     println!("  {} --kubeconfig {kc} top pods -A --containers", kubectl.display());
     println!("  {} --kubeconfig {kc} get nodes.metrics.k8s.io", kubectl.display());
     println!("Ctrl-C stops everything.");
-    tokio::signal::ctrl_c().await?;
+    crate::server::wait_for_signal().await;
     println!("stopping");
     stop_replica(replica).await;
     env.shutdown().await;
@@ -165,12 +165,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         env.files.server_kubeconfig.display(),
         env.files.kubelet_ca.display(),
         env.files.kubelet_token.display());
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    crate::server::wait_for_signal().await;
     env.shutdown().await;
     Ok(())
 }

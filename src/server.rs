@@ -172,7 +172,8 @@ fn metrics_response(metrics: &SelfMetrics) -> axum::response::Response {
     r
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGTERM or SIGINT.
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).ok();
     let term = async {

@@ -122,7 +122,12 @@ impl DevEnv {
     pub fn replica_args(&self, i: usize, resolution: &str) -> Vec<String> {
         let dir = self.work_dir.join(format!("replica-{i}"));
         let addr = self.replica_addr(i);
+        // Keep the request timeout inside 90% of short test resolutions.
+        let timeout = crate::config::parse_go_duration(resolution)
+            .map(|r| r.mul_f64(0.5).min(std::time::Duration::from_secs(10)))
+            .unwrap_or(std::time::Duration::from_secs(10));
         vec![
+            format!("--kubelet-request-timeout={}ms", timeout.as_millis().max(1)),
             format!("--kubeconfig={}", self.files.server_kubeconfig.display()),
             format!("--bind-address={}", addr.ip()),
             format!("--secure-port={}", addr.port()),

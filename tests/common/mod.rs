@@ -1,0 +1,143 @@
+//! Shared harness of the end-to-end tests: a simulated cluster on its own
+//! loopback block, replica processes of the real binary, the real kubectl
+//! 1.32, and waiting for conditions with deadlines (never fixed sleeps).
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use ha_metrics_server::dev::addr::Block;
+use ha_metrics_server::dev::env::{DevEnv, EnvOptions, ReplicaProcess, kubectl_132};
+
+/// Generous bounds for a loaded 2-core machine.
+pub const STARTUP: Duration = Duration::from_secs(90);
+
+/// A simulated cluster with replicas.
+pub struct Cluster {
+    pub env: DevEnv,
+    pub replicas: Vec<ReplicaProcess>,
+    pub resolution: String,
+    kubectl: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `nodes` × `pods` and one replica at `resolution`, routed by the proxy.
+    pub async fn start(nodes: usize, pods: usize, resolution: &str) -> Cluster {
+        Self::start_with(nodes, pods, resolution, &[]).await
+    }
+
+    /// Like [`Cluster::start`] with extra flags for the replica.
+    pub async fn start_with(nodes: usize, pods: usize, resolution: &str, extra: &[&str]) -> Cluster {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut opts = EnvOptions::new(dir.path());
+        opts.nodes = nodes;
+        opts.pods_per_node = pods;
+        let env = DevEnv::start(Block::acquire().expect("a free address block"), opts).await.expect("simulated cluster");
+        let mut c = Cluster {
+            env,
+            replicas: Vec::new(),
+            resolution: resolution.to_string(),
+            kubectl: kubectl_132().expect("kubectl.1.32 beside the kubectl dispatcher"),
+            _dir: dir,
+        };
+        c.spawn_replica(0, extra);
+        c.env.route_metrics_to(&[0]);
+        c
+    }
+
+    /// Starts replica `i` with the cluster's flags plus `extra`.
+    pub fn spawn_replica(&mut self, i: usize, extra: &[&str]) {
+        let mut args = self.env.replica_args(i, &self.resolution);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let log = self.env.work_dir.join(format!("replica-{i}.log"));
+        let p = ReplicaProcess::spawn(&binary(), &args, &log).expect("spawn replica");
+        self.replicas.push(p);
+    }
+
+    /// Runs kubectl 1.32 with the dev user's kubeconfig; killed after 30 s.
+    pub async fn kubectl(&self, args: &[&str]) -> Output {
+        let mut cmd = tokio::process::Command::new(&self.kubectl);
+        cmd.arg("--kubeconfig").arg(&self.env.files.user_kubeconfig).args(args).kill_on_drop(true);
+        cmd.env("HOME", self.env.work_dir.as_os_str());
+        match tokio::time::timeout(Duration::from_secs(30), cmd.output()).await {
+            Ok(Ok(out)) => out,
+            Ok(Err(e)) => panic!("running kubectl {args:?}: {e}"),
+            Err(_) => panic!("kubectl {args:?} did not finish in 30s"),
+        }
+    }
+
+    /// Runs kubectl and returns stdout, panicking with stderr and the replica log on failure.
+    pub async fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args).await;
+        if !out.status.success() {
+            panic!(
+                "kubectl {args:?} failed: {}\n--- replica log tail ---\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.log_tail(0)
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The last lines of replica `i`'s log.
+    pub fn log_tail(&self, i: usize) -> String {
+        let text = self.replicas.get(i).map(|r| r.log_text()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Waits until `kubectl top node` succeeds and lists every node with numbers.
+    pub async fn wait_for_metrics(&self) {
+        let nodes = self.env.spec.nodes.len();
+        let ok = wait_until(STARTUP, || async {
+            let out = self.kubectl(&["top", "node", "--no-headers"]).await;
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            out.status.success() && text.lines().filter(|l| !l.contains("<unknown>")).count() == nodes
+        })
+        .await;
+        assert!(ok, "metrics never became available; replica log:\n{}", self.log_tail(0));
+    }
+}
+
+/// Path of the binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ha-metrics-server"))
+}
+
+/// Polls `cond` every 200 ms until it holds or `deadline` passes.
+pub async fn wait_until<F, Fut>(deadline: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + deadline;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What kubectl prints for a CPU rate: millicores rounded up.
+pub fn kubectl_cpu(nanocores: u64) -> String {
+    format!("{}m", nanocores.div_ceil(1_000_000))
+}
+
+/// What kubectl prints for memory: whole MiB rounded down.
+pub fn kubectl_mem(bytes: u64) -> String {
+    format!("{}Mi", bytes / (1024 * 1024))
+}
+
+/// Splits kubectl's table output into rows of columns.
+pub fn rows(text: &str) -> Vec<Vec<String>> {
+    text.lines().map(|l| l.split_whitespace().map(str::to_string).collect()).filter(|r: &Vec<String>| !r.is_empty()).collect()
+}
