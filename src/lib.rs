@@ -1,6 +1,7 @@
 //! ha-metrics-server: a sharded, highly available drop-in replacement for
 //! Kubernetes metrics-server. See DESIGN.md in the shared folder for the map.
 
+pub mod auth;
 pub mod dev;
 pub mod model;
 pub mod pki;
