@@ -22,6 +22,8 @@ pub mod requestheader;
 pub mod requestinfo;
 #[cfg(test)]
 mod testkit;
+#[cfg(test)]
+mod tls_tests;
 pub mod token;
 pub mod trust;
 pub mod x509;

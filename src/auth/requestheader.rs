@@ -47,8 +47,7 @@ pub fn authenticate(
         }
         Err(e @ ChainError::BadSubject { .. }) => return FrontProxy::Rejected(e.to_string()),
     };
-    if !cfg.allowed_names.is_empty() && !cfg.allowed_names.iter().any(|n| *n == subject.common_name)
-    {
+    if !cfg.allowed_names.is_empty() && !cfg.allowed_names.contains(&subject.common_name) {
         return FrontProxy::Rejected(format!(
             "front-proxy certificate CN {:?} is not one of the allowed names {:?}",
             subject.common_name, cfg.allowed_names

@@ -90,14 +90,12 @@ pub fn parse(method: &Method, path: &str, query: Option<&str>) -> RequestInfo {
         current = &current[1..];
     }
 
-    if current.first() == Some(&"namespaces") {
-        if current.len() > 1 {
-            info.namespace = current[1].to_string();
-            // `namespaces/<ns>` alone (or with a namespace subresource) is
-            // the namespace object itself.
-            if current.len() > 2 && !matches!(current[2], "status" | "finalize") {
-                current = &current[2..];
-            }
+    if current.first() == Some(&"namespaces") && current.len() > 1 {
+        info.namespace = current[1].to_string();
+        // `namespaces/<ns>` alone (or with a namespace subresource) is the
+        // namespace object itself.
+        if current.len() > 2 && !matches!(current[2], "status" | "finalize") {
+            current = &current[2..];
         }
     }
     match current.len() {
