@@ -2,6 +2,7 @@
 //! Kubernetes metrics-server. See DESIGN.md in the shared folder for the map.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dev;

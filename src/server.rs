@@ -44,6 +44,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = Arc::new(Store::new(config.resolution, config.max_staleness, metrics.clone()));
     let kubelet_client = KubeletClient::new(kubelet_client_config(&config, &kube_config)?)
         .context("building the kubelet client")?;
+    let (auth, _auth_task) = crate::auth::kube::start(&config.args.auth, client.clone(), shutdown.child_token())
+        .await
+        .context("setting up delegated authentication")?;
     let tick = Arc::new(TickClock::default());
     let shutting_down = Arc::new(AtomicBool::new(false));
 
@@ -68,6 +71,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .merge(api)
             .merge(health)
             .route("/metrics", get(move || async move { metrics_response(&m) }))
+            .layer(crate::auth::layer(auth))
             .layer(axum::middleware::from_fn_with_state(
                 Arc::new(tokio::sync::Semaphore::new(config.serving.max_requests_inflight)),
                 max_in_flight,

@@ -109,60 +109,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SUITES")]
     pub tls_cipher_suites: Option<String>,
 
-    // ----- delegated authentication -----
-    /// Kubeconfig for TokenReview calls. Default: --kubeconfig.
-    #[arg(long, value_name = "PATH")]
-    pub authentication_kubeconfig: Option<PathBuf>,
-
-    /// How long TokenReview answers are cached.
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
-    pub authentication_token_webhook_cache_ttl: String,
-
-    /// CA bundle for client certificates (user = CN, groups = O). Overrides the
-    /// extension-apiserver-authentication ConfigMap.
-    #[arg(long, value_name = "PATH")]
-    pub client_ca_file: Option<PathBuf>,
-
-    /// CA bundle for the front proxy's client certificate. Overrides the ConfigMap.
-    #[arg(long, value_name = "PATH")]
-    pub requestheader_client_ca_file: Option<PathBuf>,
-
-    /// Allowed common names of the front proxy's certificate (empty: any CN signed by the CA).
-    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
-    pub requestheader_allowed_names: Vec<String>,
-
-    /// Request headers to read the user name from.
-    #[arg(long, value_delimiter = ',', value_name = "HEADERS")]
-    pub requestheader_username_headers: Vec<String>,
-
-    /// Request headers to read groups from.
-    #[arg(long, value_delimiter = ',', value_name = "HEADERS")]
-    pub requestheader_group_headers: Vec<String>,
-
-    /// Prefixes of request headers carrying extra user information.
-    #[arg(long, value_delimiter = ',', value_name = "PREFIXES")]
-    pub requestheader_extra_headers_prefix: Vec<String>,
-
-    /// Request headers to read the user UID from.
-    #[arg(long, value_delimiter = ',', value_name = "HEADERS")]
-    pub requestheader_uid_headers: Vec<String>,
-
-    // ----- delegated authorization -----
-    /// Kubeconfig for SubjectAccessReview calls. Default: --kubeconfig.
-    #[arg(long, value_name = "PATH")]
-    pub authorization_kubeconfig: Option<PathBuf>,
-
-    /// Paths served without authentication or authorization (a trailing * matches a prefix).
-    #[arg(long, value_delimiter = ',', default_value = "/healthz,/readyz,/livez", value_name = "PATHS")]
-    pub authorization_always_allow_paths: Vec<String>,
-
-    /// How long allowed SubjectAccessReview answers are cached.
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
-    pub authorization_webhook_cache_authorized_ttl: String,
-
-    /// How long denied SubjectAccessReview answers are cached.
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
-    pub authorization_webhook_cache_unauthorized_ttl: String,
+    /// Delegated authentication and authorization (front proxy, client
+    /// certificates, TokenReview, SubjectAccessReview).
+    #[command(flatten)]
+    pub auth: crate::auth::flags::AuthFlags,
 
     // ----- generic server -----
     /// Maximum number of requests served at once; more get 429.

@@ -210,13 +210,6 @@ impl Config {
         if args.max_requests_inflight == 0 {
             return Err(bad("--max-requests-inflight", "must be at least 1"));
         }
-        for (flag, v) in [
-            ("--authentication-token-webhook-cache-ttl", &args.authentication_token_webhook_cache_ttl),
-            ("--authorization-webhook-cache-authorized-ttl", &args.authorization_webhook_cache_authorized_ttl),
-            ("--authorization-webhook-cache-unauthorized-ttl", &args.authorization_webhook_cache_unauthorized_ttl),
-        ] {
-            duration_flag(flag, v)?;
-        }
         Ok(Config {
             resolution,
             max_staleness,

@@ -1,0 +1,382 @@
+//! What a request asks for, in the terms authorization speaks: resource
+//! requests (`/apis/<group>/<version>/[namespaces/<ns>/]<resource>[/<name>[/<sub>]]`
+//! and the legacy `/api/<version>/...`) with their verb, or non-resource paths.
+//! Pure parsing that mirrors the generic apiserver's request-info resolver;
+//! it must not look at headers or credentials.
+
+use http::Method;
+
+/// The attributes of one request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequestInfo {
+    /// True for `/api/...` and `/apis/...` paths that name a resource.
+    pub is_resource_request: bool,
+    /// The URL path as received.
+    pub path: String,
+    /// Kubernetes verb: `get`, `list`, `watch`, `create`, ... (resource
+    /// requests) or the lower-cased HTTP method (non-resource requests).
+    pub verb: String,
+    /// `api` or `apis` (resource requests only).
+    pub api_prefix: String,
+    /// API group; empty for the legacy core group.
+    pub api_group: String,
+    pub api_version: String,
+    /// Namespace; empty for cluster-scoped requests.
+    pub namespace: String,
+    pub resource: String,
+    pub subresource: String,
+    /// Object name; empty for collections.
+    pub name: String,
+}
+
+/// Parses a request's method, path and query string into its attributes.
+pub fn parse(method: &Method, path: &str, query: Option<&str>) -> RequestInfo {
+    let non_resource = RequestInfo {
+        is_resource_request: false,
+        path: path.to_string(),
+        verb: method.as_str().to_ascii_lowercase(),
+        ..RequestInfo::default()
+    };
+    let parts: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let Some((&prefix, rest)) = parts.split_first() else {
+        return non_resource;
+    };
+    let mut info = RequestInfo {
+        is_resource_request: true,
+        path: path.to_string(),
+        api_prefix: prefix.to_string(),
+        ..RequestInfo::default()
+    };
+    let mut current: &[&str] = match prefix {
+        "apis" => {
+            // group, version and resource are all needed.
+            if rest.len() < 3 {
+                return non_resource;
+            }
+            info.api_group = rest[0].to_string();
+            info.api_version = rest[1].to_string();
+            &rest[2..]
+        }
+        "api" => {
+            if rest.len() < 2 {
+                return non_resource;
+            }
+            info.api_version = rest[0].to_string();
+            &rest[1..]
+        }
+        _ => return non_resource,
+    };
+
+    info.verb = match *method {
+        Method::POST => "create",
+        Method::GET | Method::HEAD => "get",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        _ => "",
+    }
+    .to_string();
+    if info.verb.is_empty() {
+        info.verb = method.as_str().to_ascii_lowercase();
+    }
+
+    // The deprecated `/watch/` path segment.
+    if current.first() == Some(&"watch") {
+        info.verb = "watch".to_string();
+        current = &current[1..];
+    }
+
+    if current.first() == Some(&"namespaces") && current.len() > 1 {
+        info.namespace = current[1].to_string();
+        // `namespaces/<ns>` alone (or with a namespace subresource) is the
+        // namespace object itself.
+        if current.len() > 2 && !matches!(current[2], "status" | "finalize") {
+            current = &current[2..];
+        }
+    }
+    match current.len() {
+        0 => {}
+        1 => info.resource = current[0].to_string(),
+        2 => {
+            info.resource = current[0].to_string();
+            info.name = current[1].to_string();
+        }
+        _ => {
+            info.resource = current[0].to_string();
+            info.name = current[1].to_string();
+            info.subresource = current[2].to_string();
+        }
+    }
+
+    if info.name.is_empty() && info.verb == "get" {
+        let watch = query.is_some_and(query_says_watch);
+        info.verb = if watch { "watch" } else { "list" }.to_string();
+    }
+    if info.name.is_empty() && info.verb == "delete" {
+        info.verb = "deletecollection".to_string();
+    }
+    info
+}
+
+/// True when the query has `watch` set to a true value (as Go's ParseBool).
+fn query_says_watch(query: &str) -> bool {
+    query.split('&').any(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        key == "watch" && matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Case {
+        method: Method,
+        path: &'static str,
+        query: Option<&'static str>,
+        resource_request: bool,
+        verb: &'static str,
+        group: &'static str,
+        version: &'static str,
+        namespace: &'static str,
+        resource: &'static str,
+        name: &'static str,
+        subresource: &'static str,
+    }
+
+    fn case(method: Method, path: &'static str, query: Option<&'static str>) -> Case {
+        Case {
+            method,
+            path,
+            query,
+            resource_request: true,
+            verb: "",
+            group: "",
+            version: "",
+            namespace: "",
+            resource: "",
+            name: "",
+            subresource: "",
+        }
+    }
+
+    #[test]
+    fn request_info_table_matches_generic_apiserver_resolution() {
+        let m = "metrics.k8s.io";
+        let v = "v1beta1";
+        let cases = vec![
+            Case {
+                verb: "list",
+                group: m,
+                version: v,
+                resource: "nodes",
+                ..case(Method::GET, "/apis/metrics.k8s.io/v1beta1/nodes", None)
+            },
+            Case {
+                verb: "get",
+                group: m,
+                version: v,
+                resource: "nodes",
+                name: "node-a",
+                ..case(
+                    Method::GET,
+                    "/apis/metrics.k8s.io/v1beta1/nodes/node-a",
+                    None,
+                )
+            },
+            Case {
+                verb: "list",
+                group: m,
+                version: v,
+                resource: "pods",
+                ..case(
+                    Method::GET,
+                    "/apis/metrics.k8s.io/v1beta1/pods",
+                    Some("labelSelector=app%3Dx"),
+                )
+            },
+            Case {
+                verb: "list",
+                group: m,
+                version: v,
+                namespace: "default",
+                resource: "pods",
+                ..case(
+                    Method::GET,
+                    "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",
+                    None,
+                )
+            },
+            Case {
+                verb: "get",
+                group: m,
+                version: v,
+                namespace: "default",
+                resource: "pods",
+                name: "web-1",
+                ..case(
+                    Method::GET,
+                    "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web-1",
+                    None,
+                )
+            },
+            Case {
+                verb: "watch",
+                group: m,
+                version: v,
+                namespace: "kube-system",
+                resource: "pods",
+                ..case(
+                    Method::GET,
+                    "/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods",
+                    Some("watch=true&resourceVersion=0"),
+                )
+            },
+            Case {
+                verb: "watch",
+                group: m,
+                version: v,
+                resource: "nodes",
+                ..case(
+                    Method::GET,
+                    "/apis/metrics.k8s.io/v1beta1/watch/nodes",
+                    None,
+                )
+            },
+            Case {
+                verb: "list",
+                group: m,
+                version: v,
+                resource: "nodes",
+                ..case(
+                    Method::GET,
+                    "/apis/metrics.k8s.io/v1beta1/nodes",
+                    Some("watch=false"),
+                )
+            },
+            Case {
+                verb: "get",
+                group: m,
+                version: v,
+                resource: "nodes",
+                name: "n",
+                ..case(
+                    Method::GET,
+                    "/apis/metrics.k8s.io/v1beta1/nodes/n",
+                    Some("watch=true"),
+                )
+            },
+            Case {
+                verb: "get",
+                version: "v1",
+                resource: "namespaces",
+                namespace: "default",
+                name: "default",
+                ..case(Method::GET, "/api/v1/namespaces/default", None)
+            },
+            Case {
+                verb: "get",
+                version: "v1",
+                resource: "pods",
+                namespace: "ns",
+                name: "p",
+                subresource: "log",
+                ..case(Method::GET, "/api/v1/namespaces/ns/pods/p/log", None)
+            },
+            Case {
+                verb: "create",
+                group: "authorization.k8s.io",
+                version: "v1",
+                resource: "subjectaccessreviews",
+                ..case(
+                    Method::POST,
+                    "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                    None,
+                )
+            },
+            Case {
+                verb: "deletecollection",
+                group: m,
+                version: v,
+                resource: "pods",
+                namespace: "a",
+                ..case(
+                    Method::DELETE,
+                    "/apis/metrics.k8s.io/v1beta1/namespaces/a/pods",
+                    None,
+                )
+            },
+            Case {
+                resource_request: false,
+                verb: "get",
+                ..case(Method::GET, "/apis/metrics.k8s.io/v1beta1", None)
+            },
+            Case {
+                resource_request: false,
+                verb: "get",
+                ..case(Method::GET, "/apis/metrics.k8s.io", None)
+            },
+            Case {
+                resource_request: false,
+                verb: "get",
+                ..case(Method::GET, "/apis", None)
+            },
+            Case {
+                resource_request: false,
+                verb: "get",
+                ..case(Method::GET, "/api", None)
+            },
+            Case {
+                resource_request: false,
+                verb: "get",
+                ..case(Method::GET, "/metrics", None)
+            },
+            Case {
+                resource_request: false,
+                verb: "get",
+                ..case(Method::GET, "/openapi/v2", None)
+            },
+            Case {
+                resource_request: false,
+                verb: "get",
+                ..case(Method::GET, "/", None)
+            },
+            Case {
+                resource_request: false,
+                verb: "head",
+                ..case(Method::HEAD, "/healthz", None)
+            },
+            Case {
+                resource_request: false,
+                verb: "post",
+                ..case(Method::POST, "/livez", None)
+            },
+        ];
+        for c in cases {
+            let info = parse(&c.method, c.path, c.query);
+            let what = format!("{} {} {:?}", c.method, c.path, c.query);
+            assert_eq!(info.is_resource_request, c.resource_request, "{what}");
+            assert_eq!(info.path, c.path, "{what}");
+            assert_eq!(info.verb, c.verb, "{what}");
+            assert_eq!(info.api_group, c.group, "{what}");
+            assert_eq!(info.api_version, c.version, "{what}");
+            assert_eq!(info.namespace, c.namespace, "{what}");
+            assert_eq!(info.resource, c.resource, "{what}");
+            assert_eq!(info.name, c.name, "{what}");
+            assert_eq!(info.subresource, c.subresource, "{what}");
+        }
+    }
+
+    #[test]
+    fn watch_query_accepts_go_parsebool_spellings_only() {
+        assert!(query_says_watch("watch=1"));
+        assert!(query_says_watch("a=b&watch=True"));
+        assert!(!query_says_watch("watch=yes"));
+        assert!(!query_says_watch("watching=true"));
+        assert!(!query_says_watch("watch"));
+    }
+}
