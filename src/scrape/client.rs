@@ -7,11 +7,11 @@
 //! belong to the rest of `scrape`.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use hyper_rustls::HttpsConnector;
@@ -19,8 +19,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::ClientConfig;
+use token::TokenFile;
 
-use crate::tls::config::{CertKey, alpn_protocols, verifying_client_config};
+use crate::tls::config::{CertKey, verifying_client_config};
 use crate::tls::pem::read_file;
 use crate::tls::verify::AcceptAnyServerCert;
 use crate::tls::{TlsError, TlsPolicy};
@@ -210,10 +211,10 @@ impl KubeletClient {
         let mut req = Request::get(url.clone())
             .body(Empty::new())
             .map_err(|e| ScrapeError::Request(e.to_string()))?;
-        if let Some(token) = &inner.token {
-            if let Some(value) = token.header().await {
-                req.headers_mut().insert(AUTHORIZATION, value);
-            }
+        if let Some(token) = &inner.token
+            && let Some(value) = token.header().await
+        {
+            req.headers_mut().insert(AUTHORIZATION, value);
         }
         let resp = match &inner.transport {
             Transport::Https(client) => client.request(req).await,
@@ -273,14 +274,14 @@ fn insecure_config(client: Option<CertKey>, policy: &TlsPolicy) -> Result<Client
         .map_err(rustls_err)?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let mut config = match client {
+    // No ALPN: hyper-rustls sets it from the HTTP versions it enables and
+    // refuses a config that already has some.
+    match client {
         Some(ck) => builder
             .with_client_auth_cert(ck.chain, ck.key)
-            .map_err(rustls_err)?,
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = alpn_protocols();
-    Ok(config)
+            .map_err(rustls_err),
+        None => Ok(builder.with_no_client_auth()),
+    }
 }
 
 /// Sorts a client error into a reason: any rustls error in the chain is a
@@ -291,15 +292,7 @@ fn classify(error: hyper_util::client::legacy::Error) -> ScrapeError {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return ScrapeError::Tls(tls.to_string());
         }
-        if let Some(tls) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            if let Some(tls) = tls.downcast_ref::<rustls::Error>() {
-                return ScrapeError::Tls(tls.to_string());
-            }
-        }
-        cause = e.source();
+        cause = next_cause(e);
     }
     if error.is_connect() {
         ScrapeError::Connect(chain_text(&error))
@@ -308,87 +301,36 @@ fn classify(error: hyper_util::client::legacy::Error) -> ScrapeError {
     }
 }
 
+/// The next error in a chain. `io::Error::source` skips the error it wraps
+/// (it returns that error's source), so descend into it explicitly.
+fn next_cause<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    if let Some(inner) = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        return Some(inner);
+    }
+    error.source()
+}
+
 /// An error and its causes on one line.
 fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
-    let mut cause = error.source();
+    let mut cause = next_cause(error);
     while let Some(e) = cause {
         let next = e.to_string();
         if !text.contains(&next) {
             text.push_str(": ");
             text.push_str(&next);
         }
-        cause = e.source();
+        cause = next_cause(e);
     }
     text
 }
 
-/// A bearer token file, re-read at most every `recheck` when used.
-struct TokenFile {
-    path: PathBuf,
-    recheck: Duration,
-    state: Mutex<TokenState>,
-}
-
-struct TokenState {
-    header: Option<HeaderValue>,
-    checked: Instant,
-}
-
-impl TokenFile {
-    fn open(path: PathBuf, recheck: Duration) -> Result<TokenFile, ClientError> {
-        let header = token_header(&read_file(&path)?).ok_or_else(|| {
-            ClientError::Invalid(format!(
-                "token file {} holds no usable token",
-                path.display()
-            ))
-        })?;
-        Ok(TokenFile {
-            path,
-            recheck,
-            state: Mutex::new(TokenState {
-                header: Some(header),
-                checked: Instant::now(),
-            }),
-        })
-    }
-
-    /// The `Authorization` value, refreshed from the file when due. A file
-    /// that cannot be read keeps the last good token.
-    async fn header(&self) -> Option<HeaderValue> {
-        let due = {
-            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            if state.checked.elapsed() < self.recheck {
-                return state.header.clone();
-            }
-            state.header.clone()
-        };
-        let fresh = match tokio::fs::read(&self.path).await {
-            Ok(bytes) => token_header(&bytes),
-            Err(error) => {
-                tracing::warn!(file = %self.path.display(), %error, "cannot re-read kubelet token; keeping the last one");
-                None
-            }
-        };
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.checked = Instant::now();
-        if fresh.is_some() && fresh != due {
-            tracing::info!(file = %self.path.display(), "kubelet token changed");
-            state.header = fresh;
-        }
-        state.header.clone()
-    }
-}
-
-fn token_header(bytes: &[u8]) -> Option<HeaderValue> {
-    let token = std::str::from_utf8(bytes).ok()?.trim();
-    if token.is_empty() {
-        return None;
-    }
-    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok()?;
-    value.set_sensitive(true);
-    Some(value)
-}
+mod token;
 
 #[cfg(test)]
 mod tests;

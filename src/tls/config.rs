@@ -16,7 +16,8 @@ use super::pem::{certs_from_pem, key_from_pem, read_file, roots_from_pem};
 use super::verify::RequestClientCert;
 use super::{TlsError, TlsPolicy};
 
-/// ALPN protocols offered by servers and clients, preferred first.
+/// ALPN protocols offered by servers, preferred first. Client configs
+/// leave ALPN empty for the connector (hyper-rustls) to fill.
 pub fn alpn_protocols() -> Vec<Vec<u8>> {
     vec![b"h2".to_vec(), b"http/1.1".to_vec()]
 }
@@ -134,14 +135,14 @@ pub fn verifying_client_config(
         .with_protocol_versions(policy.versions())
         .map_err(rustls_err(what))?
         .with_webpki_verifier(verifier);
-    let mut config = match client {
+    // No ALPN: hyper-rustls sets it from the HTTP versions it enables and
+    // refuses a config that already has some.
+    match client {
         Some(ck) => builder
             .with_client_auth_cert(ck.chain, ck.key)
-            .map_err(rustls_err(what))?,
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = alpn_protocols();
-    Ok(config)
+            .map_err(rustls_err(what)),
+        None => Ok(builder.with_no_client_auth()),
+    }
 }
 
 /// The peer client's config: verifies the server against `ca_pem` and

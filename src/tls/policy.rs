@@ -52,10 +52,6 @@ pub enum PolicyError {
     Unsupported(String, &'static str),
     #[error("--tls-cipher-suites: unknown cipher suite {0:?}; supported: {supported}", supported = SUPPORTED_NAMES)]
     UnknownSuite(String),
-    #[error(
-        "--tls-cipher-suites lists only TLS 1.2 suites but --tls-min-version is VersionTLS13: no suite would be usable"
-    )]
-    NoUsableSuite,
 }
 
 const SUPPORTED_NAMES: &str = "TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256, \
@@ -130,14 +126,16 @@ impl TlsPolicy {
                 suites.push(suite);
             }
         }
-        let policy = TlsPolicy {
+        if min_version == MinVersion::Tls13 && suites.iter().any(|s| s.tls13().is_none()) {
+            // Go accepts this and ignores the TLS 1.2 names; so do we, loudly.
+            tracing::warn!(
+                "--tls-cipher-suites names TLS 1.2 suites but --tls-min-version is VersionTLS13: they are never used"
+            );
+        }
+        Ok(TlsPolicy {
             min_version,
             cipher_suites: suites,
-        };
-        if policy.effective_suites().is_empty() {
-            return Err(PolicyError::NoUsableSuite);
-        }
-        Ok(policy)
+        })
     }
 
     /// The suites actually offered: the named TLS 1.2 suites (all when none
@@ -174,5 +172,140 @@ impl TlsPolicy {
             MinVersion::Tls12 => TLS12_AND_13,
             MinVersion::Tls13 => TLS13_ONLY,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(policy: &TlsPolicy) -> Vec<String> {
+        policy
+            .effective_suites()
+            .iter()
+            .map(|s| format!("{:?}", s.suite()))
+            .collect()
+    }
+
+    #[test]
+    fn min_version_flag_table() {
+        let table: &[(&str, Result<MinVersion, &str>)] = &[
+            ("", Ok(MinVersion::Tls12)),
+            ("VersionTLS12", Ok(MinVersion::Tls12)),
+            ("VersionTLS13", Ok(MinVersion::Tls13)),
+            ("VersionTLS10", Err("TLS 1.2 or newer is required")),
+            ("VersionTLS11", Err("TLS 1.2 or newer is required")),
+            ("TLS1.2", Err("unknown version")),
+        ];
+        for (flag, want) in table {
+            match (parse_min_version(flag), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, *want, "{flag}"),
+                (Err(e), Err(want)) => {
+                    let text = e.to_string();
+                    assert!(
+                        text.contains("--tls-min-version") && text.contains(want),
+                        "{flag}: {text}"
+                    );
+                }
+                (got, want) => panic!("{flag}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn cipher_suite_flag_table() {
+        let table: &[(&str, Result<&str, &str>)] = &[
+            ("TLS_AES_128_GCM_SHA256", Ok("TLS13_AES_128_GCM_SHA256")),
+            (
+                "TLS_CHACHA20_POLY1305_SHA256",
+                Ok("TLS13_CHACHA20_POLY1305_SHA256"),
+            ),
+            (
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                Ok("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+            ),
+            (
+                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+                Ok("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
+            ),
+            (
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+                Ok("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"),
+            ),
+            (
+                "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+                Ok("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
+            ),
+            ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", Err("CBC-mode")),
+            ("TLS_RSA_WITH_RC4_128_SHA", Err("RC4")),
+            ("TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", Err("3DES")),
+            ("TLS_RSA_WITH_AES_128_GCM_SHA256", Err("static RSA")),
+            ("TLS_FOO", Err("unknown cipher suite")),
+            ("aes", Err("unknown cipher suite")),
+        ];
+        for (name, want) in table {
+            match (parse_cipher_suite(name), want) {
+                (Ok(got), Ok(want)) => assert_eq!(format!("{:?}", got.suite()), *want, "{name}"),
+                (Err(e), Err(want)) => {
+                    let text = e.to_string();
+                    assert!(
+                        text.contains("--tls-cipher-suites") && text.contains(want),
+                        "{name}: {text}"
+                    );
+                    assert!(
+                        text.contains(name),
+                        "{name}: error does not name the suite: {text}"
+                    );
+                }
+                (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn naming_tls12_suites_restricts_tls12_and_keeps_tls13_like_go() {
+        let policy = TlsPolicy::from_flags(
+            "",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        )
+        .unwrap();
+        let got = names(&policy);
+        assert!(got.contains(&"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_string()));
+        assert!(
+            !got.contains(&"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384".to_string()),
+            "{got:?}"
+        );
+        assert_eq!(
+            got.iter().filter(|n| n.starts_with("TLS13_")).count(),
+            3,
+            "{got:?}"
+        );
+        assert_eq!(policy.provider().cipher_suites.len(), got.len());
+    }
+
+    #[test]
+    fn tls13_minimum_drops_tls12_suites_even_when_named_like_go() {
+        for list in ["", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"] {
+            let policy = TlsPolicy::from_flags("VersionTLS13", list).unwrap();
+            let got = names(&policy);
+            assert_eq!(got.len(), 3, "{list}: {got:?}");
+            assert!(
+                got.iter().all(|n| n.starts_with("TLS13_")),
+                "{list}: {got:?}"
+            );
+            assert_eq!(policy.versions().len(), 1);
+        }
+        let policy = TlsPolicy::from_flags("VersionTLS13", "TLS_AES_256_GCM_SHA384").unwrap();
+        assert_eq!(names(&policy), ["TLS13_AES_256_GCM_SHA384"]);
+    }
+
+    #[test]
+    fn default_policy_offers_every_ring_suite_on_tls12_and_13() {
+        let policy = TlsPolicy::default();
+        assert_eq!(
+            policy.effective_suites().len(),
+            ring::ALL_CIPHER_SUITES.len()
+        );
+        assert_eq!(policy.versions().len(), 2);
     }
 }

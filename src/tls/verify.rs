@@ -1,9 +1,9 @@
 //! Certificate verifiers that deliberately leave chain verification to
 //! someone else, while still proving the peer holds the certificate's key:
-//! - [`RequestClientCert`]: the API port asks for a client certificate and
+//! - [`RequestClientCert`], for the API port: it asks for a client certificate and
 //!   takes any chain; the auth layer verifies it against the requestheader
 //!   and client CAs later (Kubernetes' generic apiserver does the same).
-//! - [`AcceptAnyServerCert`]: `--kubelet-insecure-tls`.
+//! - [`AcceptAnyServerCert`], for `--kubelet-insecure-tls`.
 //!
 //! Both check handshake signatures for real with the provider's algorithms;
 //! neither may be used where the chain itself must be trusted.
