@@ -18,10 +18,7 @@ pub struct PkiError {
 }
 
 fn err(what: &str) -> impl FnOnce(rcgen::Error) -> PkiError + '_ {
-    move |source| PkiError {
-        what: what.to_string(),
-        source,
-    }
+    move |source| PkiError { what: what.to_string(), source }
 }
 
 /// A certificate and its private key, both PEM.
@@ -74,11 +71,7 @@ impl Ca {
         ];
         let key = KeyPair::generate().map_err(err(name))?;
         let cert = params.self_signed(&key).map_err(err(name))?;
-        Ok(Ca {
-            name: name.to_string(),
-            cert_pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        })
+        Ok(Ca { name: name.to_string(), cert_pem: cert.pem(), issuer: Issuer::new(params, key) })
     }
 
     /// The CA certificate, PEM.
@@ -102,51 +95,28 @@ impl Ca {
         }
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = match spec.usage {
             Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
             Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
             Usage::ServerAndClient => {
-                vec![
-                    ExtendedKeyUsagePurpose::ServerAuth,
-                    ExtendedKeyUsagePurpose::ClientAuth,
-                ]
+                vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
             }
         };
         params.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate().map_err(err(what))?;
         let cert = params.signed_by(&key, &self.issuer).map_err(err(what))?;
-        Ok(CertPair {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 
     /// Issues a server certificate for the given DNS names and IPs.
     pub fn issue_server(&self, common_name: &str, sans: &[String]) -> Result<CertPair, PkiError> {
-        self.issue(&LeafSpec {
-            common_name,
-            organizations: &[],
-            sans,
-            usage: Usage::Server,
-        })
+        self.issue(&LeafSpec { common_name, organizations: &[], sans, usage: Usage::Server })
     }
 
     /// Issues a client certificate: user `common_name`, groups `organizations`.
-    pub fn issue_client(
-        &self,
-        common_name: &str,
-        organizations: &[&str],
-    ) -> Result<CertPair, PkiError> {
-        self.issue(&LeafSpec {
-            common_name,
-            organizations,
-            sans: &[],
-            usage: Usage::Client,
-        })
+    pub fn issue_client(&self, common_name: &str, organizations: &[&str]) -> Result<CertPair, PkiError> {
+        self.issue(&LeafSpec { common_name, organizations, sans: &[], usage: Usage::Client })
     }
 }
 
@@ -160,8 +130,5 @@ pub fn self_signed_server(common_name: &str, sans: &[String]) -> Result<CertPair
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let key = KeyPair::generate().map_err(err(common_name))?;
     let cert = params.self_signed(&key).map_err(err(common_name))?;
-    Ok(CertPair {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
 }

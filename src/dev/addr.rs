@@ -35,10 +35,7 @@ pub struct Block {
 impl Block {
     /// The dev mode's block (no lock: one dev cluster per machine).
     pub fn dev() -> Block {
-        Block {
-            index: 0,
-            _lock: None,
-        }
+        Block { index: 0, _lock: None }
     }
 
     /// A block with a fixed index and no lock (for a simulator started by
@@ -53,23 +50,14 @@ impl Block {
         std::fs::create_dir_all(&dir)?;
         for index in FIRST_TEST_BLOCK..=LAST_BLOCK {
             let path: PathBuf = dir.join(format!("{index}.lock"));
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)?;
+            let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
             // SAFETY: flock on a file descriptor we own; no memory is shared.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
             if rc == 0 {
-                return Ok(Block {
-                    index,
-                    _lock: Some(file),
-                });
+                return Ok(Block { index, _lock: Some(file) });
             }
         }
-        Err(std::io::Error::other(
-            "every loopback address block is in use",
-        ))
+        Err(std::io::Error::other("every loopback address block is in use"))
     }
 
     /// The block number.
