@@ -14,6 +14,15 @@
 //! while `now − newest sample ≤ resolution + max_staleness`; 0 restores the
 //! reference (a failed scrape removes the node and its pods at once).
 //!
+//! Repeated samples: a scrape whose timestamps equal the stored last ones
+//! keeps the stored previous point (reference rule "new ≤ last: keep prev if
+//! older than new"), so a kubelet with frozen timestamps keeps being served
+//! its previous rate. Only a series that never had a previous point stays
+//! unservable when the same sample comes twice (reference N2/P3).
+//!
+//! Readiness and `metrics_server_storage_points` count what is held; a failed
+//! node past its staleness bound is pruned at the next write (any node's).
+//!
 //! This module does no I/O and keeps no clock: callers pass `now`.
 
 use crate::model::{MetricsReader, NodeUsage, PodUsage, UnixNanos};
@@ -24,10 +33,10 @@ use std::time::Duration;
 
 mod read;
 pub mod series;
-pub mod usage;
-mod write;
 #[cfg(test)]
 mod tests;
+pub mod usage;
+mod write;
 
 use series::Series;
 
@@ -55,7 +64,10 @@ struct PodEntry {
 impl PodEntry {
     /// Containers with a previous point: those metrics-server counts.
     fn points(&self) -> usize {
-        self.containers.iter().filter(|(_, s)| s.prev.is_some()).count()
+        self.containers
+            .iter()
+            .filter(|(_, s)| s.prev.is_some())
+            .count()
     }
 }
 
@@ -125,7 +137,10 @@ impl Store {
 
     /// Whether a node's points may be served at `now`.
     fn servable(&self, entry: &NodeEntry, now: UnixNanos) -> bool {
-        !entry.failed || entry.newest.is_some_and(|t| now.saturating_sub(t) <= self.stale_bound())
+        !entry.failed
+            || entry
+                .newest
+                .is_some_and(|t| now.saturating_sub(t) <= self.stale_bound())
     }
 
     /// How old the newest sample of a failed node may be and still be served.
@@ -135,17 +150,27 @@ impl Store {
 
     /// Sets the storage gauges from the counters.
     fn publish(&self, inner: &Inner) {
-        let gauge = |t: &'static str| self.metrics.storage_points.get_or_create(&vec![("type", t)]).clone();
+        let gauge = |t: &'static str| {
+            self.metrics
+                .storage_points
+                .get_or_create(&vec![("type", t)])
+                .clone()
+        };
         gauge("node").set(inner.node_points as i64);
         gauge("container").set(inner.container_points as i64);
-        self.metrics.served_stale_nodes.set(inner.failed.len() as i64);
+        self.metrics
+            .served_stale_nodes
+            .set(inner.failed.len() as i64);
     }
 
     fn set_sample_age(&self, node: &str, newest: Option<UnixNanos>, now: UnixNanos) {
         let labels = vec![("node", node.to_string())];
         match newest {
             Some(t) => {
-                self.metrics.node_sample_age.get_or_create(&labels).set(now.saturating_sub(t) as f64 / 1e9);
+                self.metrics
+                    .node_sample_age
+                    .get_or_create(&labels)
+                    .set(now.saturating_sub(t) as f64 / 1e9);
             }
             None => {
                 self.metrics.node_sample_age.remove(&labels);
@@ -174,4 +199,3 @@ impl MetricsReader for Store {
         read::pod_usage(pod, namespace, name)
     }
 }
-

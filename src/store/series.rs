@@ -20,7 +20,10 @@ pub struct Series {
 impl Series {
     /// A series seen for the first time.
     pub fn first(point: Point) -> Series {
-        Series { last: point, prev: None }
+        Series {
+            last: point,
+            prev: None,
+        }
     }
 }
 
@@ -54,12 +57,24 @@ fn started_before(start: Option<UnixNanos>, ts: UnixNanos) -> bool {
 /// resolution gives a synthetic zero point at the start time), then the
 /// node rule, but only when the container has not restarted since the
 /// stored last point (start time before that point).
+///
+/// One deliberate difference: when a stored pod had a previous point for
+/// some containers but not for this one, metrics-server's map lookup yields
+/// a zero point (Go's zero time) as prev and later serves a near-zero rate
+/// over a centuries-long window; here such a container simply has no prev.
 pub fn next_container(old: Option<&Series>, new: Point, resolution_ns: i64) -> Series {
     if let Some(start) = new.start_time {
         let age = new.timestamp.saturating_sub(start);
         if start < new.timestamp && age < resolution_ns && age >= FRESH_CONTAINER_MIN_NS {
-            let synthetic = Point { timestamp: start, cpu_cumulative_ns: 0, ..new };
-            return Series { last: new, prev: Some(synthetic) };
+            let synthetic = Point {
+                timestamp: start,
+                cpu_cumulative_ns: 0,
+                ..new
+            };
+            return Series {
+                last: new,
+                prev: Some(synthetic),
+            };
         }
     }
     match old {

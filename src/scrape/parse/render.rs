@@ -42,10 +42,18 @@ pub fn go_float(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     // Rust's `{:e}` gives the shortest round-trip digits, as Go's -1 precision does.
     let sci = format!("{:e}", v.abs());
@@ -62,7 +70,12 @@ pub fn go_float(v: f64) -> String {
             out.push('.');
             out.push_str(&digits[1..]);
         }
-        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs());
+        let _ = write!(
+            out,
+            "e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.unsigned_abs()
+        );
     } else if exp < 0 {
         out.push_str("0.");
         for _ in 0..(-exp - 1) {
@@ -90,7 +103,10 @@ pub fn escape(v: &str) -> std::borrow::Cow<'_, str> {
     if !v.contains(['\\', '"', '\n']) {
         return v.into();
     }
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").into()
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+        .into()
 }
 
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
@@ -101,13 +117,26 @@ fn header(out: &mut String, name: &str, help: &str, kind: &str) {
 pub fn render(sample: &KubeletSample) -> String {
     // Rows sorted as the kubelet's registry sorts them: by label values in
     // label-name order (container, namespace, pod).
-    let mut rows: Vec<(&PodSample, &ContainerSample)> =
-        sample.pods.iter().flat_map(|p| p.containers.iter().map(move |c| (p, c))).collect();
-    rows.sort_by(|a, b| (&a.1.name, &a.0.namespace, &a.0.name).cmp(&(&b.1.name, &b.0.namespace, &b.0.name)));
-    let mut pods: Vec<&PodSample> = sample.pods.iter().filter(|p| !p.containers.is_empty()).collect();
+    let mut rows: Vec<(&PodSample, &ContainerSample)> = sample
+        .pods
+        .iter()
+        .flat_map(|p| p.containers.iter().map(move |c| (p, c)))
+        .collect();
+    rows.sort_by(|a, b| {
+        (&a.1.name, &a.0.namespace, &a.0.name).cmp(&(&b.1.name, &b.0.namespace, &b.0.name))
+    });
+    let mut pods: Vec<&PodSample> = sample
+        .pods
+        .iter()
+        .filter(|p| !p.containers.is_empty())
+        .collect();
     pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let mut out = String::with_capacity(200 + rows.len() * 480);
-    let container_family = |out: &mut String, name: &str, help: &str, kind: &str, f: &dyn Fn(&ContainerSample) -> String| {
+    let container_family = |out: &mut String,
+                            name: &str,
+                            help: &str,
+                            kind: &str,
+                            f: &dyn Fn(&ContainerSample) -> String| {
         if rows.is_empty() {
             return;
         }
@@ -145,27 +174,77 @@ pub fn render(sample: &KubeletSample) -> String {
         &|c| go_float(c.start_time_seconds),
     );
     if let Some((cpu, mem, ts)) = sample.node {
-        header(&mut out, "node_cpu_usage_seconds_total", "[STABLE] Cumulative cpu time consumed by the node in core-seconds", "counter");
+        header(
+            &mut out,
+            "node_cpu_usage_seconds_total",
+            "[STABLE] Cumulative cpu time consumed by the node in core-seconds",
+            "counter",
+        );
         let _ = writeln!(out, "node_cpu_usage_seconds_total {} {ts}", go_float(cpu));
-        header(&mut out, "node_memory_working_set_bytes", "[STABLE] Current working set of the node in bytes", "gauge");
+        header(
+            &mut out,
+            "node_memory_working_set_bytes",
+            "[STABLE] Current working set of the node in bytes",
+            "gauge",
+        );
         let _ = writeln!(out, "node_memory_working_set_bytes {} {ts}", go_float(mem));
     }
     if !pods.is_empty() {
-        let pod_ts = |p: &PodSample| p.containers.iter().map(|c| c.timestamp_ms).max().unwrap_or(0);
-        header(&mut out, "pod_cpu_usage_seconds_total", "[STABLE] Cumulative cpu time consumed by the pod in core-seconds", "counter");
+        let pod_ts = |p: &PodSample| {
+            p.containers
+                .iter()
+                .map(|c| c.timestamp_ms)
+                .max()
+                .unwrap_or(0)
+        };
+        header(
+            &mut out,
+            "pod_cpu_usage_seconds_total",
+            "[STABLE] Cumulative cpu time consumed by the pod in core-seconds",
+            "counter",
+        );
         for p in &pods {
             let cpu: f64 = p.containers.iter().map(|c| c.cpu_seconds).sum();
-            let _ = writeln!(out, "pod_cpu_usage_seconds_total{{namespace=\"{}\",pod=\"{}\"}} {} {}", escape(&p.namespace), escape(&p.name), go_float(cpu), pod_ts(p));
+            let _ = writeln!(
+                out,
+                "pod_cpu_usage_seconds_total{{namespace=\"{}\",pod=\"{}\"}} {} {}",
+                escape(&p.namespace),
+                escape(&p.name),
+                go_float(cpu),
+                pod_ts(p)
+            );
         }
-        header(&mut out, "pod_memory_working_set_bytes", "[STABLE] Current working set of the pod in bytes", "gauge");
+        header(
+            &mut out,
+            "pod_memory_working_set_bytes",
+            "[STABLE] Current working set of the pod in bytes",
+            "gauge",
+        );
         for p in &pods {
             let mem: f64 = p.containers.iter().map(|c| c.memory_bytes).sum();
-            let _ = writeln!(out, "pod_memory_working_set_bytes{{namespace=\"{}\",pod=\"{}\"}} {} {}", escape(&p.namespace), escape(&p.name), go_float(mem), pod_ts(p));
+            let _ = writeln!(
+                out,
+                "pod_memory_working_set_bytes{{namespace=\"{}\",pod=\"{}\"}} {} {}",
+                escape(&p.namespace),
+                escape(&p.name),
+                go_float(mem),
+                pod_ts(p)
+            );
         }
     }
-    header(&mut out, "resource_scrape_error", "[STABLE] 1 if there was an error while getting container metrics, 0 otherwise", "gauge");
+    header(
+        &mut out,
+        "resource_scrape_error",
+        "[STABLE] 1 if there was an error while getting container metrics, 0 otherwise",
+        "gauge",
+    );
     out.push_str("resource_scrape_error 0\n");
-    header(&mut out, "scrape_error", "[ALPHA] 1 if there was an error while getting container metrics, 0 otherwise", "gauge");
+    header(
+        &mut out,
+        "scrape_error",
+        "[ALPHA] 1 if there was an error while getting container metrics, 0 otherwise",
+        "gauge",
+    );
     out.push_str("scrape_error 0\n");
     out
 }
@@ -189,7 +268,11 @@ pub fn synthetic(pods: usize, containers: usize, timestamp_ms: i64, seed: u64) -
             name: format!("web-{p:03}-{:05x}", next() % 0xfffff),
             containers: (0..containers)
                 .map(|c| ContainerSample {
-                    name: if c == 0 { "app".into() } else { format!("sidecar-{c}") },
+                    name: if c == 0 {
+                        "app".into()
+                    } else {
+                        format!("sidecar-{c}")
+                    },
                     cpu_seconds: 1.0 + (next() % 10_000_000) as f64 / 1000.0,
                     memory_bytes: (1_048_576 + (next() % 2_000_000_000) / 4096 * 4096) as f64,
                     start_time_seconds: start_s + (next() % 1_000_000) as f64 / 1e6,
@@ -198,5 +281,8 @@ pub fn synthetic(pods: usize, containers: usize, timestamp_ms: i64, seed: u64) -
                 .collect(),
         })
         .collect();
-    KubeletSample { node: Some((123_456.789 + (seed % 1000) as f64, 7.5e9, timestamp_ms)), pods }
+    KubeletSample {
+        node: Some((123_456.789 + (seed % 1000) as f64, 7.5e9, timestamp_ms)),
+        pods,
+    }
 }
