@@ -141,3 +141,65 @@ pub fn kubectl_mem(bytes: u64) -> String {
 pub fn rows(text: &str) -> Vec<Vec<String>> {
     text.lines().map(|l| l.split_whitespace().map(str::to_string).collect()).filter(|r: &Vec<String>| !r.is_empty()).collect()
 }
+
+impl Cluster {
+    /// GETs a metrics.k8s.io path through the aggregation proxy with kubectl
+    /// and returns the JSON, or `None` when kubectl fails (e.g. 404).
+    pub async fn get_raw(&self, path: &str) -> Option<serde_json::Value> {
+        let out = self.kubectl(&["get", "--raw", path]).await;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Names of the nodes in the NodeMetricsList, with their timestamps.
+    pub async fn served_nodes(&self) -> Vec<(String, String)> {
+        let Some(list) = self.get_raw("/apis/metrics.k8s.io/v1beta1/nodes").await else { return Vec::new() };
+        list["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|i| {
+                        (
+                            i["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                            i["timestamp"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `namespace/name` of every pod in the PodMetricsList.
+    pub async fn served_pods(&self) -> Vec<String> {
+        let Some(list) = self.get_raw("/apis/metrics.k8s.io/v1beta1/pods").await else { return Vec::new() };
+        list["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{}/{}",
+                            i["metadata"]["namespace"].as_str().unwrap_or_default(),
+                            i["metadata"]["name"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `namespace/name` of the pods the spec puts on `node`.
+    pub fn pods_of(&self, node: &str) -> Vec<String> {
+        self.env
+            .spec
+            .nodes
+            .iter()
+            .filter(|n| n.name == node)
+            .flat_map(|n| n.pods.iter().map(|p| format!("{}/{}", p.namespace, p.name)))
+            .collect()
+    }
+}
