@@ -295,3 +295,63 @@ async fn silent_client_does_not_block_others_and_shutdown_ends_serve() {
 }
 
 mod source;
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish_and_refuses_new_connections() {
+    let block = Block::acquire().unwrap();
+    let ip = block.aux(2).into();
+    let p = pki(ip);
+    let policy = TlsPolicy::default();
+    let (entered_tx, mut entered) = tokio::sync::mpsc::channel::<()>(4);
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let app = {
+        let release = release.clone();
+        Router::new().route(
+            "/slow",
+            get(move || async move {
+                let _ = entered_tx.send(()).await;
+                let _permit = release.acquire().await;
+                "done"
+            }),
+        )
+    };
+    let listener = TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let token = CancellationToken::new();
+    let server =
+        api_server_config(p.server.chain.clone(), p.server.key.clone_key(), &policy).unwrap();
+    let task = tokio::spawn(serve(listener, TlsSource::new(server), app, token.clone()));
+    let client =
+        config::verifying_client_config(p.ca.cert_pem().as_bytes(), None, &policy).unwrap();
+
+    // One HTTP/2 and one HTTP/1.1 request in flight.
+    let requests = [true, false].map(|h2| tokio::spawn(fetch(addr, client.clone(), h2, "/slow")));
+    for _ in 0..2 {
+        tokio::time::timeout(Duration::from_secs(10), entered.recv())
+            .await
+            .unwrap();
+    }
+    token.cancel();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "listener still open after shutdown"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !task.is_finished(),
+        "serve returned before its in-flight requests finished"
+    );
+    release.add_permits(2);
+    for request in requests {
+        let (status, body) = request.await.unwrap().unwrap();
+        assert_eq!((status, body.as_str()), (200, "done"));
+    }
+    let done = tokio::time::timeout(Duration::from_secs(10), task).await;
+    assert!(
+        matches!(done, Ok(Ok(Ok(())))),
+        "serve did not stop: {done:?}"
+    );
+}
