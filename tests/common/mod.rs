@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod direct;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::Output;
