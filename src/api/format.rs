@@ -76,7 +76,7 @@ const BINARY_SUFFIXES: [&str; 7] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
 
 impl Quantity {
     /// Exact sum (Go `Quantity.Add`): the format of `self` wins unless `self` is zero.
-    pub fn add(self, other: Quantity) -> Quantity {
+    pub fn plus(self, other: Quantity) -> Quantity {
         let format = if self.value == 0 {
             other.format
         } else {
