@@ -26,6 +26,8 @@ pub mod types;
 #[cfg(test)]
 mod golden_tests;
 #[cfg(test)]
+mod kubectl_tests;
+#[cfg(test)]
 mod router_tests;
 #[cfg(test)]
 mod testkit;
