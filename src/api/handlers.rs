@@ -244,22 +244,35 @@ pub async fn resources(path: Result<Path<String>, PathRejection>, req: Req) -> R
     }
 }
 
-fn openapi_json(value: &serde_json::Value) -> Response {
-    encode::respond(
-        StatusCode::OK,
-        encode::JSON,
-        serde_json::to_vec(value).unwrap_or_default(),
-    )
+/// A JSON document with a strong ETag; `If-None-Match` with that tag gets 304.
+fn document(req: &Req, value: &serde_json::Value) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let tag = discovery::etag(&body);
+    let cached = req
+        .headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == tag.as_bytes());
+    let mut resp = if cached {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        encode::respond(StatusCode::OK, encode::JSON, body)
+    };
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
 }
 
-pub async fn openapi_v2(State(st): State<ApiState>) -> Response {
-    openapi_json(&openapi::v2(&st.build_version))
+pub async fn openapi_v2(State(st): State<ApiState>, req: Req) -> Response {
+    document(&req, &openapi::v2(&st.build_version))
 }
 
-pub async fn openapi_v3_index(State(st): State<ApiState>) -> Response {
-    openapi_json(&openapi::v3_index(&st.build_version))
+pub async fn openapi_v3_index(State(st): State<ApiState>, req: Req) -> Response {
+    document(&req, &openapi::v3_index(&st.build_version))
 }
 
+/// One group-version's OpenAPI 3 document. A `hash` that is not the current
+/// one is redirected to the current URL; the current one may be cached forever.
 pub async fn openapi_v3(
     State(st): State<ApiState>,
     path: Result<Path<String>, PathRejection>,
@@ -268,16 +281,24 @@ pub async fn openapi_v3(
     let Some(version) = path.ok().and_then(|Path(v)| Version::parse(&v)) else {
         return req.fail(path_not_found());
     };
-    let mut resp = openapi_json(&openapi::v3(version, &st.build_version));
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "\"{}\"",
-        openapi::v3_hash(version, &st.build_version)
-    )) {
-        resp.headers_mut().insert(header::ETAG, v);
-        resp.headers_mut().insert(
+    let hash = openapi::v3_hash(version, &st.build_version);
+    let asked = req.param("hash");
+    if asked.as_deref().is_some_and(|h| h != hash) {
+        let url = openapi::v3_url(version, &hash);
+        let mut resp = StatusCode::MOVED_PERMANENTLY.into_response();
+        if let Ok(v) = HeaderValue::from_str(&url) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        return resp;
+    }
+    let mut resp = document(&req, &openapi::v3(version, &st.build_version));
+    if asked.is_some() {
+        let h = resp.headers_mut();
+        h.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, immutable"),
         );
+        h.insert(header::VARY, HeaderValue::from_static("Accept"));
     }
     resp
 }

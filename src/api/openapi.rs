@@ -373,13 +373,20 @@ pub fn v3_hash(v: Version, build_version: &str) -> String {
     etag(&body).trim_matches('"').to_string()
 }
 
+/// The server-relative URL of a group-version's document under `hash`.
+pub fn v3_url(v: Version, hash: &str) -> String {
+    format!("/openapi/v3/apis/{GROUP}/{}?hash={hash}", v.as_str())
+}
+
 /// `/openapi/v3`: where each group-version's document lives.
 pub fn v3_index(build_version: &str) -> Value {
     let mut paths_map = Map::new();
     for v in Version::ALL {
-        let key = format!("apis/{GROUP}/{}", v.as_str());
-        let url = format!("/openapi/v3/{key}?hash={}", v3_hash(v, build_version));
-        paths_map.insert(key, json!({ "serverRelativeURL": url }));
+        let url = v3_url(v, &v3_hash(v, build_version));
+        paths_map.insert(
+            format!("apis/{GROUP}/{}", v.as_str()),
+            json!({ "serverRelativeURL": url }),
+        );
     }
     json!({ "paths": paths_map })
 }

@@ -485,13 +485,29 @@ async fn openapi_documents_describe_every_path_and_type() {
     assert_refs_resolve(&v3, &v3["components"]["schemas"], "#/components/schemas/");
     let hash = url.split("hash=").nth(1).unwrap();
     assert_eq!(a.headers["etag"], format!("\"{hash}\"").as_str());
-    assert_eq!(
-        get(state, "/openapi/v3/apis/metrics.k8s.io/v9")
-            .await
-            .status
-            .as_u16(),
-        404
-    );
+    assert_eq!(a.headers["cache-control"], "public, immutable");
+    let stale = get(
+        state.clone(),
+        "/openapi/v3/apis/metrics.k8s.io/v1beta1?hash=OLD",
+    )
+    .await;
+    assert_eq!(stale.status.as_u16(), 301);
+    assert_eq!(stale.headers["location"], url.as_str());
+    let v2_tag = get(state.clone(), "/openapi/v2").await.headers["etag"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let cached = call(
+        state.clone(),
+        "GET",
+        "/openapi/v2",
+        &[("If-None-Match", &v2_tag)],
+    )
+    .await;
+    assert_eq!(cached.status.as_u16(), 304);
+    assert!(cached.body.is_empty());
+    let a = get(state, "/openapi/v3/apis/metrics.k8s.io/v9").await;
+    assert_eq!(a.status.as_u16(), 404);
 }
 
 fn assert_refs_resolve(doc: &Value, defs: &Value, prefix: &str) {
