@@ -76,7 +76,7 @@ const BINARY_SUFFIXES: [&str; 7] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
 
 impl Quantity {
     /// Exact sum (Go `Quantity.Add`): the format of `self` wins unless `self` is zero.
-    pub fn add(self, other: Quantity) -> Quantity {
+    pub fn plus(self, other: Quantity) -> Quantity {
         let format = if self.value == 0 {
             other.format
         } else {
@@ -146,14 +146,14 @@ impl Quantity {
         if self.value == 0 {
             return (0, String::new());
         }
-        let mut format = self.format;
-        if format == QuantityFormat::BinarySi {
-            let small = self.scaled_to(0).map(|v| v > -1024 && v < 1024);
-            match (small, self.scaled_to(0)) {
-                (Some(true), _) | (_, None) => format = QuantityFormat::DecimalSi,
-                _ => {}
+        // BinarySI falls back to decimal below 1024 and when not a whole number.
+        let units = self.scaled_to(0);
+        let format = match (self.format, units) {
+            (QuantityFormat::BinarySi, Some(v)) if v <= -1024 || v >= 1024 => {
+                QuantityFormat::BinarySi
             }
-        }
+            _ => QuantityFormat::DecimalSi,
+        };
         match format {
             QuantityFormat::DecimalSi => {
                 let (mut m, mut e) = (self.value, self.scale);
@@ -171,7 +171,7 @@ impl Quantity {
                 }
             }
             QuantityFormat::BinarySi => {
-                let mut m = self.scaled_to(0).unwrap_or(self.value);
+                let mut m = units.unwrap_or(self.value);
                 let mut i = 0;
                 while i + 1 < BINARY_SUFFIXES.len() && m % 1024 == 0 {
                     m /= 1024;

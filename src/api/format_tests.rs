@@ -64,15 +64,15 @@ fn memory_quantities_match_go_binary_si_canonical_form() {
 
 #[test]
 fn quantity_sums_keep_the_format_of_their_terms() {
-    let cpu = cpu_quantity(5_000_000).add(cpu_quantity(5_000_000));
+    let cpu = cpu_quantity(5_000_000).plus(cpu_quantity(5_000_000));
     assert_eq!(cpu.to_string(), "10m");
     let mem = Quantity {
         value: 0,
         scale: 0,
         format: QuantityFormat::DecimalSi,
     }
-    .add(memory_quantity(5 << 20))
-    .add(memory_quantity(10 << 20));
+    .plus(memory_quantity(5 << 20))
+    .plus(memory_quantity(10 << 20));
     assert_eq!(mem.to_string(), "15Mi");
 }
 

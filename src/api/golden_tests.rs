@@ -226,3 +226,11 @@ async fn discovery_document_bytes() {
     let a = call(state, "GET", "/apis", &[AGGREGATED]).await;
     check(golden!("aggregated_v2"), &a.body);
 }
+
+#[tokio::test]
+async fn pretty_bytes_for_curl_match_go_marshal_indent() {
+    let ua = ("User-Agent", "curl/8.5.0");
+    let (code, b) = body("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web-1", &[ua]).await;
+    assert_eq!(code, 200);
+    check(golden!("pod_metrics_pretty"), &b);
+}

@@ -5,7 +5,11 @@
 //!
 //! Map: `format` (Quantity/Time/Duration strings), `selector` (label and field
 //! selectors), `types` + `encode` (wire types and Go-identical bytes),
-//! `negotiate` (Accept), `table`, `discovery`, `openapi`, `handlers`.
+//! `negotiate` (Accept), `table`, `discovery`, `openapi`, `request` (query,
+//! errors), `render` (answer forms), `handlers` (what to serve).
+
+// Errors are the rare path and `Status` is the shared error type: keep it unboxed.
+#![allow(clippy::result_large_err)]
 
 pub mod discovery;
 pub mod encode;
@@ -13,12 +17,16 @@ pub mod format;
 mod handlers;
 pub mod negotiate;
 pub mod openapi;
+mod render;
+mod request;
 pub mod selector;
 pub mod table;
 pub mod types;
 
 #[cfg(test)]
 mod golden_tests;
+#[cfg(test)]
+mod kubectl_tests;
 #[cfg(test)]
 mod router_tests;
 #[cfg(test)]
@@ -75,7 +83,7 @@ pub fn router(state: ApiState) -> Router {
             "/openapi/v3/apis/metrics.k8s.io/{version}",
             get(handlers::openapi_v3),
         )
-        .fallback(handlers::fallback)
-        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .fallback(request::fallback)
+        .method_not_allowed_fallback(request::method_not_allowed)
         .with_state(state)
 }

@@ -67,7 +67,10 @@ fn metrics_schemas(v: Version, f: Flavor, out: &mut Map<String, Value>) {
         let mut props = type_meta(kind);
         let p = props.as_object_mut().expect("json object literal");
         p.insert("metadata".into(), json!({ "description": "Standard list metadata.", "allOf": [f.r(&format!("{META}.ListMeta"))], "default": {} }));
-        p.insert("items".into(), json!({ "description": format!("List of {item}."), "type": "array", "items": f.r(&metrics_def(v, item)) }));
+        p.insert(
+            "items".into(),
+            json!({ "description": format!("List of {item}."), "type": "array", "items": f.r(&metrics_def(v, item)) }),
+        );
         json!({
             "description": desc,
             "type": "object",
@@ -130,7 +133,10 @@ fn meta_schemas(f: Flavor, out: &mut Map<String, Value>) {
     let s = |d: &str| json!({ "type": "string", "description": d });
     out.insert(QUANTITY.into(), json!({ "type": "string", "description": "Quantity is a fixed-point representation of a number, e.g. 100m or 12Mi." }));
     out.insert(format!("{META}.Time"), json!({ "type": "string", "format": "date-time", "description": "Time is RFC 3339 in UTC with whole seconds." }));
-    out.insert(format!("{META}.Duration"), json!({ "type": "string", "description": "Duration in Go time.Duration string form, e.g. 15.012s." }));
+    out.insert(
+        format!("{META}.Duration"),
+        json!({ "type": "string", "description": "Duration in Go time.Duration string form, e.g. 15.012s." }),
+    );
     out.insert(
         format!("{META}.ObjectMeta"),
         json!({
@@ -367,13 +373,20 @@ pub fn v3_hash(v: Version, build_version: &str) -> String {
     etag(&body).trim_matches('"').to_string()
 }
 
+/// The server-relative URL of a group-version's document under `hash`.
+pub fn v3_url(v: Version, hash: &str) -> String {
+    format!("/openapi/v3/apis/{GROUP}/{}?hash={hash}", v.as_str())
+}
+
 /// `/openapi/v3`: where each group-version's document lives.
 pub fn v3_index(build_version: &str) -> Value {
     let mut paths_map = Map::new();
     for v in Version::ALL {
-        let key = format!("apis/{GROUP}/{}", v.as_str());
-        let url = format!("/openapi/v3/{key}?hash={}", v3_hash(v, build_version));
-        paths_map.insert(key, json!({ "serverRelativeURL": url }));
+        let url = v3_url(v, &v3_hash(v, build_version));
+        paths_map.insert(
+            format!("apis/{GROUP}/{}", v.as_str()),
+            json!({ "serverRelativeURL": url }),
+        );
     }
     json!({ "paths": paths_map })
 }

@@ -171,8 +171,8 @@ pub fn pod_table(items: &[PodItem], ctx: &RowContext) -> Table {
             zero(QuantityFormat::BinarySi),
         );
         for c in &item.usage.containers {
-            cpu = cpu.add(cpu_quantity(c.usage.cpu_nanocores));
-            mem = mem.add(memory_quantity(c.usage.memory_bytes));
+            cpu = cpu.plus(cpu_quantity(c.usage.cpu_nanocores));
+            mem = mem.plus(memory_quantity(c.usage.memory_bytes));
         }
         let has_usage = !item.usage.containers.is_empty();
         if names.is_none() || names.as_ref().is_some_and(Vec::is_empty) {

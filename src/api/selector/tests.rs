@@ -1,4 +1,5 @@
 use super::*;
+use std::collections::BTreeMap;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs

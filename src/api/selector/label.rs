@@ -1,31 +1,10 @@
-//! Kubernetes label selectors (full syntax: `a=b`, `a==b`, `a!=b`,
-//! `a in (x,y)`, `a notin (x)`, `a`, `!a`, `a>1`, `a<1`, comma = AND) and the
-//! field selectors the metrics API accepts (`metadata.name`,
-//! `metadata.namespace` with `=`, `==`, `!=`). Used by the API handlers and by
-//! `--node-selector`. Pure parsing and matching; no I/O.
+//! Label selectors: the Kubernetes lexer and parser (operators, sets,
+//! keywords as values), key and value validation, and matching.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::status::Status;
-
-/// Why a selector was rejected. The message is what the client sees in a 400.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SelectorError {
-    #[error("unable to parse requirement: {0}")]
-    Requirement(String),
-    #[error("{0}")]
-    Syntax(String),
-    #[error("{0}")]
-    Field(String),
-}
-
-impl SelectorError {
-    /// The 400 BadRequest Status the API answers with.
-    pub fn to_status(&self) -> Status {
-        Status::bad_request(self.to_string())
-    }
-}
+use super::SelectorError;
 
 /// A label-selector operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,17 +341,13 @@ impl Parser {
         for v in &values {
             validate_value(&key, v)?;
         }
-        match op {
-            Operator::In | Operator::NotIn if values.is_empty() => {
-                return Err("values: Invalid value: []: for 'in', 'notin' operators, values set can't be empty".into());
-            }
-            Operator::GreaterThan | Operator::LessThan if values[0].parse::<i64>().is_err() => {
-                return Err(format!(
-                    "values[0]: Invalid value: {:?}: for 'Gt', 'Lt' operators, the value must be an integer",
-                    values[0]
-                ));
-            }
-            _ => {}
+        // A set is never empty (`()` is the set holding ""); `>`/`<` need an integer.
+        let first = values.first().map(String::as_str).unwrap_or("");
+        if matches!(op, Operator::GreaterThan | Operator::LessThan) && first.parse::<i64>().is_err()
+        {
+            return Err(format!(
+                "values[0]: Invalid value: {first:?}: for 'Gt', 'Lt' operators, the value must be an integer"
+            ));
         }
         Ok(Requirement { key, op, values })
     }
@@ -494,156 +469,3 @@ fn validate_value(key: &str, value: &str) -> Result<(), String> {
         ))
     }
 }
-
-/// Which object kind a field selector is applied to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldScope {
-    /// Nodes have no namespace: `metadata.namespace` compares against "".
-    Cluster,
-    Namespaced,
-}
-
-/// A field known to the metrics API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    Name,
-    Namespace,
-}
-
-/// One `field=value` or `field!=value` term.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldTerm {
-    pub field: Field,
-    pub negated: bool,
-    pub value: String,
-}
-
-/// A parsed field selector: the AND of its terms. Empty matches everything.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FieldSelector {
-    terms: Vec<FieldTerm>,
-}
-
-impl FieldSelector {
-    /// Parses `metadata.name=x,metadata.namespace!=y` (values may escape `\,`, `\=`, `\\`).
-    /// Any other field is rejected with the generic apiserver's message.
-    pub fn parse(s: &str) -> Result<Self, SelectorError> {
-        let mut parts = split_unescaped_commas(s);
-        parts.sort();
-        let mut raw = Vec::new();
-        for part in parts.iter().filter(|p| !p.is_empty()) {
-            let (lhs, op, rhs) = split_term(part).ok_or_else(|| {
-                SelectorError::Syntax(format!(
-                    "invalid selector: '{s}'; can't understand '{part}'"
-                ))
-            })?;
-            raw.push((lhs.to_string(), op == "!=", unescape(rhs)?));
-        }
-        let mut terms = Vec::new();
-        for (lhs, negated, value) in raw {
-            let field = match lhs.as_str() {
-                "metadata.name" => Field::Name,
-                "metadata.namespace" => Field::Namespace,
-                other => {
-                    return Err(SelectorError::Field(format!(
-                        "{other:?} is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
-                    )));
-                }
-            };
-            terms.push(FieldTerm {
-                field,
-                negated,
-                value,
-            });
-        }
-        Ok(FieldSelector { terms })
-    }
-
-    pub fn terms(&self) -> &[FieldTerm] {
-        &self.terms
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.terms.is_empty()
-    }
-
-    /// Whether an object with this name and namespace matches (nodes pass `None`).
-    pub fn matches(&self, name: &str, namespace: Option<&str>) -> bool {
-        self.terms.iter().all(|t| {
-            let have = match t.field {
-                Field::Name => name,
-                Field::Namespace => namespace.unwrap_or(""),
-            };
-            (have == t.value) != t.negated
-        })
-    }
-}
-
-fn split_unescaped_commas(s: &str) -> Vec<String> {
-    if s.is_empty() {
-        return Vec::new();
-    }
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut escaped = false;
-    for c in s.chars() {
-        if escaped {
-            escaped = false;
-            cur.push(c);
-        } else if c == '\\' {
-            escaped = true;
-            cur.push(c);
-        } else if c == ',' {
-            parts.push(std::mem::take(&mut cur));
-        } else {
-            cur.push(c);
-        }
-    }
-    parts.push(cur);
-    parts
-}
-
-/// The first operator (`!=`, `==`, `=`, tried in that order at each position).
-fn split_term(term: &str) -> Option<(&str, &'static str, &str)> {
-    for (i, _) in term.char_indices() {
-        for op in ["!=", "==", "="] {
-            if term[i..].starts_with(op) {
-                return Some((&term[..i], op, &term[i + op.len()..]));
-            }
-        }
-    }
-    None
-}
-
-fn unescape(v: &str) -> Result<String, SelectorError> {
-    let mut out = String::new();
-    let mut chars = v.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(e @ ('\\' | ',' | '=')) => out.push(e),
-                Some(e) => {
-                    return Err(SelectorError::Syntax(format!(
-                        "invalid field selector: invalid escape sequence: \\{e}"
-                    )));
-                }
-                None => {
-                    return Err(SelectorError::Syntax(
-                        "invalid field selector: invalid escape sequence: \\".into(),
-                    ));
-                }
-            },
-            ',' | '=' => {
-                return Err(SelectorError::Syntax(format!(
-                    "invalid field selector: unescaped character in value: {c}"
-                )));
-            }
-            c => out.push(c),
-        }
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-#[path = "selector_tests.rs"]
-mod tests;
