@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
+use rustls::server::StoresServerSessions;
 use rustls::server::danger::ClientCertVerifier;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -20,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use super::model::{NodeModel, pod_from_spec};
 use super::node::{NodeInner, NodeState, Shared, now_nanos};
-use super::serve::{client_verifier, run_node, server_config};
+use super::serve::{client_verifier, run_node, server_config, shared_sessions};
 use super::{Fault, FleetError, FleetOptions, TrueUsage};
 use crate::dev::cluster::{ClusterSpec, NodeSpec, PodSpec};
 use crate::pki::Ca;
@@ -50,6 +51,7 @@ fn issue_configs(
     nodes: &[NodeSpec],
     provider: &Arc<CryptoProvider>,
     verifier: &Arc<dyn ClientCertVerifier>,
+    sessions: &Arc<dyn StoresServerSessions>,
 ) -> Result<Vec<Arc<ServerConfig>>, FleetError> {
     let issue = |node: &NodeSpec| -> Result<Arc<ServerConfig>, FleetError> {
         let sans = [node.ip.to_string(), node.name.clone()];
@@ -59,7 +61,7 @@ fn issue_configs(
                 node: node.name.clone(),
                 source,
             })?;
-        server_config(&node.name, provider, verifier, &pair)
+        server_config(&node.name, provider, verifier, &pair, Some(sessions))
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -109,7 +111,8 @@ impl KubeletFleet {
         let (ca, configs) = {
             let (provider, verifier) = (provider.clone(), verifier.clone());
             tokio::task::spawn_blocking(move || {
-                let configs = issue_configs(&ca, &nodes_spec, &provider, &verifier);
+                let configs =
+                    issue_configs(&ca, &nodes_spec, &provider, &verifier, &shared_sessions());
                 (ca, configs)
             })
             .await
@@ -289,6 +292,7 @@ impl KubeletFleet {
             &self.provider,
             &self.verifier,
             &pair,
+            None,
         )?);
         Ok(())
     }

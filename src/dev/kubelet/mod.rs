@@ -11,13 +11,13 @@
 //! the apiserver stand-in and does not decide what a scraper should do with
 //! what it gets.
 
+#[cfg(test)]
+mod fault_tests;
 mod fleet;
 mod model;
 mod node;
 mod render;
 mod serve;
-#[cfg(test)]
-mod fault_tests;
 #[cfg(test)]
 mod testkit;
 #[cfg(test)]

@@ -431,10 +431,20 @@ mod tests {
         }
     }
 
-    fn container(name: &str, rate: u64, start_s: u64, mem: u64) -> super::super::model::ContainerModel {
+    fn container(
+        name: &str,
+        rate: u64,
+        start_s: u64,
+        mem: u64,
+    ) -> super::super::model::ContainerModel {
         use super::super::model::{ContainerModel, Counter};
         let start = start_s * NANOS_PER_SEC;
-        ContainerModel { name: name.into(), cpu: Counter::new(rate, start, 0), memory_bytes: mem, start }
+        ContainerModel {
+            name: name.into(),
+            cpu: Counter::new(rate, start, 0),
+            memory_bytes: mem,
+            start,
+        }
     }
 
     #[test]
@@ -455,10 +465,22 @@ mod tests {
                 pod(
                     "kube-system",
                     "metrics-server-1",
-                    vec![container("metrics-server", 1_000_000, 1_735_030_000, 40_628_224)],
+                    vec![container(
+                        "metrics-server",
+                        1_000_000,
+                        1_735_030_000,
+                        40_628_224,
+                    )],
                 ),
-                pod("kube-system", "kube-proxy-l5jhs", vec![container("kube-proxy", 500_000, 1_735_032_000, 4_096)]),
-                PodModel { phase: PodPhase::Pending, ..pod("default", "pending", vec![container("x", 1, 1, 1)]) },
+                pod(
+                    "kube-system",
+                    "kube-proxy-l5jhs",
+                    vec![container("kube-proxy", 500_000, 1_735_032_000, 4_096)],
+                ),
+                PodModel {
+                    phase: PodPhase::Pending,
+                    ..pod("default", "pending", vec![container("x", 1, 1, 1)])
+                },
             ],
         };
         let mut out = String::new();
@@ -503,10 +525,18 @@ scrape_error 0
     #[test]
     fn node_without_pods_has_only_node_and_error_families() {
         use super::super::model::Counter;
-        let model = NodeModel { name: "n".into(), cpu: Counter::new(1, 0, 0), memory_bytes: 1, pods: vec![] };
+        let model = NodeModel {
+            name: "n".into(),
+            cpu: Counter::new(1, 0, 0),
+            memory_bytes: 1,
+            pods: vec![],
+        };
         let mut out = String::new();
         Template::build(&model).render(&model, 1_000, &mut out);
-        let names: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
+        let names: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .collect();
         assert_eq!(
             names,
             [
