@@ -397,12 +397,21 @@ async fn thousand_node_fleet_starts_and_serves_every_node() {
     );
     assert!(names.iter().all(|n| fx.fleet.scrape_count(n) == 1));
     assert_eq!(fx.fleet.total_scrapes(), 1000);
+    let rendering = Instant::now();
+    let bytes: usize = names
+        .iter()
+        .map(|n| fx.fleet.render(n).unwrap().len())
+        .sum();
+    let render_time = rendering.elapsed();
     eprintln!(
         "1000-node fleet: start {start_time:?}, RSS +{} MiB after start ({} MiB total), \
-         1000 scrapes (new TLS connection each, 32 at a time) in {scrape_time:?}, RSS {} MiB after",
+         1000 scrapes (new TLS connection each, 32 at a time) in {scrape_time:?}, RSS {} MiB after; \
+         rendering {} bytes/node takes {:?}/node",
         rss_started.saturating_sub(rss_before) >> 20,
         rss_started >> 20,
         rss_bytes().unwrap_or(0) >> 20,
+        bytes / names.len(),
+        render_time / names.len() as u32,
     );
     fx.fleet.shutdown().await;
 }
