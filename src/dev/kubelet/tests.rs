@@ -429,3 +429,24 @@ async fn start_fails_with_the_node_name_when_an_address_is_taken() {
     );
     assert!(err.to_string().contains("node-0"));
 }
+
+#[tokio::test]
+async fn sample_lag_puts_timestamps_behind_the_scrape() {
+    let lag = Duration::from_millis(400);
+    let opts = FleetOptions {
+        sample_lag: lag,
+        ..FleetOptions::with_tokens([TOKEN])
+    };
+    let fx = Fixture::start(1, Some(opts)).await;
+    let before = now_ms();
+    let f = fx.scrape_ok("node-0").await;
+    let after = now_ms();
+    let ts = single(&f, "node_cpu_usage_seconds_total")
+        .timestamp_ms
+        .unwrap();
+    let lag_ms = lag.as_millis() as i64;
+    assert!(
+        (before - lag_ms..=after - lag_ms).contains(&ts),
+        "{ts} not {lag_ms} ms behind {before}..={after}"
+    );
+}
