@@ -186,6 +186,9 @@ impl Template {
                 t.text.push_str(" 0\n");
             }
         }
+        // Thousands of nodes each keep one: no slack from amortised growth.
+        t.text.shrink_to_fit();
+        t.holes.shrink_to_fit();
         t
     }
 
