@@ -5,19 +5,21 @@
 //! knobs and scrape counters. Used by the dev mode, the tests, chaos and the
 //! benchmarks; never by a server in production.
 //!
-//! Layout: `model` (the truth, pure arithmetic), `render` (the exact text),
-//! `node` (one node's state and its request handler), `serve` (TLS and the
-//! accept loop), `fleet` (the public handle). This module does not talk to
-//! the apiserver stand-in and does not decide what a scraper should do with
-//! what it gets.
+//! Layout: `model` (the truth, pure arithmetic), `render` and `gofloat`
+//! (the exact text), `node` (one node's state and its request handler),
+//! `serve` (TLS and the accept loop), `fleet` and `knobs` (the public
+//! handle). This module does not talk to the apiserver stand-in and does not
+//! decide what a scraper should do with what it gets.
 
+#[cfg(test)]
+mod fault_tests;
 mod fleet;
+mod gofloat;
+mod knobs;
 mod model;
 mod node;
 mod render;
 mod serve;
-#[cfg(test)]
-mod fault_tests;
 #[cfg(test)]
 mod testkit;
 #[cfg(test)]
@@ -26,7 +28,7 @@ mod tests;
 use std::time::Duration;
 
 pub use fleet::KubeletFleet;
-pub use render::write_go_float;
+pub use gofloat::write_go_float;
 
 /// How a fleet is started.
 #[derive(Debug, Clone)]

@@ -19,8 +19,8 @@ use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -61,12 +61,22 @@ pub(crate) fn client_verifier(
         .map_err(|e| bad(e.to_string()))
 }
 
-/// A serving configuration for `node` with the given certificate.
+/// Resumable TLS sessions shared by all of a fleet's normal certificates:
+/// one cache instead of rustls' default 256-entry cache per node, which
+/// would be most of a node's memory.
+pub(crate) fn shared_sessions() -> Arc<dyn StoresServerSessions> {
+    ServerSessionMemoryCache::new(4096)
+}
+
+/// A serving configuration for `node` with the given certificate; resumable
+/// sessions go to `sessions`, or to a cache of its own when `None` (so a
+/// swapped-in certificate is never skipped by resuming an older session).
 pub(crate) fn server_config(
     node: &str,
     provider: &Arc<CryptoProvider>,
     verifier: &Arc<dyn ClientCertVerifier>,
     pair: &CertPair,
+    sessions: Option<&Arc<dyn StoresServerSessions>>,
 ) -> Result<Arc<ServerConfig>, FleetError> {
     let bad = |reason: String| FleetError::Tls {
         node: node.to_string(),
@@ -84,6 +94,9 @@ pub(crate) fn server_config(
         .with_single_cert(chain, key)
         .map_err(|e| bad(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    if let Some(sessions) = sessions {
+        config.session_storage = sessions.clone();
+    }
     Ok(Arc::new(config))
 }
 
