@@ -25,7 +25,7 @@ use crate::scrape::scraper::KubeletScraper;
 use crate::selfmetrics::SelfMetrics;
 use crate::store::Store;
 use crate::tls::source::{CertSource, DEFAULT_RELOAD_INTERVAL};
-use crate::tls::{TlsPolicy, api_server_config};
+use crate::tls::api_server_config;
 
 /// Where in-cluster service-account credentials are mounted.
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -38,7 +38,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let kube_config = kube_config(&config).await?;
     let client = kube::Client::try_from(kube_config.clone()).context("building the Kubernetes client")?;
-    let node_filter = node_filter(&config.node_selector)?;
+    let node_filter: NodeFilter = {
+        let selector = config.node_selector.clone();
+        Arc::new(move |labels| selector.matches(labels))
+    };
     let discovery = Discovery::start(client.clone(), node_filter, shutdown.child_token());
     let metrics = Arc::new(SelfMetrics::new(config.resolution.as_secs_f64()));
     let store = Arc::new(Store::new(config.resolution, config.max_staleness, metrics.clone()));
@@ -78,10 +81,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ))
     };
 
-    let policy = TlsPolicy::from_flags(
-        config.serving.tls_min_version.as_deref().unwrap_or(""),
-        config.serving.tls_cipher_suites.as_deref().unwrap_or(""),
-    )?;
+    let policy = config.serving.tls_policy.clone();
     let source = CertSource::from_flags(
         config.serving.cert_files.as_ref().map(|p| p.0.clone()),
         config.serving.cert_files.as_ref().map(|p| p.1.clone()),
@@ -244,11 +244,4 @@ fn kubelet_client_config(config: &Config, kube: &kube::Config) -> anyhow::Result
                         a service-account token nor --kubelet-client-certificate; kubelets will answer 401");
     }
     Ok(c)
-}
-
-/// `--node-selector` as a filter over node labels.
-fn node_filter(selector: &str) -> anyhow::Result<NodeFilter> {
-    let parsed = crate::api::selector::LabelSelector::parse(selector)
-        .map_err(|e| anyhow::anyhow!("--node-selector: {e}"))?;
-    Ok(Arc::new(move |labels| parsed.matches(labels)))
 }

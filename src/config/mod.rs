@@ -81,8 +81,8 @@ pub struct ServingSettings {
     pub port: u16,
     pub cert_dir: PathBuf,
     pub cert_files: Option<(PathBuf, PathBuf)>,
-    pub tls_min_version: Option<String>,
-    pub tls_cipher_suites: Option<String>,
+    /// `--tls-min-version` and `--tls-cipher-suites`, checked.
+    pub tls_policy: crate::tls::TlsPolicy,
     pub max_requests_inflight: usize,
     pub shutdown_delay: Duration,
 }
@@ -93,7 +93,8 @@ pub struct Config {
     pub resolution: Duration,
     pub max_staleness: Duration,
     pub kubeconfig: Option<PathBuf>,
-    pub node_selector: String,
+    /// `--node-selector`, parsed.
+    pub node_selector: crate::api::selector::LabelSelector,
     pub kubelet: KubeletSettings,
     pub serving: ServingSettings,
     pub verbosity: u8,
@@ -214,7 +215,8 @@ impl Config {
             resolution,
             max_staleness,
             kubeconfig: args.kubeconfig.clone(),
-            node_selector: args.node_selector.clone(),
+            node_selector: crate::api::selector::LabelSelector::parse(&args.node_selector)
+                .map_err(|e| bad("--node-selector", e.to_string()))?,
             kubelet: KubeletSettings {
                 port: args.kubelet_port,
                 use_node_status_port: args.kubelet_use_node_status_port,
@@ -231,8 +233,18 @@ impl Config {
                 port: args.secure_port,
                 cert_dir: args.cert_dir.clone(),
                 cert_files,
-                tls_min_version: args.tls_min_version.clone(),
-                tls_cipher_suites: args.tls_cipher_suites.clone(),
+                tls_policy: crate::tls::TlsPolicy::from_flags(
+                    args.tls_min_version.as_deref().unwrap_or(""),
+                    args.tls_cipher_suites.as_deref().unwrap_or(""),
+                )
+                .map_err(|e| {
+                    let flag = if e.to_string().starts_with("--tls-min-version") {
+                        "--tls-min-version"
+                    } else {
+                        "--tls-cipher-suites"
+                    };
+                    ConfigError { flag, message: e.to_string().splitn(2, ": ").nth(1).unwrap_or_default().to_string() }
+                })?,
                 max_requests_inflight: args.max_requests_inflight,
                 shutdown_delay: duration_flag("--shutdown-delay-duration", &args.shutdown_delay_duration)?,
             },
