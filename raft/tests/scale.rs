@@ -69,6 +69,9 @@ async fn scale_3_to_5_to_3_bumps_the_epoch_once_per_active_set_change() {
             assert!(e1 > e0, "Active set changed without an epoch bump: {seen:?}");
         }
     }
-    // r3 Active, r4 Active, r4 Draining, r3 Draining: four changes, four bumps.
-    assert_eq!(s.epoch - epoch0, 4, "states seen: {seen:?}");
+    // r3 and r4 Active (one commit if the detector saw both at once), r4
+    // Draining, r3 Draining: at most four Active-set changes, so at most four bumps.
+    let bumps = s.epoch - epoch0;
+    println!("epoch bumps over 3 -> 5 -> 3: {bumps}");
+    assert!((3..=4).contains(&bumps), "states seen: {seen:?}");
 }
