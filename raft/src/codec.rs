@@ -30,3 +30,11 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
     }
     Ok(value)
 }
+
+/// Decodes a value from the front of `bytes`, ignoring what follows (used to
+/// read an envelope's header before its body).
+pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
+    bincode::serde::decode_from_slice(bytes, config())
+        .map(|(v, _)| v)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}

@@ -32,9 +32,12 @@ pub struct RaftConfig {
     pub liveness_interval: Duration,
     /// Raft heartbeat interval.
     pub raft_heartbeat: Duration,
-    /// Raft election timeout, lower bound.
+    /// Raft election timeout, lower bound. openraft 0.9 lets a follower
+    /// campaign only after its leader lease (= `election_timeout_max`) plus a
+    /// random timeout in `[min, max)`, so the defaults (0.5 s, 1 s) give an
+    /// effective election timeout of 1.5–2 s after the last Raft heartbeat.
     pub election_timeout_min: Duration,
-    /// Raft election timeout, upper bound.
+    /// Raft election timeout, upper bound (also openraft's leader lease).
     pub election_timeout_max: Duration,
     /// Deadline of one peer RPC outside Raft (hello, heartbeat, manage).
     pub rpc_timeout: Duration,
@@ -42,6 +45,9 @@ pub struct RaftConfig {
     pub write_timeout: Duration,
     /// Build a snapshot after this many log entries.
     pub snapshot_after: u64,
+    /// Log entries kept behind a snapshot (a lagging follower within them
+    /// gets entries; beyond them, the snapshot).
+    pub logs_kept_after_snapshot: u64,
     /// A follower within this many entries of the leader counts as caught up.
     pub max_lag: u64,
 }
@@ -67,11 +73,12 @@ impl RaftConfig {
             hysteresis: Duration::from_secs(1),
             liveness_interval: Duration::from_millis(500),
             raft_heartbeat: Duration::from_millis(250),
-            election_timeout_min: Duration::from_millis(1000),
-            election_timeout_max: Duration::from_millis(2000),
+            election_timeout_min: Duration::from_millis(500),
+            election_timeout_max: Duration::from_millis(1000),
             rpc_timeout: Duration::from_secs(2),
             write_timeout: Duration::from_secs(10),
             snapshot_after: 1000,
+            logs_kept_after_snapshot: 100,
             max_lag: 20,
         }
     }
@@ -106,8 +113,8 @@ impl RaftConfig {
                 ));
             }
         }
-        if self.raft_heartbeat * 2 >= self.election_timeout_min {
-            return Err("raft heartbeat must be under half the election timeout".into());
+        if self.raft_heartbeat >= self.election_timeout_min {
+            return Err("raft heartbeat must be under the election timeout".into());
         }
         if self.election_timeout_min >= self.election_timeout_max {
             return Err("election timeout min must be below max".into());
@@ -128,7 +135,7 @@ impl RaftConfig {
             election_timeout_max: ms(self.election_timeout_max),
             install_snapshot_timeout: ms(self.rpc_timeout) * 3,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_after),
-            max_in_snapshot_log_to_keep: 100,
+            max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
             ..Default::default()
         }
         .validate()
@@ -145,7 +152,7 @@ mod tests {
         assert!(c.validate().is_ok());
         assert_eq!(c.lease, Duration::from_secs(3));
         let o = c.openraft().unwrap();
-        assert_eq!((o.heartbeat_interval, o.election_timeout_min, o.election_timeout_max), (250, 1000, 2000));
+        assert_eq!((o.heartbeat_interval, o.election_timeout_min, o.election_timeout_max), (250, 500, 1000));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::wire::{ANY_NODE, Envelope, Heartbeat, HeartbeatAck, HelloReply, Manage, PROTOCOL_VERSION, path};
+use super::wire::{ANY_NODE, Envelope, EnvelopeHead, Heartbeat, HeartbeatAck, HelloReply, Manage, PROTOCOL_VERSION, path};
 use crate::app::App;
 use crate::codec;
 use crate::membership::leader;
@@ -51,8 +51,8 @@ fn open<T: DeserializeOwned>(app: &App, body: &[u8], any_target: bool) -> Result
     if app.stop.is_cancelled() {
         return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, format!("node {:016x} is stopping", app.id)));
     }
-    let env: Envelope<T> = codec::decode(body)
-        .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("undecodable peer request: {e}")))?;
+    let env: EnvelopeHead = codec::decode_prefix(body)
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("undecodable peer request header: {e}")))?;
     if env.protocol_version != PROTOCOL_VERSION {
         return Err(refuse(
             StatusCode::CONFLICT,
@@ -74,6 +74,8 @@ fn open<T: DeserializeOwned>(app: &App, body: &[u8], any_target: bool) -> Result
             ),
         ));
     }
+    let env: Envelope<T> = codec::decode(body)
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("undecodable peer request: {e}")))?;
     Ok((env.from, env.body))
 }
 

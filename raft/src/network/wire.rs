@@ -49,6 +49,20 @@ pub struct Envelope<T> {
     pub body: T,
 }
 
+/// The fields of [`Envelope`] before the body, in the same order, so a
+/// receiver checks version, cluster and target before decoding the body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvelopeHead {
+    /// See [`Envelope::protocol_version`].
+    pub protocol_version: u32,
+    /// See [`Envelope::cluster_id`].
+    pub cluster_id: String,
+    /// See [`Envelope::from`].
+    pub from: NodeId,
+    /// See [`Envelope::to`].
+    pub to: NodeId,
+}
+
 /// Liveness heartbeat, sent by every member to every other member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heartbeat {
