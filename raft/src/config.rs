@@ -100,18 +100,22 @@ impl RaftConfig {
         if !(1..=7).contains(&self.voters) {
             return Err(format!("voters = {} (want 3 or 5)", self.voters));
         }
-        let mut names: Vec<&str> = self.initial_members.iter().map(|(n, _)| n.as_str()).collect();
+        let mut names: Vec<&str> = self
+            .initial_members
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) {
             return Err("initial member list names a replica twice".into());
         }
-        if let Some((_, addr)) = self.initial_members.iter().find(|(n, _)| *n == self.name) {
-            if *addr != self.peer_addr {
-                return Err(format!(
-                    "initial member list gives {} the peer address {addr}, but this replica listens at {}",
-                    self.name, self.peer_addr
-                ));
-            }
+        if let Some((_, addr)) = self.initial_members.iter().find(|(n, _)| *n == self.name)
+            && *addr != self.peer_addr
+        {
+            return Err(format!(
+                "initial member list gives {} the peer address {addr}, but this replica listens at {}",
+                self.name, self.peer_addr
+            ));
         }
         if self.raft_heartbeat >= self.election_timeout_min {
             return Err("raft heartbeat must be under the election timeout".into());
@@ -126,6 +130,7 @@ impl RaftConfig {
     }
 
     /// The openraft config.
+    #[allow(clippy::result_large_err)] // openraft's error type; built once at start
     pub fn openraft(&self) -> Result<openraft::Config, openraft::ConfigError> {
         let ms = |d: Duration| d.as_millis() as u64;
         openraft::Config {
@@ -152,7 +157,14 @@ mod tests {
         assert!(c.validate().is_ok());
         assert_eq!(c.lease, Duration::from_secs(3));
         let o = c.openraft().unwrap();
-        assert_eq!((o.heartbeat_interval, o.election_timeout_min, o.election_timeout_max), (250, 500, 1000));
+        assert_eq!(
+            (
+                o.heartbeat_interval,
+                o.election_timeout_min,
+                o.election_timeout_max
+            ),
+            (250, 500, 1000)
+        );
     }
 
     #[test]

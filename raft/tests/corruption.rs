@@ -14,7 +14,10 @@ use support::{Cluster, settled, slack, wait_cluster};
 async fn damaged_tail_restart(damage: fn(&std::path::Path)) {
     let mut c = Cluster::new(3, 3, 3);
     c.start_all(&[0, 1, 2]).await;
-    wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"])).await;
+    wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| {
+        settled(c, &["r0", "r1", "r2"])
+    })
+    .await;
     let leader = c.agreed_leader().expect("leader");
     let victim = (leader + 1) % 3;
     let name = c.replicas[victim].name.clone();
@@ -23,20 +26,36 @@ async fn damaged_tail_restart(damage: fn(&std::path::Path)) {
     c.kill(victim).await;
     damage(&c.replicas[victim].dir.join("raft.wal"));
     c.start(victim).await;
-    let took = wait_cluster(&c, "damaged replica back and Active", slack(Duration::from_secs(15)), |c| {
-        settled(c, &["r0", "r1", "r2"]) && c.node(leader).status().members.iter().all(|m| m.voter)
-    })
+    let took = wait_cluster(
+        &c,
+        "damaged replica back and Active",
+        slack(Duration::from_secs(15)),
+        |c| {
+            settled(c, &["r0", "r1", "r2"])
+                && c.node(leader).status().members.iter().all(|m| m.voter)
+        },
+    )
     .await;
-    println!("damaged-tail restart: Active again after {took:?}, new incarnation: {}", c.node(victim).is_new_incarnation());
+    println!(
+        "damaged-tail restart: Active again after {took:?}, new incarnation: {}",
+        c.node(victim).is_new_incarnation()
+    );
     for (i, s) in c.statuses() {
         assert_ne!(s.role, Role::Stopped, "replica {i} stopped:\n{s}");
-        assert!(s.last_applied.unwrap_or(0) >= committed_before, "replica {i} lost committed entries:\n{s}");
+        assert!(
+            s.last_applied.unwrap_or(0) >= committed_before,
+            "replica {i} lost committed entries:\n{s}"
+        );
     }
     let after = c.state(leader);
     assert!(after.epoch >= state_before.epoch);
     for (id, m) in &state_before.members {
         if m.info.name != name {
-            assert!(after.members.contains_key(id), "member {} lost", m.info.name);
+            assert!(
+                after.members.contains_key(id),
+                "member {} lost",
+                m.info.name
+            );
         }
     }
     assert_eq!(c.member_state(leader, &name), Some(MemberState::Active));

@@ -15,10 +15,14 @@ use support::{Cluster, settled, slack, wait_cluster};
 async fn scale_3_to_5_to_3_bumps_the_epoch_once_per_active_set_change() {
     let mut c = Cluster::new(5, 3, 3);
     c.start_all(&[0, 1, 2]).await;
-    wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"])).await;
+    wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| {
+        settled(c, &["r0", "r1", "r2"])
+    })
+    .await;
 
     // Record every committed state r0 sees.
-    let seen: Arc<Mutex<Vec<(u64, BTreeSet<NodeId>)>>> = Arc::default();
+    type Seen = Vec<(u64, BTreeSet<NodeId>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let mut rx = c.node(0).state();
     let log = seen.clone();
     let watcher = tokio::spawn(async move {
@@ -42,15 +46,30 @@ async fn scale_3_to_5_to_3_bumps_the_epoch_once_per_active_set_change() {
     .await;
     println!("scale up 3 -> 5: {up:?}");
     let st = c.node(0).status();
-    assert_eq!(st.members.iter().filter(|m| m.voter).count(), 3, "voters stay at 3:\n{st}");
-    assert!(st.members.iter().filter(|m| m.name == "r3" || m.name == "r4").all(|m| !m.voter), "{st}");
+    assert_eq!(
+        st.members.iter().filter(|m| m.voter).count(),
+        3,
+        "voters stay at 3:\n{st}"
+    );
+    assert!(
+        st.members
+            .iter()
+            .filter(|m| m.name == "r3" || m.name == "r4")
+            .all(|m| !m.voter),
+        "{st}"
+    );
 
     for i in [4, 3] {
-        c.node(i).leave(LeaveMode::ScaleDown).await.expect("scale-down leave");
+        c.node(i)
+            .leave(LeaveMode::ScaleDown)
+            .await
+            .expect("scale-down leave");
         c.kill(i).await;
     }
     let down = wait_cluster(&c, "back to 3", slack(Duration::from_secs(15)), |c| {
-        settled(c, &["r0", "r1", "r2"]) && c.state(0).members.len() == 3 && c.node(0).status().members.len() == 3
+        settled(c, &["r0", "r1", "r2"])
+            && c.state(0).members.len() == 3
+            && c.node(0).status().members.len() == 3
     })
     .await;
     println!("scale down 5 -> 3: {down:?}");
@@ -64,9 +83,15 @@ async fn scale_3_to_5_to_3_bumps_the_epoch_once_per_active_set_change() {
         let ((e0, a0), (e1, a1)) = (&w[0], &w[1]);
         assert!(e1 >= e0, "epoch went backwards: {seen:?}");
         if a0 == a1 {
-            assert_eq!(e0, e1, "epoch bumped without an Active-set change: {seen:?}");
+            assert_eq!(
+                e0, e1,
+                "epoch bumped without an Active-set change: {seen:?}"
+            );
         } else {
-            assert!(e1 > e0, "Active set changed without an epoch bump: {seen:?}");
+            assert!(
+                e1 > e0,
+                "Active set changed without an epoch bump: {seen:?}"
+            );
         }
     }
     // r3 and r4 Active (one commit if the detector saw both at once), r4

@@ -34,7 +34,12 @@ impl Block {
         std::fs::create_dir_all(&dir).expect("create block lock dir");
         for index in 2..=250u8 {
             let path = dir.join(format!("{index}.lock"));
-            let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).expect("open lock");
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .expect("open lock");
             if file.try_lock().is_ok() {
                 return Block { index, _lock: file };
             }
@@ -118,14 +123,31 @@ impl Cluster {
                 server: None,
             })
             .collect();
-        let initial = replicas.iter().take(initial).map(|r| (r.name.clone(), r.addr.to_string())).collect();
-        Cluster { block, tmp, replicas, initial, voters, tune: |_| {} }
+        let initial = replicas
+            .iter()
+            .take(initial)
+            .map(|r| (r.name.clone(), r.addr.to_string()))
+            .collect();
+        Cluster {
+            block,
+            tmp,
+            replicas,
+            initial,
+            voters,
+            tune: |_| {},
+        }
     }
 
     pub fn config(&self, i: usize) -> RaftConfig {
         let r = &self.replicas[i];
-        let mut c = RaftConfig::new("test-cluster", &r.name, r.addr.to_string(), format!("{}:7401", r.addr.ip()), &r.dir)
-            .with_initial_members(self.initial.clone());
+        let mut c = RaftConfig::new(
+            "test-cluster",
+            &r.name,
+            r.addr.to_string(),
+            format!("{}:7401", r.addr.ip()),
+            &r.dir,
+        )
+        .with_initial_members(self.initial.clone());
         c.voters = self.voters;
         (self.tune)(&mut c);
         c
@@ -133,12 +155,15 @@ impl Cluster {
 
     pub async fn start(&mut self, i: usize) {
         let config = self.config(i);
-        let node = Node::start(config, PeerClient::plain(), CancellationToken::new()).await.expect("node starts");
+        let node = Node::start(config, PeerClient::plain(), CancellationToken::new())
+            .await
+            .expect("node starts");
         let r = &mut self.replicas[i];
         r.fault.isolated.store(false, Ordering::SeqCst);
-        let router = node
-            .routes()
-            .layer(axum::middleware::from_fn_with_state(r.fault.clone(), fault_layer));
+        let router = node.routes().layer(axum::middleware::from_fn_with_state(
+            r.fault.clone(),
+            fault_layer,
+        ));
         let listener = bind_retry(r.addr).await;
         r.server = Some(tokio::spawn(serve(listener, router)));
         r.node = Some(node);
@@ -173,7 +198,10 @@ impl Cluster {
     }
 
     pub fn running(&self) -> impl Iterator<Item = (usize, &Node)> {
-        self.replicas.iter().enumerate().filter_map(|(i, r)| r.node.as_ref().map(|n| (i, n)))
+        self.replicas
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.node.as_ref().map(|n| (i, n)))
     }
 
     pub fn statuses(&self) -> Vec<(usize, StatusView)> {
@@ -183,20 +211,37 @@ impl Cluster {
     /// The slot of the leader every running replica agrees on.
     pub fn agreed_leader(&self) -> Option<usize> {
         let st = self.statuses();
-        let leaders: Vec<usize> = st.iter().filter(|(_, s)| s.role == Role::Leader).map(|(i, _)| *i).collect();
+        let leaders: Vec<usize> = st
+            .iter()
+            .filter(|(_, s)| s.role == Role::Leader)
+            .map(|(i, _)| *i)
+            .collect();
         if leaders.len() != 1 {
             return None;
         }
         let lid = st.iter().find(|(i, _)| *i == leaders[0])?.1.id;
-        st.iter().all(|(_, s)| s.leader.as_ref().map(|l| l.0) == Some(lid)).then_some(leaders[0])
+        st.iter()
+            .all(|(_, s)| s.leader.as_ref().map(|l| l.0) == Some(lid))
+            .then_some(leaders[0])
     }
 
     /// The leader as seen by the running replicas, ignoring `except`.
     pub fn leader_among(&self, slots: &[usize]) -> Option<usize> {
-        let st: Vec<(usize, StatusView)> = self.statuses().into_iter().filter(|(i, _)| slots.contains(i)).collect();
-        let leaders: Vec<&(usize, StatusView)> = st.iter().filter(|(_, s)| s.role == Role::Leader).collect();
+        let st: Vec<(usize, StatusView)> = self
+            .statuses()
+            .into_iter()
+            .filter(|(i, _)| slots.contains(i))
+            .collect();
+        let leaders: Vec<&(usize, StatusView)> =
+            st.iter().filter(|(_, s)| s.role == Role::Leader).collect();
         match leaders.as_slice() {
-            [(i, l)] if st.iter().all(|(_, s)| s.leader.as_ref().map(|x| x.0) == Some(l.id)) => Some(*i),
+            [(i, l)]
+                if st
+                    .iter()
+                    .all(|(_, s)| s.leader.as_ref().map(|x| x.0) == Some(l.id)) =>
+            {
+                Some(*i)
+            }
             _ => None,
         }
     }
@@ -212,7 +257,10 @@ impl Cluster {
     /// Blocks traffic between slot `p` and every other slot, both ways.
     pub fn partition(&self, p: usize) {
         let pid = self.node(p).id();
-        self.replicas[p].fault.isolated.store(true, Ordering::SeqCst);
+        self.replicas[p]
+            .fault
+            .isolated
+            .store(true, Ordering::SeqCst);
         for (i, r) in self.replicas.iter().enumerate() {
             if i != p {
                 r.fault.blocked.lock().unwrap().insert(pid);
@@ -221,14 +269,21 @@ impl Cluster {
     }
 
     pub fn heal(&self, p: usize) {
-        self.replicas[p].fault.isolated.store(false, Ordering::SeqCst);
+        self.replicas[p]
+            .fault
+            .isolated
+            .store(false, Ordering::SeqCst);
         for r in &self.replicas {
             r.fault.blocked.lock().unwrap().clear();
         }
     }
 
     pub fn status_table(&self) -> String {
-        self.statuses().iter().map(|(_, s)| s.to_string()).collect::<Vec<_>>().join("\n")
+        self.statuses()
+            .iter()
+            .map(|(_, s)| s.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -249,11 +304,16 @@ impl Drop for Cluster {
 async fn serve(listener: tokio::net::TcpListener, router: axum::Router) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let svc = hyper_util::service::TowerToHyperService::new(router.clone());
         conns.spawn(async move {
-            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let _ = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
         });
         while conns.try_join_next().is_some() {}
     }
@@ -288,14 +348,22 @@ pub async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> boo
 }
 
 /// Like [`wait_for`], but dumps the cluster status on timeout.
-pub async fn wait_cluster(c: &Cluster, what: &str, limit: Duration, mut cond: impl FnMut(&Cluster) -> bool) -> Duration {
+pub async fn wait_cluster(
+    c: &Cluster,
+    what: &str,
+    limit: Duration,
+    mut cond: impl FnMut(&Cluster) -> bool,
+) -> Duration {
     let start = Instant::now();
     loop {
         if cond(c) {
             return start.elapsed();
         }
         if start.elapsed() > limit {
-            panic!("timed out after {limit:?} waiting for {what}\n{}", c.status_table());
+            panic!(
+                "timed out after {limit:?} waiting for {what}\n{}",
+                c.status_table()
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -303,11 +371,21 @@ pub async fn wait_cluster(c: &Cluster, what: &str, limit: Duration, mut cond: im
 
 /// All running replicas agree on a leader and see exactly `names` Active.
 pub fn settled(c: &Cluster, names: &[&str]) -> bool {
-    let Some(_) = c.agreed_leader() else { return false };
+    let Some(_) = c.agreed_leader() else {
+        return false;
+    };
     let want: BTreeSet<String> = names.iter().map(|s| s.to_string()).collect();
-    let states: Vec<ClusterState> = c.running().map(|(_, n)| n.state().borrow().clone()).collect();
+    let states: Vec<ClusterState> = c
+        .running()
+        .map(|(_, n)| n.state().borrow().clone())
+        .collect();
     states.windows(2).all(|w| w[0] == w[1])
-        && states.first().is_some_and(|s| s.active().map(|(_, m)| m.info.name.clone()).collect::<BTreeSet<_>>() == want)
+        && states.first().is_some_and(|s| {
+            s.active()
+                .map(|(_, m)| m.info.name.clone())
+                .collect::<BTreeSet<_>>()
+                == want
+        })
 }
 
 /// Test timing bound: the design bound times a generous slack for a loaded 2-core machine.
