@@ -81,7 +81,10 @@ impl PeerClient {
     /// A client for the mutual-TLS peer port: `config` trusts the cluster CA
     /// and carries this replica's client certificate. Peers are addressed by
     /// `host:port`; the host must be in the peer certificate's SANs.
-    pub fn tls(config: rustls::ClientConfig) -> PeerClient {
+    /// Any ALPN list in `config` is replaced by `h2, http/1.1`.
+    pub fn tls(mut config: rustls::ClientConfig) -> PeerClient {
+        // hyper-rustls sets ALPN itself and refuses a preset list.
+        config.alpn_protocols.clear();
         PeerClient::build(config, "https")
     }
 

@@ -98,7 +98,10 @@ pub struct HelloReply {
     pub leader: Option<(NodeId, MemberInfo)>,
 }
 
-/// How a replica leaves.
+/// How a replica leaves. The server decides: `ScaleDown` when this replica
+/// is not coming back (its StatefulSet ordinal is at or above the desired
+/// replica count, or the operator said so); `Restart` otherwise (rolling
+/// update, node drain, plain SIGTERM), which keeps the voters stable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LeaveMode {
     /// Leave the ring, stay in Raft (rolling restart): committed Draining only;
