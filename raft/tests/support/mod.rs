@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -20,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use raft::network::wire::FROM_HEADER;
 use raft::{ClusterState, MemberState, Node, NodeId, PeerClient, RaftConfig, Role, StatusView};
 use tokio::task::JoinHandle;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 /// A reserved block `127.0.<b>.0/24` (held by a lock on `/tmp/ha-metrics-server-blocks/<b>.lock`).
@@ -103,6 +106,8 @@ pub struct Cluster {
     pub initial: Vec<(String, String)>,
     pub voters: usize,
     pub tune: fn(&mut RaftConfig),
+    /// When set, replicas talk HTTP/2 over mutual TLS with this CA.
+    pub pki: Option<tls::Pki>,
 }
 
 pub const PORT: u16 = 7400;
@@ -135,6 +140,7 @@ impl Cluster {
             initial,
             voters,
             tune: |_| {},
+            pki: None,
         }
     }
 
@@ -155,7 +161,16 @@ impl Cluster {
 
     pub async fn start(&mut self, i: usize) {
         let config = self.config(i);
-        let node = Node::start(config, PeerClient::plain(), CancellationToken::new())
+        let (client, acceptor) = match &self.pki {
+            Some(pki) => {
+                let leaf = pki.leaf(self.replicas[i].addr.ip());
+                let server = Arc::new(pki.server_config(&leaf));
+                let client = PeerClient::tls(pki.client_config(Some(&leaf)));
+                (client, Some(tokio_rustls::TlsAcceptor::from(server)))
+            }
+            None => (PeerClient::plain(), None),
+        };
+        let node = Node::start(config, client, CancellationToken::new())
             .await
             .expect("node starts");
         let r = &mut self.replicas[i];
@@ -165,7 +180,7 @@ impl Cluster {
             fault_layer,
         ));
         let listener = bind_retry(r.addr).await;
-        r.server = Some(tokio::spawn(serve(listener, router)));
+        r.server = Some(tokio::spawn(serve(listener, router, acceptor)));
         r.node = Some(node);
     }
 
@@ -301,18 +316,30 @@ impl Drop for Cluster {
 
 /// Serves `router` on `listener`; aborting this task also drops every
 /// connection it accepted (as a killed process would).
-async fn serve(listener: tokio::net::TcpListener, router: axum::Router) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let svc = hyper_util::service::TowerToHyperService::new(router.clone());
+        let tls = tls.clone();
         conns.spawn(async move {
             let builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let io = match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(s) => Either::Left(s),
+                    Err(_) => return,
+                },
+                None => Either::Right(stream),
+            };
             let _ = builder
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
                 .await;
         });
         while conns.try_join_next().is_some() {}
