@@ -1,0 +1,72 @@
+//! What one running node is: the Raft handle plus everything the routes and
+//! the membership tasks share. Internal to the crate; [`crate::Node`] is the
+//! public face.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RaftConfig;
+use crate::membership::detector::Liveness;
+use crate::network::client::PeerClient;
+use crate::network::wire::{ANY_NODE, Envelope, PROTOCOL_VERSION};
+use crate::state::{ClusterState, MemberInfo, NodeId};
+use crate::types::Raft;
+
+/// Shared by the routes and the membership tasks of one node.
+pub(crate) struct App {
+    pub raft: Raft,
+    pub id: NodeId,
+    pub info: MemberInfo,
+    pub config: RaftConfig,
+    pub client: PeerClient,
+    pub state: watch::Receiver<ClusterState>,
+    pub liveness: Mutex<Liveness>,
+    pub scrape_healthy: AtomicBool,
+    pub leaving: AtomicBool,
+    /// Cancelled when the node stops; handlers then refuse everything.
+    pub stop: CancellationToken,
+    /// Why joining failed for good (e.g. this incarnation was retired).
+    pub join_error: Mutex<Option<String>>,
+}
+
+impl App {
+    pub fn envelope<T>(&self, to: NodeId, body: T) -> Envelope<T> {
+        Envelope {
+            protocol_version: PROTOCOL_VERSION,
+            cluster_id: self.config.cluster_id.clone(),
+            from: self.id,
+            to,
+            body,
+        }
+    }
+
+    /// An envelope for whoever listens at an address.
+    pub fn envelope_any<T>(&self, body: T) -> Envelope<T> {
+        self.envelope(ANY_NODE, body)
+    }
+
+    pub fn liveness(&self) -> MutexGuard<'_, Liveness> {
+        self.liveness.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn record_heartbeat(&self, from: NodeId, healthy: bool, leaving: bool) {
+        self.liveness()
+            .record(from, Instant::now(), healthy, leaving);
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.scrape_healthy.load(Ordering::Relaxed)
+    }
+
+    pub fn is_leaving(&self) -> bool {
+        self.leaving.load(Ordering::Relaxed)
+    }
+
+    pub fn rpc_timeout(&self) -> Duration {
+        self.config.rpc_timeout
+    }
+}

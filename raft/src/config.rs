@@ -1,0 +1,176 @@
+//! Every knob of the membership cluster and its defaults (DESIGN.md
+//! "Defaults": lease 3 s, Raft heartbeat 250 ms, election timeout 1–2 s), and
+//! the openraft `Config` derived from them. One place for defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Configuration of one replica's membership node.
+#[derive(Debug, Clone)]
+pub struct RaftConfig {
+    /// Cluster id; every peer RPC carries it and a mismatch is refused.
+    pub cluster_id: String,
+    /// This replica's stable name (StatefulSet pod name).
+    pub name: String,
+    /// Address (`host:port`) peers reach this replica's peer listener at.
+    pub peer_addr: String,
+    /// Address (`host:port`) of this replica's metrics API.
+    pub api_addr: String,
+    /// Directory for the identity, Raft log, vote and snapshots.
+    pub data_dir: PathBuf,
+    /// The declared initial members (`--peers name=addr,...`), this replica
+    /// included if it is one. Only these bootstrap the cluster; anyone else
+    /// joins through any of them.
+    pub initial_members: Vec<(String, String)>,
+    /// How many voters the cluster keeps (3 or 5; 1 for single-replica tests).
+    pub voters: usize,
+    /// A member silent or unhealthy for longer than this is committed Down.
+    pub lease: Duration,
+    /// A member healthy for this long is committed Active again.
+    pub hysteresis: Duration,
+    /// Interval of our own liveness heartbeats (to every member).
+    pub liveness_interval: Duration,
+    /// Raft heartbeat interval.
+    pub raft_heartbeat: Duration,
+    /// Raft election timeout, lower bound. openraft 0.9 lets a follower
+    /// campaign only after its leader lease (= `election_timeout_max`) plus a
+    /// random timeout in `[min, max)`, so the defaults (0.5 s, 1 s) give an
+    /// effective election timeout of 1.5–2 s after the last Raft heartbeat.
+    pub election_timeout_min: Duration,
+    /// Raft election timeout, upper bound (also openraft's leader lease).
+    pub election_timeout_max: Duration,
+    /// Deadline of one peer RPC outside Raft (hello, heartbeat, manage).
+    pub rpc_timeout: Duration,
+    /// Deadline of a membership write (commit through the leader).
+    pub write_timeout: Duration,
+    /// Build a snapshot after this many log entries.
+    pub snapshot_after: u64,
+    /// Log entries kept behind a snapshot (a lagging follower within them
+    /// gets entries; beyond them, the snapshot).
+    pub logs_kept_after_snapshot: u64,
+    /// A follower within this many entries of the leader counts as caught up.
+    pub max_lag: u64,
+}
+
+impl RaftConfig {
+    /// A config with DESIGN.md's defaults.
+    pub fn new(
+        cluster_id: impl Into<String>,
+        name: impl Into<String>,
+        peer_addr: impl Into<String>,
+        api_addr: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+    ) -> RaftConfig {
+        RaftConfig {
+            cluster_id: cluster_id.into(),
+            name: name.into(),
+            peer_addr: peer_addr.into(),
+            api_addr: api_addr.into(),
+            data_dir: data_dir.into(),
+            initial_members: Vec::new(),
+            voters: 3,
+            lease: Duration::from_secs(3),
+            hysteresis: Duration::from_secs(1),
+            liveness_interval: Duration::from_millis(500),
+            raft_heartbeat: Duration::from_millis(250),
+            election_timeout_min: Duration::from_millis(500),
+            election_timeout_max: Duration::from_millis(1000),
+            rpc_timeout: Duration::from_secs(2),
+            write_timeout: Duration::from_secs(10),
+            snapshot_after: 1000,
+            logs_kept_after_snapshot: 100,
+            max_lag: 20,
+        }
+    }
+
+    /// Sets the declared initial members.
+    pub fn with_initial_members(mut self, members: Vec<(String, String)>) -> RaftConfig {
+        self.initial_members = members;
+        self
+    }
+
+    /// Checks the knobs against each other; the message names the knob.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cluster_id.is_empty() {
+            return Err("cluster id is empty".into());
+        }
+        if self.name.is_empty() {
+            return Err("replica name is empty".into());
+        }
+        if !(1..=7).contains(&self.voters) {
+            return Err(format!("voters = {} (want 3 or 5)", self.voters));
+        }
+        let mut names: Vec<&str> = self
+            .initial_members
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err("initial member list names a replica twice".into());
+        }
+        if let Some((_, addr)) = self.initial_members.iter().find(|(n, _)| *n == self.name)
+            && *addr != self.peer_addr
+        {
+            return Err(format!(
+                "initial member list gives {} the peer address {addr}, but this replica listens at {}",
+                self.name, self.peer_addr
+            ));
+        }
+        if self.raft_heartbeat >= self.election_timeout_min {
+            return Err("raft heartbeat must be under the election timeout".into());
+        }
+        if self.election_timeout_min >= self.election_timeout_max {
+            return Err("election timeout min must be below max".into());
+        }
+        if self.liveness_interval * 2 >= self.lease {
+            return Err("liveness interval must be under half the lease".into());
+        }
+        Ok(())
+    }
+
+    /// The openraft config.
+    #[allow(clippy::result_large_err)] // openraft's error type; built once at start
+    pub fn openraft(&self) -> Result<openraft::Config, openraft::ConfigError> {
+        let ms = |d: Duration| d.as_millis() as u64;
+        openraft::Config {
+            cluster_name: self.cluster_id.clone(),
+            heartbeat_interval: ms(self.raft_heartbeat),
+            election_timeout_min: ms(self.election_timeout_min),
+            election_timeout_max: ms(self.election_timeout_max),
+            install_snapshot_timeout: ms(self.rpc_timeout) * 3,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_after),
+            max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
+            ..Default::default()
+        }
+        .validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_design() {
+        let c = RaftConfig::new("c", "a", "127.0.0.1:1", "127.0.0.1:2", "/tmp/x");
+        assert!(c.validate().is_ok());
+        assert_eq!(c.lease, Duration::from_secs(3));
+        let o = c.openraft().unwrap();
+        assert_eq!(
+            (
+                o.heartbeat_interval,
+                o.election_timeout_min,
+                o.election_timeout_max
+            ),
+            (250, 500, 1000)
+        );
+    }
+
+    #[test]
+    fn own_address_must_match_the_member_list() {
+        let c = RaftConfig::new("c", "a", "127.0.0.1:1", "127.0.0.1:2", "/tmp/x")
+            .with_initial_members(vec![("a".into(), "127.0.0.1:9".into())]);
+        assert!(c.validate().unwrap_err().contains("peer address"));
+    }
+}

@@ -1,0 +1,47 @@
+//! Our liveness heartbeats: every interval, this replica tells every other
+//! member (and every Raft node) that it is alive, whether its scraping is
+//! healthy and whether it is leaving. Receivers record it in their liveness
+//! table (see [`super::detector`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::network::wire::{Heartbeat, HeartbeatAck, path};
+use crate::state::NodeId;
+
+/// One round of heartbeats, sent concurrently.
+pub(crate) async fn round(app: Arc<App>) {
+    let mut targets: BTreeMap<NodeId, String> = BTreeMap::new();
+    {
+        let state = app.state.borrow();
+        for (id, m) in &state.members {
+            targets.insert(*id, m.info.peer_addr.clone());
+        }
+        let metrics = app.raft.metrics().borrow().clone();
+        for (id, n) in metrics.membership_config.membership().nodes() {
+            if !state.retired.contains_key(id) {
+                targets.entry(*id).or_insert_with(|| n.peer_addr.clone());
+            }
+        }
+    }
+    targets.remove(&app.id);
+    let body = Heartbeat {
+        name: app.info.name.clone(),
+        scrape_healthy: app.healthy(),
+        leaving: app.is_leaving(),
+    };
+    let timeout = app.config.liveness_interval;
+    let calls = targets.into_iter().map(|(id, addr)| {
+        let app = app.clone();
+        let env = app.envelope(id, body.clone());
+        async move {
+            let r: Result<HeartbeatAck, _> =
+                app.client.call(&addr, path::HEARTBEAT, &env, timeout).await;
+            if let Err(e) = r {
+                tracing::trace!(node = id, error = %e, "heartbeat not delivered");
+            }
+        }
+    });
+    futures::future::join_all(calls).await;
+}

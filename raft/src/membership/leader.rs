@@ -1,0 +1,246 @@
+//! Leader duties: answer membership requests ([`handle_manage`]), run the
+//! failure detector ([`detect`]) and keep the Raft membership in line with
+//! the cluster state ([`reconcile`]): register initial members, add learners,
+//! promote learners to voters while there are fewer than the configured
+//! count, and remove retired incarnations. Followers run the same loops but
+//! do nothing. Membership requests from non-leaders are answered with the
+//! leader's address.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState};
+
+use super::detector::{self, Bounds};
+use crate::app::App;
+use crate::network::wire::{Manage, ManageReply};
+use crate::state::{Command, MemberInfo, MemberState, NodeId};
+use crate::types::Metrics;
+
+/// Commits `cmd` through the local Raft (which must be the leader).
+pub(crate) async fn write(app: &App, cmd: Command) -> ManageReply {
+    let leader_info = |m: &Metrics| {
+        m.current_leader
+            .and_then(|l| m.membership_config.membership().get_node(&l).cloned())
+    };
+    match tokio::time::timeout(app.config.write_timeout, app.raft.client_write(cmd)).await {
+        Err(_) => ManageReply::Refused(format!(
+            "commit did not finish within {:?}",
+            app.config.write_timeout
+        )),
+        Ok(Ok(resp)) => match resp.data.refused {
+            Some(reason) => ManageReply::Refused(reason),
+            None => ManageReply::Done {
+                epoch: resp.data.epoch,
+            },
+        },
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+            let leader = f
+                .leader_node
+                .or_else(|| leader_info(&app.raft.metrics().borrow()));
+            ManageReply::NotLeader { leader }
+        }
+        Ok(Err(e)) => ManageReply::Refused(e.to_string()),
+    }
+}
+
+/// Handles a membership request from `from` (on the leader).
+pub(crate) async fn handle_manage(app: &App, from: NodeId, req: Manage) -> ManageReply {
+    match req {
+        Manage::Join(info) => {
+            let reply = write(
+                app,
+                Command::Join {
+                    id: from,
+                    info: info.clone(),
+                },
+            )
+            .await;
+            if let ManageReply::Done { .. } = reply {
+                tracing::info!(node = from, name = %info.name, "member joined");
+                let known = app
+                    .raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .get_node(&from)
+                    .is_some();
+                if !known {
+                    let add = app.raft.add_learner(from, info, false);
+                    if let Ok(Err(e)) = tokio::time::timeout(app.config.write_timeout, add).await {
+                        tracing::debug!(node = from, error = %e, "add learner deferred to reconcile");
+                    }
+                }
+            }
+            reply
+        }
+        Manage::Drain => write(app, Command::SetStates(vec![(from, MemberState::Draining)])).await,
+        Manage::Retire => write(app, Command::Retire { id: from }).await,
+    }
+}
+
+fn is_leader(app: &App) -> Option<Metrics> {
+    let m = app.raft.metrics().borrow().clone();
+    (m.state == ServerState::Leader && m.current_leader == Some(app.id)).then_some(m)
+}
+
+fn caught_up(m: &Metrics, me: NodeId, max_lag: u64) -> impl Fn(NodeId) -> bool + '_ {
+    let last = m.last_log_index.unwrap_or(0);
+    move |id| {
+        id == me
+            || m.replication
+                .as_ref()
+                .and_then(|r| r.get(&id))
+                .and_then(|l| l.as_ref())
+                .is_some_and(|l| l.index + max_lag >= last)
+    }
+}
+
+/// One failure-detector round: commit the state changes liveness calls for.
+pub(crate) async fn detect(app: &App) {
+    app.record_heartbeat(app.id, app.healthy(), app.is_leaving());
+    let Some(m) = is_leader(app) else { return };
+    let state = app.state.borrow().clone();
+    let bounds = Bounds {
+        lease: app.config.lease,
+        hysteresis: app.config.hysteresis,
+    };
+    let changes = {
+        let live = app.liveness();
+        detector::decide(
+            &state,
+            &live,
+            Instant::now(),
+            bounds,
+            caught_up(&m, app.id, app.config.max_lag),
+        )
+    };
+    if changes.is_empty() {
+        return;
+    }
+    for (id, s) in &changes {
+        let name = state
+            .members
+            .get(id)
+            .map(|m| m.info.name.as_str())
+            .unwrap_or("?");
+        tracing::info!(node = id, name, state = %s, "failure detector commits state");
+    }
+    if let ManageReply::Refused(reason) = write(app, Command::SetStates(changes)).await {
+        tracing::warn!(reason, "failure detector could not commit");
+    }
+}
+
+/// One reconcile round: at most one change to the Raft membership or state.
+pub(crate) async fn reconcile(app: &App) {
+    let Some(m) = is_leader(app) else { return };
+    let membership = m.membership_config.membership().clone();
+    if membership.get_joint_config().len() > 1 {
+        return;
+    }
+    let state = app.state.borrow().clone();
+    let nodes: BTreeMap<NodeId, MemberInfo> =
+        membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let timeout = app.config.write_timeout;
+
+    // Raft nodes the state does not know yet: initial members after initialize.
+    for (id, info) in &nodes {
+        if !state.members.contains_key(id)
+            && !state.retired.contains_key(id)
+            && state.by_name(&info.name).is_none()
+        {
+            write(
+                app,
+                Command::Join {
+                    id: *id,
+                    info: info.clone(),
+                },
+            )
+            .await;
+            return;
+        }
+    }
+    // Raft nodes that are retired or replaced by a newer incarnation.
+    for (id, info) in &nodes {
+        if !state.members.contains_key(id)
+            && (state.retired.contains_key(id) || state.by_name(&info.name).is_some())
+        {
+            let change = if voters.contains(id) {
+                ChangeMembers::RemoveVoters(BTreeSet::from([*id]))
+            } else {
+                ChangeMembers::RemoveNodes(BTreeSet::from([*id]))
+            };
+            tracing::info!(node = id, name = %info.name, "removing retired incarnation from raft");
+            if let Ok(Err(e)) =
+                tokio::time::timeout(timeout, app.raft.change_membership(change, false)).await
+            {
+                tracing::warn!(node = id, error = %e, "removing retired incarnation failed");
+            }
+            return;
+        }
+    }
+    // Members Raft does not replicate to yet.
+    for (id, member) in &state.members {
+        if !nodes.contains_key(id) {
+            if let Ok(Err(e)) = tokio::time::timeout(
+                timeout,
+                app.raft.add_learner(*id, member.info.clone(), false),
+            )
+            .await
+            {
+                tracing::warn!(node = id, error = %e, "adding learner failed");
+            }
+            return;
+        }
+    }
+    // Promote caught-up learners while there are too few voters.
+    if voters.len() < app.config.voters {
+        let ok = caught_up(&m, app.id, app.config.max_lag);
+        let mut candidates: Vec<(&str, NodeId)> = state
+            .members
+            .iter()
+            .filter(|(id, mm)| {
+                !voters.contains(id)
+                    && matches!(mm.state, MemberState::Active | MemberState::Joining)
+                    && ok(**id)
+            })
+            .map(|(id, mm)| (mm.info.name.as_str(), *id))
+            .collect();
+        candidates.sort();
+        let want = app.config.voters - voters.len();
+        let promote: BTreeSet<NodeId> = candidates
+            .into_iter()
+            .take(want)
+            .map(|(_, id)| id)
+            .collect();
+        if !promote.is_empty() {
+            tracing::info!(nodes = ?promote, "promoting learners to voters");
+            let change = ChangeMembers::AddVoterIds(promote);
+            if let Ok(Err(e)) =
+                tokio::time::timeout(timeout, app.raft.change_membership(change, false)).await
+            {
+                tracing::warn!(error = %e, "promoting learners failed");
+            }
+        }
+    }
+}
+
+/// Runs `round` every `every` until the node stops.
+pub(crate) async fn every<F, Fut>(app: Arc<App>, every: Duration, round: F)
+where
+    F: Fn(Arc<App>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = app.stop.cancelled() => return,
+            _ = tick.tick() => round(app.clone()).await,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The peer RPC client: one pooled hyper-util client (HTTP/2 over mutual TLS
+//! via ALPN, or plain HTTP for crate tests) that posts an [`Envelope`] and
+//! decodes the reply, with a deadline per call. Knows nothing of Raft.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::wire::{Envelope, FROM_HEADER};
+use crate::codec;
+
+/// Why a peer call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Could not build the request (bad address).
+    #[error("peer {addr}: bad request: {reason}")]
+    Request {
+        /// Peer address.
+        addr: String,
+        /// Cause.
+        reason: String,
+    },
+    /// Connection or protocol failure.
+    #[error("peer {addr} unreachable: {reason}")]
+    Unreachable {
+        /// Peer address.
+        addr: String,
+        /// Cause.
+        reason: String,
+    },
+    /// No answer within the deadline.
+    #[error("peer {addr} did not answer {path} within {timeout:?}")]
+    Timeout {
+        /// Peer address.
+        addr: String,
+        /// Route.
+        path: String,
+        /// Deadline.
+        timeout: Duration,
+    },
+    /// The peer refused the request (wrong cluster, version or target id, or stopped).
+    #[error("peer {addr} refused {path}: {status} {reason}")]
+    Refused {
+        /// Peer address.
+        addr: String,
+        /// Route.
+        path: String,
+        /// HTTP status.
+        status: u16,
+        /// The peer's reason.
+        reason: String,
+    },
+    /// The reply could not be decoded.
+    #[error("peer {addr} sent an undecodable reply to {path}: {reason}")]
+    Decode {
+        /// Peer address.
+        addr: String,
+        /// Route.
+        path: String,
+        /// Cause.
+        reason: String,
+    },
+}
+
+/// The client every node uses to reach its peers. Cheap to clone.
+#[derive(Clone)]
+pub struct PeerClient {
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    scheme: &'static str,
+}
+
+impl PeerClient {
+    /// A client for the mutual-TLS peer port: `config` trusts the cluster CA
+    /// and carries this replica's client certificate. Peers are addressed by
+    /// `host:port`; the host must be in the peer certificate's SANs.
+    /// Any ALPN list in `config` is replaced by `h2, http/1.1`.
+    pub fn tls(mut config: rustls::ClientConfig) -> PeerClient {
+        // hyper-rustls sets ALPN itself and refuses a preset list.
+        config.alpn_protocols.clear();
+        PeerClient::build(config, "https")
+    }
+
+    /// A plain-HTTP client (crate tests only; the server always uses [`PeerClient::tls`]).
+    pub fn plain() -> PeerClient {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map(|b| {
+                b.with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth()
+            });
+        match config {
+            Ok(c) => PeerClient::build(c, "http"),
+            // The ring provider always supports the default versions.
+            Err(e) => panic!("ring provider lacks default TLS versions: {e}"),
+        }
+    }
+
+    fn build(config: rustls::ClientConfig, scheme: &'static str) -> PeerClient {
+        let mut http_conn = HttpConnector::new();
+        http_conn.enforce_http(false);
+        http_conn.set_nodelay(true);
+        http_conn.set_connect_timeout(Some(Duration::from_secs(1)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http_conn);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(4)
+            .build(connector);
+        PeerClient { http, scheme }
+    }
+
+    /// Posts `envelope` to `path` at `addr` and decodes the reply.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        envelope: &Envelope<Req>,
+        timeout: Duration,
+    ) -> Result<Resp, CallError> {
+        let body = codec::encode(envelope).map_err(|e| CallError::Request {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
+        let request = http::Request::post(format!("{}://{addr}{path}", self.scheme))
+            .header(http::header::CONTENT_TYPE, "application/octet-stream")
+            .header(FROM_HEADER, format!("{:x}", envelope.from))
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| CallError::Request {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+        let unreachable = |e: &dyn std::fmt::Display| CallError::Unreachable {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        };
+        let exchange = async {
+            let resp = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| unreachable(&e))?;
+            let status = resp.status();
+            let bytes = Limited::new(resp.into_body(), codec::DECODE_LIMIT)
+                .collect()
+                .await
+                .map_err(|e| unreachable(&e))?
+                .to_bytes();
+            Ok::<_, CallError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| CallError::Timeout {
+                addr: addr.to_string(),
+                path: path.to_string(),
+                timeout,
+            })??;
+        if !status.is_success() {
+            return Err(CallError::Refused {
+                addr: addr.to_string(),
+                path: path.to_string(),
+                status: status.as_u16(),
+                reason: String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
+            });
+        }
+        codec::decode(&bytes).map_err(|e| CallError::Decode {
+            addr: addr.to_string(),
+            path: path.to_string(),
+            reason: e.to_string(),
+        })
+    }
+}

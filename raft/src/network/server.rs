@@ -1,0 +1,171 @@
+//! The peer routes this crate serves (the server mounts them on its
+//! mutual-TLS peer listener). Each handler opens the envelope — refusing a
+//! wrong protocol version, cluster id or target id — and hands the body to
+//! Raft or the membership manager. No listener here.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::wire::{
+    ANY_NODE, Envelope, EnvelopeHead, Heartbeat, HeartbeatAck, HelloReply, Manage,
+    PROTOCOL_VERSION, path,
+};
+use crate::app::App;
+use crate::codec;
+use crate::membership::leader;
+use crate::state::NodeId;
+use crate::types::TypeConfig;
+
+/// The routes, with a body limit equal to the decode limit.
+pub(crate) fn routes(app: Arc<App>) -> Router {
+    Router::new()
+        .route(path::APPEND, post(append))
+        .route(path::VOTE, post(vote))
+        .route(path::SNAPSHOT, post(snapshot))
+        .route(path::HEARTBEAT, post(heartbeat))
+        .route(path::HELLO, post(hello))
+        .route(path::MANAGE, post(manage))
+        .layer(DefaultBodyLimit::max(codec::DECODE_LIMIT))
+        .with_state(app)
+}
+
+fn refuse(status: StatusCode, reason: String) -> Response {
+    (status, reason).into_response()
+}
+
+fn reply<T: Serialize>(value: &T) -> Response {
+    match codec::encode(value) {
+        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+        Err(e) => refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding reply: {e}"),
+        ),
+    }
+}
+
+/// Decodes and checks an envelope (the refusal is the response to send); `any_target` allows `to == ANY_NODE`.
+#[allow(clippy::result_large_err)] // the refusal is returned as is
+fn open<T: DeserializeOwned>(
+    app: &App,
+    body: &[u8],
+    any_target: bool,
+) -> Result<(NodeId, T), Response> {
+    if app.stop.is_cancelled() {
+        return Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("node {:016x} is stopping", app.id),
+        ));
+    }
+    let env: EnvelopeHead = codec::decode_prefix(body).map_err(|e| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            format!("undecodable peer request header: {e}"),
+        )
+    })?;
+    if env.protocol_version != PROTOCOL_VERSION {
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            format!(
+                "protocol version {} not supported (this node speaks {PROTOCOL_VERSION})",
+                env.protocol_version
+            ),
+        ));
+    }
+    if env.cluster_id != app.config.cluster_id {
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            format!(
+                "request for cluster {:?} reached cluster {:?}",
+                env.cluster_id, app.config.cluster_id
+            ),
+        ));
+    }
+    if env.to != app.id && !(any_target && env.to == ANY_NODE) {
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            format!(
+                "request for node {:016x} reached node {:016x} ({}); that incarnation is gone",
+                env.to, app.id, app.info.name
+            ),
+        ));
+    }
+    let env: Envelope<T> = codec::decode(body).map_err(|e| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            format!("undecodable peer request: {e}"),
+        )
+    })?;
+    Ok((env.from, env.body))
+}
+
+async fn append(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match open::<AppendEntriesRequest<TypeConfig>>(&app, &body, false) {
+        Ok((_, req)) => reply(&app.raft.append_entries(req).await),
+        Err(r) => r,
+    }
+}
+
+async fn vote(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match open::<VoteRequest<NodeId>>(&app, &body, false) {
+        Ok((_, req)) => reply(&app.raft.vote(req).await),
+        Err(r) => r,
+    }
+}
+
+async fn snapshot(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match open::<InstallSnapshotRequest<TypeConfig>>(&app, &body, false) {
+        Ok((_, req)) => reply(&app.raft.install_snapshot(req).await),
+        Err(r) => r,
+    }
+}
+
+async fn heartbeat(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match open::<Heartbeat>(&app, &body, false) {
+        Ok((from, hb)) => {
+            app.record_heartbeat(from, hb.scrape_healthy, hb.leaving);
+            reply(&HeartbeatAck {
+                leader: app.raft.metrics().borrow().current_leader,
+            })
+        }
+        Err(r) => r,
+    }
+}
+
+async fn hello(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match open::<()>(&app, &body, true) {
+        Ok(_) => {
+            let m = app.raft.metrics().borrow().clone();
+            let membership = m.membership_config.membership();
+            let nodes: std::collections::BTreeMap<_, _> =
+                membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+            let leader = m
+                .current_leader
+                .and_then(|l| nodes.get(&l).map(|n| (l, n.clone())));
+            reply(&HelloReply {
+                node_id: app.id,
+                info: app.info.clone(),
+                initialized: !nodes.is_empty(),
+                voters: membership.voter_ids().collect(),
+                nodes,
+                leader,
+            })
+        }
+        Err(r) => r,
+    }
+}
+
+async fn manage(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    match open::<Manage>(&app, &body, true) {
+        Ok((from, req)) => reply(&leader::handle_manage(&app, from, req).await),
+        Err(r) => r,
+    }
+}

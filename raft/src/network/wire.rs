@@ -1,0 +1,141 @@
+//! The peer RPC wire format: every request is an [`Envelope`] (protocol
+//! version, cluster id, sender and target node ids, body) encoded with
+//! [`crate::codec`]; the paths and bodies of every route live here and only
+//! here. Replies are the bare reply type with HTTP 200; a refused request gets
+//! a 4xx/5xx status with a plain-text reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::{MemberInfo, NodeId};
+
+/// Version of the peer protocol; a request with another version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// `to` value of requests addressed to whoever listens at an address
+/// (hello and manage), because the sender does not know the target's id yet.
+pub const ANY_NODE: NodeId = 0;
+/// Header carrying the sender's node id in hex (for logs and test fault layers).
+pub const FROM_HEADER: &str = "x-ha-raft-from";
+
+/// Route paths, relative to the peer listener's root.
+pub mod path {
+    /// openraft AppendEntries.
+    pub const APPEND: &str = "/raft/v1/append";
+    /// openraft RequestVote.
+    pub const VOTE: &str = "/raft/v1/vote";
+    /// openraft InstallSnapshot (chunked).
+    pub const SNAPSHOT: &str = "/raft/v1/snapshot";
+    /// Our liveness heartbeat.
+    pub const HEARTBEAT: &str = "/raft/v1/heartbeat";
+    /// Who are you, and which cluster do you know.
+    pub const HELLO: &str = "/raft/v1/hello";
+    /// Membership requests forwarded to the leader (join, drain, leave).
+    pub const MANAGE: &str = "/raft/v1/manage";
+}
+
+/// Every peer request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// [`PROTOCOL_VERSION`] of the sender.
+    pub protocol_version: u32,
+    /// Cluster id of the sender; must equal the receiver's.
+    pub cluster_id: String,
+    /// Node id of the sender.
+    pub from: NodeId,
+    /// Node id the sender means to reach, or [`ANY_NODE`] where allowed.
+    pub to: NodeId,
+    /// The request.
+    pub body: T,
+}
+
+/// The fields of [`Envelope`] before the body, in the same order, so a
+/// receiver checks version, cluster and target before decoding the body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnvelopeHead {
+    /// See [`Envelope::protocol_version`].
+    pub protocol_version: u32,
+    /// See [`Envelope::cluster_id`].
+    pub cluster_id: String,
+    /// See [`Envelope::from`].
+    pub from: NodeId,
+    /// See [`Envelope::to`].
+    pub to: NodeId,
+}
+
+/// Liveness heartbeat, sent by every member to every other member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Sender's replica name.
+    pub name: String,
+    /// Whether the sender's scraping is healthy.
+    pub scrape_healthy: bool,
+    /// Whether the sender is leaving (drain requested); it must not be made Active again.
+    pub leaving: bool,
+}
+
+/// Reply to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatAck {
+    /// The leader as the receiver knows it.
+    pub leader: Option<NodeId>,
+}
+
+/// Reply to hello.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloReply {
+    /// The replier's node id.
+    pub node_id: NodeId,
+    /// The replier's name and addresses.
+    pub info: MemberInfo,
+    /// Whether the replier belongs to an initialized cluster.
+    pub initialized: bool,
+    /// Raft voters the replier knows.
+    pub voters: BTreeSet<NodeId>,
+    /// Raft nodes (voters and learners) the replier knows.
+    pub nodes: BTreeMap<NodeId, MemberInfo>,
+    /// The leader the replier knows.
+    pub leader: Option<(NodeId, MemberInfo)>,
+}
+
+/// How a replica leaves. The server decides: `ScaleDown` when this replica
+/// is not coming back (its StatefulSet ordinal is at or above the desired
+/// replica count, or the operator said so); `Restart` otherwise (rolling
+/// update, node drain, plain SIGTERM), which keeps the voters stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaveMode {
+    /// Leave the ring, stay in Raft (rolling restart): committed Draining only;
+    /// the same data dir comes back and is made Active again.
+    Restart,
+    /// Leave for good (replica count lowered): Draining, then retired and
+    /// removed from the Raft membership.
+    ScaleDown,
+}
+
+/// A membership request, handled by the leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Manage {
+    /// The sender joins the ring with this info.
+    Join(MemberInfo),
+    /// The sender leaves the ring (commit Draining).
+    Drain,
+    /// The sender is gone for good (commit retirement).
+    Retire,
+}
+
+/// Reply to a membership request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ManageReply {
+    /// Committed; the epoch after the change.
+    Done {
+        /// Epoch after the change.
+        epoch: u64,
+    },
+    /// The receiver is not the leader; ask this one.
+    NotLeader {
+        /// The leader, if known.
+        leader: Option<MemberInfo>,
+    },
+    /// Refused, with the reason.
+    Refused(String),
+}

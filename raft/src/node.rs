@@ -1,0 +1,362 @@
+//! [`Node`]: one replica's membership node, the crate's public face. Opens
+//! the data dir, starts Raft and the membership tasks, and offers the routes,
+//! the committed state, a status view, and graceful leave and shutdown.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::ServerState;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::App;
+use crate::config::RaftConfig;
+use crate::membership::detector::Liveness;
+use crate::membership::{bootstrap, heartbeat, leader};
+use crate::network::client::PeerClient;
+use crate::network::raft::Network;
+use crate::network::server;
+use crate::network::wire::{HelloReply, LeaveMode, Manage, ManageReply, path};
+use crate::state::{ClusterState, MemberInfo, MemberState, NodeId};
+use crate::status::{MemberStatus, Role, StatusView};
+use crate::store;
+use crate::types::Raft;
+
+/// Errors of the membership node.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration knob is wrong.
+    #[error("raft config: {0}")]
+    Config(String),
+    /// The data dir cannot be used.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// openraft refused to start or stop.
+    #[error("raft node {name}: {reason}")]
+    Raft {
+        /// Replica name.
+        name: String,
+        /// Cause.
+        reason: String,
+    },
+    /// A membership change could not be committed in time.
+    #[error("replica {name}: {what} not committed: {reason}")]
+    Membership {
+        /// Replica name.
+        name: String,
+        /// What was attempted.
+        what: &'static str,
+        /// Cause.
+        reason: String,
+    },
+}
+
+/// One replica's membership node. Dropping it stops its tasks and Raft
+/// (without waiting; call [`Node::shutdown`] to wait).
+pub struct Node {
+    app: Arc<App>,
+    tasks: TaskTracker,
+    fresh: bool,
+}
+
+impl Node {
+    /// Opens the data dir, starts Raft and the membership tasks. The node
+    /// stops when `shutdown` is cancelled or [`Node::shutdown`] is called.
+    pub async fn start(
+        config: RaftConfig,
+        client: PeerClient,
+        shutdown: CancellationToken,
+    ) -> Result<Node, Error> {
+        config.validate().map_err(Error::Config)?;
+        let raft_config = config
+            .openraft()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let (tx, rx) = watch::channel(ClusterState::default());
+        let opened = store::open(&config.data_dir, &config.name, &config.cluster_id, tx)?;
+        let id = opened.identity.node_id;
+        let info = MemberInfo {
+            name: config.name.clone(),
+            api_addr: config.api_addr.clone(),
+            peer_addr: config.peer_addr.clone(),
+        };
+        let network = Network {
+            client: client.clone(),
+            cluster_id: config.cluster_id.clone(),
+            me: id,
+        };
+        let raft = Raft::new(
+            id,
+            Arc::new(raft_config),
+            network,
+            opened.log,
+            opened.state_machine,
+        )
+        .await
+        .map_err(|e| Error::Raft {
+            name: config.name.clone(),
+            reason: e.to_string(),
+        })?;
+        tracing::info!(node = id, name = %config.name, fresh = opened.fresh, "raft node started");
+        let liveness = Liveness::new(Instant::now(), config.lease / 2);
+        let app = Arc::new(App {
+            raft,
+            id,
+            info,
+            client,
+            state: rx,
+            liveness: Mutex::new(liveness),
+            scrape_healthy: true.into(),
+            leaving: false.into(),
+            stop: shutdown.child_token(),
+            join_error: Mutex::new(None),
+            config,
+        });
+        let tasks = TaskTracker::new();
+        tasks.spawn(bootstrap::run(app.clone()));
+        let iv = app.config.liveness_interval;
+        tasks.spawn(leader::every(app.clone(), iv, heartbeat::round));
+        tasks.spawn(leader::every(app.clone(), iv / 2, |a| async move {
+            leader::detect(&a).await
+        }));
+        tasks.spawn(leader::every(app.clone(), iv, |a| async move {
+            leader::reconcile(&a).await
+        }));
+        let a = app.clone();
+        tasks.spawn(async move {
+            a.stop.cancelled().await;
+            if let Err(e) = a.raft.shutdown().await {
+                tracing::warn!(node = a.id, error = %e, "raft shutdown failed");
+            }
+        });
+        tasks.close();
+        Ok(Node {
+            app,
+            tasks,
+            fresh: opened.fresh,
+        })
+    }
+
+    /// This incarnation's node id.
+    pub fn id(&self) -> NodeId {
+        self.app.id
+    }
+
+    /// True when this start created a new incarnation (empty or damaged data dir).
+    pub fn is_new_incarnation(&self) -> bool {
+        self.fresh
+    }
+
+    /// The peer routes; mount them on the peer listener.
+    pub fn routes(&self) -> axum::Router {
+        server::routes(self.app.clone())
+    }
+
+    /// The committed cluster state, updated as it changes.
+    pub fn state(&self) -> watch::Receiver<ClusterState> {
+        self.app.state.clone()
+    }
+
+    /// Says whether this replica's scraping is healthy (sent in heartbeats;
+    /// unhealthy for longer than the lease counts as Down).
+    pub fn set_scrape_healthy(&self, healthy: bool) {
+        self.app.scrape_healthy.store(healthy, Ordering::Relaxed);
+    }
+
+    /// What this node knows now.
+    pub fn status(&self) -> StatusView {
+        let m = self.app.raft.metrics().borrow().clone();
+        let state = self.app.state.borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        let role = if self.app.stop.is_cancelled() {
+            Role::Stopped
+        } else {
+            match m.state {
+                ServerState::Leader => Role::Leader,
+                ServerState::Candidate => Role::Candidate,
+                ServerState::Follower => Role::Follower,
+                ServerState::Learner => Role::Learner,
+                ServerState::Shutdown => Role::Stopped,
+            }
+        };
+        let leader = m.current_leader.map(|l| {
+            let name = state
+                .members
+                .get(&l)
+                .map(|mm| mm.info.name.clone())
+                .or_else(|| membership.get_node(&l).map(|n| n.name.clone()))
+                .unwrap_or_default();
+            (l, name)
+        });
+        let mut members: Vec<MemberStatus> = state
+            .members
+            .iter()
+            .map(|(id, mm)| MemberStatus {
+                id: *id,
+                name: mm.info.name.clone(),
+                state: mm.state,
+                incarnation: mm.incarnation,
+                voter: voters.contains(id),
+                peer_addr: mm.info.peer_addr.clone(),
+                api_addr: mm.info.api_addr.clone(),
+            })
+            .collect();
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        StatusView {
+            id: self.app.id,
+            name: self.app.info.name.clone(),
+            role,
+            term: m.current_term,
+            leader,
+            epoch: state.epoch,
+            last_log_index: m.last_log_index,
+            last_applied: m.last_applied.map(|l| l.index),
+            members,
+            join_error: self
+                .app
+                .join_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
+
+    /// Leaves the ring: commits this member Draining (heartbeats say
+    /// "leaving" from now on, so it is not made Active again). Returns the
+    /// epoch after the change, once this node has applied it.
+    pub async fn drain(&self) -> Result<u64, Error> {
+        self.app.leaving.store(true, Ordering::Relaxed);
+        let epoch = self.manage(Manage::Drain, "drain").await?;
+        let deadline = Instant::now() + self.app.config.write_timeout;
+        let mut rx = self.app.state.clone();
+        let drained = |s: &ClusterState| {
+            s.members
+                .get(&self.app.id)
+                .is_none_or(|m| m.state == MemberState::Draining)
+        };
+        let _ = tokio::time::timeout_at(deadline.into(), rx.wait_for(drained)).await;
+        Ok(epoch)
+    }
+
+    /// Graceful leave (call on SIGTERM after handing over). `Restart`:
+    /// Draining only, this replica stays in Raft and is made Active again
+    /// when it comes back with the same data dir. `ScaleDown`: Draining,
+    /// then retired and removed from the Raft membership; waits until the
+    /// leader no longer lists this node (up to the write timeout).
+    pub async fn leave(&self, mode: LeaveMode) -> Result<(), Error> {
+        self.drain().await?;
+        if mode == LeaveMode::Restart {
+            return Ok(());
+        }
+        self.manage(Manage::Retire, "retire").await?;
+        let deadline = Instant::now() + self.app.config.write_timeout;
+        while Instant::now() < deadline {
+            if !self.leader_lists_me().await.unwrap_or(true) {
+                tracing::info!(node = self.app.id, "removed from the raft membership");
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(Error::Membership {
+            name: self.app.info.name.clone(),
+            what: "removal from raft",
+            reason: format!("still listed after {:?}", self.app.config.write_timeout),
+        })
+    }
+
+    /// Stops the tasks and Raft. Without a prior [`Node::leave`] this looks to
+    /// the others like a crash.
+    pub async fn shutdown(&self) {
+        self.app.stop.cancel();
+        self.tasks.wait().await;
+    }
+
+    /// The token that stops this node (a child of the one given to [`Node::start`]).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.app.stop.clone()
+    }
+
+    /// Whether the leader (as this node knows it) still lists this node in Raft.
+    async fn leader_lists_me(&self) -> Option<bool> {
+        let leader = {
+            let m = self.app.raft.metrics().borrow().clone();
+            let l = m.current_leader?;
+            if l == self.app.id {
+                return Some(m.membership_config.membership().get_node(&l).is_some());
+            }
+            (l, m.membership_config.membership().get_node(&l)?.clone())
+        };
+        let env = self.app.envelope(leader.0, ());
+        let h: HelloReply = self
+            .app
+            .client
+            .call(
+                &leader.1.peer_addr,
+                path::HELLO,
+                &env,
+                self.app.rpc_timeout(),
+            )
+            .await
+            .ok()?;
+        Some(h.nodes.contains_key(&self.app.id))
+    }
+
+    /// Sends a membership request to the leader (locally if we lead), following redirects.
+    async fn manage(&self, req: Manage, what: &'static str) -> Result<u64, Error> {
+        let app = &self.app;
+        let deadline = Instant::now() + app.config.write_timeout;
+        let mut last = String::from("no leader known");
+        while Instant::now() < deadline {
+            let target = {
+                let m = app.raft.metrics().borrow().clone();
+                m.current_leader.and_then(|l| {
+                    m.membership_config
+                        .membership()
+                        .get_node(&l)
+                        .map(|n| (l, n.clone()))
+                })
+            };
+            let reply = match target {
+                Some((l, _)) if l == app.id => {
+                    leader::handle_manage(app, app.id, req.clone()).await
+                }
+                Some((l, node)) => {
+                    let env = app.envelope(l, req.clone());
+                    match app
+                        .client
+                        .call(
+                            &node.peer_addr,
+                            path::MANAGE,
+                            &env,
+                            app.config.write_timeout,
+                        )
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(e) => ManageReply::Refused(e.to_string()),
+                    }
+                }
+                None => ManageReply::NotLeader { leader: None },
+            };
+            match reply {
+                ManageReply::Done { epoch } => return Ok(epoch),
+                ManageReply::NotLeader { .. } => last = "no leader known".into(),
+                ManageReply::Refused(r) => last = r,
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(Error::Membership {
+            name: app.info.name.clone(),
+            what,
+            reason: last,
+        })
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.app.stop.cancel();
+    }
+}

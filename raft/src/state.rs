@@ -1,0 +1,244 @@
+//! The replicated cluster state (`ClusterState`) and the commands that change
+//! it. Pure data and a pure `apply`: no I/O, no clocks, no openraft types, so
+//! the invariants (epoch monotonic, one state per member, epoch bumps exactly
+//! when the Active set changes) are tested without a cluster.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Raft node id of one incarnation of a replica: random 64 bits chosen when
+/// the replica starts with an empty data dir, so a wiped replica never reuses
+/// the id (or the vote) of its previous incarnation.
+pub type NodeId = u64;
+
+/// Where a member lives and what it is called; what a joining replica declares.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// Stable replica name (StatefulSet pod name); survives restarts and wipes.
+    pub name: String,
+    /// Address of the replica's metrics API (`host:port`), for the fan-out.
+    pub api_addr: String,
+    /// Address of the replica's peer listener (`host:port`), for Raft and peer RPCs.
+    pub peer_addr: String,
+}
+
+impl fmt::Display for MemberInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.peer_addr)
+    }
+}
+
+/// Where a member stands in the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MemberState {
+    /// Known and catching up (log and last points); not yet an owner.
+    Joining,
+    /// Owns its share of the ring.
+    Active,
+    /// Leaving the ring on purpose (SIGTERM); still answering and handing over.
+    Draining,
+    /// Silent (or unhealthy) for longer than the lease; its shards moved to successors.
+    Down,
+}
+
+impl fmt::Display for MemberState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            MemberState::Joining => "Joining",
+            MemberState::Active => "Active",
+            MemberState::Draining => "Draining",
+            MemberState::Down => "Down",
+        })
+    }
+}
+
+/// One member of the ring: one incarnation of a replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Stable name and addresses.
+    pub info: MemberInfo,
+    /// Current ring state.
+    pub state: MemberState,
+    /// How many times a replica of this name has joined with a fresh data dir
+    /// (1 for the first); a higher incarnation replaces (retires) a lower one.
+    pub incarnation: u64,
+}
+
+/// A member that left for good (replaced by a newer incarnation, or scaled
+/// down). Kept as a tombstone so a stale process with that id is never
+/// readmitted; the leader removes it from the Raft membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retired {
+    /// The replica name it had.
+    pub name: String,
+    /// The incarnation it had.
+    pub incarnation: u64,
+}
+
+/// The committed ring membership every replica agrees on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// Bumped exactly once by every committed entry that changes the set of
+    /// Active members; owners of kubelets depend only on it.
+    pub epoch: u64,
+    /// Current members by node id (at most one per name).
+    pub members: BTreeMap<NodeId, Member>,
+    /// Incarnations that left for good, by node id.
+    pub retired: BTreeMap<NodeId, Retired>,
+}
+
+impl ClusterState {
+    /// Ids of the Active members (the ring).
+    pub fn active_ids(&self) -> BTreeSet<NodeId> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.state == MemberState::Active)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The Active members with their info, sorted by node id.
+    pub fn active(&self) -> impl Iterator<Item = (NodeId, &Member)> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.state == MemberState::Active)
+            .map(|(id, m)| (*id, m))
+    }
+
+    /// The current member with this name, if any.
+    pub fn by_name(&self, name: &str) -> Option<(NodeId, &Member)> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.info.name == name)
+            .map(|(id, m)| (*id, m))
+    }
+
+    /// Number of members in `state`.
+    pub fn count(&self, state: MemberState) -> usize {
+        self.members.values().filter(|m| m.state == state).count()
+    }
+
+    /// Applies one command; bumps `epoch` once if the Active set changed.
+    pub fn apply(&mut self, cmd: &Command) -> CommandResult {
+        let before = self.active_ids();
+        let outcome = match cmd {
+            Command::Join { id, info } => self.join(*id, info),
+            Command::SetStates(changes) => {
+                for (id, state) in changes {
+                    if let Some(m) = self.members.get_mut(id) {
+                        m.state = *state;
+                    }
+                }
+                Ok(())
+            }
+            Command::Retire { id } => {
+                if let Some(m) = self.members.remove(id) {
+                    self.retired.insert(
+                        *id,
+                        Retired {
+                            name: m.info.name,
+                            incarnation: m.incarnation,
+                        },
+                    );
+                }
+                Ok(())
+            }
+        };
+        if self.active_ids() != before {
+            self.epoch += 1;
+        }
+        CommandResult {
+            epoch: self.epoch,
+            refused: outcome.err(),
+        }
+    }
+
+    fn join(&mut self, id: NodeId, info: &MemberInfo) -> Result<(), String> {
+        if let Some(r) = self.retired.get(&id) {
+            return Err(format!(
+                "node {id:016x} ({}) was retired; restart it with an empty data dir",
+                r.name
+            ));
+        }
+        if let Some(m) = self.members.get_mut(&id) {
+            if m.info.name != info.name {
+                return Err(format!(
+                    "node {id:016x} is already member {}, not {}",
+                    m.info.name, info.name
+                ));
+            }
+            m.info = info.clone();
+            return Ok(());
+        }
+        let older: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.info.name == info.name)
+            .map(|(id, _)| *id)
+            .collect();
+        let last = self
+            .members
+            .values()
+            .filter(|m| m.info.name == info.name)
+            .map(|m| m.incarnation)
+            .chain(
+                self.retired
+                    .values()
+                    .filter(|r| r.name == info.name)
+                    .map(|r| r.incarnation),
+            )
+            .max()
+            .unwrap_or(0);
+        for old in older {
+            if let Some(m) = self.members.remove(&old) {
+                self.retired.insert(
+                    old,
+                    Retired {
+                        name: m.info.name,
+                        incarnation: m.incarnation,
+                    },
+                );
+            }
+        }
+        self.members.insert(
+            id,
+            Member {
+                info: info.clone(),
+                state: MemberState::Joining,
+                incarnation: last + 1,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// A change to the cluster state, proposed by the leader's membership manager.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// A replica incarnation joins as `Joining`; an older incarnation of the
+    /// same name is retired. Re-joining with the same id only updates addresses.
+    Join {
+        /// The joining incarnation.
+        id: NodeId,
+        /// Its name and addresses.
+        info: MemberInfo,
+    },
+    /// Sets the state of several members at once (unknown ids are ignored).
+    SetStates(Vec<(NodeId, MemberState)>),
+    /// Removes a member for good (scale-down after draining).
+    Retire {
+        /// The member to retire.
+        id: NodeId,
+    },
+}
+
+/// What applying a command did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandResult {
+    /// The epoch after the command.
+    pub epoch: u64,
+    /// Why the command was refused (state unchanged), if it was.
+    pub refused: Option<String>,
+}

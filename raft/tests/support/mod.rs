@@ -1,0 +1,421 @@
+//! Test support: loopback address blocks (the same lock files as the
+//! server's `dev::addr::Block`, so parallel test processes never collide),
+//! a fault layer that cuts chosen peers off, and an in-process cluster of
+//! nodes over the real HTTP transport.
+
+#![allow(dead_code)]
+
+pub mod tls;
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use raft::network::wire::FROM_HEADER;
+use raft::{ClusterState, MemberState, Node, NodeId, PeerClient, RaftConfig, Role, StatusView};
+use tokio::task::JoinHandle;
+use tokio_util::either::Either;
+use tokio_util::sync::CancellationToken;
+
+/// A reserved block `127.0.<b>.0/24` (held by a lock on `/tmp/ha-metrics-server-blocks/<b>.lock`).
+pub struct Block {
+    pub index: u8,
+    _lock: File,
+}
+
+impl Block {
+    pub fn acquire() -> Block {
+        let dir = std::env::temp_dir().join("ha-metrics-server-blocks");
+        std::fs::create_dir_all(&dir).expect("create block lock dir");
+        for index in 2..=250u8 {
+            let path = dir.join(format!("{index}.lock"));
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .expect("open lock");
+            if file.try_lock().is_ok() {
+                return Block { index, _lock: file };
+            }
+        }
+        panic!("every loopback address block is in use");
+    }
+
+    pub fn replica(&self, i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(127, 0, self.index, 10 + i as u8)
+    }
+}
+
+/// Per-node fault switches, checked on the node's incoming requests.
+#[derive(Default)]
+pub struct Fault {
+    /// Refuse everything (the node is cut off or dead).
+    pub isolated: AtomicBool,
+    /// Refuse requests from these senders.
+    pub blocked: Mutex<BTreeSet<NodeId>>,
+}
+
+async fn fault_layer(State(f): State<Arc<Fault>>, req: Request, next: Next) -> Response {
+    let from = req
+        .headers()
+        .get(FROM_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| u64::from_str_radix(s, 16).ok());
+    let blocked = f.isolated.load(Ordering::SeqCst)
+        || from.is_some_and(|id| f.blocked.lock().unwrap().contains(&id));
+    if blocked {
+        return (StatusCode::SERVICE_UNAVAILABLE, "fault injected").into_response();
+    }
+    next.run(req).await
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "openraft=error,raft=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// One replica slot of the test cluster.
+pub struct Replica {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    pub fault: Arc<Fault>,
+    pub node: Option<Node>,
+    server: Option<JoinHandle<()>>,
+}
+
+/// An in-process cluster over the real HTTP transport on loopback.
+pub struct Cluster {
+    pub block: Block,
+    pub tmp: tempfile::TempDir,
+    pub replicas: Vec<Replica>,
+    pub initial: Vec<(String, String)>,
+    pub voters: usize,
+    pub tune: fn(&mut RaftConfig),
+    /// When set, replicas talk HTTP/2 over mutual TLS with this CA.
+    pub pki: Option<tls::Pki>,
+}
+
+pub const PORT: u16 = 7400;
+
+impl Cluster {
+    /// `slots` replica slots; the first `initial` are the declared initial members.
+    pub fn new(slots: usize, initial: usize, voters: usize) -> Cluster {
+        init_tracing();
+        let block = Block::acquire();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let replicas: Vec<Replica> = (0..slots)
+            .map(|i| Replica {
+                name: format!("r{i}"),
+                addr: SocketAddr::new(block.replica(i).into(), PORT),
+                dir: tmp.path().join(format!("r{i}")),
+                fault: Arc::new(Fault::default()),
+                node: None,
+                server: None,
+            })
+            .collect();
+        let initial = replicas
+            .iter()
+            .take(initial)
+            .map(|r| (r.name.clone(), r.addr.to_string()))
+            .collect();
+        Cluster {
+            block,
+            tmp,
+            replicas,
+            initial,
+            voters,
+            tune: |_| {},
+            pki: None,
+        }
+    }
+
+    pub fn config(&self, i: usize) -> RaftConfig {
+        let r = &self.replicas[i];
+        let mut c = RaftConfig::new(
+            "test-cluster",
+            &r.name,
+            r.addr.to_string(),
+            format!("{}:7401", r.addr.ip()),
+            &r.dir,
+        )
+        .with_initial_members(self.initial.clone());
+        c.voters = self.voters;
+        (self.tune)(&mut c);
+        c
+    }
+
+    pub async fn start(&mut self, i: usize) {
+        let config = self.config(i);
+        let (client, acceptor) = match &self.pki {
+            Some(pki) => {
+                let leaf = pki.leaf(self.replicas[i].addr.ip());
+                let server = Arc::new(pki.server_config(&leaf));
+                let client = PeerClient::tls(pki.client_config(Some(&leaf)));
+                (client, Some(tokio_rustls::TlsAcceptor::from(server)))
+            }
+            None => (PeerClient::plain(), None),
+        };
+        let node = Node::start(config, client, CancellationToken::new())
+            .await
+            .expect("node starts");
+        let r = &mut self.replicas[i];
+        r.fault.isolated.store(false, Ordering::SeqCst);
+        let router = node.routes().layer(axum::middleware::from_fn_with_state(
+            r.fault.clone(),
+            fault_layer,
+        ));
+        let listener = bind_retry(r.addr).await;
+        r.server = Some(tokio::spawn(serve(listener, router, acceptor)));
+        r.node = Some(node);
+    }
+
+    /// Starts several replicas at the same moment.
+    pub async fn start_all(&mut self, which: &[usize]) {
+        for &i in which {
+            self.start(i).await;
+        }
+    }
+
+    /// Abrupt stop: no leave; the replica stops answering at once.
+    pub async fn kill(&mut self, i: usize) {
+        let r = &mut self.replicas[i];
+        r.fault.isolated.store(true, Ordering::SeqCst);
+        if let Some(s) = r.server.take() {
+            s.abort();
+            let _ = s.await;
+        }
+        if let Some(n) = r.node.take() {
+            n.shutdown().await;
+        }
+    }
+
+    pub fn wipe(&self, i: usize) {
+        let _ = std::fs::remove_dir_all(&self.replicas[i].dir);
+    }
+
+    pub fn node(&self, i: usize) -> &Node {
+        self.replicas[i].node.as_ref().expect("replica is running")
+    }
+
+    pub fn running(&self) -> impl Iterator<Item = (usize, &Node)> {
+        self.replicas
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.node.as_ref().map(|n| (i, n)))
+    }
+
+    pub fn statuses(&self) -> Vec<(usize, StatusView)> {
+        self.running().map(|(i, n)| (i, n.status())).collect()
+    }
+
+    /// The slot of the leader every running replica agrees on.
+    pub fn agreed_leader(&self) -> Option<usize> {
+        let st = self.statuses();
+        let leaders: Vec<usize> = st
+            .iter()
+            .filter(|(_, s)| s.role == Role::Leader)
+            .map(|(i, _)| *i)
+            .collect();
+        if leaders.len() != 1 {
+            return None;
+        }
+        let lid = st.iter().find(|(i, _)| *i == leaders[0])?.1.id;
+        st.iter()
+            .all(|(_, s)| s.leader.as_ref().map(|l| l.0) == Some(lid))
+            .then_some(leaders[0])
+    }
+
+    /// The leader as seen by the running replicas, ignoring `except`.
+    pub fn leader_among(&self, slots: &[usize]) -> Option<usize> {
+        let st: Vec<(usize, StatusView)> = self
+            .statuses()
+            .into_iter()
+            .filter(|(i, _)| slots.contains(i))
+            .collect();
+        let leaders: Vec<&(usize, StatusView)> =
+            st.iter().filter(|(_, s)| s.role == Role::Leader).collect();
+        match leaders.as_slice() {
+            [(i, l)]
+                if st
+                    .iter()
+                    .all(|(_, s)| s.leader.as_ref().map(|x| x.0) == Some(l.id)) =>
+            {
+                Some(*i)
+            }
+            _ => None,
+        }
+    }
+
+    pub fn state(&self, i: usize) -> ClusterState {
+        self.node(i).state().borrow().clone()
+    }
+
+    pub fn member_state(&self, viewer: usize, name: &str) -> Option<MemberState> {
+        self.state(viewer).by_name(name).map(|(_, m)| m.state)
+    }
+
+    /// Blocks traffic between slot `p` and every other slot, both ways.
+    pub fn partition(&self, p: usize) {
+        let pid = self.node(p).id();
+        self.replicas[p]
+            .fault
+            .isolated
+            .store(true, Ordering::SeqCst);
+        for (i, r) in self.replicas.iter().enumerate() {
+            if i != p {
+                r.fault.blocked.lock().unwrap().insert(pid);
+            }
+        }
+    }
+
+    pub fn heal(&self, p: usize) {
+        self.replicas[p]
+            .fault
+            .isolated
+            .store(false, Ordering::SeqCst);
+        for r in &self.replicas {
+            r.fault.blocked.lock().unwrap().clear();
+        }
+    }
+
+    pub fn status_table(&self) -> String {
+        self.statuses()
+            .iter()
+            .map(|(_, s)| s.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for r in &mut self.replicas {
+            r.fault.isolated.store(true, Ordering::SeqCst);
+            if let Some(s) = r.server.take() {
+                s.abort();
+            }
+            r.node.take();
+        }
+    }
+}
+
+/// Serves `router` on `listener`; aborting this task also drops every
+/// connection it accepted (as a killed process would).
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
+        let tls = tls.clone();
+        conns.spawn(async move {
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let io = match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(s) => Either::Left(s),
+                    Err(_) => return,
+                },
+                None => Either::Right(stream),
+            };
+            let _ = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
+                .await;
+        });
+        while conns.try_join_next().is_some() {}
+    }
+}
+
+async fn bind_retry(addr: SocketAddr) -> tokio::net::TcpListener {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => return l,
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(%addr, error = %e, "bind retry");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("bind {addr}: {e}"),
+        }
+    }
+}
+
+/// Waits until `cond` holds, polling; returns how long it took or panics with `what`.
+pub async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return start.elapsed();
+        }
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Like [`wait_for`], but dumps the cluster status on timeout.
+pub async fn wait_cluster(
+    c: &Cluster,
+    what: &str,
+    limit: Duration,
+    mut cond: impl FnMut(&Cluster) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        if cond(c) {
+            return start.elapsed();
+        }
+        if start.elapsed() > limit {
+            panic!(
+                "timed out after {limit:?} waiting for {what}\n{}",
+                c.status_table()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// All running replicas agree on a leader and see exactly `names` Active.
+pub fn settled(c: &Cluster, names: &[&str]) -> bool {
+    let Some(_) = c.agreed_leader() else {
+        return false;
+    };
+    let want: BTreeSet<String> = names.iter().map(|s| s.to_string()).collect();
+    let states: Vec<ClusterState> = c
+        .running()
+        .map(|(_, n)| n.state().borrow().clone())
+        .collect();
+    states.windows(2).all(|w| w[0] == w[1])
+        && states.first().is_some_and(|s| {
+            s.active()
+                .map(|(_, m)| m.info.name.clone())
+                .collect::<BTreeSet<_>>()
+                == want
+        })
+}
+
+/// Test timing bound: the design bound times a generous slack for a loaded 2-core machine.
+pub fn slack(d: Duration) -> Duration {
+    d * 4
+}
