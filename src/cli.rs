@@ -31,6 +31,29 @@ pub enum Command {
     Dev(DevArgs),
     /// Run only the simulated Kubernetes (kubelets and apiserver) until stopped.
     Simulate(SimulateArgs),
+    /// Print a replica's view of the cluster: Raft role, term, leader, ring
+    /// epoch and every member with its state (asks the peer port).
+    Status(StatusArgs),
+}
+
+/// Options of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A replica's peer address, host:port.
+    #[arg(long, default_value = "127.0.0.1:10251")]
+    pub peer: String,
+    /// The cluster CA.
+    #[arg(long)]
+    pub peer_ca_file: PathBuf,
+    /// A certificate signed by the cluster CA (any replica's will do).
+    #[arg(long)]
+    pub peer_cert_file: PathBuf,
+    /// Its key.
+    #[arg(long)]
+    pub peer_key_file: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `dev`.
@@ -91,6 +114,7 @@ pub fn main() -> std::process::ExitCode {
             init_logging(0, false);
             runtime.block_on(simulate(args))
         }
+        Some(Command::Status(args)) => runtime.block_on(status(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -171,5 +195,19 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         env.files.kubelet_token.display());
     crate::server::wait_for_signal().await;
     env.shutdown().await;
+    Ok(())
+}
+
+async fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let ca = std::fs::read(&args.peer_ca_file)
+        .map_err(|e| anyhow::anyhow!("--peer-ca-file {}: {e}", args.peer_ca_file.display()))?;
+    let ck = crate::tls::CertKey::load(&args.peer_cert_file, &args.peer_key_file)?;
+    let client = crate::tls::mutual_tls_client_config(&ca, ck.chain, ck.key)?;
+    let view = crate::membership::fetch_status(&args.peer, client).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print!("{view}");
+    }
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod dev;
 pub mod discovery;
 pub mod health;
+pub mod membership;
 pub mod model;
 pub mod pki;
 pub mod scrape;

@@ -43,7 +43,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Arc::new(move |labels| selector.matches(labels))
     };
     let discovery = Discovery::start(client.clone(), node_filter, shutdown.child_token());
-    let metrics = Arc::new(SelfMetrics::new(config.resolution.as_secs_f64()));
+    let mut self_metrics = SelfMetrics::new(config.resolution.as_secs_f64());
+    let raft_metrics = config.cluster.as_ref().map(|_| crate::membership::register_metrics(self_metrics.registry_mut()));
+    let metrics = Arc::new(self_metrics);
     let store = Arc::new(Store::new(config.resolution, config.max_staleness, metrics.clone()));
     let kubelet_client = KubeletClient::new(kubelet_client_config(&config, &kube_config)?)
         .context("building the kubelet client")?;
@@ -97,6 +99,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, "serving metrics.k8s.io");
     let serving = tokio::spawn(crate::tls::serve(listener, tls, app, shutdown.child_token()));
+    let membership = match (&config.cluster, raft_metrics) {
+        (Some(settings), Some(m)) => Some(
+            crate::membership::start(settings, addr, &config.serving.tls_policy, m, shutdown.child_token()).await?,
+        ),
+        _ => None,
+    };
 
     // metrics-server waits for the informers before its first scrape.
     let scrape = {
@@ -120,6 +128,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     wait_for_signal().await;
     tracing::info!("termination signal received; failing readiness and draining");
     shutting_down.store(true, Ordering::Release);
+    if let Some(m) = &membership {
+        // Leave the ring (Draining) so the other replicas stop counting on
+        // this one; the same data dir comes back as the same member.
+        match tokio::time::timeout(Duration::from_secs(10), m.node.leave(raft::LeaveMode::Restart)).await {
+            Ok(Ok(())) => tracing::info!("left the ring"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not leave the ring gracefully"),
+            Err(_) => tracing::warn!("leaving the ring timed out"),
+        }
+    }
     if !config.serving.shutdown_delay.is_zero() {
         // An operator-configured grace period, not synchronisation: load
         // balancers keep sending requests until they see /readyz fail.
@@ -127,6 +144,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     shutdown.cancel();
     let _ = scrape.await;
+    if let Some(m) = membership {
+        m.node.shutdown().await;
+    }
     match tokio::time::timeout(Duration::from_secs(10), serving).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server stopped with an error"),
         Err(_) => tracing::warn!("in-flight requests did not finish within 10s"),

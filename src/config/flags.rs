@@ -114,6 +114,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub auth: crate::auth::flags::AuthFlags,
 
+    /// Replica cluster (Raft membership, peer port).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
     // ----- generic server -----
     /// Maximum number of requests served at once; more get 429.
     #[arg(long, default_value_t = 400, value_name = "N")]

@@ -97,6 +97,8 @@ pub struct Config {
     pub node_selector: crate::api::selector::LabelSelector,
     pub kubelet: KubeletSettings,
     pub serving: ServingSettings,
+    /// The replica cluster; `None` runs a single replica without Raft.
+    pub cluster: Option<crate::membership::ClusterSettings>,
     pub verbosity: u8,
     pub json_logs: bool,
     /// The raw flags, for the parts (authentication) that read their own.
@@ -248,6 +250,7 @@ impl Config {
                 max_requests_inflight: args.max_requests_inflight,
                 shutdown_delay: duration_flag("--shutdown-delay-duration", &args.shutdown_delay_duration)?,
             },
+            cluster: crate::membership::ClusterSettings::from_args(&args.cluster, bind_address)?,
             verbosity: args.verbosity,
             json_logs,
             args: args.clone(),

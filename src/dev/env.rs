@@ -70,6 +70,8 @@ pub struct DevEnv {
     pub apiserver: StandInApiServer,
     pub files: EnvFiles,
     pub work_dir: PathBuf,
+    /// The replicas' cluster CA (peer port mutual TLS).
+    peer_ca: crate::pki::Ca,
     shutdown: CancellationToken,
 }
 
@@ -107,6 +109,10 @@ impl DevEnv {
             apiserver,
             files: EnvFiles { server_kubeconfig, user_kubeconfig, kubelet_ca, kubelet_token },
             work_dir: opts.work_dir,
+            peer_ca: crate::pki::Ca::new("ha-metrics-server-cluster-ca").map_err(|e| EnvError::Io {
+                path: PathBuf::from("cluster CA"),
+                source: std::io::Error::other(e.to_string()),
+            })?,
             shutdown,
         })
     }
@@ -138,6 +144,45 @@ impl DevEnv {
             format!("--metric-resolution={resolution}"),
             "--allow-short-resolution".to_string(),
         ]
+    }
+
+    /// The peer address of replica `i`.
+    pub fn peer_addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::new(self.block.replica(i).into(), 10251)
+    }
+
+    /// Writes replica `i`'s peer certificate (signed by the cluster CA) and
+    /// returns the flags that make it a member of a cluster whose declared
+    /// initial members are replicas `0..initial`.
+    pub fn cluster_args(&self, i: usize, initial: usize) -> Result<Vec<String>, EnvError> {
+        let dir = self.work_dir.join(format!("replica-{i}"));
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let ca = self.work_dir.join("cluster-ca.crt");
+        fs::write(&ca, self.peer_ca.cert_pem()).map_err(io(&ca))?;
+        let sans = vec![self.block.replica(i).to_string(), format!("replica-{i}")];
+        let pair = self
+            .peer_ca
+            .issue(&crate::pki::LeafSpec {
+                common_name: &format!("replica-{i}"),
+                organizations: &[],
+                sans: &sans,
+                usage: crate::pki::Usage::ServerAndClient,
+            })
+            .map_err(|e| EnvError::Io { path: dir.clone(), source: std::io::Error::other(e.to_string()) })?;
+        let (cert, key) = (dir.join("peer.crt"), dir.join("peer.key"));
+        fs::write(&cert, &pair.cert_pem).map_err(io(&cert))?;
+        fs::write(&key, &pair.key_pem).map_err(io(&key))?;
+        let peers: Vec<String> = (0..initial).map(|j| format!("replica-{j}={}", self.peer_addr(j))).collect();
+        Ok(vec![
+            format!("--node-name=replica-{i}"),
+            format!("--peers={}", peers.join(",")),
+            format!("--peer-port={}", self.peer_addr(i).port()),
+            format!("--peer-advertise-address={}", self.peer_addr(i)),
+            format!("--data-dir={}", dir.join("data").display()),
+            format!("--peer-ca-file={}", ca.display()),
+            format!("--peer-cert-file={}", cert.display()),
+            format!("--peer-key-file={}", key.display()),
+        ])
     }
 
     /// Points the aggregation proxy at these replicas.

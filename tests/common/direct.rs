@@ -14,6 +14,16 @@ use ha_metrics_server::tls::verify::AcceptAnyServerCert;
 
 /// GETs `https://addr/path`; returns the status code and body.
 pub async fn direct_get(addr: SocketAddr, path: &str, cert: Option<&CertPair>, headers: &[(&str, &str)]) -> (u16, String) {
+    try_get(addr, path, cert, headers).await.expect("request to the replica")
+}
+
+/// Like [`direct_get`], but a refused handshake or connection is an `Err`.
+pub async fn try_get(
+    addr: SocketAddr,
+    path: &str,
+    cert: Option<&CertPair>,
+    headers: &[(&str, &str)],
+) -> Result<(u16, String), String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -38,8 +48,8 @@ pub async fn direct_get(addr: SocketAddr, path: &str, cert: Option<&CertPair>, h
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = client.request(req.body(Empty::new()).unwrap()).await.expect("request to the replica");
+    let resp = client.request(req.body(Empty::new()).unwrap()).await.map_err(|e| format!("{e:?}"))?;
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }

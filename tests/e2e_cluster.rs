@@ -1,0 +1,182 @@
+//! Several replica processes form one Raft cluster over mutual TLS on
+//! their peer ports: bootstrap, leader loss by SIGKILL, restart with the
+//! same or an empty data dir, and refusal of peers without a cluster
+//! certificate. Protocol bounds are asserted with generous slack; the
+//! measured times are printed (`--nocapture`) for the closing note.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::direct::try_get;
+use common::Cluster;
+use ha_metrics_server::membership::fetch_status;
+use raft::{MemberState, StatusView};
+
+/// The lease the replicas run with (the default) and the bound DESIGN.md
+/// promises: a dead member is committed Down within lease + 2 s.
+const LEASE: Duration = Duration::from_secs(3);
+const SLACK: u32 = 4;
+
+struct Ring {
+    c: Cluster,
+    n: usize,
+}
+
+impl Ring {
+    async fn start(n: usize) -> Ring {
+        let mut c = Cluster::start_with(2, 2, "2s", &[]).await;
+        // Replica 0 was started by Cluster without cluster flags: restart it
+        // as a member.
+        c.replicas.clear();
+        for i in 0..n {
+            let args = c.env.cluster_args(i, n).unwrap();
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            c.spawn_replica(i, &refs);
+        }
+        c.env.route_metrics_to(&(0..n).collect::<Vec<_>>());
+        Ring { c, n }
+    }
+
+    fn client(&self) -> rustls::ClientConfig {
+        let dir = self.c.env.work_dir.join("replica-0");
+        let ca = std::fs::read(self.c.env.work_dir.join("cluster-ca.crt")).unwrap();
+        let ck = ha_metrics_server::tls::CertKey::load(&dir.join("peer.crt"), &dir.join("peer.key")).unwrap();
+        ha_metrics_server::tls::mutual_tls_client_config(&ca, ck.chain, ck.key).unwrap()
+    }
+
+    async fn status(&self, i: usize) -> Option<StatusView> {
+        let peer = self.c.env.peer_addr(i).to_string();
+        tokio::time::timeout(Duration::from_secs(3), fetch_status(&peer, self.client())).await.ok()?.ok()
+    }
+
+    /// Waits until every listed replica reports one leader and `active` Active members.
+    async fn settled(&self, replicas: &[usize], active: usize) -> Option<Vec<StatusView>> {
+        let end = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < end {
+            let mut views = Vec::new();
+            for &i in replicas {
+                if let Some(v) = self.status(i).await {
+                    views.push(v);
+                }
+            }
+            if views.len() == replicas.len() {
+                let leaders: Vec<_> = views.iter().map(|v| v.leader.clone()).collect();
+                let agreed = leaders.iter().all(|l| l.is_some() && *l == leaders[0]);
+                if agreed && views.iter().all(|v| v.count(MemberState::Active) == active) {
+                    return Some(views);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        None
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_bootstrap_into_one_cluster_and_serve_kubectl() {
+    let r = Ring::start(3).await;
+    let views = r.settled(&[0, 1, 2], 3).await.unwrap_or_else(|| panic!("no single cluster\n{}", r.c.log_tail(0)));
+    let epochs: Vec<u64> = views.iter().map(|v| v.epoch).collect();
+    assert!(epochs.iter().all(|e| *e == epochs[0]), "replicas disagree on the epoch: {epochs:?}");
+    assert_eq!(views.iter().filter(|v| v.is_leader()).count(), 1, "exactly one leader");
+    r.c.wait_for_metrics().await;
+    // The human status view.
+    let dir = r.c.env.work_dir.join("replica-1");
+    let out = std::process::Command::new(common::binary())
+        .args(["status", "--peer", &r.c.env.peer_addr(1).to_string()])
+        .arg("--peer-ca-file").arg(r.c.env.work_dir.join("cluster-ca.crt"))
+        .arg("--peer-cert-file").arg(dir.join("peer.crt"))
+        .arg("--peer-key-file").arg(dir.join("peer.key"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("3 active") && text.contains("replica-0") && text.contains("replica-2"), "{text}");
+    let _ = r.n;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_leader_elects_a_new_one_and_commits_it_down_then_it_rejoins() {
+    let mut r = Ring::start(3).await;
+    let views = r.settled(&[0, 1, 2], 3).await.expect("cluster formed");
+    let leader_name = views[0].leader.clone().unwrap().1;
+    let dead: usize = leader_name.trim_start_matches("replica-").parse().unwrap();
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != dead).collect();
+    let killed_at = Instant::now();
+    r.c.replicas[dead].signal(libc::SIGKILL);
+    let mut new_leader_after = None;
+    let mut down_after = None;
+    let end = killed_at + LEASE * SLACK + Duration::from_secs(10);
+    while Instant::now() < end && (new_leader_after.is_none() || down_after.is_none()) {
+        for &i in &survivors {
+            if let Some(v) = r.status(i).await {
+                if new_leader_after.is_none() && v.leader.as_ref().is_some_and(|(_, n)| *n != leader_name) {
+                    new_leader_after = Some(killed_at.elapsed());
+                }
+                let dead_state = v.members.iter().find(|m| m.name == leader_name).map(|m| m.state);
+                if down_after.is_none() && dead_state == Some(MemberState::Down) {
+                    down_after = Some(killed_at.elapsed());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ok = new_leader_after.is_some() && down_after.is_some();
+    assert!(ok, "no new leader ({new_leader_after:?}) or dead leader not Down ({down_after:?})\n{}", r.c.log_tail(survivors[0]));
+    let down = down_after.unwrap();
+    println!("measured: leader SIGKILL -> new leader {:?}, -> old leader committed Down {:?}", new_leader_after.unwrap(), down);
+    assert!(down <= (LEASE + Duration::from_secs(2)) * SLACK, "Down after {down:?}, bound lease + 2 s with slack");
+
+    // Restart with the same data dir: the same member comes back Active.
+    let args = r.c.env.cluster_args(dead, 3).unwrap();
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut base = r.c.env.replica_args(dead, &r.c.resolution);
+    base.extend(args.iter().cloned());
+    let log = r.c.env.work_dir.join(format!("replica-{dead}-again.log"));
+    let _ = refs;
+    r.c.replicas[dead] = ha_metrics_server::dev::env::ReplicaProcess::spawn(&common::binary(), &base, &log).unwrap();
+    let views = r.settled(&[0, 1, 2], 3).await.expect("restarted member back Active");
+    let back = views[dead].members.iter().filter(|m| m.name == leader_name).count();
+    assert_eq!(back, 1, "the restarted replica is one member, not two");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_an_empty_data_dir_rejoins_as_a_new_incarnation() {
+    let mut r = Ring::start(3).await;
+    let before = r.settled(&[0, 1, 2], 3).await.expect("cluster formed");
+    let old = before[0].members.iter().find(|m| m.name == "replica-2").unwrap().clone();
+    r.c.replicas[2].signal(libc::SIGKILL);
+    let end = Instant::now() + Duration::from_secs(10);
+    while r.c.replicas[2].try_wait().is_none() && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    std::fs::remove_dir_all(r.c.env.work_dir.join("replica-2").join("data")).unwrap();
+    let mut args = r.c.env.replica_args(2, &r.c.resolution);
+    args.extend(r.c.env.cluster_args(2, 3).unwrap());
+    let log = r.c.env.work_dir.join("replica-2-fresh.log");
+    r.c.replicas[2] = ha_metrics_server::dev::env::ReplicaProcess::spawn(&common::binary(), &args, &log).unwrap();
+    let after = r.settled(&[0, 1, 2], 3).await.unwrap_or_else(|| panic!("fresh incarnation never Active\n{}", r.c.replicas[2].log_text()));
+    let new = after[0].members.iter().find(|m| m.name == "replica-2").unwrap();
+    assert_ne!(new.id, old.id, "an empty data dir must not reuse the old node id");
+    assert!(new.incarnation > old.incarnation || new.id != old.id);
+    assert_eq!(after[0].members.iter().filter(|m| m.name == "replica-2").count(), 1, "the old incarnation is retired");
+    for (i, p) in r.c.replicas.iter_mut().enumerate() {
+        assert!(p.try_wait().is_none(), "replica {i} exited (a panic?)\n{}", p.log_text());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_port_refuses_callers_without_a_cluster_certificate() {
+    let r = Ring::start(3).await;
+    r.settled(&[0, 1, 2], 3).await.expect("cluster formed");
+    let peer = r.c.env.peer_addr(0);
+    let path = ha_metrics_server::membership::STATUS_PATH;
+    assert!(try_get(peer, path, None, &[]).await.is_err(), "no client certificate must be refused");
+    let rogue = ha_metrics_server::pki::Ca::new("rogue").unwrap().issue_client("replica-9", &[]).unwrap();
+    assert!(try_get(peer, path, Some(&rogue), &[]).await.is_err(), "a certificate from another CA must be refused");
+    // A client certificate from the user-facing client CA is not a peer either.
+    let user = r.c.env.apiserver.issue_client_cert("admin", &["system:masters"]).unwrap();
+    assert!(try_get(peer, path, Some(&user), &[]).await.is_err());
+    assert!(r.status(0).await.is_some(), "a cluster certificate is accepted");
+}
