@@ -68,6 +68,10 @@ pub struct DevArgs {
     /// The server's --metric-resolution.
     #[arg(long, default_value = "15s")]
     pub metric_resolution: String,
+    /// Replicas. More than one form a Raft cluster over their peer ports
+    /// (each still scrapes every node until sharding arrives).
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
     /// Folder for kubeconfigs, certificates and logs.
     #[arg(long, default_value = ".dev")]
     pub work_dir: PathBuf,
@@ -153,22 +157,45 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     opts.nodes = args.nodes;
     opts.pods_per_node = args.pods_per_node;
     let env = DevEnv::start(Block::dev(), opts).await?;
+    anyhow::ensure!((1..=9).contains(&args.replicas), "--replicas must be between 1 and 9");
     let binary = std::env::current_exe()?;
-    let log = work_dir.join("replica-0.log");
-    let replica = ReplicaProcess::spawn(&binary, &env.replica_args(0, &args.metric_resolution), &log)?;
-    env.route_metrics_to(&[0]);
+    let mut replicas = Vec::new();
+    for i in 0..args.replicas {
+        let mut flags = env.replica_args(i, &args.metric_resolution);
+        if args.replicas > 1 {
+            flags.extend(env.cluster_args(i, args.replicas)?);
+        }
+        let log = work_dir.join(format!("replica-{i}.log"));
+        replicas.push((ReplicaProcess::spawn(&binary, &flags, &log)?, log));
+    }
+    env.route_metrics_to(&(0..args.replicas).collect::<Vec<_>>());
     let pods: usize = env.spec.nodes.iter().map(|n| n.pods.len()).sum();
     println!("Simulated cluster: {} nodes, {pods} pods; stand-in kube-apiserver {}", env.spec.nodes.len(), env.apiserver.url());
-    println!("ha-metrics-server: https://{} (pid {}, log {})", env.replica_addr(0), replica.pid(), log.display());
+    for (i, (r, log)) in replicas.iter().enumerate() {
+        println!("ha-metrics-server replica-{i}: https://{} (pid {}, log {})", env.replica_addr(i), r.pid(), log.display());
+    }
     println!("Metrics are served after two scrapes (up to 2 × {}). Then try:", args.metric_resolution);
     let kc = env.files.user_kubeconfig.display();
     println!("  {} --kubeconfig {kc} top nodes", kubectl.display());
     println!("  {} --kubeconfig {kc} top pods -A --containers", kubectl.display());
     println!("  {} --kubeconfig {kc} get nodes.metrics.k8s.io", kubectl.display());
+    if args.replicas > 1 {
+        let d = work_dir.join("replica-0");
+        println!(
+            "  {} status --peer {} --peer-ca-file {} --peer-cert-file {} --peer-key-file {}",
+            binary.display(),
+            env.peer_addr(0),
+            work_dir.join("cluster-ca.crt").display(),
+            d.join("peer.crt").display(),
+            d.join("peer.key").display()
+        );
+    }
     println!("Ctrl-C stops everything.");
     crate::server::wait_for_signal().await;
     println!("stopping");
-    stop_replica(replica).await;
+    for (r, _) in replicas {
+        stop_replica(r).await;
+    }
     env.shutdown().await;
     Ok(())
 }
