@@ -11,7 +11,7 @@ use std::time::Duration;
 use raft::{MemberState, Role};
 use support::{Cluster, settled, slack, wait_cluster};
 
-async fn damaged_tail_restart(damage: fn(&std::path::Path)) {
+async fn damaged_tail_restart(damage: fn(&std::path::Path), hit_leader: bool) {
     let mut c = Cluster::new(3, 3, 3);
     c.start_all(&[0, 1, 2]).await;
     wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| {
@@ -19,7 +19,8 @@ async fn damaged_tail_restart(damage: fn(&std::path::Path)) {
     })
     .await;
     let leader = c.agreed_leader().expect("leader");
-    let victim = (leader + 1) % 3;
+    let victim = if hit_leader { leader } else { (leader + 1) % 3 };
+    let observer = (victim + 1) % 3;
     let name = c.replicas[victim].name.clone();
     let committed_before = c.node(leader).status().last_applied.expect("applied");
     let state_before = c.state(leader);
@@ -32,7 +33,7 @@ async fn damaged_tail_restart(damage: fn(&std::path::Path)) {
         slack(Duration::from_secs(15)),
         |c| {
             settled(c, &["r0", "r1", "r2"])
-                && c.node(leader).status().members.iter().all(|m| m.voter)
+                && c.node(observer).status().members.iter().all(|m| m.voter)
         },
     )
     .await;
@@ -47,7 +48,7 @@ async fn damaged_tail_restart(damage: fn(&std::path::Path)) {
             "replica {i} lost committed entries:\n{s}"
         );
     }
-    let after = c.state(leader);
+    let after = c.state(observer);
     assert!(after.epoch >= state_before.epoch);
     for (id, m) in &state_before.members {
         if m.info.name != name {
@@ -58,26 +59,46 @@ async fn damaged_tail_restart(damage: fn(&std::path::Path)) {
             );
         }
     }
-    assert_eq!(c.member_state(leader, &name), Some(MemberState::Active));
+    assert_eq!(c.member_state(observer, &name), Some(MemberState::Active));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_last_bytes_of_the_log_are_cut_off_and_no_committed_entry_is_lost() {
-    damaged_tail_restart(|wal| {
-        let mut f = OpenOptions::new().write(true).open(wal).expect("open wal");
-        let len = f.seek(SeekFrom::End(0)).expect("seek");
-        f.seek(SeekFrom::Start(len - 3)).expect("seek");
-        f.write_all(&[0xde, 0xad, 0xbe]).expect("corrupt");
-    })
+    damaged_tail_restart(
+        |wal| {
+            let mut f = OpenOptions::new().write(true).open(wal).expect("open wal");
+            let len = f.seek(SeekFrom::End(0)).expect("seek");
+            f.seek(SeekFrom::Start(len - 3)).expect("seek");
+            f.write_all(&[0xde, 0xad, 0xbe]).expect("corrupt");
+        },
+        false,
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn torn_log_tail_is_cut_off_and_no_committed_entry_is_lost() {
-    damaged_tail_restart(|wal| {
-        let f = OpenOptions::new().write(true).open(wal).expect("open wal");
-        let len = f.metadata().expect("len").len();
-        f.set_len(len - 5).expect("truncate");
-    })
+    damaged_tail_restart(
+        |wal| {
+            let f = OpenOptions::new().write(true).open(wal).expect("open wal");
+            let len = f.metadata().expect("len").len();
+            f.set_len(len - 5).expect("truncate");
+        },
+        false,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_log_tail_on_the_leader_is_cut_off_and_no_committed_entry_is_lost() {
+    damaged_tail_restart(
+        |wal| {
+            let mut f = OpenOptions::new().write(true).open(wal).expect("open wal");
+            let len = f.seek(SeekFrom::End(0)).expect("seek");
+            f.seek(SeekFrom::Start(len - 1)).expect("seek");
+            f.write_all(&[0x5a]).expect("corrupt");
+        },
+        true,
+    )
     .await;
 }

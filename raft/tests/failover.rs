@@ -168,3 +168,34 @@ async fn partitioned_member_is_marked_down_by_the_majority_and_active_after_heal
     .await;
     println!("heal: Active again after {back:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wiped_leader_comes_back_as_a_new_incarnation_and_the_old_one_is_retired() {
+    let mut c = three().await;
+    let old = c.agreed_leader().expect("leader");
+    let old_id = c.node(old).id();
+    let name = c.replicas[old].name.clone();
+    c.kill(old).await;
+    c.wipe(old);
+    c.start(old).await;
+    let new_id = c.node(old).id();
+    let observer = (old + 1) % 3;
+    let took = wait_cluster(
+        &c,
+        "wiped leader back as new incarnation",
+        slack(Duration::from_secs(15)),
+        |c| {
+            let s = c.state(observer);
+            settled(c, &["r0", "r1", "r2"])
+                && s.by_name(&name)
+                    .is_some_and(|(id, m)| id == new_id && m.incarnation == 2)
+                && s.retired.contains_key(&old_id)
+                && c.node(observer).status().members.iter().all(|m| m.voter)
+        },
+    )
+    .await;
+    println!("wiped leader: new incarnation Active and voter after {took:?}");
+    for (i, s) in c.statuses() {
+        assert_ne!(s.role, Role::Stopped, "replica {i} stopped:\n{s}");
+    }
+}

@@ -100,3 +100,49 @@ async fn scale_3_to_5_to_3_bumps_the_epoch_once_per_active_set_change() {
     println!("epoch bumps over 3 -> 5 -> 3: {bumps}");
     assert!((3..=4).contains(&bumps), "states seen: {seen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_down_of_the_leader_removes_it_from_raft_and_promotes_a_learner() {
+    let mut c = Cluster::new(4, 3, 3);
+    c.start_all(&[0, 1, 2, 3]).await;
+    wait_cluster(&c, "4 Active", slack(Duration::from_secs(15)), |c| {
+        settled(c, &["r0", "r1", "r2", "r3"])
+    })
+    .await;
+    let leader = c.agreed_leader().expect("leader");
+    let gone = c.node(leader).id();
+    let learner = c.node(3).id();
+    assert!(
+        !c.node(leader)
+            .status()
+            .members
+            .iter()
+            .any(|m| m.id == learner && m.voter)
+    );
+    c.node(leader)
+        .leave(LeaveMode::ScaleDown)
+        .await
+        .expect("leader leaves");
+    c.kill(leader).await;
+    let rest: Vec<&str> = ["r0", "r1", "r2", "r3"]
+        .into_iter()
+        .filter(|n| *n != c.replicas[leader].name)
+        .collect();
+    let took = wait_cluster(
+        &c,
+        "learner promoted, leader gone",
+        slack(Duration::from_secs(15)),
+        |c| {
+            let st = c.running().next().map(|(_, n)| n.status());
+            settled(c, &rest)
+                && st.is_some_and(|s| {
+                    s.members.len() == 3
+                        && s.members.iter().all(|m| m.voter)
+                        && s.members.iter().any(|m| m.id == learner)
+                        && !s.members.iter().any(|m| m.id == gone)
+                })
+        },
+    )
+    .await;
+    println!("leader scale-down: learner promoted after {took:?}");
+}

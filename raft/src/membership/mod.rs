@@ -1,13 +1,13 @@
 //! The membership manager: how this replica gets into the cluster
-//! ([`bootstrap`]), tells everyone it is alive ([`heartbeat`]), and, while it
+//! (`bootstrap`), tells everyone it is alive (`heartbeat`), and, while it
 //! leads, turns liveness into committed states and keeps the Raft membership
-//! in line with the cluster state ([`leader`]). The pure failure-detector
+//! in line with the cluster state (`leader`). The pure failure-detector
 //! logic is in [`detector`].
 
-pub mod bootstrap;
+pub(crate) mod bootstrap;
 pub mod detector;
-pub mod heartbeat;
-pub mod leader;
+pub(crate) mod heartbeat;
+pub(crate) mod leader;
 
 #[cfg(test)]
 mod tests;
