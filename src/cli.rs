@@ -131,7 +131,7 @@ pub fn main() -> std::process::ExitCode {
 
 fn init_logging(verbosity: u8, json: bool) {
     let default = match verbosity {
-        0..=3 => "info,openraft=error,kube=warn,hyper=warn,rustls=warn",
+        0..=3 => "info,openraft=error,openraft::replication=off,kube=warn,hyper=warn,rustls=warn",
         4..=5 => "debug,openraft=warn,kube=info,hyper=info,h2=info,rustls=info",
         _ => "trace",
     };

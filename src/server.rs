@@ -105,6 +105,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ),
         _ => None,
     };
+    if let Some(m) = &membership {
+        // Liveness heartbeats carry whether this replica can scrape: its
+        // informers are synced and its scrape loop is not stuck.
+        let (node, discovery, tick, res, stop) =
+            (m.node.clone(), discovery.clone(), tick.clone(), config.resolution, shutdown.child_token());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = every.tick() => {
+                        let timely = crate::health::collection_timely(&tick, res, crate::model::now_nanos()).is_ok();
+                        node.set_scrape_healthy(discovery.synced() && timely);
+                    }
+                }
+            }
+        });
+    }
 
     // metrics-server waits for the informers before its first scrape.
     let scrape = {

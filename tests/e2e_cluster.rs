@@ -93,6 +93,12 @@ async fn three_replicas_bootstrap_into_one_cluster_and_serve_kubectl() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("3 active") && text.contains("replica-0") && text.contains("replica-2"), "{text}");
+    // The same facts in /metrics.
+    let admin = r.c.env.apiserver.issue_client_cert("admin", &["system:masters"]).unwrap();
+    let (code, metrics) = common::direct::direct_get(r.c.env.replica_addr(1), "/metrics", Some(&admin), &[]).await;
+    assert_eq!(code, 200);
+    assert!(metrics.contains(&format!("ha_metrics_server_raft_epoch {}", epochs[0])), "{metrics}");
+    assert!(metrics.contains("ha_metrics_server_raft_members{state=\"Active\"} 3"), "{metrics}");
     let _ = r.n;
 }
 
