@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -58,8 +57,10 @@ pub struct Discovery {
     nodes: Store<Node>,
     pods: Store<PartialObjectMeta<Pod>>,
     node_filter: NodeFilter,
-    nodes_synced: Arc<AtomicBool>,
-    pods_synced: Arc<AtomicBool>,
+    /// How many of the two reflectors completed their first list. Readiness
+    /// is relayed through this channel because kube's `wait_until_ready`
+    /// wakes only the last of several concurrent waiters (a oneshot inside).
+    synced: tokio::sync::watch::Receiver<u8>,
 }
 
 impl Discovery {
@@ -90,19 +91,19 @@ impl Discovery {
                 p.annotations_mut().clear();
             }),
         );
-        let nodes_synced = Arc::new(AtomicBool::new(false));
-        let pods_synced = Arc::new(AtomicBool::new(false));
+        let (synced_tx, synced) = tokio::sync::watch::channel(0u8);
+        let synced_tx = Arc::new(synced_tx);
         spawn_reflector("nodes", node_stream, shutdown.clone());
         spawn_reflector("pods", pod_stream, shutdown.clone());
-        spawn_ready_flag(nodes.clone(), nodes_synced.clone(), shutdown.clone());
-        spawn_ready_flag(pods.clone(), pods_synced.clone(), shutdown);
-        Discovery { nodes, pods, node_filter, nodes_synced, pods_synced }
+        spawn_ready_flag(nodes.clone(), synced_tx.clone(), shutdown.clone());
+        spawn_ready_flag(pods.clone(), synced_tx, shutdown);
+        Discovery { nodes, pods, node_filter, synced }
     }
 
     /// Waits until both reflectors have completed their first list.
     pub async fn wait_synced(&self) {
-        let _ = self.nodes.wait_until_ready().await;
-        let _ = self.pods.wait_until_ready().await;
+        let mut rx = self.synced.clone();
+        let _ = rx.wait_for(|n| *n >= 2).await;
     }
 
     /// The kubelets to scrape: every node matching `--node-selector`, with
@@ -179,7 +180,7 @@ where
     });
 }
 
-fn spawn_ready_flag<K>(store: Store<K>, flag: Arc<AtomicBool>, shutdown: CancellationToken)
+fn spawn_ready_flag<K>(store: Store<K>, synced: Arc<tokio::sync::watch::Sender<u8>>, shutdown: CancellationToken)
 where
     K: kube::Resource + Clone + Send + Sync + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Default,
@@ -187,7 +188,7 @@ where
     tokio::spawn(async move {
         tokio::select! {
             _ = shutdown.cancelled() => {}
-            r = store.wait_until_ready() => if r.is_ok() { flag.store(true, Ordering::Release) },
+            r = store.wait_until_ready() => if r.is_ok() { synced.send_modify(|n| *n += 1) },
         }
     });
 }
@@ -234,7 +235,7 @@ impl Inventory for Discovery {
     }
 
     fn synced(&self) -> bool {
-        self.nodes_synced.load(Ordering::Acquire) && self.pods_synced.load(Ordering::Acquire)
+        *self.synced.borrow() >= 2
     }
 }
 

@@ -69,6 +69,9 @@ impl Ring {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        for &i in replicas {
+            eprintln!("--- replica {i}: {:?}\n{}", self.status(i).await, self.c.log_tail(i));
+        }
         None
     }
 }
@@ -95,10 +98,16 @@ async fn three_replicas_bootstrap_into_one_cluster_and_serve_kubectl() {
     assert!(text.contains("3 active") && text.contains("replica-0") && text.contains("replica-2"), "{text}");
     // The same facts in /metrics.
     let admin = r.c.env.apiserver.issue_client_cert("admin", &["system:masters"]).unwrap();
-    let (code, metrics) = common::direct::direct_get(r.c.env.replica_addr(1), "/metrics", Some(&admin), &[]).await;
-    assert_eq!(code, 200);
-    assert!(metrics.contains(&format!("ha_metrics_server_raft_epoch {}", epochs[0])), "{metrics}");
-    assert!(metrics.contains("ha_metrics_server_raft_members{state=\"Active\"} 3"), "{metrics}");
+    // The gauges are refreshed every second.
+    let epoch = r.status(1).await.unwrap().epoch;
+    let shown = common::wait_until(Duration::from_secs(20), || async {
+        let (code, metrics) = common::direct::direct_get(r.c.env.replica_addr(1), "/metrics", Some(&admin), &[]).await;
+        code == 200
+            && metrics.contains(&format!("ha_metrics_server_raft_epoch {epoch}"))
+            && metrics.contains("ha_metrics_server_raft_members{state=\"Active\"} 3")
+    })
+    .await;
+    assert!(shown, "raft gauges never showed epoch {epoch} and 3 Active members");
     let _ = r.n;
 }
 

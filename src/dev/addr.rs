@@ -17,6 +17,9 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
+/// Lock files of the blocks this process holds.
+static HELD: std::sync::Mutex<Vec<File>> = std::sync::Mutex::new(Vec::new());
+
 /// The most nodes one block can hold.
 pub const MAX_NODES_PER_BLOCK: usize = 254 * 256;
 /// First block handed to tests (0 is the dev mode's; 1 is left free).
@@ -28,23 +31,18 @@ const LAST_BLOCK: u8 = 250;
 #[derive(Debug)]
 pub struct Block {
     index: u8,
-    /// Held for the life of the block: the lock is what reserves it.
-    _lock: Option<File>,
 }
 
 impl Block {
     /// The dev mode's block (no lock: one dev cluster per machine).
     pub fn dev() -> Block {
-        Block {
-            index: 0,
-            _lock: None,
-        }
+        Block { index: 0 }
     }
 
     /// A block with a fixed index and no lock (for a simulator started by
     /// another process that already holds the block).
     pub fn fixed(index: u8) -> Block {
-        Block { index, _lock: None }
+        Block { index }
     }
 
     /// Reserves a free block for this process.
@@ -61,10 +59,11 @@ impl Block {
             // SAFETY: flock on a file descriptor we own; no memory is shared.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
             if rc == 0 {
-                return Ok(Block {
-                    index,
-                    _lock: Some(file),
-                });
+                // Keep the lock until the process exits, not until the Block
+                // is dropped: sockets bound on the block (a server task still
+                // winding down) live as long as the process may.
+                HELD.lock().unwrap_or_else(|p| p.into_inner()).push(file);
+                return Ok(Block { index });
             }
         }
         Err(std::io::Error::other(

@@ -214,7 +214,6 @@ impl ReplicaProcess {
         let err = out.try_clone()?;
         let child = Command::new(binary)
             .args(args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
