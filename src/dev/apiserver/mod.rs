@@ -17,7 +17,6 @@ pub mod resources;
 pub mod reviews;
 pub mod router;
 pub mod selector;
-pub mod serve;
 pub mod store;
 pub mod watch;
 
@@ -35,8 +34,8 @@ pub use reviews::{Attributes, Decision, Policy, PolicyRule, Subject};
 
 use super::cluster::{ClusterSpec, NodeSpec, PodPhase, PodSpec};
 use crate::pki::{Ca, CertPair, PkiError, Usage};
+use crate::tls::{TlsError, TlsPolicy, TlsSource};
 use router::Shared;
-use serve::TlsConfigError;
 use store::{Kind, Store};
 
 /// The ConfigMap kube-apiserver publishes its client-auth settings in.
@@ -100,7 +99,7 @@ pub enum Error {
     #[error("stand-in apiserver certificates: {0}")]
     Pki(#[from] PkiError),
     #[error("stand-in apiserver TLS: {0}")]
-    Tls(#[from] TlsConfigError),
+    Tls(#[from] TlsError),
     #[error("binding the stand-in apiserver to {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -187,7 +186,14 @@ impl StandInApiServer {
         ]
         .into();
         let serving = serving_ca.issue_server("kube-apiserver", &sans)?;
-        let tls = serve::server_config(&serving, &[client_ca.cert_pem()])?;
+        let chain = crate::tls::pem::certs_from_pem(
+            serving.cert_pem.as_bytes(),
+            "the stand-in serving certificate",
+        )?;
+        let key =
+            crate::tls::pem::key_from_pem(serving.key_pem.as_bytes(), "the stand-in serving key")?;
+        // Client certificates are requested, not required; `authn` verifies them.
+        let tls = crate::tls::api_server_config(chain, key, &TlsPolicy::default())?;
         let stop = shutdown.child_token();
         let shared = Arc::new(Shared {
             store: Store::new(opts.event_log_capacity),
@@ -211,7 +217,11 @@ impl StandInApiServer {
             server.put_node(node, created);
         }
         let app = router::router(shared);
-        tokio::spawn(serve::serve(listener, Arc::new(tls), app, stop));
+        tokio::spawn(async move {
+            if let Err(error) = crate::tls::serve(listener, TlsSource::new(tls), app, stop).await {
+                tracing::warn!(%addr, %error, "stand-in apiserver stopped serving");
+            }
+        });
         tracing::info!(%addr, nodes = spec.nodes.len(), "stand-in apiserver serving");
         Ok(server)
     }
