@@ -15,8 +15,8 @@ use rustls::server::danger::ClientCertVerifier;
 use serde::Serialize;
 
 use super::router::AppState;
-use super::serve::{PeerChain, TlsConfigError, roots_from_pem};
 use crate::status::Status;
+use crate::tls::{PeerCertificates, TlsError};
 
 /// The group every authenticated user is in.
 pub const AUTHENTICATED: &str = "system:authenticated";
@@ -64,13 +64,18 @@ impl std::fmt::Debug for Authenticator {
 
 impl Authenticator {
     /// Trusts client certificates signed by `client_ca_pem`.
-    pub fn new(client_ca_pem: &str) -> Result<Authenticator, TlsConfigError> {
-        let roots = roots_from_pem(client_ca_pem, "client CA")?;
+    pub fn new(client_ca_pem: &str) -> Result<Authenticator, TlsError> {
+        let roots =
+            crate::tls::pem::roots_from_pem(client_ca_pem.as_bytes(), "the stand-in client CA")?;
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
             Arc::new(roots),
             Arc::new(rustls::crypto::ring::default_provider()),
         )
-        .build()?;
+        .build()
+        .map_err(|source| TlsError::Verifier {
+            what: "the stand-in client CA".into(),
+            source,
+        })?;
         Ok(Authenticator {
             client_verifier: verifier,
             tokens: RwLock::new(HashMap::new()),
@@ -123,7 +128,7 @@ impl Authenticator {
     pub fn authenticate(
         &self,
         headers: &http::HeaderMap,
-        chain: Option<&PeerChain>,
+        chain: Option<&PeerCertificates>,
     ) -> Option<UserInfo> {
         if let Some(user) = chain.and_then(|c| self.from_chain(&c.0)) {
             return Some(user.with_authenticated());
@@ -142,7 +147,7 @@ impl Authenticator {
 pub async fn require_user(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let user = state
         .authn
-        .authenticate(req.headers(), req.extensions().get::<PeerChain>());
+        .authenticate(req.headers(), req.extensions().get::<PeerCertificates>());
     match user {
         Some(user) => {
             req.extensions_mut().insert(user);

@@ -10,6 +10,7 @@
 
 pub mod authn;
 pub mod discovery;
+mod handle;
 pub mod kubeconfig;
 pub mod objects;
 pub mod proxy;
@@ -17,27 +18,28 @@ pub mod resources;
 pub mod reviews;
 pub mod router;
 pub mod selector;
-pub mod serve;
 pub mod store;
 pub mod watch;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub use authn::UserInfo;
 pub use reviews::{Attributes, Decision, Policy, PolicyRule, Subject};
 
-use super::cluster::{ClusterSpec, NodeSpec, PodPhase, PodSpec};
+use super::cluster::ClusterSpec;
 use crate::pki::{Ca, CertPair, PkiError, Usage};
+use crate::tls::{TlsError, TlsPolicy, TlsSource};
 use router::Shared;
-use serve::TlsConfigError;
-use store::{Kind, Store};
+use store::Store;
 
 /// The ConfigMap kube-apiserver publishes its client-auth settings in.
 pub const AUTH_CONFIGMAP: (&str, &str) = ("kube-system", "extension-apiserver-authentication");
@@ -100,7 +102,7 @@ pub enum Error {
     #[error("stand-in apiserver certificates: {0}")]
     Pki(#[from] PkiError),
     #[error("stand-in apiserver TLS: {0}")]
-    Tls(#[from] TlsConfigError),
+    Tls(#[from] TlsError),
     #[error("binding the stand-in apiserver to {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -187,7 +189,14 @@ impl StandInApiServer {
         ]
         .into();
         let serving = serving_ca.issue_server("kube-apiserver", &sans)?;
-        let tls = serve::server_config(&serving, &[client_ca.cert_pem()])?;
+        let chain = crate::tls::pem::certs_from_pem(
+            serving.cert_pem.as_bytes(),
+            "the stand-in serving certificate",
+        )?;
+        let key =
+            crate::tls::pem::key_from_pem(serving.key_pem.as_bytes(), "the stand-in serving key")?;
+        // Client certificates are requested, not required; `authn` verifies them.
+        let tls = crate::tls::api_server_config(chain, key, &TlsPolicy::default())?;
         let stop = shutdown.child_token();
         let shared = Arc::new(Shared {
             store: Store::new(opts.event_log_capacity),
@@ -211,7 +220,11 @@ impl StandInApiServer {
             server.put_node(node, created);
         }
         let app = router::router(shared);
-        tokio::spawn(serve::serve(listener, Arc::new(tls), app, stop));
+        tokio::spawn(async move {
+            if let Err(error) = crate::tls::serve(listener, TlsSource::new(tls), app, stop).await {
+                tracing::warn!(%addr, %error, "stand-in apiserver stopped serving");
+            }
+        });
         tracing::info!(%addr, nodes = spec.nodes.len(), "stand-in apiserver serving");
         Ok(server)
     }
@@ -296,243 +309,6 @@ impl StandInApiServer {
         *self.lock_front_proxy() = next;
         self.publish_auth_configmap();
         Ok(())
-    }
-
-    fn put_node(&self, spec: &NodeSpec, created: i64) {
-        let uid = objects::uid(self.shared.store.next_serial());
-        let key = (String::new(), spec.name.clone());
-        self.shared
-            .store
-            .put(Kind::Node, key, objects::node(spec, &uid, created));
-        for pod in &spec.pods {
-            self.put_pod(&spec.name, pod, created);
-        }
-    }
-
-    fn put_pod(&self, node: &str, spec: &PodSpec, created: i64) {
-        let uid = objects::uid(self.shared.store.next_serial());
-        let key = (spec.namespace.clone(), spec.name.clone());
-        self.shared
-            .store
-            .put(Kind::Pod, key, objects::pod(node, spec, &uid, created));
-    }
-
-    /// Adds (or replaces) a node and the pods in its spec.
-    pub fn add_node(&self, spec: NodeSpec) {
-        self.put_node(&spec, objects::now_secs());
-    }
-
-    /// Removes a node and every pod bound to it (as pod GC would).
-    pub fn remove_node(&self, name: &str) -> Result<(), Error> {
-        let key = (String::new(), name.to_string());
-        self.shared
-            .store
-            .delete(Kind::Node, &key)
-            .ok_or_else(|| Error::NotFound {
-                kind: "node",
-                name: name.into(),
-            })?;
-        let (pods, _) = self.shared.store.list(Kind::Pod, None);
-        for pod in pods
-            .iter()
-            .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(name))
-        {
-            let s = |p| {
-                pod.pointer(p)
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            };
-            self.shared
-                .store
-                .delete(Kind::Pod, &(s("/metadata/namespace"), s("/metadata/name")));
-        }
-        Ok(())
-    }
-
-    /// Replaces a node's labels (a MODIFIED event).
-    pub fn set_node_labels(
-        &self,
-        name: &str,
-        labels: BTreeMap<String, String>,
-    ) -> Result<(), Error> {
-        let key = (String::new(), name.to_string());
-        let labels = Value::Object(
-            labels
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect(),
-        );
-        self.shared
-            .store
-            .update(Kind::Node, &key, |n| n["metadata"]["labels"] = labels)
-            .map(|_| ())
-            .ok_or_else(|| Error::NotFound {
-                kind: "node",
-                name: name.into(),
-            })
-    }
-
-    /// Adds (or replaces) a pod bound to `node`.
-    pub fn add_pod(&self, node: &str, spec: PodSpec) {
-        self.put_pod(node, &spec, objects::now_secs());
-    }
-
-    /// Removes a pod.
-    pub fn remove_pod(&self, namespace: &str, name: &str) -> Result<(), Error> {
-        let key = (namespace.to_string(), name.to_string());
-        self.shared
-            .store
-            .delete(Kind::Pod, &key)
-            .map(|_| ())
-            .ok_or_else(|| Error::NotFound {
-                kind: "pod",
-                name: format!("{namespace}/{name}"),
-            })
-    }
-
-    /// Changes a pod's phase (a MODIFIED event).
-    pub fn set_pod_phase(&self, namespace: &str, name: &str, phase: PodPhase) -> Result<(), Error> {
-        let key = (namespace.to_string(), name.to_string());
-        self.shared
-            .store
-            .update(Kind::Pod, &key, |p| objects::set_pod_phase(p, phase))
-            .map(|_| ())
-            .ok_or_else(|| Error::NotFound {
-                kind: "pod",
-                name: format!("{namespace}/{name}"),
-            })
-    }
-
-    /// Creates or replaces a ConfigMap's data.
-    pub fn set_configmap(&self, namespace: &str, name: &str, data: BTreeMap<String, String>) {
-        let key = (namespace.to_string(), name.to_string());
-        let store = &self.shared.store;
-        let updated = store.update(Kind::ConfigMap, &key, |cm| {
-            cm["data"] = Value::Object(
-                data.iter()
-                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                    .collect(),
-            );
-        });
-        if updated.is_none() {
-            let uid = objects::uid(store.next_serial());
-            store.put(
-                Kind::ConfigMap,
-                key,
-                objects::configmap(namespace, name, &data, &uid, objects::now_secs()),
-            );
-        }
-    }
-
-    /// Forgets the watch event log: watches from any earlier
-    /// resourceVersion get 410 Expired, as after an etcd compaction.
-    pub fn compact_event_log(&self) {
-        self.shared.store.compact();
-    }
-
-    /// Adds (or replaces) a bearer token for `user` in `groups`.
-    pub fn add_token(&self, token: &str, user: &str, groups: &[&str]) {
-        self.shared
-            .authn
-            .add_token(token, UserInfo::new(user, groups));
-    }
-
-    /// Adds a token for an identity with a uid and extra attributes.
-    pub fn add_token_for(&self, token: &str, user: UserInfo) {
-        self.shared.authn.add_token(token, user);
-    }
-
-    /// Replaces the SubjectAccessReview policy.
-    pub fn set_policy(&self, policy: Policy) {
-        self.shared.reviews.set_policy(policy);
-    }
-
-    /// TokenReviews received so far.
-    pub fn token_reviews(&self) -> u64 {
-        self.shared.reviews.token_reviews()
-    }
-
-    /// SubjectAccessReviews received so far.
-    pub fn subject_access_reviews(&self) -> u64 {
-        self.shared.reviews.subject_access_reviews()
-    }
-
-    /// The `spec` of every SubjectAccessReview received, oldest first.
-    pub fn subject_access_review_specs(&self) -> Vec<Value> {
-        self.shared.reviews.sar_log()
-    }
-
-    /// The metrics.k8s.io backends (Service endpoints), tried round-robin.
-    pub fn set_metrics_backends(&self, backends: Vec<SocketAddr>) {
-        self.shared.proxy.set_backends(backends);
-    }
-
-    /// Verify backends against this CA bundle (APIService `caBundle`) as
-    /// [`ApiServerOptions::metrics_server_name`]; `None` skips verification.
-    pub fn set_metrics_ca_bundle(&self, ca_bundle: Option<String>) -> Result<(), Error> {
-        Ok(self.shared.proxy.set_ca_bundle(ca_bundle)?)
-    }
-
-    /// Writes a kubeconfig for kubectl or a kube client.
-    pub fn write_kubeconfig(&self, path: &Path, user: KubeconfigUser) -> Result<(), Error> {
-        let (name, creds) = match user {
-            KubeconfigUser::ClientCert { user, groups } => {
-                let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-                let pair = self.issue_client_cert(&user, &groups)?;
-                (
-                    user,
-                    kubeconfig::Credentials::ClientCert {
-                        cert_pem: pair.cert_pem,
-                        key_pem: pair.key_pem,
-                    },
-                )
-            }
-            KubeconfigUser::Token {
-                token,
-                user,
-                groups,
-            } => {
-                let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-                self.add_token(&token, &user, &groups);
-                (user, kubeconfig::Credentials::Token(token))
-            }
-        };
-        kubeconfig::write(path, &self.url(), self.serving_ca.cert_pem(), &name, &creds).map_err(
-            |source| Error::Kubeconfig {
-                path: path.to_path_buf(),
-                source,
-            },
-        )
-    }
-
-    /// Writes a kubeconfig for service account `namespace/name` with a fresh
-    /// token (user `system:serviceaccount:<ns>:<name>`, groups
-    /// `system:serviceaccounts`, `system:serviceaccounts:<ns>`); returns the token.
-    pub fn write_service_account_kubeconfig(
-        &self,
-        path: &Path,
-        namespace: &str,
-        name: &str,
-    ) -> Result<String, Error> {
-        let token = format!(
-            "sa-{namespace}-{name}-{}",
-            objects::uid(self.shared.store.next_serial())
-        );
-        let user = format!("system:serviceaccount:{namespace}:{name}");
-        let groups = vec![
-            "system:serviceaccounts".to_string(),
-            format!("system:serviceaccounts:{namespace}"),
-        ];
-        self.write_kubeconfig(
-            path,
-            KubeconfigUser::Token {
-                token: token.clone(),
-                user,
-                groups,
-            },
-        )?;
-        Ok(token)
     }
 }
 

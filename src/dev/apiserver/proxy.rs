@@ -23,67 +23,19 @@ use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 
 use super::authn::UserInfo;
 use super::router::AppState;
-use super::serve::{TlsConfigError, certs_from_pem, key_from_pem, roots_from_pem};
 use crate::pki::CertPair;
+use crate::tls::TlsError;
+use crate::tls::pem::{certs_from_pem, key_from_pem, roots_from_pem};
+use crate::tls::verify::AcceptAnyServerCert;
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Largest request body relayed (metrics requests are bodiless GETs).
 const MAX_BODY: usize = 16 << 20;
-
-/// Accepts any server certificate (APIService `insecureSkipTLSVerify`), but
-/// still checks handshake signatures.
-#[derive(Debug)]
-struct SkipVerify(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for SkipVerify {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
 
 /// Backends, TLS settings and the client built from them.
 pub struct Aggregator {
@@ -106,20 +58,33 @@ fn build_client(
     cert: &CertPair,
     ca_bundle: Option<&str>,
     name: &ServerName<'static>,
-) -> Result<HttpsClient, TlsConfigError> {
+) -> Result<HttpsClient, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let what = "the aggregation proxy";
+    let rustls_err = |source| TlsError::Rustls {
+        what: what.into(),
+        source,
+    };
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
+        .with_safe_default_protocol_versions()
+        .map_err(rustls_err)?;
     let builder = match ca_bundle {
-        Some(pem) => builder.with_root_certificates(roots_from_pem(pem, "APIService caBundle")?),
+        Some(pem) => builder
+            .with_root_certificates(roots_from_pem(pem.as_bytes(), "the APIService caBundle")?),
+        // APIService `insecureSkipTLSVerify: true`; handshake signatures are still checked.
         None => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(SkipVerify(provider))),
+            .with_custom_certificate_verifier(AcceptAnyServerCert::new(&provider)),
     };
-    let config = builder.with_client_auth_cert(
-        certs_from_pem(&cert.cert_pem, "front-proxy client certificate")?,
-        key_from_pem(&cert.key_pem, "front-proxy client key")?,
-    )?;
+    let config = builder
+        .with_client_auth_cert(
+            certs_from_pem(
+                cert.cert_pem.as_bytes(),
+                "the front-proxy client certificate",
+            )?,
+            key_from_pem(cert.key_pem.as_bytes(), "the front-proxy client key")?,
+        )
+        .map_err(rustls_err)?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_only()
@@ -133,12 +98,12 @@ fn build_client(
 impl Aggregator {
     /// A proxy that presents `client_cert` and verifies backends as
     /// `server_name` (e.g. `metrics-server.kube-system.svc`) once a CA bundle is set.
-    pub fn new(server_name: &str, client_cert: CertPair) -> Result<Aggregator, TlsConfigError> {
-        let name = ServerName::try_from(server_name.to_string()).map_err(|_| {
-            TlsConfigError::Rustls(rustls::Error::General(format!(
-                "bad server name {server_name:?}"
-            )))
-        })?;
+    pub fn new(server_name: &str, client_cert: CertPair) -> Result<Aggregator, TlsError> {
+        let name =
+            ServerName::try_from(server_name.to_string()).map_err(|e| TlsError::Invalid {
+                what: format!("server name {server_name:?}"),
+                message: e.to_string(),
+            })?;
         let client = build_client(&client_cert, None, &name)?;
         Ok(Aggregator {
             backends: Mutex::new(Vec::new()),
@@ -154,7 +119,7 @@ impl Aggregator {
     }
 
     /// Sets or clears the CA bundle that backends' certificates must chain to.
-    pub fn set_ca_bundle(&self, ca_bundle: Option<String>) -> Result<(), TlsConfigError> {
+    pub fn set_ca_bundle(&self, ca_bundle: Option<String>) -> Result<(), TlsError> {
         let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
         let client = build_client(&settings.0, ca_bundle.as_deref(), &self.server_name)?;
         settings.1 = ca_bundle;
@@ -163,7 +128,7 @@ impl Aggregator {
     }
 
     /// Presents a new front-proxy client certificate from now on.
-    pub fn set_client_cert(&self, cert: CertPair) -> Result<(), TlsConfigError> {
+    pub fn set_client_cert(&self, cert: CertPair) -> Result<(), TlsError> {
         let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
         let client = build_client(&cert, settings.1.as_deref(), &self.server_name)?;
         settings.0 = cert;
