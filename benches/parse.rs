@@ -9,11 +9,7 @@ use ha_metrics_server::scrape::parse::render::{render, synthetic};
 fn main() {
     for (pods, containers) in [(30, 2), (110, 2)] {
         let body = render(&synthetic(pods, containers, 1_735_032_840_000, 1));
-        println!(
-            "payload {pods} pods x {containers} containers: {} bytes, {} lines",
-            body.len(),
-            body.lines().count()
-        );
+        println!("payload {pods} pods x {containers} containers: {} bytes, {} lines", body.len(), body.lines().count());
     }
     divan::main();
 }
@@ -22,11 +18,7 @@ fn main() {
 fn kubelet_payload(bencher: Bencher, pods: usize) {
     let body = render(&synthetic(pods, 2, 1_735_032_840_000, 1)).into_bytes();
     bencher.counter(BytesCount::of_slice(&body)).bench(|| {
-        let batch = parse(
-            divan::black_box(&body),
-            "bench-node",
-            1_735_032_840_000_000_000,
-        );
+        let batch = parse(divan::black_box(&body), "bench-node", 1_735_032_840_000_000_000);
         divan::black_box(batch)
     });
 }

@@ -96,7 +96,9 @@ fn main() {
             if started.elapsed() > Duration::from_secs(300) {
                 return false;
             }
-            if let Ok((200, _)) = tokio::time::timeout(Duration::from_secs(5), direct::direct_get(addr, "/readyz", None, &[])).await {
+            if let Ok((200, _)) =
+                tokio::time::timeout(Duration::from_secs(5), direct::direct_get(addr, "/readyz", None, &[])).await
+            {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -113,6 +115,10 @@ fn main() {
     println!("scale: {nodes} nodes x {pods} pods, resolution {resolution}");
     println!("scale: ready after {:.1}s", to_ready.as_secs_f64());
     println!("scale: server CPU {:.4} s/s over {:.0}s", (c1 - c0) / elapsed, elapsed);
-    println!("scale: server peak RSS {:.1} MiB, RSS now {:.1} MiB", status_kib(pid, "VmHWM:") as f64 / 1024.0, status_kib(pid, "VmRSS:") as f64 / 1024.0);
+    println!(
+        "scale: server peak RSS {:.1} MiB, RSS now {:.1} MiB",
+        status_kib(pid, "VmHWM:") as f64 / 1024.0,
+        status_kib(pid, "VmRSS:") as f64 / 1024.0
+    );
     drop(sim);
 }

@@ -150,8 +150,7 @@ fn init_logging(verbosity: u8, json: bool) {
 }
 
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
-    let kubectl = kubectl_132()
-        .ok_or_else(|| anyhow::anyhow!("kubectl.1.32 not found beside the kubectl on PATH"))?;
+    let kubectl = kubectl_132().ok_or_else(|| anyhow::anyhow!("kubectl.1.32 not found beside the kubectl on PATH"))?;
     let work_dir = std::path::absolute(&args.work_dir)?;
     let mut opts = EnvOptions::new(&work_dir);
     opts.nodes = args.nodes;
@@ -170,9 +169,18 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     }
     env.route_metrics_to(&(0..args.replicas).collect::<Vec<_>>());
     let pods: usize = env.spec.nodes.iter().map(|n| n.pods.len()).sum();
-    println!("Simulated cluster: {} nodes, {pods} pods; stand-in kube-apiserver {}", env.spec.nodes.len(), env.apiserver.url());
+    println!(
+        "Simulated cluster: {} nodes, {pods} pods; stand-in kube-apiserver {}",
+        env.spec.nodes.len(),
+        env.apiserver.url()
+    );
     for (i, (r, log)) in replicas.iter().enumerate() {
-        println!("ha-metrics-server replica-{i}: https://{} (pid {}, log {})", env.replica_addr(i), r.pid(), log.display());
+        println!(
+            "ha-metrics-server replica-{i}: https://{} (pid {}, log {})",
+            env.replica_addr(i),
+            r.pid(),
+            log.display()
+        );
     }
     println!("Metrics are served after two scrapes (up to 2 × {}). Then try:", args.metric_resolution);
     let kc = env.files.user_kubeconfig.display();
@@ -215,11 +223,13 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     opts.nodes = args.nodes;
     opts.pods_per_node = args.pods_per_node;
     let env = DevEnv::start(Block::fixed(args.block), opts).await?;
-    println!("ready apiserver={} kubeconfig={} kubelet-ca={} kubelet-token={}",
+    println!(
+        "ready apiserver={} kubeconfig={} kubelet-ca={} kubelet-token={}",
         env.apiserver.url(),
         env.files.server_kubeconfig.display(),
         env.files.kubelet_ca.display(),
-        env.files.kubelet_token.display());
+        env.files.kubelet_token.display()
+    );
     crate::server::wait_for_signal().await;
     env.shutdown().await;
     Ok(())

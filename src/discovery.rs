@@ -134,9 +134,10 @@ fn target_name(t: &Result<ScrapeTarget, TargetError>) -> &str {
 pub fn resolve_target(node: &Node, settings: &KubeletSettings) -> Result<ScrapeTarget, TargetError> {
     let name = node.name_any();
     let addresses = node.status.as_ref().and_then(|s| s.addresses.as_ref());
-    let host = settings.address_types.iter().find_map(|t| {
-        addresses?.iter().find(|a| a.type_ == t.as_str()).map(|a| a.address.clone())
-    });
+    let host = settings
+        .address_types
+        .iter()
+        .find_map(|t| addresses?.iter().find(|a| a.type_ == t.as_str()).map(|a| a.address.clone()));
     let Some(host) = host else {
         let types: Vec<&str> = settings.address_types.iter().map(|t: &AddressType| t.as_str()).collect();
         return Err(TargetError::NoAddress { node: name, types: types.join(",") });
@@ -203,13 +204,8 @@ fn meta_of<K: kube::Resource>(obj: &K) -> ObjectMeta {
 
 impl Inventory for Discovery {
     fn nodes(&self) -> Vec<ObjectMeta> {
-        let mut v: Vec<ObjectMeta> = self
-            .nodes
-            .state()
-            .iter()
-            .filter(|n| (self.node_filter)(n.labels()))
-            .map(|n| meta_of(n.as_ref()))
-            .collect();
+        let mut v: Vec<ObjectMeta> =
+            self.nodes.state().iter().filter(|n| (self.node_filter)(n.labels())).map(|n| meta_of(n.as_ref())).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
@@ -299,8 +295,7 @@ mod tests {
     #[test]
     fn annotation_overrides_the_metrics_path_and_ipv6_is_bracketed() {
         let mut n = node(&[("InternalIP", "fd00::1")], 0);
-        n.metadata.annotations =
-            Some([(RESOURCE_METRICS_PATH_ANNOTATION.to_string(), "/custom".to_string())].into());
+        n.metadata.annotations = Some([(RESOURCE_METRICS_PATH_ANNOTATION.to_string(), "/custom".to_string())].into());
         let t = resolve_target(&n, &settings(vec![AddressType::InternalIp], false)).unwrap();
         assert_eq!(t.url("https"), "https://[fd00::1]:10250/custom");
     }

@@ -87,10 +87,12 @@ impl HealthChecks {
         };
         let meta = {
             let f = i.pods_informer_synced.clone();
-            move || Check::new("metadata-informer-sync", {
-                let f = f.clone();
-                move || if f() { Ok(()) } else { Err("pod metadata informer not synced".into()) }
-            })
+            move || {
+                Check::new("metadata-informer-sync", {
+                    let f = f.clone();
+                    move || if f() { Ok(()) } else { Err("pod metadata informer not synced".into()) }
+                })
+            }
         };
         let mut healthz = common();
         healthz.push(meta());

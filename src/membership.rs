@@ -17,8 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use raft::{MemberState, PeerClient, RaftConfig, Role, StatusView};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, parse_go_duration};
 use crate::config::flags::ClusterArgs;
+use crate::config::{ConfigError, parse_go_duration};
 use crate::tls::{CertKey, TlsPolicy, TlsSource, mutual_tls_client_config, mutual_tls_server_config};
 
 /// The peer route that serves the [`StatusView`] as JSON.
@@ -60,7 +60,8 @@ impl ClusterSettings {
         }
         let name = match &args.node_name {
             Some(n) if !n.is_empty() => n.clone(),
-            _ => hostname().ok_or_else(|| bad("--node-name", "not given, and $POD_NAME and the host name are unknown"))?,
+            _ => hostname()
+                .ok_or_else(|| bad("--node-name", "not given, and $POD_NAME and the host name are unknown"))?,
         };
         let peer_ip: IpAddr = match &args.peer_bind_address {
             Some(a) => a.parse().map_err(|_| bad("--peer-bind-address", format!("{a:?} is not an IP address")))?,
@@ -112,7 +113,8 @@ fn hostname() -> Option<String> {
 
 /// The peer client configuration of these settings.
 pub fn peer_client(settings: &ClusterSettings) -> anyhow::Result<rustls::ClientConfig> {
-    let ca = std::fs::read(&settings.ca_file).with_context(|| format!("--peer-ca-file {}", settings.ca_file.display()))?;
+    let ca =
+        std::fs::read(&settings.ca_file).with_context(|| format!("--peer-ca-file {}", settings.ca_file.display()))?;
     let ck = CertKey::load(&settings.cert_file, &settings.key_file)?;
     Ok(mutual_tls_client_config(&ca, ck.chain, ck.key)?)
 }
@@ -133,7 +135,11 @@ impl RaftMetrics {
         let r = registry.sub_registry_with_prefix("ha_metrics_server_raft");
         r.register("is_leader", "1 on the Raft leader, 0 elsewhere", self.is_leader.clone());
         r.register("term", "Current Raft term", self.term.clone());
-        r.register("epoch", "Epoch of the committed ring membership (bumps on every Active-set change)", self.epoch.clone());
+        r.register(
+            "epoch",
+            "Epoch of the committed ring membership (bumps on every Active-set change)",
+            self.epoch.clone(),
+        );
         r.register("members", "Ring members by state", self.members.clone());
         r.register("role", "1 for this replica's current Raft role", self.role.clone());
         r.register("last_applied_index", "Last applied Raft log index", self.last_applied.clone());
@@ -186,7 +192,8 @@ pub async fn start(
     metrics: RaftMetricsHandle,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Membership> {
-    let ca = std::fs::read(&settings.ca_file).with_context(|| format!("--peer-ca-file {}", settings.ca_file.display()))?;
+    let ca =
+        std::fs::read(&settings.ca_file).with_context(|| format!("--peer-ca-file {}", settings.ca_file.display()))?;
     let ck = CertKey::load(&settings.cert_file, &settings.key_file)?;
     let server_tls = mutual_tls_server_config(ck.chain.clone(), ck.key.clone_key(), &ca, policy)?;
     let client = PeerClient::tls(peer_client(settings)?);
@@ -205,10 +212,13 @@ pub async fn start(
         .await
         .with_context(|| format!("binding the peer port {}", settings.peer_listen))?;
     let status_node = node.clone();
-    let app = node.routes().route(STATUS_PATH, get(move || {
-        let n = status_node.clone();
-        async move { Json(n.status()) }
-    }));
+    let app = node.routes().route(
+        STATUS_PATH,
+        get(move || {
+            let n = status_node.clone();
+            async move { Json(n.status()) }
+        }),
+    );
     tracing::info!(addr = %settings.peer_listen, name = %settings.name, node = node.id(), "serving the peer port");
     tokio::spawn(crate::tls::serve(listener, TlsSource::new(server_tls), app, shutdown.clone()));
     let (m, n) = (metrics.0, node.clone());

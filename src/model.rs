@@ -80,8 +80,6 @@ pub trait MetricsReader: Send + Sync {
 
 /// The current wall-clock time as [`UnixNanos`].
 pub fn now_nanos() -> UnixNanos {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }

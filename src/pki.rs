@@ -4,8 +4,8 @@
 //! here; loading and verifying is `tls`'s and `auth`'s job.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 
 /// Failure to generate a key or certificate.
@@ -18,10 +18,7 @@ pub struct PkiError {
 }
 
 fn err(what: &str) -> impl FnOnce(rcgen::Error) -> PkiError + '_ {
-    move |source| PkiError {
-        what: what.to_string(),
-        source,
-    }
+    move |source| PkiError { what: what.to_string(), source }
 }
 
 /// A certificate and its private key, both PEM.
@@ -67,18 +64,11 @@ impl Ca {
         dn.push(DnType::CommonName, name);
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate().map_err(err(name))?;
         let cert = params.self_signed(&key).map_err(err(name))?;
-        Ok(Ca {
-            name: name.to_string(),
-            cert_pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        })
+        Ok(Ca { name: name.to_string(), cert_pem: cert.pem(), issuer: Issuer::new(params, key) })
     }
 
     /// The CA certificate, PEM.
@@ -102,51 +92,28 @@ impl Ca {
         }
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         params.extended_key_usages = match spec.usage {
             Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
             Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
             Usage::ServerAndClient => {
-                vec![
-                    ExtendedKeyUsagePurpose::ServerAuth,
-                    ExtendedKeyUsagePurpose::ClientAuth,
-                ]
+                vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
             }
         };
         params.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate().map_err(err(what))?;
         let cert = params.signed_by(&key, &self.issuer).map_err(err(what))?;
-        Ok(CertPair {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 
     /// Issues a server certificate for the given DNS names and IPs.
     pub fn issue_server(&self, common_name: &str, sans: &[String]) -> Result<CertPair, PkiError> {
-        self.issue(&LeafSpec {
-            common_name,
-            organizations: &[],
-            sans,
-            usage: Usage::Server,
-        })
+        self.issue(&LeafSpec { common_name, organizations: &[], sans, usage: Usage::Server })
     }
 
     /// Issues a client certificate: user `common_name`, groups `organizations`.
-    pub fn issue_client(
-        &self,
-        common_name: &str,
-        organizations: &[&str],
-    ) -> Result<CertPair, PkiError> {
-        self.issue(&LeafSpec {
-            common_name,
-            organizations,
-            sans: &[],
-            usage: Usage::Client,
-        })
+    pub fn issue_client(&self, common_name: &str, organizations: &[&str]) -> Result<CertPair, PkiError> {
+        self.issue(&LeafSpec { common_name, organizations, sans: &[], usage: Usage::Client })
     }
 }
 
@@ -160,10 +127,7 @@ pub fn self_signed_server(common_name: &str, sans: &[String]) -> Result<CertPair
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let key = KeyPair::generate().map_err(err(common_name))?;
     let cert = params.self_signed(&key).map_err(err(common_name))?;
-    Ok(CertPair {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
 }
 
 /// Standard base64 with padding (RFC 4648), for PEM bodies and kubeconfig `*-data` fields.

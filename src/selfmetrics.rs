@@ -15,9 +15,7 @@ use std::sync::atomic::AtomicU64;
 pub type NodeLabel = Vec<(&'static str, String)>;
 
 /// Go's `prometheus.DefBuckets`.
-pub const DEF_BUCKETS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+pub const DEF_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// Every self-metric the server records.
 pub struct SelfMetrics {
@@ -80,11 +78,7 @@ impl SelfMetrics {
             manager_tick_duration.clone(),
         );
         let storage_points = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
-        registry.register(
-            "metrics_server_storage_points",
-            "Number of metrics points stored",
-            storage_points.clone(),
-        );
+        registry.register("metrics_server_storage_points", "Number of metrics points stored", storage_points.clone());
         let scrape_errors = Family::<Vec<(&'static str, String)>, Counter>::default();
         registry.register(
             "ha_metrics_server_scrape_errors",

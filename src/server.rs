@@ -24,8 +24,8 @@ use crate::scrape::scheduler::{self, SchedulerSettings, Targets};
 use crate::scrape::scraper::KubeletScraper;
 use crate::selfmetrics::SelfMetrics;
 use crate::store::Store;
-use crate::tls::source::{CertSource, DEFAULT_RELOAD_INTERVAL};
 use crate::tls::api_server_config;
+use crate::tls::source::{CertSource, DEFAULT_RELOAD_INTERVAL};
 
 /// Where in-cluster service-account credentials are mounted.
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -44,11 +44,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let discovery = Discovery::start(client.clone(), node_filter, shutdown.child_token());
     let mut self_metrics = SelfMetrics::new(config.resolution.as_secs_f64());
-    let raft_metrics = config.cluster.as_ref().map(|_| crate::membership::register_metrics(self_metrics.registry_mut()));
+    let raft_metrics =
+        config.cluster.as_ref().map(|_| crate::membership::register_metrics(self_metrics.registry_mut()));
     let metrics = Arc::new(self_metrics);
     let store = Arc::new(Store::new(config.resolution, config.max_staleness, metrics.clone()));
-    let kubelet_client = KubeletClient::new(kubelet_client_config(&config, &kube_config)?)
-        .context("building the kubelet client")?;
+    let kubelet_client =
+        KubeletClient::new(kubelet_client_config(&config, &kube_config)?).context("building the kubelet client")?;
     let (auth, _auth_task) = crate::auth::kube::start(&config.args.auth, client.clone(), shutdown.child_token())
         .await
         .context("setting up delegated authentication")?;
@@ -64,9 +65,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             build_version: format!("v{}", env!("CARGO_PKG_VERSION")),
         });
         let health = crate::health::router(Arc::new(HealthChecks::standard(HealthInputs {
-            store_ready: { let s = store.clone(); Arc::new(move || s.ready()) },
-            informers_synced: { let d = discovery.clone(); Arc::new(move || d.synced()) },
-            pods_informer_synced: { let d = discovery.clone(); Arc::new(move || d.synced()) },
+            store_ready: {
+                let s = store.clone();
+                Arc::new(move || s.ready())
+            },
+            informers_synced: {
+                let d = discovery.clone();
+                Arc::new(move || d.synced())
+            },
+            pods_informer_synced: {
+                let d = discovery.clone();
+                Arc::new(move || d.synced())
+            },
             tick: tick.clone(),
             resolution: config.resolution,
             shutting_down: shutting_down.clone(),
@@ -100,9 +110,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, "serving metrics.k8s.io");
     let serving = tokio::spawn(crate::tls::serve(listener, tls, app, shutdown.child_token()));
     let membership = match (&config.cluster, raft_metrics) {
-        (Some(settings), Some(m)) => Some(
-            crate::membership::start(settings, addr, &config.serving.tls_policy, m, shutdown.child_token()).await?,
-        ),
+        (Some(settings), Some(m)) => {
+            Some(crate::membership::start(settings, addr, &config.serving.tls_policy, m, shutdown.child_token()).await?)
+        }
         _ => None,
     };
     if let Some(m) = &membership {
@@ -278,8 +288,10 @@ fn kubelet_client_config(config: &Config, kube: &kube::Config) -> anyhow::Result
         })
     });
     if c.token_file.is_none() && c.client_cert.is_none() && !k.completely_insecure {
-        tracing::warn!("no kubelet credentials: neither --kubelet-token-file, a token file in the kubeconfig, \
-                        a service-account token nor --kubelet-client-certificate; kubelets will answer 401");
+        tracing::warn!(
+            "no kubelet credentials: neither --kubelet-token-file, a token file in the kubeconfig, \
+                        a service-account token nor --kubelet-client-certificate; kubelets will answer 401"
+        );
     }
     Ok(c)
 }

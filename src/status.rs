@@ -59,21 +59,9 @@ impl Status {
     /// 404 for an object of `group`/`kind` (`kind` is the lower-case resource
     /// name Kubernetes prints, e.g. `nodemetrics`): `<kind>.<group> "<name>" not found`.
     pub fn not_found(group: &str, kind: &str, name: &str) -> Self {
-        let qualified = if group.is_empty() {
-            kind.to_string()
-        } else {
-            format!("{kind}.{group}")
-        };
-        Status::failure(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("{qualified} \"{name}\" not found"),
-        )
-        .with_details(StatusDetails {
-            name: name.into(),
-            group: group.into(),
-            kind: kind.into(),
-        })
+        let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        Status::failure(StatusCode::NOT_FOUND, "NotFound", format!("{qualified} \"{name}\" not found"))
+            .with_details(StatusDetails { name: name.into(), group: group.into(), kind: kind.into() })
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -101,11 +89,7 @@ impl Status {
     }
 
     pub fn service_unavailable(message: impl Into<String>) -> Self {
-        Status::failure(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            message,
-        )
+        Status::failure(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", message)
     }
 
     /// The HTTP status code.
@@ -122,10 +106,7 @@ impl Status {
 impl IntoResponse for Status {
     fn into_response(self) -> Response {
         let mut resp = (self.http_code(), self.to_json()).into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         resp
     }
 }

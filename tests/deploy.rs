@@ -32,12 +32,8 @@ fn manifests_keep_metrics_server_names_and_valid_flags() {
     ] {
         assert!(text.contains(name), "rendered manifests lack {name:?}");
     }
-    let args: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter_map(|l| l.strip_prefix("- --"))
-        .map(|a| format!("--{a}"))
-        .collect();
+    let args: Vec<String> =
+        text.lines().map(str::trim).filter_map(|l| l.strip_prefix("- --")).map(|a| format!("--{a}")).collect();
     assert!(args.iter().any(|a| a.starts_with("--peers=")), "{args:?}");
     let mut argv = vec!["ha-metrics-server".to_string()];
     argv.extend(args);

@@ -8,8 +8,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::direct::try_get;
 use common::Cluster;
+use common::direct::try_get;
 use ha_metrics_server::membership::fetch_status;
 use raft::{MemberState, StatusView};
 
@@ -88,9 +88,12 @@ async fn three_replicas_bootstrap_into_one_cluster_and_serve_kubectl() {
     let dir = r.c.env.work_dir.join("replica-1");
     let out = std::process::Command::new(common::binary())
         .args(["status", "--peer", &r.c.env.peer_addr(1).to_string()])
-        .arg("--peer-ca-file").arg(r.c.env.work_dir.join("cluster-ca.crt"))
-        .arg("--peer-cert-file").arg(dir.join("peer.crt"))
-        .arg("--peer-key-file").arg(dir.join("peer.key"))
+        .arg("--peer-ca-file")
+        .arg(r.c.env.work_dir.join("cluster-ca.crt"))
+        .arg("--peer-cert-file")
+        .arg(dir.join("peer.crt"))
+        .arg("--peer-key-file")
+        .arg(dir.join("peer.key"))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -138,9 +141,17 @@ async fn sigkill_of_the_leader_elects_a_new_one_and_commits_it_down_then_it_rejo
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let ok = new_leader_after.is_some() && down_after.is_some();
-    assert!(ok, "no new leader ({new_leader_after:?}) or dead leader not Down ({down_after:?})\n{}", r.c.log_tail(survivors[0]));
+    assert!(
+        ok,
+        "no new leader ({new_leader_after:?}) or dead leader not Down ({down_after:?})\n{}",
+        r.c.log_tail(survivors[0])
+    );
     let down = down_after.unwrap();
-    println!("measured: leader SIGKILL -> new leader {:?}, -> old leader committed Down {:?}", new_leader_after.unwrap(), down);
+    println!(
+        "measured: leader SIGKILL -> new leader {:?}, -> old leader committed Down {:?}",
+        new_leader_after.unwrap(),
+        down
+    );
     assert!(down <= (LEASE + Duration::from_secs(2)) * SLACK, "Down after {down:?}, bound lease + 2 s with slack");
 
     // Restart with the same data dir: the same member comes back Active.
@@ -171,7 +182,10 @@ async fn restart_with_an_empty_data_dir_rejoins_as_a_new_incarnation() {
     args.extend(r.c.env.cluster_args(2, 3).unwrap());
     let log = r.c.env.work_dir.join("replica-2-fresh.log");
     r.c.replicas[2] = ha_metrics_server::dev::env::ReplicaProcess::spawn(&common::binary(), &args, &log).unwrap();
-    let after = r.settled(&[0, 1, 2], 3).await.unwrap_or_else(|| panic!("fresh incarnation never Active\n{}", r.c.replicas[2].log_text()));
+    let after = r
+        .settled(&[0, 1, 2], 3)
+        .await
+        .unwrap_or_else(|| panic!("fresh incarnation never Active\n{}", r.c.replicas[2].log_text()));
     let new = after[0].members.iter().find(|m| m.name == "replica-2").unwrap();
     assert_ne!(new.id, old.id, "an empty data dir must not reuse the old node id");
     assert!(new.incarnation > old.incarnation || new.id != old.id);

@@ -17,7 +17,11 @@ async fn only_node_disappears(c: &Cluster, node: &str, within: Duration) {
     let gone = wait_until(within, || async {
         let served: Vec<String> = c.served_nodes().await.into_iter().map(|(n, _)| n).collect();
         for o in &others {
-            assert!(served.contains(o), "healthy node {o} vanished while {node} was faulty; served {served:?}\n{}", c.log_tail(0));
+            assert!(
+                served.contains(o),
+                "healthy node {o} vanished while {node} was faulty; served {served:?}\n{}",
+                c.log_tail(0)
+            );
         }
         !served.iter().any(|n| n == node)
     })
@@ -50,10 +54,7 @@ async fn down_500_and_malformed_kubelets_drop_only_their_own_nodes() {
     only_node_disappears(&c, "node-0", STARTUP).await;
 
     c.env.fleet.set_fault("node-1", Fault::Http500).await.unwrap();
-    let gone = wait_until(STARTUP, || async {
-        !c.served_nodes().await.iter().any(|(n, _)| n == "node-1")
-    })
-    .await;
+    let gone = wait_until(STARTUP, || async { !c.served_nodes().await.iter().any(|(n, _)| n == "node-1") }).await;
     assert!(gone, "node-1 answering 500 was still served");
     c.env.fleet.set_fault("node-2", Fault::Malformed).await.unwrap();
     let gone = wait_until(STARTUP, || async {
@@ -130,7 +131,11 @@ async fn counter_reset_is_never_served_as_a_negative_or_huge_rate() {
                 cpu.parse::<f64>().unwrap() * 1e9
             };
             let ratio = nanos / truth.cpu_nanocores as f64;
-            assert!((0.95..1.05).contains(&ratio), "node-0 served cpu {cpu} after a counter reset (true {})", truth.cpu_nanocores);
+            assert!(
+                (0.95..1.05).contains(&ratio),
+                "node-0 served cpu {cpu} after a counter reset (true {})",
+                truth.cpu_nanocores
+            );
         }
         assert!(c.served_nodes().await.iter().any(|(n, _)| n == "node-1"), "node-1 vanished");
         tokio::time::sleep(Duration::from_millis(300)).await;

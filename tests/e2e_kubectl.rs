@@ -24,13 +24,16 @@ async fn top_node_prints_every_nodes_true_usage() {
     let one = &c.env.spec.nodes[1];
     let out = c.kubectl_ok(&["top", "node", &one.name, "--no-headers"]).await;
     let truth = c.env.fleet.true_node_usage(&one.name).unwrap();
-    assert_eq!(rows(&out), vec![vec![
-        one.name.clone(),
-        kubectl_cpu(truth.cpu_nanocores),
-        rows(&out)[0][2].clone(),
-        kubectl_mem(truth.memory_bytes),
-        rows(&out)[0][4].clone(),
-    ]]);
+    assert_eq!(
+        rows(&out),
+        vec![vec![
+            one.name.clone(),
+            kubectl_cpu(truth.cpu_nanocores),
+            rows(&out)[0][2].clone(),
+            kubectl_mem(truth.memory_bytes),
+            rows(&out)[0][4].clone(),
+        ]]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,7 +48,10 @@ async fn top_pod_all_namespaces_containers_and_selector_match_truth() {
     assert_eq!(table.len(), total, "{out}");
     for node in &c.env.spec.nodes {
         for pod in &node.pods {
-            let row = table.iter().find(|r| r[0] == pod.namespace && r[1] == pod.name).unwrap_or_else(|| panic!("{} missing", pod.name));
+            let row = table
+                .iter()
+                .find(|r| r[0] == pod.namespace && r[1] == pod.name)
+                .unwrap_or_else(|| panic!("{} missing", pod.name));
             let truth = c.env.fleet.true_pod_usage(&node.name, &pod.namespace, &pod.name).unwrap();
             assert_eq!(row[2], kubectl_cpu(truth.cpu_nanocores), "cpu of {}", pod.name);
             let mem: u64 = pod.containers.iter().map(|c| c.memory_bytes).sum();
@@ -61,7 +67,10 @@ async fn top_pod_all_namespaces_containers_and_selector_match_truth() {
         for pod in node.pods.iter().filter(|p| p.namespace == "team-a") {
             for ct in &pod.containers {
                 expected += 1;
-                let row = table.iter().find(|r| r[0] == pod.name && r[1] == ct.name).unwrap_or_else(|| panic!("{}/{} missing:\n{out}", pod.name, ct.name));
+                let row = table
+                    .iter()
+                    .find(|r| r[0] == pod.name && r[1] == ct.name)
+                    .unwrap_or_else(|| panic!("{}/{} missing:\n{out}", pod.name, ct.name));
                 assert_eq!(row[2], kubectl_cpu(ct.cpu_nanocores));
                 assert_eq!(row[3], kubectl_mem(ct.memory_bytes));
             }
@@ -73,9 +82,15 @@ async fn top_pod_all_namespaces_containers_and_selector_match_truth() {
     // -l app=web in default: exactly the matching pods.
     let out = c.kubectl_ok(&["top", "pod", "-l", "app=web", "-A", "--no-headers"]).await;
     let got: Vec<String> = rows(&out).into_iter().map(|r| format!("{}/{}", r[0], r[1])).collect();
-    let mut want: Vec<String> = c.env.spec.nodes.iter().flat_map(|n| n.pods.iter())
+    let mut want: Vec<String> = c
+        .env
+        .spec
+        .nodes
+        .iter()
+        .flat_map(|n| n.pods.iter())
         .filter(|p| p.labels.get("app").map(String::as_str) == Some("web"))
-        .map(|p| format!("{}/{}", p.namespace, p.name)).collect();
+        .map(|p| format!("{}/{}", p.namespace, p.name))
+        .collect();
     want.sort();
     let mut got_sorted = got.clone();
     got_sorted.sort();

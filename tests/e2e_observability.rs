@@ -21,7 +21,10 @@ async fn probes_and_self_metrics_match_metrics_server() {
     );
     let (code, body) = direct_get(addr, "/livez?verbose", None, &[]).await;
     assert_eq!(code, 200);
-    assert!(body.ends_with("[+]metric-collection-timely ok\n[+]metadata-informer-sync ok\nlivez check passed\n"), "{body}");
+    assert!(
+        body.ends_with("[+]metric-collection-timely ok\n[+]metadata-informer-sync ok\nlivez check passed\n"),
+        "{body}"
+    );
 
     // Who may read /metrics is decided by SubjectAccessReview; system:masters
     // may read anything.

@@ -25,7 +25,8 @@ async fn anonymous_and_forged_requests_are_refused_and_probes_are_open() {
     assert!(body.contains("\"kind\":\"Status\"") && body.contains("Unauthorized"), "{body}");
 
     // X-Remote-User without a front-proxy certificate is never trusted.
-    let (code, _) = direct_get(addr, NODES, None, &[("X-Remote-User", "admin"), ("X-Remote-Group", "system:masters")]).await;
+    let (code, _) =
+        direct_get(addr, NODES, None, &[("X-Remote-User", "admin"), ("X-Remote-Group", "system:masters")]).await;
     assert_eq!(code, 401, "forged identity headers must not authenticate");
 
     // A certificate from a CA the server does not trust.
@@ -39,13 +40,19 @@ async fn anonymous_and_forged_requests_are_refused_and_probes_are_open() {
     let (code, body) = direct_get(addr, NODES, Some(&dev), &[("X-Remote-User", "admin")]).await;
     assert_eq!(code, 200, "{body}");
     let eve = c.env.apiserver.issue_client_cert("eve", &["outsiders"]).unwrap();
-    let (code, body) = direct_get(addr, NODES, Some(&eve), &[("X-Remote-User", "dev-user"), ("X-Remote-Group", "dev-team")]).await;
+    let (code, body) =
+        direct_get(addr, NODES, Some(&eve), &[("X-Remote-User", "dev-user"), ("X-Remote-Group", "dev-team")]).await;
     assert_eq!(code, 403, "eve must be denied whatever headers she sends: {body}");
-    assert!(body.contains("\"reason\":\"Forbidden\"") && body.contains("User \\\"eve\\\" cannot list resource \\\"nodes\\\""), "{body}");
+    assert!(
+        body.contains("\"reason\":\"Forbidden\"")
+            && body.contains("User \\\"eve\\\" cannot list resource \\\"nodes\\\""),
+        "{body}"
+    );
 
     // The front proxy's own certificate with identity headers is trusted.
     let proxy = c.env.apiserver.front_proxy_client();
-    let (code, body) = direct_get(addr, NODES, Some(&proxy), &[("X-Remote-User", "dev-user"), ("X-Remote-Group", "dev-team")]).await;
+    let (code, body) =
+        direct_get(addr, NODES, Some(&proxy), &[("X-Remote-User", "dev-user"), ("X-Remote-Group", "dev-team")]).await;
     assert_eq!(code, 200, "{body}");
 
     for probe in ["/healthz", "/livez", "/readyz", "/readyz?verbose"] {
@@ -61,9 +68,19 @@ async fn kubectl_user_without_rights_is_forbidden_by_subject_access_review() {
     let c = Cluster::start(2, 2, "2s").await;
     c.wait_for_metrics().await;
     let eve = c.env.work_dir.join("eve.kubeconfig");
-    c.env.apiserver.write_kubeconfig(&eve, KubeconfigUser::ClientCert { user: "eve".into(), groups: vec!["outsiders".into()] }).unwrap();
+    c.env
+        .apiserver
+        .write_kubeconfig(&eve, KubeconfigUser::ClientCert { user: "eve".into(), groups: vec!["outsiders".into()] })
+        .unwrap();
     let k = ha_metrics_server::dev::env::kubectl_132().unwrap();
-    let out = tokio::process::Command::new(k).arg("--kubeconfig").arg(&eve).args(["top", "node"]).env("HOME", &c.env.work_dir).output().await.unwrap();
+    let out = tokio::process::Command::new(k)
+        .arg("--kubeconfig")
+        .arg(&eve)
+        .args(["top", "node"])
+        .env("HOME", &c.env.work_dir)
+        .output()
+        .await
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("Forbidden") && err.contains("eve"), "kubectl as eve: {err}");
@@ -124,7 +141,8 @@ async fn rotated_kubelet_token_file_is_used_on_the_next_scrape() {
     let switched = wait_until(Duration::from_secs(30), || async {
         c.env.fleet.set_accepted_tokens(vec![new_token.to_string()]);
         let before = c.env.fleet.scrape_count("node-0");
-        let advanced = wait_until(Duration::from_secs(6), || async { c.env.fleet.scrape_count("node-0") > before + 1 }).await;
+        let advanced =
+            wait_until(Duration::from_secs(6), || async { c.env.fleet.scrape_count("node-0") > before + 1 }).await;
         advanced && c.served_nodes().await.len() == 2
     })
     .await;

@@ -54,8 +54,7 @@ impl App {
     }
 
     pub fn record_heartbeat(&self, from: NodeId, healthy: bool, leaving: bool) {
-        self.liveness()
-            .record(from, Instant::now(), healthy, leaving);
+        self.liveness().record(from, Instant::now(), healthy, leaving);
     }
 
     pub fn healthy(&self) -> bool {

@@ -15,8 +15,7 @@ fn config() -> impl bincode::config::Config {
 
 /// Encodes a value.
 pub fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(value, config())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
 /// Decodes a value; trailing bytes, oversize lengths and bad data are errors.

@@ -100,11 +100,7 @@ impl RaftConfig {
         if !(1..=7).contains(&self.voters) {
             return Err(format!("voters = {} (want 3 or 5)", self.voters));
         }
-        let mut names: Vec<&str> = self
-            .initial_members
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect();
+        let mut names: Vec<&str> = self.initial_members.iter().map(|(n, _)| n.as_str()).collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) {
             return Err("initial member list names a replica twice".into());
@@ -157,14 +153,7 @@ mod tests {
         assert!(c.validate().is_ok());
         assert_eq!(c.lease, Duration::from_secs(3));
         let o = c.openraft().unwrap();
-        assert_eq!(
-            (
-                o.heartbeat_interval,
-                o.election_timeout_min,
-                o.election_timeout_max
-            ),
-            (250, 500, 1000)
-        );
+        assert_eq!((o.heartbeat_interval, o.election_timeout_min, o.election_timeout_max), (250, 500, 1000));
     }
 
     #[test]

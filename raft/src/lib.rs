@@ -41,7 +41,5 @@ pub use config::RaftConfig;
 pub use network::client::{CallError, PeerClient};
 pub use network::wire::LeaveMode;
 pub use node::{Error, Node};
-pub use state::{
-    ClusterState, Command, CommandResult, Member, MemberInfo, MemberState, NodeId, Retired,
-};
+pub use state::{ClusterState, Command, CommandResult, Member, MemberInfo, MemberState, NodeId, Retired};
 pub use status::{MemberStatus, Role, StatusView};

@@ -64,15 +64,9 @@ pub struct Node {
 impl Node {
     /// Opens the data dir, starts Raft and the membership tasks. The node
     /// stops when `shutdown` is cancelled or [`Node::shutdown`] is called.
-    pub async fn start(
-        config: RaftConfig,
-        client: PeerClient,
-        shutdown: CancellationToken,
-    ) -> Result<Node, Error> {
+    pub async fn start(config: RaftConfig, client: PeerClient, shutdown: CancellationToken) -> Result<Node, Error> {
         config.validate().map_err(Error::Config)?;
-        let raft_config = config
-            .openraft()
-            .map_err(|e| Error::Config(e.to_string()))?;
+        let raft_config = config.openraft().map_err(|e| Error::Config(e.to_string()))?;
         let (tx, rx) = watch::channel(ClusterState::default());
         let opened = store::open(&config.data_dir, &config.name, &config.cluster_id, tx)?;
         let id = opened.identity.node_id;
@@ -81,23 +75,10 @@ impl Node {
             api_addr: config.api_addr.clone(),
             peer_addr: config.peer_addr.clone(),
         };
-        let network = Network {
-            client: client.clone(),
-            cluster_id: config.cluster_id.clone(),
-            me: id,
-        };
-        let raft = Raft::new(
-            id,
-            Arc::new(raft_config),
-            network,
-            opened.log,
-            opened.state_machine,
-        )
-        .await
-        .map_err(|e| Error::Raft {
-            name: config.name.clone(),
-            reason: e.to_string(),
-        })?;
+        let network = Network { client: client.clone(), cluster_id: config.cluster_id.clone(), me: id };
+        let raft = Raft::new(id, Arc::new(raft_config), network, opened.log, opened.state_machine)
+            .await
+            .map_err(|e| Error::Raft { name: config.name.clone(), reason: e.to_string() })?;
         tracing::info!(node = id, name = %config.name, fresh = opened.fresh, "raft node started");
         let liveness = Liveness::new(Instant::now(), config.lease / 2);
         let app = Arc::new(App {
@@ -117,12 +98,8 @@ impl Node {
         tasks.spawn(bootstrap::run(app.clone()));
         let iv = app.config.liveness_interval;
         tasks.spawn(leader::every(app.clone(), iv, heartbeat::round));
-        tasks.spawn(leader::every(app.clone(), iv / 2, |a| async move {
-            leader::detect(&a).await
-        }));
-        tasks.spawn(leader::every(app.clone(), iv, |a| async move {
-            leader::reconcile(&a).await
-        }));
+        tasks.spawn(leader::every(app.clone(), iv / 2, |a| async move { leader::detect(&a).await }));
+        tasks.spawn(leader::every(app.clone(), iv, |a| async move { leader::reconcile(&a).await }));
         let a = app.clone();
         tasks.spawn(async move {
             a.stop.cancelled().await;
@@ -131,11 +108,7 @@ impl Node {
             }
         });
         tasks.close();
-        Ok(Node {
-            app,
-            tasks,
-            fresh: opened.fresh,
-        })
+        Ok(Node { app, tasks, fresh: opened.fresh })
     }
 
     /// This incarnation's node id.
@@ -214,12 +187,7 @@ impl Node {
             last_log_index: m.last_log_index,
             last_applied: m.last_applied.map(|l| l.index),
             members,
-            join_error: self
-                .app
-                .join_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            join_error: self.app.join_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
 
@@ -231,11 +199,7 @@ impl Node {
         let epoch = self.manage(Manage::Drain, "drain").await?;
         let deadline = Instant::now() + self.app.config.write_timeout;
         let mut rx = self.app.state.clone();
-        let drained = |s: &ClusterState| {
-            s.members
-                .get(&self.app.id)
-                .is_none_or(|m| m.state == MemberState::Draining)
-        };
+        let drained = |s: &ClusterState| s.members.get(&self.app.id).is_none_or(|m| m.state == MemberState::Draining);
         let _ = tokio::time::timeout_at(deadline.into(), rx.wait_for(drained)).await;
         Ok(epoch)
     }
@@ -289,17 +253,8 @@ impl Node {
             (l, m.membership_config.membership().get_node(&l)?.clone())
         };
         let env = self.app.envelope(leader.0, ());
-        let h: HelloReply = self
-            .app
-            .client
-            .call(
-                &leader.1.peer_addr,
-                path::HELLO,
-                &env,
-                self.app.rpc_timeout(),
-            )
-            .await
-            .ok()?;
+        let h: HelloReply =
+            self.app.client.call(&leader.1.peer_addr, path::HELLO, &env, self.app.rpc_timeout()).await.ok()?;
         Some(h.nodes.contains_key(&self.app.id))
     }
 
@@ -311,29 +266,13 @@ impl Node {
         while Instant::now() < deadline {
             let target = {
                 let m = app.raft.metrics().borrow().clone();
-                m.current_leader.and_then(|l| {
-                    m.membership_config
-                        .membership()
-                        .get_node(&l)
-                        .map(|n| (l, n.clone()))
-                })
+                m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).map(|n| (l, n.clone())))
             };
             let reply = match target {
-                Some((l, _)) if l == app.id => {
-                    leader::handle_manage(app, app.id, req.clone()).await
-                }
+                Some((l, _)) if l == app.id => leader::handle_manage(app, app.id, req.clone()).await,
                 Some((l, node)) => {
                     let env = app.envelope(l, req.clone());
-                    match app
-                        .client
-                        .call(
-                            &node.peer_addr,
-                            path::MANAGE,
-                            &env,
-                            app.config.write_timeout,
-                        )
-                        .await
-                    {
+                    match app.client.call(&node.peer_addr, path::MANAGE, &env, app.config.write_timeout).await {
                         Ok(r) => r,
                         Err(e) => ManageReply::Refused(e.to_string()),
                     }
@@ -347,11 +286,7 @@ impl Node {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(Error::Membership {
-            name: app.info.name.clone(),
-            what,
-            reason: last,
-        })
+        Err(Error::Membership { name: app.info.name.clone(), what, reason: last })
     }
 }
 

@@ -92,27 +92,17 @@ pub struct ClusterState {
 impl ClusterState {
     /// Ids of the Active members (the ring).
     pub fn active_ids(&self) -> BTreeSet<NodeId> {
-        self.members
-            .iter()
-            .filter(|(_, m)| m.state == MemberState::Active)
-            .map(|(id, _)| *id)
-            .collect()
+        self.members.iter().filter(|(_, m)| m.state == MemberState::Active).map(|(id, _)| *id).collect()
     }
 
     /// The Active members with their info, sorted by node id.
     pub fn active(&self) -> impl Iterator<Item = (NodeId, &Member)> {
-        self.members
-            .iter()
-            .filter(|(_, m)| m.state == MemberState::Active)
-            .map(|(id, m)| (*id, m))
+        self.members.iter().filter(|(_, m)| m.state == MemberState::Active).map(|(id, m)| (*id, m))
     }
 
     /// The current member with this name, if any.
     pub fn by_name(&self, name: &str) -> Option<(NodeId, &Member)> {
-        self.members
-            .iter()
-            .find(|(_, m)| m.info.name == name)
-            .map(|(id, m)| (*id, m))
+        self.members.iter().find(|(_, m)| m.info.name == name).map(|(id, m)| (*id, m))
     }
 
     /// Number of members in `state`.
@@ -135,13 +125,7 @@ impl ClusterState {
             }
             Command::Retire { id } => {
                 if let Some(m) = self.members.remove(id) {
-                    self.retired.insert(
-                        *id,
-                        Retired {
-                            name: m.info.name,
-                            incarnation: m.incarnation,
-                        },
-                    );
+                    self.retired.insert(*id, Retired { name: m.info.name, incarnation: m.incarnation });
                 }
                 Ok(())
             }
@@ -149,67 +133,36 @@ impl ClusterState {
         if self.active_ids() != before {
             self.epoch += 1;
         }
-        CommandResult {
-            epoch: self.epoch,
-            refused: outcome.err(),
-        }
+        CommandResult { epoch: self.epoch, refused: outcome.err() }
     }
 
     fn join(&mut self, id: NodeId, info: &MemberInfo) -> Result<(), String> {
         if let Some(r) = self.retired.get(&id) {
-            return Err(format!(
-                "node {id:016x} ({}) was retired; restart it with an empty data dir",
-                r.name
-            ));
+            return Err(format!("node {id:016x} ({}) was retired; restart it with an empty data dir", r.name));
         }
         if let Some(m) = self.members.get_mut(&id) {
             if m.info.name != info.name {
-                return Err(format!(
-                    "node {id:016x} is already member {}, not {}",
-                    m.info.name, info.name
-                ));
+                return Err(format!("node {id:016x} is already member {}, not {}", m.info.name, info.name));
             }
             m.info = info.clone();
             return Ok(());
         }
-        let older: Vec<NodeId> = self
-            .members
-            .iter()
-            .filter(|(_, m)| m.info.name == info.name)
-            .map(|(id, _)| *id)
-            .collect();
+        let older: Vec<NodeId> =
+            self.members.iter().filter(|(_, m)| m.info.name == info.name).map(|(id, _)| *id).collect();
         let last = self
             .members
             .values()
             .filter(|m| m.info.name == info.name)
             .map(|m| m.incarnation)
-            .chain(
-                self.retired
-                    .values()
-                    .filter(|r| r.name == info.name)
-                    .map(|r| r.incarnation),
-            )
+            .chain(self.retired.values().filter(|r| r.name == info.name).map(|r| r.incarnation))
             .max()
             .unwrap_or(0);
         for old in older {
             if let Some(m) = self.members.remove(&old) {
-                self.retired.insert(
-                    old,
-                    Retired {
-                        name: m.info.name,
-                        incarnation: m.incarnation,
-                    },
-                );
+                self.retired.insert(old, Retired { name: m.info.name, incarnation: m.incarnation });
             }
         }
-        self.members.insert(
-            id,
-            Member {
-                info: info.clone(),
-                state: MemberState::Joining,
-                incarnation: last + 1,
-            },
-        );
+        self.members.insert(id, Member { info: info.clone(), state: MemberState::Joining, incarnation: last + 1 });
         Ok(())
     }
 }

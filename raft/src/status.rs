@@ -86,16 +86,8 @@ impl StatusView {
 
 impl fmt::Display for StatusView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let leader = self
-            .leader
-            .as_ref()
-            .map(|(id, n)| format!("{n} ({id:016x})"))
-            .unwrap_or_else(|| "none".into());
-        writeln!(
-            f,
-            "node {} ({:016x}) role {} term {} leader {}",
-            self.name, self.id, self.role, self.term, leader
-        )?;
+        let leader = self.leader.as_ref().map(|(id, n)| format!("{n} ({id:016x})")).unwrap_or_else(|| "none".into());
+        writeln!(f, "node {} ({:016x}) role {} term {} leader {}", self.name, self.id, self.role, self.term, leader)?;
         writeln!(
             f,
             "epoch {}  members: {} active, {} joining, {} draining, {} down",
@@ -108,11 +100,7 @@ impl fmt::Display for StatusView {
         if let Some(e) = &self.join_error {
             writeln!(f, "join error: {e}")?;
         }
-        writeln!(
-            f,
-            "{:<20} {:<16} {:<9} {:>4} {:<7} {:<22} API",
-            "NAME", "ID", "STATE", "INC", "RAFT", "PEER"
-        )?;
+        writeln!(f, "{:<20} {:<16} {:<9} {:>4} {:<7} {:<22} API", "NAME", "ID", "STATE", "INC", "RAFT", "PEER")?;
         for m in &self.members {
             writeln!(
                 f,

@@ -13,21 +13,15 @@ use support::{Cluster, settled, slack, wait_cluster};
 async fn three_declared_members_bootstrap_into_one_cluster_with_three_voters() {
     let mut c = Cluster::new(3, 3, 3);
     c.start_all(&[0, 1, 2]).await;
-    let took = wait_cluster(
-        &c,
-        "3 Active members and one leader",
-        slack(Duration::from_secs(10)),
-        |c| settled(c, &["r0", "r1", "r2"]),
-    )
+    let took = wait_cluster(&c, "3 Active members and one leader", slack(Duration::from_secs(10)), |c| {
+        settled(c, &["r0", "r1", "r2"])
+    })
     .await;
     println!("bootstrap to 3 Active: {took:?}");
     let st = c.statuses();
     for (_, s) in &st {
         assert_eq!(s.members.len(), 3, "{s}");
-        assert!(
-            s.members.iter().all(|m| m.voter && m.incarnation == 1),
-            "{s}"
-        );
+        assert!(s.members.iter().all(|m| m.voter && m.incarnation == 1), "{s}");
     }
     println!("{}", st[0].1);
 }
@@ -38,31 +32,14 @@ async fn simultaneous_bootstraps_never_make_two_clusters() {
         let mut c = Cluster::new(3, 3, 3);
         // Start all three as close together as possible.
         c.start_all(&[2, 0, 1]).await;
-        wait_cluster(
-            &c,
-            "one settled cluster",
-            slack(Duration::from_secs(10)),
-            |c| settled(c, &["r0", "r1", "r2"]),
-        )
-        .await;
-        let ids: Vec<BTreeSet<u64>> = c
-            .running()
-            .map(|(_, n)| n.state().borrow().members.keys().copied().collect())
-            .collect();
-        assert!(
-            ids.windows(2).all(|w| w[0] == w[1]),
-            "round {round}: replicas disagree on members: {ids:?}"
-        );
+        wait_cluster(&c, "one settled cluster", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"]))
+            .await;
+        let ids: Vec<BTreeSet<u64>> =
+            c.running().map(|(_, n)| n.state().borrow().members.keys().copied().collect()).collect();
+        assert!(ids.windows(2).all(|w| w[0] == w[1]), "round {round}: replicas disagree on members: {ids:?}");
         let own: BTreeSet<u64> = c.running().map(|(_, n)| n.id()).collect();
-        assert_eq!(
-            ids[0], own,
-            "round {round}: the cluster must consist of exactly the three running incarnations"
-        );
-        let leaders = c
-            .statuses()
-            .iter()
-            .filter(|(_, s)| s.role == Role::Leader)
-            .count();
+        assert_eq!(ids[0], own, "round {round}: the cluster must consist of exactly the three running incarnations");
+        let leaders = c.statuses().iter().filter(|(_, s)| s.role == Role::Leader).count();
         assert_eq!(leaders, 1, "round {round}");
     }
 }
@@ -74,19 +51,11 @@ async fn no_cluster_is_initialized_while_a_declared_member_is_unreachable() {
     // A negative check needs a window: nothing may initialize within it.
     tokio::time::sleep(Duration::from_secs(3)).await;
     for (_, s) in c.statuses() {
-        assert!(
-            s.members.is_empty() && s.leader.is_none(),
-            "initialized without r2:\n{s}"
-        );
+        assert!(s.members.is_empty() && s.leader.is_none(), "initialized without r2:\n{s}");
     }
     c.start(2).await;
-    wait_cluster(
-        &c,
-        "one cluster once r2 is up",
-        slack(Duration::from_secs(10)),
-        |c| settled(c, &["r0", "r1", "r2"]),
-    )
-    .await;
+    wait_cluster(&c, "one cluster once r2 is up", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"]))
+        .await;
     let s = c.node(2).status();
     assert!(s.members.iter().all(|m| m.state == MemberState::Active));
 }

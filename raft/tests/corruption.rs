@@ -14,10 +14,7 @@ use support::{Cluster, settled, slack, wait_cluster};
 async fn damaged_tail_restart(damage: fn(&std::path::Path), hit_leader: bool) {
     let mut c = Cluster::new(3, 3, 3);
     c.start_all(&[0, 1, 2]).await;
-    wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| {
-        settled(c, &["r0", "r1", "r2"])
-    })
-    .await;
+    wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"])).await;
     let leader = c.agreed_leader().expect("leader");
     let victim = if hit_leader { leader } else { (leader + 1) % 3 };
     let observer = (victim + 1) % 3;
@@ -27,15 +24,9 @@ async fn damaged_tail_restart(damage: fn(&std::path::Path), hit_leader: bool) {
     c.kill(victim).await;
     damage(&c.replicas[victim].dir.join("raft.wal"));
     c.start(victim).await;
-    let took = wait_cluster(
-        &c,
-        "damaged replica back and Active",
-        slack(Duration::from_secs(15)),
-        |c| {
-            settled(c, &["r0", "r1", "r2"])
-                && c.node(observer).status().members.iter().all(|m| m.voter)
-        },
-    )
+    let took = wait_cluster(&c, "damaged replica back and Active", slack(Duration::from_secs(15)), |c| {
+        settled(c, &["r0", "r1", "r2"]) && c.node(observer).status().members.iter().all(|m| m.voter)
+    })
     .await;
     println!(
         "damaged-tail restart: Active again after {took:?}, new incarnation: {}",
@@ -43,20 +34,13 @@ async fn damaged_tail_restart(damage: fn(&std::path::Path), hit_leader: bool) {
     );
     for (i, s) in c.statuses() {
         assert_ne!(s.role, Role::Stopped, "replica {i} stopped:\n{s}");
-        assert!(
-            s.last_applied.unwrap_or(0) >= committed_before,
-            "replica {i} lost committed entries:\n{s}"
-        );
+        assert!(s.last_applied.unwrap_or(0) >= committed_before, "replica {i} lost committed entries:\n{s}");
     }
     let after = c.state(observer);
     assert!(after.epoch >= state_before.epoch);
     for (id, m) in &state_before.members {
         if m.info.name != name {
-            assert!(
-                after.members.contains_key(id),
-                "member {} lost",
-                m.info.name
-            );
+            assert!(after.members.contains_key(id), "member {} lost", m.info.name);
         }
     }
     assert_eq!(c.member_state(observer, &name), Some(MemberState::Active));

@@ -14,10 +14,7 @@ const LEASE: Duration = Duration::from_secs(3);
 async fn three() -> Cluster {
     let mut c = Cluster::new(3, 3, 3);
     c.start_all(&[0, 1, 2]).await;
-    wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| {
-        settled(c, &["r0", "r1", "r2"])
-    })
-    .await;
+    wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"])).await;
     c
 }
 
@@ -33,22 +30,12 @@ async fn killed_leader_is_replaced_and_committed_down_within_lease_plus_2s() {
     let rest = others(old);
     let t0 = Instant::now();
     c.kill(old).await;
-    let elected = wait_cluster(
-        &c,
-        "a new leader",
-        slack(LEASE + Duration::from_secs(2)),
-        |c| c.leader_among(&rest).is_some(),
-    )
-    .await;
-    let down = wait_cluster(
-        &c,
-        "old leader committed Down",
-        slack(LEASE + Duration::from_secs(2)),
-        |c| {
-            rest.iter()
-                .all(|&i| c.member_state(i, &old_name) == Some(MemberState::Down))
-        },
-    )
+    let elected =
+        wait_cluster(&c, "a new leader", slack(LEASE + Duration::from_secs(2)), |c| c.leader_among(&rest).is_some())
+            .await;
+    let down = wait_cluster(&c, "old leader committed Down", slack(LEASE + Duration::from_secs(2)), |c| {
+        rest.iter().all(|&i| c.member_state(i, &old_name) == Some(MemberState::Down))
+    })
     .await;
     let down_total = t0.elapsed();
     println!(
@@ -68,37 +55,22 @@ async fn restart_with_the_same_data_dir_keeps_identity_and_rejoins_active() {
     let id = c.node(victim).id();
     let name = c.replicas[victim].name.clone();
     c.kill(victim).await;
-    wait_cluster(
-        &c,
-        "victim Down",
-        slack(LEASE + Duration::from_secs(2)),
-        |c| c.member_state(leader, &name) == Some(MemberState::Down),
-    )
+    wait_cluster(&c, "victim Down", slack(LEASE + Duration::from_secs(2)), |c| {
+        c.member_state(leader, &name) == Some(MemberState::Down)
+    })
     .await;
     let epoch_down = c.state(leader).epoch;
     c.start(victim).await;
-    assert_eq!(
-        c.node(victim).id(),
-        id,
-        "same data dir must keep the node id"
-    );
+    assert_eq!(c.node(victim).id(), id, "same data dir must keep the node id");
     assert!(!c.node(victim).is_new_incarnation());
-    let back = wait_cluster(
-        &c,
-        "victim Active again",
-        slack(Duration::from_secs(10)),
-        |c| settled(c, &["r0", "r1", "r2"]),
-    )
-    .await;
+    let back =
+        wait_cluster(&c, "victim Active again", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"]))
+            .await;
     println!("restart with same dir: Active again after {back:?}");
     let s = c.state(leader);
     let (vid, m) = s.by_name(&name).expect("member");
     assert_eq!((vid, m.incarnation), (id, 1));
-    assert_eq!(
-        s.epoch,
-        epoch_down + 1,
-        "exactly one epoch bump for Down -> Active"
-    );
+    assert_eq!(s.epoch, epoch_down + 1, "exactly one epoch bump for Down -> Active");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,19 +88,13 @@ async fn empty_dir_restart_joins_as_a_new_incarnation_without_crashing_the_leade
     let new_id = c.node(victim).id();
     assert_ne!(new_id, old_id);
     assert!(c.node(victim).is_new_incarnation());
-    let took = wait_cluster(
-        &c,
-        "new incarnation Active, old retired",
-        slack(Duration::from_secs(15)),
-        |c| {
-            let s = c.state(leader);
-            settled(c, &["r0", "r1", "r2"])
-                && s.by_name(&name)
-                    .is_some_and(|(id, m)| id == new_id && m.incarnation == 2)
-                && s.retired.contains_key(&old_id)
-                && c.node(leader).status().members.iter().all(|m| m.voter)
-        },
-    )
+    let took = wait_cluster(&c, "new incarnation Active, old retired", slack(Duration::from_secs(15)), |c| {
+        let s = c.state(leader);
+        settled(c, &["r0", "r1", "r2"])
+            && s.by_name(&name).is_some_and(|(id, m)| id == new_id && m.incarnation == 2)
+            && s.retired.contains_key(&old_id)
+            && c.node(leader).status().members.iter().all(|m| m.voter)
+    })
     .await;
     println!("empty-dir restart: new incarnation Active and voter after {took:?}");
     for (i, s) in c.statuses() {
@@ -145,27 +111,15 @@ async fn partitioned_member_is_marked_down_by_the_majority_and_active_after_heal
     let name = c.replicas[victim].name.clone();
     c.partition(victim);
     let rest = others(victim);
-    let down = wait_cluster(
-        &c,
-        "partitioned member Down",
-        slack(LEASE + Duration::from_secs(2)),
-        |c| {
-            c.leader_among(&rest).is_some()
-                && rest
-                    .iter()
-                    .all(|&i| c.member_state(i, &name) == Some(MemberState::Down))
-        },
-    )
+    let down = wait_cluster(&c, "partitioned member Down", slack(LEASE + Duration::from_secs(2)), |c| {
+        c.leader_among(&rest).is_some() && rest.iter().all(|&i| c.member_state(i, &name) == Some(MemberState::Down))
+    })
     .await;
     println!("partition: Down committed after {down:?}");
     c.heal(victim);
-    let back = wait_cluster(
-        &c,
-        "healed member Active",
-        slack(Duration::from_secs(10)),
-        |c| settled(c, &["r0", "r1", "r2"]),
-    )
-    .await;
+    let back =
+        wait_cluster(&c, "healed member Active", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"]))
+            .await;
     println!("heal: Active again after {back:?}");
 }
 
@@ -180,19 +134,13 @@ async fn wiped_leader_comes_back_as_a_new_incarnation_and_the_old_one_is_retired
     c.start(old).await;
     let new_id = c.node(old).id();
     let observer = (old + 1) % 3;
-    let took = wait_cluster(
-        &c,
-        "wiped leader back as new incarnation",
-        slack(Duration::from_secs(15)),
-        |c| {
-            let s = c.state(observer);
-            settled(c, &["r0", "r1", "r2"])
-                && s.by_name(&name)
-                    .is_some_and(|(id, m)| id == new_id && m.incarnation == 2)
-                && s.retired.contains_key(&old_id)
-                && c.node(observer).status().members.iter().all(|m| m.voter)
-        },
-    )
+    let took = wait_cluster(&c, "wiped leader back as new incarnation", slack(Duration::from_secs(15)), |c| {
+        let s = c.state(observer);
+        settled(c, &["r0", "r1", "r2"])
+            && s.by_name(&name).is_some_and(|(id, m)| id == new_id && m.incarnation == 2)
+            && s.retired.contains_key(&old_id)
+            && c.node(observer).status().members.iter().all(|m| m.voter)
+    })
     .await;
     println!("wiped leader: new incarnation Active and voter after {took:?}");
     for (i, s) in c.statuses() {

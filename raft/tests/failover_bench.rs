@@ -25,10 +25,7 @@ async fn failover_medians() {
     for run in 0..RUNS {
         let mut c = Cluster::new(3, 3, 3);
         c.start_all(&[0, 1, 2]).await;
-        wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| {
-            settled(c, &["r0", "r1", "r2"])
-        })
-        .await;
+        wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"])).await;
         let old = c.agreed_leader().expect("leader");
         let name = c.replicas[old].name.clone();
         let rest: Vec<usize> = (0..3).filter(|i| *i != old).collect();
@@ -37,30 +34,21 @@ async fn failover_medians() {
         wait_cluster(&c, "new leader", bound, |c| c.leader_among(&rest).is_some()).await;
         elect.push(t0.elapsed());
         wait_cluster(&c, "old leader Down", bound, |c| {
-            rest.iter()
-                .all(|&i| c.member_state(i, &name) == Some(MemberState::Down))
+            rest.iter().all(|&i| c.member_state(i, &name) == Some(MemberState::Down))
         })
         .await;
         leader_down.push(t0.elapsed());
 
         let leader = c.leader_among(&rest).expect("leader");
-        let victim = rest
-            .iter()
-            .copied()
-            .find(|i| *i != leader)
-            .expect("follower");
+        let victim = rest.iter().copied().find(|i| *i != leader).expect("follower");
         let vname = c.replicas[victim].name.clone();
         // Restart the old leader so the cluster keeps a majority without the victim.
         c.start(old).await;
-        wait_cluster(&c, "old leader back", slack(Duration::from_secs(10)), |c| {
-            settled(c, &["r0", "r1", "r2"])
-        })
-        .await;
+        wait_cluster(&c, "old leader back", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"])).await;
         let t1 = Instant::now();
         c.kill(victim).await;
         wait_cluster(&c, "follower Down", bound, |c| {
-            c.running()
-                .all(|(i, _)| c.member_state(i, &vname) == Some(MemberState::Down))
+            c.running().all(|(i, _)| c.member_state(i, &vname) == Some(MemberState::Down))
         })
         .await;
         follower_down.push(t1.elapsed());

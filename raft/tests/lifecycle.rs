@@ -13,58 +13,24 @@ use support::{Cluster, settled, slack, wait_cluster};
 async fn graceful_restart_drains_first_and_comes_back_active_with_the_same_voters() {
     let mut c = Cluster::new(3, 3, 3);
     c.start_all(&[0, 1, 2]).await;
-    wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| {
-        settled(c, &["r0", "r1", "r2"])
-    })
-    .await;
+    wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"])).await;
     let leader = c.agreed_leader().expect("leader");
     // Drain the leader itself: the hardest case.
     let epoch = c.node(leader).drain().await.expect("drain");
-    assert_eq!(
-        c.member_state(leader, &c.replicas[leader].name.clone()),
-        Some(MemberState::Draining)
-    );
+    assert_eq!(c.member_state(leader, &c.replicas[leader].name.clone()), Some(MemberState::Draining));
     // Still draining after more than the hysteresis: leaving members stay out.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let name = c.replicas[leader].name.clone();
-    assert_eq!(
-        c.member_state((leader + 1) % 3, &name),
-        Some(MemberState::Draining)
-    );
+    assert_eq!(c.member_state((leader + 1) % 3, &name), Some(MemberState::Draining));
     assert_eq!(c.state((leader + 1) % 3).epoch, epoch);
-    c.node(leader)
-        .leave(LeaveMode::Restart)
-        .await
-        .expect("leave");
-    let voters_before: Vec<u64> = c
-        .node(leader)
-        .status()
-        .members
-        .iter()
-        .filter(|m| m.voter)
-        .map(|m| m.id)
-        .collect();
+    c.node(leader).leave(LeaveMode::Restart).await.expect("leave");
+    let voters_before: Vec<u64> = c.node(leader).status().members.iter().filter(|m| m.voter).map(|m| m.id).collect();
     c.kill(leader).await;
     c.start(leader).await;
-    wait_cluster(
-        &c,
-        "restarted member Active",
-        slack(Duration::from_secs(10)),
-        |c| settled(c, &["r0", "r1", "r2"]),
-    )
-    .await;
-    let voters_after: Vec<u64> = c
-        .node(leader)
-        .status()
-        .members
-        .iter()
-        .filter(|m| m.voter)
-        .map(|m| m.id)
-        .collect();
-    assert_eq!(
-        voters_before, voters_after,
-        "a rolling restart keeps the same voters"
-    );
+    wait_cluster(&c, "restarted member Active", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"]))
+        .await;
+    let voters_after: Vec<u64> = c.node(leader).status().members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+    assert_eq!(voters_before, voters_after, "a rolling restart keeps the same voters");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,53 +41,31 @@ async fn snapshots_bring_a_late_joiner_and_a_restart_up_to_date() {
         cfg.logs_kept_after_snapshot = 0;
     };
     c.start_all(&[0, 1, 2]).await;
-    wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| {
-        settled(c, &["r0", "r1", "r2"])
-    })
-    .await;
+    wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"])).await;
     let leader = c.agreed_leader().expect("leader");
     // Churn a little so the log is snapshotted and purged.
     for _ in 0..3 {
         c.node(leader).drain().await.expect("drain");
-        c.node(leader)
-            .leave(LeaveMode::Restart)
-            .await
-            .expect("leave");
+        c.node(leader).leave(LeaveMode::Restart).await.expect("leave");
         c.kill(leader).await;
         c.start(leader).await;
-        wait_cluster(&c, "back", slack(Duration::from_secs(10)), |c| {
-            settled(c, &["r0", "r1", "r2"])
-        })
-        .await;
+        wait_cluster(&c, "back", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"])).await;
     }
     for r in &c.replicas[..3] {
-        assert!(
-            r.dir.join("snapshot").exists(),
-            "{} has no snapshot",
-            r.name
-        );
+        assert!(r.dir.join("snapshot").exists(), "{} has no snapshot", r.name);
     }
     c.start(3).await;
-    let took = wait_cluster(
-        &c,
-        "late joiner Active",
-        slack(Duration::from_secs(15)),
-        |c| settled(c, &["r0", "r1", "r2", "r3"]),
-    )
+    let took = wait_cluster(&c, "late joiner Active", slack(Duration::from_secs(15)), |c| {
+        settled(c, &["r0", "r1", "r2", "r3"])
+    })
     .await;
     println!("late joiner via snapshot: Active after {took:?}");
     let want = c.state(0);
     c.kill(3).await;
     c.start(3).await;
-    wait_cluster(
-        &c,
-        "restarted joiner has the state",
-        slack(Duration::from_secs(15)),
-        |c| {
-            c.state(3).members.keys().eq(want.members.keys())
-                && settled(c, &["r0", "r1", "r2", "r3"])
-        },
-    )
+    wait_cluster(&c, "restarted joiner has the state", slack(Duration::from_secs(15)), |c| {
+        c.state(3).members.keys().eq(want.members.keys()) && settled(c, &["r0", "r1", "r2", "r3"])
+    })
     .await;
 }
 
@@ -129,13 +73,7 @@ async fn snapshots_bring_a_late_joiner_and_a_restart_up_to_date() {
 async fn peer_rpcs_with_a_wrong_version_cluster_or_target_are_refused() {
     let mut c = Cluster::new(1, 1, 1);
     c.start(0).await;
-    wait_cluster(
-        &c,
-        "single-member cluster",
-        slack(Duration::from_secs(10)),
-        |c| settled(c, &["r0"]),
-    )
-    .await;
+    wait_cluster(&c, "single-member cluster", slack(Duration::from_secs(10)), |c| settled(c, &["r0"])).await;
     let addr = c.replicas[0].addr.to_string();
     let id = c.node(0).id();
     let client = PeerClient::plain();
@@ -147,25 +85,11 @@ async fn peer_rpcs_with_a_wrong_version_cluster_or_target_are_refused() {
         body: (),
     };
     let t = Duration::from_secs(5);
-    let ok: HelloReply = client
-        .call(
-            &addr,
-            path::HELLO,
-            &env(PROTOCOL_VERSION, "test-cluster", ANY_NODE),
-            t,
-        )
-        .await
-        .expect("hello");
+    let ok: HelloReply =
+        client.call(&addr, path::HELLO, &env(PROTOCOL_VERSION, "test-cluster", ANY_NODE), t).await.expect("hello");
     assert_eq!(ok.node_id, id);
-    let addressed: HelloReply = client
-        .call(
-            &addr,
-            path::HELLO,
-            &env(PROTOCOL_VERSION, "test-cluster", id),
-            t,
-        )
-        .await
-        .expect("hello");
+    let addressed: HelloReply =
+        client.call(&addr, path::HELLO, &env(PROTOCOL_VERSION, "test-cluster", id), t).await.expect("hello");
     assert!(addressed.initialized);
     for (e, what) in [
         (env(PROTOCOL_VERSION + 1, "test-cluster", id), "version"),
@@ -174,38 +98,16 @@ async fn peer_rpcs_with_a_wrong_version_cluster_or_target_are_refused() {
     ] {
         let r: Result<HelloReply, CallError> = client.call(&addr, path::HELLO, &e, t).await;
         match r {
-            Err(CallError::Refused {
-                status: 409,
-                reason,
-                ..
-            }) => assert!(reason.contains(what), "{reason}"),
+            Err(CallError::Refused { status: 409, reason, .. }) => assert!(reason.contains(what), "{reason}"),
             other => panic!("{what} mismatch was not refused: {other:?}"),
         }
     }
     // A Raft RPC is never addressed to "any node".
-    let r: Result<HelloReply, CallError> = client
-        .call(
-            &addr,
-            path::VOTE,
-            &env(PROTOCOL_VERSION, "test-cluster", ANY_NODE),
-            t,
-        )
-        .await;
-    assert!(
-        matches!(r, Err(CallError::Refused { status: 409, .. })),
-        "{r:?}"
-    );
+    let r: Result<HelloReply, CallError> =
+        client.call(&addr, path::VOTE, &env(PROTOCOL_VERSION, "test-cluster", ANY_NODE), t).await;
+    assert!(matches!(r, Err(CallError::Refused { status: 409, .. })), "{r:?}");
     // Garbage is a 400, not a panic.
-    let r: Result<HelloReply, CallError> = client
-        .call(
-            &addr,
-            path::APPEND,
-            &env(PROTOCOL_VERSION, "test-cluster", id),
-            t,
-        )
-        .await;
-    assert!(
-        matches!(r, Err(CallError::Refused { status: 400, .. })),
-        "{r:?}"
-    );
+    let r: Result<HelloReply, CallError> =
+        client.call(&addr, path::APPEND, &env(PROTOCOL_VERSION, "test-cluster", id), t).await;
+    assert!(matches!(r, Err(CallError::Refused { status: 400, .. })), "{r:?}");
 }

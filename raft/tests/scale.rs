@@ -15,10 +15,7 @@ use support::{Cluster, settled, slack, wait_cluster};
 async fn scale_3_to_5_to_3_bumps_the_epoch_once_per_active_set_change() {
     let mut c = Cluster::new(5, 3, 3);
     c.start_all(&[0, 1, 2]).await;
-    wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| {
-        settled(c, &["r0", "r1", "r2"])
-    })
-    .await;
+    wait_cluster(&c, "bootstrap", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"])).await;
 
     // Record every committed state r0 sees.
     type Seen = Vec<(u64, BTreeSet<NodeId>)>;
@@ -40,36 +37,20 @@ async fn scale_3_to_5_to_3_bumps_the_epoch_once_per_active_set_change() {
 
     c.start(3).await;
     c.start(4).await;
-    let up = wait_cluster(&c, "5 Active", slack(Duration::from_secs(15)), |c| {
-        settled(c, &["r0", "r1", "r2", "r3", "r4"])
-    })
-    .await;
+    let up =
+        wait_cluster(&c, "5 Active", slack(Duration::from_secs(15)), |c| settled(c, &["r0", "r1", "r2", "r3", "r4"]))
+            .await;
     println!("scale up 3 -> 5: {up:?}");
     let st = c.node(0).status();
-    assert_eq!(
-        st.members.iter().filter(|m| m.voter).count(),
-        3,
-        "voters stay at 3:\n{st}"
-    );
-    assert!(
-        st.members
-            .iter()
-            .filter(|m| m.name == "r3" || m.name == "r4")
-            .all(|m| !m.voter),
-        "{st}"
-    );
+    assert_eq!(st.members.iter().filter(|m| m.voter).count(), 3, "voters stay at 3:\n{st}");
+    assert!(st.members.iter().filter(|m| m.name == "r3" || m.name == "r4").all(|m| !m.voter), "{st}");
 
     for i in [4, 3] {
-        c.node(i)
-            .leave(LeaveMode::ScaleDown)
-            .await
-            .expect("scale-down leave");
+        c.node(i).leave(LeaveMode::ScaleDown).await.expect("scale-down leave");
         c.kill(i).await;
     }
     let down = wait_cluster(&c, "back to 3", slack(Duration::from_secs(15)), |c| {
-        settled(c, &["r0", "r1", "r2"])
-            && c.state(0).members.len() == 3
-            && c.node(0).status().members.len() == 3
+        settled(c, &["r0", "r1", "r2"]) && c.state(0).members.len() == 3 && c.node(0).status().members.len() == 3
     })
     .await;
     println!("scale down 5 -> 3: {down:?}");
@@ -83,15 +64,9 @@ async fn scale_3_to_5_to_3_bumps_the_epoch_once_per_active_set_change() {
         let ((e0, a0), (e1, a1)) = (&w[0], &w[1]);
         assert!(e1 >= e0, "epoch went backwards: {seen:?}");
         if a0 == a1 {
-            assert_eq!(
-                e0, e1,
-                "epoch bumped without an Active-set change: {seen:?}"
-            );
+            assert_eq!(e0, e1, "epoch bumped without an Active-set change: {seen:?}");
         } else {
-            assert!(
-                e1 > e0,
-                "Active set changed without an epoch bump: {seen:?}"
-            );
+            assert!(e1 > e0, "Active set changed without an epoch bump: {seen:?}");
         }
     }
     // r3 and r4 Active (one commit if the detector saw both at once), r4
@@ -105,44 +80,24 @@ async fn scale_3_to_5_to_3_bumps_the_epoch_once_per_active_set_change() {
 async fn scale_down_of_the_leader_removes_it_from_raft_and_promotes_a_learner() {
     let mut c = Cluster::new(4, 3, 3);
     c.start_all(&[0, 1, 2, 3]).await;
-    wait_cluster(&c, "4 Active", slack(Duration::from_secs(15)), |c| {
-        settled(c, &["r0", "r1", "r2", "r3"])
-    })
-    .await;
+    wait_cluster(&c, "4 Active", slack(Duration::from_secs(15)), |c| settled(c, &["r0", "r1", "r2", "r3"])).await;
     let leader = c.agreed_leader().expect("leader");
     let gone = c.node(leader).id();
     let learner = c.node(3).id();
-    assert!(
-        !c.node(leader)
-            .status()
-            .members
-            .iter()
-            .any(|m| m.id == learner && m.voter)
-    );
-    c.node(leader)
-        .leave(LeaveMode::ScaleDown)
-        .await
-        .expect("leader leaves");
+    assert!(!c.node(leader).status().members.iter().any(|m| m.id == learner && m.voter));
+    c.node(leader).leave(LeaveMode::ScaleDown).await.expect("leader leaves");
     c.kill(leader).await;
-    let rest: Vec<&str> = ["r0", "r1", "r2", "r3"]
-        .into_iter()
-        .filter(|n| *n != c.replicas[leader].name)
-        .collect();
-    let took = wait_cluster(
-        &c,
-        "learner promoted, leader gone",
-        slack(Duration::from_secs(15)),
-        |c| {
-            let st = c.running().next().map(|(_, n)| n.status());
-            settled(c, &rest)
-                && st.is_some_and(|s| {
-                    s.members.len() == 3
-                        && s.members.iter().all(|m| m.voter)
-                        && s.members.iter().any(|m| m.id == learner)
-                        && !s.members.iter().any(|m| m.id == gone)
-                })
-        },
-    )
+    let rest: Vec<&str> = ["r0", "r1", "r2", "r3"].into_iter().filter(|n| *n != c.replicas[leader].name).collect();
+    let took = wait_cluster(&c, "learner promoted, leader gone", slack(Duration::from_secs(15)), |c| {
+        let st = c.running().next().map(|(_, n)| n.status());
+        settled(c, &rest)
+            && st.is_some_and(|s| {
+                s.members.len() == 3
+                    && s.members.iter().all(|m| m.voter)
+                    && s.members.iter().any(|m| m.id == learner)
+                    && !s.members.iter().any(|m| m.id == gone)
+            })
+    })
     .await;
     println!("leader scale-down: learner promoted after {took:?}");
 }

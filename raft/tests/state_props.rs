@@ -8,11 +8,7 @@ use proptest::prelude::*;
 use raft::{ClusterState, Command, MemberInfo, MemberState};
 
 fn info(name: u8) -> MemberInfo {
-    MemberInfo {
-        name: format!("r{name}"),
-        api_addr: format!("a{name}"),
-        peer_addr: format!("p{name}"),
-    }
+    MemberInfo { name: format!("r{name}"), api_addr: format!("a{name}"), peer_addr: format!("p{name}") }
 }
 
 fn state() -> impl Strategy<Value = MemberState> {

@@ -14,13 +14,9 @@ async fn cluster_forms_over_mutual_tls_and_refuses_callers_without_a_ca_client_c
     let mut c = Cluster::new(3, 3, 3);
     c.pki = Some(Pki::new());
     c.start_all(&[0, 1, 2]).await;
-    let took = wait_cluster(
-        &c,
-        "3 Active over mTLS",
-        slack(Duration::from_secs(10)),
-        |c| settled(c, &["r0", "r1", "r2"]),
-    )
-    .await;
+    let took =
+        wait_cluster(&c, "3 Active over mTLS", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"]))
+            .await;
     println!("bootstrap over mTLS: {took:?}");
 
     let pki = c.pki.as_ref().expect("pki");
@@ -34,19 +30,13 @@ async fn cluster_forms_over_mutual_tls_and_refuses_callers_without_a_ca_client_c
     };
     let t = Duration::from_secs(5);
     let leaf = pki.leaf(c.replicas[0].addr.ip());
-    let ok: HelloReply = PeerClient::tls(pki.client_config(Some(&leaf)))
-        .call(&addr, path::HELLO, &env, t)
-        .await
-        .expect("hello");
+    let ok: HelloReply =
+        PeerClient::tls(pki.client_config(Some(&leaf))).call(&addr, path::HELLO, &env, t).await.expect("hello");
     assert!(ok.initialized);
 
-    let anonymous: Result<HelloReply, CallError> = PeerClient::tls(pki.client_config(None))
-        .call(&addr, path::HELLO, &env, t)
-        .await;
-    assert!(
-        matches!(anonymous, Err(CallError::Unreachable { .. })),
-        "{anonymous:?}"
-    );
+    let anonymous: Result<HelloReply, CallError> =
+        PeerClient::tls(pki.client_config(None)).call(&addr, path::HELLO, &env, t).await;
+    assert!(matches!(anonymous, Err(CallError::Unreachable { .. })), "{anonymous:?}");
 
     let other = Pki::new();
     let foreign_leaf = other.leaf(c.replicas[0].addr.ip());
@@ -54,20 +44,13 @@ async fn cluster_forms_over_mutual_tls_and_refuses_callers_without_a_ca_client_c
     let foreign_cfg = {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(pki.ca()).expect("root");
-        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_client_auth_cert(foreign_leaf.chain.clone(), foreign_leaf.key.clone_key())
-        .expect("client cert")
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_client_auth_cert(foreign_leaf.chain.clone(), foreign_leaf.key.clone_key())
+            .expect("client cert")
     };
-    let foreign: Result<HelloReply, CallError> = PeerClient::tls(foreign_cfg)
-        .call(&addr, path::HELLO, &env, t)
-        .await;
-    assert!(
-        matches!(foreign, Err(CallError::Unreachable { .. })),
-        "{foreign:?}"
-    );
+    let foreign: Result<HelloReply, CallError> = PeerClient::tls(foreign_cfg).call(&addr, path::HELLO, &env, t).await;
+    assert!(matches!(foreign, Err(CallError::Unreachable { .. })), "{foreign:?}");
 }

@@ -21,10 +21,7 @@ pub struct GroupVersionForDiscovery {
 
 impl GroupVersionForDiscovery {
     fn of(v: Version) -> Self {
-        GroupVersionForDiscovery {
-            group_version: v.group_version(),
-            version: v.as_str(),
-        }
+        GroupVersionForDiscovery { group_version: v.group_version(), version: v.as_str() }
     }
 }
 
@@ -46,10 +43,7 @@ pub fn api_group(typed: bool) -> ApiGroup {
         kind: typed.then_some("APIGroup"),
         api_version: typed.then_some("v1"),
         name: GROUP,
-        versions: Version::ALL
-            .iter()
-            .map(|v| GroupVersionForDiscovery::of(*v))
-            .collect(),
+        versions: Version::ALL.iter().map(|v| GroupVersionForDiscovery::of(*v)).collect(),
         preferred_version: GroupVersionForDiscovery::of(Version::ALL[0]),
     }
 }
@@ -63,11 +57,7 @@ pub struct ApiGroupList {
 }
 
 pub fn api_group_list() -> ApiGroupList {
-    ApiGroupList {
-        kind: "APIGroupList",
-        api_version: "v1",
-        groups: vec![api_group(false)],
-    }
+    ApiGroupList { kind: "APIGroupList", api_version: "v1", groups: vec![api_group(false)] }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -91,10 +81,7 @@ pub struct ApiResourceList {
 }
 
 /// The two served resources: (name, namespaced, kind).
-const RESOURCES: [(&str, bool, &str); 2] = [
-    ("nodes", false, "NodeMetrics"),
-    ("pods", true, "PodMetrics"),
-];
+const RESOURCES: [(&str, bool, &str); 2] = [("nodes", false, "NodeMetrics"), ("pods", true, "PodMetrics")];
 const VERBS: [&str; 2] = ["get", "list"];
 
 pub fn api_resource_list(v: Version) -> ApiResourceList {
@@ -171,11 +158,7 @@ pub fn aggregated(dv: &str) -> ApiGroupDiscoveryList {
                 .iter()
                 .map(|(name, namespaced, kind)| ApiResourceDiscovery {
                     resource: name,
-                    response_kind: GroupVersionKind {
-                        group: GROUP,
-                        version: v.as_str(),
-                        kind,
-                    },
+                    response_kind: GroupVersionKind { group: GROUP, version: v.as_str(), kind },
                     scope: if *namespaced { "Namespaced" } else { "Cluster" },
                     singular_resource: "",
                     verbs: VERBS,
@@ -188,10 +171,7 @@ pub fn aggregated(dv: &str) -> ApiGroupDiscoveryList {
         kind: "APIGroupDiscoveryList",
         api_version: format!("apidiscovery.k8s.io/{dv}"),
         metadata: ListMeta {},
-        items: vec![ApiGroupDiscovery {
-            metadata: NameOnlyMeta { name: GROUP },
-            versions,
-        }],
+        items: vec![ApiGroupDiscovery { metadata: NameOnlyMeta { name: GROUP }, versions }],
     }
 }
 

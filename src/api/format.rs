@@ -36,17 +36,9 @@ pub fn memory_quantity(bytes: u64) -> Quantity {
 
 fn uint64_quantity(v: u64, scale: i32, format: QuantityFormat) -> Quantity {
     if v > i64::MAX as u64 {
-        Quantity {
-            value: i128::from(v / 10),
-            scale: scale + 1,
-            format,
-        }
+        Quantity { value: i128::from(v / 10), scale: scale + 1, format }
     } else {
-        Quantity {
-            value: i128::from(v),
-            scale,
-            format,
-        }
+        Quantity { value: i128::from(v), scale, format }
     }
 }
 
@@ -60,36 +52,18 @@ pub fn format_memory(bytes: u64) -> String {
     memory_quantity(bytes).to_string()
 }
 
-const DECIMAL_SUFFIXES: [(i32, &str); 10] = [
-    (-9, "n"),
-    (-6, "u"),
-    (-3, "m"),
-    (0, ""),
-    (3, "k"),
-    (6, "M"),
-    (9, "G"),
-    (12, "T"),
-    (15, "P"),
-    (18, "E"),
-];
+const DECIMAL_SUFFIXES: [(i32, &str); 10] =
+    [(-9, "n"), (-6, "u"), (-3, "m"), (0, ""), (3, "k"), (6, "M"), (9, "G"), (12, "T"), (15, "P"), (18, "E")];
 const BINARY_SUFFIXES: [&str; 7] = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
 
 impl Quantity {
     /// Exact sum (Go `Quantity.Add`): the format of `self` wins unless `self` is zero.
     pub fn plus(self, other: Quantity) -> Quantity {
-        let format = if self.value == 0 {
-            other.format
-        } else {
-            self.format
-        };
+        let format = if self.value == 0 { other.format } else { self.format };
         let scale = self.scale.min(other.scale);
         let a = self.value.saturating_mul(pow10(self.scale - scale));
         let b = other.value.saturating_mul(pow10(other.scale - scale));
-        Quantity {
-            value: a.saturating_add(b),
-            scale,
-            format,
-        }
+        Quantity { value: a.saturating_add(b), scale, format }
     }
 
     /// The value in units of `10^scale`, if exact (e.g. `scale = -9` gives nano units).
@@ -109,11 +83,7 @@ impl Quantity {
         } else {
             let d = pow10(-3 - self.scale);
             let q = self.value.div_euclid(d);
-            if self.value.rem_euclid(d) == 0 {
-                q
-            } else {
-                q + 1
-            }
+            if self.value.rem_euclid(d) == 0 { q } else { q + 1 }
         }
     }
 
@@ -124,11 +94,7 @@ impl Quantity {
         } else {
             let d = pow10(-self.scale);
             let q = self.value.div_euclid(d);
-            if self.value.rem_euclid(d) == 0 {
-                q
-            } else {
-                q + 1
-            }
+            if self.value.rem_euclid(d) == 0 { q } else { q + 1 }
         }
     }
 
@@ -149,9 +115,7 @@ impl Quantity {
         // BinarySI falls back to decimal below 1024 and when not a whole number.
         let units = self.scaled_to(0);
         let format = match (self.format, units) {
-            (QuantityFormat::BinarySi, Some(v)) if v <= -1024 || v >= 1024 => {
-                QuantityFormat::BinarySi
-            }
+            (QuantityFormat::BinarySi, Some(v)) if v <= -1024 || v >= 1024 => QuantityFormat::BinarySi,
             _ => QuantityFormat::DecimalSi,
         };
         match format {
@@ -208,19 +172,14 @@ pub struct QuantityError {
 
 /// Parses a Kubernetes quantity string (`123n`, `1.5Gi`, `2e3`, `-1m`).
 pub fn parse_quantity(s: &str) -> Result<Quantity, QuantityError> {
-    let err = |reason| QuantityError {
-        input: s.to_string(),
-        reason,
-    };
+    let err = |reason| QuantityError { input: s.to_string(), reason };
     let (negative, rest) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
         Some(_) => (false, s),
         None => return Err(err("empty")),
     };
-    let num_end = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(rest.len());
+    let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
     let (number, suffix) = rest.split_at(num_end);
     let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
     if int_part.is_empty() && frac_part.is_empty() {
@@ -238,16 +197,10 @@ pub fn parse_quantity(s: &str) -> Result<Quantity, QuantityError> {
             .ok_or_else(|| err("too many digits"))?;
     }
     let mut scale = -i32::try_from(frac_part.len()).map_err(|_| err("too many digits"))?;
-    let binary = BINARY_SUFFIXES
-        .iter()
-        .position(|b| !b.is_empty() && *b == suffix);
+    let binary = BINARY_SUFFIXES.iter().position(|b| !b.is_empty() && *b == suffix);
     if let Some(i) = binary {
-        let factor = 1024i128
-            .checked_pow(i as u32)
-            .ok_or_else(|| err("out of range"))?;
-        value = value
-            .checked_mul(factor)
-            .ok_or_else(|| err("out of range"))?;
+        let factor = 1024i128.checked_pow(i as u32).ok_or_else(|| err("out of range"))?;
+        value = value.checked_mul(factor).ok_or_else(|| err("out of range"))?;
         // A binary value with a fraction is exact in decimal only if it divides out.
     } else if let Some((e, _)) = DECIMAL_SUFFIXES.iter().find(|(_, x)| *x == suffix) {
         scale += e;
@@ -260,16 +213,8 @@ pub fn parse_quantity(s: &str) -> Result<Quantity, QuantityError> {
     if negative {
         value = -value;
     }
-    let format = if binary.is_some() {
-        QuantityFormat::BinarySi
-    } else {
-        QuantityFormat::DecimalSi
-    };
-    Ok(Quantity {
-        value,
-        scale,
-        format,
-    })
+    let format = if binary.is_some() { QuantityFormat::BinarySi } else { QuantityFormat::DecimalSi };
+    Ok(Quantity { value, scale, format })
 }
 
 /// `metav1.Time` JSON text: RFC 3339 in UTC with whole seconds (truncated, as Go does).
@@ -278,12 +223,7 @@ pub fn format_time(t: UnixNanos) -> String {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, (sod % 3600) / 60, sod % 60)
 }
 
 /// Year, month, day of the proleptic Gregorian calendar for days since 1970-01-01.

@@ -66,13 +66,9 @@ fn memory_quantities_match_go_binary_si_canonical_form() {
 fn quantity_sums_keep_the_format_of_their_terms() {
     let cpu = cpu_quantity(5_000_000).plus(cpu_quantity(5_000_000));
     assert_eq!(cpu.to_string(), "10m");
-    let mem = Quantity {
-        value: 0,
-        scale: 0,
-        format: QuantityFormat::DecimalSi,
-    }
-    .plus(memory_quantity(5 << 20))
-    .plus(memory_quantity(10 << 20));
+    let mem = Quantity { value: 0, scale: 0, format: QuantityFormat::DecimalSi }
+        .plus(memory_quantity(5 << 20))
+        .plus(memory_quantity(10 << 20));
     assert_eq!(mem.to_string(), "15Mi");
 }
 
@@ -128,19 +124,10 @@ proptest! {
 #[test]
 fn times_are_rfc3339_utc_whole_seconds() {
     assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
-    assert_eq!(
-        format_time(1_735_787_045_999_999_999),
-        "2025-01-02T03:04:05Z"
-    );
-    assert_eq!(
-        format_time(1_639_763_881_000_000_000),
-        "2021-12-17T17:58:01Z"
-    );
+    assert_eq!(format_time(1_735_787_045_999_999_999), "2025-01-02T03:04:05Z");
+    assert_eq!(format_time(1_639_763_881_000_000_000), "2021-12-17T17:58:01Z");
     assert_eq!(format_time(951_782_400_000_000_000), "2000-02-29T00:00:00Z");
-    assert_eq!(
-        format_time(4_102_444_799_000_000_000),
-        "2099-12-31T23:59:59Z"
-    );
+    assert_eq!(format_time(4_102_444_799_000_000_000), "2099-12-31T23:59:59Z");
     assert_eq!(format_time(-1), "1969-12-31T23:59:59Z");
     assert_eq!(format_time(i64::MAX), "2262-04-11T23:47:16Z");
 }

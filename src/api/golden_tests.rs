@@ -6,10 +6,7 @@ use super::testkit::{call, get, sample};
 
 macro_rules! golden {
     ($name:literal) => {
-        (
-            concat!($name, ".json"),
-            include_str!(concat!("golden/", $name, ".json")),
-        )
+        (concat!($name, ".json"), include_str!(concat!("golden/", $name, ".json")))
     };
 }
 
@@ -53,22 +50,14 @@ async fn node_metrics_list_bytes() {
 
 #[tokio::test]
 async fn empty_node_metrics_list_has_empty_items_array() {
-    let (code, b) = body(
-        "/apis/metrics.k8s.io/v1beta1/nodes?labelSelector=pool%3Dnone",
-        &[],
-    )
-    .await;
+    let (code, b) = body("/apis/metrics.k8s.io/v1beta1/nodes?labelSelector=pool%3Dnone", &[]).await;
     assert_eq!(code, 200);
     check(golden!("node_metrics_list_empty"), &b);
 }
 
 #[tokio::test]
 async fn pod_metrics_bytes() {
-    let (code, b) = body(
-        "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web-1",
-        &[],
-    )
-    .await;
+    let (code, b) = body("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web-1", &[]).await;
     assert_eq!(code, 200);
     check(golden!("pod_metrics"), &b);
 }
@@ -89,21 +78,14 @@ async fn node_table_bytes() {
 
 #[tokio::test]
 async fn pod_table_bytes_with_full_objects() {
-    let (code, b) = body(
-        "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?includeObject=Object",
-        &[TABLE],
-    )
-    .await;
+    let (code, b) = body("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?includeObject=Object", &[TABLE]).await;
     assert_eq!(code, 200);
     check(golden!("table_pods_object"), &b);
 }
 
 #[tokio::test]
 async fn pod_table_bytes_v1beta1_metadata_rows() {
-    let accept = (
-        "Accept",
-        "application/json;as=Table;v=v1beta1;g=meta.k8s.io",
-    );
+    let accept = ("Accept", "application/json;as=Table;v=v1beta1;g=meta.k8s.io");
     let (code, b) = body("/apis/metrics.k8s.io/v1beta1/pods", &[accept]).await;
     assert_eq!(code, 200);
     check(golden!("table_pods"), &b);
@@ -111,11 +93,7 @@ async fn pod_table_bytes_v1beta1_metadata_rows() {
 
 #[tokio::test]
 async fn empty_table_bytes() {
-    let (code, b) = body(
-        "/apis/metrics.k8s.io/v1beta1/namespaces/none/pods",
-        &[TABLE],
-    )
-    .await;
+    let (code, b) = body("/apis/metrics.k8s.io/v1beta1/namespaces/none/pods", &[TABLE]).await;
     assert_eq!(code, 200);
     check(golden!("table_empty"), &b);
 }
@@ -123,26 +101,11 @@ async fn empty_table_bytes() {
 #[tokio::test]
 async fn not_found_error_bytes() {
     let cases = [
-        (
-            "/apis/metrics.k8s.io/v1beta1/nodes/ghost",
-            golden!("status_node_unknown"),
-        ),
-        (
-            "/apis/metrics.k8s.io/v1beta1/nodes/node-d",
-            golden!("status_node_no_metrics"),
-        ),
-        (
-            "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/ghost",
-            golden!("status_pod_unknown"),
-        ),
-        (
-            "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/pending-metrics",
-            golden!("status_pod_no_metrics"),
-        ),
-        (
-            "/apis/metrics.k8s.io/v1beta1/widgets",
-            golden!("status_path_not_found"),
-        ),
+        ("/apis/metrics.k8s.io/v1beta1/nodes/ghost", golden!("status_node_unknown")),
+        ("/apis/metrics.k8s.io/v1beta1/nodes/node-d", golden!("status_node_no_metrics")),
+        ("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/ghost", golden!("status_pod_unknown")),
+        ("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/pending-metrics", golden!("status_pod_no_metrics")),
+        ("/apis/metrics.k8s.io/v1beta1/widgets", golden!("status_path_not_found")),
     ];
     for (uri, g) in cases {
         let (code, b) = body(uri, &[]).await;
@@ -153,18 +116,10 @@ async fn not_found_error_bytes() {
 
 #[tokio::test]
 async fn bad_request_error_bytes() {
-    let (code, b) = body(
-        "/apis/metrics.k8s.io/v1beta1/pods?fieldSelector=spec.nodeName%3Dnode-a",
-        &[],
-    )
-    .await;
+    let (code, b) = body("/apis/metrics.k8s.io/v1beta1/pods?fieldSelector=spec.nodeName%3Dnode-a", &[]).await;
     assert_eq!(code, 400);
     check(golden!("status_field_selector"), &b);
-    let (code, b) = body(
-        "/apis/metrics.k8s.io/v1beta1/pods?labelSelector=app%3Dweb+x",
-        &[],
-    )
-    .await;
+    let (code, b) = body("/apis/metrics.k8s.io/v1beta1/pods?labelSelector=app%3Dweb+x", &[]).await;
     assert_eq!(code, 400);
     check(golden!("status_label_selector"), &b);
 }
@@ -172,11 +127,7 @@ async fn bad_request_error_bytes() {
 #[tokio::test]
 async fn watch_error_bytes() {
     let uri = "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?allowWatchBookmarks=true&labelSelector=app%3Dweb&resourceVersionMatch=NotOlderThan&sendInitialEvents=true&watch=true";
-    let (code, b) = body(
-        uri,
-        &[("Accept", "application/vnd.kubernetes.protobuf, */*")],
-    )
-    .await;
+    let (code, b) = body(uri, &[("Accept", "application/vnd.kubernetes.protobuf, */*")]).await;
     assert_eq!(code, 405);
     check(golden!("status_watch"), &b);
 }
@@ -184,20 +135,10 @@ async fn watch_error_bytes() {
 #[tokio::test]
 async fn method_and_accept_error_bytes() {
     let (state, _) = sample().state();
-    let a = call(
-        state,
-        "DELETE",
-        "/apis/metrics.k8s.io/v1beta1/nodes/node-a",
-        &[],
-    )
-    .await;
+    let a = call(state, "DELETE", "/apis/metrics.k8s.io/v1beta1/nodes/node-a", &[]).await;
     assert_eq!(a.status.as_u16(), 405);
     check(golden!("status_method"), &a.body);
-    let (code, b) = body(
-        "/apis/metrics.k8s.io/v1beta1/nodes",
-        &[("Accept", "application/yaml")],
-    )
-    .await;
+    let (code, b) = body("/apis/metrics.k8s.io/v1beta1/nodes", &[("Accept", "application/yaml")]).await;
     assert_eq!(code, 406);
     check(golden!("status_not_acceptable"), &b);
 }
@@ -205,24 +146,10 @@ async fn method_and_accept_error_bytes() {
 #[tokio::test]
 async fn discovery_document_bytes() {
     let (state, _) = sample().state();
-    check(
-        golden!("apigrouplist"),
-        &get(state.clone(), "/apis").await.body,
-    );
-    check(
-        golden!("apigroup"),
-        &get(state.clone(), "/apis/metrics.k8s.io").await.body,
-    );
-    check(
-        golden!("apiresourcelist_v1beta1"),
-        &get(state.clone(), "/apis/metrics.k8s.io/v1beta1")
-            .await
-            .body,
-    );
-    check(
-        golden!("apiresourcelist_v1"),
-        &get(state.clone(), "/apis/metrics.k8s.io/v1").await.body,
-    );
+    check(golden!("apigrouplist"), &get(state.clone(), "/apis").await.body);
+    check(golden!("apigroup"), &get(state.clone(), "/apis/metrics.k8s.io").await.body);
+    check(golden!("apiresourcelist_v1beta1"), &get(state.clone(), "/apis/metrics.k8s.io/v1beta1").await.body);
+    check(golden!("apiresourcelist_v1"), &get(state.clone(), "/apis/metrics.k8s.io/v1").await.body);
     let a = call(state, "GET", "/apis", &[AGGREGATED]).await;
     check(golden!("aggregated_v2"), &a.body);
 }

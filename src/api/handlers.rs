@@ -21,9 +21,7 @@ use crate::status::Status;
 
 fn observe_freshness(st: &ApiState, now: UnixNanos, timestamps: impl Iterator<Item = UnixNanos>) {
     for ts in timestamps {
-        st.self_metrics
-            .api_metric_freshness
-            .observe(now.saturating_sub(ts) as f64 / 1e9);
+        st.self_metrics.api_metric_freshness.observe(now.saturating_sub(ts) as f64 / 1e9);
     }
 }
 
@@ -36,11 +34,7 @@ fn list_options(req: &Req, resource: &str) -> Result<ListOptions, Response> {
     Ok(opts)
 }
 
-pub async fn list_nodes(
-    State(st): State<ApiState>,
-    path: Result<Path<String>, PathRejection>,
-    req: Req,
-) -> Response {
+pub async fn list_nodes(State(st): State<ApiState>, path: Result<Path<String>, PathRejection>, req: Req) -> Response {
     let (version, neg) = match req.resource_prelude(path.ok().as_ref().map(|p| p.0.as_str())) {
         Ok(x) => x,
         Err(r) => return r,
@@ -55,11 +49,7 @@ pub async fn list_nodes(
     metas.sort_by(|a, b| a.name.cmp(&b.name));
     let items: Vec<NodeItem> = metas
         .into_iter()
-        .filter_map(|meta| {
-            st.metrics
-                .node(&meta.name, now)
-                .map(|usage| NodeItem { meta, usage })
-        })
+        .filter_map(|meta| st.metrics.node(&meta.name, now).map(|usage| NodeItem { meta, usage }))
         .collect();
     observe_freshness(&st, now, items.iter().map(|i| i.usage.timestamp));
     render(&req, version, neg, Served::Nodes(items), now)
@@ -86,21 +76,10 @@ pub async fn get_node(
         return req.fail(Status::not_found(GROUP, "nodemetrics", &name));
     };
     observe_freshness(&st, now, std::iter::once(usage.timestamp));
-    render(
-        &req,
-        version,
-        neg,
-        Served::Node(NodeItem { meta, usage }),
-        now,
-    )
+    render(&req, version, neg, Served::Node(NodeItem { meta, usage }), now)
 }
 
-async fn list_pods_in(
-    st: ApiState,
-    version: Option<&str>,
-    namespace: Option<&str>,
-    req: Req,
-) -> Response {
+async fn list_pods_in(st: ApiState, version: Option<&str>, namespace: Option<&str>, req: Req) -> Response {
     let (version, neg) = match req.resource_prelude(version) {
         Ok(x) => x,
         Err(r) => return r,
@@ -112,19 +91,14 @@ async fn list_pods_in(
     let now = (st.clock)();
     let mut metas = st.inventory.pods(namespace);
     metas.retain(|m| {
-        opts.label.matches(&m.labels)
-            && opts
-                .field
-                .matches(&m.name, Some(m.namespace.as_deref().unwrap_or("")))
+        opts.label.matches(&m.labels) && opts.field.matches(&m.name, Some(m.namespace.as_deref().unwrap_or("")))
     });
     metas.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let items: Vec<PodItem> = metas
         .into_iter()
         .filter_map(|meta| {
             let ns = meta.namespace.clone().unwrap_or_default();
-            st.metrics
-                .pod(&ns, &meta.name, now)
-                .map(|usage| PodItem { meta, usage })
+            st.metrics.pod(&ns, &meta.name, now).map(|usage| PodItem { meta, usage })
         })
         .collect();
     observe_freshness(&st, now, items.iter().map(|i| i.usage.timestamp));
@@ -169,20 +143,10 @@ pub async fn get_pod(
         return req.fail(Status::not_found("", "pods", &name));
     };
     let Some(usage) = st.metrics.pod(&ns, &name, now) else {
-        return req.fail(Status::not_found(
-            GROUP,
-            "podmetrics",
-            &format!("{ns}/{name}"),
-        ));
+        return req.fail(Status::not_found(GROUP, "podmetrics", &format!("{ns}/{name}")));
     };
     observe_freshness(&st, now, std::iter::once(usage.timestamp));
-    render(
-        &req,
-        version,
-        neg,
-        Served::Pod(PodItem { meta, usage }),
-        now,
-    )
+    render(&req, version, neg, Served::Pod(PodItem { meta, usage }), now)
 }
 
 /// `/apis`: the APIGroupList, or aggregated discovery with ETag/304 when asked for.
@@ -194,23 +158,13 @@ pub async fn apis(req: Req) -> Response {
     let Target::AggregatedDiscovery(dv) = neg.target else {
         return encode::object(StatusCode::OK, &discovery::api_group_list(), neg.style);
     };
-    let tag = discovery::etag(&encode::to_go_json(
-        &discovery::aggregated("v2"),
-        Style::Compact,
-    ));
-    let cached = req
-        .headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == tag.as_bytes());
+    let tag = discovery::etag(&encode::to_go_json(&discovery::aggregated("v2"), Style::Compact));
+    let cached = req.headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == tag.as_bytes());
     let mut resp = if cached {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let body = encode::to_go_json(&discovery::aggregated(dv.as_str()), neg.style);
-        encode::respond(
-            StatusCode::OK,
-            &discovery::aggregated_content_type(dv.as_str()),
-            body,
-        )
+        encode::respond(StatusCode::OK, &discovery::aggregated_content_type(dv.as_str()), body)
     };
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&tag) {
@@ -235,11 +189,7 @@ pub async fn resources(path: Result<Path<String>, PathRejection>, req: Req) -> R
         return req.fail(path_not_found());
     };
     match req.negotiate(Endpoint::Plain) {
-        Ok(neg) => encode::object(
-            StatusCode::OK,
-            &discovery::api_resource_list(version),
-            neg.style,
-        ),
+        Ok(neg) => encode::object(StatusCode::OK, &discovery::api_resource_list(version), neg.style),
         Err(r) => r,
     }
 }
@@ -248,10 +198,7 @@ pub async fn resources(path: Result<Path<String>, PathRejection>, req: Req) -> R
 fn document(req: &Req, value: &serde_json::Value) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();
     let tag = discovery::etag(&body);
-    let cached = req
-        .headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == tag.as_bytes());
+    let cached = req.headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == tag.as_bytes());
     let mut resp = if cached {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -273,11 +220,7 @@ pub async fn openapi_v3_index(State(st): State<ApiState>, req: Req) -> Response 
 
 /// One group-version's OpenAPI 3 document. A `hash` that is not the current
 /// one is redirected to the current URL; the current one may be cached forever.
-pub async fn openapi_v3(
-    State(st): State<ApiState>,
-    path: Result<Path<String>, PathRejection>,
-    req: Req,
-) -> Response {
+pub async fn openapi_v3(State(st): State<ApiState>, path: Result<Path<String>, PathRejection>, req: Req) -> Response {
     let Some(version) = path.ok().and_then(|Path(v)| Version::parse(&v)) else {
         return req.fail(path_not_found());
     };
@@ -294,10 +237,7 @@ pub async fn openapi_v3(
     let mut resp = document(&req, &openapi::v3(version, &st.build_version));
     if asked.is_some() {
         let h = resp.headers_mut();
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, immutable"),
-        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, immutable"));
         h.insert(header::VARY, HeaderValue::from_static("Accept"));
     }
     resp

@@ -12,9 +12,7 @@ use crate::dev::addr::Block;
 
 fn kubectl_1_32() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    let dispatcher = std::env::split_paths(&path)
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.exists())?;
+    let dispatcher = std::env::split_paths(&path).map(|d| d.join("kubectl")).find(|p| p.exists())?;
     let real = std::fs::canonicalize(dispatcher).ok()?;
     let versioned = real.parent()?.join("kubectl.1.32");
     versioned.exists().then_some(versioned)
@@ -41,17 +39,13 @@ async fn kubectl_1_32_reads_tables_and_top_output() {
         return;
     };
     let block = Block::acquire().expect("address block");
-    let listener = tokio::net::TcpListener::bind((block.aux(0), 0))
-        .await
-        .expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind((block.aux(0), 0)).await.expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     let (state, _) = sample().state();
     let cancel = tokio_util::sync::CancellationToken::new();
     let stop = cancel.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
+        axum::serve(listener, router(state)).with_graceful_shutdown(stop.cancelled_owned()).await
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = format!(
@@ -63,86 +57,47 @@ async fn kubectl_1_32_reads_tables_and_top_output() {
     let path = dir.path().to_path_buf();
     let results = tokio::task::spawn_blocking(move || {
         [
-            run(
-                &bin,
-                &path,
-                &["get", "nodes.metrics.k8s.io", "--request-timeout=20s"],
-            ),
-            run(
-                &bin,
-                &path,
-                &["get", "pods.metrics.k8s.io", "-A", "--request-timeout=20s"],
-            ),
+            run(&bin, &path, &["get", "nodes.metrics.k8s.io", "--request-timeout=20s"]),
+            run(&bin, &path, &["get", "pods.metrics.k8s.io", "-A", "--request-timeout=20s"]),
             run(&bin, &path, &["top", "pod", "-A", "--request-timeout=20s"]),
-            run(
-                &bin,
-                &path,
-                &[
-                    "top",
-                    "pod",
-                    "--containers",
-                    "-l",
-                    "app=web",
-                    "--request-timeout=20s",
-                ],
-            ),
-            run(
-                &bin,
-                &path,
-                &[
-                    "get",
-                    "nodes.metrics.k8s.io",
-                    "node-x",
-                    "--request-timeout=20s",
-                ],
-            ),
+            run(&bin, &path, &["top", "pod", "--containers", "-l", "app=web", "--request-timeout=20s"]),
+            run(&bin, &path, &["get", "nodes.metrics.k8s.io", "node-x", "--request-timeout=20s"]),
         ]
     });
-    let results = tokio::time::timeout(Duration::from_secs(120), results)
-        .await
-        .expect("kubectl in time")
-        .expect("join");
+    let results =
+        tokio::time::timeout(Duration::from_secs(120), results).await.expect("kubectl in time").expect("join");
     cancel.cancel();
     let _ = server.await;
 
     let (ok, out, err) = &results[0];
     assert!(ok, "get nodes: {err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(
-        lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["NAME", "CPU", "MEMORY", "WINDOW"],
-        "{out}"
-    );
-    assert_eq!(
-        lines[1].split_whitespace().collect::<Vec<_>>(),
-        ["node-a", "183412345n", "1578344Ki", "15.012s"]
-    );
+    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["NAME", "CPU", "MEMORY", "WINDOW"], "{out}");
+    assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["node-a", "183412345n", "1578344Ki", "15.012s"]);
     assert_eq!(lines.len(), 4, "{out}");
 
     let (ok, out, err) = &results[1];
     assert!(ok, "get pods -A: {err}");
     assert!(
-        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
-            == ["default", "web-1", "10m", "15Mi", "30s"]),
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["default", "web-1", "10m", "15Mi", "30s"]),
         "{out}"
     );
 
     let (ok, out, err) = &results[2];
     assert!(ok, "top pod -A: {err}");
     assert!(
-        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
-            == ["kube-system", "coredns-1", "8m", "14Mi"]),
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["kube-system", "coredns-1", "8m", "14Mi"]),
         "{out}"
     );
 
     let (ok, out, err) = &results[3];
     assert!(ok, "top pod --containers: {err}");
-    assert!(out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["web-1", "sidecar", "5m", "10Mi"]), "{out}");
+    assert!(
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["web-1", "sidecar", "5m", "10Mi"]),
+        "{out}"
+    );
 
     let (ok, _, err) = &results[4];
     assert!(!ok);
-    assert!(
-        err.contains("Error from server (NotFound): nodes \"node-x\" not found"),
-        "{err}"
-    );
+    assert!(err.contains("Error from server (NotFound): nodes \"node-x\" not found"), "{err}");
 }

@@ -69,20 +69,11 @@ pub fn router(state: ApiState) -> Router {
         .route(&format!("{V}/nodes"), get(handlers::list_nodes))
         .route(&format!("{V}/nodes/{{name}}"), get(handlers::get_node))
         .route(&format!("{V}/pods"), get(handlers::list_pods_all))
-        .route(
-            &format!("{V}/namespaces/{{namespace}}/pods"),
-            get(handlers::list_pods_namespaced),
-        )
-        .route(
-            &format!("{V}/namespaces/{{namespace}}/pods/{{name}}"),
-            get(handlers::get_pod),
-        )
+        .route(&format!("{V}/namespaces/{{namespace}}/pods"), get(handlers::list_pods_namespaced))
+        .route(&format!("{V}/namespaces/{{namespace}}/pods/{{name}}"), get(handlers::get_pod))
         .route("/openapi/v2", get(handlers::openapi_v2))
         .route("/openapi/v3", get(handlers::openapi_v3_index))
-        .route(
-            "/openapi/v3/apis/metrics.k8s.io/{version}",
-            get(handlers::openapi_v3),
-        )
+        .route("/openapi/v3/apis/metrics.k8s.io/{version}", get(handlers::openapi_v3))
         .fallback(request::fallback)
         .method_not_allowed_fallback(request::method_not_allowed)
         .with_state(state)

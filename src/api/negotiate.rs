@@ -97,12 +97,7 @@ fn parse_accept(header: &str) -> Vec<Clause<'_>> {
             (Some(s), None) => s.trim_matches(' '),
             _ => continue,
         };
-        let mut clause = Clause {
-            typ,
-            subtype,
-            q: 1.0,
-            params: Vec::new(),
-        };
+        let mut clause = Clause { typ, subtype, q: 1.0, params: Vec::new() };
         for param in pieces {
             let Some((k, v)) = param.split_once('=') else {
                 continue;
@@ -165,62 +160,36 @@ fn accept_clause(params: &[(&str, &str)], endpoint: Endpoint) -> Option<(Target,
                 _ => return None,
             }
         }
-        Endpoint::RootDiscovery
-            if group == "apidiscovery.k8s.io" && kind == "APIGroupDiscoveryList" =>
-        {
-            match version {
-                "v2" => Target::AggregatedDiscovery(DiscoveryVersion::V2),
-                "v2beta1" => Target::AggregatedDiscovery(DiscoveryVersion::V2beta1),
-                _ => return None,
-            }
-        }
+        Endpoint::RootDiscovery if group == "apidiscovery.k8s.io" && kind == "APIGroupDiscoveryList" => match version {
+            "v2" => Target::AggregatedDiscovery(DiscoveryVersion::V2),
+            "v2beta1" => Target::AggregatedDiscovery(DiscoveryVersion::V2beta1),
+            _ => return None,
+        },
         _ => return None,
     };
     Some((target, pretty))
 }
 
 /// Negotiates the answer for a request; `Err` is the 406 Status.
-pub fn negotiate(
-    headers: &HeaderMap,
-    query: Option<&str>,
-    endpoint: Endpoint,
-) -> Result<Negotiated, Status> {
+pub fn negotiate(headers: &HeaderMap, query: Option<&str>, endpoint: Endpoint) -> Result<Negotiated, Status> {
     let hint = pretty_hint(headers, query);
     let style = |pretty: bool| {
-        if pretty || hint {
-            Style::Pretty
-        } else {
-            Style::Compact
-        }
+        if pretty || hint { Style::Pretty } else { Style::Compact }
     };
-    let accept = headers
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     if accept.is_empty() {
-        return Ok(Negotiated {
-            target: Target::Object,
-            style: style(false),
-        });
+        return Ok(Negotiated { target: Target::Object, style: style(false) });
     }
     for clause in parse_accept(accept) {
-        let json = matches!(
-            (clause.typ, clause.subtype),
-            ("application", "json" | "*") | ("*", "*")
-        );
+        let json = matches!((clause.typ, clause.subtype), ("application", "json" | "*") | ("*", "*"));
         if !json {
             continue;
         }
         if let Some((target, pretty)) = accept_clause(&clause.params, endpoint) {
-            return Ok(Negotiated {
-                target,
-                style: style(pretty),
-            });
+            return Ok(Negotiated { target, style: style(pretty) });
         }
     }
-    Err(Status::not_acceptable(format!(
-        "only the following media types are accepted: {SUPPORTED}"
-    )))
+    Err(Status::not_acceptable(format!("only the following media types are accepted: {SUPPORTED}")))
 }
 
 /// apiserver's `isPrettyPrint`: `?pretty=<bool>`, or a curl/wget/browser User-Agent.
@@ -234,19 +203,14 @@ fn pretty_hint(headers: &HeaderMap, query: Option<&str>) -> bool {
             return matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True");
         }
     }
-    let ua = headers
-        .get(USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ua = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     ua.starts_with("curl") || ua.starts_with("Wget") || ua.starts_with("Mozilla/5.0")
 }
 
 /// The style an error body is written in: negotiated without conversions;
 /// `None` when even that fails (the caller then writes raw JSON).
 pub fn error_style(headers: &HeaderMap, query: Option<&str>) -> Option<Style> {
-    negotiate(headers, query, Endpoint::Plain)
-        .ok()
-        .map(|n| n.style)
+    negotiate(headers, query, Endpoint::Plain).ok().map(|n| n.style)
 }
 
 #[cfg(test)]
@@ -261,9 +225,7 @@ mod tests {
     }
 
     fn target(accept: &str, endpoint: Endpoint) -> Result<Target, u16> {
-        negotiate(&with_accept(accept), None, endpoint)
-            .map(|n| n.target)
-            .map_err(|s| s.code)
+        negotiate(&with_accept(accept), None, endpoint).map(|n| n.target).map_err(|s| s.code)
     }
 
     #[test]
@@ -278,90 +240,45 @@ mod tests {
             "*",
             "application/json;charset=utf-8",
         ] {
-            assert_eq!(
-                target(accept, Endpoint::Resource),
-                Ok(Target::Object),
-                "{accept}"
-            );
+            assert_eq!(target(accept, Endpoint::Resource), Ok(Target::Object), "{accept}");
         }
-        assert_eq!(
-            negotiate(&HeaderMap::new(), None, Endpoint::Resource)
-                .unwrap()
-                .target,
-            Target::Object
-        );
+        assert_eq!(negotiate(&HeaderMap::new(), None, Endpoint::Resource).unwrap().target, Target::Object);
     }
 
     #[test]
     fn kubectl_get_table_accept_header_selects_table_v1() {
         let a = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
-        assert_eq!(
-            target(a, Endpoint::Resource),
-            Ok(Target::Table(MetaVersion::V1))
-        );
+        assert_eq!(target(a, Endpoint::Resource), Ok(Target::Table(MetaVersion::V1)));
         let b = "application/json;as=Table;v=v1beta1;g=meta.k8s.io";
-        assert_eq!(
-            target(b, Endpoint::Resource),
-            Ok(Target::Table(MetaVersion::V1beta1))
-        );
+        assert_eq!(target(b, Endpoint::Resource), Ok(Target::Table(MetaVersion::V1beta1)));
         // Discovery endpoints skip the Table clause and fall back to plain JSON.
         assert_eq!(target(a, Endpoint::Plain), Ok(Target::Object));
         assert_eq!(target(b, Endpoint::Plain), Err(406));
         let pom = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
-        assert_eq!(
-            target(pom, Endpoint::Resource),
-            Ok(Target::PartialObjectMetadataList(MetaVersion::V1))
-        );
+        assert_eq!(target(pom, Endpoint::Resource), Ok(Target::PartialObjectMetadataList(MetaVersion::V1)));
         // Incomplete conversions are skipped.
-        assert_eq!(
-            target("application/json;as=Table", Endpoint::Resource),
-            Err(406)
-        );
-        assert_eq!(
-            target(
-                "application/json;as=Table;g=meta.k8s.io;v=v2",
-                Endpoint::Resource
-            ),
-            Err(406)
-        );
+        assert_eq!(target("application/json;as=Table", Endpoint::Resource), Err(406));
+        assert_eq!(target("application/json;as=Table;g=meta.k8s.io;v=v2", Endpoint::Resource), Err(406));
     }
 
     #[test]
     fn aggregated_discovery_is_chosen_only_on_the_root() {
         let a = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
-        assert_eq!(
-            target(a, Endpoint::RootDiscovery),
-            Ok(Target::AggregatedDiscovery(DiscoveryVersion::V2))
-        );
+        assert_eq!(target(a, Endpoint::RootDiscovery), Ok(Target::AggregatedDiscovery(DiscoveryVersion::V2)));
         assert_eq!(target(a, Endpoint::Resource), Ok(Target::Object));
         let b = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
-        assert_eq!(
-            target(b, Endpoint::RootDiscovery),
-            Ok(Target::AggregatedDiscovery(DiscoveryVersion::V2beta1))
-        );
+        assert_eq!(target(b, Endpoint::RootDiscovery), Ok(Target::AggregatedDiscovery(DiscoveryVersion::V2beta1)));
     }
 
     #[test]
     fn only_unservable_types_are_not_acceptable() {
         assert_eq!(target("application/yaml", Endpoint::Resource), Err(406));
-        assert_eq!(
-            target("application/vnd.kubernetes.protobuf", Endpoint::Resource),
-            Err(406)
-        );
+        assert_eq!(target("application/vnd.kubernetes.protobuf", Endpoint::Resource), Err(406));
         assert_eq!(target("text/html", Endpoint::Plain), Err(406));
-        assert_eq!(
-            target("application/json;stream=other", Endpoint::Resource),
-            Err(406)
-        );
-        assert_eq!(
-            target("application/json;stream=watch", Endpoint::Resource),
-            Ok(Target::Object)
-        );
+        assert_eq!(target("application/json;stream=other", Endpoint::Resource), Err(406));
+        assert_eq!(target("application/json;stream=watch", Endpoint::Resource), Ok(Target::Object));
         let s = negotiate(&with_accept("application/yaml"), None, Endpoint::Resource).unwrap_err();
-        assert_eq!(
-            s.message,
-            "only the following media types are accepted: application/json"
-        );
+        assert_eq!(s.message, "only the following media types are accepted: application/json");
         assert_eq!(s.reason, "NotAcceptable");
     }
 
@@ -374,40 +291,14 @@ mod tests {
     #[test]
     fn pretty_output_follows_query_parameter_and_user_agent() {
         let h = HeaderMap::new();
-        assert_eq!(
-            negotiate(&h, Some("pretty=true"), Endpoint::Plain)
-                .unwrap()
-                .style,
-            Style::Pretty
-        );
-        assert_eq!(
-            negotiate(&h, Some("pretty=0"), Endpoint::Plain)
-                .unwrap()
-                .style,
-            Style::Compact
-        );
-        assert_eq!(
-            negotiate(&h, Some("limit=500"), Endpoint::Plain)
-                .unwrap()
-                .style,
-            Style::Compact
-        );
+        assert_eq!(negotiate(&h, Some("pretty=true"), Endpoint::Plain).unwrap().style, Style::Pretty);
+        assert_eq!(negotiate(&h, Some("pretty=0"), Endpoint::Plain).unwrap().style, Style::Compact);
+        assert_eq!(negotiate(&h, Some("limit=500"), Endpoint::Plain).unwrap().style, Style::Compact);
         let mut curl = HeaderMap::new();
         curl.insert(USER_AGENT, HeaderValue::from_static("curl/8.5.0"));
-        assert_eq!(
-            negotiate(&curl, None, Endpoint::Plain).unwrap().style,
-            Style::Pretty
-        );
-        assert_eq!(
-            negotiate(&curl, Some("pretty=false"), Endpoint::Plain)
-                .unwrap()
-                .style,
-            Style::Compact
-        );
+        assert_eq!(negotiate(&curl, None, Endpoint::Plain).unwrap().style, Style::Pretty);
+        assert_eq!(negotiate(&curl, Some("pretty=false"), Endpoint::Plain).unwrap().style, Style::Compact);
         let kubectl = with_accept("application/json;pretty=1");
-        assert_eq!(
-            negotiate(&kubectl, None, Endpoint::Plain).unwrap().style,
-            Style::Pretty
-        );
+        assert_eq!(negotiate(&kubectl, None, Endpoint::Plain).unwrap().style, Style::Pretty);
     }
 }

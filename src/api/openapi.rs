@@ -81,19 +81,11 @@ fn metrics_schemas(v: Version, f: Flavor, out: &mut Map<String, Value>) {
     };
     out.insert(
         metrics_def(v, "NodeMetrics"),
-        object(
-            "NodeMetrics",
-            ("usage", usage.clone()),
-            "NodeMetrics sets resource usage metrics of a node.",
-        ),
+        object("NodeMetrics", ("usage", usage.clone()), "NodeMetrics sets resource usage metrics of a node."),
     );
     out.insert(
         metrics_def(v, "NodeMetricsList"),
-        list(
-            "NodeMetricsList",
-            "NodeMetrics",
-            "NodeMetricsList is a list of NodeMetrics.",
-        ),
+        list("NodeMetricsList", "NodeMetrics", "NodeMetricsList is a list of NodeMetrics."),
     );
     let containers = json!({
         "description": "Metrics for all containers are collected within the same time window.",
@@ -103,19 +95,11 @@ fn metrics_schemas(v: Version, f: Flavor, out: &mut Map<String, Value>) {
     });
     out.insert(
         metrics_def(v, "PodMetrics"),
-        object(
-            "PodMetrics",
-            ("containers", containers),
-            "PodMetrics sets resource usage metrics of a pod.",
-        ),
+        object("PodMetrics", ("containers", containers), "PodMetrics sets resource usage metrics of a pod."),
     );
     out.insert(
         metrics_def(v, "PodMetricsList"),
-        list(
-            "PodMetricsList",
-            "PodMetrics",
-            "PodMetricsList is a list of PodMetrics.",
-        ),
+        list("PodMetricsList", "PodMetrics", "PodMetricsList is a list of PodMetrics."),
     );
     out.insert(
         metrics_def(v, "ContainerMetrics"),
@@ -179,15 +163,7 @@ fn param(f: Flavor, name: &str, location: &str, desc: &str, required: bool) -> V
     }
 }
 
-fn operation(
-    v: Version,
-    f: Flavor,
-    id: &str,
-    action: &str,
-    kind: &str,
-    schema: &str,
-    params: Vec<Value>,
-) -> Value {
+fn operation(v: Version, f: Flavor, id: &str, action: &str, kind: &str, schema: &str, params: Vec<Value>) -> Value {
     let ok = match f {
         Flavor::V2 => json!({ "description": "OK", "schema": f.r(&metrics_def(v, schema)) }),
         Flavor::V3 => {
@@ -227,50 +203,16 @@ fn paths(v: Version, f: Flavor, out: &mut Map<String, Value>) {
                 "A selector to restrict the list of returned objects by their labels.",
                 false,
             ),
-            param(
-                f,
-                "fieldSelector",
-                "query",
-                "A selector on metadata.name (and metadata.namespace for pods).",
-                false,
-            ),
+            param(f, "fieldSelector", "query", "A selector on metadata.name (and metadata.namespace for pods).", false),
             param(f, "limit", "query", "Accepted and ignored.", false),
             param(f, "continue", "query", "Accepted and ignored.", false),
-            param(
-                f,
-                "resourceVersion",
-                "query",
-                "Accepted and ignored.",
-                false,
-            ),
-            param(
-                f,
-                "pretty",
-                "query",
-                "If 'true', then the output is pretty printed.",
-                false,
-            ),
+            param(f, "resourceVersion", "query", "Accepted and ignored.", false),
+            param(f, "pretty", "query", "If 'true', then the output is pretty printed.", false),
         ]
     };
     let name = || param(f, "name", "path", "name of the object", true);
-    let ns = || {
-        param(
-            f,
-            "namespace",
-            "path",
-            "object name and auth scope, such as for teams and projects",
-            true,
-        )
-    };
-    let pretty = || {
-        param(
-            f,
-            "pretty",
-            "query",
-            "If 'true', then the output is pretty printed.",
-            false,
-        )
-    };
+    let ns = || param(f, "namespace", "path", "object name and auth scope, such as for teams and projects", true);
+    let pretty = || param(f, "pretty", "query", "If 'true', then the output is pretty printed.", false);
     let get = |op: Value| json!({ "get": op });
     out.insert(
         format!("{base}/nodes"),
@@ -383,10 +325,7 @@ pub fn v3_index(build_version: &str) -> Value {
     let mut paths_map = Map::new();
     for v in Version::ALL {
         let url = v3_url(v, &v3_hash(v, build_version));
-        paths_map.insert(
-            format!("apis/{GROUP}/{}", v.as_str()),
-            json!({ "serverRelativeURL": url }),
-        );
+        paths_map.insert(format!("apis/{GROUP}/{}", v.as_str()), json!({ "serverRelativeURL": url }));
     }
     json!({ "paths": paths_map })
 }

@@ -12,8 +12,7 @@ use super::negotiate::{Negotiated, Target};
 use super::request::Req;
 use super::table::{IncludeObject, RowContext, node_table, pod_table};
 use super::types::{
-    ListMeta, NodeItem, PartialObjectMetadata, PartialObjectMetadataList, PodItem, Version,
-    node_list, pod_list,
+    ListMeta, NodeItem, PartialObjectMetadata, PartialObjectMetadataList, PodItem, Version, node_list, pod_list,
 };
 use crate::model::{ObjectMeta, UnixNanos};
 use crate::status::Status;
@@ -55,13 +54,7 @@ fn ok<T: Serialize>(value: &T, style: Style) -> Response {
     encode::object(StatusCode::OK, value, style)
 }
 
-pub fn render(
-    req: &Req,
-    version: Version,
-    neg: Negotiated,
-    served: Served,
-    now: UnixNanos,
-) -> Response {
+pub fn render(req: &Req, version: Version, neg: Negotiated, served: Served, now: UnixNanos) -> Response {
     let style = neg.style;
     match neg.target {
         Target::Object | Target::AggregatedDiscovery(_) => match &served {
@@ -75,12 +68,7 @@ pub fn render(
                 Ok(i) => i,
                 Err(s) => return req.fail(s),
             };
-            let ctx = RowContext {
-                meta_version,
-                version,
-                include,
-                now,
-            };
+            let ctx = RowContext { meta_version, version, include, now };
             match &served {
                 Served::Node(i) => ok(&node_table(std::slice::from_ref(i), &ctx), style),
                 Served::Nodes(v) => ok(&node_table(v, &ctx), style),
@@ -89,10 +77,7 @@ pub fn render(
             }
         }
         Target::PartialObjectMetadata(mv) => match served.metas().as_slice() {
-            [meta] if !served.is_list() => ok(
-                &PartialObjectMetadata::new(meta, now, mv.api_version()),
-                style,
-            ),
+            [meta] if !served.is_list() => ok(&PartialObjectMetadata::new(meta, now, mv.api_version()), style),
             _ => req.fail(Status::not_acceptable(format!(
                 "you requested PartialObjectMetadata, but the requested object is a list ({})",
                 served.go_type()
@@ -105,11 +90,8 @@ pub fn render(
                     served.go_type()
                 )));
             }
-            let items: Vec<_> = served
-                .metas()
-                .into_iter()
-                .map(|m| PartialObjectMetadata::new(m, now, mv.api_version()))
-                .collect();
+            let items: Vec<_> =
+                served.metas().into_iter().map(|m| PartialObjectMetadata::new(m, now, mv.api_version())).collect();
             let list = PartialObjectMetadataList {
                 kind: "PartialObjectMetadataList",
                 api_version: mv.api_version(),

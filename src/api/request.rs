@@ -26,10 +26,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Req {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Req {
-            headers: parts.headers.clone(),
-            query: parts.uri.query().map(str::to_string),
-        })
+        Ok(Req { headers: parts.headers.clone(), query: parts.uri.query().map(str::to_string) })
     }
 }
 
@@ -57,13 +54,8 @@ impl Req {
     }
 
     /// The served version named in the path and the negotiated answer, or the written error.
-    pub fn resource_prelude(
-        &self,
-        version: Option<&str>,
-    ) -> Result<(Version, Negotiated), Response> {
-        let version = version
-            .and_then(Version::parse)
-            .ok_or_else(|| self.fail(path_not_found()))?;
+    pub fn resource_prelude(&self, version: Option<&str>) -> Result<(Version, Negotiated), Response> {
+        let version = version.and_then(Version::parse).ok_or_else(|| self.fail(path_not_found()))?;
         Ok((version, self.negotiate(Endpoint::Resource)?))
     }
 }
@@ -74,9 +66,7 @@ pub fn decode_component(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
         match (bytes[i], hex.map(|h| u8::from_str_radix(h, 16))) {
             (b'+', _) => out.push(b' '),
             (b'%', Some(Ok(b))) => {
@@ -109,37 +99,21 @@ impl ListOptions {
             None => FieldSelector::default(),
         };
         // As apimachinery converts a bool parameter: anything but "0"/"false" is true.
-        let watch = req
-            .param("watch")
-            .is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"));
-        Ok(ListOptions {
-            label,
-            field,
-            watch,
-        })
+        let watch = req.param("watch").is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"));
+        Ok(ListOptions { label, field, watch })
     }
 }
 
 /// The generic apiserver's 404 for a path it does not serve.
 pub fn path_not_found() -> Status {
-    Status::failure(
-        StatusCode::NOT_FOUND,
-        "NotFound",
-        "the server could not find the requested resource",
-    )
-    .with_details(StatusDetails::default())
+    Status::failure(StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource")
+        .with_details(StatusDetails::default())
 }
 
 /// The generic apiserver's answer to a watch on storage that cannot watch.
 pub fn watch_not_supported(resource: &str) -> Status {
-    Status::method_not_allowed(format!(
-        "watch is not supported on resources of kind \"{resource}.{GROUP}\""
-    ))
-    .with_details(StatusDetails {
-        name: String::new(),
-        group: GROUP.into(),
-        kind: resource.into(),
-    })
+    Status::method_not_allowed(format!("watch is not supported on resources of kind \"{resource}.{GROUP}\""))
+        .with_details(StatusDetails { name: String::new(), group: GROUP.into(), kind: resource.into() })
 }
 
 pub async fn fallback(req: Req) -> Response {
@@ -148,10 +122,8 @@ pub async fn fallback(req: Req) -> Response {
 
 pub async fn method_not_allowed(req: Req) -> Response {
     req.fail(
-        Status::method_not_allowed(
-            "the server does not allow this method on the requested resource",
-        )
-        .with_details(StatusDetails::default()),
+        Status::method_not_allowed("the server does not allow this method on the requested resource")
+            .with_details(StatusDetails::default()),
     )
 }
 

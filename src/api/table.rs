@@ -8,9 +8,7 @@ use serde::Serialize;
 
 use super::format::{Quantity, QuantityFormat, cpu_quantity, format_duration, memory_quantity};
 use super::negotiate::MetaVersion;
-use super::types::{
-    ListMeta, NodeItem, NodeMetrics, PartialObjectMetadata, PodItem, PodMetrics, Version,
-};
+use super::types::{ListMeta, NodeItem, NodeMetrics, PartialObjectMetadata, PodItem, PodMetrics, Version};
 use crate::model::{ObjectMeta, UnixNanos};
 use crate::status::Status;
 
@@ -48,13 +46,7 @@ pub struct Column {
 
 impl Column {
     fn new(name: &str, format: &'static str, description: &'static str) -> Self {
-        Column {
-            name: name.to_string(),
-            typ: "string",
-            format,
-            description,
-            priority: 0,
-        }
+        Column { name: name.to_string(), typ: "string", format, description, priority: 0 }
     }
 }
 
@@ -97,11 +89,9 @@ pub struct RowContext {
 impl RowContext {
     fn partial_or(&self, meta: &ObjectMeta, full: impl FnOnce() -> RowObject) -> Option<RowObject> {
         match self.include {
-            IncludeObject::Metadata => Some(RowObject::Partial(PartialObjectMetadata::new(
-                meta,
-                self.now,
-                self.meta_version.api_version(),
-            ))),
+            IncludeObject::Metadata => {
+                Some(RowObject::Partial(PartialObjectMetadata::new(meta, self.now, self.meta_version.api_version())))
+            }
             IncludeObject::Object => Some(full()),
             IncludeObject::None => None,
         }
@@ -142,9 +132,7 @@ pub fn node_table(items: &[NodeItem], ctx: &RowContext) -> Table {
                 memory_quantity(item.usage.usage.memory_bytes).to_string(),
                 format_duration(item.usage.window_ns),
             ],
-            object: ctx.partial_or(&item.meta, || {
-                RowObject::Node(item.to_wire(ctx.version, ctx.now, true))
-            }),
+            object: ctx.partial_or(&item.meta, || RowObject::Node(item.to_wire(ctx.version, ctx.now, true))),
         })
         .collect();
     table.rows = Some(rows);
@@ -161,43 +149,26 @@ pub fn pod_table(items: &[PodItem], ctx: &RowContext) -> Table {
     let mut names: Option<Vec<&str>> = None;
     let mut rows = Vec::with_capacity(items.len());
     for item in items {
-        let zero = |format| Quantity {
-            value: 0,
-            scale: 0,
-            format,
-        };
-        let (mut cpu, mut mem) = (
-            zero(QuantityFormat::DecimalSi),
-            zero(QuantityFormat::BinarySi),
-        );
+        let zero = |format| Quantity { value: 0, scale: 0, format };
+        let (mut cpu, mut mem) = (zero(QuantityFormat::DecimalSi), zero(QuantityFormat::BinarySi));
         for c in &item.usage.containers {
             cpu = cpu.plus(cpu_quantity(c.usage.cpu_nanocores));
             mem = mem.plus(memory_quantity(c.usage.memory_bytes));
         }
         let has_usage = !item.usage.containers.is_empty();
         if names.is_none() || names.as_ref().is_some_and(Vec::is_empty) {
-            let found = if has_usage {
-                vec!["cpu", "memory"]
-            } else {
-                Vec::new()
-            };
+            let found = if has_usage { vec!["cpu", "memory"] } else { Vec::new() };
             table.column_definitions = Some(columns(&found));
             names = Some(found);
         }
         let mut cells = vec![item.meta.name.clone()];
         for name in names.as_deref().unwrap_or(&[]) {
-            cells.push(if *name == "cpu" {
-                cpu.to_string()
-            } else {
-                mem.to_string()
-            });
+            cells.push(if *name == "cpu" { cpu.to_string() } else { mem.to_string() });
         }
         cells.push(format_duration(item.usage.window_ns));
         rows.push(Row {
             cells,
-            object: ctx.partial_or(&item.meta, || {
-                RowObject::Pod(item.to_wire(ctx.version, ctx.now, true))
-            }),
+            object: ctx.partial_or(&item.meta, || RowObject::Pod(item.to_wire(ctx.version, ctx.now, true))),
         });
     }
     table.rows = Some(rows);

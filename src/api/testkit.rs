@@ -10,9 +10,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use super::{ApiState, router};
-use crate::model::{
-    ContainerUsage, Inventory, MetricsReader, NodeUsage, ObjectMeta, PodUsage, UnixNanos, Usage,
-};
+use crate::model::{ContainerUsage, Inventory, MetricsReader, NodeUsage, ObjectMeta, PodUsage, UnixNanos, Usage};
 use crate::selfmetrics::SelfMetrics;
 
 /// 2025-01-02T03:04:05Z.
@@ -27,47 +25,27 @@ pub struct FakeCluster {
 }
 
 pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 impl FakeCluster {
     pub fn node(mut self, name: &str, l: &[(&str, &str)], usage: Option<(u64, u64, i64)>) -> Self {
-        self.nodes.push(ObjectMeta {
-            name: name.into(),
-            namespace: None,
-            labels: labels(l),
-        });
+        self.nodes.push(ObjectMeta { name: name.into(), namespace: None, labels: labels(l) });
         if let Some((cpu, mem, window_ms)) = usage {
             self.node_usage.insert(
                 name.into(),
                 NodeUsage {
                     timestamp: NOW - 5_000_000_000,
                     window_ns: window_ms * 1_000_000,
-                    usage: Usage {
-                        cpu_nanocores: cpu,
-                        memory_bytes: mem,
-                    },
+                    usage: Usage { cpu_nanocores: cpu, memory_bytes: mem },
                 },
             );
         }
         self
     }
 
-    pub fn pod(
-        mut self,
-        ns: &str,
-        name: &str,
-        l: &[(&str, &str)],
-        containers: Option<&[(&str, u64, u64)]>,
-    ) -> Self {
-        self.pods.push(ObjectMeta {
-            name: name.into(),
-            namespace: Some(ns.into()),
-            labels: labels(l),
-        });
+    pub fn pod(mut self, ns: &str, name: &str, l: &[(&str, &str)], containers: Option<&[(&str, u64, u64)]>) -> Self {
+        self.pods.push(ObjectMeta { name: name.into(), namespace: Some(ns.into()), labels: labels(l) });
         if let Some(cs) = containers {
             self.pod_usage.insert(
                 (ns.into(), name.into()),
@@ -78,10 +56,7 @@ impl FakeCluster {
                         .iter()
                         .map(|(n, cpu, mem)| ContainerUsage {
                             name: n.to_string(),
-                            usage: Usage {
-                                cpu_nanocores: *cpu,
-                                memory_bytes: *mem,
-                            },
+                            usage: Usage { cpu_nanocores: *cpu, memory_bytes: *mem },
                         })
                         .collect(),
                 },
@@ -113,18 +88,10 @@ impl Inventory for FakeCluster {
         self.nodes.iter().find(|n| n.name == name).cloned()
     }
     fn pods(&self, namespace: Option<&str>) -> Vec<ObjectMeta> {
-        self.pods
-            .iter()
-            .rev()
-            .filter(|p| namespace.is_none() || p.namespace.as_deref() == namespace)
-            .cloned()
-            .collect()
+        self.pods.iter().rev().filter(|p| namespace.is_none() || p.namespace.as_deref() == namespace).cloned().collect()
     }
     fn pod(&self, namespace: &str, name: &str) -> Option<ObjectMeta> {
-        self.pods
-            .iter()
-            .find(|p| p.name == name && p.namespace.as_deref() == Some(namespace))
-            .cloned()
+        self.pods.iter().find(|p| p.name == name && p.namespace.as_deref() == Some(namespace)).cloned()
     }
     fn synced(&self) -> bool {
         true
@@ -136,9 +103,7 @@ impl MetricsReader for FakeCluster {
         self.node_usage.get(name).cloned()
     }
     fn pod(&self, namespace: &str, name: &str, _now: UnixNanos) -> Option<PodUsage> {
-        self.pod_usage
-            .get(&(namespace.to_string(), name.to_string()))
-            .cloned()
+        self.pod_usage.get(&(namespace.to_string(), name.to_string())).cloned()
     }
 }
 
@@ -152,39 +117,19 @@ pub fn sample() -> FakeCluster {
         )
         .node(
             "node-a",
-            &[
-                ("kubernetes.io/hostname", "node-a"),
-                ("kubernetes.io/os", "linux"),
-            ],
+            &[("kubernetes.io/hostname", "node-a"), ("kubernetes.io/os", "linux")],
             Some((183_412_345, 1_616_224_256, 15_012)),
         )
-        .node(
-            "node-c",
-            &[("pool", "b")],
-            Some((2_000_000_000, 1536, 60_000)),
-        )
+        .node("node-c", &[("pool", "b")], Some((2_000_000_000, 1536, 60_000)))
         .node("node-d", &[], None)
-        .pod(
-            "kube-system",
-            "coredns-1",
-            &[("k8s-app", "kube-dns")],
-            Some(&[("coredns", 7_338_891, 14_868_480)]),
-        )
+        .pod("kube-system", "coredns-1", &[("k8s-app", "kube-dns")], Some(&[("coredns", 7_338_891, 14_868_480)]))
         .pod(
             "default",
             "web-1",
             &[("app", "web")],
-            Some(&[
-                ("nginx", 5_000_000, 5 << 20),
-                ("sidecar", 5_000_000, 10 << 20),
-            ]),
+            Some(&[("nginx", 5_000_000, 5 << 20), ("sidecar", 5_000_000, 10 << 20)]),
         )
-        .pod(
-            "default",
-            "api-1",
-            &[("app", "api")],
-            Some(&[("api", 0, 4_730_880)]),
-        )
+        .pod("default", "api-1", &[("app", "api")], Some(&[("api", 0, 4_730_880)]))
         .pod("default", "pending-metrics", &[("app", "web")], None)
 }
 
@@ -201,18 +146,11 @@ pub async fn call(state: ApiState, method: &str, uri: &str, headers: &[(&str, &s
         req = req.header(*k, *v);
     }
     let req = req.body(Body::empty()).expect("test request");
-    let resp = router(state)
-        .oneshot(req)
-        .await
-        .expect("router is infallible");
+    let resp = router(state).oneshot(req).await.expect("router is infallible");
     let status = resp.status();
     let headers = resp.headers().clone();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    Answer {
-        status,
-        headers,
-        body: String::from_utf8(bytes.to_vec()).expect("utf-8 body"),
-    }
+    Answer { status, headers, body: String::from_utf8(bytes.to_vec()).expect("utf-8 body") }
 }
 
 pub async fn get(state: ApiState, uri: &str) -> Answer {

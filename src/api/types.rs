@@ -82,10 +82,7 @@ pub struct UsageJson {
 
 impl From<&Usage> for UsageJson {
     fn from(u: &Usage) -> Self {
-        UsageJson {
-            cpu: format_cpu(u.cpu_nanocores),
-            memory: format_memory(u.memory_bytes),
-        }
+        UsageJson { cpu: format_cpu(u.cpu_nanocores), memory: format_memory(u.memory_bytes) }
     }
 }
 
@@ -171,10 +168,7 @@ impl PodItem {
                 .usage
                 .containers
                 .iter()
-                .map(|c| ContainerMetrics {
-                    name: c.name.clone(),
-                    usage: UsageJson::from(&c.usage),
-                })
+                .map(|c| ContainerMetrics { name: c.name.clone(), usage: UsageJson::from(&c.usage) })
                 .collect(),
         }
     }
@@ -185,10 +179,7 @@ pub fn node_list(items: &[NodeItem], version: Version, now: UnixNanos) -> Metric
         kind: "NodeMetricsList",
         api_version: version.group_version(),
         metadata: ListMeta {},
-        items: items
-            .iter()
-            .map(|i| i.to_wire(version, now, false))
-            .collect(),
+        items: items.iter().map(|i| i.to_wire(version, now, false)).collect(),
     }
 }
 
@@ -197,10 +188,7 @@ pub fn pod_list(items: &[PodItem], version: Version, now: UnixNanos) -> MetricsL
         kind: "PodMetricsList",
         api_version: version.group_version(),
         metadata: ListMeta {},
-        items: items
-            .iter()
-            .map(|i| i.to_wire(version, now, false))
-            .collect(),
+        items: items.iter().map(|i| i.to_wire(version, now, false)).collect(),
     }
 }
 

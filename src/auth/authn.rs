@@ -84,19 +84,14 @@ impl Authenticator {
             }
         }
 
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| bearer_token(v.as_bytes()))
-            .map(str::to_string);
+        let token = headers.get(header::AUTHORIZATION).and_then(|v| bearer_token(v.as_bytes())).map(str::to_string);
         if let Some(token) = token {
             match self.tokens.authenticate(&token).await {
                 Ok(TokenOutcome::Authenticated(user)) => {
                     headers.remove(header::AUTHORIZATION);
                     return Ok(Some(with_authenticated_group(user)));
                 }
-                Ok(TokenOutcome::Rejected(reason)) => {
-                    errors.push(AuthnError::TokenRejected(reason))
-                }
+                Ok(TokenOutcome::Rejected(reason)) => errors.push(AuthnError::TokenRejected(reason)),
                 Err(e) => errors.push(AuthnError::TokenReview(e)),
             }
         }
@@ -112,10 +107,7 @@ impl Authenticator {
 /// Adds `system:authenticated` unless present (or the user is anonymous).
 fn with_authenticated_group(mut user: UserInfo) -> UserInfo {
     let skip = user.name == "system:anonymous"
-        || user
-            .groups
-            .iter()
-            .any(|g| g == AUTHENTICATED_GROUP || g == "system:unauthenticated");
+        || user.groups.iter().any(|g| g == AUTHENTICATED_GROUP || g == "system:unauthenticated");
     if !skip {
         user.groups.push(AUTHENTICATED_GROUP.to_string());
     }

@@ -59,10 +59,7 @@ impl Attributes {
                 name: info.name.clone(),
             }
         } else {
-            Attributes::NonResource {
-                path: info.path.clone(),
-                verb: info.verb.clone(),
-            }
+            Attributes::NonResource { path: info.path.clone(), verb: info.verb.clone() }
         }
     }
 }
@@ -101,10 +98,7 @@ pub struct BadAllowPath {
 
 impl AlwaysAllowPaths {
     pub fn new<S: AsRef<str>>(paths: &[S]) -> Result<AlwaysAllowPaths, BadAllowPath> {
-        let mut out = AlwaysAllowPaths {
-            exact: Vec::new(),
-            prefixes: Vec::new(),
-        };
+        let mut out = AlwaysAllowPaths { exact: Vec::new(), prefixes: Vec::new() };
         for p in paths {
             let p = p.as_ref().trim();
             if p.is_empty() {
@@ -114,14 +108,10 @@ impl AlwaysAllowPaths {
             match trimmed.strip_suffix('*') {
                 Some(prefix) if !prefix.contains('*') => out.prefixes.push(prefix.to_string()),
                 Some(_) => {
-                    return Err(BadAllowPath {
-                        path: p.to_string(),
-                    });
+                    return Err(BadAllowPath { path: p.to_string() });
                 }
                 None if trimmed.contains('*') => {
-                    return Err(BadAllowPath {
-                        path: p.to_string(),
-                    });
+                    return Err(BadAllowPath { path: p.to_string() });
                 }
                 None => out.exact.push(trimmed.to_string()),
             }
@@ -131,16 +121,13 @@ impl AlwaysAllowPaths {
 
     /// The default `/healthz,/readyz,/livez`.
     pub fn defaults() -> AlwaysAllowPaths {
-        AlwaysAllowPaths::new(DEFAULT_ALWAYS_ALLOW_PATHS).unwrap_or(AlwaysAllowPaths {
-            exact: vec![],
-            prefixes: vec![],
-        })
+        AlwaysAllowPaths::new(DEFAULT_ALWAYS_ALLOW_PATHS)
+            .unwrap_or(AlwaysAllowPaths { exact: vec![], prefixes: vec![] })
     }
 
     pub fn matches(&self, path: &str) -> bool {
         let p = path.trim_start_matches('/');
-        self.exact.iter().any(|e| e == p)
-            || self.prefixes.iter().any(|pre| p.starts_with(pre.as_str()))
+        self.exact.iter().any(|e| e == p) || self.prefixes.iter().any(|pre| p.starts_with(pre.as_str()))
     }
 }
 
@@ -160,30 +147,13 @@ impl Authorizer {
         denied_ttl: Duration,
         capacity: usize,
     ) -> Self {
-        Authorizer {
-            reviewer,
-            cache: TtlCache::new(capacity),
-            allowed_ttl,
-            denied_ttl,
-            timeout: REVIEW_TIMEOUT,
-        }
+        Authorizer { reviewer, cache: TtlCache::new(capacity), allowed_ttl, denied_ttl, timeout: REVIEW_TIMEOUT }
     }
 
     /// Whether `user` may do what `info` asks.
-    pub async fn authorize(
-        &self,
-        user: &UserInfo,
-        info: &RequestInfo,
-    ) -> Result<Decision, ReviewError> {
-        if user
-            .groups
-            .iter()
-            .any(|g| ALWAYS_ALLOW_GROUPS.contains(&g.as_str()))
-        {
-            return Ok(Decision {
-                allowed: true,
-                reason: String::new(),
-            });
+    pub async fn authorize(&self, user: &UserInfo, info: &RequestInfo) -> Result<Decision, ReviewError> {
+        if user.groups.iter().any(|g| ALWAYS_ALLOW_GROUPS.contains(&g.as_str())) {
+            return Ok(Decision { allowed: true, reason: String::new() });
         }
         let attributes = Attributes::of(info);
         let key = cache_key(user, &attributes);
@@ -192,16 +162,9 @@ impl Authorizer {
         }
         let decision = tokio::time::timeout(self.timeout, self.reviewer.review(user, &attributes))
             .await
-            .map_err(|_| ReviewError::Timeout {
-                review: "SubjectAccessReview",
-                timeout: self.timeout,
-            })??;
+            .map_err(|_| ReviewError::Timeout { review: "SubjectAccessReview", timeout: self.timeout })??;
         if let Some(k) = key {
-            let ttl = if decision.allowed {
-                self.allowed_ttl
-            } else {
-                self.denied_ttl
-            };
+            let ttl = if decision.allowed { self.allowed_ttl } else { self.denied_ttl };
             self.cache.insert(k, decision.clone(), ttl);
         }
         Ok(decision)
@@ -232,10 +195,7 @@ fn cache_key(user: &UserInfo, attributes: &Attributes) -> Option<String> {
 /// "default"[: <reason>]`, or `forbidden: User "x" cannot get path "/metrics"`.
 pub fn forbidden(user: &UserInfo, info: &RequestInfo, reason: &str) -> Status {
     let mut msg = if !info.is_resource_request {
-        format!(
-            "User {:?} cannot {} path {:?}",
-            user.name, info.verb, info.path
-        )
+        format!("User {:?} cannot {} path {:?}", user.name, info.verb, info.path)
     } else {
         let resource = if info.subresource.is_empty() {
             info.resource.clone()
@@ -254,10 +214,7 @@ pub fn forbidden(user: &UserInfo, info: &RequestInfo, reason: &str) -> Status {
             )
         }
     };
-    msg = msg
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
+    msg = msg.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     if !reason.is_empty() {
         msg = format!("{msg}: {reason}");
     }
@@ -267,11 +224,7 @@ pub fn forbidden(user: &UserInfo, info: &RequestInfo, reason: &str) -> Status {
         } else {
             format!("{}.{}", info.resource, info.api_group)
         };
-        let d = StatusDetails {
-            name: info.name.clone(),
-            group: info.api_group.clone(),
-            kind: info.resource.clone(),
-        };
+        let d = StatusDetails { name: info.name.clone(), group: info.api_group.clone(), kind: info.resource.clone() };
         (q, d)
     } else {
         (String::new(), StatusDetails::default())

@@ -25,10 +25,7 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     pub fn new(capacity: usize) -> Self {
         TtlCache {
             capacity: capacity.max(1),
-            inner: Mutex::new(Entries {
-                map: HashMap::new(),
-                order: VecDeque::new(),
-            }),
+            inner: Mutex::new(Entries { map: HashMap::new(), order: VecDeque::new() }),
         }
     }
 

@@ -116,14 +116,10 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
         let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
         rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "h" => 3600.0,
             "m" => 60.0,
@@ -172,10 +168,7 @@ mod tests {
         ])
         .unwrap();
         let o = cli.auth.trust_overrides();
-        assert_eq!(
-            o.requestheader_allowed_names,
-            Some(vec!["front-proxy-client".into(), "aggregator".into()])
-        );
+        assert_eq!(o.requestheader_allowed_names, Some(vec!["front-proxy-client".into(), "aggregator".into()]));
         let s = cli.auth.settings().unwrap();
         assert!(s.always_allow_paths.matches("/metrics/slis"));
         assert_eq!(s.token_cache_ttl, Duration::from_secs(90));

@@ -25,8 +25,8 @@ use super::authz::{AccessReviewer, Attributes, BadAllowPath, Decision};
 use super::flags::AuthFlags;
 use super::token::{ReviewError, TokenOutcome, TokenReviewer};
 use super::trust::{
-    CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, FLAG_FILE_POLL, SourceUpdate, TrustConfig, TrustSource,
-    TrustStore, run_reloader,
+    CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, FLAG_FILE_POLL, SourceUpdate, TrustConfig, TrustSource, TrustStore,
+    run_reloader,
 };
 use super::{AuthState, UserInfo};
 
@@ -39,11 +39,7 @@ pub const ACCESS_REVIEW_PATH: &str = "/apis/authorization.k8s.io/v1/subjectacces
 #[derive(Debug, thiserror::Error)]
 pub enum AuthSetupError {
     #[error("{flag} {path}: {reason}")]
-    Kubeconfig {
-        flag: &'static str,
-        path: PathBuf,
-        reason: String,
-    },
+    Kubeconfig { flag: &'static str, path: PathBuf, reason: String },
     #[error(transparent)]
     AllowPath(#[from] BadAllowPath),
 }
@@ -53,18 +49,12 @@ fn post<T: serde::Serialize>(
     body: &T,
     review: &'static str,
 ) -> Result<http::Request<Vec<u8>>, ReviewError> {
-    let bytes = serde_json::to_vec(body).map_err(|e| ReviewError::Request {
-        review,
-        reason: e.to_string(),
-    })?;
+    let bytes = serde_json::to_vec(body).map_err(|e| ReviewError::Request { review, reason: e.to_string() })?;
     http::Request::post(path)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::ACCEPT, "application/json")
         .body(bytes)
-        .map_err(|e| ReviewError::Request {
-            review,
-            reason: e.to_string(),
-        })
+        .map_err(|e| ReviewError::Request { review, reason: e.to_string() })
 }
 
 /// TokenReview through kube-apiserver.
@@ -84,24 +74,16 @@ impl TokenReviewer for KubeTokenReviewer {
         Box::pin(async move {
             const REVIEW: &str = "TokenReview";
             let body = TokenReview {
-                spec: TokenReviewSpec {
-                    token: Some(token.to_string()),
-                    audiences: None,
-                },
+                spec: TokenReviewSpec { token: Some(token.to_string()), audiences: None },
                 ..TokenReview::default()
             };
             let req = post(TOKEN_REVIEW_PATH, &body, REVIEW)?;
-            let answer: TokenReview =
-                self.client
-                    .request(req)
-                    .await
-                    .map_err(|e| ReviewError::Request {
-                        review: REVIEW,
-                        reason: e.to_string(),
-                    })?;
-            let status = answer
-                .status
-                .ok_or(ReviewError::NoStatus { review: REVIEW })?;
+            let answer: TokenReview = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| ReviewError::Request { review: REVIEW, reason: e.to_string() })?;
+            let status = answer.status.ok_or(ReviewError::NoStatus { review: REVIEW })?;
             match (status.authenticated, status.user) {
                 (Some(true), Some(user)) => Ok(TokenOutcome::Authenticated(UserInfo {
                     name: user.username.unwrap_or_default(),
@@ -131,15 +113,7 @@ impl KubeAccessReviewer {
 pub fn access_review(user: &UserInfo, attributes: &Attributes) -> SubjectAccessReview {
     let some = |s: &String| (!s.is_empty()).then(|| s.clone());
     let (resource_attributes, non_resource_attributes) = match attributes {
-        Attributes::Resource {
-            namespace,
-            verb,
-            group,
-            version,
-            resource,
-            subresource,
-            name,
-        } => (
+        Attributes::Resource { namespace, verb, group, version, resource, subresource, name } => (
             Some(ResourceAttributes {
                 namespace: some(namespace),
                 verb: some(verb),
@@ -152,13 +126,9 @@ pub fn access_review(user: &UserInfo, attributes: &Attributes) -> SubjectAccessR
             }),
             None,
         ),
-        Attributes::NonResource { path, verb } => (
-            None,
-            Some(NonResourceAttributes {
-                path: some(path),
-                verb: some(verb),
-            }),
-        ),
+        Attributes::NonResource { path, verb } => {
+            (None, Some(NonResourceAttributes { path: some(path), verb: some(verb) }))
+        }
     };
     SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
@@ -182,17 +152,12 @@ impl AccessReviewer for KubeAccessReviewer {
         Box::pin(async move {
             const REVIEW: &str = "SubjectAccessReview";
             let req = post(ACCESS_REVIEW_PATH, &access_review(user, attributes), REVIEW)?;
-            let answer: SubjectAccessReview =
-                self.client
-                    .request(req)
-                    .await
-                    .map_err(|e| ReviewError::Request {
-                        review: REVIEW,
-                        reason: e.to_string(),
-                    })?;
-            let status = answer
-                .status
-                .ok_or(ReviewError::NoStatus { review: REVIEW })?;
+            let answer: SubjectAccessReview = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| ReviewError::Request { review: REVIEW, reason: e.to_string() })?;
+            let status = answer.status.ok_or(ReviewError::NoStatus { review: REVIEW })?;
             // `denied` only short-circuits other authorizers; without an
             // allow, the request is refused either way.
             let mut reason = status.reason.unwrap_or_default();
@@ -202,10 +167,7 @@ impl AccessReviewer for KubeAccessReviewer {
                     reason = e;
                 }
             }
-            Ok(Decision {
-                allowed: status.allowed,
-                reason,
-            })
+            Ok(Decision { allowed: status.allowed, reason })
         })
     }
 }
@@ -222,10 +184,7 @@ impl KubeTrustSource {
     pub fn new(client: Client) -> Self {
         let api: Api<ConfigMap> = Api::namespaced(client, CONFIGMAP_NAMESPACE);
         let config = watcher::Config::default().fields(&format!("metadata.name={CONFIGMAP_NAME}"));
-        KubeTrustSource {
-            events: watcher(api, config).default_backoff().boxed(),
-            listing: None,
-        }
+        KubeTrustSource { events: watcher(api, config).default_backoff().boxed(), listing: None }
     }
 }
 
@@ -243,9 +202,7 @@ impl TrustSource for KubeTrustSource {
                 };
                 match event {
                     watcher::Event::Init => self.listing = Some(None),
-                    watcher::Event::InitApply(cm) => {
-                        self.listing = Some(Some(cm.data.unwrap_or_default()))
-                    }
+                    watcher::Event::InitApply(cm) => self.listing = Some(Some(cm.data.unwrap_or_default())),
                     watcher::Event::InitDone => {
                         return Some(match self.listing.take().flatten() {
                             Some(data) => SourceUpdate::Data(data),
@@ -263,22 +220,12 @@ impl TrustSource for KubeTrustSource {
 }
 
 /// A client from a kubeconfig file (`--authentication-kubeconfig`, ...).
-pub async fn client_from_kubeconfig(
-    flag: &'static str,
-    path: &Path,
-) -> Result<Client, AuthSetupError> {
-    let err = |reason: String| AuthSetupError::Kubeconfig {
-        flag,
-        path: path.to_path_buf(),
-        reason,
-    };
+pub async fn client_from_kubeconfig(flag: &'static str, path: &Path) -> Result<Client, AuthSetupError> {
+    let err = |reason: String| AuthSetupError::Kubeconfig { flag, path: path.to_path_buf(), reason };
     let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .map_err(|e| err(e.to_string()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| err(e.to_string()))?;
     Client::try_from(config).map_err(|e| err(e.to_string()))
 }
 
@@ -303,19 +250,10 @@ pub async fn start(
         None => main,
     };
     let overrides = flags.trust_overrides();
-    let source: Option<Box<dyn TrustSource>> = if overrides.skips_lookup() {
-        None
-    } else {
-        Some(Box::new(KubeTrustSource::new(authn_client.clone())))
-    };
+    let source: Option<Box<dyn TrustSource>> =
+        if overrides.skips_lookup() { None } else { Some(Box::new(KubeTrustSource::new(authn_client.clone()))) };
     let store = TrustStore::new(TrustConfig::default());
-    let task = tokio::spawn(run_reloader(
-        store.clone(),
-        source,
-        overrides,
-        FLAG_FILE_POLL,
-        cancel,
-    ));
+    let task = tokio::spawn(run_reloader(store.clone(), source, overrides, FLAG_FILE_POLL, cancel));
     let state = AuthState::new(
         store,
         Arc::new(KubeTokenReviewer::new(authn_client)),

@@ -48,16 +48,11 @@ impl Mock {
             cm.0 = data;
             cm.1 += 1;
         }
-        let _ = self
-            .events
-            .send(json!({"type":"MODIFIED","object":self.cm_object()}).to_string() + "\n");
+        let _ = self.events.send(json!({"type":"MODIFIED","object":self.cm_object()}).to_string() + "\n");
     }
 }
 
-async fn token_review(
-    State(m): State<Mock>,
-    Json(body): Json<serde_json::Value>,
-) -> impl IntoResponse {
+async fn token_review(State(m): State<Mock>, Json(body): Json<serde_json::Value>) -> impl IntoResponse {
     *m.token_reviews.lock().unwrap() += 1;
     let token = body["spec"]["token"].as_str().unwrap_or_default();
     let status = if token == "good-token" {
@@ -72,23 +67,13 @@ async fn token_review(
             ..TokenReviewStatus::default()
         }
     } else {
-        TokenReviewStatus {
-            authenticated: Some(false),
-            error: Some("invalid token".into()),
-            ..Default::default()
-        }
+        TokenReviewStatus { authenticated: Some(false), error: Some("invalid token".into()), ..Default::default() }
     };
-    let review = TokenReview {
-        status: Some(status),
-        ..TokenReview::default()
-    };
+    let review = TokenReview { status: Some(status), ..TokenReview::default() };
     Json(review)
 }
 
-async fn mock_access_review(
-    State(m): State<Mock>,
-    Json(body): Json<serde_json::Value>,
-) -> impl IntoResponse {
+async fn mock_access_review(State(m): State<Mock>, Json(body): Json<serde_json::Value>) -> impl IntoResponse {
     m.sars.lock().unwrap().push(body.clone());
     let spec = &body["spec"];
     let allowed = spec["user"] == "alice" && spec["resourceAttributes"]["resource"] == "nodes";
@@ -97,20 +82,11 @@ async fn mock_access_review(
         reason: (!allowed).then(|| "no RBAC policy matched".to_string()),
         ..SubjectAccessReviewStatus::default()
     };
-    Json(SubjectAccessReview {
-        status: Some(status),
-        ..SubjectAccessReview::default()
-    })
+    Json(SubjectAccessReview { status: Some(status), ..SubjectAccessReview::default() })
 }
 
-async fn configmaps(
-    State(m): State<Mock>,
-    Query(q): Query<BTreeMap<String, String>>,
-) -> impl IntoResponse {
-    assert_eq!(
-        q.get("fieldSelector").map(String::as_str),
-        Some("metadata.name=extension-apiserver-authentication")
-    );
+async fn configmaps(State(m): State<Mock>, Query(q): Query<BTreeMap<String, String>>) -> impl IntoResponse {
+    assert_eq!(q.get("fieldSelector").map(String::as_str), Some("metadata.name=extension-apiserver-authentication"));
     if q.get("watch").map(String::as_str) != Some("true") {
         let rv = m.cm.lock().unwrap().1;
         let list = json!({"apiVersion":"v1","kind":"ConfigMapList","metadata":{"resourceVersion":rv.to_string()},
@@ -118,13 +94,9 @@ async fn configmaps(
         return Json(list).into_response();
     }
     let rx = m.events.subscribe();
-    let asked: u64 = q
-        .get("resourceVersion")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let asked: u64 = q.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
     let current = m.cm.lock().unwrap().1;
-    let first = (current > asked)
-        .then(|| json!({"type":"MODIFIED","object":m.cm_object()}).to_string() + "\n");
+    let first = (current > asked).then(|| json!({"type":"MODIFIED","object":m.cm_object()}).to_string() + "\n");
     let stream = futures::stream::unfold((first, rx), |(first, mut rx)| async move {
         if let Some(line) = first {
             return Some((Ok::<_, Infallible>(line), (None, rx)));
@@ -153,14 +125,10 @@ async fn start_mock(data: serde_json::Value, cancel: CancellationToken) -> (Mock
         .route(ACCESS_REVIEW_PATH, post(mock_access_review))
         .route("/api/v1/namespaces/kube-system/configmaps", get(configmaps))
         .with_state(mock.clone());
-    let listener = tokio::net::TcpListener::bind((block.apiserver(), 0))
-        .await
-        .unwrap();
+    let listener = tokio::net::TcpListener::bind((block.apiserver(), 0)).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(cancel.cancelled_owned())
-            .await;
+        let _ = axum::serve(listener, app).with_graceful_shutdown(cancel.cancelled_owned()).await;
     });
     (mock, url, block)
 }
@@ -205,66 +173,30 @@ async fn kube_client_reviews_and_configmap_watch_drive_the_chain() {
     let config = kube::Config::new(url.parse().unwrap());
     let client = Client::try_from(config).unwrap();
 
-    let (state, task) = start(&AuthFlags::default(), client, cancel.clone())
+    let (state, task) = start(&AuthFlags::default(), client, cancel.clone()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), state.trust().wait_for_generation(1))
         .await
-        .unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        state.trust().wait_for_generation(1),
-    )
-    .await
-    .expect("first trust load");
-    assert_eq!(
-        state.trust().load().client_ca.as_ref().unwrap().pem(),
-        client_ca.cert_pem()
-    );
+        .expect("first trust load");
+    assert_eq!(state.trust().load().client_ca.as_ref().unwrap().pem(), client_ca.cert_pem());
 
     let app = Router::new()
-        .route(
-            "/apis/metrics.k8s.io/v1beta1/nodes",
-            get(|| async { "nodes" }),
-        )
-        .route(
-            "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods",
-            get(|| async { "pods" }),
-        )
+        .route("/apis/metrics.k8s.io/v1beta1/nodes", get(|| async { "nodes" }))
+        .route("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods", get(|| async { "pods" }))
         .layer(layer(state.clone()));
 
     assert_eq!(
-        get_status(
-            &app,
-            "/apis/metrics.k8s.io/v1beta1/nodes",
-            Some("good-token"),
-            None
-        )
-        .await,
+        get_status(&app, "/apis/metrics.k8s.io/v1beta1/nodes", Some("good-token"), None).await,
         (StatusCode::OK, "nodes".into())
     );
-    let (code, body) = get_status(
-        &app,
-        "/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods",
-        Some("good-token"),
-        None,
-    )
-    .await;
+    let (code, body) =
+        get_status(&app, "/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods", Some("good-token"), None).await;
     assert_eq!(code, StatusCode::FORBIDDEN);
     assert!(body.contains(r#"cannot list resource \"pods\" in API group \"metrics.k8s.io\" in the namespace \"kube-system\": no RBAC policy matched"#), "{body}");
     assert_eq!(
-        get_status(
-            &app,
-            "/apis/metrics.k8s.io/v1beta1/nodes",
-            Some("bad-token"),
-            None
-        )
-        .await
-        .0,
+        get_status(&app, "/apis/metrics.k8s.io/v1beta1/nodes", Some("bad-token"), None).await.0,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(
-        *mock.token_reviews.lock().unwrap(),
-        2,
-        "good-token reviewed once, then cached"
-    );
+    assert_eq!(*mock.token_reviews.lock().unwrap(), 2, "good-token reviewed once, then cached");
 
     let sars = mock.sars.lock().unwrap().clone();
     assert_eq!(sars.len(), 2);
@@ -272,58 +204,27 @@ async fn kube_client_reviews_and_configmap_watch_drive_the_chain() {
     assert_eq!(sars[0]["apiVersion"], "authorization.k8s.io/v1");
     assert_eq!(sars[0]["spec"]["user"], "alice");
     assert_eq!(sars[0]["spec"]["uid"], "u-1");
-    assert_eq!(
-        sars[0]["spec"]["groups"],
-        json!(["devs", "system:authenticated"])
-    );
+    assert_eq!(sars[0]["spec"]["groups"], json!(["devs", "system:authenticated"]));
     assert_eq!(
         sars[0]["spec"]["resourceAttributes"],
         json!({"verb":"list","group":"metrics.k8s.io","version":"v1beta1","resource":"nodes"})
     );
-    assert_eq!(
-        sars[1]["spec"]["resourceAttributes"]["namespace"],
-        "kube-system"
-    );
+    assert_eq!(sars[1]["spec"]["resourceAttributes"]["namespace"], "kube-system");
 
     // Rotate the client CA through the watch: honoured without restart.
     let rotated = Ca::new("client-ca-2").unwrap();
     mock.rotate(cm_data(&rotated, &proxy_ca));
-    tokio::time::timeout(
-        Duration::from_secs(20),
-        state.trust().wait_for_generation(2),
-    )
-    .await
-    .expect("rotation seen");
-    assert_eq!(
-        state.trust().load().client_ca.as_ref().unwrap().pem(),
-        rotated.cert_pem()
-    );
-    let (code, _) = get_status(
-        &app,
-        "/apis/metrics.k8s.io/v1beta1/nodes",
-        None,
-        Some(chain(&client_ca, "alice", &[])),
-    )
-    .await;
-    assert_eq!(
-        code,
-        StatusCode::UNAUTHORIZED,
-        "the old client CA is no longer trusted"
-    );
-    let (code, _) = get_status(
-        &app,
-        "/apis/metrics.k8s.io/v1beta1/nodes",
-        None,
-        Some(chain(&rotated, "alice", &[])),
-    )
-    .await;
+    tokio::time::timeout(Duration::from_secs(20), state.trust().wait_for_generation(2)).await.expect("rotation seen");
+    assert_eq!(state.trust().load().client_ca.as_ref().unwrap().pem(), rotated.cert_pem());
+    let (code, _) =
+        get_status(&app, "/apis/metrics.k8s.io/v1beta1/nodes", None, Some(chain(&client_ca, "alice", &[]))).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED, "the old client CA is no longer trusted");
+    let (code, _) =
+        get_status(&app, "/apis/metrics.k8s.io/v1beta1/nodes", None, Some(chain(&rotated, "alice", &[]))).await;
     assert_eq!(code, StatusCode::OK);
 
     cancel.cancel();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("reloader stops on cancel")
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task).await.expect("reloader stops on cancel").unwrap();
 }
 
 #[test]
@@ -335,16 +236,10 @@ fn non_resource_review_body_has_path_and_verb_only() {
     };
     let sar = access_review(
         &user,
-        &Attributes::NonResource {
-            path: "/apis/metrics.k8s.io/v1beta1".into(),
-            verb: "get".into(),
-        },
+        &Attributes::NonResource { path: "/apis/metrics.k8s.io/v1beta1".into(), verb: "get".into() },
     );
     let v = serde_json::to_value(&sar).unwrap();
-    assert_eq!(
-        v["spec"]["nonResourceAttributes"],
-        json!({"path":"/apis/metrics.k8s.io/v1beta1","verb":"get"})
-    );
+    assert_eq!(v["spec"]["nonResourceAttributes"], json!({"path":"/apis/metrics.k8s.io/v1beta1","verb":"get"}));
     assert!(v["spec"].get("resourceAttributes").is_none());
     assert_eq!(v["spec"]["extra"], json!({}));
 }

@@ -35,10 +35,7 @@ impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> AuthService<S> {
-        AuthService {
-            inner,
-            state: self.state.clone(),
-        }
+        AuthService { inner, state: self.state.clone() }
     }
 }
 
@@ -86,17 +83,9 @@ impl AuthState {
             requestheader::strip_identity_headers(trust.request_header.as_ref(), req.headers_mut());
             return Ok(());
         }
-        let chain = req
-            .extensions()
-            .get::<PeerCertificates>()
-            .map(|p| p.0.clone());
+        let chain = req.extensions().get::<PeerCertificates>().map(|p| p.0.clone());
         let chain = chain.as_deref().map(Vec::as_slice).unwrap_or(&[]);
-        let user = match self
-            .inner
-            .authn
-            .authenticate(chain, req.headers_mut())
-            .await
-        {
+        let user = match self.inner.authn.authenticate(chain, req.headers_mut()).await {
             Ok(Some(user)) => user,
             Ok(None) => {
                 tracing::debug!(path = %path, "anonymous request refused");
@@ -117,9 +106,7 @@ impl AuthState {
             Err(error) => {
                 tracing::warn!(user = %user.name, path = %path, %error, "authorization failed");
                 let uri = req.uri().to_string();
-                return Err(Status::internal(format!(
-                    "Internal Server Error: {uri:?}: {error}"
-                )));
+                return Err(Status::internal(format!("Internal Server Error: {uri:?}: {error}")));
             }
         }
         let ext = req.extensions_mut();

@@ -93,11 +93,7 @@ impl AuthState {
         access: Arc<dyn AccessReviewer>,
         settings: AuthSettings,
     ) -> AuthState {
-        let tokens = token::TokenAuthenticator::new(
-            tokens,
-            settings.token_cache_ttl,
-            settings.token_cache_size,
-        );
+        let tokens = token::TokenAuthenticator::new(tokens, settings.token_cache_ttl, settings.token_cache_size);
         let authz = authz::Authorizer::new(
             access,
             settings.authorized_ttl,

@@ -11,9 +11,7 @@ use http::HeaderMap;
 use rustls::pki_types::CertificateDer;
 
 use super::UserInfo;
-use super::trust::{
-    DEFAULT_EXTRA_PREFIXES, DEFAULT_GROUP_HEADERS, DEFAULT_USERNAME_HEADERS, RequestHeaderConfig,
-};
+use super::trust::{DEFAULT_EXTRA_PREFIXES, DEFAULT_GROUP_HEADERS, DEFAULT_USERNAME_HEADERS, RequestHeaderConfig};
 use super::x509::ChainError;
 
 /// What the front-proxy authenticator made of a request.
@@ -74,11 +72,7 @@ pub fn user_from_headers(cfg: &RequestHeaderConfig, headers: &HeaderMap) -> Opti
         }
     }
     let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let prefixes: Vec<String> = cfg
-        .extra_header_prefixes
-        .iter()
-        .map(|p| p.to_ascii_lowercase())
-        .collect();
+    let prefixes: Vec<String> = cfg.extra_header_prefixes.iter().map(|p| p.to_ascii_lowercase()).collect();
     for (header, value) in headers {
         // HeaderMap names are already lower case.
         let lower = header.as_str();
@@ -92,12 +86,7 @@ pub fn user_from_headers(cfg: &RequestHeaderConfig, headers: &HeaderMap) -> Opti
         let key = unescape_extra_key(&lower[prefix.len()..]);
         extra.entry(key).or_default().push(v.into_owned());
     }
-    Some(UserInfo {
-        name,
-        uid,
-        groups,
-        extra,
-    })
+    Some(UserInfo { name, uid, groups, extra })
 }
 
 fn first_value(headers: &HeaderMap, names: &[String]) -> Option<String> {
@@ -116,9 +105,7 @@ pub fn unescape_extra_key(key: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
             match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 Some(b) if hex.is_some_and(|h| h.bytes().all(|c| c.is_ascii_hexdigit())) => {
                     out.push(b);
@@ -143,33 +130,18 @@ pub fn strip_identity_headers(cfg: Option<&RequestHeaderConfig>, headers: &mut H
         .map(|s| s.to_string())
         .chain(std::iter::once("x-remote-uid".to_string()))
         .collect();
-    let mut prefixes: Vec<String> = DEFAULT_EXTRA_PREFIXES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut prefixes: Vec<String> = DEFAULT_EXTRA_PREFIXES.iter().map(|s| s.to_string()).collect();
     if let Some(cfg) = cfg {
-        exact.extend(
-            cfg.username_headers
-                .iter()
-                .chain(&cfg.group_headers)
-                .chain(&cfg.uid_headers)
-                .cloned(),
-        );
+        exact.extend(cfg.username_headers.iter().chain(&cfg.group_headers).chain(&cfg.uid_headers).cloned());
         prefixes.extend(cfg.extra_header_prefixes.iter().cloned());
     }
     let exact: Vec<String> = exact.into_iter().map(|s| s.to_ascii_lowercase()).collect();
-    let prefixes: Vec<String> = prefixes
-        .into_iter()
-        .map(|s| s.to_ascii_lowercase())
-        .collect();
+    let prefixes: Vec<String> = prefixes.into_iter().map(|s| s.to_ascii_lowercase()).collect();
     let doomed: Vec<http::HeaderName> = headers
         .keys()
         .filter(|k| {
             let k = k.as_str();
-            exact.iter().any(|e| e == k)
-                || prefixes
-                    .iter()
-                    .any(|p| !p.is_empty() && k.starts_with(p.as_str()))
+            exact.iter().any(|e| e == k) || prefixes.iter().any(|p| !p.is_empty() && k.starts_with(p.as_str()))
         })
         .cloned()
         .collect();

@@ -18,10 +18,7 @@ fn config(ca: &Ca, allowed: &[&str]) -> RequestHeaderConfig {
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (k, v) in pairs {
-        h.append(
-            HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            HeaderValue::from_str(v).unwrap(),
-        );
+        h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
     }
     h
 }
@@ -48,10 +45,7 @@ fn first_non_empty_username_header_wins() {
     cfg.username_headers = vec!["X-Primary".into(), "X-Secondary".into()];
     let h = headers(&[("X-Primary", ""), ("X-Secondary", "bob")]);
     assert_eq!(user_from_headers(&cfg, &h).unwrap().name, "bob");
-    assert_eq!(
-        user_from_headers(&cfg, &headers(&[("X-Primary", "")])),
-        None
-    );
+    assert_eq!(user_from_headers(&cfg, &headers(&[("X-Primary", "")])), None);
 }
 
 #[test]
@@ -60,19 +54,13 @@ fn extra_keys_are_lower_cased_and_percent_decoded() {
     let cfg = config(&ca, &[]);
     let h = headers(&[
         ("X-Remote-User", "alice"),
-        (
-            "X-Remote-Extra-Authentication.kubernetes.io%2fcredential-Id",
-            "X509SHA256=ab",
-        ),
+        ("X-Remote-Extra-Authentication.kubernetes.io%2fcredential-Id", "X509SHA256=ab"),
         ("x-remote-extra-scopes", "a"),
         ("X-REMOTE-EXTRA-Scopes", "b"),
         ("X-Remote-Extra-Bad%zz", "v"),
     ]);
     let u = user_from_headers(&cfg, &h).unwrap();
-    assert_eq!(
-        u.extra["authentication.kubernetes.io/credential-id"],
-        vec!["X509SHA256=ab"]
-    );
+    assert_eq!(u.extra["authentication.kubernetes.io/credential-id"], vec!["X509SHA256=ab"]);
     assert_eq!(u.extra["scopes"], vec!["a", "b"]);
     assert_eq!(u.extra["bad%zz"], vec!["v"]);
 }
@@ -90,8 +78,7 @@ fn unescape_follows_go_path_unescape() {
 fn front_proxy_cert_with_allowed_cn_yields_header_user() {
     let ca = Ca::new("front-proxy").unwrap();
     let cfg = config(&ca, &["front-proxy-client"]);
-    let chain =
-        chain_from_pem(&ca.issue_client("front-proxy-client", &[]).unwrap().cert_pem).unwrap();
+    let chain = chain_from_pem(&ca.issue_client("front-proxy-client", &[]).unwrap().cert_pem).unwrap();
     let h = headers(&[("X-Remote-User", "alice"), ("X-Remote-Group", "devs")]);
     match authenticate(Some(&cfg), &chain, &h) {
         FrontProxy::User(u) => {
@@ -100,10 +87,7 @@ fn front_proxy_cert_with_allowed_cn_yields_header_user() {
         }
         other => panic!("expected a user, got {other:?}"),
     }
-    assert_eq!(
-        authenticate(Some(&cfg), &chain, &HeaderMap::new()),
-        FrontProxy::NoUser
-    );
+    assert_eq!(authenticate(Some(&cfg), &chain, &HeaderMap::new()), FrontProxy::NoUser);
 }
 
 #[test]
@@ -112,10 +96,7 @@ fn front_proxy_cert_with_disallowed_cn_is_rejected() {
     let cfg = config(&ca, &["front-proxy-client"]);
     let chain = chain_from_pem(&ca.issue_client("intruder", &[]).unwrap().cert_pem).unwrap();
     let h = headers(&[("X-Remote-User", "alice")]);
-    assert!(matches!(
-        authenticate(Some(&cfg), &chain, &h),
-        FrontProxy::Rejected(_)
-    ));
+    assert!(matches!(authenticate(Some(&cfg), &chain, &h), FrontProxy::Rejected(_)));
 }
 
 #[test]
@@ -123,18 +104,11 @@ fn headers_without_a_front_proxy_cert_are_not_read() {
     let ca = Ca::new("front-proxy").unwrap();
     let other = Ca::new("client").unwrap();
     let cfg = config(&ca, &[]);
-    let h = headers(&[
-        ("X-Remote-User", "admin"),
-        ("X-Remote-Group", "system:masters"),
-    ]);
+    let h = headers(&[("X-Remote-User", "admin"), ("X-Remote-Group", "system:masters")]);
     assert_eq!(authenticate(Some(&cfg), &[], &h), FrontProxy::NotApplicable);
     let foreign = chain_from_pem(&other.issue_client("bob", &[]).unwrap().cert_pem).unwrap();
-    assert_eq!(
-        authenticate(Some(&cfg), &foreign, &h),
-        FrontProxy::NotApplicable
-    );
-    let own =
-        chain_from_pem(&ca.issue_client("front-proxy-client", &[]).unwrap().cert_pem).unwrap();
+    assert_eq!(authenticate(Some(&cfg), &foreign, &h), FrontProxy::NotApplicable);
+    let own = chain_from_pem(&ca.issue_client("front-proxy-client", &[]).unwrap().cert_pem).unwrap();
     assert_eq!(authenticate(None, &own, &h), FrontProxy::NotApplicable);
 }
 

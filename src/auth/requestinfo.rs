@@ -37,11 +37,7 @@ pub fn parse(method: &Method, path: &str, query: Option<&str>) -> RequestInfo {
         verb: method.as_str().to_ascii_lowercase(),
         ..RequestInfo::default()
     };
-    let parts: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|p| !p.is_empty())
-        .collect();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|p| !p.is_empty()).collect();
     let Some((&prefix, rest)) = parts.split_first() else {
         return non_resource;
     };
@@ -182,22 +178,14 @@ mod tests {
                 version: v,
                 resource: "nodes",
                 name: "node-a",
-                ..case(
-                    Method::GET,
-                    "/apis/metrics.k8s.io/v1beta1/nodes/node-a",
-                    None,
-                )
+                ..case(Method::GET, "/apis/metrics.k8s.io/v1beta1/nodes/node-a", None)
             },
             Case {
                 verb: "list",
                 group: m,
                 version: v,
                 resource: "pods",
-                ..case(
-                    Method::GET,
-                    "/apis/metrics.k8s.io/v1beta1/pods",
-                    Some("labelSelector=app%3Dx"),
-                )
+                ..case(Method::GET, "/apis/metrics.k8s.io/v1beta1/pods", Some("labelSelector=app%3Dx"))
             },
             Case {
                 verb: "list",
@@ -205,11 +193,7 @@ mod tests {
                 version: v,
                 namespace: "default",
                 resource: "pods",
-                ..case(
-                    Method::GET,
-                    "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",
-                    None,
-                )
+                ..case(Method::GET, "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods", None)
             },
             Case {
                 verb: "get",
@@ -218,11 +202,7 @@ mod tests {
                 namespace: "default",
                 resource: "pods",
                 name: "web-1",
-                ..case(
-                    Method::GET,
-                    "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web-1",
-                    None,
-                )
+                ..case(Method::GET, "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web-1", None)
             },
             Case {
                 verb: "watch",
@@ -241,22 +221,14 @@ mod tests {
                 group: m,
                 version: v,
                 resource: "nodes",
-                ..case(
-                    Method::GET,
-                    "/apis/metrics.k8s.io/v1beta1/watch/nodes",
-                    None,
-                )
+                ..case(Method::GET, "/apis/metrics.k8s.io/v1beta1/watch/nodes", None)
             },
             Case {
                 verb: "list",
                 group: m,
                 version: v,
                 resource: "nodes",
-                ..case(
-                    Method::GET,
-                    "/apis/metrics.k8s.io/v1beta1/nodes",
-                    Some("watch=false"),
-                )
+                ..case(Method::GET, "/apis/metrics.k8s.io/v1beta1/nodes", Some("watch=false"))
             },
             Case {
                 verb: "get",
@@ -264,11 +236,7 @@ mod tests {
                 version: v,
                 resource: "nodes",
                 name: "n",
-                ..case(
-                    Method::GET,
-                    "/apis/metrics.k8s.io/v1beta1/nodes/n",
-                    Some("watch=true"),
-                )
+                ..case(Method::GET, "/apis/metrics.k8s.io/v1beta1/nodes/n", Some("watch=true"))
             },
             Case {
                 verb: "get",
@@ -292,11 +260,7 @@ mod tests {
                 group: "authorization.k8s.io",
                 version: "v1",
                 resource: "subjectaccessreviews",
-                ..case(
-                    Method::POST,
-                    "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-                    None,
-                )
+                ..case(Method::POST, "/apis/authorization.k8s.io/v1/subjectaccessreviews", None)
             },
             Case {
                 verb: "deletecollection",
@@ -304,57 +268,17 @@ mod tests {
                 version: v,
                 resource: "pods",
                 namespace: "a",
-                ..case(
-                    Method::DELETE,
-                    "/apis/metrics.k8s.io/v1beta1/namespaces/a/pods",
-                    None,
-                )
+                ..case(Method::DELETE, "/apis/metrics.k8s.io/v1beta1/namespaces/a/pods", None)
             },
-            Case {
-                resource_request: false,
-                verb: "get",
-                ..case(Method::GET, "/apis/metrics.k8s.io/v1beta1", None)
-            },
-            Case {
-                resource_request: false,
-                verb: "get",
-                ..case(Method::GET, "/apis/metrics.k8s.io", None)
-            },
-            Case {
-                resource_request: false,
-                verb: "get",
-                ..case(Method::GET, "/apis", None)
-            },
-            Case {
-                resource_request: false,
-                verb: "get",
-                ..case(Method::GET, "/api", None)
-            },
-            Case {
-                resource_request: false,
-                verb: "get",
-                ..case(Method::GET, "/metrics", None)
-            },
-            Case {
-                resource_request: false,
-                verb: "get",
-                ..case(Method::GET, "/openapi/v2", None)
-            },
-            Case {
-                resource_request: false,
-                verb: "get",
-                ..case(Method::GET, "/", None)
-            },
-            Case {
-                resource_request: false,
-                verb: "head",
-                ..case(Method::HEAD, "/healthz", None)
-            },
-            Case {
-                resource_request: false,
-                verb: "post",
-                ..case(Method::POST, "/livez", None)
-            },
+            Case { resource_request: false, verb: "get", ..case(Method::GET, "/apis/metrics.k8s.io/v1beta1", None) },
+            Case { resource_request: false, verb: "get", ..case(Method::GET, "/apis/metrics.k8s.io", None) },
+            Case { resource_request: false, verb: "get", ..case(Method::GET, "/apis", None) },
+            Case { resource_request: false, verb: "get", ..case(Method::GET, "/api", None) },
+            Case { resource_request: false, verb: "get", ..case(Method::GET, "/metrics", None) },
+            Case { resource_request: false, verb: "get", ..case(Method::GET, "/openapi/v2", None) },
+            Case { resource_request: false, verb: "get", ..case(Method::GET, "/", None) },
+            Case { resource_request: false, verb: "head", ..case(Method::HEAD, "/healthz", None) },
+            Case { resource_request: false, verb: "post", ..case(Method::POST, "/livez", None) },
         ];
         for c in cases {
             let info = parse(&c.method, c.path, c.query);

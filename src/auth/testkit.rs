@@ -25,10 +25,7 @@ pub struct FakeTokens {
 impl FakeTokens {
     pub fn with(token: &str, name: &str, groups: &[&str]) -> Arc<FakeTokens> {
         let f = FakeTokens::default();
-        f.users
-            .lock()
-            .unwrap()
-            .insert(token.to_string(), user(name, groups));
+        f.users.lock().unwrap().insert(token.to_string(), user(name, groups));
         Arc::new(f)
     }
 
@@ -77,34 +74,20 @@ impl AccessReviewer for FakeAccess {
         attributes: &'a Attributes,
     ) -> BoxFuture<'a, Result<Decision, ReviewError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.asked
-            .lock()
-            .unwrap()
-            .push((user.clone(), attributes.clone()));
+        self.asked.lock().unwrap().push((user.clone(), attributes.clone()));
         if self.fail.load(Ordering::SeqCst) {
             return Box::pin(async {
-                Err(ReviewError::Request {
-                    review: "SubjectAccessReview",
-                    reason: "connection refused".into(),
-                })
+                Err(ReviewError::Request { review: "SubjectAccessReview", reason: "connection refused".into() })
             });
         }
         let allowed = self.allowed_users.lock().unwrap().contains(&user.name);
-        let reason = if allowed {
-            String::new()
-        } else {
-            "RBAC: access denied".to_string()
-        };
+        let reason = if allowed { String::new() } else { "RBAC: access denied".to_string() };
         Box::pin(async move { Ok(Decision { allowed, reason }) })
     }
 }
 
 pub fn user(name: &str, groups: &[&str]) -> UserInfo {
-    UserInfo {
-        name: name.into(),
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-        ..UserInfo::default()
-    }
+    UserInfo { name: name.into(), groups: groups.iter().map(|g| g.to_string()).collect(), ..UserInfo::default() }
 }
 
 /// A client CA, a front-proxy CA and a CA nobody trusts.
@@ -137,20 +120,12 @@ pub fn trust_over(client: &Ca, proxy: &Ca) -> TrustConfig {
         ("requestheader-allowed-names", r#"["front-proxy-client"]"#),
         ("requestheader-username-headers", r#"["X-Remote-User"]"#),
         ("requestheader-group-headers", r#"["X-Remote-Group"]"#),
-        (
-            "requestheader-extra-headers-prefix",
-            r#"["X-Remote-Extra-"]"#,
-        ),
+        ("requestheader-extra-headers-prefix", r#"["X-Remote-Extra-"]"#),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    build_config(
-        Some(&data),
-        &TrustOverrides::default(),
-        &FlagFiles::default(),
-    )
-    .unwrap()
+    build_config(Some(&data), &TrustOverrides::default(), &FlagFiles::default()).unwrap()
 }
 
 /// A client certificate chain issued by `ca`.
@@ -159,10 +134,6 @@ pub fn chain(ca: &Ca, cn: &str, orgs: &[&str]) -> Vec<CertificateDer<'static>> {
 }
 
 /// An auth state over fixed trust and the doubles.
-pub fn state(
-    trust: Arc<TrustStore>,
-    tokens: Arc<FakeTokens>,
-    access: Arc<FakeAccess>,
-) -> AuthState {
+pub fn state(trust: Arc<TrustStore>, tokens: Arc<FakeTokens>, access: Arc<FakeAccess>) -> AuthState {
     AuthState::new(trust, tokens, access, AuthSettings::default())
 }

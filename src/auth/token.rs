@@ -24,15 +24,9 @@ pub enum TokenOutcome {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ReviewError {
     #[error("{review} to kube-apiserver failed: {reason}")]
-    Request {
-        review: &'static str,
-        reason: String,
-    },
+    Request { review: &'static str, reason: String },
     #[error("{review} to kube-apiserver timed out after {timeout:?}")]
-    Timeout {
-        review: &'static str,
-        timeout: Duration,
-    },
+    Timeout { review: &'static str, timeout: Duration },
     #[error("{review}: kube-apiserver answered without a status")]
     NoStatus { review: &'static str },
 }
@@ -59,12 +53,7 @@ pub struct TokenAuthenticator {
 
 impl TokenAuthenticator {
     pub fn new(reviewer: Arc<dyn TokenReviewer>, ttl: Duration, capacity: usize) -> Self {
-        TokenAuthenticator {
-            reviewer,
-            cache: TtlCache::new(capacity),
-            ttl,
-            timeout: REVIEW_TIMEOUT,
-        }
+        TokenAuthenticator { reviewer, cache: TtlCache::new(capacity), ttl, timeout: REVIEW_TIMEOUT }
     }
 
     /// Who `token` belongs to, from the cache or a fresh review.
@@ -75,10 +64,7 @@ impl TokenAuthenticator {
         }
         let outcome = tokio::time::timeout(self.timeout, self.reviewer.review(token))
             .await
-            .map_err(|_| ReviewError::Timeout {
-                review: "TokenReview",
-                timeout: self.timeout,
-            })??;
+            .map_err(|_| ReviewError::Timeout { review: "TokenReview", timeout: self.timeout })??;
         if let Some(k) = key {
             self.cache.insert(k, outcome.clone(), self.ttl);
         }
@@ -111,23 +97,12 @@ mod tests {
     }
 
     impl TokenReviewer for Counting {
-        fn review<'a>(
-            &'a self,
-            token: &'a str,
-        ) -> BoxFuture<'a, Result<TokenOutcome, ReviewError>> {
+        fn review<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<TokenOutcome, ReviewError>> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             let out = if token == "good" {
-                TokenOutcome::Authenticated(UserInfo {
-                    name: "alice".into(),
-                    ..UserInfo::default()
-                })
+                TokenOutcome::Authenticated(UserInfo { name: "alice".into(), ..UserInfo::default() })
             } else if token == "broken" {
-                return Box::pin(async {
-                    Err(ReviewError::Request {
-                        review: "TokenReview",
-                        reason: "down".into(),
-                    })
-                });
+                return Box::pin(async { Err(ReviewError::Request { review: "TokenReview", reason: "down".into() }) });
             } else {
                 TokenOutcome::Rejected("invalid bearer token".into())
             };
@@ -137,19 +112,11 @@ mod tests {
 
     #[tokio::test]
     async fn both_outcomes_are_cached_and_errors_are_not() {
-        let r = Arc::new(Counting {
-            calls: AtomicUsize::new(0),
-        });
+        let r = Arc::new(Counting { calls: AtomicUsize::new(0) });
         let a = TokenAuthenticator::new(r.clone(), DEFAULT_TOKEN_TTL, 16);
         for _ in 0..3 {
-            assert!(matches!(
-                a.authenticate("good").await,
-                Ok(TokenOutcome::Authenticated(_))
-            ));
-            assert!(matches!(
-                a.authenticate("bad").await,
-                Ok(TokenOutcome::Rejected(_))
-            ));
+            assert!(matches!(a.authenticate("good").await, Ok(TokenOutcome::Authenticated(_))));
+            assert!(matches!(a.authenticate("bad").await, Ok(TokenOutcome::Rejected(_))));
         }
         assert_eq!(r.calls.load(Ordering::SeqCst), 2);
         for _ in 0..3 {

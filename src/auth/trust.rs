@@ -92,9 +92,7 @@ impl PartialEq for CaBundle {
 pub enum TrustError {
     #[error(transparent)]
     Ca(#[from] CaError),
-    #[error(
-        "ConfigMap {CONFIGMAP_NAMESPACE}/{CONFIGMAP_NAME} key {key}: not a JSON array of strings: {reason}"
-    )]
+    #[error("ConfigMap {CONFIGMAP_NAMESPACE}/{CONFIGMAP_NAME} key {key}: not a JSON array of strings: {reason}")]
     BadList { key: &'static str, reason: String },
     #[error("reading {flag} {path}: {source}")]
     ReadFile {
@@ -119,15 +117,9 @@ pub fn build_config(
         (None, Some(pem)) => Some(CaBundle::from_pem(&cm_key("client-ca-file"), pem)?),
         (None, None) => None,
     };
-    let rh_ca = match (
-        &files.requestheader_client_ca,
-        key("requestheader-client-ca-file"),
-    ) {
+    let rh_ca = match (&files.requestheader_client_ca, key("requestheader-client-ca-file")) {
         (Some(pem), _) => Some(CaBundle::from_pem("--requestheader-client-ca-file", pem)?),
-        (None, Some(pem)) => Some(CaBundle::from_pem(
-            &cm_key("requestheader-client-ca-file"),
-            pem,
-        )?),
+        (None, Some(pem)) => Some(CaBundle::from_pem(&cm_key("requestheader-client-ca-file"), pem)?),
         (None, None) => None,
     };
     let request_header = match rh_ca {
@@ -138,21 +130,13 @@ pub fn build_config(
             };
             Some(RequestHeaderConfig {
                 ca,
-                allowed_names: list(
-                    &flags.requestheader_allowed_names,
-                    "requestheader-allowed-names",
-                    &[],
-                )?,
+                allowed_names: list(&flags.requestheader_allowed_names, "requestheader-allowed-names", &[])?,
                 username_headers: list(
                     &flags.requestheader_username_headers,
                     "requestheader-username-headers",
                     DEFAULT_USERNAME_HEADERS,
                 )?,
-                uid_headers: list(
-                    &flags.requestheader_uid_headers,
-                    "requestheader-uid-headers",
-                    &[],
-                )?,
+                uid_headers: list(&flags.requestheader_uid_headers, "requestheader-uid-headers", &[])?,
                 group_headers: list(
                     &flags.requestheader_group_headers,
                     "requestheader-group-headers",
@@ -166,10 +150,7 @@ pub fn build_config(
             })
         }
     };
-    Ok(TrustConfig {
-        client_ca,
-        request_header,
-    })
+    Ok(TrustConfig { client_ca, request_header })
 }
 
 fn cm_key(key: &str) -> String {
@@ -187,18 +168,11 @@ fn list_setting(
     let raw: Vec<String> = match (flag, json) {
         (Some(v), _) => v.clone(),
         (None, Some(text)) => serde_json::from_str::<Option<Vec<String>>>(text)
-            .map_err(|e| TrustError::BadList {
-                key,
-                reason: e.to_string(),
-            })?
+            .map_err(|e| TrustError::BadList { key, reason: e.to_string() })?
             .unwrap_or_default(),
         (None, None) => default.iter().map(|s| s.to_string()).collect(),
     };
-    Ok(raw
-        .into_iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect())
+    Ok(raw.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
 }
 
 /// The current trust config, readable without locks from every request.
@@ -210,10 +184,7 @@ pub struct TrustStore {
 impl TrustStore {
     /// A store holding `initial`; not yet marked loaded.
     pub fn new(initial: TrustConfig) -> Arc<TrustStore> {
-        Arc::new(TrustStore {
-            current: ArcSwap::from_pointee(initial),
-            loaded: tokio::sync::watch::channel(0).0,
-        })
+        Arc::new(TrustStore { current: ArcSwap::from_pointee(initial), loaded: tokio::sync::watch::channel(0).0 })
     }
 
     /// A store already loaded with `config` (fixed trust: tests, flags only).
@@ -319,11 +290,7 @@ async fn next_or_pending(source: &mut Option<Box<dyn TrustSource>>) -> Option<So
 }
 
 /// Rebuilds and swaps the config if it changed (always on the first load).
-async fn apply(
-    store: &TrustStore,
-    data: Option<&BTreeMap<String, String>>,
-    flags: &TrustOverrides,
-) {
+async fn apply(store: &TrustStore, data: Option<&BTreeMap<String, String>>, flags: &TrustOverrides) {
     let built = match read_flag_files(flags).await {
         Ok(files) => build_config(data, flags, &files),
         Err(e) => Err(e),
@@ -348,29 +315,19 @@ async fn apply(
 }
 
 async fn read_flag_files(flags: &TrustOverrides) -> Result<FlagFiles, TrustError> {
-    async fn read(
-        flag: &'static str,
-        path: &Option<PathBuf>,
-    ) -> Result<Option<String>, TrustError> {
+    async fn read(flag: &'static str, path: &Option<PathBuf>) -> Result<Option<String>, TrustError> {
         match path {
             None => Ok(None),
-            Some(p) => tokio::fs::read_to_string(p)
-                .await
-                .map(Some)
-                .map_err(|source| TrustError::ReadFile {
-                    flag,
-                    path: p.clone(),
-                    source,
-                }),
+            Some(p) => tokio::fs::read_to_string(p).await.map(Some).map_err(|source| TrustError::ReadFile {
+                flag,
+                path: p.clone(),
+                source,
+            }),
         }
     }
     Ok(FlagFiles {
         client_ca: read("--client-ca-file", &flags.client_ca_file).await?,
-        requestheader_client_ca: read(
-            "--requestheader-client-ca-file",
-            &flags.requestheader_client_ca_file,
-        )
-        .await?,
+        requestheader_client_ca: read("--requestheader-client-ca-file", &flags.requestheader_client_ca_file).await?,
     })
 }
 

@@ -20,11 +20,7 @@ pub enum CaError {
     #[error("CA bundle {source_name}: bad PEM: {reason}")]
     BadPem { source_name: String, reason: String },
     #[error("CA bundle {source_name}: certificate {index} is not a usable trust anchor: {reason}")]
-    BadAnchor {
-        source_name: String,
-        index: usize,
-        reason: String,
-    },
+    BadAnchor { source_name: String, index: usize, reason: String },
     #[error("CA bundle {source_name}: building the verifier: {reason}")]
     Verifier { source_name: String, reason: String },
 }
@@ -52,9 +48,7 @@ pub struct CaBundle {
 
 impl std::fmt::Debug for CaBundle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CaBundle")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        f.debug_struct("CaBundle").field("name", &self.name).finish_non_exhaustive()
     }
 }
 
@@ -73,10 +67,7 @@ impl CaBundle {
         let mut roots = RootCertStore::empty();
         let mut count = 0;
         for (index, cert) in CertificateDer::pem_slice_iter(pem.as_bytes()).enumerate() {
-            let cert = cert.map_err(|e| CaError::BadPem {
-                source_name: name.to_string(),
-                reason: e.to_string(),
-            })?;
+            let cert = cert.map_err(|e| CaError::BadPem { source_name: name.to_string(), reason: e.to_string() })?;
             roots.add(cert).map_err(|e| CaError::BadAnchor {
                 source_name: name.to_string(),
                 index,
@@ -85,22 +76,13 @@ impl CaBundle {
             count += 1;
         }
         if count == 0 {
-            return Err(CaError::Empty {
-                source_name: name.to_string(),
-            });
+            return Err(CaError::Empty { source_name: name.to_string() });
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
-            .map_err(|e| CaError::Verifier {
-                source_name: name.to_string(),
-                reason: e.to_string(),
-            })?;
-        Ok(CaBundle {
-            name: name.to_string(),
-            pem: Arc::from(pem),
-            verifier,
-        })
+            .map_err(|e| CaError::Verifier { source_name: name.to_string(), reason: e.to_string() })?;
+        Ok(CaBundle { name: name.to_string(), pem: Arc::from(pem), verifier })
     }
 
     /// Where the bundle came from.
@@ -120,56 +102,33 @@ impl CaBundle {
     }
 
     /// As [`verify`](Self::verify), at time `now`.
-    pub fn verify_at(
-        &self,
-        chain: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<CertSubject, ChainError> {
+    pub fn verify_at(&self, chain: &[CertificateDer<'_>], now: UnixTime) -> Result<CertSubject, ChainError> {
         let (leaf, intermediates) = chain.split_first().ok_or(ChainError::NoCertificate)?;
         self.verifier
             .verify_client_cert(leaf, intermediates, now)
-            .map_err(|e| ChainError::Rejected {
-                ca: self.name.clone(),
-                reason: e.to_string(),
-            })?;
-        subject(leaf).map_err(|reason| ChainError::BadSubject {
-            ca: self.name.clone(),
-            reason,
-        })
+            .map_err(|e| ChainError::Rejected { ca: self.name.clone(), reason: e.to_string() })?;
+        subject(leaf).map_err(|reason| ChainError::BadSubject { ca: self.name.clone(), reason })
     }
 }
 
 /// Reads CN and O of a DER certificate.
 fn subject(cert: &CertificateDer<'_>) -> Result<CertSubject, String> {
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| e.to_string())?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| e.to_string())?;
     let name = parsed.subject();
     let mut common_name = String::new();
     for cn in name.iter_common_name() {
-        common_name = cn
-            .as_str()
-            .map_err(|e| format!("common name: {e}"))?
-            .to_string();
+        common_name = cn.as_str().map_err(|e| format!("common name: {e}"))?.to_string();
     }
     let organizations = name
         .iter_organization()
-        .map(|o| {
-            o.as_str()
-                .map(str::to_string)
-                .map_err(|e| format!("organization: {e}"))
-        })
+        .map(|o| o.as_str().map(str::to_string).map_err(|e| format!("organization: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(CertSubject {
-        common_name,
-        organizations,
-    })
+    Ok(CertSubject { common_name, organizations })
 }
 
 /// Decodes a PEM certificate chain (leaf first), as a client presents it.
 pub fn chain_from_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())
+    CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -196,10 +155,7 @@ mod tests {
         let bundle = CaBundle::from_pem("client-ca-file", ca.cert_pem()).unwrap();
         let leaf = other.issue_client("mallory", &["system:masters"]).unwrap();
         let chain = chain_from_pem(&leaf.cert_pem).unwrap();
-        assert!(matches!(
-            bundle.verify(&chain),
-            Err(ChainError::Rejected { .. })
-        ));
+        assert!(matches!(bundle.verify(&chain), Err(ChainError::Rejected { .. })));
         assert_eq!(bundle.verify(&[]), Err(ChainError::NoCertificate));
     }
 
@@ -207,19 +163,10 @@ mod tests {
     fn server_only_cert_is_not_accepted_for_client_auth() {
         let ca = Ca::new("client-ca").unwrap();
         let bundle = CaBundle::from_pem("client-ca-file", ca.cert_pem()).unwrap();
-        let leaf = ca
-            .issue(&LeafSpec {
-                common_name: "srv",
-                organizations: &[],
-                sans: &[],
-                usage: Usage::Server,
-            })
-            .unwrap();
+        let leaf =
+            ca.issue(&LeafSpec { common_name: "srv", organizations: &[], sans: &[], usage: Usage::Server }).unwrap();
         let chain = chain_from_pem(&leaf.cert_pem).unwrap();
-        assert!(matches!(
-            bundle.verify(&chain),
-            Err(ChainError::Rejected { .. })
-        ));
+        assert!(matches!(bundle.verify(&chain), Err(ChainError::Rejected { .. })));
     }
 
     #[test]
@@ -230,20 +177,13 @@ mod tests {
         let bundle = CaBundle::from_pem("bundle", &pem).unwrap();
         for ca in [&a, &b] {
             let leaf = ca.issue_client("u", &[]).unwrap();
-            assert!(
-                bundle
-                    .verify(&chain_from_pem(&leaf.cert_pem).unwrap())
-                    .is_ok()
-            );
+            assert!(bundle.verify(&chain_from_pem(&leaf.cert_pem).unwrap()).is_ok());
         }
     }
 
     #[test]
     fn garbage_pem_is_an_error_not_a_panic() {
-        assert!(matches!(
-            CaBundle::from_pem("x", "not pem at all"),
-            Err(CaError::Empty { .. })
-        ));
+        assert!(matches!(CaBundle::from_pem("x", "not pem at all"), Err(CaError::Empty { .. })));
         let broken = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         assert!(CaBundle::from_pem("x", broken).is_err());
     }

@@ -199,12 +199,8 @@ impl Config {
             .bind_address
             .parse()
             .map_err(|_| bad("--bind-address", format!("{:?} is not an IP address", args.bind_address)))?;
-        let cert_files = file_pair(
-            "--tls-cert-file",
-            &args.tls_cert_file,
-            "--tls-private-key-file",
-            &args.tls_private_key_file,
-        )?;
+        let cert_files =
+            file_pair("--tls-cert-file", &args.tls_cert_file, "--tls-private-key-file", &args.tls_private_key_file)?;
         let json_logs = match args.logging_format.as_str() {
             "text" => false,
             "json" => true,

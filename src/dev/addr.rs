@@ -51,11 +51,7 @@ impl Block {
         std::fs::create_dir_all(&dir)?;
         for index in FIRST_TEST_BLOCK..=LAST_BLOCK {
             let path: PathBuf = dir.join(format!("{index}.lock"));
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)?;
+            let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
             // SAFETY: flock on a file descriptor we own; no memory is shared.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
             if rc == 0 {
@@ -66,9 +62,7 @@ impl Block {
                 return Ok(Block { index });
             }
         }
-        Err(std::io::Error::other(
-            "every loopback address block is in use",
-        ))
+        Err(std::io::Error::other("every loopback address block is in use"))
     }
 
     /// The block number.

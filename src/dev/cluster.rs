@@ -87,13 +87,7 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions {
-            nodes: 3,
-            pods_per_node: 4,
-            max_containers: 2,
-            kubelet_port: 10250,
-            seed: 1,
-        }
+        GenerateOptions { nodes: 3, pods_per_node: 4, max_containers: 2, kubelet_port: 10250, seed: 1 }
     }
 }
 
@@ -144,18 +138,10 @@ pub fn generate(block: &Block, opts: &GenerateOptions) -> ClusterSpec {
         for p in 0..opts.pods_per_node {
             let app = APPS[(n + p) % APPS.len()];
             let ns = NAMESPACES[(n * 7 + p) % NAMESPACES.len()];
-            let ncont = if p % 2 == 0 {
-                1
-            } else {
-                opts.max_containers.max(1)
-            };
+            let ncont = if p % 2 == 0 { 1 } else { opts.max_containers.max(1) };
             let containers: Vec<ContainerSpec> = (0..ncont)
                 .map(|c| ContainerSpec {
-                    name: if c == 0 {
-                        app.to_string()
-                    } else {
-                        format!("sidecar-{c}")
-                    },
+                    name: if c == 0 { app.to_string() } else { format!("sidecar-{c}") },
                     cpu_nanocores: {
                         let millis = rng_millis(&mut rng);
                         off_grid_cpu(&mut rng, millis)
@@ -167,10 +153,7 @@ pub fn generate(block: &Block, opts: &GenerateOptions) -> ClusterSpec {
             pod_mem += containers.iter().map(|c| c.memory_bytes).sum::<u64>();
             let mut pod_labels = BTreeMap::new();
             pod_labels.insert("app".to_string(), app.to_string());
-            pod_labels.insert(
-                "tier".to_string(),
-                if p % 2 == 0 { "frontend" } else { "backend" }.to_string(),
-            );
+            pod_labels.insert("tier".to_string(), if p % 2 == 0 { "frontend" } else { "backend" }.to_string());
             pods.push(PodSpec {
                 namespace: ns.to_string(),
                 name: format!("{app}-{n}-{p}"),
@@ -206,25 +189,13 @@ mod tests {
 
     #[test]
     fn generated_cpu_rates_are_never_whole_millicores() {
-        let spec = generate(
-            &Block::dev(),
-            &GenerateOptions {
-                nodes: 20,
-                pods_per_node: 10,
-                ..Default::default()
-            },
-        );
+        let spec = generate(&Block::dev(), &GenerateOptions { nodes: 20, pods_per_node: 10, ..Default::default() });
         for node in &spec.nodes {
             assert_ne!(node.cpu_nanocores % 1_000_000, 0);
             for pod in &node.pods {
                 for c in &pod.containers {
                     let frac = c.cpu_nanocores % 1_000_000;
-                    assert!(
-                        (200_000..800_000).contains(&frac),
-                        "{} has {}",
-                        c.name,
-                        c.cpu_nanocores
-                    );
+                    assert!((200_000..800_000).contains(&frac), "{} has {}", c.name, c.cpu_nanocores);
                 }
             }
         }

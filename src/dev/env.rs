@@ -93,8 +93,7 @@ impl DevEnv {
         let addr = SocketAddr::new(block.apiserver().into(), opts.apiserver_port);
         let apiserver = StandInApiServer::start(ApiServerOptions::new(addr), &spec, shutdown.clone()).await?;
         let server_kubeconfig = opts.work_dir.join("metrics-server.kubeconfig");
-        let token =
-            apiserver.write_service_account_kubeconfig(&server_kubeconfig, "kube-system", "metrics-server")?;
+        let token = apiserver.write_service_account_kubeconfig(&server_kubeconfig, "kube-system", "metrics-server")?;
         let user_kubeconfig = opts.work_dir.join("kubectl.kubeconfig");
         apiserver.write_kubeconfig(&user_kubeconfig, KubeconfigUser::dev_user())?;
         let fleet = KubeletFleet::start(&spec, FleetOptions::with_tokens([token.clone()]), shutdown.clone()).await?;
@@ -212,12 +211,7 @@ impl ReplicaProcess {
         }
         let out = fs::File::create(log)?;
         let err = out.try_clone()?;
-        let child = Command::new(binary)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()?;
+        let child = Command::new(binary).args(args).stdin(Stdio::null()).stdout(out).stderr(err).spawn()?;
         Ok(ReplicaProcess { child, log: log.to_path_buf() })
     }
 

@@ -6,5 +6,5 @@
 pub mod addr;
 pub mod apiserver;
 pub mod cluster;
-pub mod kubelet;
 pub mod env;
+pub mod kubelet;

@@ -119,10 +119,7 @@ impl ScrapeError {
 }
 
 fn status_text(code: u16) -> String {
-    let reason = StatusCode::from_u16(code)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("");
+    let reason = StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
     format!("{code} {reason}").trim_end().to_string()
 }
 
@@ -149,9 +146,7 @@ struct Inner {
 impl KubeletClient {
     pub fn new(config: KubeletClientConfig) -> Result<KubeletClient, ClientError> {
         if config.request_timeout.is_zero() {
-            return Err(ClientError::Invalid(
-                "request timeout must be positive".into(),
-            ));
+            return Err(ClientError::Invalid("request timeout must be positive".into()));
         }
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
@@ -208,9 +203,7 @@ impl KubeletClient {
 
     async fn fetch(&self, url: &Uri) -> Result<Bytes, ScrapeError> {
         let inner = &self.inner;
-        let mut req = Request::get(url.clone())
-            .body(Empty::new())
-            .map_err(|e| ScrapeError::Request(e.to_string()))?;
+        let mut req = Request::get(url.clone()).body(Empty::new()).map_err(|e| ScrapeError::Request(e.to_string()))?;
         if let Some(token) = &inner.token
             && let Some(value) = token.header().await
         {
@@ -224,17 +217,11 @@ impl KubeletClient {
         if resp.status() != StatusCode::OK {
             return Err(ScrapeError::Status(resp.status().as_u16()));
         }
-        let declared = resp
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let declared = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > inner.max_body_bytes as u64) {
             return Err(ScrapeError::TooLarge(inner.max_body_bytes));
         }
-        match Limited::new(resp.into_body(), inner.max_body_bytes)
-            .collect()
-            .await
-        {
+        match Limited::new(resp.into_body(), inner.max_body_bytes).collect().await {
             Ok(body) => Ok(body.to_bytes()),
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
                 Err(ScrapeError::TooLarge(inner.max_body_bytes))
@@ -265,10 +252,7 @@ fn tls_config(config: &KubeletClientConfig) -> Result<ClientConfig, ClientError>
 fn insecure_config(client: Option<CertKey>, policy: &TlsPolicy) -> Result<ClientConfig, TlsError> {
     let provider = policy.provider();
     let verifier = AcceptAnyServerCert::new(&provider);
-    let rustls_err = |source| TlsError::Rustls {
-        what: "the kubelet client".into(),
-        source,
-    };
+    let rustls_err = |source| TlsError::Rustls { what: "the kubelet client".into(), source };
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(policy.versions())
         .map_err(rustls_err)?
@@ -277,9 +261,7 @@ fn insecure_config(client: Option<CertKey>, policy: &TlsPolicy) -> Result<Client
     // No ALPN: hyper-rustls sets it from the HTTP versions it enables and
     // refuses a config that already has some.
     match client {
-        Some(ck) => builder
-            .with_client_auth_cert(ck.chain, ck.key)
-            .map_err(rustls_err),
+        Some(ck) => builder.with_client_auth_cert(ck.chain, ck.key).map_err(rustls_err),
         None => Ok(builder.with_no_client_auth()),
     }
 }
@@ -294,22 +276,13 @@ fn classify(error: hyper_util::client::legacy::Error) -> ScrapeError {
         }
         cause = next_cause(e);
     }
-    if error.is_connect() {
-        ScrapeError::Connect(chain_text(&error))
-    } else {
-        ScrapeError::Body(chain_text(&error))
-    }
+    if error.is_connect() { ScrapeError::Connect(chain_text(&error)) } else { ScrapeError::Body(chain_text(&error)) }
 }
 
 /// The next error in a chain. `io::Error::source` skips the error it wraps
 /// (it returns that error's source), so descend into it explicitly.
-fn next_cause<'a>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a (dyn std::error::Error + 'static)> {
-    if let Some(inner) = error
-        .downcast_ref::<std::io::Error>()
-        .and_then(|io| io.get_ref())
-    {
+fn next_cause<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a (dyn std::error::Error + 'static)> {
+    if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
         return Some(inner);
     }
     error.source()

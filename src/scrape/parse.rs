@@ -144,27 +144,16 @@ pub fn parse(body: &[u8], node: &str, request_time: UnixNanos) -> Result<NodeBat
     let mut pod_index: HashMap<(Cow<'_, str>, Cow<'_, str>), usize> = HashMap::new();
 
     for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
-        let fail = |cause| ParseError {
-            node: node.to_string(),
-            line: i + 1,
-            cause,
-        };
+        let fail = |cause| ParseError { node: node.to_string(), line: i + 1, cause };
         let sample = match line::parse_line(raw).map_err(fail)? {
             Some(s) => s,
             None => continue,
         };
-        let Sample {
-            family,
-            labels,
-            value,
-            timestamp_ms,
-        } = sample;
+        let Sample { family, labels, value, timestamp_ms } = sample;
         let timestamp = match timestamp_ms {
             None => request_time,
             Some(ms) if ms < 0 => return Err(fail(ParseErrorKind::NegativeTimestamp(ms))),
-            Some(ms) => ms
-                .checked_mul(1_000_000)
-                .ok_or_else(|| fail(ParseErrorKind::TimestampOutOfRange(ms)))?,
+            Some(ms) => ms.checked_mul(1_000_000).ok_or_else(|| fail(ParseErrorKind::TimestampOutOfRange(ms)))?,
         };
         match family {
             Family::Other => {}
@@ -177,15 +166,9 @@ pub fn parse(body: &[u8], node: &str, request_time: UnixNanos) -> Result<NodeBat
                 node_point.timestamp = Some(timestamp);
             }
             Family::ContainerCpu | Family::ContainerMemory | Family::ContainerStart => {
-                let namespace = labels
-                    .namespace
-                    .ok_or_else(|| fail(ParseErrorKind::MissingLabel("namespace")))?;
-                let pod = labels
-                    .pod
-                    .ok_or_else(|| fail(ParseErrorKind::MissingLabel("pod")))?;
-                let container = labels
-                    .container
-                    .ok_or_else(|| fail(ParseErrorKind::MissingLabel("container")))?;
+                let namespace = labels.namespace.ok_or_else(|| fail(ParseErrorKind::MissingLabel("namespace")))?;
+                let pod = labels.pod.ok_or_else(|| fail(ParseErrorKind::MissingLabel("pod")))?;
+                let container = labels.container.ok_or_else(|| fail(ParseErrorKind::MissingLabel("container")))?;
                 let c = container_slot(&mut pods, &mut pod_index, namespace, pod, container);
                 match family {
                     Family::ContainerCpu => {
@@ -202,10 +185,7 @@ pub fn parse(body: &[u8], node: &str, request_time: UnixNanos) -> Result<NodeBat
         }
     }
 
-    Ok(NodeBatch {
-        node: finish_node(node_point),
-        pods: pods.into_iter().filter_map(finish_pod).collect(),
-    })
+    Ok(NodeBatch { node: finish_node(node_point), pods: pods.into_iter().filter_map(finish_pod).collect() })
 }
 
 fn container_slot<'a, 'p>(
@@ -216,15 +196,9 @@ fn container_slot<'a, 'p>(
     container: Cow<'a, str>,
 ) -> &'p mut Partial {
     let next = pods.len();
-    let at = *index
-        .entry((namespace.clone(), pod.clone()))
-        .or_insert(next);
+    let at = *index.entry((namespace.clone(), pod.clone())).or_insert(next);
     if at == next {
-        pods.push(PartialPod {
-            namespace,
-            name: pod,
-            containers: Vec::new(),
-        });
+        pods.push(PartialPod { namespace, name: pod, containers: Vec::new() });
     }
     let containers = &mut pods[at].containers;
     let pos = match containers.iter().position(|(n, _)| *n == container) {
@@ -239,12 +213,9 @@ fn container_slot<'a, 'p>(
 
 fn finish_node(p: Partial) -> Option<Point> {
     match (p.cpu, p.memory, p.timestamp) {
-        (Some(cpu), Some(memory), Some(ts)) if cpu != 0 && memory != 0 && ts != 0 => Some(Point {
-            timestamp: ts,
-            cpu_cumulative_ns: cpu,
-            memory_bytes: memory,
-            start_time: None,
-        }),
+        (Some(cpu), Some(memory), Some(ts)) if cpu != 0 && memory != 0 && ts != 0 => {
+            Some(Point { timestamp: ts, cpu_cumulative_ns: cpu, memory_bytes: memory, start_time: None })
+        }
         _ => None,
     }
 }
@@ -253,17 +224,10 @@ fn finish_pod(p: PartialPod<'_>) -> Option<PodPoints> {
     let mut containers = Vec::with_capacity(p.containers.len());
     for (name, c) in p.containers {
         match (c.cpu, c.memory, c.timestamp) {
-            (Some(cpu), Some(memory), Some(ts)) if cpu != 0 && memory != 0 => {
-                containers.push(ContainerPoint {
-                    name: name.into_owned(),
-                    point: Point {
-                        timestamp: ts,
-                        cpu_cumulative_ns: cpu,
-                        memory_bytes: memory,
-                        start_time: c.start_time,
-                    },
-                })
-            }
+            (Some(cpu), Some(memory), Some(ts)) if cpu != 0 && memory != 0 => containers.push(ContainerPoint {
+                name: name.into_owned(),
+                point: Point { timestamp: ts, cpu_cumulative_ns: cpu, memory_bytes: memory, start_time: c.start_time },
+            }),
             _ => return None,
         }
     }
@@ -271,11 +235,7 @@ fn finish_pod(p: PartialPod<'_>) -> Option<PodPoints> {
         return None;
     }
     containers.sort_by(|a, b| a.name.cmp(&b.name));
-    Some(PodPoints {
-        namespace: p.namespace.into_owned(),
-        name: p.name.into_owned(),
-        containers,
-    })
+    Some(PodPoints { namespace: p.namespace.into_owned(), name: p.name.into_owned(), containers })
 }
 
 /// A usable value of one of our series: finite and not negative.

@@ -39,7 +39,10 @@ impl KubeletScraper {
     }
 
     fn failed(&self, node: &str, reason: &'static str, error: &dyn std::fmt::Display) {
-        self.metrics.scrape_errors.get_or_create(&vec![("node", node.to_string()), ("reason", reason.to_string())]).inc();
+        self.metrics
+            .scrape_errors
+            .get_or_create(&vec![("node", node.to_string()), ("reason", reason.to_string())])
+            .inc();
         self.store.scrape_failed(node, now_nanos());
         let first = self.failing.lock().map(|mut f| f.insert(node.to_string())).unwrap_or(true);
         if first {

@@ -64,10 +64,7 @@ struct PodEntry {
 impl PodEntry {
     /// Containers with a previous point: those metrics-server counts.
     fn points(&self) -> usize {
-        self.containers
-            .iter()
-            .filter(|(_, s)| s.prev.is_some())
-            .count()
+        self.containers.iter().filter(|(_, s)| s.prev.is_some()).count()
     }
 }
 
@@ -137,10 +134,7 @@ impl Store {
 
     /// Whether a node's points may be served at `now`.
     fn servable(&self, entry: &NodeEntry, now: UnixNanos) -> bool {
-        !entry.failed
-            || entry
-                .newest
-                .is_some_and(|t| now.saturating_sub(t) <= self.stale_bound())
+        !entry.failed || entry.newest.is_some_and(|t| now.saturating_sub(t) <= self.stale_bound())
     }
 
     /// How old the newest sample of a failed node may be and still be served.
@@ -150,27 +144,17 @@ impl Store {
 
     /// Sets the storage gauges from the counters.
     fn publish(&self, inner: &Inner) {
-        let gauge = |t: &'static str| {
-            self.metrics
-                .storage_points
-                .get_or_create(&vec![("type", t)])
-                .clone()
-        };
+        let gauge = |t: &'static str| self.metrics.storage_points.get_or_create(&vec![("type", t)]).clone();
         gauge("node").set(inner.node_points as i64);
         gauge("container").set(inner.container_points as i64);
-        self.metrics
-            .served_stale_nodes
-            .set(inner.failed.len() as i64);
+        self.metrics.served_stale_nodes.set(inner.failed.len() as i64);
     }
 
     fn set_sample_age(&self, node: &str, newest: Option<UnixNanos>, now: UnixNanos) {
         let labels = vec![("node", node.to_string())];
         match newest {
             Some(t) => {
-                self.metrics
-                    .node_sample_age
-                    .get_or_create(&labels)
-                    .set(now.saturating_sub(t) as f64 / 1e9);
+                self.metrics.node_sample_age.get_or_create(&labels).set(now.saturating_sub(t) as f64 / 1e9);
             }
             None => {
                 self.metrics.node_sample_age.remove(&labels);

@@ -11,11 +11,7 @@ use crate::model::{ContainerUsage, NodeUsage, PodUsage};
 pub(super) fn node_usage(series: &Series, node: &str) -> Option<NodeUsage> {
     let prev = series.prev.as_ref()?;
     match resource_usage(&series.last, prev) {
-        Ok(r) => Some(NodeUsage {
-            timestamp: r.timestamp,
-            window_ns: r.window_ns,
-            usage: r.usage,
-        }),
+        Ok(r) => Some(NodeUsage { timestamp: r.timestamp, window_ns: r.window_ns, usage: r.usage }),
         Err(error) => {
             // Per read, like metrics-server; debug so that list requests do not flood the log.
             tracing::debug!(node, %error, "skipping node usage metric");
@@ -45,10 +41,7 @@ pub(super) fn pod_usage(pod: &PodEntry, namespace: &str, name: &str) -> Option<P
                 if earliest.is_none_or(|e| r.timestamp < e.timestamp) {
                     earliest = Some(r);
                 }
-                containers.push(ContainerUsage {
-                    name: container.clone(),
-                    usage: r.usage,
-                });
+                containers.push(ContainerUsage { name: container.clone(), usage: r.usage });
             }
             Err(error) => {
                 tracing::debug!(namespace, pod = name, container = %container, %error, "skipping container usage metric");
@@ -59,9 +52,5 @@ pub(super) fn pod_usage(pod: &PodEntry, namespace: &str, name: &str) -> Option<P
         Some(r) => (r.timestamp, r.window_ns),
         None => fallback?,
     };
-    Some(PodUsage {
-        timestamp,
-        window_ns,
-        containers,
-    })
+    Some(PodUsage { timestamp, window_ns, containers })
 }

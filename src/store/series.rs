@@ -20,10 +20,7 @@ pub struct Series {
 impl Series {
     /// A series seen for the first time.
     pub fn first(point: Point) -> Series {
-        Series {
-            last: point,
-            prev: None,
-        }
+        Series { last: point, prev: None }
     }
 }
 
@@ -66,15 +63,8 @@ pub fn next_container(old: Option<&Series>, new: Point, resolution_ns: i64) -> S
     if let Some(start) = new.start_time {
         let age = new.timestamp.saturating_sub(start);
         if start < new.timestamp && age < resolution_ns && age >= FRESH_CONTAINER_MIN_NS {
-            let synthetic = Point {
-                timestamp: start,
-                cpu_cumulative_ns: 0,
-                ..new
-            };
-            return Series {
-                last: new,
-                prev: Some(synthetic),
-            };
+            let synthetic = Point { timestamp: start, cpu_cumulative_ns: 0, ..new };
+            return Series { last: new, prev: Some(synthetic) };
         }
     }
     match old {

@@ -44,17 +44,10 @@ pub fn resource_usage(last: &Point, prev: &Point) -> Result<Rated, UsageError> {
     }
     // metrics-server's selection rules never build such a pair; refuse it
     // rather than divide by zero.
-    let window_ns = last
-        .timestamp
-        .checked_sub(prev.timestamp)
-        .filter(|w| *w > 0)
-        .ok_or(UsageError::EmptyWindow)?;
+    let window_ns = last.timestamp.checked_sub(prev.timestamp).filter(|w| *w > 0).ok_or(UsageError::EmptyWindow)?;
     let cpu = (last.cpu_cumulative_ns - prev.cpu_cumulative_ns) as f64 / go_seconds(window_ns);
     Ok(Rated {
-        usage: Usage {
-            cpu_nanocores: cpu as u64,
-            memory_bytes: last.memory_bytes,
-        },
+        usage: Usage { cpu_nanocores: cpu as u64, memory_bytes: last.memory_bytes },
         timestamp: last.timestamp,
         window_ns,
     })

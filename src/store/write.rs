@@ -52,12 +52,7 @@ impl Inner {
             return false;
         };
         for (ns, name) in &entry.pods {
-            if self
-                .pods
-                .get(ns)
-                .and_then(|m| m.get(name))
-                .is_some_and(|p| p.node == node)
-            {
+            if self.pods.get(ns).and_then(|m| m.get(name)).is_some_and(|p| p.node == node) {
                 self.remove_pod(ns, name);
             }
         }
@@ -77,20 +72,14 @@ impl Store {
         let mut old_pods: HashMap<(String, String), PodEntry> = HashMap::new();
         if let Some(old) = &old {
             for (ns, name) in &old.pods {
-                let ours = inner
-                    .pods
-                    .get(ns)
-                    .and_then(|m| m.get(name))
-                    .is_some_and(|p| p.node == node);
+                let ours = inner.pods.get(ns).and_then(|m| m.get(name)).is_some_and(|p| p.node == node);
                 if ours && let Some(p) = inner.remove_pod(ns, name) {
                     old_pods.insert((ns.clone(), name.clone()), p);
                 }
             }
         }
 
-        let series = batch
-            .node
-            .map(|p| next_node(old.as_ref().and_then(|o| o.series.as_ref()), p));
+        let series = batch.node.map(|p| next_node(old.as_ref().and_then(|o| o.series.as_ref()), p));
         let mut newest = series.map(|s| s.last.timestamp);
         let mut keys = Vec::with_capacity(batch.pods.len());
         for pod in batch.pods {
@@ -110,34 +99,16 @@ impl Store {
                 .map(|c| {
                     newest = newest.max(Some(c.point.timestamp));
                     let old = old_pod.as_ref().and_then(|o| {
-                        o.containers
-                            .binary_search_by(|(n, _)| n.as_str().cmp(&c.name))
-                            .ok()
-                            .map(|i| &o.containers[i].1)
+                        o.containers.binary_search_by(|(n, _)| n.as_str().cmp(&c.name)).ok().map(|i| &o.containers[i].1)
                     });
                     let s = next_container(old, c.point, self.resolution_ns);
                     (c.name, s)
                 })
                 .collect();
-            inner.insert_pod(
-                key.0.clone(),
-                key.1.clone(),
-                PodEntry {
-                    node: node.to_string(),
-                    containers,
-                },
-            );
+            inner.insert_pod(key.0.clone(), key.1.clone(), PodEntry { node: node.to_string(), containers });
             keys.push(key);
         }
-        inner.insert_node(
-            node.to_string(),
-            NodeEntry {
-                series,
-                pods: keys,
-                newest,
-                failed: false,
-            },
-        );
+        inner.insert_node(node.to_string(), NodeEntry { series, pods: keys, newest, failed: false });
         self.publish(&inner);
         drop(inner);
         self.set_sample_age(node, newest, now);
@@ -149,13 +120,7 @@ impl Store {
     /// Takes a pod away from the node that reported it before, returning it
     /// so its points can serve as prev (the pod key is the same object to
     /// metrics-server, whichever node reports it).
-    fn move_pod(
-        &self,
-        inner: &mut Inner,
-        namespace: &str,
-        name: &str,
-        to: &str,
-    ) -> Option<PodEntry> {
+    fn move_pod(&self, inner: &mut Inner, namespace: &str, name: &str, to: &str) -> Option<PodEntry> {
         let pod = inner.remove_pod(namespace, name)?;
         if let Some(from) = inner.nodes.get_mut(&pod.node) {
             from.pods.retain(|(ns, n)| !(ns == namespace && n == name));
@@ -209,12 +174,7 @@ impl Store {
         let gone: Vec<String> = inner
             .failed
             .iter()
-            .filter(|n| {
-                inner
-                    .nodes
-                    .get(*n)
-                    .is_none_or(|e| e.newest.is_none_or(|t| now.saturating_sub(t) > bound))
-            })
+            .filter(|n| inner.nodes.get(*n).is_none_or(|e| e.newest.is_none_or(|t| now.saturating_sub(t) > bound)))
             .cloned()
             .collect();
         for node in &gone {

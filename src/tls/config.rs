@@ -31,10 +31,7 @@ pub struct CertKey {
 
 impl Clone for CertKey {
     fn clone(&self) -> Self {
-        CertKey {
-            chain: self.chain.clone(),
-            key: self.key.clone_key(),
-        }
+        CertKey { chain: self.chain.clone(), key: self.key.clone_key() }
     }
 }
 
@@ -61,10 +58,7 @@ impl CertKey {
 }
 
 fn rustls_err(what: &str) -> impl FnOnce(rustls::Error) -> TlsError + '_ {
-    move |source| TlsError::Rustls {
-        what: what.to_string(),
-        source,
-    }
+    move |source| TlsError::Rustls { what: what.to_string(), source }
 }
 
 /// The API server's config: requests a client certificate without requiring
@@ -101,10 +95,7 @@ pub fn mutual_tls_server_config(
     let roots = Arc::new(roots_from_pem(ca_pem, "the peer CA")?);
     let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
         .build()
-        .map_err(|source| TlsError::Verifier {
-            what: what.to_string(),
-            source,
-        })?;
+        .map_err(|source| TlsError::Verifier { what: what.to_string(), source })?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(policy.versions())
         .map_err(rustls_err(what))?
@@ -127,10 +118,7 @@ pub fn verifying_client_config(
     let roots = Arc::new(roots_from_pem(ca_pem, "the server CA")?);
     let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
         .build()
-        .map_err(|source| TlsError::Verifier {
-            what: what.to_string(),
-            source,
-        })?;
+        .map_err(|source| TlsError::Verifier { what: what.to_string(), source })?;
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(policy.versions())
         .map_err(rustls_err(what))?
@@ -138,9 +126,7 @@ pub fn verifying_client_config(
     // No ALPN: hyper-rustls sets it from the HTTP versions it enables and
     // refuses a config that already has some.
     match client {
-        Some(ck) => builder
-            .with_client_auth_cert(ck.chain, ck.key)
-            .map_err(rustls_err(what)),
+        Some(ck) => builder.with_client_auth_cert(ck.chain, ck.key).map_err(rustls_err(what)),
         None => Ok(builder.with_no_client_auth()),
     }
 }
@@ -152,12 +138,5 @@ pub fn mutual_tls_client_config(
     client_cert: Vec<CertificateDer<'static>>,
     client_key: PrivateKeyDer<'static>,
 ) -> Result<ClientConfig, TlsError> {
-    verifying_client_config(
-        ca_pem,
-        Some(CertKey {
-            chain: client_cert,
-            key: client_key,
-        }),
-        &TlsPolicy::default(),
-    )
+    verifying_client_config(ca_pem, Some(CertKey { chain: client_cert, key: client_key }), &TlsPolicy::default())
 }

@@ -12,24 +12,16 @@ use super::TlsError;
 
 /// Reads a whole file, naming it in the error.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::read(path).map_err(|source| TlsError::Read { path: path.to_path_buf(), source })
 }
 
 /// All certificates in `pem` (at least one), in file order.
 pub fn certs_from_pem(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| TlsError::Pem {
-            what: what.to_string(),
-            source,
-        })?;
+        .map_err(|source| TlsError::Pem { what: what.to_string(), source })?;
     if certs.is_empty() {
-        return Err(TlsError::NoCertificates {
-            what: what.to_string(),
-        });
+        return Err(TlsError::NoCertificates { what: what.to_string() });
     }
     Ok(certs)
 }
@@ -38,13 +30,8 @@ pub fn certs_from_pem(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'stat
 pub fn key_from_pem(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
     match PrivateKeyDer::from_pem_slice(pem) {
         Ok(key) => Ok(key),
-        Err(rustls::pki_types::pem::Error::NoItemsFound) => Err(TlsError::NoPrivateKey {
-            what: what.to_string(),
-        }),
-        Err(source) => Err(TlsError::Pem {
-            what: what.to_string(),
-            source,
-        }),
+        Err(rustls::pki_types::pem::Error::NoItemsFound) => Err(TlsError::NoPrivateKey { what: what.to_string() }),
+        Err(source) => Err(TlsError::Pem { what: what.to_string(), source }),
     }
 }
 
@@ -52,10 +39,7 @@ pub fn key_from_pem(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, Tl
 pub fn roots_from_pem(pem: &[u8], what: &str) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in certs_from_pem(pem, what)? {
-        roots.add(cert).map_err(|source| TlsError::Rustls {
-            what: what.to_string(),
-            source,
-        })?;
+        roots.add(cert).map_err(|source| TlsError::Rustls { what: what.to_string(), source })?;
     }
     Ok(roots)
 }

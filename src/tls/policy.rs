@@ -32,10 +32,7 @@ pub struct TlsPolicy {
 
 impl Default for TlsPolicy {
     fn default() -> Self {
-        TlsPolicy {
-            min_version: MinVersion::Tls12,
-            cipher_suites: Vec::new(),
-        }
+        TlsPolicy { min_version: MinVersion::Tls12, cipher_suites: Vec::new() }
     }
 }
 
@@ -77,8 +74,7 @@ pub fn parse_cipher_suite(name: &str) -> Result<SupportedCipherSuite, PolicyErro
         "TLS_CHACHA20_POLY1305_SHA256" => cs::TLS13_CHACHA20_POLY1305_SHA256,
         "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
         "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305"
-        | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" => {
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" => {
             cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
         }
         "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
@@ -116,11 +112,7 @@ impl TlsPolicy {
     pub fn from_flags(min_version: &str, cipher_suites: &str) -> Result<TlsPolicy, PolicyError> {
         let min_version = parse_min_version(min_version)?;
         let mut suites = Vec::new();
-        for name in cipher_suites
-            .split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-        {
+        for name in cipher_suites.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let suite = parse_cipher_suite(name)?;
             if !suites.contains(&suite) {
                 suites.push(suite);
@@ -132,10 +124,7 @@ impl TlsPolicy {
                 "--tls-cipher-suites names TLS 1.2 suites but --tls-min-version is VersionTLS13: they are never used"
             );
         }
-        Ok(TlsPolicy {
-            min_version,
-            cipher_suites: suites,
-        })
+        Ok(TlsPolicy { min_version, cipher_suites: suites })
     }
 
     /// The suites actually offered: the named TLS 1.2 suites (all when none
@@ -165,8 +154,7 @@ impl TlsPolicy {
 
     /// The protocol versions to enable.
     pub fn versions(&self) -> &'static [&'static SupportedProtocolVersion] {
-        static TLS12_AND_13: &[&SupportedProtocolVersion] =
-            &[&rustls::version::TLS13, &rustls::version::TLS12];
+        static TLS12_AND_13: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
         static TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
         match self.min_version {
             MinVersion::Tls12 => TLS12_AND_13,
@@ -180,11 +168,7 @@ mod tests {
     use super::*;
 
     fn names(policy: &TlsPolicy) -> Vec<String> {
-        policy
-            .effective_suites()
-            .iter()
-            .map(|s| format!("{:?}", s.suite()))
-            .collect()
+        policy.effective_suites().iter().map(|s| format!("{:?}", s.suite())).collect()
     }
 
     #[test]
@@ -202,10 +186,7 @@ mod tests {
                 (Ok(got), Ok(want)) => assert_eq!(got, *want, "{flag}"),
                 (Err(e), Err(want)) => {
                     let text = e.to_string();
-                    assert!(
-                        text.contains("--tls-min-version") && text.contains(want),
-                        "{flag}: {text}"
-                    );
+                    assert!(text.contains("--tls-min-version") && text.contains(want), "{flag}: {text}");
                 }
                 (got, want) => panic!("{flag}: got {got:?}, want {want:?}"),
             }
@@ -216,26 +197,11 @@ mod tests {
     fn cipher_suite_flag_table() {
         let table: &[(&str, Result<&str, &str>)] = &[
             ("TLS_AES_128_GCM_SHA256", Ok("TLS13_AES_128_GCM_SHA256")),
-            (
-                "TLS_CHACHA20_POLY1305_SHA256",
-                Ok("TLS13_CHACHA20_POLY1305_SHA256"),
-            ),
-            (
-                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-                Ok("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
-            ),
-            (
-                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-                Ok("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
-            ),
-            (
-                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
-                Ok("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"),
-            ),
-            (
-                "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-                Ok("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
-            ),
+            ("TLS_CHACHA20_POLY1305_SHA256", Ok("TLS13_CHACHA20_POLY1305_SHA256")),
+            ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", Ok("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")),
+            ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", Ok("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384")),
+            ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", Ok("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256")),
+            ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", Ok("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256")),
             ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", Err("CBC-mode")),
             ("TLS_RSA_WITH_RC4_128_SHA", Err("RC4")),
             ("TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", Err("3DES")),
@@ -248,14 +214,8 @@ mod tests {
                 (Ok(got), Ok(want)) => assert_eq!(format!("{:?}", got.suite()), *want, "{name}"),
                 (Err(e), Err(want)) => {
                     let text = e.to_string();
-                    assert!(
-                        text.contains("--tls-cipher-suites") && text.contains(want),
-                        "{name}: {text}"
-                    );
-                    assert!(
-                        text.contains(name),
-                        "{name}: error does not name the suite: {text}"
-                    );
+                    assert!(text.contains("--tls-cipher-suites") && text.contains(want), "{name}: {text}");
+                    assert!(text.contains(name), "{name}: error does not name the suite: {text}");
                 }
                 (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
             }
@@ -264,22 +224,13 @@ mod tests {
 
     #[test]
     fn naming_tls12_suites_restricts_tls12_and_keeps_tls13_like_go() {
-        let policy = TlsPolicy::from_flags(
-            "",
-            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-        )
-        .unwrap();
+        let policy =
+            TlsPolicy::from_flags("", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")
+                .unwrap();
         let got = names(&policy);
         assert!(got.contains(&"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_string()));
-        assert!(
-            !got.contains(&"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384".to_string()),
-            "{got:?}"
-        );
-        assert_eq!(
-            got.iter().filter(|n| n.starts_with("TLS13_")).count(),
-            3,
-            "{got:?}"
-        );
+        assert!(!got.contains(&"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384".to_string()), "{got:?}");
+        assert_eq!(got.iter().filter(|n| n.starts_with("TLS13_")).count(), 3, "{got:?}");
         assert_eq!(policy.provider().cipher_suites.len(), got.len());
     }
 
@@ -289,10 +240,7 @@ mod tests {
             let policy = TlsPolicy::from_flags("VersionTLS13", list).unwrap();
             let got = names(&policy);
             assert_eq!(got.len(), 3, "{list}: {got:?}");
-            assert!(
-                got.iter().all(|n| n.starts_with("TLS13_")),
-                "{list}: {got:?}"
-            );
+            assert!(got.iter().all(|n| n.starts_with("TLS13_")), "{list}: {got:?}");
             assert_eq!(policy.versions().len(), 1);
         }
         let policy = TlsPolicy::from_flags("VersionTLS13", "TLS_AES_256_GCM_SHA384").unwrap();
@@ -302,10 +250,7 @@ mod tests {
     #[test]
     fn default_policy_offers_every_ring_suite_on_tls12_and_13() {
         let policy = TlsPolicy::default();
-        assert_eq!(
-            policy.effective_suites().len(),
-            ring::ALL_CIPHER_SUITES.len()
-        );
+        assert_eq!(policy.effective_suites().len(), ring::ALL_CIPHER_SUITES.len());
         assert_eq!(policy.versions().len(), 2);
     }
 }

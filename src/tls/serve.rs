@@ -78,9 +78,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+    http.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     http.http2().timer(TokioTimer::new());
     let http = Arc::new(http);
     let tracker = TaskTracker::new();
@@ -92,14 +90,7 @@ pub async fn serve(
         };
         match accepted {
             Ok((tcp, remote)) => {
-                let conn = connection(
-                    tcp,
-                    remote,
-                    tls.current(),
-                    app.clone(),
-                    http.clone(),
-                    shutdown.clone(),
-                );
+                let conn = connection(tcp, remote, tls.current(), app.clone(), http.clone(), shutdown.clone());
                 tracker.spawn(conn);
             }
             Err(error) if is_per_connection(&error) => {
@@ -118,10 +109,7 @@ pub async fn serve(
     tracker.close();
     // Connections drain on their own bound; this one only guards against a
     // task that ignores it.
-    if tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), tracker.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), tracker.wait()).await.is_err() {
         tracing::warn!(addr = %local, open = tracker.len(), "connections still open after drain");
     }
     tracing::debug!(addr = %local, "stopped serving");
@@ -130,10 +118,7 @@ pub async fn serve(
 
 fn is_per_connection(error: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(
-        error.kind(),
-        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted
-    )
+    matches!(error.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted)
 }
 
 /// One connection: handshake, then HTTP until the client leaves or
@@ -168,11 +153,7 @@ async fn connection(
         .1
         .peer_certificates()
         .filter(|chain| !chain.is_empty())
-        .map(|chain| {
-            PeerCertificates(Arc::new(
-                chain.iter().map(|c| c.clone().into_owned()).collect(),
-            ))
-        });
+        .map(|chain| PeerCertificates(Arc::new(chain.iter().map(|c| c.clone().into_owned()).collect())));
     let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
         let ext = req.extensions_mut();
         ext.insert(RemoteAddr(remote));

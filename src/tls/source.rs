@@ -26,11 +26,7 @@ pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 pub const SELF_SIGNED_CERT: &str = "apiserver.crt";
 pub const SELF_SIGNED_KEY: &str = "apiserver.key";
 /// DNS names of the in-cluster Service, as clients address it.
-pub const SERVICE_NAMES: [&str; 3] = [
-    "metrics-server",
-    "metrics-server.kube-system",
-    "metrics-server.kube-system.svc",
-];
+pub const SERVICE_NAMES: [&str; 3] = ["metrics-server", "metrics-server.kube-system", "metrics-server.kube-system.svc"];
 
 /// A certificate file and its key file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,13 +106,7 @@ impl CertSource {
     {
         let tls = TlsSource::new(build(self.load()?)?);
         let reloader = match self {
-            CertSource::Files(files) => Some(spawn_reloader(
-                files.clone(),
-                tls.clone(),
-                build,
-                interval,
-                shutdown,
-            )),
+            CertSource::Files(files) => Some(spawn_reloader(files.clone(), tls.clone(), build, interval, shutdown)),
             CertSource::SelfSigned { .. } => None,
         };
         Ok((tls, reloader))
@@ -136,16 +126,9 @@ pub fn self_signed_sans(bind: IpAddr) -> Vec<String> {
 /// Reuses `apiserver.crt`/`apiserver.key` in `cert_dir` when they parse,
 /// match and have not expired; otherwise makes and writes a new pair.
 pub fn self_signed_in_dir(cert_dir: &Path, bind: IpAddr) -> Result<CertKey, TlsError> {
-    let files = CertFiles {
-        cert: cert_dir.join(SELF_SIGNED_CERT),
-        key: cert_dir.join(SELF_SIGNED_KEY),
-    };
+    let files = CertFiles { cert: cert_dir.join(SELF_SIGNED_CERT), key: cert_dir.join(SELF_SIGNED_KEY) };
     if files.cert.exists() && files.key.exists() {
-        match files
-            .read()
-            .and_then(|(c, k)| files.parse(&c, &k))
-            .and_then(|ck| usable(&ck).map(|()| ck))
-        {
+        match files.read().and_then(|(c, k)| files.parse(&c, &k)).and_then(|ck| usable(&ck).map(|()| ck)) {
             Ok(ck) => return Ok(ck),
             Err(error) => {
                 tracing::warn!(dir = %cert_dir.display(), %error, "replacing self-signed certificate")
@@ -153,10 +136,7 @@ pub fn self_signed_in_dir(cert_dir: &Path, bind: IpAddr) -> Result<CertKey, TlsE
         }
     }
     let pair = crate::pki::self_signed_server("metrics-server", &self_signed_sans(bind))?;
-    std::fs::create_dir_all(cert_dir).map_err(|source| TlsError::Write {
-        path: cert_dir.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(cert_dir).map_err(|source| TlsError::Write { path: cert_dir.to_path_buf(), source })?;
     write_atomically(&files.key, pair.key_pem.as_bytes(), 0o600)?;
     write_atomically(&files.cert, pair.cert_pem.as_bytes(), 0o644)?;
     tracing::info!(dir = %cert_dir.display(), "generated self-signed serving certificate");
@@ -165,19 +145,12 @@ pub fn self_signed_in_dir(cert_dir: &Path, bind: IpAddr) -> Result<CertKey, TlsE
 
 /// The key belongs to the leaf and the leaf is within its validity period.
 fn usable(ck: &CertKey) -> Result<(), TlsError> {
-    let invalid = |message: String| TlsError::Invalid {
-        what: "self-signed certificate".into(),
-        message,
-    };
+    let invalid = |message: String| TlsError::Invalid { what: "self-signed certificate".into(), message };
     let provider = rustls::crypto::ring::default_provider();
     rustls::sign::CertifiedKey::from_der(ck.chain.clone(), ck.key.clone_key(), &provider)
         .map_err(|e| invalid(format!("key does not match: {e}")))?;
-    let leaf = ck
-        .chain
-        .first()
-        .ok_or_else(|| invalid("no certificate".into()))?;
-    let (_, cert) = x509_parser::parse_x509_certificate(leaf)
-        .map_err(|e| invalid(format!("unparsable: {e}")))?;
+    let leaf = ck.chain.first().ok_or_else(|| invalid("no certificate".into()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).map_err(|e| invalid(format!("unparsable: {e}")))?;
     if !cert.validity().is_valid() {
         return Err(invalid("expired or not yet valid".into()));
     }
@@ -186,21 +159,11 @@ fn usable(ck: &CertKey) -> Result<(), TlsError> {
 
 fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let err = |source| TlsError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+    let err = |source| TlsError::Write { path: path.to_path_buf(), source };
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(err)?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(err)?;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(err)?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
 }
 

@@ -11,9 +11,7 @@
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{
-    CryptoProvider, WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature,
-};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
@@ -27,9 +25,7 @@ pub struct RequestClientCert {
 
 impl RequestClientCert {
     pub fn new(provider: &CryptoProvider) -> Arc<Self> {
-        Arc::new(RequestClientCert {
-            algorithms: provider.signature_verification_algorithms,
-        })
+        Arc::new(RequestClientCert { algorithms: provider.signature_verification_algorithms })
     }
 }
 
@@ -87,9 +83,7 @@ pub struct AcceptAnyServerCert {
 
 impl AcceptAnyServerCert {
     pub fn new(provider: &CryptoProvider) -> Arc<Self> {
-        Arc::new(AcceptAnyServerCert {
-            algorithms: provider.signature_verification_algorithms,
-        })
+        Arc::new(AcceptAnyServerCert { algorithms: provider.signature_verification_algorithms })
     }
 }
 

@@ -6,14 +6,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use ha_metrics_server::pki::CertPair;
+use ha_metrics_server::tls::verify::AcceptAnyServerCert;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use ha_metrics_server::pki::CertPair;
-use ha_metrics_server::tls::verify::AcceptAnyServerCert;
 
 /// GETs `https://addr/path`; returns the status code and body.
-pub async fn direct_get(addr: SocketAddr, path: &str, cert: Option<&CertPair>, headers: &[(&str, &str)]) -> (u16, String) {
+pub async fn direct_get(
+    addr: SocketAddr,
+    path: &str,
+    cert: Option<&CertPair>,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     try_get(addr, path, cert, headers).await.expect("request to the replica")
 }
 
@@ -38,11 +43,7 @@ pub async fn try_get(
         }
         None => builder.with_no_client_auth(),
     };
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .enable_http1()
-        .build();
+    let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_only().enable_http1().build();
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
     let mut req = http::Request::get(format!("https://{addr}{path}"));
     for (k, v) in headers {

@@ -39,7 +39,8 @@ impl Cluster {
         let mut opts = EnvOptions::new(dir.path());
         opts.nodes = nodes;
         opts.pods_per_node = pods;
-        let env = DevEnv::start(Block::acquire().expect("a free address block"), opts).await.expect("simulated cluster");
+        let env =
+            DevEnv::start(Block::acquire().expect("a free address block"), opts).await.expect("simulated cluster");
         let mut c = Cluster {
             env,
             replicas: Vec::new(),
@@ -141,7 +142,10 @@ pub fn kubectl_mem(bytes: u64) -> String {
 
 /// Splits kubectl's table output into rows of columns.
 pub fn rows(text: &str) -> Vec<Vec<String>> {
-    text.lines().map(|l| l.split_whitespace().map(str::to_string).collect()).filter(|r: &Vec<String>| !r.is_empty()).collect()
+    text.lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .filter(|r: &Vec<String>| !r.is_empty())
+        .collect()
 }
 
 impl Cluster {

@@ -24,13 +24,7 @@ const RETRY: Duration = Duration::from_millis(300);
 
 /// Whether this node is in its own Raft membership.
 pub(crate) fn is_member(app: &App) -> bool {
-    app.raft
-        .metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .get_node(&app.id)
-        .is_some()
+    app.raft.metrics().borrow().membership_config.membership().get_node(&app.id).is_some()
 }
 
 /// Runs until this node is a member, or joining was refused for good.
@@ -53,57 +47,30 @@ pub(crate) async fn run(app: Arc<App>) {
 
 /// One attempt; `Ok(true)` when something was done, `Err` when refused for good.
 async fn attempt(app: &App) -> Result<bool, String> {
-    let peers: Vec<(String, String)> = app
-        .config
-        .initial_members
-        .iter()
-        .filter(|(n, _)| *n != app.info.name)
-        .cloned()
-        .collect();
+    let peers: Vec<(String, String)> =
+        app.config.initial_members.iter().filter(|(n, _)| *n != app.info.name).cloned().collect();
     let calls = peers.iter().map(|(name, addr)| async move {
         let env = app.envelope_any(());
-        let r: Result<HelloReply, _> = app
-            .client
-            .call(addr, path::HELLO, &env, app.rpc_timeout())
-            .await;
+        let r: Result<HelloReply, _> = app.client.call(addr, path::HELLO, &env, app.rpc_timeout()).await;
         (name.clone(), r.ok().filter(|h| h.info.name == *name))
     });
     let replies: Vec<(String, Option<HelloReply>)> = futures::future::join_all(calls).await;
 
-    if let Some(h) = replies
-        .iter()
-        .filter_map(|(_, r)| r.as_ref())
-        .find(|h| h.initialized)
-    {
+    if let Some(h) = replies.iter().filter_map(|(_, r)| r.as_ref()).find(|h| h.initialized) {
         if h.nodes.contains_key(&app.id) {
             return Ok(false);
         }
-        let via = h
-            .leader
-            .as_ref()
-            .map(|(id, n)| (*id, n.clone()))
-            .unwrap_or((h.node_id, h.info.clone()));
+        let via = h.leader.as_ref().map(|(id, n)| (*id, n.clone())).unwrap_or((h.node_id, h.info.clone()));
         return join(app, via).await;
     }
-    let listed = app
-        .config
-        .initial_members
-        .iter()
-        .any(|(n, _)| *n == app.info.name);
+    let listed = app.config.initial_members.iter().any(|(n, _)| *n == app.info.name);
     if !listed || replies.iter().any(|(_, r)| r.is_none()) {
         return Ok(false);
     }
-    let mut members: BTreeMap<NodeId, MemberInfo> = replies
-        .into_iter()
-        .filter_map(|(_, r)| r)
-        .map(|h| (h.node_id, h.info))
-        .collect();
+    let mut members: BTreeMap<NodeId, MemberInfo> =
+        replies.into_iter().filter_map(|(_, r)| r).map(|h| (h.node_id, h.info)).collect();
     members.insert(app.id, app.info.clone());
-    tracing::info!(
-        node = app.id,
-        members = members.len(),
-        "initializing the cluster from the declared member list"
-    );
+    tracing::info!(node = app.id, members = members.len(), "initializing the cluster from the declared member list");
     match app.raft.initialize(members).await {
         Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(true),
         Err(e) => {
@@ -117,22 +84,14 @@ async fn attempt(app: &App) -> Result<bool, String> {
 async fn join(app: &App, mut via: (NodeId, MemberInfo)) -> Result<bool, String> {
     for _ in 0..3 {
         let env = app.envelope(via.0, Manage::Join(app.info.clone()));
-        let reply: ManageReply = match app
-            .client
-            .call(
-                &via.1.peer_addr,
-                path::MANAGE,
-                &env,
-                app.config.write_timeout,
-            )
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(error = %e, "join request not delivered");
-                return Ok(false);
-            }
-        };
+        let reply: ManageReply =
+            match app.client.call(&via.1.peer_addr, path::MANAGE, &env, app.config.write_timeout).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(error = %e, "join request not delivered");
+                    return Ok(false);
+                }
+            };
         match reply {
             ManageReply::Done { epoch } => {
                 tracing::info!(node = app.id, name = %app.info.name, epoch, via = %via.1, "joined the cluster");

@@ -40,22 +40,13 @@ pub struct Liveness {
 impl Liveness {
     /// An empty table started at `since`.
     pub fn new(since: Instant, max_gap: Duration) -> Liveness {
-        Liveness {
-            since,
-            max_gap,
-            seen: BTreeMap::new(),
-        }
+        Liveness { since, max_gap, seen: BTreeMap::new() }
     }
 
     /// Records a heartbeat from `id` at `now`.
     pub fn record(&mut self, id: NodeId, now: Instant, healthy: bool, leaving: bool) {
         let max_gap = self.max_gap;
-        let entry = self.seen.entry(id).or_insert(Seen {
-            last: now,
-            last_good: None,
-            good_since: None,
-            leaving,
-        });
+        let entry = self.seen.entry(id).or_insert(Seen { last: now, last_good: None, good_since: None, leaving });
         let gap = now.saturating_duration_since(entry.last);
         entry.good_since = match (healthy, entry.good_since) {
             (false, _) => None,
@@ -71,12 +62,7 @@ impl Liveness {
 
     /// How long `id` has been silent or unhealthy at `now`.
     pub fn silence(&self, id: NodeId, now: Instant) -> Duration {
-        let last_good = self
-            .seen
-            .get(&id)
-            .and_then(|s| s.last_good)
-            .unwrap_or(self.since)
-            .max(self.since);
+        let last_good = self.seen.get(&id).and_then(|s| s.last_good).unwrap_or(self.since).max(self.since);
         now.saturating_duration_since(last_good)
     }
 
@@ -85,8 +71,7 @@ impl Liveness {
         self.seen.get(&id).is_some_and(|s| {
             !s.leaving
                 && now.saturating_duration_since(s.last) <= self.max_gap
-                && s.good_since
-                    .is_some_and(|t| now.saturating_duration_since(t) >= hysteresis)
+                && s.good_since.is_some_and(|t| now.saturating_duration_since(t) >= hysteresis)
         })
     }
 }

@@ -26,18 +26,13 @@ pub(crate) async fn round(app: Arc<App>) {
         }
     }
     targets.remove(&app.id);
-    let body = Heartbeat {
-        name: app.info.name.clone(),
-        scrape_healthy: app.healthy(),
-        leaving: app.is_leaving(),
-    };
+    let body = Heartbeat { name: app.info.name.clone(), scrape_healthy: app.healthy(), leaving: app.is_leaving() };
     let timeout = app.config.liveness_interval;
     let calls = targets.into_iter().map(|(id, addr)| {
         let app = app.clone();
         let env = app.envelope(id, body.clone());
         async move {
-            let r: Result<HeartbeatAck, _> =
-                app.client.call(&addr, path::HEARTBEAT, &env, timeout).await;
+            let r: Result<HeartbeatAck, _> = app.client.call(&addr, path::HEARTBEAT, &env, timeout).await;
             if let Err(e) = r {
                 tracing::trace!(node = id, error = %e, "heartbeat not delivered");
             }

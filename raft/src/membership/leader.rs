@@ -21,25 +21,16 @@ use crate::types::Metrics;
 
 /// Commits `cmd` through the local Raft (which must be the leader).
 pub(crate) async fn write(app: &App, cmd: Command) -> ManageReply {
-    let leader_info = |m: &Metrics| {
-        m.current_leader
-            .and_then(|l| m.membership_config.membership().get_node(&l).cloned())
-    };
+    let leader_info =
+        |m: &Metrics| m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).cloned());
     match tokio::time::timeout(app.config.write_timeout, app.raft.client_write(cmd)).await {
-        Err(_) => ManageReply::Refused(format!(
-            "commit did not finish within {:?}",
-            app.config.write_timeout
-        )),
+        Err(_) => ManageReply::Refused(format!("commit did not finish within {:?}", app.config.write_timeout)),
         Ok(Ok(resp)) => match resp.data.refused {
             Some(reason) => ManageReply::Refused(reason),
-            None => ManageReply::Done {
-                epoch: resp.data.epoch,
-            },
+            None => ManageReply::Done { epoch: resp.data.epoch },
         },
         Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-            let leader = f
-                .leader_node
-                .or_else(|| leader_info(&app.raft.metrics().borrow()));
+            let leader = f.leader_node.or_else(|| leader_info(&app.raft.metrics().borrow()));
             ManageReply::NotLeader { leader }
         }
         Ok(Err(e)) => ManageReply::Refused(e.to_string()),
@@ -50,24 +41,10 @@ pub(crate) async fn write(app: &App, cmd: Command) -> ManageReply {
 pub(crate) async fn handle_manage(app: &App, from: NodeId, req: Manage) -> ManageReply {
     match req {
         Manage::Join(info) => {
-            let reply = write(
-                app,
-                Command::Join {
-                    id: from,
-                    info: info.clone(),
-                },
-            )
-            .await;
+            let reply = write(app, Command::Join { id: from, info: info.clone() }).await;
             if let ManageReply::Done { .. } = reply {
                 tracing::info!(node = from, name = %info.name, "member joined");
-                let known = app
-                    .raft
-                    .metrics()
-                    .borrow()
-                    .membership_config
-                    .membership()
-                    .get_node(&from)
-                    .is_some();
+                let known = app.raft.metrics().borrow().membership_config.membership().get_node(&from).is_some();
                 if !known {
                     let add = app.raft.add_learner(from, info, false);
                     if let Ok(Err(e)) = tokio::time::timeout(app.config.write_timeout, add).await {
@@ -104,29 +81,16 @@ pub(crate) async fn detect(app: &App) {
     app.record_heartbeat(app.id, app.healthy(), app.is_leaving());
     let Some(m) = is_leader(app) else { return };
     let state = app.state.borrow().clone();
-    let bounds = Bounds {
-        lease: app.config.lease,
-        hysteresis: app.config.hysteresis,
-    };
+    let bounds = Bounds { lease: app.config.lease, hysteresis: app.config.hysteresis };
     let changes = {
         let live = app.liveness();
-        detector::decide(
-            &state,
-            &live,
-            Instant::now(),
-            bounds,
-            caught_up(&m, app.id, app.config.max_lag),
-        )
+        detector::decide(&state, &live, Instant::now(), bounds, caught_up(&m, app.id, app.config.max_lag))
     };
     if changes.is_empty() {
         return;
     }
     for (id, s) in &changes {
-        let name = state
-            .members
-            .get(id)
-            .map(|m| m.info.name.as_str())
-            .unwrap_or("?");
+        let name = state.members.get(id).map(|m| m.info.name.as_str()).unwrap_or("?");
         tracing::info!(node = id, name, state = %s, "failure detector commits state");
     }
     if let ManageReply::Refused(reason) = write(app, Command::SetStates(changes)).await {
@@ -142,42 +106,27 @@ pub(crate) async fn reconcile(app: &App) {
         return;
     }
     let state = app.state.borrow().clone();
-    let nodes: BTreeMap<NodeId, MemberInfo> =
-        membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+    let nodes: BTreeMap<NodeId, MemberInfo> = membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
     let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
     let timeout = app.config.write_timeout;
 
     // Raft nodes the state does not know yet: initial members after initialize.
     for (id, info) in &nodes {
-        if !state.members.contains_key(id)
-            && !state.retired.contains_key(id)
-            && state.by_name(&info.name).is_none()
-        {
-            write(
-                app,
-                Command::Join {
-                    id: *id,
-                    info: info.clone(),
-                },
-            )
-            .await;
+        if !state.members.contains_key(id) && !state.retired.contains_key(id) && state.by_name(&info.name).is_none() {
+            write(app, Command::Join { id: *id, info: info.clone() }).await;
             return;
         }
     }
     // Raft nodes that are retired or replaced by a newer incarnation.
     for (id, info) in &nodes {
-        if !state.members.contains_key(id)
-            && (state.retired.contains_key(id) || state.by_name(&info.name).is_some())
-        {
+        if !state.members.contains_key(id) && (state.retired.contains_key(id) || state.by_name(&info.name).is_some()) {
             let change = if voters.contains(id) {
                 ChangeMembers::RemoveVoters(BTreeSet::from([*id]))
             } else {
                 ChangeMembers::RemoveNodes(BTreeSet::from([*id]))
             };
             tracing::info!(node = id, name = %info.name, "removing retired incarnation from raft");
-            if let Ok(Err(e)) =
-                tokio::time::timeout(timeout, app.raft.change_membership(change, false)).await
-            {
+            if let Ok(Err(e)) = tokio::time::timeout(timeout, app.raft.change_membership(change, false)).await {
                 tracing::warn!(node = id, error = %e, "removing retired incarnation failed");
             }
             return;
@@ -186,11 +135,8 @@ pub(crate) async fn reconcile(app: &App) {
     // Members Raft does not replicate to yet.
     for (id, member) in &state.members {
         if !nodes.contains_key(id) {
-            if let Ok(Err(e)) = tokio::time::timeout(
-                timeout,
-                app.raft.add_learner(*id, member.info.clone(), false),
-            )
-            .await
+            if let Ok(Err(e)) =
+                tokio::time::timeout(timeout, app.raft.add_learner(*id, member.info.clone(), false)).await
             {
                 tracing::warn!(node = id, error = %e, "adding learner failed");
             }
@@ -204,25 +150,17 @@ pub(crate) async fn reconcile(app: &App) {
             .members
             .iter()
             .filter(|(id, mm)| {
-                !voters.contains(id)
-                    && matches!(mm.state, MemberState::Active | MemberState::Joining)
-                    && ok(**id)
+                !voters.contains(id) && matches!(mm.state, MemberState::Active | MemberState::Joining) && ok(**id)
             })
             .map(|(id, mm)| (mm.info.name.as_str(), *id))
             .collect();
         candidates.sort();
         let want = app.config.voters - voters.len();
-        let promote: BTreeSet<NodeId> = candidates
-            .into_iter()
-            .take(want)
-            .map(|(_, id)| id)
-            .collect();
+        let promote: BTreeSet<NodeId> = candidates.into_iter().take(want).map(|(_, id)| id).collect();
         if !promote.is_empty() {
             tracing::info!(nodes = ?promote, "promoting learners to voters");
             let change = ChangeMembers::AddVoterIds(promote);
-            if let Ok(Err(e)) =
-                tokio::time::timeout(timeout, app.raft.change_membership(change, false)).await
-            {
+            if let Ok(Err(e)) = tokio::time::timeout(timeout, app.raft.change_membership(change, false)).await {
                 tracing::warn!(error = %e, "promoting learners failed");
             }
         }

@@ -6,11 +6,7 @@ use super::detector::{Bounds, Liveness, decide};
 use crate::state::{ClusterState, Command, MemberInfo, MemberState};
 
 fn info(name: &str) -> MemberInfo {
-    MemberInfo {
-        name: name.into(),
-        api_addr: format!("{name}:1"),
-        peer_addr: format!("{name}:2"),
-    }
+    MemberInfo { name: name.into(), api_addr: format!("{name}:1"), peer_addr: format!("{name}:2") }
 }
 
 fn cluster() -> ClusterState {
@@ -18,17 +14,11 @@ fn cluster() -> ClusterState {
     for (id, n) in [(1, "a"), (2, "b")] {
         s.apply(&Command::Join { id, info: info(n) });
     }
-    s.apply(&Command::SetStates(vec![
-        (1, MemberState::Active),
-        (2, MemberState::Active),
-    ]));
+    s.apply(&Command::SetStates(vec![(1, MemberState::Active), (2, MemberState::Active)]));
     s
 }
 
-const B: Bounds = Bounds {
-    lease: Duration::from_secs(3),
-    hysteresis: Duration::from_secs(1),
-};
+const B: Bounds = Bounds { lease: Duration::from_secs(3), hysteresis: Duration::from_secs(1) };
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
 #[test]
@@ -40,10 +30,7 @@ fn silent_member_goes_down_only_after_the_lease() {
     let s = cluster();
     assert!(decide(&s, &live, t0 + MS(2900), B, |_| true).is_empty());
     live.record(1, t0 + MS(2900), true, false);
-    assert_eq!(
-        decide(&s, &live, t0 + MS(3100), B, |_| true),
-        vec![(2, MemberState::Down)]
-    );
+    assert_eq!(decide(&s, &live, t0 + MS(3100), B, |_| true), vec![(2, MemberState::Down)]);
 }
 
 #[test]
@@ -63,10 +50,7 @@ fn unhealthy_heartbeats_count_as_silence() {
         live.record(1, t0 + MS(i * 500), true, false);
         live.record(2, t0 + MS(i * 500), i == 0, false);
     }
-    assert_eq!(
-        decide(&cluster(), &live, t0 + MS(3500), B, |_| true),
-        vec![(2, MemberState::Down)]
-    );
+    assert_eq!(decide(&cluster(), &live, t0 + MS(3500), B, |_| true), vec![(2, MemberState::Down)]);
 }
 
 #[test]
@@ -81,10 +65,7 @@ fn down_member_returns_after_hysteresis_and_only_when_caught_up() {
     assert!(decide(&s, &live, t0 + MS(600), B, |_| true).is_empty());
     live.record(2, t0 + MS(1000), true, false);
     assert!(decide(&s, &live, t0 + MS(1100), B, |id| id != 2).is_empty());
-    assert_eq!(
-        decide(&s, &live, t0 + MS(1100), B, |_| true),
-        vec![(2, MemberState::Active)]
-    );
+    assert_eq!(decide(&s, &live, t0 + MS(1100), B, |_| true), vec![(2, MemberState::Active)]);
 }
 
 #[test]

@@ -93,10 +93,7 @@ impl PeerClient {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map(|b| {
-                b.with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth()
-            });
+            .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth());
         match config {
             Ok(c) => PeerClient::build(c, "http"),
             // The ring provider always supports the default versions.
@@ -130,28 +127,17 @@ impl PeerClient {
         envelope: &Envelope<Req>,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
-        let body = codec::encode(envelope).map_err(|e| CallError::Request {
-            addr: addr.to_string(),
-            reason: e.to_string(),
-        })?;
+        let body = codec::encode(envelope)
+            .map_err(|e| CallError::Request { addr: addr.to_string(), reason: e.to_string() })?;
         let request = http::Request::post(format!("{}://{addr}{path}", self.scheme))
             .header(http::header::CONTENT_TYPE, "application/octet-stream")
             .header(FROM_HEADER, format!("{:x}", envelope.from))
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| CallError::Request {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            })?;
-        let unreachable = |e: &dyn std::fmt::Display| CallError::Unreachable {
-            addr: addr.to_string(),
-            reason: e.to_string(),
-        };
+            .map_err(|e| CallError::Request { addr: addr.to_string(), reason: e.to_string() })?;
+        let unreachable =
+            |e: &dyn std::fmt::Display| CallError::Unreachable { addr: addr.to_string(), reason: e.to_string() };
         let exchange = async {
-            let resp = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| unreachable(&e))?;
+            let resp = self.http.request(request).await.map_err(|e| unreachable(&e))?;
             let status = resp.status();
             let bytes = Limited::new(resp.into_body(), codec::DECODE_LIMIT)
                 .collect()
@@ -160,13 +146,11 @@ impl PeerClient {
                 .to_bytes();
             Ok::<_, CallError>((status, bytes))
         };
-        let (status, bytes) = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| CallError::Timeout {
-                addr: addr.to_string(),
-                path: path.to_string(),
-                timeout,
-            })??;
+        let (status, bytes) = tokio::time::timeout(timeout, exchange).await.map_err(|_| CallError::Timeout {
+            addr: addr.to_string(),
+            path: path.to_string(),
+            timeout,
+        })??;
         if !status.is_success() {
             return Err(CallError::Refused {
                 addr: addr.to_string(),

@@ -16,8 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::wire::{
-    ANY_NODE, Envelope, EnvelopeHead, Heartbeat, HeartbeatAck, HelloReply, Manage,
-    PROTOCOL_VERSION, path,
+    ANY_NODE, Envelope, EnvelopeHead, Heartbeat, HeartbeatAck, HelloReply, Manage, PROTOCOL_VERSION, path,
 };
 use crate::app::App;
 use crate::codec;
@@ -45,48 +44,28 @@ fn refuse(status: StatusCode, reason: String) -> Response {
 fn reply<T: Serialize>(value: &T) -> Response {
     match codec::encode(value) {
         Ok(bytes) => (StatusCode::OK, bytes).into_response(),
-        Err(e) => refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding reply: {e}"),
-        ),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding reply: {e}")),
     }
 }
 
 /// Decodes and checks an envelope (the refusal is the response to send); `any_target` allows `to == ANY_NODE`.
 #[allow(clippy::result_large_err)] // the refusal is returned as is
-fn open<T: DeserializeOwned>(
-    app: &App,
-    body: &[u8],
-    any_target: bool,
-) -> Result<(NodeId, T), Response> {
+fn open<T: DeserializeOwned>(app: &App, body: &[u8], any_target: bool) -> Result<(NodeId, T), Response> {
     if app.stop.is_cancelled() {
-        return Err(refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("node {:016x} is stopping", app.id),
-        ));
+        return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, format!("node {:016x} is stopping", app.id)));
     }
-    let env: EnvelopeHead = codec::decode_prefix(body).map_err(|e| {
-        refuse(
-            StatusCode::BAD_REQUEST,
-            format!("undecodable peer request header: {e}"),
-        )
-    })?;
+    let env: EnvelopeHead = codec::decode_prefix(body)
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("undecodable peer request header: {e}")))?;
     if env.protocol_version != PROTOCOL_VERSION {
         return Err(refuse(
             StatusCode::CONFLICT,
-            format!(
-                "protocol version {} not supported (this node speaks {PROTOCOL_VERSION})",
-                env.protocol_version
-            ),
+            format!("protocol version {} not supported (this node speaks {PROTOCOL_VERSION})", env.protocol_version),
         ));
     }
     if env.cluster_id != app.config.cluster_id {
         return Err(refuse(
             StatusCode::CONFLICT,
-            format!(
-                "request for cluster {:?} reached cluster {:?}",
-                env.cluster_id, app.config.cluster_id
-            ),
+            format!("request for cluster {:?} reached cluster {:?}", env.cluster_id, app.config.cluster_id),
         ));
     }
     if env.to != app.id && !(any_target && env.to == ANY_NODE) {
@@ -98,12 +77,8 @@ fn open<T: DeserializeOwned>(
             ),
         ));
     }
-    let env: Envelope<T> = codec::decode(body).map_err(|e| {
-        refuse(
-            StatusCode::BAD_REQUEST,
-            format!("undecodable peer request: {e}"),
-        )
-    })?;
+    let env: Envelope<T> =
+        codec::decode(body).map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("undecodable peer request: {e}")))?;
     Ok((env.from, env.body))
 }
 
@@ -132,9 +107,7 @@ async fn heartbeat(State(app): State<Arc<App>>, body: Bytes) -> Response {
     match open::<Heartbeat>(&app, &body, false) {
         Ok((from, hb)) => {
             app.record_heartbeat(from, hb.scrape_healthy, hb.leaving);
-            reply(&HeartbeatAck {
-                leader: app.raft.metrics().borrow().current_leader,
-            })
+            reply(&HeartbeatAck { leader: app.raft.metrics().borrow().current_leader })
         }
         Err(r) => r,
     }
@@ -145,11 +118,8 @@ async fn hello(State(app): State<Arc<App>>, body: Bytes) -> Response {
         Ok(_) => {
             let m = app.raft.metrics().borrow().clone();
             let membership = m.membership_config.membership();
-            let nodes: std::collections::BTreeMap<_, _> =
-                membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
-            let leader = m
-                .current_leader
-                .and_then(|l| nodes.get(&l).map(|n| (l, n.clone())));
+            let nodes: std::collections::BTreeMap<_, _> = membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+            let leader = m.current_leader.and_then(|l| nodes.get(&l).map(|n| (l, n.clone())));
             reply(&HelloReply {
                 node_id: app.id,
                 info: app.info.clone(),

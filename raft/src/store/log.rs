@@ -72,11 +72,7 @@ impl LogStore {
         let mut lost_bytes = 0;
         let mut keep = bytes.len();
         if bytes.is_empty() {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .open(&path)?;
+            let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(&path)?;
             f.write_all(&wal::header(LOG_MAGIC))?;
             f.sync_all()?;
             wal::sync_dir(&path)?;
@@ -120,29 +116,14 @@ impl LogStore {
             file.sync_all()?;
         }
         let vote = match wal::read_atomic(&vote_path, VOTE_MAGIC)? {
-            Some(b) => Some(codec::decode(&b).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: {e}", vote_path.display()),
-                )
-            })?),
+            Some(b) => Some(
+                codec::decode(&b)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", vote_path.display())))?,
+            ),
             None => None,
         };
-        let inner = Inner {
-            path,
-            vote_path,
-            file,
-            entries,
-            last_purged,
-            vote,
-            dead_bytes: 0,
-        };
-        Ok((
-            LogStore {
-                inner: Arc::new(Mutex::new(inner)),
-            },
-            Recovery { lost_bytes },
-        ))
+        let inner = Inner { path, vote_path, file, entries, last_purged, vote, dead_bytes: 0 };
+        Ok((LogStore { inner: Arc::new(Mutex::new(inner)) }, Recovery { lost_bytes }))
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -152,11 +133,7 @@ impl LogStore {
     /// Index of the last entry, if any (for tests and status).
     pub fn last_index(&self) -> Option<u64> {
         let g = self.lock();
-        g.entries
-            .keys()
-            .next_back()
-            .copied()
-            .or(g.last_purged.map(|l| l.index))
+        g.entries.keys().next_back().copied().or(g.last_purged.map(|l| l.index))
     }
 }
 
@@ -178,11 +155,7 @@ impl Inner {
         }
         let tmp = self.path.with_extension("wal.tmp");
         {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .open(&tmp)?;
+            let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(&tmp)?;
             let mut buf = wal::header(LOG_MAGIC).to_vec();
             if let Some(p) = self.last_purged {
                 buf.extend(wal::frame(&codec::encode(&Record::Purge(p))?)?);
@@ -210,12 +183,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        Ok(self
-            .lock()
-            .entries
-            .range(range)
-            .map(|(_, e)| e.clone())
-            .collect())
+        Ok(self.lock().entries.range(range).map(|(_, e)| e.clone()).collect())
     }
 }
 
@@ -224,16 +192,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let g = self.lock();
-        let last = g
-            .entries
-            .values()
-            .next_back()
-            .map(|e| e.log_id)
-            .or(g.last_purged);
-        Ok(LogState {
-            last_purged_log_id: g.last_purged,
-            last_log_id: last,
-        })
+        let last = g.entries.values().next_back().map(|e| e.log_id).or(g.last_purged);
+        Ok(LogState { last_purged_log_id: g.last_purged, last_log_id: last })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -243,8 +203,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let mut g = self.lock();
         let bytes = codec::encode(vote).map_err(|e| StorageIOError::write_vote(&e))?;
-        wal::write_atomic(&g.vote_path, VOTE_MAGIC, &bytes)
-            .map_err(|e| StorageIOError::write_vote(&e))?;
+        wal::write_atomic(&g.vote_path, VOTE_MAGIC, &bytes).map_err(|e| StorageIOError::write_vote(&e))?;
         g.vote = Some(*vote);
         Ok(())
     }
@@ -253,11 +212,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.lock().vote)
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -286,8 +241,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let mut g = self.lock();
-        g.write_records(&[Record::Truncate(log_id.index)])
-            .map_err(write_err)?;
+        g.write_records(&[Record::Truncate(log_id.index)]).map_err(write_err)?;
         let gone = g.entries.split_off(&log_id.index);
         g.dead_bytes += gone.len() as u64 * 64;
         Ok(())
@@ -295,8 +249,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let mut g = self.lock();
-        g.write_records(&[Record::Purge(log_id)])
-            .map_err(write_err)?;
+        g.write_records(&[Record::Purge(log_id)]).map_err(write_err)?;
         let kept = g.entries.split_off(&(log_id.index + 1));
         let gone = std::mem::replace(&mut g.entries, kept);
         g.dead_bytes += gone.len() as u64 * 128;
@@ -312,10 +265,7 @@ mod tests {
     use super::*;
 
     fn entry(index: u64) -> Entry {
-        Entry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Blank,
-        }
+        Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Blank }
     }
 
     /// Writes records to the file only (memory is what replay rebuilds).
@@ -330,17 +280,11 @@ mod tests {
         assert_eq!(rec.lost_bytes, 0);
         let records: Vec<Record> = (1..=5).map(|i| Record::Entry(entry(i))).collect();
         write(&store, &records);
-        write(
-            &store,
-            &[Record::Truncate(4), Record::Purge(entry(1).log_id)],
-        );
+        write(&store, &[Record::Truncate(4), Record::Purge(entry(1).log_id)]);
         drop(store);
         let (store, rec) = LogStore::open(dir.path()).unwrap();
         assert_eq!(rec.lost_bytes, 0);
-        assert_eq!(
-            store.lock().entries.keys().copied().collect::<Vec<_>>(),
-            vec![2, 3]
-        );
+        assert_eq!(store.lock().entries.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
         drop(store);
 
         let wal = dir.path().join("raft.wal");
@@ -351,10 +295,7 @@ mod tests {
         assert!(rec.lost_bytes > 0);
         // The purge record was the torn one: entries 2 and 3 survive, 1 is back
         // (it was only purged, which is harmless), and the file is clean again.
-        assert_eq!(
-            store.lock().entries.keys().copied().collect::<Vec<_>>(),
-            vec![1, 2, 3]
-        );
+        assert_eq!(store.lock().entries.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
         drop(store);
         let (_, rec) = LogStore::open(dir.path()).unwrap();
         assert_eq!(rec.lost_bytes, 0);
@@ -364,12 +305,7 @@ mod tests {
     fn compaction_keeps_live_entries() {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = LogStore::open(dir.path()).unwrap();
-        write(
-            &store,
-            &(1..=10)
-                .map(|i| Record::Entry(entry(i)))
-                .collect::<Vec<_>>(),
-        );
+        write(&store, &(1..=10).map(|i| Record::Entry(entry(i))).collect::<Vec<_>>());
         {
             let mut g = store.lock();
             g.last_purged = Some(entry(6).log_id);
@@ -381,10 +317,7 @@ mod tests {
         let (store, rec) = LogStore::open(dir.path()).unwrap();
         assert_eq!(rec.lost_bytes, 0);
         let g = store.lock();
-        assert_eq!(
-            g.entries.keys().copied().collect::<Vec<_>>(),
-            vec![7, 8, 9, 10]
-        );
+        assert_eq!(g.entries.keys().copied().collect::<Vec<_>>(), vec![7, 8, 9, 10]);
         assert_eq!(g.last_purged, Some(entry(6).log_id));
     }
 }

@@ -81,39 +81,27 @@ pub enum StoreError {
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
 }
 
 /// A random node id (never 0): std's per-process random hash keys mixed
 /// with the clock and pid.
 pub fn random_node_id() -> NodeId {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     h.write_u128(nanos);
     h.write_u32(std::process::id());
     h.finish().max(1)
 }
 
 /// Opens `dir` for replica `name` of `cluster_id`.
-pub fn open(
-    dir: &Path,
-    name: &str,
-    cluster_id: &str,
-    tx: watch::Sender<ClusterState>,
-) -> Result<Opened, StoreError> {
+pub fn open(dir: &Path, name: &str, cluster_id: &str, tx: watch::Sender<ClusterState>) -> Result<Opened, StoreError> {
     std::fs::create_dir_all(dir).map_err(io_at(dir))?;
     let id_path = dir.join("identity");
-    let existing: Option<Identity> =
-        match wal::read_atomic(&id_path, IDENTITY_MAGIC).map_err(io_at(&id_path))? {
-            Some(b) => Some(codec::decode(&b).map_err(io_at(&id_path))?),
-            None => None,
-        };
+    let existing: Option<Identity> = match wal::read_atomic(&id_path, IDENTITY_MAGIC).map_err(io_at(&id_path))? {
+        Some(b) => Some(codec::decode(&b).map_err(io_at(&id_path))?),
+        None => None,
+    };
     let mut quarantined = None;
     if let Some(id) = &existing {
         if id.name != name || id.cluster_id != cluster_id {
@@ -128,19 +116,10 @@ pub fn open(
         let (log, recovery) = LogStore::open(dir).map_err(io_at(dir))?;
         if recovery.lost_bytes == 0 {
             let state_machine = StateMachine::open(dir, tx).map_err(io_at(dir))?;
-            return Ok(Opened {
-                identity: id.clone(),
-                log,
-                state_machine,
-                fresh: false,
-                quarantined: None,
-            });
+            return Ok(Opened { identity: id.clone(), log, state_machine, fresh: false, quarantined: None });
         }
         drop(log);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let aside = dir.join(format!("damaged-{nanos}"));
         tracing::warn!(node = id.node_id, dir = %aside.display(), lost_bytes = recovery.lost_bytes,
             "raft log lost acknowledged bytes; starting as a new incarnation");
@@ -155,20 +134,10 @@ pub fn open(
             std::fs::rename(&p, aside.join(f)).map_err(io_at(&p))?;
         }
     }
-    let identity = Identity {
-        node_id: random_node_id(),
-        name: name.to_string(),
-        cluster_id: cluster_id.to_string(),
-    };
+    let identity = Identity { node_id: random_node_id(), name: name.to_string(), cluster_id: cluster_id.to_string() };
     let bytes = codec::encode(&identity).map_err(io_at(&id_path))?;
     wal::write_atomic(&id_path, IDENTITY_MAGIC, &bytes).map_err(io_at(&id_path))?;
     let (log, _) = LogStore::open(dir).map_err(io_at(dir))?;
     let state_machine = StateMachine::open(dir, tx).map_err(io_at(dir))?;
-    Ok(Opened {
-        identity,
-        log,
-        state_machine,
-        fresh: true,
-        quarantined,
-    })
+    Ok(Opened { identity, log, state_machine, fresh: true, quarantined })
 }

@@ -88,37 +88,24 @@ pub struct Builder {
 
 impl RaftSnapshotBuilder<TypeConfig> for Builder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let data =
-            codec::encode(&self.state).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        let data = codec::encode(&self.state).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         let snapshot_id = match self.last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id, l.index, self.id),
             None => format!("empty-{}", self.id),
         };
-        let meta = SnapshotMeta {
-            last_log_id: self.last_applied,
-            last_membership: self.last_membership.clone(),
-            snapshot_id,
-        };
-        let file = SnapshotFile {
-            meta: meta.clone(),
-            data: data.clone(),
-        };
+        let meta =
+            SnapshotMeta { last_log_id: self.last_applied, last_membership: self.last_membership.clone(), snapshot_id };
+        let file = SnapshotFile { meta: meta.clone(), data: data.clone() };
         let bytes = codec::encode(&file).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        wal::write_atomic(&self.path, SNAPSHOT_MAGIC, &bytes)
-            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
+        wal::write_atomic(&self.path, SNAPSHOT_MAGIC, &bytes).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = Builder;
 
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId>, StoredMembership<NodeId, MemberInfo>), StorageError> {
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership<NodeId, MemberInfo>), StorageError> {
         Ok((self.last_applied, self.last_membership.clone()))
     }
 
@@ -131,17 +118,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for entry in entries {
             self.last_applied = Some(entry.log_id);
             match entry.payload {
-                EntryPayload::Blank => results.push(CommandResult {
-                    epoch: self.state.epoch,
-                    refused: None,
-                }),
+                EntryPayload::Blank => results.push(CommandResult { epoch: self.state.epoch, refused: None }),
                 EntryPayload::Normal(cmd) => results.push(self.state.apply(&cmd)),
                 EntryPayload::Membership(m) => {
                     self.last_membership = StoredMembership::new(Some(entry.log_id), m);
-                    results.push(CommandResult {
-                        epoch: self.state.epoch,
-                        refused: None,
-                    });
+                    results.push(CommandResult { epoch: self.state.epoch, refused: None });
                 }
             }
         }
@@ -171,16 +152,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let sig = Some(meta.signature());
-        let state: ClusterState =
-            codec::decode(&data).map_err(|e| StorageIOError::read_snapshot(sig.clone(), &e))?;
-        let file = SnapshotFile {
-            meta: meta.clone(),
-            data,
-        };
-        let bytes =
-            codec::encode(&file).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-        wal::write_atomic(&self.path, SNAPSHOT_MAGIC, &bytes)
-            .map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
+        let state: ClusterState = codec::decode(&data).map_err(|e| StorageIOError::read_snapshot(sig.clone(), &e))?;
+        let file = SnapshotFile { meta: meta.clone(), data };
+        let bytes = codec::encode(&file).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+        wal::write_atomic(&self.path, SNAPSHOT_MAGIC, &bytes).map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
         self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
         self.state = state;
@@ -189,12 +164,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let file = self
-            .read_snapshot()
-            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
-        Ok(file.map(|f| Snapshot {
-            meta: f.meta,
-            snapshot: Box::new(Cursor::new(f.data)),
-        }))
+        let file = self.read_snapshot().map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        Ok(file.map(|f| Snapshot { meta: f.meta, snapshot: Box::new(Cursor::new(f.data)) }))
     }
 }

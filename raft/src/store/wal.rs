@@ -27,21 +27,14 @@ pub fn check_header(path: &Path, bytes: &[u8], magic: &[u8; 8]) -> io::Result<()
     if bytes.len() < HEADER_LEN || &bytes[..8] != magic {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!(
-                "{} is not a {} file (bad magic)",
-                path.display(),
-                String::from_utf8_lossy(magic)
-            ),
+            format!("{} is not a {} file (bad magic)", path.display(), String::from_utf8_lossy(magic)),
         ));
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if version != FORMAT_VERSION {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!(
-                "{} has format version {version}; this build reads {FORMAT_VERSION}",
-                path.display()
-            ),
+            format!("{} has format version {version}; this build reads {FORMAT_VERSION}", path.display()),
         ));
     }
     Ok(())
@@ -52,10 +45,7 @@ pub fn frame(payload: &[u8]) -> io::Result<Vec<u8>> {
     if payload.len() > MAX_FRAME {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!(
-                "frame of {} bytes exceeds the {MAX_FRAME}-byte limit",
-                payload.len()
-            ),
+            format!("frame of {} bytes exceeds the {MAX_FRAME}-byte limit", payload.len()),
         ));
     }
     let mut out = Vec::with_capacity(payload.len() + 8);
@@ -112,11 +102,7 @@ pub fn frames(buf: &[u8], start: usize) -> (Vec<(usize, &[u8])>, Tail) {
 pub fn write_atomic(path: &Path, magic: &[u8; 8], payload: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&tmp)?;
+        let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(&tmp)?;
         f.write_all(&header(magic))?;
         f.write_all(&frame(payload)?)?;
         f.sync_all()?;
@@ -138,10 +124,7 @@ pub fn read_atomic(path: &Path, magic: &[u8; 8]) -> io::Result<Option<Vec<u8>>> 
         (Some((_, payload)), Tail::Clean) if frames.len() == 1 => Ok(Some(payload.to_vec())),
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!(
-                "{} is damaged (checksum, size or length mismatch)",
-                path.display()
-            ),
+            format!("{} is damaged (checksum, size or length mismatch)", path.display()),
         )),
     }
 }
@@ -164,18 +147,12 @@ mod tests {
         buf.extend(frame(b"one").unwrap());
         buf.extend(frame(b"two").unwrap());
         let (f, tail) = frames(&buf, HEADER_LEN);
-        assert_eq!(
-            f.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
-            vec![&b"one"[..], b"two"]
-        );
+        assert_eq!(f.iter().map(|(_, p)| *p).collect::<Vec<_>>(), vec![&b"one"[..], b"two"]);
         assert_eq!(tail, Tail::Clean);
 
         let mut torn = buf.clone();
         torn.extend(&frame(b"three").unwrap()[..6]);
-        assert_eq!(
-            frames(&torn, HEADER_LEN).1,
-            Tail::Torn { offset: buf.len() }
-        );
+        assert_eq!(frames(&torn, HEADER_LEN).1, Tail::Torn { offset: buf.len() });
 
         let mut corrupt = buf.clone();
         let last = corrupt.len() - 1;
@@ -190,10 +167,7 @@ mod tests {
         let mut buf = header(b"TESTFILE").to_vec();
         buf.extend(u32::MAX.to_le_bytes());
         buf.extend([0u8; 12]);
-        assert_eq!(
-            frames(&buf, HEADER_LEN).1,
-            Tail::Corrupt { offset: HEADER_LEN }
-        );
+        assert_eq!(frames(&buf, HEADER_LEN).1, Tail::Corrupt { offset: HEADER_LEN });
     }
 
     #[test]
@@ -206,10 +180,6 @@ mod tests {
         bytes[8] = 9;
         fs::write(&p, bytes).unwrap();
         assert!(read_atomic(&p, b"TESTFILE").is_err());
-        assert!(
-            read_atomic(&dir.path().join("none"), b"TESTFILE")
-                .unwrap()
-                .is_none()
-        );
+        assert!(read_atomic(&dir.path().join("none"), b"TESTFILE").unwrap().is_none());
     }
 }

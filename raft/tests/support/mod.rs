@@ -37,12 +37,7 @@ impl Block {
         std::fs::create_dir_all(&dir).expect("create block lock dir");
         for index in 2..=250u8 {
             let path = dir.join(format!("{index}.lock"));
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .expect("open lock");
+            let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).expect("open lock");
             if file.try_lock().is_ok() {
                 return Block { index, _lock: file };
             }
@@ -65,13 +60,9 @@ pub struct Fault {
 }
 
 async fn fault_layer(State(f): State<Arc<Fault>>, req: Request, next: Next) -> Response {
-    let from = req
-        .headers()
-        .get(FROM_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| u64::from_str_radix(s, 16).ok());
-    let blocked = f.isolated.load(Ordering::SeqCst)
-        || from.is_some_and(|id| f.blocked.lock().unwrap().contains(&id));
+    let from =
+        req.headers().get(FROM_HEADER).and_then(|v| v.to_str().ok()).and_then(|s| u64::from_str_radix(s, 16).ok());
+    let blocked = f.isolated.load(Ordering::SeqCst) || from.is_some_and(|id| f.blocked.lock().unwrap().contains(&id));
     if blocked {
         return (StatusCode::SERVICE_UNAVAILABLE, "fault injected").into_response();
     }
@@ -81,8 +72,7 @@ async fn fault_layer(State(f): State<Arc<Fault>>, req: Request, next: Next) -> R
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "openraft=error,raft=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "openraft=error,raft=info".into()),
         )
         .with_test_writer()
         .try_init();
@@ -128,32 +118,15 @@ impl Cluster {
                 server: None,
             })
             .collect();
-        let initial = replicas
-            .iter()
-            .take(initial)
-            .map(|r| (r.name.clone(), r.addr.to_string()))
-            .collect();
-        Cluster {
-            block,
-            tmp,
-            replicas,
-            initial,
-            voters,
-            tune: |_| {},
-            pki: None,
-        }
+        let initial = replicas.iter().take(initial).map(|r| (r.name.clone(), r.addr.to_string())).collect();
+        Cluster { block, tmp, replicas, initial, voters, tune: |_| {}, pki: None }
     }
 
     pub fn config(&self, i: usize) -> RaftConfig {
         let r = &self.replicas[i];
-        let mut c = RaftConfig::new(
-            "test-cluster",
-            &r.name,
-            r.addr.to_string(),
-            format!("{}:7401", r.addr.ip()),
-            &r.dir,
-        )
-        .with_initial_members(self.initial.clone());
+        let mut c =
+            RaftConfig::new("test-cluster", &r.name, r.addr.to_string(), format!("{}:7401", r.addr.ip()), &r.dir)
+                .with_initial_members(self.initial.clone());
         c.voters = self.voters;
         (self.tune)(&mut c);
         c
@@ -170,15 +143,10 @@ impl Cluster {
             }
             None => (PeerClient::plain(), None),
         };
-        let node = Node::start(config, client, CancellationToken::new())
-            .await
-            .expect("node starts");
+        let node = Node::start(config, client, CancellationToken::new()).await.expect("node starts");
         let r = &mut self.replicas[i];
         r.fault.isolated.store(false, Ordering::SeqCst);
-        let router = node.routes().layer(axum::middleware::from_fn_with_state(
-            r.fault.clone(),
-            fault_layer,
-        ));
+        let router = node.routes().layer(axum::middleware::from_fn_with_state(r.fault.clone(), fault_layer));
         let listener = bind_retry(r.addr).await;
         r.server = Some(tokio::spawn(serve(listener, router, acceptor)));
         r.node = Some(node);
@@ -213,10 +181,7 @@ impl Cluster {
     }
 
     pub fn running(&self) -> impl Iterator<Item = (usize, &Node)> {
-        self.replicas
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.node.as_ref().map(|n| (i, n)))
+        self.replicas.iter().enumerate().filter_map(|(i, r)| r.node.as_ref().map(|n| (i, n)))
     }
 
     pub fn statuses(&self) -> Vec<(usize, StatusView)> {
@@ -226,37 +191,20 @@ impl Cluster {
     /// The slot of the leader every running replica agrees on.
     pub fn agreed_leader(&self) -> Option<usize> {
         let st = self.statuses();
-        let leaders: Vec<usize> = st
-            .iter()
-            .filter(|(_, s)| s.role == Role::Leader)
-            .map(|(i, _)| *i)
-            .collect();
+        let leaders: Vec<usize> = st.iter().filter(|(_, s)| s.role == Role::Leader).map(|(i, _)| *i).collect();
         if leaders.len() != 1 {
             return None;
         }
         let lid = st.iter().find(|(i, _)| *i == leaders[0])?.1.id;
-        st.iter()
-            .all(|(_, s)| s.leader.as_ref().map(|l| l.0) == Some(lid))
-            .then_some(leaders[0])
+        st.iter().all(|(_, s)| s.leader.as_ref().map(|l| l.0) == Some(lid)).then_some(leaders[0])
     }
 
     /// The leader as seen by the running replicas, ignoring `except`.
     pub fn leader_among(&self, slots: &[usize]) -> Option<usize> {
-        let st: Vec<(usize, StatusView)> = self
-            .statuses()
-            .into_iter()
-            .filter(|(i, _)| slots.contains(i))
-            .collect();
-        let leaders: Vec<&(usize, StatusView)> =
-            st.iter().filter(|(_, s)| s.role == Role::Leader).collect();
+        let st: Vec<(usize, StatusView)> = self.statuses().into_iter().filter(|(i, _)| slots.contains(i)).collect();
+        let leaders: Vec<&(usize, StatusView)> = st.iter().filter(|(_, s)| s.role == Role::Leader).collect();
         match leaders.as_slice() {
-            [(i, l)]
-                if st
-                    .iter()
-                    .all(|(_, s)| s.leader.as_ref().map(|x| x.0) == Some(l.id)) =>
-            {
-                Some(*i)
-            }
+            [(i, l)] if st.iter().all(|(_, s)| s.leader.as_ref().map(|x| x.0) == Some(l.id)) => Some(*i),
             _ => None,
         }
     }
@@ -272,10 +220,7 @@ impl Cluster {
     /// Blocks traffic between slot `p` and every other slot, both ways.
     pub fn partition(&self, p: usize) {
         let pid = self.node(p).id();
-        self.replicas[p]
-            .fault
-            .isolated
-            .store(true, Ordering::SeqCst);
+        self.replicas[p].fault.isolated.store(true, Ordering::SeqCst);
         for (i, r) in self.replicas.iter().enumerate() {
             if i != p {
                 r.fault.blocked.lock().unwrap().insert(pid);
@@ -284,21 +229,14 @@ impl Cluster {
     }
 
     pub fn heal(&self, p: usize) {
-        self.replicas[p]
-            .fault
-            .isolated
-            .store(false, Ordering::SeqCst);
+        self.replicas[p].fault.isolated.store(false, Ordering::SeqCst);
         for r in &self.replicas {
             r.fault.blocked.lock().unwrap().clear();
         }
     }
 
     pub fn status_table(&self) -> String {
-        self.statuses()
-            .iter()
-            .map(|(_, s)| s.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.statuses().iter().map(|(_, s)| s.to_string()).collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -316,11 +254,7 @@ impl Drop for Cluster {
 
 /// Serves `router` on `listener`; aborting this task also drops every
 /// connection it accepted (as a killed process would).
-async fn serve(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-) {
+async fn serve(listener: tokio::net::TcpListener, router: axum::Router, tls: Option<tokio_rustls::TlsAcceptor>) {
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -329,8 +263,7 @@ async fn serve(
         let svc = hyper_util::service::TowerToHyperService::new(router.clone());
         let tls = tls.clone();
         conns.spawn(async move {
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             let io = match tls {
                 Some(acceptor) => match acceptor.accept(stream).await {
                     Ok(s) => Either::Left(s),
@@ -338,9 +271,7 @@ async fn serve(
                 },
                 None => Either::Right(stream),
             };
-            let _ = builder
-                .serve_connection(hyper_util::rt::TokioIo::new(io), svc)
-                .await;
+            let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(io), svc).await;
         });
         while conns.try_join_next().is_some() {}
     }
@@ -387,10 +318,7 @@ pub async fn wait_cluster(
             return start.elapsed();
         }
         if start.elapsed() > limit {
-            panic!(
-                "timed out after {limit:?} waiting for {what}\n{}",
-                c.status_table()
-            );
+            panic!("timed out after {limit:?} waiting for {what}\n{}", c.status_table());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -402,17 +330,9 @@ pub fn settled(c: &Cluster, names: &[&str]) -> bool {
         return false;
     };
     let want: BTreeSet<String> = names.iter().map(|s| s.to_string()).collect();
-    let states: Vec<ClusterState> = c
-        .running()
-        .map(|(_, n)| n.state().borrow().clone())
-        .collect();
+    let states: Vec<ClusterState> = c.running().map(|(_, n)| n.state().borrow().clone()).collect();
     states.windows(2).all(|w| w[0] == w[1])
-        && states.first().is_some_and(|s| {
-            s.active()
-                .map(|(_, m)| m.info.name.clone())
-                .collect::<BTreeSet<_>>()
-                == want
-        })
+        && states.first().is_some_and(|s| s.active().map(|(_, m)| m.info.name.clone()).collect::<BTreeSet<_>>() == want)
 }
 
 /// Test timing bound: the design bound times a generous slack for a loaded 2-core machine.

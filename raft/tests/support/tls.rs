@@ -5,8 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -30,25 +29,16 @@ impl Pki {
     pub fn new() -> Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate().expect("ca key");
         let cert = params.self_signed(&key).expect("ca cert");
-        Pki {
-            ca_der: cert.der().clone(),
-            issuer: Issuer::new(params, key),
-        }
+        Pki { ca_der: cert.der().clone(), issuer: Issuer::new(params, key) }
     }
 
     pub fn leaf(&self, ip: IpAddr) -> Leaf {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("leaf params");
         params.subject_alt_names = vec![SanType::IpAddress(ip)];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
         let key = KeyPair::generate().expect("leaf key");
         let cert = params.signed_by(&key, &self.issuer).expect("leaf cert");
         Leaf {
@@ -69,9 +59,7 @@ impl Pki {
 
     /// Server side: only clients with a certificate from the CA get in.
     pub fn server_config(&self, leaf: &Leaf) -> rustls::ServerConfig {
-        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots(), provider())
-            .build()
-            .expect("verifier");
+        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots(), provider()).build().expect("verifier");
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .expect("versions")
@@ -89,9 +77,7 @@ impl Pki {
             .expect("versions")
             .with_root_certificates(self.roots());
         match leaf {
-            Some(l) => b
-                .with_client_auth_cert(l.chain.clone(), l.key.clone_key())
-                .expect("client cert"),
+            Some(l) => b.with_client_auth_cert(l.chain.clone(), l.key.clone_key()).expect("client cert"),
             None => b.with_no_client_auth(),
         }
     }

@@ -33,11 +33,8 @@ impl FieldSelector {
         parts.sort();
         let mut raw = Vec::new();
         for part in parts.iter().filter(|p| !p.is_empty()) {
-            let (lhs, op, rhs) = split_term(part).ok_or_else(|| {
-                SelectorError::Syntax(format!(
-                    "invalid selector: '{s}'; can't understand '{part}'"
-                ))
-            })?;
+            let (lhs, op, rhs) = split_term(part)
+                .ok_or_else(|| SelectorError::Syntax(format!("invalid selector: '{s}'; can't understand '{part}'")))?;
             raw.push((lhs.to_string(), op == "!=", unescape(rhs)?));
         }
         let mut terms = Vec::new();
@@ -51,11 +48,7 @@ impl FieldSelector {
                     )));
                 }
             };
-            terms.push(FieldTerm {
-                field,
-                negated,
-                value,
-            });
+            terms.push(FieldTerm { field, negated, value });
         }
         Ok(FieldSelector { terms })
     }
@@ -129,9 +122,7 @@ fn unescape(v: &str) -> Result<String, SelectorError> {
                     )));
                 }
                 None => {
-                    return Err(SelectorError::Syntax(
-                        "invalid field selector: invalid escape sequence: \\".into(),
-                    ));
+                    return Err(SelectorError::Syntax("invalid field selector: invalid escape sequence: \\".into()));
                 }
             },
             ',' | '=' => {

@@ -38,23 +38,16 @@ impl Requirement {
             Operator::Equals | Operator::DoubleEquals | Operator::In => {
                 got.is_some_and(|v| self.values.iter().any(|x| x == v))
             }
-            Operator::NotEquals | Operator::NotIn => {
-                got.is_none_or(|v| !self.values.iter().any(|x| x == v))
-            }
+            Operator::NotEquals | Operator::NotIn => got.is_none_or(|v| !self.values.iter().any(|x| x == v)),
             Operator::Exists => got.is_some(),
             Operator::DoesNotExist => got.is_none(),
             Operator::GreaterThan | Operator::LessThan => {
-                let (Some(have), Some(want)) = (
-                    got.and_then(|v| v.parse::<i64>().ok()),
-                    self.values.first().and_then(|v| v.parse::<i64>().ok()),
-                ) else {
+                let (Some(have), Some(want)) =
+                    (got.and_then(|v| v.parse::<i64>().ok()), self.values.first().and_then(|v| v.parse::<i64>().ok()))
+                else {
                     return false;
                 };
-                if self.op == Operator::GreaterThan {
-                    have > want
-                } else {
-                    have < want
-                }
+                if self.op == Operator::GreaterThan { have > want } else { have < want }
             }
         }
     }
@@ -212,9 +205,8 @@ fn lex(s: &str) -> Result<Vec<Tok>, SelectorError> {
                     None => {}
                 }
             }
-            let (tok, end) = best.ok_or_else(|| {
-                SelectorError::Syntax(format!("error expected: keyword found '{buf}'"))
-            })?;
+            let (tok, end) =
+                best.ok_or_else(|| SelectorError::Syntax(format!("error expected: keyword found '{buf}'")))?;
             out.push(tok);
             i = end;
         } else {
@@ -304,18 +296,10 @@ impl Parser {
         validate_key(&key)?;
         // `!key` takes no operator; whatever follows is the caller's to reject.
         if negated {
-            return Ok(Requirement {
-                key,
-                op: Operator::DoesNotExist,
-                values: Vec::new(),
-            });
+            return Ok(Requirement { key, op: Operator::DoesNotExist, values: Vec::new() });
         }
         if matches!(self.peek(true), Tok::End | Tok::Comma) {
-            return Ok(Requirement {
-                key,
-                op: Operator::Exists,
-                values: Vec::new(),
-            });
+            return Ok(Requirement { key, op: Operator::Exists, values: Vec::new() });
         }
         let op = match self.next(false) {
             Tok::In => Operator::In,
@@ -326,10 +310,7 @@ impl Parser {
             Tok::Gt => Operator::GreaterThan,
             Tok::Lt => Operator::LessThan,
             t => {
-                return Err(format!(
-                    "found '{}', expected: in, notin, =, ==, !=, gt, lt",
-                    t.text()
-                ));
+                return Err(format!("found '{}', expected: in, notin, =, ==, !=, gt, lt", t.text()));
             }
         };
         let mut values = match op {
@@ -343,8 +324,7 @@ impl Parser {
         }
         // A set is never empty (`()` is the set holding ""); `>`/`<` need an integer.
         let first = values.first().map(String::as_str).unwrap_or("");
-        if matches!(op, Operator::GreaterThan | Operator::LessThan) && first.parse::<i64>().is_err()
-        {
+        if matches!(op, Operator::GreaterThan | Operator::LessThan) && first.parse::<i64>().is_err() {
             return Err(format!(
                 "values[0]: Invalid value: {first:?}: for 'Gt', 'Lt' operators, the value must be an integer"
             ));
@@ -389,10 +369,7 @@ impl Parser {
                     return Ok(values);
                 }
                 t if expect_value => {
-                    return Err(format!(
-                        "found '{}', expected: ',', ')' or identifier",
-                        t.text()
-                    ));
+                    return Err(format!("found '{}', expected: ',', ')' or identifier", t.text()));
                 }
                 t => return Err(format!("found '{}', expected: ',' or ')'", t.text())),
             }
@@ -439,20 +416,14 @@ fn validate_key(key: &str) -> Result<(), String> {
             errs.push("prefix part must be no more than 253 characters".to_string());
         } else if !p.split('.').all(|label| {
             !label.is_empty()
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         }) {
             errs.push("prefix part must be a lowercase RFC 1123 subdomain".to_string());
         }
     }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("key: Invalid value: {key:?}: {}", errs.join("; ")))
-    }
+    if errs.is_empty() { Ok(()) } else { Err(format!("key: Invalid value: {key:?}: {}", errs.join("; "))) }
 }
 
 fn validate_value(key: &str, value: &str) -> Result<(), String> {
@@ -460,12 +431,5 @@ fn validate_value(key: &str, value: &str) -> Result<(), String> {
         return Ok(());
     }
     let errs = name_errors(value, "a valid label");
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "values[{key}]: Invalid value: {value:?}: {}",
-            errs.join("; ")
-        ))
-    }
+    if errs.is_empty() { Ok(()) } else { Err(format!("values[{key}]: Invalid value: {value:?}: {}", errs.join("; "))) }
 }

@@ -2,10 +2,7 @@ use super::*;
 use std::collections::BTreeMap;
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn sel(s: &str) -> LabelSelector {
@@ -43,10 +40,7 @@ fn set_and_existence_selectors_match_like_kubernetes() {
     assert!(sel("n>4").matches(&l));
     assert!(!sel("n>5").matches(&l));
     assert!(sel("n<6").matches(&l));
-    assert!(
-        !sel("env>1").matches(&l),
-        "non-integer label never compares"
-    );
+    assert!(!sel("env>1").matches(&l), "non-integer label never compares");
     assert!(sel(" env = prod , n in ( 5 ) ").matches(&l));
 }
 
@@ -100,16 +94,9 @@ fn malformed_label_selectors_are_rejected_with_a_reason() {
         assert!(!status.message.is_empty());
     }
     let err = LabelSelector::parse("a=b c").unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "found 'c', expected: ',' or 'end of string'"
-    );
+    assert_eq!(err.to_string(), "found 'c', expected: ',' or 'end of string'");
     let err = LabelSelector::parse("a=-b").unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("unable to parse requirement: values[a]: Invalid value: \"-b\""),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("unable to parse requirement: values[a]: Invalid value: \"-b\""), "{err}");
 }
 
 #[test]
@@ -124,17 +111,9 @@ fn field_selectors_accept_name_and_namespace_only() {
     // Nodes have no namespace field: it compares as "".
     let f = FieldSelector::parse("metadata.namespace=x").unwrap();
     assert!(!f.matches("node-a", None));
-    assert!(
-        FieldSelector::parse("metadata.namespace=")
-            .unwrap()
-            .matches("node-a", None)
-    );
+    assert!(FieldSelector::parse("metadata.namespace=").unwrap().matches("node-a", None));
     assert!(FieldSelector::parse("").unwrap().is_empty());
-    assert!(
-        FieldSelector::parse("metadata.name=a\\,b")
-            .unwrap()
-            .matches("a,b", None)
-    );
+    assert!(FieldSelector::parse("metadata.name=a\\,b").unwrap().matches("a,b", None));
 }
 
 #[test]
@@ -145,16 +124,8 @@ fn unknown_field_selector_gets_the_apiserver_message() {
         r#""spec.nodeName" is not a known field selector: only "metadata.name", "metadata.namespace""#
     );
     assert_eq!(err.to_status().code, 400);
-    for bad in [
-        "metadata.name",
-        "metadata.name=a=b",
-        "metadata.name=a\\x",
-        "metadata.name=a\\",
-    ] {
+    for bad in ["metadata.name", "metadata.name=a=b", "metadata.name=a\\x", "metadata.name=a\\"] {
         assert!(FieldSelector::parse(bad).is_err(), "{bad}");
     }
-    assert_eq!(
-        FieldSelector::parse("foo").unwrap_err().to_string(),
-        "invalid selector: 'foo'; can't understand 'foo'"
-    );
+    assert_eq!(FieldSelector::parse("foo").unwrap_err().to_string(), "invalid selector: 'foo'; can't understand 'foo'");
 }

@@ -65,71 +65,39 @@ impl std::fmt::Debug for Authenticator {
 impl Authenticator {
     /// Trusts client certificates signed by `client_ca_pem`.
     pub fn new(client_ca_pem: &str) -> Result<Authenticator, TlsError> {
-        let roots =
-            crate::tls::pem::roots_from_pem(client_ca_pem.as_bytes(), "the stand-in client CA")?;
+        let roots = crate::tls::pem::roots_from_pem(client_ca_pem.as_bytes(), "the stand-in client CA")?;
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
             Arc::new(roots),
             Arc::new(rustls::crypto::ring::default_provider()),
         )
         .build()
-        .map_err(|source| TlsError::Verifier {
-            what: "the stand-in client CA".into(),
-            source,
-        })?;
-        Ok(Authenticator {
-            client_verifier: verifier,
-            tokens: RwLock::new(HashMap::new()),
-        })
+        .map_err(|source| TlsError::Verifier { what: "the stand-in client CA".into(), source })?;
+        Ok(Authenticator { client_verifier: verifier, tokens: RwLock::new(HashMap::new()) })
     }
 
     /// Adds (or replaces) a bearer token.
     pub fn add_token(&self, token: &str, user: UserInfo) {
-        self.tokens
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(token.to_string(), user);
+        self.tokens.write().unwrap_or_else(|p| p.into_inner()).insert(token.to_string(), user);
     }
 
     /// The user a token stands for, without `system:authenticated`.
     pub fn lookup_token(&self, token: &str) -> Option<UserInfo> {
-        self.tokens
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(token)
-            .cloned()
+        self.tokens.read().unwrap_or_else(|p| p.into_inner()).get(token).cloned()
     }
 
     /// The user of a client certificate chain signed by the client CA.
     pub fn from_chain(&self, chain: &[CertificateDer<'static>]) -> Option<UserInfo> {
         let (leaf, intermediates) = chain.split_first()?;
-        self.client_verifier
-            .verify_client_cert(leaf, intermediates, UnixTime::now())
-            .ok()?;
+        self.client_verifier.verify_client_cert(leaf, intermediates, UnixTime::now()).ok()?;
         let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
         let subject = cert.subject();
-        let username = subject
-            .iter_common_name()
-            .next()?
-            .as_str()
-            .ok()?
-            .to_string();
-        let groups = subject
-            .iter_organization()
-            .filter_map(|o| o.as_str().ok().map(str::to_string))
-            .collect();
-        Some(UserInfo {
-            username,
-            groups,
-            ..UserInfo::default()
-        })
+        let username = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+        let groups = subject.iter_organization().filter_map(|o| o.as_str().ok().map(str::to_string)).collect();
+        Some(UserInfo { username, groups, ..UserInfo::default() })
     }
 
     /// Authenticates a request: certificate first, then bearer token.
-    pub fn authenticate(
-        &self,
-        headers: &http::HeaderMap,
-        chain: Option<&PeerCertificates>,
-    ) -> Option<UserInfo> {
+    pub fn authenticate(&self, headers: &http::HeaderMap, chain: Option<&PeerCertificates>) -> Option<UserInfo> {
         if let Some(user) = chain.and_then(|c| self.from_chain(&c.0)) {
             return Some(user.with_authenticated());
         }
@@ -138,16 +106,13 @@ impl Authenticator {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return None;
         }
-        self.lookup_token(token.trim())
-            .map(UserInfo::with_authenticated)
+        self.lookup_token(token.trim()).map(UserInfo::with_authenticated)
     }
 }
 
 /// Middleware: puts the caller's [`UserInfo`] into the request or answers 401.
 pub async fn require_user(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let user = state
-        .authn
-        .authenticate(req.headers(), req.extensions().get::<PeerCertificates>());
+    let user = state.authn.authenticate(req.headers(), req.extensions().get::<PeerCertificates>());
     match user {
         Some(user) => {
             req.extensions_mut().insert(user);

@@ -12,13 +12,7 @@ use serde_json::{Value, json};
 use super::objects::KUBELET_VERSION;
 
 /// The resources of one group version: (resource, kind, namespaced, verbs, short names).
-type Resource = (
-    &'static str,
-    &'static str,
-    bool,
-    &'static [&'static str],
-    &'static [&'static str],
-);
+type Resource = (&'static str, &'static str, bool, &'static [&'static str], &'static [&'static str]);
 
 const READ: &[&str] = &["get", "list", "watch"];
 const CORE_V1: &[Resource] = &[
@@ -27,18 +21,10 @@ const CORE_V1: &[Resource] = &[
     ("nodes", "Node", false, READ, &["no"]),
     ("pods", "Pod", true, READ, &["po"]),
 ];
-const METRICS: &[Resource] = &[
-    ("nodes", "NodeMetrics", false, &["get", "list"], &[]),
-    ("pods", "PodMetrics", true, &["get", "list"], &[]),
-];
+const METRICS: &[Resource] =
+    &[("nodes", "NodeMetrics", false, &["get", "list"], &[]), ("pods", "PodMetrics", true, &["get", "list"], &[])];
 const TOKEN_REVIEWS: &[Resource] = &[("tokenreviews", "TokenReview", false, &["create"], &[])];
-const ACCESS_REVIEWS: &[Resource] = &[(
-    "subjectaccessreviews",
-    "SubjectAccessReview",
-    false,
-    &["create"],
-    &[],
-)];
+const ACCESS_REVIEWS: &[Resource] = &[("subjectaccessreviews", "SubjectAccessReview", false, &["create"], &[])];
 
 /// (group, versions in preference order, resources).
 const GROUPS: &[(&str, &[&str], &[Resource])] = &[
@@ -49,10 +35,8 @@ const GROUPS: &[(&str, &[&str], &[Resource])] = &[
 
 fn json_response(body: Value, content_type: &'static str) -> Response {
     let mut resp = body.to_string().into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp.headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut().insert(header::VARY, HeaderValue::from_static("Accept"));
     resp
 }
 
@@ -70,10 +54,7 @@ fn aggregated_version(headers: &HeaderMap) -> Option<&'static str> {
             if has("v=v2beta1") {
                 return Some("v2beta1");
             }
-        } else if params
-            .first()
-            .is_some_and(|m| *m == "application/json" || *m == "*/*")
-        {
+        } else if params.first().is_some_and(|m| *m == "application/json" || *m == "*/*") {
             return None;
         }
     }
@@ -185,17 +166,11 @@ pub async fn core_resources() -> Response {
 /// `GET /apis`.
 pub async fn groups(headers: HeaderMap) -> Response {
     if let Some(v) = aggregated_version(&headers) {
-        let items = GROUPS
-            .iter()
-            .map(|(n, vs, rs)| discovery_group(n, vs, rs))
-            .collect();
+        let items = GROUPS.iter().map(|(n, vs, rs)| discovery_group(n, vs, rs)).collect();
         return aggregated(items, v);
     }
     let groups: Vec<Value> = GROUPS.iter().map(|(n, vs, _)| api_group(n, vs)).collect();
-    json_response(
-        json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
-        "application/json",
-    )
+    json_response(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}), "application/json")
 }
 
 /// `GET /apis/{group}` for a group the stand-in knows.
@@ -209,15 +184,8 @@ pub fn group(name: &str) -> Option<Response> {
 
 /// `GET /apis/{group}/{version}` for the groups the stand-in serves itself.
 pub fn group_version(name: &str, version: &str) -> Option<Response> {
-    let (n, vs, rs) = GROUPS
-        .iter()
-        .find(|(n, _, _)| *n == name && *n != "metrics.k8s.io")?;
-    vs.contains(&version).then(|| {
-        json_response(
-            resource_list(&format!("{n}/{version}"), rs),
-            "application/json",
-        )
-    })
+    let (n, vs, rs) = GROUPS.iter().find(|(n, _, _)| *n == name && *n != "metrics.k8s.io")?;
+    vs.contains(&version).then(|| json_response(resource_list(&format!("{n}/{version}"), rs), "application/json"))
 }
 
 #[cfg(test)]
@@ -234,10 +202,7 @@ mod tests {
             ),
         );
         assert_eq!(aggregated_version(&h), Some("v2"));
-        h.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/json, */*"),
-        );
+        h.insert(header::ACCEPT, HeaderValue::from_static("application/json, */*"));
         assert_eq!(aggregated_version(&h), None);
     }
 }

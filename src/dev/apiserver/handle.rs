@@ -17,9 +17,7 @@ impl StandInApiServer {
     pub(super) fn put_node(&self, spec: &NodeSpec, created: i64) {
         let uid = objects::uid(self.shared.store.next_serial());
         let key = (String::new(), spec.name.clone());
-        self.shared
-            .store
-            .put(Kind::Node, key, objects::node(spec, &uid, created));
+        self.shared.store.put(Kind::Node, key, objects::node(spec, &uid, created));
         for pod in &spec.pods {
             self.put_pod(&spec.name, pod, created);
         }
@@ -28,9 +26,7 @@ impl StandInApiServer {
     fn put_pod(&self, node: &str, spec: &PodSpec, created: i64) {
         let uid = objects::uid(self.shared.store.next_serial());
         let key = (spec.namespace.clone(), spec.name.clone());
-        self.shared
-            .store
-            .put(Kind::Pod, key, objects::pod(node, spec, &uid, created));
+        self.shared.store.put(Kind::Pod, key, objects::pod(node, spec, &uid, created));
     }
 
     /// Adds (or replaces) a node and the pods in its spec.
@@ -44,49 +40,24 @@ impl StandInApiServer {
         self.shared
             .store
             .delete(Kind::Node, &key)
-            .ok_or_else(|| Error::NotFound {
-                kind: "node",
-                name: name.into(),
-            })?;
+            .ok_or_else(|| Error::NotFound { kind: "node", name: name.into() })?;
         let (pods, _) = self.shared.store.list(Kind::Pod, None);
-        for pod in pods
-            .iter()
-            .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(name))
-        {
-            let s = |p| {
-                pod.pointer(p)
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string()
-            };
-            self.shared
-                .store
-                .delete(Kind::Pod, &(s("/metadata/namespace"), s("/metadata/name")));
+        for pod in pods.iter().filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(name)) {
+            let s = |p| pod.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+            self.shared.store.delete(Kind::Pod, &(s("/metadata/namespace"), s("/metadata/name")));
         }
         Ok(())
     }
 
     /// Replaces a node's labels (a MODIFIED event).
-    pub fn set_node_labels(
-        &self,
-        name: &str,
-        labels: BTreeMap<String, String>,
-    ) -> Result<(), Error> {
+    pub fn set_node_labels(&self, name: &str, labels: BTreeMap<String, String>) -> Result<(), Error> {
         let key = (String::new(), name.to_string());
-        let labels = Value::Object(
-            labels
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect(),
-        );
+        let labels = Value::Object(labels.into_iter().map(|(k, v)| (k, Value::String(v))).collect());
         self.shared
             .store
             .update(Kind::Node, &key, |n| n["metadata"]["labels"] = labels)
             .map(|_| ())
-            .ok_or_else(|| Error::NotFound {
-                kind: "node",
-                name: name.into(),
-            })
+            .ok_or_else(|| Error::NotFound { kind: "node", name: name.into() })
     }
 
     /// Adds (or replaces) a pod bound to `node`.
@@ -101,10 +72,7 @@ impl StandInApiServer {
             .store
             .delete(Kind::Pod, &key)
             .map(|_| ())
-            .ok_or_else(|| Error::NotFound {
-                kind: "pod",
-                name: format!("{namespace}/{name}"),
-            })
+            .ok_or_else(|| Error::NotFound { kind: "pod", name: format!("{namespace}/{name}") })
     }
 
     /// Changes a pod's phase (a MODIFIED event).
@@ -114,10 +82,7 @@ impl StandInApiServer {
             .store
             .update(Kind::Pod, &key, |p| objects::set_pod_phase(p, phase))
             .map(|_| ())
-            .ok_or_else(|| Error::NotFound {
-                kind: "pod",
-                name: format!("{namespace}/{name}"),
-            })
+            .ok_or_else(|| Error::NotFound { kind: "pod", name: format!("{namespace}/{name}") })
     }
 
     /// Creates or replaces a ConfigMap's data.
@@ -125,19 +90,11 @@ impl StandInApiServer {
         let key = (namespace.to_string(), name.to_string());
         let store = &self.shared.store;
         let updated = store.update(Kind::ConfigMap, &key, |cm| {
-            cm["data"] = Value::Object(
-                data.iter()
-                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                    .collect(),
-            );
+            cm["data"] = Value::Object(data.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect());
         });
         if updated.is_none() {
             let uid = objects::uid(store.next_serial());
-            store.put(
-                Kind::ConfigMap,
-                key,
-                objects::configmap(namespace, name, &data, &uid, objects::now_secs()),
-            );
+            store.put(Kind::ConfigMap, key, objects::configmap(namespace, name, &data, &uid, objects::now_secs()));
         }
     }
 
@@ -149,9 +106,7 @@ impl StandInApiServer {
 
     /// Adds (or replaces) a bearer token for `user` in `groups`.
     pub fn add_token(&self, token: &str, user: &str, groups: &[&str]) {
-        self.shared
-            .authn
-            .add_token(token, UserInfo::new(user, groups));
+        self.shared.authn.add_token(token, UserInfo::new(user, groups));
     }
 
     /// Adds a token for an identity with a uid and extra attributes.
@@ -196,58 +151,26 @@ impl StandInApiServer {
             KubeconfigUser::ClientCert { user, groups } => {
                 let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
                 let pair = self.issue_client_cert(&user, &groups)?;
-                (
-                    user,
-                    kubeconfig::Credentials::ClientCert {
-                        cert_pem: pair.cert_pem,
-                        key_pem: pair.key_pem,
-                    },
-                )
+                (user, kubeconfig::Credentials::ClientCert { cert_pem: pair.cert_pem, key_pem: pair.key_pem })
             }
-            KubeconfigUser::Token {
-                token,
-                user,
-                groups,
-            } => {
+            KubeconfigUser::Token { token, user, groups } => {
                 let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
                 self.add_token(&token, &user, &groups);
                 (user, kubeconfig::Credentials::Token(token))
             }
         };
-        kubeconfig::write(path, &self.url(), self.serving_ca.cert_pem(), &name, &creds).map_err(
-            |source| Error::Kubeconfig {
-                path: path.to_path_buf(),
-                source,
-            },
-        )
+        kubeconfig::write(path, &self.url(), self.serving_ca.cert_pem(), &name, &creds)
+            .map_err(|source| Error::Kubeconfig { path: path.to_path_buf(), source })
     }
 
     /// Writes a kubeconfig for service account `namespace/name` with a fresh
     /// token (user `system:serviceaccount:<ns>:<name>`, groups
     /// `system:serviceaccounts`, `system:serviceaccounts:<ns>`); returns the token.
-    pub fn write_service_account_kubeconfig(
-        &self,
-        path: &Path,
-        namespace: &str,
-        name: &str,
-    ) -> Result<String, Error> {
-        let token = format!(
-            "sa-{namespace}-{name}-{}",
-            objects::uid(self.shared.store.next_serial())
-        );
+    pub fn write_service_account_kubeconfig(&self, path: &Path, namespace: &str, name: &str) -> Result<String, Error> {
+        let token = format!("sa-{namespace}-{name}-{}", objects::uid(self.shared.store.next_serial()));
         let user = format!("system:serviceaccount:{namespace}:{name}");
-        let groups = vec![
-            "system:serviceaccounts".to_string(),
-            format!("system:serviceaccounts:{namespace}"),
-        ];
-        self.write_kubeconfig(
-            path,
-            KubeconfigUser::Token {
-                token: token.clone(),
-                user,
-                groups,
-            },
-        )?;
+        let groups = vec!["system:serviceaccounts".to_string(), format!("system:serviceaccounts:{namespace}")];
+        self.write_kubeconfig(path, KubeconfigUser::Token { token: token.clone(), user, groups })?;
         Ok(token)
     }
 }

@@ -10,11 +10,7 @@ pub fn base64(data: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -35,13 +31,7 @@ pub enum Credentials {
 }
 
 /// Writes a single-context kubeconfig (context namespace `default`).
-pub fn write(
-    path: &Path,
-    server: &str,
-    ca_pem: &str,
-    user_name: &str,
-    creds: &Credentials,
-) -> std::io::Result<()> {
+pub fn write(path: &Path, server: &str, ca_pem: &str, user_name: &str, creds: &Credentials) -> std::io::Result<()> {
     // String values are JSON-quoted: a JSON string is a valid YAML scalar.
     let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
     let user = match creds {
@@ -70,13 +60,7 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (raw, enc) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foobar", "Zm9vYmFy"),
-        ] {
+        for (raw, enc) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
             assert_eq!(base64(raw.as_bytes()), enc);
         }
     }

@@ -79,20 +79,13 @@ pub enum KubeconfigUser {
     /// A client certificate from the stand-in's client CA (user = CN, groups = O).
     ClientCert { user: String, groups: Vec<String> },
     /// A bearer token, added to the token table for this user and groups.
-    Token {
-        token: String,
-        user: String,
-        groups: Vec<String>,
-    },
+    Token { token: String, user: String, groups: Vec<String> },
 }
 
 impl KubeconfigUser {
     /// kubectl's default dev identity: `dev-user` in group `dev-team` (not `system:masters`).
     pub fn dev_user() -> KubeconfigUser {
-        KubeconfigUser::ClientCert {
-            user: "dev-user".into(),
-            groups: vec!["dev-team".into()],
-        }
+        KubeconfigUser::ClientCert { user: "dev-user".into(), groups: vec!["dev-team".into()] }
     }
 }
 
@@ -104,15 +97,9 @@ pub enum Error {
     #[error("stand-in apiserver TLS: {0}")]
     Tls(#[from] TlsError),
     #[error("binding the stand-in apiserver to {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("writing kubeconfig {path}: {source}")]
-    Kubeconfig {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Kubeconfig { path: PathBuf, source: std::io::Error },
     #[error("{kind} {name:?} does not exist in the stand-in apiserver")]
     NotFound { kind: &'static str, name: String },
 }
@@ -135,9 +122,7 @@ pub struct StandInApiServer {
 
 impl std::fmt::Debug for StandInApiServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StandInApiServer")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("StandInApiServer").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -149,11 +134,7 @@ fn new_front_proxy(generation: u32) -> Result<FrontProxy, PkiError> {
         sans: &[],
         usage: Usage::Client,
     })?;
-    Ok(FrontProxy {
-        ca,
-        client,
-        generation,
-    })
+    Ok(FrontProxy { ca, client, generation })
 }
 
 fn json_array(items: &[&str]) -> String {
@@ -171,30 +152,14 @@ impl StandInApiServer {
         let serving_ca = Ca::new("stand-in-apiserver-ca")?;
         let client_ca = Ca::new("stand-in-client-ca")?;
         let front_proxy = new_front_proxy(1)?;
-        let listener = tokio::net::TcpListener::bind(opts.addr)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: opts.addr,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| Error::Bind {
-            addr: opts.addr,
-            source,
-        })?;
-        let sans: Vec<String> = [
-            addr.ip().to_string(),
-            "localhost".into(),
-            "kubernetes".into(),
-            "kubernetes.default.svc".into(),
-        ]
-        .into();
+        let listener =
+            tokio::net::TcpListener::bind(opts.addr).await.map_err(|source| Error::Bind { addr: opts.addr, source })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind { addr: opts.addr, source })?;
+        let sans: Vec<String> =
+            [addr.ip().to_string(), "localhost".into(), "kubernetes".into(), "kubernetes.default.svc".into()].into();
         let serving = serving_ca.issue_server("kube-apiserver", &sans)?;
-        let chain = crate::tls::pem::certs_from_pem(
-            serving.cert_pem.as_bytes(),
-            "the stand-in serving certificate",
-        )?;
-        let key =
-            crate::tls::pem::key_from_pem(serving.key_pem.as_bytes(), "the stand-in serving key")?;
+        let chain = crate::tls::pem::certs_from_pem(serving.cert_pem.as_bytes(), "the stand-in serving certificate")?;
+        let key = crate::tls::pem::key_from_pem(serving.key_pem.as_bytes(), "the stand-in serving key")?;
         // Client certificates are requested, not required; `authn` verifies them.
         let tls = crate::tls::api_server_config(chain, key, &TlsPolicy::default())?;
         let stop = shutdown.child_token();
@@ -279,18 +244,9 @@ impl StandInApiServer {
             ("client-ca-file", self.client_ca.cert_pem().to_string()),
             ("requestheader-client-ca-file", fp),
             ("requestheader-allowed-names", json_array(&[FRONT_PROXY_CN])),
-            (
-                "requestheader-username-headers",
-                json_array(&["X-Remote-User"]),
-            ),
-            (
-                "requestheader-group-headers",
-                json_array(&["X-Remote-Group"]),
-            ),
-            (
-                "requestheader-extra-headers-prefix",
-                json_array(&["X-Remote-Extra-"]),
-            ),
+            ("requestheader-username-headers", json_array(&["X-Remote-User"])),
+            ("requestheader-group-headers", json_array(&["X-Remote-Group"])),
+            ("requestheader-extra-headers-prefix", json_array(&["X-Remote-Extra-"])),
             ("requestheader-uid-headers", json_array(&[])),
         ]
         .into_iter()

@@ -17,10 +17,7 @@ const IMAGE: &str = "registry.k8s.io/pause:3.10";
 
 /// Seconds since the Unix epoch, now.
 pub fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// RFC 3339 UTC with whole seconds, as Go's `metav1.Time` marshals.
@@ -37,32 +34,18 @@ pub fn rfc3339(secs: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3_600, rem % 3_600 / 60, rem % 60)
 }
 
 /// CPU millicores as a canonical Go quantity: `4`, `3500m`.
 pub fn cpu_quantity(millicores: u64) -> String {
-    if millicores % 1000 == 0 {
-        (millicores / 1000).to_string()
-    } else {
-        format!("{millicores}m")
-    }
+    if millicores % 1000 == 0 { (millicores / 1000).to_string() } else { format!("{millicores}m") }
 }
 
 /// Bytes as a BinarySI Go quantity: `16Gi`, `1536Ki`, or plain bytes.
 pub fn memory_quantity(bytes: u64) -> String {
-    const SUFFIXES: [(&str, u64); 5] = [
-        ("Ei", 1 << 60),
-        ("Pi", 1 << 50),
-        ("Ti", 1 << 40),
-        ("Gi", 1 << 30),
-        ("Mi", 1 << 20),
-    ];
+    const SUFFIXES: [(&str, u64); 5] =
+        [("Ei", 1 << 60), ("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20)];
     if bytes == 0 {
         return "0".to_string();
     }
@@ -71,11 +54,7 @@ pub fn memory_quantity(bytes: u64) -> String {
             return format!("{}{suffix}", bytes / unit);
         }
     }
-    if bytes % 1024 == 0 {
-        format!("{}Ki", bytes / 1024)
-    } else {
-        bytes.to_string()
-    }
+    if bytes % 1024 == 0 { format!("{}Ki", bytes / 1024) } else { bytes.to_string() }
 }
 
 /// Age as kubectl prints it in tables (`45s`, `12m`, `3h`, `5d`).
@@ -103,12 +82,7 @@ pub fn uid(serial: u64) -> String {
 }
 
 fn labels_json(labels: &BTreeMap<String, String>) -> Value {
-    Value::Object(
-        labels
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect(),
-    )
+    Value::Object(labels.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
 }
 
 /// A Node as the kubelet registers it, Ready, with its addresses, kubelet
@@ -168,11 +142,8 @@ pub fn node(spec: &NodeSpec, uid: &str, created: i64) -> Value {
 pub fn pod(node_name: &str, spec: &PodSpec, uid: &str, created: i64) -> Value {
     let created_at = rfc3339(created);
     let running = spec.phase == PodPhase::Running;
-    let containers: Vec<Value> = spec
-        .containers
-        .iter()
-        .map(|c| json!({"name": c.name, "image": IMAGE, "resources": {}}))
-        .collect();
+    let containers: Vec<Value> =
+        spec.containers.iter().map(|c| json!({"name": c.name, "image": IMAGE, "resources": {}})).collect();
     let statuses: Vec<Value> = spec
         .containers
         .iter()
@@ -216,10 +187,8 @@ pub fn set_pod_phase(pod: &mut Value, phase: PodPhase) {
     let running = phase == PodPhase::Running;
     if let Some(status) = pod.get_mut("status").and_then(Value::as_object_mut) {
         status.insert("phase".into(), Value::String(phase.as_str().into()));
-        status.insert(
-            "conditions".into(),
-            json!([{"type": "Ready", "status": if running { "True" } else { "False" }}]),
-        );
+        status
+            .insert("conditions".into(), json!([{"type": "Ready", "status": if running { "True" } else { "False" }}]));
         if let Some(Value::Array(cs)) = status.get_mut("containerStatuses") {
             for c in cs {
                 c["ready"] = Value::Bool(running);
@@ -230,13 +199,7 @@ pub fn set_pod_phase(pod: &mut Value, phase: PodPhase) {
 }
 
 /// A ConfigMap with string data.
-pub fn configmap(
-    namespace: &str,
-    name: &str,
-    data: &BTreeMap<String, String>,
-    uid: &str,
-    created: i64,
-) -> Value {
+pub fn configmap(namespace: &str, name: &str, data: &BTreeMap<String, String>, uid: &str, created: i64) -> Value {
     json!({
         "kind": "ConfigMap",
         "apiVersion": "v1",
@@ -276,10 +239,7 @@ pub fn partial_metadata(object: &Value) -> Value {
 pub fn table(kind: &str, objects: &[&Value], resource_version: u64, now: i64) -> Value {
     let col = |name: &str, ty: &str, format: &str| json!({"name": name, "type": ty, "format": format, "description": "", "priority": 0});
     let age = |o: &Value| {
-        let created = o
-            .pointer("/metadata/creationTimestamp")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let created = o.pointer("/metadata/creationTimestamp").and_then(Value::as_str).unwrap_or("");
         human_age(now - parse_rfc3339(created).unwrap_or(now))
     };
     let (columns, rows): (Vec<Value>, Vec<Value>) = if kind == "Node" {
@@ -304,15 +264,9 @@ pub fn table(kind: &str, objects: &[&Value], resource_version: u64, now: i64) ->
             .iter()
             .map(|o| {
                 let name = o.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
-                let statuses = o
-                    .pointer("/status/containerStatuses")
-                    .and_then(Value::as_array);
+                let statuses = o.pointer("/status/containerStatuses").and_then(Value::as_array);
                 let total = statuses.map_or(0, Vec::len);
-                let ready = statuses.map_or(0, |s| {
-                    s.iter()
-                        .filter(|c| c["ready"].as_bool().unwrap_or(false))
-                        .count()
-                });
+                let ready = statuses.map_or(0, |s| s.iter().filter(|c| c["ready"].as_bool().unwrap_or(false)).count());
                 let phase = o.pointer("/status/phase").cloned().unwrap_or(Value::Null);
                 json!({"cells": [name, format!("{ready}/{total}"), phase, 0, age(o)],
                        "object": partial_metadata(o)})

@@ -48,40 +48,25 @@ pub struct Aggregator {
 
 impl std::fmt::Debug for Aggregator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Aggregator")
-            .field("server_name", &self.server_name)
-            .finish_non_exhaustive()
+        f.debug_struct("Aggregator").field("server_name", &self.server_name).finish_non_exhaustive()
     }
 }
 
-fn build_client(
-    cert: &CertPair,
-    ca_bundle: Option<&str>,
-    name: &ServerName<'static>,
-) -> Result<HttpsClient, TlsError> {
+fn build_client(cert: &CertPair, ca_bundle: Option<&str>, name: &ServerName<'static>) -> Result<HttpsClient, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let what = "the aggregation proxy";
-    let rustls_err = |source| TlsError::Rustls {
-        what: what.into(),
-        source,
-    };
+    let rustls_err = |source| TlsError::Rustls { what: what.into(), source };
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(rustls_err)?;
     let builder = match ca_bundle {
-        Some(pem) => builder
-            .with_root_certificates(roots_from_pem(pem.as_bytes(), "the APIService caBundle")?),
+        Some(pem) => builder.with_root_certificates(roots_from_pem(pem.as_bytes(), "the APIService caBundle")?),
         // APIService `insecureSkipTLSVerify: true`; handshake signatures are still checked.
-        None => builder
-            .dangerous()
-            .with_custom_certificate_verifier(AcceptAnyServerCert::new(&provider)),
+        None => builder.dangerous().with_custom_certificate_verifier(AcceptAnyServerCert::new(&provider)),
     };
     let config = builder
         .with_client_auth_cert(
-            certs_from_pem(
-                cert.cert_pem.as_bytes(),
-                "the front-proxy client certificate",
-            )?,
+            certs_from_pem(cert.cert_pem.as_bytes(), "the front-proxy client certificate")?,
             key_from_pem(cert.key_pem.as_bytes(), "the front-proxy client key")?,
         )
         .map_err(rustls_err)?;
@@ -99,11 +84,8 @@ impl Aggregator {
     /// A proxy that presents `client_cert` and verifies backends as
     /// `server_name` (e.g. `metrics-server.kube-system.svc`) once a CA bundle is set.
     pub fn new(server_name: &str, client_cert: CertPair) -> Result<Aggregator, TlsError> {
-        let name =
-            ServerName::try_from(server_name.to_string()).map_err(|e| TlsError::Invalid {
-                what: format!("server name {server_name:?}"),
-                message: e.to_string(),
-            })?;
+        let name = ServerName::try_from(server_name.to_string())
+            .map_err(|e| TlsError::Invalid { what: format!("server name {server_name:?}"), message: e.to_string() })?;
         let client = build_client(&client_cert, None, &name)?;
         Ok(Aggregator {
             backends: Mutex::new(Vec::new()),
@@ -138,29 +120,16 @@ impl Aggregator {
 
     /// Backends in the order to try them, starting one further each call.
     fn rotation(&self) -> Vec<SocketAddr> {
-        let backends = self
-            .backends
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let backends = self.backends.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if backends.is_empty() {
             return backends;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed) % backends.len();
-        backends
-            .iter()
-            .cycle()
-            .skip(start)
-            .take(backends.len())
-            .copied()
-            .collect()
+        backends.iter().cycle().skip(start).take(backends.len()).copied().collect()
     }
 
     fn client(&self) -> Arc<HttpsClient> {
-        self.client
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.client.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -169,9 +138,7 @@ fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -215,11 +182,7 @@ pub fn reencode_query(query: &str) -> String {
         })
         .collect();
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.iter().map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v))).collect::<Vec<_>>().join("&")
 }
 
 /// client-go's `headerKeyEscape`: bytes that are not token characters, and `%`, become `%XX`.
@@ -227,11 +190,7 @@ fn header_key_escape(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     for b in key.bytes() {
         let token = b.is_ascii_alphanumeric() || b"!#$&'*+-.^_`|~".contains(&b);
-        if token {
-            out.push(b as char)
-        } else {
-            out.push_str(&format!("%{b:02X}"))
-        }
+        if token { out.push(b as char) } else { out.push_str(&format!("%{b:02X}")) }
     }
     out
 }
@@ -284,36 +243,21 @@ pub fn forwarded_headers(incoming: &HeaderMap, user: &UserInfo) -> HeaderMap {
 fn service_unavailable(message: &str) -> Response {
     let mut resp = (StatusCode::SERVICE_UNAVAILABLE, format!("{message}\n")).into_response();
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     resp
 }
 
 /// Any method under `/apis/metrics.k8s.io/<version>/`.
-pub async fn proxy(
-    State(state): State<AppState>,
-    Extension(user): Extension<UserInfo>,
-    req: Request,
-) -> Response {
+pub async fn proxy(State(state): State<AppState>, Extension(user): Extension<UserInfo>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(error) => {
-            return crate::status::Status::bad_request(format!("reading request body: {error}"))
-                .into_response();
+            return crate::status::Status::bad_request(format!("reading request body: {error}")).into_response();
         }
     };
-    let query = parts
-        .uri
-        .query()
-        .map(reencode_query)
-        .filter(|q| !q.is_empty());
+    let query = parts.uri.query().map(reencode_query).filter(|q| !q.is_empty());
     let path_and_query = match &query {
         Some(q) => format!("{}?{q}", parts.uri.path()),
         None => parts.uri.path().to_string(),
@@ -327,8 +271,7 @@ pub async fn proxy(
         match format!("https://{addr}{path_and_query}").parse() {
             Ok(uri) => *out.uri_mut() = uri,
             Err(error) => {
-                return crate::status::Status::bad_request(format!("bad proxied URI: {error}"))
-                    .into_response();
+                return crate::status::Status::bad_request(format!("bad proxied URI: {error}")).into_response();
             }
         }
         match client.request(out).await {
@@ -372,24 +315,12 @@ mod tests {
         h.insert("authorization", HeaderValue::from_static("Bearer secret"));
         h.insert("accept", HeaderValue::from_static("application/json"));
         let mut user = UserInfo::new("alice", &["devs", "system:authenticated"]);
-        user.extra.insert(
-            "authentication.kubernetes.io/credential-id".into(),
-            vec!["X509SHA256=ab".into()],
-        );
+        user.extra.insert("authentication.kubernetes.io/credential-id".into(), vec!["X509SHA256=ab".into()]);
         let out = forwarded_headers(&h, &user);
-        assert_eq!(
-            out.get_all("x-remote-user").iter().collect::<Vec<_>>(),
-            ["alice"]
-        );
-        assert_eq!(
-            out.get_all("x-remote-group").iter().collect::<Vec<_>>(),
-            ["devs", "system:authenticated"]
-        );
+        assert_eq!(out.get_all("x-remote-user").iter().collect::<Vec<_>>(), ["alice"]);
+        assert_eq!(out.get_all("x-remote-group").iter().collect::<Vec<_>>(), ["devs", "system:authenticated"]);
         assert!(out.get("authorization").is_none());
         assert_eq!(out["accept"], "application/json");
-        assert_eq!(
-            out["x-remote-extra-authentication.kubernetes.io%2fcredential-id"],
-            "X509SHA256=ab"
-        );
+        assert_eq!(out["x-remote-extra-authentication.kubernetes.io%2fcredential-id"], "X509SHA256=ab");
     }
 }

@@ -27,19 +27,14 @@ pub enum Repr {
 
 /// The representation `Accept` prefers (first entry we can serve wins).
 pub fn repr(headers: &HeaderMap) -> Repr {
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     for media in accept.split(',') {
         let params: Vec<&str> = media.split(';').map(str::trim).collect();
         let has = |p: &str| params.iter().skip(1).any(|x| x.eq_ignore_ascii_case(p));
         if has("g=meta.k8s.io") && has("as=Table") {
             return Repr::Table;
         }
-        if has("g=meta.k8s.io")
-            && (has("as=PartialObjectMetadataList") || has("as=PartialObjectMetadata"))
-        {
+        if has("g=meta.k8s.io") && (has("as=PartialObjectMetadataList") || has("as=PartialObjectMetadata")) {
             return Repr::Meta;
         }
         if params.len() == 1 {
@@ -60,10 +55,7 @@ pub struct Filter {
 
 impl Filter {
     pub fn matches(&self, object: &Value) -> bool {
-        let ns = object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let ns = object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
         self.namespace.as_deref().is_none_or(|want| want == ns)
             && self.labels.matches_object(object)
             && self.fields.matches_object(object)
@@ -92,10 +84,7 @@ impl Params {
     fn parse(query: &[(String, String)]) -> Result<Params, Status> {
         let mut p = Params::default();
         for (k, v) in query {
-            let number = || {
-                v.parse::<u64>()
-                    .map_err(|_| Status::bad_request(format!("invalid {k}: {v:?}")))
-            };
+            let number = || v.parse::<u64>().map_err(|_| Status::bad_request(format!("invalid {k}: {v:?}")));
             match k.as_str() {
                 "watch" => p.watch = truthy(v),
                 "resourceVersion" => p.resource_version = Some(v.clone()),
@@ -116,12 +105,7 @@ impl Params {
 fn supported_fields(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Node => &["metadata.name"],
-        Kind::Pod => &[
-            "metadata.name",
-            "metadata.namespace",
-            "spec.nodeName",
-            "status.phase",
-        ],
+        Kind::Pod => &["metadata.name", "metadata.namespace", "spec.nodeName", "status.phase"],
         Kind::ConfigMap => &["metadata.name", "metadata.namespace"],
     }
 }
@@ -136,10 +120,7 @@ fn plural(kind: Kind) -> &'static str {
 
 fn json_ok(body: Value) -> Response {
     let mut resp = body.to_string().into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -148,10 +129,8 @@ fn hex(s: &str) -> String {
 }
 
 fn unhex(s: &str) -> Option<String> {
-    let bytes = (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect::<Option<Vec<u8>>>()?;
+    let bytes =
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect::<Option<Vec<u8>>>()?;
     String::from_utf8(bytes).ok()
 }
 
@@ -183,8 +162,7 @@ fn read_inner(
     query: &[(String, String)],
 ) -> Result<Response, Status> {
     let params = Params::parse(query)?;
-    let labels = LabelSelector::parse(&params.label_selector)
-        .map_err(|e| Status::bad_request(e.to_string()))?;
+    let labels = LabelSelector::parse(&params.label_selector).map_err(|e| Status::bad_request(e.to_string()))?;
     let mut fields = FieldSelector::parse(&params.field_selector, supported_fields(kind))
         .map_err(|e| Status::bad_request(e.to_string()))?;
     let repr = repr(headers);
@@ -192,25 +170,14 @@ fn read_inner(
         if let Some(name) = &name {
             fields.0.push(("metadata.name".into(), true, name.clone()));
         }
-        let filter = Filter {
-            kind,
-            namespace,
-            labels,
-            fields,
-        };
+        let filter = Filter { kind, namespace, labels, fields };
         return Ok(watch::respond(state, filter, repr, &params));
     }
     let now = objects::now_secs();
     if let Some(name) = name {
         let key = (namespace.unwrap_or_default(), name.clone());
-        let object = state
-            .store
-            .get(kind, &key)
-            .ok_or_else(|| Status::not_found("", plural(kind), &name))?;
-        let rv = object
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("0");
+        let object = state.store.get(kind, &key).ok_or_else(|| Status::not_found("", plural(kind), &name))?;
+        let rv = object.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("0");
         let rv = rv.parse().unwrap_or(0);
         return Ok(json_ok(match repr {
             Repr::Full => (*object).clone(),
@@ -218,18 +185,9 @@ fn read_inner(
             Repr::Table => objects::table(kind.as_str(), &[&object], rv, now),
         }));
     }
-    let filter = Filter {
-        kind,
-        namespace: namespace.clone(),
-        labels,
-        fields,
-    };
+    let filter = Filter { kind, namespace: namespace.clone(), labels, fields };
     let (all, rv) = state.store.list(kind, namespace.as_deref());
-    let mut selected: Vec<&Value> = all
-        .iter()
-        .map(|o| o.as_ref())
-        .filter(|o| filter.matches(o))
-        .collect();
+    let mut selected: Vec<&Value> = all.iter().map(|o| o.as_ref()).filter(|o| filter.matches(o)).collect();
     if let Some(token) = &params.continue_token {
         let after = unhex(token).ok_or_else(|| Status::bad_request("invalid continue token"))?;
         selected.retain(|o| object_key(o) > after);
@@ -266,23 +224,13 @@ type Q = Query<Vec<(String, String)>>;
 pub async fn list_nodes(State(s): State<AppState>, h: HeaderMap, Query(q): Q) -> Response {
     read(s, Kind::Node, None, None, h, q).await
 }
-pub async fn get_node(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    h: HeaderMap,
-    Query(q): Q,
-) -> Response {
+pub async fn get_node(State(s): State<AppState>, Path(name): Path<String>, h: HeaderMap, Query(q): Q) -> Response {
     read(s, Kind::Node, None, Some(name), h, q).await
 }
 pub async fn list_all_pods(State(s): State<AppState>, h: HeaderMap, Query(q): Q) -> Response {
     read(s, Kind::Pod, None, None, h, q).await
 }
-pub async fn list_pods(
-    State(s): State<AppState>,
-    Path(ns): Path<String>,
-    h: HeaderMap,
-    Query(q): Q,
-) -> Response {
+pub async fn list_pods(State(s): State<AppState>, Path(ns): Path<String>, h: HeaderMap, Query(q): Q) -> Response {
     read(s, Kind::Pod, Some(ns), None, h, q).await
 }
 pub async fn get_pod(
@@ -296,12 +244,7 @@ pub async fn get_pod(
 pub async fn list_all_configmaps(State(s): State<AppState>, h: HeaderMap, Query(q): Q) -> Response {
     read(s, Kind::ConfigMap, None, None, h, q).await
 }
-pub async fn list_configmaps(
-    State(s): State<AppState>,
-    Path(ns): Path<String>,
-    h: HeaderMap,
-    Query(q): Q,
-) -> Response {
+pub async fn list_configmaps(State(s): State<AppState>, Path(ns): Path<String>, h: HeaderMap, Query(q): Q) -> Response {
     read(s, Kind::ConfigMap, Some(ns), None, h, q).await
 }
 pub async fn get_configmap(
@@ -316,10 +259,8 @@ pub async fn get_configmap(
 /// Namespaces: the fixed system ones plus every namespace a pod or
 /// ConfigMap lives in. Not watchable.
 fn namespace_names(state: &AppState) -> Vec<String> {
-    let mut names: Vec<String> = ["default", "kube-node-lease", "kube-public", "kube-system"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut names: Vec<String> =
+        ["default", "kube-node-lease", "kube-public", "kube-system"].iter().map(|s| s.to_string()).collect();
     for kind in [Kind::Pod, Kind::ConfigMap] {
         names.extend(state.store.keys(kind).into_iter().map(|(ns, _)| ns));
     }
@@ -329,15 +270,10 @@ fn namespace_names(state: &AppState) -> Vec<String> {
 }
 
 pub async fn list_namespaces(State(s): State<AppState>) -> Response {
-    let items: Vec<Value> = namespace_names(&s)
-        .iter()
-        .enumerate()
-        .map(|(i, n)| objects::namespace(n, &objects::uid(i as u64)))
-        .collect();
+    let items: Vec<Value> =
+        namespace_names(&s).iter().enumerate().map(|(i, n)| objects::namespace(n, &objects::uid(i as u64))).collect();
     let rv = s.store.resource_version().to_string();
-    json_ok(
-        json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items}),
-    )
+    json_ok(json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": rv}, "items": items}))
 }
 
 pub async fn get_namespace(State(s): State<AppState>, Path(name): Path<String>) -> Response {

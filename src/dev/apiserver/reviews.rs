@@ -48,17 +48,11 @@ fn strings(items: &[&str]) -> Vec<String> {
 impl PolicyRule {
     /// A rule for one user.
     pub fn for_user(user: &str) -> PolicyRule {
-        PolicyRule {
-            subjects: vec![Subject::User(user.into())],
-            ..PolicyRule::default()
-        }
+        PolicyRule { subjects: vec![Subject::User(user.into())], ..PolicyRule::default() }
     }
     /// A rule for one group.
     pub fn for_group(group: &str) -> PolicyRule {
-        PolicyRule {
-            subjects: vec![Subject::Group(group.into())],
-            ..PolicyRule::default()
-        }
+        PolicyRule { subjects: vec![Subject::Group(group.into())], ..PolicyRule::default() }
     }
     pub fn verbs(mut self, verbs: &[&str]) -> PolicyRule {
         self.verbs = strings(verbs);
@@ -98,13 +92,10 @@ impl PolicyRule {
             return false;
         }
         match &a.path {
-            Some(path) => self
-                .non_resource_urls
-                .iter()
-                .any(|u| match u.strip_suffix('*') {
-                    Some(prefix) => path.starts_with(prefix),
-                    None => u == path,
-                }),
+            Some(path) => self.non_resource_urls.iter().any(|u| match u.strip_suffix('*') {
+                Some(prefix) => path.starts_with(prefix),
+                None => u == path,
+            }),
             None => {
                 let resource = if a.subresource.is_empty() {
                     a.resource.clone()
@@ -155,20 +146,18 @@ impl Policy {
     pub fn standard() -> Policy {
         Policy {
             rules: vec![
-                PolicyRule::for_group(super::authn::AUTHENTICATED)
-                    .verbs(&["get"])
-                    .non_resource_urls(&[
-                        "/api",
-                        "/api/*",
-                        "/apis",
-                        "/apis/*",
-                        "/version",
-                        "/healthz",
-                        "/livez",
-                        "/readyz",
-                        "/openapi",
-                        "/openapi/*",
-                    ]),
+                PolicyRule::for_group(super::authn::AUTHENTICATED).verbs(&["get"]).non_resource_urls(&[
+                    "/api",
+                    "/api/*",
+                    "/apis",
+                    "/apis/*",
+                    "/version",
+                    "/healthz",
+                    "/livez",
+                    "/readyz",
+                    "/openapi",
+                    "/openapi/*",
+                ]),
                 PolicyRule::for_group("dev-team")
                     .verbs(&["get", "list", "watch"])
                     .api_groups(&["", "metrics.k8s.io"])
@@ -180,36 +169,18 @@ impl Policy {
     /// Decides: `system:masters` first, then deny rules, then allow rules.
     pub fn decide(&self, a: &Attributes) -> Decision {
         if a.groups.iter().any(|g| g == "system:masters") {
-            return Decision {
-                allowed: true,
-                denied: false,
-                reason: "system:masters".into(),
-            };
+            return Decision { allowed: true, denied: false, reason: "system:masters".into() };
         }
         let matching = |deny: bool| {
-            self.rules
-                .iter()
-                .position(|r| r.deny == deny && r.applies_to(&a.user, &a.groups) && r.covers(a))
+            self.rules.iter().position(|r| r.deny == deny && r.applies_to(&a.user, &a.groups) && r.covers(a))
         };
         if let Some(i) = matching(true) {
-            return Decision {
-                allowed: false,
-                denied: true,
-                reason: format!("denied by policy rule {i}"),
-            };
+            return Decision { allowed: false, denied: true, reason: format!("denied by policy rule {i}") };
         }
         if let Some(i) = matching(false) {
-            return Decision {
-                allowed: true,
-                denied: false,
-                reason: format!("allowed by policy rule {i}"),
-            };
+            return Decision { allowed: true, denied: false, reason: format!("allowed by policy rule {i}") };
         }
-        Decision {
-            allowed: false,
-            denied: false,
-            reason: format!("no policy rule allows user {:?}", a.user),
-        }
+        Decision { allowed: false, denied: false, reason: format!("no policy rule allows user {:?}", a.user) }
     }
 }
 
@@ -224,10 +195,7 @@ pub struct Reviews {
 
 impl Reviews {
     pub fn new(policy: Policy) -> Reviews {
-        Reviews {
-            policy: RwLock::new(policy),
-            ..Reviews::default()
-        }
+        Reviews { policy: RwLock::new(policy), ..Reviews::default() }
     }
     pub fn set_policy(&self, policy: Policy) {
         *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy;
@@ -240,27 +208,17 @@ impl Reviews {
     }
     /// The `spec` of every SubjectAccessReview received, oldest first.
     pub fn sar_log(&self) -> Vec<Value> {
-        self.sar_log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.sar_log.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
     fn decide(&self, a: &Attributes) -> Decision {
-        self.policy
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .decide(a)
+        self.policy.read().unwrap_or_else(|p| p.into_inner()).decide(a)
     }
 }
 
 fn parse_review(body: &[u8], kind: &str) -> Result<Value, Status> {
-    let review: Value = serde_json::from_slice(body)
-        .map_err(|e| Status::bad_request(format!("decoding {kind}: {e}")))?;
-    if review
-        .get("kind")
-        .and_then(Value::as_str)
-        .is_some_and(|k| k != kind)
-    {
+    let review: Value =
+        serde_json::from_slice(body).map_err(|e| Status::bad_request(format!("decoding {kind}: {e}")))?;
+    if review.get("kind").and_then(Value::as_str).is_some_and(|k| k != kind) {
         return Err(Status::bad_request(format!("expected kind {kind}")));
     }
     review
@@ -271,12 +229,7 @@ fn parse_review(body: &[u8], kind: &str) -> Result<Value, Status> {
 }
 
 fn created(body: Value) -> Response {
-    (
-        StatusCode::CREATED,
-        [(http::header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    (StatusCode::CREATED, [(http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 /// `POST /apis/authentication.k8s.io/v1/tokenreviews`.
@@ -301,37 +254,17 @@ pub async fn token_review(State(state): State<AppState>, body: Bytes) -> Result<
 }
 
 /// `POST /apis/authorization.k8s.io/v1/subjectaccessreviews`.
-pub async fn subject_access_review(
-    State(state): State<AppState>,
-    body: Bytes,
-) -> Result<Response, Status> {
+pub async fn subject_access_review(State(state): State<AppState>, body: Bytes) -> Result<Response, Status> {
     let spec = parse_review(&body, "SubjectAccessReview")?;
-    state
-        .reviews
-        .subject_access_reviews
-        .fetch_add(1, Ordering::Relaxed);
-    state
-        .reviews
-        .sar_log
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(spec.clone());
-    let s = |v: &Value, p: &str| {
-        v.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+    state.reviews.subject_access_reviews.fetch_add(1, Ordering::Relaxed);
+    state.reviews.sar_log.lock().unwrap_or_else(|p| p.into_inner()).push(spec.clone());
+    let s = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
     let mut a = Attributes {
         user: s(&spec, "/user"),
         groups: spec
             .get("groups")
             .and_then(Value::as_array)
-            .map(|g| {
-                g.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
+            .map(|g| g.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
             .unwrap_or_default(),
         ..Attributes::default()
     };
@@ -346,9 +279,7 @@ pub async fn subject_access_review(
         a.verb = s(n, "/verb");
         a.path = Some(s(n, "/path"));
     } else {
-        return Err(Status::bad_request(
-            "SubjectAccessReview needs resourceAttributes or nonResourceAttributes",
-        ));
+        return Err(Status::bad_request("SubjectAccessReview needs resourceAttributes or nonResourceAttributes"));
     }
     let d = state.reviews.decide(&a);
     let mut status = json!({"allowed": d.allowed, "reason": d.reason});
@@ -365,14 +296,7 @@ pub async fn subject_access_review(
 mod tests {
     use super::*;
 
-    fn attrs(
-        user: &str,
-        groups: &[&str],
-        verb: &str,
-        group: &str,
-        resource: &str,
-        ns: &str,
-    ) -> Attributes {
+    fn attrs(user: &str, groups: &[&str], verb: &str, group: &str, resource: &str, ns: &str) -> Attributes {
         Attributes {
             user: user.into(),
             groups: strings(groups),
@@ -393,58 +317,15 @@ mod tests {
                     .api_groups(&["metrics.k8s.io"])
                     .resources(&["pods"])
                     .namespaces(&["team-a"]),
-                PolicyRule::for_group("ops")
-                    .verbs(&["*"])
-                    .api_groups(&["*"])
-                    .resources(&["*"]),
-                PolicyRule::for_user("mallory")
-                    .verbs(&["*"])
-                    .api_groups(&["*"])
-                    .resources(&["*"])
-                    .deny(),
+                PolicyRule::for_group("ops").verbs(&["*"]).api_groups(&["*"]).resources(&["*"]),
+                PolicyRule::for_user("mallory").verbs(&["*"]).api_groups(&["*"]).resources(&["*"]).deny(),
             ],
         };
-        assert!(
-            p.decide(&attrs(
-                "alice",
-                &[],
-                "list",
-                "metrics.k8s.io",
-                "pods",
-                "team-a"
-            ))
-            .allowed
-        );
-        assert!(
-            !p.decide(&attrs(
-                "alice",
-                &[],
-                "list",
-                "metrics.k8s.io",
-                "pods",
-                "default"
-            ))
-            .allowed
-        );
-        assert!(
-            !p.decide(&attrs(
-                "alice",
-                &[],
-                "get",
-                "metrics.k8s.io",
-                "pods",
-                "team-a"
-            ))
-            .allowed
-        );
-        assert!(
-            p.decide(&attrs("bob", &["ops"], "list", "", "nodes", ""))
-                .allowed
-        );
-        assert!(
-            p.decide(&attrs("root", &["system:masters"], "delete", "x", "y", ""))
-                .allowed
-        );
+        assert!(p.decide(&attrs("alice", &[], "list", "metrics.k8s.io", "pods", "team-a")).allowed);
+        assert!(!p.decide(&attrs("alice", &[], "list", "metrics.k8s.io", "pods", "default")).allowed);
+        assert!(!p.decide(&attrs("alice", &[], "get", "metrics.k8s.io", "pods", "team-a")).allowed);
+        assert!(p.decide(&attrs("bob", &["ops"], "list", "", "nodes", "")).allowed);
+        assert!(p.decide(&attrs("root", &["system:masters"], "delete", "x", "y", "")).allowed);
         let d = p.decide(&attrs("mallory", &["ops"], "list", "", "nodes", ""));
         assert!(!d.allowed && d.denied);
     }

@@ -48,11 +48,7 @@ async fn metrics_group() -> Response {
 }
 
 fn not_found() -> Status {
-    Status::failure(
-        http::StatusCode::NOT_FOUND,
-        "NotFound",
-        "the server could not find the requested resource",
-    )
+    Status::failure(http::StatusCode::NOT_FOUND, "NotFound", "the server could not find the requested resource")
 }
 
 async fn fallback(State(_): State<AppState>) -> Status {
@@ -69,14 +65,8 @@ pub fn router(state: AppState) -> Router {
         .route("/apis/metrics.k8s.io/{*rest}", any(proxy::proxy))
         .route("/apis/{group}", get(group))
         .route("/apis/{group}/{version}", get(group_version))
-        .route(
-            "/apis/authentication.k8s.io/v1/tokenreviews",
-            post(reviews::token_review),
-        )
-        .route(
-            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-            post(reviews::subject_access_review),
-        )
+        .route("/apis/authentication.k8s.io/v1/tokenreviews", post(reviews::token_review))
+        .route("/apis/authorization.k8s.io/v1/subjectaccessreviews", post(reviews::subject_access_review))
         .route("/api/v1/nodes", get(r::list_nodes))
         .route("/api/v1/nodes/{name}", get(r::get_node))
         .route("/api/v1/pods", get(r::list_all_pods))
@@ -85,21 +75,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/namespaces/{name}", get(r::get_namespace))
         .route("/api/v1/namespaces/{ns}/pods", get(r::list_pods))
         .route("/api/v1/namespaces/{ns}/pods/{name}", get(r::get_pod))
-        .route(
-            "/api/v1/namespaces/{ns}/configmaps",
-            get(r::list_configmaps),
-        )
-        .route(
-            "/api/v1/namespaces/{ns}/configmaps/{name}",
-            get(r::get_configmap),
-        )
+        .route("/api/v1/namespaces/{ns}/configmaps", get(r::list_configmaps))
+        .route("/api/v1/namespaces/{ns}/configmaps/{name}", get(r::get_configmap))
         .fallback(fallback)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            authn::require_user,
-        ));
-    Router::new()
-        .route("/version", get(discovery::version))
-        .merge(authenticated)
-        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), authn::require_user));
+    Router::new().route("/version", get(discovery::version)).merge(authenticated).with_state(state)
 }

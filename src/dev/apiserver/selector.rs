@@ -51,14 +51,11 @@ fn split_top_level(s: &str) -> Vec<&str> {
 fn valid_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 316
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
 fn valid_value(v: &str) -> bool {
-    v.len() <= 63
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 impl LabelSelector {
@@ -71,23 +68,12 @@ impl LabelSelector {
         }
         for raw in split_top_level(s) {
             let part = raw.trim();
-            let bad = |reason| SelectorError {
-                requirement: part.to_string(),
-                reason,
-            };
+            let bad = |reason| SelectorError { requirement: part.to_string(), reason };
             let key_ok = |k: &str| {
-                if valid_key(k) {
-                    Ok(k.to_string())
-                } else {
-                    Err(bad("invalid label key"))
-                }
+                if valid_key(k) { Ok(k.to_string()) } else { Err(bad("invalid label key")) }
             };
             let val_ok = |v: &str| {
-                if valid_value(v) {
-                    Ok(v.to_string())
-                } else {
-                    Err(bad("invalid label value"))
-                }
+                if valid_value(v) { Ok(v.to_string()) } else { Err(bad("invalid label value")) }
             };
             if let Some(key) = part.strip_prefix('!') {
                 reqs.push(Requirement::DoesNotExist(key_ok(key.trim())?));
@@ -99,20 +85,15 @@ impl LabelSelector {
                 if head.next().is_some() {
                     return Err(bad("unexpected token before value set"));
                 }
-                let values = part[open + 1..close]
-                    .split(',')
-                    .map(|v| val_ok(v.trim()))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let values =
+                    part[open + 1..close].split(',').map(|v| val_ok(v.trim())).collect::<Result<Vec<_>, _>>()?;
                 match op {
                     "in" => reqs.push(Requirement::In(key_ok(key)?, values)),
                     "notin" => reqs.push(Requirement::NotIn(key_ok(key)?, values)),
                     _ => return Err(bad("expected 'in' or 'notin'")),
                 }
             } else if let Some((k, v)) = part.split_once("!=") {
-                reqs.push(Requirement::NotIn(
-                    key_ok(k.trim())?,
-                    vec![val_ok(v.trim())?],
-                ));
+                reqs.push(Requirement::NotIn(key_ok(k.trim())?, vec![val_ok(v.trim())?]));
             } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 reqs.push(Requirement::In(key_ok(k.trim())?, vec![val_ok(v.trim())?]));
             } else if let Some((k, v)) = part.split_once('>') {
@@ -135,14 +116,8 @@ impl LabelSelector {
             Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
             Requirement::Exists(k) => labels.contains_key(k),
             Requirement::DoesNotExist(k) => !labels.contains_key(k),
-            Requirement::Gt(k, n) => labels
-                .get(k)
-                .and_then(|v| v.parse::<i64>().ok())
-                .is_some_and(|v| v > *n),
-            Requirement::Lt(k, n) => labels
-                .get(k)
-                .and_then(|v| v.parse::<i64>().ok())
-                .is_some_and(|v| v < *n),
+            Requirement::Gt(k, n) => labels.get(k).and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v > *n),
+            Requirement::Lt(k, n) => labels.get(k).and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v < *n),
         })
     }
 
@@ -160,11 +135,7 @@ pub fn object_labels(object: &Value) -> BTreeMap<String, String> {
     object
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
         .unwrap_or_default()
 }
 
@@ -178,10 +149,7 @@ impl FieldSelector {
     pub fn parse(s: &str, supported: &[&str]) -> Result<FieldSelector, SelectorError> {
         let mut terms = Vec::new();
         for raw in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let bad = |reason| SelectorError {
-                requirement: raw.to_string(),
-                reason,
-            };
+            let bad = |reason| SelectorError { requirement: raw.to_string(), reason };
             let (field, equal, value) = if let Some((f, v)) = raw.split_once("!=") {
                 (f, false, v)
             } else if let Some((f, v)) = raw.split_once("==").or_else(|| raw.split_once('=')) {
@@ -202,10 +170,7 @@ impl FieldSelector {
     pub fn matches_object(&self, object: &Value) -> bool {
         self.0.iter().all(|(field, equal, value)| {
             let pointer = format!("/{}", field.replace('.', "/"));
-            let actual = object
-                .pointer(&pointer)
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let actual = object.pointer(&pointer).and_then(Value::as_str).unwrap_or("");
             (actual == value) == *equal
         })
     }
@@ -217,10 +182,7 @@ mod tests {
     use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -241,11 +203,7 @@ mod tests {
             ("n>4,n<6", true),
             ("", true),
         ] {
-            assert_eq!(
-                LabelSelector::parse(sel).unwrap().matches(&l),
-                want,
-                "{sel}"
-            );
+            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&l), want, "{sel}");
         }
     }
 

@@ -94,17 +94,12 @@ impl Store {
             capacity: capacity.max(1),
             compacted: 1,
         };
-        Store {
-            inner: Mutex::new(inner),
-            changed: watch::channel(1).0,
-        }
+        Store { inner: Mutex::new(inner), changed: watch::channel(1).0 }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain data behind; keep serving it.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A receiver that changes whenever the resourceVersion does.
@@ -144,26 +139,9 @@ impl Store {
         let rv = inner.rv;
         set_rv(&mut object, rv);
         let object = Arc::new(object);
-        let prev = inner
-            .objects
-            .entry(kind)
-            .or_default()
-            .insert(key, object.clone());
-        let ty = if prev.is_some() {
-            EventType::Modified
-        } else {
-            EventType::Added
-        };
-        self.record(
-            inner,
-            Event {
-                rv,
-                kind,
-                ty,
-                object,
-                prev,
-            },
-        )
+        let prev = inner.objects.entry(kind).or_default().insert(key, object.clone());
+        let ty = if prev.is_some() { EventType::Modified } else { EventType::Added };
+        self.record(inner, Event { rv, kind, ty, object, prev })
     }
 
     /// Changes an existing object in place; `None` if it does not exist.
@@ -181,13 +159,7 @@ impl Store {
         let rv = inner.rv;
         let mut last = (*old).clone();
         set_rv(&mut last, rv);
-        let event = Event {
-            rv,
-            kind,
-            ty: EventType::Deleted,
-            object: Arc::new(last),
-            prev: Some(old),
-        };
+        let event = Event { rv, kind, ty: EventType::Deleted, object: Arc::new(last), prev: Some(old) };
         Some(self.record(inner, event))
     }
 
@@ -215,30 +187,17 @@ impl Store {
 
     /// Keys of every object of a kind.
     pub fn keys(&self, kind: Kind) -> Vec<Key> {
-        self.lock()
-            .objects
-            .get(&kind)
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
+        self.lock().objects.get(&kind).map(|m| m.keys().cloned().collect()).unwrap_or_default()
     }
 
     /// Events of `kind` after `rv`, and the current resourceVersion.
     pub fn events_since(&self, kind: Kind, rv: u64) -> Result<(Vec<Event>, u64), Expired> {
         let inner = self.lock();
         if rv < inner.compacted {
-            return Err(Expired {
-                requested: rv,
-                oldest: inner.compacted,
-            });
+            return Err(Expired { requested: rv, oldest: inner.compacted });
         }
         let start = inner.log.partition_point(|e| e.rv <= rv);
-        let events = inner
-            .log
-            .iter()
-            .skip(start)
-            .filter(|e| e.kind == kind)
-            .cloned()
-            .collect();
+        let events = inner.log.iter().skip(start).filter(|e| e.kind == kind).cloned().collect();
         Ok((events, inner.rv))
     }
 
@@ -273,10 +232,7 @@ mod tests {
             events.iter().map(|e| (e.rv, e.ty)).collect::<Vec<_>>(),
             [(a, EventType::Added), (c, EventType::Deleted)]
         );
-        assert_eq!(
-            events[1].object["metadata"]["resourceVersion"],
-            c.to_string()
-        );
+        assert_eq!(events[1].object["metadata"]["resourceVersion"], c.to_string());
     }
 
     #[test]

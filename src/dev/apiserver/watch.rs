@@ -34,36 +34,24 @@ enum Start {
 pub fn respond(state: AppState, filter: Filter, repr: Repr, params: &Params) -> Response {
     let rv = params.resource_version.as_deref().unwrap_or("");
     let start = if params.send_initial_events || rv.is_empty() || rv == "0" {
-        Start::Snapshot {
-            initial_events_end: params.send_initial_events,
-        }
+        Start::Snapshot { initial_events_end: params.send_initial_events }
     } else {
         match rv.parse::<u64>() {
             Ok(rv) => Start::After(rv),
             Err(_) => {
-                return Status::bad_request(format!("invalid resourceVersion {rv:?}"))
-                    .into_response();
+                return Status::bad_request(format!("invalid resourceVersion {rv:?}")).into_response();
             }
         }
     };
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
     let bookmarks = params.allow_bookmarks.then_some(state.bookmark_interval);
     let timeout = params.timeout_seconds.map(Duration::from_secs);
-    let task = Watcher {
-        state: state.clone(),
-        filter,
-        repr,
-        tx,
-    };
+    let task = Watcher { state: state.clone(), filter, repr, tx };
     tokio::spawn(task.run(start, bookmarks, timeout));
-    let stream =
-        futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|b| b.map(Ok::<_, Infallible>)));
+    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|b| b.map(Ok::<_, Infallible>)));
     let mut resp = Response::new(Body::from_stream(stream));
     *resp.status_mut() = StatusCode::OK;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -100,11 +88,7 @@ impl Watcher {
         if initial_events_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        self.send(
-            "BOOKMARK",
-            json!({"kind": kind, "apiVersion": api_version, "metadata": metadata}),
-        )
-        .await
+        self.send("BOOKMARK", json!({"kind": kind, "apiVersion": api_version, "metadata": metadata})).await
     }
 
     async fn expired(&self, e: Expired) -> Result<(), Closed> {
@@ -113,11 +97,7 @@ impl Watcher {
             "Expired",
             format!("too old resource version: {} ({})", e.requested, e.oldest),
         );
-        self.send(
-            "ERROR",
-            serde_json::to_value(&status).unwrap_or(Value::Null),
-        )
-        .await
+        self.send("ERROR", serde_json::to_value(&status).unwrap_or(Value::Null)).await
     }
 
     /// The event a client with this filter sees for a stored change, if any.
@@ -163,8 +143,7 @@ impl Watcher {
             }
             Start::After(rv) => rv,
         };
-        let mut tick = bookmarks
-            .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
+        let mut tick = bookmarks.map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
         let shutdown = self.state.shutdown.clone();
         loop {
             changed.borrow_and_update();

@@ -57,15 +57,10 @@ fn issue_configs(
         let sans = [node.ip.to_string(), node.name.clone()];
         let pair = ca
             .issue_server(&format!("system:node:{}", node.name), &sans)
-            .map_err(|source| FleetError::Certificate {
-                node: node.name.clone(),
-                source,
-            })?;
+            .map_err(|source| FleetError::Certificate { node: node.name.clone(), source })?;
         server_config(&node.name, provider, verifier, &pair, Some(sessions))
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     let chunk = nodes.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = nodes
@@ -94,25 +89,19 @@ impl KubeletFleet {
         let mut index = HashMap::with_capacity(spec.nodes.len());
         for (i, node) in spec.nodes.iter().enumerate() {
             if index.insert(node.name.clone(), i).is_some() {
-                return Err(FleetError::DuplicateNode {
-                    node: node.name.clone(),
-                });
+                return Err(FleetError::DuplicateNode { node: node.name.clone() });
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier = client_verifier(&provider, opts.client_ca_pem.as_deref())?;
-        let cert_err = |source| FleetError::Certificate {
-            node: "(fleet CA)".to_string(),
-            source,
-        };
+        let cert_err = |source| FleetError::Certificate { node: "(fleet CA)".to_string(), source };
         let ca = Ca::new("simulated-kubelet-ca").map_err(cert_err)?;
         let untrusted_ca = Ca::new("untrusted-kubelet-ca").map_err(cert_err)?;
         let nodes_spec = spec.nodes.clone();
         let (ca, configs) = {
             let (provider, verifier) = (provider.clone(), verifier.clone());
             tokio::task::spawn_blocking(move || {
-                let configs =
-                    issue_configs(&ca, &nodes_spec, &provider, &verifier, &shared_sessions());
+                let configs = issue_configs(&ca, &nodes_spec, &provider, &verifier, &shared_sessions());
                 (ca, configs)
             })
             .await
@@ -125,9 +114,7 @@ impl KubeletFleet {
 
         let shared = Arc::new(Shared {
             anonymous: opts.anonymous,
-            tokens: ArcSwap::from_pointee(
-                opts.accepted_tokens.iter().cloned().collect::<HashSet<_>>(),
-            ),
+            tokens: ArcSwap::from_pointee(opts.accepted_tokens.iter().cloned().collect::<HashSet<_>>()),
             total_scrapes: AtomicU64::new(0),
             sample_lag: opts.sample_lag.as_nanos() as u64,
         });
@@ -139,13 +126,11 @@ impl KubeletFleet {
         let mut listeners = Vec::with_capacity(spec.nodes.len());
         for (node, config) in spec.nodes.iter().zip(configs) {
             let addr = SocketAddr::from((node.ip, node.kubelet_port));
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| FleetError::Bind {
-                    node: node.name.clone(),
-                    addr,
-                    source,
-                })?;
+            let listener = TcpListener::bind(addr).await.map_err(|source| FleetError::Bind {
+                node: node.name.clone(),
+                addr,
+                source,
+            })?;
             listeners.push(listener);
             nodes.push(Arc::new(NodeState {
                 name: node.name.clone(),
@@ -161,12 +146,7 @@ impl KubeletFleet {
             }));
         }
         for (node, listener) in nodes.iter().zip(listeners) {
-            tracker.spawn(run_node(
-                node.clone(),
-                Some(listener),
-                stop.clone(),
-                tracker.clone(),
-            ));
+            tracker.spawn(run_node(node.clone(), Some(listener), stop.clone(), tracker.clone()));
         }
         let fleet = KubeletFleet {
             nodes,
@@ -191,9 +171,7 @@ impl KubeletFleet {
         self.index
             .get(name)
             .and_then(|&i| self.nodes.get(i))
-            .ok_or_else(|| FleetError::UnknownNode {
-                node: name.to_string(),
-            })
+            .ok_or_else(|| FleetError::UnknownNode { node: name.to_string() })
     }
 
     /// The CA (PEM) that signed every kubelet's serving certificate.
@@ -218,18 +196,12 @@ impl KubeletFleet {
 
     /// `https://<ip>:<port>/metrics/resource` of node `node`.
     pub fn url(&self, node: &str) -> Result<String, FleetError> {
-        Ok(format!(
-            "https://{}{}",
-            self.node(node)?.addr,
-            super::node::METRICS_PATH
-        ))
+        Ok(format!("https://{}{}", self.node(node)?.addr, super::node::METRICS_PATH))
     }
 
     /// Replaces the set of accepted bearer tokens (a token rotation).
     pub fn set_accepted_tokens(&self, tokens: Vec<String>) {
-        self.shared
-            .tokens
-            .store(Arc::new(tokens.into_iter().collect()));
+        self.shared.tokens.store(Arc::new(tokens.into_iter().collect()));
     }
 
     /// Sets node `node`'s fault. Returns once the listener state matches:
@@ -283,25 +255,15 @@ impl KubeletFleet {
         let pair = self
             .untrusted_ca
             .issue_server(&format!("system:node:{}", n.name), &sans)
-            .map_err(|source| FleetError::Certificate {
-                node: n.name.clone(),
-                source,
-            })?;
-        n.tls.store(server_config(
-            &n.name,
-            &self.provider,
-            &self.verifier,
-            &pair,
-            None,
-        )?);
+            .map_err(|source| FleetError::Certificate { node: n.name.clone(), source })?;
+        n.tls.store(server_config(&n.name, &self.provider, &self.verifier, &pair, None)?);
         Ok(())
     }
 
     /// Requests for `/metrics/resource` node `node` received (whatever the
     /// answer); 0 for an unknown node.
     pub fn scrape_count(&self, node: &str) -> u64 {
-        self.node(node)
-            .map_or(0, |n| n.scrapes.load(Ordering::Relaxed))
+        self.node(node).map_or(0, |n| n.scrapes.load(Ordering::Relaxed))
     }
 
     /// Requests for `/metrics/resource` over all nodes.

@@ -39,10 +39,7 @@ pub fn write_go_float(out: &mut String, v: f64) {
         return;
     }
     // Rust's `{:e}` gives the shortest round-trip digits, e.g. "-4.0628224e7".
-    let mut sb = StackBuf {
-        buf: [0; 48],
-        len: 0,
-    };
+    let mut sb = StackBuf { buf: [0; 48], len: 0 };
     if write!(sb, "{v:e}").is_err() {
         let _ = write!(out, "{v}");
         return;
@@ -61,10 +58,8 @@ pub fn write_go_float(out: &mut String, v: f64) {
             nd += 1;
         }
     }
-    let exp: i32 = std::str::from_utf8(s.get(e_at + 1..).unwrap_or(b"0"))
-        .ok()
-        .and_then(|e| e.parse().ok())
-        .unwrap_or(0);
+    let exp: i32 =
+        std::str::from_utf8(s.get(e_at + 1..).unwrap_or(b"0")).ok().and_then(|e| e.parse().ok()).unwrap_or(0);
     let digits = &digits[..nd];
     fn text(d: &[u8]) -> &str {
         std::str::from_utf8(d).unwrap_or("")
@@ -78,12 +73,7 @@ pub fn write_go_float(out: &mut String, v: f64) {
             out.push('.');
             out.push_str(text(&digits[1..]));
         }
-        let _ = write!(
-            out,
-            "e{}{:02}",
-            if exp < 0 { '-' } else { '+' },
-            exp.unsigned_abs()
-        );
+        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs());
     } else if exp >= 0 {
         let int_len = exp as usize + 1;
         if nd <= int_len {
@@ -145,13 +135,7 @@ mod tests {
 
     #[test]
     fn go_floats_round_trip() {
-        for v in [
-            1.7350300183020916e9,
-            0.1 + 0.2,
-            123.456e-10,
-            9_007_199_254_740_993.0,
-            3.0e-5,
-        ] {
+        for v in [1.7350300183020916e9, 0.1 + 0.2, 123.456e-10, 9_007_199_254_740_993.0, 3.0e-5] {
             let s = go(v);
             assert_eq!(s.parse::<f64>().unwrap(), v, "{s}");
         }

@@ -11,13 +11,7 @@ use crate::dev::cluster::PodSpec;
 
 impl KubeletFleet {
     /// Restarts a container: its start time becomes now and its counter starts from 0.
-    pub fn restart_container(
-        &self,
-        node: &str,
-        namespace: &str,
-        pod: &str,
-        container: &str,
-    ) -> Result<(), FleetError> {
+    pub fn restart_container(&self, node: &str, namespace: &str, pod: &str, container: &str) -> Result<(), FleetError> {
         let now = now_nanos();
         self.with_container(node, namespace, pod, container, |c| c.restart(now))
     }
@@ -40,12 +34,7 @@ impl KubeletFleet {
     }
 
     /// Changes the node's own true usage from now on, continuously.
-    pub fn set_node_usage(
-        &self,
-        node: &str,
-        cpu_nanocores: u64,
-        memory_bytes: u64,
-    ) -> Result<(), FleetError> {
+    pub fn set_node_usage(&self, node: &str, cpu_nanocores: u64, memory_bytes: u64) -> Result<(), FleetError> {
         let now = now_nanos();
         let mut inner = self.node(node)?.lock();
         inner.model.cpu.set_rate(now, cpu_nanocores);
@@ -57,11 +46,7 @@ impl KubeletFleet {
     pub fn add_pod(&self, node: &str, pod: PodSpec) -> Result<(), FleetError> {
         let mut inner = self.node(node)?.lock();
         if inner.model.pod(&pod.namespace, &pod.name).is_some() {
-            return Err(FleetError::DuplicatePod {
-                node: node.to_string(),
-                namespace: pod.namespace,
-                pod: pod.name,
-            });
+            return Err(FleetError::DuplicatePod { node: node.to_string(), namespace: pod.namespace, pod: pod.name });
         }
         inner.model.pods.push(pod_from_spec(&pod, now_nanos(), 0));
         inner.rebuild();
@@ -72,10 +57,7 @@ impl KubeletFleet {
     pub fn remove_pod(&self, node: &str, namespace: &str, pod: &str) -> Result<(), FleetError> {
         let mut inner = self.node(node)?.lock();
         let before = inner.model.pods.len();
-        inner
-            .model
-            .pods
-            .retain(|p| !(p.namespace == namespace && p.name == pod));
+        inner.model.pods.retain(|p| !(p.namespace == namespace && p.name == pod));
         if inner.model.pods.len() == before {
             return Err(unknown_pod(node, namespace, pod));
         }
@@ -84,35 +66,18 @@ impl KubeletFleet {
     }
 
     /// A container's true usage.
-    pub fn true_usage(
-        &self,
-        node: &str,
-        namespace: &str,
-        pod: &str,
-        container: &str,
-    ) -> Result<TrueUsage, FleetError> {
+    pub fn true_usage(&self, node: &str, namespace: &str, pod: &str, container: &str) -> Result<TrueUsage, FleetError> {
         let mut usage = None;
         self.with_container(node, namespace, pod, container, |c| {
-            usage = Some(TrueUsage {
-                cpu_nanocores: c.cpu.rate_nanocores,
-                memory_bytes: c.memory_bytes,
-            });
+            usage = Some(TrueUsage { cpu_nanocores: c.cpu.rate_nanocores, memory_bytes: c.memory_bytes });
         })?;
         usage.ok_or_else(|| unknown_pod(node, namespace, pod))
     }
 
     /// A pod's true usage: the sum of its containers.
-    pub fn true_pod_usage(
-        &self,
-        node: &str,
-        namespace: &str,
-        pod: &str,
-    ) -> Result<TrueUsage, FleetError> {
+    pub fn true_pod_usage(&self, node: &str, namespace: &str, pod: &str) -> Result<TrueUsage, FleetError> {
         let inner = self.node(node)?.lock();
-        let p = inner
-            .model
-            .pod(namespace, pod)
-            .ok_or_else(|| unknown_pod(node, namespace, pod))?;
+        let p = inner.model.pod(namespace, pod).ok_or_else(|| unknown_pod(node, namespace, pod))?;
         Ok(TrueUsage {
             cpu_nanocores: p.containers.iter().map(|c| c.cpu.rate_nanocores).sum(),
             memory_bytes: p.memory_bytes(),
@@ -122,10 +87,7 @@ impl KubeletFleet {
     /// The node's own true usage.
     pub fn true_node_usage(&self, node: &str) -> Result<TrueUsage, FleetError> {
         let inner = self.node(node)?.lock();
-        Ok(TrueUsage {
-            cpu_nanocores: inner.model.cpu.rate_nanocores,
-            memory_bytes: inner.model.memory_bytes,
-        })
+        Ok(TrueUsage { cpu_nanocores: inner.model.cpu.rate_nanocores, memory_bytes: inner.model.memory_bytes })
     }
 
     /// When a container (last) started.
@@ -157,29 +119,18 @@ impl KubeletFleet {
         f: impl FnOnce(&mut ContainerModel),
     ) -> Result<(), FleetError> {
         let mut inner = self.node(node)?.lock();
-        let p = inner
-            .model
-            .pod_mut(namespace, pod)
-            .ok_or_else(|| unknown_pod(node, namespace, pod))?;
-        let c = p
-            .containers
-            .iter_mut()
-            .find(|c| c.name == container)
-            .ok_or_else(|| FleetError::UnknownContainer {
-                node: node.to_string(),
-                namespace: namespace.to_string(),
-                pod: pod.to_string(),
-                container: container.to_string(),
-            })?;
+        let p = inner.model.pod_mut(namespace, pod).ok_or_else(|| unknown_pod(node, namespace, pod))?;
+        let c = p.containers.iter_mut().find(|c| c.name == container).ok_or_else(|| FleetError::UnknownContainer {
+            node: node.to_string(),
+            namespace: namespace.to_string(),
+            pod: pod.to_string(),
+            container: container.to_string(),
+        })?;
         f(c);
         Ok(())
     }
 }
 
 fn unknown_pod(node: &str, namespace: &str, pod: &str) -> FleetError {
-    FleetError::UnknownPod {
-        node: node.to_string(),
-        namespace: namespace.to_string(),
-        pod: pod.to_string(),
-    }
+    FleetError::UnknownPod { node: node.to_string(), namespace: namespace.to_string(), pod: pod.to_string() }
 }

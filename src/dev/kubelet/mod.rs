@@ -70,18 +70,12 @@ impl Default for FleetOptions {
 impl FleetOptions {
     /// Options with authentication switched off.
     pub fn anonymous() -> Self {
-        FleetOptions {
-            anonymous: true,
-            ..FleetOptions::default()
-        }
+        FleetOptions { anonymous: true, ..FleetOptions::default() }
     }
 
     /// Options that accept exactly these bearer tokens.
     pub fn with_tokens<I: IntoIterator<Item = S>, S: Into<String>>(tokens: I) -> Self {
-        FleetOptions {
-            accepted_tokens: tokens.into_iter().map(Into::into).collect(),
-            ..FleetOptions::default()
-        }
+        FleetOptions { accepted_tokens: tokens.into_iter().map(Into::into).collect(), ..FleetOptions::default() }
     }
 }
 
@@ -139,32 +133,15 @@ pub enum FleetError {
         source: std::io::Error,
     },
     #[error("kubelet {node} did not {action} within {timeout:?}")]
-    NotApplied {
-        node: String,
-        action: &'static str,
-        timeout: Duration,
-    },
+    NotApplied { node: String, action: &'static str, timeout: Duration },
     #[error("node {node} appears twice in the cluster spec")]
     DuplicateNode { node: String },
     #[error("no simulated kubelet for node {node}")]
     UnknownNode { node: String },
     #[error("node {node} runs no pod {namespace}/{pod}")]
-    UnknownPod {
-        node: String,
-        namespace: String,
-        pod: String,
-    },
+    UnknownPod { node: String, namespace: String, pod: String },
     #[error("pod {namespace}/{pod} on node {node} has no container {container}")]
-    UnknownContainer {
-        node: String,
-        namespace: String,
-        pod: String,
-        container: String,
-    },
+    UnknownContainer { node: String, namespace: String, pod: String, container: String },
     #[error("node {node} already runs pod {namespace}/{pod}")]
-    DuplicatePod {
-        node: String,
-        namespace: String,
-        pod: String,
-    },
+    DuplicatePod { node: String, namespace: String, pod: String },
 }

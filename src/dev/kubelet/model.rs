@@ -23,11 +23,7 @@ pub(crate) struct Counter {
 
 impl Counter {
     pub fn new(rate_nanocores: u64, anchor: Nanos, base_core_nanos: u128) -> Counter {
-        Counter {
-            rate_nanocores,
-            anchor,
-            base_core_nanos,
-        }
+        Counter { rate_nanocores, anchor, base_core_nanos }
     }
 
     /// Core-nanoseconds used up to `t` (times before the anchor give the base).
@@ -95,16 +91,9 @@ pub(crate) struct NodeModel {
 
 /// A container started `age` before `now`, whose counter has a small base of
 /// its own (so counters of equal rates differ) and has risen at its rate since.
-fn container_from_spec(
-    spec: &crate::dev::cluster::ContainerSpec,
-    now: Nanos,
-    age: Nanos,
-    salt: u64,
-) -> ContainerModel {
+fn container_from_spec(spec: &crate::dev::cluster::ContainerSpec, now: Nanos, age: Nanos, salt: u64) -> ContainerModel {
     // Spread start times over a minute so containers do not look cloned.
-    let start = now
-        .saturating_sub(age)
-        .saturating_sub((salt % 60_000) * 1_000_000);
+    let start = now.saturating_sub(age).saturating_sub((salt % 60_000) * 1_000_000);
     let base = u128::from((salt % 997) * 1_000_000);
     ContainerModel {
         name: spec.name.clone(),
@@ -138,24 +127,16 @@ impl NodeModel {
             name: spec.name.clone(),
             cpu: Counter::new(spec.cpu_nanocores, boot, 0),
             memory_bytes: spec.memory_bytes,
-            pods: spec
-                .pods
-                .iter()
-                .map(|p| pod_from_spec(p, now, age))
-                .collect(),
+            pods: spec.pods.iter().map(|p| pod_from_spec(p, now, age)).collect(),
         }
     }
 
     pub fn pod_mut(&mut self, namespace: &str, name: &str) -> Option<&mut PodModel> {
-        self.pods
-            .iter_mut()
-            .find(|p| p.namespace == namespace && p.name == name)
+        self.pods.iter_mut().find(|p| p.namespace == namespace && p.name == name)
     }
 
     pub fn pod(&self, namespace: &str, name: &str) -> Option<&PodModel> {
-        self.pods
-            .iter()
-            .find(|p| p.namespace == namespace && p.name == name)
+        self.pods.iter().find(|p| p.namespace == namespace && p.name == name)
     }
 
     /// A kubelet or node restart at `t`: every counter starts again near 0
@@ -210,12 +191,8 @@ mod tests {
 
     #[test]
     fn restart_moves_start_time_and_restarts_counter_from_zero() {
-        let mut c = ContainerModel {
-            name: "app".into(),
-            cpu: Counter::new(1_000_000_000, 0, 7),
-            memory_bytes: 1,
-            start: 0,
-        };
+        let mut c =
+            ContainerModel { name: "app".into(), cpu: Counter::new(1_000_000_000, 0, 7), memory_bytes: 1, start: 0 };
         let t = 3_600 * NANOS_PER_SEC;
         c.restart(t);
         assert_eq!(c.start, t);

@@ -46,12 +46,7 @@ pub(crate) struct NodeInner {
 
 impl NodeInner {
     pub fn new(model: NodeModel) -> NodeInner {
-        NodeInner {
-            template: Template::build(&model),
-            model,
-            fault: Fault::None,
-            frozen_ms: 0,
-        }
+        NodeInner { template: Template::build(&model), model, fault: Fault::None, frozen_ms: 0 }
     }
 
     /// Lays the text out again after pods came or went.
@@ -95,16 +90,12 @@ pub(crate) struct ConnInfo {
 }
 
 pub(crate) fn now_nanos() -> Nanos {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl NodeState {
     pub fn lock(&self) -> MutexGuard<'_, NodeInner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The sample time for a scrape at `now`: trailing by the lag, whole ms.
@@ -116,52 +107,37 @@ impl NodeState {
         if self.shared.anonymous || conn.client_cert {
             return true;
         }
-        let Some(value) = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        else {
+        let Some(value) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
             return false;
         };
         let mut parts = value.trim().splitn(2, ' ');
         let scheme = parts.next().unwrap_or("");
         let token = parts.next().unwrap_or("").trim();
-        scheme.eq_ignore_ascii_case("bearer")
-            && !token.is_empty()
-            && self.shared.tokens.load().contains(token)
+        scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && self.shared.tokens.load().contains(token)
     }
 
     fn count_scrape(&self, now: Nanos) {
         self.scrapes.fetch_add(1, Ordering::Relaxed);
         self.shared.total_scrapes.fetch_add(1, Ordering::Relaxed);
-        self.last_scrape_ms
-            .store(now / 1_000_000, Ordering::Relaxed);
+        self.last_scrape_ms.store(now / 1_000_000, Ordering::Relaxed);
     }
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
 }
 
 fn metrics(body: String) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     resp
 }
 
 /// Answers one request as the node's kubelet, with its current fault.
-pub(crate) async fn handle<B>(
-    node: &NodeState,
-    conn: &ConnInfo,
-    req: Request<B>,
-) -> Response<Full<Bytes>> {
+pub(crate) async fn handle<B>(node: &NodeState, conn: &ConnInfo, req: Request<B>) -> Response<Full<Bytes>> {
     let arrived = now_nanos();
     let is_metrics = req.uri().path() == METRICS_PATH;
     if is_metrics {
@@ -194,11 +170,7 @@ pub(crate) async fn handle<B>(
         Fault::Http500 => {
             return text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
         }
-        Fault::None
-        | Fault::Down
-        | Fault::Malformed
-        | Fault::FrozenTimestamps
-        | Fault::CounterReset => {}
+        Fault::None | Fault::Down | Fault::Malformed | Fault::FrozenTimestamps | Fault::CounterReset => {}
     }
     let inner = node.lock();
     let body = match inner.fault {

@@ -54,51 +54,15 @@ const CONTAINER_START: &str = "container_start_time_seconds";
 
 /// The families a 1.32 kubelet emits, in name order, with their HELP text.
 const HELP: [(&str, &str, &str); 9] = [
-    (
-        CONTAINER_CPU,
-        "counter",
-        "[STABLE] Cumulative cpu time consumed by the container in core-seconds",
-    ),
-    (
-        CONTAINER_MEMORY,
-        "gauge",
-        "[STABLE] Current working set of the container in bytes",
-    ),
-    (
-        CONTAINER_START,
-        "gauge",
-        "[STABLE] Start time of the container since unix epoch in seconds",
-    ),
-    (
-        "node_cpu_usage_seconds_total",
-        "counter",
-        "[STABLE] Cumulative cpu time consumed by the node in core-seconds",
-    ),
-    (
-        "node_memory_working_set_bytes",
-        "gauge",
-        "[STABLE] Current working set of the node in bytes",
-    ),
-    (
-        "pod_cpu_usage_seconds_total",
-        "counter",
-        "[STABLE] Cumulative cpu time consumed by the pod in core-seconds",
-    ),
-    (
-        "pod_memory_working_set_bytes",
-        "gauge",
-        "[STABLE] Current working set of the pod in bytes",
-    ),
-    (
-        "resource_scrape_error",
-        "gauge",
-        "[STABLE] 1 if there was an error while getting container metrics, 0 otherwise",
-    ),
-    (
-        "scrape_error",
-        "gauge",
-        "[ALPHA] 1 if there was an error while getting container metrics, 0 otherwise",
-    ),
+    (CONTAINER_CPU, "counter", "[STABLE] Cumulative cpu time consumed by the container in core-seconds"),
+    (CONTAINER_MEMORY, "gauge", "[STABLE] Current working set of the container in bytes"),
+    (CONTAINER_START, "gauge", "[STABLE] Start time of the container since unix epoch in seconds"),
+    ("node_cpu_usage_seconds_total", "counter", "[STABLE] Cumulative cpu time consumed by the node in core-seconds"),
+    ("node_memory_working_set_bytes", "gauge", "[STABLE] Current working set of the node in bytes"),
+    ("pod_cpu_usage_seconds_total", "counter", "[STABLE] Cumulative cpu time consumed by the pod in core-seconds"),
+    ("pod_memory_working_set_bytes", "gauge", "[STABLE] Current working set of the pod in bytes"),
+    ("resource_scrape_error", "gauge", "[STABLE] 1 if there was an error while getting container metrics, 0 otherwise"),
+    ("scrape_error", "gauge", "[ALPHA] 1 if there was an error while getting container metrics, 0 otherwise"),
 ];
 
 impl Template {
@@ -107,12 +71,7 @@ impl Template {
         // Series in client_golang's order: by label values, labels by name.
         let mut containers: Vec<(&str, &str, &str, usize, usize)> = Vec::new();
         let mut pods: Vec<(&str, &str, usize)> = Vec::new();
-        for (p, pod) in model
-            .pods
-            .iter()
-            .enumerate()
-            .filter(|(_, pod)| pod.is_reported())
-        {
+        for (p, pod) in model.pods.iter().enumerate().filter(|(_, pod)| pod.is_reported()) {
             pods.push((&pod.namespace, &pod.name, p));
             for (c, container) in pod.containers.iter().enumerate() {
                 containers.push((&container.name, &pod.namespace, &pod.name, p, c));
@@ -161,11 +120,7 @@ impl Template {
                     escape_label(&mut t.text, pod_name);
                     t.text.push_str("\"} ");
                     let cpu = name.starts_with("pod_cpu");
-                    t.hole(if cpu {
-                        Hole::PodCpu { pod }
-                    } else {
-                        Hole::PodMemory { pod }
-                    });
+                    t.hole(if cpu { Hole::PodCpu { pod } } else { Hole::PodMemory { pod } });
                     t.text.push(' ');
                     t.hole(Hole::Timestamp);
                     t.text.push('\n');
@@ -173,11 +128,7 @@ impl Template {
             } else if name.starts_with("node_") {
                 t.text.push_str(name);
                 t.text.push(' ');
-                t.hole(if name.starts_with("node_cpu") {
-                    Hole::NodeCpu
-                } else {
-                    Hole::NodeMemory
-                });
+                t.hole(if name.starts_with("node_cpu") { Hole::NodeCpu } else { Hole::NodeMemory });
                 t.text.push(' ');
                 t.hole(Hole::Timestamp);
                 t.text.push('\n');
@@ -240,11 +191,7 @@ impl Template {
     }
 }
 
-fn container_of(
-    model: &NodeModel,
-    pod: usize,
-    container: usize,
-) -> Option<&super::model::ContainerModel> {
+fn container_of(model: &NodeModel, pod: usize, container: usize) -> Option<&super::model::ContainerModel> {
     model.pods.get(pod)?.containers.get(container)
 }
 
@@ -271,10 +218,7 @@ pub(crate) fn malformed(text: &str) -> String {
     let cut = text
         .lines()
         .find(|l| !l.starts_with('#') && l.contains('{'))
-        .and_then(|line| {
-            text.find(line)
-                .map(|at| at + line.find('{').unwrap_or(0) + 1)
-        })
+        .and_then(|line| text.find(line).map(|at| at + line.find('{').unwrap_or(0) + 1))
         .unwrap_or(text.len().min(64));
     let mut out = String::with_capacity(cut + 32);
     out.push_str(text.get(..cut).unwrap_or(""));
@@ -286,20 +230,10 @@ pub(crate) fn malformed(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn container(
-        name: &str,
-        rate: u64,
-        start_s: u64,
-        mem: u64,
-    ) -> super::super::model::ContainerModel {
+    fn container(name: &str, rate: u64, start_s: u64, mem: u64) -> super::super::model::ContainerModel {
         use super::super::model::{ContainerModel, Counter};
         let start = start_s * NANOS_PER_SEC;
-        ContainerModel {
-            name: name.into(),
-            cpu: Counter::new(rate, start, 0),
-            memory_bytes: mem,
-            start,
-        }
+        ContainerModel { name: name.into(), cpu: Counter::new(rate, start, 0), memory_bytes: mem, start }
     }
 
     #[test]
@@ -320,22 +254,10 @@ mod tests {
                 pod(
                     "kube-system",
                     "metrics-server-1",
-                    vec![container(
-                        "metrics-server",
-                        1_000_000,
-                        1_735_030_000,
-                        40_628_224,
-                    )],
+                    vec![container("metrics-server", 1_000_000, 1_735_030_000, 40_628_224)],
                 ),
-                pod(
-                    "kube-system",
-                    "kube-proxy-l5jhs",
-                    vec![container("kube-proxy", 500_000, 1_735_032_000, 4_096)],
-                ),
-                PodModel {
-                    phase: PodPhase::Pending,
-                    ..pod("default", "pending", vec![container("x", 1, 1, 1)])
-                },
+                pod("kube-system", "kube-proxy-l5jhs", vec![container("kube-proxy", 500_000, 1_735_032_000, 4_096)]),
+                PodModel { phase: PodPhase::Pending, ..pod("default", "pending", vec![container("x", 1, 1, 1)]) },
             ],
         };
         let mut out = String::new();
@@ -380,18 +302,10 @@ scrape_error 0
     #[test]
     fn node_without_pods_has_only_node_and_error_families() {
         use super::super::model::Counter;
-        let model = NodeModel {
-            name: "n".into(),
-            cpu: Counter::new(1, 0, 0),
-            memory_bytes: 1,
-            pods: vec![],
-        };
+        let model = NodeModel { name: "n".into(), cpu: Counter::new(1, 0, 0), memory_bytes: 1, pods: vec![] };
         let mut out = String::new();
         Template::build(&model).render(&model, 1_000, &mut out);
-        let names: Vec<&str> = out
-            .lines()
-            .filter_map(|l| l.strip_prefix("# TYPE "))
-            .collect();
+        let names: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
         assert_eq!(
             names,
             [
@@ -407,10 +321,7 @@ scrape_error 0
     fn malformed_body_is_cut_inside_a_label_set() {
         let text = "# HELP x y\n# TYPE x counter\nx{a=\"b\"} 1 2\n";
         let bad = malformed(text);
-        assert!(
-            bad.starts_with("# HELP x y\n# TYPE x counter\nx{\""),
-            "{bad:?}"
-        );
+        assert!(bad.starts_with("# HELP x y\n# TYPE x counter\nx{\""), "{bad:?}");
         assert!(!bad.ends_with('\n'));
     }
 }

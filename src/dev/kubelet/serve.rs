@@ -48,9 +48,7 @@ pub(crate) fn client_verifier(
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
         let cert = cert.map_err(|e| bad(format!("reading PEM: {e}")))?;
-        roots
-            .add(cert)
-            .map_err(|e| bad(format!("adding certificate: {e}")))?;
+        roots.add(cert).map_err(|e| bad(format!("adding certificate: {e}")))?;
     }
     if roots.is_empty() {
         return Err(bad("no certificate in the PEM".to_string()));
@@ -78,15 +76,11 @@ pub(crate) fn server_config(
     pair: &CertPair,
     sessions: Option<&Arc<dyn StoresServerSessions>>,
 ) -> Result<Arc<ServerConfig>, FleetError> {
-    let bad = |reason: String| FleetError::Tls {
-        node: node.to_string(),
-        reason,
-    };
+    let bad = |reason: String| FleetError::Tls { node: node.to_string(), reason };
     let chain = CertificateDer::pem_slice_iter(pair.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(format!("reading certificate: {e}")))?;
-    let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes())
-        .map_err(|e| bad(format!("reading key: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).map_err(|e| bad(format!("reading key: {e}")))?;
     let mut config = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| bad(e.to_string()))?
@@ -178,15 +172,8 @@ async fn serve_connection(node: Arc<NodeState>, tcp: TcpStream, closed: Cancella
             Err(_) => return,
         },
     };
-    let client_cert = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .is_some_and(|certs| !certs.is_empty());
-    let conn = ConnInfo {
-        client_cert,
-        closed: closed.clone(),
-    };
+    let client_cert = tls.get_ref().1.peer_certificates().is_some_and(|certs| !certs.is_empty());
+    let conn = ConnInfo { client_cert, closed: closed.clone() };
     let service = hyper::service::service_fn(move |req| {
         let node = node.clone();
         let conn = conn.clone();

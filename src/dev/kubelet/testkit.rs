@@ -29,10 +29,7 @@ pub struct Sample {
 
 impl Sample {
     pub fn label(&self, name: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.labels.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -46,9 +43,7 @@ fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
         if let Some(r) = rest.strip_prefix('}') {
             return Ok((labels, r));
         }
-        let eq = rest
-            .find("=\"")
-            .ok_or_else(|| format!("label without =\" in {s:?}"))?;
+        let eq = rest.find("=\"").ok_or_else(|| format!("label without =\" in {s:?}"))?;
         let name = &rest[..eq];
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("bad label name {name:?}"));
@@ -86,9 +81,7 @@ pub fn parse_strict(text: &str) -> Result<Families, String> {
     let mut current: Option<(String, bool)> = None; // (name, TYPE seen)
     for line in text.lines() {
         if let Some(help) = line.strip_prefix("# HELP ") {
-            let (name, doc) = help
-                .split_once(' ')
-                .ok_or_else(|| format!("HELP without text: {line}"))?;
+            let (name, doc) = help.split_once(' ').ok_or_else(|| format!("HELP without text: {line}"))?;
             if doc.is_empty() {
                 return Err(format!("empty HELP: {line}"));
             }
@@ -97,9 +90,7 @@ pub fn parse_strict(text: &str) -> Result<Families, String> {
             continue;
         }
         if let Some(ty) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = ty
-                .split_once(' ')
-                .ok_or_else(|| format!("TYPE without type: {line}"))?;
+            let (name, kind) = ty.split_once(' ').ok_or_else(|| format!("TYPE without type: {line}"))?;
             match &mut current {
                 Some((n, seen)) if n == name && !*seen => *seen = true,
                 _ => return Err(format!("TYPE not right after its HELP: {line}")),
@@ -129,37 +120,24 @@ pub fn parse_strict(text: &str) -> Result<Families, String> {
         if !labels.windows(2).all(|w| w[0].0 < w[1].0) {
             return Err(format!("labels not sorted: {line}"));
         }
-        let rest = rest
-            .strip_prefix(' ')
-            .ok_or_else(|| format!("no space before value: {line}"))?;
+        let rest = rest.strip_prefix(' ').ok_or_else(|| format!("no space before value: {line}"))?;
         let mut fields = rest.split(' ');
         let value_text = fields.next().unwrap_or("");
-        let value: f64 = value_text
-            .parse()
-            .map_err(|_| format!("bad value {value_text:?}"))?;
+        let value: f64 = value_text.parse().map_err(|_| format!("bad value {value_text:?}"))?;
         let mut canonical = String::new();
         write_go_float(&mut canonical, value);
         if canonical != value_text {
-            return Err(format!(
-                "value {value_text:?} is not Go's form {canonical:?}"
-            ));
+            return Err(format!("value {value_text:?} is not Go's form {canonical:?}"));
         }
         let timestamp_ms = match fields.next() {
-            Some(ts) => Some(
-                ts.parse::<i64>()
-                    .map_err(|_| format!("bad timestamp {ts:?}"))?,
-            ),
+            Some(ts) => Some(ts.parse::<i64>().map_err(|_| format!("bad timestamp {ts:?}"))?),
             None => None,
         };
         if fields.next().is_some() {
             return Err(format!("trailing fields: {line}"));
         }
         if let Some(family) = families.get_mut(name) {
-            family.1.push(Sample {
-                labels,
-                value,
-                timestamp_ms,
-            });
+            family.1.push(Sample { labels, value, timestamp_ms });
         }
     }
     if !order.windows(2).all(|w| w[0] < w[1]) {
@@ -172,10 +150,7 @@ pub fn parse_strict(text: &str) -> Result<Families, String> {
 }
 
 /// An HTTPS client trusting `ca_pem`, optionally with a client certificate.
-pub fn client(
-    ca_pem: &str,
-    client_cert: Option<&CertPair>,
-) -> Client<HttpsConnector<HttpConnector>, Empty<Bytes>> {
+pub fn client(ca_pem: &str, client_cert: Option<&CertPair>) -> Client<HttpsConnector<HttpConnector>, Empty<Bytes>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -187,12 +162,9 @@ pub fn client(
         .with_root_certificates(roots);
     let config = match client_cert {
         Some(pair) => {
-            let chain = CertificateDer::pem_slice_iter(pair.cert_pem.as_bytes())
-                .collect::<Result<Vec<_>, _>>();
+            let chain = CertificateDer::pem_slice_iter(pair.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>();
             let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).expect("client key");
-            builder
-                .with_client_auth_cert(chain.expect("client cert"), key)
-                .expect("client auth")
+            builder.with_client_auth_cert(chain.expect("client cert"), key).expect("client auth")
         }
         None => builder.with_no_client_auth(),
     };
@@ -221,12 +193,7 @@ pub async fn get(
         .map_err(|_| "timed out".to_string())?
         .map_err(|e| format!("{e:?}"))?;
     let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
@@ -257,36 +224,19 @@ impl Fixture {
         let block = crate::dev::addr::Block::acquire().expect("address block");
         let spec = generate(
             &block,
-            &GenerateOptions {
-                nodes,
-                pods_per_node: 4,
-                max_containers: 2,
-                kubelet_port: 10250,
-                seed: 7,
-            },
+            &GenerateOptions { nodes, pods_per_node: 4, max_containers: 2, kubelet_port: 10250, seed: 7 },
         );
         let opts = opts.unwrap_or_else(|| super::FleetOptions::with_tokens([TOKEN]));
-        let fleet =
-            super::KubeletFleet::start(&spec, opts, tokio_util::sync::CancellationToken::new())
-                .await
-                .expect("fleet starts");
+        let fleet = super::KubeletFleet::start(&spec, opts, tokio_util::sync::CancellationToken::new())
+            .await
+            .expect("fleet starts");
         let client = client(fleet.ca_pem(), None);
-        Fixture {
-            spec,
-            fleet,
-            client,
-            _block: block,
-        }
+        Fixture { spec, fleet, client, _block: block }
     }
 
     /// Scrapes node `node` with the test token; status and body or the error.
     pub async fn scrape(&self, node: &str) -> Result<(StatusCode, String), String> {
-        get(
-            &self.client,
-            &self.fleet.url(node).expect("known node"),
-            Some(TOKEN),
-        )
-        .await
+        get(&self.client, &self.fleet.url(node).expect("known node"), Some(TOKEN)).await
     }
 
     /// Scrapes node `node`, expecting 200 and well-formed text.
@@ -299,19 +249,11 @@ impl Fixture {
 
 /// The one sample of an unlabelled family.
 pub fn single(f: &Families, name: &str) -> Sample {
-    f.get(name)
-        .and_then(|(_, s)| s.first().cloned())
-        .unwrap_or_else(|| panic!("no {name}"))
+    f.get(name).and_then(|(_, s)| s.first().cloned()).unwrap_or_else(|| panic!("no {name}"))
 }
 
 /// The sample of a container family for `namespace/pod/container`.
-pub fn container_sample(
-    f: &Families,
-    family: &str,
-    namespace: &str,
-    pod: &str,
-    container: &str,
-) -> Option<Sample> {
+pub fn container_sample(f: &Families, family: &str, namespace: &str, pod: &str, container: &str) -> Option<Sample> {
     f.get(family)?
         .1
         .iter()

@@ -17,17 +17,8 @@ use crate::tls::{TlsSource, api_server_config, serve};
 
 /// What the kubelet saw: the Authorization header and the client chain.
 async fn echo(req: Request) -> String {
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
-    let certs = req
-        .extensions()
-        .get::<crate::tls::PeerCertificates>()
-        .map(|c| c.0.len())
-        .unwrap_or(0);
+    let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+    let certs = req.extensions().get::<crate::tls::PeerCertificates>().map(|c| c.0.len()).unwrap_or(0);
     format!("auth={auth} certs={certs} version={:?}", req.version())
 }
 
@@ -38,23 +29,15 @@ fn kubelet_app() -> Router {
         .route(
             "/big-stream",
             get(|| async {
-                let chunks =
-                    (0..64).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'y'; 256])));
+                let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'y'; 256])));
                 axum::body::Body::from_stream(futures::stream::iter(chunks))
             }),
         )
-        .route(
-            "/fail",
-            get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
-        )
+        .route("/fail", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }))
         .route(
             "/port",
             get(|req: Request| async move {
-                req.extensions()
-                    .get::<crate::tls::RemoteAddr>()
-                    .map(|r| r.0.port())
-                    .unwrap_or(0)
-                    .to_string()
+                req.extensions().get::<crate::tls::RemoteAddr>().map(|r| r.0.port()).unwrap_or(0).to_string()
             }),
         )
         .route("/hang", get(std::future::pending::<String>))
@@ -75,21 +58,12 @@ impl Drop for Kubelet {
 async fn tls_kubelet(ip: IpAddr) -> Kubelet {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ca = Ca::new("kubelet-ca").unwrap();
-    let ck = CertKey::from_pair(
-        &ca.issue_server("node-1", &[ip.to_string()]).unwrap(),
-        "kubelet",
-    )
-    .unwrap();
+    let ck = CertKey::from_pair(&ca.issue_server("node-1", &[ip.to_string()]).unwrap(), "kubelet").unwrap();
     let config = api_server_config(ck.chain, ck.key, &TlsPolicy::default()).unwrap();
     let listener = TcpListener::bind((ip, 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    tokio::spawn(serve(
-        listener,
-        TlsSource::new(config),
-        kubelet_app(),
-        stop.clone(),
-    ));
+    tokio::spawn(serve(listener, TlsSource::new(config), kubelet_app(), stop.clone()));
     Kubelet { addr, ca, stop }
 }
 
@@ -108,10 +82,7 @@ async fn verified_request_over_h2_carries_token_and_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.crt");
     std::fs::write(&ca_file, kubelet.ca.cert_pem()).unwrap();
-    let client_pair = kubelet
-        .ca
-        .issue_client("system:metrics-server", &[])
-        .unwrap();
+    let client_pair = kubelet.ca.issue_client("system:metrics-server", &[]).unwrap();
     let (cert, key) = (dir.path().join("c.crt"), dir.path().join("c.key"));
     std::fs::write(&cert, &client_pair.cert_pem).unwrap();
     std::fs::write(&key, &client_pair.key_pem).unwrap();
@@ -122,10 +93,7 @@ async fn verified_request_over_h2_carries_token_and_client_certificate() {
     config.client_cert = Some((cert, key));
     config.token_file = Some(token);
     let client = KubeletClient::new(config).unwrap();
-    let body = client
-        .get(&url("https", kubelet.addr, "/metrics/resource"), "node-1")
-        .await
-        .unwrap();
+    let body = client.get(&url("https", kubelet.addr, "/metrics/resource"), "node-1").await.unwrap();
     assert_eq!(&body[..], b"auth=Bearer secret-1 certs=1 version=HTTP/2.0");
 }
 
@@ -139,10 +107,7 @@ async fn sequential_requests_reuse_one_pooled_connection() {
     for _ in 0..5 {
         ports.push(client.get(&u, "node-1").await.unwrap());
     }
-    assert!(
-        ports.iter().all(|p| p == &ports[0]),
-        "new connection per request: {ports:?}"
-    );
+    assert!(ports.iter().all(|p| p == &ports[0]), "new connection per request: {ports:?}");
 }
 
 #[tokio::test]
@@ -151,10 +116,7 @@ async fn wrong_ca_fails_as_tls_error() {
     let kubelet = tls_kubelet(block.kubelet(0).into()).await;
     let other = Ca::new("other").unwrap();
     let client = KubeletClient::new(verifying(&other)).unwrap();
-    let err = client
-        .get(&url("https", kubelet.addr, "/metrics/resource"), "node-1")
-        .await
-        .unwrap_err();
+    let err = client.get(&url("https", kubelet.addr, "/metrics/resource"), "node-1").await.unwrap_err();
     assert_eq!(err.reason(), "tls", "{err}");
 }
 
@@ -163,10 +125,7 @@ async fn insecure_mode_accepts_an_unknown_ca() {
     let block = Block::acquire().unwrap();
     let kubelet = tls_kubelet(block.kubelet(0).into()).await;
     let client = KubeletClient::new(KubeletClientConfig::new(KubeletTls::Insecure)).unwrap();
-    let body = client
-        .get(&url("https", kubelet.addr, "/metrics/resource"), "node-1")
-        .await
-        .unwrap();
+    let body = client.get(&url("https", kubelet.addr, "/metrics/resource"), "node-1").await.unwrap();
     assert!(body.starts_with(b"auth=- certs=0"), "{body:?}");
 }
 
@@ -182,30 +141,12 @@ async fn rotated_token_is_sent_on_the_next_request() {
     config.token_recheck = Duration::ZERO;
     let client = KubeletClient::new(config).unwrap();
     let u = url("https", kubelet.addr, "/metrics/resource");
-    assert!(
-        client
-            .get(&u, "node-1")
-            .await
-            .unwrap()
-            .starts_with(b"auth=Bearer old ")
-    );
+    assert!(client.get(&u, "node-1").await.unwrap().starts_with(b"auth=Bearer old "));
     std::fs::write(&token, "new").unwrap();
-    assert!(
-        client
-            .get(&u, "node-1")
-            .await
-            .unwrap()
-            .starts_with(b"auth=Bearer new ")
-    );
+    assert!(client.get(&u, "node-1").await.unwrap().starts_with(b"auth=Bearer new "));
     // An unreadable token file keeps the last good token.
     std::fs::remove_file(&token).unwrap();
-    assert!(
-        client
-            .get(&u, "node-1")
-            .await
-            .unwrap()
-            .starts_with(b"auth=Bearer new ")
-    );
+    assert!(client.get(&u, "node-1").await.unwrap().starts_with(b"auth=Bearer new "));
 }
 
 #[tokio::test]
@@ -220,10 +161,7 @@ async fn token_is_not_reread_before_the_recheck_interval() {
     config.token_recheck = Duration::from_secs(3600);
     let client = KubeletClient::new(config).unwrap();
     std::fs::write(&token, "new").unwrap();
-    let body = client
-        .get(&url("https", kubelet.addr, "/metrics/resource"), "n")
-        .await
-        .unwrap();
+    let body = client.get(&url("https", kubelet.addr, "/metrics/resource"), "n").await.unwrap();
     assert!(body.starts_with(b"auth=Bearer old "), "{body:?}");
 }
 
@@ -235,18 +173,10 @@ async fn bodies_over_the_cap_fail_as_too_large() {
     config.max_body_bytes = 1024;
     let client = KubeletClient::new(config).unwrap();
     for path in ["/big", "/big-stream"] {
-        let err = client
-            .get(&url("https", kubelet.addr, path), "node-1")
-            .await
-            .unwrap_err();
+        let err = client.get(&url("https", kubelet.addr, path), "node-1").await.unwrap_err();
         assert_eq!(err, ScrapeError::TooLarge(1024), "{path}");
     }
-    assert!(
-        client
-            .get(&url("https", kubelet.addr, "/metrics/resource"), "node-1")
-            .await
-            .is_ok()
-    );
+    assert!(client.get(&url("https", kubelet.addr, "/metrics/resource"), "node-1").await.is_ok());
 }
 
 #[tokio::test]
@@ -257,16 +187,9 @@ async fn slow_kubelet_fails_as_timeout_within_the_bound() {
     config.request_timeout = Duration::from_millis(300);
     let client = KubeletClient::new(config).unwrap();
     let started = Instant::now();
-    let err = client
-        .get(&url("https", kubelet.addr, "/hang"), "node-1")
-        .await
-        .unwrap_err();
+    let err = client.get(&url("https", kubelet.addr, "/hang"), "node-1").await.unwrap_err();
     assert_eq!(err, ScrapeError::Timeout);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -274,15 +197,9 @@ async fn non_200_fails_with_metrics_server_message() {
     let block = Block::acquire().unwrap();
     let kubelet = tls_kubelet(block.kubelet(0).into()).await;
     let client = KubeletClient::new(verifying(&kubelet.ca)).unwrap();
-    let err = client
-        .get(&url("https", kubelet.addr, "/fail"), "node-1")
-        .await
-        .unwrap_err();
+    let err = client.get(&url("https", kubelet.addr, "/fail"), "node-1").await.unwrap_err();
     assert_eq!(err, ScrapeError::Status(500));
-    assert_eq!(
-        err.to_string(),
-        "request failed, status: \"500 Internal Server Error\""
-    );
+    assert_eq!(err.to_string(), "request failed, status: \"500 Internal Server Error\"");
 }
 
 #[tokio::test]
@@ -292,19 +209,14 @@ async fn refused_connection_fails_as_connect_error() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let client = KubeletClient::new(KubeletClientConfig::new(KubeletTls::Insecure)).unwrap();
-    let err = client
-        .get(&url("https", addr, "/metrics/resource"), "node-2")
-        .await
-        .unwrap_err();
+    let err = client.get(&url("https", addr, "/metrics/resource"), "node-2").await.unwrap_err();
     assert_eq!(err.reason(), "connect", "{err}");
 }
 
 #[tokio::test]
 async fn completely_insecure_mode_speaks_plain_http_without_token() {
     let block = Block::acquire().unwrap();
-    let listener = TcpListener::bind((IpAddr::from(block.kubelet(2)), 0))
-        .await
-        .unwrap();
+    let listener = TcpListener::bind((IpAddr::from(block.kubelet(2)), 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, kubelet_app()).await });
     let dir = tempfile::tempdir().unwrap();
@@ -313,19 +225,11 @@ async fn completely_insecure_mode_speaks_plain_http_without_token() {
     let mut config = KubeletClientConfig::new(KubeletTls::PlainHttp);
     config.token_file = Some(token);
     let client = KubeletClient::new(config).unwrap();
-    let body = client
-        .get(&url("http", addr, "/metrics/resource"), "node-3")
-        .await
-        .unwrap();
+    let body = client.get(&url("http", addr, "/metrics/resource"), "node-3").await.unwrap();
     assert_eq!(&body[..], b"auth=- certs=0 version=HTTP/1.1");
     // The TLS client refuses plain http URLs rather than downgrading.
     let tls_client = KubeletClient::new(KubeletClientConfig::new(KubeletTls::Insecure)).unwrap();
-    assert!(
-        tls_client
-            .get(&url("http", addr, "/metrics/resource"), "node-3")
-            .await
-            .is_err()
-    );
+    assert!(tls_client.get(&url("http", addr, "/metrics/resource"), "node-3").await.is_err());
     server.abort();
 }
 

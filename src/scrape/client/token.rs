@@ -25,20 +25,9 @@ struct TokenState {
 
 impl TokenFile {
     pub(super) fn open(path: PathBuf, recheck: Duration) -> Result<TokenFile, ClientError> {
-        let header = token_header(&read_file(&path)?).ok_or_else(|| {
-            ClientError::Invalid(format!(
-                "token file {} holds no usable token",
-                path.display()
-            ))
-        })?;
-        Ok(TokenFile {
-            path,
-            recheck,
-            state: Mutex::new(TokenState {
-                header: Some(header),
-                checked: Instant::now(),
-            }),
-        })
+        let header = token_header(&read_file(&path)?)
+            .ok_or_else(|| ClientError::Invalid(format!("token file {} holds no usable token", path.display())))?;
+        Ok(TokenFile { path, recheck, state: Mutex::new(TokenState { header: Some(header), checked: Instant::now() }) })
     }
 
     /// The `Authorization` value, refreshed from the file when due. A file

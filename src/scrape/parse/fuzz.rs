@@ -12,10 +12,7 @@ use proptest::prelude::*;
 use std::sync::LazyLock;
 
 fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 /// Real payloads to mutate: the hand-written full one and a small generated one.
@@ -56,10 +53,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (any::<usize>(), 0usize..64).prop_map(|(i, n)| Mutation::DeleteRange(i, n)),
         (
             any::<usize>(),
-            prop::collection::vec(
-                prop::sample::select(b"{}=\",\\ \n#.e+-0123456789azIN".to_vec()),
-                1..12
-            )
+            prop::collection::vec(prop::sample::select(b"{}=\",\\ \n#.e+-0123456789azIN".to_vec()), 1..12)
         )
             .prop_map(|(i, b)| Mutation::Insert(i, b)),
         (any::<usize>(), 0usize..HUGE.len()).prop_map(|(i, h)| Mutation::HugeNumber(i, h)),
@@ -92,10 +86,7 @@ fn apply(mut body: Vec<u8>, m: &Mutation) -> Vec<u8> {
         }
         Mutation::HugeNumber(i, h) => {
             let p = at(*i, body.len() + 1);
-            let end = body[p..]
-                .iter()
-                .position(|&b| b == b' ' || b == b'\n')
-                .map_or(body.len(), |e| p + e);
+            let end = body[p..].iter().position(|&b| b == b' ' || b == b'\n').map_or(body.len(), |e| p + e);
             body.splice(p..end, HUGE[*h].bytes());
         }
     }
@@ -114,10 +105,7 @@ fn input() -> impl Strategy<Value = Vec<u8>> {
 /// What every successful parse must satisfy whatever the input.
 fn check_invariants(b: &NodeBatch) {
     if let Some(n) = b.node {
-        assert!(
-            n.cpu_cumulative_ns > 0 && n.memory_bytes > 0 && n.timestamp > 0,
-            "invalid node point {n:?}"
-        );
+        assert!(n.cpu_cumulative_ns > 0 && n.memory_bytes > 0 && n.timestamp > 0, "invalid node point {n:?}");
     }
     for p in &b.pods {
         assert!(!p.containers.is_empty(), "pod without containers {p:?}");
@@ -148,11 +136,7 @@ fn well_formed() -> impl Strategy<Value = KubeletSample> {
         0.0..2e9f64,
         0i64..4_000_000_000_000,
     );
-    let pod = (
-        "[a-z0-9\"\\\\.-]{1,12}",
-        "[a-z0-9-]{1,30}",
-        prop::collection::vec(container, 1..4),
-    );
+    let pod = ("[a-z0-9\"\\\\.-]{1,12}", "[a-z0-9-]{1,30}", prop::collection::vec(container, 1..4));
     let node = prop::option::of((0.0..1e7f64, 0u64..(1 << 40), 0i64..4_000_000_000_000));
     (node, prop::collection::vec(pod, 0..8)).prop_map(|(node, pods)| KubeletSample {
         node: node.map(|(c, m, t)| (c, m as f64, t)),

@@ -120,20 +120,11 @@ pub(super) fn parse_line(line: &[u8]) -> Result<Option<Sample<'_>>, ParseErrorKi
 
     let ts_start = skip_blanks(line, value_end);
     let ts_end = token_end(line, ts_start);
-    let timestamp_ms = if ts_end == ts_start {
-        None
-    } else {
-        Some(parse_timestamp(&line[ts_start..ts_end])?)
-    };
+    let timestamp_ms = if ts_end == ts_start { None } else { Some(parse_timestamp(&line[ts_start..ts_end])?) };
     if skip_blanks(line, ts_end) != line.len() {
         return Err(ParseErrorKind::TrailingText);
     }
-    Ok(Some(Sample {
-        family,
-        labels,
-        value,
-        timestamp_ms,
-    }))
+    Ok(Some(Sample { family, labels, value, timestamp_ms }))
 }
 
 fn token_end(line: &[u8], mut pos: usize) -> usize {
@@ -144,11 +135,7 @@ fn token_end(line: &[u8], mut pos: usize) -> usize {
 }
 
 /// Parses `name="value",...}` starting after `{`; returns the position after `}`.
-fn parse_labels<'a>(
-    line: &'a [u8],
-    mut pos: usize,
-    out: &mut Labels<'a>,
-) -> Result<usize, ParseErrorKind> {
+fn parse_labels<'a>(line: &'a [u8], mut pos: usize, out: &mut Labels<'a>) -> Result<usize, ParseErrorKind> {
     let mut count = 0usize;
     loop {
         pos = skip_blanks(line, pos);
@@ -168,15 +155,11 @@ fn parse_labels<'a>(
         let name = &line[pos..name_end];
         pos = skip_blanks(line, name_end);
         if line.get(pos) != Some(&b'=') {
-            return Err(ParseErrorKind::InvalidLabels(
-                "expected '=' after a label name",
-            ));
+            return Err(ParseErrorKind::InvalidLabels("expected '=' after a label name"));
         }
         pos = skip_blanks(line, pos + 1);
         if line.get(pos) != Some(&b'"') {
-            return Err(ParseErrorKind::InvalidLabels(
-                "expected '\"' before a label value",
-            ));
+            return Err(ParseErrorKind::InvalidLabels("expected '\"' before a label value"));
         }
         let (value, after) = parse_quoted(line, pos + 1)?;
         let slot = match name {
@@ -198,9 +181,7 @@ fn parse_labels<'a>(
             Some(b',') => pos += 1,
             Some(b'}') => return Ok(pos + 1),
             _ => {
-                return Err(ParseErrorKind::InvalidLabels(
-                    "expected ',' or '}' after a label value",
-                ));
+                return Err(ParseErrorKind::InvalidLabels("expected ',' or '}' after a label value"));
             }
         }
     }
@@ -256,11 +237,7 @@ fn parse_quoted(line: &[u8], start: usize) -> Result<(Cow<'_, str>, usize), Pars
 /// Go `strconv.ParseFloat` syntax for decimal floats, plus `Inf`/`NaN`
 /// spellings (rejected later for the families we keep).
 fn parse_value(token: &[u8]) -> Result<f64, ParseErrorKind> {
-    let invalid = || {
-        ParseErrorKind::InvalidValue(
-            String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned(),
-        )
-    };
+    let invalid = || ParseErrorKind::InvalidValue(String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned());
     // Rust's parser accepts what Go's does for decimal text, except Go also
     // takes hex floats and underscores, which Prometheus never writes.
     let text = std::str::from_utf8(token).map_err(|_| invalid())?;
@@ -269,10 +246,7 @@ fn parse_value(token: &[u8]) -> Result<f64, ParseErrorKind> {
 
 fn parse_timestamp(token: &[u8]) -> Result<i64, ParseErrorKind> {
     let text = std::str::from_utf8(token).map_err(|_| {
-        ParseErrorKind::InvalidTimestamp(
-            String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned(),
-        )
+        ParseErrorKind::InvalidTimestamp(String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned())
     })?;
-    text.parse::<i64>()
-        .map_err(|_| ParseErrorKind::InvalidTimestamp(text.chars().take(64).collect()))
+    text.parse::<i64>().map_err(|_| ParseErrorKind::InvalidTimestamp(text.chars().take(64).collect()))
 }

@@ -42,18 +42,10 @@ pub fn go_float(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
     }
     // Rust's `{:e}` gives the shortest round-trip digits, as Go's -1 precision does.
     let sci = format!("{:e}", v.abs());
@@ -70,12 +62,7 @@ pub fn go_float(v: f64) -> String {
             out.push('.');
             out.push_str(&digits[1..]);
         }
-        let _ = write!(
-            out,
-            "e{}{:02}",
-            if exp < 0 { '-' } else { '+' },
-            exp.unsigned_abs()
-        );
+        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.unsigned_abs());
     } else if exp < 0 {
         out.push_str("0.");
         for _ in 0..(-exp - 1) {
@@ -103,10 +90,7 @@ pub fn escape(v: &str) -> std::borrow::Cow<'_, str> {
     if !v.contains(['\\', '"', '\n']) {
         return v.into();
     }
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-        .into()
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n").into()
 }
 
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {
@@ -117,41 +101,29 @@ fn header(out: &mut String, name: &str, help: &str, kind: &str) {
 pub fn render(sample: &KubeletSample) -> String {
     // Rows sorted as the kubelet's registry sorts them: by label values in
     // label-name order (container, namespace, pod).
-    let mut rows: Vec<(&PodSample, &ContainerSample)> = sample
-        .pods
-        .iter()
-        .flat_map(|p| p.containers.iter().map(move |c| (p, c)))
-        .collect();
-    rows.sort_by(|a, b| {
-        (&a.1.name, &a.0.namespace, &a.0.name).cmp(&(&b.1.name, &b.0.namespace, &b.0.name))
-    });
-    let mut pods: Vec<&PodSample> = sample
-        .pods
-        .iter()
-        .filter(|p| !p.containers.is_empty())
-        .collect();
+    let mut rows: Vec<(&PodSample, &ContainerSample)> =
+        sample.pods.iter().flat_map(|p| p.containers.iter().map(move |c| (p, c))).collect();
+    rows.sort_by(|a, b| (&a.1.name, &a.0.namespace, &a.0.name).cmp(&(&b.1.name, &b.0.namespace, &b.0.name)));
+    let mut pods: Vec<&PodSample> = sample.pods.iter().filter(|p| !p.containers.is_empty()).collect();
     pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let mut out = String::with_capacity(200 + rows.len() * 480);
-    let container_family = |out: &mut String,
-                            name: &str,
-                            help: &str,
-                            kind: &str,
-                            f: &dyn Fn(&ContainerSample) -> String| {
-        if rows.is_empty() {
-            return;
-        }
-        header(out, name, help, kind);
-        for (p, c) in &rows {
-            let _ = writeln!(
-                out,
-                "{name}{{container=\"{}\",namespace=\"{}\",pod=\"{}\"}} {}",
-                escape(&c.name),
-                escape(&p.namespace),
-                escape(&p.name),
-                f(c)
-            );
-        }
-    };
+    let container_family =
+        |out: &mut String, name: &str, help: &str, kind: &str, f: &dyn Fn(&ContainerSample) -> String| {
+            if rows.is_empty() {
+                return;
+            }
+            header(out, name, help, kind);
+            for (p, c) in &rows {
+                let _ = writeln!(
+                    out,
+                    "{name}{{container=\"{}\",namespace=\"{}\",pod=\"{}\"}} {}",
+                    escape(&c.name),
+                    escape(&p.namespace),
+                    escape(&p.name),
+                    f(c)
+                );
+            }
+        };
     container_family(
         &mut out,
         "container_cpu_usage_seconds_total",
@@ -181,22 +153,11 @@ pub fn render(sample: &KubeletSample) -> String {
             "counter",
         );
         let _ = writeln!(out, "node_cpu_usage_seconds_total {} {ts}", go_float(cpu));
-        header(
-            &mut out,
-            "node_memory_working_set_bytes",
-            "[STABLE] Current working set of the node in bytes",
-            "gauge",
-        );
+        header(&mut out, "node_memory_working_set_bytes", "[STABLE] Current working set of the node in bytes", "gauge");
         let _ = writeln!(out, "node_memory_working_set_bytes {} {ts}", go_float(mem));
     }
     if !pods.is_empty() {
-        let pod_ts = |p: &PodSample| {
-            p.containers
-                .iter()
-                .map(|c| c.timestamp_ms)
-                .max()
-                .unwrap_or(0)
-        };
+        let pod_ts = |p: &PodSample| p.containers.iter().map(|c| c.timestamp_ms).max().unwrap_or(0);
         header(
             &mut out,
             "pod_cpu_usage_seconds_total",
@@ -214,12 +175,7 @@ pub fn render(sample: &KubeletSample) -> String {
                 pod_ts(p)
             );
         }
-        header(
-            &mut out,
-            "pod_memory_working_set_bytes",
-            "[STABLE] Current working set of the pod in bytes",
-            "gauge",
-        );
+        header(&mut out, "pod_memory_working_set_bytes", "[STABLE] Current working set of the pod in bytes", "gauge");
         for p in &pods {
             let mem: f64 = p.containers.iter().map(|c| c.memory_bytes).sum();
             let _ = writeln!(
@@ -268,11 +224,7 @@ pub fn synthetic(pods: usize, containers: usize, timestamp_ms: i64, seed: u64) -
             name: format!("web-{p:03}-{:05x}", next() % 0xfffff),
             containers: (0..containers)
                 .map(|c| ContainerSample {
-                    name: if c == 0 {
-                        "app".into()
-                    } else {
-                        format!("sidecar-{c}")
-                    },
+                    name: if c == 0 { "app".into() } else { format!("sidecar-{c}") },
                     cpu_seconds: 1.0 + (next() % 10_000_000) as f64 / 1000.0,
                     memory_bytes: (1_048_576 + (next() % 2_000_000_000) / 4096 * 4096) as f64,
                     start_time_seconds: start_s + (next() % 1_000_000) as f64 / 1e6,
@@ -281,8 +233,5 @@ pub fn synthetic(pods: usize, containers: usize, timestamp_ms: i64, seed: u64) -
                 .collect(),
         })
         .collect();
-    KubeletSample {
-        node: Some((123_456.789 + (seed % 1000) as f64, 7.5e9, timestamp_ms)),
-        pods,
-    }
+    KubeletSample { node: Some((123_456.789 + (seed % 1000) as f64, 7.5e9, timestamp_ms)), pods }
 }

@@ -78,11 +78,7 @@ fn d1_full_kubelet_payload_yields_node_and_container_points() {
             start_time: None
         })
     );
-    assert_eq!(
-        b.pods.len(),
-        2,
-        "pod_* and scrape_error series must not create pods"
-    );
+    assert_eq!(b.pods.len(), 2, "pod_* and scrape_error series must not create pods");
     let dns = pod(&b, "kube-system", "coredns-7c65d6cfc9-x2vqp").expect("coredns pod");
     assert_eq!(dns.containers.len(), 1);
     assert_eq!(dns.containers[0].name, "coredns");
@@ -100,29 +96,22 @@ fn d1_full_kubelet_payload_yields_node_and_container_points() {
     assert_eq!(names, ["envoy", "server"]);
     assert_eq!(cart.containers[1].point.cpu_cumulative_ns, 118_450_000_000);
     assert_eq!(cart.containers[1].point.memory_bytes, 298_856_448);
-    assert_eq!(
-        cart.containers[1].point.start_time,
-        Some(1_735_030_112_500_000_000)
-    );
+    assert_eq!(cart.containers[1].point.start_time, Some(1_735_030_112_500_000_000));
 }
 
 #[test]
 fn d2_samples_without_timestamp_use_the_request_time() {
-    let b = ok(
-        "node_cpu_usage_seconds_total 10\nnode_memory_working_set_bytes 2048\n\
+    let b = ok("node_cpu_usage_seconds_total 10\nnode_memory_working_set_bytes 2048\n\
         container_cpu_usage_seconds_total{container=\"c\",namespace=\"n\",pod=\"p\"} 1\n\
-        container_memory_working_set_bytes{container=\"c\",namespace=\"n\",pod=\"p\"} 5\n",
-    );
+        container_memory_working_set_bytes{container=\"c\",namespace=\"n\",pod=\"p\"} 5\n");
     assert_eq!(b.node.map(|n| n.timestamp), Some(REQUEST_TIME));
     assert_eq!(b.pods[0].containers[0].point.timestamp, REQUEST_TIME);
 }
 
 #[test]
 fn d3_container_series_alone_give_no_node_point() {
-    let b = ok(
-        "container_cpu_usage_seconds_total{container=\"c\",namespace=\"n\",pod=\"p\"} 1 1000\n\
-        container_memory_working_set_bytes{container=\"c\",namespace=\"n\",pod=\"p\"} 5 1000\n",
-    );
+    let b = ok("container_cpu_usage_seconds_total{container=\"c\",namespace=\"n\",pod=\"p\"} 1 1000\n\
+        container_memory_working_set_bytes{container=\"c\",namespace=\"n\",pod=\"p\"} 5 1000\n");
     assert_eq!(b.node, None);
     assert_eq!(b.pods.len(), 1);
 }
@@ -149,17 +138,12 @@ fn with_sidecar(sidecar: &str) -> String {
 #[test]
 fn d4_pod_with_a_container_without_cpu_or_memory_or_with_zero_is_dropped() {
     let cpu = |v: &str| {
-        format!(
-            "container_cpu_usage_seconds_total{{container=\"s\",namespace=\"n\",pod=\"victim\"}} {v} 1000\n"
-        )
+        format!("container_cpu_usage_seconds_total{{container=\"s\",namespace=\"n\",pod=\"victim\"}} {v} 1000\n")
     };
     let mem = |v: &str| {
-        format!(
-            "container_memory_working_set_bytes{{container=\"s\",namespace=\"n\",pod=\"victim\"}} {v} 1000\n"
-        )
+        format!("container_memory_working_set_bytes{{container=\"s\",namespace=\"n\",pod=\"victim\"}} {v} 1000\n")
     };
-    let start =
-        "container_start_time_seconds{container=\"s\",namespace=\"n\",pod=\"victim\"} 1.7e+09\n";
+    let start = "container_start_time_seconds{container=\"s\",namespace=\"n\",pod=\"victim\"} 1.7e+09\n";
     for (case, sidecar) in [
         ("no cpu", mem("100")),
         ("cpu 0", cpu("0") + &mem("100")),
@@ -168,10 +152,7 @@ fn d4_pod_with_a_container_without_cpu_or_memory_or_with_zero_is_dropped() {
         ("start time only", start.to_string()),
     ] {
         let b = ok(&with_sidecar(&sidecar));
-        assert!(
-            pod(&b, "n", "victim").is_none(),
-            "{case}: pod must be dropped"
-        );
+        assert!(pod(&b, "n", "victim").is_none(), "{case}: pod must be dropped");
         assert!(pod(&b, "n", "other").is_some(), "{case}: other pods stay");
     }
     let b = ok(&with_sidecar(&(cpu("1") + &mem("100"))));
@@ -191,19 +172,10 @@ fn d4_cpu_below_one_nanosecond_counts_as_zero() {
 fn d5_node_without_cpu_or_memory_or_with_zero_is_dropped() {
     for (case, body) in [
         ("no cpu", "node_memory_working_set_bytes 2048 1000\n"),
-        (
-            "cpu 0",
-            "node_cpu_usage_seconds_total 0 1000\nnode_memory_working_set_bytes 2048 1000\n",
-        ),
+        ("cpu 0", "node_cpu_usage_seconds_total 0 1000\nnode_memory_working_set_bytes 2048 1000\n"),
         ("no memory", "node_cpu_usage_seconds_total 10 1000\n"),
-        (
-            "memory 0",
-            "node_cpu_usage_seconds_total 10 1000\nnode_memory_working_set_bytes 0 1000\n",
-        ),
-        (
-            "timestamp 0",
-            "node_cpu_usage_seconds_total 10 0\nnode_memory_working_set_bytes 20 0\n",
-        ),
+        ("memory 0", "node_cpu_usage_seconds_total 10 1000\nnode_memory_working_set_bytes 0 1000\n"),
+        ("timestamp 0", "node_cpu_usage_seconds_total 10 0\nnode_memory_working_set_bytes 20 0\n"),
     ] {
         assert_eq!(ok(body).node, None, "{case}");
     }
@@ -213,28 +185,16 @@ fn d5_node_without_cpu_or_memory_or_with_zero_is_dropped() {
 fn d6_negative_timestamp_rejects_the_whole_batch() {
     let body = FULL_PAYLOAD.replace("4821.093112 1735032840177", "4821.093112 -62135596800000");
     let e = err(&body);
-    assert_eq!(
-        e.cause,
-        ParseErrorKind::NegativeTimestamp(-62_135_596_800_000)
-    );
+    assert_eq!(e.cause, ParseErrorKind::NegativeTimestamp(-62_135_596_800_000));
     assert_eq!(e.line, 18);
-    assert!(
-        e.to_string().contains("node-a") && e.to_string().contains("line 18"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("node-a") && e.to_string().contains("line 18"), "{e}");
 }
 
 #[test]
 fn d6_timestamp_beyond_year_2262_is_rejected() {
     let e = err("node_cpu_usage_seconds_total 1 9223372036854776\n");
-    assert_eq!(
-        e.cause,
-        ParseErrorKind::TimestampOutOfRange(9_223_372_036_854_776)
-    );
-    assert!(matches!(
-        err("node_cpu_usage_seconds_total 1 12.5\n").cause,
-        ParseErrorKind::InvalidTimestamp(_)
-    ));
+    assert_eq!(e.cause, ParseErrorKind::TimestampOutOfRange(9_223_372_036_854_776));
+    assert!(matches!(err("node_cpu_usage_seconds_total 1 12.5\n").cause, ParseErrorKind::InvalidTimestamp(_)));
 }
 
 #[test]
@@ -253,18 +213,11 @@ fn rendered_payload_round_trips_through_the_parser() {
     for p in &sample.pods {
         let got = pod(&b, &p.namespace, &p.name).expect("pod present");
         for c in &p.containers {
-            let gc = got
-                .containers
-                .iter()
-                .find(|x| x.name == c.name)
-                .expect("container present");
+            let gc = got.containers.iter().find(|x| x.name == c.name).expect("container present");
             assert_eq!(gc.point.cpu_cumulative_ns, (c.cpu_seconds * 1e9) as u64);
             assert_eq!(gc.point.memory_bytes, c.memory_bytes as u64);
             assert_eq!(gc.point.timestamp, c.timestamp_ms * MS);
-            assert_eq!(
-                gc.point.start_time,
-                Some((c.start_time_seconds * 1e9) as i64)
-            );
+            assert_eq!(gc.point.start_time, Some((c.start_time_seconds * 1e9) as i64));
         }
     }
 }
@@ -281,8 +234,7 @@ fn labels_in_any_order_with_escapes_and_extra_labels_are_read() {
 
 #[test]
 fn container_sample_without_pod_label_is_an_error() {
-    let e =
-        err("\n# c\ncontainer_cpu_usage_seconds_total{container=\"c\",namespace=\"n\"} 1 1000\n");
+    let e = err("\n# c\ncontainer_cpu_usage_seconds_total{container=\"c\",namespace=\"n\"} 1 1000\n");
     assert_eq!((e.line, e.cause), (3, ParseErrorKind::MissingLabel("pod")));
 }
 
@@ -295,9 +247,7 @@ fn go_float_spellings_are_accepted() {
         (".5", 500_000_000),
         ("+2.", 2_000_000_000),
     ] {
-        let b = ok(&format!(
-            "node_cpu_usage_seconds_total {text} 1000\nnode_memory_working_set_bytes 1 1000\n"
-        ));
+        let b = ok(&format!("node_cpu_usage_seconds_total {text} 1000\nnode_memory_working_set_bytes 1 1000\n"));
         assert_eq!(b.node.map(|n| n.cpu_cumulative_ns), Some(ns), "{text}");
     }
 }
@@ -306,19 +256,10 @@ fn go_float_spellings_are_accepted() {
 fn infinite_nan_negative_or_huge_values_are_rejected_for_kept_series_only() {
     for v in ["+Inf", "-Inf", "NaN", "-1"] {
         let e = err(&format!("node_memory_working_set_bytes {v}\n"));
-        assert!(
-            matches!(e.cause, ParseErrorKind::ValueNotFinite(ref t) if t == v),
-            "{v}: {e}"
-        );
+        assert!(matches!(e.cause, ParseErrorKind::ValueNotFinite(ref t) if t == v), "{v}: {e}");
     }
-    assert!(matches!(
-        err("node_cpu_usage_seconds_total 2e10\n").cause,
-        ParseErrorKind::ValueTooLarge(_)
-    ));
-    assert!(matches!(
-        err("node_cpu_usage_seconds_total 0x1p3\n").cause,
-        ParseErrorKind::InvalidValue(_)
-    ));
+    assert!(matches!(err("node_cpu_usage_seconds_total 2e10\n").cause, ParseErrorKind::ValueTooLarge(_)));
+    assert!(matches!(err("node_cpu_usage_seconds_total 0x1p3\n").cause, ParseErrorKind::InvalidValue(_)));
     ok("pod_cpu_usage_seconds_total{namespace=\"n\",pod=\"p\"} NaN\nsomething_else +Inf\n");
 }
 
@@ -327,10 +268,7 @@ fn start_time_with_timestamp_from_older_kubelets_is_accepted() {
     let b = ok(&with_sidecar(
         "container_start_time_seconds{container=\"app\",namespace=\"n\",pod=\"other\"} 1.6e+09 1735032838512\n",
     ));
-    assert_eq!(
-        pod(&b, "n", "other").map(|p| p.containers[0].point.start_time),
-        Some(Some(1_600_000_000_000_000_000))
-    );
+    assert_eq!(pod(&b, "n", "other").map(|p| p.containers[0].point.start_time), Some(Some(1_600_000_000_000_000_000)));
 }
 
 #[test]
@@ -349,34 +287,14 @@ fn crlf_and_blank_lines_are_tolerated() {
 fn malformed_lines_name_their_line_and_cause() {
     for (body, line, cause) in [
         ("ok 1\n{x=\"1\"} 2\n", 2, ParseErrorKind::InvalidName),
-        (
-            "a{x=\"1\" 2\n",
-            1,
-            ParseErrorKind::InvalidLabels("expected ',' or '}' after a label value"),
-        ),
-        (
-            "a{x=\"1} 2\n",
-            1,
-            ParseErrorKind::InvalidLabels("unterminated label value"),
-        ),
-        (
-            "a{x=1} 2\n",
-            1,
-            ParseErrorKind::InvalidLabels("expected '\"' before a label value"),
-        ),
-        (
-            "a{9=\"1\"} 2\n",
-            1,
-            ParseErrorKind::InvalidLabels("invalid label name"),
-        ),
+        ("a{x=\"1\" 2\n", 1, ParseErrorKind::InvalidLabels("expected ',' or '}' after a label value")),
+        ("a{x=\"1} 2\n", 1, ParseErrorKind::InvalidLabels("unterminated label value")),
+        ("a{x=1} 2\n", 1, ParseErrorKind::InvalidLabels("expected '\"' before a label value")),
+        ("a{9=\"1\"} 2\n", 1, ParseErrorKind::InvalidLabels("invalid label name")),
         ("a\n", 1, ParseErrorKind::MissingValue),
         ("a 1 2 3\n", 1, ParseErrorKind::TrailingText),
         ("a-b 1\n", 1, ParseErrorKind::InvalidName),
-        (
-            "container_cpu_usage_seconds_total{pod=\"a\",pod=\"b\"} 1\n",
-            1,
-            ParseErrorKind::DuplicateLabel("pod"),
-        ),
+        ("container_cpu_usage_seconds_total{pod=\"a\",pod=\"b\"} 1\n", 1, ParseErrorKind::DuplicateLabel("pod")),
     ] {
         let e = err(body);
         assert_eq!((e.line, &e.cause), (line, &cause), "{body:?}");
@@ -390,15 +308,9 @@ fn oversized_lines_labels_and_label_counts_are_refused() {
     let value = format!("a{{x=\"{}\"}} 1\n", "v".repeat(MAX_LABEL_VALUE_BYTES + 1));
     assert_eq!(err(&value).cause, ParseErrorKind::LabelValueTooLong);
     let labels: Vec<String> = (0..=MAX_LABELS).map(|i| format!("l{i}=\"v\"")).collect();
-    assert_eq!(
-        err(&format!("a{{{}}} 1\n", labels.join(","))).cause,
-        ParseErrorKind::TooManyLabels
-    );
+    assert_eq!(err(&format!("a{{{}}} 1\n", labels.join(","))).cause, ParseErrorKind::TooManyLabels);
     let bad_utf8 = parse(b"a 1\nb{x=\"\xff\"} 1\n", "node-a", REQUEST_TIME);
-    assert_eq!(
-        bad_utf8.map_err(|e| (e.line, e.cause)),
-        Err((2, ParseErrorKind::LabelNotUtf8))
-    );
+    assert_eq!(bad_utf8.map_err(|e| (e.line, e.cause)), Err((2, ParseErrorKind::LabelNotUtf8)));
 }
 
 #[test]
@@ -445,9 +357,6 @@ fn render_writes_kubelet_line_shapes() {
         "node_memory_working_set_bytes 1.616273408e+09 1735032829720",
         "# HELP resource_scrape_error [STABLE] 1 if there was an error while getting container metrics, 0 otherwise",
     ] {
-        assert!(
-            text.lines().any(|l| l == line),
-            "missing {line:?} in\n{text}"
-        );
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }
 }

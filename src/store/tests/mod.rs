@@ -31,32 +31,17 @@ pub fn at(secs: i64) -> UnixNanos {
 
 pub fn new_store(resolution_s: u64, staleness_s: u64) -> (Store, Arc<SelfMetrics>) {
     let metrics = Arc::new(SelfMetrics::new(resolution_s as f64));
-    let store = Store::new(
-        Duration::from_secs(resolution_s),
-        Duration::from_secs(staleness_s),
-        metrics.clone(),
-    );
+    let store = Store::new(Duration::from_secs(resolution_s), Duration::from_secs(staleness_s), metrics.clone());
     (store, metrics)
 }
 
 /// A node point at `+ts` seconds with `cpu_s` CPU-seconds.
 pub fn node_point(ts: i64, cpu_s: f64, memory: u64) -> Point {
-    Point {
-        timestamp: at(ts),
-        cpu_cumulative_ns: (cpu_s * 1e9) as u64,
-        memory_bytes: memory,
-        start_time: None,
-    }
+    Point { timestamp: at(ts), cpu_cumulative_ns: (cpu_s * 1e9) as u64, memory_bytes: memory, start_time: None }
 }
 
 /// A container point at `+ts` seconds, started at `+start` seconds.
-pub fn container(
-    name: &str,
-    start: Option<i64>,
-    ts: i64,
-    cpu_s: f64,
-    memory: u64,
-) -> ContainerPoint {
+pub fn container(name: &str, start: Option<i64>, ts: i64, cpu_s: f64, memory: u64) -> ContainerPoint {
     ContainerPoint {
         name: name.to_string(),
         point: Point {
@@ -70,11 +55,7 @@ pub fn container(
 
 pub fn pod(ns: &str, name: &str, mut containers: Vec<ContainerPoint>) -> PodPoints {
     containers.sort_by(|a, b| a.name.cmp(&b.name));
-    PodPoints {
-        namespace: ns.to_string(),
-        name: name.to_string(),
-        containers,
-    }
+    PodPoints { namespace: ns.to_string(), name: name.to_string(), containers }
 }
 
 pub fn batch(node: Option<Point>, pods: Vec<PodPoints>) -> NodeBatch {
@@ -82,10 +63,7 @@ pub fn batch(node: Option<Point>, pods: Vec<PodPoints>) -> NodeBatch {
 }
 
 pub fn storage_points(metrics: &SelfMetrics, kind: &'static str) -> i64 {
-    metrics
-        .storage_points
-        .get_or_create(&vec![("type", kind)])
-        .get()
+    metrics.storage_points.get_or_create(&vec![("type", kind)]).get()
 }
 
 /// Reads a pod at a time when nothing is stale.

@@ -5,11 +5,7 @@ use crate::model::{ContainerUsage, Usage};
 
 /// Stores a batch holding one pod `ns/p` on `node1`.
 fn scrape(store: &Store, containers: Vec<ContainerPoint>) {
-    let now = containers
-        .iter()
-        .map(|c| c.point.timestamp)
-        .max()
-        .unwrap_or(T0);
+    let now = containers.iter().map(|c| c.point.timestamp).max().unwrap_or(T0);
     store.store_scrape("node1", batch(None, vec![pod("ns", "p", containers)]), now);
 }
 
@@ -22,13 +18,7 @@ fn p1_pod_is_served_from_its_second_scrape() {
     let p = read_pod(&store, "ns", "p").expect("served");
     assert_eq!(
         p.containers,
-        vec![ContainerUsage {
-            name: "c".into(),
-            usage: Usage {
-                cpu_nanocores: 1_000_000_000,
-                memory_bytes: 5 * MIB
-            }
-        }]
+        vec![ContainerUsage { name: "c".into(), usage: Usage { cpu_nanocores: 1_000_000_000, memory_bytes: 5 * MIB } }]
     );
     assert_eq!((p.timestamp, p.window_ns), (at(125), 5 * S));
 }
@@ -36,20 +26,8 @@ fn p1_pod_is_served_from_its_second_scrape() {
 #[test]
 fn p2_pod_time_is_that_of_the_container_with_the_earliest_timestamp() {
     let (store, _) = new_store(60, 0);
-    scrape(
-        &store,
-        vec![
-            container("a", None, 110, 1.0, MIB),
-            container("b", None, 115, 1.0, MIB),
-        ],
-    );
-    scrape(
-        &store,
-        vec![
-            container("a", None, 120, 2.0, MIB),
-            container("b", None, 125, 3.0, MIB),
-        ],
-    );
+    scrape(&store, vec![container("a", None, 110, 1.0, MIB), container("b", None, 115, 1.0, MIB)]);
+    scrape(&store, vec![container("a", None, 120, 2.0, MIB), container("b", None, 125, 3.0, MIB)]);
     let p = read_pod(&store, "ns", "p").expect("served");
     assert_eq!((p.timestamp, p.window_ns), (at(120), 10 * S));
     assert_eq!(p.containers.len(), 2);
@@ -66,28 +44,12 @@ fn p3_repeated_scrape_of_a_new_pod_is_not_served() {
 #[test]
 fn p4_storage_points_count_containers_with_a_previous_point() {
     let (store, metrics) = new_store(60, 0);
-    scrape(
-        &store,
-        vec![
-            container("a", None, 110, 1.0, MIB),
-            container("b", None, 110, 1.0, MIB),
-        ],
-    );
+    scrape(&store, vec![container("a", None, 110, 1.0, MIB), container("b", None, 110, 1.0, MIB)]);
     assert_eq!(storage_points(&metrics, "container"), 0);
-    scrape(
-        &store,
-        vec![
-            container("a", None, 120, 2.0, MIB),
-            container("b", None, 120, 3.0, MIB),
-        ],
-    );
+    scrape(&store, vec![container("a", None, 120, 2.0, MIB), container("b", None, 120, 3.0, MIB)]);
     assert_eq!(storage_points(&metrics, "container"), 2);
     store.store_scrape("node1", batch(None, vec![]), at(130));
-    assert_eq!(
-        storage_points(&metrics, "container"),
-        0,
-        "pod no longer reported"
-    );
+    assert_eq!(storage_points(&metrics, "container"), 0, "pod no longer reported");
 }
 
 #[test]
@@ -110,10 +72,7 @@ fn p5_restart_outside_the_fresh_window_hides_the_pod_for_one_scrape() {
     scrape(&store, vec![container("c", Some(117), 145, 30.0, MIB)]);
     assert_eq!(read_pod(&store, "ns", "p"), None);
     scrape(&store, vec![container("c", Some(117), 160, 31.5, MIB)]);
-    assert_eq!(
-        read_pod(&store, "ns", "p").map(|p| p.containers[0].usage.cpu_nanocores),
-        Some(100_000_000)
-    );
+    assert_eq!(read_pod(&store, "ns", "p").map(|p| p.containers[0].usage.cpu_nanocores), Some(100_000_000));
 }
 
 #[test]
@@ -129,20 +88,8 @@ fn p6_cpu_decrease_returns_the_pod_without_that_container() {
 #[test]
 fn p6_only_the_decreasing_container_is_left_out() {
     let (store, _) = new_store(60, 0);
-    scrape(
-        &store,
-        vec![
-            container("a", None, 120, 5.0, MIB),
-            container("b", None, 120, 5.0, MIB),
-        ],
-    );
-    scrape(
-        &store,
-        vec![
-            container("a", None, 125, 1.0, MIB),
-            container("b", None, 125, 10.0, MIB),
-        ],
-    );
+    scrape(&store, vec![container("a", None, 120, 5.0, MIB), container("b", None, 120, 5.0, MIB)]);
+    scrape(&store, vec![container("a", None, 125, 1.0, MIB), container("b", None, 125, 10.0, MIB)]);
     let p = read_pod(&store, "ns", "p").expect("served");
     let names: Vec<&str> = p.containers.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["b"]);
@@ -201,35 +148,17 @@ fn p12_zero_start_time_gives_the_normal_two_scrape_behaviour() {
     scrape(&store, vec![container("c", zero, 120, 1.0, MIB)]);
     assert_eq!(read_pod(&store, "ns", "p"), None);
     scrape(&store, vec![container("c", zero, 125, 6.0, MIB)]);
-    assert_eq!(
-        read_pod(&store, "ns", "p").map(|p| p.containers[0].usage.cpu_nanocores),
-        Some(1_000_000_000)
-    );
+    assert_eq!(read_pod(&store, "ns", "p").map(|p| p.containers[0].usage.cpu_nanocores), Some(1_000_000_000));
 }
 
 #[test]
 fn p13_container_appearing_in_the_second_scrape_hides_the_pod() {
     let (store, _) = new_store(60, 0);
     scrape(&store, vec![container("a", None, 120, 1.0, MIB)]);
-    scrape(
-        &store,
-        vec![
-            container("a", None, 125, 2.0, MIB),
-            container("sidecar", None, 125, 2.0, MIB),
-        ],
-    );
+    scrape(&store, vec![container("a", None, 125, 2.0, MIB), container("sidecar", None, 125, 2.0, MIB)]);
     assert_eq!(read_pod(&store, "ns", "p"), None);
-    scrape(
-        &store,
-        vec![
-            container("a", None, 130, 3.0, MIB),
-            container("sidecar", None, 130, 3.0, MIB),
-        ],
-    );
-    assert_eq!(
-        read_pod(&store, "ns", "p").map(|p| p.containers.len()),
-        Some(2)
-    );
+    scrape(&store, vec![container("a", None, 130, 3.0, MIB), container("sidecar", None, 130, 3.0, MIB)]);
+    assert_eq!(read_pod(&store, "ns", "p").map(|p| p.containers.len()), Some(2));
 }
 
 #[test]
@@ -238,10 +167,7 @@ fn pod_reported_by_a_new_node_replaces_the_old_entry() {
     let on = |node: &str, ts: i64, cpu: f64| {
         store.store_scrape(
             node,
-            batch(
-                None,
-                vec![pod("ns", "web-0", vec![container("c", None, ts, cpu, MIB)])],
-            ),
+            batch(None, vec![pod("ns", "web-0", vec![container("c", None, ts, cpu, MIB)])]),
             at(ts),
         );
     };
@@ -249,17 +175,11 @@ fn pod_reported_by_a_new_node_replaces_the_old_entry() {
     on("node-a", 110, 2.0);
     on("node-b", 120, 4.0);
     // The pod's points moved with it: node-b's first report already has a prev.
-    assert_eq!(
-        read_pod(&store, "ns", "web-0").map(|p| p.window_ns),
-        Some(10 * S)
-    );
+    assert_eq!(read_pod(&store, "ns", "web-0").map(|p| p.window_ns), Some(10 * S));
     // node-a no longer reporting it, or failing, does not touch node-b's pod.
     store.store_scrape("node-a", batch(None, vec![]), at(125));
     store.scrape_failed("node-a", at(126));
-    assert_eq!(
-        read_pod(&store, "ns", "web-0").map(|p| p.containers[0].usage.cpu_nanocores),
-        Some(200_000_000)
-    );
+    assert_eq!(read_pod(&store, "ns", "web-0").map(|p| p.containers[0].usage.cpu_nanocores), Some(200_000_000));
     assert_eq!(storage_points(&metrics, "container"), 1);
     store.forget_node("node-b");
     assert_eq!(read_pod(&store, "ns", "web-0"), None);
@@ -272,11 +192,7 @@ fn pods_of_other_nodes_survive_a_scrape_of_one_node() {
     for ts in [100, 110] {
         for n in ["node-a", "node-b"] {
             let p = pod("ns", n, vec![container("c", None, ts, ts as f64, MIB)]);
-            store.store_scrape(
-                n,
-                batch(Some(node_point(ts, ts as f64, MIB)), vec![p]),
-                at(ts),
-            );
+            store.store_scrape(n, batch(Some(node_point(ts, ts as f64, MIB)), vec![p]), at(ts));
         }
     }
     store.store_scrape("node-a", batch(None, vec![]), at(120));

@@ -8,20 +8,13 @@ fn two_scrapes(staleness_s: u64) -> (Store, Arc<SelfMetrics>) {
     let (store, metrics) = new_store(15, staleness_s);
     for (ts, cpu) in [(15, 10.0), (30, 25.0)] {
         let p = pod("ns", "p", vec![container("c", None, ts, cpu, MIB)]);
-        store.store_scrape(
-            "node1",
-            batch(Some(node_point(ts, cpu, 2 * MIB)), vec![p]),
-            at(ts),
-        );
+        store.store_scrape("node1", batch(Some(node_point(ts, cpu, 2 * MIB)), vec![p]), at(ts));
     }
     (store, metrics)
 }
 
 fn sample_age(metrics: &SelfMetrics, node: &str) -> f64 {
-    metrics
-        .node_sample_age
-        .get_or_create(&vec![("node", node.to_string())])
-        .get()
+    metrics.node_sample_age.get_or_create(&vec![("node", node.to_string())]).get()
 }
 
 #[test]
@@ -33,11 +26,7 @@ fn failed_node_is_served_stale_with_its_true_timestamp_within_the_bound() {
     // Bound: newest sample (+30) + resolution (15) + staleness (30) = +75.
     for now in [45, 60, 75] {
         let n = store.node("node1", at(now)).expect("served stale");
-        assert_eq!(
-            (n.timestamp, n.window_ns, n.usage.cpu_nanocores),
-            (at(30), 15 * S, 1_000_000_000),
-            "now +{now}"
-        );
+        assert_eq!((n.timestamp, n.window_ns, n.usage.cpu_nanocores), (at(30), 15 * S, 1_000_000_000), "now +{now}");
         let p = store.pod("ns", "p", at(now)).expect("pod served stale");
         assert_eq!((p.timestamp, p.window_ns), (at(30), 15 * S));
     }
@@ -63,11 +52,7 @@ fn failed_node_is_gone_once_its_newest_sample_is_past_the_bound() {
 fn other_nodes_scrapes_prune_expired_stale_nodes() {
     let (store, metrics) = two_scrapes(30);
     store.scrape_failed("node1", at(45));
-    store.store_scrape(
-        "node2",
-        batch(Some(node_point(80, 1.0, MIB)), vec![]),
-        at(80),
-    );
+    store.store_scrape("node2", batch(Some(node_point(80, 1.0, MIB)), vec![]), at(80));
     assert_eq!(metrics.served_stale_nodes.get(), 0);
     assert_eq!(store.newest_sample("node1"), None);
 }
@@ -81,11 +66,7 @@ fn zero_staleness_removes_a_failed_node_and_its_pods_at_once() {
     assert_eq!(metrics.served_stale_nodes.get(), 0);
     // Reference timeline: the next success has no prev, so a second gap follows.
     let p = pod("ns", "p", vec![container("c", None, 60, 40.0, MIB)]);
-    store.store_scrape(
-        "node1",
-        batch(Some(node_point(60, 40.0, 2 * MIB)), vec![p]),
-        at(60),
-    );
+    store.store_scrape("node1", batch(Some(node_point(60, 40.0, 2 * MIB)), vec![p]), at(60));
     assert_eq!(store.node("node1", at(60)), None);
 }
 
@@ -94,49 +75,25 @@ fn success_after_a_failure_within_the_bound_is_rated_across_the_gap() {
     let (store, metrics) = two_scrapes(30);
     store.scrape_failed("node1", at(45));
     let p = pod("ns", "p", vec![container("c", None, 60, 40.0, MIB)]);
-    store.store_scrape(
-        "node1",
-        batch(Some(node_point(60, 40.0, 2 * MIB)), vec![p]),
-        at(60),
-    );
+    store.store_scrape("node1", batch(Some(node_point(60, 40.0, 2 * MIB)), vec![p]), at(60));
     assert_eq!(metrics.served_stale_nodes.get(), 0);
-    let n = store
-        .node("node1", at(2_000))
-        .expect("fresh again, no staleness bound");
-    assert_eq!(
-        (n.timestamp, n.window_ns, n.usage.cpu_nanocores),
-        (at(60), 30 * S, 500_000_000)
-    );
-    assert_eq!(
-        store.pod("ns", "p", at(60)).map(|p| p.window_ns),
-        Some(30 * S)
-    );
+    let n = store.node("node1", at(2_000)).expect("fresh again, no staleness bound");
+    assert_eq!((n.timestamp, n.window_ns, n.usage.cpu_nanocores), (at(60), 30 * S, 500_000_000));
+    assert_eq!(store.pod("ns", "p", at(60)).map(|p| p.window_ns), Some(30 * S));
 }
 
 #[test]
 fn success_after_the_bound_starts_over() {
     let (store, _) = two_scrapes(30);
     store.scrape_failed("node1", at(45));
-    store.store_scrape(
-        "node1",
-        batch(Some(node_point(90, 40.0, 2 * MIB)), vec![]),
-        at(90),
-    );
-    assert_eq!(
-        store.node("node1", at(90)),
-        None,
-        "expired points must not serve as prev"
-    );
+    store.store_scrape("node1", batch(Some(node_point(90, 40.0, 2 * MIB)), vec![]), at(90));
+    assert_eq!(store.node("node1", at(90)), None, "expired points must not serve as prev");
 }
 
 #[test]
 fn forget_node_drops_its_points_and_sample_age_series() {
     let (store, metrics) = two_scrapes(30);
-    assert!(
-        metrics
-            .encode()
-            .contains("ha_metrics_server_node_sample_age_seconds{node=\"node1\"}")
-    );
+    assert!(metrics.encode().contains("ha_metrics_server_node_sample_age_seconds{node=\"node1\"}"));
     store.forget_node("node1");
     assert_eq!(store.node("node1", at(30)), None);
     assert_eq!(store.pod("ns", "p", at(30)), None);

@@ -29,19 +29,9 @@ fn publish(dir: &Path, generation: u32, pair: &crate::pki::CertPair) {
     }
 }
 
-async fn wait_status(
-    rx: &mut watch::Receiver<ReloadStatus>,
-    what: &str,
-    cond: impl Fn(&ReloadStatus) -> bool,
-) {
-    let waited = tokio::time::timeout(DEADLINE, rx.wait_for(|s| cond(s)))
-        .await
-        .is_ok();
-    assert!(
-        waited,
-        "reloader never reached: {what}; status {:?}",
-        *rx.borrow()
-    );
+async fn wait_status(rx: &mut watch::Receiver<ReloadStatus>, what: &str, cond: impl Fn(&ReloadStatus) -> bool) {
+    let waited = tokio::time::timeout(DEADLINE, rx.wait_for(|s| cond(s))).await.is_ok();
+    assert!(waited, "reloader never reached: {what}; status {:?}", *rx.borrow());
 }
 
 async fn eventually_served(addr: SocketAddr, client: ClientConfig) {
@@ -50,10 +40,7 @@ async fn eventually_served(addr: SocketAddr, client: ClientConfig) {
         if let Ok((200, _)) = fetch(addr, client.clone(), true, "/whoami").await {
             return;
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "new certificate not served within {DEADLINE:?}"
-        );
+        assert!(start.elapsed() < DEADLINE, "new certificate not served within {DEADLINE:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -71,80 +58,37 @@ async fn rotated_secret_files_are_served_without_restart_and_bad_ones_ignored() 
     let (ca_a, ca_b) = (Ca::new("a").unwrap(), Ca::new("b").unwrap());
     publish(dir.path(), 1, &server_pair(&ca_a, ip));
 
-    let files = CertFiles {
-        cert: dir.path().join("tls.crt"),
-        key: dir.path().join("tls.key"),
-    };
-    let source = CertSource::from_flags(
-        Some(files.cert.clone()),
-        Some(files.key.clone()),
-        "unused".into(),
-        ip,
-    )
-    .unwrap();
+    let files = CertFiles { cert: dir.path().join("tls.crt"), key: dir.path().join("tls.key") };
+    let source =
+        CertSource::from_flags(Some(files.cert.clone()), Some(files.key.clone()), "unused".into(), ip).unwrap();
     let token = CancellationToken::new();
     let policy = TlsPolicy::default();
     let build = move |ck: CertKey| api_server_config(ck.chain, ck.key, &policy);
-    let (tls, reloader) = source
-        .start(build, Duration::from_millis(50), token.clone())
-        .unwrap();
+    let (tls, reloader) = source.start(build, Duration::from_millis(50), token.clone()).unwrap();
     let mut status = reloader.unwrap().status;
     let (addr, serving) = start(ip, tls).await;
     let policy = TlsPolicy::default();
-    let trust_a =
-        config::verifying_client_config(ca_a.cert_pem().as_bytes(), None, &policy).unwrap();
-    let trust_b =
-        config::verifying_client_config(ca_b.cert_pem().as_bytes(), None, &policy).unwrap();
+    let trust_a = config::verifying_client_config(ca_a.cert_pem().as_bytes(), None, &policy).unwrap();
+    let trust_b = config::verifying_client_config(ca_b.cert_pem().as_bytes(), None, &policy).unwrap();
     wait_status(&mut status, "first apply", |s| s.applied >= 1).await;
-    assert_eq!(
-        fetch(addr, trust_a.clone(), true, "/whoami")
-            .await
-            .unwrap()
-            .0,
-        200
-    );
+    assert_eq!(fetch(addr, trust_a.clone(), true, "/whoami").await.unwrap().0, 200);
 
     // A broken certificate: rejected, the old one still served.
-    std::fs::write(
-        dir.path().join("garbage.crt"),
-        "-----BEGIN CERTIFICATE-----\nnot base64!\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("garbage.crt"), "-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap();
     std::fs::write(dir.path().join("garbage.key"), "").unwrap();
     let garbage = crate::pki::CertPair {
         cert_pem: std::fs::read_to_string(dir.path().join("garbage.crt")).unwrap(),
         key_pem: server_pair(&ca_a, ip).key_pem,
     };
     publish(dir.path(), 2, &garbage);
-    wait_status(&mut status, "rejection of a broken pair", |s| {
-        s.rejected >= 1
-    })
-    .await;
-    assert!(
-        status
-            .borrow()
-            .last_error
-            .as_deref()
-            .unwrap_or("")
-            .contains("tls.crt"),
-        "{:?}",
-        *status.borrow()
-    );
-    assert_eq!(
-        fetch(addr, trust_a.clone(), true, "/whoami")
-            .await
-            .unwrap()
-            .0,
-        200
-    );
+    wait_status(&mut status, "rejection of a broken pair", |s| s.rejected >= 1).await;
+    assert!(status.borrow().last_error.as_deref().unwrap_or("").contains("tls.crt"), "{:?}", *status.borrow());
+    assert_eq!(fetch(addr, trust_a.clone(), true, "/whoami").await.unwrap().0, 200);
     assert!(fetch(addr, trust_b.clone(), true, "/whoami").await.is_err());
 
     // A good new pair from another CA: served to new connections.
     publish(dir.path(), 3, &server_pair(&ca_b, ip));
-    wait_status(&mut status, "second apply", |s| {
-        s.applied >= 2 && s.last_error.is_none()
-    })
-    .await;
+    wait_status(&mut status, "second apply", |s| s.applied >= 2 && s.last_error.is_none()).await;
     eventually_served(addr, trust_b).await;
     assert!(fetch(addr, trust_a, true, "/whoami").await.is_err());
     token.cancel();
@@ -158,10 +102,7 @@ fn cert_and_key_flags_must_come_together() {
     assert!(e.to_string().contains("--tls-private-key-file"), "{e}");
     let e = CertSource::from_flags(None, Some("/k".into()), "/d".into(), ip).unwrap_err();
     assert!(e.to_string().contains("--tls-cert-file"), "{e}");
-    assert!(matches!(
-        CertSource::from_flags(None, None, "/d".into(), ip),
-        Ok(CertSource::SelfSigned { .. })
-    ));
+    assert!(matches!(CertSource::from_flags(None, None, "/d".into(), ip), Ok(CertSource::SelfSigned { .. })));
 }
 
 #[test]
@@ -184,10 +125,7 @@ fn self_signed_pair_is_written_reused_and_replaced_when_broken() {
     let dir = tempfile::tempdir().unwrap();
     let cert_dir = dir.path().join("certs");
     let bind: std::net::IpAddr = "127.0.3.7".parse().unwrap();
-    let source = CertSource::SelfSigned {
-        cert_dir: cert_dir.clone(),
-        bind,
-    };
+    let source = CertSource::SelfSigned { cert_dir: cert_dir.clone(), bind };
 
     let first = source.load().unwrap();
     let cert_file = cert_dir.join(SELF_SIGNED_CERT);
@@ -212,17 +150,11 @@ fn self_signed_pair_is_written_reused_and_replaced_when_broken() {
         assert!(sans.contains(want), "SAN {want} missing from {sans}");
     }
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(cert_dir.join(SELF_SIGNED_KEY))
-        .unwrap()
-        .permissions()
-        .mode();
+    let mode = std::fs::metadata(cert_dir.join(SELF_SIGNED_KEY)).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "key file readable by others: {mode:o}");
 
     let again = source.load().unwrap();
-    assert_eq!(
-        again.chain, first.chain,
-        "valid pair in --cert-dir was not reused"
-    );
+    assert_eq!(again.chain, first.chain, "valid pair in --cert-dir was not reused");
     assert_eq!(std::fs::read(&cert_file).unwrap(), written);
 
     std::fs::write(&cert_file, "garbage").unwrap();

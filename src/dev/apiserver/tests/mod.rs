@@ -36,36 +36,19 @@ impl Harness {
     pub async fn start_with(tune: impl FnOnce(&mut ApiServerOptions)) -> Harness {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let block = Block::acquire().expect("a free loopback block");
-        let spec = generate(
-            &block,
-            &GenerateOptions {
-                nodes: 3,
-                pods_per_node: 3,
-                ..GenerateOptions::default()
-            },
-        );
+        let spec = generate(&block, &GenerateOptions { nodes: 3, pods_per_node: 3, ..GenerateOptions::default() });
         let mut opts = ApiServerOptions::new(SocketAddr::new(block.apiserver().into(), 6443));
         opts.bookmark_interval = Duration::from_millis(200);
         tune(&mut opts);
         let shutdown = CancellationToken::new();
-        let server = StandInApiServer::start(opts, &spec, shutdown.clone())
-            .await
-            .expect("stand-in starts");
-        Harness {
-            server,
-            spec,
-            block,
-            dir: tempfile::tempdir().expect("tempdir"),
-            _shutdown: shutdown.drop_guard(),
-        }
+        let server = StandInApiServer::start(opts, &spec, shutdown.clone()).await.expect("stand-in starts");
+        Harness { server, spec, block, dir: tempfile::tempdir().expect("tempdir"), _shutdown: shutdown.drop_guard() }
     }
 
     /// Writes a kubeconfig for `user` and returns its path.
     pub fn kubeconfig(&self, file: &str, user: KubeconfigUser) -> PathBuf {
         let path = self.dir.path().join(file);
-        self.server
-            .write_kubeconfig(&path, user)
-            .expect("kubeconfig written");
+        self.server.write_kubeconfig(&path, user).expect("kubeconfig written");
         path
     }
 
@@ -77,11 +60,7 @@ impl Harness {
 
     /// A kube client as `admin` in `system:masters`.
     pub async fn admin(&self) -> kube::Client {
-        self.client(KubeconfigUser::ClientCert {
-            user: "admin".into(),
-            groups: vec!["system:masters".into()],
-        })
-        .await
+        self.client(KubeconfigUser::ClientCert { user: "admin".into(), groups: vec!["system:masters".into()] }).await
     }
 }
 
@@ -94,10 +73,9 @@ fn rand_suffix() -> u64 {
 /// A kube client from a kubeconfig file.
 pub async fn client_from(path: &std::path::Path) -> kube::Client {
     let kc = kube::config::Kubeconfig::read_from(path).expect("kubeconfig parses");
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("kubeconfig loads");
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig loads");
     // kube retries 503s with backoff; the tests want to see them.
     config.default_retry = false;
     kube::Client::try_from(config).expect("client builds")
@@ -114,10 +92,7 @@ where
         if check().await {
             return;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -128,18 +103,8 @@ pub async fn get_raw(client: &kube::Client, uri: &str, accept: Option<&str>) -> 
     if let Some(a) = accept {
         req = req.header(http::header::ACCEPT, a);
     }
-    let resp = client
-        .send(
-            req.body(Vec::new())
-                .expect("request")
-                .map(kube::client::Body::from),
-        )
-        .await
-        .expect("sent");
+    let resp = client.send(req.body(Vec::new()).expect("request").map(kube::client::Body::from)).await.expect("sent");
     let status = resp.status().as_u16();
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .expect("body")
-        .to_bytes();
+    let body = http_body_util::BodyExt::collect(resp.into_body()).await.expect("body").to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
 }
