@@ -24,6 +24,7 @@ use std::collections::HashMap;
 #[cfg(test)]
 mod fuzz;
 mod line;
+pub mod gofloat;
 pub mod render;
 #[cfg(test)]
 mod tests;

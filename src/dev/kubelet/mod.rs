@@ -14,7 +14,6 @@
 #[cfg(test)]
 mod fault_tests;
 mod fleet;
-mod gofloat;
 mod knobs;
 mod model;
 mod node;
@@ -28,7 +27,7 @@ mod tests;
 use std::time::Duration;
 
 pub use fleet::KubeletFleet;
-pub use gofloat::write_go_float;
+pub use crate::scrape::parse::gofloat::write_go_float;
 
 /// How a fleet is started.
 #[derive(Debug, Clone)]

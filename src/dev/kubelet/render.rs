@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use super::gofloat::write_go_float;
+use crate::scrape::parse::gofloat::write_go_float;
 use super::model::{NANOS_PER_SEC, Nanos, NodeModel};
 
 /// What one gap of a template is filled with.
