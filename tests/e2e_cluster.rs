@@ -209,3 +209,36 @@ async fn peer_port_refuses_callers_without_a_cluster_certificate() {
     assert!(try_get(peer, path, Some(&user), &[]).await.is_err());
     assert!(r.status(0).await.is_some(), "a cluster certificate is accepted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_leaves_the_ring_as_draining_and_restart_makes_it_active_again() {
+    let mut r = Ring::start(3).await;
+    r.settled(&[0, 1, 2], 3).await.expect("cluster formed");
+    r.c.replicas[1].signal(libc::SIGTERM);
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut exited = None;
+    while exited.is_none() && Instant::now() < end {
+        exited = r.c.replicas[1].try_wait();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "SIGTERM must end the replica cleanly: {exited:?}\n{}",
+        r.c.replicas[1].log_text()
+    );
+    let views = [r.status(0).await.unwrap(), r.status(2).await.unwrap()];
+    for v in &views {
+        let m = v.members.iter().find(|m| m.name == "replica-1").unwrap();
+        assert!(
+            matches!(m.state, MemberState::Draining | MemberState::Down),
+            "replica-1 is {:?} after SIGTERM",
+            m.state
+        );
+    }
+    assert!(r.c.replicas[1].log_text().contains("left the ring"), "{}", r.c.replicas[1].log_text());
+    let mut args = r.c.env.replica_args(1, &r.c.resolution);
+    args.extend(r.c.env.cluster_args(1, 3).unwrap());
+    let log = r.c.env.work_dir.join("replica-1-again.log");
+    r.c.replicas[1] = ha_metrics_server::dev::env::ReplicaProcess::spawn(&common::binary(), &args, &log).unwrap();
+    r.settled(&[0, 1, 2], 3).await.expect("the same replica is Active again after a rolling restart");
+}

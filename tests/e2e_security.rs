@@ -49,6 +49,21 @@ async fn anonymous_and_forged_requests_are_refused_and_probes_are_open() {
         "{body}"
     );
 
+    // A certificate from the front-proxy CA whose CN is not an allowed name
+    // is refused outright, headers or not.
+    let impostor = c.env.apiserver.issue_front_proxy_cert("not-the-front-proxy").unwrap();
+    let (code, body) =
+        direct_get(addr, NODES, Some(&impostor), &[("X-Remote-User", "dev-user"), ("X-Remote-Group", "dev-team")])
+            .await;
+    assert_eq!(code, 401, "front-proxy certificate with a CN outside requestheader-allowed-names: {body}");
+
+    // Bearer tokens are checked with TokenReview.
+    c.env.apiserver.add_token("token-of-dev-user", "dev-user", &["dev-team"]);
+    let (code, body) = direct_get(addr, NODES, None, &[("Authorization", "Bearer token-of-dev-user")]).await;
+    assert_eq!(code, 200, "a valid bearer token: {body}");
+    let (code, _) = direct_get(addr, NODES, None, &[("Authorization", "Bearer made-up")]).await;
+    assert_eq!(code, 401, "an unknown bearer token");
+
     // The front proxy's own certificate with identity headers is trusted.
     let proxy = c.env.apiserver.front_proxy_client();
     let (code, body) =

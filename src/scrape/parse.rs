@@ -23,8 +23,8 @@ use std::collections::HashMap;
 
 #[cfg(test)]
 mod fuzz;
-mod line;
 pub mod gofloat;
+mod line;
 pub mod render;
 #[cfg(test)]
 mod tests;

@@ -224,6 +224,13 @@ impl StandInApiServer {
         self.lock_front_proxy().client.clone()
     }
 
+    /// A client certificate from the current front-proxy CA with another
+    /// common name (one `requestheader-allowed-names` does not list), for
+    /// testing that servers check the name and not only the CA.
+    pub fn issue_front_proxy_cert(&self, common_name: &str) -> Result<CertPair, Error> {
+        Ok(self.lock_front_proxy().ca.issue_client(common_name, &[])?)
+    }
+
     /// A client certificate the stand-in accepts: user `user`, groups `groups`.
     pub fn issue_client_cert(&self, user: &str, groups: &[&str]) -> Result<CertPair, Error> {
         Ok(self.client_ca.issue_client(user, groups)?)

@@ -26,8 +26,8 @@ mod tests;
 
 use std::time::Duration;
 
-pub use fleet::KubeletFleet;
 pub use crate::scrape::parse::gofloat::write_go_float;
+pub use fleet::KubeletFleet;
 
 /// How a fleet is started.
 #[derive(Debug, Clone)]

@@ -10,8 +10,8 @@
 
 use std::fmt::Write as _;
 
-use crate::scrape::parse::gofloat::write_go_float;
 use super::model::{NANOS_PER_SEC, Nanos, NodeModel};
+use crate::scrape::parse::gofloat::write_go_float;
 
 /// What one gap of a template is filled with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
