@@ -7,6 +7,7 @@
 //! `SCALE_SECONDS` (measurement window, default 60).
 
 #[path = "../tests/common/direct.rs"]
+#[allow(dead_code)]
 mod direct;
 
 use std::io::{BufRead, BufReader};
@@ -96,8 +97,8 @@ fn main() {
             if started.elapsed() > Duration::from_secs(300) {
                 return false;
             }
-            if let Ok((200, _)) =
-                tokio::time::timeout(Duration::from_secs(5), direct::direct_get(addr, "/readyz", None, &[])).await
+            if let Ok(Ok((200, _))) =
+                tokio::time::timeout(Duration::from_secs(5), direct::try_get(addr, "/readyz", None, &[])).await
             {
                 return true;
             }
