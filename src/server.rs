@@ -56,42 +56,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let tick = Arc::new(TickClock::default());
     let shutting_down = Arc::new(AtomicBool::new(false));
 
-    let app = {
-        let api = crate::api::router(crate::api::ApiState {
-            inventory: Arc::new(discovery.clone()) as Arc<dyn Inventory>,
-            metrics: store.clone(),
-            self_metrics: metrics.clone(),
-            clock: Arc::new(crate::model::now_nanos),
-            build_version: format!("v{}", env!("CARGO_PKG_VERSION")),
-        });
-        let health = crate::health::router(Arc::new(HealthChecks::standard(HealthInputs {
-            store_ready: {
-                let s = store.clone();
-                Arc::new(move || s.ready())
-            },
-            informers_synced: {
-                let d = discovery.clone();
-                Arc::new(move || d.synced())
-            },
-            pods_informer_synced: {
-                let d = discovery.clone();
-                Arc::new(move || d.synced())
-            },
-            tick: tick.clone(),
-            resolution: config.resolution,
-            shutting_down: shutting_down.clone(),
-        })));
-        let m = metrics.clone();
-        Router::new()
-            .merge(api)
-            .merge(health)
-            .route("/metrics", get(move || async move { metrics_response(&m) }))
-            .layer(crate::auth::layer(auth))
-            .layer(axum::middleware::from_fn_with_state(
-                Arc::new(tokio::sync::Semaphore::new(config.serving.max_requests_inflight)),
-                max_in_flight,
-            ))
-    };
+    let app = app_router(&config, &discovery, &store, &metrics, &tick, &shutting_down, auth);
 
     let policy = config.serving.tls_policy.clone();
     let source = CertSource::from_flags(
@@ -116,42 +81,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         _ => None,
     };
     if let Some(m) = &membership {
-        // Liveness heartbeats carry whether this replica can scrape: its
-        // informers are synced and its scrape loop is not stuck.
-        let (node, discovery, tick, res, stop) =
-            (m.node.clone(), discovery.clone(), tick.clone(), config.resolution, shutdown.child_token());
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_millis(500));
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = every.tick() => {
-                        let timely = crate::health::collection_timely(&tick, res, crate::model::now_nanos()).is_ok();
-                        node.set_scrape_healthy(discovery.synced() && timely);
-                    }
-                }
-            }
-        });
+        spawn_scrape_health(m.node.clone(), discovery.clone(), tick.clone(), config.resolution, shutdown.child_token());
     }
 
-    // metrics-server waits for the informers before its first scrape.
-    let scrape = {
-        let scheme = if config.kubelet.completely_insecure { "http" } else { "https" };
-        let scraper = KubeletScraper::new(kubelet_client, scheme, store.clone(), metrics.clone());
-        let (discovery, metrics, tick, stop) =
-            (discovery.clone(), metrics.clone(), tick.clone(), shutdown.child_token());
-        let settings = SchedulerSettings { resolution: config.resolution, concurrency: 256 };
-        let kubelet = config.kubelet.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = discovery.wait_synced() => {}
-            }
-            tracing::info!("informers synced; scraping");
-            let targets = Arc::new(DiscoveryTargets { discovery, kubelet });
-            scheduler::run(settings, targets, Arc::new(scraper), tick, metrics, stop).await;
-        })
-    };
+    let scrape = spawn_scraping(&config, kubelet_client, discovery, store, metrics, tick, shutdown.child_token());
 
     wait_for_signal().await;
     tracing::info!("termination signal received; failing readiness and draining");
@@ -202,6 +135,95 @@ async fn max_in_flight(
         return r;
     };
     next.run(request).await
+}
+
+/// Every route of the API port behind authentication, authorization and
+/// the in-flight limit.
+fn app_router(
+    config: &Config,
+    discovery: &Discovery,
+    store: &Arc<Store>,
+    metrics: &Arc<SelfMetrics>,
+    tick: &Arc<TickClock>,
+    shutting_down: &Arc<AtomicBool>,
+    auth: crate::auth::AuthState,
+) -> Router {
+    let api = crate::api::router(crate::api::ApiState {
+        inventory: Arc::new(discovery.clone()) as Arc<dyn Inventory>,
+        metrics: store.clone(),
+        self_metrics: metrics.clone(),
+        clock: Arc::new(crate::model::now_nanos),
+        build_version: format!("v{}", env!("CARGO_PKG_VERSION")),
+    });
+    let (s, d) = (store.clone(), discovery.clone());
+    let synced: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || d.synced());
+    let health = crate::health::router(Arc::new(HealthChecks::standard(HealthInputs {
+        store_ready: Arc::new(move || s.ready()),
+        informers_synced: synced.clone(),
+        pods_informer_synced: synced,
+        tick: tick.clone(),
+        resolution: config.resolution,
+        shutting_down: shutting_down.clone(),
+    })));
+    let m = metrics.clone();
+    Router::new()
+        .merge(api)
+        .merge(health)
+        .route("/metrics", get(move || async move { metrics_response(&m) }))
+        .layer(crate::auth::layer(auth))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(tokio::sync::Semaphore::new(config.serving.max_requests_inflight)),
+            max_in_flight,
+        ))
+}
+
+/// Liveness heartbeats carry whether this replica can scrape: its
+/// informers are synced and its scrape loop is not stuck.
+fn spawn_scrape_health(
+    node: Arc<raft::Node>,
+    discovery: Discovery,
+    tick: Arc<TickClock>,
+    resolution: Duration,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = every.tick() => {
+                    let timely = crate::health::collection_timely(&tick, resolution, crate::model::now_nanos()).is_ok();
+                    node.set_scrape_healthy(discovery.synced() && timely);
+                }
+            }
+        }
+    });
+}
+
+/// Starts the scrape loop once the informers have synced, as metrics-server
+/// does before its first scrape.
+fn spawn_scraping(
+    config: &Config,
+    client: KubeletClient,
+    discovery: Discovery,
+    store: Arc<Store>,
+    metrics: Arc<SelfMetrics>,
+    tick: Arc<TickClock>,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let scheme = if config.kubelet.completely_insecure { "http" } else { "https" };
+    let scraper = KubeletScraper::new(client, scheme, store, metrics.clone());
+    let settings = SchedulerSettings { resolution: config.resolution, concurrency: 256 };
+    let kubelet = config.kubelet.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = discovery.wait_synced() => {}
+        }
+        tracing::info!("informers synced; scraping");
+        let targets = Arc::new(DiscoveryTargets { discovery, kubelet });
+        scheduler::run(settings, targets, Arc::new(scraper), tick, metrics, stop).await;
+    })
 }
 
 struct DiscoveryTargets {
