@@ -14,6 +14,11 @@ use std::sync::atomic::AtomicU64;
 /// Label set with one `node` label.
 pub type NodeLabel = Vec<(&'static str, String)>;
 
+/// Every `reason` label of `ha_metrics_server_scrape_errors` (the kubelet
+/// client's failure kinds and the scraper's own).
+pub const SCRAPE_ERROR_REASONS: [&str; 10] =
+    ["connect", "tls", "timeout", "status", "too_large", "body", "request", "malformed", "address", "no_address"];
+
 /// Go's `prometheus.DefBuckets`.
 pub const DEF_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
@@ -123,6 +128,9 @@ impl SelfMetrics {
         self.kubelet_last_request_time.remove(&labels);
         self.kubelet_request_duration.remove(&labels);
         self.node_sample_age.remove(&labels);
+        for reason in SCRAPE_ERROR_REASONS {
+            self.scrape_errors.remove(&vec![("node", node.to_string()), ("reason", reason.to_string())]);
+        }
     }
 
     /// The text exposition of every family.
@@ -146,4 +154,22 @@ fn tick_buckets(resolution_s: f64) -> Vec<f64> {
     b.sort_by(f64::total_cmp);
     b.dedup();
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forgetting_a_node_removes_all_its_series() {
+        let m = SelfMetrics::new(15.0);
+        let node = vec![("node", "gone".to_string())];
+        m.kubelet_last_request_time.get_or_create(&node).set(1.0);
+        m.kubelet_request_duration.get_or_create(&node).observe(0.1);
+        m.node_sample_age.get_or_create(&node).set(2.0);
+        m.scrape_errors.get_or_create(&vec![("node", "gone".to_string()), ("reason", "tls".to_string())]).inc();
+        assert!(m.encode().contains("gone"));
+        m.forget_node("gone");
+        assert!(!m.encode().contains("gone"), "{}", m.encode());
+    }
 }
