@@ -90,23 +90,35 @@ async fn slow_and_hanging_kubelets_time_out_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_timestamps_keep_the_previous_rate_and_do_not_touch_other_nodes() {
-    let c = Cluster::start(2, 2, "2s").await;
+    // A staleness bound longer than the test, so only the freeze is observed.
+    let c = Cluster::start_with(2, 2, "2s", &["--max-staleness=60s"]).await;
     c.wait_for_metrics().await;
     c.env.fleet.set_fault("node-0", Fault::FrozenTimestamps).await.unwrap();
+    // Waits until node-1 is served a newer sample than now: one more period.
+    let next_period = || async {
+        let before = c.get_raw("/apis/metrics.k8s.io/v1beta1/nodes/node-1").await.expect("node-1 served");
+        let moved = wait_until(STARTUP, || async {
+            let now = c.get_raw("/apis/metrics.k8s.io/v1beta1/nodes/node-1").await;
+            now.is_some_and(|n| n["timestamp"] != before["timestamp"])
+        })
+        .await;
+        assert!(moved, "node-1 stopped advancing while node-0 was frozen");
+    };
+    // After two periods node-0 has been scraped since the freeze; from then
+    // on it is served the same sample (same timestamp, same rate) while
+    // node-1 keeps moving.
+    next_period().await;
+    next_period().await;
     let first = c.get_raw("/apis/metrics.k8s.io/v1beta1/nodes/node-0").await.expect("node-0 served");
-    let other_first = c.get_raw("/apis/metrics.k8s.io/v1beta1/nodes/node-1").await.expect("node-1 served");
-    // node-1 moves on to newer samples while node-0 stays served with the
-    // same sample (same timestamp, same usage) until the staleness bound.
-    let moved = wait_until(STARTUP, || async {
-        let now = c.get_raw("/apis/metrics.k8s.io/v1beta1/nodes/node-1").await;
-        now.is_some_and(|n| n["timestamp"] != other_first["timestamp"])
-    })
-    .await;
-    assert!(moved, "node-1 stopped advancing");
-    if let Some(now) = c.get_raw("/apis/metrics.k8s.io/v1beta1/nodes/node-0").await {
-        assert_eq!(now["timestamp"], first["timestamp"], "a frozen kubelet's timestamp cannot advance");
-        assert_eq!(now["usage"], first["usage"], "a frozen kubelet's previous rate is kept");
-    }
+    next_period().await;
+    next_period().await;
+    let now = c.get_raw("/apis/metrics.k8s.io/v1beta1/nodes/node-0").await.expect("node-0 still served");
+    assert_eq!(now["timestamp"], first["timestamp"], "a frozen kubelet's timestamp cannot advance");
+    assert_eq!(now["usage"], first["usage"], "a frozen kubelet's previous rate is kept");
+    let truth = c.env.fleet.true_node_usage("node-0").unwrap();
+    let cpu = common::cpu_nanos(now["usage"]["cpu"].as_str().unwrap());
+    let truth = truth.cpu_nanocores as f64;
+    assert!((cpu - truth).abs() < truth / 100.0, "frozen node-0 serves cpu {cpu}n, true {truth}n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,15 +133,7 @@ async fn counter_reset_is_never_served_as_a_negative_or_huge_rate() {
     while tokio::time::Instant::now() < deadline {
         if let Some(n) = c.get_raw("/apis/metrics.k8s.io/v1beta1/nodes/node-0").await {
             let cpu = n["usage"]["cpu"].as_str().unwrap_or_default().to_string();
-            let nanos: f64 = if let Some(v) = cpu.strip_suffix('n') {
-                v.parse().unwrap()
-            } else if let Some(v) = cpu.strip_suffix('u') {
-                v.parse::<f64>().unwrap() * 1e3
-            } else if let Some(v) = cpu.strip_suffix('m') {
-                v.parse::<f64>().unwrap() * 1e6
-            } else {
-                cpu.parse::<f64>().unwrap() * 1e9
-            };
+            let nanos = common::cpu_nanos(&cpu);
             let ratio = nanos / truth.cpu_nanocores as f64;
             assert!(
                 (0.95..1.05).contains(&ratio),

@@ -140,6 +140,20 @@ pub fn kubectl_mem(bytes: u64) -> String {
     format!("{}Mi", bytes / (1024 * 1024))
 }
 
+/// A CPU quantity as the API writes it (`123n`, `5u`, `7m`, `2`) in nanocores.
+pub fn cpu_nanos(q: &str) -> f64 {
+    let (num, scale) = if let Some(v) = q.strip_suffix('n') {
+        (v, 1.0)
+    } else if let Some(v) = q.strip_suffix('u') {
+        (v, 1e3)
+    } else if let Some(v) = q.strip_suffix('m') {
+        (v, 1e6)
+    } else {
+        (q, 1e9)
+    };
+    num.parse::<f64>().unwrap_or_else(|_| panic!("not a CPU quantity: {q}")) * scale
+}
+
 /// Splits kubectl's table output into rows of columns.
 pub fn rows(text: &str) -> Vec<Vec<String>> {
     text.lines()
