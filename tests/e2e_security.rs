@@ -123,7 +123,7 @@ async fn rotated_front_proxy_ca_is_honoured_without_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_with_an_unverifiable_certificate_fails_alone() {
-    let c = Cluster::start(3, 2, "2s").await;
+    let c = Cluster::start(3, 2, "3s").await;
     c.wait_for_metrics().await;
     c.env.fleet.set_untrusted_cert("node-1", true).unwrap();
     // The new certificate applies to new connections, as when a real kubelet
