@@ -168,6 +168,7 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
         replicas.push((ReplicaProcess::spawn(&binary, &flags, &log)?, log));
     }
     env.route_metrics_to(&(0..args.replicas).collect::<Vec<_>>());
+    env.set_replica_count(args.replicas);
     let pods: usize = env.spec.nodes.iter().map(|n| n.pods.len()).sum();
     println!(
         "Simulated cluster: {} nodes, {pods} pods; stand-in kube-apiserver {}",

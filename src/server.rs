@@ -89,11 +89,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     wait_for_signal().await;
     tracing::info!("termination signal received; failing readiness and draining");
     shutting_down.store(true, Ordering::Release);
-    if let Some(m) = &membership {
+    if let (Some(m), Some(settings)) = (&membership, &config.cluster) {
         // Leave the ring (Draining) so the other replicas stop counting on
-        // this one; the same data dir comes back as the same member.
-        match tokio::time::timeout(Duration::from_secs(10), m.node.leave(raft::LeaveMode::Restart)).await {
-            Ok(Ok(())) => tracing::info!("left the ring"),
+        // this one; after a restart the same data dir comes back as the same
+        // member. When the replica count was lowered, leave Raft too.
+        let mode = crate::membership::leave_mode(&client, settings).await;
+        match tokio::time::timeout(Duration::from_secs(15), m.node.leave(mode)).await {
+            Ok(Ok(())) => tracing::info!(?mode, "left the ring"),
             Ok(Err(e)) => tracing::warn!(error = %e, "could not leave the ring gracefully"),
             Err(_) => tracing::warn!("leaving the ring timed out"),
         }

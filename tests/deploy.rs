@@ -44,5 +44,6 @@ fn manifests_keep_metrics_server_names_and_valid_flags() {
     let cluster = config.cluster.expect("cluster mode");
     assert_eq!(cluster.peers.len(), 3);
     assert_eq!(cluster.peer_advertise, "metrics-server-1.metrics-server-peers.kube-system.svc:10251");
+    assert_eq!(cluster.statefulset.as_ref().map(|s| s.1.as_str()), Some("metrics-server"));
     assert!(render("deploy/overlays/metrics-v1").contains("name: v1.metrics.k8s.io"));
 }

@@ -35,6 +35,7 @@ impl Ring {
             c.spawn_replica(i, &refs);
         }
         c.env.route_metrics_to(&(0..n).collect::<Vec<_>>());
+        c.env.set_replica_count(n);
         Ring { c, n }
     }
 
@@ -248,4 +249,36 @@ async fn sigterm_leaves_the_ring_as_draining_and_restart_makes_it_active_again()
     let log = r.c.env.work_dir.join("replica-1-again.log");
     r.c.replicas[1] = ha_metrics_server::dev::env::ReplicaProcess::spawn(&common::binary(), &args, &log).unwrap();
     r.settled(&[0, 1, 2], 3).await.expect("the same replica is Active again after a rolling restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lowering_the_replica_count_removes_the_terminated_replica_from_raft() {
+    let mut r = Ring::start(3).await;
+    r.settled(&[0, 1, 2], 3).await.expect("cluster formed");
+    // As `kubectl scale statefulset --replicas=2`: the count drops, then the
+    // highest ordinal gets SIGTERM.
+    r.c.env.set_replica_count(2);
+    r.c.replicas[2].signal(libc::SIGTERM);
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut exited = None;
+    while exited.is_none() && Instant::now() < end {
+        exited = r.c.replicas[2].try_wait();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(exited.is_some_and(|s| s.success()), "replica-2 did not exit cleanly\n{}", r.c.replicas[2].log_text());
+    assert!(r.c.replicas[2].log_text().contains("ScaleDown"), "{}", r.c.replicas[2].log_text());
+    let gone = common::wait_until(Duration::from_secs(30), || async {
+        let mut ok = 0;
+        for i in [0, 1] {
+            if let Some(v) = r.status(i).await
+                && v.members.len() == 2
+                && v.members.iter().all(|m| m.name != "replica-2" && m.voter && m.state == MemberState::Active)
+            {
+                ok += 1;
+            }
+        }
+        ok == 2
+    })
+    .await;
+    assert!(gone, "replica-2 still listed after scale-down: {:?}", r.status(0).await);
 }

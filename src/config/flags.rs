@@ -196,4 +196,16 @@ pub struct ClusterArgs {
     /// A replica silent for longer than this is marked Down and its nodes move.
     #[arg(long, default_value = "3s", value_name = "DURATION")]
     pub lease: String,
+
+    /// The StatefulSet this replica belongs to. On SIGTERM the replica reads its
+    /// replica count: an ordinal at or above it means the count was lowered, so
+    /// the replica leaves Raft for good; otherwise it only leaves the ring
+    /// (Draining) and comes back as the same member. Empty: always the latter.
+    #[arg(long, default_value = "", value_name = "NAME")]
+    pub statefulset: String,
+
+    /// Namespace of --statefulset. Default: $POD_NAMESPACE, else the service
+    /// account's namespace, else kube-system.
+    #[arg(long, env = "POD_NAMESPACE", value_name = "NAMESPACE")]
+    pub pod_namespace: Option<String>,
 }

@@ -181,7 +181,15 @@ impl DevEnv {
             format!("--peer-ca-file={}", ca.display()),
             format!("--peer-cert-file={}", cert.display()),
             format!("--peer-key-file={}", key.display()),
+            // Replica names are those of a StatefulSet `replica` in kube-system.
+            "--statefulset=replica".to_string(),
+            "--pod-namespace=kube-system".to_string(),
         ])
+    }
+
+    /// Sets the replica count of the StatefulSet the replicas belong to.
+    pub fn set_replica_count(&self, replicas: usize) {
+        self.apiserver.set_statefulset_replicas("kube-system", "replica", replicas as i32);
     }
 
     /// Points the aggregation proxy at these replicas.

@@ -98,6 +98,15 @@ impl StandInApiServer {
         }
     }
 
+    /// Creates or rescales StatefulSet `namespace/name` to `replicas`.
+    pub fn set_statefulset_replicas(&self, namespace: &str, name: &str, replicas: i32) {
+        self.shared
+            .statefulsets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((namespace.to_string(), name.to_string()), replicas);
+    }
+
     /// Forgets the watch event log: watches from any earlier
     /// resourceVersion get 410 Expired, as after an etcd compaction.
     pub fn compact_event_log(&self) {

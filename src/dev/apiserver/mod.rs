@@ -170,6 +170,7 @@ impl StandInApiServer {
             proxy: proxy::Aggregator::new(&opts.metrics_server_name, front_proxy.client.clone())?,
             bookmark_interval: opts.bookmark_interval,
             shutdown: stop.clone(),
+            statefulsets: Default::default(),
         });
         let server = StandInApiServer {
             shared: shared.clone(),

@@ -31,6 +31,26 @@ pub struct Shared {
     pub bookmark_interval: Duration,
     /// Ends every watch stream.
     pub shutdown: CancellationToken,
+    /// StatefulSets by (namespace, name): only their replica count, which is
+    /// all the metrics server reads (to tell a scale-down from a restart).
+    pub statefulsets: std::sync::Mutex<std::collections::BTreeMap<(String, String), i32>>,
+}
+
+/// `GET /apis/apps/v1/namespaces/{ns}/statefulsets/{name}`.
+async fn get_statefulset(State(state): State<AppState>, Path((ns, name)): Path<(String, String)>) -> Response {
+    let replicas =
+        state.statefulsets.lock().unwrap_or_else(|p| p.into_inner()).get(&(ns.clone(), name.clone())).copied();
+    match replicas {
+        Some(replicas) => axum::Json(serde_json::json!({
+            "kind": "StatefulSet",
+            "apiVersion": "apps/v1",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"replicas": replicas, "serviceName": name, "selector": {}, "template": {}},
+            "status": {"replicas": replicas}
+        }))
+        .into_response(),
+        None => Status::not_found("apps", "statefulsets", &name).into_response(),
+    }
 }
 
 pub type AppState = Arc<Shared>;
@@ -67,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/apis/{group}/{version}", get(group_version))
         .route("/apis/authentication.k8s.io/v1/tokenreviews", post(reviews::token_review))
         .route("/apis/authorization.k8s.io/v1/subjectaccessreviews", post(reviews::subject_access_review))
+        .route("/apis/apps/v1/namespaces/{ns}/statefulsets/{name}", get(get_statefulset))
         .route("/api/v1/nodes", get(r::list_nodes))
         .route("/api/v1/nodes/{name}", get(r::get_node))
         .route("/api/v1/pods", get(r::list_all_pods))
