@@ -282,3 +282,33 @@ async fn lowering_the_replica_count_removes_the_terminated_replica_from_raft() {
     .await;
     assert!(gone, "replica-2 still listed after scale-down: {:?}", r.status(0).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_three_to_five_and_back_keeps_one_cluster() {
+    let mut r = Ring::start(3).await;
+    let before = r.settled(&[0, 1, 2], 3).await.expect("cluster formed");
+    // Two more replicas, not in the declared list: they join through it.
+    r.c.env.set_replica_count(5);
+    for i in 3..5 {
+        let mut args = r.c.env.replica_args(i, &r.c.resolution);
+        args.extend(r.c.env.cluster_args(i, 3).unwrap());
+        let log = r.c.env.work_dir.join(format!("replica-{i}.log"));
+        r.c.replicas.push(ha_metrics_server::dev::env::ReplicaProcess::spawn(&common::binary(), &args, &log).unwrap());
+    }
+    let five = r.settled(&[0, 1, 2, 3, 4], 5).await.expect("five Active members");
+    let voters = five[0].members.iter().filter(|m| m.voter).count();
+    assert_eq!(voters, 3, "beyond --voters the newcomers are learners that still own shards");
+    let bumps = five[0].epoch - before[0].epoch;
+    assert!(bumps <= 2, "two members joined, epoch moved by {bumps}");
+    // Back to three: the two highest ordinals leave for good.
+    r.c.env.set_replica_count(3);
+    for i in [4, 3] {
+        r.c.replicas[i].signal(libc::SIGTERM);
+    }
+    r.settled(&[0, 1, 2], 3).await.expect("back to three Active members");
+    let removed = common::wait_until(Duration::from_secs(30), || async {
+        r.status(0).await.is_some_and(|v| v.members.iter().all(|m| m.name != "replica-3" && m.name != "replica-4"))
+    })
+    .await;
+    assert!(removed, "scaled-down replicas still listed: {:?}", r.status(0).await);
+}
