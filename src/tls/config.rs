@@ -69,9 +69,20 @@ pub fn api_server_config(
     key: PrivateKeyDer<'static>,
     policy: &TlsPolicy,
 ) -> Result<ServerConfig, TlsError> {
-    let what = "the API server";
     let provider = policy.provider();
     let verifier = RequestClientCert::new(&provider);
+    server_config("the API server", provider, verifier, cert_chain, key, policy)
+}
+
+/// A server config with `verifier` deciding about client certificates.
+fn server_config(
+    what: &str,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    cert_chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    policy: &TlsPolicy,
+) -> Result<ServerConfig, TlsError> {
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(policy.versions())
         .map_err(rustls_err(what))?
@@ -96,14 +107,7 @@ pub fn mutual_tls_server_config(
     let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
         .build()
         .map_err(|source| TlsError::Verifier { what: what.to_string(), source })?;
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(policy.versions())
-        .map_err(rustls_err(what))?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(cert_chain, key)
-        .map_err(rustls_err(what))?;
-    config.alpn_protocols = alpn_protocols();
-    Ok(config)
+    server_config(what, provider, verifier, cert_chain, key, policy)
 }
 
 /// A client config that verifies the server against the CAs in `ca_pem`
