@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::AuthSettings;
 use super::authz::{AlwaysAllowPaths, BadAllowPath};
 use super::trust::TrustOverrides;
+use crate::config::parse_go_duration;
 
 /// Delegated authentication and authorization flags.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
@@ -103,38 +104,6 @@ impl AuthFlags {
     }
 }
 
-/// Parses a Go duration such as `10s`, `1m30s`, `500ms` or `0`.
-pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
-    let s = text.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let bad = || format!("invalid duration {text:?} (expected e.g. 10s, 1m30s, 500ms)");
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
-        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return Err(bad()),
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| bad())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,18 +141,5 @@ mod tests {
         let s = cli.auth.settings().unwrap();
         assert!(s.always_allow_paths.matches("/metrics/slis"));
         assert_eq!(s.token_cache_ttl, Duration::from_secs(90));
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_go_duration("1m0s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_go_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_go_duration("1.5h"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_go_duration("10").is_err());
-        assert!(parse_go_duration("s").is_err());
-        assert!(parse_go_duration("").is_err());
-        assert!(parse_go_duration("-1s").is_err());
     }
 }

@@ -59,6 +59,8 @@ mod tests {
         assert_eq!(parse_go_duration("1m0s"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_go_duration("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_go_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_go_duration("1.5h"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
         assert_eq!(parse_go_duration("2µs"), Ok(Duration::from_micros(2)));
