@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use crate::api::format::{format_cpu, format_memory, format_time};
 use crate::dev::cluster::{NodeSpec, PodPhase, PodSpec};
 
 /// The kubelet version the simulated nodes report.
@@ -20,41 +21,15 @@ pub fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// RFC 3339 UTC with whole seconds, as Go's `metav1.Time` marshals.
+/// RFC 3339 UTC with whole seconds, as Go's `metav1.Time` marshals (the
+/// API's own formatter, from seconds).
 pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3_600, rem % 3_600 / 60, rem % 60)
+    format_time(secs.saturating_mul(1_000_000_000))
 }
 
 /// CPU millicores as a canonical Go quantity: `4`, `3500m`.
-pub fn cpu_quantity(millicores: u64) -> String {
-    if millicores % 1000 == 0 { (millicores / 1000).to_string() } else { format!("{millicores}m") }
-}
-
-/// Bytes as a BinarySI Go quantity: `16Gi`, `1536Ki`, or plain bytes.
-pub fn memory_quantity(bytes: u64) -> String {
-    const SUFFIXES: [(&str, u64); 5] =
-        [("Ei", 1 << 60), ("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20)];
-    if bytes == 0 {
-        return "0".to_string();
-    }
-    for (suffix, unit) in SUFFIXES {
-        if bytes % unit == 0 {
-            return format!("{}{suffix}", bytes / unit);
-        }
-    }
-    if bytes % 1024 == 0 { format!("{}Ki", bytes / 1024) } else { bytes.to_string() }
+fn cpu_quantity(millicores: u64) -> String {
+    format_cpu(millicores.saturating_mul(1_000_000))
 }
 
 /// Age as kubectl prints it in tables (`45s`, `12m`, `3h`, `5d`).
@@ -90,7 +65,7 @@ fn labels_json(labels: &BTreeMap<String, String>) -> Value {
 pub fn node(spec: &NodeSpec, uid: &str, created: i64) -> Value {
     let resources = json!({
         "cpu": cpu_quantity(spec.allocatable_millicores),
-        "memory": memory_quantity(spec.allocatable_memory_bytes),
+        "memory": format_memory(spec.allocatable_memory_bytes),
         "pods": "110",
     });
     let created_at = rfc3339(created);
@@ -327,8 +302,9 @@ mod tests {
     fn quantities_are_canonical_go_strings() {
         assert_eq!(cpu_quantity(4000), "4");
         assert_eq!(cpu_quantity(3500), "3500m");
-        assert_eq!(memory_quantity(16 << 30), "16Gi");
-        assert_eq!(memory_quantity(1536 * 1024), "1536Ki");
-        assert_eq!(memory_quantity(1000), "1000");
+        assert_eq!(format_memory(16 << 30), "16Gi");
+        assert_eq!(format_memory(1536 * 1024), "1536Ki");
+        // Below 1024 bytes Go's canonical BinarySI form is decimal.
+        assert_eq!(format_memory(1000), "1k");
     }
 }
