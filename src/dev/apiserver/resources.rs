@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::objects;
 use super::router::AppState;
-use super::selector::{FieldSelector, LabelSelector};
+use super::selector::{FieldSelector, LabelSelector, labels_match};
 use super::store::Kind;
 use super::watch;
 use crate::status::Status;
@@ -57,7 +57,7 @@ impl Filter {
     pub fn matches(&self, object: &Value) -> bool {
         let ns = object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
         self.namespace.as_deref().is_none_or(|want| want == ns)
-            && self.labels.matches_object(object)
+            && labels_match(&self.labels, object)
             && self.fields.matches_object(object)
     }
 }

@@ -1,4 +1,4 @@
-//! Label and field selectors as the apiserver parses them from `labelSelector`
+//! Label and field selectors as the apiserver applies them from `labelSelector`
 //! and `fieldSelector` query parameters, and matching them against object
 //! JSON. Pure: no store, no HTTP.
 
@@ -14,120 +14,12 @@ pub struct SelectorError {
     pub reason: &'static str,
 }
 
-/// One requirement of a label selector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Requirement {
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    DoesNotExist(String),
-    Gt(String, i64),
-    Lt(String, i64),
-}
+/// Label selectors are the API's own parser (the full Kubernetes syntax).
+pub use crate::api::selector::LabelSelector;
 
-/// A parsed label selector (all requirements must hold).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LabelSelector(pub Vec<Requirement>);
-
-/// Splits on commas that are not inside parentheses.
-fn split_top_level(s: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut depth, mut start) = (0i32, 0);
-    for (i, c) in s.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(&s[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&s[start..]);
-    parts
-}
-
-fn valid_key(k: &str) -> bool {
-    !k.is_empty()
-        && k.len() <= 316
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
-}
-
-fn valid_value(v: &str) -> bool {
-    v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-impl LabelSelector {
-    /// Parses the full selector syntax: `k=v`, `k==v`, `k!=v`, `k in (a,b)`,
-    /// `k notin (a,b)`, `k`, `!k`, `k>1`, `k<1`.
-    pub fn parse(s: &str) -> Result<LabelSelector, SelectorError> {
-        let mut reqs = Vec::new();
-        if s.trim().is_empty() {
-            return Ok(LabelSelector(reqs));
-        }
-        for raw in split_top_level(s) {
-            let part = raw.trim();
-            let bad = |reason| SelectorError { requirement: part.to_string(), reason };
-            let key_ok = |k: &str| {
-                if valid_key(k) { Ok(k.to_string()) } else { Err(bad("invalid label key")) }
-            };
-            let val_ok = |v: &str| {
-                if valid_value(v) { Ok(v.to_string()) } else { Err(bad("invalid label value")) }
-            };
-            if let Some(key) = part.strip_prefix('!') {
-                reqs.push(Requirement::DoesNotExist(key_ok(key.trim())?));
-            } else if let Some(open) = part.find('(') {
-                let close = part.rfind(')').filter(|&c| c > open && c == part.len() - 1);
-                let close = close.ok_or_else(|| bad("unterminated value set"))?;
-                let mut head = part[..open].split_whitespace();
-                let (key, op) = (head.next().unwrap_or(""), head.next().unwrap_or(""));
-                if head.next().is_some() {
-                    return Err(bad("unexpected token before value set"));
-                }
-                let values =
-                    part[open + 1..close].split(',').map(|v| val_ok(v.trim())).collect::<Result<Vec<_>, _>>()?;
-                match op {
-                    "in" => reqs.push(Requirement::In(key_ok(key)?, values)),
-                    "notin" => reqs.push(Requirement::NotIn(key_ok(key)?, values)),
-                    _ => return Err(bad("expected 'in' or 'notin'")),
-                }
-            } else if let Some((k, v)) = part.split_once("!=") {
-                reqs.push(Requirement::NotIn(key_ok(k.trim())?, vec![val_ok(v.trim())?]));
-            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
-                reqs.push(Requirement::In(key_ok(k.trim())?, vec![val_ok(v.trim())?]));
-            } else if let Some((k, v)) = part.split_once('>') {
-                let n = v.trim().parse().map_err(|_| bad("expected an integer"))?;
-                reqs.push(Requirement::Gt(key_ok(k.trim())?, n));
-            } else if let Some((k, v)) = part.split_once('<') {
-                let n = v.trim().parse().map_err(|_| bad("expected an integer"))?;
-                reqs.push(Requirement::Lt(key_ok(k.trim())?, n));
-            } else {
-                reqs.push(Requirement::Exists(key_ok(part)?));
-            }
-        }
-        Ok(LabelSelector(reqs))
-    }
-
-    /// Whether a label set satisfies every requirement.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.0.iter().all(|r| match r {
-            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
-            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
-            Requirement::Exists(k) => labels.contains_key(k),
-            Requirement::DoesNotExist(k) => !labels.contains_key(k),
-            Requirement::Gt(k, n) => labels.get(k).and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v > *n),
-            Requirement::Lt(k, n) => labels.get(k).and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v < *n),
-        })
-    }
-
-    /// Whether an object's `metadata.labels` satisfy the selector.
-    pub fn matches_object(&self, object: &Value) -> bool {
-        if self.0.is_empty() {
-            return true;
-        }
-        self.matches(&object_labels(object))
-    }
+/// Whether an object's `metadata.labels` satisfy `selector`.
+pub fn labels_match(selector: &LabelSelector, object: &Value) -> bool {
+    selector.is_empty() || selector.matches(&object_labels(object))
 }
 
 /// An object's labels as a map.
