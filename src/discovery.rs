@@ -107,24 +107,15 @@ impl Discovery {
     }
 
     /// The kubelets to scrape: every node matching `--node-selector`, with
-    /// its address resolved by the preferred types, or why it cannot be.
+    /// its address resolved by the preferred types, or why it cannot be (in
+    /// no particular order: the scheduler orders by offset).
     pub fn targets(&self, settings: &KubeletSettings) -> Vec<Result<ScrapeTarget, TargetError>> {
-        let mut out: Vec<_> = self
-            .nodes
+        self.nodes
             .state()
             .iter()
             .filter(|n| (self.node_filter)(n.labels()))
             .map(|n| resolve_target(n, settings))
-            .collect();
-        out.sort_by(|a, b| target_name(a).cmp(target_name(b)));
-        out
-    }
-}
-
-fn target_name(t: &Result<ScrapeTarget, TargetError>) -> &str {
-    match t {
-        Ok(t) => &t.node,
-        Err(TargetError::NoAddress { node, .. }) => node,
+            .collect()
     }
 }
 
@@ -204,10 +195,7 @@ fn meta_of<K: kube::Resource>(obj: &K) -> ObjectMeta {
 
 impl Inventory for Discovery {
     fn nodes(&self) -> Vec<ObjectMeta> {
-        let mut v: Vec<ObjectMeta> =
-            self.nodes.state().iter().filter(|n| (self.node_filter)(n.labels())).map(|n| meta_of(n.as_ref())).collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
-        v
+        self.nodes.state().iter().filter(|n| (self.node_filter)(n.labels())).map(|n| meta_of(n.as_ref())).collect()
     }
 
     fn node(&self, name: &str) -> Option<ObjectMeta> {
@@ -215,15 +203,12 @@ impl Inventory for Discovery {
     }
 
     fn pods(&self, namespace: Option<&str>) -> Vec<ObjectMeta> {
-        let mut v: Vec<ObjectMeta> = self
-            .pods
+        self.pods
             .state()
             .iter()
             .filter(|p| namespace.is_none_or(|ns| p.namespace().as_deref() == Some(ns)))
             .map(|p| meta_of(p.as_ref()))
-            .collect();
-        v.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        v
+            .collect()
     }
 
     fn pod(&self, namespace: &str, name: &str) -> Option<ObjectMeta> {

@@ -56,12 +56,13 @@ pub struct ObjectMeta {
 /// Metrics are only served for objects listed here: a deleted pod disappears
 /// from the API at once even if its last points are still stored.
 pub trait Inventory: Send + Sync {
-    /// Nodes that match `--node-selector`, sorted by name.
+    /// Nodes that match `--node-selector`, in no particular order (the API
+    /// sorts what it serves).
     fn nodes(&self) -> Vec<ObjectMeta>;
     /// One node by name, whether or not it matches `--node-selector`
     /// (metrics-server's get ignores the selector; such a node has no metrics).
     fn node(&self, name: &str) -> Option<ObjectMeta>;
-    /// Running pods, in one namespace or all of them, sorted by namespace then name.
+    /// Running pods, in one namespace or all of them, in no particular order.
     fn pods(&self, namespace: Option<&str>) -> Vec<ObjectMeta>;
     /// One running pod.
     fn pod(&self, namespace: &str, name: &str) -> Option<ObjectMeta>;

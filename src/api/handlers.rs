@@ -97,8 +97,8 @@ async fn list_pods_in(st: ApiState, version: Option<&str>, namespace: Option<&st
     let items: Vec<PodItem> = metas
         .into_iter()
         .filter_map(|meta| {
-            let ns = meta.namespace.clone().unwrap_or_default();
-            st.metrics.pod(&ns, &meta.name, now).map(|usage| PodItem { meta, usage })
+            let usage = st.metrics.pod(meta.namespace.as_deref().unwrap_or(""), &meta.name, now)?;
+            Some(PodItem { meta, usage })
         })
         .collect();
     observe_freshness(&st, now, items.iter().map(|i| i.usage.timestamp));
