@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Cluster, kubectl_cpu, kubectl_mem, rows};
+use common::{Cluster, kubectl_cpu, kubectl_mem, kubectl_percents, rows};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn top_node_prints_every_nodes_true_usage() {
@@ -20,18 +20,21 @@ async fn top_node_prints_every_nodes_true_usage() {
         let truth = c.env.fleet.true_node_usage(&node.name).unwrap();
         assert_eq!(row[1], kubectl_cpu(truth.cpu_nanocores), "cpu of {}", node.name);
         assert_eq!(row[3], kubectl_mem(truth.memory_bytes), "memory of {}", node.name);
+        let (cpu_pct, mem_pct) = kubectl_percents(node, truth.cpu_nanocores, truth.memory_bytes);
+        assert_eq!((&row[2], &row[4]), (&cpu_pct, &mem_pct), "percentages of {}", node.name);
     }
     let one = &c.env.spec.nodes[1];
     let out = c.kubectl_ok(&["top", "node", &one.name, "--no-headers"]).await;
     let truth = c.env.fleet.true_node_usage(&one.name).unwrap();
+    let (cpu_pct, mem_pct) = kubectl_percents(one, truth.cpu_nanocores, truth.memory_bytes);
     assert_eq!(
         rows(&out),
         vec![vec![
             one.name.clone(),
             kubectl_cpu(truth.cpu_nanocores),
-            rows(&out)[0][2].clone(),
+            cpu_pct,
             kubectl_mem(truth.memory_bytes),
-            rows(&out)[0][4].clone(),
+            mem_pct
         ]]
     );
 }

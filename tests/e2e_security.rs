@@ -113,12 +113,20 @@ async fn kubectl_user_without_rights_is_forbidden_by_subject_access_review() {
 async fn rotated_front_proxy_ca_is_honoured_without_restart() {
     let c = Cluster::start(2, 2, "2s").await;
     c.wait_for_metrics().await;
+    let addr = c.env.replica_addr(0);
+    let as_dev = [("X-Remote-User", "dev-user"), ("X-Remote-Group", "dev-team")];
+    let old = c.env.apiserver.front_proxy_client();
     c.env.apiserver.rotate_front_proxy_ca().unwrap();
+    let new = c.env.apiserver.front_proxy_client();
     // The aggregation proxy now presents a certificate from the new CA; the
-    // server picks the new CA up from the ConfigMap watch.
+    // server picks the new CA up from the ConfigMap watch, and the old CA
+    // (gone from the ConfigMap) stops being trusted.
     let ok = wait_until(STARTUP, || async { c.kubectl(&["top", "node"]).await.status.success() }).await;
     assert!(ok, "kubectl never worked again after the front-proxy CA rotated\n{}", c.log_tail(0));
-    assert_eq!(c.replicas.len(), 1);
+    let (code, body) = direct_get(addr, NODES, Some(&new), &as_dev).await;
+    assert_eq!(code, 200, "the new front-proxy certificate: {body}");
+    let (code, _) = direct_get(addr, NODES, Some(&old), &as_dev).await;
+    assert_eq!(code, 401, "the old front-proxy certificate after rotation");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

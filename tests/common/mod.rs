@@ -140,6 +140,19 @@ pub fn kubectl_mem(bytes: u64) -> String {
     format!("{}Mi", bytes / (1024 * 1024))
 }
 
+/// kubectl's CPU(%) and MEMORY(%) cells: `int64(used / allocatable * 100)`
+/// in float64, CPU in (rounded-up) millicores, memory in bytes.
+pub fn kubectl_percents(
+    node: &ha_metrics_server::dev::cluster::NodeSpec,
+    cpu_nanocores: u64,
+    memory_bytes: u64,
+) -> (String, String) {
+    let cpu_ms = cpu_nanocores.div_ceil(1_000_000) as f64;
+    let cpu = (cpu_ms / node.allocatable_millicores as f64 * 100.0) as i64;
+    let mem = (memory_bytes as f64 / node.allocatable_memory_bytes as f64 * 100.0) as i64;
+    (format!("{cpu}%"), format!("{mem}%"))
+}
+
 /// A CPU quantity as the API writes it (`123n`, `5u`, `7m`, `2`) in nanocores.
 pub fn cpu_nanos(q: &str) -> f64 {
     let (num, scale) = if let Some(v) = q.strip_suffix('n') {
