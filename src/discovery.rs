@@ -57,10 +57,11 @@ pub struct Discovery {
     nodes: Store<Node>,
     pods: Store<PartialObjectMeta<Pod>>,
     node_filter: NodeFilter,
-    /// How many of the two reflectors completed their first list. Readiness
-    /// is relayed through this channel because kube's `wait_until_ready`
-    /// wakes only the last of several concurrent waiters (a oneshot inside).
-    synced: tokio::sync::watch::Receiver<u8>,
+    /// Whether the node and the pod reflector completed their first list.
+    /// Readiness is relayed through this channel because kube's
+    /// `wait_until_ready` wakes only the last of several concurrent waiters
+    /// (a oneshot inside).
+    synced: tokio::sync::watch::Receiver<Synced>,
 }
 
 impl Discovery {
@@ -91,19 +92,25 @@ impl Discovery {
                 p.annotations_mut().clear();
             }),
         );
-        let (synced_tx, synced) = tokio::sync::watch::channel(0u8);
+        let (synced_tx, synced) = tokio::sync::watch::channel(Synced::default());
         let synced_tx = Arc::new(synced_tx);
         spawn_reflector("nodes", node_stream, shutdown.clone());
         spawn_reflector("pods", pod_stream, shutdown.clone());
-        spawn_ready_flag(nodes.clone(), synced_tx.clone(), shutdown.clone());
-        spawn_ready_flag(pods.clone(), synced_tx, shutdown);
+        spawn_ready_flag(nodes.clone(), synced_tx.clone(), |s| s.nodes = true, shutdown.clone());
+        spawn_ready_flag(pods.clone(), synced_tx, |s| s.pods = true, shutdown);
         Discovery { nodes, pods, node_filter, synced }
     }
 
     /// Waits until both reflectors have completed their first list.
     pub async fn wait_synced(&self) {
         let mut rx = self.synced.clone();
-        let _ = rx.wait_for(|n| *n >= 2).await;
+        let _ = rx.wait_for(|s| s.nodes && s.pods).await;
+    }
+
+    /// Whether the pod metadata reflector completed its first list
+    /// (metrics-server's `metadata-informer-sync`).
+    pub fn pods_synced(&self) -> bool {
+        self.synced.borrow().pods
     }
 
     /// The kubelets to scrape: every node matching `--node-selector`, with
@@ -172,15 +179,26 @@ where
     });
 }
 
-fn spawn_ready_flag<K>(store: Store<K>, synced: Arc<tokio::sync::watch::Sender<u8>>, shutdown: CancellationToken)
-where
+/// Which reflectors completed their first list.
+#[derive(Debug, Clone, Copy, Default)]
+struct Synced {
+    nodes: bool,
+    pods: bool,
+}
+
+fn spawn_ready_flag<K>(
+    store: Store<K>,
+    synced: Arc<tokio::sync::watch::Sender<Synced>>,
+    mark: fn(&mut Synced),
+    shutdown: CancellationToken,
+) where
     K: kube::Resource + Clone + Send + Sync + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Default,
 {
     tokio::spawn(async move {
         tokio::select! {
             _ = shutdown.cancelled() => {}
-            r = store.wait_until_ready() => if r.is_ok() { synced.send_modify(|n| *n += 1) },
+            r = store.wait_until_ready() => if r.is_ok() { synced.send_modify(mark) },
         }
     });
 }
@@ -216,7 +234,8 @@ impl Inventory for Discovery {
     }
 
     fn synced(&self) -> bool {
-        *self.synced.borrow() >= 2
+        let s = *self.synced.borrow();
+        s.nodes && s.pods
     }
 }
 

@@ -157,12 +157,11 @@ fn app_router(
         clock: Arc::new(crate::model::now_nanos),
         build_version: format!("v{}", env!("CARGO_PKG_VERSION")),
     });
-    let (s, d) = (store.clone(), discovery.clone());
-    let synced: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || d.synced());
+    let (s, d, d2) = (store.clone(), discovery.clone(), discovery.clone());
     let health = crate::health::router(Arc::new(HealthChecks::standard(HealthInputs {
         store_ready: Arc::new(move || s.ready()),
-        informers_synced: synced.clone(),
-        pods_informer_synced: synced,
+        informers_synced: Arc::new(move || d.synced()),
+        pods_informer_synced: Arc::new(move || d2.pods_synced()),
         tick: tick.clone(),
         resolution: config.resolution,
         shutting_down: shutting_down.clone(),
