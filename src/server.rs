@@ -59,12 +59,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = app_router(&config, &discovery, &store, &metrics, &tick, &shutting_down, auth);
 
     let policy = config.serving.tls_policy.clone();
-    let source = CertSource::from_flags(
-        config.serving.cert_files.as_ref().map(|p| p.0.clone()),
-        config.serving.cert_files.as_ref().map(|p| p.1.clone()),
+    let source = CertSource::new(
+        config.serving.cert_files.clone(),
         config.serving.cert_dir.clone(),
         config.serving.bind_address,
-    )?;
+    );
     let (tls, _reloader) = source.start(
         move |ck| api_server_config(ck.chain, ck.key, &policy),
         DEFAULT_RELOAD_INTERVAL,

@@ -306,6 +306,8 @@ mod tests {
         assert_eq!(e.flag, "--kubelet-insecure-tls");
         let e = parse(&["--tls-private-key-file=/k"]).unwrap_err();
         assert_eq!(e.flag, "--tls-cert-file");
+        let e = parse(&["--tls-cert-file=/c"]).unwrap_err();
+        assert_eq!(e.flag, "--tls-private-key-file");
         let e = parse(&["--kubelet-preferred-address-types=InternalIP,Bogus"]).unwrap_err();
         assert!(e.message.contains("Bogus"));
         assert_eq!(parse(&["--bind-address=nope"]).unwrap_err().flag, "--bind-address");

@@ -60,24 +60,13 @@ pub enum CertSource {
 }
 
 impl CertSource {
-    /// From the flags: both files or neither.
-    pub fn from_flags(
-        cert_file: Option<PathBuf>,
-        key_file: Option<PathBuf>,
-        cert_dir: PathBuf,
-        bind: IpAddr,
-    ) -> Result<CertSource, TlsError> {
-        match (cert_file, key_file) {
-            (Some(cert), Some(key)) => Ok(CertSource::Files(CertFiles { cert, key })),
-            (None, None) => Ok(CertSource::SelfSigned { cert_dir, bind }),
-            (Some(_), None) => Err(TlsError::Invalid {
-                what: "--tls-private-key-file".into(),
-                message: "must be set together with --tls-cert-file".into(),
-            }),
-            (None, Some(_)) => Err(TlsError::Invalid {
-                what: "--tls-cert-file".into(),
-                message: "must be set together with --tls-private-key-file".into(),
-            }),
+    /// From the validated `--tls-cert-file`/`--tls-private-key-file` pair
+    /// (the config checks that both or neither are given), else a
+    /// self-signed pair in `cert_dir`.
+    pub fn new(cert_files: Option<(PathBuf, PathBuf)>, cert_dir: PathBuf, bind: IpAddr) -> CertSource {
+        match cert_files {
+            Some((cert, key)) => CertSource::Files(CertFiles { cert, key }),
+            None => CertSource::SelfSigned { cert_dir, bind },
         }
     }
 

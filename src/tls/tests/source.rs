@@ -59,8 +59,7 @@ async fn rotated_secret_files_are_served_without_restart_and_bad_ones_ignored() 
     publish(dir.path(), 1, &server_pair(&ca_a, ip));
 
     let files = CertFiles { cert: dir.path().join("tls.crt"), key: dir.path().join("tls.key") };
-    let source =
-        CertSource::from_flags(Some(files.cert.clone()), Some(files.key.clone()), "unused".into(), ip).unwrap();
+    let source = CertSource::new(Some((files.cert.clone(), files.key.clone())), "unused".into(), ip);
     let token = CancellationToken::new();
     let policy = TlsPolicy::default();
     let build = move |ck: CertKey| api_server_config(ck.chain, ck.key, &policy);
@@ -96,25 +95,17 @@ async fn rotated_secret_files_are_served_without_restart_and_bad_ones_ignored() 
 }
 
 #[test]
-fn cert_and_key_flags_must_come_together() {
+fn no_cert_files_means_a_self_signed_pair() {
+    // That both files or neither are given is checked with the other flags
+    // (config::tests::conflicting_kubelet_flags_fail_with_the_flag_named).
     let ip = std::net::Ipv4Addr::LOCALHOST.into();
-    let e = CertSource::from_flags(Some("/c".into()), None, "/d".into(), ip).unwrap_err();
-    assert!(e.to_string().contains("--tls-private-key-file"), "{e}");
-    let e = CertSource::from_flags(None, Some("/k".into()), "/d".into(), ip).unwrap_err();
-    assert!(e.to_string().contains("--tls-cert-file"), "{e}");
-    assert!(matches!(CertSource::from_flags(None, None, "/d".into(), ip), Ok(CertSource::SelfSigned { .. })));
+    assert!(matches!(CertSource::new(None, "/d".into(), ip), CertSource::SelfSigned { .. }));
 }
 
 #[test]
 fn missing_cert_file_error_names_the_file() {
     let ip = std::net::Ipv4Addr::LOCALHOST.into();
-    let source = CertSource::from_flags(
-        Some("/nonexistent/tls.crt".into()),
-        Some("/nonexistent/tls.key".into()),
-        "/d".into(),
-        ip,
-    )
-    .unwrap();
+    let source = CertSource::new(Some(("/nonexistent/tls.crt".into(), "/nonexistent/tls.key".into())), "/d".into(), ip);
     let e = source.load().unwrap_err();
     assert!(e.to_string().contains("/nonexistent/tls.crt"), "{e}");
 }
