@@ -59,6 +59,8 @@ pub struct Node {
     app: Arc<App>,
     tasks: TaskTracker,
     fresh: bool,
+    /// Closed when the node stops, so no late snapshot write reaches the data dir.
+    snapshot_gate: crate::store::state_machine::SnapshotGate,
 }
 
 impl Node {
@@ -70,6 +72,7 @@ impl Node {
         let (tx, rx) = watch::channel(ClusterState::default());
         let opened = store::open(&config.data_dir, &config.name, &config.cluster_id, tx)?;
         let id = opened.identity.node_id;
+        let snapshot_gate = opened.state_machine.gate();
         let info = MemberInfo {
             name: config.name.clone(),
             api_addr: config.api_addr.clone(),
@@ -108,7 +111,7 @@ impl Node {
             }
         });
         tasks.close();
-        Ok(Node { app, tasks, fresh: opened.fresh })
+        Ok(Node { app, tasks, fresh: opened.fresh, snapshot_gate })
     }
 
     /// This incarnation's node id.
@@ -235,6 +238,9 @@ impl Node {
     pub async fn shutdown(&self) {
         self.app.stop.cancel();
         self.tasks.wait().await;
+        // openraft's snapshot builder may outlive Raft: keep it from writing
+        // under whoever opens this data dir next.
+        self.snapshot_gate.close();
     }
 
     /// The token that stops this node (a child of the one given to [`Node::start`]).
@@ -293,5 +299,6 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.app.stop.cancel();
+        self.snapshot_gate.close();
     }
 }

@@ -5,6 +5,7 @@
 
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StorageIOError, StoredMembership};
@@ -24,9 +25,40 @@ struct SnapshotFile {
     data: Vec<u8>,
 }
 
+/// Whether this node instance may still write its snapshot file. openraft
+/// builds snapshots in a task of its own that `Raft::shutdown` does not
+/// wait for; a builder finishing after its node stopped would overwrite the
+/// file under the next instance on the same data dir, leaving that
+/// instance a snapshot ahead of what it applied (openraft then panics). The
+/// node closes the gate once stopped; a write holds the lock for its whole
+/// length, so closing also waits for a write in progress.
+#[derive(Debug, Clone)]
+pub struct SnapshotGate(Arc<Mutex<bool>>);
+
+impl SnapshotGate {
+    fn new() -> SnapshotGate {
+        SnapshotGate(Arc::new(Mutex::new(true)))
+    }
+
+    /// Refuses every later snapshot write; returns once none is under way.
+    pub fn close(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = false;
+    }
+
+    /// Runs `write` unless the gate is closed.
+    fn write(&self, write: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        let open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !*open {
+            return Err(io::Error::other("the node stopped; its snapshot is not written"));
+        }
+        write()
+    }
+}
+
 /// The applied cluster state and its snapshot file.
 pub struct StateMachine {
     path: PathBuf,
+    gate: SnapshotGate,
     last_applied: Option<LogId>,
     last_membership: StoredMembership<NodeId, MemberInfo>,
     state: ClusterState,
@@ -40,6 +72,7 @@ impl StateMachine {
         let path = dir.join("snapshot");
         let mut sm = StateMachine {
             path,
+            gate: SnapshotGate::new(),
             last_applied: None,
             last_membership: StoredMembership::default(),
             state: ClusterState::default(),
@@ -55,6 +88,11 @@ impl StateMachine {
             sm.publish();
         }
         Ok(sm)
+    }
+
+    /// The gate the node closes when it stops.
+    pub fn gate(&self) -> SnapshotGate {
+        self.gate.clone()
     }
 
     fn publish(&self) {
@@ -80,6 +118,7 @@ impl StateMachine {
 /// Builds a snapshot from a copy of the state taken when it was requested.
 pub struct Builder {
     path: PathBuf,
+    gate: SnapshotGate,
     last_applied: Option<LogId>,
     last_membership: StoredMembership<NodeId, MemberInfo>,
     state: ClusterState,
@@ -97,7 +136,9 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
             SnapshotMeta { last_log_id: self.last_applied, last_membership: self.last_membership.clone(), snapshot_id };
         let file = SnapshotFile { meta: meta.clone(), data: data.clone() };
         let bytes = codec::encode(&file).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        wal::write_atomic(&self.path, SNAPSHOT_MAGIC, &bytes).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        self.gate
+            .write(|| wal::write_atomic(&self.path, SNAPSHOT_MAGIC, &bytes))
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }
@@ -134,6 +175,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.snapshots_built += 1;
         Builder {
             path: self.path.clone(),
+            gate: self.gate.clone(),
             last_applied: self.last_applied,
             last_membership: self.last_membership.clone(),
             state: self.state.clone(),
@@ -155,7 +197,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let state: ClusterState = codec::decode(&data).map_err(|e| StorageIOError::read_snapshot(sig.clone(), &e))?;
         let file = SnapshotFile { meta: meta.clone(), data };
         let bytes = codec::encode(&file).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-        wal::write_atomic(&self.path, SNAPSHOT_MAGIC, &bytes).map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
+        self.gate
+            .write(|| wal::write_atomic(&self.path, SNAPSHOT_MAGIC, &bytes))
+            .map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
         self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
         self.state = state;
@@ -166,5 +210,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         let file = self.read_snapshot().map_err(|e| StorageIOError::read_snapshot(None, &e))?;
         Ok(file.map(|f| Snapshot { meta: f.meta, snapshot: Box::new(Cursor::new(f.data)) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_builder_that_outlives_its_node_does_not_write_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _rx) = watch::channel(ClusterState::default());
+        let mut sm = StateMachine::open(dir.path(), tx).unwrap();
+        let mut early = sm.get_snapshot_builder().await;
+        early.build_snapshot().await.expect("an open node writes its snapshot");
+        assert!(dir.path().join("snapshot").exists());
+        let before = std::fs::read(dir.path().join("snapshot")).unwrap();
+
+        let mut late = sm.get_snapshot_builder().await;
+        sm.gate().close();
+        assert!(late.build_snapshot().await.is_err(), "a closed gate refuses the write");
+        assert_eq!(std::fs::read(dir.path().join("snapshot")).unwrap(), before, "the file is untouched");
     }
 }
