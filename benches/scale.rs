@@ -6,15 +6,11 @@
 //! (default 1000), `SCALE_PODS` (30 per node), `SCALE_RESOLUTION` (15s),
 //! `SCALE_SECONDS` (measurement window, default 60).
 
-#[path = "../tests/common/direct.rs"]
-#[allow(dead_code)]
-mod direct;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ha_metrics_server::dev::addr::Block;
+use sim::addr::Block;
 
 struct Killed(Child);
 impl Drop for Killed {
@@ -98,7 +94,7 @@ fn main() {
                 return false;
             }
             if let Ok(Ok((200, _))) =
-                tokio::time::timeout(Duration::from_secs(5), direct::try_get(addr, "/readyz", None, &[])).await
+                tokio::time::timeout(Duration::from_secs(5), sim::client::try_get(addr, "/readyz", None, &[])).await
             {
                 return true;
             }

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::flags::ClusterArgs;
 use crate::config::{ConfigError, parse_go_duration};
-use crate::tls::{CertKey, TlsPolicy, TlsSource, mutual_tls_client_config, mutual_tls_server_config};
+use tls::{CertKey, TlsPolicy, TlsSource, mutual_tls_client_config, mutual_tls_server_config};
 
 /// The peer route that serves the [`StatusView`] as JSON.
 pub const STATUS_PATH: &str = "/cluster/status";
@@ -235,7 +235,7 @@ pub async fn start(
         }),
     );
     tracing::info!(addr = %settings.peer_listen, name = %settings.name, node = node.id(), "serving the peer port");
-    tokio::spawn(crate::tls::serve(listener, TlsSource::new(server_tls), app, shutdown.clone()));
+    tokio::spawn(tls::serve(listener, TlsSource::new(server_tls), app, shutdown.clone()));
     let (m, n) = (metrics.0, node.clone());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 
-/// Nanoseconds since the Unix epoch. Kubelet samples carry milliseconds; we
-/// keep nanoseconds so that rates and windows never lose precision.
-pub type UnixNanos = i64;
+pub use apimachinery::UnixNanos;
 
 /// Resource usage of one node or container at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

@@ -24,8 +24,8 @@ use crate::scrape::scheduler::{self, SchedulerSettings, Targets};
 use crate::scrape::scraper::KubeletScraper;
 use crate::selfmetrics::SelfMetrics;
 use crate::store::Store;
-use crate::tls::api_server_config;
-use crate::tls::source::{CertSource, DEFAULT_RELOAD_INTERVAL};
+use tls::api_server_config;
+use tls::source::{CertSource, DEFAULT_RELOAD_INTERVAL};
 
 /// Where in-cluster service-account credentials are mounted.
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -72,7 +72,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let addr = SocketAddr::new(config.serving.bind_address, config.serving.port);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, "serving metrics.k8s.io");
-    let serving = tokio::spawn(crate::tls::serve(listener, tls, app, shutdown.child_token()));
+    let serving = tokio::spawn(tls::serve(listener, tls, app, shutdown.child_token()));
     let membership = match (&config.cluster, raft_metrics) {
         (Some(settings), Some(m)) => {
             Some(crate::membership::start(settings, addr, &config.serving.tls_policy, m, shutdown.child_token()).await?)
@@ -126,7 +126,7 @@ async fn max_in_flight(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let Ok(_permit) = limit.try_acquire() else {
-        let mut r = crate::status::Status::failure(
+        let mut r = apimachinery::status::Status::failure(
             http::StatusCode::TOO_MANY_REQUESTS,
             "TooManyRequests",
             "Too many requests, please try again later.",
@@ -291,7 +291,7 @@ fn kubelet_client_config(config: &Config, kube: &kube::Config) -> anyhow::Result
     } else if let Some(ca) = &k.certificate_authority {
         KubeletTls::CaFile(ca.clone())
     } else if let Some(roots) = &kube.root_cert {
-        KubeletTls::CaPem(crate::pki::certs_to_pem(roots).into_bytes())
+        KubeletTls::CaPem(tls::pki::certs_to_pem(roots).into_bytes())
     } else if Path::new(SA_DIR).join("ca.crt").is_file() {
         KubeletTls::CaFile(Path::new(SA_DIR).join("ca.crt"))
     } else {

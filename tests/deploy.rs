@@ -7,7 +7,7 @@ use ha_metrics_server::cli::Cli;
 use ha_metrics_server::config::Config;
 
 fn render(dir: &str) -> String {
-    let kubectl = ha_metrics_server::dev::env::kubectl_132().expect("kubectl.1.32");
+    let kubectl = sim::env::kubectl_132().expect("kubectl.1.32");
     let out = std::process::Command::new(kubectl)
         .args(["kustomize", &format!("{}/{dir}", env!("CARGO_MANIFEST_DIR"))])
         .output()

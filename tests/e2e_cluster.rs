@@ -9,9 +9,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Cluster;
-use common::direct::try_get;
 use ha_metrics_server::membership::fetch_status;
 use raft::{MemberState, StatusView};
+use sim::client::try_get;
 
 /// The lease the replicas run with (the default) and the bound DESIGN.md
 /// promises: a dead member is committed Down within lease + 2 s.
@@ -41,8 +41,8 @@ impl Ring {
     fn client(&self) -> rustls::ClientConfig {
         let dir = self.c.env.work_dir.join("replica-0");
         let ca = std::fs::read(self.c.env.work_dir.join("cluster-ca.crt")).unwrap();
-        let ck = ha_metrics_server::tls::CertKey::load(&dir.join("peer.crt"), &dir.join("peer.key")).unwrap();
-        ha_metrics_server::tls::mutual_tls_client_config(&ca, ck.chain, ck.key).unwrap()
+        let ck = tls::CertKey::load(&dir.join("peer.crt"), &dir.join("peer.key")).unwrap();
+        tls::mutual_tls_client_config(&ca, ck.chain, ck.key).unwrap()
     }
 
     async fn status(&self, i: usize) -> Option<StatusView> {
@@ -103,13 +103,14 @@ async fn three_replicas_bootstrap_into_one_cluster_and_serve_kubectl() {
     let admin = r.c.env.apiserver.issue_client_cert("admin", &["system:masters"]).unwrap();
     // The gauges are refreshed every second.
     let epoch = r.status(1).await.unwrap().epoch;
-    let shown = common::wait_until(Duration::from_secs(20), || async {
-        let (code, metrics) = common::direct::direct_get(r.c.env.replica_addr(1), "/metrics", Some(&admin), &[]).await;
+    let shown = sim::wait::until(Duration::from_secs(20), async || {
+        let (code, metrics) = sim::client::direct_get(r.c.env.replica_addr(1), "/metrics", Some(&admin), &[]).await;
         code == 200
             && metrics.contains(&format!("ha_metrics_server_raft_epoch {epoch}"))
             && metrics.contains("ha_metrics_server_raft_members{state=\"Active\"} 3")
     })
-    .await;
+    .await
+    .is_some();
     assert!(shown, "raft gauges never showed epoch {epoch} and 3 Active members");
 }
 
@@ -157,7 +158,7 @@ async fn sigkill_of_the_leader_elects_a_new_one_and_commits_it_down_then_it_rejo
     let mut args = r.c.env.replica_args(dead, &r.c.resolution);
     args.extend(r.c.env.cluster_args(dead, 3).unwrap());
     let log = r.c.env.work_dir.join(format!("replica-{dead}-again.log"));
-    r.c.replicas[dead] = ha_metrics_server::dev::env::ReplicaProcess::spawn(&common::binary(), &args, &log).unwrap();
+    r.c.replicas[dead] = sim::env::ReplicaProcess::spawn(&common::binary(), &args, &log).unwrap();
     let views = r.settled(&[0, 1, 2], 3).await.expect("restarted member back Active");
     let back = views[dead].members.iter().filter(|m| m.name == leader_name).count();
     assert_eq!(back, 1, "the restarted replica is one member, not two");
@@ -177,7 +178,7 @@ async fn restart_with_an_empty_data_dir_rejoins_as_a_new_incarnation() {
     let mut args = r.c.env.replica_args(2, &r.c.resolution);
     args.extend(r.c.env.cluster_args(2, 3).unwrap());
     let log = r.c.env.work_dir.join("replica-2-fresh.log");
-    r.c.replicas[2] = ha_metrics_server::dev::env::ReplicaProcess::spawn(&common::binary(), &args, &log).unwrap();
+    r.c.replicas[2] = sim::env::ReplicaProcess::spawn(&common::binary(), &args, &log).unwrap();
     let after = r
         .settled(&[0, 1, 2], 3)
         .await
@@ -198,7 +199,7 @@ async fn peer_port_refuses_callers_without_a_cluster_certificate() {
     let peer = r.c.env.peer_addr(0);
     let path = ha_metrics_server::membership::STATUS_PATH;
     assert!(try_get(peer, path, None, &[]).await.is_err(), "no client certificate must be refused");
-    let rogue = ha_metrics_server::pki::Ca::new("rogue").unwrap().issue_client("replica-9", &[]).unwrap();
+    let rogue = tls::pki::Ca::new("rogue").unwrap().issue_client("replica-9", &[]).unwrap();
     assert!(try_get(peer, path, Some(&rogue), &[]).await.is_err(), "a certificate from another CA must be refused");
     // A client certificate from the user-facing client CA is not a peer either.
     let user = r.c.env.apiserver.issue_client_cert("admin", &["system:masters"]).unwrap();
@@ -224,7 +225,7 @@ async fn sigterm_leaves_the_ring_as_draining_and_restart_makes_it_active_again()
     );
     // The leaving replica waited for the Draining commit; the survivors
     // apply it within a heartbeat or two.
-    let draining = common::wait_until(Duration::from_secs(10), || async {
+    let draining = sim::wait::until(Duration::from_secs(10), async || {
         let mut seen = 0;
         for i in [0, 2] {
             if let Some(v) = r.status(i).await
@@ -236,13 +237,14 @@ async fn sigterm_leaves_the_ring_as_draining_and_restart_makes_it_active_again()
         }
         seen == 2
     })
-    .await;
+    .await
+    .is_some();
     assert!(draining, "the survivors never saw replica-1 leave the ring");
     assert!(r.c.replicas[1].log_text().contains("left the ring"), "{}", r.c.replicas[1].log_text());
     let mut args = r.c.env.replica_args(1, &r.c.resolution);
     args.extend(r.c.env.cluster_args(1, 3).unwrap());
     let log = r.c.env.work_dir.join("replica-1-again.log");
-    r.c.replicas[1] = ha_metrics_server::dev::env::ReplicaProcess::spawn(&common::binary(), &args, &log).unwrap();
+    r.c.replicas[1] = sim::env::ReplicaProcess::spawn(&common::binary(), &args, &log).unwrap();
     r.settled(&[0, 1, 2], 3).await.expect("the same replica is Active again after a rolling restart");
 }
 
@@ -262,7 +264,7 @@ async fn lowering_the_replica_count_removes_the_terminated_replica_from_raft() {
     }
     assert!(exited.is_some_and(|s| s.success()), "replica-2 did not exit cleanly\n{}", r.c.replicas[2].log_text());
     assert!(r.c.replicas[2].log_text().contains("ScaleDown"), "{}", r.c.replicas[2].log_text());
-    let gone = common::wait_until(Duration::from_secs(30), || async {
+    let gone = sim::wait::until(Duration::from_secs(30), async || {
         let mut ok = 0;
         for i in [0, 1] {
             if let Some(v) = r.status(i).await
@@ -274,7 +276,8 @@ async fn lowering_the_replica_count_removes_the_terminated_replica_from_raft() {
         }
         ok == 2
     })
-    .await;
+    .await
+    .is_some();
     assert!(gone, "replica-2 still listed after scale-down: {:?}", r.status(0).await);
 }
 
@@ -288,7 +291,7 @@ async fn scale_three_to_five_and_back_keeps_one_cluster() {
         let mut args = r.c.env.replica_args(i, &r.c.resolution);
         args.extend(r.c.env.cluster_args(i, 3).unwrap());
         let log = r.c.env.work_dir.join(format!("replica-{i}.log"));
-        r.c.replicas.push(ha_metrics_server::dev::env::ReplicaProcess::spawn(&common::binary(), &args, &log).unwrap());
+        r.c.replicas.push(sim::env::ReplicaProcess::spawn(&common::binary(), &args, &log).unwrap());
     }
     let five = r.settled(&[0, 1, 2, 3, 4], 5).await.expect("five Active members");
     let voters = five[0].members.iter().filter(|m| m.voter).count();
@@ -301,9 +304,10 @@ async fn scale_three_to_five_and_back_keeps_one_cluster() {
         r.c.replicas[i].signal(libc::SIGTERM);
     }
     r.settled(&[0, 1, 2], 3).await.expect("back to three Active members");
-    let removed = common::wait_until(Duration::from_secs(30), || async {
+    let removed = sim::wait::until(Duration::from_secs(30), async || {
         r.status(0).await.is_some_and(|v| v.members.iter().all(|m| m.name != "replica-3" && m.name != "replica-4"))
     })
-    .await;
+    .await
+    .is_some();
     assert!(removed, "scaled-down replicas still listed: {:?}", r.status(0).await);
 }

@@ -7,14 +7,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, STARTUP, wait_until};
-use ha_metrics_server::dev::kubelet::Fault;
+use common::{Cluster, STARTUP};
+use sim::kubelet::Fault;
 
 /// Waits until `node` is absent from the served list while every other node
 /// stays served, checking the others on every poll.
 async fn only_node_disappears(c: &Cluster, node: &str, within: Duration) {
     let others: Vec<String> = c.env.spec.nodes.iter().map(|n| n.name.clone()).filter(|n| n != node).collect();
-    let gone = wait_until(within, || async {
+    let gone = sim::wait::until(within, async || {
         let served: Vec<String> = c.served_nodes().await.into_iter().map(|(n, _)| n).collect();
         for o in &others {
             assert!(
@@ -25,7 +25,8 @@ async fn only_node_disappears(c: &Cluster, node: &str, within: Duration) {
         }
         !served.iter().any(|n| n == node)
     })
-    .await;
+    .await
+    .is_some();
     assert!(gone, "{node} was still served after its kubelet failed for {within:?}");
     let pods = c.served_pods().await;
     for p in c.pods_of(node) {
@@ -53,20 +54,23 @@ async fn down_500_and_malformed_kubelets_drop_only_their_own_nodes() {
     only_node_disappears(&c, "node-0", STARTUP).await;
 
     c.env.fleet.set_fault("node-1", Fault::Http500).await.unwrap();
-    let gone = wait_until(STARTUP, || async { !c.served_nodes().await.iter().any(|(n, _)| n == "node-1") }).await;
+    let gone =
+        sim::wait::until(STARTUP, async || !c.served_nodes().await.iter().any(|(n, _)| n == "node-1")).await.is_some();
     assert!(gone, "node-1 answering 500 was still served");
     c.env.fleet.set_fault("node-2", Fault::Malformed).await.unwrap();
-    let gone = wait_until(STARTUP, || async {
+    let gone = sim::wait::until(STARTUP, async || {
         let served: Vec<String> = c.served_nodes().await.into_iter().map(|(n, _)| n).collect();
         assert!(served.contains(&"node-3".to_string()), "healthy node-3 vanished: {served:?}");
         !served.contains(&"node-2".to_string())
     })
-    .await;
+    .await
+    .is_some();
     assert!(gone, "node-2 with a malformed body was still served");
 
     // Recovery: healthy again, node-0 comes back after two good scrapes.
     c.env.fleet.set_fault("node-0", Fault::None).await.unwrap();
-    let back = wait_until(STARTUP, || async { c.served_nodes().await.iter().any(|(n, _)| n == "node-0") }).await;
+    let back =
+        sim::wait::until(STARTUP, async || c.served_nodes().await.iter().any(|(n, _)| n == "node-0")).await.is_some();
     assert!(back, "node-0 did not come back after its kubelet recovered\n{}", c.log_tail(0));
 }
 
@@ -77,13 +81,14 @@ async fn slow_and_hanging_kubelets_time_out_alone() {
     // The replica's request timeout is half the resolution (1.5 s).
     c.env.fleet.set_fault("node-1", Fault::Slow(Duration::from_secs(5))).await.unwrap();
     c.env.fleet.set_fault("node-2", Fault::Hang).await.unwrap();
-    let others_fresh = wait_until(STARTUP, || async {
+    let others_fresh = sim::wait::until(STARTUP, async || {
         let served = c.served_nodes().await;
         let names: Vec<&str> = served.iter().map(|(n, _)| n.as_str()).collect();
         assert!(names.contains(&"node-0"), "healthy node-0 vanished: {names:?}\n{}", c.log_tail(0));
         !names.contains(&"node-1") && !names.contains(&"node-2")
     })
-    .await;
+    .await
+    .is_some();
     assert!(others_fresh, "slow and hanging nodes were served past the staleness bound");
 }
 
@@ -96,11 +101,12 @@ async fn frozen_timestamps_keep_the_previous_rate_and_do_not_touch_other_nodes()
     // Waits until node-1 is served a newer sample than now: one more period.
     let next_period = || async {
         let before = c.get_raw("/apis/metrics.k8s.io/v1beta1/nodes/node-1").await.expect("node-1 served");
-        let moved = wait_until(STARTUP, || async {
+        let moved = sim::wait::until(STARTUP, async || {
             let now = c.get_raw("/apis/metrics.k8s.io/v1beta1/nodes/node-1").await;
             now.is_some_and(|n| n["timestamp"] != before["timestamp"])
         })
-        .await;
+        .await
+        .is_some();
         assert!(moved, "node-1 stopped advancing while node-0 was frozen");
     };
     // After two periods node-0 has been scraped since the freeze; from then

@@ -4,7 +4,7 @@
 mod common;
 
 use common::Cluster;
-use common::direct::direct_get;
+use sim::client::direct_get;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_and_self_metrics_match_metrics_server() {

@@ -7,10 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::direct::direct_get;
-use common::{Cluster, STARTUP, wait_until};
-use ha_metrics_server::dev::apiserver::KubeconfigUser;
-use ha_metrics_server::dev::kubelet::Fault;
+use common::{Cluster, STARTUP};
+use sim::apiserver::KubeconfigUser;
+use sim::client::direct_get;
+use sim::kubelet::Fault;
 
 const NODES: &str = "/apis/metrics.k8s.io/v1beta1/nodes";
 
@@ -30,7 +30,7 @@ async fn anonymous_and_forged_requests_are_refused_and_probes_are_open() {
     assert_eq!(code, 401, "forged identity headers must not authenticate");
 
     // A certificate from a CA the server does not trust.
-    let rogue = ha_metrics_server::pki::Ca::new("rogue").unwrap().issue_client("admin", &["system:masters"]).unwrap();
+    let rogue = tls::pki::Ca::new("rogue").unwrap().issue_client("admin", &["system:masters"]).unwrap();
     let (code, _) = direct_get(addr, NODES, Some(&rogue), &[]).await;
     assert_eq!(code, 401, "client certificate from an unknown CA");
 
@@ -87,7 +87,7 @@ async fn kubectl_user_without_rights_is_forbidden_by_subject_access_review() {
         .apiserver
         .write_kubeconfig(&eve, KubeconfigUser::ClientCert { user: "eve".into(), groups: vec!["outsiders".into()] })
         .unwrap();
-    let k = ha_metrics_server::dev::env::kubectl_132().unwrap();
+    let k = sim::env::kubectl_132().unwrap();
     let out = tokio::process::Command::new(k)
         .arg("--kubeconfig")
         .arg(&eve)
@@ -121,7 +121,7 @@ async fn rotated_front_proxy_ca_is_honoured_without_restart() {
     // The aggregation proxy now presents a certificate from the new CA; the
     // server picks the new CA up from the ConfigMap watch, and the old CA
     // (gone from the ConfigMap) stops being trusted.
-    let ok = wait_until(STARTUP, || async { c.kubectl(&["top", "node"]).await.status.success() }).await;
+    let ok = sim::wait::until(STARTUP, async || c.kubectl(&["top", "node"]).await.status.success()).await.is_some();
     assert!(ok, "kubectl never worked again after the front-proxy CA rotated\n{}", c.log_tail(0));
     let (code, body) = direct_get(addr, NODES, Some(&new), &as_dev).await;
     assert_eq!(code, 200, "the new front-proxy certificate: {body}");
@@ -138,12 +138,13 @@ async fn kubelet_with_an_unverifiable_certificate_fails_alone() {
     // rotates its certificate: drop the pooled connection by restarting it.
     c.env.fleet.set_fault("node-1", Fault::Down).await.unwrap();
     c.env.fleet.set_fault("node-1", Fault::None).await.unwrap();
-    let gone = wait_until(STARTUP, || async {
+    let gone = sim::wait::until(STARTUP, async || {
         let served: Vec<String> = c.served_nodes().await.into_iter().map(|(n, _)| n).collect();
         assert!(served.contains(&"node-0".to_string()) && served.contains(&"node-2".to_string()), "{served:?}");
         !served.contains(&"node-1".to_string())
     })
-    .await;
+    .await
+    .is_some();
     assert!(gone, "node-1 with an untrusted certificate was still served");
     assert!(c.log_tail(0).contains("node-1"), "the failure is logged with the node name");
 }
@@ -161,13 +162,14 @@ async fn rotated_kubelet_token_file_is_used_on_the_next_scrape() {
     std::fs::rename(&tmp, &c.env.files.kubelet_token).unwrap();
     // Give the server the token-recheck interval, then revoke the old token:
     // scrapes must keep succeeding with the new one.
-    let switched = wait_until(Duration::from_secs(30), || async {
+    let switched = sim::wait::until(Duration::from_secs(30), async || {
         c.env.fleet.set_accepted_tokens(vec![new_token.to_string()]);
         let before = c.env.fleet.scrape_count("node-0");
         let advanced =
-            wait_until(Duration::from_secs(6), || async { c.env.fleet.scrape_count("node-0") > before + 1 }).await;
-        advanced && c.served_nodes().await.len() == 2
+            sim::wait::until(Duration::from_secs(6), async || c.env.fleet.scrape_count("node-0") > before + 1).await;
+        advanced.is_some() && c.served_nodes().await.len() == 2
     })
-    .await;
+    .await
+    .is_some();
     assert!(switched, "scrapes did not use the rotated token\n{}", c.log_tail(0));
 }

@@ -9,7 +9,7 @@ use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
-use crate::status::Status;
+use apimachinery::status::Status;
 
 pub const JSON: &str = "application/json";
 

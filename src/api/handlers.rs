@@ -17,7 +17,7 @@ use super::render::{Served, render};
 use super::request::{ListOptions, Req, path_not_found, watch_not_supported};
 use super::types::{GROUP, NodeItem, PodItem, Version};
 use crate::model::UnixNanos;
-use crate::status::Status;
+use apimachinery::status::Status;
 
 fn observe_freshness(st: &ApiState, now: UnixNanos, timestamps: impl Iterator<Item = UnixNanos>) {
     for ts in timestamps {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::router;
 use super::testkit::sample;
-use crate::dev::addr::Block;
+use sim::addr::Block;
 
 fn kubectl_1_32() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;

@@ -13,13 +13,13 @@
 
 pub mod discovery;
 pub mod encode;
-pub mod format;
+
 mod handlers;
 pub mod negotiate;
 pub mod openapi;
 mod render;
 mod request;
-pub mod selector;
+
 pub mod table;
 pub mod types;
 

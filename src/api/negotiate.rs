@@ -9,7 +9,7 @@ use http::HeaderMap;
 use http::header::{ACCEPT, USER_AGENT};
 
 use super::encode::Style;
-use crate::status::Status;
+use apimachinery::status::Status;
 
 /// `meta.k8s.io` version of a Table or PartialObjectMetadata answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use super::types::{
     ListMeta, NodeItem, PartialObjectMetadata, PartialObjectMetadataList, PodItem, Version, node_list, pod_list,
 };
 use crate::model::{ObjectMeta, UnixNanos};
-use crate::status::Status;
+use apimachinery::status::Status;
 
 /// The objects one request serves.
 pub enum Served {

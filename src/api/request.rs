@@ -12,9 +12,9 @@ use http::{HeaderMap, StatusCode};
 
 use super::encode;
 use super::negotiate::{Endpoint, Negotiated, error_style, negotiate};
-use super::selector::{FieldSelector, LabelSelector};
 use super::types::{GROUP, Version};
-use crate::status::{Status, StatusDetails};
+use apimachinery::selector::{FieldSelector, LabelSelector};
+use apimachinery::status::{Status, StatusDetails};
 
 /// Headers and raw query of one request.
 pub struct Req {

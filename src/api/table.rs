@@ -6,11 +6,11 @@
 
 use serde::Serialize;
 
-use super::format::{Quantity, QuantityFormat, cpu_quantity, format_duration, memory_quantity};
 use super::negotiate::MetaVersion;
 use super::types::{ListMeta, NodeItem, NodeMetrics, PartialObjectMetadata, PodItem, PodMetrics, Version};
 use crate::model::{ObjectMeta, UnixNanos};
-use crate::status::Status;
+use apimachinery::format::{Quantity, QuantityFormat, cpu_quantity, format_duration, memory_quantity};
+use apimachinery::status::Status;
 
 /// The `includeObject` query parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

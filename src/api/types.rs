@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::format::{format_cpu, format_duration, format_memory, format_time};
 use crate::model::{NodeUsage, ObjectMeta, PodUsage, UnixNanos, Usage};
+use apimachinery::format::{format_cpu, format_duration, format_memory, format_time};
 
 /// The served group name.
 pub const GROUP: &str = "metrics.k8s.io";

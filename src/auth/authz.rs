@@ -15,7 +15,7 @@ use super::UserInfo;
 use super::cache::TtlCache;
 use super::requestinfo::RequestInfo;
 use super::token::{REVIEW_TIMEOUT, ReviewError};
-use crate::status::{Status, StatusDetails};
+use apimachinery::status::{Status, StatusDetails};
 
 /// Groups allowed everything without a review.
 pub const ALWAYS_ALLOW_GROUPS: &[&str] = &["system:masters"];

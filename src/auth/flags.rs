@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::AuthSettings;
 use super::authz::{AlwaysAllowPaths, BadAllowPath};
 use super::trust::TrustOverrides;
-use crate::config::parse_go_duration;
+use apimachinery::parse_go_duration;
 
 /// Delegated authentication and authorization flags.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]

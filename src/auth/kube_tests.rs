@@ -21,8 +21,8 @@ use tower::ServiceExt;
 use super::*;
 use crate::auth::testkit::chain;
 use crate::auth::{PeerCertificates, layer};
-use crate::dev::addr::Block;
-use crate::pki::Ca;
+use sim::addr::Block;
+use tls::pki::Ca;
 
 #[derive(Clone)]
 struct Mock {

@@ -17,7 +17,7 @@ use tower::{Layer, Service};
 
 use super::requestinfo::{self, RequestInfo};
 use super::{AuthState, PeerCertificates, UserInfo, authz, requestheader};
-use crate::status::Status;
+use apimachinery::status::Status;
 
 /// Wraps a router (or any service) with authentication and authorization:
 /// `Router::new().route(..).layer(auth::layer(state))`.

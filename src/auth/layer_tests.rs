@@ -11,7 +11,7 @@ use tower::ServiceExt;
 
 use crate::auth::testkit::{Cas, FakeAccess, FakeTokens, chain, state, trust_over};
 use crate::auth::{Attributes, AuthState, PeerCertificates, TrustStore, UserInfo, layer};
-use crate::pki::Ca;
+use tls::pki::Ca;
 
 /// Echoes who the layer said the caller is, and whether identity headers survived.
 async fn whoami(user: Option<axum::Extension<UserInfo>>, headers: HeaderMap) -> String {

@@ -37,7 +37,7 @@ pub use self::flags::AuthFlags;
 pub use self::layer::{AuthLayer, AuthService, layer};
 pub use self::token::{ReviewError, TokenOutcome, TokenReviewer};
 pub use self::trust::{SourceUpdate, TrustConfig, TrustSource, TrustStore};
-pub use crate::tls::serve::PeerCertificates;
+pub use tls::serve::PeerCertificates;
 
 /// The authenticated user, put in the request extensions by the layer.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

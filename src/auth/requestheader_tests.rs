@@ -2,7 +2,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::*;
 use crate::auth::x509::{CaBundle, chain_from_pem};
-use crate::pki::Ca;
+use tls::pki::Ca;
 
 fn config(ca: &Ca, allowed: &[&str]) -> RequestHeaderConfig {
     RequestHeaderConfig {

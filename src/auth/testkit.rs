@@ -13,7 +13,7 @@ use super::token::{ReviewError, TokenOutcome, TokenReviewer};
 use super::trust::{FlagFiles, TrustConfig, TrustOverrides, build_config};
 use super::x509::chain_from_pem;
 use super::{AuthSettings, AuthState, TrustStore, UserInfo};
-use crate::pki::Ca;
+use tls::pki::Ca;
 
 /// Tokens it knows map to users; counts reviews.
 #[derive(Default)]

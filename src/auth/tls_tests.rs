@@ -15,11 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::testkit::{Cas, FakeAccess, FakeTokens, state};
 use crate::auth::{TrustStore, UserInfo, layer};
-use crate::dev::addr::Block;
-use crate::pki::Ca;
-use crate::tls::config::{CertKey, api_server_config, verifying_client_config};
-use crate::tls::policy::TlsPolicy;
-use crate::tls::serve::{TlsSource, serve};
+use sim::addr::Block;
+use tls::config::{CertKey, api_server_config, verifying_client_config};
+use tls::pki::Ca;
+use tls::policy::TlsPolicy;
+use tls::serve::{TlsSource, serve};
 
 async fn whoami(user: axum::Extension<UserInfo>) -> String {
     format!("{}|{}", user.name, user.groups.join(","))

@@ -5,7 +5,7 @@ use futures::FutureExt;
 use tokio::sync::mpsc;
 
 use super::*;
-use crate::pki::Ca;
+use tls::pki::Ca;
 
 fn cm(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -134,7 +134,7 @@ pub fn chain_from_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pki::{Ca, LeafSpec, Usage};
+    use tls::pki::{Ca, LeafSpec, Usage};
 
     #[test]
     fn client_cert_from_its_ca_verifies_and_yields_cn_and_orgs() {

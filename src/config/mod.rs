@@ -3,14 +3,13 @@
 //! definitions and nowhere else; bad combinations fail here, at start, with a
 //! message that names the flags.
 
-pub mod duration;
 pub mod flags;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use duration::parse_go_duration;
+pub use apimachinery::parse_go_duration;
 pub use flags::ServeArgs;
 
 /// A start-up configuration error: which flag, and what is wrong with it.
@@ -82,7 +81,7 @@ pub struct ServingSettings {
     pub cert_dir: PathBuf,
     pub cert_files: Option<(PathBuf, PathBuf)>,
     /// `--tls-min-version` and `--tls-cipher-suites`, checked.
-    pub tls_policy: crate::tls::TlsPolicy,
+    pub tls_policy: tls::TlsPolicy,
     pub max_requests_inflight: usize,
     pub shutdown_delay: Duration,
 }
@@ -94,7 +93,7 @@ pub struct Config {
     pub max_staleness: Duration,
     pub kubeconfig: Option<PathBuf>,
     /// `--node-selector`, parsed.
-    pub node_selector: crate::api::selector::LabelSelector,
+    pub node_selector: apimachinery::selector::LabelSelector,
     pub kubelet: KubeletSettings,
     pub serving: ServingSettings,
     /// The replica cluster; `None` runs a single replica without Raft.
@@ -213,7 +212,7 @@ impl Config {
             resolution,
             max_staleness,
             kubeconfig: args.kubeconfig.clone(),
-            node_selector: crate::api::selector::LabelSelector::parse(&args.node_selector)
+            node_selector: apimachinery::selector::LabelSelector::parse(&args.node_selector)
                 .map_err(|e| bad("--node-selector", e.to_string()))?,
             kubelet: KubeletSettings {
                 port: args.kubelet_port,
@@ -231,7 +230,7 @@ impl Config {
                 port: args.secure_port,
                 cert_dir: args.cert_dir.clone(),
                 cert_files,
-                tls_policy: crate::tls::TlsPolicy::from_flags(
+                tls_policy: tls::TlsPolicy::from_flags(
                     args.tls_min_version.as_deref().unwrap_or(""),
                     args.tls_cipher_suites.as_deref().unwrap_or(""),
                 )

@@ -21,10 +21,10 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::ClientConfig;
 use token::TokenFile;
 
-use crate::tls::config::{CertKey, verifying_client_config};
-use crate::tls::pem::read_file;
-use crate::tls::verify::AcceptAnyServerCert;
-use crate::tls::{TlsError, TlsPolicy};
+use tls::config::{CertKey, verifying_client_config};
+use tls::pem::read_file;
+use tls::verify::AcceptAnyServerCert;
+use tls::{TlsError, TlsPolicy};
 
 /// Default cap on a response body.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;

@@ -23,7 +23,6 @@ use std::collections::HashMap;
 
 #[cfg(test)]
 mod fuzz;
-pub mod gofloat;
 mod line;
 pub mod render;
 #[cfg(test)]

@@ -4,15 +4,12 @@
 
 #![allow(dead_code)]
 
-pub mod direct;
-
-use std::future::Future;
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use ha_metrics_server::dev::addr::Block;
-use ha_metrics_server::dev::env::{DevEnv, EnvOptions, ReplicaProcess, kubectl_132};
+use sim::addr::Block;
+use sim::env::{DevEnv, EnvOptions, ReplicaProcess, kubectl_132};
 
 /// Generous bounds for a loaded 2-core machine.
 pub const STARTUP: Duration = Duration::from_secs(90);
@@ -97,12 +94,13 @@ impl Cluster {
     /// Waits until `kubectl top node` succeeds and lists every node with numbers.
     pub async fn wait_for_metrics(&self) {
         let nodes = self.env.spec.nodes.len();
-        let ok = wait_until(STARTUP, || async {
+        let ok = sim::wait::until(STARTUP, async || {
             let out = self.kubectl(&["top", "node", "--no-headers"]).await;
             let text = String::from_utf8_lossy(&out.stdout).to_string();
             out.status.success() && text.lines().filter(|l| !l.contains("<unknown>")).count() == nodes
         })
-        .await;
+        .await
+        .is_some();
         assert!(ok, "metrics never became available; replica log:\n{}", self.log_tail(0));
     }
 }
@@ -110,24 +108,6 @@ impl Cluster {
 /// Path of the binary under test.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ha-metrics-server"))
-}
-
-/// Polls `cond` every 200 ms until it holds or `deadline` passes.
-pub async fn wait_until<F, Fut>(deadline: Duration, mut cond: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let end = tokio::time::Instant::now() + deadline;
-    loop {
-        if cond().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= end {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// What kubectl prints for a CPU rate: millicores rounded up.
@@ -142,11 +122,7 @@ pub fn kubectl_mem(bytes: u64) -> String {
 
 /// kubectl's CPU(%) and MEMORY(%) cells: `int64(used / allocatable * 100)`
 /// in float64, CPU in (rounded-up) millicores, memory in bytes.
-pub fn kubectl_percents(
-    node: &ha_metrics_server::dev::cluster::NodeSpec,
-    cpu_nanocores: u64,
-    memory_bytes: u64,
-) -> (String, String) {
+pub fn kubectl_percents(node: &sim::cluster::NodeSpec, cpu_nanocores: u64, memory_bytes: u64) -> (String, String) {
     let cpu_ms = cpu_nanocores.div_ceil(1_000_000) as f64;
     let cpu = (cpu_ms / node.allocatable_millicores as f64 * 100.0) as i64;
     let mem = (memory_bytes as f64 / node.allocatable_memory_bytes as f64 * 100.0) as i64;

@@ -1,6 +1,6 @@
-//! Test support: loopback address blocks (the same lock files as the
-//! server's `dev::addr::Block`, so parallel test processes never collide),
-//! a fault layer that cuts chosen peers off, and an in-process cluster of
+//! Test support: a loopback address block from the simulator's plan
+//! (`sim::addr::Block`, so parallel test processes never collide), a fault
+//! layer that cuts chosen peers off, and an in-process cluster of
 //! nodes over the real HTTP transport.
 
 #![allow(dead_code)]
@@ -8,8 +8,7 @@
 pub mod tls;
 
 use std::collections::BTreeSet;
-use std::fs::{File, OpenOptions};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,34 +20,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use raft::network::wire::FROM_HEADER;
 use raft::{ClusterState, MemberState, Node, NodeId, PeerClient, RaftConfig, Role, StatusView};
+use sim::addr::Block;
 use tokio::task::JoinHandle;
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
-
-/// A reserved block `127.0.<b>.0/24` (held by a lock on `/tmp/ha-metrics-server-blocks/<b>.lock`).
-pub struct Block {
-    pub index: u8,
-    _lock: File,
-}
-
-impl Block {
-    pub fn acquire() -> Block {
-        let dir = std::env::temp_dir().join("ha-metrics-server-blocks");
-        std::fs::create_dir_all(&dir).expect("create block lock dir");
-        for index in 2..=250u8 {
-            let path = dir.join(format!("{index}.lock"));
-            let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).expect("open lock");
-            if file.try_lock().is_ok() {
-                return Block { index, _lock: file };
-            }
-        }
-        panic!("every loopback address block is in use");
-    }
-
-    pub fn replica(&self, i: usize) -> Ipv4Addr {
-        Ipv4Addr::new(127, 0, self.index, 10 + i as u8)
-    }
-}
 
 /// Per-node fault switches, checked on the node's incoming requests.
 #[derive(Default)]
@@ -106,7 +81,7 @@ impl Cluster {
     /// `slots` replica slots; the first `initial` are the declared initial members.
     pub fn new(slots: usize, initial: usize, voters: usize) -> Cluster {
         init_tracing();
-        let block = Block::acquire();
+        let block = Block::acquire().expect("a free loopback address block");
         let tmp = tempfile::tempdir().expect("tempdir");
         let replicas: Vec<Replica> = (0..slots)
             .map(|i| Replica {
@@ -291,36 +266,17 @@ async fn bind_retry(addr: SocketAddr) -> tokio::net::TcpListener {
     }
 }
 
-/// Waits until `cond` holds, polling; returns how long it took or panics with `what`.
-pub async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    loop {
-        if cond() {
-            return start.elapsed();
-        }
-        if start.elapsed() > limit {
-            panic!("timed out after {limit:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Like [`wait_for`], but dumps the cluster status on timeout.
+/// Waits until `cond` holds (see `sim::wait`); returns how long it took, or
+/// panics with `what` and the cluster's status table.
 pub async fn wait_cluster(
     c: &Cluster,
     what: &str,
     limit: Duration,
     mut cond: impl FnMut(&Cluster) -> bool,
 ) -> Duration {
-    let start = Instant::now();
-    loop {
-        if cond(c) {
-            return start.elapsed();
-        }
-        if start.elapsed() > limit {
-            panic!("timed out after {limit:?} waiting for {what}\n{}", c.status_table());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    match sim::wait::until(limit, async || cond(c)).await {
+        Some(took) => took,
+        None => panic!("timed out after {limit:?} waiting for {what}\n{}", c.status_table()),
     }
 }
 

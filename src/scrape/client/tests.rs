@@ -11,14 +11,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::dev::addr::Block;
-use crate::pki::Ca;
-use crate::tls::{TlsSource, api_server_config, serve};
+use sim::addr::Block;
+use tls::pki::Ca;
+use tls::{TlsSource, api_server_config, serve};
 
 /// What the kubelet saw: the Authorization header and the client chain.
 async fn echo(req: Request) -> String {
     let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
-    let certs = req.extensions().get::<crate::tls::PeerCertificates>().map(|c| c.0.len()).unwrap_or(0);
+    let certs = req.extensions().get::<tls::PeerCertificates>().map(|c| c.0.len()).unwrap_or(0);
     format!("auth={auth} certs={certs} version={:?}", req.version())
 }
 
@@ -37,7 +37,7 @@ fn kubelet_app() -> Router {
         .route(
             "/port",
             get(|req: Request| async move {
-                req.extensions().get::<crate::tls::RemoteAddr>().map(|r| r.0.port()).unwrap_or(0).to_string()
+                req.extensions().get::<tls::RemoteAddr>().map(|r| r.0.port()).unwrap_or(0).to_string()
             }),
         )
         .route("/hang", get(std::future::pending::<String>))

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use http::header::HeaderValue;
 
 use super::ClientError;
-use crate::tls::pem::read_file;
+use tls::pem::read_file;
 
 /// A bearer token file, re-read at most every `recheck` when used.
 pub(super) struct TokenFile {

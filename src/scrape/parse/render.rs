@@ -39,7 +39,7 @@ pub struct KubeletSample {
 /// `+Inf`/`-Inf`/`NaN` spellings of the Prometheus text format.
 pub fn go_float(v: f64) -> String {
     let mut out = String::with_capacity(24);
-    super::gofloat::write_go_float(&mut out, v);
+    apimachinery::gofloat::write_go_float(&mut out, v);
     out
 }
 

@@ -1,0 +1,327 @@
+//! The `/metrics/resource` text of a 1.32 kubelet, byte for byte: families
+//! sorted by name with their `# HELP … [STABLE] …` and `# TYPE` lines, labels
+//! in alphabetical order, series sorted by label values, values formatted as
+//! Go's `strconv.FormatFloat(v, 'g', -1, 64)`, integer millisecond timestamps.
+//!
+//! A node's text is a [`Template`]: the static text (names, labels, HELP
+//! lines) is laid out once when the node's pods change, and each scrape only
+//! writes the numbers into the gaps. Rendering reads the model; it never
+//! changes it.
+
+use std::fmt::Write as _;
+
+use super::model::{NANOS_PER_SEC, Nanos, NodeModel};
+use apimachinery::gofloat::write_go_float;
+
+/// What one gap of a template is filled with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hole {
+    ContainerCpu {
+        pod: usize,
+        container: usize,
+    },
+    ContainerMemory {
+        pod: usize,
+        container: usize,
+    },
+    ContainerStart {
+        pod: usize,
+        container: usize,
+    },
+    NodeCpu,
+    NodeMemory,
+    PodCpu {
+        pod: usize,
+    },
+    PodMemory {
+        pod: usize,
+    },
+    /// The sample time, in integer milliseconds.
+    Timestamp,
+}
+
+/// A node's pre-rendered text with gaps for the numbers.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Template {
+    text: String,
+    /// Byte offsets into `text` where each hole goes, ascending.
+    holes: Vec<(usize, Hole)>,
+}
+
+const CONTAINER_CPU: &str = "container_cpu_usage_seconds_total";
+const CONTAINER_MEMORY: &str = "container_memory_working_set_bytes";
+const CONTAINER_START: &str = "container_start_time_seconds";
+
+/// The families a 1.32 kubelet emits, in name order, with their HELP text.
+const HELP: [(&str, &str, &str); 9] = [
+    (CONTAINER_CPU, "counter", "[STABLE] Cumulative cpu time consumed by the container in core-seconds"),
+    (CONTAINER_MEMORY, "gauge", "[STABLE] Current working set of the container in bytes"),
+    (CONTAINER_START, "gauge", "[STABLE] Start time of the container since unix epoch in seconds"),
+    ("node_cpu_usage_seconds_total", "counter", "[STABLE] Cumulative cpu time consumed by the node in core-seconds"),
+    ("node_memory_working_set_bytes", "gauge", "[STABLE] Current working set of the node in bytes"),
+    ("pod_cpu_usage_seconds_total", "counter", "[STABLE] Cumulative cpu time consumed by the pod in core-seconds"),
+    ("pod_memory_working_set_bytes", "gauge", "[STABLE] Current working set of the pod in bytes"),
+    ("resource_scrape_error", "gauge", "[STABLE] 1 if there was an error while getting container metrics, 0 otherwise"),
+    ("scrape_error", "gauge", "[ALPHA] 1 if there was an error while getting container metrics, 0 otherwise"),
+];
+
+impl Template {
+    /// Lays out the text for the node's current pods and containers.
+    pub fn build(model: &NodeModel) -> Template {
+        // Series in client_golang's order: by label values, labels by name.
+        let mut containers: Vec<(&str, &str, &str, usize, usize)> = Vec::new();
+        let mut pods: Vec<(&str, &str, usize)> = Vec::new();
+        for (p, pod) in model.pods.iter().enumerate().filter(|(_, pod)| pod.is_reported()) {
+            pods.push((&pod.namespace, &pod.name, p));
+            for (c, container) in pod.containers.iter().enumerate() {
+                containers.push((&container.name, &pod.namespace, &pod.name, p, c));
+            }
+        }
+        containers.sort();
+        pods.sort();
+
+        let mut t = Template::default();
+        for (name, kind, help) in HELP {
+            let is_container = name.starts_with("container_");
+            let is_pod = name.starts_with("pod_");
+            if (is_container && containers.is_empty()) || (is_pod && pods.is_empty()) {
+                continue; // client_golang drops families without series
+            }
+            let _ = write!(t.text, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            if is_container {
+                for &(container_name, namespace, pod_name, pod, container) in &containers {
+                    t.text.push_str(name);
+                    t.text.push_str("{container=\"");
+                    escape_label(&mut t.text, container_name);
+                    t.text.push_str("\",namespace=\"");
+                    escape_label(&mut t.text, namespace);
+                    t.text.push_str("\",pod=\"");
+                    escape_label(&mut t.text, pod_name);
+                    t.text.push_str("\"} ");
+                    let hole = match name {
+                        CONTAINER_CPU => Hole::ContainerCpu { pod, container },
+                        CONTAINER_MEMORY => Hole::ContainerMemory { pod, container },
+                        _ => Hole::ContainerStart { pod, container },
+                    };
+                    t.hole(hole);
+                    // The start time carries no timestamp on a 1.32 kubelet.
+                    if name != CONTAINER_START {
+                        t.text.push(' ');
+                        t.hole(Hole::Timestamp);
+                    }
+                    t.text.push('\n');
+                }
+            } else if is_pod {
+                for &(namespace, pod_name, pod) in &pods {
+                    t.text.push_str(name);
+                    t.text.push_str("{namespace=\"");
+                    escape_label(&mut t.text, namespace);
+                    t.text.push_str("\",pod=\"");
+                    escape_label(&mut t.text, pod_name);
+                    t.text.push_str("\"} ");
+                    let cpu = name.starts_with("pod_cpu");
+                    t.hole(if cpu { Hole::PodCpu { pod } } else { Hole::PodMemory { pod } });
+                    t.text.push(' ');
+                    t.hole(Hole::Timestamp);
+                    t.text.push('\n');
+                }
+            } else if name.starts_with("node_") {
+                t.text.push_str(name);
+                t.text.push(' ');
+                t.hole(if name.starts_with("node_cpu") { Hole::NodeCpu } else { Hole::NodeMemory });
+                t.text.push(' ');
+                t.hole(Hole::Timestamp);
+                t.text.push('\n');
+            } else {
+                t.text.push_str(name);
+                t.text.push_str(" 0\n");
+            }
+        }
+        // Thousands of nodes each keep one: no slack from amortised growth.
+        t.text.shrink_to_fit();
+        t.holes.shrink_to_fit();
+        t
+    }
+
+    fn hole(&mut self, hole: Hole) {
+        self.holes.push((self.text.len(), hole));
+    }
+
+    /// A size that fits the rendered text without growing.
+    pub fn capacity_hint(&self) -> usize {
+        self.text.len() + self.holes.len() * 24
+    }
+
+    /// Appends the text of the sample taken at `t_ms` (Unix milliseconds) to `out`.
+    pub fn render(&self, model: &NodeModel, t_ms: u64, out: &mut String) {
+        let t: Nanos = t_ms.saturating_mul(1_000_000);
+        let mut from = 0;
+        for &(at, hole) in &self.holes {
+            out.push_str(&self.text[from..at]);
+            from = at;
+            match hole {
+                Hole::Timestamp => {
+                    let _ = write!(out, "{t_ms}");
+                }
+                Hole::NodeCpu => write_go_float(out, core_seconds(model.cpu.at(t))),
+                Hole::NodeMemory => write_go_float(out, model.memory_bytes as f64),
+                Hole::PodCpu { pod } => {
+                    let v = model.pods.get(pod).map_or(0, |p| p.cpu_at(t));
+                    write_go_float(out, core_seconds(v));
+                }
+                Hole::PodMemory { pod } => {
+                    let v = model.pods.get(pod).map_or(0, |p| p.memory_bytes());
+                    write_go_float(out, v as f64);
+                }
+                Hole::ContainerCpu { pod, container } => {
+                    let v = container_of(model, pod, container).map_or(0, |c| c.cpu.at(t));
+                    write_go_float(out, core_seconds(v));
+                }
+                Hole::ContainerMemory { pod, container } => {
+                    let v = container_of(model, pod, container).map_or(0, |c| c.memory_bytes);
+                    write_go_float(out, v as f64);
+                }
+                Hole::ContainerStart { pod, container } => {
+                    let v = container_of(model, pod, container).map_or(0, |c| c.start);
+                    write_go_float(out, v as f64 / NANOS_PER_SEC as f64);
+                }
+            }
+        }
+        out.push_str(&self.text[from..]);
+    }
+}
+
+fn container_of(model: &NodeModel, pod: usize, container: usize) -> Option<&super::model::ContainerModel> {
+    model.pods.get(pod)?.containers.get(container)
+}
+
+/// Core-nanoseconds as the kubelet's float core-seconds.
+fn core_seconds(core_nanos: u128) -> f64 {
+    core_nanos as f64 / NANOS_PER_SEC as f64
+}
+
+/// Escapes a label value as the Prometheus text format requires.
+fn escape_label(out: &mut String, value: &str) {
+    for ch in value.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A 200 body that no Prometheus parser accepts: the real text cut inside
+/// the first label set, followed by bytes that are not the text format.
+pub(crate) fn malformed(text: &str) -> String {
+    let cut = text
+        .lines()
+        .find(|l| !l.starts_with('#') && l.contains('{'))
+        .and_then(|line| text.find(line).map(|at| at + line.find('{').unwrap_or(0) + 1))
+        .unwrap_or(text.len().min(64));
+    let mut out = String::with_capacity(cut + 32);
+    out.push_str(text.get(..cut).unwrap_or(""));
+    out.push_str("\"\u{0}\u{7f}}}} not-a-number garbage");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(name: &str, rate: u64, start_s: u64, mem: u64) -> super::super::model::ContainerModel {
+        use super::super::model::{ContainerModel, Counter};
+        let start = start_s * NANOS_PER_SEC;
+        ContainerModel { name: name.into(), cpu: Counter::new(rate, start, 0), memory_bytes: mem, start }
+    }
+
+    #[test]
+    fn template_renders_the_exact_kubelet_text() {
+        use super::super::model::{Counter, PodModel};
+        use crate::cluster::PodPhase;
+        let pod = |ns: &str, name: &str, containers| PodModel {
+            namespace: ns.into(),
+            name: name.into(),
+            phase: PodPhase::Running,
+            containers,
+        };
+        let model = NodeModel {
+            name: "node-0".into(),
+            cpu: Counter::new(250_000_000, 1_735_000_000 * NANOS_PER_SEC, 0),
+            memory_bytes: 1_616_273_408,
+            pods: vec![
+                pod(
+                    "kube-system",
+                    "metrics-server-1",
+                    vec![container("metrics-server", 1_000_000, 1_735_030_000, 40_628_224)],
+                ),
+                pod("kube-system", "kube-proxy-l5jhs", vec![container("kube-proxy", 500_000, 1_735_032_000, 4_096)]),
+                PodModel { phase: PodPhase::Pending, ..pod("default", "pending", vec![container("x", 1, 1, 1)]) },
+            ],
+        };
+        let mut out = String::new();
+        Template::build(&model).render(&model, 1_735_032_838_936, &mut out);
+        let expected = "\
+# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the container in core-seconds
+# TYPE container_cpu_usage_seconds_total counter
+container_cpu_usage_seconds_total{container=\"kube-proxy\",namespace=\"kube-system\",pod=\"kube-proxy-l5jhs\"} 0.419468 1735032838936
+container_cpu_usage_seconds_total{container=\"metrics-server\",namespace=\"kube-system\",pod=\"metrics-server-1\"} 2.838936 1735032838936
+# HELP container_memory_working_set_bytes [STABLE] Current working set of the container in bytes
+# TYPE container_memory_working_set_bytes gauge
+container_memory_working_set_bytes{container=\"kube-proxy\",namespace=\"kube-system\",pod=\"kube-proxy-l5jhs\"} 4096 1735032838936
+container_memory_working_set_bytes{container=\"metrics-server\",namespace=\"kube-system\",pod=\"metrics-server-1\"} 4.0628224e+07 1735032838936
+# HELP container_start_time_seconds [STABLE] Start time of the container since unix epoch in seconds
+# TYPE container_start_time_seconds gauge
+container_start_time_seconds{container=\"kube-proxy\",namespace=\"kube-system\",pod=\"kube-proxy-l5jhs\"} 1.735032e+09
+container_start_time_seconds{container=\"metrics-server\",namespace=\"kube-system\",pod=\"metrics-server-1\"} 1.73503e+09
+# HELP node_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the node in core-seconds
+# TYPE node_cpu_usage_seconds_total counter
+node_cpu_usage_seconds_total 8209.734 1735032838936
+# HELP node_memory_working_set_bytes [STABLE] Current working set of the node in bytes
+# TYPE node_memory_working_set_bytes gauge
+node_memory_working_set_bytes 1.616273408e+09 1735032838936
+# HELP pod_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the pod in core-seconds
+# TYPE pod_cpu_usage_seconds_total counter
+pod_cpu_usage_seconds_total{namespace=\"kube-system\",pod=\"kube-proxy-l5jhs\"} 0.419468 1735032838936
+pod_cpu_usage_seconds_total{namespace=\"kube-system\",pod=\"metrics-server-1\"} 2.838936 1735032838936
+# HELP pod_memory_working_set_bytes [STABLE] Current working set of the pod in bytes
+# TYPE pod_memory_working_set_bytes gauge
+pod_memory_working_set_bytes{namespace=\"kube-system\",pod=\"kube-proxy-l5jhs\"} 4096 1735032838936
+pod_memory_working_set_bytes{namespace=\"kube-system\",pod=\"metrics-server-1\"} 4.0628224e+07 1735032838936
+# HELP resource_scrape_error [STABLE] 1 if there was an error while getting container metrics, 0 otherwise
+# TYPE resource_scrape_error gauge
+resource_scrape_error 0
+# HELP scrape_error [ALPHA] 1 if there was an error while getting container metrics, 0 otherwise
+# TYPE scrape_error gauge
+scrape_error 0
+";
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn node_without_pods_has_only_node_and_error_families() {
+        use super::super::model::Counter;
+        let model = NodeModel { name: "n".into(), cpu: Counter::new(1, 0, 0), memory_bytes: 1, pods: vec![] };
+        let mut out = String::new();
+        Template::build(&model).render(&model, 1_000, &mut out);
+        let names: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
+        assert_eq!(
+            names,
+            [
+                "node_cpu_usage_seconds_total counter",
+                "node_memory_working_set_bytes gauge",
+                "resource_scrape_error gauge",
+                "scrape_error gauge"
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_body_is_cut_inside_a_label_set() {
+        let text = "# HELP x y\n# TYPE x counter\nx{a=\"b\"} 1 2\n";
+        let bad = malformed(text);
+        assert!(bad.starts_with("# HELP x y\n# TYPE x counter\nx{\""), "{bad:?}");
+        assert!(!bad.ends_with('\n'));
+    }
+}

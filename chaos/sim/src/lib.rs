@@ -1,0 +1,19 @@
+//! The simulated Kubernetes: simulated kubelets ([`kubelet`]), a stand-in
+//! kube-apiserver with its aggregation proxy ([`apiserver`]), the cluster
+//! they are both built from ([`cluster`]), the loopback address plan
+//! ([`addr`]), and a whole environment with replica processes of the real
+//! binary ([`env`]). Used by `ha-metrics-server dev`, the end-to-end tests,
+//! the benchmarks, the raft crate's tests and the chaos tool; never compiled
+//! into a production server.
+//!
+//! Also here, because every one of those users needs them: [`client`]
+//! (requests straight to a replica's port, with or without a client
+//! certificate) and [`wait`] (waiting for a condition with a deadline).
+
+pub mod addr;
+pub mod apiserver;
+pub mod client;
+pub mod cluster;
+pub mod env;
+pub mod kubelet;
+pub mod wait;
