@@ -256,6 +256,7 @@ mod tests {
             request_timeout: Duration::from_secs(10),
             completely_insecure: false,
             token_file: None,
+            concurrency: 1,
         }
     }
 

@@ -2,7 +2,6 @@
 //! together and runs until SIGTERM or SIGINT. This is the imperative shell;
 //! every decision worth testing lives in the modules it calls.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +18,8 @@ use crate::config::Config;
 use crate::discovery::{Discovery, NodeFilter, ScrapeTarget, TargetError};
 use crate::health::{HealthChecks, HealthInputs, TickClock};
 use crate::model::Inventory;
-use crate::scrape::client::{KubeletClient, KubeletClientConfig, KubeletTls};
+use crate::scrape::client::credentials::{self, ClusterCredentials};
+use crate::scrape::client::{KubeletClient, KubeletClientConfig};
 use crate::scrape::scheduler::{self, SchedulerSettings, Targets};
 use crate::scrape::scraper::KubeletScraper;
 use crate::selfmetrics::SelfMetrics;
@@ -27,12 +27,9 @@ use crate::store::Store;
 use tls::api_server_config;
 use tls::source::{CertSource, DEFAULT_RELOAD_INTERVAL};
 
-/// Where in-cluster service-account credentials are mounted.
-const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-
 /// Runs one replica until a termination signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    if config.args.profiling {
+    if config.profiling {
         tracing::warn!("--profiling has no effect: this server has no pprof endpoints");
     }
     let shutdown = CancellationToken::new();
@@ -44,13 +41,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let discovery = Discovery::start(client.clone(), node_filter, shutdown.child_token());
     let mut self_metrics = SelfMetrics::new(config.resolution.as_secs_f64());
-    let raft_metrics =
-        config.cluster.as_ref().map(|_| crate::membership::register_metrics(self_metrics.registry_mut()));
+    let raft_gauges = config
+        .cluster
+        .as_ref()
+        .map(|_| crate::member::gauges::RaftMetrics::default().register(self_metrics.registry_mut()));
     let metrics = Arc::new(self_metrics);
     let store = Arc::new(Store::new(config.resolution, config.max_staleness, metrics.clone()));
     let kubelet_client =
         KubeletClient::new(kubelet_client_config(&config, &kube_config)?).context("building the kubelet client")?;
-    let (auth, _auth_task) = crate::auth::kube::start(&config.args.auth, client.clone(), shutdown.child_token())
+    let (auth, _auth_task) = crate::auth::kube::start(&config.auth, client.clone(), shutdown.child_token())
         .await
         .context("setting up delegated authentication")?;
     let tick = Arc::new(TickClock::default());
@@ -69,13 +68,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         DEFAULT_RELOAD_INTERVAL,
         shutdown.child_token(),
     )?;
-    let addr = SocketAddr::new(config.serving.bind_address, config.serving.port);
+    let addr = config.serving.addr();
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, "serving metrics.k8s.io");
     let serving = tokio::spawn(tls::serve(listener, tls, app, shutdown.child_token()));
-    let membership = match (&config.cluster, raft_metrics) {
-        (Some(settings), Some(m)) => {
-            Some(crate::membership::start(settings, addr, &config.serving.tls_policy, m, shutdown.child_token()).await?)
+    let membership = match (&config.cluster, raft_gauges) {
+        (Some(settings), Some(gauges)) => {
+            Some(crate::member::start(settings, &config.serving.tls_policy, gauges, shutdown.child_token()).await?)
         }
         _ => None,
     };
@@ -92,8 +91,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         // Leave the ring (Draining) so the other replicas stop counting on
         // this one; after a restart the same data dir comes back as the same
         // member. When the replica count was lowered, leave Raft too.
-        let mode = crate::membership::leave_mode(&client, settings).await;
-        match tokio::time::timeout(Duration::from_secs(15), m.node.leave(mode)).await {
+        let mode = crate::member::leave::leave_mode(&client, settings).await;
+        match tokio::time::timeout(config.shutdown.leave_timeout, m.node.leave(mode)).await {
             Ok(Ok(())) => tracing::info!(?mode, "left the ring"),
             Ok(Err(e)) => tracing::warn!(error = %e, "could not leave the ring gracefully"),
             Err(_) => tracing::warn!("leaving the ring timed out"),
@@ -109,33 +108,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(m) = membership {
         m.node.shutdown().await;
     }
-    match tokio::time::timeout(Duration::from_secs(10), serving).await {
+    match tokio::time::timeout(config.shutdown.in_flight_drain, serving).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server stopped with an error"),
-        Err(_) => tracing::warn!("in-flight requests did not finish within 10s"),
+        Err(_) => tracing::warn!(drain = ?config.shutdown.in_flight_drain, "in-flight requests did not finish in time"),
         _ => {}
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// `--max-requests-inflight`: past the limit, 429 with Retry-After, as the
-/// generic apiserver's max-in-flight filter answers.
-async fn max_in_flight(
-    axum::extract::State(limit): axum::extract::State<Arc<tokio::sync::Semaphore>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let Ok(_permit) = limit.try_acquire() else {
-        let mut r = apimachinery::status::Status::failure(
-            http::StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequests",
-            "Too many requests, please try again later.",
-        )
-        .into_response();
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return r;
-    };
-    next.run(request).await
 }
 
 /// Every route of the API port behind authentication, authorization and
@@ -166,15 +145,12 @@ fn app_router(
         shutting_down: shutting_down.clone(),
     })));
     let m = metrics.clone();
-    Router::new()
+    let router = Router::new()
         .merge(api)
         .merge(health)
         .route("/metrics", get(move || async move { metrics_response(&m) }))
-        .layer(crate::auth::layer(auth))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(tokio::sync::Semaphore::new(config.serving.max_requests_inflight)),
-            max_in_flight,
-        ))
+        .layer(crate::auth::layer(auth));
+    crate::limit::limited(router, config.serving.max_requests_inflight)
 }
 
 /// Liveness heartbeats carry whether this replica can scrape: its
@@ -213,7 +189,7 @@ fn spawn_scraping(
 ) -> tokio::task::JoinHandle<()> {
     let scheme = if config.kubelet.completely_insecure { "http" } else { "https" };
     let scraper = KubeletScraper::new(client, scheme, store, metrics.clone());
-    let settings = SchedulerSettings { resolution: config.resolution, concurrency: 256 };
+    let settings = SchedulerSettings { resolution: config.resolution, concurrency: config.kubelet.concurrency };
     let kubelet = config.kubelet.clone();
     tokio::spawn(async move {
         tokio::select! {
@@ -280,39 +256,20 @@ async fn kube_config(config: &Config) -> anyhow::Result<kube::Config> {
     }
 }
 
-/// The kubelet client settings, defaulting the CA and token to the cluster
-/// credentials the way metrics-server does.
+/// The kubelet client settings: the flags, with the CA and token defaulted
+/// from the cluster credentials as metrics-server does.
 fn kubelet_client_config(config: &Config, kube: &kube::Config) -> anyhow::Result<KubeletClientConfig> {
-    let k = &config.kubelet;
-    let tls = if k.completely_insecure {
-        KubeletTls::PlainHttp
-    } else if k.insecure_tls {
-        KubeletTls::Insecure
-    } else if let Some(ca) = &k.certificate_authority {
-        KubeletTls::CaFile(ca.clone())
-    } else if let Some(roots) = &kube.root_cert {
-        KubeletTls::CaPem(tls::pki::certs_to_pem(roots).into_bytes())
-    } else if Path::new(SA_DIR).join("ca.crt").is_file() {
-        KubeletTls::CaFile(Path::new(SA_DIR).join("ca.crt"))
-    } else {
-        anyhow::bail!(
-            "--kubelet-certificate-authority: no CA to verify kubelets with (none given, none in the kubeconfig, \
-             not in a cluster); give one, or --kubelet-insecure-tls for testing"
-        );
-    };
-    let mut c = KubeletClientConfig::new(tls);
-    c.request_timeout = k.request_timeout;
-    c.client_cert = k.client_cert.clone();
-    c.token_file = k.token_file.clone().or_else(|| {
-        kube.auth_info.token_file.as_ref().map(PathBuf::from).or_else(|| {
-            let sa = Path::new(SA_DIR).join("token");
-            sa.is_file().then_some(sa)
-        })
-    });
-    if c.token_file.is_none() && c.client_cert.is_none() && !k.completely_insecure {
+    let found = ClusterCredentials {
+        kube_ca_pem: kube.root_cert.as_ref().map(|roots| tls::pki::certs_to_pem(roots).into_bytes()),
+        kube_token_file: kube.auth_info.token_file.as_ref().map(PathBuf::from),
+        ..ClusterCredentials::default()
+    }
+    .with_service_account(Path::new(credentials::SA_DIR));
+    let c = credentials::client_config(&config.kubelet, &found)?;
+    if c.token_file.is_none() && c.client_cert.is_none() && !config.kubelet.completely_insecure {
         tracing::warn!(
             "no kubelet credentials: neither --kubelet-token-file, a token file in the kubeconfig, \
-                        a service-account token nor --kubelet-client-certificate; kubelets will answer 401"
+             a service-account token nor --kubelet-client-certificate; kubelets will answer 401"
         );
     }
     Ok(c)

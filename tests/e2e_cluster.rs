@@ -9,8 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Cluster;
-use ha_metrics_server::membership::fetch_status;
-use raft::{MemberState, StatusView};
+use ha_metrics_server::peer::fetch_view;
+use raft::{ClusterView, MemberState};
 use sim::client::try_get;
 
 /// The lease the replicas run with (the default) and the bound DESIGN.md
@@ -45,13 +45,13 @@ impl Ring {
         tls::mutual_tls_client_config(&ca, ck.chain, ck.key).unwrap()
     }
 
-    async fn status(&self, i: usize) -> Option<StatusView> {
+    async fn status(&self, i: usize) -> Option<ClusterView> {
         let peer = self.c.env.peer_addr(i).to_string();
-        tokio::time::timeout(Duration::from_secs(3), fetch_status(&peer, self.client())).await.ok()?.ok()
+        tokio::time::timeout(Duration::from_secs(3), fetch_view(&peer, self.client())).await.ok()?.ok()
     }
 
     /// Waits until every listed replica reports one leader and `active` Active members.
-    async fn settled(&self, replicas: &[usize], active: usize) -> Option<Vec<StatusView>> {
+    async fn settled(&self, replicas: &[usize], active: usize) -> Option<Vec<ClusterView>> {
         let end = Instant::now() + Duration::from_secs(60);
         while Instant::now() < end {
             let mut views = Vec::new();
@@ -87,7 +87,7 @@ async fn three_replicas_bootstrap_into_one_cluster_and_serve_kubectl() {
     // The human status view.
     let dir = r.c.env.work_dir.join("replica-1");
     let out = std::process::Command::new(common::binary())
-        .args(["status", "--peer", &r.c.env.peer_addr(1).to_string()])
+        .args(["cluster", "--peer", &r.c.env.peer_addr(1).to_string()])
         .arg("--peer-ca-file")
         .arg(r.c.env.work_dir.join("cluster-ca.crt"))
         .arg("--peer-cert-file")
@@ -197,7 +197,7 @@ async fn peer_port_refuses_callers_without_a_cluster_certificate() {
     let r = Ring::start(3).await;
     r.settled(&[0, 1, 2], 3).await.expect("cluster formed");
     let peer = r.c.env.peer_addr(0);
-    let path = ha_metrics_server::membership::STATUS_PATH;
+    let path = ha_metrics_server::peer::VIEW_PATH;
     assert!(try_get(peer, path, None, &[]).await.is_err(), "no client certificate must be refused");
     let rogue = tls::pki::Ca::new("rogue").unwrap().issue_client("replica-9", &[]).unwrap();
     assert!(try_get(peer, path, Some(&rogue), &[]).await.is_err(), "a certificate from another CA must be refused");

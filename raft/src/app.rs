@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RaftConfig;
-use crate::membership::detector::Liveness;
+use crate::manager::detector::Liveness;
 use crate::network::client::PeerClient;
 use crate::network::wire::{ANY_NODE, Envelope, PROTOCOL_VERSION};
 use crate::state::{ClusterState, MemberInfo, NodeId};

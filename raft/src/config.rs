@@ -1,9 +1,57 @@
 //! Every knob of the membership cluster and its defaults (DESIGN.md
 //! "Defaults": lease 3 s, Raft heartbeat 250 ms, election timeout 1–2 s), and
-//! the openraft `Config` derived from them. One place for defaults.
+//! the openraft `Config` derived from them. One place for these defaults:
+//! the server's flags take theirs from here ([`DEFAULT_LEASE`],
+//! [`DEFAULT_VOTERS`]) and check a config with [`RaftConfig::validate`]
+//! before anything is started.
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// Default lease: a member silent for longer is committed Down.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(3);
+/// Default number of voters.
+pub const DEFAULT_VOTERS: usize = 3;
+/// The voter counts a cluster may have: 3 or 5, or 1 for a single replica.
+pub const ALLOWED_VOTERS: [usize; 3] = [1, 3, 5];
+
+/// A knob that is wrong, alone or against another one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The cluster id is empty.
+    #[error("the cluster id is empty")]
+    EmptyClusterId,
+    /// The replica name is empty.
+    #[error("the replica name is empty")]
+    EmptyName,
+    /// A voter count outside [`ALLOWED_VOTERS`].
+    #[error("{0} voters; use 3 or 5 (1 for a single replica)")]
+    Voters(usize),
+    /// The initial member list names a replica twice.
+    #[error("the initial member list names {0} twice")]
+    DuplicateMember(String),
+    /// The initial member list gives this replica another peer address.
+    #[error("the initial member list gives {name} the peer address {listed}, but this replica is reached at {own}")]
+    OwnAddress {
+        /// This replica's name.
+        name: String,
+        /// The address the list gives it.
+        listed: String,
+        /// The address it advertises.
+        own: String,
+    },
+    /// The lease leaves no room for two liveness heartbeats.
+    #[error("a lease of {lease:?} must be more than twice the liveness interval ({interval:?})")]
+    Lease {
+        /// The lease.
+        lease: Duration,
+        /// The liveness heartbeat interval.
+        interval: Duration,
+    },
+    /// Raft timers that contradict each other.
+    #[error("raft timers: {0}")]
+    Timers(&'static str),
+}
 
 /// Configuration of one replica's membership node.
 #[derive(Debug, Clone)]
@@ -68,8 +116,8 @@ impl RaftConfig {
             api_addr: api_addr.into(),
             data_dir: data_dir.into(),
             initial_members: Vec::new(),
-            voters: 3,
-            lease: Duration::from_secs(3),
+            voters: DEFAULT_VOTERS,
+            lease: DEFAULT_LEASE,
             hysteresis: Duration::from_secs(1),
             liveness_interval: Duration::from_millis(500),
             raft_heartbeat: Duration::from_millis(250),
@@ -89,38 +137,39 @@ impl RaftConfig {
         self
     }
 
-    /// Checks the knobs against each other; the message names the knob.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the knobs, alone and against each other.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.cluster_id.is_empty() {
-            return Err("cluster id is empty".into());
+            return Err(ConfigError::EmptyClusterId);
         }
         if self.name.is_empty() {
-            return Err("replica name is empty".into());
+            return Err(ConfigError::EmptyName);
         }
-        if !(1..=7).contains(&self.voters) {
-            return Err(format!("voters = {} (want 3 or 5)", self.voters));
+        if !ALLOWED_VOTERS.contains(&self.voters) {
+            return Err(ConfigError::Voters(self.voters));
         }
         let mut names: Vec<&str> = self.initial_members.iter().map(|(n, _)| n.as_str()).collect();
         names.sort_unstable();
-        if names.windows(2).any(|w| w[0] == w[1]) {
-            return Err("initial member list names a replica twice".into());
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ConfigError::DuplicateMember(w[0].to_string()));
         }
         if let Some((_, addr)) = self.initial_members.iter().find(|(n, _)| *n == self.name)
             && *addr != self.peer_addr
         {
-            return Err(format!(
-                "initial member list gives {} the peer address {addr}, but this replica listens at {}",
-                self.name, self.peer_addr
-            ));
+            return Err(ConfigError::OwnAddress {
+                name: self.name.clone(),
+                listed: addr.clone(),
+                own: self.peer_addr.clone(),
+            });
         }
         if self.raft_heartbeat >= self.election_timeout_min {
-            return Err("raft heartbeat must be under the election timeout".into());
+            return Err(ConfigError::Timers("the raft heartbeat must be under the election timeout"));
         }
         if self.election_timeout_min >= self.election_timeout_max {
-            return Err("election timeout min must be below max".into());
+            return Err(ConfigError::Timers("the election timeout's lower bound must be below its upper bound"));
         }
         if self.liveness_interval * 2 >= self.lease {
-            return Err("liveness interval must be under half the lease".into());
+            return Err(ConfigError::Lease { lease: self.lease, interval: self.liveness_interval });
         }
         Ok(())
     }
@@ -160,6 +209,6 @@ mod tests {
     fn own_address_must_match_the_member_list() {
         let c = RaftConfig::new("c", "a", "127.0.0.1:1", "127.0.0.1:2", "/tmp/x")
             .with_initial_members(vec![("a".into(), "127.0.0.1:9".into())]);
-        assert!(c.validate().unwrap_err().contains("peer address"));
+        assert!(matches!(c.validate(), Err(ConfigError::OwnAddress { .. })));
     }
 }

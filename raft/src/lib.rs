@@ -23,23 +23,23 @@
 //!
 //! Layout (as openraft's raft-kv-memstore example): [`store`] (durable log,
 //! vote, snapshots, state machine), [`network`] (wire format, client,
-//! routes), [`membership`] (bootstrap, heartbeats, failure detector,
+//! routes), [`manager`] (the membership manager: bootstrap, heartbeats, failure detector,
 //! reconcile), [`state`] (the pure replicated state), [`node`] (the node).
 
 mod app;
 pub mod codec;
 pub mod config;
-pub mod membership;
+pub mod manager;
 pub mod network;
 pub mod node;
 pub mod state;
-pub mod status;
 pub mod store;
 pub mod types;
+pub mod view;
 
-pub use config::RaftConfig;
+pub use config::{ConfigError, RaftConfig};
 pub use network::client::{CallError, PeerClient};
 pub use network::wire::LeaveMode;
 pub use node::{Error, Node};
 pub use state::{ClusterState, Command, CommandResult, Member, MemberInfo, MemberState, NodeId, Retired};
-pub use status::{MemberStatus, Role, StatusView};
+pub use view::{ClusterView, MemberView, Role};

@@ -13,23 +13,26 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::App;
 use crate::config::RaftConfig;
-use crate::membership::detector::Liveness;
-use crate::membership::{bootstrap, heartbeat, leader};
+use crate::manager::detector::Liveness;
+use crate::manager::{bootstrap, heartbeat, leader};
 use crate::network::client::PeerClient;
 use crate::network::raft::Network;
 use crate::network::server;
 use crate::network::wire::{HelloReply, LeaveMode, Manage, ManageReply, path};
 use crate::state::{ClusterState, MemberInfo, MemberState, NodeId};
-use crate::status::{MemberStatus, Role, StatusView};
 use crate::store;
 use crate::types::Raft;
+use crate::view::{ClusterView, MemberView, Role};
 
 /// Errors of the membership node.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A configuration knob is wrong.
     #[error("raft config: {0}")]
-    Config(String),
+    Config(#[from] crate::config::ConfigError),
+    /// openraft refused the timers derived from the config.
+    #[error("openraft config: {0}")]
+    Openraft(String),
     /// The data dir cannot be used.
     #[error(transparent)]
     Store(#[from] store::StoreError),
@@ -67,8 +70,8 @@ impl Node {
     /// Opens the data dir, starts Raft and the membership tasks. The node
     /// stops when `shutdown` is cancelled or [`Node::shutdown`] is called.
     pub async fn start(config: RaftConfig, client: PeerClient, shutdown: CancellationToken) -> Result<Node, Error> {
-        config.validate().map_err(Error::Config)?;
-        let raft_config = config.openraft().map_err(|e| Error::Config(e.to_string()))?;
+        config.validate()?;
+        let raft_config = config.openraft().map_err(|e| Error::Openraft(e.to_string()))?;
         let (tx, rx) = watch::channel(ClusterState::default());
         let opened = store::open(&config.data_dir, &config.name, &config.cluster_id, tx)?;
         let id = opened.identity.node_id;
@@ -82,7 +85,7 @@ impl Node {
         let raft = Raft::new(id, Arc::new(raft_config), network, opened.log, opened.state_machine)
             .await
             .map_err(|e| Error::Raft { name: config.name.clone(), reason: e.to_string() })?;
-        tracing::info!(node = id, name = %config.name, fresh = opened.fresh, "raft node started");
+        tracing::info!(member = id, name = %config.name, fresh = opened.fresh, "raft node started");
         let liveness = Liveness::new(Instant::now(), config.lease / 2);
         let app = Arc::new(App {
             raft,
@@ -107,7 +110,7 @@ impl Node {
         tasks.spawn(async move {
             a.stop.cancelled().await;
             if let Err(e) = a.raft.shutdown().await {
-                tracing::warn!(node = a.id, error = %e, "raft shutdown failed");
+                tracing::warn!(member = a.id, error = %e, "raft shutdown failed");
             }
         });
         tasks.close();
@@ -141,7 +144,7 @@ impl Node {
     }
 
     /// What this node knows now.
-    pub fn status(&self) -> StatusView {
+    pub fn view(&self) -> ClusterView {
         let m = self.app.raft.metrics().borrow().clone();
         let state = self.app.state.borrow().clone();
         let membership = m.membership_config.membership();
@@ -166,10 +169,10 @@ impl Node {
                 .unwrap_or_default();
             (l, name)
         });
-        let mut members: Vec<MemberStatus> = state
+        let mut members: Vec<MemberView> = state
             .members
             .iter()
-            .map(|(id, mm)| MemberStatus {
+            .map(|(id, mm)| MemberView {
                 id: *id,
                 name: mm.info.name.clone(),
                 state: mm.state,
@@ -180,7 +183,7 @@ impl Node {
             })
             .collect();
         members.sort_by(|a, b| a.name.cmp(&b.name));
-        StatusView {
+        ClusterView {
             id: self.app.id,
             name: self.app.info.name.clone(),
             role,
@@ -221,7 +224,7 @@ impl Node {
         let deadline = Instant::now() + self.app.config.write_timeout;
         while Instant::now() < deadline {
             if !self.leader_lists_me().await.unwrap_or(true) {
-                tracing::info!(node = self.app.id, "removed from the raft membership");
+                tracing::info!(member = self.app.id, "removed from the raft membership");
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -241,11 +244,6 @@ impl Node {
         // openraft's snapshot builder may outlive Raft: keep it from writing
         // under whoever opens this data dir next.
         self.snapshot_gate.close();
-    }
-
-    /// The token that stops this node (a child of the one given to [`Node::start`]).
-    pub fn stop_token(&self) -> CancellationToken {
-        self.app.stop.clone()
     }
 
     /// Whether the leader (as this node knows it) still lists this node in Raft.

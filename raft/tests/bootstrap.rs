@@ -56,6 +56,6 @@ async fn no_cluster_is_initialized_while_a_declared_member_is_unreachable() {
     c.start(2).await;
     wait_cluster(&c, "one cluster once r2 is up", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"]))
         .await;
-    let s = c.node(2).status();
+    let s = c.node(2).view();
     assert!(s.members.iter().all(|m| m.state == MemberState::Active));
 }

@@ -19,13 +19,13 @@ async fn damaged_tail_restart(damage: fn(&std::path::Path), hit_leader: bool) {
     let victim = if hit_leader { leader } else { (leader + 1) % 3 };
     let observer = (victim + 1) % 3;
     let name = c.replicas[victim].name.clone();
-    let committed_before = c.node(leader).status().last_applied.expect("applied");
+    let committed_before = c.node(leader).view().last_applied.expect("applied");
     let state_before = c.state(leader);
     c.kill(victim).await;
     damage(&c.replicas[victim].dir.join("raft.wal"));
     c.start(victim).await;
     let took = wait_cluster(&c, "damaged replica back and Active", slack(Duration::from_secs(15)), |c| {
-        settled(c, &["r0", "r1", "r2"]) && c.node(observer).status().members.iter().all(|m| m.voter)
+        settled(c, &["r0", "r1", "r2"]) && c.node(observer).view().members.iter().all(|m| m.voter)
     })
     .await;
     println!(

@@ -43,7 +43,7 @@ async fn killed_leader_is_replaced_and_committed_down_within_lease_plus_2s() {
     );
     let new = c.leader_among(&rest).expect("leader");
     assert_ne!(new, old);
-    let st = c.node(new).status();
+    let st = c.node(new).view();
     assert_eq!(st.count(MemberState::Active), 2, "{st}");
 }
 
@@ -93,7 +93,7 @@ async fn empty_dir_restart_joins_as_a_new_incarnation_without_crashing_the_leade
         settled(c, &["r0", "r1", "r2"])
             && s.by_name(&name).is_some_and(|(id, m)| id == new_id && m.incarnation == 2)
             && s.retired.contains_key(&old_id)
-            && c.node(leader).status().members.iter().all(|m| m.voter)
+            && c.node(leader).view().members.iter().all(|m| m.voter)
     })
     .await;
     println!("empty-dir restart: new incarnation Active and voter after {took:?}");
@@ -139,7 +139,7 @@ async fn wiped_leader_comes_back_as_a_new_incarnation_and_the_old_one_is_retired
         settled(c, &["r0", "r1", "r2"])
             && s.by_name(&name).is_some_and(|(id, m)| id == new_id && m.incarnation == 2)
             && s.retired.contains_key(&old_id)
-            && c.node(observer).status().members.iter().all(|m| m.voter)
+            && c.node(observer).view().members.iter().all(|m| m.voter)
     })
     .await;
     println!("wiped leader: new incarnation Active and voter after {took:?}");

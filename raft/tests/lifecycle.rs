@@ -24,12 +24,12 @@ async fn graceful_restart_drains_first_and_comes_back_active_with_the_same_voter
     assert_eq!(c.member_state((leader + 1) % 3, &name), Some(MemberState::Draining));
     assert_eq!(c.state((leader + 1) % 3).epoch, epoch);
     c.node(leader).leave(LeaveMode::Restart).await.expect("leave");
-    let voters_before: Vec<u64> = c.node(leader).status().members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+    let voters_before: Vec<u64> = c.node(leader).view().members.iter().filter(|m| m.voter).map(|m| m.id).collect();
     c.kill(leader).await;
     c.start(leader).await;
     wait_cluster(&c, "restarted member Active", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"]))
         .await;
-    let voters_after: Vec<u64> = c.node(leader).status().members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+    let voters_after: Vec<u64> = c.node(leader).view().members.iter().filter(|m| m.voter).map(|m| m.id).collect();
     assert_eq!(voters_before, voters_after, "a rolling restart keeps the same voters");
 }
 

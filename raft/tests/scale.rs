@@ -41,7 +41,7 @@ async fn scale_3_to_5_to_3_bumps_the_epoch_once_per_active_set_change() {
         wait_cluster(&c, "5 Active", slack(Duration::from_secs(15)), |c| settled(c, &["r0", "r1", "r2", "r3", "r4"]))
             .await;
     println!("scale up 3 -> 5: {up:?}");
-    let st = c.node(0).status();
+    let st = c.node(0).view();
     assert_eq!(st.members.iter().filter(|m| m.voter).count(), 3, "voters stay at 3:\n{st}");
     assert!(st.members.iter().filter(|m| m.name == "r3" || m.name == "r4").all(|m| !m.voter), "{st}");
 
@@ -50,13 +50,13 @@ async fn scale_3_to_5_to_3_bumps_the_epoch_once_per_active_set_change() {
         c.kill(i).await;
     }
     let down = wait_cluster(&c, "back to 3", slack(Duration::from_secs(15)), |c| {
-        settled(c, &["r0", "r1", "r2"]) && c.state(0).members.len() == 3 && c.node(0).status().members.len() == 3
+        settled(c, &["r0", "r1", "r2"]) && c.state(0).members.len() == 3 && c.node(0).view().members.len() == 3
     })
     .await;
     println!("scale down 5 -> 3: {down:?}");
     let s = c.state(0);
     assert_eq!(s.retired.len(), 2);
-    println!("{}", c.node(0).status());
+    println!("{}", c.node(0).view());
 
     watcher.abort();
     let seen = seen.lock().unwrap().clone();
@@ -84,12 +84,12 @@ async fn scale_down_of_the_leader_removes_it_from_raft_and_promotes_a_learner() 
     let leader = c.agreed_leader().expect("leader");
     let gone = c.node(leader).id();
     let learner = c.node(3).id();
-    assert!(!c.node(leader).status().members.iter().any(|m| m.id == learner && m.voter));
+    assert!(!c.node(leader).view().members.iter().any(|m| m.id == learner && m.voter));
     c.node(leader).leave(LeaveMode::ScaleDown).await.expect("leader leaves");
     c.kill(leader).await;
     let rest: Vec<&str> = ["r0", "r1", "r2", "r3"].into_iter().filter(|n| *n != c.replicas[leader].name).collect();
     let took = wait_cluster(&c, "learner promoted, leader gone", slack(Duration::from_secs(15)), |c| {
-        let st = c.running().next().map(|(_, n)| n.status());
+        let st = c.running().next().map(|(_, n)| n.view());
         settled(c, &rest)
             && st.is_some_and(|s| {
                 s.members.len() == 3

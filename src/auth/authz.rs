@@ -19,13 +19,6 @@ use apimachinery::status::{Status, StatusDetails};
 
 /// Groups allowed everything without a review.
 pub const ALWAYS_ALLOW_GROUPS: &[&str] = &["system:masters"];
-/// `--authorization-always-allow-paths` default.
-pub const DEFAULT_ALWAYS_ALLOW_PATHS: &[&str] = &["/healthz", "/readyz", "/livez"];
-/// Default TTLs (`--authorization-webhook-cache-{authorized,unauthorized}-ttl`).
-pub const DEFAULT_ALLOWED_TTL: Duration = Duration::from_secs(10);
-pub const DEFAULT_DENIED_TTL: Duration = Duration::from_secs(10);
-/// Default bound on remembered decisions.
-pub const DEFAULT_DECISION_CACHE_SIZE: usize = 8192;
 
 /// What is being asked, as a SubjectAccessReview spec carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -80,55 +73,6 @@ pub trait AccessReviewer: Send + Sync {
         user: &'a UserInfo,
         attributes: &'a Attributes,
     ) -> BoxFuture<'a, Result<Decision, ReviewError>>;
-}
-
-/// `--authorization-always-allow-paths`: exact paths, or prefixes ending in `*`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlwaysAllowPaths {
-    exact: Vec<String>,
-    prefixes: Vec<String>,
-}
-
-/// An always-allow path with a `*` anywhere but at the end.
-#[derive(Debug, thiserror::Error)]
-#[error("--authorization-always-allow-paths: {path:?}: only a trailing '*' is allowed")]
-pub struct BadAllowPath {
-    pub path: String,
-}
-
-impl AlwaysAllowPaths {
-    pub fn new<S: AsRef<str>>(paths: &[S]) -> Result<AlwaysAllowPaths, BadAllowPath> {
-        let mut out = AlwaysAllowPaths { exact: Vec::new(), prefixes: Vec::new() };
-        for p in paths {
-            let p = p.as_ref().trim();
-            if p.is_empty() {
-                continue;
-            }
-            let trimmed = p.trim_start_matches('/');
-            match trimmed.strip_suffix('*') {
-                Some(prefix) if !prefix.contains('*') => out.prefixes.push(prefix.to_string()),
-                Some(_) => {
-                    return Err(BadAllowPath { path: p.to_string() });
-                }
-                None if trimmed.contains('*') => {
-                    return Err(BadAllowPath { path: p.to_string() });
-                }
-                None => out.exact.push(trimmed.to_string()),
-            }
-        }
-        Ok(out)
-    }
-
-    /// The default `/healthz,/readyz,/livez`.
-    pub fn defaults() -> AlwaysAllowPaths {
-        AlwaysAllowPaths::new(DEFAULT_ALWAYS_ALLOW_PATHS)
-            .unwrap_or(AlwaysAllowPaths { exact: vec![], prefixes: vec![] })
-    }
-
-    pub fn matches(&self, path: &str) -> bool {
-        let p = path.trim_start_matches('/');
-        self.exact.iter().any(|e| e == p) || self.prefixes.iter().any(|pre| p.starts_with(pre.as_str()))
-    }
 }
 
 /// Decides, with a cache in front of the reviewer.

@@ -38,7 +38,12 @@ fn reviewer() -> Arc<OnlyAlice> {
 #[tokio::test]
 async fn masters_skip_the_review_and_decisions_are_cached() {
     let r = reviewer();
-    let a = Authorizer::new(r.clone(), DEFAULT_ALLOWED_TTL, DEFAULT_DENIED_TTL, 64);
+    let a = Authorizer::new(
+        r.clone(),
+        crate::config::defaults::AUTHORIZED_TTL,
+        crate::config::defaults::UNAUTHORIZED_TTL,
+        64,
+    );
     let info = requestinfo::parse(&Method::GET, "/apis/metrics.k8s.io/v1beta1/nodes", None);
     let admin = user("system:kube-aggregator", &["system:masters", "system:authenticated"]);
     for _ in 0..3 {
@@ -58,7 +63,12 @@ async fn masters_skip_the_review_and_decisions_are_cached() {
 #[tokio::test]
 async fn review_carries_resource_or_non_resource_attributes() {
     let r = reviewer();
-    let a = Authorizer::new(r.clone(), DEFAULT_ALLOWED_TTL, DEFAULT_DENIED_TTL, 64);
+    let a = Authorizer::new(
+        r.clone(),
+        crate::config::defaults::AUTHORIZED_TTL,
+        crate::config::defaults::UNAUTHORIZED_TTL,
+        64,
+    );
     let u = user("alice", &[]);
     let pods = requestinfo::parse(&Method::GET, "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web", None);
     a.authorize(&u, &pods).await.unwrap();
@@ -104,20 +114,4 @@ fn forbidden_messages_use_the_generic_apiserver_wording() {
     let s = forbidden(&user("x", &[]), &path, "");
     assert_eq!(s.message, r#"forbidden: User "x" cannot get path "/metrics""#);
     assert!(s.to_json().contains(r#""details":{}"#));
-}
-
-#[test]
-fn always_allow_paths_match_exactly_or_by_trailing_star() {
-    let d = AlwaysAllowPaths::defaults();
-    assert!(d.matches("/healthz"));
-    assert!(d.matches("/livez"));
-    assert!(!d.matches("/healthz/etcd"));
-    assert!(!d.matches("/metrics"));
-    let p = AlwaysAllowPaths::new(&["/healthz/*", "/version"]).unwrap();
-    assert!(p.matches("/healthz/ping"));
-    assert!(p.matches("/healthz/"));
-    assert!(!p.matches("/healthz"));
-    assert!(p.matches("/version"));
-    assert!(AlwaysAllowPaths::new(&["/a*b"]).is_err());
-    assert!(AlwaysAllowPaths::new(&["/a**"]).is_err());
 }

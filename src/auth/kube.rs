@@ -1,7 +1,7 @@
 //! The Kubernetes-backed implementations: TokenReview and
 //! SubjectAccessReview over a `kube::Client`, the watch of the
 //! authentication ConfigMap, and [`start`], which wires them into an
-//! [`AuthState`] from the flags. Only calls and conversions live here; the
+//! [`AuthState`] from the settings. Only calls and conversions live here; the
 //! decisions are in `authn`/`authz`, the parsing in `trust`.
 
 use std::collections::BTreeMap;
@@ -21,14 +21,14 @@ use kube::{Api, Client};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::authz::{AccessReviewer, Attributes, BadAllowPath, Decision};
-use super::flags::AuthFlags;
+use super::authz::{AccessReviewer, Attributes, Decision};
 use super::token::{ReviewError, TokenOutcome, TokenReviewer};
 use super::trust::{
     CONFIGMAP_NAME, CONFIGMAP_NAMESPACE, FLAG_FILE_POLL, SourceUpdate, TrustConfig, TrustSource, TrustStore,
     run_reloader,
 };
 use super::{AuthState, UserInfo};
+use crate::config::AuthSettings;
 
 /// Path of TokenReview.
 pub const TOKEN_REVIEW_PATH: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
@@ -40,8 +40,6 @@ pub const ACCESS_REVIEW_PATH: &str = "/apis/authorization.k8s.io/v1/subjectacces
 pub enum AuthSetupError {
     #[error("{flag} {path}: {reason}")]
     Kubeconfig { flag: &'static str, path: PathBuf, reason: String },
-    #[error(transparent)]
-    AllowPath(#[from] BadAllowPath),
 }
 
 fn post<T: serde::Serialize>(
@@ -229,27 +227,26 @@ pub async fn client_from_kubeconfig(flag: &'static str, path: &Path) -> Result<C
     Client::try_from(config).map_err(|e| err(e.to_string()))
 }
 
-/// Builds the auth state from the flags: reviewers on the
+/// Builds the auth state from the settings: reviewers on the
 /// `--authentication-kubeconfig`/`--authorization-kubeconfig` clients (else
 /// `main`), trust from the ConfigMap (unless both CA flags are set) with
 /// flag overrides, reloaded by the returned task until `cancel`. Requests
 /// that need a certificate fail until the first load; wait for it with
 /// `state.trust().wait_for_generation(1)`.
 pub async fn start(
-    flags: &AuthFlags,
+    settings: &AuthSettings,
     main: Client,
     cancel: CancellationToken,
 ) -> Result<(AuthState, JoinHandle<()>), AuthSetupError> {
-    let settings = flags.settings()?;
-    let authn_client = match &flags.authentication_kubeconfig {
+    let authn_client = match &settings.authentication_kubeconfig {
         Some(p) => client_from_kubeconfig("--authentication-kubeconfig", p).await?,
         None => main.clone(),
     };
-    let authz_client = match &flags.authorization_kubeconfig {
+    let authz_client = match &settings.authorization_kubeconfig {
         Some(p) => client_from_kubeconfig("--authorization-kubeconfig", p).await?,
         None => main,
     };
-    let overrides = flags.trust_overrides();
+    let overrides = settings.trust.clone();
     let source: Option<Box<dyn TrustSource>> =
         if overrides.skips_lookup() { None } else { Some(Box::new(KubeTrustSource::new(authn_client.clone()))) };
     let store = TrustStore::new(TrustConfig::default());

@@ -173,7 +173,7 @@ async fn kube_client_reviews_and_configmap_watch_drive_the_chain() {
     let config = kube::Config::new(url.parse().unwrap());
     let client = Client::try_from(config).unwrap();
 
-    let (state, task) = start(&AuthFlags::default(), client, cancel.clone()).await.unwrap();
+    let (state, task) = start(&crate::config::AuthSettings::default(), client, cancel.clone()).await.unwrap();
     tokio::time::timeout(Duration::from_secs(20), state.trust().wait_for_generation(1))
         .await
         .expect("first trust load");

@@ -9,13 +9,12 @@
 //! [`trust`] (what we trust, reloaded), [`requestheader`] (front proxy),
 //! [`token`] (TokenReview + cache), [`authn`] (the chain), [`authz`]
 //! (SubjectAccessReview + cache, 403 wording), [`kube`] (the Kubernetes
-//! implementations and start-up), [`flags`] (the generic apiserver flags),
-//! [`layer`] (the middleware).
+//! implementations and start-up), [`layer`] (the middleware). Its flags and
+//! their validation are `config`'s ([`crate::config::AuthSettings`]).
 
 pub mod authn;
 pub mod authz;
 pub mod cache;
-pub mod flags;
 pub mod kube;
 pub mod layer;
 pub mod requestheader;
@@ -30,13 +29,12 @@ pub mod x509;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-pub use self::authz::{AccessReviewer, AlwaysAllowPaths, Attributes, Decision};
-pub use self::flags::AuthFlags;
+pub use self::authz::{AccessReviewer, Attributes, Decision};
 pub use self::layer::{AuthLayer, AuthService, layer};
 pub use self::token::{ReviewError, TokenOutcome, TokenReviewer};
 pub use self::trust::{SourceUpdate, TrustConfig, TrustSource, TrustStore};
+pub use crate::config::{AlwaysAllowPaths, AuthSettings};
 pub use tls::serve::PeerCertificates;
 
 /// The authenticated user, put in the request extensions by the layer.
@@ -46,31 +44,6 @@ pub struct UserInfo {
     pub uid: String,
     pub groups: Vec<String>,
     pub extra: BTreeMap<String, Vec<String>>,
-}
-
-/// Tunables of the chain; defaults are the generic apiserver's.
-#[derive(Debug, Clone)]
-pub struct AuthSettings {
-    /// Paths that need neither authentication nor authorization.
-    pub always_allow_paths: AlwaysAllowPaths,
-    pub token_cache_ttl: Duration,
-    pub token_cache_size: usize,
-    pub authorized_ttl: Duration,
-    pub unauthorized_ttl: Duration,
-    pub decision_cache_size: usize,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        AuthSettings {
-            always_allow_paths: AlwaysAllowPaths::defaults(),
-            token_cache_ttl: token::DEFAULT_TOKEN_TTL,
-            token_cache_size: token::DEFAULT_TOKEN_CACHE_SIZE,
-            authorized_ttl: authz::DEFAULT_ALLOWED_TTL,
-            unauthorized_ttl: authz::DEFAULT_DENIED_TTL,
-            decision_cache_size: authz::DEFAULT_DECISION_CACHE_SIZE,
-        }
-    }
 }
 
 /// Everything the layer needs; cheap to clone.
@@ -91,7 +64,7 @@ impl AuthState {
         trust: Arc<TrustStore>,
         tokens: Arc<dyn TokenReviewer>,
         access: Arc<dyn AccessReviewer>,
-        settings: AuthSettings,
+        settings: &AuthSettings,
     ) -> AuthState {
         let tokens = token::TokenAuthenticator::new(tokens, settings.token_cache_ttl, settings.token_cache_size);
         let authz = authz::Authorizer::new(
@@ -104,7 +77,7 @@ impl AuthState {
             inner: Arc::new(Inner {
                 authn: authn::Authenticator::new(trust, tokens),
                 authz,
-                always_allow: settings.always_allow_paths,
+                always_allow: settings.always_allow_paths.clone(),
             }),
         }
     }

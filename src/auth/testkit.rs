@@ -10,9 +10,10 @@ use rustls::pki_types::CertificateDer;
 
 use super::authz::{AccessReviewer, Attributes, Decision};
 use super::token::{ReviewError, TokenOutcome, TokenReviewer};
-use super::trust::{FlagFiles, TrustConfig, TrustOverrides, build_config};
+use super::trust::{FlagFiles, TrustConfig, build_config};
 use super::x509::chain_from_pem;
 use super::{AuthSettings, AuthState, TrustStore, UserInfo};
+use crate::config::TrustOverrides;
 use tls::pki::Ca;
 
 /// Tokens it knows map to users; counts reviews.
@@ -135,5 +136,5 @@ pub fn chain(ca: &Ca, cn: &str, orgs: &[&str]) -> Vec<CertificateDer<'static>> {
 
 /// An auth state over fixed trust and the doubles.
 pub fn state(trust: Arc<TrustStore>, tokens: Arc<FakeTokens>, access: Arc<FakeAccess>) -> AuthState {
-    AuthState::new(trust, tokens, access, AuthSettings::default())
+    AuthState::new(trust, tokens, access, &AuthSettings::default())
 }

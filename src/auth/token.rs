@@ -36,10 +36,6 @@ pub trait TokenReviewer: Send + Sync {
     fn review<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<TokenOutcome, ReviewError>>;
 }
 
-/// Default time an outcome is remembered (`--authentication-token-webhook-cache-ttl`).
-pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(10);
-/// Default bound on remembered tokens.
-pub const DEFAULT_TOKEN_CACHE_SIZE: usize = 4096;
 /// Default time a review may take.
 pub const REVIEW_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -113,7 +109,7 @@ mod tests {
     #[tokio::test]
     async fn both_outcomes_are_cached_and_errors_are_not() {
         let r = Arc::new(Counting { calls: AtomicUsize::new(0) });
-        let a = TokenAuthenticator::new(r.clone(), DEFAULT_TOKEN_TTL, 16);
+        let a = TokenAuthenticator::new(r.clone(), crate::config::defaults::TOKEN_CACHE_TTL, 16);
         for _ in 0..3 {
             assert!(matches!(a.authenticate("good").await, Ok(TokenOutcome::Authenticated(_))));
             assert!(matches!(a.authenticate("bad").await, Ok(TokenOutcome::Rejected(_))));

@@ -16,6 +16,7 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use super::x509::{CaBundle, CaError};
+use crate::config::TrustOverrides;
 
 /// Namespace of the authentication ConfigMap.
 pub const CONFIGMAP_NAMESPACE: &str = "kube-system";
@@ -26,27 +27,6 @@ pub const CONFIGMAP_NAME: &str = "extension-apiserver-authentication";
 pub const DEFAULT_USERNAME_HEADERS: &[&str] = &["x-remote-user"];
 pub const DEFAULT_GROUP_HEADERS: &[&str] = &["x-remote-group"];
 pub const DEFAULT_EXTRA_PREFIXES: &[&str] = &["x-remote-extra-"];
-
-/// The trust flags of the generic apiserver. A field that is `Some` wins
-/// over the ConfigMap's key.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustOverrides {
-    pub client_ca_file: Option<PathBuf>,
-    pub requestheader_client_ca_file: Option<PathBuf>,
-    pub requestheader_allowed_names: Option<Vec<String>>,
-    pub requestheader_username_headers: Option<Vec<String>>,
-    pub requestheader_group_headers: Option<Vec<String>>,
-    pub requestheader_extra_headers_prefix: Option<Vec<String>>,
-    pub requestheader_uid_headers: Option<Vec<String>>,
-}
-
-impl TrustOverrides {
-    /// Whether both CAs come from flags, so the ConfigMap is not needed
-    /// (the generic apiserver skips its lookup then).
-    pub fn skips_lookup(&self) -> bool {
-        self.client_ca_file.is_some() && self.requestheader_client_ca_file.is_some()
-    }
-}
 
 /// The PEM text of the CA files named by flags, read by the shell.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! The command line: the server itself (metrics-server's flags, no
-//! subcommand, so existing manifests work), `status` (a replica's view of
+//! subcommand, so existing manifests work), `cluster` (a replica's view of
 //! the cluster), and, with the `dev` feature, the developer subcommands in
 //! [`dev`]: `dev` (a local cluster with the real kubectl) and `simulate`
 //! (only the simulated Kubernetes, for benchmarks that measure the server
@@ -37,12 +37,12 @@ pub enum Command {
     Simulate(dev::SimulateArgs),
     /// Print a replica's view of the cluster: Raft role, term, leader, ring
     /// epoch and every member with its state (asks the peer port).
-    Status(StatusArgs),
+    Cluster(ClusterArgs),
 }
 
-/// Options of `status`.
+/// Options of `cluster`.
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub struct ClusterArgs {
     /// A replica's peer address, host:port.
     #[arg(long, default_value = "127.0.0.1:10251")]
     pub peer: String,
@@ -74,7 +74,7 @@ pub fn main() -> std::process::ExitCode {
     let result = match cli.command {
         None => match Config::from_args(&cli.serve) {
             Ok(config) => {
-                init_logging(config.verbosity, config.json_logs);
+                init_logging(config.logging.verbosity, config.logging.json);
                 runtime.block_on(crate::server::run(config))
             }
             Err(e) => Err(anyhow::anyhow!("invalid flag {e}")),
@@ -89,7 +89,7 @@ pub fn main() -> std::process::ExitCode {
             init_logging(0, false);
             runtime.block_on(dev::simulate(args))
         }
-        Some(Command::Status(args)) => runtime.block_on(status(args)),
+        Some(Command::Cluster(args)) => runtime.block_on(cluster(args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -120,12 +120,9 @@ fn init_logging(verbosity: u8, json: bool) {
     }
 }
 
-async fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let ca = std::fs::read(&args.peer_ca_file)
-        .map_err(|e| anyhow::anyhow!("--peer-ca-file {}: {e}", args.peer_ca_file.display()))?;
-    let ck = tls::CertKey::load(&args.peer_cert_file, &args.peer_key_file)?;
-    let client = tls::mutual_tls_client_config(&ca, ck.chain, ck.key)?;
-    let view = crate::membership::fetch_status(&args.peer, client).await?;
+async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
+    let client = crate::peer::client_config(&args.peer_ca_file, &args.peer_cert_file, &args.peer_key_file)?;
+    let view = crate::peer::fetch_view(&args.peer, client).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {

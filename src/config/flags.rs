@@ -1,9 +1,15 @@
 //! Command-line flags of the server, with metrics-server's names, meanings
-//! and (shipped-manifest) defaults. Parsing only; [`super::Config`] checks
-//! combinations and turns them into typed settings.
+//! and (shipped-manifest) defaults, which come from [`super::defaults`].
+//! Parsing only (a value that does not parse is clap's error, naming the
+//! flag); [`super::Config::from_args`] checks combinations and turns them
+//! into typed settings.
 
-use clap::Args;
 use std::path::PathBuf;
+
+use apimachinery::GoDuration;
+use clap::Args;
+
+use super::defaults as d;
 
 /// Flags of `ha-metrics-server` (the server itself).
 #[derive(Debug, Clone, Args)]
@@ -12,8 +18,8 @@ pub struct ServeArgs {
     /// The resolution at which metrics are scraped from kubelets: each kubelet
     /// is scraped once per period, and the served CPU rate is over about one
     /// period. At least 10s, and kubelet-request-timeout must be at most 90% of it.
-    #[arg(long, default_value = "15s", value_name = "DURATION")]
-    pub metric_resolution: String,
+    #[arg(long, default_value_t = GoDuration(d::METRIC_RESOLUTION), value_name = "DURATION")]
+    pub metric_resolution: GoDuration,
 
     /// Path to a kubeconfig for talking to kube-apiserver. Empty: the
     /// in-cluster service account (KUBERNETES_SERVICE_HOST), or $KUBECONFIG.
@@ -30,12 +36,12 @@ pub struct ServeArgs {
     pub kubelet_use_node_status_port: bool,
 
     /// The port to use to connect to kubelets.
-    #[arg(long, default_value_t = 10250, value_name = "PORT")]
+    #[arg(long, default_value_t = d::KUBELET_PORT, value_name = "PORT")]
     pub kubelet_port: u16,
 
     /// The priority of node address types used to reach kubelets; the first
     /// type a node has wins.
-    #[arg(long, default_value = "InternalIP,ExternalIP,Hostname", value_name = "TYPES")]
+    #[arg(long, default_value = d::KUBELET_ADDRESS_TYPES, value_name = "TYPES")]
     pub kubelet_preferred_address_types: String,
 
     /// Path to the CA certificate that signs the kubelets' serving certificates.
@@ -52,8 +58,8 @@ pub struct ServeArgs {
     pub kubelet_client_key: Option<PathBuf>,
 
     /// Timeout of one request to a kubelet.
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
-    pub kubelet_request_timeout: String,
+    #[arg(long, default_value_t = GoDuration(d::KUBELET_REQUEST_TIMEOUT), value_name = "DURATION")]
+    pub kubelet_request_timeout: GoDuration,
 
     /// Label selector of the nodes to scrape and serve (=, ==, !=, in, notin, exists).
     #[arg(short = 'l', long, default_value = "", value_name = "SELECTOR")]
@@ -72,7 +78,7 @@ pub struct ServeArgs {
     /// after its kubelet stopped answering. Default: 2 × metric-resolution.
     /// 0 removes a node at its first failed scrape, as metrics-server does.
     #[arg(long, value_name = "DURATION")]
-    pub max_staleness: Option<String>,
+    pub max_staleness: Option<GoDuration>,
 
     /// Allow --metric-resolution below 10s (down to 1s). For tests and the dev
     /// mode only: kubelets refresh their stats about every 10s.
@@ -81,16 +87,16 @@ pub struct ServeArgs {
 
     // ----- secure serving -----
     /// The IP address to serve on. Default: all interfaces (0.0.0.0), as metrics-server.
-    #[arg(long, default_value = "0.0.0.0", value_name = "IP")]
+    #[arg(long, default_value = d::BIND_ADDRESS, value_name = "IP")]
     pub bind_address: String,
 
     /// The port to serve HTTPS on.
-    #[arg(long, default_value_t = 10250, value_name = "PORT")]
+    #[arg(long, default_value_t = d::SECURE_PORT, value_name = "PORT")]
     pub secure_port: u16,
 
     /// Directory for the self-signed certificate (apiserver.crt, apiserver.key)
     /// made when --tls-cert-file is not given.
-    #[arg(long, default_value = "apiserver.local.config/certificates", value_name = "DIR")]
+    #[arg(long, default_value = d::CERT_DIR, value_name = "DIR")]
     pub cert_dir: PathBuf,
 
     /// Serving certificate (PEM, chain allowed); reloaded when its contents change.
@@ -112,7 +118,7 @@ pub struct ServeArgs {
     /// Delegated authentication and authorization (front proxy, client
     /// certificates, TokenReview, SubjectAccessReview).
     #[command(flatten)]
-    pub auth: crate::auth::flags::AuthFlags,
+    pub auth: AuthArgs,
 
     /// Replica cluster (Raft membership, peer port).
     #[command(flatten)]
@@ -120,13 +126,13 @@ pub struct ServeArgs {
 
     // ----- generic server -----
     /// Maximum number of requests served at once; more get 429.
-    #[arg(long, default_value_t = 400, value_name = "N")]
+    #[arg(long, default_value_t = d::MAX_REQUESTS_INFLIGHT, value_name = "N")]
     pub max_requests_inflight: usize,
 
     /// After SIGTERM, keep serving for this long while /readyz fails, so load
     /// balancers stop sending requests first.
-    #[arg(long, default_value = "0s", value_name = "DURATION")]
-    pub shutdown_delay_duration: String,
+    #[arg(long, default_value_t = GoDuration(d::SHUTDOWN_DELAY), value_name = "DURATION")]
+    pub shutdown_delay_duration: GoDuration,
 
     /// Log verbosity (klog style): 0 errors/warnings/info, 2 more info, 4+ debug.
     #[arg(short = 'v', long = "v", default_value_t = 0, value_name = "LEVEL")]
@@ -157,11 +163,11 @@ pub struct ClusterArgs {
     pub peers: Vec<String>,
 
     /// Identifies the cluster; peers with another id are refused.
-    #[arg(long, default_value = "ha-metrics-server", value_name = "ID")]
+    #[arg(long, default_value = d::CLUSTER_ID, value_name = "ID")]
     pub cluster_id: String,
 
     /// Where the Raft vote, log and snapshots are kept (fsynced).
-    #[arg(long, default_value = "/var/lib/ha-metrics-server", value_name = "DIR")]
+    #[arg(long, default_value = d::DATA_DIR, value_name = "DIR")]
     pub data_dir: std::path::PathBuf,
 
     /// IP address of the peer port (Raft and fan-out). Default: --bind-address.
@@ -169,7 +175,7 @@ pub struct ClusterArgs {
     pub peer_bind_address: Option<String>,
 
     /// The peer port (mutual TLS with the cluster CA).
-    #[arg(long, default_value_t = 10251, value_name = "PORT")]
+    #[arg(long, default_value_t = d::PEER_PORT, value_name = "PORT")]
     pub peer_port: u16,
 
     /// The address other replicas reach this one's peer port at. Default: the
@@ -190,12 +196,12 @@ pub struct ClusterArgs {
     pub peer_key_file: Option<std::path::PathBuf>,
 
     /// Number of voting members (3 or 5); further replicas join as learners and still own shards.
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = d::VOTERS, value_name = "N")]
     pub voters: usize,
 
     /// A replica silent for longer than this is marked Down and its nodes move.
-    #[arg(long, default_value = "3s", value_name = "DURATION")]
-    pub lease: String,
+    #[arg(long, default_value_t = GoDuration(d::LEASE), value_name = "DURATION")]
+    pub lease: GoDuration,
 
     /// The StatefulSet this replica belongs to. On SIGTERM the replica reads its
     /// replica count: an ordinal at or above it means the count was lowered, so
@@ -208,4 +214,49 @@ pub struct ClusterArgs {
     /// account's namespace, else kube-system.
     #[arg(long, env = "POD_NAMESPACE", value_name = "NAMESPACE")]
     pub pod_namespace: Option<String>,
+}
+
+/// The generic apiserver's delegated authentication and authorization
+/// flags, with the same names and defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct AuthArgs {
+    /// kubeconfig for TokenReview (default: the main client).
+    #[arg(long)]
+    pub authentication_kubeconfig: Option<PathBuf>,
+    /// TTL of cached TokenReview answers.
+    #[arg(long, default_value_t = GoDuration(d::TOKEN_CACHE_TTL))]
+    pub authentication_token_webhook_cache_ttl: GoDuration,
+    /// kubeconfig for SubjectAccessReview (default: the main client).
+    #[arg(long)]
+    pub authorization_kubeconfig: Option<PathBuf>,
+    /// Paths allowed without authentication or authorization (`*` suffix = prefix).
+    #[arg(long, value_delimiter = ',', default_value = d::ALWAYS_ALLOW_PATHS)]
+    pub authorization_always_allow_paths: Vec<String>,
+    /// TTL of cached "allowed" answers.
+    #[arg(long, default_value_t = GoDuration(d::AUTHORIZED_TTL))]
+    pub authorization_webhook_cache_authorized_ttl: GoDuration,
+    /// TTL of cached "denied" answers.
+    #[arg(long, default_value_t = GoDuration(d::UNAUTHORIZED_TTL))]
+    pub authorization_webhook_cache_unauthorized_ttl: GoDuration,
+    /// CA bundle for client certificates (overrides the ConfigMap's client-ca-file).
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// CA bundle for the front proxy's client certificate.
+    #[arg(long)]
+    pub requestheader_client_ca_file: Option<PathBuf>,
+    /// Allowed front-proxy common names; empty = any signed by the CA.
+    #[arg(long, value_delimiter = ',')]
+    pub requestheader_allowed_names: Option<Vec<String>>,
+    /// Headers holding the user name (default x-remote-user).
+    #[arg(long, value_delimiter = ',')]
+    pub requestheader_username_headers: Option<Vec<String>>,
+    /// Headers holding groups (default x-remote-group).
+    #[arg(long, value_delimiter = ',')]
+    pub requestheader_group_headers: Option<Vec<String>>,
+    /// Prefixes of headers holding extra attributes (default x-remote-extra-).
+    #[arg(long, value_delimiter = ',')]
+    pub requestheader_extra_headers_prefix: Option<Vec<String>>,
+    /// Headers holding the user's UID.
+    #[arg(long, value_delimiter = ',')]
+    pub requestheader_uid_headers: Option<Vec<String>>,
 }

@@ -1,22 +1,34 @@
-//! Configuration: the flags ([`flags::ServeArgs`]) and the validated
-//! settings every other module reads ([`Config`]). Defaults live in the flag
-//! definitions and nowhere else; bad combinations fail here, at start, with a
-//! message that names the flags.
+//! Configuration: the flags ([`flags`]), every default ([`defaults`]) and
+//! the validated settings every other module reads ([`Config`]). Every flag
+//! is checked here, once, by [`Config::from_args`], before anything binds a
+//! port: bad values and bad combinations fail at start with a message that
+//! names the flag. A leaf: it uses the leaf crates (`apimachinery`, `tls`,
+//! `raft`'s config) and no other module of the server.
 
+pub mod auth;
+pub mod cluster;
+pub mod defaults;
 pub mod flags;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use apimachinery::selector::LabelSelector;
+use tls::TlsPolicy;
+
 pub use apimachinery::parse_go_duration;
-pub use flags::ServeArgs;
+pub use auth::{AlwaysAllowPaths, AuthSettings, TrustOverrides};
+pub use cluster::ClusterSettings;
+pub use flags::{AuthArgs, ClusterArgs, ServeArgs};
 
 /// A start-up configuration error: which flag, and what is wrong with it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{flag}: {message}")]
 pub struct ConfigError {
+    /// The flag at fault (the first one named, for combinations).
     pub flag: &'static str,
+    /// What is wrong, for the operator.
     pub message: String,
 }
 
@@ -62,53 +74,97 @@ impl AddressType {
 /// How to reach and authenticate to kubelets.
 #[derive(Debug, Clone)]
 pub struct KubeletSettings {
+    /// `--kubelet-port`.
     pub port: u16,
+    /// `--kubelet-use-node-status-port`.
     pub use_node_status_port: bool,
+    /// `--kubelet-preferred-address-types`, in order.
     pub address_types: Vec<AddressType>,
+    /// `--kubelet-insecure-tls`.
     pub insecure_tls: bool,
+    /// `--kubelet-certificate-authority`.
     pub certificate_authority: Option<PathBuf>,
+    /// `--kubelet-client-certificate` and `--kubelet-client-key`.
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// `--kubelet-request-timeout`.
     pub request_timeout: Duration,
+    /// `--deprecated-kubelet-completely-insecure`.
     pub completely_insecure: bool,
+    /// `--kubelet-token-file`.
     pub token_file: Option<PathBuf>,
+    /// Scrapes in flight at once.
+    pub concurrency: usize,
 }
 
 /// How to serve HTTPS.
 #[derive(Debug, Clone)]
 pub struct ServingSettings {
+    /// `--bind-address`.
     pub bind_address: IpAddr,
+    /// `--secure-port`.
     pub port: u16,
+    /// `--cert-dir`.
     pub cert_dir: PathBuf,
+    /// `--tls-cert-file` and `--tls-private-key-file`.
     pub cert_files: Option<(PathBuf, PathBuf)>,
     /// `--tls-min-version` and `--tls-cipher-suites`, checked.
-    pub tls_policy: tls::TlsPolicy,
+    pub tls_policy: TlsPolicy,
+    /// `--max-requests-inflight`.
     pub max_requests_inflight: usize,
+    /// `--shutdown-delay-duration`.
     pub shutdown_delay: Duration,
+}
+
+impl ServingSettings {
+    /// Where the API listens.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind_address, self.port)
+    }
+}
+
+/// How this replica stops on SIGTERM.
+#[derive(Debug, Clone)]
+pub struct ShutdownSettings {
+    /// How long leaving the ring may take.
+    pub leave_timeout: Duration,
+    /// How long in-flight requests may run after the listeners stop.
+    pub in_flight_drain: Duration,
+}
+
+/// How to log.
+#[derive(Debug, Clone, Copy)]
+pub struct LoggingSettings {
+    /// `-v`.
+    pub verbosity: u8,
+    /// `--logging-format=json`.
+    pub json: bool,
 }
 
 /// Every validated setting of one server process.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `--metric-resolution`.
     pub resolution: Duration,
+    /// `--max-staleness` (default 2 × resolution).
     pub max_staleness: Duration,
+    /// `--kubeconfig`.
     pub kubeconfig: Option<PathBuf>,
     /// `--node-selector`, parsed.
-    pub node_selector: apimachinery::selector::LabelSelector,
+    pub node_selector: LabelSelector,
+    /// Kubelet access.
     pub kubelet: KubeletSettings,
+    /// The API listener.
     pub serving: ServingSettings,
+    /// Delegated authentication and authorization.
+    pub auth: AuthSettings,
     /// The replica cluster; `None` runs a single replica without Raft.
-    pub cluster: Option<crate::membership::ClusterSettings>,
-    pub verbosity: u8,
-    pub json_logs: bool,
-    /// The raw flags, for the parts (authentication) that read their own.
-    pub args: ServeArgs,
-}
-
-/// The smallest resolution metrics-server accepts.
-pub const MIN_RESOLUTION: Duration = Duration::from_secs(10);
-
-fn duration_flag(flag: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    parse_go_duration(value).map_err(|m| bad(flag, m))
+    pub cluster: Option<ClusterSettings>,
+    /// Stopping.
+    pub shutdown: ShutdownSettings,
+    /// Logging.
+    pub logging: LoggingSettings,
+    /// `--profiling` (accepted for compatibility; no pprof here).
+    pub profiling: bool,
 }
 
 fn file_pair(
@@ -128,15 +184,15 @@ fn file_pair(
 impl Config {
     /// Validates the flags.
     pub fn from_args(args: &ServeArgs) -> Result<Config, ConfigError> {
-        let resolution = duration_flag("--metric-resolution", &args.metric_resolution)?;
-        let floor = if args.allow_short_resolution { Duration::from_secs(1) } else { MIN_RESOLUTION };
+        let resolution = args.metric_resolution.0;
+        let floor = if args.allow_short_resolution { defaults::MIN_SHORT_RESOLUTION } else { defaults::MIN_RESOLUTION };
         if resolution < floor {
             return Err(bad(
                 "--metric-resolution",
                 format!("must be at least {}s, got {}", floor.as_secs(), args.metric_resolution),
             ));
         }
-        let request_timeout = duration_flag("--kubelet-request-timeout", &args.kubelet_request_timeout)?;
+        let request_timeout = args.kubelet_request_timeout.0;
         if request_timeout.is_zero() {
             return Err(bad("--kubelet-request-timeout", "must be greater than 0"));
         }
@@ -149,10 +205,7 @@ impl Config {
                 ),
             ));
         }
-        let max_staleness = match &args.max_staleness {
-            Some(v) => duration_flag("--max-staleness", v)?,
-            None => resolution * 2,
-        };
+        let max_staleness = args.max_staleness.map_or(resolution * 2, |d| d.0);
         if args.kubelet_insecure_tls && args.kubelet_certificate_authority.is_some() {
             return Err(bad(
                 "--kubelet-insecure-tls",
@@ -200,7 +253,12 @@ impl Config {
             .map_err(|_| bad("--bind-address", format!("{:?} is not an IP address", args.bind_address)))?;
         let cert_files =
             file_pair("--tls-cert-file", &args.tls_cert_file, "--tls-private-key-file", &args.tls_private_key_file)?;
-        let json_logs = match args.logging_format.as_str() {
+        let tls_policy = TlsPolicy::from_flags(
+            args.tls_min_version.as_deref().unwrap_or(""),
+            args.tls_cipher_suites.as_deref().unwrap_or(""),
+        )
+        .map_err(|e| bad(e.flag(), e.to_string()))?;
+        let json = match args.logging_format.as_str() {
             "text" => false,
             "json" => true,
             other => return Err(bad("--logging-format", format!("{other:?} is not one of text, json"))),
@@ -208,11 +266,20 @@ impl Config {
         if args.max_requests_inflight == 0 {
             return Err(bad("--max-requests-inflight", "must be at least 1"));
         }
+        let serving = ServingSettings {
+            bind_address,
+            port: args.secure_port,
+            cert_dir: args.cert_dir.clone(),
+            cert_files,
+            tls_policy,
+            max_requests_inflight: args.max_requests_inflight,
+            shutdown_delay: args.shutdown_delay_duration.0,
+        };
         Ok(Config {
             resolution,
             max_staleness,
             kubeconfig: args.kubeconfig.clone(),
-            node_selector: apimachinery::selector::LabelSelector::parse(&args.node_selector)
+            node_selector: LabelSelector::parse(&args.node_selector)
                 .map_err(|e| bad("--node-selector", e.to_string()))?,
             kubelet: KubeletSettings {
                 port: args.kubelet_port,
@@ -224,31 +291,17 @@ impl Config {
                 request_timeout,
                 completely_insecure: args.deprecated_kubelet_completely_insecure,
                 token_file: args.kubelet_token_file.clone(),
+                concurrency: defaults::SCRAPE_CONCURRENCY,
             },
-            serving: ServingSettings {
-                bind_address,
-                port: args.secure_port,
-                cert_dir: args.cert_dir.clone(),
-                cert_files,
-                tls_policy: tls::TlsPolicy::from_flags(
-                    args.tls_min_version.as_deref().unwrap_or(""),
-                    args.tls_cipher_suites.as_deref().unwrap_or(""),
-                )
-                .map_err(|e| {
-                    let flag = if e.to_string().starts_with("--tls-min-version") {
-                        "--tls-min-version"
-                    } else {
-                        "--tls-cipher-suites"
-                    };
-                    ConfigError { flag, message: e.to_string().splitn(2, ": ").nth(1).unwrap_or_default().to_string() }
-                })?,
-                max_requests_inflight: args.max_requests_inflight,
-                shutdown_delay: duration_flag("--shutdown-delay-duration", &args.shutdown_delay_duration)?,
+            cluster: ClusterSettings::from_args(&args.cluster, serving.addr())?,
+            serving,
+            auth: AuthSettings::from_args(&args.auth)?,
+            shutdown: ShutdownSettings {
+                leave_timeout: defaults::LEAVE_TIMEOUT,
+                in_flight_drain: defaults::IN_FLIGHT_DRAIN,
             },
-            cluster: crate::membership::ClusterSettings::from_args(&args.cluster, bind_address)?,
-            verbosity: args.verbosity,
-            json_logs,
-            args: args.clone(),
+            logging: LoggingSettings { verbosity: args.verbosity, json },
+            profiling: args.profiling,
         })
     }
 }
@@ -311,6 +364,94 @@ mod tests {
         assert!(e.message.contains("Bogus"));
         assert_eq!(parse(&["--bind-address=nope"]).unwrap_err().flag, "--bind-address");
         assert_eq!(parse(&["--logging-format=xml"]).unwrap_err().flag, "--logging-format");
+    }
+
+    #[test]
+    fn bad_values_name_their_flag_before_anything_starts() {
+        let e = parse(&["--tls-min-version=VersionTLS11"]).unwrap_err();
+        assert_eq!(e.flag, "--tls-min-version");
+        assert!(e.message.contains("TLS 1.2 or newer"), "{e}");
+        assert_eq!(parse(&["--tls-cipher-suites=TLS_FOO"]).unwrap_err().flag, "--tls-cipher-suites");
+        assert_eq!(
+            parse(&["--authorization-always-allow-paths=/a*b"]).unwrap_err().flag,
+            "--authorization-always-allow-paths"
+        );
+        let cluster = |extra: &[&str]| {
+            let mut f = vec![
+                "--peers=a=127.0.0.1:1,b=127.0.0.2:1,c=127.0.0.3:1",
+                "--node-name=a",
+                "--peer-ca-file=/ca",
+                "--peer-cert-file=/c",
+                "--peer-key-file=/k",
+            ];
+            f.extend_from_slice(extra);
+            parse(&f)
+        };
+        assert!(cluster(&[]).is_ok());
+        for voters in ["--voters=2", "--voters=4", "--voters=7"] {
+            let e = cluster(&[voters]).unwrap_err();
+            assert_eq!(e.flag, "--voters", "{voters}: {e}");
+            assert!(e.message.contains("use 3 or 5"), "{e}");
+        }
+        assert!(cluster(&["--voters=5"]).is_ok());
+        assert_eq!(cluster(&["--lease=900ms"]).unwrap_err().flag, "--lease");
+        assert_eq!(cluster(&["--peer-advertise-address=127.0.0.9:1"]).unwrap_err().flag, "--peer-advertise-address");
+        assert_eq!(
+            parse(&[
+                "--peers=a=127.0.0.1:1,a=127.0.0.2:1",
+                "--node-name=b",
+                "--peer-ca-file=/ca",
+                "--peer-cert-file=/c",
+                "--peer-key-file=/k",
+                "--peer-advertise-address=127.0.0.5:1"
+            ])
+            .unwrap_err()
+            .flag,
+            "--peers"
+        );
+    }
+
+    #[test]
+    fn auth_defaults_match_the_generic_apiserver() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.auth, AuthSettings::default());
+        assert_eq!(c.auth.token_cache_ttl, Duration::from_secs(10));
+        assert_eq!(c.auth.authorized_ttl, Duration::from_secs(10));
+        assert_eq!(c.auth.unauthorized_ttl, Duration::from_secs(10));
+        assert!(c.auth.always_allow_paths.matches("/readyz"));
+        assert!(!c.auth.always_allow_paths.matches("/metrics"));
+        assert_eq!(c.auth.trust, TrustOverrides::default());
+    }
+
+    #[test]
+    fn auth_list_flags_split_on_commas_and_win() {
+        let c = parse(&[
+            "--requestheader-allowed-names=front-proxy-client,aggregator",
+            "--authorization-always-allow-paths=/healthz,/metrics*",
+            "--authentication-token-webhook-cache-ttl=1m30s",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.auth.trust.requestheader_allowed_names,
+            Some(vec!["front-proxy-client".into(), "aggregator".into()])
+        );
+        assert!(c.auth.always_allow_paths.matches("/metrics/slis"));
+        assert_eq!(c.auth.token_cache_ttl, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn always_allow_paths_take_exact_paths_and_trailing_star_prefixes() {
+        let d = AlwaysAllowPaths::default();
+        assert!(d.matches("/healthz") && d.matches("/livez") && d.matches("readyz"));
+        assert!(!d.matches("/healthz/etcd"));
+        assert!(!d.matches("/metrics"));
+        let p = AlwaysAllowPaths::new(&["/healthz/*", "/version"]).unwrap();
+        assert!(p.matches("/healthz/ping"));
+        assert!(p.matches("/healthz/"));
+        assert!(!p.matches("/healthz"));
+        assert!(p.matches("/version") && !p.matches("/versions"));
+        assert!(AlwaysAllowPaths::new(&["/a*b"]).is_err());
+        assert!(AlwaysAllowPaths::new(&["/a**"]).is_err());
     }
 
     #[test]

@@ -68,7 +68,7 @@ impl KubeletClientConfig {
             client_cert: None,
             token_file: None,
             token_recheck: DEFAULT_TOKEN_RECHECK,
-            request_timeout: Duration::from_secs(10),
+            request_timeout: crate::config::defaults::KUBELET_REQUEST_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             pool_max_idle_per_host: 2,
         }
@@ -303,6 +303,7 @@ fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+pub mod credentials;
 mod token;
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use super::wire::{
 };
 use crate::app::App;
 use crate::codec;
-use crate::membership::leader;
+use crate::manager::leader;
 use crate::state::NodeId;
 use crate::types::TypeConfig;
 

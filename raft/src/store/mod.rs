@@ -121,7 +121,7 @@ pub fn open(dir: &Path, name: &str, cluster_id: &str, tx: watch::Sender<ClusterS
         drop(log);
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         let aside = dir.join(format!("damaged-{nanos}"));
-        tracing::warn!(node = id.node_id, dir = %aside.display(), lost_bytes = recovery.lost_bytes,
+        tracing::warn!(member = id.node_id, dir = %aside.display(), lost_bytes = recovery.lost_bytes,
             "raft log lost acknowledged bytes; starting as a new incarnation");
         quarantined = Some(aside);
     }

@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use raft::network::wire::FROM_HEADER;
-use raft::{ClusterState, MemberState, Node, NodeId, PeerClient, RaftConfig, Role, StatusView};
+use raft::{ClusterState, ClusterView, MemberState, Node, NodeId, PeerClient, RaftConfig, Role};
 use sim::addr::Block;
 use tokio::task::JoinHandle;
 use tokio_util::either::Either;
@@ -159,8 +159,8 @@ impl Cluster {
         self.replicas.iter().enumerate().filter_map(|(i, r)| r.node.as_ref().map(|n| (i, n)))
     }
 
-    pub fn statuses(&self) -> Vec<(usize, StatusView)> {
-        self.running().map(|(i, n)| (i, n.status())).collect()
+    pub fn statuses(&self) -> Vec<(usize, ClusterView)> {
+        self.running().map(|(i, n)| (i, n.view())).collect()
     }
 
     /// The slot of the leader every running replica agrees on.
@@ -176,8 +176,8 @@ impl Cluster {
 
     /// The leader as seen by the running replicas, ignoring `except`.
     pub fn leader_among(&self, slots: &[usize]) -> Option<usize> {
-        let st: Vec<(usize, StatusView)> = self.statuses().into_iter().filter(|(i, _)| slots.contains(i)).collect();
-        let leaders: Vec<&(usize, StatusView)> = st.iter().filter(|(_, s)| s.role == Role::Leader).collect();
+        let st: Vec<(usize, ClusterView)> = self.statuses().into_iter().filter(|(i, _)| slots.contains(i)).collect();
+        let leaders: Vec<&(usize, ClusterView)> = st.iter().filter(|(_, s)| s.role == Role::Leader).collect();
         match leaders.as_slice() {
             [(i, l)] if st.iter().all(|(_, s)| s.leader.as_ref().map(|x| x.0) == Some(l.id)) => Some(*i),
             _ => None,

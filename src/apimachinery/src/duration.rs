@@ -1,7 +1,36 @@
 //! Go `time.ParseDuration` syntax for flags (`15s`, `1m30s`, `500ms`,
-//! `1.5h`), so metrics-server's flag values keep working unchanged.
+//! `1.5h`), so metrics-server's flag values keep working unchanged, and
+//! [`GoDuration`], the flag value type that parses and prints it.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
+
+/// A duration flag value: parsed with [`parse_go_duration`], printed as Go's
+/// `time.Duration.String()` (`15s`, `1m30s`, `500ms`), so `--help` shows
+/// defaults the way metrics-server users write them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct GoDuration(pub Duration);
+
+impl FromStr for GoDuration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_go_duration(s).map(GoDuration)
+    }
+}
+
+impl fmt::Display for GoDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = i64::try_from(self.0.as_nanos()).unwrap_or(i64::MAX);
+        f.write_str(&crate::format::format_duration(ns))
+    }
+}
+
+impl From<GoDuration> for Duration {
+    fn from(d: GoDuration) -> Duration {
+        d.0
+    }
+}
 
 /// Parses a Go duration string. Negative durations are refused: no flag of
 /// ours means anything with one.
@@ -52,6 +81,15 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_duration_prints_what_it_parses() {
+        for text in ["15s", "3s", "1m30s", "500ms", "0s", "2h0m0s"] {
+            let d: GoDuration = text.parse().unwrap();
+            assert_eq!(d.to_string(), text);
+        }
+        assert!("5x".parse::<GoDuration>().unwrap_err().contains("unknown unit"));
+    }
 
     #[test]
     fn parses_the_forms_metrics_server_users_write() {

@@ -15,5 +15,5 @@ pub mod gofloat;
 pub mod selector;
 pub mod status;
 
-pub use duration::parse_go_duration;
+pub use duration::{GoDuration, parse_go_duration};
 pub use format::UnixNanos;

@@ -36,19 +36,29 @@ impl Default for TlsPolicy {
     }
 }
 
-/// A policy flag that cannot be honoured.
+/// A policy flag that cannot be honoured; [`PolicyError::flag`] names the flag.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     #[error(
-        "--tls-min-version={0}: TLS 1.2 or newer is required (rustls does not implement TLS 1.0/1.1); use VersionTLS12 or VersionTLS13"
+        "{0}: TLS 1.2 or newer is required (rustls does not implement TLS 1.0/1.1); use VersionTLS12 or VersionTLS13"
     )]
     VersionTooOld(String),
-    #[error("--tls-min-version={0}: unknown version; use VersionTLS12 or VersionTLS13")]
+    #[error("{0}: unknown version; use VersionTLS12 or VersionTLS13")]
     UnknownVersion(String),
-    #[error("--tls-cipher-suites: {0} is not implemented by rustls ({1}); supported: {supported}", supported = SUPPORTED_NAMES)]
+    #[error("{0} is not implemented by rustls ({1}); supported: {supported}", supported = SUPPORTED_NAMES)]
     Unsupported(String, &'static str),
-    #[error("--tls-cipher-suites: unknown cipher suite {0:?}; supported: {supported}", supported = SUPPORTED_NAMES)]
+    #[error("unknown cipher suite {0:?}; supported: {supported}", supported = SUPPORTED_NAMES)]
     UnknownSuite(String),
+}
+
+impl PolicyError {
+    /// The flag at fault.
+    pub fn flag(&self) -> &'static str {
+        match self {
+            PolicyError::VersionTooOld(_) | PolicyError::UnknownVersion(_) => "--tls-min-version",
+            PolicyError::Unsupported(..) | PolicyError::UnknownSuite(_) => "--tls-cipher-suites",
+        }
+    }
 }
 
 const SUPPORTED_NAMES: &str = "TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256, \

@@ -34,7 +34,7 @@ pub(crate) async fn run(app: Arc<App>) {
             return;
         }
         if let Err(reason) = attempt(&app).await {
-            tracing::error!(node = app.id, name = %app.info.name, reason, "cannot join the cluster");
+            tracing::error!(member = app.id, name = %app.info.name, reason, "cannot join the cluster");
             *app.join_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
             return;
         }
@@ -70,7 +70,7 @@ async fn attempt(app: &App) -> Result<bool, String> {
     let mut members: BTreeMap<NodeId, MemberInfo> =
         replies.into_iter().filter_map(|(_, r)| r).map(|h| (h.node_id, h.info)).collect();
     members.insert(app.id, app.info.clone());
-    tracing::info!(node = app.id, members = members.len(), "initializing the cluster from the declared member list");
+    tracing::info!(member = app.id, members = members.len(), "initializing the cluster from the declared member list");
     match app.raft.initialize(members).await {
         Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(true),
         Err(e) => {
@@ -94,7 +94,7 @@ async fn join(app: &App, mut via: (NodeId, MemberInfo)) -> Result<bool, String> 
             };
         match reply {
             ManageReply::Done { epoch } => {
-                tracing::info!(node = app.id, name = %app.info.name, epoch, via = %via.1, "joined the cluster");
+                tracing::info!(member = app.id, name = %app.info.name, epoch, via = %via.1, "joined the cluster");
                 return Ok(true);
             }
             ManageReply::NotLeader { leader: Some(l) } => {

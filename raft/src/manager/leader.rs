@@ -43,12 +43,12 @@ pub(crate) async fn handle_manage(app: &App, from: NodeId, req: Manage) -> Manag
         Manage::Join(info) => {
             let reply = write(app, Command::Join { id: from, info: info.clone() }).await;
             if let ManageReply::Done { .. } = reply {
-                tracing::info!(node = from, name = %info.name, "member joined");
+                tracing::info!(member = from, name = %info.name, "member joined");
                 let known = app.raft.metrics().borrow().membership_config.membership().get_node(&from).is_some();
                 if !known {
                     let add = app.raft.add_learner(from, info, false);
                     if let Ok(Err(e)) = tokio::time::timeout(app.config.write_timeout, add).await {
-                        tracing::debug!(node = from, error = %e, "add learner deferred to reconcile");
+                        tracing::debug!(member = from, error = %e, "add learner deferred to reconcile");
                     }
                 }
             }
@@ -91,7 +91,7 @@ pub(crate) async fn detect(app: &App) {
     }
     for (id, s) in &changes {
         let name = state.members.get(id).map(|m| m.info.name.as_str()).unwrap_or("?");
-        tracing::info!(node = id, name, state = %s, "failure detector commits state");
+        tracing::info!(member = id, name, state = %s, "failure detector commits state");
     }
     if let ManageReply::Refused(reason) = write(app, Command::SetStates(changes)).await {
         tracing::warn!(reason, "failure detector could not commit");
@@ -125,9 +125,9 @@ pub(crate) async fn reconcile(app: &App) {
             } else {
                 ChangeMembers::RemoveNodes(BTreeSet::from([*id]))
             };
-            tracing::info!(node = id, name = %info.name, "removing retired incarnation from raft");
+            tracing::info!(member = id, name = %info.name, "removing retired incarnation from raft");
             if let Ok(Err(e)) = tokio::time::timeout(timeout, app.raft.change_membership(change, false)).await {
-                tracing::warn!(node = id, error = %e, "removing retired incarnation failed");
+                tracing::warn!(member = id, error = %e, "removing retired incarnation failed");
             }
             return;
         }
@@ -138,7 +138,7 @@ pub(crate) async fn reconcile(app: &App) {
             if let Ok(Err(e)) =
                 tokio::time::timeout(timeout, app.raft.add_learner(*id, member.info.clone(), false)).await
             {
-                tracing::warn!(node = id, error = %e, "adding learner failed");
+                tracing::warn!(member = id, error = %e, "adding learner failed");
             }
             return;
         }

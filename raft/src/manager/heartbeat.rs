@@ -34,7 +34,7 @@ pub(crate) async fn round(app: Arc<App>) {
         async move {
             let r: Result<HeartbeatAck, _> = app.client.call(&addr, path::HEARTBEAT, &env, timeout).await;
             if let Err(e) = r {
-                tracing::trace!(node = id, error = %e, "heartbeat not delivered");
+                tracing::trace!(member = id, error = %e, "heartbeat not delivered");
             }
         }
     });

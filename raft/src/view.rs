@@ -1,4 +1,4 @@
-//! A snapshot of what this node knows, for `/metrics`, the status
+//! The cluster as this node knows it, for `/metrics`, the `cluster`
 //! subcommand and tests, with a table rendering for humans.
 
 use std::fmt;
@@ -30,7 +30,7 @@ impl fmt::Display for Role {
 
 /// One member as this node sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberStatus {
+pub struct MemberView {
     /// Node id (of this incarnation).
     pub id: NodeId,
     /// Replica name.
@@ -49,7 +49,7 @@ pub struct MemberStatus {
 
 /// What this node knows about the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatusView {
+pub struct ClusterView {
     /// This node's id.
     pub id: NodeId,
     /// This node's name.
@@ -67,12 +67,12 @@ pub struct StatusView {
     /// Index of the last applied entry.
     pub last_applied: Option<u64>,
     /// Members, sorted by name.
-    pub members: Vec<MemberStatus>,
+    pub members: Vec<MemberView>,
     /// Why this node could not join, if it could not.
     pub join_error: Option<String>,
 }
 
-impl StatusView {
+impl ClusterView {
     /// Number of members in `state`.
     pub fn count(&self, state: MemberState) -> usize {
         self.members.iter().filter(|m| m.state == state).count()
@@ -84,7 +84,7 @@ impl StatusView {
     }
 }
 
-impl fmt::Display for StatusView {
+impl fmt::Display for ClusterView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let leader = self.leader.as_ref().map(|(id, n)| format!("{n} ({id:016x})")).unwrap_or_else(|| "none".into());
         writeln!(f, "node {} ({:016x}) role {} term {} leader {}", self.name, self.id, self.role, self.term, leader)?;

@@ -1,0 +1,131 @@
+//! The validated replica-cluster settings (`--peers` and the `--peer-*`
+//! flags): who the declared members are, where this replica listens and is
+//! reached, its peer certificate files, and the Raft configuration built
+//! from them and checked by the raft crate's own rules. Nothing is started
+//! here.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use raft::RaftConfig;
+
+use super::flags::ClusterArgs;
+use super::{ConfigError, bad};
+
+/// Where the service account's namespace is mounted in a pod.
+const SA_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// Validated cluster settings; absent when the server runs as a single replica.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// This replica's stable name (`--node-name`, `$POD_NAME`, the host name).
+    pub name: String,
+    /// The declared initial members, `(name, peer address)`.
+    pub peers: Vec<(String, String)>,
+    /// Where the peer port listens.
+    pub peer_listen: SocketAddr,
+    /// Where the other replicas reach this one's peer port.
+    pub peer_advertise: String,
+    /// `--peer-ca-file`: the cluster CA.
+    pub ca_file: PathBuf,
+    /// `--peer-cert-file`: this replica's peer certificate.
+    pub cert_file: PathBuf,
+    /// `--peer-key-file`.
+    pub key_file: PathBuf,
+    /// `(namespace, name)` of the StatefulSet whose replica count tells a
+    /// scale-down from a restart.
+    pub statefulset: Option<(String, String)>,
+    /// The Raft node's configuration (validated).
+    pub raft: RaftConfig,
+}
+
+impl ClusterSettings {
+    /// Checks the cluster flags. `None` when `--peers` is empty.
+    pub fn from_args(args: &ClusterArgs, api: SocketAddr) -> Result<Option<ClusterSettings>, ConfigError> {
+        let bind = api.ip();
+        if args.peers.is_empty() {
+            return Ok(None);
+        }
+        let mut peers = Vec::new();
+        for p in &args.peers {
+            let (name, addr) = p
+                .split_once('=')
+                .filter(|(n, a)| !n.is_empty() && a.contains(':'))
+                .ok_or_else(|| bad("--peers", format!("{p:?} is not name=host:port")))?;
+            peers.push((name.to_string(), addr.to_string()));
+        }
+        let name = match &args.node_name {
+            Some(n) if !n.is_empty() => n.clone(),
+            _ => hostname()
+                .ok_or_else(|| bad("--node-name", "not given, and $POD_NAME and the host name are unknown"))?,
+        };
+        let peer_ip: IpAddr = match &args.peer_bind_address {
+            Some(a) => a.parse().map_err(|_| bad("--peer-bind-address", format!("{a:?} is not an IP address")))?,
+            None => bind,
+        };
+        let peer_listen = SocketAddr::new(peer_ip, args.peer_port);
+        let peer_advertise = match &args.peer_advertise_address {
+            Some(a) => a.clone(),
+            None => match peers.iter().find(|(n, _)| *n == name) {
+                Some((_, a)) => a.clone(),
+                None if peer_ip.is_unspecified() => {
+                    return Err(bad(
+                        "--peer-advertise-address",
+                        "needed when this replica is not in --peers and the peer port binds a wildcard address",
+                    ));
+                }
+                None => peer_listen.to_string(),
+            },
+        };
+        let need = |flag: &'static str, v: &Option<PathBuf>| {
+            v.clone().ok_or_else(|| bad(flag, "required with --peers: peers authenticate each other with mutual TLS"))
+        };
+        let mut raft = RaftConfig::new(
+            args.cluster_id.clone(),
+            name.clone(),
+            peer_advertise.clone(),
+            api.to_string(),
+            &args.data_dir,
+        )
+        .with_initial_members(peers.clone());
+        raft.voters = args.voters;
+        raft.lease = args.lease.0;
+        raft.validate().map_err(raft_flag)?;
+        Ok(Some(ClusterSettings {
+            name,
+            peers,
+            peer_listen,
+            peer_advertise,
+            ca_file: need("--peer-ca-file", &args.peer_ca_file)?,
+            cert_file: need("--peer-cert-file", &args.peer_cert_file)?,
+            key_file: need("--peer-key-file", &args.peer_key_file)?,
+            statefulset: (!args.statefulset.is_empty()).then(|| {
+                let ns = args
+                    .pod_namespace
+                    .clone()
+                    .or_else(|| std::fs::read_to_string(SA_NAMESPACE_FILE).ok().map(|s| s.trim().to_string()))
+                    .unwrap_or_else(|| "kube-system".to_string());
+                (ns, args.statefulset.clone())
+            }),
+            raft,
+        }))
+    }
+}
+
+/// The flag behind a Raft configuration error.
+fn raft_flag(e: raft::ConfigError) -> ConfigError {
+    use raft::ConfigError as E;
+    let flag = match &e {
+        E::EmptyClusterId => "--cluster-id",
+        E::EmptyName => "--node-name",
+        E::Voters(_) => "--voters",
+        E::DuplicateMember(_) => "--peers",
+        E::OwnAddress { .. } => "--peer-advertise-address",
+        E::Lease { .. } | E::Timers(_) => "--lease",
+    };
+    bad(flag, e.to_string())
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}

@@ -1,0 +1,58 @@
+//! Every default of the server, written once. The flags show them in
+//! `--help`, the settings fall back to them, and the modules that need one
+//! read it from here (the Raft timers that are not flags live in the raft
+//! crate's `config`, which these re-export where a flag exposes them).
+
+use std::time::Duration;
+
+/// `--metric-resolution`: the value metrics-server's shipped manifests set.
+pub const METRIC_RESOLUTION: Duration = Duration::from_secs(15);
+/// The smallest `--metric-resolution` metrics-server accepts.
+pub const MIN_RESOLUTION: Duration = Duration::from_secs(10);
+/// The smallest resolution with `--allow-short-resolution` (tests, dev mode).
+pub const MIN_SHORT_RESOLUTION: Duration = Duration::from_secs(1);
+/// `--kubelet-request-timeout`.
+pub const KUBELET_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// `--kubelet-port`.
+pub const KUBELET_PORT: u16 = 10250;
+/// `--kubelet-preferred-address-types`.
+pub const KUBELET_ADDRESS_TYPES: &str = "InternalIP,ExternalIP,Hostname";
+/// `--secure-port`: the value metrics-server's shipped manifests set.
+pub const SECURE_PORT: u16 = 10250;
+/// `--bind-address`: all interfaces, as metrics-server.
+pub const BIND_ADDRESS: &str = "0.0.0.0";
+/// `--cert-dir`.
+pub const CERT_DIR: &str = "apiserver.local.config/certificates";
+/// `--max-requests-inflight`.
+pub const MAX_REQUESTS_INFLIGHT: usize = 400;
+/// Kubelet scrapes in flight at once, per replica (not a flag).
+pub const SCRAPE_CONCURRENCY: usize = 256;
+/// `--authentication-token-webhook-cache-ttl`.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(10);
+/// Entries of the TokenReview cache (not a flag).
+pub const TOKEN_CACHE_SIZE: usize = 4096;
+/// `--authorization-webhook-cache-authorized-ttl`.
+pub const AUTHORIZED_TTL: Duration = Duration::from_secs(10);
+/// `--authorization-webhook-cache-unauthorized-ttl`.
+pub const UNAUTHORIZED_TTL: Duration = Duration::from_secs(10);
+/// Entries of the SubjectAccessReview cache (not a flag).
+pub const DECISION_CACHE_SIZE: usize = 8192;
+/// `--authorization-always-allow-paths`: the probes.
+pub const ALWAYS_ALLOW_PATHS: &str = "/healthz,/readyz,/livez";
+/// `--cluster-id`.
+pub const CLUSTER_ID: &str = "ha-metrics-server";
+/// `--data-dir`.
+pub const DATA_DIR: &str = "/var/lib/ha-metrics-server";
+/// `--peer-port`.
+pub const PEER_PORT: u16 = 10251;
+/// `--voters`.
+pub const VOTERS: usize = raft::config::DEFAULT_VOTERS;
+/// `--lease`.
+pub const LEASE: Duration = raft::config::DEFAULT_LEASE;
+/// After SIGTERM, how long leaving the ring may take before the replica
+/// stops anyway (not a flag yet).
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(15);
+/// After the listeners stop, how long in-flight requests may still run.
+pub const IN_FLIGHT_DRAIN: Duration = Duration::from_secs(10);
+/// `--shutdown-delay-duration`.
+pub const SHUTDOWN_DELAY: Duration = Duration::ZERO;

@@ -1,0 +1,60 @@
+//! The Raft gauges in `/metrics` (`ha_metrics_server_raft_*`), refreshed
+//! from the node's [`ClusterView`] once a second.
+
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use raft::{ClusterView, MemberState, Role};
+
+/// Raft gauges in `/metrics`.
+#[derive(Clone, Default)]
+pub struct RaftMetrics {
+    is_leader: Gauge,
+    term: Gauge,
+    epoch: Gauge,
+    members: Family<Vec<(&'static str, &'static str)>, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    role: Family<Vec<(&'static str, &'static str)>, Gauge>,
+    last_applied: Gauge<i64, std::sync::atomic::AtomicI64>,
+}
+
+impl RaftMetrics {
+    /// Registers the gauges; call before the registry is shared.
+    pub fn register(self, registry: &mut prometheus_client::registry::Registry) -> Self {
+        let r = registry.sub_registry_with_prefix("ha_metrics_server_raft");
+        r.register("is_leader", "1 on the Raft leader, 0 elsewhere", self.is_leader.clone());
+        r.register("term", "Current Raft term", self.term.clone());
+        r.register(
+            "epoch",
+            "Epoch of the committed ring membership (bumps on every Active-set change)",
+            self.epoch.clone(),
+        );
+        r.register("members", "Ring members by state", self.members.clone());
+        r.register("role", "1 for this replica's current Raft role", self.role.clone());
+        r.register("last_applied_index", "Last applied Raft log index", self.last_applied.clone());
+        self
+    }
+
+    /// Sets every gauge from one view.
+    pub fn update(&self, s: &ClusterView) {
+        self.is_leader.set(i64::from(s.is_leader()));
+        self.term.set(s.term as i64);
+        self.epoch.set(s.epoch as i64);
+        self.last_applied.set(s.last_applied.map_or(-1, |v| v as i64));
+        for (state, label) in [
+            (MemberState::Joining, "Joining"),
+            (MemberState::Active, "Active"),
+            (MemberState::Draining, "Draining"),
+            (MemberState::Down, "Down"),
+        ] {
+            self.members.get_or_create(&vec![("state", label)]).set(s.count(state) as i64);
+        }
+        for (role, label) in [
+            (Role::Leader, "Leader"),
+            (Role::Follower, "Follower"),
+            (Role::Candidate, "Candidate"),
+            (Role::Learner, "Learner"),
+            (Role::Stopped, "Stopped"),
+        ] {
+            self.role.get_or_create(&vec![("role", label)]).set(i64::from(s.role == role));
+        }
+    }
+}
