@@ -65,6 +65,18 @@ impl App {
         self.leaving.load(Ordering::Relaxed)
     }
 
+    /// Name and address of member `id`, from the cluster state or, for a
+    /// Raft node not (or no longer) in it, from the Raft membership.
+    pub fn member_info(&self, id: NodeId) -> Option<MemberInfo> {
+        if id == self.id {
+            return Some(self.info.clone());
+        }
+        if let Some(m) = self.state.borrow().members.get(&id) {
+            return Some(m.info.clone());
+        }
+        self.raft.metrics().borrow().membership_config.membership().get_node(&id).cloned()
+    }
+
     pub fn rpc_timeout(&self) -> Duration {
         self.config.rpc_timeout
     }

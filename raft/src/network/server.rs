@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::{Extension, Router};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -14,6 +14,8 @@ use bytes::Bytes;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tls::PeerCertificates;
+use tls::identity::Identity;
 
 use super::wire::{
     ANY_NODE, Envelope, EnvelopeHead, Heartbeat, HeartbeatAck, HelloReply, Manage, PROTOCOL_VERSION, path,
@@ -48,9 +50,22 @@ fn reply<T: Serialize>(value: &T) -> Response {
     }
 }
 
-/// Decodes and checks an envelope (the refusal is the response to send); `any_target` allows `to == ANY_NODE`.
+/// The certificates a request came with (absent on the plain-HTTP test transport).
+pub(crate) type Certs = Option<Extension<PeerCertificates>>;
+
+/// Decodes and checks an envelope (the refusal is the response to send):
+/// protocol version, cluster id, target (`any_target` allows `to ==
+/// ANY_NODE`) and, on the TLS transport, that the client certificate names
+/// the member the sender claims to be. A sender unknown to this node is let
+/// through only on `any_target` routes (hello, manage), whose handlers check
+/// what the newcomer claims.
 #[allow(clippy::result_large_err)] // the refusal is returned as is
-fn open<T: DeserializeOwned>(app: &App, body: &[u8], any_target: bool) -> Result<(NodeId, T), Response> {
+pub(crate) fn open<T: DeserializeOwned>(
+    app: &App,
+    certs: &Certs,
+    body: &[u8],
+    any_target: bool,
+) -> Result<(NodeId, T), Response> {
     if app.stop.is_cancelled() {
         return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, format!("node {:016x} is stopping", app.id)));
     }
@@ -77,34 +92,53 @@ fn open<T: DeserializeOwned>(app: &App, body: &[u8], any_target: bool) -> Result
             ),
         ));
     }
+    if let Some(Extension(certs)) = certs {
+        match app.member_info(env.from) {
+            Some(info) if !names(certs, &info) => {
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    format!("the client certificate does not name member {info} that the request claims to come from"),
+                ));
+            }
+            None if !any_target => {
+                return Err(refuse(StatusCode::FORBIDDEN, format!("sender {:016x} is not a member", env.from)));
+            }
+            _ => {}
+        }
+    }
     let env: Envelope<T> =
         codec::decode(body).map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("undecodable peer request: {e}")))?;
     Ok((env.from, env.body))
 }
 
-async fn append(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    match open::<AppendEntriesRequest<TypeConfig>>(&app, &body, false) {
+/// Whether the leaf certificate names the member `info`.
+pub(crate) fn names(certs: &PeerCertificates, info: &crate::state::MemberInfo) -> bool {
+    certs.0.first().and_then(Identity::of).is_some_and(|id| id.names_member(&info.name, &info.peer_addr))
+}
+
+async fn append(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
+    match open::<AppendEntriesRequest<TypeConfig>>(&app, &certs, &body, false) {
         Ok((_, req)) => reply(&app.raft.append_entries(req).await),
         Err(r) => r,
     }
 }
 
-async fn vote(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    match open::<VoteRequest<NodeId>>(&app, &body, false) {
+async fn vote(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
+    match open::<VoteRequest<NodeId>>(&app, &certs, &body, false) {
         Ok((_, req)) => reply(&app.raft.vote(req).await),
         Err(r) => r,
     }
 }
 
-async fn snapshot(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    match open::<InstallSnapshotRequest<TypeConfig>>(&app, &body, false) {
+async fn snapshot(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
+    match open::<InstallSnapshotRequest<TypeConfig>>(&app, &certs, &body, false) {
         Ok((_, req)) => reply(&app.raft.install_snapshot(req).await),
         Err(r) => r,
     }
 }
 
-async fn heartbeat(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    match open::<Heartbeat>(&app, &body, false) {
+async fn heartbeat(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
+    match open::<Heartbeat>(&app, &certs, &body, false) {
         Ok((from, hb)) => {
             app.record_heartbeat(from, hb.scrape_healthy, hb.leaving);
             reply(&HeartbeatAck { leader: app.raft.metrics().borrow().current_leader })
@@ -113,8 +147,8 @@ async fn heartbeat(State(app): State<Arc<App>>, body: Bytes) -> Response {
     }
 }
 
-async fn hello(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    match open::<()>(&app, &body, true) {
+async fn hello(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
+    match open::<()>(&app, &certs, &body, true) {
         Ok(_) => {
             let m = app.raft.metrics().borrow().clone();
             let membership = m.membership_config.membership();
@@ -133,8 +167,12 @@ async fn hello(State(app): State<Arc<App>>, body: Bytes) -> Response {
     }
 }
 
-async fn manage(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    match open::<Manage>(&app, &body, true) {
+async fn manage(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
+    match open::<Manage>(&app, &certs, &body, true) {
+        Ok((_, Manage::Join(info))) if certs.as_ref().is_some_and(|Extension(c)| !names(c, &info)) => refuse(
+            StatusCode::FORBIDDEN,
+            format!("the client certificate does not name {info}, which asks to join"),
+        ),
         Ok((from, req)) => reply(&leader::handle_manage(&app, from, req).await),
         Err(r) => r,
     }

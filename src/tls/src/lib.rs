@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod error;
+pub mod identity;
 pub mod pem;
 pub mod pki;
 pub mod policy;
