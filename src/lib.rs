@@ -10,6 +10,7 @@ pub mod discovery;
 pub mod health;
 pub mod membership;
 pub mod model;
+pub mod ownership;
 pub mod pki;
 pub mod scrape;
 pub mod selfmetrics;
