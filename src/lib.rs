@@ -10,6 +10,7 @@ pub mod health;
 pub mod limit;
 pub mod member;
 pub mod model;
+pub mod ownership;
 pub mod peer;
 pub mod scrape;
 pub mod selfmetrics;

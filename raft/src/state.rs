@@ -1,7 +1,9 @@
 //! The replicated cluster state (`ClusterState`) and the commands that change
 //! it. Pure data and a pure `apply`: no I/O, no clocks, no openraft types, so
 //! the invariants (epoch monotonic, one state per member, epoch bumps exactly
-//! when the Active set changes) are tested without a cluster.
+//! when the Active set or the ring parameters change) are tested without a
+//! cluster. What the ring parameters mean is the server's `ownership` module's
+//! business; this module only stores them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -77,16 +79,57 @@ pub struct Retired {
     pub incarnation: u64,
 }
 
+/// How the ring turns members and kubelet names into owners. Committed in the
+/// state (as Garage keeps its layout parameters inside the layout) so that two
+/// builds sharing an epoch during a rolling update compute the same owners, or
+/// a build that does not know the parameters refuses to own anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RingParams {
+    /// Which specified hash function places members and kubelets on the ring
+    /// (1: FNV-1a 64 with the SplitMix64 finaliser). A build that does not
+    /// know the version owns nothing rather than guessing.
+    pub hash_version: u32,
+    /// Virtual nodes (points on the ring) per Active member; more points give
+    /// a more even split and cost memory and build time.
+    pub vnodes: u32,
+}
+
+impl RingParams {
+    /// The parameters this build's leader commits: hash version 1 and 8,192
+    /// virtual nodes per member, the fewest that keep max/mean ≤ 1.05 over
+    /// 10,000 nodes at 3–5 members (measured: ≤ 1.033; 4,096 give 1.052, and
+    /// 16,384 no better while doubling memory, which grows as members² ×
+    /// vnodes). Beyond that the keys' own sampling noise (σ ≈ 2 % at 5
+    /// members) dominates.
+    pub const CURRENT: RingParams = RingParams { hash_version: 1, vnodes: 8_192 };
+}
+
+impl Default for RingParams {
+    fn default() -> Self {
+        RingParams::CURRENT
+    }
+}
+
+impl fmt::Display for RingParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "hash v{}, {} vnodes", self.hash_version, self.vnodes)
+    }
+}
+
 /// The committed ring membership every replica agrees on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
     /// Bumped exactly once by every committed entry that changes the set of
-    /// Active members; owners of kubelets depend only on it.
+    /// Active members or the ring parameters; owners of kubelets depend only
+    /// on it.
     pub epoch: u64,
     /// Current members by node id (at most one per name).
     pub members: BTreeMap<NodeId, Member>,
     /// Incarnations that left for good, by node id.
     pub retired: BTreeMap<NodeId, Retired>,
+    /// The ring parameters; `None` until the leader commits them, and until
+    /// then nobody owns anything.
+    pub ring: Option<RingParams>,
 }
 
 impl ClusterState {
@@ -110,9 +153,11 @@ impl ClusterState {
         self.members.values().filter(|m| m.state == state).count()
     }
 
-    /// Applies one command; bumps `epoch` once if the Active set changed.
+    /// Applies one command; bumps `epoch` once if the Active set or the ring
+    /// parameters changed (anything that can change an owner).
     pub fn apply(&mut self, cmd: &Command) -> CommandResult {
         let before = self.active_ids();
+        let ring_before = self.ring;
         let outcome = match cmd {
             Command::Join { id, info } => self.join(*id, info),
             Command::SetStates(changes) => {
@@ -129,8 +174,12 @@ impl ClusterState {
                 }
                 Ok(())
             }
+            Command::SetRing(params) => {
+                self.ring = Some(*params);
+                Ok(())
+            }
         };
-        if self.active_ids() != before {
+        if self.active_ids() != before || self.ring != ring_before {
             self.epoch += 1;
         }
         CommandResult { epoch: self.epoch, refused: outcome.err() }
@@ -185,6 +234,9 @@ pub enum Command {
         /// The member to retire.
         id: NodeId,
     },
+    /// Commits the ring parameters (the same parameters again change nothing).
+    /// Last variant, so entries written before it existed still decode.
+    SetRing(RingParams),
 }
 
 /// What applying a command did.

@@ -1,11 +1,13 @@
 //! Randomized invariants of the replicated state machine: epoch never goes
 //! back, one state per member and at most one member per name, retired ids
-//! never come back, and the epoch bumps exactly when the Active set changes.
+//! never come back, the ring parameters change only by `SetRing`, and the
+//! epoch bumps exactly when the Active set or the ring parameters change.
 
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
-use raft::{ClusterState, Command, MemberInfo, MemberState};
+use raft::state::RingParams;
+use raft::{ClusterState, Command, MemberInfo, MemberState, codec};
 
 fn info(name: u8) -> MemberInfo {
     MemberInfo { name: format!("r{name}"), api_addr: format!("a{name}"), peer_addr: format!("p{name}") }
@@ -20,11 +22,18 @@ fn state() -> impl Strategy<Value = MemberState> {
     ]
 }
 
+/// Few distinct values, so the same parameters are often committed twice.
+fn ring_params() -> impl Strategy<Value = RingParams> {
+    (1u32..3, prop_oneof![Just(1u32), Just(64), Just(RingParams::CURRENT.vnodes)])
+        .prop_map(|(hash_version, vnodes)| RingParams { hash_version, vnodes })
+}
+
 fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         (1u64..12, 0u8..5).prop_map(|(id, n)| Command::Join { id, info: info(n) }),
         proptest::collection::vec((1u64..12, state()), 0..4).prop_map(Command::SetStates),
         (1u64..12).prop_map(|id| Command::Retire { id }),
+        ring_params().prop_map(Command::SetRing),
     ]
 }
 
@@ -38,10 +47,17 @@ proptest! {
             let r = s.apply(cmd);
             prop_assert_eq!(r.epoch, s.epoch);
             prop_assert!(s.epoch >= before.epoch);
-            let changed = s.active_ids() != before.active_ids();
+            let changed = s.active_ids() != before.active_ids() || s.ring != before.ring;
             prop_assert_eq!(s.epoch, before.epoch + changed as u64);
             if r.refused.is_some() {
                 prop_assert_eq!(&s, &before);
+            }
+            match cmd {
+                Command::SetRing(p) => {
+                    prop_assert_eq!(s.ring, Some(*p));
+                    prop_assert_eq!(&s.members, &before.members, "SetRing touched the members");
+                }
+                _ => prop_assert_eq!(s.ring, before.ring, "only SetRing changes the ring parameters"),
             }
             let names: Vec<&str> = s.members.values().map(|m| m.info.name.as_str()).collect();
             let unique: BTreeSet<&str> = names.iter().copied().collect();
@@ -57,4 +73,37 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn ring_params_start_uncommitted_and_committing_them_bumps_the_epoch_once() {
+    let mut s = ClusterState::default();
+    assert_eq!(s.ring, None, "a fresh cluster has no ring parameters, so nobody owns anything");
+    let r = s.apply(&Command::SetRing(RingParams::CURRENT));
+    assert_eq!((r.epoch, r.refused), (1, None));
+    assert_eq!(s.ring, Some(RingParams::CURRENT));
+    let again = s.apply(&Command::SetRing(RingParams::CURRENT));
+    assert_eq!(again.epoch, 1, "re-committing the same parameters changes no owner, so no new epoch");
+    let other = RingParams { vnodes: RingParams::CURRENT.vnodes / 2, ..RingParams::CURRENT };
+    assert_eq!(s.apply(&Command::SetRing(other)).epoch, 2, "other parameters move owners: new epoch");
+    assert_eq!(s.ring, Some(other));
+}
+
+#[test]
+fn ring_params_default_to_the_current_ones() {
+    assert_eq!(RingParams::default(), RingParams::CURRENT);
+    assert_eq!(RingParams::CURRENT.hash_version, 1);
+}
+
+/// Old log entries must keep decoding: variants are encoded by position, so
+/// `SetRing` goes last and the earlier variants keep their bytes.
+#[test]
+fn commands_written_before_set_ring_keep_their_encoding() {
+    assert_eq!(codec::encode(&Command::Retire { id: 7 }).unwrap(), [2, 7]);
+    assert_eq!(codec::encode(&Command::SetStates(vec![(5, MemberState::Active)])).unwrap(), [1, 1, 5, 1]);
+    let join = codec::encode(&Command::Join { id: 3, info: info(1) }).unwrap();
+    assert_eq!(join[..2], [0, 3]);
+    let set_ring = Command::SetRing(RingParams { hash_version: 1, vnodes: 100 });
+    assert_eq!(codec::encode(&set_ring).unwrap(), [3, 1, 100]);
+    assert_eq!(codec::decode::<Command>(&[3, 1, 100]).unwrap(), set_ring);
 }

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::discovery::{ScrapeTarget, TargetError};
 use crate::health::TickClock;
 use crate::model::now_nanos;
+use crate::ownership::hash64;
 use crate::selfmetrics::SelfMetrics;
 
 /// The current set of kubelets to scrape.
@@ -35,19 +36,11 @@ pub trait ScrapeOne: Send + Sync + 'static {
     fn forget(&self, node: &str);
 }
 
-/// Position of `node` inside the period, as a fraction in `[0, 1)`:
-/// FNV-1a of the name with a SplitMix64 finaliser (FNV alone leaves the high
-/// bits of similar names clustered), so it is stable across processes and releases.
+/// Position of `node` inside the period, as a fraction in `[0, 1)`: the top
+/// 53 bits of the name's stable hash ([`hash64`]: FNV-1a with a SplitMix64
+/// finaliser), so it is stable across processes and releases.
 pub fn offset_fraction(node: &str) -> f64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in node.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    h ^= h >> 31;
-    (h >> 11) as f64 / (1u64 << 53) as f64
+    (hash64(node.as_bytes()) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// How the first round is compressed: metrics-server staggers a tick's
