@@ -2,6 +2,7 @@
 //! the membership tasks share. Internal to the crate; [`crate::Node`] is the
 //! public face.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -31,6 +32,8 @@ pub(crate) struct App {
     pub stop: CancellationToken,
     /// Why joining failed for good (e.g. this incarnation was retired).
     pub join_error: Mutex<Option<String>>,
+    /// The protocol version each peer was last heard speaking.
+    pub versions: Mutex<BTreeMap<NodeId, u32>>,
 }
 
 impl App {
@@ -75,6 +78,21 @@ impl App {
             return Some(m.info.clone());
         }
         self.raft.metrics().borrow().membership_config.membership().get_node(&id).cloned()
+    }
+
+    /// Records the protocol version `from` speaks.
+    pub fn record_version(&self, from: NodeId, version: u32) {
+        if from != ANY_NODE {
+            self.versions.lock().unwrap_or_else(|p| p.into_inner()).insert(from, version);
+        }
+    }
+
+    /// The protocol version `id` was last heard speaking (this node's own for itself).
+    pub fn version_of(&self, id: NodeId) -> Option<u32> {
+        if id == self.id {
+            return Some(PROTOCOL_VERSION);
+        }
+        self.versions.lock().unwrap_or_else(|p| p.into_inner()).get(&id).copied()
     }
 
     pub fn rpc_timeout(&self) -> Duration {

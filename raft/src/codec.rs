@@ -8,9 +8,29 @@ use serde::de::DeserializeOwned;
 
 /// Largest value (in bytes) the decoder will allocate for: 16 MiB.
 pub const DECODE_LIMIT: usize = 16 << 20;
+/// Largest reply to a query fan-out (a replica's share of every pod of a
+/// large cluster): 256 MiB.
+pub const LARGE_DECODE_LIMIT: usize = 256 << 20;
 
 fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
+fn large_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<LARGE_DECODE_LIMIT>()
+}
+
+/// Decodes a value of up to [`LARGE_DECODE_LIMIT`] bytes; otherwise as [`decode`].
+pub fn decode_large<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, large_config())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    if used != bytes.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} trailing bytes after a value", bytes.len() - used),
+        ));
+    }
+    Ok(value)
 }
 
 /// Encodes a value.

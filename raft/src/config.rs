@@ -62,7 +62,8 @@ pub struct RaftConfig {
     pub name: String,
     /// Address (`host:port`) peers reach this replica's peer listener at.
     pub peer_addr: String,
-    /// Address (`host:port`) of this replica's metrics API.
+    /// Address (`host:port`) this replica's metrics API is reached at
+    /// (informational; peers use `peer_addr`).
     pub api_addr: String,
     /// Directory for the identity, Raft log, vote and snapshots.
     pub data_dir: PathBuf,

@@ -38,7 +38,7 @@ pub mod types;
 pub mod view;
 
 pub use config::{ConfigError, RaftConfig};
-pub use network::client::{CallError, PeerClient};
+pub use network::client::{CallError, PeerClient, ReplySize};
 pub use network::wire::LeaveMode;
 pub use node::{Error, Node};
 pub use state::{ClusterState, Command, CommandResult, Member, MemberInfo, MemberState, NodeId, Retired};

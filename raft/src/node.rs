@@ -98,6 +98,7 @@ impl Node {
             leaving: false.into(),
             stop: shutdown.child_token(),
             join_error: Mutex::new(None),
+            versions: Mutex::new(Default::default()),
             config,
         });
         let tasks = TaskTracker::new();
@@ -206,8 +207,19 @@ impl Node {
         let deadline = Instant::now() + self.app.config.write_timeout;
         let mut rx = self.app.state.clone();
         let drained = |s: &ClusterState| s.members.get(&self.app.id).is_none_or(|m| m.state == MemberState::Draining);
-        let _ = tokio::time::timeout_at(deadline.into(), rx.wait_for(drained)).await;
-        Ok(epoch)
+        match tokio::time::timeout_at(deadline.into(), rx.wait_for(drained)).await {
+            Ok(Ok(_)) => Ok(epoch),
+            Ok(Err(_)) => Err(Error::Membership {
+                name: self.app.info.name.clone(),
+                what: "drain",
+                reason: "the node stopped before applying it".into(),
+            }),
+            Err(_) => Err(Error::Membership {
+                name: self.app.info.name.clone(),
+                what: "drain",
+                reason: format!("committed, but not applied here within {:?}", self.app.config.write_timeout),
+            }),
+        }
     }
 
     /// Graceful leave (call on SIGTERM after handing over). `Restart`:
@@ -244,6 +256,51 @@ impl Node {
         // openraft's snapshot builder may outlive Raft: keep it from writing
         // under whoever opens this data dir next.
         self.snapshot_gate.close();
+    }
+
+    /// Opens a request to one of the server's own peer routes: checks the
+    /// envelope (protocol version, cluster id, that it is addressed to this
+    /// incarnation) and that the client certificate names the sending
+    /// member, as the Raft routes do. The error is the response to send.
+    #[allow(clippy::result_large_err)] // the refusal is returned as is
+    pub fn open<T: serde::de::DeserializeOwned>(
+        &self,
+        certs: &Option<axum::Extension<tls::PeerCertificates>>,
+        body: &[u8],
+    ) -> Result<(NodeId, T), axum::response::Response> {
+        server::open(&self.app, certs, body, false)
+    }
+
+    /// Calls one of the server's own peer routes on member `to` (by its
+    /// committed peer address) with the shared envelope and client.
+    pub async fn call<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        to: NodeId,
+        path: &str,
+        body: Req,
+        timeout: Duration,
+        size: crate::network::client::ReplySize,
+    ) -> Result<Resp, crate::CallError> {
+        let Some(info) = self.app.member_info(to) else {
+            return Err(crate::CallError::Request { addr: format!("{to:016x}"), reason: "not a member".into() });
+        };
+        let env = self.app.envelope(to, body);
+        self.app.client.call_with(&info.peer_addr, path, &env, timeout, size).await
+    }
+
+    /// How long member `id` has been silent (no liveness heartbeat), as this
+    /// node's own table says; `None` for a member never heard from.
+    pub fn silence(&self, id: NodeId) -> Option<Duration> {
+        if id == self.app.id {
+            return Some(Duration::ZERO);
+        }
+        let live = self.app.liveness();
+        live.seen.get(&id).map(|s| Instant::now().saturating_duration_since(s.last))
+    }
+
+    /// The lease this node runs with.
+    pub fn lease(&self) -> Duration {
+        self.app.config.lease
     }
 
     /// Whether the leader (as this node knows it) still lists this node in Raft.

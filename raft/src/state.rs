@@ -20,7 +20,9 @@ pub type NodeId = u64;
 pub struct MemberInfo {
     /// Stable replica name (StatefulSet pod name); survives restarts and wipes.
     pub name: String,
-    /// Address of the replica's metrics API (`host:port`), for the fan-out.
+    /// Address of the replica's metrics API (`host:port`) as it can be
+    /// reached (not a wildcard bind address). Informational, for operators
+    /// and `cluster`: replicas talk to each other over `peer_addr` only.
     pub api_addr: String,
     /// Address of the replica's peer listener (`host:port`), for Raft and peer RPCs.
     pub peer_addr: String,
@@ -132,7 +134,30 @@ pub struct ClusterState {
     pub ring: Option<RingParams>,
 }
 
+/// [`ClusterState`] as protocol version 1 encoded it (before the ring
+/// parameters), so snapshots written or sent by that release still load.
+#[derive(Deserialize)]
+struct ClusterStateV1 {
+    epoch: u64,
+    members: BTreeMap<NodeId, Member>,
+    retired: BTreeMap<NodeId, Retired>,
+}
+
 impl ClusterState {
+    /// Decodes a snapshot of the state, in this release's encoding or the
+    /// previous one's (which lacks `ring`: it loads with `ring: None`, and
+    /// the leader commits the parameters once every member speaks this
+    /// release's protocol).
+    pub fn decode(bytes: &[u8]) -> std::io::Result<ClusterState> {
+        match crate::codec::decode::<ClusterState>(bytes) {
+            Ok(s) => Ok(s),
+            Err(current) => match crate::codec::decode::<ClusterStateV1>(bytes) {
+                Ok(v1) => Ok(ClusterState { epoch: v1.epoch, members: v1.members, retired: v1.retired, ring: None }),
+                Err(_) => Err(current),
+            },
+        }
+    }
+
     /// Ids of the Active members (the ring).
     pub fn active_ids(&self) -> BTreeSet<NodeId> {
         self.members.iter().filter(|(_, m)| m.state == MemberState::Active).map(|(id, _)| *id).collect()

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use raft::network::wire::{ANY_NODE, Envelope, HelloReply, PROTOCOL_VERSION, path};
+use raft::network::wire::{ANY_NODE, Envelope, HelloReply, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, path};
 use raft::{CallError, LeaveMode, MemberState, PeerClient};
 use support::{Cluster, settled, slack, wait_cluster};
 
@@ -91,8 +91,15 @@ async fn peer_rpcs_with_a_wrong_version_cluster_or_target_are_refused() {
     let addressed: HelloReply =
         client.call(&addr, path::HELLO, &env(PROTOCOL_VERSION, "test-cluster", id), t).await.expect("hello");
     assert!(addressed.initialized);
+    // The previous release's protocol is still spoken (rolling upgrades).
+    let previous: HelloReply = client
+        .call(&addr, path::HELLO, &env(MIN_PROTOCOL_VERSION, "test-cluster", ANY_NODE), t)
+        .await
+        .expect("hello in the previous protocol version");
+    assert_eq!(previous.node_id, id);
     for (e, what) in [
         (env(PROTOCOL_VERSION + 1, "test-cluster", id), "version"),
+        (env(MIN_PROTOCOL_VERSION - 1, "test-cluster", id), "version"),
         (env(PROTOCOL_VERSION, "other-cluster", id), "cluster"),
         (env(PROTOCOL_VERSION, "test-cluster", id ^ 1), "node"),
     ] {

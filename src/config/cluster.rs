@@ -80,11 +80,20 @@ impl ClusterSettings {
         let need = |flag: &'static str, v: &Option<PathBuf>| {
             v.clone().ok_or_else(|| bad(flag, "required with --peers: peers authenticate each other with mutual TLS"))
         };
+        // The API's address as the other replicas and operators can reach it
+        // (informational: the fan-out goes over the peer port): the bind
+        // address, or the peer host when the API binds a wildcard.
+        let api_advertise = if api.ip().is_unspecified() {
+            let host = peer_advertise.rsplit_once(':').map_or(peer_advertise.as_str(), |(h, _)| h);
+            format!("{host}:{}", api.port())
+        } else {
+            api.to_string()
+        };
         let mut raft = RaftConfig::new(
             args.cluster_id.clone(),
             name.clone(),
             peer_advertise.clone(),
-            api.to_string(),
+            api_advertise,
             &args.data_dir,
         )
         .with_initial_members(peers.clone());

@@ -14,8 +14,8 @@ use raft::{ClusterState, Command, MemberInfo, MemberState, NodeId};
 
 use super::hash::{finalise, fnv1a};
 use super::*;
-use sim::cluster::SplitMix;
 use crate::scrape::scheduler::offset_fraction;
+use sim::cluster::SplitMix;
 
 const CURRENT: RingParams = RingParams::CURRENT;
 

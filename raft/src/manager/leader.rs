@@ -15,8 +15,8 @@ use openraft::{ChangeMembers, ServerState};
 
 use super::detector::{self, Bounds};
 use crate::app::App;
-use crate::network::wire::{Manage, ManageReply};
-use crate::state::{Command, MemberInfo, MemberState, NodeId};
+use crate::network::wire::{Manage, ManageReply, RING_SINCE};
+use crate::state::{Command, MemberInfo, MemberState, NodeId, RingParams};
 use crate::types::Metrics;
 
 /// Commits `cmd` through the local Raft (which must be the leader).
@@ -140,6 +140,16 @@ pub(crate) async fn reconcile(app: &App) {
             {
                 tracing::warn!(member = id, error = %e, "adding learner failed");
             }
+            return;
+        }
+    }
+    // The ring parameters, once every member speaks the protocol that has them.
+    if state.ring.is_none() {
+        let all_speak = state.members.keys().all(|id| app.version_of(*id).is_some_and(|v| v >= RING_SINCE));
+        if all_speak && !state.members.is_empty() {
+            let params = RingParams::CURRENT;
+            tracing::info!(%params, "committing the ring parameters");
+            write(app, Command::SetRing(params)).await;
             return;
         }
     }

@@ -70,6 +70,15 @@ pub enum CallError {
     },
 }
 
+/// How large a reply may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplySize {
+    /// Raft and membership replies: [`codec::DECODE_LIMIT`].
+    Small,
+    /// Query fan-out replies: [`codec::LARGE_DECODE_LIMIT`].
+    Large,
+}
+
 /// The client every node uses to reach its peers. Cheap to clone.
 #[derive(Clone)]
 pub struct PeerClient {
@@ -119,7 +128,8 @@ impl PeerClient {
         PeerClient { http, scheme }
     }
 
-    /// Posts `envelope` to `path` at `addr` and decodes the reply.
+    /// Posts `envelope` to `path` at `addr` and decodes the reply (at most
+    /// [`codec::DECODE_LIMIT`] bytes).
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         addr: &str,
@@ -127,6 +137,22 @@ impl PeerClient {
         envelope: &Envelope<Req>,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
+        self.call_with(addr, path, envelope, timeout, ReplySize::Small).await
+    }
+
+    /// Like [`PeerClient::call`], with the reply size bound given.
+    pub async fn call_with<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        envelope: &Envelope<Req>,
+        timeout: Duration,
+        size: ReplySize,
+    ) -> Result<Resp, CallError> {
+        let limit = match size {
+            ReplySize::Small => codec::DECODE_LIMIT,
+            ReplySize::Large => codec::LARGE_DECODE_LIMIT,
+        };
         let body = codec::encode(envelope)
             .map_err(|e| CallError::Request { addr: addr.to_string(), reason: e.to_string() })?;
         let request = http::Request::post(format!("{}://{addr}{path}", self.scheme))
@@ -139,11 +165,7 @@ impl PeerClient {
         let exchange = async {
             let resp = self.http.request(request).await.map_err(|e| unreachable(&e))?;
             let status = resp.status();
-            let bytes = Limited::new(resp.into_body(), codec::DECODE_LIMIT)
-                .collect()
-                .await
-                .map_err(|e| unreachable(&e))?
-                .to_bytes();
+            let bytes = Limited::new(resp.into_body(), limit).collect().await.map_err(|e| unreachable(&e))?.to_bytes();
             Ok::<_, CallError>((status, bytes))
         };
         let (status, bytes) = tokio::time::timeout(timeout, exchange).await.map_err(|_| CallError::Timeout {
@@ -159,10 +181,10 @@ impl PeerClient {
                 reason: String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned(),
             });
         }
-        codec::decode(&bytes).map_err(|e| CallError::Decode {
-            addr: addr.to_string(),
-            path: path.to_string(),
-            reason: e.to_string(),
-        })
+        let decoded = match size {
+            ReplySize::Small => codec::decode(&bytes),
+            ReplySize::Large => codec::decode_large(&bytes),
+        };
+        decoded.map_err(|e| CallError::Decode { addr: addr.to_string(), path: path.to_string(), reason: e.to_string() })
     }
 }

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::{Extension, Router};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Extension, Router};
 use bytes::Bytes;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
@@ -18,7 +18,8 @@ use tls::PeerCertificates;
 use tls::identity::Identity;
 
 use super::wire::{
-    ANY_NODE, Envelope, EnvelopeHead, Heartbeat, HeartbeatAck, HelloReply, Manage, PROTOCOL_VERSION, path,
+    ANY_NODE, Envelope, EnvelopeHead, Heartbeat, HeartbeatAck, HelloReply, MIN_PROTOCOL_VERSION, Manage,
+    PROTOCOL_VERSION, path,
 };
 use crate::app::App;
 use crate::codec;
@@ -71,10 +72,13 @@ pub(crate) fn open<T: DeserializeOwned>(
     }
     let env: EnvelopeHead = codec::decode_prefix(body)
         .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("undecodable peer request header: {e}")))?;
-    if env.protocol_version != PROTOCOL_VERSION {
+    if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&env.protocol_version) {
         return Err(refuse(
             StatusCode::CONFLICT,
-            format!("protocol version {} not supported (this node speaks {PROTOCOL_VERSION})", env.protocol_version),
+            format!(
+                "protocol version {} not supported (this node speaks {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION})",
+                env.protocol_version
+            ),
         ));
     }
     if env.cluster_id != app.config.cluster_id {
@@ -108,6 +112,7 @@ pub(crate) fn open<T: DeserializeOwned>(
     }
     let env: Envelope<T> =
         codec::decode(body).map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("undecodable peer request: {e}")))?;
+    app.record_version(env.from, env.protocol_version);
     Ok((env.from, env.body))
 }
 
@@ -169,10 +174,9 @@ async fn hello(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Respon
 
 async fn manage(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
     match open::<Manage>(&app, &certs, &body, true) {
-        Ok((_, Manage::Join(info))) if certs.as_ref().is_some_and(|Extension(c)| !names(c, &info)) => refuse(
-            StatusCode::FORBIDDEN,
-            format!("the client certificate does not name {info}, which asks to join"),
-        ),
+        Ok((_, Manage::Join(info))) if certs.as_ref().is_some_and(|Extension(c)| !names(c, &info)) => {
+            refuse(StatusCode::FORBIDDEN, format!("the client certificate does not name {info}, which asks to join"))
+        }
         Ok((from, req)) => reply(&leader::handle_manage(&app, from, req).await),
         Err(r) => r,
     }

@@ -10,8 +10,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::{MemberInfo, NodeId};
 
-/// Version of the peer protocol; a request with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the peer protocol this release speaks. Release step rule: a
+/// node accepts requests of its own version and the one before
+/// ([`MIN_PROTOCOL_VERSION`]), answers each in the shape its sender speaks,
+/// and uses a feature that needs new replicated data only once every member
+/// speaks the version that introduced it (see [`RING_SINCE`]). A rolling
+/// upgrade by one release therefore never splits the cluster.
+pub const PROTOCOL_VERSION: u32 = 2;
+/// The oldest protocol version still accepted (the previous release's).
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
+/// The protocol version that introduced committed ring parameters
+/// (`Command::SetRing`); the leader commits them only when every member
+/// has been heard speaking at least this version.
+pub const RING_SINCE: u32 = 2;
 /// `to` value of requests addressed to whoever listens at an address
 /// (hello and manage), because the sender does not know the target's id yet.
 pub const ANY_NODE: NodeId = 0;

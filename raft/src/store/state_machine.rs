@@ -81,7 +81,7 @@ impl StateMachine {
         };
         if let Some(bytes) = wal::read_atomic(&sm.path, SNAPSHOT_MAGIC)? {
             let file: SnapshotFile = codec::decode(&bytes)?;
-            let state: ClusterState = codec::decode(&file.data)?;
+            let state = ClusterState::decode(&file.data)?;
             sm.last_applied = file.meta.last_log_id;
             sm.last_membership = file.meta.last_membership;
             sm.state = state;
@@ -194,7 +194,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let sig = Some(meta.signature());
-        let state: ClusterState = codec::decode(&data).map_err(|e| StorageIOError::read_snapshot(sig.clone(), &e))?;
+        let state = ClusterState::decode(&data).map_err(|e| StorageIOError::read_snapshot(sig.clone(), &e))?;
         let file = SnapshotFile { meta: meta.clone(), data };
         let bytes = codec::encode(&file).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
         self.gate

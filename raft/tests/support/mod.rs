@@ -280,7 +280,8 @@ pub async fn wait_cluster(
     }
 }
 
-/// All running replicas agree on a leader and see exactly `names` Active.
+/// All running replicas agree on a leader and on one state with the ring
+/// parameters committed and exactly `names` Active.
 pub fn settled(c: &Cluster, names: &[&str]) -> bool {
     let Some(_) = c.agreed_leader() else {
         return false;
@@ -288,7 +289,9 @@ pub fn settled(c: &Cluster, names: &[&str]) -> bool {
     let want: BTreeSet<String> = names.iter().map(|s| s.to_string()).collect();
     let states: Vec<ClusterState> = c.running().map(|(_, n)| n.state().borrow().clone()).collect();
     states.windows(2).all(|w| w[0] == w[1])
-        && states.first().is_some_and(|s| s.active().map(|(_, m)| m.info.name.clone()).collect::<BTreeSet<_>>() == want)
+        && states.first().is_some_and(|s| {
+            s.ring.is_some() && s.active().map(|(_, m)| m.info.name.clone()).collect::<BTreeSet<_>>() == want
+        })
 }
 
 /// Test timing bound: the design bound times a generous slack for a loaded 2-core machine.
