@@ -57,9 +57,9 @@ pub(crate) type Certs = Option<Extension<PeerCertificates>>;
 /// Decodes and checks an envelope (the refusal is the response to send):
 /// protocol version, cluster id, target (`any_target` allows `to ==
 /// ANY_NODE`) and, on the TLS transport, that the client certificate names
-/// the member the sender claims to be. A sender unknown to this node is let
-/// through only on `any_target` routes (hello, manage), whose handlers check
-/// what the newcomer claims.
+/// the member the sender claims to be. A sender this node does not know yet
+/// (it is not initialized, or is a learner still catching up) has only its
+/// cluster-CA certificate checked; a joiner's claim is checked by `manage`.
 #[allow(clippy::result_large_err)] // the refusal is returned as is
 pub(crate) fn open<T: DeserializeOwned>(
     app: &App,
@@ -96,19 +96,14 @@ pub(crate) fn open<T: DeserializeOwned>(
             ),
         ));
     }
-    if let Some(Extension(certs)) = certs {
-        match app.member_info(env.from) {
-            Some(info) if !names(certs, &info) => {
-                return Err(refuse(
-                    StatusCode::FORBIDDEN,
-                    format!("the client certificate does not name member {info} that the request claims to come from"),
-                ));
-            }
-            None if !any_target => {
-                return Err(refuse(StatusCode::FORBIDDEN, format!("sender {:016x} is not a member", env.from)));
-            }
-            _ => {}
-        }
+    if let Some(Extension(certs)) = certs
+        && let Some(info) = app.member_info(env.from)
+        && !names(certs, &info)
+    {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            format!("the client certificate does not name member {info} that the request claims to come from"),
+        ));
     }
     let env: Envelope<T> =
         codec::decode(body).map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("undecodable peer request: {e}")))?;
