@@ -139,9 +139,10 @@ impl Cluster {
 pub fn kubectl_version(version: &str) -> Result<PathBuf, String> {
     let name = format!("kubectl.{version}");
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path)
         .filter_map(|dir| std::fs::canonicalize(dir.join("kubectl")).ok()?.parent().map(Path::to_path_buf))
         .collect();
+    dirs.dedup();
     dirs.iter().map(|d| d.join(&name)).find(|c| c.is_file()).ok_or_else(|| {
         format!("{name} not found beside the kubectl dispatcher (looked in {dirs:?}); install kubectl {version} there")
     })
@@ -205,6 +206,13 @@ pub fn cpu_nanos(q: &str) -> f64 {
         (q, 1e9)
     };
     num.parse::<f64>().unwrap_or_else(|_| panic!("not a CPU quantity: {q}")) * scale
+}
+
+/// A memory quantity as the API writes it (`4620Ki`, `12Mi`, `12533761`) in bytes.
+pub fn memory_bytes(q: &str) -> u64 {
+    let units = [("Ki", 1u64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40)];
+    let (num, scale) = units.iter().find_map(|(s, m)| Some((q.strip_suffix(s)?, *m))).unwrap_or((q, 1));
+    num.parse::<u64>().unwrap_or_else(|_| panic!("not a memory quantity: {q}")) * scale
 }
 
 /// Splits kubectl's table output into rows of columns.
