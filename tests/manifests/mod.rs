@@ -21,6 +21,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -342,4 +343,110 @@ pub fn validated_config(source: &str, c: &Container, pod_name: &str) -> Config {
     let mut serve = cli.serve;
     serve.cluster.node_name = Some(pod_name.to_string());
     Config::from_args(&serve).unwrap_or_else(|e| panic!("{source}: container {} flags invalid: {e}", c.name))
+}
+
+/// The HA settings of a StatefulSet rendering: a grace period that covers
+/// the handoff, soft spread over zones and hosts, a PDB of one, the data
+/// dir on an emptyDir, and the NetworkPolicy.
+pub fn assert_ha_settings(r: &Rendered) {
+    let w = r.workload();
+    assert_eq!(w.kind, "StatefulSet", "{}", r.source);
+    let pod = pod_spec(&w);
+    let labels = pod_labels(&w);
+    let c = &pod.containers[0];
+    let args = c.args.clone().unwrap_or_default();
+
+    // The grace period covers the handoff: the Draining commit, the new
+    // owners' first scrape (one resolution) and a margin.
+    let resolution =
+        flag(&args, "metric-resolution").and_then(|r| r.strip_suffix('s')).unwrap().parse::<i64>().unwrap();
+    let grace = pod.termination_grace_period_seconds.unwrap_or(30);
+    assert!(grace >= resolution + 30, "{}: terminationGracePeriodSeconds {grace} < {resolution} s + 30 s", r.source);
+
+    // Soft spreading over zones and hosts.
+    let spread = pod.topology_spread_constraints.clone().unwrap_or_default();
+    for key in ["topology.kubernetes.io/zone", "kubernetes.io/hostname"] {
+        let t =
+            spread.iter().find(|t| t.topology_key == key).unwrap_or_else(|| panic!("{}: no spread on {key}", r.source));
+        assert_eq!(t.when_unsatisfiable, "ScheduleAnyway", "{}: {key}", r.source);
+        assert_eq!(t.max_skew, 1, "{}: {key}", r.source);
+        assert!(selects(t.label_selector.as_ref().and_then(|s| s.match_labels.as_ref()), &labels), "{}", r.source);
+    }
+
+    // At most one replica down for voluntary disruptions.
+    let pdbs = r.pdbs();
+    assert_eq!(pdbs.len(), 1, "{}", r.source);
+    let pdb = pdbs[0].spec.as_ref().unwrap();
+    assert_eq!(pdb.max_unavailable, Some(IntOrString::Int(1)), "{}", r.source);
+    assert!(pdb.min_available.is_none(), "{}", r.source);
+    assert!(selects(pdb.selector.as_ref().and_then(|s| s.match_labels.as_ref()), &labels), "{}", r.source);
+
+    // The data dir is an emptyDir mounted where --data-dir points.
+    let data_dir = flag(&args, "data-dir").unwrap_or_else(|| panic!("{}: no --data-dir", r.source));
+    let mount = c.volume_mounts.iter().flatten().find(|m| m.mount_path == data_dir).expect("data dir mounted");
+    let volume = pod.volumes.iter().flatten().find(|v| v.name == mount.name).unwrap();
+    assert!(volume.empty_dir.is_some(), "{}: data dir volume {volume:?}", r.source);
+
+    // The peer port only from the replicas, the API port from anywhere.
+    let (api_port, peer_port) = (port(c, "https").unwrap(), port(c, "peer").unwrap());
+    assert_eq!(flag(&args, "peer-port"), Some(peer_port.to_string().as_str()), "{}", r.source);
+    let policies = r.network_policies();
+    assert_eq!(policies.len(), 1, "{}", r.source);
+    let np = policies[0].spec.as_ref().unwrap();
+    assert!(selects(np.pod_selector.as_ref().and_then(|s| s.match_labels.as_ref()), &labels), "{}", r.source);
+    assert_eq!(np.policy_types.as_deref(), Some(&["Ingress".to_string()][..]), "{}", r.source);
+    let rules = np.ingress.clone().unwrap_or_default();
+    let opens = |port: i32| {
+        rules
+            .iter()
+            .filter(|rule| {
+                rule.ports.as_ref().is_none_or(|ps| ps.iter().any(|p| p.port == Some(IntOrString::Int(port))))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(opens(api_port).iter().any(|rule| rule.from.is_none()), "{}: API port not open to all", r.source);
+    let peer_rules = opens(peer_port);
+    assert!(!peer_rules.is_empty(), "{}: peer port not open to the replicas", r.source);
+    for rule in peer_rules {
+        let from = rule.from.as_ref().unwrap_or_else(|| panic!("{}: peer port open to every source", r.source));
+        for peer in from {
+            assert!(peer.ip_block.is_none() && peer.namespace_selector.is_none(), "{}: {peer:?}", r.source);
+            let sel = peer.pod_selector.as_ref().and_then(|s| s.match_labels.as_ref());
+            assert!(selects(sel, &labels), "{}: peer port open to pods other than the replicas: {peer:?}", r.source);
+        }
+    }
+}
+
+/// Validates every container's args with the binary's own flag parsing, as
+/// its pod would run them, and checks the cluster flags against the
+/// workload: --peers lists the voters (the first ordinals), the advertised
+/// peer address is the pod's name in the headless Service, the StatefulSet
+/// is the workload itself, and a Deployment runs without peers.
+pub fn assert_flags_valid(r: &Rendered) {
+    let src = &r.source;
+    for w in r.workloads() {
+        for c in &pod_spec(&w).containers {
+            let pod = if w.kind == "StatefulSet" { format!("{}-1", w.name) } else { w.name.to_string() };
+            let config = validated_config(src, c, &pod);
+            match (w.kind, config.cluster) {
+                ("StatefulSet", Some(cluster)) => {
+                    assert!([3, 5].contains(&cluster.voters), "{src}: {} voters", cluster.voters);
+                    assert!(cluster.voters <= w.replicas as usize, "{src}: more voters than replicas");
+                    let names: Vec<_> = cluster.peers.iter().map(|(n, _)| n.clone()).collect();
+                    let want: Vec<_> = (0..cluster.voters).map(|i| format!("{}-{i}", w.name)).collect();
+                    assert_eq!(names, want, "{src}: --peers lists the voters");
+                    let headless = |s: &&Service| s.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None");
+                    let svc = r.services().into_iter().find(headless);
+                    let svc = svc.unwrap_or_else(|| panic!("{src}: no headless peer Service"));
+                    let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
+                    let peer_port = port(c, "peer").unwrap_or_else(|| panic!("{src}: no peer port"));
+                    let advertise = format!("{pod}.{}.{ns}.svc:{peer_port}", svc.metadata.name.as_deref().unwrap());
+                    assert_eq!(cluster.peer_advertise, advertise, "{src}");
+                    assert_eq!(cluster.statefulset.map(|s| s.1), Some(w.name.to_string()), "{src}");
+                }
+                ("Deployment", None) => {}
+                (kind, cluster) => panic!("{src}: {kind} with cluster settings {cluster:?}"),
+            }
+        }
+    }
 }
