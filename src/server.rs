@@ -34,7 +34,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let shutdown = CancellationToken::new();
     let kube_config = kube_config(&config).await?;
-    let client = kube::Client::try_from(kube_config.clone()).context("building the Kubernetes client")?;
+    let client = crate::kube_client::client(kube_config.clone()).context("building the Kubernetes client")?;
     let node_filter: NodeFilter = {
         let selector = config.node_selector.clone();
         Arc::new(move |labels| selector.matches(labels))

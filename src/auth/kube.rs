@@ -224,7 +224,7 @@ pub async fn client_from_kubeconfig(flag: &'static str, path: &Path) -> Result<C
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
         .await
         .map_err(|e| err(e.to_string()))?;
-    Client::try_from(config).map_err(|e| err(e.to_string()))
+    crate::kube_client::client(config).map_err(|e| err(e.to_string()))
 }
 
 /// Builds the auth state from the settings: reviewers on the

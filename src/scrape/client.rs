@@ -19,8 +19,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::ClientConfig;
-use token::TokenFile;
 
+use crate::token_file::{TokenFile, TokenFileError};
 use tls::config::{CertKey, verifying_client_config};
 use tls::pem::read_file;
 use tls::verify::AcceptAnyServerCert;
@@ -29,7 +29,7 @@ use tls::{TlsError, TlsPolicy};
 /// Default cap on a response body.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
 /// Default interval between checks of the token file.
-pub const DEFAULT_TOKEN_RECHECK: Duration = Duration::from_secs(5);
+pub const DEFAULT_TOKEN_RECHECK: Duration = crate::token_file::DEFAULT_RECHECK;
 
 /// How the kubelets' serving certificates are treated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +82,8 @@ pub enum ClientError {
     Tls(#[from] TlsError),
     #[error("kubelet client: {0}")]
     Invalid(String),
+    #[error("kubelet client: {0}")]
+    Token(#[from] TokenFileError),
 }
 
 /// Why one kubelet request failed; [`ScrapeError::reason`] is a label value.
@@ -204,10 +206,8 @@ impl KubeletClient {
     async fn fetch(&self, url: &Uri) -> Result<Bytes, ScrapeError> {
         let inner = &self.inner;
         let mut req = Request::get(url.clone()).body(Empty::new()).map_err(|e| ScrapeError::Request(e.to_string()))?;
-        if let Some(token) = &inner.token
-            && let Some(value) = token.header().await
-        {
-            req.headers_mut().insert(AUTHORIZATION, value);
+        if let Some(token) = &inner.token {
+            req.headers_mut().insert(AUTHORIZATION, token.header());
         }
         let resp = match &inner.transport {
             Transport::Https(client) => client.request(req).await,
@@ -304,7 +304,6 @@ fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 pub mod credentials;
-mod token;
 
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,11 @@
 //! Shared harness of the end-to-end tests: a simulated cluster on its own
 //! loopback block, replica processes of the real binary, the real kubectl
-//! 1.32, and waiting for conditions with deadlines (never fixed sleeps).
+//! (1.32, or any installed `kubectl.1.NN`), and waiting for conditions with
+//! deadlines (never fixed sleeps).
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
@@ -31,6 +32,16 @@ impl Cluster {
 
     /// Like [`Cluster::start`] with extra flags for the replica.
     pub async fn start_with(nodes: usize, pods: usize, resolution: &str, extra: &[&str]) -> Cluster {
+        let mut c = Self::start_empty(nodes, pods, resolution).await;
+        c.spawn_replica(0, extra);
+        c.env.route_metrics_to(&[0]);
+        c
+    }
+
+    /// The simulated cluster without any replica: start them with
+    /// [`Cluster::spawn_replica`] or [`Cluster::spawn_replica_args`] and
+    /// route the proxy with `env.route_metrics_to`.
+    pub async fn start_empty(nodes: usize, pods: usize, resolution: &str) -> Cluster {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut opts = EnvOptions::new(dir.path());
@@ -38,22 +49,25 @@ impl Cluster {
         opts.pods_per_node = pods;
         let env =
             DevEnv::start(Block::acquire().expect("a free address block"), opts).await.expect("simulated cluster");
-        let mut c = Cluster {
+        Cluster {
             env,
             replicas: Vec::new(),
             resolution: resolution.to_string(),
             kubectl: kubectl_132().expect("kubectl.1.32 beside the kubectl dispatcher"),
             _dir: dir,
-        };
-        c.spawn_replica(0, extra);
-        c.env.route_metrics_to(&[0]);
-        c
+        }
     }
 
     /// Starts replica `i` with the cluster's flags plus `extra`.
     pub fn spawn_replica(&mut self, i: usize, extra: &[&str]) {
         let mut args = self.env.replica_args(i, &self.resolution);
         args.extend(extra.iter().map(|s| s.to_string()));
+        self.spawn_replica_args(i, args);
+    }
+
+    /// Starts replica `i` with exactly `args` (start from
+    /// `env.replica_args` to replace a flag rather than repeat it).
+    pub fn spawn_replica_args(&mut self, i: usize, args: Vec<String>) {
         let log = self.env.work_dir.join(format!("replica-{i}.log"));
         let p = ReplicaProcess::spawn(&binary(), &args, &log).expect("spawn replica");
         self.replicas.push(p);
@@ -61,7 +75,13 @@ impl Cluster {
 
     /// Runs kubectl 1.32 with the dev user's kubeconfig; killed after 30 s.
     pub async fn kubectl(&self, args: &[&str]) -> Output {
-        let mut cmd = tokio::process::Command::new(&self.kubectl);
+        self.kubectl_bin(&self.kubectl, args).await
+    }
+
+    /// Runs the given kubectl binary (e.g. from [`kubectl_version`]) with
+    /// the dev user's kubeconfig; killed after 30 s.
+    pub async fn kubectl_bin(&self, kubectl: &Path, args: &[&str]) -> Output {
+        let mut cmd = tokio::process::Command::new(kubectl);
         cmd.arg("--kubeconfig").arg(&self.env.files.user_kubeconfig).args(args).kill_on_drop(true);
         cmd.env("HOME", self.env.work_dir.as_os_str());
         match tokio::time::timeout(Duration::from_secs(30), cmd.output()).await {
@@ -73,10 +93,16 @@ impl Cluster {
 
     /// Runs kubectl and returns stdout, panicking with stderr and the replica log on failure.
     pub async fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args).await;
+        self.kubectl_bin_ok(&self.kubectl, args).await
+    }
+
+    /// [`Cluster::kubectl_ok`] with the given kubectl binary.
+    pub async fn kubectl_bin_ok(&self, kubectl: &Path, args: &[&str]) -> String {
+        let out = self.kubectl_bin(kubectl, args).await;
         if !out.status.success() {
             panic!(
-                "kubectl {args:?} failed: {}\n--- replica log tail ---\n{}",
+                "{} {args:?} failed: {}\n--- replica log tail ---\n{}",
+                kubectl.display(),
                 String::from_utf8_lossy(&out.stderr),
                 self.log_tail(0)
             );
@@ -103,6 +129,21 @@ impl Cluster {
         .is_some();
         assert!(ok, "metrics never became available; replica log:\n{}", self.log_tail(0));
     }
+}
+
+/// The real kubectl of a minor version (`"1.27"`): the `kubectl.1.27`
+/// binary beside the gcloud `kubectl` dispatcher on PATH, as
+/// `kubectl_132` finds 1.32. `Err` says where it looked.
+pub fn kubectl_version(version: &str) -> Result<PathBuf, String> {
+    let name = format!("kubectl.{version}");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .filter_map(|dir| std::fs::canonicalize(dir.join("kubectl")).ok()?.parent().map(Path::to_path_buf))
+        .collect();
+    dirs.dedup();
+    dirs.iter().map(|d| d.join(&name)).find(|c| c.is_file()).ok_or_else(|| {
+        format!("{name} not found beside the kubectl dispatcher (looked in {dirs:?}); install kubectl {version} there")
+    })
 }
 
 /// Path of the binary under test.
@@ -141,6 +182,13 @@ pub fn cpu_nanos(q: &str) -> f64 {
         (q, 1e9)
     };
     num.parse::<f64>().unwrap_or_else(|_| panic!("not a CPU quantity: {q}")) * scale
+}
+
+/// A memory quantity as the API writes it (`4620Ki`, `12Mi`, `12533761`) in bytes.
+pub fn memory_bytes(q: &str) -> u64 {
+    let units = [("Ki", 1u64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40)];
+    let (num, scale) = units.iter().find_map(|(s, m)| Some((q.strip_suffix(s)?, *m))).unwrap_or((q, 1));
+    num.parse::<u64>().unwrap_or_else(|_| panic!("not a memory quantity: {q}")) * scale
 }
 
 /// Splits kubectl's table output into rows of columns.

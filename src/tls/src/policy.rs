@@ -196,7 +196,8 @@ mod tests {
                 (Ok(got), Ok(want)) => assert_eq!(got, *want, "{flag}"),
                 (Err(e), Err(want)) => {
                     let text = e.to_string();
-                    assert!(text.contains("--tls-min-version") && text.contains(want), "{flag}: {text}");
+                    assert_eq!(e.flag(), "--tls-min-version", "{flag}");
+                    assert!(text.contains(want), "{flag}: {text}");
                 }
                 (got, want) => panic!("{flag}: got {got:?}, want {want:?}"),
             }
@@ -224,7 +225,8 @@ mod tests {
                 (Ok(got), Ok(want)) => assert_eq!(format!("{:?}", got.suite()), *want, "{name}"),
                 (Err(e), Err(want)) => {
                     let text = e.to_string();
-                    assert!(text.contains("--tls-cipher-suites") && text.contains(want), "{name}: {text}");
+                    assert_eq!(e.flag(), "--tls-cipher-suites", "{name}");
+                    assert!(text.contains(want), "{name}: {text}");
                     assert!(text.contains(name), "{name}: error does not name the suite: {text}");
                 }
                 (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
