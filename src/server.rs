@@ -265,7 +265,8 @@ fn kubelet_client_config(config: &Config, kube: &kube::Config) -> anyhow::Result
         ..ClusterCredentials::default()
     }
     .with_service_account(Path::new(credentials::SA_DIR));
-    let c = credentials::client_config(&config.kubelet, &found)?;
+    let mut c = credentials::client_config(&config.kubelet, &found)?;
+    c.local_address = Some(config.serving.bind_address).filter(|ip| !ip.is_unspecified());
     if c.token_file.is_none() && c.client_cert.is_none() && !config.kubelet.completely_insecure {
         tracing::warn!(
             "no kubelet credentials: neither --kubelet-token-file, a token file in the kubeconfig, \

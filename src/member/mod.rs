@@ -34,8 +34,11 @@ pub async fn start(
     gauges: RaftMetrics,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Member> {
-    let client =
-        PeerClient::tls(crate::peer::client_config(&settings.ca_file, &settings.cert_file, &settings.key_file)?);
+    let local = Some(settings.peer_listen.ip()).filter(|ip| !ip.is_unspecified());
+    let client = PeerClient::tls_from(
+        crate::peer::client_config(&settings.ca_file, &settings.cert_file, &settings.key_file)?,
+        local,
+    );
     let node = Arc::new(
         raft::Node::start(settings.raft.clone(), client, shutdown.clone()).await.context("starting the Raft node")?,
     );

@@ -58,6 +58,10 @@ pub struct KubeletClientConfig {
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
     pub pool_max_idle_per_host: usize,
+    /// The source address of connections to kubelets: this replica's own
+    /// address when it binds a specific one (so a kubelet, and a test, can
+    /// tell replicas apart); `None` lets the OS choose.
+    pub local_address: Option<std::net::IpAddr>,
 }
 
 impl KubeletClientConfig {
@@ -71,6 +75,7 @@ impl KubeletClientConfig {
             request_timeout: crate::config::defaults::KUBELET_REQUEST_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             pool_max_idle_per_host: 2,
+            local_address: None,
         }
     }
 }
@@ -153,6 +158,7 @@ impl KubeletClient {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.request_timeout));
+        http.set_local_address(config.local_address);
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .pool_timer(TokioTimer::new())

@@ -94,7 +94,14 @@ impl PeerClient {
     pub fn tls(mut config: rustls::ClientConfig) -> PeerClient {
         // hyper-rustls sets ALPN itself and refuses a preset list.
         config.alpn_protocols.clear();
-        PeerClient::build(config, "https")
+        PeerClient::build(config, "https", None)
+    }
+
+    /// Like [`PeerClient::tls`], with connections made from `local` (the
+    /// replica's own address, so peers and tests can tell replicas apart).
+    pub fn tls_from(mut config: rustls::ClientConfig, local: Option<std::net::IpAddr>) -> PeerClient {
+        config.alpn_protocols.clear();
+        PeerClient::build(config, "https", local)
     }
 
     /// A plain-HTTP client (crate tests only; the server always uses [`PeerClient::tls`]).
@@ -104,14 +111,15 @@ impl PeerClient {
             .with_safe_default_protocol_versions()
             .map(|b| b.with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth());
         match config {
-            Ok(c) => PeerClient::build(c, "http"),
+            Ok(c) => PeerClient::build(c, "http", None),
             // The ring provider always supports the default versions.
             Err(e) => panic!("ring provider lacks default TLS versions: {e}"),
         }
     }
 
-    fn build(config: rustls::ClientConfig, scheme: &'static str) -> PeerClient {
+    fn build(config: rustls::ClientConfig, scheme: &'static str, local: Option<std::net::IpAddr>) -> PeerClient {
         let mut http_conn = HttpConnector::new();
+        http_conn.set_local_address(local);
         http_conn.enforce_http(false);
         http_conn.set_nodelay(true);
         http_conn.set_connect_timeout(Some(Duration::from_secs(1)));
