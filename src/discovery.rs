@@ -113,6 +113,11 @@ impl Discovery {
         self.synced.borrow().pods
     }
 
+    /// Names of the nodes matching `--node-selector`.
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.state().iter().filter(|n| (self.node_filter)(n.labels())).map(|n| n.name_any()).collect()
+    }
+
     /// The kubelets to scrape: every node matching `--node-selector`, with
     /// its address resolved by the preferred types, or why it cannot be (in
     /// no particular order: the scheduler orders by offset).

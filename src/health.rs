@@ -20,11 +20,20 @@ use crate::model::{UnixNanos, now_nanos};
 pub struct Check {
     pub name: &'static str,
     pub run: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
+    /// What a passing check adds to its `?verbose` line (our own checks only;
+    /// metrics-server's keep their exact lines).
+    pub detail: Option<Box<dyn Fn() -> String + Send + Sync>>,
 }
 
 impl Check {
     pub fn new(name: &'static str, run: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> Check {
-        Check { name, run: Box::new(run) }
+        Check { name, run: Box::new(run), detail: None }
+    }
+
+    /// A check whose verbose line says more when it passes.
+    pub fn with_detail(mut self, detail: impl Fn() -> String + Send + Sync + 'static) -> Check {
+        self.detail = Some(Box::new(detail));
+        self
     }
 }
 
@@ -72,6 +81,9 @@ pub struct HealthInputs {
     pub resolution: Duration,
     /// Set when SIGTERM arrives: readiness fails while requests drain.
     pub shutting_down: Arc<AtomicBool>,
+    /// In a cluster, `ring`: what this replica answers by (epoch, owned
+    /// nodes), or why it cannot answer yet.
+    pub ring: Option<Arc<dyn Fn() -> Result<String, String> + Send + Sync>>,
 }
 
 impl HealthChecks {
@@ -110,6 +122,12 @@ impl HealthChecks {
             if synced() { Ok(()) } else { Err("informers not synced".into()) }
         }));
         readyz.push(meta());
+        if let Some(ring) = i.ring.clone() {
+            let detail = ring.clone();
+            readyz.push(
+                Check::new("ring", move || ring().map(|_| ())).with_detail(move || detail().unwrap_or_else(|e| e)),
+            );
+        }
         let down = i.shutting_down.clone();
         readyz.push(Check::new("shutdown", move || {
             if down.load(Ordering::Acquire) { Err("process is shutting down".into()) } else { Ok(()) }
@@ -139,7 +157,10 @@ pub fn evaluate(name: &str, checks: &[Check], query: Option<&str>) -> (StatusCod
             continue;
         }
         match (c.run)() {
-            Ok(()) => out.push_str(&format!("[+]{} ok\n", c.name)),
+            Ok(()) => match &c.detail {
+                Some(detail) => out.push_str(&format!("[+]{} ok: {}\n", c.name, detail())),
+                None => out.push_str(&format!("[+]{} ok\n", c.name)),
+            },
             Err(reason) => {
                 failed = true;
                 tracing::info!(check = c.name, endpoint = name, %reason, "health check failed");
@@ -224,6 +245,7 @@ mod tests {
             tick: Arc::new(TickClock::default()),
             resolution: Duration::from_secs(15),
             shutting_down: Arc::new(AtomicBool::new(false)),
+            ring: None,
         }
     }
 

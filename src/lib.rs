@@ -13,6 +13,7 @@ pub mod member;
 pub mod model;
 pub mod ownership;
 pub mod peer;
+pub mod query;
 pub mod scrape;
 pub mod selfmetrics;
 pub mod server;

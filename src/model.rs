@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use futures::future::BoxFuture;
+
 pub use apimachinery::UnixNanos;
 
 /// Resource usage of one node or container at one moment.
@@ -68,13 +70,82 @@ pub trait Inventory: Send + Sync {
     fn synced(&self) -> bool;
 }
 
-/// Where the API gets usage from: the local store today, the shard owners
-/// once the ring splits the nodes between replicas.
+/// One replica's own points: usage of a node or a pod it holds, looked up
+/// one at a time (the store, or a test double).
 pub trait MetricsReader: Send + Sync {
     /// Usage of one node at `now`, if it can be served.
     fn node(&self, name: &str, now: UnixNanos) -> Option<NodeUsage>;
     /// Usage of one pod at `now`, if it can be served.
     fn pod(&self, namespace: &str, name: &str, now: UnixNanos) -> Option<PodUsage>;
+}
+
+/// `namespace/name` of a pod.
+pub type PodKey = (String, String);
+
+/// The pods one request asks for: the selectors as the client sent them
+/// (peers filter by their own inventory with the same ones), and the keys
+/// the asking replica's inventory selected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodQuery {
+    /// One namespace, or all.
+    pub namespace: Option<String>,
+    /// The raw `labelSelector` (empty: everything).
+    pub labels: String,
+    /// The raw `fieldSelector` (empty: everything).
+    pub fields: String,
+    /// A single pod (a GET), if that is what is asked.
+    pub one: Option<PodKey>,
+}
+
+/// A possibly partial answer: what could be served, and one sentence per
+/// part that could not (an owner that did not answer), for the `Warning`
+/// header. A partial answer is data, not a log line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answer<T> {
+    /// What could be served.
+    pub value: T,
+    /// Why something is missing, one sentence per cause.
+    pub missing: Vec<String>,
+}
+
+impl<T> Answer<T> {
+    /// A complete answer.
+    pub fn complete(value: T) -> Answer<T> {
+        Answer { value, missing: Vec::new() }
+    }
+}
+
+/// Where the API gets usage from, for a whole request at once: the local
+/// store for a single replica, the shard owners (local part and fan-out) in
+/// a cluster.
+pub trait UsageSource: Send + Sync {
+    /// Usage of `names` at `now`, in the same order (`None`: not servable).
+    fn nodes<'a>(&'a self, names: &'a [String], now: UnixNanos) -> BoxFuture<'a, Answer<Vec<Option<NodeUsage>>>>;
+    /// Usage of the pods `keys` (selected by `query`) at `now`, in the same order.
+    fn pods<'a>(
+        &'a self,
+        query: &'a PodQuery,
+        keys: &'a [PodKey],
+        now: UnixNanos,
+    ) -> BoxFuture<'a, Answer<Vec<Option<PodUsage>>>>;
+}
+
+/// A [`UsageSource`] over one replica's own points.
+pub struct Local<R: ?Sized>(pub std::sync::Arc<R>);
+
+impl<R: MetricsReader + ?Sized + 'static> UsageSource for Local<R> {
+    fn nodes<'a>(&'a self, names: &'a [String], now: UnixNanos) -> BoxFuture<'a, Answer<Vec<Option<NodeUsage>>>> {
+        Box::pin(async move { Answer::complete(names.iter().map(|n| self.0.node(n, now)).collect()) })
+    }
+
+    fn pods<'a>(
+        &'a self,
+        _query: &'a PodQuery,
+        keys: &'a [PodKey],
+        now: UnixNanos,
+    ) -> BoxFuture<'a, Answer<Vec<Option<PodUsage>>>> {
+        Box::pin(async move { Answer::complete(keys.iter().map(|(ns, n)| self.0.pod(ns, n, now)).collect()) })
+    }
 }
 
 /// The current wall-clock time as [`UnixNanos`].

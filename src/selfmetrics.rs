@@ -44,6 +44,19 @@ pub struct SelfMetrics {
     pub served_stale_nodes: Gauge,
     /// `ha_metrics_server_node_sample_age_seconds{node}`: age of the newest sample held.
     pub node_sample_age: Family<NodeLabel, Gauge<f64, AtomicU64>>,
+    /// `ha_metrics_server_owned_nodes`: kubelets this replica scrapes.
+    pub owned_nodes: Gauge,
+    /// `ha_metrics_server_ring_epoch`: the committed epoch this replica scrapes by.
+    pub ring_epoch: Gauge,
+    /// `ha_metrics_server_ownership_changes_total`: epochs this replica re-planned for.
+    pub ownership_changes: Counter,
+    /// `ha_metrics_server_fanout_duration_seconds{peer}`: one peer query, request to answer.
+    pub fanout_duration: Family<Vec<(&'static str, String)>, Histogram>,
+    /// `ha_metrics_server_fanout_errors_total{peer,reason}`: peer queries without an answer.
+    pub fanout_errors: Family<Vec<(&'static str, String)>, Counter>,
+    /// `ha_metrics_server_partial_answers_total{resource}`: API answers that lack
+    /// items because an owner did not answer (each carried a Warning header).
+    pub partial_answers: Family<Vec<(&'static str, &'static str)>, Counter>,
 }
 
 impl SelfMetrics {
@@ -102,7 +115,47 @@ impl SelfMetrics {
             "Age of the newest kubelet sample held per node",
             node_sample_age.clone(),
         );
+        let owned_nodes = Gauge::default();
+        registry.register("ha_metrics_server_owned_nodes", "Kubelets this replica scrapes", owned_nodes.clone());
+        let ring_epoch = Gauge::default();
+        registry.register(
+            "ha_metrics_server_ring_epoch",
+            "The committed ring epoch this replica scrapes and answers by",
+            ring_epoch.clone(),
+        );
+        let ownership_changes = Counter::default();
+        registry.register(
+            "ha_metrics_server_ownership_changes",
+            "Ring epochs this replica re-planned its scrapes for",
+            ownership_changes.clone(),
+        );
+        let fanout_duration = Family::<Vec<(&'static str, String)>, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+        });
+        registry.register(
+            "ha_metrics_server_fanout_duration_seconds",
+            "Duration of one query to a peer, request to answer",
+            fanout_duration.clone(),
+        );
+        let fanout_errors = Family::<Vec<(&'static str, String)>, Counter>::default();
+        registry.register(
+            "ha_metrics_server_fanout_errors",
+            "Queries to a peer that got no answer, per peer and reason",
+            fanout_errors.clone(),
+        );
+        let partial_answers = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        registry.register(
+            "ha_metrics_server_partial_answers",
+            "API answers that lack items because their owner did not answer (each carries a Warning header)",
+            partial_answers.clone(),
+        );
         SelfMetrics {
+            owned_nodes,
+            ring_epoch,
+            ownership_changes,
+            fanout_duration,
+            fanout_errors,
+            partial_answers,
             registry,
             api_metric_freshness,
             kubelet_last_request_time,

@@ -17,7 +17,11 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::discovery::{Discovery, NodeFilter, ScrapeTarget, TargetError};
 use crate::health::{HealthChecks, HealthInputs, TickClock};
-use crate::model::Inventory;
+use crate::model::{Inventory, Local, UsageSource};
+use crate::ownership::Ownership;
+use crate::peer::answer::Answerer;
+use crate::peer::routes::PeerState;
+use crate::query::ClusterSource;
 use crate::scrape::client::credentials::{self, ClusterCredentials};
 use crate::scrape::client::{KubeletClient, KubeletClientConfig};
 use crate::scrape::scheduler::{self, SchedulerSettings, Targets};
@@ -26,6 +30,7 @@ use crate::selfmetrics::SelfMetrics;
 use crate::store::Store;
 use tls::api_server_config;
 use tls::source::{CertSource, DEFAULT_RELOAD_INTERVAL};
+use tokio::sync::watch;
 
 /// Runs one replica until a termination signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -54,8 +59,55 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("setting up delegated authentication")?;
     let tick = Arc::new(TickClock::default());
     let shutting_down = Arc::new(AtomicBool::new(false));
+    let inventory: Arc<dyn Inventory> = Arc::new(discovery.clone());
 
-    let app = app_router(&config, &discovery, &store, &metrics, &tick, &shutting_down, auth);
+    // In a cluster: the Raft node, the ownership it commits, and the peer
+    // port answering the other replicas; otherwise a single replica that
+    // owns every node and answers from its own store.
+    let (raft_node, ownership, usage): (_, _, Arc<dyn UsageSource>) = match (&config.cluster, raft_gauges) {
+        (Some(settings), Some(gauges)) => {
+            let node = crate::member::start_node(settings, shutdown.child_token()).await?;
+            let ownership = crate::member::follow_ownership(node.clone(), shutdown.child_token());
+            let answerer = Answerer { store: store.clone(), inventory: inventory.clone() };
+            let routes = crate::peer::routes::routes(PeerState {
+                node: node.clone(),
+                answerer: answerer.clone(),
+                ownership: ownership.clone(),
+            });
+            let d = discovery.clone();
+            let names = Arc::new(move || d.node_names());
+            crate::member::serve(
+                settings,
+                &config.serving.tls_policy,
+                node.clone(),
+                ownership.clone(),
+                names,
+                routes,
+                gauges,
+                shutdown.child_token(),
+            )
+            .await?;
+            spawn_scrape_health(
+                node.clone(),
+                discovery.clone(),
+                tick.clone(),
+                config.resolution,
+                shutdown.child_token(),
+            );
+            let source = ClusterSource::new(
+                node.clone(),
+                answerer,
+                ownership.clone(),
+                settings.fanout_deadline,
+                metrics.clone(),
+            );
+            (Some(node), ownership, Arc::new(source))
+        }
+        _ => (None, watch::channel(Arc::new(Ownership::single())).1, Arc::new(Local(store.clone()))),
+    };
+
+    let app =
+        app_router(&config, &discovery, &inventory, usage, &ownership, &store, &metrics, &tick, &shutting_down, auth);
 
     let policy = config.serving.tls_policy.clone();
     let source = CertSource::new(
@@ -72,27 +124,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, "serving metrics.k8s.io");
     let serving = tokio::spawn(tls::serve(listener, tls, app, shutdown.child_token()));
-    let membership = match (&config.cluster, raft_gauges) {
-        (Some(settings), Some(gauges)) => {
-            Some(crate::member::start(settings, &config.serving.tls_policy, gauges, shutdown.child_token()).await?)
-        }
-        _ => None,
-    };
-    if let Some(m) = &membership {
-        spawn_scrape_health(m.node.clone(), discovery.clone(), tick.clone(), config.resolution, shutdown.child_token());
-    }
-
-    let scrape = spawn_scraping(&config, kubelet_client, discovery, store, metrics, tick, shutdown.child_token());
+    let scrape =
+        spawn_scraping(&config, kubelet_client, discovery, store, ownership, metrics, tick, shutdown.child_token());
 
     wait_for_signal().await;
     tracing::info!("termination signal received; failing readiness and draining");
     shutting_down.store(true, Ordering::Release);
-    if let (Some(m), Some(settings)) = (&membership, &config.cluster) {
+    if let (Some(node), Some(settings)) = (&raft_node, &config.cluster) {
         // Leave the ring (Draining) so the other replicas stop counting on
         // this one; after a restart the same data dir comes back as the same
         // member. When the replica count was lowered, leave Raft too.
         let mode = crate::member::leave::leave_mode(&client, settings).await;
-        match tokio::time::timeout(config.shutdown.leave_timeout, m.node.leave(mode)).await {
+        match tokio::time::timeout(config.shutdown.leave_timeout, node.leave(mode)).await {
             Ok(Ok(())) => tracing::info!(?mode, "left the ring"),
             Ok(Err(e)) => tracing::warn!(error = %e, "could not leave the ring gracefully"),
             Err(_) => tracing::warn!("leaving the ring timed out"),
@@ -105,8 +148,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     shutdown.cancel();
     let _ = scrape.await;
-    if let Some(m) = membership {
-        m.node.shutdown().await;
+    if let Some(node) = raft_node {
+        node.shutdown().await;
     }
     match tokio::time::timeout(config.shutdown.in_flight_drain, serving).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server stopped with an error"),
@@ -119,9 +162,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Every route of the API port behind authentication, authorization and
 /// the in-flight limit.
+#[allow(clippy::too_many_arguments)] // the shell wires every part once
 fn app_router(
     config: &Config,
     discovery: &Discovery,
+    inventory: &Arc<dyn Inventory>,
+    usage: Arc<dyn UsageSource>,
+    ownership: &watch::Receiver<Arc<Ownership>>,
     store: &Arc<Store>,
     metrics: &Arc<SelfMetrics>,
     tick: &Arc<TickClock>,
@@ -129,20 +176,29 @@ fn app_router(
     auth: crate::auth::AuthState,
 ) -> Router {
     let api = crate::api::router(crate::api::ApiState {
-        inventory: Arc::new(discovery.clone()) as Arc<dyn Inventory>,
-        metrics: store.clone(),
+        inventory: inventory.clone(),
+        metrics: usage,
         self_metrics: metrics.clone(),
         clock: Arc::new(crate::model::now_nanos),
         build_version: format!("v{}", env!("CARGO_PKG_VERSION")),
     });
     let (s, d, d2) = (store.clone(), discovery.clone(), discovery.clone());
+    let (o, m) = (ownership.clone(), metrics.clone());
+    // With a ring, a replica that owns no node still answers (by fan-out).
+    let store_ready = move || s.ready() || (o.borrow().ring().is_some() && m.owned_nodes.get() == 0);
+    let ring = config.cluster.as_ref().map(|_| {
+        let (o, m) = (ownership.clone(), metrics.clone());
+        Arc::new(move || ring_readiness(&o.borrow(), m.owned_nodes.get()))
+            as Arc<dyn Fn() -> Result<String, String> + Send + Sync>
+    });
     let health = crate::health::router(Arc::new(HealthChecks::standard(HealthInputs {
-        store_ready: Arc::new(move || s.ready()),
+        store_ready: Arc::new(store_ready),
         informers_synced: Arc::new(move || d.synced()),
         pods_informer_synced: Arc::new(move || d2.pods_synced()),
         tick: tick.clone(),
         resolution: config.resolution,
         shutting_down: shutting_down.clone(),
+        ring,
     })));
     let m = metrics.clone();
     let router = Router::new()
@@ -151,6 +207,16 @@ fn app_router(
         .route("/metrics", get(move || async move { metrics_response(&m) }))
         .layer(crate::auth::layer(auth));
     crate::limit::limited(router, config.serving.max_requests_inflight)
+}
+
+/// The `ring` readiness check: what this replica answers by. Without a
+/// usable ring it scrapes every node itself, which still answers everything.
+fn ring_readiness(o: &Ownership, owned: i64) -> Result<String, String> {
+    Ok(match &o.mode {
+        crate::ownership::Mode::Ring(_) => format!("epoch {}, {owned} nodes owned", o.epoch),
+        crate::ownership::Mode::NoRing(why) => format!("epoch {}, no ring ({why}): scraping every node", o.epoch),
+        crate::ownership::Mode::Single => "single replica".to_string(),
+    })
 }
 
 /// Liveness heartbeats carry whether this replica can scrape: its
@@ -178,11 +244,13 @@ fn spawn_scrape_health(
 
 /// Starts the scrape loop once the informers have synced, as metrics-server
 /// does before its first scrape.
+#[allow(clippy::too_many_arguments)] // the shell wires every part once
 fn spawn_scraping(
     config: &Config,
     client: KubeletClient,
     discovery: Discovery,
     store: Arc<Store>,
+    ownership: watch::Receiver<Arc<Ownership>>,
     metrics: Arc<SelfMetrics>,
     tick: Arc<TickClock>,
     stop: CancellationToken,
@@ -198,7 +266,7 @@ fn spawn_scraping(
         }
         tracing::info!("informers synced; scraping");
         let targets = Arc::new(DiscoveryTargets { discovery, kubelet });
-        scheduler::run(settings, targets, Arc::new(scraper), tick, metrics, stop).await;
+        scheduler::run(settings, targets, Arc::new(scraper), ownership, tick, metrics, stop).await;
     })
 }
 

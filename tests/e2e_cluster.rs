@@ -47,7 +47,7 @@ impl Ring {
 
     async fn status(&self, i: usize) -> Option<ClusterView> {
         let peer = self.c.env.peer_addr(i).to_string();
-        tokio::time::timeout(Duration::from_secs(3), fetch_view(&peer, self.client())).await.ok()?.ok()
+        tokio::time::timeout(Duration::from_secs(3), fetch_view(&peer, self.client())).await.ok()?.ok().map(|s| s.raft)
     }
 
     /// Waits until every listed replica reports one leader and `active` Active members.

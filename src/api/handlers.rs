@@ -16,7 +16,7 @@ use super::openapi;
 use super::render::{Served, render};
 use super::request::{ListOptions, Req, path_not_found, watch_not_supported};
 use super::types::{GROUP, NodeItem, PodItem, Version};
-use crate::model::UnixNanos;
+use crate::model::{PodKey, PodQuery, UnixNanos};
 use apimachinery::status::Status;
 
 fn observe_freshness(st: &ApiState, now: UnixNanos, timestamps: impl Iterator<Item = UnixNanos>) {
@@ -47,12 +47,50 @@ pub async fn list_nodes(State(st): State<ApiState>, path: Result<Path<String>, P
     let mut metas = st.inventory.nodes();
     metas.retain(|m| opts.label.matches(&m.labels) && opts.field.matches(&m.name, None));
     metas.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<String> = metas.iter().map(|m| m.name.clone()).collect();
+    let answer = st.metrics.nodes(&names, now).await;
     let items: Vec<NodeItem> = metas
         .into_iter()
-        .filter_map(|meta| st.metrics.node(&meta.name, now).map(|usage| NodeItem { meta, usage }))
+        .zip(answer.value)
+        .filter_map(|(meta, usage)| usage.map(|usage| NodeItem { meta, usage }))
         .collect();
     observe_freshness(&st, now, items.iter().map(|i| i.usage.timestamp));
-    render(&req, version, neg, Served::Nodes(items), now)
+    warn_if_partial(&st, "nodes", &answer.missing, render(&req, version, neg, Served::Nodes(items), now))
+}
+
+/// Adds a `Warning: 299` header per missing part (kubectl prints each) and
+/// counts the partial answer.
+fn warn_if_partial(st: &ApiState, resource: &'static str, missing: &[String], mut resp: Response) -> Response {
+    if missing.is_empty() {
+        return resp;
+    }
+    st.self_metrics.partial_answers.get_or_create(&vec![("resource", resource)]).inc();
+    for m in missing {
+        if let Ok(v) = HeaderValue::from_str(&warning_value(m)) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
+}
+
+/// An RFC 7234 warning value with code 299 and agent `-`, as kube-apiserver
+/// writes them: the text quoted, with `"` and `\` escaped and anything but
+/// printable ASCII replaced.
+pub fn warning_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    out.push_str("299 - \"");
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out.push('"');
+    out
 }
 
 pub async fn get_node(
@@ -72,11 +110,19 @@ pub async fn get_node(
     let Some(meta) = st.inventory.node(&name) else {
         return req.fail(Status::not_found("", "nodes", &name));
     };
-    let Some(usage) = st.metrics.node(&name, now) else {
-        return req.fail(Status::not_found(GROUP, "nodemetrics", &name));
+    let names = [name];
+    let answer = st.metrics.nodes(&names, now).await;
+    let Some(Some(usage)) = answer.value.into_iter().next() else {
+        let resp = req.fail(Status::not_found(GROUP, "nodemetrics", &names[0]));
+        return warn_if_partial(&st, "nodes", &answer.missing, resp);
     };
     observe_freshness(&st, now, std::iter::once(usage.timestamp));
-    render(&req, version, neg, Served::Node(NodeItem { meta, usage }), now)
+    warn_if_partial(
+        &st,
+        "nodes",
+        &answer.missing,
+        render(&req, version, neg, Served::Node(NodeItem { meta, usage }), now),
+    )
 }
 
 async fn list_pods_in(st: ApiState, version: Option<&str>, namespace: Option<&str>, req: Req) -> Response {
@@ -94,15 +140,21 @@ async fn list_pods_in(st: ApiState, version: Option<&str>, namespace: Option<&st
         opts.label.matches(&m.labels) && opts.field.matches(&m.name, Some(m.namespace.as_deref().unwrap_or("")))
     });
     metas.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let keys: Vec<PodKey> = metas.iter().map(|m| (m.namespace.clone().unwrap_or_default(), m.name.clone())).collect();
+    let query = PodQuery {
+        namespace: namespace.map(str::to_string),
+        labels: opts.label_raw.clone(),
+        fields: opts.field_raw.clone(),
+        one: None,
+    };
+    let answer = st.metrics.pods(&query, &keys, now).await;
     let items: Vec<PodItem> = metas
         .into_iter()
-        .filter_map(|meta| {
-            let usage = st.metrics.pod(meta.namespace.as_deref().unwrap_or(""), &meta.name, now)?;
-            Some(PodItem { meta, usage })
-        })
+        .zip(answer.value)
+        .filter_map(|(meta, usage)| usage.map(|usage| PodItem { meta, usage }))
         .collect();
     observe_freshness(&st, now, items.iter().map(|i| i.usage.timestamp));
-    render(&req, version, neg, Served::Pods(items), now)
+    warn_if_partial(&st, "pods", &answer.missing, render(&req, version, neg, Served::Pods(items), now))
 }
 
 pub async fn list_pods_all(
@@ -142,11 +194,15 @@ pub async fn get_pod(
     let Some(meta) = st.inventory.pod(&ns, &name) else {
         return req.fail(Status::not_found("", "pods", &name));
     };
-    let Some(usage) = st.metrics.pod(&ns, &name, now) else {
-        return req.fail(Status::not_found(GROUP, "podmetrics", &format!("{ns}/{name}")));
+    let keys = [(ns.clone(), name.clone())];
+    let query = PodQuery { namespace: Some(ns.clone()), one: Some(keys[0].clone()), ..PodQuery::default() };
+    let answer = st.metrics.pods(&query, &keys, now).await;
+    let Some(Some(usage)) = answer.value.into_iter().next() else {
+        let resp = req.fail(Status::not_found(GROUP, "podmetrics", &format!("{ns}/{name}")));
+        return warn_if_partial(&st, "pods", &answer.missing, resp);
     };
     observe_freshness(&st, now, std::iter::once(usage.timestamp));
-    render(&req, version, neg, Served::Pod(PodItem { meta, usage }), now)
+    warn_if_partial(&st, "pods", &answer.missing, render(&req, version, neg, Served::Pod(PodItem { meta, usage }), now))
 }
 
 /// `/apis`: the APIGroupList, or aggregated discovery with ETag/304 when asked for.

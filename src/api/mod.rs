@@ -37,7 +37,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 
-use crate::model::{Inventory, MetricsReader, UnixNanos};
+use crate::model::{Inventory, UnixNanos, UsageSource};
 use crate::selfmetrics::SelfMetrics;
 
 /// Everything the API needs to answer a request.
@@ -45,8 +45,8 @@ use crate::selfmetrics::SelfMetrics;
 pub struct ApiState {
     /// The nodes and running pods that exist (metrics are served only for these).
     pub inventory: Arc<dyn Inventory>,
-    /// Where usage comes from (local store or shard owners).
-    pub metrics: Arc<dyn MetricsReader>,
+    /// Where usage comes from (the local store, or the shard owners).
+    pub metrics: Arc<dyn UsageSource>,
     /// Records `metrics_server_api_metric_freshness_seconds`.
     pub self_metrics: Arc<SelfMetrics>,
     /// The current time; injected so tests are deterministic.

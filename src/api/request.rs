@@ -85,22 +85,29 @@ pub fn decode_component(s: &str) -> String {
 pub struct ListOptions {
     pub label: LabelSelector,
     pub field: FieldSelector,
+    /// The selectors as sent, for peers that filter with their own inventory.
+    pub label_raw: String,
+    pub field_raw: String,
     pub watch: bool,
 }
 
 impl ListOptions {
     pub fn parse(req: &Req) -> Result<ListOptions, Status> {
-        let label = match req.param("labelSelector") {
-            Some(s) => LabelSelector::parse(&s).map_err(|e| e.to_status())?,
-            None => LabelSelector::everything(),
+        let label_raw = req.param("labelSelector").unwrap_or_default();
+        let field_raw = req.param("fieldSelector").unwrap_or_default();
+        let label = if label_raw.is_empty() {
+            LabelSelector::everything()
+        } else {
+            LabelSelector::parse(&label_raw).map_err(|e| e.to_status())?
         };
-        let field = match req.param("fieldSelector") {
-            Some(s) => FieldSelector::parse(&s).map_err(|e| e.to_status())?,
-            None => FieldSelector::default(),
+        let field = if field_raw.is_empty() {
+            FieldSelector::default()
+        } else {
+            FieldSelector::parse(&field_raw).map_err(|e| e.to_status())?
         };
         // As apimachinery converts a bool parameter: anything but "0"/"false" is true.
         let watch = req.param("watch").is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"));
-        Ok(ListOptions { label, field, watch })
+        Ok(ListOptions { label, field, label_raw, field_raw, watch })
     }
 }
 

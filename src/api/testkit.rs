@@ -70,7 +70,7 @@ impl FakeCluster {
         let sm = Arc::new(SelfMetrics::new(15.0));
         let state = ApiState {
             inventory: me.clone(),
-            metrics: me,
+            metrics: Arc::new(crate::model::Local(me)),
             self_metrics: sm.clone(),
             clock: Arc::new(|| NOW),
             build_version: "v0.1.0-dev".into(),

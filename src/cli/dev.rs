@@ -21,9 +21,9 @@ pub struct DevArgs {
     /// The server's --metric-resolution.
     #[arg(long, default_value = "15s")]
     pub metric_resolution: String,
-    /// Replicas. More than one form a Raft cluster over their peer ports
-    /// (each still scrapes every node until sharding arrives).
-    #[arg(long, default_value_t = 1)]
+    /// Replicas. More than one form a Raft cluster over their peer ports and
+    /// split the kubelets between them; 1 runs metrics-server's shape.
+    #[arg(long, default_value_t = 3)]
     pub replicas: usize,
     /// Folder for kubeconfigs, certificates and logs.
     #[arg(long, default_value = ".dev")]
@@ -86,7 +86,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     if args.replicas > 1 {
         let d = work_dir.join("replica-0");
         println!(
-            "  {} status --peer {} --peer-ca-file {} --peer-cert-file {} --peer-key-file {}",
+            "  {} cluster --peer {} --peer-ca-file {} --peer-cert-file {} --peer-key-file {}",
             binary.display(),
             env.peer_addr(0),
             work_dir.join("cluster-ca.crt").display(),

@@ -37,6 +37,8 @@ pub struct ClusterSettings {
     pub statefulset: Option<(String, String)>,
     /// The Raft node's configuration (validated).
     pub raft: RaftConfig,
+    /// How long a query waits for a peer's answer (`--fanout-deadline`).
+    pub fanout_deadline: std::time::Duration,
 }
 
 impl ClusterSettings {
@@ -117,6 +119,7 @@ impl ClusterSettings {
                 (ns, args.statefulset.clone())
             }),
             raft,
+            fanout_deadline: args.fanout_deadline.0,
         }))
     }
 }

@@ -49,6 +49,8 @@ pub const PEER_PORT: u16 = 10251;
 pub const VOTERS: usize = raft::config::DEFAULT_VOTERS;
 /// `--lease`.
 pub const LEASE: Duration = raft::config::DEFAULT_LEASE;
+/// `--fanout-deadline`.
+pub const FANOUT_DEADLINE: Duration = Duration::from_secs(2);
 /// After SIGTERM, how long leaving the ring may take before the replica
 /// stops anyway (not a flag yet).
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(15);

@@ -203,6 +203,11 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = GoDuration(d::LEASE), value_name = "DURATION")]
     pub lease: GoDuration,
 
+    /// How long a query waits for another replica's answer before the
+    /// response is served without that part (with a Warning header).
+    #[arg(long, default_value_t = GoDuration(d::FANOUT_DEADLINE), value_name = "DURATION")]
+    pub fanout_deadline: GoDuration,
+
     /// The StatefulSet this replica belongs to. On SIGTERM the replica reads its
     /// replica count: an ordinal at or above it means the count was lowered, so
     /// the replica leaves Raft for good; otherwise it only leaves the ring

@@ -7,6 +7,7 @@
 
 pub mod gauges;
 pub mod leave;
+pub mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,47 +20,98 @@ use tls::TlsPolicy;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterSettings;
+use crate::ownership::Ownership;
 use gauges::RaftMetrics;
+pub use status::ClusterStatus;
+use tokio::sync::watch;
 
-/// A running member: its Raft node, with the peer port serving.
-pub struct Member {
-    /// The Raft node.
-    pub node: Arc<raft::Node>,
+/// Follows the committed state of `node` and publishes this replica's
+/// [`Ownership`] on every change (the ring is rebuilt, off the async
+/// threads, only when the epoch moves).
+pub fn follow_ownership(node: Arc<raft::Node>, shutdown: CancellationToken) -> watch::Receiver<Arc<Ownership>> {
+    let me = node.id();
+    let mut state = node.state();
+    let initial = Ownership::from_state(me, &state.borrow_and_update());
+    let (tx, rx) = watch::channel(Arc::new(initial));
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                changed = state.changed() => if changed.is_err() { break },
+            }
+            let s = state.borrow_and_update().clone();
+            let previous = tx.borrow().clone();
+            let next = if s.epoch == previous.epoch {
+                Ownership { members: Ownership::from_members(&s), ..(*previous).clone() }
+            } else {
+                match tokio::task::spawn_blocking(move || Ownership::from_state(me, &s)).await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        tracing::error!(error = %e, "building the ring failed");
+                        continue;
+                    }
+                }
+            };
+            if let crate::ownership::Mode::NoRing(why) = &next.mode
+                && next.epoch != previous.epoch
+            {
+                tracing::warn!(epoch = next.epoch, reason = %why, "no usable ring: scraping every node");
+            }
+            if tx.send(Arc::new(next)).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
-/// Starts the node and the peer listener, and refreshes `gauges` every second.
-pub async fn start(
-    settings: &ClusterSettings,
-    policy: &TlsPolicy,
-    gauges: RaftMetrics,
-    shutdown: CancellationToken,
-) -> anyhow::Result<Member> {
+/// Starts the Raft node (not yet reachable: see [`serve`]).
+pub async fn start_node(settings: &ClusterSettings, shutdown: CancellationToken) -> anyhow::Result<Arc<raft::Node>> {
     let local = Some(settings.peer_listen.ip()).filter(|ip| !ip.is_unspecified());
     let client = PeerClient::tls_from(
         crate::peer::client_config(&settings.ca_file, &settings.cert_file, &settings.key_file)?,
         local,
     );
-    let node = Arc::new(
+    Ok(Arc::new(
         raft::Node::start(settings.raft.clone(), client, shutdown.clone()).await.context("starting the Raft node")?,
-    );
-    let view_node = node.clone();
-    let routes = node.routes().route(
+    ))
+}
+
+/// Serves the peer port: Raft's routes, the cluster status (from `nodes`,
+/// the node names this replica knows) and the server's `routes`; refreshes
+/// `gauges` every second.
+pub async fn serve(
+    settings: &ClusterSettings,
+    policy: &TlsPolicy,
+    node: Arc<raft::Node>,
+    ownership: watch::Receiver<Arc<Ownership>>,
+    nodes: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
+    routes: axum::Router,
+    gauges: RaftMetrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let status_node = node.clone();
+    let all = node.routes().merge(routes).route(
         crate::peer::VIEW_PATH,
         get(move || {
-            let n = view_node.clone();
-            async move { Json(n.view()) }
+            let (n, o, nodes) = (status_node.clone(), ownership.clone(), nodes.clone());
+            async move {
+                let view = n.view();
+                let ownership = o.borrow().clone();
+                let names = nodes();
+                Json(tokio::task::spawn_blocking(move || ClusterStatus::new(view, &ownership, &names)).await.ok())
+            }
         }),
     );
-    crate::peer::serve(settings, policy, routes, shutdown.clone()).await?;
-    let n = node.clone();
+    crate::peer::serve(settings, policy, all, shutdown.clone()).await?;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tick.tick() => gauges.update(&n.view()),
+                _ = tick.tick() => gauges.update(&node.view()),
             }
         }
     });
-    Ok(Member { node })
+    Ok(())
 }

@@ -10,10 +10,12 @@
 pub mod hash;
 pub mod plan;
 pub mod ring;
+pub mod view;
 
 pub use hash::{HASH_VERSION, StableBuildHasher, StableHasher, hash64};
 pub use plan::{Diff, Plan, diff};
 pub use ring::{MAX_VNODES, Ring, RingError, RingViolation};
+pub use view::{MemberEntry, Mode, Ownership};
 
 #[cfg(test)]
 mod tests;

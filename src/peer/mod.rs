@@ -1,8 +1,13 @@
 //! The peer port: the one mutual-TLS listener replicas talk to each other
-//! on (Raft, liveness, the cluster view, and the server's own peer routes),
+//! on (Raft, liveness, the cluster view, and the server's own query routes),
 //! and the client side of it. Only certificates signed by the cluster CA
-//! get in. What the routes do is decided by their owners (`raft`, `member`);
-//! this module only listens and dials.
+//! get in. [`wire`] holds the server's messages, [`answer`] what this
+//! replica answers from its own points, [`routes`] the handlers; the
+//! fan-out that asks the others is `query`'s.
+
+pub mod answer;
+pub mod routes;
+pub mod wire;
 
 use std::path::Path;
 use std::time::Duration;
@@ -42,9 +47,9 @@ pub async fn serve(
     Ok(())
 }
 
-/// Fetches a replica's [`raft::ClusterView`] from its peer port (`host:port`),
-/// as `ha-metrics-server cluster` does.
-pub async fn fetch_view(peer: &str, client: rustls::ClientConfig) -> anyhow::Result<raft::ClusterView> {
+/// Fetches a replica's [`crate::member::ClusterStatus`] from its peer port
+/// (`host:port`), as `ha-metrics-server cluster` does.
+pub async fn fetch_view(peer: &str, client: rustls::ClientConfig) -> anyhow::Result<crate::member::ClusterStatus> {
     use http_body_util::{BodyExt, Empty};
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(client)
@@ -62,5 +67,7 @@ pub async fn fetch_view(peer: &str, client: rustls::ClientConfig) -> anyhow::Res
     let status = resp.status();
     let body = resp.into_body().collect().await.with_context(|| format!("{peer}: reading the answer"))?.to_bytes();
     anyhow::ensure!(status.is_success(), "{peer}: {status}: {}", String::from_utf8_lossy(&body));
-    serde_json::from_slice(&body).with_context(|| format!("{peer}: not a cluster view"))
+    let status: Option<crate::member::ClusterStatus> =
+        serde_json::from_slice(&body).with_context(|| format!("{peer}: not a cluster status"))?;
+    status.with_context(|| format!("{peer}: could not compute its status"))
 }

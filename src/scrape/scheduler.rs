@@ -1,27 +1,37 @@
-//! When each kubelet is scraped. Every node gets a fixed offset inside the
-//! resolution period, derived from its name, so scrapes are spread evenly
-//! over the period instead of all at once, and every replica computes the
-//! same offset for a node. One round per period; a node whose previous
-//! scrape is still running is skipped rather than piled up. What a scrape
-//! does is [`ScrapeOne`]'s business; this module only keeps time.
+//! When each kubelet is scraped, and by whom. Every node has a fixed phase
+//! inside the resolution period, derived from its name and aligned to the
+//! wall clock (`unix_time mod R`), so scrapes are spread evenly over the
+//! period and every replica would scrape a node at the same moment: when a
+//! node changes owner, the new owner keeps the old owner's rhythm and the
+//! kubelet sees one scrape per period. One round per period; a node whose
+//! previous scrape is still running is skipped rather than piled up.
+//!
+//! Which nodes this replica scrapes comes from the [`Ownership`] watch: the
+//! scheduler checks it at every firing and re-plans the moment it changes.
+//! A newly owned node is scraped within a second when its newest point is
+//! older than one period or its previous owner is Down (an orphan), else at
+//! its usual phase. A node that moved away is released, not forgotten: its
+//! points stay for the handover. What a scrape does is [`ScrapeOne`]'s
+//! business; this module only keeps time.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use raft::MemberState;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::discovery::{ScrapeTarget, TargetError};
 use crate::health::TickClock;
-use crate::model::now_nanos;
-use crate::ownership::hash64;
+use crate::model::{UnixNanos, now_nanos};
+use crate::ownership::Ownership;
 use crate::selfmetrics::SelfMetrics;
 
-/// The current set of kubelets to scrape.
+/// The current set of kubelets that exist (whoever owns them).
 pub trait Targets: Send + Sync + 'static {
     fn current(&self) -> Vec<Result<ScrapeTarget, TargetError>>;
 }
@@ -32,24 +42,29 @@ pub trait ScrapeOne: Send + Sync + 'static {
     fn scrape(&self, target: ScrapeTarget) -> impl Future<Output = ()> + Send;
     /// The node has no usable address this round.
     fn unreachable(&self, error: &TargetError);
-    /// The node left the target set (deleted, deselected or no longer owned).
+    /// The node left the cluster (deleted or deselected).
     fn forget(&self, node: &str);
+    /// Time of the newest point held for `node`, if any.
+    fn newest(&self, node: &str) -> Option<UnixNanos>;
 }
 
-/// Position of `node` inside the period, as a fraction in `[0, 1)`: the top
-/// 53 bits of the name's stable hash ([`hash64`]: FNV-1a with a SplitMix64
-/// finaliser), so it is stable across processes and releases.
+/// Position of `node` inside the period, as a fraction in `[0, 1)`: the
+/// ownership hash of its name ([`crate::ownership::hash64`]), so it is stable
+/// across processes and releases.
 pub fn offset_fraction(node: &str) -> f64 {
-    (hash64(node.as_bytes()) >> 11) as f64 / (1u64 << 53) as f64
+    (crate::ownership::hash64(node.as_bytes()) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// How the first round is compressed: metrics-server staggers a tick's
 /// scrapes over at most min(8 ms × nodes, 4 s); we do the same for the first
-/// round so a new replica has data quickly, then follow the per-node offsets.
+/// round so a new replica has data quickly, then follow the phases.
 fn first_round_spread(nodes: usize, resolution: Duration) -> Duration {
     let s = Duration::from_millis(8).saturating_mul(nodes as u32).min(Duration::from_secs(4));
     s.min(resolution / 2)
 }
+
+/// How soon a newly owned node that needs it is scraped: spread over this.
+pub const CATCH_UP_WITHIN: Duration = Duration::from_secs(1);
 
 /// Timing settings of the scheduler.
 #[derive(Debug, Clone)]
@@ -59,81 +74,229 @@ pub struct SchedulerSettings {
     pub concurrency: usize,
 }
 
-/// Runs rounds until `shutdown`.
+/// Wall-clock time on the monotonic clock: the Unix time read once at start
+/// plus the monotonic time since, so phases stay aligned to the wall clock
+/// without jumping when the wall clock is stepped (and tokio's paused test
+/// clock moves both together).
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    start: Instant,
+    unix_start: UnixNanos,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        Clock { start: Instant::now(), unix_start: now_nanos() }
+    }
+
+    fn unix(&self, at: Instant) -> UnixNanos {
+        self.unix_start.saturating_add(at.saturating_duration_since(self.start).as_nanos() as i64)
+    }
+
+    /// The start of the first period after `now`: the next multiple of `R` in Unix time.
+    fn next_period_start(&self, resolution: Duration, now: Instant) -> Instant {
+        let r = resolution.as_nanos().max(1) as i64;
+        let unix_now = self.unix(now);
+        let next = (unix_now.div_euclid(r) + 1) * r;
+        now + Duration::from_nanos((next - unix_now).max(0) as u64)
+    }
+}
+
+/// Nodes gained and lost between two ownership views, over `nodes`; a
+/// gained node is an orphan when its previous owner is Down or gone.
+pub fn replan<'a>(old: &Ownership, new: &Ownership, nodes: impl Iterator<Item = &'a str>) -> Replan {
+    let mut r = Replan::default();
+    for node in nodes {
+        match (old.scrapes(node), new.scrapes(node)) {
+            (false, true) => {
+                let orphan = old
+                    .owner(node)
+                    .is_none_or(|prev| new.members.get(&prev).is_none_or(|m| m.state == MemberState::Down));
+                r.gained.push((node.to_string(), orphan));
+            }
+            (true, false) => r.lost.push(node.to_string()),
+            _ => {}
+        }
+    }
+    r
+}
+
+/// What changed for this replica at an epoch change.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Replan {
+    /// Nodes now scraped here, and whether each is an orphan (previous owner Down).
+    pub gained: Vec<(String, bool)>,
+    /// Nodes no longer scraped here.
+    pub lost: Vec<String>,
+}
+
+/// Shared by the rounds and catch-up scrapes of one scheduler.
+struct Firing<S> {
+    scraper: Arc<S>,
+    limit: Arc<Semaphore>,
+    in_flight: Mutex<HashSet<String>>,
+    /// When each node was last fired, to keep two scrapes of one kubelet at
+    /// least half a period apart when ownership moves.
+    last_fired: Mutex<HashMap<String, Instant>>,
+    ownership: watch::Receiver<Arc<Ownership>>,
+    resolution: Duration,
+}
+
+impl<S: ScrapeOne> Firing<S> {
+    /// Fires one scrape of `target` unless this replica does not own it, it
+    /// is still running, or it was fired less than half a period ago.
+    async fn fire(self: &Arc<Self>, target: ScrapeTarget, scrapes: &mut JoinSet<()>) -> bool {
+        if !self.ownership.borrow().scrapes(&target.node) {
+            return false;
+        }
+        let now = Instant::now();
+        {
+            let mut last = self.last_fired.lock().unwrap_or_else(|p| p.into_inner());
+            if last.get(&target.node).is_some_and(|t| now.duration_since(*t) < self.resolution / 2) {
+                return false;
+            }
+            let fresh = self.in_flight.lock().map(|mut s| s.insert(target.node.clone())).unwrap_or(false);
+            if !fresh {
+                tracing::debug!(node = %target.node, "previous scrape still running; skipping this round");
+                return false;
+            }
+            last.insert(target.node.clone(), now);
+        }
+        let Ok(permit) = self.limit.clone().acquire_owned().await else { return false };
+        let me = self.clone();
+        scrapes.spawn(async move {
+            let node = target.node.clone();
+            me.scraper.scrape(target).await;
+            if let Ok(mut s) = me.in_flight.lock() {
+                s.remove(&node);
+            }
+            drop(permit);
+        });
+        true
+    }
+}
+
+/// Runs rounds until `shutdown`, scraping what `ownership` says this replica owns.
 pub async fn run<T: Targets, S: ScrapeOne>(
     settings: SchedulerSettings,
     targets: Arc<T>,
     scraper: Arc<S>,
+    mut ownership: watch::Receiver<Arc<Ownership>>,
     tick: Arc<TickClock>,
     metrics: Arc<SelfMetrics>,
     shutdown: CancellationToken,
 ) {
     let resolution = settings.resolution;
-    let limit = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-    let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let firing = Arc::new(Firing {
+        scraper: scraper.clone(),
+        limit: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+        in_flight: Mutex::new(HashSet::new()),
+        last_fired: Mutex::new(HashMap::new()),
+        ownership: ownership.clone(),
+        resolution,
+    });
+    let mut current = ownership.borrow_and_update().clone();
+    publish(&metrics, &current, &targets.current());
     let mut known: HashSet<String> = HashSet::new();
     let mut rounds: JoinSet<()> = JoinSet::new();
+    let clock = Clock::now();
+    let mut watching = true;
     let mut round_start = Instant::now();
     let mut first = true;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep_until(round_start) => {}
-        }
-        while rounds.try_join_next().is_some() {}
-        tick.mark(now_nanos());
-        let mut plan: Vec<(Duration, ScrapeTarget)> = Vec::new();
-        let mut seen = HashSet::new();
-        let current = targets.current();
-        let spread = first_round_spread(current.len(), resolution);
-        for t in current {
-            match t {
-                Ok(target) => {
-                    seen.insert(target.node.clone());
-                    let frac = offset_fraction(&target.node);
-                    let at = if first { spread.mul_f64(frac) } else { resolution.mul_f64(frac) };
-                    plan.push((at, target));
+            changed = ownership.changed(), if watching => {
+                if changed.is_err() {
+                    // A fixed view (single replica) or the publisher is gone
+                    // (shutting down): keep the last one.
+                    watching = false;
+                    continue;
                 }
-                Err(e) => {
-                    let TargetError::NoAddress { node, .. } = &e;
-                    seen.insert(node.clone());
-                    scraper.unreachable(&e);
+                let next = ownership.borrow_and_update().clone();
+                let all = targets.current();
+                let names: Vec<&str> = all.iter().filter_map(|t| t.as_ref().ok()).map(|t| t.node.as_str()).collect();
+                let r = replan(&current, &next, names.iter().copied());
+                let now = clock.unix(Instant::now());
+                let catch_up: Vec<ScrapeTarget> = all
+                    .iter()
+                    .filter_map(|t| t.as_ref().ok())
+                    .filter(|t| {
+                        r.gained.iter().any(|(n, orphan)| {
+                            n == &t.node
+                                && (*orphan || scraper.newest(n).is_none_or(|ts| now - ts > resolution.as_nanos() as i64))
+                        })
+                    })
+                    .cloned()
+                    .collect();
+                tracing::info!(
+                    epoch = next.epoch,
+                    from_epoch = current.epoch,
+                    gained = r.gained.len(),
+                    orphans = r.gained.iter().filter(|(_, o)| *o).count(),
+                    lost = r.lost.len(),
+                    catch_up = catch_up.len(),
+                    "ownership changed; re-planned scrapes"
+                );
+                metrics.ownership_changes.inc();
+                publish(&metrics, &next, &all);
+                current = next;
+                if !catch_up.is_empty() {
+                    rounds.spawn(run_catch_up(catch_up, firing.clone(), shutdown.clone()));
                 }
             }
-        }
-        for gone in known.difference(&seen) {
-            scraper.forget(gone);
-        }
-        known = seen;
-        plan.sort_by(|a, b| a.0.cmp(&b.0));
-        rounds.spawn(run_round(
-            round_start,
-            plan,
-            scraper.clone(),
-            limit.clone(),
-            in_flight.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        ));
-        first = false;
-        round_start += resolution;
-        let now = Instant::now();
-        if round_start + resolution < now {
-            // The process was stalled for more than a period: skip the missed
-            // rounds instead of running them back to back.
-            let behind = now.duration_since(round_start).as_nanos() / resolution.as_nanos().max(1);
-            round_start += resolution.saturating_mul(behind as u32);
+            _ = tokio::time::sleep_until(round_start) => {
+                while rounds.try_join_next().is_some() {}
+                tick.mark(clock.unix(Instant::now()));
+                let mut plan: Vec<(Duration, ScrapeTarget)> = Vec::new();
+                let mut seen = HashSet::new();
+                let all = targets.current();
+                let spread = first_round_spread(all.len(), resolution);
+                for t in all {
+                    match t {
+                        Ok(target) => {
+                            seen.insert(target.node.clone());
+                            let frac = offset_fraction(&target.node);
+                            let at = if first { spread.mul_f64(frac) } else { resolution.mul_f64(frac) };
+                            plan.push((at, target));
+                        }
+                        Err(e) => {
+                            let TargetError::NoAddress { node, .. } = &e;
+                            seen.insert(node.clone());
+                            if current.scrapes(node) {
+                                scraper.unreachable(&e);
+                            }
+                        }
+                    }
+                }
+                for gone in known.difference(&seen) {
+                    scraper.forget(gone);
+                    if let Ok(mut l) = firing.last_fired.lock() {
+                        l.remove(gone);
+                    }
+                }
+                known = seen;
+                metrics.owned_nodes.set(known.iter().filter(|n| current.scrapes(n)).count() as i64);
+                plan.sort_by_key(|(at, _)| *at);
+                rounds.spawn(run_round(round_start, plan, firing.clone(), metrics.clone(), shutdown.clone()));
+                first = false;
+                round_start = clock.next_period_start(resolution, Instant::now());
+            }
         }
     }
     rounds.shutdown().await;
 }
 
+fn publish(metrics: &SelfMetrics, ownership: &Ownership, targets: &[Result<ScrapeTarget, TargetError>]) {
+    metrics.ring_epoch.set(ownership.epoch as i64);
+    let owned = targets.iter().filter_map(|t| t.as_ref().ok()).filter(|t| ownership.scrapes(&t.node)).count();
+    metrics.owned_nodes.set(owned as i64);
+}
+
 async fn run_round<S: ScrapeOne>(
     start: Instant,
     plan: Vec<(Duration, ScrapeTarget)>,
-    scraper: Arc<S>,
-    limit: Arc<Semaphore>,
-    in_flight: Arc<Mutex<HashSet<String>>>,
+    firing: Arc<Firing<S>>,
     metrics: Arc<SelfMetrics>,
     shutdown: CancellationToken,
 ) {
@@ -143,21 +306,7 @@ async fn run_round<S: ScrapeOne>(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep_until(start + at) => {}
         }
-        let fresh = in_flight.lock().map(|mut s| s.insert(target.node.clone())).unwrap_or(false);
-        if !fresh {
-            tracing::debug!(node = %target.node, "previous scrape still running; skipping this round");
-            continue;
-        }
-        let Ok(permit) = limit.clone().acquire_owned().await else { return };
-        let (scraper, in_flight) = (scraper.clone(), in_flight.clone());
-        scrapes.spawn(async move {
-            let node = target.node.clone();
-            scraper.scrape(target).await;
-            if let Ok(mut s) = in_flight.lock() {
-                s.remove(&node);
-            }
-            drop(permit);
-        });
+        firing.fire(target, &mut scrapes).await;
     }
     tokio::select! {
         _ = shutdown.cancelled() => return,
@@ -166,105 +315,25 @@ async fn run_round<S: ScrapeOne>(
     metrics.manager_tick_duration.observe(start.elapsed().as_secs_f64());
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    struct Fixed(Vec<String>);
-    impl Targets for Fixed {
-        fn current(&self) -> Vec<Result<ScrapeTarget, TargetError>> {
-            self.0
-                .iter()
-                .map(|n| Ok(ScrapeTarget { node: n.clone(), host: "h".into(), port: 1, path: "/".into() }))
-                .collect()
+/// Scrapes newly owned nodes within [`CATCH_UP_WITHIN`], spread by their phase.
+async fn run_catch_up<S: ScrapeOne>(nodes: Vec<ScrapeTarget>, firing: Arc<Firing<S>>, shutdown: CancellationToken) {
+    let start = Instant::now();
+    let mut plan: Vec<(Duration, ScrapeTarget)> =
+        nodes.into_iter().map(|t| (CATCH_UP_WITHIN.mul_f64(offset_fraction(&t.node)), t)).collect();
+    plan.sort_by_key(|(at, _)| *at);
+    let mut scrapes = JoinSet::new();
+    for (at, target) in plan {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep_until(start + at) => {}
         }
+        firing.fire(target, &mut scrapes).await;
     }
-
-    #[derive(Default)]
-    struct Recorder {
-        times: Mutex<HashMap<String, Vec<Instant>>>,
-        forgotten: Mutex<Vec<String>>,
-    }
-    impl ScrapeOne for Recorder {
-        async fn scrape(&self, target: ScrapeTarget) {
-            self.times.lock().unwrap().entry(target.node).or_default().push(Instant::now());
-        }
-        fn unreachable(&self, _: &TargetError) {}
-        fn forget(&self, node: &str) {
-            self.forgotten.lock().unwrap().push(node.to_string());
-        }
-    }
-
-    #[test]
-    fn offsets_are_stable_and_spread_over_the_period() {
-        assert_eq!(offset_fraction("node-1"), offset_fraction("node-1"));
-        let mut buckets = [0usize; 10];
-        for i in 0..10_000 {
-            buckets[(offset_fraction(&format!("node-{i}")) * 10.0) as usize] += 1;
-        }
-        for b in buckets {
-            assert!((800..1200).contains(&b), "uneven spread: {buckets:?}");
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn each_node_is_scraped_once_per_period() {
-        let nodes: Vec<String> = (0..50).map(|i| format!("node-{i}")).collect();
-        let rec = Arc::new(Recorder::default());
-        let shutdown = CancellationToken::new();
-        let period = Duration::from_secs(10);
-        let task = tokio::spawn(run(
-            SchedulerSettings { resolution: period, concurrency: 8 },
-            Arc::new(Fixed(nodes.clone())),
-            rec.clone(),
-            Arc::new(TickClock::default()),
-            Arc::new(SelfMetrics::new(10.0)),
-            shutdown.clone(),
-        ));
-        let start = Instant::now();
-        tokio::time::sleep(period * 5 + Duration::from_millis(1)).await;
-        shutdown.cancel();
-        task.await.unwrap();
-        let times = rec.times.lock().unwrap();
-        for n in &nodes {
-            let t = &times[n];
-            assert_eq!(t.len(), 5, "{n} scraped {} times in 5 periods", t.len());
-            assert!(t[0].duration_since(start) <= Duration::from_secs(4));
-            for w in t.windows(2).skip(1) {
-                let gap = w[1].duration_since(w[0]);
-                assert!(gap >= period - Duration::from_millis(5) && gap <= period + Duration::from_millis(5));
-            }
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn nodes_that_leave_the_target_set_are_forgotten() {
-        struct Shrinking(Mutex<usize>);
-        impl Targets for Shrinking {
-            fn current(&self) -> Vec<Result<ScrapeTarget, TargetError>> {
-                let mut n = self.0.lock().unwrap();
-                let names = if *n == 0 { vec!["a", "b"] } else { vec!["a"] };
-                *n += 1;
-                names
-                    .into_iter()
-                    .map(|n| Ok(ScrapeTarget { node: n.into(), host: "h".into(), port: 1, path: "/".into() }))
-                    .collect()
-            }
-        }
-        let rec = Arc::new(Recorder::default());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run(
-            SchedulerSettings { resolution: Duration::from_secs(1), concurrency: 2 },
-            Arc::new(Shrinking(Mutex::new(0))),
-            rec.clone(),
-            Arc::new(TickClock::default()),
-            Arc::new(SelfMetrics::new(1.0)),
-            shutdown.clone(),
-        ));
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        shutdown.cancel();
-        task.await.unwrap();
-        assert_eq!(*rec.forgotten.lock().unwrap(), vec!["b".to_string()]);
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = async { while scrapes.join_next().await.is_some() {} } => {}
     }
 }
+
+#[cfg(test)]
+mod tests;

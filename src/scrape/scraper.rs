@@ -89,6 +89,10 @@ impl ScrapeOne for KubeletScraper {
         self.failed(node, "no_address", error);
     }
 
+    fn newest(&self, node: &str) -> Option<crate::model::UnixNanos> {
+        self.store.newest_sample(node)
+    }
+
     fn forget(&self, node: &str) {
         self.store.forget_node(node);
         self.metrics.forget_node(node);

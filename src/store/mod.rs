@@ -163,6 +163,31 @@ impl Store {
     }
 }
 
+impl Store {
+    /// `(namespace, name)` of every pod held, in one namespace or all.
+    pub fn pod_keys(&self, namespace: Option<&str>) -> Vec<(String, String)> {
+        let inner = self.read_lock();
+        let one = |ns: &String, pods: &HashMap<String, PodEntry>| {
+            pods.keys().map(|n| (ns.clone(), n.clone())).collect::<Vec<_>>()
+        };
+        match namespace {
+            Some(ns) => inner.pods.get_key_value(ns).map(|(k, v)| one(k, v)).unwrap_or_default(),
+            None => inner.pods.iter().flat_map(|(k, v)| one(k, v)).collect(),
+        }
+    }
+
+    /// Usage of one pod at `now` and the node that reported it.
+    pub fn pod_on_node(&self, namespace: &str, name: &str, now: UnixNanos) -> Option<(String, PodUsage)> {
+        let inner = self.read_lock();
+        let pod = inner.pods.get(namespace)?.get(name)?;
+        let entry = inner.nodes.get(&pod.node)?;
+        if !self.servable(entry, now) {
+            return None;
+        }
+        read::pod_usage(pod, namespace, name).map(|u| (pod.node.clone(), u))
+    }
+}
+
 impl MetricsReader for Store {
     fn node(&self, name: &str, now: UnixNanos) -> Option<NodeUsage> {
         let inner = self.read_lock();

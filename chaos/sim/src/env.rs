@@ -157,7 +157,13 @@ impl DevEnv {
         let dir = self.work_dir.join(format!("replica-{i}"));
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         let ca = self.work_dir.join("cluster-ca.crt");
-        fs::write(&ca, self.peer_ca.cert_pem()).map_err(io(&ca))?;
+        // Replicas already started read this file: replace it atomically, and
+        // only when it does not hold the CA yet.
+        if fs::read_to_string(&ca).ok().as_deref() != Some(self.peer_ca.cert_pem()) {
+            let tmp = self.work_dir.join(format!("cluster-ca.crt.{i}.tmp"));
+            fs::write(&tmp, self.peer_ca.cert_pem()).map_err(io(&tmp))?;
+            fs::rename(&tmp, &ca).map_err(io(&ca))?;
+        }
         let sans = vec![self.block.replica(i).to_string(), format!("replica-{i}")];
         let pair = self
             .peer_ca

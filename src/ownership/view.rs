@@ -1,0 +1,155 @@
+//! [`Ownership`]: what one replica acts on at one committed epoch — whether
+//! it scrapes a node, who owns a node and who backs it up, who the members
+//! are and where to reach them. Built purely from the committed
+//! [`ClusterState`] (or for a replica without `--peers`); the shell follows
+//! the state and publishes a new one per change.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use raft::{ClusterState, MemberState, NodeId};
+
+use super::ring::{Ring, RingError};
+
+/// How a replica decides what it scrapes.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// No `--peers`: one replica owns every node, as metrics-server.
+    Single,
+    /// The committed ring decides one owner per node.
+    Ring(Arc<Ring>),
+    /// No usable ring (none committed yet, or one this build cannot compute):
+    /// the replica scrapes every node and answers from its own store —
+    /// duplicates allowed, gaps not.
+    NoRing(RingError),
+}
+
+/// One member as the ownership view needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberEntry {
+    /// Stable replica name.
+    pub name: String,
+    /// Where its peer port is reached.
+    pub peer_addr: String,
+    /// Its committed ring state.
+    pub state: MemberState,
+}
+
+/// What this replica acts on at one epoch.
+#[derive(Debug, Clone)]
+pub struct Ownership {
+    /// The committed epoch this view was built from (0 for a single replica).
+    pub epoch: u64,
+    /// This replica's member id; `None` for a single replica.
+    pub me: Option<NodeId>,
+    /// How owners are decided.
+    pub mode: Mode,
+    /// Every current member, by id.
+    pub members: BTreeMap<NodeId, MemberEntry>,
+}
+
+impl Ownership {
+    /// A replica without `--peers`.
+    pub fn single() -> Ownership {
+        Ownership { epoch: 0, me: None, mode: Mode::Single, members: BTreeMap::new() }
+    }
+
+    /// The view of member `me` at the committed `state`.
+    pub fn from_state(me: NodeId, state: &ClusterState) -> Ownership {
+        let mode = match Ring::from_state(state) {
+            Ok(ring) => Mode::Ring(Arc::new(ring)),
+            Err(e) => Mode::NoRing(e),
+        };
+        Ownership { epoch: state.epoch, me: Some(me), mode, members: Ownership::from_members(state) }
+    }
+
+    /// The member table of `state`.
+    pub fn from_members(state: &ClusterState) -> BTreeMap<NodeId, MemberEntry> {
+        state
+            .members
+            .iter()
+            .map(|(id, m)| {
+                (*id, MemberEntry { name: m.info.name.clone(), peer_addr: m.info.peer_addr.clone(), state: m.state })
+            })
+            .collect()
+    }
+
+    /// Whether this replica scrapes `node`: always without a ring, else
+    /// exactly when the ring makes it the owner.
+    pub fn scrapes(&self, node: &str) -> bool {
+        match &self.mode {
+            Mode::Single | Mode::NoRing(_) => true,
+            Mode::Ring(ring) => ring.owner(node).is_some_and(|o| Some(o) == self.me),
+        }
+    }
+
+    /// The ring, if owners are decided by one.
+    pub fn ring(&self) -> Option<&Ring> {
+        match &self.mode {
+            Mode::Ring(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The owner of `node` by the ring.
+    pub fn owner(&self, node: &str) -> Option<NodeId> {
+        self.ring().and_then(|r| r.owner(node))
+    }
+
+    /// The member that backs `node` up (the next distinct member clockwise).
+    pub fn successor(&self, node: &str) -> Option<NodeId> {
+        self.ring().and_then(|r| r.successor(node))
+    }
+
+    /// The Active members (the ring), by id.
+    pub fn active(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.members.iter().filter(|(_, m)| m.state == MemberState::Active).map(|(id, _)| *id)
+    }
+
+    /// A member's name, or its id in hex when unknown.
+    pub fn name_of(&self, id: NodeId) -> String {
+        self.members.get(&id).map_or_else(|| format!("{id:016x}"), |m| m.name.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::state::RingParams;
+    use raft::{Command, MemberInfo};
+
+    fn state(n: u64, ring: bool) -> ClusterState {
+        let mut s = ClusterState::default();
+        for id in 1..=n {
+            let info = MemberInfo { name: format!("r{id}"), api_addr: String::new(), peer_addr: format!("h{id}:1") };
+            s.apply(&Command::Join { id, info });
+        }
+        s.apply(&Command::SetStates((1..=n).map(|id| (id, MemberState::Active)).collect()));
+        if ring {
+            s.apply(&Command::SetRing(RingParams::CURRENT));
+        }
+        s
+    }
+
+    #[test]
+    fn with_a_ring_each_node_is_scraped_by_exactly_one_member() {
+        let s = state(3, true);
+        let views: Vec<Ownership> = (1..=3).map(|me| Ownership::from_state(me, &s)).collect();
+        for i in 0..300 {
+            let node = format!("node-{i}");
+            let scrapers = views.iter().filter(|v| v.scrapes(&node)).count();
+            assert_eq!(scrapers, 1, "{node}");
+            assert_ne!(views[0].owner(&node), views[0].successor(&node));
+        }
+    }
+
+    #[test]
+    fn without_a_committed_ring_every_member_scrapes_every_node() {
+        let s = state(3, false);
+        let v = Ownership::from_state(1, &s);
+        assert!(matches!(v.mode, Mode::NoRing(RingError::NotCommitted)));
+        assert!(v.scrapes("node-0") && v.owner("node-0").is_none());
+        assert!(Ownership::single().scrapes("anything"));
+        assert_eq!(v.active().count(), 3);
+    }
+}

@@ -1,0 +1,251 @@
+use super::*;
+use raft::state::RingParams;
+use raft::{ClusterState, Command, MemberInfo};
+use std::collections::HashMap;
+
+fn target(n: &str) -> ScrapeTarget {
+    ScrapeTarget { node: n.to_string(), host: "h".into(), port: 1, path: "/".into() }
+}
+
+struct Fixed(Vec<String>);
+impl Targets for Fixed {
+    fn current(&self) -> Vec<Result<ScrapeTarget, TargetError>> {
+        self.0.iter().map(|n| Ok(target(n))).collect()
+    }
+}
+
+#[derive(Default)]
+struct Recorder {
+    times: Mutex<HashMap<String, Vec<Instant>>>,
+    forgotten: Mutex<Vec<String>>,
+    newest: Mutex<HashMap<String, UnixNanos>>,
+}
+impl ScrapeOne for Recorder {
+    async fn scrape(&self, target: ScrapeTarget) {
+        self.times.lock().unwrap().entry(target.node).or_default().push(Instant::now());
+    }
+    fn unreachable(&self, _: &TargetError) {}
+    fn forget(&self, node: &str) {
+        self.forgotten.lock().unwrap().push(node.to_string());
+    }
+    fn newest(&self, node: &str) -> Option<UnixNanos> {
+        self.newest.lock().unwrap().get(node).copied()
+    }
+}
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("node-{i}")).collect()
+}
+
+/// A committed three-member cluster with a ring; `down` marks one Down.
+fn cluster(active: &[u64], down: &[u64]) -> ClusterState {
+    let mut s = ClusterState::default();
+    for id in 1..=3 {
+        let info = MemberInfo { name: format!("r{id}"), api_addr: String::new(), peer_addr: format!("h{id}:1") };
+        s.apply(&Command::Join { id, info });
+    }
+    let mut states: Vec<(u64, MemberState)> = active.iter().map(|id| (*id, MemberState::Active)).collect();
+    states.extend(down.iter().map(|id| (*id, MemberState::Down)));
+    s.apply(&Command::SetStates(states));
+    s.apply(&Command::SetRing(RingParams::CURRENT));
+    s
+}
+
+struct Running {
+    rec: Arc<Recorder>,
+    ownership: watch::Sender<Arc<Ownership>>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start(nodes: Vec<String>, period: Duration, ownership: Ownership, rec: Arc<Recorder>) -> Running {
+    let (tx, rx) = watch::channel(Arc::new(ownership));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run(
+        SchedulerSettings { resolution: period, concurrency: 8 },
+        Arc::new(Fixed(nodes)),
+        rec.clone(),
+        rx,
+        Arc::new(TickClock::default()),
+        Arc::new(SelfMetrics::new(period.as_secs_f64())),
+        shutdown.clone(),
+    ));
+    Running { rec, ownership: tx, shutdown, task }
+}
+
+impl Running {
+    async fn stop(self) -> Arc<Recorder> {
+        self.shutdown.cancel();
+        self.task.await.unwrap();
+        self.rec
+    }
+}
+
+#[test]
+fn offsets_are_stable_and_spread_over_the_period() {
+    assert_eq!(offset_fraction("node-1"), offset_fraction("node-1"));
+    let mut buckets = [0usize; 10];
+    for i in 0..10_000 {
+        buckets[(offset_fraction(&format!("node-{i}")) * 10.0) as usize] += 1;
+    }
+    for b in buckets {
+        assert!((800..1200).contains(&b), "uneven spread: {buckets:?}");
+    }
+}
+
+#[test]
+fn periods_start_on_multiples_of_the_resolution_in_unix_time() {
+    let clock = Clock { start: Instant::now(), unix_start: 1_000_000_000_000 + 3_500_000_000 };
+    let next = clock.next_period_start(Duration::from_secs(10), clock.start);
+    assert_eq!(clock.unix(next), 1_010_000_000_000);
+    // Exactly on a boundary: the next one.
+    let on = Clock { start: clock.start, unix_start: 1_010_000_000_000 };
+    assert_eq!(on.unix(on.next_period_start(Duration::from_secs(10), on.start)), 1_020_000_000_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_node_is_scraped_once_per_period() {
+    let nodes = names(50);
+    let period = Duration::from_secs(10);
+    let r = start(nodes.clone(), period, Ownership::single(), Arc::default());
+    let start_at = Instant::now();
+    tokio::time::sleep(period * 5 + Duration::from_millis(1)).await;
+    let rec = r.stop().await;
+    let times = rec.times.lock().unwrap();
+    for n in &nodes {
+        let t = &times[n];
+        // The compressed first round, then one per period at the node's phase.
+        assert!((4..=6).contains(&t.len()), "{n} scraped {} times in 5 periods", t.len());
+        assert!(t[0].duration_since(start_at) <= Duration::from_secs(4));
+        for w in t.windows(2).skip(1) {
+            let gap = w[1].duration_since(w[0]);
+            assert!(gap >= period - Duration::from_millis(5) && gap <= period + Duration::from_millis(5));
+        }
+        // No two scrapes closer than half a period, the first pair included.
+        assert!(t.windows(2).all(|w| w[1].duration_since(w[0]) >= period / 2), "{n}: {t:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn nodes_that_leave_the_target_set_are_forgotten() {
+    struct Shrinking(Mutex<usize>);
+    impl Targets for Shrinking {
+        fn current(&self) -> Vec<Result<ScrapeTarget, TargetError>> {
+            let mut n = self.0.lock().unwrap();
+            let names = if *n <= 1 { vec!["a", "b"] } else { vec!["a"] };
+            *n += 1;
+            names.into_iter().map(|n| Ok(target(n))).collect()
+        }
+    }
+    let rec = Arc::new(Recorder::default());
+    let (_tx, rx) = watch::channel(Arc::new(Ownership::single()));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run(
+        SchedulerSettings { resolution: Duration::from_secs(1), concurrency: 2 },
+        Arc::new(Shrinking(Mutex::new(0))),
+        rec.clone(),
+        rx,
+        Arc::new(TickClock::default()),
+        Arc::new(SelfMetrics::new(1.0)),
+        shutdown.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    shutdown.cancel();
+    task.await.unwrap();
+    assert_eq!(*rec.forgotten.lock().unwrap(), vec!["b".to_string()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_owned_nodes_are_scraped_and_a_lost_node_is_released_not_forgotten() {
+    let nodes = names(60);
+    let period = Duration::from_secs(10);
+    let s = cluster(&[1, 2, 3], &[]);
+    let me = Ownership::from_state(1, &s);
+    let mine: Vec<String> = nodes.iter().filter(|n| me.scrapes(n)).cloned().collect();
+    assert!(!mine.is_empty() && mine.len() < nodes.len());
+    let r = start(nodes.clone(), period, me, Arc::default());
+    tokio::time::sleep(period * 3).await;
+    // Member 1 drains: the others own everything now.
+    let mut drained = s.clone();
+    drained.apply(&Command::SetStates(vec![(1, MemberState::Draining)]));
+    r.ownership.send(Arc::new(Ownership::from_state(1, &drained))).unwrap();
+    let before: HashMap<String, usize> =
+        r.rec.times.lock().unwrap().iter().map(|(n, t)| (n.clone(), t.len())).collect();
+    tokio::time::sleep(period * 2).await;
+    let rec = r.stop().await;
+    let times = rec.times.lock().unwrap();
+    assert!(times.keys().all(|n| mine.contains(n)), "scraped a node it does not own");
+    for n in &mine {
+        assert!(before[n] >= 2, "{n} scraped {} times in 3 periods", before[n]);
+        assert_eq!(times[n].len(), before[n], "{n} still scraped after it moved away");
+    }
+    assert!(rec.forgotten.lock().unwrap().is_empty(), "a moved node is not a deleted node");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_gained_node_is_scraped_within_a_second_when_orphaned_or_stale_else_at_its_phase() {
+    let nodes = names(90);
+    let period = Duration::from_secs(10);
+    let before = cluster(&[1, 2, 3], &[]);
+    let me = Ownership::from_state(2, &before);
+    let rec = Arc::new(Recorder::default());
+    let r = start(nodes.clone(), period, me.clone(), rec.clone());
+    tokio::time::sleep(period * 2 + Duration::from_millis(300)).await;
+    // Member 1 is committed Down: its nodes are orphans, and the ones member 2
+    // backs up become member 2's.
+    let down = Ownership::from_state(2, &cluster(&[2, 3], &[1]));
+    let gained: Vec<String> = nodes.iter().filter(|n| !me.scrapes(n) && down.scrapes(n)).cloned().collect();
+    assert!(!gained.is_empty());
+    let at = Instant::now();
+    r.ownership.send(Arc::new(down)).unwrap();
+    tokio::time::sleep(CATCH_UP_WITHIN + Duration::from_millis(10)).await;
+    {
+        let times = rec.times.lock().unwrap();
+        for n in &gained {
+            let t = times.get(n).map(Vec::as_slice).unwrap_or_default();
+            assert!(t.iter().any(|t| t.duration_since(at) <= CATCH_UP_WITHIN), "orphan {n} not scraped within 1s");
+        }
+    }
+    // A planned move of a fresh node waits for the node's usual phase.
+    let planned = Ownership::from_state(3, &cluster(&[1, 2, 3], &[]));
+    let mut drained = cluster(&[1, 2, 3], &[]);
+    drained.apply(&Command::SetStates(vec![(1, MemberState::Draining)]));
+    let next = Ownership::from_state(3, &drained);
+    let moved: Vec<(String, bool)> = replan(&planned, &next, nodes.iter().map(String::as_str)).gained;
+    assert!(!moved.is_empty() && moved.iter().all(|(_, orphan)| !orphan), "a drain makes no orphans");
+    r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fresh_node_gained_by_a_planned_move_keeps_its_phase_and_a_half_period_gap() {
+    let period = Duration::from_secs(10);
+    let nodes = names(90);
+    let all = cluster(&[1, 2, 3], &[]);
+    let mut drained = all.clone();
+    drained.apply(&Command::SetStates(vec![(1, MemberState::Draining)]));
+    let (me, next) = (Ownership::from_state(2, &all), Ownership::from_state(2, &drained));
+    let gained: Vec<String> = nodes.iter().filter(|n| !me.scrapes(n) && next.scrapes(n)).cloned().collect();
+    let rec = Arc::new(Recorder::default());
+    let clock = Clock::now();
+    let r = start(nodes.clone(), period, me, rec.clone());
+    tokio::time::sleep(period + Duration::from_millis(100)).await;
+    let at = Instant::now();
+    // Points just handed over: fresher than one period.
+    rec.newest.lock().unwrap().extend(gained.iter().map(|n| (n.clone(), clock.unix(at))));
+    r.ownership.send(Arc::new(next)).unwrap();
+    tokio::time::sleep(period * 2).await;
+    let rec = r.stop().await;
+    let times = rec.times.lock().unwrap();
+    let r_ns = period.as_nanos() as i64;
+    for n in &gained {
+        let t = &times[n];
+        assert!(!t.is_empty(), "{n} never scraped by its new owner");
+        let want = (offset_fraction(n) * r_ns as f64) as i64;
+        for fired in t.iter().filter(|t| **t >= at) {
+            let phase = clock.unix(*fired).rem_euclid(r_ns);
+            let off = (phase - want).abs().min(r_ns - (phase - want).abs());
+            assert!(off < 50_000_000, "{n} fired {}ms off its phase", off / 1_000_000);
+        }
+        assert!(t.windows(2).all(|w| w[1].duration_since(w[0]) >= period / 2), "{n}: {t:?}");
+    }
+}
