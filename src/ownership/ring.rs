@@ -39,12 +39,14 @@ pub const MAX_VNODES: u32 = 1 << 16;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RingError {
     /// The leader has not committed ring parameters yet.
-    #[error("no ring parameters are committed yet; this replica owns no kubelets until the leader commits them")]
+    #[error(
+        "no ring parameters are committed yet (the leader commits them once every member runs a build that has them)"
+    )]
     NotCommitted,
     /// The committed hash version is not one this build implements.
     #[error(
         "the committed ring uses hash version {version}, but this build implements only version {known}; \
-         this replica owns no kubelets until it runs a build that knows version {version}"
+         upgrade this replica to a build that knows version {version}"
     )]
     UnknownHashVersion {
         /// The committed version.

@@ -229,7 +229,8 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                     })
                     .cloned()
                     .collect();
-                tracing::info!(
+                if next.epoch != current.epoch || !r.gained.is_empty() || !r.lost.is_empty() {
+                    tracing::info!(
                     epoch = next.epoch,
                     from_epoch = current.epoch,
                     gained = r.gained.len(),
@@ -237,8 +238,9 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                     lost = r.lost.len(),
                     catch_up = catch_up.len(),
                     "ownership changed; re-planned scrapes"
-                );
-                metrics.ownership_changes.inc();
+                    );
+                    metrics.ownership_changes.inc();
+                }
                 publish(&metrics, &next, &all);
                 current = next;
                 if !catch_up.is_empty() {
