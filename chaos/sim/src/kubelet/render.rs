@@ -3,44 +3,96 @@
 //! in alphabetical order, series sorted by label values, values formatted as
 //! Go's `strconv.FormatFloat(v, 'g', -1, 64)`, integer millisecond timestamps.
 //!
-//! A node's text is a [`Template`]: the static text (names, labels, HELP
-//! lines) is laid out once when the node's pods change, and each scrape only
-//! writes the numbers into the gaps. Rendering reads the model; it never
-//! changes it.
+//! Text is rendered through a [`Template`]: the static text (names, labels,
+//! HELP lines) is laid out once from a [`Layout`] (whether the node reports
+//! its own series, which pods report which containers), and each render only
+//! writes numbers from a [`Values`] source into the gaps. A simulated node
+//! keeps one template and fills it from its model at every scrape. Rendering
+//! reads its source; it never changes it.
 
 use std::fmt::Write as _;
 
-use super::model::{NANOS_PER_SEC, Nanos, NodeModel};
+use super::model::{ContainerModel, NANOS_PER_SEC, Nanos, NodeModel};
 use apimachinery::gofloat::write_go_float;
 
-/// What one gap of a template is filled with.
+/// What one gap of a template is filled with. Indices are the ones the
+/// [`Layout`] was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hole {
-    ContainerCpu {
-        pod: usize,
-        container: usize,
-    },
-    ContainerMemory {
-        pod: usize,
-        container: usize,
-    },
-    ContainerStart {
-        pod: usize,
-        container: usize,
-    },
+    ContainerCpu { pod: usize, container: usize },
+    ContainerMemory { pod: usize, container: usize },
+    ContainerStart { pod: usize, container: usize },
+    ContainerTime { pod: usize, container: usize },
     NodeCpu,
     NodeMemory,
-    PodCpu {
-        pod: usize,
-    },
-    PodMemory {
-        pod: usize,
-    },
-    /// The sample time, in integer milliseconds.
-    Timestamp,
+    NodeTime,
+    PodCpu { pod: usize },
+    PodMemory { pod: usize },
+    PodTime { pod: usize },
 }
 
-/// A node's pre-rendered text with gaps for the numbers.
+/// The numbers a [`Template`] is filled with, looked up by the indices its
+/// [`Layout`] was built with. CPU in core-seconds, memory in bytes, start
+/// times in Unix seconds, sample times in Unix milliseconds.
+pub(crate) trait Values {
+    fn node_cpu_seconds(&self) -> f64;
+    fn node_memory_bytes(&self) -> f64;
+    fn node_timestamp_ms(&self) -> i64;
+    fn pod_cpu_seconds(&self, pod: usize) -> f64;
+    fn pod_memory_bytes(&self, pod: usize) -> f64;
+    fn pod_timestamp_ms(&self, pod: usize) -> i64;
+    fn container_cpu_seconds(&self, pod: usize, container: usize) -> f64;
+    fn container_memory_bytes(&self, pod: usize, container: usize) -> f64;
+    fn container_start_seconds(&self, pod: usize, container: usize) -> f64;
+    fn container_timestamp_ms(&self, pod: usize, container: usize) -> i64;
+}
+
+/// Which series a kubelet reports: the node's own (or not), and each
+/// reporting pod with the names of its containers.
+#[derive(Debug, Default)]
+pub(crate) struct Layout<'a> {
+    node: bool,
+    /// (namespace, name, pod index).
+    pods: Vec<(&'a str, &'a str, usize)>,
+    /// (container name, namespace, pod name, pod index, container index).
+    containers: Vec<(&'a str, &'a str, &'a str, usize, usize)>,
+}
+
+impl<'a> Layout<'a> {
+    /// A layout with the node's series (`node`) and no pods yet.
+    pub fn new(node: bool) -> Layout<'a> {
+        Layout { node, ..Layout::default() }
+    }
+
+    /// Adds pod number `pod` with its containers' names in index order. A
+    /// pod without containers has no series at all, as on a kubelet.
+    pub fn pod(
+        &mut self,
+        pod: usize,
+        namespace: &'a str,
+        name: &'a str,
+        containers: impl IntoIterator<Item = &'a str>,
+    ) {
+        let before = self.containers.len();
+        for (c, container) in containers.into_iter().enumerate() {
+            self.containers.push((container, namespace, name, pod, c));
+        }
+        if self.containers.len() > before {
+            self.pods.push((namespace, name, pod));
+        }
+    }
+
+    /// The series a simulated node reports: its own, and its running pods'.
+    pub fn of_model(model: &'a NodeModel) -> Layout<'a> {
+        let mut layout = Layout::new(true);
+        for (p, pod) in model.pods.iter().enumerate().filter(|(_, pod)| pod.is_reported()) {
+            layout.pod(p, &pod.namespace, &pod.name, pod.containers.iter().map(|c| c.name.as_str()));
+        }
+        layout
+    }
+}
+
+/// A pre-rendered text with gaps for the numbers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Template {
     text: String,
@@ -66,17 +118,10 @@ const HELP: [(&str, &str, &str); 9] = [
 ];
 
 impl Template {
-    /// Lays out the text for the node's current pods and containers.
-    pub fn build(model: &NodeModel) -> Template {
+    /// Lays out the text of `layout`'s series.
+    pub fn build(layout: Layout<'_>) -> Template {
         // Series in client_golang's order: by label values, labels by name.
-        let mut containers: Vec<(&str, &str, &str, usize, usize)> = Vec::new();
-        let mut pods: Vec<(&str, &str, usize)> = Vec::new();
-        for (p, pod) in model.pods.iter().enumerate().filter(|(_, pod)| pod.is_reported()) {
-            pods.push((&pod.namespace, &pod.name, p));
-            for (c, container) in pod.containers.iter().enumerate() {
-                containers.push((&container.name, &pod.namespace, &pod.name, p, c));
-            }
-        }
+        let Layout { node, mut pods, mut containers } = layout;
         containers.sort();
         pods.sort();
 
@@ -84,7 +129,8 @@ impl Template {
         for (name, kind, help) in HELP {
             let is_container = name.starts_with("container_");
             let is_pod = name.starts_with("pod_");
-            if (is_container && containers.is_empty()) || (is_pod && pods.is_empty()) {
+            let is_node = name.starts_with("node_");
+            if (is_container && containers.is_empty()) || (is_pod && pods.is_empty()) || (is_node && !node) {
                 continue; // client_golang drops families without series
             }
             let _ = write!(t.text, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
@@ -107,7 +153,7 @@ impl Template {
                     // The start time carries no timestamp on a 1.32 kubelet.
                     if name != CONTAINER_START {
                         t.text.push(' ');
-                        t.hole(Hole::Timestamp);
+                        t.hole(Hole::ContainerTime { pod, container });
                     }
                     t.text.push('\n');
                 }
@@ -122,15 +168,15 @@ impl Template {
                     let cpu = name.starts_with("pod_cpu");
                     t.hole(if cpu { Hole::PodCpu { pod } } else { Hole::PodMemory { pod } });
                     t.text.push(' ');
-                    t.hole(Hole::Timestamp);
+                    t.hole(Hole::PodTime { pod });
                     t.text.push('\n');
                 }
-            } else if name.starts_with("node_") {
+            } else if is_node {
                 t.text.push_str(name);
                 t.text.push(' ');
                 t.hole(if name.starts_with("node_cpu") { Hole::NodeCpu } else { Hole::NodeMemory });
                 t.text.push(' ');
-                t.hole(Hole::Timestamp);
+                t.hole(Hole::NodeTime);
                 t.text.push('\n');
             } else {
                 t.text.push_str(name);
@@ -152,38 +198,30 @@ impl Template {
         self.text.len() + self.holes.len() * 24
     }
 
-    /// Appends the text of the sample taken at `t_ms` (Unix milliseconds) to `out`.
-    pub fn render(&self, model: &NodeModel, t_ms: u64, out: &mut String) {
-        let t: Nanos = t_ms.saturating_mul(1_000_000);
+    /// Appends the text filled with `values` to `out`.
+    pub fn render<V: Values>(&self, values: &V, out: &mut String) {
         let mut from = 0;
         for &(at, hole) in &self.holes {
             out.push_str(&self.text[from..at]);
             from = at;
             match hole {
-                Hole::Timestamp => {
-                    let _ = write!(out, "{t_ms}");
-                }
-                Hole::NodeCpu => write_go_float(out, core_seconds(model.cpu.at(t))),
-                Hole::NodeMemory => write_go_float(out, model.memory_bytes as f64),
-                Hole::PodCpu { pod } => {
-                    let v = model.pods.get(pod).map_or(0, |p| p.cpu_at(t));
-                    write_go_float(out, core_seconds(v));
-                }
-                Hole::PodMemory { pod } => {
-                    let v = model.pods.get(pod).map_or(0, |p| p.memory_bytes());
-                    write_go_float(out, v as f64);
-                }
+                Hole::NodeCpu => write_go_float(out, values.node_cpu_seconds()),
+                Hole::NodeMemory => write_go_float(out, values.node_memory_bytes()),
+                Hole::NodeTime => write_millis(out, values.node_timestamp_ms()),
+                Hole::PodCpu { pod } => write_go_float(out, values.pod_cpu_seconds(pod)),
+                Hole::PodMemory { pod } => write_go_float(out, values.pod_memory_bytes(pod)),
+                Hole::PodTime { pod } => write_millis(out, values.pod_timestamp_ms(pod)),
                 Hole::ContainerCpu { pod, container } => {
-                    let v = container_of(model, pod, container).map_or(0, |c| c.cpu.at(t));
-                    write_go_float(out, core_seconds(v));
+                    write_go_float(out, values.container_cpu_seconds(pod, container));
                 }
                 Hole::ContainerMemory { pod, container } => {
-                    let v = container_of(model, pod, container).map_or(0, |c| c.memory_bytes);
-                    write_go_float(out, v as f64);
+                    write_go_float(out, values.container_memory_bytes(pod, container));
                 }
                 Hole::ContainerStart { pod, container } => {
-                    let v = container_of(model, pod, container).map_or(0, |c| c.start);
-                    write_go_float(out, v as f64 / NANOS_PER_SEC as f64);
+                    write_go_float(out, values.container_start_seconds(pod, container));
+                }
+                Hole::ContainerTime { pod, container } => {
+                    write_millis(out, values.container_timestamp_ms(pod, container));
                 }
             }
         }
@@ -191,8 +229,61 @@ impl Template {
     }
 }
 
-fn container_of(model: &NodeModel, pod: usize, container: usize) -> Option<&super::model::ContainerModel> {
-    model.pods.get(pod)?.containers.get(container)
+fn write_millis(out: &mut String, ms: i64) {
+    let _ = write!(out, "{ms}");
+}
+
+/// A simulated node's model sampled at one time: every series carries that
+/// time, and counters are read at it.
+pub(crate) struct ModelAt<'a> {
+    model: &'a NodeModel,
+    t: Nanos,
+    t_ms: i64,
+}
+
+impl<'a> ModelAt<'a> {
+    /// `model` as sampled at `t_ms` (Unix milliseconds).
+    pub fn new(model: &'a NodeModel, t_ms: u64) -> ModelAt<'a> {
+        // Sample times come from a u64 of nanoseconds, so they fit an i64 of ms.
+        ModelAt { model, t: t_ms.saturating_mul(1_000_000), t_ms: i64::try_from(t_ms).unwrap_or(i64::MAX) }
+    }
+
+    fn container(&self, pod: usize, container: usize) -> Option<&'a ContainerModel> {
+        self.model.pods.get(pod)?.containers.get(container)
+    }
+}
+
+impl Values for ModelAt<'_> {
+    fn node_cpu_seconds(&self) -> f64 {
+        core_seconds(self.model.cpu.at(self.t))
+    }
+    fn node_memory_bytes(&self) -> f64 {
+        self.model.memory_bytes as f64
+    }
+    fn node_timestamp_ms(&self) -> i64 {
+        self.t_ms
+    }
+    fn pod_cpu_seconds(&self, pod: usize) -> f64 {
+        core_seconds(self.model.pods.get(pod).map_or(0, |p| p.cpu_at(self.t)))
+    }
+    fn pod_memory_bytes(&self, pod: usize) -> f64 {
+        self.model.pods.get(pod).map_or(0, |p| p.memory_bytes()) as f64
+    }
+    fn pod_timestamp_ms(&self, _pod: usize) -> i64 {
+        self.t_ms
+    }
+    fn container_cpu_seconds(&self, pod: usize, container: usize) -> f64 {
+        core_seconds(self.container(pod, container).map_or(0, |c| c.cpu.at(self.t)))
+    }
+    fn container_memory_bytes(&self, pod: usize, container: usize) -> f64 {
+        self.container(pod, container).map_or(0, |c| c.memory_bytes) as f64
+    }
+    fn container_start_seconds(&self, pod: usize, container: usize) -> f64 {
+        self.container(pod, container).map_or(0, |c| c.start) as f64 / NANOS_PER_SEC as f64
+    }
+    fn container_timestamp_ms(&self, _pod: usize, _container: usize) -> i64 {
+        self.t_ms
+    }
 }
 
 /// Core-nanoseconds as the kubelet's float core-seconds.
@@ -261,7 +352,7 @@ mod tests {
             ],
         };
         let mut out = String::new();
-        Template::build(&model).render(&model, 1_735_032_838_936, &mut out);
+        Template::build(Layout::of_model(&model)).render(&ModelAt::new(&model, 1_735_032_838_936), &mut out);
         let expected = "\
 # HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the container in core-seconds
 # TYPE container_cpu_usage_seconds_total counter
@@ -304,7 +395,7 @@ scrape_error 0
         use super::super::model::Counter;
         let model = NodeModel { name: "n".into(), cpu: Counter::new(1, 0, 0), memory_bytes: 1, pods: vec![] };
         let mut out = String::new();
-        Template::build(&model).render(&model, 1_000, &mut out);
+        Template::build(Layout::of_model(&model)).render(&ModelAt::new(&model, 1_000), &mut out);
         let names: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
         assert_eq!(
             names,
