@@ -26,6 +26,8 @@ mod fuzz;
 mod line;
 pub mod render;
 #[cfg(test)]
+mod render_compare;
+#[cfg(test)]
 mod tests;
 
 use line::{Family, Sample};

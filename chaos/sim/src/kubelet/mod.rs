@@ -17,7 +17,7 @@ mod fleet;
 mod knobs;
 mod model;
 mod node;
-mod render;
+pub mod render;
 mod serve;
 #[cfg(test)]
 mod testkit;

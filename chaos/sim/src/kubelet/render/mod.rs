@@ -15,6 +15,10 @@ use std::fmt::Write as _;
 use super::model::{ContainerModel, NANOS_PER_SEC, Nanos, NodeModel};
 use apimachinery::gofloat::write_go_float;
 
+mod sample;
+
+pub use sample::{ContainerSample, KubeletSample, PodSample, render, synthetic};
+
 /// What one gap of a template is filled with. Indices are the ones the
 /// [`Layout`] was given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -318,101 +322,4 @@ pub(crate) fn malformed(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn container(name: &str, rate: u64, start_s: u64, mem: u64) -> super::super::model::ContainerModel {
-        use super::super::model::{ContainerModel, Counter};
-        let start = start_s * NANOS_PER_SEC;
-        ContainerModel { name: name.into(), cpu: Counter::new(rate, start, 0), memory_bytes: mem, start }
-    }
-
-    #[test]
-    fn template_renders_the_exact_kubelet_text() {
-        use super::super::model::{Counter, PodModel};
-        use crate::cluster::PodPhase;
-        let pod = |ns: &str, name: &str, containers| PodModel {
-            namespace: ns.into(),
-            name: name.into(),
-            phase: PodPhase::Running,
-            containers,
-        };
-        let model = NodeModel {
-            name: "node-0".into(),
-            cpu: Counter::new(250_000_000, 1_735_000_000 * NANOS_PER_SEC, 0),
-            memory_bytes: 1_616_273_408,
-            pods: vec![
-                pod(
-                    "kube-system",
-                    "metrics-server-1",
-                    vec![container("metrics-server", 1_000_000, 1_735_030_000, 40_628_224)],
-                ),
-                pod("kube-system", "kube-proxy-l5jhs", vec![container("kube-proxy", 500_000, 1_735_032_000, 4_096)]),
-                PodModel { phase: PodPhase::Pending, ..pod("default", "pending", vec![container("x", 1, 1, 1)]) },
-            ],
-        };
-        let mut out = String::new();
-        Template::build(Layout::of_model(&model)).render(&ModelAt::new(&model, 1_735_032_838_936), &mut out);
-        let expected = "\
-# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the container in core-seconds
-# TYPE container_cpu_usage_seconds_total counter
-container_cpu_usage_seconds_total{container=\"kube-proxy\",namespace=\"kube-system\",pod=\"kube-proxy-l5jhs\"} 0.419468 1735032838936
-container_cpu_usage_seconds_total{container=\"metrics-server\",namespace=\"kube-system\",pod=\"metrics-server-1\"} 2.838936 1735032838936
-# HELP container_memory_working_set_bytes [STABLE] Current working set of the container in bytes
-# TYPE container_memory_working_set_bytes gauge
-container_memory_working_set_bytes{container=\"kube-proxy\",namespace=\"kube-system\",pod=\"kube-proxy-l5jhs\"} 4096 1735032838936
-container_memory_working_set_bytes{container=\"metrics-server\",namespace=\"kube-system\",pod=\"metrics-server-1\"} 4.0628224e+07 1735032838936
-# HELP container_start_time_seconds [STABLE] Start time of the container since unix epoch in seconds
-# TYPE container_start_time_seconds gauge
-container_start_time_seconds{container=\"kube-proxy\",namespace=\"kube-system\",pod=\"kube-proxy-l5jhs\"} 1.735032e+09
-container_start_time_seconds{container=\"metrics-server\",namespace=\"kube-system\",pod=\"metrics-server-1\"} 1.73503e+09
-# HELP node_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the node in core-seconds
-# TYPE node_cpu_usage_seconds_total counter
-node_cpu_usage_seconds_total 8209.734 1735032838936
-# HELP node_memory_working_set_bytes [STABLE] Current working set of the node in bytes
-# TYPE node_memory_working_set_bytes gauge
-node_memory_working_set_bytes 1.616273408e+09 1735032838936
-# HELP pod_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the pod in core-seconds
-# TYPE pod_cpu_usage_seconds_total counter
-pod_cpu_usage_seconds_total{namespace=\"kube-system\",pod=\"kube-proxy-l5jhs\"} 0.419468 1735032838936
-pod_cpu_usage_seconds_total{namespace=\"kube-system\",pod=\"metrics-server-1\"} 2.838936 1735032838936
-# HELP pod_memory_working_set_bytes [STABLE] Current working set of the pod in bytes
-# TYPE pod_memory_working_set_bytes gauge
-pod_memory_working_set_bytes{namespace=\"kube-system\",pod=\"kube-proxy-l5jhs\"} 4096 1735032838936
-pod_memory_working_set_bytes{namespace=\"kube-system\",pod=\"metrics-server-1\"} 4.0628224e+07 1735032838936
-# HELP resource_scrape_error [STABLE] 1 if there was an error while getting container metrics, 0 otherwise
-# TYPE resource_scrape_error gauge
-resource_scrape_error 0
-# HELP scrape_error [ALPHA] 1 if there was an error while getting container metrics, 0 otherwise
-# TYPE scrape_error gauge
-scrape_error 0
-";
-        assert_eq!(out, expected);
-    }
-
-    #[test]
-    fn node_without_pods_has_only_node_and_error_families() {
-        use super::super::model::Counter;
-        let model = NodeModel { name: "n".into(), cpu: Counter::new(1, 0, 0), memory_bytes: 1, pods: vec![] };
-        let mut out = String::new();
-        Template::build(Layout::of_model(&model)).render(&ModelAt::new(&model, 1_000), &mut out);
-        let names: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
-        assert_eq!(
-            names,
-            [
-                "node_cpu_usage_seconds_total counter",
-                "node_memory_working_set_bytes gauge",
-                "resource_scrape_error gauge",
-                "scrape_error gauge"
-            ]
-        );
-    }
-
-    #[test]
-    fn malformed_body_is_cut_inside_a_label_set() {
-        let text = "# HELP x y\n# TYPE x counter\nx{a=\"b\"} 1 2\n";
-        let bad = malformed(text);
-        assert!(bad.starts_with("# HELP x y\n# TYPE x counter\nx{\""), "{bad:?}");
-        assert!(!bad.ends_with('\n'));
-    }
-}
+mod tests;
