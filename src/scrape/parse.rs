@@ -24,9 +24,6 @@ use std::collections::HashMap;
 #[cfg(test)]
 mod fuzz;
 mod line;
-pub mod render;
-#[cfg(test)]
-mod render_compare;
 #[cfg(test)]
 mod tests;
 
