@@ -240,5 +240,4 @@ pub fn forbidden(user: &UserInfo, info: &RequestInfo, reason: &str) -> Status {
 }
 
 #[cfg(test)]
-#[path = "authz_tests.rs"]
 mod tests;
