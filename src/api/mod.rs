@@ -24,13 +24,7 @@ pub mod table;
 pub mod types;
 
 #[cfg(test)]
-mod golden_tests;
-#[cfg(test)]
-mod kubectl_tests;
-#[cfg(test)]
-mod router_tests;
-#[cfg(test)]
-mod testkit;
+mod tests;
 
 use std::sync::Arc;
 
