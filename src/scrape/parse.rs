@@ -21,8 +21,6 @@ use crate::model::UnixNanos;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-#[cfg(test)]
-mod fuzz;
 mod line;
 #[cfg(test)]
 mod tests;

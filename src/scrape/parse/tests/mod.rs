@@ -1,8 +1,11 @@
 //! Parser cases D1–D8 of the reference (metrics-server.md §6.2) on our own
-//! fixtures, plus label, value and size edge cases.
+//! fixtures, plus label, value and size edge cases; the property tests (D7)
+//! are in `fuzz`.
 
 use super::*;
 use sim::kubelet::render::{render, synthetic};
+
+mod fuzz;
 
 const REQUEST_TIME: UnixNanos = 1_735_032_900_000_000_000;
 
