@@ -11,8 +11,6 @@
 //! handle). This module does not talk to the apiserver stand-in and does not
 //! decide what a scraper should do with what it gets.
 
-#[cfg(test)]
-mod fault_tests;
 mod fleet;
 mod knobs;
 mod model;
@@ -20,13 +18,10 @@ mod node;
 pub mod render;
 mod serve;
 #[cfg(test)]
-mod testkit;
-#[cfg(test)]
 mod tests;
 
 use std::time::Duration;
 
-pub use apimachinery::gofloat::write_go_float;
 pub use fleet::KubeletFleet;
 
 /// How a fleet is started.
