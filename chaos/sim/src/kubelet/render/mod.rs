@@ -3,12 +3,13 @@
 //! in alphabetical order, series sorted by label values, values formatted as
 //! Go's `strconv.FormatFloat(v, 'g', -1, 64)`, integer millisecond timestamps.
 //!
-//! Text is rendered through a [`Template`]: the static text (names, labels,
-//! HELP lines) is laid out once from a [`Layout`] (whether the node reports
+//! Text is rendered through a `Template`: the static text (names, labels,
+//! HELP lines) is laid out once from a `Layout` (whether the node reports
 //! its own series, which pods report which containers), and each render only
-//! writes numbers from a [`Values`] source into the gaps. A simulated node
-//! keeps one template and fills it from its model at every scrape. Rendering
-//! reads its source; it never changes it.
+//! writes numbers from a `Values` source into the gaps. A simulated node
+//! keeps one template and fills it from its model at every scrape; [`render`]
+//! fills a one-off template from a [`KubeletSample`]. Rendering reads its
+//! source; it never changes it.
 
 use std::fmt::Write as _;
 
