@@ -4,7 +4,7 @@
 use divan::Bencher;
 use divan::counter::BytesCount;
 use ha_metrics_server::scrape::parse::parse;
-use ha_metrics_server::scrape::parse::render::{render, synthetic};
+use sim::kubelet::render::{render, synthetic};
 
 fn main() {
     for (pods, containers) in [(30, 2), (110, 2)] {

@@ -104,7 +104,7 @@ fn main() {
     assert!(ready, "server never became ready");
     let to_ready = started.elapsed();
     // One more full period so every node has been scraped at least twice.
-    let period = ha_metrics_server::config::parse_go_duration(&resolution).expect("resolution");
+    let period = apimachinery::parse_go_duration(&resolution).expect("resolution");
     std::thread::sleep(period);
     let (c0, t0) = (cpu_seconds(pid), Instant::now());
     std::thread::sleep(window);

@@ -3,10 +3,10 @@
 //! objects from an [`Inventory`] and usage from a [`MetricsReader`]; it does
 //! not serve health endpoints, `/metrics`, authentication or TLS.
 //!
-//! Map: `format` (Quantity/Time/Duration strings), `selector` (label and field
-//! selectors), `types` + `encode` (wire types and Go-identical bytes),
-//! `negotiate` (Accept), `table`, `discovery`, `openapi`, `request` (query,
-//! errors), `render` (answer forms), `handlers` (what to serve).
+//! Map: `types` + `encode` (wire types and Go-identical bytes), `negotiate`
+//! (Accept), `table`, `discovery`, `openapi`, `request` (query, errors),
+//! `render` (answer forms), `handlers` (what to serve). Quantity, time and
+//! duration strings, selectors and the Status body are `apimachinery`'s.
 
 // Errors are the rare path and `Status` is the shared error type: keep it unboxed.
 #![allow(clippy::result_large_err)]
@@ -24,13 +24,7 @@ pub mod table;
 pub mod types;
 
 #[cfg(test)]
-mod golden_tests;
-#[cfg(test)]
-mod kubectl_tests;
-#[cfg(test)]
-mod router_tests;
-#[cfg(test)]
-mod testkit;
+mod tests;
 
 use std::sync::Arc;
 

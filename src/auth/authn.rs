@@ -115,5 +115,4 @@ fn with_authenticated_group(mut user: UserInfo) -> UserInfo {
 }
 
 #[cfg(test)]
-#[path = "authn_tests.rs"]
 mod tests;

@@ -184,5 +184,4 @@ pub fn forbidden(user: &UserInfo, info: &RequestInfo, reason: &str) -> Status {
 }
 
 #[cfg(test)]
-#[path = "authz_tests.rs"]
 mod tests;

@@ -261,5 +261,4 @@ pub async fn start(
 }
 
 #[cfg(test)]
-#[path = "kube_tests.rs"]
 mod tests;

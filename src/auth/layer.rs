@@ -117,5 +117,4 @@ impl AuthState {
 }
 
 #[cfg(test)]
-#[path = "layer_tests.rs"]
 mod tests;

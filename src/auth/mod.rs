@@ -22,7 +22,7 @@ pub mod requestinfo;
 #[cfg(test)]
 mod testkit;
 #[cfg(test)]
-mod tls_tests;
+mod tests;
 pub mod token;
 pub mod trust;
 pub mod x509;

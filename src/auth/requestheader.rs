@@ -151,5 +151,4 @@ pub fn strip_identity_headers(cfg: Option<&RequestHeaderConfig>, headers: &mut H
 }
 
 #[cfg(test)]
-#[path = "requestheader_tests.rs"]
 mod tests;

@@ -312,5 +312,4 @@ async fn read_flag_files(flags: &TrustOverrides) -> Result<FlagFiles, TrustError
 }
 
 #[cfg(test)]
-#[path = "trust_tests.rs"]
 mod tests;

@@ -33,7 +33,7 @@ pub struct DevArgs {
 /// Options of `simulate`.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// Address block (see src/dev/addr.rs): 0 puts kubelets on 127.1.x.y.
+    /// Address block (see chaos/sim/src/addr.rs): 0 puts kubelets on 127.1.x.y.
     #[arg(long, default_value_t = 0)]
     pub block: u8,
     #[arg(long, default_value_t = 1000)]

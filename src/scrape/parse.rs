@@ -21,10 +21,7 @@ use crate::model::UnixNanos;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-#[cfg(test)]
-mod fuzz;
 mod line;
-pub mod render;
 #[cfg(test)]
 mod tests;
 

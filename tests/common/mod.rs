@@ -170,18 +170,11 @@ pub fn kubectl_percents(node: &sim::cluster::NodeSpec, cpu_nanocores: u64, memor
     (format!("{cpu}%"), format!("{mem}%"))
 }
 
-/// A CPU quantity as the API writes it (`123n`, `5u`, `7m`, `2`) in nanocores.
+/// A CPU quantity as the API writes it (`123n`, `5u`, `7m`, `2`) in
+/// nanocores, read with the API's own quantity parser.
 pub fn cpu_nanos(q: &str) -> f64 {
-    let (num, scale) = if let Some(v) = q.strip_suffix('n') {
-        (v, 1.0)
-    } else if let Some(v) = q.strip_suffix('u') {
-        (v, 1e3)
-    } else if let Some(v) = q.strip_suffix('m') {
-        (v, 1e6)
-    } else {
-        (q, 1e9)
-    };
-    num.parse::<f64>().unwrap_or_else(|_| panic!("not a CPU quantity: {q}")) * scale
+    let nanos = apimachinery::format::parse_quantity(q).ok().and_then(|q| q.scaled_to(-9));
+    nanos.unwrap_or_else(|| panic!("not a CPU quantity in whole nanocores: {q}")) as f64
 }
 
 /// A memory quantity as the API writes it (`4620Ki`, `12Mi`, `12533761`) in bytes.

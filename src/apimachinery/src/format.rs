@@ -100,15 +100,6 @@ impl Quantity {
         }
     }
 
-    /// Whether two quantities denote the same number (formats ignored).
-    pub fn same_value(&self, other: &Quantity) -> bool {
-        let scale = self.scale.min(other.scale);
-        match (self.scaled_to(scale), other.scaled_to(scale)) {
-            (Some(a), Some(b)) => a == b,
-            _ => false,
-        }
-    }
-
     /// Go `Quantity.CanonicalizeBytes`: mantissa and suffix.
     fn canonical(&self) -> (i128, String) {
         if self.value == 0 {

@@ -43,13 +43,3 @@ pub fn roots_from_pem(pem: &[u8], what: &str) -> Result<RootCertStore, TlsError>
     }
     Ok(roots)
 }
-
-/// The certificate chain in the file at `path`.
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    certs_from_pem(&read_file(path)?, &path.display().to_string())
-}
-
-/// The private key in the file at `path`.
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    key_from_pem(&read_file(path)?, &path.display().to_string())
-}

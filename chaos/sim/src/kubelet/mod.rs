@@ -5,28 +5,24 @@
 //! knobs and scrape counters. Used by the dev mode, the tests, chaos and the
 //! benchmarks; never by a server in production.
 //!
-//! Layout: `model` (the truth, pure arithmetic), `render` and `gofloat`
-//! (the exact text), `node` (one node's state and its request handler),
-//! `serve` (TLS and the accept loop), `fleet` and `knobs` (the public
-//! handle). This module does not talk to the apiserver stand-in and does not
-//! decide what a scraper should do with what it gets.
+//! Layout: `model` (the truth, pure arithmetic), [`render`] (the exact text,
+//! from a node's model or, for the server's parser tests, from plain
+//! [`render::KubeletSample`] values), `node` (one node's state and its
+//! request handler), `serve` (TLS and the accept loop), `fleet` and `knobs`
+//! (the public handle). This module does not talk to the apiserver stand-in
+//! and does not decide what a scraper should do with what it gets.
 
-#[cfg(test)]
-mod fault_tests;
 mod fleet;
 mod knobs;
 mod model;
 mod node;
-mod render;
+pub mod render;
 mod serve;
-#[cfg(test)]
-mod testkit;
 #[cfg(test)]
 mod tests;
 
 use std::time::Duration;
 
-pub use apimachinery::gofloat::write_go_float;
 pub use fleet::KubeletFleet;
 
 /// How a fleet is started.

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Fault;
 use super::model::{Nanos, NodeModel};
-use super::render::{Template, malformed};
+use super::render::{Layout, ModelAt, Template, malformed};
 
 /// The path a kubelet serves resource metrics on.
 pub(crate) const METRICS_PATH: &str = "/metrics/resource";
@@ -46,17 +46,17 @@ pub(crate) struct NodeInner {
 
 impl NodeInner {
     pub fn new(model: NodeModel) -> NodeInner {
-        NodeInner { template: Template::build(&model), model, fault: Fault::None, frozen_ms: 0 }
+        NodeInner { template: Template::build(Layout::of_model(&model)), model, fault: Fault::None, frozen_ms: 0 }
     }
 
     /// Lays the text out again after pods came or went.
     pub fn rebuild(&mut self) {
-        self.template = Template::build(&self.model);
+        self.template = Template::build(Layout::of_model(&self.model));
     }
 
     pub fn render(&self, t_ms: u64) -> String {
         let mut out = String::with_capacity(self.template.capacity_hint());
-        self.template.render(&self.model, t_ms, &mut out);
+        self.template.render(&ModelAt::new(&self.model, t_ms), &mut out);
         out
     }
 }

@@ -10,8 +10,8 @@ use rustls::pki_types::pem::PemObject;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::Fault;
 use super::testkit::{Fixture, TOKEN, client, get, parse_strict, single};
+use crate::kubelet::Fault;
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -16,7 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::write_go_float;
+use apimachinery::gofloat::write_go_float;
 use tls::pki::CertPair;
 
 /// One parsed sample.
@@ -211,7 +211,7 @@ pub const TOKEN: &str = "kubelet-test-token";
 /// A running fleet on its own address block.
 pub struct Fixture {
     pub spec: crate::cluster::ClusterSpec,
-    pub fleet: super::KubeletFleet,
+    pub fleet: crate::kubelet::KubeletFleet,
     pub client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     /// Held so no other test process takes the addresses.
     pub _block: crate::addr::Block,
@@ -219,15 +219,15 @@ pub struct Fixture {
 
 impl Fixture {
     /// A fleet of `nodes` generated nodes accepting [`TOKEN`], unless `opts` says otherwise.
-    pub async fn start(nodes: usize, opts: Option<super::FleetOptions>) -> Fixture {
+    pub async fn start(nodes: usize, opts: Option<crate::kubelet::FleetOptions>) -> Fixture {
         use crate::cluster::{GenerateOptions, generate};
         let block = crate::addr::Block::acquire().expect("address block");
         let spec = generate(
             &block,
             &GenerateOptions { nodes, pods_per_node: 4, max_containers: 2, kubelet_port: 10250, seed: 7 },
         );
-        let opts = opts.unwrap_or_else(|| super::FleetOptions::with_tokens([TOKEN]));
-        let fleet = super::KubeletFleet::start(&spec, opts, tokio_util::sync::CancellationToken::new())
+        let opts = opts.unwrap_or_else(|| crate::kubelet::FleetOptions::with_tokens([TOKEN]));
+        let fleet = crate::kubelet::KubeletFleet::start(&spec, opts, tokio_util::sync::CancellationToken::new())
             .await
             .expect("fleet starts");
         let client = client(fleet.ca_pem(), None);

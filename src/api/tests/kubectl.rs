@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use super::router;
 use super::testkit::sample;
+use crate::api::router;
 use sim::addr::Block;
 
 fn kubectl_1_32() -> Option<PathBuf> {

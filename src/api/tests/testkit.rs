@@ -9,7 +9,7 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use super::{ApiState, router};
+use crate::api::{ApiState, router};
 use crate::model::{ContainerUsage, Inventory, MetricsReader, NodeUsage, ObjectMeta, PodUsage, UnixNanos, Usage};
 use crate::selfmetrics::SelfMetrics;
 

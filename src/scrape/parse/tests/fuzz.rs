@@ -5,10 +5,10 @@
 //! `PROPTEST_CASES` sets the case count; the never-panics test defaults to
 //! 100,000 inputs (random and mutated real payloads together).
 
-use super::render::{ContainerSample, KubeletSample, PodSample, render, synthetic};
-use super::tests::FULL_PAYLOAD;
-use super::{NodeBatch, parse};
+use super::FULL_PAYLOAD;
+use crate::scrape::parse::{NodeBatch, parse};
 use proptest::prelude::*;
+use sim::kubelet::render::{ContainerSample, KubeletSample, PodSample, render, synthetic};
 use std::sync::LazyLock;
 
 fn cases(default: u32) -> u32 {

@@ -1,15 +1,19 @@
 //! Tests of the simulated kubelets over real HTTPS: the text format, the
 //! true rates, authentication, certificates, scrape counters, the model knobs
-//! and a 1,000-node fleet. Fault knobs are in `fault_tests`.
+//! and a 1,000-node fleet. Fault knobs are in `faults`; `testkit` is their
+//! strict text checker, HTTPS client and fleet fixture.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
 
-use super::testkit::{Fixture, TOKEN, client, container_sample, get, parse_strict, rss_bytes, single};
 use super::{FleetError, FleetOptions, KubeletFleet};
 use crate::cluster::{ContainerSpec, PodPhase, PodSpec};
+use testkit::{Fixture, TOKEN, client, container_sample, get, parse_strict, rss_bytes, single};
 use tls::pki::Ca;
+
+mod faults;
+mod testkit;
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
@@ -81,7 +85,7 @@ async fn two_scrapes_over_https_give_the_true_rates() {
     let first = fx.scrape_ok(&node.name).await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // the measurement interval
     let second = fx.scrape_ok(&node.name).await;
-    let rate = |family: &str, a: &super::testkit::Sample, b: &super::testkit::Sample| {
+    let rate = |family: &str, a: &testkit::Sample, b: &testkit::Sample| {
         let dt = (b.timestamp_ms.unwrap() - a.timestamp_ms.unwrap()) as f64 / 1000.0;
         assert!(dt >= 1.0, "{family}: interval {dt}s");
         (b.value - a.value) / dt * 1e9
@@ -102,7 +106,7 @@ async fn two_scrapes_over_https_give_the_true_rates() {
             let truth = fx.fleet.true_usage(&node.name, &pod.namespace, &pod.name, &c.name).unwrap();
             assert_eq!(truth.cpu_nanocores, c.cpu_nanocores);
         }
-        let pick = |f: &super::testkit::Families| {
+        let pick = |f: &testkit::Families| {
             f["pod_cpu_usage_seconds_total"].1.iter().find(|s| s.label("pod") == Some(&pod.name)).cloned().unwrap()
         };
         let truth: u64 = pod.containers.iter().map(|c| c.cpu_nanocores).sum();
@@ -195,7 +199,7 @@ async fn pods_and_usage_change_at_runtime_with_continuous_counters() {
     let pod = fx.spec.nodes[0].pods[0].clone();
     let (ns, name, c) = (pod.namespace.as_str(), pod.name.as_str(), pod.containers[0].name.as_str());
     let family = "container_cpu_usage_seconds_total";
-    let cpu = |f: &super::testkit::Families| container_sample(f, family, ns, name, c).map(|s| s.value);
+    let cpu = |f: &testkit::Families| container_sample(f, family, ns, name, c).map(|s| s.value);
 
     let before = fx.scrape_ok("node-0").await;
     fx.fleet.set_usage("node-0", ns, name, c, 3_000_000_000, 123_456_789).unwrap();

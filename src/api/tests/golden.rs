@@ -6,7 +6,7 @@ use super::testkit::{call, get, sample};
 
 macro_rules! golden {
     ($name:literal) => {
-        (concat!($name, ".json"), include_str!(concat!("golden/", $name, ".json")))
+        (concat!($name, ".json"), include_str!(concat!("../golden/", $name, ".json")))
     };
 }
 

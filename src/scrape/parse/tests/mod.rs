@@ -1,8 +1,11 @@
 //! Parser cases D1–D8 of the reference (metrics-server.md §6.2) on our own
-//! fixtures, plus label, value and size edge cases.
+//! fixtures, plus label, value and size edge cases; the property tests (D7)
+//! are in `fuzz`.
 
-use super::render::{ContainerSample, KubeletSample, PodSample, go_float, render, synthetic};
 use super::*;
+use sim::kubelet::render::{render, synthetic};
+
+mod fuzz;
 
 const REQUEST_TIME: UnixNanos = 1_735_032_900_000_000_000;
 
@@ -311,52 +314,4 @@ fn oversized_lines_labels_and_label_counts_are_refused() {
     assert_eq!(err(&format!("a{{{}}} 1\n", labels.join(","))).cause, ParseErrorKind::TooManyLabels);
     let bad_utf8 = parse(b"a 1\nb{x=\"\xff\"} 1\n", "node-a", REQUEST_TIME);
     assert_eq!(bad_utf8.map_err(|e| (e.line, e.cause)), Err((2, ParseErrorKind::LabelNotUtf8)));
-}
-
-#[test]
-fn go_float_matches_go_strconv_g_formatting() {
-    for (v, s) in [
-        (1.253376e7, "1.253376e+07"),
-        (4.710169, "4.710169"),
-        (1.6243962483020916e9, "1.6243962483020916e+09"),
-        (357.35491, "357.35491"),
-        (123456.0, "123456"),
-        (1234567.0, "1.234567e+06"),
-        (0.0001, "0.0001"),
-        (0.00001, "1e-05"),
-        (1e21, "1e+21"),
-        (-2.5, "-2.5"),
-        (0.0, "0"),
-        (f64::INFINITY, "+Inf"),
-    ] {
-        assert_eq!(go_float(v), s);
-    }
-}
-
-#[test]
-fn render_writes_kubelet_line_shapes() {
-    let text = render(&KubeletSample {
-        node: Some((357.35491, 1.616273408e9, 1_735_032_829_720)),
-        pods: vec![PodSample {
-            namespace: "kube-system".into(),
-            name: "kube-proxy-l5jhs".into(),
-            containers: vec![ContainerSample {
-                name: "kube-proxy".into(),
-                cpu_seconds: 1.100665,
-                memory_bytes: 4.0628224e7,
-                start_time_seconds: 1.7350300183020916e9,
-                timestamp_ms: 1_735_032_838_936,
-            }],
-        }],
-    });
-    for line in [
-        "container_cpu_usage_seconds_total{container=\"kube-proxy\",namespace=\"kube-system\",pod=\"kube-proxy-l5jhs\"} 1.100665 1735032838936",
-        "container_memory_working_set_bytes{container=\"kube-proxy\",namespace=\"kube-system\",pod=\"kube-proxy-l5jhs\"} 4.0628224e+07 1735032838936",
-        "container_start_time_seconds{container=\"kube-proxy\",namespace=\"kube-system\",pod=\"kube-proxy-l5jhs\"} 1.7350300183020916e+09",
-        "node_cpu_usage_seconds_total 357.35491 1735032829720",
-        "node_memory_working_set_bytes 1.616273408e+09 1735032829720",
-        "# HELP resource_scrape_error [STABLE] 1 if there was an error while getting container metrics, 0 otherwise",
-    ] {
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
-    }
 }
