@@ -117,6 +117,12 @@ impl Store {
         inner.node_points > 0 && inner.pod_points > 0
     }
 
+    /// The newest sample timestamp held for `node`, if any (the scheduler
+    /// asks before re-scraping a node it just gained).
+    pub fn newest_sample(&self, node: &str) -> Option<UnixNanos> {
+        self.read_lock().nodes.get(node).and_then(|e| e.newest)
+    }
+
     fn read_lock(&self) -> RwLockReadGuard<'_, Inner> {
         // No code path panics while holding the lock; if one ever did, the
         // data is still consistent enough to serve.

@@ -74,9 +74,3 @@ pub fn read_pod(store: &Store, ns: &str, name: &str) -> Option<crate::model::Pod
 pub fn read_node(store: &Store, name: &str) -> Option<crate::model::NodeUsage> {
     store.node(name, at(1_000))
 }
-
-/// The newest sample timestamp the store still holds for `node`: `None` once
-/// the node's entry is pruned, not merely unservable.
-pub fn newest_sample(store: &Store, node: &str) -> Option<UnixNanos> {
-    store.read_lock().nodes.get(node).and_then(|e| e.newest)
-}

@@ -45,7 +45,7 @@ fn failed_node_is_gone_once_its_newest_sample_is_past_the_bound() {
     assert_eq!(storage_points(&metrics, "node"), 0);
     assert_eq!(storage_points(&metrics, "container"), 0);
     assert!(!store.ready());
-    assert_eq!(newest_sample(&store, "node1"), None);
+    assert_eq!(store.newest_sample("node1"), None);
 }
 
 #[test]
@@ -54,7 +54,7 @@ fn other_nodes_scrapes_prune_expired_stale_nodes() {
     store.scrape_failed("node1", at(45));
     store.store_scrape("node2", batch(Some(node_point(80, 1.0, MIB)), vec![]), at(80));
     assert_eq!(metrics.served_stale_nodes.get(), 0);
-    assert_eq!(newest_sample(&store, "node1"), None);
+    assert_eq!(store.newest_sample("node1"), None);
 }
 
 #[test]
