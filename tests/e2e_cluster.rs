@@ -46,8 +46,12 @@ impl Ring {
     }
 
     async fn status(&self, i: usize) -> Option<ClusterView> {
+        self.full_status(i).await.map(|s| s.raft)
+    }
+
+    async fn full_status(&self, i: usize) -> Option<ha_metrics_server::member::ClusterStatus> {
         let peer = self.c.env.peer_addr(i).to_string();
-        tokio::time::timeout(Duration::from_secs(3), fetch_view(&peer, self.client())).await.ok()?.ok().map(|s| s.raft)
+        tokio::time::timeout(Duration::from_secs(3), fetch_view(&peer, self.client())).await.ok()?.ok()
     }
 
     /// Waits until every listed replica reports one leader and `active` Active members.
@@ -56,8 +60,11 @@ impl Ring {
         while Instant::now() < end {
             let mut views = Vec::new();
             for &i in replicas {
-                if let Some(v) = self.status(i).await {
-                    views.push(v);
+                // Settled includes the committed ring parameters.
+                if let Some(s) = self.full_status(i).await
+                    && !s.ring.starts_with("none")
+                {
+                    views.push(s.raft);
                 }
             }
             if views.len() == replicas.len() {
