@@ -154,6 +154,20 @@ impl DevEnv {
     /// returns the flags that make it a member of a cluster whose declared
     /// initial members are replicas `0..initial`.
     pub fn cluster_args(&self, i: usize, initial: usize) -> Result<Vec<String>, EnvError> {
+        self.cluster_args_via(i, initial, &|j| self.peer_addr(j))
+    }
+
+    /// Like [`DevEnv::cluster_args`], but replica `j` is reached at
+    /// `reached_at(j)` (for example a fault-injecting proxy in front of its
+    /// peer port): that address is advertised, listed in `--peers`, and put
+    /// in the peer certificate beside the replica's own address. The peer
+    /// port still listens on [`DevEnv::peer_addr`].
+    pub fn cluster_args_via(
+        &self,
+        i: usize,
+        initial: usize,
+        reached_at: &dyn Fn(usize) -> SocketAddr,
+    ) -> Result<Vec<String>, EnvError> {
         let dir = self.work_dir.join(format!("replica-{i}"));
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         let ca = self.work_dir.join("cluster-ca.crt");
@@ -164,7 +178,11 @@ impl DevEnv {
             fs::write(&tmp, self.peer_ca.cert_pem()).map_err(io(&tmp))?;
             fs::rename(&tmp, &ca).map_err(io(&ca))?;
         }
-        let sans = vec![self.block.replica(i).to_string(), format!("replica-{i}")];
+        let mut sans = vec![self.block.replica(i).to_string(), format!("replica-{i}")];
+        let advertised = reached_at(i);
+        if advertised.ip() != self.block.replica(i) {
+            sans.push(advertised.ip().to_string());
+        }
         let pair = self
             .peer_ca
             .issue(&tls::pki::LeafSpec {
@@ -177,12 +195,12 @@ impl DevEnv {
         let (cert, key) = (dir.join("peer.crt"), dir.join("peer.key"));
         fs::write(&cert, &pair.cert_pem).map_err(io(&cert))?;
         fs::write(&key, &pair.key_pem).map_err(io(&key))?;
-        let peers: Vec<String> = (0..initial).map(|j| format!("replica-{j}={}", self.peer_addr(j))).collect();
+        let peers: Vec<String> = (0..initial).map(|j| format!("replica-{j}={}", reached_at(j))).collect();
         Ok(vec![
             format!("--node-name=replica-{i}"),
             format!("--peers={}", peers.join(",")),
             format!("--peer-port={}", self.peer_addr(i).port()),
-            format!("--peer-advertise-address={}", self.peer_addr(i)),
+            format!("--peer-advertise-address={advertised}"),
             format!("--data-dir={}", dir.join("data").display()),
             format!("--peer-ca-file={}", ca.display()),
             format!("--peer-cert-file={}", cert.display()),

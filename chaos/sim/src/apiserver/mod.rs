@@ -10,6 +10,7 @@
 
 pub mod authn;
 pub mod discovery;
+pub mod faults;
 mod handle;
 pub mod kubeconfig;
 pub mod objects;
@@ -117,6 +118,8 @@ pub struct StandInApiServer {
     serving_ca: Ca,
     client_ca: Ca,
     front_proxy: Mutex<FrontProxy>,
+    /// Injected faults (see [`faults`]).
+    faults: Arc<faults::ApiFaults>,
     stop: CancellationToken,
 }
 
@@ -178,6 +181,7 @@ impl StandInApiServer {
             serving_ca,
             client_ca,
             front_proxy: Mutex::new(front_proxy),
+            faults: Arc::new(faults::ApiFaults::default()),
             stop: stop.clone(),
         };
         server.publish_auth_configmap();
@@ -185,7 +189,8 @@ impl StandInApiServer {
         for node in &spec.nodes {
             server.put_node(node, created);
         }
-        let app = router::router(shared);
+        let app =
+            router::router(shared).layer(axum::middleware::from_fn_with_state(server.faults.clone(), faults::apply));
         tokio::spawn(async move {
             if let Err(error) = tls::serve(listener, TlsSource::new(tls), app, stop).await {
                 tracing::warn!(%addr, %error, "stand-in apiserver stopped serving");

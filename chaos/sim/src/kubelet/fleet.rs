@@ -33,7 +33,7 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct KubeletFleet {
     nodes: Vec<Arc<NodeState>>,
     index: HashMap<String, usize>,
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     ca_pem: String,
     untrusted_ca: Ca,
     provider: Arc<CryptoProvider>,
@@ -117,6 +117,8 @@ impl KubeletFleet {
             tokens: ArcSwap::from_pointee(opts.accepted_tokens.iter().cloned().collect::<HashSet<_>>()),
             total_scrapes: AtomicU64::new(0),
             sample_lag: opts.sample_lag.as_nanos() as u64,
+            log: Default::default(),
+            blocks: Default::default(),
         });
         let now = now_nanos();
         let age = opts.container_age.as_nanos() as u64;
@@ -134,6 +136,8 @@ impl KubeletFleet {
             listeners.push(listener);
             nodes.push(Arc::new(NodeState {
                 name: node.name.clone(),
+                log_name: Arc::from(node.name.as_str()),
+                fault_gen: AtomicU64::new(0),
                 addr,
                 shared: shared.clone(),
                 inner: Mutex::new(NodeInner::new(NodeModel::from_spec(node, now, age))),
@@ -205,9 +209,16 @@ impl KubeletFleet {
     }
 
     /// Sets node `node`'s fault. Returns once the listener state matches:
-    /// closed after [`Fault::Down`], listening after any other fault.
+    /// closed after [`Fault::Down`], listening after any other fault
+    /// ([`Fault::Flapping`] returns at once; its task keeps toggling).
     pub async fn set_fault(&self, node: &str, fault: Fault) -> Result<(), FleetError> {
         let n = self.node(node)?;
+        let generation = n.fault_gen.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Fault::Flapping { down, up } = fault {
+            n.lock().fault = fault;
+            self.tracker.spawn(super::flap::flap(n.clone(), generation, down, up, self.stop.clone()));
+            return Ok(());
+        }
         {
             let now = now_nanos();
             let mut inner = n.lock();

@@ -12,11 +12,14 @@
 //! (the public handle). This module does not talk to the apiserver stand-in
 //! and does not decide what a scraper should do with what it gets.
 
+mod flap;
 mod fleet;
 mod knobs;
 mod model;
 mod node;
+mod partition;
 pub mod render;
+mod scrape_log;
 mod serve;
 #[cfg(test)]
 mod tests;
@@ -24,6 +27,8 @@ mod tests;
 use std::time::Duration;
 
 pub use fleet::KubeletFleet;
+pub use partition::BlockMode;
+pub use scrape_log::{SCRAPE_LOG_CAPACITY, ScrapeOutcome, ScrapeRecord};
 
 /// How a fleet is started.
 #[derive(Debug, Clone)]
@@ -97,6 +102,9 @@ pub enum Fault {
     CounterReset,
     /// Connections are accepted and requests read, but never answered.
     Hang,
+    /// The kubelet goes down for `down`, comes back for `up`, and so on
+    /// (first down), until another fault is set; healthy while up.
+    Flapping { down: Duration, up: Duration },
 }
 
 /// True usage of a container, pod or node, for comparing with what a

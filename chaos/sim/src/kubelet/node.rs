@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Fault;
 use super::model::{Nanos, NodeModel};
+use super::partition::SourceBlocks;
 use super::render::{Layout, ModelAt, Template, malformed};
+use super::scrape_log::{ScrapeLog, ScrapeOutcome};
 
 /// The path a kubelet serves resource metrics on.
 pub(crate) const METRICS_PATH: &str = "/metrics/resource";
@@ -32,6 +34,10 @@ pub(crate) struct Shared {
     pub tokens: ArcSwap<HashSet<String>>,
     pub total_scrapes: AtomicU64,
     pub sample_lag: Nanos,
+    /// Every scrape, with its client and outcome.
+    pub log: ScrapeLog,
+    /// Sources cut off from every kubelet.
+    pub blocks: SourceBlocks,
 }
 
 /// The parts of a node that change together, under one lock.
@@ -64,6 +70,10 @@ impl NodeInner {
 /// One node's kubelet.
 pub(crate) struct NodeState {
     pub name: String,
+    /// The name again, shared by the node's scrape-log records.
+    pub log_name: Arc<str>,
+    /// Bumped by every `set_fault`, so a flapping task knows it was replaced.
+    pub fault_gen: AtomicU64,
     pub addr: SocketAddr,
     pub shared: Arc<Shared>,
     pub inner: Mutex<NodeInner>,
@@ -85,6 +95,8 @@ pub(crate) struct NodeState {
 pub(crate) struct ConnInfo {
     /// The client presented a certificate that the client CA verified.
     pub client_cert: bool,
+    /// The client's address, when the socket reported it.
+    pub client: Option<SocketAddr>,
     /// Cancelled when the connection must go (node down, fleet stopped).
     pub closed: CancellationToken,
 }
@@ -121,6 +133,11 @@ impl NodeState {
         self.shared.total_scrapes.fetch_add(1, Ordering::Relaxed);
         self.last_scrape_ms.store(now / 1_000_000, Ordering::Relaxed);
     }
+
+    /// Appends one record to the fleet's scrape log.
+    pub fn log_scrape(&self, now: Nanos, client: Option<SocketAddr>, outcome: ScrapeOutcome) {
+        self.shared.log.push(&self.log_name, now / 1_000_000, client.map(|a| a.ip()), outcome);
+    }
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -145,6 +162,9 @@ pub(crate) async fn handle<B>(node: &NodeState, conn: &ConnInfo, req: Request<B>
     }
     // The kubelet authenticates before it routes.
     if !node.authenticated(conn, &req) {
+        if is_metrics {
+            node.log_scrape(arrived, conn.client, ScrapeOutcome::Unauthorized);
+        }
         return text(StatusCode::UNAUTHORIZED, "Unauthorized");
     }
     if !is_metrics {
@@ -154,6 +174,15 @@ pub(crate) async fn handle<B>(node: &NodeState, conn: &ConnInfo, req: Request<B>
         return text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
     }
     let fault = node.lock().fault;
+    let outcome = match fault {
+        Fault::Hang => ScrapeOutcome::Hang,
+        Fault::Slow(_) => ScrapeOutcome::Slow,
+        Fault::Http500 => ScrapeOutcome::Http500,
+        Fault::Malformed => ScrapeOutcome::Malformed,
+        Fault::FrozenTimestamps => ScrapeOutcome::Frozen,
+        Fault::None | Fault::Down | Fault::CounterReset | Fault::Flapping { .. } => ScrapeOutcome::Ok,
+    };
+    node.log_scrape(arrived, conn.client, outcome);
     match fault {
         Fault::Hang => {
             conn.closed.cancelled().await;
@@ -170,7 +199,12 @@ pub(crate) async fn handle<B>(node: &NodeState, conn: &ConnInfo, req: Request<B>
         Fault::Http500 => {
             return text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
         }
-        Fault::None | Fault::Down | Fault::Malformed | Fault::FrozenTimestamps | Fault::CounterReset => {}
+        Fault::None
+        | Fault::Down
+        | Fault::Malformed
+        | Fault::FrozenTimestamps
+        | Fault::CounterReset
+        | Fault::Flapping { .. } => {}
     }
     let inner = node.lock();
     let body = match inner.fault {

@@ -26,8 +26,12 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use std::net::SocketAddr;
+
 use super::FleetError;
 use super::node::{ConnInfo, NodeState, handle};
+use super::partition::BlockMode;
+use super::scrape_log::ScrapeOutcome;
 use tls::pki::CertPair;
 
 /// How long a client may take to finish the TLS handshake.
@@ -142,9 +146,9 @@ pub(crate) async fn run_node(
                     }
                 }
                 accepted = current.accept() => match accepted {
-                    Ok((tcp, _)) => {
+                    Ok((tcp, client)) => {
                         let _ = tcp.set_nodelay(true);
-                        tracker.spawn(serve_connection(node.clone(), tcp, connections.clone()));
+                        tracker.spawn(serve_connection(node.clone(), tcp, client, connections.clone()));
                     }
                     Err(error) => {
                         // Out of file descriptors and the like: back off a little.
@@ -158,8 +162,35 @@ pub(crate) async fn run_node(
     }
 }
 
-/// Serves one connection until the client closes it or `closed` fires.
-async fn serve_connection(node: Arc<NodeState>, tcp: TcpStream, closed: CancellationToken) {
+/// Serves one connection until the client closes it or `closed` fires;
+/// a connection from a blocked source (see `partition`) is turned away,
+/// and cut when its source becomes blocked.
+async fn serve_connection(node: Arc<NodeState>, tcp: TcpStream, client: SocketAddr, closed: CancellationToken) {
+    let shared = node.shared.clone();
+    let blocks = &shared.blocks;
+    let mut block_changes = blocks.subscribe();
+    if let Some(mode) = blocks.mode(client.ip()) {
+        let now = super::node::now_nanos();
+        match mode {
+            BlockMode::Refuse => node.log_scrape(now, Some(client), ScrapeOutcome::Refused),
+            BlockMode::Blackhole => {
+                node.log_scrape(now, Some(client), ScrapeOutcome::Blackholed);
+                // Hold the socket unread until the block is lifted or the node goes.
+                loop {
+                    tokio::select! {
+                        _ = closed.cancelled() => break,
+                        changed = block_changes.changed() => {
+                            if changed.is_err() || blocks.mode(client.ip()).is_none() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        drop(tcp);
+        return;
+    }
     let acceptor = TlsAcceptor::from(node.tls.load_full());
     let tls = tokio::select! {
         _ = closed.cancelled() => return,
@@ -173,7 +204,7 @@ async fn serve_connection(node: Arc<NodeState>, tcp: TcpStream, closed: Cancella
         },
     };
     let client_cert = tls.get_ref().1.peer_certificates().is_some_and(|certs| !certs.is_empty());
-    let conn = ConnInfo { client_cert, closed: closed.clone() };
+    let conn = ConnInfo { client_cert, client: Some(client), closed: closed.clone() };
     let service = hyper::service::service_fn(move |req| {
         let node = node.clone();
         let conn = conn.clone();
@@ -181,8 +212,19 @@ async fn serve_connection(node: Arc<NodeState>, tcp: TcpStream, closed: Cancella
     });
     let builder = auto::Builder::new(TokioExecutor::new());
     let serving = builder.serve_connection(TokioIo::new(tls), service);
+    let blocked = async {
+        loop {
+            if block_changes.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            if blocks.mode(client.ip()).is_some() {
+                return;
+            }
+        }
+    };
     tokio::select! {
         _ = closed.cancelled() => {}
+        _ = blocked => {}
         _ = serving => {}
     }
 }
