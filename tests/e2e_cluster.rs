@@ -8,80 +8,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Cluster;
-use ha_metrics_server::peer::fetch_view;
-use raft::{ClusterView, MemberState};
+use common::ring::Ring;
+use raft::MemberState;
 use sim::client::try_get;
 
 /// The lease the replicas run with (the default) and the bound DESIGN.md
 /// promises: a dead member is committed Down within lease + 2 s.
 const LEASE: Duration = Duration::from_secs(3);
 const SLACK: u32 = 4;
-
-struct Ring {
-    c: Cluster,
-}
-
-impl Ring {
-    async fn start(n: usize) -> Ring {
-        let mut c = Cluster::start_with(2, 2, "2s", &[]).await;
-        // Replica 0 was started by Cluster without cluster flags: restart it
-        // as a member.
-        c.replicas.clear();
-        for i in 0..n {
-            let args = c.env.cluster_args(i, n).unwrap();
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            c.spawn_replica(i, &refs);
-        }
-        c.env.route_metrics_to(&(0..n).collect::<Vec<_>>());
-        c.env.set_replica_count(n);
-        Ring { c }
-    }
-
-    fn client(&self) -> rustls::ClientConfig {
-        let dir = self.c.env.work_dir.join("replica-0");
-        let ca = std::fs::read(self.c.env.work_dir.join("cluster-ca.crt")).unwrap();
-        let ck = tls::CertKey::load(&dir.join("peer.crt"), &dir.join("peer.key")).unwrap();
-        tls::mutual_tls_client_config(&ca, ck.chain, ck.key).unwrap()
-    }
-
-    async fn status(&self, i: usize) -> Option<ClusterView> {
-        self.full_status(i).await.map(|s| s.raft)
-    }
-
-    async fn full_status(&self, i: usize) -> Option<ha_metrics_server::member::ClusterStatus> {
-        let peer = self.c.env.peer_addr(i).to_string();
-        tokio::time::timeout(Duration::from_secs(3), fetch_view(&peer, self.client())).await.ok()?.ok()
-    }
-
-    /// Waits until every listed replica reports one leader and `active` Active members.
-    async fn settled(&self, replicas: &[usize], active: usize) -> Option<Vec<ClusterView>> {
-        let end = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < end {
-            let mut views = Vec::new();
-            for &i in replicas {
-                // Settled includes the committed ring parameters.
-                if let Some(s) = self.full_status(i).await
-                    && !s.ring.starts_with("none")
-                {
-                    views.push(s.raft);
-                }
-            }
-            if views.len() == replicas.len() {
-                let leaders: Vec<_> = views.iter().map(|v| v.leader.clone()).collect();
-                let agreed = leaders.iter().all(|l| l.is_some() && *l == leaders[0]);
-                if agreed && views.iter().all(|v| v.count(MemberState::Active) == active) {
-                    return Some(views);
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        for &i in replicas {
-            eprintln!("--- replica {i}: {:?}\n{}", self.status(i).await, self.c.log_tail(i));
-        }
-        None
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_bootstrap_into_one_cluster_and_serve_kubectl() {

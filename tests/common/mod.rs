@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod ring;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;

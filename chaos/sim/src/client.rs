@@ -29,6 +29,16 @@ pub async fn try_get(
     cert: Option<&CertPair>,
     headers: &[(&str, &str)],
 ) -> Result<(u16, String), String> {
+    fetch(addr, path, cert, headers).await.map(|r| (r.status, r.body))
+}
+
+/// Like [`try_get`], with the response headers.
+pub async fn fetch(
+    addr: SocketAddr,
+    path: &str,
+    cert: Option<&CertPair>,
+    headers: &[(&str, &str)],
+) -> Result<Reply, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -51,6 +61,30 @@ pub async fn try_get(
     }
     let resp = client.request(req.body(Empty::new()).unwrap()).await.map_err(|e| format!("{e:?}"))?;
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    Ok(Reply { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
+}
+
+/// A whole answer: status, headers and body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// The texts of every `Warning` header, unquoted (`299 - "text"` → `text`).
+    pub fn warnings(&self) -> Vec<String> {
+        self.headers
+            .get_all(http::header::WARNING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| {
+                let t = v.strip_prefix("299 - ").unwrap_or(v);
+                t.trim_matches('"').replace("\\\"", "\"").replace("\\\\", "\\")
+            })
+            .collect()
+    }
 }
