@@ -28,6 +28,17 @@ pub(crate) struct App {
     pub liveness: Mutex<Liveness>,
     pub scrape_healthy: AtomicBool,
     pub leaving: AtomicBool,
+    /// This member holds the last points of the nodes it would own if Active.
+    pub ready_to_own: AtomicBool,
+    /// Down commits per member (leader's flap damping).
+    pub flaps: Mutex<crate::manager::detector::Flaps>,
+    /// A detector commit is in flight (the next round does not wait for it).
+    pub detector_busy: AtomicBool,
+    /// This node has applied everything the leader had applied when asked
+    /// after start: until then its cluster state is a guess.
+    pub synced: AtomicBool,
+    /// When this node started (for "never heard from a leader").
+    pub started: Instant,
     /// Cancelled when the node stops; handlers then refuse everything.
     pub stop: CancellationToken,
     /// Why joining failed for good (e.g. this incarnation was retired).
@@ -56,8 +67,12 @@ impl App {
         self.liveness.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn record_heartbeat(&self, from: NodeId, healthy: bool, leaving: bool) {
-        self.liveness().record(from, Instant::now(), healthy, leaving);
+    pub fn record_heartbeat(&self, from: NodeId, healthy: bool, leaving: bool, ready: bool) {
+        self.liveness().record(from, Instant::now(), healthy, leaving, ready);
+    }
+
+    pub fn ready_to_own(&self) -> bool {
+        self.ready_to_own.load(Ordering::Relaxed)
     }
 
     pub fn healthy(&self) -> bool {

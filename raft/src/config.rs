@@ -99,6 +99,11 @@ pub struct RaftConfig {
     pub logs_kept_after_snapshot: u64,
     /// A follower within this many entries of the leader counts as caught up.
     pub max_lag: u64,
+    /// Whether this member says it holds its points from the start. A
+    /// server that hands points over starts with `false` and calls
+    /// `Node::set_ready_to_own` once it does; crate users without handover
+    /// keep the default `true`.
+    pub ready_at_start: bool,
 }
 
 impl RaftConfig {
@@ -129,6 +134,7 @@ impl RaftConfig {
             snapshot_after: 1000,
             logs_kept_after_snapshot: 100,
             max_lag: 20,
+            ready_at_start: true,
         }
     }
 

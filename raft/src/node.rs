@@ -96,6 +96,11 @@ impl Node {
             liveness: Mutex::new(liveness),
             scrape_healthy: true.into(),
             leaving: false.into(),
+            ready_to_own: config.ready_at_start.into(),
+            flaps: Mutex::new(Default::default()),
+            detector_busy: false.into(),
+            synced: false.into(),
+            started: Instant::now(),
             stop: shutdown.child_token(),
             join_error: Mutex::new(None),
             versions: Mutex::new(Default::default()),
@@ -107,6 +112,7 @@ impl Node {
         tasks.spawn(leader::every(app.clone(), iv, heartbeat::round));
         tasks.spawn(leader::every(app.clone(), iv / 2, |a| async move { leader::detect(&a).await }));
         tasks.spawn(leader::every(app.clone(), iv, |a| async move { leader::reconcile(&a).await }));
+        tasks.spawn(crate::manager::sync::run(app.clone()));
         let a = app.clone();
         tasks.spawn(async move {
             a.stop.cancelled().await;
@@ -142,6 +148,13 @@ impl Node {
     /// unhealthy for longer than the lease counts as Down).
     pub fn set_scrape_healthy(&self, healthy: bool) {
         self.app.scrape_healthy.store(healthy, Ordering::Relaxed);
+    }
+
+    /// Says whether this replica holds the last points of every node it
+    /// would own if made Active (sent in heartbeats; the leader makes no
+    /// member Active before it does).
+    pub fn set_ready_to_own(&self, ready: bool) {
+        self.app.ready_to_own.store(ready, Ordering::Relaxed);
     }
 
     /// What this node knows now.
@@ -296,6 +309,54 @@ impl Node {
         }
         let live = self.app.liveness();
         live.seen.get(&id).map(|s| Instant::now().saturating_duration_since(s.last))
+    }
+
+    /// How long this node has been without contact to a quorum: `None`
+    /// while it has it. A leader counts from its last quorum acknowledgement
+    /// (openraft keeps a cut-off leader in the Leader role, so the role alone
+    /// does not tell); any other node from the last liveness heartbeat of the
+    /// leader it knows, or from its start when it knows none.
+    pub fn without_quorum(&self) -> Option<Duration> {
+        let m = self.app.raft.metrics().borrow().clone();
+        let lease = self.app.config.lease;
+        let gap = if m.state == ServerState::Leader && m.current_leader == Some(self.app.id) {
+            let voters = m.membership_config.membership().voter_ids().count();
+            if voters <= 1 {
+                return None;
+            }
+            m.millis_since_quorum_ack.map_or(self.app.started.elapsed(), Duration::from_millis)
+        } else {
+            match m.current_leader {
+                Some(l) => self.silence(l).unwrap_or_else(|| self.app.started.elapsed()),
+                None => {
+                    // The last time any leader was heard is not kept: the
+                    // longest silence among the voters bounds it from below.
+                    let live = self.app.liveness();
+                    let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+                    let now = Instant::now();
+                    voters
+                        .iter()
+                        .filter(|v| **v != self.app.id)
+                        .filter_map(|v| live.seen.get(v).map(|s| now.saturating_duration_since(s.last)))
+                        .min()
+                        .unwrap_or_else(|| self.app.started.elapsed())
+                        .max(lease)
+                }
+            }
+        };
+        (gap > lease).then_some(gap)
+    }
+
+    /// Whether member `id` was heard within the lease.
+    pub fn reachable(&self, id: NodeId) -> bool {
+        self.silence(id).is_some_and(|s| s <= self.app.config.lease)
+    }
+
+    /// Whether this node has caught up with what the leader had applied when
+    /// asked after start (see `manager::sync`): before that, a node restarted
+    /// with its data dir must treat its ring as a guess.
+    pub fn synced(&self) -> bool {
+        self.app.synced.load(Ordering::Acquire)
     }
 
     /// The lease this node runs with.

@@ -5,7 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use raft::network::wire::{ANY_NODE, Envelope, HelloReply, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, path};
+use raft::network::wire::{
+    ANY_NODE, Envelope, HeartbeatAck, HeartbeatV1, HelloReply, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, path,
+};
 use raft::{CallError, LeaveMode, MemberState, PeerClient};
 use support::{Cluster, settled, slack, wait_cluster};
 
@@ -109,6 +111,16 @@ async fn peer_rpcs_with_a_wrong_version_cluster_or_target_are_refused() {
             other => panic!("{what} mismatch was not refused: {other:?}"),
         }
     }
+    // A heartbeat in the previous release's shape (no ready_to_own) is heard.
+    let v1 = Envelope {
+        protocol_version: MIN_PROTOCOL_VERSION,
+        cluster_id: "test-cluster".to_string(),
+        from: 42,
+        to: id,
+        body: HeartbeatV1 { name: "old-replica".into(), scrape_healthy: true, leaving: false },
+    };
+    let ack: Result<HeartbeatAck, CallError> = client.call(&addr, path::HEARTBEAT, &v1, t).await;
+    assert!(ack.is_ok(), "a version-1 heartbeat was refused: {ack:?}");
     // A Raft RPC is never addressed to "any node".
     let r: Result<HelloReply, CallError> =
         client.call(&addr, path::VOTE, &env(PROTOCOL_VERSION, "test-cluster", ANY_NODE), t).await;

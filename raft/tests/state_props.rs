@@ -129,3 +129,22 @@ fn a_previous_release_snapshot_loads_without_ring_parameters() {
     assert_eq!(ClusterState::decode(&codec::encode(&s).unwrap()).unwrap(), s);
     assert!(ClusterState::decode(b"\x01garbage").is_err());
 }
+
+/// What this release sends a peer that speaks the previous protocol is
+/// byte for byte the previous release's heartbeat, and what that release
+/// sends decodes here as ready (it had no handover to wait for).
+#[test]
+fn heartbeats_keep_the_previous_release_shape_both_ways() {
+    use raft::network::wire::{Heartbeat, HeartbeatV1};
+    #[derive(serde::Serialize)]
+    struct Released {
+        name: String,
+        scrape_healthy: bool,
+        leaving: bool,
+    }
+    let hb = Heartbeat { name: "r1".into(), scrape_healthy: true, leaving: true, ready_to_own: false };
+    let released = codec::encode(&Released { name: "r1".into(), scrape_healthy: true, leaving: true }).unwrap();
+    assert_eq!(codec::encode(&HeartbeatV1::from(&hb)).unwrap(), released);
+    let old: HeartbeatV1 = codec::decode(&released).unwrap();
+    assert_eq!(Heartbeat::from(old), Heartbeat { ready_to_own: true, ..hb });
+}

@@ -23,6 +23,9 @@ pub struct Seen {
     pub good_since: Option<Instant>,
     /// The member said it is leaving.
     pub leaving: bool,
+    /// The member said it holds the last points of the nodes it would own
+    /// if made Active (a precondition of every way into Active).
+    pub ready: bool,
 }
 
 /// Liveness table of one replica.
@@ -44,9 +47,10 @@ impl Liveness {
     }
 
     /// Records a heartbeat from `id` at `now`.
-    pub fn record(&mut self, id: NodeId, now: Instant, healthy: bool, leaving: bool) {
+    pub fn record(&mut self, id: NodeId, now: Instant, healthy: bool, leaving: bool, ready: bool) {
         let max_gap = self.max_gap;
-        let entry = self.seen.entry(id).or_insert(Seen { last: now, last_good: None, good_since: None, leaving });
+        let entry =
+            self.seen.entry(id).or_insert(Seen { last: now, last_good: None, good_since: None, leaving, ready });
         let gap = now.saturating_duration_since(entry.last);
         entry.good_since = match (healthy, entry.good_since) {
             (false, _) => None,
@@ -58,6 +62,7 @@ impl Liveness {
         }
         entry.last = now;
         entry.leaving = leaving;
+        entry.ready = ready;
     }
 
     /// How long `id` has been silent or unhealthy at `now`.
@@ -66,13 +71,50 @@ impl Liveness {
         now.saturating_duration_since(last_good)
     }
 
-    /// Whether `id` has been heard healthy, without a gap, for at least `hysteresis`.
+    /// Whether `id` has been heard healthy, without a gap, for at least
+    /// `hysteresis`, not leaving, and holding the points it would own.
     pub fn stable(&self, id: NodeId, now: Instant, hysteresis: Duration) -> bool {
         self.seen.get(&id).is_some_and(|s| {
             !s.leaving
+                && s.ready
                 && now.saturating_duration_since(s.last) <= self.max_gap
                 && s.good_since.is_some_and(|t| now.saturating_duration_since(t) >= hysteresis)
         })
+    }
+}
+
+/// When each member was last committed Down, for damping members that go
+/// Down and come back over and over: each return within [`FLAP_WINDOW`]
+/// doubles the time a member must be healthy before it is Active again.
+#[derive(Debug, Clone, Default)]
+pub struct Flaps {
+    /// Down commits per member, oldest first, within the window.
+    pub downs: BTreeMap<NodeId, Vec<Instant>>,
+}
+
+/// How far back Down commits count as flapping.
+pub const FLAP_WINDOW: Duration = Duration::from_secs(300);
+/// The longest hysteresis flapping can demand.
+pub const MAX_HYSTERESIS: Duration = Duration::from_secs(60);
+
+impl Flaps {
+    /// Records that `id` was committed Down at `now`.
+    pub fn down(&mut self, id: NodeId, now: Instant) {
+        let v = self.downs.entry(id).or_default();
+        v.retain(|t| now.saturating_duration_since(*t) < FLAP_WINDOW);
+        v.push(now);
+    }
+
+    /// Down commits of `id` within the window before `now`.
+    pub fn recent(&self, id: NodeId, now: Instant) -> usize {
+        self.downs.get(&id).map_or(0, |v| v.iter().filter(|t| now.saturating_duration_since(**t) < FLAP_WINDOW).count())
+    }
+
+    /// The hysteresis `id` must meet to become Active again: `base` after
+    /// at most one recent Down, doubled for each further one, capped.
+    pub fn hysteresis(&self, id: NodeId, now: Instant, base: Duration) -> Duration {
+        let extra = self.recent(id, now).saturating_sub(1).min(16) as u32;
+        base.saturating_mul(1 << extra).min(MAX_HYSTERESIS.max(base))
     }
 }
 
@@ -86,10 +128,15 @@ pub struct Bounds {
 }
 
 /// The state changes the leader should commit now. `caught_up` says whether
-/// a member's log is close enough to the leader's to own shards.
+/// a member's log is close enough to the leader's to own shards. Any member
+/// silent for longer than the lease goes Down (a Joining or Draining one too:
+/// a replica that dies mid-handoff must not stay Draining forever); every way
+/// back into Active needs health for the (flap-damped) hysteresis, a caught-up
+/// log, and the member saying it holds the points it would own.
 pub fn decide(
     state: &ClusterState,
     live: &Liveness,
+    flaps: &Flaps,
     now: Instant,
     bounds: Bounds,
     caught_up: impl Fn(NodeId) -> bool,
@@ -97,9 +144,13 @@ pub fn decide(
     let mut changes = Vec::new();
     for (&id, m) in &state.members {
         let next = match m.state {
-            MemberState::Active if live.silence(id, now) > bounds.lease => Some(MemberState::Down),
+            MemberState::Active | MemberState::Joining | MemberState::Draining
+                if live.silence(id, now) > bounds.lease =>
+            {
+                Some(MemberState::Down)
+            }
             MemberState::Joining | MemberState::Down | MemberState::Draining
-                if live.stable(id, now, bounds.hysteresis) && caught_up(id) =>
+                if live.stable(id, now, flaps.hysteresis(id, now, bounds.hysteresis)) && caught_up(id) =>
             {
                 Some(MemberState::Active)
             }

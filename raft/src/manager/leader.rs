@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -77,14 +78,21 @@ fn caught_up(m: &Metrics, me: NodeId, max_lag: u64) -> impl Fn(NodeId) -> bool +
 }
 
 /// One failure-detector round: commit the state changes liveness calls for.
-pub(crate) async fn detect(app: &App) {
-    app.record_heartbeat(app.id, app.healthy(), app.is_leaving());
+/// A commit that cannot reach a quorum does not stall detection: the write
+/// runs in a task of its own, and rounds while it is in flight only watch.
+pub(crate) async fn detect(app: &Arc<App>) {
+    app.record_heartbeat(app.id, app.healthy(), app.is_leaving(), app.ready_to_own());
     let Some(m) = is_leader(app) else { return };
+    if app.detector_busy.load(Ordering::Acquire) {
+        return;
+    }
     let state = app.state.borrow().clone();
     let bounds = Bounds { lease: app.config.lease, hysteresis: app.config.hysteresis };
+    let now = Instant::now();
     let changes = {
         let live = app.liveness();
-        detector::decide(&state, &live, Instant::now(), bounds, caught_up(&m, app.id, app.config.max_lag))
+        let flaps = app.flaps.lock().unwrap_or_else(|p| p.into_inner());
+        detector::decide(&state, &live, &flaps, now, bounds, caught_up(&m, app.id, app.config.max_lag))
     };
     if changes.is_empty() {
         return;
@@ -93,9 +101,22 @@ pub(crate) async fn detect(app: &App) {
         let name = state.members.get(id).map(|m| m.info.name.as_str()).unwrap_or("?");
         tracing::info!(member = id, name, state = %s, "failure detector commits state");
     }
-    if let ManageReply::Refused(reason) = write(app, Command::SetStates(changes)).await {
-        tracing::warn!(reason, "failure detector could not commit");
-    }
+    app.detector_busy.store(true, Ordering::Release);
+    let app = app.clone();
+    tokio::spawn(async move {
+        let downs: Vec<NodeId> = changes.iter().filter(|(_, s)| *s == MemberState::Down).map(|(id, _)| *id).collect();
+        match write(&app, Command::SetStates(changes)).await {
+            ManageReply::Done { .. } => {
+                let mut flaps = app.flaps.lock().unwrap_or_else(|p| p.into_inner());
+                for id in downs {
+                    flaps.down(id, now);
+                }
+            }
+            ManageReply::Refused(reason) => tracing::warn!(reason, "failure detector could not commit"),
+            ManageReply::NotLeader { .. } => {}
+        }
+        app.detector_busy.store(false, Ordering::Release);
+    });
 }
 
 /// One reconcile round: at most one change to the Raft membership or state.

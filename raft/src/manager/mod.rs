@@ -8,6 +8,7 @@ pub(crate) mod bootstrap;
 pub mod detector;
 pub(crate) mod heartbeat;
 pub(crate) mod leader;
+pub(crate) mod sync;
 
 #[cfg(test)]
 mod tests;

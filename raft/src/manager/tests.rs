@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::detector::{Bounds, Liveness, decide};
+use super::detector::{Bounds, Flaps, Liveness, decide};
 use crate::state::{ClusterState, Command, MemberInfo, MemberState};
 
 fn info(name: &str) -> MemberInfo {
@@ -25,12 +25,12 @@ const MS: fn(u64) -> Duration = Duration::from_millis;
 fn silent_member_goes_down_only_after_the_lease() {
     let t0 = Instant::now();
     let mut live = Liveness::new(t0, MS(1500));
-    live.record(1, t0, true, false);
-    live.record(2, t0, true, false);
+    live.record(1, t0, true, false, true);
+    live.record(2, t0, true, false, true);
     let s = cluster();
-    assert!(decide(&s, &live, t0 + MS(2900), B, |_| true).is_empty());
-    live.record(1, t0 + MS(2900), true, false);
-    assert_eq!(decide(&s, &live, t0 + MS(3100), B, |_| true), vec![(2, MemberState::Down)]);
+    assert!(decide(&s, &live, &Flaps::default(), t0 + MS(2900), B, |_| true).is_empty());
+    live.record(1, t0 + MS(2900), true, false, true);
+    assert_eq!(decide(&s, &live, &Flaps::default(), t0 + MS(3100), B, |_| true), vec![(2, MemberState::Down)]);
 }
 
 #[test]
@@ -38,8 +38,8 @@ fn never_heard_members_get_a_full_lease_from_start() {
     let t0 = Instant::now();
     let live = Liveness::new(t0, MS(1500));
     let s = cluster();
-    assert!(decide(&s, &live, t0 + MS(2000), B, |_| true).is_empty());
-    assert_eq!(decide(&s, &live, t0 + MS(3500), B, |_| true).len(), 2);
+    assert!(decide(&s, &live, &Flaps::default(), t0 + MS(2000), B, |_| true).is_empty());
+    assert_eq!(decide(&s, &live, &Flaps::default(), t0 + MS(3500), B, |_| true).len(), 2);
 }
 
 #[test]
@@ -47,10 +47,10 @@ fn unhealthy_heartbeats_count_as_silence() {
     let t0 = Instant::now();
     let mut live = Liveness::new(t0, MS(1500));
     for i in 0..8 {
-        live.record(1, t0 + MS(i * 500), true, false);
-        live.record(2, t0 + MS(i * 500), i == 0, false);
+        live.record(1, t0 + MS(i * 500), true, false, true);
+        live.record(2, t0 + MS(i * 500), i == 0, false, true);
     }
-    assert_eq!(decide(&cluster(), &live, t0 + MS(3500), B, |_| true), vec![(2, MemberState::Down)]);
+    assert_eq!(decide(&cluster(), &live, &Flaps::default(), t0 + MS(3500), B, |_| true), vec![(2, MemberState::Down)]);
 }
 
 #[test]
@@ -59,13 +59,13 @@ fn down_member_returns_after_hysteresis_and_only_when_caught_up() {
     let mut live = Liveness::new(t0, MS(1500));
     let mut s = cluster();
     s.apply(&Command::SetStates(vec![(2, MemberState::Down)]));
-    live.record(1, t0, true, false);
-    live.record(2, t0, true, false);
-    live.record(2, t0 + MS(500), true, false);
-    assert!(decide(&s, &live, t0 + MS(600), B, |_| true).is_empty());
-    live.record(2, t0 + MS(1000), true, false);
-    assert!(decide(&s, &live, t0 + MS(1100), B, |id| id != 2).is_empty());
-    assert_eq!(decide(&s, &live, t0 + MS(1100), B, |_| true), vec![(2, MemberState::Active)]);
+    live.record(1, t0, true, false, true);
+    live.record(2, t0, true, false, true);
+    live.record(2, t0 + MS(500), true, false, true);
+    assert!(decide(&s, &live, &Flaps::default(), t0 + MS(600), B, |_| true).is_empty());
+    live.record(2, t0 + MS(1000), true, false, true);
+    assert!(decide(&s, &live, &Flaps::default(), t0 + MS(1100), B, |id| id != 2).is_empty());
+    assert_eq!(decide(&s, &live, &Flaps::default(), t0 + MS(1100), B, |_| true), vec![(2, MemberState::Active)]);
 }
 
 #[test]
@@ -75,8 +75,68 @@ fn leaving_member_is_not_made_active_again() {
     let mut s = cluster();
     s.apply(&Command::SetStates(vec![(2, MemberState::Draining)]));
     for i in 0..5 {
-        live.record(1, t0 + MS(i * 500), true, false);
-        live.record(2, t0 + MS(i * 500), true, true);
+        live.record(1, t0 + MS(i * 500), true, false, true);
+        live.record(2, t0 + MS(i * 500), true, true, true);
     }
-    assert!(decide(&s, &live, t0 + MS(2100), B, |_| true).is_empty());
+    assert!(decide(&s, &live, &Flaps::default(), t0 + MS(2100), B, |_| true).is_empty());
+}
+
+#[test]
+fn joining_and_draining_members_that_go_silent_are_committed_down() {
+    let t0 = Instant::now();
+    let mut live = Liveness::new(t0, MS(1500));
+    let mut s = cluster();
+    s.apply(&Command::Join { id: 3, info: info("c") });
+    s.apply(&Command::SetStates(vec![(2, MemberState::Draining)]));
+    live.record(1, t0 + MS(3000), true, false, true);
+    let mut got = decide(&s, &live, &Flaps::default(), t0 + MS(3100), B, |_| true);
+    got.sort();
+    assert_eq!(got, vec![(2, MemberState::Down), (3, MemberState::Down)]);
+}
+
+#[test]
+fn a_member_that_does_not_hold_its_points_yet_stays_out_of_the_ring() {
+    let t0 = Instant::now();
+    let mut live = Liveness::new(t0, MS(1500));
+    let mut s = cluster();
+    s.apply(&Command::Join { id: 3, info: info("c") });
+    for i in 0..5 {
+        live.record(1, t0 + MS(i * 500), true, false, true);
+        live.record(2, t0 + MS(i * 500), true, false, true);
+        live.record(3, t0 + MS(i * 500), true, false, false);
+    }
+    assert!(decide(&s, &live, &Flaps::default(), t0 + MS(2100), B, |_| true).is_empty(), "joining held");
+    live.record(3, t0 + MS(2500), true, false, true);
+    assert_eq!(decide(&s, &live, &Flaps::default(), t0 + MS(2600), B, |_| true), vec![(3, MemberState::Active)]);
+}
+
+#[test]
+fn a_flapping_member_waits_twice_as_long_each_time_it_comes_back() {
+    let t0 = Instant::now();
+    let mut flaps = Flaps::default();
+    let base = Duration::from_secs(1);
+    assert_eq!(flaps.hysteresis(2, t0, base), base);
+    flaps.down(2, t0);
+    assert_eq!(flaps.hysteresis(2, t0, base), base, "one outage is not flapping");
+    flaps.down(2, t0 + MS(5000));
+    flaps.down(2, t0 + MS(9000));
+    assert_eq!(flaps.hysteresis(2, t0 + MS(9000), base), base * 4);
+    for i in 0..20 {
+        flaps.down(2, t0 + MS(10_000 + i));
+    }
+    assert_eq!(flaps.hysteresis(2, t0 + MS(11_000), base), super::detector::MAX_HYSTERESIS);
+    assert_eq!(flaps.hysteresis(2, t0 + MS(400_000), base), base, "old outages are forgotten");
+    let mut s = cluster();
+    s.apply(&Command::SetStates(vec![(2, MemberState::Down)]));
+    let mut live = Liveness::new(t0 + MS(9000), MS(1500));
+    let mut f = Flaps::default();
+    for t in [0, 4000, 8000] {
+        f.down(2, t0 + MS(t));
+    }
+    for i in 0..8 {
+        live.record(1, t0 + MS(9000 + i * 500), true, false, true);
+        live.record(2, t0 + MS(9000 + i * 500), true, false, true);
+    }
+    assert!(decide(&s, &live, &f, t0 + MS(11_600), B, |_| true).is_empty(), "damped: needs 4 s of health");
+    assert_eq!(decide(&s, &live, &Flaps::default(), t0 + MS(11_600), B, |_| true), vec![(2, MemberState::Active)]);
 }

@@ -18,7 +18,7 @@ use tls::PeerCertificates;
 use tls::identity::Identity;
 
 use super::wire::{
-    ANY_NODE, Envelope, EnvelopeHead, Heartbeat, HeartbeatAck, HelloReply, MIN_PROTOCOL_VERSION, Manage,
+    ANY_NODE, Envelope, EnvelopeHead, Heartbeat, HeartbeatAck, HeartbeatV1, HelloReply, MIN_PROTOCOL_VERSION, Manage,
     PROTOCOL_VERSION, path,
 };
 use crate::app::App;
@@ -36,6 +36,7 @@ pub(crate) fn routes(app: Arc<App>) -> Router {
         .route(path::HEARTBEAT, post(heartbeat))
         .route(path::HELLO, post(hello))
         .route(path::MANAGE, post(manage))
+        .route(path::APPLIED, post(applied))
         .layer(DefaultBodyLimit::max(codec::DECODE_LIMIT))
         .with_state(app)
 }
@@ -66,6 +67,19 @@ pub(crate) fn open<T: DeserializeOwned>(
     certs: &Certs,
     body: &[u8],
     any_target: bool,
+) -> Result<(NodeId, T), Response> {
+    open_with(app, certs, body, any_target, |_, bytes| codec::decode::<Envelope<T>>(bytes).map(|e| (e.from, e.body)))
+}
+
+/// [`open`] with the body decoded by `decode(protocol_version, bytes)`, for
+/// messages whose shape differs between the protocol versions accepted.
+#[allow(clippy::result_large_err)] // the refusal is returned as is
+pub(crate) fn open_with<T>(
+    app: &App,
+    certs: &Certs,
+    body: &[u8],
+    any_target: bool,
+    decode: impl FnOnce(u32, &[u8]) -> std::io::Result<(NodeId, T)>,
 ) -> Result<(NodeId, T), Response> {
     if app.stop.is_cancelled() {
         return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, format!("node {:016x} is stopping", app.id)));
@@ -105,10 +119,10 @@ pub(crate) fn open<T: DeserializeOwned>(
             format!("the client certificate does not name member {info} that the request claims to come from"),
         ));
     }
-    let env: Envelope<T> =
-        codec::decode(body).map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("undecodable peer request: {e}")))?;
-    app.record_version(env.from, env.protocol_version);
-    Ok((env.from, env.body))
+    let (from, decoded) = decode(env.protocol_version, body)
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("undecodable peer request: {e}")))?;
+    app.record_version(from, env.protocol_version);
+    Ok((from, decoded))
 }
 
 /// Whether the leaf certificate names the member `info`.
@@ -138,9 +152,13 @@ async fn snapshot(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Res
 }
 
 async fn heartbeat(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
-    match open::<Heartbeat>(&app, &certs, &body, false) {
+    let decode = |version: u32, bytes: &[u8]| match version {
+        1 => codec::decode::<Envelope<HeartbeatV1>>(bytes).map(|e| (e.from, Heartbeat::from(e.body))),
+        _ => codec::decode::<Envelope<Heartbeat>>(bytes).map(|e| (e.from, e.body)),
+    };
+    match open_with(&app, &certs, &body, false, decode) {
         Ok((from, hb)) => {
-            app.record_heartbeat(from, hb.scrape_healthy, hb.leaving);
+            app.record_heartbeat(from, hb.scrape_healthy, hb.leaving, hb.ready_to_own);
             reply(&HeartbeatAck { leader: app.raft.metrics().borrow().current_leader })
         }
         Err(r) => r,
@@ -173,6 +191,13 @@ async fn manage(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Respo
             refuse(StatusCode::FORBIDDEN, format!("the client certificate does not name {info}, which asks to join"))
         }
         Ok((from, req)) => reply(&leader::handle_manage(&app, from, req).await),
+        Err(r) => r,
+    }
+}
+
+async fn applied(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
+    match open::<()>(&app, &certs, &body, false) {
+        Ok(_) => reply(&app.raft.metrics().borrow().last_applied.map(|l| l.index)),
         Err(r) => r,
     }
 }

@@ -43,6 +43,10 @@ pub mod path {
     pub const HELLO: &str = "/raft/v1/hello";
     /// Membership requests forwarded to the leader (join, drain, leave).
     pub const MANAGE: &str = "/raft/v1/manage";
+    /// The receiver's last applied log index (protocol 2): a restarted node
+    /// asks the leader, then waits to have applied as much before it trusts
+    /// its ring.
+    pub const APPLIED: &str = "/raft/v1/applied";
 }
 
 /// Every peer request.
@@ -83,6 +87,33 @@ pub struct Heartbeat {
     pub scrape_healthy: bool,
     /// Whether the sender is leaving (drain requested); it must not be made Active again.
     pub leaving: bool,
+    /// Whether the sender holds the last points of the nodes it would own
+    /// if made Active (protocol 2; a precondition of every way into Active).
+    pub ready_to_own: bool,
+}
+
+/// [`Heartbeat`] in protocol version 1 (no `ready_to_own`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatV1 {
+    /// See [`Heartbeat::name`].
+    pub name: String,
+    /// See [`Heartbeat::scrape_healthy`].
+    pub scrape_healthy: bool,
+    /// See [`Heartbeat::leaving`].
+    pub leaving: bool,
+}
+
+impl From<HeartbeatV1> for Heartbeat {
+    /// A version-1 sender had no handover: it counts as ready, as it did then.
+    fn from(h: HeartbeatV1) -> Heartbeat {
+        Heartbeat { name: h.name, scrape_healthy: h.scrape_healthy, leaving: h.leaving, ready_to_own: true }
+    }
+}
+
+impl From<&Heartbeat> for HeartbeatV1 {
+    fn from(h: &Heartbeat) -> HeartbeatV1 {
+        HeartbeatV1 { name: h.name.clone(), scrape_healthy: h.scrape_healthy, leaving: h.leaving }
+    }
 }
 
 /// Reply to a heartbeat.
