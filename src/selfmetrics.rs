@@ -44,6 +44,11 @@ pub struct SelfMetrics {
     pub served_stale_nodes: Gauge,
     /// `ha_metrics_server_node_sample_age_seconds{node}`: age of the newest sample held.
     pub node_sample_age: Family<NodeLabel, Gauge<f64, AtomicU64>>,
+    /// `ha_metrics_server_backup_points{type}`: nodes and containers backed up
+    /// here by their owners that could be served from this replica.
+    pub backup_points: Family<Vec<(&'static str, &'static str)>, Gauge>,
+    /// `ha_metrics_server_backup_nodes`: nodes with a backup held here.
+    pub backup_nodes: Gauge,
     /// `ha_metrics_server_owned_nodes`: kubelets this replica scrapes.
     pub owned_nodes: Gauge,
     /// `ha_metrics_server_ring_epoch`: the committed epoch this replica scrapes by.
@@ -115,6 +120,14 @@ impl SelfMetrics {
             "Age of the newest kubelet sample held per node",
             node_sample_age.clone(),
         );
+        let backup_points = Family::<Vec<(&'static str, &'static str)>, Gauge>::default();
+        registry.register(
+            "ha_metrics_server_backup_points",
+            "Backed-up nodes and containers held here that could be served",
+            backup_points.clone(),
+        );
+        let backup_nodes = Gauge::default();
+        registry.register("ha_metrics_server_backup_nodes", "Nodes with a backup held here", backup_nodes.clone());
         let owned_nodes = Gauge::default();
         registry.register("ha_metrics_server_owned_nodes", "Kubelets this replica scrapes", owned_nodes.clone());
         let ring_epoch = Gauge::default();
@@ -150,6 +163,8 @@ impl SelfMetrics {
             partial_answers.clone(),
         );
         SelfMetrics {
+            backup_points,
+            backup_nodes,
             owned_nodes,
             ring_epoch,
             ownership_changes,

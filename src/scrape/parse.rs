@@ -35,7 +35,7 @@ pub const MAX_LABEL_VALUE_BYTES: usize = 4 * 1024;
 pub const MAX_LABELS: usize = 64;
 
 /// One sample of a node or a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Point {
     /// When the kubelet took the sample (its own timestamp, or the request time).
     pub timestamp: UnixNanos,
@@ -49,22 +49,23 @@ pub struct Point {
 }
 
 /// One container's point, by container name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContainerPoint {
     pub name: String,
     pub point: Point,
 }
 
 /// The points of one pod's containers, sorted by container name, never empty.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PodPoints {
     pub namespace: String,
     pub name: String,
     pub containers: Vec<ContainerPoint>,
 }
 
-/// Everything one scrape of one kubelet yielded.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Everything one scrape of one kubelet yielded (also the unit a replica
+/// backs up to a node's successor and hands over to a new owner).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct NodeBatch {
     /// The node's own point, `None` when it was missing or invalid.
     pub node: Option<Point>,

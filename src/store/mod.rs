@@ -89,7 +89,19 @@ pub struct Store {
     resolution_ns: i64,
     max_staleness_ns: i64,
     metrics: Arc<SelfMetrics>,
+    role: Role,
     inner: RwLock<Inner>,
+}
+
+/// What a store holds, which decides the gauges it publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The points of the nodes this replica scrapes (metrics-server's
+    /// `storage_points`, stale nodes, sample ages).
+    Serving,
+    /// The points other replicas back up here, kept apart from what is
+    /// served (`ha_metrics_server_backup_*`).
+    Backup,
 }
 
 fn nanos(d: Duration) -> i64 {
@@ -100,10 +112,16 @@ impl Store {
     /// `resolution` is `--metric-resolution` (it bounds the fresh-container
     /// shortcut); `max_staleness` is `--max-staleness` (0 = reference behaviour).
     pub fn new(resolution: Duration, max_staleness: Duration, metrics: Arc<SelfMetrics>) -> Store {
+        Store::with_role(resolution, max_staleness, metrics, Role::Serving)
+    }
+
+    /// A store of the given role (see [`Store::new`]).
+    pub fn with_role(resolution: Duration, max_staleness: Duration, metrics: Arc<SelfMetrics>, role: Role) -> Store {
         let store = Store {
             resolution_ns: nanos(resolution),
             max_staleness_ns: nanos(max_staleness),
             metrics,
+            role,
             inner: RwLock::new(Inner::default()),
         };
         store.publish(&store.write_lock());
@@ -133,9 +151,14 @@ impl Store {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether a node's points may be served at `now`.
+    /// Whether a node's points may be served at `now`: with a staleness
+    /// bound, only while its newest sample is within `resolution +
+    /// max_staleness` (whether its last scrape failed or it was handed over
+    /// and never refreshed); with `--max-staleness=0`, metrics-server's rule
+    /// (served until a scrape fails).
     fn servable(&self, entry: &NodeEntry, now: UnixNanos) -> bool {
-        !entry.failed || entry.newest.is_some_and(|t| now.saturating_sub(t) <= self.stale_bound())
+        let fresh = entry.newest.is_some_and(|t| now.saturating_sub(t) <= self.stale_bound());
+        if self.max_staleness_ns == 0 { !entry.failed } else { fresh }
     }
 
     /// How old the newest sample of a failed node may be and still be served.
@@ -145,13 +168,23 @@ impl Store {
 
     /// Sets the storage gauges from the counters.
     fn publish(&self, inner: &Inner) {
-        let gauge = |t: &'static str| self.metrics.storage_points.get_or_create(&vec![("type", t)]).clone();
+        let points = match self.role {
+            Role::Serving => &self.metrics.storage_points,
+            Role::Backup => &self.metrics.backup_points,
+        };
+        let gauge = |t: &'static str| points.get_or_create(&vec![("type", t)]).clone();
         gauge("node").set(inner.node_points as i64);
         gauge("container").set(inner.container_points as i64);
-        self.metrics.served_stale_nodes.set(inner.failed.len() as i64);
+        match self.role {
+            Role::Serving => self.metrics.served_stale_nodes.set(inner.failed.len() as i64),
+            Role::Backup => self.metrics.backup_nodes.set(inner.nodes.len() as i64),
+        };
     }
 
     fn set_sample_age(&self, node: &str, newest: Option<UnixNanos>, now: UnixNanos) {
+        if self.role == Role::Backup {
+            return;
+        }
         let labels = vec![("node", node.to_string())];
         match newest {
             Some(t) => {

@@ -5,7 +5,7 @@
 use super::series::{next_container, next_node};
 use super::{Inner, NodeEntry, PodEntry, Store};
 use crate::model::UnixNanos;
-use crate::scrape::parse::NodeBatch;
+use crate::scrape::parse::{ContainerPoint, NodeBatch, PodPoints};
 use std::collections::HashMap;
 
 impl Inner {
@@ -184,4 +184,100 @@ impl Store {
         }
         gone
     }
+}
+
+impl Store {
+    /// Merges points another replica sent (a backup, or a handover): as a
+    /// scrape, except that a batch no newer than what is held is ignored, so
+    /// a late point never replaces a newer one. Returns whether it was taken.
+    pub fn store_replica(&self, node: &str, batch: NodeBatch, now: UnixNanos) -> bool {
+        let newest = batch_newest(&batch);
+        let held = self.newest_sample(node);
+        if newest.is_none() || held.is_some_and(|h| newest.is_some_and(|n| n <= h)) {
+            return false;
+        }
+        self.store_scrape(node, batch, now);
+        true
+    }
+
+    /// The last two points held for `node` as the batches that produce them
+    /// (the previous points, then the last ones), for a handover: merging
+    /// them in order into another store rebuilds the same series.
+    pub fn export(&self, node: &str) -> Vec<NodeBatch> {
+        let inner = self.read_lock();
+        let Some(entry) = inner.nodes.get(node) else { return Vec::new() };
+        let (mut prev, mut last) = (NodeBatch::default(), NodeBatch::default());
+        if let Some(s) = &entry.series {
+            last.node = Some(s.last);
+            prev.node = s.prev;
+        }
+        for (ns, name) in &entry.pods {
+            let Some(pod) = inner.pods.get(ns).and_then(|m| m.get(name)).filter(|p| p.node == node) else {
+                continue;
+            };
+            let mut lc = Vec::with_capacity(pod.containers.len());
+            let mut pc = Vec::new();
+            for (cname, series) in &pod.containers {
+                lc.push(ContainerPoint { name: cname.clone(), point: series.last });
+                if let Some(p) = series.prev {
+                    pc.push(ContainerPoint { name: cname.clone(), point: p });
+                }
+            }
+            if !pc.is_empty() {
+                prev.pods.push(PodPoints { namespace: ns.clone(), name: name.clone(), containers: pc });
+            }
+            last.pods.push(PodPoints { namespace: ns.clone(), name: name.clone(), containers: lc });
+        }
+        let mut out = Vec::with_capacity(2);
+        if prev.node.is_some() || !prev.pods.is_empty() {
+            out.push(prev);
+        }
+        out.push(last);
+        out
+    }
+
+    /// Takes over `node`'s points from `from` (a node this replica now owns,
+    /// backed up here before) unless this store already holds newer ones.
+    pub fn adopt(&self, node: &str, from: &Store, now: UnixNanos) -> bool {
+        let mut taken = false;
+        for batch in from.export(node) {
+            taken |= self.store_replica(node, batch, now);
+        }
+        taken
+    }
+
+    /// Drops every node (and its pods) whose newest sample is beyond the
+    /// staleness bound — a node moved away and never refreshed here, or a
+    /// backup whose owner stopped sending. A store without a bound
+    /// (`--max-staleness=0`) keeps what it scrapes until it fails (reference
+    /// behaviour); a backup store always drops after three resolutions.
+    pub fn prune(&self, now: UnixNanos) -> usize {
+        let bound = match (self.role, self.max_staleness_ns) {
+            (super::Role::Serving, 0) => return 0,
+            (super::Role::Backup, 0) => self.resolution_ns.saturating_mul(3),
+            _ => self.stale_bound(),
+        };
+        let mut inner = self.write_lock();
+        let gone: Vec<String> = inner
+            .nodes
+            .iter()
+            .filter(|(_, e)| e.newest.is_none_or(|t| now.saturating_sub(t) > bound))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for node in &gone {
+            inner.remove_node(node);
+        }
+        self.publish(&inner);
+        drop(inner);
+        for node in &gone {
+            self.set_sample_age(node, None, now);
+        }
+        gone.len()
+    }
+}
+
+/// The newest timestamp among a batch's points.
+fn batch_newest(batch: &NodeBatch) -> Option<UnixNanos> {
+    let containers = batch.pods.iter().flat_map(|p| p.containers.iter().map(|c| c.point.timestamp));
+    batch.node.map(|p| p.timestamp).into_iter().chain(containers).max()
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 mod node;
 mod pod;
+mod replica;
 mod stale;
 
 /// One second in nanoseconds.

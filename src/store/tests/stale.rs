@@ -77,8 +77,11 @@ fn success_after_a_failure_within_the_bound_is_rated_across_the_gap() {
     let p = pod("ns", "p", vec![container("c", None, 60, 40.0, MIB)]);
     store.store_scrape("node1", batch(Some(node_point(60, 40.0, 2 * MIB)), vec![p]), at(60));
     assert_eq!(metrics.served_stale_nodes.get(), 0);
-    let n = store.node("node1", at(2_000)).expect("fresh again, no staleness bound");
+    let n = store.node("node1", at(61)).expect("fresh again");
     assert_eq!((n.timestamp, n.window_ns, n.usage.cpu_nanocores), (at(60), 30 * S, 500_000_000));
+    // Staleness is honest for every node, failed or not: a sample older than
+    // resolution + max-staleness is not served.
+    assert_eq!(store.node("node1", at(2_000)), None);
     assert_eq!(store.pod("ns", "p", at(60)).map(|p| p.window_ns), Some(30 * S));
 }
 
