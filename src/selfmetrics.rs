@@ -51,6 +51,19 @@ pub struct SelfMetrics {
     pub backup_nodes: Gauge,
     /// `ha_metrics_server_owned_nodes`: kubelets this replica scrapes.
     pub owned_nodes: Gauge,
+    /// `ha_metrics_server_backups_dropped_total`: backup batches dropped
+    /// because the queue was full.
+    pub backups_dropped: Counter,
+    /// `ha_metrics_server_push_errors_total{peer}`: backup or handover pushes that failed.
+    pub push_errors: Family<Vec<(&'static str, String)>, Counter>,
+    /// `ha_metrics_server_handovers_total`: handover pushes delivered.
+    pub handovers: Counter,
+    /// `ha_metrics_server_handoff_duration_seconds`: a planned leave, from the
+    /// Draining commit to every moved node served fresh by its new owner.
+    pub handoff_duration: Histogram,
+    /// `ha_metrics_server_degraded`: 1 while this replica also scrapes the
+    /// nodes of owners it cannot reach (quorum lost, or not caught up yet).
+    pub degraded: Gauge,
     /// `ha_metrics_server_ring_epoch`: the committed epoch this replica scrapes by.
     pub ring_epoch: Gauge,
     /// `ha_metrics_server_ownership_changes_total`: epochs this replica re-planned for.
@@ -128,6 +141,32 @@ impl SelfMetrics {
         );
         let backup_nodes = Gauge::default();
         registry.register("ha_metrics_server_backup_nodes", "Nodes with a backup held here", backup_nodes.clone());
+        let degraded = Gauge::default();
+        registry.register(
+            "ha_metrics_server_degraded",
+            "1 while this replica also scrapes the nodes of owners it cannot reach (quorum lost or not caught up)",
+            degraded.clone(),
+        );
+        let backups_dropped = Counter::default();
+        registry.register(
+            "ha_metrics_server_backups_dropped",
+            "Backup batches dropped because the queue to successors was full",
+            backups_dropped.clone(),
+        );
+        let push_errors = Family::<Vec<(&'static str, String)>, Counter>::default();
+        registry.register(
+            "ha_metrics_server_push_errors",
+            "Backup or handover pushes that failed, per peer",
+            push_errors.clone(),
+        );
+        let handovers = Counter::default();
+        registry.register("ha_metrics_server_handovers", "Handover pushes delivered to new owners", handovers.clone());
+        let handoff_duration = Histogram::new([0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0]);
+        registry.register(
+            "ha_metrics_server_handoff_duration_seconds",
+            "A planned leave, from the Draining commit to every moved node served fresh by its new owner",
+            handoff_duration.clone(),
+        );
         let owned_nodes = Gauge::default();
         registry.register("ha_metrics_server_owned_nodes", "Kubelets this replica scrapes", owned_nodes.clone());
         let ring_epoch = Gauge::default();
@@ -163,6 +202,11 @@ impl SelfMetrics {
             partial_answers.clone(),
         );
         SelfMetrics {
+            backups_dropped,
+            push_errors,
+            handovers,
+            handoff_duration,
+            degraded,
             backup_points,
             backup_nodes,
             owned_nodes,

@@ -17,9 +17,11 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::discovery::{Discovery, NodeFilter, ScrapeTarget, TargetError};
 use crate::health::{HealthChecks, HealthInputs, TickClock};
+use crate::member::handoff::NodeNames;
 use crate::model::{Inventory, Local, UsageSource};
 use crate::ownership::Ownership;
 use crate::peer::answer::Answerer;
+use crate::peer::push::Pusher;
 use crate::peer::routes::PeerState;
 use crate::query::ClusterSource;
 use crate::scrape::client::credentials::{self, ClusterCredentials};
@@ -27,7 +29,7 @@ use crate::scrape::client::{KubeletClient, KubeletClientConfig};
 use crate::scrape::scheduler::{self, SchedulerSettings, Targets};
 use crate::scrape::scraper::KubeletScraper;
 use crate::selfmetrics::SelfMetrics;
-use crate::store::Store;
+use crate::store::{Role, Store};
 use tls::api_server_config;
 use tls::source::{CertSource, DEFAULT_RELOAD_INTERVAL};
 use tokio::sync::watch;
@@ -64,24 +66,41 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // In a cluster: the Raft node, the ownership it commits, and the peer
     // port answering the other replicas; otherwise a single replica that
     // owns every node and answers from its own store.
+    let backups = Arc::new(Store::with_role(config.resolution, config.max_staleness, metrics.clone(), Role::Backup));
+    let d = discovery.clone();
+    let names: NodeNames = Arc::new(move || d.node_names());
+    let mut pusher = None;
     let (raft_node, ownership, usage): (_, _, Arc<dyn UsageSource>) = match (&config.cluster, raft_gauges) {
         (Some(settings), Some(gauges)) => {
             let node = crate::member::start_node(settings, shutdown.child_token()).await?;
-            let ownership = crate::member::follow_ownership(node.clone(), shutdown.child_token());
-            let answerer = Answerer { store: store.clone(), inventory: inventory.clone() };
+            let ownership = crate::member::follow_ownership(node.clone(), metrics.clone(), shutdown.child_token());
+            let answerer = Answerer {
+                store: store.clone(),
+                backups: backups.clone(),
+                inventory: inventory.clone(),
+                ownership: ownership.clone(),
+            };
+            let p = Arc::new(Pusher::new(crate::peer::push::QUEUE_CAPACITY, metrics.clone()));
+            tokio::spawn(crate::peer::push::run(p.clone(), node.clone(), ownership.clone(), shutdown.child_token()));
+            tokio::spawn(crate::member::handoff::prepare(
+                node.clone(),
+                ownership.clone(),
+                store.clone(),
+                names.clone(),
+                shutdown.child_token(),
+            ));
+            pusher = Some(p);
             let routes = crate::peer::routes::routes(PeerState {
                 node: node.clone(),
                 answerer: answerer.clone(),
                 ownership: ownership.clone(),
             });
-            let d = discovery.clone();
-            let names = Arc::new(move || d.node_names());
             crate::member::serve(
                 settings,
                 &config.serving.tls_policy,
                 node.clone(),
                 ownership.clone(),
-                names,
+                names.clone(),
                 routes,
                 gauges,
                 shutdown.child_token(),
@@ -124,16 +143,38 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, "serving metrics.k8s.io");
     let serving = tokio::spawn(tls::serve(listener, tls, app, shutdown.child_token()));
-    let scrape =
-        spawn_scraping(&config, kubelet_client, discovery, store, ownership, metrics, tick, shutdown.child_token());
+    spawn_pruning(vec![store.clone(), backups.clone()], config.resolution, shutdown.child_token());
+    let mut scraper = KubeletScraper::new(
+        kubelet_client,
+        if config.kubelet.completely_insecure { "http" } else { "https" },
+        store.clone(),
+        metrics.clone(),
+    );
+    if let Some(p) = pusher {
+        scraper = scraper.with_peers(backups.clone(), p);
+    }
+    let mut ownership_rx = ownership.clone();
+    let scrape = spawn_scraping(&config, scraper, discovery, ownership, metrics.clone(), tick, shutdown.child_token());
 
     wait_for_signal().await;
     tracing::info!("termination signal received; failing readiness and draining");
     shutting_down.store(true, Ordering::Release);
     if let (Some(node), Some(settings)) = (&raft_node, &config.cluster) {
-        // Leave the ring (Draining) so the other replicas stop counting on
-        // this one; after a restart the same data dir comes back as the same
-        // member. When the replica count was lowered, leave Raft too.
+        // Leave the ring make before break: Draining, the moved nodes' points
+        // handed to their new owners, and this replica answering until each
+        // new owner has served a fresh sample. After a restart the same data
+        // dir comes back as the same member; when the replica count was
+        // lowered, it then leaves Raft too.
+        let handoff = crate::member::handoff::leave(
+            node,
+            &mut ownership_rx,
+            &store,
+            &names,
+            config.shutdown.handoff_timeout,
+            &metrics,
+        )
+        .await;
+        tracing::info!(moved = handoff.moved, confirmed = handoff.confirmed, "handoff done");
         let mode = crate::member::leave::leave_mode(&client, settings).await;
         match tokio::time::timeout(config.shutdown.leave_timeout, node.leave(mode)).await {
             Ok(Ok(())) => tracing::info!(?mode, "left the ring"),
@@ -244,19 +285,17 @@ fn spawn_scrape_health(
 
 /// Starts the scrape loop once the informers have synced, as metrics-server
 /// does before its first scrape.
-#[allow(clippy::too_many_arguments)] // the shell wires every part once
+/// Starts the scrape loop once the informers have synced, as metrics-server
+/// does before its first scrape.
 fn spawn_scraping(
     config: &Config,
-    client: KubeletClient,
+    scraper: KubeletScraper,
     discovery: Discovery,
-    store: Arc<Store>,
     ownership: watch::Receiver<Arc<Ownership>>,
     metrics: Arc<SelfMetrics>,
     tick: Arc<TickClock>,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let scheme = if config.kubelet.completely_insecure { "http" } else { "https" };
-    let scraper = KubeletScraper::new(client, scheme, store, metrics.clone());
     let settings = SchedulerSettings { resolution: config.resolution, concurrency: config.kubelet.concurrency };
     let kubelet = config.kubelet.clone();
     tokio::spawn(async move {
@@ -268,6 +307,25 @@ fn spawn_scraping(
         let targets = Arc::new(DiscoveryTargets { discovery, kubelet });
         scheduler::run(settings, targets, Arc::new(scraper), ownership, tick, metrics, stop).await;
     })
+}
+
+/// Drops, every resolution, the points no longer refreshed (nodes moved
+/// away, backups whose owner stopped sending) once past the staleness bound.
+fn spawn_pruning(stores: Vec<Arc<Store>>, resolution: Duration, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(resolution);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = every.tick() => {
+                    let now = crate::model::now_nanos();
+                    for s in &stores {
+                        s.prune(now);
+                    }
+                }
+            }
+        }
+    });
 }
 
 struct DiscoveryTargets {

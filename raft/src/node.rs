@@ -359,6 +359,11 @@ impl Node {
         self.app.synced.load(Ordering::Acquire)
     }
 
+    /// Whether this node asked to leave (drain) and must not be made Active again.
+    pub fn is_leaving(&self) -> bool {
+        self.app.is_leaving()
+    }
+
     /// The lease this node runs with.
     pub fn lease(&self) -> Duration {
         self.app.config.lease

@@ -51,10 +51,9 @@ pub const VOTERS: usize = raft::config::DEFAULT_VOTERS;
 pub const LEASE: Duration = raft::config::DEFAULT_LEASE;
 /// `--fanout-deadline`.
 pub const FANOUT_DEADLINE: Duration = Duration::from_secs(2);
-/// After SIGTERM, how long leaving the ring may take before the replica
-/// stops anyway (not a flag yet).
-pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(15);
-/// After the listeners stop, how long in-flight requests may still run.
-pub const IN_FLIGHT_DRAIN: Duration = Duration::from_secs(10);
+/// `--shutdown-grace-period`: the pod's `terminationGracePeriodSeconds`
+/// (the manifests set 60). The handoff, leaving Raft and draining in-flight
+/// requests share it (see `config::ShutdownSettings::from_grace`).
+pub const SHUTDOWN_GRACE_PERIOD: Duration = Duration::from_secs(60);
 /// `--shutdown-delay-duration`.
 pub const SHUTDOWN_DELAY: Duration = Duration::ZERO;

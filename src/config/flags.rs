@@ -134,6 +134,13 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = GoDuration(d::SHUTDOWN_DELAY), value_name = "DURATION")]
     pub shutdown_delay_duration: GoDuration,
 
+    /// The time the process has between SIGTERM and SIGKILL (the pod's
+    /// terminationGracePeriodSeconds). A replica in a cluster spends it handing
+    /// its kubelets over (make before break), leaving Raft, and finishing
+    /// in-flight requests; the timeouts of each are derived from it.
+    #[arg(long, default_value_t = GoDuration(d::SHUTDOWN_GRACE_PERIOD), value_name = "DURATION")]
+    pub shutdown_grace_period: GoDuration,
+
     /// Log verbosity (klog style): 0 errors/warnings/info, 2 more info, 4+ debug.
     #[arg(short = 'v', long = "v", default_value_t = 0, value_name = "LEVEL")]
     pub verbosity: u8,

@@ -122,13 +122,31 @@ impl ServingSettings {
     }
 }
 
-/// How this replica stops on SIGTERM.
-#[derive(Debug, Clone)]
+/// How this replica stops on SIGTERM, within `--shutdown-grace-period`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownSettings {
-    /// How long leaving the ring may take.
+    /// The whole budget.
+    pub grace: Duration,
+    /// How long the handoff may take: Draining committed, every moved node
+    /// served fresh by its new owner (60% of the grace period).
+    pub handoff_timeout: Duration,
+    /// How long leaving Raft may take afterwards (20%).
     pub leave_timeout: Duration,
-    /// How long in-flight requests may run after the listeners stop.
+    /// How long in-flight requests may run after the listeners stop (10%, at most 10 s).
     pub in_flight_drain: Duration,
+}
+
+impl ShutdownSettings {
+    /// The timeouts derived from a grace period; their sum, plus
+    /// `--shutdown-delay-duration`, stays within it.
+    pub fn from_grace(grace: Duration) -> ShutdownSettings {
+        ShutdownSettings {
+            grace,
+            handoff_timeout: grace.mul_f64(0.6),
+            leave_timeout: grace.mul_f64(0.2),
+            in_flight_drain: grace.mul_f64(0.1).min(Duration::from_secs(10)),
+        }
+    }
 }
 
 /// How to log.
@@ -263,6 +281,18 @@ impl Config {
             "json" => true,
             other => return Err(bad("--logging-format", format!("{other:?} is not one of text, json"))),
         };
+        if args.shutdown_grace_period.0 < Duration::from_secs(1) {
+            return Err(bad("--shutdown-grace-period", "must be at least 1s"));
+        }
+        if args.shutdown_delay_duration.0 >= args.shutdown_grace_period.0 {
+            return Err(bad(
+                "--shutdown-delay-duration",
+                format!(
+                    "{} leaves nothing of --shutdown-grace-period {} for the handoff",
+                    args.shutdown_delay_duration, args.shutdown_grace_period
+                ),
+            ));
+        }
         if args.max_requests_inflight == 0 {
             return Err(bad("--max-requests-inflight", "must be at least 1"));
         }
@@ -296,10 +326,7 @@ impl Config {
             cluster: ClusterSettings::from_args(&args.cluster, serving.addr())?,
             serving,
             auth: AuthSettings::from_args(&args.auth)?,
-            shutdown: ShutdownSettings {
-                leave_timeout: defaults::LEAVE_TIMEOUT,
-                in_flight_drain: defaults::IN_FLIGHT_DRAIN,
-            },
+            shutdown: ShutdownSettings::from_grace(args.shutdown_grace_period.0),
             logging: LoggingSettings { verbosity: args.verbosity, json },
             profiling: args.profiling,
         })

@@ -6,6 +6,7 @@
 //! [`raft::Node::state`].
 
 pub mod gauges;
+pub mod handoff;
 pub mod leave;
 pub mod status;
 
@@ -20,49 +21,94 @@ use tls::TlsPolicy;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterSettings;
-use crate::ownership::Ownership;
+use crate::ownership::{Fallback, Ownership};
 use gauges::RaftMetrics;
 pub use status::ClusterStatus;
 use tokio::sync::watch;
 
-/// Follows the committed state of `node` and publishes this replica's
-/// [`Ownership`] on every change (the ring is rebuilt, off the async
-/// threads, only when the epoch moves).
-pub fn follow_ownership(node: Arc<raft::Node>, shutdown: CancellationToken) -> watch::Receiver<Arc<Ownership>> {
+/// How often liveness (unreachable members, quorum) is re-evaluated.
+const LIVENESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Follows the committed state of `node` and its liveness, and publishes
+/// this replica's [`Ownership`] on every change: the ring is rebuilt (off
+/// the async threads) only when the epoch moves; the unreachable members
+/// and degraded mode (no quorum for longer than twice the lease, or not yet
+/// caught up after a start) are re-evaluated every 250 ms.
+pub fn follow_ownership(
+    node: Arc<raft::Node>,
+    metrics: Arc<crate::selfmetrics::SelfMetrics>,
+    shutdown: CancellationToken,
+) -> watch::Receiver<Arc<Ownership>> {
     let me = node.id();
     let mut state = node.state();
     let initial = Ownership::from_state(me, &state.borrow_and_update());
     let (tx, rx) = watch::channel(Arc::new(initial));
     tokio::spawn(async move {
+        let mut every = tokio::time::interval(LIVENESS_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            let committed = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                changed = state.changed() => if changed.is_err() { break },
-            }
-            let s = state.borrow_and_update().clone();
+                changed = state.changed() => {
+                    if changed.is_err() { break }
+                    true
+                }
+                _ = every.tick() => false,
+            };
             let previous = tx.borrow().clone();
-            let next = if s.epoch == previous.epoch {
-                Ownership { members: Ownership::from_members(&s), ..(*previous).clone() }
-            } else {
-                match tokio::task::spawn_blocking(move || Ownership::from_state(me, &s)).await {
-                    Ok(o) => o,
-                    Err(e) => {
-                        tracing::error!(error = %e, "building the ring failed");
-                        continue;
+            let mut next = if committed {
+                let s = state.borrow_and_update().clone();
+                if s.epoch == previous.epoch {
+                    Ownership { members: Ownership::from_members(&s), ..(*previous).clone() }
+                } else {
+                    match tokio::task::spawn_blocking(move || Ownership::from_state(me, &s)).await {
+                        Ok(o) => o,
+                        Err(e) => {
+                            tracing::error!(error = %e, "building the ring failed");
+                            continue;
+                        }
                     }
                 }
+            } else {
+                (*previous).clone()
             };
+            next.unreachable = next.members.keys().copied().filter(|id| *id != me && !node.reachable(*id)).collect();
+            next.fallback = fallback_of(&node);
             if let crate::ownership::Mode::NoRing(why) = &next.mode
                 && next.epoch != previous.epoch
             {
                 tracing::warn!(epoch = next.epoch, reason = %why, "no usable ring: scraping every node");
             }
-            if tx.send(Arc::new(next)).is_err() {
+            if next.fallback != previous.fallback {
+                match next.fallback {
+                    Some(why) => tracing::warn!(
+                        reason = %why,
+                        unreachable = next.unreachable.len(),
+                        "degraded: also scraping the nodes of unreachable owners"
+                    ),
+                    None => tracing::info!(epoch = next.epoch, "back to the committed ring"),
+                }
+                metrics.degraded.set(i64::from(next.fallback.is_some()));
+            }
+            let same = !committed && next.unreachable == previous.unreachable && next.fallback == previous.fallback;
+            if !same && tx.send(Arc::new(next)).is_err() {
                 break;
             }
         }
     });
     rx
+}
+
+/// Degraded mode: quorum lost for more than twice the lease, or not caught
+/// up with the leader since the start.
+fn fallback_of(node: &raft::Node) -> Option<Fallback> {
+    if node.without_quorum().is_some_and(|gap| gap > node.lease() * 2) {
+        Some(Fallback::QuorumLost)
+    } else if !node.synced() {
+        Some(Fallback::Unsynced)
+    } else {
+        None
+    }
 }
 
 /// Starts the Raft node (not yet reachable: see [`serve`]).

@@ -15,7 +15,7 @@ pub mod view;
 pub use hash::{HASH_VERSION, StableBuildHasher, StableHasher, hash64};
 pub use plan::{Diff, Plan, diff};
 pub use ring::{MAX_VNODES, Ring, RingError, RingViolation};
-pub use view::{MemberEntry, Mode, Ownership};
+pub use view::{Fallback, MemberEntry, Mode, Ownership};
 
 #[cfg(test)]
 mod tests;

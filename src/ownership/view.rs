@@ -4,7 +4,7 @@
 //! [`ClusterState`] (or for a replica without `--peers`); the shell follows
 //! the state and publishes a new one per change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use raft::{ClusterState, MemberState, NodeId};
@@ -35,6 +35,28 @@ pub struct MemberEntry {
     pub state: MemberState,
 }
 
+/// Why a replica does not trust the committed ring alone and also scrapes
+/// (and answers for) the nodes of owners it cannot reach: duplicates
+/// allowed, gaps not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// No contact to a quorum for longer than twice the lease: the ring may
+    /// have moved on without this replica, or cannot move at all.
+    QuorumLost,
+    /// Restarted with its data dir and not yet caught up with the leader:
+    /// the ring it holds may be older than the cluster's.
+    Unsynced,
+}
+
+impl std::fmt::Display for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Fallback::QuorumLost => "no quorum for more than twice the lease",
+            Fallback::Unsynced => "not yet caught up with the leader since the start",
+        })
+    }
+}
+
 /// What this replica acts on at one epoch.
 #[derive(Debug, Clone)]
 pub struct Ownership {
@@ -46,12 +68,23 @@ pub struct Ownership {
     pub mode: Mode,
     /// Every current member, by id.
     pub members: BTreeMap<NodeId, MemberEntry>,
+    /// Members this replica has not heard from within the lease.
+    pub unreachable: BTreeSet<NodeId>,
+    /// Set when the ring alone is not to be trusted (degraded mode).
+    pub fallback: Option<Fallback>,
 }
 
 impl Ownership {
     /// A replica without `--peers`.
     pub fn single() -> Ownership {
-        Ownership { epoch: 0, me: None, mode: Mode::Single, members: BTreeMap::new() }
+        Ownership {
+            epoch: 0,
+            me: None,
+            mode: Mode::Single,
+            members: BTreeMap::new(),
+            unreachable: BTreeSet::new(),
+            fallback: None,
+        }
     }
 
     /// The view of member `me` at the committed `state`.
@@ -60,7 +93,14 @@ impl Ownership {
             Ok(ring) => Mode::Ring(Arc::new(ring)),
             Err(e) => Mode::NoRing(e),
         };
-        Ownership { epoch: state.epoch, me: Some(me), mode, members: Ownership::from_members(state) }
+        Ownership {
+            epoch: state.epoch,
+            me: Some(me),
+            mode,
+            members: Ownership::from_members(state),
+            unreachable: BTreeSet::new(),
+            fallback: None,
+        }
     }
 
     /// The member table of `state`.
@@ -75,12 +115,18 @@ impl Ownership {
     }
 
     /// Whether this replica scrapes `node`: always without a ring, else
-    /// exactly when the ring makes it the owner.
+    /// when the ring makes it the owner — or, in degraded mode, when the
+    /// owner is one it cannot reach.
     pub fn scrapes(&self, node: &str) -> bool {
         match &self.mode {
             Mode::Single | Mode::NoRing(_) => true,
-            Mode::Ring(ring) => ring.owner(node).is_some_and(|o| Some(o) == self.me),
+            Mode::Ring(ring) => ring.owner(node).is_some_and(|o| Some(o) == self.me || self.covers_for(o)),
         }
+    }
+
+    /// Whether this replica stands in for `owner` (degraded mode, owner unreachable).
+    pub fn covers_for(&self, owner: NodeId) -> bool {
+        self.fallback.is_some() && self.unreachable.contains(&owner)
     }
 
     /// The ring, if owners are decided by one.

@@ -6,6 +6,7 @@
 //! fan-out that asks the others is `query`'s.
 
 pub mod answer;
+pub mod push;
 pub mod routes;
 pub mod wire;
 

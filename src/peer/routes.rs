@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::answer::Answerer;
-use super::wire::{NodesQuery, NodesReply, PodsQuery, PodsReply, path};
+use super::wire::{NodesQuery, NodesReply, PodsQuery, PodsReply, PointsQuery, PointsReply, Push, PushAck, path};
 use crate::model::now_nanos;
 use crate::ownership::Ownership;
 
@@ -34,6 +34,8 @@ pub fn routes(state: PeerState) -> Router {
     Router::new()
         .route(path::NODES, post(nodes))
         .route(path::PODS, post(pods))
+        .route(path::PUSH, post(push))
+        .route(path::POINTS, post(points))
         .layer(DefaultBodyLimit::max(raft::codec::DECODE_LIMIT))
         .with_state(state)
 }
@@ -53,7 +55,7 @@ async fn nodes(State(st): State<PeerState>, certs: Certs, body: Bytes) -> Respon
         Err(refused) => return refused,
     };
     let epoch = st.ownership.borrow().epoch;
-    reply(&NodesReply { epoch, items: st.answerer.nodes(&q.names, now_nanos()) })
+    reply(&NodesReply { epoch, items: st.answerer.nodes(&q.names, q.source, now_nanos()) })
 }
 
 async fn pods(State(st): State<PeerState>, certs: Certs, body: Bytes) -> Response {
@@ -66,4 +68,25 @@ async fn pods(State(st): State<PeerState>, certs: Certs, body: Bytes) -> Respons
         Ok(items) => reply(&PodsReply { epoch, items }),
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }
+}
+
+async fn push(State(st): State<PeerState>, certs: Certs, body: Bytes) -> Response {
+    let (from, p): (_, Push) = match st.node.open(&certs, &body) {
+        Ok(x) => x,
+        Err(refused) => return refused,
+    };
+    let (handover, batches) = (p.handover, p.points.len());
+    let taken = st.answerer.take(p, now_nanos());
+    if handover {
+        tracing::debug!(from = %format_args!("{from:016x}"), batches, taken, "handover received");
+    }
+    reply(&PushAck { taken })
+}
+
+async fn points(State(st): State<PeerState>, certs: Certs, body: Bytes) -> Response {
+    let (_, q): (_, PointsQuery) = match st.node.open(&certs, &body) {
+        Ok(x) => x,
+        Err(refused) => return refused,
+    };
+    reply(&PointsReply { points: st.answerer.points(&q.names) })
 }

@@ -6,7 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use raft::NodeId;
+
 use crate::model::{NodeUsage, PodUsage};
+use crate::scrape::parse::NodeBatch;
 
 /// Route paths on the peer port.
 pub mod path {
@@ -14,13 +17,56 @@ pub mod path {
     pub const NODES: &str = "/metrics/v1/nodes";
     /// Usage of the pods a query selects.
     pub const PODS: &str = "/metrics/v1/pods";
+    /// Points pushed to a node's successor (backup) or new owner (handover).
+    pub const PUSH: &str = "/metrics/v1/push";
+    /// The last two points of named nodes, pulled by a member about to own them.
+    pub const POINTS: &str = "/metrics/v1/points";
 }
 
 /// Which of the answering replica's points to answer from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Source {
-    /// The nodes it scrapes itself.
+    /// The nodes it scrapes itself (with what was backed up to it for nodes
+    /// it has just come to own).
     Owned,
+    /// What the given member (an owner that does not answer) backed up here.
+    BackupOf(NodeId),
+}
+
+/// Points sent to another member: after each scrape to the node's successor
+/// (a backup, kept apart from what it serves), or at an ownership change to
+/// the node's new owner (a handover, merged into what it serves).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Push {
+    /// The sender's epoch.
+    pub epoch: u64,
+    /// A handover (the receiver owns these nodes now) rather than a backup.
+    pub handover: bool,
+    /// `(node, batch)`, oldest first per node.
+    pub points: Vec<(String, NodeBatch)>,
+}
+
+/// What the receiver did with a [`Push`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushAck {
+    /// Batches newer than what it held, merged.
+    pub taken: usize,
+}
+
+/// The last two points of these nodes, from whatever the receiver holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointsQuery {
+    /// The asker's epoch.
+    pub epoch: u64,
+    /// Node names.
+    pub names: Vec<String>,
+}
+
+/// Per node, the batches that rebuild its last two points (empty: none held).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointsReply {
+    /// `(node, batches)`.
+    pub points: Vec<(String, Vec<NodeBatch>)>,
 }
 
 /// Usage of these nodes, from what the receiver holds.

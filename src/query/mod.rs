@@ -8,12 +8,12 @@
 
 pub mod plan;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use raft::{NodeId, ReplySize};
+use raft::{MemberState, NodeId, ReplySize};
 use tokio::sync::watch;
 
 use crate::model::{Answer, NodeUsage, PodKey, PodQuery, PodUsage, UnixNanos, UsageSource};
@@ -94,50 +94,154 @@ impl ClusterSource {
     }
 }
 
+impl ClusterSource {
+    /// Whether `peer` has been silent long enough that asking it would only
+    /// cost the deadline: its part is asked of its successor's backups at once.
+    fn suspect(&self, peer: NodeId) -> bool {
+        self.node.silence(peer).is_none_or(|s| s > self.node.lease() / 3)
+    }
+
+    /// Asks `asked` for the usage of `want` from `source`.
+    async fn ask_nodes(
+        &self,
+        ownership: &Ownership,
+        asked: Asked,
+        source: Source,
+        want: Vec<String>,
+        now: UnixNanos,
+    ) -> Result<Vec<(String, NodeUsage)>, String> {
+        match asked {
+            Asked::Local => Ok(self.answerer.nodes(&want, source, now)),
+            Asked::Peer(peer) => {
+                let q = NodesQuery { epoch: ownership.epoch, source, names: want };
+                let name = ownership.name_of(peer);
+                self.ask::<_, NodesReply>(peer, &name, path::NODES, q).await.map(|r| r.items)
+            }
+        }
+    }
+
+    /// Asks `asked` for the pods `q` selects from `source`.
+    async fn ask_pods(
+        &self,
+        ownership: &Ownership,
+        asked: Asked,
+        mut q: PodsQuery,
+        source: Source,
+        now: UnixNanos,
+    ) -> Result<Vec<PodAnswer>, String> {
+        q.source = source;
+        match asked {
+            Asked::Local => self.answerer.pods(&q, now).map_err(|e| e.to_string()),
+            Asked::Peer(peer) => {
+                let name = ownership.name_of(peer);
+                self.ask::<_, PodsReply>(peer, &name, path::PODS, q).await.map(|r| r.items)
+            }
+        }
+    }
+}
+
+/// `Local` for this replica, else the peer.
+fn asked(ownership: &Ownership, id: NodeId) -> Asked {
+    if Some(id) == ownership.me { Asked::Local } else { Asked::Peer(id) }
+}
+
 impl UsageSource for ClusterSource {
+    /// Nodes: each from its owner; what an owner could not give (it is
+    /// silent, failed, or lacks the node) from the owner's successor's
+    /// backups; what is still missing from Draining members, which keep
+    /// serving what they handed over. A node still missing because its owner
+    /// failed makes the answer partial.
     fn nodes<'a>(&'a self, names: &'a [String], now: UnixNanos) -> BoxFuture<'a, Answer<Vec<Option<NodeUsage>>>> {
         Box::pin(async move {
             let ownership = self.ownership.borrow().clone();
-            let groups = group_nodes(&ownership, names);
             let mut out: Vec<Option<NodeUsage>> = vec![None; names.len()];
-            let mut missing = Vec::new();
-            let calls = groups.iter().map(|(asked, idx)| {
+            let mut failed: BTreeMap<NodeId, String> = BTreeMap::new();
+            // Round 1: the owners that are not known to be silent.
+            let mut first: BTreeMap<Asked, Vec<usize>> = BTreeMap::new();
+            for (a, idx) in group_nodes(&ownership, names) {
+                match a {
+                    Asked::Peer(p) if self.suspect(p) => {
+                        failed.insert(p, "silent for more than a third of the lease".into());
+                    }
+                    _ => {
+                        first.insert(a, idx);
+                    }
+                }
+            }
+            let calls = first.iter().map(|(a, idx)| {
                 let want: Vec<String> = idx.iter().map(|i| names[*i].clone()).collect();
                 let ownership = &ownership;
-                async move {
-                    let r = match asked {
-                        Asked::Local => Ok(self.answerer.nodes(&want, now)),
-                        Asked::Peer(peer) => {
-                            let q = NodesQuery { epoch: ownership.epoch, source: Source::Owned, names: want };
-                            let name = ownership.name_of(*peer);
-                            self.ask::<_, NodesReply>(*peer, &name, path::NODES, q).await.map(|r| r.items)
-                        }
-                    };
-                    (*asked, idx, r)
-                }
+                async move { (*a, idx, self.ask_nodes(ownership, *a, Source::Owned, want, now).await) }
             });
-            for (asked, idx, result) in futures::future::join_all(calls).await {
+            for (a, idx, result) in futures::future::join_all(calls).await {
                 match result {
-                    Ok(items) => {
-                        let mut by_name: HashMap<String, NodeUsage> = items.into_iter().collect();
-                        for i in idx {
-                            out[*i] = by_name.remove(&names[*i]);
+                    Ok(items) => fill_nodes(&mut out, names, idx, items),
+                    Err(cause) => {
+                        if let Asked::Peer(p) = a {
+                            failed.insert(p, cause);
                         }
                     }
-                    Err(cause) => {
-                        let who = match asked {
-                            Asked::Peer(p) => ownership.name_of(p),
-                            Asked::Local => "self".into(),
-                        };
-                        let what = format!("{} of {} nodes", idx.len(), names.len());
-                        missing.push(missing_sentence(&who, &what, &cause));
-                    }
+                }
+            }
+            // Round 2: successors' backups of what is still missing.
+            let mut second: BTreeMap<(Asked, NodeId), Vec<usize>> = BTreeMap::new();
+            for (i, n) in names.iter().enumerate() {
+                if out[i].is_some() {
+                    continue;
+                }
+                if let (Some(owner), Some(succ)) = (ownership.owner(n), ownership.successor(n)) {
+                    second.entry((asked(&ownership, succ), owner)).or_default().push(i);
+                }
+            }
+            let calls = second.iter().map(|((a, owner), idx)| {
+                let want: Vec<String> = idx.iter().map(|i| names[*i].clone()).collect();
+                let ownership = &ownership;
+                async move { (idx, self.ask_nodes(ownership, *a, Source::BackupOf(*owner), want, now).await) }
+            });
+            for (idx, result) in futures::future::join_all(calls).await {
+                if let Ok(items) = result {
+                    fill_nodes(&mut out, names, idx, items);
+                }
+            }
+            // Round 3: Draining members, for nodes they handed over.
+            let draining: Vec<NodeId> = ownership
+                .members
+                .iter()
+                .filter(|(id, m)| m.state == MemberState::Draining && Some(**id) != ownership.me && !self.suspect(**id))
+                .map(|(id, _)| *id)
+                .collect();
+            let idx: Vec<usize> = (0..names.len()).filter(|i| out[*i].is_none()).collect();
+            if !idx.is_empty() && !draining.is_empty() {
+                let calls = draining.iter().map(|d| {
+                    let want: Vec<String> = idx.iter().map(|i| names[*i].clone()).collect();
+                    let ownership = &ownership;
+                    async move { self.ask_nodes(ownership, Asked::Peer(*d), Source::Owned, want, now).await }
+                });
+                for items in futures::future::join_all(calls).await.into_iter().flatten() {
+                    fill_nodes(&mut out, names, &idx, items);
+                }
+            }
+            let mut missing = Vec::new();
+            for (peer, cause) in failed {
+                let lacking = names
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, n)| out[*i].is_none() && ownership.owner(n) == Some(peer))
+                    .count();
+                if lacking > 0 {
+                    let what = format!("{lacking} of {} nodes", names.len());
+                    missing.push(missing_sentence(&ownership.name_of(peer), &what, &cause));
                 }
             }
             Answer { value: out, missing }
         })
     }
 
+    /// Pods: from every Active member (or the owner of the node a pod was
+    /// last seen on, for a GET); a member that is silent or fails is
+    /// replaced by what it backed up on the others, and Draining members
+    /// are asked when something is missing. A failed member whose
+    /// replacement also failed makes the answer partial.
     fn pods<'a>(
         &'a self,
         query: &'a PodQuery,
@@ -155,36 +259,80 @@ impl UsageSource for ClusterSource {
                 fields: query.fields.clone(),
                 one: query.one.clone(),
             };
-            let askees = pod_askees(&ownership, on_node.as_deref());
-            let calls = askees.iter().map(|asked| {
-                let (q, ownership) = (q.clone(), &ownership);
-                async move {
-                    let r = match asked {
-                        Asked::Local => self.answerer.pods(&q, now).map_err(|e| e.to_string()),
-                        Asked::Peer(peer) => {
-                            let name = ownership.name_of(*peer);
-                            self.ask::<_, PodsReply>(*peer, &name, path::PODS, q).await.map(|r| r.items)
-                        }
-                    };
-                    (*asked, r)
+            let mut failed: BTreeMap<NodeId, String> = BTreeMap::new();
+            let mut first = Vec::new();
+            for a in pod_askees(&ownership, on_node.as_deref()) {
+                match a {
+                    Asked::Peer(p) if self.suspect(p) => {
+                        failed.insert(p, "silent for more than a third of the lease".into());
+                    }
+                    _ => first.push(a),
                 }
+            }
+            let calls = first.iter().map(|a| {
+                let (q, ownership) = (q.clone(), &ownership);
+                async move { (*a, self.ask_pods(ownership, *a, q, Source::Owned, now).await) }
             });
             let mut answers = Vec::new();
-            let mut missing = Vec::new();
-            for (asked, result) in futures::future::join_all(calls).await {
+            for (a, result) in futures::future::join_all(calls).await {
                 match result {
                     Ok(items) => answers.extend(items),
                     Err(cause) => {
-                        let who = match asked {
-                            Asked::Peer(p) => ownership.name_of(p),
-                            Asked::Local => "self".into(),
-                        };
-                        missing.push(missing_sentence(&who, "the pods of its nodes are", &cause));
+                        if let Asked::Peer(p) = a {
+                            failed.insert(p, cause);
+                        }
                     }
                 }
             }
+            // The failed members' pods from the backups the others hold.
+            let reachable: Vec<Asked> = std::iter::once(Asked::Local)
+                .chain(
+                    ownership
+                        .active()
+                        .filter(|id| Some(*id) != ownership.me && !failed.contains_key(id))
+                        .map(Asked::Peer),
+                )
+                .collect();
+            let mut still_missing = BTreeMap::new();
+            for (peer, cause) in &failed {
+                let calls = reachable.iter().map(|a| {
+                    let (q, ownership) = (q.clone(), &ownership);
+                    async move { self.ask_pods(ownership, *a, q, Source::BackupOf(*peer), now).await }
+                });
+                let mut any_failed = false;
+                for result in futures::future::join_all(calls).await {
+                    match result {
+                        Ok(items) => answers.extend(items),
+                        Err(_) => any_failed = true,
+                    }
+                }
+                if any_failed {
+                    still_missing.insert(*peer, cause.clone());
+                }
+            }
             self.remember(&answers);
-            let mut value = merge_pods(keys, answers);
+            let mut value = merge_pods(keys, answers.iter().cloned());
+            // Draining members keep what they handed over.
+            let draining: Vec<NodeId> = ownership
+                .members
+                .iter()
+                .filter(|(id, m)| m.state == MemberState::Draining && Some(**id) != ownership.me && !self.suspect(**id))
+                .map(|(id, _)| *id)
+                .collect();
+            if value.iter().any(Option::is_none) && !draining.is_empty() {
+                let calls = draining.iter().map(|d| {
+                    let (q, ownership) = (q.clone(), &ownership);
+                    async move { self.ask_pods(ownership, Asked::Peer(*d), q, Source::Owned, now).await }
+                });
+                for items in futures::future::join_all(calls).await.into_iter().flatten() {
+                    answers.extend(items);
+                }
+                value = merge_pods(keys, answers.iter().cloned());
+            }
+            let mut missing: Vec<String> = still_missing
+                .iter()
+                .map(|(p, cause)| missing_sentence(&ownership.name_of(*p), "the pods of its nodes are", cause))
+                .collect();
             // A GET routed by a stale location (the pod was recreated on
             // another node): ask everyone once more.
             if let Some(key) = query.one.as_ref().filter(|_| on_node.is_some())
@@ -198,5 +346,15 @@ impl UsageSource for ClusterSource {
             }
             Answer { value, missing }
         })
+    }
+}
+
+/// Puts node answers into `out` at the indices of `idx`, where still empty.
+fn fill_nodes(out: &mut [Option<NodeUsage>], names: &[String], idx: &[usize], items: Vec<(String, NodeUsage)>) {
+    let mut by_name: HashMap<String, NodeUsage> = items.into_iter().collect();
+    for i in idx {
+        if out[*i].is_none() {
+            out[*i] = by_name.remove(&names[*i]);
+        }
     }
 }

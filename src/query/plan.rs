@@ -27,7 +27,9 @@ pub enum Asked {
 /// then scrapes every node itself).
 pub fn answerer_of(ownership: &Ownership, node: &str) -> Asked {
     match (&ownership.mode, ownership.owner(node)) {
-        (Mode::Ring(_), Some(owner)) if Some(owner) != ownership.me => Asked::Peer(owner),
+        (Mode::Ring(_), Some(owner)) if Some(owner) != ownership.me && !ownership.covers_for(owner) => {
+            Asked::Peer(owner)
+        }
         _ => Asked::Local,
     }
 }
@@ -52,7 +54,9 @@ pub fn pod_askees(ownership: &Ownership, on_node: Option<&str>) -> Vec<Asked> {
     }
     let mut askees = vec![Asked::Local];
     if ownership.ring().is_some() {
-        askees.extend(ownership.active().filter(|id| Some(*id) != ownership.me).map(Asked::Peer));
+        askees.extend(
+            ownership.active().filter(|id| Some(*id) != ownership.me && !ownership.covers_for(*id)).map(Asked::Peer),
+        );
     }
     askees
 }

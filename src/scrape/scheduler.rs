@@ -46,6 +46,10 @@ pub trait ScrapeOne: Send + Sync + 'static {
     fn forget(&self, node: &str);
     /// Time of the newest point held for `node`, if any.
     fn newest(&self, node: &str) -> Option<UnixNanos>;
+    /// `node` is now scraped here: serve what was backed up for it.
+    fn adopt(&self, _node: &str) {}
+    /// `node` is no longer scraped here: hand its points to `to`, its new owner.
+    fn release(&self, _node: &str, _to: Option<raft::NodeId>) {}
 }
 
 /// Position of `node` inside the period, as a fraction in `[0, 1)`: the
@@ -109,9 +113,11 @@ pub fn replan<'a>(old: &Ownership, new: &Ownership, nodes: impl Iterator<Item = 
     for node in nodes {
         match (old.scrapes(node), new.scrapes(node)) {
             (false, true) => {
-                let orphan = old
-                    .owner(node)
-                    .is_none_or(|prev| new.members.get(&prev).is_none_or(|m| m.state == MemberState::Down));
+                // Orphaned: the previous owner is Down, gone, or unreachable
+                // in degraded mode; no handover is coming.
+                let orphan = old.owner(node).is_none_or(|prev| {
+                    new.members.get(&prev).is_none_or(|m| m.state == MemberState::Down) || new.covers_for(prev)
+                });
                 r.gained.push((node.to_string(), orphan));
             }
             (true, false) => r.lost.push(node.to_string()),
@@ -217,6 +223,12 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                 let all = targets.current();
                 let names: Vec<&str> = all.iter().filter_map(|t| t.as_ref().ok()).map(|t| t.node.as_str()).collect();
                 let r = replan(&current, &next, names.iter().copied());
+                for (n, _) in &r.gained {
+                    scraper.adopt(n);
+                }
+                for n in &r.lost {
+                    scraper.release(n, next.owner(n));
+                }
                 let now = clock.unix(Instant::now());
                 let catch_up: Vec<ScrapeTarget> = all
                     .iter()

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::discovery::{ScrapeTarget, TargetError};
 use crate::model::now_nanos;
+use crate::peer::push::Pusher;
 use crate::scrape::client::KubeletClient;
 use crate::scrape::parse::parse;
 use crate::scrape::scheduler::ScrapeOne;
@@ -20,6 +21,10 @@ use crate::store::Store;
 pub struct KubeletScraper {
     client: KubeletClient,
     store: Arc<Store>,
+    /// What other replicas backed up here (adopted when a node becomes ours).
+    backups: Arc<Store>,
+    /// Sends backups and handovers to other replicas (none without peers).
+    pusher: Option<Arc<Pusher>>,
     metrics: Arc<SelfMetrics>,
     /// `https`, or `http` with `--deprecated-kubelet-completely-insecure`.
     scheme: &'static str,
@@ -35,7 +40,21 @@ impl KubeletScraper {
         store: Arc<Store>,
         metrics: Arc<SelfMetrics>,
     ) -> KubeletScraper {
-        KubeletScraper { client, store, metrics, scheme, failing: Mutex::new(HashSet::new()) }
+        let backups = Arc::new(Store::with_role(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::ZERO,
+            metrics.clone(),
+            crate::store::Role::Backup,
+        ));
+        KubeletScraper { client, store, backups, pusher: None, metrics, scheme, failing: Mutex::new(HashSet::new()) }
+    }
+
+    /// Backs every scraped batch up through `pusher`, adopts gained nodes
+    /// from `backups` and hands lost ones over.
+    pub fn with_peers(mut self, backups: Arc<Store>, pusher: Arc<Pusher>) -> KubeletScraper {
+        self.backups = backups;
+        self.pusher = Some(pusher);
+        self
     }
 
     fn failed(&self, node: &str, reason: &'static str, error: &dyn std::fmt::Display) {
@@ -74,6 +93,9 @@ impl ScrapeOne for KubeletScraper {
         };
         match parse(&body, node, request_time) {
             Ok(batch) => {
+                if let Some(p) = &self.pusher {
+                    p.backup(node, batch.clone());
+                }
                 self.store.store_scrape(node, batch, now_nanos());
                 let recovered = self.failing.lock().map(|mut f| f.remove(node)).unwrap_or(false);
                 if recovered {
@@ -91,6 +113,18 @@ impl ScrapeOne for KubeletScraper {
 
     fn newest(&self, node: &str) -> Option<crate::model::UnixNanos> {
         self.store.newest_sample(node)
+    }
+
+    fn adopt(&self, node: &str) {
+        if self.store.adopt(node, &self.backups, now_nanos()) {
+            tracing::debug!(node, "serving the backed-up points of a node now owned here");
+        }
+    }
+
+    fn release(&self, node: &str, to: Option<raft::NodeId>) {
+        if let (Some(p), Some(to)) = (&self.pusher, to) {
+            p.hand_over(to, node, self.store.export(node));
+        }
     }
 
     fn forget(&self, node: &str) {
