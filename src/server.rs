@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::discovery::{Discovery, NodeFilter, ScrapeTarget, TargetError};
 use crate::health::{HealthChecks, HealthInputs, TickClock};
 use crate::member::handoff::NodeNames;
-use crate::model::{Inventory, Local, UsageSource};
+use crate::model::{Inventory, Local, MetricsReader, UsageSource};
 use crate::ownership::Ownership;
 use crate::peer::answer::Answerer;
 use crate::peer::push::Pusher;
@@ -118,6 +118,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 answerer,
                 ownership.clone(),
                 settings.fanout_deadline,
+                config.resolution,
                 metrics.clone(),
             );
             (Some(node), ownership, Arc::new(source))
@@ -125,8 +126,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         _ => (None, watch::channel(Arc::new(Ownership::single())).1, Arc::new(Local(store.clone()))),
     };
 
+    let mut scraper = KubeletScraper::new(
+        kubelet_client,
+        if config.kubelet.completely_insecure { "http" } else { "https" },
+        store.clone(),
+        metrics.clone(),
+    );
+    if let Some(p) = pusher {
+        scraper = scraper.with_peers(backups.clone(), p);
+    }
+    let mut ownership_rx = ownership.clone();
+    let failing = scraper.failing();
+    let ring_check = raft_node.as_ref().map(|node| {
+        let check = AnswerableCheck {
+            node: node.clone(),
+            ownership: ownership.clone(),
+            store: store.clone(),
+            backups: backups.clone(),
+            failing: failing.clone(),
+            names: names.clone(),
+            metrics: metrics.clone(),
+            passed: Arc::new(AtomicBool::new(false)),
+        };
+        Arc::new(move || check.run()) as Arc<dyn Fn() -> Result<String, String> + Send + Sync>
+    });
     let app =
-        app_router(&config, &discovery, &inventory, usage, &ownership, &store, &metrics, &tick, &shutting_down, auth);
+        app_router(&config, &discovery, &inventory, usage, ring_check, &store, &metrics, &tick, &shutting_down, auth);
 
     let policy = config.serving.tls_policy.clone();
     let source = CertSource::new(
@@ -144,16 +169,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, "serving metrics.k8s.io");
     let serving = tokio::spawn(tls::serve(listener, tls, app, shutdown.child_token()));
     spawn_pruning(vec![store.clone(), backups.clone()], config.resolution, shutdown.child_token());
-    let mut scraper = KubeletScraper::new(
-        kubelet_client,
-        if config.kubelet.completely_insecure { "http" } else { "https" },
-        store.clone(),
-        metrics.clone(),
-    );
-    if let Some(p) = pusher {
-        scraper = scraper.with_peers(backups.clone(), p);
-    }
-    let mut ownership_rx = ownership.clone();
     let scrape = spawn_scraping(&config, scraper, discovery, ownership, metrics.clone(), tick, shutdown.child_token());
 
     wait_for_signal().await;
@@ -209,7 +224,7 @@ fn app_router(
     discovery: &Discovery,
     inventory: &Arc<dyn Inventory>,
     usage: Arc<dyn UsageSource>,
-    ownership: &watch::Receiver<Arc<Ownership>>,
+    ring: Option<Arc<dyn Fn() -> Result<String, String> + Send + Sync>>,
     store: &Arc<Store>,
     metrics: &Arc<SelfMetrics>,
     tick: &Arc<TickClock>,
@@ -224,14 +239,10 @@ fn app_router(
         build_version: format!("v{}", env!("CARGO_PKG_VERSION")),
     });
     let (s, d, d2) = (store.clone(), discovery.clone(), discovery.clone());
-    let (o, m) = (ownership.clone(), metrics.clone());
-    // With a ring, a replica that owns no node still answers (by fan-out).
-    let store_ready = move || s.ready() || (o.borrow().ring().is_some() && m.owned_nodes.get() == 0);
-    let ring = config.cluster.as_ref().map(|_| {
-        let (o, m) = (ownership.clone(), metrics.clone());
-        Arc::new(move || ring_readiness(&o.borrow(), m.owned_nodes.get()))
-            as Arc<dyn Fn() -> Result<String, String> + Send + Sync>
-    });
+    // In a cluster a replica that owns no node still answers (by fan-out):
+    // the `ring` check says whether it can answer for every node.
+    let clustered = ring.is_some();
+    let store_ready = move || s.ready() || clustered;
     let health = crate::health::router(Arc::new(HealthChecks::standard(HealthInputs {
         store_ready: Arc::new(store_ready),
         informers_synced: Arc::new(move || d.synced()),
@@ -250,11 +261,55 @@ fn app_router(
     crate::limit::limited(router, config.serving.max_requests_inflight)
 }
 
-/// The `ring` readiness check: what this replica answers by. Without a
-/// usable ring it scrapes every node itself, which still answers everything.
+/// The `ring` readiness check of a replica in a cluster: not ready before it
+/// can answer for every node it knows — from its own points (or a backup, or
+/// a kubelet failing on its own), or from an owner it can reach. Once passed
+/// it stays passed, so a node added later does not flap readiness.
+struct AnswerableCheck {
+    node: Arc<raft::Node>,
+    ownership: watch::Receiver<Arc<Ownership>>,
+    store: Arc<Store>,
+    backups: Arc<Store>,
+    failing: crate::scrape::scraper::Failing,
+    names: NodeNames,
+    metrics: Arc<SelfMetrics>,
+    passed: Arc<AtomicBool>,
+}
+
+impl AnswerableCheck {
+    fn run(&self) -> Result<String, String> {
+        let o = self.ownership.borrow().clone();
+        if !self.passed.load(Ordering::Acquire) {
+            let now = crate::model::now_nanos();
+            let failing = self.failing.lock().map(|f| f.clone()).unwrap_or_default();
+            let unanswerable = (self.names)()
+                .iter()
+                .filter(|n| match crate::query::plan::answerer_of(&o, n) {
+                    crate::query::plan::Asked::Peer(p) => !self.node.reachable(p),
+                    crate::query::plan::Asked::Local => {
+                        self.store.node(n, now).is_none()
+                            && self.backups.node(n, now).is_none()
+                            && !failing.contains(*n)
+                    }
+                })
+                .count();
+            if unanswerable > 0 {
+                return Err(format!("{unanswerable} nodes cannot be answered yet"));
+            }
+            self.passed.store(true, Ordering::Release);
+        }
+        ring_readiness(&o, self.metrics.owned_nodes.get())
+    }
+}
+
+/// What the `ring` check's verbose line says.
 fn ring_readiness(o: &Ownership, owned: i64) -> Result<String, String> {
+    let degraded = match o.fallback {
+        Some(why) => format!("; degraded ({why}): also scraping for {} unreachable members", o.unreachable.len()),
+        None => String::new(),
+    };
     Ok(match &o.mode {
-        crate::ownership::Mode::Ring(_) => format!("epoch {}, {owned} nodes owned", o.epoch),
+        crate::ownership::Mode::Ring(_) => format!("epoch {}, {owned} nodes owned{degraded}", o.epoch),
         crate::ownership::Mode::NoRing(why) => format!("epoch {}, no ring ({why}): scraping every node", o.epoch),
         crate::ownership::Mode::Single => "single replica".to_string(),
     })

@@ -28,8 +28,9 @@ pub(crate) struct App {
     pub liveness: Mutex<Liveness>,
     pub scrape_healthy: AtomicBool,
     pub leaving: AtomicBool,
-    /// This member holds the last points of the nodes it would own if Active.
-    pub ready_to_own: AtomicBool,
+    /// The epoch (+1) at which this member holds the last points of the
+    /// nodes it would own if Active; 0: not ready; `u64::MAX`: any epoch.
+    pub ready_to_own: std::sync::atomic::AtomicU64,
     /// Down commits per member (leader's flap damping).
     pub flaps: Mutex<crate::manager::detector::Flaps>,
     /// A detector commit is in flight (the next round does not wait for it).
@@ -67,12 +68,16 @@ impl App {
         self.liveness.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn record_heartbeat(&self, from: NodeId, healthy: bool, leaving: bool, ready: bool) {
+    pub fn record_heartbeat(&self, from: NodeId, healthy: bool, leaving: bool, ready: Option<u64>) {
         self.liveness().record(from, Instant::now(), healthy, leaving, ready);
     }
 
-    pub fn ready_to_own(&self) -> bool {
-        self.ready_to_own.load(Ordering::Relaxed)
+    pub fn ready_to_own(&self) -> Option<u64> {
+        match self.ready_to_own.load(Ordering::Relaxed) {
+            0 => None,
+            u64::MAX => Some(crate::network::wire::Readiness::ANY_EPOCH),
+            e => Some(e - 1),
+        }
     }
 
     pub fn healthy(&self) -> bool {

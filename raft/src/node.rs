@@ -96,7 +96,7 @@ impl Node {
             liveness: Mutex::new(liveness),
             scrape_healthy: true.into(),
             leaving: false.into(),
-            ready_to_own: config.ready_at_start.into(),
+            ready_to_own: (if config.ready_at_start { u64::MAX } else { 0 }).into(),
             flaps: Mutex::new(Default::default()),
             detector_busy: false.into(),
             synced: false.into(),
@@ -150,11 +150,15 @@ impl Node {
         self.app.scrape_healthy.store(healthy, Ordering::Relaxed);
     }
 
-    /// Says whether this replica holds the last points of every node it
-    /// would own if made Active (sent in heartbeats; the leader makes no
-    /// member Active before it does).
-    pub fn set_ready_to_own(&self, ready: bool) {
-        self.app.ready_to_own.store(ready, Ordering::Relaxed);
+    /// Says at which committed epoch this replica holds the last points of
+    /// every node it would own if made Active (sent in heartbeats; the leader
+    /// makes no member Active before it does, at that very epoch).
+    pub fn set_ready_to_own(&self, at_epoch: Option<u64>) {
+        let v = match at_epoch {
+            None => 0,
+            Some(e) => e.saturating_add(1).min(u64::MAX - 1),
+        };
+        self.app.ready_to_own.store(v, Ordering::Relaxed);
     }
 
     /// What this node knows now.
@@ -302,13 +306,15 @@ impl Node {
     }
 
     /// How long member `id` has been silent (no liveness heartbeat), as this
-    /// node's own table says; `None` for a member never heard from.
+    /// node's own table says; a member never heard from counts from this
+    /// node's start (it gets a full lease before it is thought unreachable).
     pub fn silence(&self, id: NodeId) -> Option<Duration> {
         if id == self.app.id {
             return Some(Duration::ZERO);
         }
         let live = self.app.liveness();
-        live.seen.get(&id).map(|s| Instant::now().saturating_duration_since(s.last))
+        let now = Instant::now();
+        Some(live.seen.get(&id).map_or_else(|| self.app.started.elapsed(), |s| now.saturating_duration_since(s.last)))
     }
 
     /// How long this node has been without contact to a quorum: `None`

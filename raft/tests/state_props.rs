@@ -142,9 +142,9 @@ fn heartbeats_keep_the_previous_release_shape_both_ways() {
         scrape_healthy: bool,
         leaving: bool,
     }
-    let hb = Heartbeat { name: "r1".into(), scrape_healthy: true, leaving: true, ready_to_own: false };
+    let hb = Heartbeat { name: "r1".into(), scrape_healthy: true, leaving: true, ready_to_own: None };
     let released = codec::encode(&Released { name: "r1".into(), scrape_healthy: true, leaving: true }).unwrap();
     assert_eq!(codec::encode(&HeartbeatV1::from(&hb)).unwrap(), released);
     let old: HeartbeatV1 = codec::decode(&released).unwrap();
-    assert_eq!(Heartbeat::from(old), Heartbeat { ready_to_own: true, ..hb });
+    assert_eq!(Heartbeat::from(old), Heartbeat { ready_to_own: Some(raft::network::wire::Readiness::ANY_EPOCH), ..hb });
 }

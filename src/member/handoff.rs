@@ -74,8 +74,8 @@ async fn pull(node: &raft::Node, o: &Ownership, nodes: Vec<String>, store: &Stor
     all
 }
 
-/// Keeps `ready_to_own` true exactly when this member, if outside the ring,
-/// holds the points of what it would own at the current epoch.
+/// Keeps `ready_to_own` at the epoch for which this member, if outside the
+/// ring, holds the points of what it would own (none while it pulls).
 pub async fn prepare(
     node: Arc<raft::Node>,
     ownership: watch::Receiver<Arc<Ownership>>,
@@ -95,7 +95,7 @@ pub async fn prepare(
         match o.members.get(&me).map(|m| m.state) {
             None => continue,
             Some(MemberState::Active) => {
-                node.set_ready_to_own(true);
+                node.set_ready_to_own(Some(o.epoch));
                 prepared_at = None;
                 continue;
             }
@@ -105,10 +105,10 @@ pub async fn prepare(
         if prepared_at == Some(o.epoch) {
             continue;
         }
-        node.set_ready_to_own(false);
+        node.set_ready_to_own(None);
         let Some(mine) = would_own(&o, me, &nodes()) else {
             // No ring to compute a share by: nothing to hold.
-            node.set_ready_to_own(true);
+            node.set_ready_to_own(Some(o.epoch));
             prepared_at = Some(o.epoch);
             continue;
         };
@@ -120,7 +120,7 @@ pub async fn prepare(
                 took_ms = started.elapsed().as_millis() as u64,
                 "holding the points of the nodes this replica will own; ready to join the ring"
             );
-            node.set_ready_to_own(true);
+            node.set_ready_to_own(Some(o.epoch));
             prepared_at = Some(o.epoch);
         }
     }

@@ -62,7 +62,10 @@ pub fn follow_ownership(
                     Ownership { members: Ownership::from_members(&s), ..(*previous).clone() }
                 } else {
                     match tokio::task::spawn_blocking(move || Ownership::from_state(me, &s)).await {
-                        Ok(o) => o,
+                        Ok(mut o) => {
+                            o.previous = previous.ring_arc();
+                            o
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "building the ring failed");
                             continue;

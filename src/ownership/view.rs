@@ -72,6 +72,11 @@ pub struct Ownership {
     pub unreachable: BTreeSet<NodeId>,
     /// Set when the ring alone is not to be trusted (degraded mode).
     pub fallback: Option<Fallback>,
+    /// The ring of the epoch before this one: the previous owner of a node
+    /// that just moved still holds its points until the handover lands.
+    pub previous: Option<Arc<Ring>>,
+    /// When this replica started acting on this epoch.
+    pub since: std::time::Instant,
 }
 
 impl Ownership {
@@ -84,6 +89,8 @@ impl Ownership {
             members: BTreeMap::new(),
             unreachable: BTreeSet::new(),
             fallback: None,
+            previous: None,
+            since: std::time::Instant::now(),
         }
     }
 
@@ -100,6 +107,8 @@ impl Ownership {
             members: Ownership::from_members(state),
             unreachable: BTreeSet::new(),
             fallback: None,
+            previous: None,
+            since: std::time::Instant::now(),
         }
     }
 
@@ -129,6 +138,14 @@ impl Ownership {
         self.fallback.is_some() && self.unreachable.contains(&owner)
     }
 
+    /// The ring, shared, if owners are decided by one.
+    pub fn ring_arc(&self) -> Option<Arc<Ring>> {
+        match &self.mode {
+            Mode::Ring(r) => Some(r.clone()),
+            _ => None,
+        }
+    }
+
     /// The ring, if owners are decided by one.
     pub fn ring(&self) -> Option<&Ring> {
         match &self.mode {
@@ -140,6 +157,11 @@ impl Ownership {
     /// The owner of `node` by the ring.
     pub fn owner(&self, node: &str) -> Option<NodeId> {
         self.ring().and_then(|r| r.owner(node))
+    }
+
+    /// The owner of `node` at the previous epoch, when it was another member.
+    pub fn previous_owner(&self, node: &str) -> Option<NodeId> {
+        self.previous.as_ref().and_then(|r| r.owner(node)).filter(|p| Some(*p) != self.owner(node))
     }
 
     /// The member that backs `node` up (the next distinct member clockwise).

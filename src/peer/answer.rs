@@ -59,6 +59,7 @@ impl Answerer {
                 let usage = match source {
                     Source::Owned => self.store.node(n, now).or_else(|| self.owned_backup(n, now)),
                     Source::BackupOf(_) => self.backups.node(n, now),
+                    Source::Any => newer(self.store.node(n, now), self.backups.node(n, now)),
                 };
                 usage.map(|u| (n.clone(), u))
             })
@@ -111,6 +112,10 @@ impl Answerer {
                 take(&self.backups, &|node| ownership.scrapes(node) && self.store.newest_sample(node).is_none());
             }
             Source::BackupOf(owner) => take(&self.backups, &|node| self.backed_up_by(node, owner)),
+            Source::Any => {
+                take(&self.store, &|_| true);
+                take(&self.backups, &|_| true);
+            }
         }
         Ok(out)
     }
@@ -142,5 +147,13 @@ impl Answerer {
             })
             .filter(|(_, b)| !b.is_empty())
             .collect()
+    }
+}
+
+/// The newer of two usages.
+fn newer(a: Option<NodeUsage>, b: Option<NodeUsage>) -> Option<NodeUsage> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.timestamp > a.timestamp { b } else { a }),
+        (a, b) => a.or(b),
     }
 }

@@ -29,7 +29,8 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// The outgoing queues.
 pub struct Pusher {
     backups: Mutex<VecDeque<(String, NodeBatch)>>,
-    handovers: Mutex<Vec<(NodeId, String, Vec<NodeBatch>)>>,
+    /// `(to, node, batches, handover)`: handovers, and backup seeds (`false`).
+    handovers: Mutex<Vec<(NodeId, String, Vec<NodeBatch>, bool)>>,
     capacity: usize,
     metrics: Arc<SelfMetrics>,
 }
@@ -56,7 +57,16 @@ impl Pusher {
         if batches.is_empty() {
             return;
         }
-        self.handovers.lock().unwrap_or_else(|p| p.into_inner()).push((to, node.to_string(), batches));
+        self.handovers.lock().unwrap_or_else(|p| p.into_inner()).push((to, node.to_string(), batches, true));
+    }
+
+    /// Queues the last points of `node` for `to`, its new successor, so the
+    /// backup there can serve a rate at once instead of after two scrapes.
+    pub fn seed_backup(&self, to: NodeId, node: &str, batches: Vec<NodeBatch>) {
+        if batches.is_empty() {
+            return;
+        }
+        self.handovers.lock().unwrap_or_else(|p| p.into_inner()).push((to, node.to_string(), batches, false));
     }
 
     /// Sends everything queued now: backups grouped by successor (by the
@@ -71,11 +81,11 @@ impl Pusher {
                 pushes.entry((succ, false)).or_default().push((n, batch));
             }
         }
-        for (to, n, batches) in handovers {
+        for (to, n, batches, handover) in handovers {
             if Some(to) == ownership.me {
                 continue;
             }
-            let entry = pushes.entry((to, true)).or_default();
+            let entry = pushes.entry((to, handover)).or_default();
             entry.extend(batches.into_iter().map(|b| (n.clone(), b)));
         }
         let calls = pushes.into_iter().map(|((to, handover), points)| {

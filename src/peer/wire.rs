@@ -31,6 +31,9 @@ pub enum Source {
     Owned,
     /// What the given member (an owner that does not answer) backed up here.
     BackupOf(NodeId),
+    /// Anything held here, served or backed up: the last resort while
+    /// ownership is moving and the replicas' epochs differ.
+    Any,
 }
 
 /// Points sent to another member: after each scrape to the node's successor

@@ -32,6 +32,9 @@ pub struct ClusterSource {
     answerer: Answerer,
     ownership: watch::Receiver<Arc<Ownership>>,
     deadline: Duration,
+    /// How long after an epoch change pods missing from the owners' answers
+    /// are looked for everywhere (three resolutions).
+    settle: Duration,
     metrics: Arc<SelfMetrics>,
     /// The node each pod was last answered from, so a GET of one pod goes to
     /// that node's owner only (pods do not change nodes).
@@ -45,9 +48,11 @@ impl ClusterSource {
         answerer: Answerer,
         ownership: watch::Receiver<Arc<Ownership>>,
         deadline: Duration,
+        resolution: Duration,
         metrics: Arc<SelfMetrics>,
     ) -> ClusterSource {
-        ClusterSource { node, answerer, ownership, deadline, metrics, locator: Mutex::new(HashMap::new()) }
+        let settle = resolution * 3;
+        ClusterSource { node, answerer, ownership, deadline, settle, metrics, locator: Mutex::new(HashMap::new()) }
     }
 
     /// Calls `path` on `peer` with the deadline, recording latency and errors.
@@ -203,23 +208,45 @@ impl UsageSource for ClusterSource {
                     fill_nodes(&mut out, names, idx, items);
                 }
             }
-            // Round 3: Draining members, for nodes they handed over.
-            let draining: Vec<NodeId> = ownership
-                .members
-                .iter()
-                .filter(|(id, m)| m.state == MemberState::Draining && Some(**id) != ownership.me && !self.suspect(**id))
-                .map(|(id, _)| *id)
-                .collect();
+            // Round 3, a last resort for what is still missing: everyone else
+            // who answers, from what they hold — the owner at the previous
+            // epoch until its handover lands, a Draining member, a replica
+            // that just handed the node over. The newest sample wins.
             let idx: Vec<usize> = (0..names.len()).filter(|i| out[*i].is_none()).collect();
-            if !idx.is_empty() && !draining.is_empty() {
-                let calls = draining.iter().map(|d| {
+            if !idx.is_empty() {
+                let mut holders: Vec<Asked> = vec![Asked::Local];
+                holders.extend(
+                    ownership
+                        .members
+                        .keys()
+                        .filter(|id| Some(**id) != ownership.me && !failed.contains_key(id) && !self.suspect(**id))
+                        .map(|id| Asked::Peer(*id)),
+                );
+                let calls = holders.iter().map(|a| {
                     let want: Vec<String> = idx.iter().map(|i| names[*i].clone()).collect();
                     let ownership = &ownership;
-                    async move { self.ask_nodes(ownership, Asked::Peer(*d), Source::Owned, want, now).await }
+                    async move { self.ask_nodes(ownership, *a, Source::Any, want, now).await }
                 });
+                let mut newest: HashMap<String, NodeUsage> = HashMap::new();
                 for items in futures::future::join_all(calls).await.into_iter().flatten() {
-                    fill_nodes(&mut out, names, &idx, items);
+                    for (n, u) in items {
+                        if newest.get(&n).is_none_or(|held| held.timestamp < u.timestamp) {
+                            newest.insert(n, u);
+                        }
+                    }
                 }
+                fill_nodes(&mut out, names, &idx, newest.into_iter().collect());
+            }
+            for (i, n) in names.iter().enumerate().filter(|(i, _)| out[*i].is_none()) {
+                tracing::debug!(
+                    node = %n,
+                    epoch = ownership.epoch,
+                    owner = ?ownership.owner(n).map(|o| ownership.name_of(o)),
+                    successor = ?ownership.successor(n).map(|o| ownership.name_of(o)),
+                    previous = ?ownership.previous_owner(n).map(|o| ownership.name_of(o)),
+                    index = i,
+                    "no replica could serve this node"
+                );
             }
             let mut missing = Vec::new();
             for (peer, cause) in failed {
@@ -323,6 +350,20 @@ impl UsageSource for ClusterSource {
                 let calls = draining.iter().map(|d| {
                     let (q, ownership) = (q.clone(), &ownership);
                     async move { self.ask_pods(ownership, Asked::Peer(*d), q, Source::Owned, now).await }
+                });
+                for items in futures::future::join_all(calls).await.into_iter().flatten() {
+                    answers.extend(items);
+                }
+                value = merge_pods(keys, answers.iter().cloned());
+            }
+            // A last resort for pods still missing while ownership moves (a
+            // few resolutions after an epoch change, or with a member down):
+            // anything any reachable member holds, served or backed up.
+            let moving = ownership.since.elapsed() < self.settle || !failed.is_empty();
+            if moving && value.iter().any(Option::is_none) {
+                let calls = reachable.iter().map(|a| {
+                    let (q, ownership) = (q.clone(), &ownership);
+                    async move { self.ask_pods(ownership, *a, q, Source::Any, now).await }
                 });
                 for items in futures::future::join_all(calls).await.into_iter().flatten() {
                     answers.extend(items);

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use raft::MemberState;
+use raft::{MemberState, NodeId};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -50,6 +50,8 @@ pub trait ScrapeOne: Send + Sync + 'static {
     fn adopt(&self, _node: &str) {}
     /// `node` is no longer scraped here: hand its points to `to`, its new owner.
     fn release(&self, _node: &str, _to: Option<raft::NodeId>) {}
+    /// `node`, still scraped here, has a new successor `to`: seed its backup.
+    fn reseed(&self, _node: &str, _to: raft::NodeId) {}
 }
 
 /// Position of `node` inside the period, as a fraction in `[0, 1)`: the
@@ -121,6 +123,11 @@ pub fn replan<'a>(old: &Ownership, new: &Ownership, nodes: impl Iterator<Item = 
                 r.gained.push((node.to_string(), orphan));
             }
             (true, false) => r.lost.push(node.to_string()),
+            (true, true) => {
+                if let Some(succ) = new.successor(node).filter(|s| old.successor(node) != Some(*s)) {
+                    r.reseeded.push((node.to_string(), succ));
+                }
+            }
             _ => {}
         }
     }
@@ -134,6 +141,8 @@ pub struct Replan {
     pub gained: Vec<(String, bool)>,
     /// Nodes no longer scraped here.
     pub lost: Vec<String>,
+    /// Nodes still scraped here whose backup has a new home: `(node, successor)`.
+    pub reseeded: Vec<(String, NodeId)>,
 }
 
 /// Shared by the rounds and catch-up scrapes of one scheduler.
@@ -228,6 +237,9 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                 }
                 for n in &r.lost {
                     scraper.release(n, next.owner(n));
+                }
+                for (n, succ) in &r.reseeded {
+                    scraper.reseed(n, *succ);
                 }
                 let now = clock.unix(Instant::now());
                 let catch_up: Vec<ScrapeTarget> = all

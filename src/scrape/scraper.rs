@@ -17,6 +17,9 @@ use crate::scrape::scheduler::ScrapeOne;
 use crate::selfmetrics::SelfMetrics;
 use crate::store::Store;
 
+/// The nodes whose latest scrape failed: a kubelet problem, not a gap of ours.
+pub type Failing = Arc<Mutex<HashSet<String>>>;
+
 /// Scrapes kubelets into a [`Store`].
 pub struct KubeletScraper {
     client: KubeletClient,
@@ -30,7 +33,7 @@ pub struct KubeletScraper {
     scheme: &'static str,
     /// Nodes whose last scrape failed, so a failure is logged at warn level
     /// once per outage, not once per period.
-    failing: Mutex<HashSet<String>>,
+    failing: Failing,
 }
 
 impl KubeletScraper {
@@ -46,7 +49,12 @@ impl KubeletScraper {
             metrics.clone(),
             crate::store::Role::Backup,
         ));
-        KubeletScraper { client, store, backups, pusher: None, metrics, scheme, failing: Mutex::new(HashSet::new()) }
+        KubeletScraper { client, store, backups, pusher: None, metrics, scheme, failing: Failing::default() }
+    }
+
+    /// The nodes whose last scrape failed (shared, for readiness).
+    pub fn failing(&self) -> Failing {
+        self.failing.clone()
     }
 
     /// Backs every scraped batch up through `pusher`, adopts gained nodes
@@ -124,6 +132,12 @@ impl ScrapeOne for KubeletScraper {
     fn release(&self, node: &str, to: Option<raft::NodeId>) {
         if let (Some(p), Some(to)) = (&self.pusher, to) {
             p.hand_over(to, node, self.store.export(node));
+        }
+    }
+
+    fn reseed(&self, node: &str, to: raft::NodeId) {
+        if let Some(p) = &self.pusher {
+            p.seed_backup(to, node, self.store.export(node));
         }
     }
 

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod observe;
 pub mod ring;
 
 use std::path::{Path, PathBuf};

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::network::wire::Readiness;
 use crate::state::{ClusterState, MemberState, NodeId};
 
 /// What was last heard from one member.
@@ -23,9 +24,10 @@ pub struct Seen {
     pub good_since: Option<Instant>,
     /// The member said it is leaving.
     pub leaving: bool,
-    /// The member said it holds the last points of the nodes it would own
-    /// if made Active (a precondition of every way into Active).
-    pub ready: bool,
+    /// The epoch at which the member said it holds the last points of the
+    /// nodes it would own if made Active (a precondition of every way into
+    /// Active); see [`Readiness`].
+    pub ready: Option<u64>,
 }
 
 /// Liveness table of one replica.
@@ -47,7 +49,7 @@ impl Liveness {
     }
 
     /// Records a heartbeat from `id` at `now`.
-    pub fn record(&mut self, id: NodeId, now: Instant, healthy: bool, leaving: bool, ready: bool) {
+    pub fn record(&mut self, id: NodeId, now: Instant, healthy: bool, leaving: bool, ready: Option<u64>) {
         let max_gap = self.max_gap;
         let entry =
             self.seen.entry(id).or_insert(Seen { last: now, last_good: None, good_since: None, leaving, ready });
@@ -72,11 +74,11 @@ impl Liveness {
     }
 
     /// Whether `id` has been heard healthy, without a gap, for at least
-    /// `hysteresis`, not leaving, and holding the points it would own.
-    pub fn stable(&self, id: NodeId, now: Instant, hysteresis: Duration) -> bool {
+    /// `hysteresis`, not leaving, and holding the points it would own at `epoch`.
+    pub fn stable(&self, id: NodeId, now: Instant, hysteresis: Duration, epoch: u64) -> bool {
         self.seen.get(&id).is_some_and(|s| {
             !s.leaving
-                && s.ready
+                && Readiness::holds(s.ready, epoch)
                 && now.saturating_duration_since(s.last) <= self.max_gap
                 && s.good_since.is_some_and(|t| now.saturating_duration_since(t) >= hysteresis)
         })
@@ -150,7 +152,7 @@ pub fn decide(
                 Some(MemberState::Down)
             }
             MemberState::Joining | MemberState::Down | MemberState::Draining
-                if live.stable(id, now, flaps.hysteresis(id, now, bounds.hysteresis)) && caught_up(id) =>
+                if live.stable(id, now, flaps.hysteresis(id, now, bounds.hysteresis), state.epoch) && caught_up(id) =>
             {
                 Some(MemberState::Active)
             }

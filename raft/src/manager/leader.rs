@@ -55,7 +55,15 @@ pub(crate) async fn handle_manage(app: &App, from: NodeId, req: Manage) -> Manag
             }
             reply
         }
-        Manage::Drain => write(app, Command::SetStates(vec![(from, MemberState::Draining)])).await,
+        Manage::Drain => {
+            // The member says it is leaving: remember it at once, so the
+            // detector does not make it Active again on a heartbeat sent
+            // before it asked.
+            if let Some(seen) = app.liveness().seen.get_mut(&from) {
+                seen.leaving = true;
+            }
+            write(app, Command::SetStates(vec![(from, MemberState::Draining)])).await
+        }
         Manage::Retire => write(app, Command::Retire { id: from }).await,
     }
 }

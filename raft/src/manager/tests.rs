@@ -20,16 +20,18 @@ fn cluster() -> ClusterState {
 
 const B: Bounds = Bounds { lease: Duration::from_secs(3), hysteresis: Duration::from_secs(1) };
 const MS: fn(u64) -> Duration = Duration::from_millis;
+/// Ready at any epoch.
+const ANY: Option<u64> = Some(crate::network::wire::Readiness::ANY_EPOCH);
 
 #[test]
 fn silent_member_goes_down_only_after_the_lease() {
     let t0 = Instant::now();
     let mut live = Liveness::new(t0, MS(1500));
-    live.record(1, t0, true, false, true);
-    live.record(2, t0, true, false, true);
+    live.record(1, t0, true, false, ANY);
+    live.record(2, t0, true, false, ANY);
     let s = cluster();
     assert!(decide(&s, &live, &Flaps::default(), t0 + MS(2900), B, |_| true).is_empty());
-    live.record(1, t0 + MS(2900), true, false, true);
+    live.record(1, t0 + MS(2900), true, false, ANY);
     assert_eq!(decide(&s, &live, &Flaps::default(), t0 + MS(3100), B, |_| true), vec![(2, MemberState::Down)]);
 }
 
@@ -47,8 +49,8 @@ fn unhealthy_heartbeats_count_as_silence() {
     let t0 = Instant::now();
     let mut live = Liveness::new(t0, MS(1500));
     for i in 0..8 {
-        live.record(1, t0 + MS(i * 500), true, false, true);
-        live.record(2, t0 + MS(i * 500), i == 0, false, true);
+        live.record(1, t0 + MS(i * 500), true, false, ANY);
+        live.record(2, t0 + MS(i * 500), i == 0, false, ANY);
     }
     assert_eq!(decide(&cluster(), &live, &Flaps::default(), t0 + MS(3500), B, |_| true), vec![(2, MemberState::Down)]);
 }
@@ -59,11 +61,11 @@ fn down_member_returns_after_hysteresis_and_only_when_caught_up() {
     let mut live = Liveness::new(t0, MS(1500));
     let mut s = cluster();
     s.apply(&Command::SetStates(vec![(2, MemberState::Down)]));
-    live.record(1, t0, true, false, true);
-    live.record(2, t0, true, false, true);
-    live.record(2, t0 + MS(500), true, false, true);
+    live.record(1, t0, true, false, ANY);
+    live.record(2, t0, true, false, ANY);
+    live.record(2, t0 + MS(500), true, false, ANY);
     assert!(decide(&s, &live, &Flaps::default(), t0 + MS(600), B, |_| true).is_empty());
-    live.record(2, t0 + MS(1000), true, false, true);
+    live.record(2, t0 + MS(1000), true, false, ANY);
     assert!(decide(&s, &live, &Flaps::default(), t0 + MS(1100), B, |id| id != 2).is_empty());
     assert_eq!(decide(&s, &live, &Flaps::default(), t0 + MS(1100), B, |_| true), vec![(2, MemberState::Active)]);
 }
@@ -75,8 +77,8 @@ fn leaving_member_is_not_made_active_again() {
     let mut s = cluster();
     s.apply(&Command::SetStates(vec![(2, MemberState::Draining)]));
     for i in 0..5 {
-        live.record(1, t0 + MS(i * 500), true, false, true);
-        live.record(2, t0 + MS(i * 500), true, true, true);
+        live.record(1, t0 + MS(i * 500), true, false, ANY);
+        live.record(2, t0 + MS(i * 500), true, true, ANY);
     }
     assert!(decide(&s, &live, &Flaps::default(), t0 + MS(2100), B, |_| true).is_empty());
 }
@@ -88,7 +90,7 @@ fn joining_and_draining_members_that_go_silent_are_committed_down() {
     let mut s = cluster();
     s.apply(&Command::Join { id: 3, info: info("c") });
     s.apply(&Command::SetStates(vec![(2, MemberState::Draining)]));
-    live.record(1, t0 + MS(3000), true, false, true);
+    live.record(1, t0 + MS(3000), true, false, ANY);
     let mut got = decide(&s, &live, &Flaps::default(), t0 + MS(3100), B, |_| true);
     got.sort();
     assert_eq!(got, vec![(2, MemberState::Down), (3, MemberState::Down)]);
@@ -101,12 +103,12 @@ fn a_member_that_does_not_hold_its_points_yet_stays_out_of_the_ring() {
     let mut s = cluster();
     s.apply(&Command::Join { id: 3, info: info("c") });
     for i in 0..5 {
-        live.record(1, t0 + MS(i * 500), true, false, true);
-        live.record(2, t0 + MS(i * 500), true, false, true);
-        live.record(3, t0 + MS(i * 500), true, false, false);
+        live.record(1, t0 + MS(i * 500), true, false, ANY);
+        live.record(2, t0 + MS(i * 500), true, false, ANY);
+        live.record(3, t0 + MS(i * 500), true, false, None);
     }
     assert!(decide(&s, &live, &Flaps::default(), t0 + MS(2100), B, |_| true).is_empty(), "joining held");
-    live.record(3, t0 + MS(2500), true, false, true);
+    live.record(3, t0 + MS(2500), true, false, ANY);
     assert_eq!(decide(&s, &live, &Flaps::default(), t0 + MS(2600), B, |_| true), vec![(3, MemberState::Active)]);
 }
 
@@ -134,9 +136,26 @@ fn a_flapping_member_waits_twice_as_long_each_time_it_comes_back() {
         f.down(2, t0 + MS(t));
     }
     for i in 0..8 {
-        live.record(1, t0 + MS(9000 + i * 500), true, false, true);
-        live.record(2, t0 + MS(9000 + i * 500), true, false, true);
+        live.record(1, t0 + MS(9000 + i * 500), true, false, ANY);
+        live.record(2, t0 + MS(9000 + i * 500), true, false, ANY);
     }
     assert!(decide(&s, &live, &f, t0 + MS(11_600), B, |_| true).is_empty(), "damped: needs 4 s of health");
     assert_eq!(decide(&s, &live, &Flaps::default(), t0 + MS(11_600), B, |_| true), vec![(2, MemberState::Active)]);
+}
+
+#[test]
+fn readiness_counts_only_at_the_epoch_it_was_prepared_for() {
+    let t0 = Instant::now();
+    let mut live = Liveness::new(t0, MS(1500));
+    let mut s = cluster();
+    s.apply(&Command::Join { id: 3, info: info("c") });
+    let epoch = s.epoch;
+    for i in 0..5 {
+        live.record(1, t0 + MS(i * 500), true, false, ANY);
+        live.record(2, t0 + MS(i * 500), true, false, ANY);
+        live.record(3, t0 + MS(i * 500), true, false, Some(epoch + 1));
+    }
+    assert!(decide(&s, &live, &Flaps::default(), t0 + MS(2100), B, |_| true).is_empty(), "prepared for another epoch");
+    live.record(3, t0 + MS(2500), true, false, Some(epoch));
+    assert_eq!(decide(&s, &live, &Flaps::default(), t0 + MS(2600), B, |_| true), vec![(3, MemberState::Active)]);
 }

@@ -87,9 +87,25 @@ pub struct Heartbeat {
     pub scrape_healthy: bool,
     /// Whether the sender is leaving (drain requested); it must not be made Active again.
     pub leaving: bool,
-    /// Whether the sender holds the last points of the nodes it would own
-    /// if made Active (protocol 2; a precondition of every way into Active).
-    pub ready_to_own: bool,
+    /// The epoch at which the sender holds the last points of the nodes it
+    /// would own if made Active (protocol 2; a precondition of every way into
+    /// Active, valid only at that epoch); [`Readiness::ANY_EPOCH`] for a
+    /// member without handover; `None`: not ready.
+    pub ready_to_own: Option<u64>,
+}
+
+/// Values of [`Heartbeat::ready_to_own`].
+pub struct Readiness;
+
+impl Readiness {
+    /// Ready at whatever epoch (crate users without handover, and senders of
+    /// protocol 1, which had none).
+    pub const ANY_EPOCH: u64 = u64::MAX;
+
+    /// Whether a member saying `ready` may be made Active at `epoch`.
+    pub fn holds(ready: Option<u64>, epoch: u64) -> bool {
+        ready.is_some_and(|e| e == epoch || e == Readiness::ANY_EPOCH)
+    }
 }
 
 /// [`Heartbeat`] in protocol version 1 (no `ready_to_own`).
@@ -106,7 +122,12 @@ pub struct HeartbeatV1 {
 impl From<HeartbeatV1> for Heartbeat {
     /// A version-1 sender had no handover: it counts as ready, as it did then.
     fn from(h: HeartbeatV1) -> Heartbeat {
-        Heartbeat { name: h.name, scrape_healthy: h.scrape_healthy, leaving: h.leaving, ready_to_own: true }
+        Heartbeat {
+            name: h.name,
+            scrape_healthy: h.scrape_healthy,
+            leaving: h.leaving,
+            ready_to_own: Some(Readiness::ANY_EPOCH),
+        }
     }
 }
 

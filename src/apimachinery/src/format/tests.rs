@@ -182,3 +182,14 @@ fn durations_match_go_duration_string() {
         assert_eq!(format_duration(*ns), *want, "ns {ns}");
     }
 }
+
+#[test]
+fn times_parse_back_to_what_was_formatted() {
+    for secs in [0i64, 951_782_400, 1_709_251_199, 1_735_032_838, 4_102_444_800] {
+        let ns = secs * 1_000_000_000;
+        assert_eq!(parse_time(&format_time(ns)), Some(ns));
+    }
+    for bad in ["", "2024-02-29 23:59:59Z", "2024-13-01T00:00:00Z", "2024-02-29T23:59:59", "x024-02-29T23:59:59Z"] {
+        assert_eq!(parse_time(bad), None, "{bad}");
+    }
+}

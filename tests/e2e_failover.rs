@@ -1,0 +1,372 @@
+//! No gap, ever, end to end: three replica processes of the real binary over
+//! 30 simulated nodes at a 2 s resolution, observed every 500 ms (nodes) and
+//! 2 s (pods) from every surviving replica, while one is killed, paused or
+//! stopped. Protocol bounds are asserted with the slack a loaded 2-core
+//! machine needs; the measured figures are printed (`--no-capture`).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use common::observe::{Observer, Seen};
+use common::ring::Ring;
+use raft::MemberState;
+
+const NODES: usize = 30;
+const RESOLUTION: Duration = Duration::from_secs(2);
+const LEASE: Duration = Duration::from_secs(3);
+/// Slack on protocol bounds for a loaded 2-core machine.
+const SLACK: u32 = 3;
+
+async fn cluster() -> (Ring, tls::pki::CertPair) {
+    let r = Ring::start_on(3, NODES, 2, "2s", &[]).await;
+    r.settled(&[0, 1, 2], 3).await.expect("one cluster with a committed ring");
+    let admin = r.c.env.apiserver.issue_client_cert("admin", &["system:masters"]).unwrap();
+    sim::wait::expect("every replica to serve every node", Duration::from_secs(90), async || {
+        let mut ok = 0;
+        for i in 0..3 {
+            let reply =
+                sim::client::fetch(r.c.env.replica_addr(i), "/apis/metrics.k8s.io/v1beta1/nodes", Some(&admin), &[]);
+            if let Ok(reply) = reply.await {
+                let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+                ok += usize::from(v["items"].as_array().is_some_and(|a| a.len() == NODES));
+            }
+        }
+        ok == 3
+    })
+    .await;
+    (r, admin)
+}
+
+/// The replica holding the Raft leadership, and one that does not.
+async fn leader_and_follower(r: &Ring) -> (usize, usize) {
+    let view = r.status(0).await.expect("view");
+    let (_, leader) = view.leader.expect("a leader");
+    let l: usize = leader.trim_start_matches("replica-").parse().unwrap();
+    (l, (l + 1) % 3)
+}
+
+fn source_ip(r: &Ring, i: usize) -> IpAddr {
+    IpAddr::V4(r.c.env.block.replica(i))
+}
+
+/// The nodes `victim` owned, by the cluster status.
+async fn owned_by(r: &Ring, victim: usize) -> BTreeSet<String> {
+    let since = SystemTime::now();
+    sim::wait::expect("a resolution of scrapes", RESOLUTION * 3, async || SystemTime::now() > since + RESOLUTION * 2)
+        .await;
+    let ip = source_ip(r, victim);
+    r.c.env.fleet.scrapes_since(since).iter().filter(|s| s.client == Some(ip)).map(|s| s.node.to_string()).collect()
+}
+
+/// Checks exactly-once over `periods` resolutions from now: each node by one replica, gaps ≥ R/2.
+async fn assert_exactly_once(r: &Ring, periods: u32, owners: &[usize]) {
+    let from = SystemTime::now() + RESOLUTION;
+    let to = from + RESOLUTION * periods;
+    sim::wait::expect("the window to pass", RESOLUTION * (periods + 4), async || SystemTime::now() > to).await;
+    let mut by_node: BTreeMap<String, Vec<(SystemTime, Option<IpAddr>)>> = BTreeMap::new();
+    for s in r.c.env.fleet.scrapes_since(from) {
+        if s.at() < to && s.outcome.reached_kubelet() {
+            by_node.entry(s.node.to_string()).or_default().push((s.at(), s.client));
+        }
+    }
+    let allowed: BTreeSet<Option<IpAddr>> = owners.iter().map(|i| Some(source_ip(r, *i))).collect();
+    assert_eq!(by_node.len(), NODES, "scraped: {:?}", by_node.keys());
+    for (node, times) in &by_node {
+        let who: BTreeSet<Option<IpAddr>> = times.iter().map(|(_, ip)| *ip).collect();
+        assert_eq!(who.len(), 1, "{node} scraped by {who:?}");
+        assert!(who.is_subset(&allowed), "{node} scraped by {who:?}, not one of {allowed:?}");
+        let n = times.len() as u32;
+        assert!((periods - 1..=periods + 1).contains(&n), "{node}: {n} scrapes in {periods} resolutions");
+        for w in times.windows(2) {
+            let gap = w[1].0.duration_since(w[0].0).unwrap_or_default();
+            assert!(gap >= RESOLUTION / 2, "{node} scraped twice within {gap:?}");
+        }
+    }
+}
+
+/// The first scrape of each of `nodes` after `since` by a replica other than `victim`.
+fn first_rescrape(
+    r: &Ring,
+    nodes: &BTreeSet<String>,
+    since: SystemTime,
+    victim: usize,
+) -> BTreeMap<String, SystemTime> {
+    let ip = Some(source_ip(r, victim));
+    let mut first = BTreeMap::new();
+    for s in r.c.env.fleet.scrapes_since(since) {
+        if nodes.contains(s.node.as_ref()) && s.client != ip && s.outcome.reached_kubelet() {
+            first.entry(s.node.to_string()).or_insert(s.at());
+        }
+    }
+    first
+}
+
+fn assert_no_gap(seen: &Seen, bound: Duration) {
+    println!("observed: {seen:?}");
+    assert!(seen.node_answers > 10 && seen.pod_answers > 3, "too few answers observed: {seen:?}");
+    assert_eq!(seen.missing_node_answers, 0, "answers lacked nodes: {:?}", seen.example_missing);
+    assert_eq!(seen.missing_pod_answers, 0, "answers lacked pods: {:?}", seen.example_missing);
+    assert!(seen.max_age <= bound * SLACK, "a served sample was {:?} old (bound {bound:?})", seen.max_age);
+}
+
+async fn kill_and_observe(leader: bool) {
+    let (mut r, admin) = cluster().await;
+    let (l, f) = leader_and_follower(&r).await;
+    let victim = if leader { l } else { f };
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
+    let orphans = owned_by(&r, victim).await;
+    let obs = Observer::start(&r.c, &survivors, &admin);
+    tokio::time::sleep(RESOLUTION).await; // let the observer see the healthy state
+    let killed_at = SystemTime::now();
+    let t0 = Instant::now();
+    r.c.replicas[victim].signal(libc::SIGKILL);
+    let down = sim::wait::until((LEASE + Duration::from_secs(2)) * SLACK + Duration::from_secs(5), async || {
+        r.status(survivors[0]).await.is_some_and(|v| {
+            v.members.iter().any(|m| m.name == format!("replica-{victim}") && m.state == MemberState::Down)
+        })
+    })
+    .await
+    .expect("the killed replica committed Down");
+    let rescrape = sim::wait::until(Duration::from_secs(30), async || {
+        first_rescrape(&r, &orphans, killed_at, victim).len() == orphans.len()
+    })
+    .await;
+    assert!(rescrape.is_some(), "not every orphan was scraped by a new owner");
+    let firsts = first_rescrape(&r, &orphans, killed_at, victim);
+    let latest = firsts.values().max().and_then(|t| t.duration_since(killed_at).ok()).unwrap_or_default();
+    tokio::time::sleep(RESOLUTION * 2).await;
+    let seen = obs.stop().await;
+    println!(
+        "kill -9 of the {}: committed Down after {down:?} (t0 {:?}), all {} orphans re-scraped {latest:?} after the kill",
+        if leader { "leader" } else { "follower" },
+        t0.elapsed(),
+        orphans.len()
+    );
+    assert_no_gap(&seen, RESOLUTION + LEASE + Duration::from_secs(2));
+    assert_exactly_once(&r, 6, &survivors).await;
+    let _ = &mut r;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_leader_loses_no_node_and_no_sample_gets_old() {
+    kill_and_observe(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_a_follower_loses_no_node_and_no_sample_gets_old() {
+    kill_and_observe(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_replica_is_failed_over_and_after_sigcont_neither_serves_nor_scrapes_by_its_old_ring() {
+    let (r, admin) = cluster().await;
+    let (_, victim) = leader_and_follower(&r).await;
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
+    let obs = Observer::start(&r.c, &survivors, &admin);
+    tokio::time::sleep(RESOLUTION).await;
+    r.c.replicas[victim].signal(libc::SIGSTOP);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    r.c.replicas[victim].signal(libc::SIGCONT);
+    let seen = obs.stop().await;
+    assert_no_gap(&seen, RESOLUTION + LEASE + Duration::from_secs(2));
+    // Back in the ring, by its points, and exactly once again.
+    r.settled(&[0, 1, 2], 3).await.expect("the paused replica back Active");
+    assert_exactly_once(&r, 6, &[0, 1, 2]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_over_without_a_gap_and_exits_within_the_grace_period() {
+    let (mut r, admin) = cluster().await;
+    let (_, victim) = leader_and_follower(&r).await;
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
+    let moved = owned_by(&r, victim).await;
+    let obs = Observer::start(&r.c, &(0..3).collect::<Vec<_>>(), &admin);
+    tokio::time::sleep(RESOLUTION).await;
+    let asked = SystemTime::now();
+    let t0 = Instant::now();
+    r.c.replicas[victim].signal(libc::SIGTERM);
+    let exited = sim::wait::until(Duration::from_secs(60), async || r.c.replicas[victim].try_wait().is_some()).await;
+    let took = t0.elapsed();
+    tokio::time::sleep(RESOLUTION * 2).await;
+    let mut seen = obs.stop().await;
+    // The stopped replica's own poller sees connection errors after it exits.
+    seen.errors = 0;
+    assert!(exited.is_some(), "the replica did not exit within the 60 s grace period");
+    println!("SIGTERM: exited after {took:?}, {} nodes moved", moved.len());
+    assert_no_gap(&seen, RESOLUTION + Duration::from_secs(2));
+    // At most one extra scrape per moved node: count scrapes in the window
+    // between SIGTERM and exit plus a resolution, against one per resolution.
+    let window = took + RESOLUTION;
+    let mut per_node: BTreeMap<String, u32> = BTreeMap::new();
+    for s in r.c.env.fleet.scrapes_since(asked) {
+        if moved.contains(s.node.as_ref()) && s.at() < asked + window && s.outcome.reached_kubelet() {
+            *per_node.entry(s.node.to_string()).or_default() += 1;
+        }
+    }
+    let periods = (window.as_secs_f64() / RESOLUTION.as_secs_f64()).ceil() as u32;
+    for (node, n) in &per_node {
+        assert!(*n <= periods + 1, "{node}: {n} scrapes in {periods} resolutions of the handoff");
+    }
+    assert_exactly_once(&r, 6, &survivors).await;
+    let _ = &mut r;
+}
+
+/// `/readyz?verbose` of replica `i`.
+async fn readyz(r: &Ring, i: usize) -> Option<(u16, String)> {
+    sim::client::try_get(r.c.env.replica_addr(i), "/readyz?verbose", None, &[]).await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_loss_leaves_a_degraded_survivor_serving_every_node_and_restarts_restore_exactly_once() {
+    let (mut r, admin) = cluster().await;
+    let survivor = 0;
+    let t0 = Instant::now();
+    for i in [1, 2] {
+        r.c.replicas[i].signal(libc::SIGKILL);
+    }
+    let bound = RESOLUTION * 2 + LEASE;
+    let obs_after = Instant::now();
+    // Every node, fresh, from the survivor alone.
+    let fresh = sim::wait::until(bound * SLACK + Duration::from_secs(10), async || {
+        let reply =
+            sim::client::fetch(r.c.env.replica_addr(survivor), "/apis/metrics.k8s.io/v1beta1/nodes", Some(&admin), &[])
+                .await;
+        let Ok(reply) = reply else { return false };
+        let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        let now = SystemTime::now();
+        items.len() == NODES
+            && items.iter().all(|i| {
+                let ts = apimachinery::format::parse_time(i["timestamp"].as_str().unwrap_or("")).unwrap_or(0);
+                let t = std::time::UNIX_EPOCH + Duration::from_nanos(ts.max(0) as u64);
+                now.duration_since(t).unwrap_or_default() <= RESOLUTION + Duration::from_secs(2)
+            })
+    })
+    .await;
+    let fresh = fresh.expect("the survivor served every node fresh");
+    let (code, body) = readyz(&r, survivor).await.expect("readyz");
+    println!(
+        "quorum loss: every node fresh from the survivor {:?} after the kills; readyz:\n{body}",
+        obs_after - t0 + fresh
+    );
+    assert_eq!(code, 200, "the degraded survivor stays ready");
+    assert!(body.contains("degraded"), "readyz does not say degraded:\n{body}");
+    let admin_metrics = sim::client::direct_get(r.c.env.replica_addr(survivor), "/metrics", Some(&admin), &[]).await.1;
+    assert!(admin_metrics.contains("ha_metrics_server_degraded 1"), "degraded gauge not set");
+    // Both come back with their data dirs: one cluster, exactly once again.
+    for i in [1, 2] {
+        let mut args = r.c.env.replica_args(i, "2s");
+        args.extend(r.c.env.cluster_args(i, 3).unwrap());
+        r.c.spawn_replica_args(i, args);
+        let restarted = r.c.replicas.pop().expect("spawned");
+        r.c.replicas[i] = restarted;
+    }
+    r.settled(&[0, 1, 2], 3).await.expect("the cluster back together");
+    assert_exactly_once(&r, 6, &[0, 1, 2]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_with_one_declared_member_missing_serves_every_node_within_two_resolutions() {
+    let mut c = common::Cluster::start_empty(NODES, 2, "2s").await;
+    let started = Instant::now();
+    for i in 0..2 {
+        let mut args = c.env.cluster_args(i, 3).unwrap();
+        args.extend(c.env.replica_args(i, "2s"));
+        c.spawn_replica_args(i, args);
+    }
+    let admin = c.env.apiserver.issue_client_cert("admin", &["system:masters"]).unwrap();
+    let all = sim::wait::until(RESOLUTION * 2 + Duration::from_secs(10) + Duration::from_secs(30), async || {
+        let mut ok = 0;
+        for i in 0..2 {
+            let reply =
+                sim::client::fetch(c.env.replica_addr(i), "/apis/metrics.k8s.io/v1beta1/nodes", Some(&admin), &[]);
+            if let Ok(reply) = reply.await {
+                let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+                ok += usize::from(v["items"].as_array().is_some_and(|a| a.len() == NODES));
+            }
+        }
+        ok == 2
+    })
+    .await;
+    let took = started.elapsed();
+    println!("first start with replica-2 never started: every node served by both after {took:?} ({all:?} waiting)");
+    assert!(all.is_some(), "not every node served without the third member");
+    // No cluster was initialized without it: both scrape every node (duplicates, no gap).
+    assert!(took <= RESOLUTION * 2 + Duration::from_secs(10) + Duration::from_secs(20), "took {took:?}");
+}
+
+/// Restarts replica `i` with its data dir (its flags again).
+fn respawn(r: &mut Ring, i: usize, declared: usize) {
+    let mut args = r.c.env.replica_args(i, "2s");
+    args.extend(r.c.env.cluster_args(i, declared).unwrap());
+    r.c.spawn_replica_args(i, args);
+    let p = r.c.replicas.pop().expect("spawned");
+    if i < r.c.replicas.len() {
+        r.c.replicas[i] = p;
+    } else {
+        r.c.replicas.push(p);
+    }
+}
+
+async fn wait_ready(r: &Ring, i: usize) {
+    sim::wait::expect("the replica to be ready", Duration::from_secs(60), async || {
+        readyz(r, i).await.is_some_and(|(code, _)| code == 200)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_all_three_loses_no_node() {
+    let (mut r, admin) = cluster().await;
+    let obs = Observer::start(&r.c, &[0, 1, 2], &admin);
+    let mut exits = Vec::new();
+    for i in 0..3 {
+        let t0 = Instant::now();
+        r.c.replicas[i].signal(libc::SIGTERM);
+        sim::wait::expect("the replica to exit", Duration::from_secs(60), async || {
+            r.c.replicas[i].try_wait().is_some()
+        })
+        .await;
+        exits.push(t0.elapsed());
+        respawn(&mut r, i, 3);
+        wait_ready(&r, i).await;
+        r.settled(&[0, 1, 2], 3).await.expect("all three Active again");
+    }
+    let seen = obs.stop().await;
+    println!("rolling restart: exits after {exits:?}");
+    assert_no_gap(&seen, RESOLUTION + LEASE + Duration::from_secs(2));
+    assert_exactly_once(&r, 6, &[0, 1, 2]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_three_to_five_and_back_loses_no_node_and_newcomers_own_only_once_they_hold_their_points() {
+    let (mut r, admin) = cluster().await;
+    let obs = Observer::start(&r.c, &[0, 1, 2], &admin);
+    r.c.env.set_replica_count(5);
+    for i in 3..5 {
+        respawn(&mut r, i, 3);
+    }
+    r.settled(&[0, 1, 2, 3, 4], 5).await.expect("five Active members");
+    // Each newcomer said it held its points before the leader made it Active.
+    for i in 3..5 {
+        let log = r.c.replicas[i].log_text();
+        let held = log.lines().position(|l| l.contains("ready to join the ring"));
+        assert!(held.is_some(), "replica-{i} never reported holding its points:\n{log}");
+    }
+    assert_exactly_once(&r, 4, &[0, 1, 2, 3, 4]).await;
+    r.c.env.set_replica_count(3);
+    for i in [4, 3] {
+        r.c.replicas[i].signal(libc::SIGTERM);
+        sim::wait::expect("the scaled-down replica to exit", Duration::from_secs(60), async || {
+            r.c.replicas[i].try_wait().is_some()
+        })
+        .await;
+    }
+    r.settled(&[0, 1, 2], 3).await.expect("back to three");
+    let seen = obs.stop().await;
+    assert_no_gap(&seen, RESOLUTION + LEASE + Duration::from_secs(2));
+    assert_exactly_once(&r, 6, &[0, 1, 2]).await;
+}
