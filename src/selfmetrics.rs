@@ -51,6 +51,19 @@ pub struct SelfMetrics {
     pub backup_nodes: Gauge,
     /// `ha_metrics_server_owned_nodes`: kubelets this replica scrapes.
     pub owned_nodes: Gauge,
+    /// `ha_metrics_server_api_requests_total{code}`: answers of the metrics
+    /// API (`/apis/metrics.k8s.io/...`) by HTTP status class: the
+    /// availability SLI (5xx over all).
+    pub api_requests: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// `ha_metrics_server_nodes_known`: nodes this replica's informer lists.
+    pub nodes_known: Gauge,
+    /// `ha_metrics_server_nodes_answerable`: of those, the ones it can answer
+    /// for now (own or backed-up points, or a reachable owner): the coverage SLI.
+    pub nodes_answerable: Gauge,
+    /// `ha_metrics_server_node_freshness_seconds`: age of the newest sample
+    /// of each node this replica scrapes, sampled every resolution: the
+    /// freshness SLI.
+    pub node_freshness: Histogram,
     /// `ha_metrics_server_backups_dropped_total`: backup batches dropped
     /// because the queue was full.
     pub backups_dropped: Counter,
@@ -167,6 +180,26 @@ impl SelfMetrics {
             "A planned leave, from the Draining commit to every moved node served fresh by its new owner",
             handoff_duration.clone(),
         );
+        let api_requests = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        registry.register(
+            "ha_metrics_server_api_requests",
+            "Answers of the metrics.k8s.io API by HTTP status class (the availability SLI)",
+            api_requests.clone(),
+        );
+        let nodes_known = Gauge::default();
+        registry.register("ha_metrics_server_nodes_known", "Nodes this replica's informer lists", nodes_known.clone());
+        let nodes_answerable = Gauge::default();
+        registry.register(
+            "ha_metrics_server_nodes_answerable",
+            "Known nodes this replica can answer for now (the coverage SLI is answerable / known)",
+            nodes_answerable.clone(),
+        );
+        let node_freshness = Histogram::new([1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0, 300.0]);
+        registry.register(
+            "ha_metrics_server_node_freshness_seconds",
+            "Age of the newest sample of each node this replica scrapes, sampled every resolution (the freshness SLI)",
+            node_freshness.clone(),
+        );
         let owned_nodes = Gauge::default();
         registry.register("ha_metrics_server_owned_nodes", "Kubelets this replica scrapes", owned_nodes.clone());
         let ring_epoch = Gauge::default();
@@ -201,7 +234,15 @@ impl SelfMetrics {
             "API answers that lack items because their owner did not answer (each carries a Warning header)",
             partial_answers.clone(),
         );
+        // Series alerts rely on exist from the start, at zero.
+        for resource in ["nodes", "pods"] {
+            partial_answers.get_or_create(&vec![("resource", resource)]);
+        }
         SelfMetrics {
+            api_requests,
+            nodes_known,
+            nodes_answerable,
+            node_freshness,
             backups_dropped,
             push_errors,
             handovers,

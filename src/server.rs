@@ -137,19 +137,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let mut ownership_rx = ownership.clone();
     let failing = scraper.failing();
-    let ring_check = raft_node.as_ref().map(|node| {
-        let check = AnswerableCheck {
-            node: node.clone(),
-            ownership: ownership.clone(),
-            store: store.clone(),
-            backups: backups.clone(),
-            failing: failing.clone(),
-            names: names.clone(),
-            metrics: metrics.clone(),
-            passed: Arc::new(AtomicBool::new(false)),
-        };
+    let answerable = AnswerableCheck {
+        node: raft_node.clone(),
+        ownership: ownership.clone(),
+        store: store.clone(),
+        backups: backups.clone(),
+        failing: failing.clone(),
+        names: names.clone(),
+        metrics: metrics.clone(),
+        passed: Arc::new(AtomicBool::new(false)),
+    };
+    let ring_check = raft_node.as_ref().map(|_| {
+        let check = answerable.clone();
         Arc::new(move || check.run()) as Arc<dyn Fn() -> Result<String, String> + Send + Sync>
     });
+    tokio::spawn(answerable.publish_slis(config.resolution, shutdown.child_token()));
     let app =
         app_router(&config, &discovery, &inventory, usage, ring_check, &store, &metrics, &tick, &shutting_down, auth);
 
@@ -257,7 +259,8 @@ fn app_router(
         .merge(api)
         .merge(health)
         .route("/metrics", get(move || async move { metrics_response(&m) }))
-        .layer(crate::auth::layer(auth));
+        .layer(crate::auth::layer(auth))
+        .layer(axum::middleware::from_fn_with_state(metrics.clone(), count_api_answers));
     crate::limit::limited(router, config.serving.max_requests_inflight)
 }
 
@@ -265,8 +268,9 @@ fn app_router(
 /// can answer for every node it knows — from its own points (or a backup, or
 /// a kubelet failing on its own), or from an owner it can reach. Once passed
 /// it stays passed, so a node added later does not flap readiness.
+#[derive(Clone)]
 struct AnswerableCheck {
-    node: Arc<raft::Node>,
+    node: Option<Arc<raft::Node>>,
     ownership: watch::Receiver<Arc<Ownership>>,
     store: Arc<Store>,
     backups: Arc<Store>,
@@ -277,29 +281,76 @@ struct AnswerableCheck {
 }
 
 impl AnswerableCheck {
+    /// Nodes known, and those this replica can answer for now.
+    fn count(&self, o: &Ownership) -> (usize, usize) {
+        let now = crate::model::now_nanos();
+        let failing = self.failing.lock().map(|f| f.clone()).unwrap_or_default();
+        let names = (self.names)();
+        let answerable = names
+            .iter()
+            .filter(|n| match crate::query::plan::answerer_of(o, n) {
+                crate::query::plan::Asked::Peer(p) => self.node.as_ref().is_some_and(|node| node.reachable(p)),
+                crate::query::plan::Asked::Local => {
+                    self.store.node(n, now).is_some() || self.backups.node(n, now).is_some() || failing.contains(*n)
+                }
+            })
+            .count();
+        (names.len(), answerable)
+    }
+
     fn run(&self) -> Result<String, String> {
         let o = self.ownership.borrow().clone();
         if !self.passed.load(Ordering::Acquire) {
-            let now = crate::model::now_nanos();
-            let failing = self.failing.lock().map(|f| f.clone()).unwrap_or_default();
-            let unanswerable = (self.names)()
-                .iter()
-                .filter(|n| match crate::query::plan::answerer_of(&o, n) {
-                    crate::query::plan::Asked::Peer(p) => !self.node.reachable(p),
-                    crate::query::plan::Asked::Local => {
-                        self.store.node(n, now).is_none()
-                            && self.backups.node(n, now).is_none()
-                            && !failing.contains(*n)
-                    }
-                })
-                .count();
-            if unanswerable > 0 {
-                return Err(format!("{unanswerable} nodes cannot be answered yet"));
+            let (known, answerable) = self.count(&o);
+            if answerable < known {
+                return Err(format!("{} of {known} nodes cannot be answered yet", known - answerable));
             }
             self.passed.store(true, Ordering::Release);
         }
         ring_readiness(&o, self.metrics.owned_nodes.get())
     }
+
+    /// Sets the coverage and freshness SLIs, every resolution until `stop`.
+    async fn publish_slis(self, resolution: Duration, stop: CancellationToken) {
+        let mut every = tokio::time::interval(resolution);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            let o = self.ownership.borrow().clone();
+            let (known, answerable) = self.count(&o);
+            self.metrics.nodes_known.set(known as i64);
+            self.metrics.nodes_answerable.set(answerable as i64);
+            let now = crate::model::now_nanos();
+            for n in (self.names)().iter().filter(|n| o.scrapes(n)) {
+                if let Some(t) = self.store.newest_sample(n) {
+                    self.metrics.node_freshness.observe(now.saturating_sub(t).max(0) as f64 / 1e9);
+                }
+            }
+        }
+    }
+}
+
+/// Counts every answer of the metrics API by status class (the
+/// availability SLI), authentication and authorization refusals included.
+async fn count_api_answers(
+    axum::extract::State(metrics): axum::extract::State<Arc<SelfMetrics>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let api = request.uri().path().starts_with("/apis/metrics.k8s.io/");
+    let response = next.run(request).await;
+    if api {
+        let class = match response.status().as_u16() {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        metrics.api_requests.get_or_create(&vec![("code", class)]).inc();
+    }
+    response
 }
 
 /// What the `ring` check's verbose line says.
