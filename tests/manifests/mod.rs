@@ -362,6 +362,12 @@ pub fn assert_ha_settings(r: &Rendered) {
         flag(&args, "metric-resolution").and_then(|r| r.strip_suffix('s')).unwrap().parse::<i64>().unwrap();
     let grace = pod.termination_grace_period_seconds.unwrap_or(30);
     assert!(grace >= resolution + 30, "{}: terminationGracePeriodSeconds {grace} < {resolution} s + 30 s", r.source);
+    // The replica's handoff timeouts derive from the same number.
+    assert!(
+        args.iter().any(|a| *a == format!("--shutdown-grace-period={grace}s")),
+        "{}: --shutdown-grace-period does not match terminationGracePeriodSeconds {grace}: {args:?}",
+        r.source
+    );
 
     // Soft spreading over zones and hosts.
     let spread = pod.topology_spread_constraints.clone().unwrap_or_default();

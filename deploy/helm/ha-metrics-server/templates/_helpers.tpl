@@ -102,6 +102,7 @@ each dropped when args sets the same flag again, then args.
 {{- $own = append $own "--peer-cert-file=/etc/ha-metrics-server/peer/tls.crt" }}
 {{- $own = append $own "--peer-key-file=/etc/ha-metrics-server/peer/tls.key" }}
 {{- $own = append $own (printf "--statefulset=%s" (include "metrics-server.fullname" .)) }}
+{{- $own = append $own (printf "--shutdown-grace-period=%ds" (int .Values.terminationGracePeriodSeconds)) }}
 {{- with .Values.lease }}
 {{- $own = append $own (printf "--lease=%s" .) }}
 {{- end }}
