@@ -90,7 +90,7 @@ async fn fresh_cluster(nodes: usize) -> anyhow::Result<Bench> {
 fn progress(t: &Trial) {
     let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}s"));
     println!(
-        "failover: {} #{} replica-{} ({}): marked {} re-scraped {} exited {} max age {:.2}s missing {} extra {} recovery {} {}",
+        "failover: {} #{} replica-{} ({}): marked {} re-scraped {} exited {} max age {:.2}s missing {}{} extra {} recovery {} {}",
         t.kind.label(),
         t.index,
         t.victim,
@@ -100,6 +100,10 @@ fn progress(t: &Trial) {
         f(t.exited_s),
         t.seen.max_age_s,
         t.seen.missing_answers,
+        match (t.missing_from_s, t.missing_to_s) {
+            (Some(a), Some(b)) => format!(" ({a:.1}..{b:.1}s)"),
+            _ => String::new(),
+        },
         t.max_extra_scrapes,
         f(t.recovery_s),
         if t.ok { "ok".to_string() } else { format!("FAILED: {}", t.failures.join("; ")) }

@@ -50,6 +50,9 @@ pub struct Seen {
     pub missing_answers: usize,
     /// The first such answer: which replica, which nodes.
     pub example_missing: Option<(usize, Vec<String>)>,
+    /// When each such answer arrived.
+    #[serde(skip)]
+    pub missing_at: Vec<SystemTime>,
     /// Requests that failed (no connection, timeout, non-200).
     pub errors: usize,
     /// The oldest sample served in any answer, in seconds.
@@ -91,6 +94,7 @@ impl Observer {
                                     want.iter().filter(|n| !got.contains(n.as_str())).cloned().collect();
                                 if !lacking.is_empty() {
                                     s.missing_answers += 1;
+                                    s.missing_at.push(SystemTime::now());
                                     s.example_missing.get_or_insert((i, lacking));
                                 }
                                 let oldest = list.iter().map(|(_, a)| a.as_secs_f64()).fold(0.0, f64::max);

@@ -146,6 +146,10 @@ pub fn trial_table(trials: &[Trial]) -> String {
     );
     for t in trials {
         let role = if t.victim_was_leader { "leader" } else { "follower" };
+        let missing = match (t.missing_from_s, t.missing_to_s) {
+            (Some(a), Some(b)) => format!("{} ({a:.1}..{b:.1} s)", t.seen.missing_answers),
+            _ => t.seen.missing_answers.to_string(),
+        };
         let result = if t.ok { "ok".to_string() } else { format!("FAILED: {}", t.failures.join("; ")) };
         let _ = writeln!(
             out,
@@ -158,7 +162,7 @@ pub fn trial_table(trials: &[Trial]) -> String {
             opt(t.rescraped_s),
             opt(t.exited_s),
             t.seen.max_age_s,
-            t.seen.missing_answers,
+            missing,
             t.max_extra_scrapes,
             opt(t.recovery_s),
         );
@@ -202,7 +206,8 @@ pub fn markdown(r: &Report) -> String {
         out,
         "{} replicas of the real binary ({} build), {} simulated nodes x {} pods, R = {} s, lease {} s; \
          every survivor's node list polled every {} ms. Served timestamps are whole seconds (truncated), \
-         so ages can read up to 1 s high.\n",
+         so ages can read up to 1 s high. \"missing\" counts answers lacking a node, with when the first and \
+         the last came (seconds from the signal).\n",
         s.replicas, s.binary_profile, s.nodes, s.pods_per_node, s.resolution_s, s.lease_s, s.observer_poll_ms
     );
     let _ = writeln!(
@@ -217,7 +222,46 @@ pub fn markdown(r: &Report) -> String {
     );
     out.push_str("## Summary (p99 is nearest-rank: with 20 trials it is the maximum)\n\n");
     out.push_str(&summary_table(&r.summaries));
+    out.push_str("\n## Goals (issue 9)\n\n");
+    out.push_str(&goals(&r.summaries, s.resolution_s));
     out.push_str("\n## Trials\n\n");
     out.push_str(&trial_table(&r.trials));
+    let gaps: Vec<String> = r
+        .trials
+        .iter()
+        .filter_map(|t| {
+            let (replica, nodes) = t.seen.example_missing.as_ref()?;
+            Some(format!("- {} #{}: replica-{replica} answered without {}", t.kind.label(), t.index, nodes.join(", ")))
+        })
+        .collect();
+    if !gaps.is_empty() {
+        out.push_str("\nFirst answer lacking nodes, per trial:\n\n");
+        out.push_str(&gaps.join("\n"));
+        out.push('\n');
+    }
+    out
+}
+
+/// Issue 9's goals against the measured p99s: orphans re-scraped within
+/// 4 s of a kill -9, served age at most R + 5 s, no answer lacking a node,
+/// at most one extra scrape per moved node.
+pub fn goals(summaries: &[Summary], resolution_s: f64) -> String {
+    let mut out = String::from("| kind | goal | measured | met |\n|---|---|---|---|\n");
+    let mut row = |kind: Kind, goal: String, measured: Option<f64>, bound: f64| {
+        let (m, met) = match measured {
+            Some(v) => (format!("{v:.2}"), if v <= bound { "yes" } else { "no" }),
+            None => ("-".to_string(), "not measured"),
+        };
+        let _ = writeln!(out, "| {} | {goal} | {m} | {met} |", kind.label());
+    };
+    for s in summaries {
+        if s.kind == Kind::Kill9 {
+            row(s.kind, "orphans re-scraped, p99 <= 4 s".into(), s.rescraped_s.map(|x| x.p99), 4.0);
+        }
+        let age_bound = resolution_s + 5.0;
+        row(s.kind, format!("max served age, p99 <= R + 5 s = {age_bound} s"), s.max_age_s.map(|x| x.p99), age_bound);
+        row(s.kind, "answers missing a node = 0".into(), Some(s.missing_answers as f64), 0.0);
+        row(s.kind, "extra scrapes per moved node, p99 <= 1".into(), s.max_extra_scrapes.map(|x| x.p99), 1.0);
+    }
     out
 }

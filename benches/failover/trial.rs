@@ -65,6 +65,10 @@ pub struct Trial {
     /// What the observer of the survivors saw from 2 R before the signal
     /// to 2 R after the last measured step.
     pub seen: Seen,
+    /// When the first and the last answer lacking a node arrived, in
+    /// seconds from the signal (negative: before it).
+    pub missing_from_s: Option<f64>,
+    pub missing_to_s: Option<f64>,
     /// From the restart until the cluster was whole again.
     pub recovery_s: Option<f64>,
 }
@@ -84,6 +88,8 @@ pub async fn run(bench: &mut Bench, kind: Kind, index: usize, leader: bool) -> T
         exited_s: None,
         max_extra_scrapes: 0,
         seen: Seen::default(),
+        missing_from_s: None,
+        missing_to_s: None,
         recovery_s: None,
     };
     let Some(l) = bench.leader().await else {
@@ -144,6 +150,12 @@ pub async fn run(bench: &mut Bench, kind: Kind, index: usize, leader: bool) -> T
     }
     tokio::time::sleep(RESOLUTION * 2).await;
     t.seen = obs.stop().await;
+    let offset = |at: &SystemTime| match at.duration_since(signalled) {
+        Ok(after) => after.as_secs_f64(),
+        Err(before) => -before.duration().as_secs_f64(),
+    };
+    t.missing_from_s = t.seen.missing_at.iter().map(offset).reduce(f64::min);
+    t.missing_to_s = t.seen.missing_at.iter().map(offset).reduce(f64::max);
     t.max_extra_scrapes = max_extra_scrapes(bench, &orphans, signalled - RESOLUTION);
 
     if let Err(e) = bench.restart(victim) {
