@@ -249,6 +249,7 @@ pub fn goals(summaries: &[Summary], resolution_s: f64) -> String {
     let mut out = String::from("| kind | goal | measured | met |\n|---|---|---|---|\n");
     let mut row = |kind: Kind, goal: String, measured: Option<f64>, bound: f64| {
         let (m, met) = match measured {
+            Some(v) if v.fract() == 0.0 => (format!("{v}"), if v <= bound { "yes" } else { "no" }),
             Some(v) => (format!("{v:.2}"), if v <= bound { "yes" } else { "no" }),
             None => ("-".to_string(), "not measured"),
         };
