@@ -133,7 +133,7 @@ impl Check<'_> {
             &["one", "all", "fixed", "fixed-percent", "random-max-percent"],
         );
         let needs_value = spec["mode"].as_str().is_some_and(|m| m.starts_with("fixed") || m.starts_with("random"));
-        if needs_value && !spec["value"].as_str().is_some_and(|v| v.parse::<u32>().is_ok()) {
+        if needs_value && spec["value"].as_str().is_none_or(|v| v.parse::<u32>().is_err()) {
             self.bad(&format!("{path}.value"), "mode needs a numeric `value` string");
         }
     }
@@ -211,10 +211,10 @@ impl Check<'_> {
         }
         if !v["cpu"].is_null() {
             self.keys(&format!("{path}.cpu"), &v["cpu"], &["workers", "load", "options"], &["workers"]);
-            if !v["cpu"]["workers"].as_u64().is_some_and(|w| w >= 1) {
+            if v["cpu"]["workers"].as_u64().is_none_or(|w| w < 1) {
                 self.bad(&format!("{path}.cpu.workers"), "at least 1");
             }
-            if !v["cpu"]["load"].is_null() && !v["cpu"]["load"].as_u64().is_some_and(|l| l <= 100) {
+            if !v["cpu"]["load"].is_null() && v["cpu"]["load"].as_u64().is_none_or(|l| l > 100) {
                 self.bad(&format!("{path}.cpu.load"), "a percentage, 0 to 100");
             }
         }

@@ -8,6 +8,8 @@
 //! (add `--profile dev` to reuse a debug build). Environment:
 //! `FAILOVER_KILLS`, `FAILOVER_TERMS` (default 20 each; `--quick`: 3),
 //! `FAILOVER_NODES` (30), `FAILOVER_NOTE` (free text for the report).
+//! `--step-deadline SECS` (60) and `--recovery-deadline SECS` (120) bound
+//! each trial's steps; a trial that misses one is reported as failed.
 //! Writes `target/failover/failover.{json,md}` (or `--out DIR`).
 
 mod cluster;
@@ -33,6 +35,7 @@ struct Options {
     nodes: usize,
     out: PathBuf,
     note: String,
+    deadlines: trial::Deadlines,
 }
 
 fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
@@ -40,6 +43,11 @@ fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
         Ok(v) => v.parse().with_context(|| format!("{name}={v} is not a count")),
         Err(_) => Ok(default),
     }
+}
+
+fn seconds(v: &str) -> anyhow::Result<Duration> {
+    let s: f64 = v.parse().with_context(|| format!("{v} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(s).with_context(|| format!("{v} is not a number of seconds"))
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -51,6 +59,7 @@ fn options() -> anyhow::Result<Options> {
         nodes: env_usize("FAILOVER_NODES", 30)?,
         out: PathBuf::from(target).join("failover"),
         note: std::env::var("FAILOVER_NOTE").unwrap_or_default(),
+        deadlines: trial::Deadlines::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -64,8 +73,12 @@ fn options() -> anyhow::Result<Options> {
             "--nodes" => o.nodes = value("--nodes")?.parse().context("--nodes")?,
             "--out" => o.out = PathBuf::from(value("--out")?),
             "--note" => o.note = value("--note")?,
+            // Short deadlines make trials fail on purpose (to see that a
+            // failed trial is reported and the run goes on).
+            "--step-deadline" => o.deadlines.step = seconds(&value("--step-deadline")?)?,
+            "--recovery-deadline" => o.deadlines.recovery = seconds(&value("--recovery-deadline")?)?,
             other => anyhow::bail!(
-                "unknown argument {other} (--quick, --kills N, --terms N, --nodes N, --out DIR, --note TEXT)"
+                "unknown argument {other} (--quick, --kills N, --terms N, --nodes N, --out DIR, --note TEXT, --step-deadline SECS, --recovery-deadline SECS)"
             ),
         }
     }
@@ -124,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
         (0..o.kills).map(|i| (Kind::Kill9, i)).chain((0..o.terms).map(|i| (Kind::Sigterm, i))).collect();
     let mut trials = Vec::new();
     for (kind, i) in plan {
-        let t = trial::run(&mut bench, kind, i, i % 2 == 0).await;
+        let t = trial::run(&mut bench, kind, i, i % 2 == 0, o.deadlines).await;
         progress(&t);
         let whole = t.recovered();
         if !whole {

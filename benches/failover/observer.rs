@@ -17,6 +17,11 @@ const NODES_PATH: &str = "/apis/metrics.k8s.io/v1beta1/nodes";
 
 /// Node names and sample ages of one node-list answer, or why there was none.
 pub async fn node_list(addr: SocketAddr, admin: &CertPair) -> Result<Vec<(String, Duration)>, String> {
+    node_answer(addr, admin).await.map(|(list, _)| list)
+}
+
+/// Like [`node_list`], with the answer's `Warning` texts (a partial answer says so).
+async fn node_answer(addr: SocketAddr, admin: &CertPair) -> Result<(Vec<(String, Duration)>, Vec<String>), String> {
     let reply = tokio::time::timeout(Duration::from_secs(5), sim::client::fetch(addr, NODES_PATH, Some(admin), &[]))
         .await
         .map_err(|_| "no answer within 5s".to_string())??;
@@ -26,13 +31,14 @@ pub async fn node_list(addr: SocketAddr, admin: &CertPair) -> Result<Vec<(String
     let now = SystemTime::now();
     let v: serde_json::Value = serde_json::from_str(&reply.body).map_err(|e| format!("not JSON: {e}"))?;
     let items = v["items"].as_array().ok_or("no items in the node list")?;
-    Ok(items
+    let list = items
         .iter()
         .map(|i| {
             let name = i["metadata"]["name"].as_str().unwrap_or_default().to_string();
             (name, age_of(i["timestamp"].as_str().unwrap_or_default(), now))
         })
-        .collect())
+        .collect();
+    Ok((list, reply.warnings()))
 }
 
 /// How old a `metav1.Time` stamp is at `now` (zero when unparsable or ahead).
@@ -50,6 +56,10 @@ pub struct Seen {
     pub missing_answers: usize,
     /// The first such answer: which replica, which nodes.
     pub example_missing: Option<(usize, Vec<String>)>,
+    /// Answers lacking a node that carried no `Warning` (a silent hole).
+    pub missing_without_warning: usize,
+    /// The first warning of an answer lacking a node.
+    pub example_warning: Option<String>,
     /// When each such answer arrived.
     #[serde(skip)]
     pub missing_at: Vec<SystemTime>,
@@ -83,11 +93,11 @@ impl Observer {
                             _ = stop.cancelled() => return,
                             _ = tick.tick() => {}
                         }
-                        let answer = node_list(addr, &admin).await;
+                        let answer = node_answer(addr, &admin).await;
                         let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
                         match answer {
                             Err(_) => s.errors += 1,
-                            Ok(list) => {
+                            Ok((list, warnings)) => {
                                 s.answers += 1;
                                 let got: BTreeSet<&str> = list.iter().map(|(n, _)| n.as_str()).collect();
                                 let lacking: Vec<String> =
@@ -95,6 +105,10 @@ impl Observer {
                                 if !lacking.is_empty() {
                                     s.missing_answers += 1;
                                     s.missing_at.push(SystemTime::now());
+                                    match warnings.first() {
+                                        Some(w) => _ = s.example_warning.get_or_insert_with(|| w.clone()),
+                                        None => s.missing_without_warning += 1,
+                                    }
                                     s.example_missing.get_or_insert((i, lacking));
                                 }
                                 let oldest = list.iter().map(|(_, a)| a.as_secs_f64()).fold(0.0, f64::max);

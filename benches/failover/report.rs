@@ -231,7 +231,18 @@ pub fn markdown(r: &Report) -> String {
         .iter()
         .filter_map(|t| {
             let (replica, nodes) = t.seen.example_missing.as_ref()?;
-            Some(format!("- {} #{}: replica-{replica} answered without {}", t.kind.label(), t.index, nodes.join(", ")))
+            let warned = match &t.seen.example_warning {
+                Some(w) => format!("warning: \"{w}\""),
+                None => "no warning".to_string(),
+            };
+            Some(format!(
+                "- {} #{}: replica-{replica} answered without {} ({warned}; {} of {} such answers had no warning)",
+                t.kind.label(),
+                t.index,
+                nodes.join(", "),
+                t.seen.missing_without_warning,
+                t.seen.missing_answers
+            ))
         })
         .collect();
     if !gaps.is_empty() {
@@ -249,6 +260,7 @@ pub fn goals(summaries: &[Summary], resolution_s: f64) -> String {
     let mut out = String::from("| kind | goal | measured | met |\n|---|---|---|---|\n");
     let mut row = |kind: Kind, goal: String, measured: Option<f64>, bound: f64| {
         let (m, met) = match measured {
+            Some(v) if v.fract() == 0.0 => (format!("{v}"), if v <= bound { "yes" } else { "no" }),
             Some(v) => (format!("{v:.2}"), if v <= bound { "yes" } else { "no" }),
             None => ("-".to_string(), "not measured"),
         };

@@ -13,11 +13,21 @@ use raft::MemberState;
 use crate::cluster::{Bench, REPLICAS, RESOLUTION};
 use crate::observer::{Observer, Seen};
 
-/// How long the victim may take to be marked down / leave, the orphans to
-/// be scraped again, and a SIGTERMed replica to exit.
-const STEP_DEADLINE: Duration = Duration::from_secs(60);
-/// How long the cluster may take to be whole again after the restart.
-pub const RECOVERY_DEADLINE: Duration = Duration::from_secs(120);
+/// How long each step of a trial may take before the trial fails.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    /// For the victim to be marked down / leave, the orphans to be scraped
+    /// again, and a SIGTERMed replica to exit.
+    pub step: Duration,
+    /// For the cluster to be whole again after the restart.
+    pub recovery: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Deadlines {
+        Deadlines { step: Duration::from_secs(60), recovery: Duration::from_secs(120) }
+    }
+}
 
 /// How the victim is stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -74,7 +84,7 @@ pub struct Trial {
 }
 
 /// Runs one trial of `kind` against the leader (`leader`) or a follower.
-pub async fn run(bench: &mut Bench, kind: Kind, index: usize, leader: bool) -> Trial {
+pub async fn run(bench: &mut Bench, kind: Kind, index: usize, leader: bool, deadlines: Deadlines) -> Trial {
     let mut t = Trial {
         kind,
         index,
@@ -122,7 +132,7 @@ pub async fn run(bench: &mut Bench, kind: Kind, index: usize, leader: bool) -> T
     bench.signal(victim, if kind == Kind::Kill9 { libc::SIGKILL } else { libc::SIGTERM });
 
     let (mut marked, mut exited) = (None, None);
-    let done = sim::wait::until(STEP_DEADLINE, async || {
+    let done = sim::wait::until(deadlines.step, async || {
         if marked.is_none() && marked_everywhere(bench, kind, victim, &survivors).await {
             marked = Some(t0.elapsed().as_secs_f64());
         }
@@ -146,7 +156,7 @@ pub async fn run(bench: &mut Bench, kind: Kind, index: usize, leader: bool) -> T
         } else {
             "the SIGTERMed replica to exit"
         };
-        t.fail(&format!("timed out after {STEP_DEADLINE:?} waiting for {what}"));
+        t.fail(&format!("timed out after {:?} waiting for {what}", deadlines.step));
     }
     tokio::time::sleep(RESOLUTION * 2).await;
     t.seen = obs.stop().await;
@@ -163,9 +173,9 @@ pub async fn run(bench: &mut Bench, kind: Kind, index: usize, leader: bool) -> T
         return t;
     }
     let restarted = Instant::now();
-    match bench.wait_healthy(RECOVERY_DEADLINE).await {
+    match bench.wait_healthy(deadlines.recovery).await {
         Ok(_) => t.recovery_s = Some(restarted.elapsed().as_secs_f64()),
-        Err(why) => t.fail(&format!("cluster not whole {RECOVERY_DEADLINE:?} after the restart: {why}")),
+        Err(why) => t.fail(&format!("cluster not whole {:?} after the restart: {why}", deadlines.recovery)),
     }
     t
 }
