@@ -236,7 +236,7 @@ impl SelfMetrics {
         );
         // Series alerts rely on exist from the start, at zero.
         for resource in ["nodes", "pods"] {
-            partial_answers.get_or_create(&vec![("resource", resource)]);
+            let _series = partial_answers.get_or_create(&vec![("resource", resource)]);
         }
         SelfMetrics {
             api_requests,

@@ -45,7 +45,12 @@ pub struct Bench {
 impl Bench {
     /// Starts the simulated cluster (`nodes` × `pods`) and the three replicas.
     pub async fn start(binary: PathBuf, nodes: usize, pods: usize) -> anyhow::Result<Bench> {
-        let dir = tempfile::tempdir().context("temp dir")?;
+        // FAILOVER_KEEP=1 keeps the cluster's files (replica logs, data dirs) for a post-mortem.
+        let keep = std::env::var_os("FAILOVER_KEEP").is_some();
+        let dir = tempfile::Builder::new().disable_cleanup(keep).tempdir().context("temp dir")?;
+        if keep {
+            eprintln!("keeping the cluster's files in {}", dir.path().display());
+        }
         let mut opts = EnvOptions::new(dir.path());
         opts.nodes = nodes;
         opts.pods_per_node = pods;

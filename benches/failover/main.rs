@@ -7,7 +7,10 @@
 //! `cargo bench --bench failover [-- --quick | --kills N --terms N]`
 //! (add `--profile dev` to reuse a debug build). Environment:
 //! `FAILOVER_KILLS`, `FAILOVER_TERMS` (default 20 each; `--quick`: 3),
-//! `FAILOVER_NODES` (30), `FAILOVER_NOTE` (free text for the report).
+//! `FAILOVER_NODES` (30), `FAILOVER_NOTE` (free text for the report),
+//! `FAILOVER_VICTIM=i` (always kill replica i: the same member again soon
+//! after it rejoined, the case that once left gaps), `FAILOVER_KEEP=1` (keep
+//! the replicas' logs and data dirs; set `RUST_LOG` for more in the logs).
 //! `--step-deadline SECS` (60) and `--recovery-deadline SECS` (120) bound
 //! each trial's steps; a trial that misses one is reported as failed.
 //! Writes `target/failover/failover.{json,md}` (or `--out DIR`).

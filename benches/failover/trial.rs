@@ -106,7 +106,7 @@ pub async fn run(bench: &mut Bench, kind: Kind, index: usize, leader: bool, dead
         t.fail("no replica named a leader before the trial");
         return t;
     };
-    let victim = if leader { l } else { (l + 1) % REPLICAS };
+    let victim = std::env::var("FAILOVER_VICTIM").ok().and_then(|v| v.parse().ok()).unwrap_or(if leader { l } else { (l + 1) % REPLICAS });
     t.victim = victim;
     let survivors: Vec<usize> = (0..REPLICAS).filter(|i| *i != victim).collect();
     let want: BTreeSet<String> = bench.env.spec.nodes.iter().map(|n| n.name.clone()).collect();

@@ -129,9 +129,19 @@ impl ScrapeOne for KubeletScraper {
         }
     }
 
+    /// Hands `node`'s last points to its new owner and keeps them here as a
+    /// backup: this replica is often the node's successor, and the new
+    /// owner's pushes then extend a series that already has a rate. Without
+    /// them, a new owner killed before its second push left the node with
+    /// one backed-up point (no rate) and stale own points: a gap.
     fn release(&self, node: &str, to: Option<raft::NodeId>) {
+        let points = self.store.export(node);
         if let (Some(p), Some(to)) = (&self.pusher, to) {
-            p.hand_over(to, node, self.store.export(node));
+            p.hand_over(to, node, points.clone());
+        }
+        let now = now_nanos();
+        for batch in points {
+            self.backups.store_replica(node, batch, now);
         }
     }
 
