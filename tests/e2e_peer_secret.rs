@@ -156,3 +156,63 @@ async fn three_replicas_make_one_ca_from_a_missing_secret_and_take_a_rotated_one
     assert_eq!(c.replicas.iter().map(|r| r.pid()).collect::<Vec<_>>(), pids, "no replica was restarted");
     c.wait_for_metrics().await;
 }
+
+/// Writes `contents` to `path` atomically (as a kubelet's volume update or
+/// cert-manager's renewal appears to the reader).
+fn replace_file(path: &std::path::Path, contents: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_files_replaced_on_disk_are_picked_up_without_a_restart() {
+    let mut c = Cluster::start_empty(2, 2, "2s").await;
+    for i in 0..3 {
+        let mut args = c.env.cluster_args(i, 3).expect("cluster flags");
+        args.push(format!("--peer-reload-interval={RELOAD}"));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        c.spawn_replica(i, &refs);
+    }
+    c.env.set_replica_count(3);
+    let pids: Vec<u32> = c.replicas.iter().map(|r| r.pid()).collect();
+    // Before: one ring, observed with the environment's CA and replica 0's files.
+    let next = Ca::new("rotated file CA").expect("new CA");
+    let old_ca = std::fs::read(c.env.work_dir.join("cluster-ca.crt")).expect("CA file");
+    let dir = c.env.work_dir.join("replica-0");
+    let ck = tls::CertKey::load(&dir.join("peer.crt"), &dir.join("peer.key")).expect("peer files");
+    let before = tls::config::verifying_client_config(&old_ca, Some(ck), &tls::TlsPolicy::default()).expect("client");
+    let formed = sim::wait::until(common::STARTUP, async || {
+        let mut active = 0;
+        for i in 0..3 {
+            if view(&c, i, before.clone()).await.is_some_and(|s| s.raft.count(MemberState::Active) == 3) {
+                active += 1;
+            }
+        }
+        active == 3
+    })
+    .await;
+    assert!(formed.is_some(), "no ring over the files' CA\n{}", logs(&c));
+    let rotated_at = Instant::now();
+    replace_file(&c.env.work_dir.join("cluster-ca.crt"), next.cert_pem());
+    for i in 0..3 {
+        let dir = c.env.work_dir.join(format!("replica-{i}"));
+        let sans = vec![c.env.block.replica(i).to_string(), format!("replica-{i}")];
+        let spec = tls::pki::LeafSpec {
+            common_name: &format!("replica-{i}"),
+            organizations: &[],
+            sans: &sans,
+            usage: tls::pki::Usage::ServerAndClient,
+        };
+        let pair = next.issue(&spec).expect("leaf");
+        replace_file(&dir.join("peer.key"), &pair.key_pem);
+        replace_file(&dir.join("peer.crt"), &pair.cert_pem);
+    }
+    let switched = sim::wait::until(Duration::from_secs(60), async || one_ring(&c, &next).await).await;
+    assert!(switched.is_some(), "the replicas never presented the new files' certificates\n{}", logs(&c));
+    println!("every replica presents the replaced files' certificate {:?} after they changed", rotated_at.elapsed());
+    for (i, r) in c.replicas.iter_mut().enumerate() {
+        assert!(r.try_wait().is_none(), "replica {i} exited\n{}", r.log_text());
+    }
+    assert_eq!(c.replicas.iter().map(|r| r.pid()).collect::<Vec<_>>(), pids, "no replica was restarted");
+}
