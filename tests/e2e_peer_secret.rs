@@ -154,6 +154,15 @@ async fn three_replicas_make_one_ca_from_a_missing_secret_and_take_a_rotated_one
         assert!(r.try_wait().is_none(), "replica {i} exited\n{}", r.log_text());
     }
     assert_eq!(c.replicas.iter().map(|r| r.pid()).collect::<Vec<_>>(), pids, "no replica was restarted");
+
+    // A fourth replica started now reads the rotated CA and joins.
+    let args = secret_args(&c, 3);
+    c.spawn_replica_args(3, args);
+    let joined = sim::wait::until(common::STARTUP, async || {
+        view(&c, 3, client_of(&next)).await.is_some_and(|s| s.raft.count(MemberState::Active) == 4)
+    })
+    .await;
+    assert!(joined.is_some(), "a replica started after the rotation did not join\n{}\n{}", logs(&c), c.log_tail(3));
     c.wait_for_metrics().await;
 }
 

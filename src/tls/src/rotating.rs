@@ -86,15 +86,19 @@ impl RotatingTls {
     }
 
     /// A client config that always uses the current material. ALPN is left
-    /// empty for the connector to fill.
+    /// empty for the connector to fill. Session resumption is off: a
+    /// resumed session skips certificate checks, so it could outlive a CA
+    /// this side has stopped trusting.
     pub fn client_config(&self) -> Result<ClientConfig, TlsError> {
         let dynamic = Arc::new(Dynamic { current: self.current.clone() });
-        Ok(ClientConfig::builder_with_provider(self.policy.provider())
+        let mut config = ClientConfig::builder_with_provider(self.policy.provider())
             .with_protocol_versions(self.policy.versions())
             .map_err(|source| TlsError::Rustls { what: "the peer client".into(), source })?
             .dangerous()
             .with_custom_certificate_verifier(dynamic.clone())
-            .with_client_cert_resolver(dynamic))
+            .with_client_cert_resolver(dynamic);
+        config.resumption = rustls::client::Resumption::disabled();
+        Ok(config)
     }
 }
 
