@@ -95,7 +95,11 @@ pub fn assert_peer_credentials(r: &Rendered, w: &Workload<'_>, sa: &str, credent
                 let verbs: Vec<&str> = rule.verbs.iter().map(String::as_str).collect();
                 match rule.resource_names.as_deref() {
                     Some(names) if !names.is_empty() => {
-                        assert_eq!(names, [secret.name.clone()], "{src}: Secret rule names other Secrets: {rule:?}");
+                        assert_eq!(
+                            names,
+                            std::slice::from_ref(&secret.name),
+                            "{src}: Secret rule names other Secrets: {rule:?}"
+                        );
                         assert!(verbs.iter().all(|v| ["get", "watch"].contains(v)), "{src}: {rule:?}");
                         can_get |= verbs.contains(&"get");
                     }
