@@ -225,3 +225,20 @@ async fn peer_files_replaced_on_disk_are_picked_up_without_a_restart() {
     }
     assert_eq!(c.replicas.iter().map(|r| r.pid()).collect::<Vec<_>>(), pids, "no replica was restarted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_without_a_usable_ca_stops_the_start_naming_the_secret_and_the_cause() {
+    let mut c = Cluster::start_empty(1, 1, "2s").await;
+    let data = BTreeMap::from([("ca.crt".to_string(), b"not a certificate".to_vec())]);
+    c.env.apiserver.put_secret(NAMESPACE, SECRET, "Opaque", &data);
+    let args = secret_args(&c, 0);
+    c.spawn_replica_args(0, args);
+    let exited = sim::wait::until(common::STARTUP, async || c.replicas[0].try_wait().is_some()).await;
+    assert!(exited.is_some(), "the replica kept running with an unusable Secret\n{}", c.log_tail(0));
+    let status = c.replicas[0].try_wait().expect("exited");
+    assert!(!status.success(), "exit status {status}");
+    let log = c.replicas[0].log_text();
+    assert!(log.contains(&format!("{NAMESPACE}/{SECRET}")) && log.contains("\"ca.key\""), "{log}");
+    assert_eq!(c.env.apiserver.secret_writes().iter().filter(|w| w.verb != "update").count(), 1, "not overwritten");
+    assert_eq!(c.env.apiserver.secret_data(NAMESPACE, SECRET).unwrap()["ca.crt"], b"not a certificate");
+}
