@@ -22,15 +22,7 @@ fn large_config() -> impl bincode::config::Config {
 
 /// Decodes a value of up to [`LARGE_DECODE_LIMIT`] bytes; otherwise as [`decode`].
 pub fn decode_large<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, large_config())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    if used != bytes.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} trailing bytes after a value", bytes.len() - used),
-        ));
-    }
-    Ok(value)
+    decode_whole(bytes, large_config())
 }
 
 /// Encodes a value.
@@ -40,8 +32,12 @@ pub fn encode<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
 
 /// Decodes a value; trailing bytes, oversize lengths and bad data are errors.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> io::Result<T> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, config())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    decode_whole(bytes, config())
+}
+
+fn decode_whole<T: DeserializeOwned>(bytes: &[u8], config: impl bincode::config::Config) -> io::Result<T> {
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, config).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     if used != bytes.len() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,

@@ -326,19 +326,9 @@ async fn run_round<S: ScrapeOne>(
     metrics: Arc<SelfMetrics>,
     shutdown: CancellationToken,
 ) {
-    let mut scrapes = JoinSet::new();
-    for (at, target) in plan {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep_until(start + at) => {}
-        }
-        firing.fire(target, &mut scrapes).await;
+    if fire_plan(start, plan, &firing, &shutdown).await {
+        metrics.manager_tick_duration.observe(start.elapsed().as_secs_f64());
     }
-    tokio::select! {
-        _ = shutdown.cancelled() => return,
-        _ = async { while scrapes.join_next().await.is_some() {} } => {}
-    }
-    metrics.manager_tick_duration.observe(start.elapsed().as_secs_f64());
 }
 
 /// Scrapes newly owned nodes within [`CATCH_UP_WITHIN`], spread by their phase.
@@ -347,17 +337,28 @@ async fn run_catch_up<S: ScrapeOne>(nodes: Vec<ScrapeTarget>, firing: Arc<Firing
     let mut plan: Vec<(Duration, ScrapeTarget)> =
         nodes.into_iter().map(|t| (CATCH_UP_WITHIN.mul_f64(offset_fraction(&t.node)), t)).collect();
     plan.sort_by_key(|(at, _)| *at);
+    fire_plan(start, plan, &firing, &shutdown).await;
+}
+
+/// Fires each target of `plan` (sorted by offset) at `start + offset` and
+/// waits for every scrape to finish; false if shut down first.
+async fn fire_plan<S: ScrapeOne>(
+    start: Instant,
+    plan: Vec<(Duration, ScrapeTarget)>,
+    firing: &Arc<Firing<S>>,
+    shutdown: &CancellationToken,
+) -> bool {
     let mut scrapes = JoinSet::new();
     for (at, target) in plan {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return false,
             _ = tokio::time::sleep_until(start + at) => {}
         }
         firing.fire(target, &mut scrapes).await;
     }
     tokio::select! {
-        _ = shutdown.cancelled() => {}
-        _ = async { while scrapes.join_next().await.is_some() {} } => {}
+        _ = shutdown.cancelled() => false,
+        _ = async { while scrapes.join_next().await.is_some() {} } => true,
     }
 }
 
