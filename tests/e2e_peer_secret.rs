@@ -242,3 +242,64 @@ async fn a_secret_without_a_usable_ca_stops_the_start_naming_the_secret_and_the_
     assert_eq!(c.env.apiserver.secret_writes().iter().filter(|w| w.verb != "update").count(), 1, "not overwritten");
     assert_eq!(c.env.apiserver.secret_data(NAMESPACE, SECRET).unwrap()["ca.crt"], b"not a certificate");
 }
+
+/// The validity end (Unix seconds) of the certificate replica `i`'s peer
+/// port presents, verified against `ca` alone.
+async fn presented_not_after(c: &Cluster, i: usize, ca: &Ca) -> Option<i64> {
+    let addr = c.env.peer_addr(i);
+    let config = std::sync::Arc::new(client_of(ca));
+    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.ok()?;
+    let leaf = tls.get_ref().1.peer_certificates()?.first()?.clone();
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issued_peer_certificates_are_renewed_before_they_expire() {
+    let mut c = Cluster::start_empty(1, 1, "2s").await;
+    // The shortest validity the flag allows: renewed at two thirds (40 s).
+    let all: Vec<Vec<String>> = (0..3)
+        .map(|i| {
+            let mut args = secret_args(&c, i);
+            args.push("--peer-cert-validity=1m".to_string());
+            args
+        })
+        .collect();
+    for (i, args) in all.into_iter().enumerate() {
+        c.spawn_replica_args(i, args);
+    }
+    c.env.set_replica_count(3);
+    let pids: Vec<u32> = c.replicas.iter().map(|r| r.pid()).collect();
+    let found = sim::wait::until(common::STARTUP, async || secret_ca(&c).is_some()).await;
+    assert!(found.is_some(), "no Secret\n{}", logs(&c));
+    let ca = secret_ca(&c).expect("CA");
+    let formed = sim::wait::until(common::STARTUP, async || one_ring(&c, &ca).await).await;
+    assert!(formed.is_some(), "no ring\n{}", logs(&c));
+    let mut first = Vec::new();
+    for i in 0..3 {
+        first.push(presented_not_after(&c, i, &ca).await.expect("a certificate from the Secret's CA"));
+    }
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    for (i, end) in first.iter().enumerate() {
+        let left = end - now();
+        assert!((0..=60).contains(&left), "replica {i}: valid for {left} s more, not within --peer-cert-validity");
+    }
+    let renewed = sim::wait::until(Duration::from_secs(90), async || {
+        for (i, end) in first.iter().enumerate() {
+            match presented_not_after(&c, i, &ca).await {
+                Some(next) if next > *end => {}
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await;
+    assert!(renewed.is_some(), "the peer certificates were not renewed\n{}", logs(&c));
+    let earliest = *first.iter().min().unwrap();
+    println!("every replica renewed its certificate {} s before the first one would have expired", earliest - now());
+    assert!(now() < earliest, "renewed only after expiry");
+    assert!(one_ring(&c, &ca).await, "one ring after the renewals\n{}", logs(&c));
+    assert_eq!(c.replicas.iter().map(|r| r.pid()).collect::<Vec<_>>(), pids, "no replica was restarted");
+}
