@@ -72,7 +72,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut pusher = None;
     let (raft_node, ownership, usage): (_, _, Arc<dyn UsageSource>) = match (&config.cluster, raft_gauges) {
         (Some(settings), Some(gauges)) => {
-            let node = crate::member::start_node(settings, shutdown.child_token()).await?;
+            // The peer credentials first: with --peer-secret the CA may have
+            // to be made (or read from the replica that made it) before Raft.
+            let peer_tls =
+                crate::peer::credentials::start(settings, &config.serving.tls_policy, &client, shutdown.child_token())
+                    .await
+                    .context("setting up the peer port's certificates")?;
+            let node = crate::member::start_node(settings, &peer_tls, shutdown.child_token()).await?;
             let ownership = crate::member::follow_ownership(node.clone(), metrics.clone(), shutdown.child_token());
             let answerer = Answerer {
                 store: store.clone(),
@@ -97,7 +103,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             });
             crate::member::serve(
                 settings,
-                &config.serving.tls_policy,
+                &peer_tls,
                 node.clone(),
                 ownership.clone(),
                 names.clone(),

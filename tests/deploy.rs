@@ -13,8 +13,13 @@ use manifests::{
 };
 
 /// Every kustomization an operator can apply.
-const KUSTOMIZATIONS: [&str; 4] =
-    ["deploy", "deploy/overlays/single-replica", "deploy/overlays/large-cluster", "deploy/overlays/metrics-v1"];
+const KUSTOMIZATIONS: [&str; 5] = [
+    "deploy",
+    "deploy/overlays/single-replica",
+    "deploy/overlays/large-cluster",
+    "deploy/overlays/metrics-v1",
+    "deploy/overlays/cert-manager",
+];
 
 fn rendered(dir: &str) -> Rendered {
     parse(dir, &kustomize(dir))
@@ -73,7 +78,8 @@ fn every_kustomization_renders_schema_valid_objects_with_metrics_server_names() 
 
 #[test]
 fn ha_kustomizations_carry_handoff_grace_spread_pdb_emptydir_and_network_policy() {
-    for dir in ["deploy", "deploy/overlays/large-cluster", "deploy/overlays/metrics-v1"] {
+    for dir in ["deploy", "deploy/overlays/large-cluster", "deploy/overlays/metrics-v1", "deploy/overlays/cert-manager"]
+    {
         assert_ha_settings(&rendered(dir));
     }
 }

@@ -86,9 +86,22 @@ fn default_chart_is_the_three_replica_cluster_with_metrics_servers_chart_names()
     assert_hardened(&r.source, &w);
     assert_ha_settings(&r);
     assert_flags_valid(&r);
-    // The peer Secret is the one deploy/ and its cert-manager component use.
+    // The peer CA Secret is the one deploy/ uses; nothing is mounted for it.
+    assert_eq!(flag(&args(&r), "peer-secret"), Some("kube-system/metrics-server-peer-cluster-ca"));
+    assert!(pod_spec(&w).volumes.iter().flatten().all(|v| v.secret.is_none()), "no Secret volume");
+}
+
+#[test]
+fn file_certificates_mount_the_secret_deploy_and_cert_manager_use_and_grant_no_secret_access() {
+    let r = render("metrics-server", "kube-system", Some("cert-manager-values.yaml"));
+    let w = r.workload();
+    assert_ha_settings(&r);
+    // Also checks that no Secret RBAC is granted and the CA file is on a mounted Secret.
+    assert_flags_valid(&r);
+    assert!(flag(&args(&r), "peer-secret").is_none());
     let secrets: Vec<_> = pod_spec(&w).volumes.iter().flatten().filter_map(|v| v.secret.clone()).collect();
     assert_eq!(secrets[0].secret_name.as_deref(), Some("metrics-server-peer-tls"));
+    assert!(!r.names().iter().any(|n| n.ends_with(":peer-ca")), "{:?}", r.names());
 }
 
 #[test]
@@ -99,6 +112,7 @@ fn another_release_name_and_namespace_rename_every_object_consistently() {
     assert_flags_valid(&r);
     let a = args(&r);
     assert!(flag(&a, "peers").unwrap().contains("ms-metrics-server-0.ms-metrics-server-peers.monitoring.svc:10251"));
+    assert_eq!(flag(&a, "peer-secret"), Some("monitoring/ms-metrics-server-peer-cluster-ca"));
     assert_eq!(flag(&a, "statefulset"), Some("ms-metrics-server"));
     let api = &r.api_services()[0];
     let svc = api.spec.service.as_ref().unwrap();
@@ -115,7 +129,9 @@ fn single_replica_values_give_metrics_servers_shape_without_peers() {
     assert_flags_valid(&r);
     assert!(args(&r).iter().all(|a| !a.starts_with("--peer") && !a.starts_with("--data-dir")), "{:?}", args(&r));
     assert!(r.pdbs().is_empty());
-    assert!(!r.names().iter().any(|n| n.ends_with("-peers") || n.contains("statefulset-reader")));
+    assert!(
+        !r.names().iter().any(|n| n.ends_with("-peers") || n.contains("statefulset-reader") || n.contains("peer-ca"))
+    );
 }
 
 #[test]

@@ -1,15 +1,14 @@
 //! The validated replica-cluster settings (`--peers` and the `--peer-*`
 //! flags): who the declared members are, where this replica listens and is
-//! reached, its peer certificate files, and the Raft configuration built
+//! reached, where its peer credentials come from (`peer`), and the Raft configuration built
 //! from them and checked by the raft crate's own rules. Nothing is started
 //! here.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-
 use raft::RaftConfig;
+use std::net::{IpAddr, SocketAddr};
 
 use super::flags::ClusterArgs;
+use super::peer::PeerTlsSettings;
 use super::{ConfigError, bad};
 
 /// Where the service account's namespace is mounted in a pod.
@@ -26,12 +25,8 @@ pub struct ClusterSettings {
     pub peer_listen: SocketAddr,
     /// Where the other replicas reach this one's peer port.
     pub peer_advertise: String,
-    /// `--peer-ca-file`: the cluster CA.
-    pub ca_file: PathBuf,
-    /// `--peer-cert-file`: this replica's peer certificate.
-    pub cert_file: PathBuf,
-    /// `--peer-key-file`.
-    pub key_file: PathBuf,
+    /// Where the peer CA and this replica's certificate come from.
+    pub tls: PeerTlsSettings,
     /// `(namespace, name)` of the StatefulSet whose replica count tells a
     /// scale-down from a restart.
     pub statefulset: Option<(String, String)>,
@@ -79,9 +74,12 @@ impl ClusterSettings {
                 None => peer_listen.to_string(),
             },
         };
-        let need = |flag: &'static str, v: &Option<PathBuf>| {
-            v.clone().ok_or_else(|| bad(flag, "required with --peers: peers authenticate each other with mutual TLS"))
-        };
+        let namespace = args
+            .pod_namespace
+            .clone()
+            .or_else(|| std::fs::read_to_string(SA_NAMESPACE_FILE).ok().map(|s| s.trim().to_string()))
+            .unwrap_or_else(|| "kube-system".to_string());
+        let tls = PeerTlsSettings::from_args(args, &namespace)?;
         // The API's address as the other replicas and operators can reach it
         // (informational: the fan-out goes over the peer port): the bind
         // address, or the peer host when the API binds a wildcard.
@@ -107,17 +105,8 @@ impl ClusterSettings {
             peers,
             peer_listen,
             peer_advertise,
-            ca_file: need("--peer-ca-file", &args.peer_ca_file)?,
-            cert_file: need("--peer-cert-file", &args.peer_cert_file)?,
-            key_file: need("--peer-key-file", &args.peer_key_file)?,
-            statefulset: (!args.statefulset.is_empty()).then(|| {
-                let ns = args
-                    .pod_namespace
-                    .clone()
-                    .or_else(|| std::fs::read_to_string(SA_NAMESPACE_FILE).ok().map(|s| s.trim().to_string()))
-                    .unwrap_or_else(|| "kube-system".to_string());
-                (ns, args.statefulset.clone())
-            }),
+            tls,
+            statefulset: (!args.statefulset.is_empty()).then(|| (namespace, args.statefulset.clone())),
             raft,
             fanout_deadline: args.fanout_deadline.0,
         }))

@@ -202,6 +202,21 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "PATH")]
     pub peer_key_file: Option<std::path::PathBuf>,
 
+    /// `NAMESPACE/NAME` (or `NAME`, in the pod's namespace) of a Secret holding
+    /// the cluster CA (`ca.crt`, `ca.key`). Made by the first replica when it
+    /// does not exist; each replica issues its own peer certificate from it.
+    /// Instead of the three --peer-*-file flags.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub peer_secret: Option<String>,
+
+    /// Validity of a peer certificate issued from --peer-secret's CA (renewed at two thirds).
+    #[arg(long, default_value_t = GoDuration(d::PEER_CERT_VALIDITY), value_name = "DURATION")]
+    pub peer_cert_validity: GoDuration,
+
+    /// How often --peer-secret, or the --peer-*-file files, are read again to pick up a rotation.
+    #[arg(long, default_value_t = GoDuration(d::PEER_RELOAD_INTERVAL), value_name = "DURATION")]
+    pub peer_reload_interval: GoDuration,
+
     /// Number of voting members (3 or 5); further replicas join as learners and still own shards.
     #[arg(long, default_value_t = d::VOTERS, value_name = "N")]
     pub voters: usize,

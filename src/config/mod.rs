@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cluster;
 pub mod defaults;
 pub mod flags;
+pub mod peer;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ pub use apimachinery::parse_go_duration;
 pub use auth::{AlwaysAllowPaths, AuthSettings, TrustOverrides};
 pub use cluster::ClusterSettings;
 pub use flags::{AuthArgs, ClusterArgs, ServeArgs};
+pub use peer::{PeerCredentials, PeerTlsSettings, SecretRef};
 
 /// A start-up configuration error: which flag, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -17,7 +17,7 @@ use anyhow::Context;
 use axum::Json;
 use axum::routing::get;
 use raft::PeerClient;
-use tls::TlsPolicy;
+use tls::rotating::RotatingTls;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterSettings;
@@ -114,13 +114,15 @@ fn fallback_of(node: &raft::Node) -> Option<Fallback> {
     }
 }
 
-/// Starts the Raft node (not yet reachable: see [`serve`]).
-pub async fn start_node(settings: &ClusterSettings, shutdown: CancellationToken) -> anyhow::Result<Arc<raft::Node>> {
+/// Starts the Raft node (not yet reachable: see [`serve`]); its peer
+/// client uses `tls`'s current certificates at every handshake.
+pub async fn start_node(
+    settings: &ClusterSettings,
+    tls: &RotatingTls,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Arc<raft::Node>> {
     let local = Some(settings.peer_listen.ip()).filter(|ip| !ip.is_unspecified());
-    let client = PeerClient::tls_from(
-        crate::peer::client_config(&settings.ca_file, &settings.cert_file, &settings.key_file)?,
-        local,
-    );
+    let client = PeerClient::tls_from(tls.client_config().context("the peer client's TLS")?, local);
     Ok(Arc::new(
         raft::Node::start(settings.raft.clone(), client, shutdown.clone()).await.context("starting the Raft node")?,
     ))
@@ -131,7 +133,7 @@ pub async fn start_node(settings: &ClusterSettings, shutdown: CancellationToken)
 /// `gauges` every second.
 pub async fn serve(
     settings: &ClusterSettings,
-    policy: &TlsPolicy,
+    tls: &RotatingTls,
     node: Arc<raft::Node>,
     ownership: watch::Receiver<Arc<Ownership>>,
     nodes: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
@@ -152,7 +154,7 @@ pub async fn serve(
             }
         }),
     );
-    crate::peer::serve(settings, policy, all, shutdown.clone()).await?;
+    crate::peer::serve(settings, tls.server(), all, shutdown.clone()).await?;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {

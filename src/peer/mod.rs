@@ -1,11 +1,13 @@
 //! The peer port: the one mutual-TLS listener replicas talk to each other
 //! on (Raft, liveness, the cluster view, and the server's own query routes),
 //! and the client side of it. Only certificates signed by the cluster CA
-//! get in. [`wire`] holds the server's messages, [`answer`] what this
+//! get in; where its certificates come from and how they rotate is
+//! [`credentials`]'. [`wire`] holds the server's messages, [`answer`] what this
 //! replica answers from its own points, [`routes`] the handlers; the
 //! fan-out that asks the others is `query`'s.
 
 pub mod answer;
+pub mod credentials;
 pub mod push;
 pub mod routes;
 pub mod wire;
@@ -14,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use tls::{CertKey, TlsPolicy, TlsSource, mutual_tls_client_config, mutual_tls_server_config};
+use tls::{CertKey, TlsSource, mutual_tls_client_config};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterSettings;
@@ -29,22 +31,19 @@ pub fn client_config(ca_file: &Path, cert_file: &Path, key_file: &Path) -> anyho
     Ok(mutual_tls_client_config(&ca, ck.chain, ck.key)?)
 }
 
-/// Binds the peer port and serves `routes` on it until `shutdown`.
+/// Binds the peer port and serves `routes` on it with `tls` (see
+/// [`credentials`]) until `shutdown`.
 pub async fn serve(
     settings: &ClusterSettings,
-    policy: &TlsPolicy,
+    tls: TlsSource,
     routes: axum::Router,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let ca =
-        std::fs::read(&settings.ca_file).with_context(|| format!("--peer-ca-file {}", settings.ca_file.display()))?;
-    let ck = CertKey::load(&settings.cert_file, &settings.key_file)?;
-    let server_tls = mutual_tls_server_config(ck.chain, ck.key, &ca, policy)?;
     let listener = tokio::net::TcpListener::bind(settings.peer_listen)
         .await
         .with_context(|| format!("binding the peer port {}", settings.peer_listen))?;
     tracing::info!(addr = %settings.peer_listen, name = %settings.name, "serving the peer port");
-    tokio::spawn(tls::serve(listener, TlsSource::new(server_tls), routes, shutdown));
+    tokio::spawn(tls::serve(listener, tls, routes, shutdown));
     Ok(())
 }
 

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod peer_rbac;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -87,6 +89,17 @@ pub enum Object {
     PodDisruptionBudget(Box<PodDisruptionBudget>),
     NetworkPolicy(Box<NetworkPolicy>),
     ApiService(Box<ApiService>),
+    /// A cert-manager Issuer or Certificate (components/cert-manager). No
+    /// schema ships with k8s-openapi: only its kind and metadata are typed.
+    CertManager(Box<CertManagerObject>),
+}
+
+/// The parts of a cert-manager object the tests read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CertManagerObject {
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: serde_json::Value,
 }
 
 /// The rendered objects of one source (a kustomization, a chart and values).
@@ -138,6 +151,11 @@ pub fn object(value: &serde_json::Value) -> Result<Object, String> {
     k8s!(RoleBinding, RoleBinding);
     k8s!(PodDisruptionBudget, PodDisruptionBudget);
     k8s!(NetworkPolicy, NetworkPolicy);
+    if is("cert-manager.io/v1", "Issuer") || is("cert-manager.io/v1", "Certificate") {
+        return serde_json::from_value(value.clone())
+            .map(|o| Object::CertManager(Box::new(o)))
+            .map_err(|e| format!("not a cert-manager object: {e}"));
+    }
     if is("apiregistration.k8s.io/v1", "APIService") {
         let api: ApiService = strict(value)?;
         let spec = &api.spec;
@@ -189,6 +207,7 @@ impl Object {
             Object::PodDisruptionBudget(o) => &o.metadata,
             Object::NetworkPolicy(o) => &o.metadata,
             Object::ApiService(o) => &o.metadata,
+            Object::CertManager(o) => &o.metadata,
         }
     }
 
@@ -448,6 +467,8 @@ pub fn assert_flags_valid(r: &Rendered) {
                     let peer_port = port(c, "peer").unwrap_or_else(|| panic!("{src}: no peer port"));
                     let advertise = format!("{pod}.{}.{ns}.svc:{peer_port}", svc.metadata.name.as_deref().unwrap());
                     assert_eq!(cluster.peer_advertise, advertise, "{src}");
+                    let sa = pod_spec(&w).service_account_name.as_deref().unwrap_or("default");
+                    peer_rbac::assert_peer_credentials(r, &w, sa, &cluster.tls.credentials);
                     assert_eq!(cluster.statefulset.map(|s| s.1), Some(w.name.to_string()), "{src}");
                 }
                 ("Deployment", None) => {}

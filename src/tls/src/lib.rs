@@ -2,7 +2,8 @@
 //! accept loop all listeners share (`serve`), the rustls configurations they
 //! use (`config`), the verifiers behind them (`verify`), PEM loading (`pem`),
 //! the operator's version and cipher policy (`policy`), the
-//! serving-certificate source with its hot reload (`source`), and
+//! serving-certificate source with its hot reload (`source`), swappable
+//! mutual-TLS material for the peer port (`rotating`), and
 //! certificate issuing with rcgen (`pki`: self-signed serving certificates,
 //! cluster and test CAs). It does not decide who a client is: the peer chain
 //! is handed to the caller untouched. Only the ring crypto provider is used.
@@ -13,6 +14,7 @@ pub mod identity;
 pub mod pem;
 pub mod pki;
 pub mod policy;
+pub mod rotating;
 pub mod serve;
 pub mod source;
 pub mod verify;

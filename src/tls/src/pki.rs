@@ -71,6 +71,20 @@ impl Ca {
         Ok(Ca { name: name.to_string(), cert_pem: cert.pem(), issuer: Issuer::new(params, key) })
     }
 
+    /// A CA from its certificate and private key, both PEM (as a Secret
+    /// holds them); `name` names it in errors.
+    pub fn from_pem(name: &str, cert_pem: &str, key_pem: &str) -> Result<Ca, PkiError> {
+        let key = KeyPair::from_pem(key_pem).map_err(err(name))?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(err(name))?;
+        Ok(Ca { name: name.to_string(), issuer, cert_pem: cert_pem.to_string() })
+    }
+
+    /// The CA's private key, PEM. Whoever calls this keeps it in memory or
+    /// in a Secret: never on disk, never in a log.
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
     /// The CA certificate, PEM.
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
@@ -81,8 +95,29 @@ impl Ca {
         &self.name
     }
 
-    /// Issues a leaf certificate.
+    /// Issues a leaf certificate (valid 1975–4096, rcgen's default).
     pub fn issue(&self, spec: &LeafSpec<'_>) -> Result<CertPair, PkiError> {
+        self.issue_params(spec, |_| {})
+    }
+
+    /// Issues a leaf certificate valid from `not_before` to `not_after`.
+    pub fn issue_valid(
+        &self,
+        spec: &LeafSpec<'_>,
+        not_before: std::time::SystemTime,
+        not_after: std::time::SystemTime,
+    ) -> Result<CertPair, PkiError> {
+        self.issue_params(spec, |params| {
+            params.not_before = not_before.into();
+            params.not_after = not_after.into();
+        })
+    }
+
+    fn issue_params(
+        &self,
+        spec: &LeafSpec<'_>,
+        tune: impl FnOnce(&mut CertificateParams),
+    ) -> Result<CertPair, PkiError> {
         let what = spec.common_name;
         let mut params = CertificateParams::new(spec.sans.to_vec()).map_err(err(what))?;
         let mut dn = DistinguishedName::new();
@@ -101,6 +136,7 @@ impl Ca {
             }
         };
         params.use_authority_key_identifier_extension = true;
+        tune(&mut params);
         let key = KeyPair::generate().map_err(err(what))?;
         let cert = params.signed_by(&key, &self.issuer).map_err(err(what))?;
         Ok(CertPair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
@@ -148,6 +184,41 @@ pub fn base64(data: &[u8]) -> String {
     out
 }
 
+/// Decodes standard base64 with padding (RFC 4648), as Kubernetes encodes
+/// Secret `data` values; ASCII whitespace is skipped. `None` when malformed.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if !bytes.len().is_multiple_of(4) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (i, chunk) in bytes.chunks(4).enumerate() {
+        let last = i + 1 == bytes.len() / 4;
+        let pad = chunk.iter().rev().take_while(|b| **b == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &chunk[..4 - pad] {
+            n = (n << 6) | value(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let decoded = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&decoded[..3 - pad]);
+    }
+    Some(out)
+}
+
 /// DER certificates as one PEM bundle.
 pub fn certs_to_pem(ders: &[Vec<u8>]) -> String {
     let mut out = String::new();
@@ -168,9 +239,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_ca_round_trips_through_pem_and_issues_leaves_with_bounded_validity() {
+        let ca = Ca::new("round-trip").unwrap();
+        let again = Ca::from_pem("round-trip", ca.cert_pem(), &ca.key_pem()).unwrap();
+        let now = std::time::SystemTime::now();
+        let day = std::time::Duration::from_secs(86_400);
+        let spec = LeafSpec { common_name: "a", organizations: &[], sans: &[], usage: Usage::ServerAndClient };
+        let leaf = again.issue_valid(&spec, now, now + day).unwrap();
+        let der = crate::pem::certs_from_pem(leaf.cert_pem.as_bytes(), "leaf").unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der[0]).unwrap();
+        let span = cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
+        assert_eq!(span, 86_400);
+        let ca_der = crate::pem::certs_from_pem(ca.cert_pem().as_bytes(), "ca").unwrap();
+        let (_, ca_cert) = x509_parser::parse_x509_certificate(&ca_der[0]).unwrap();
+        assert_eq!(cert.issuer(), ca_cert.subject(), "issued by the CA read back from PEM");
+        assert!(Ca::from_pem("bad", ca.cert_pem(), "not a key").is_err());
+    }
+
+    #[test]
     fn base64_matches_rfc4648_vectors() {
         for (input, want) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
             assert_eq!(base64(input.as_bytes()), want);
+            assert_eq!(base64_decode(want).as_deref(), Some(input.as_bytes()));
+        }
+        for bad in ["Zg=", "Z===", "Zg==Zg==", "Zm9*"] {
+            assert_eq!(base64_decode(bad), None, "{bad}");
         }
     }
 }

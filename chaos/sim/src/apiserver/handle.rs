@@ -1,6 +1,6 @@
 //! What tests and the dev mode do to a running stand-in: change the
-//! cluster (nodes, pods, ConfigMaps: each change a watch event), manage its
-//! clients' credentials, the review policy and the metrics backends, and
+//! cluster (nodes, pods, ConfigMaps: each change a watch event; Secrets),
+//! manage its clients' credentials, the review policy and the metrics backends, and
 //! write kubeconfigs. The serving side lives in the sibling modules.
 
 use std::collections::BTreeMap;
@@ -96,6 +96,37 @@ impl StandInApiServer {
             let uid = objects::uid(store.next_serial());
             store.put(Kind::ConfigMap, key, objects::configmap(namespace, name, &data, &uid, objects::now_secs()));
         }
+    }
+
+    /// Secret `namespace/name` as stored (`data` base64-encoded), if any.
+    pub fn secret(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.shared.secrets.get(namespace, name)
+    }
+
+    /// The decoded `data` of Secret `namespace/name`, if it exists.
+    pub fn secret_data(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        let secret = self.secret(namespace, name)?;
+        let data = secret.get("data").and_then(Value::as_object)?;
+        Some(data.iter().filter_map(|(k, v)| Some((k.clone(), tls::pki::base64_decode(v.as_str()?)?))).collect())
+    }
+
+    /// Creates or replaces Secret `namespace/name` (type `ty`) with `data`,
+    /// as an operator would (recorded as user `test-operator`); returns the
+    /// stored object.
+    pub fn put_secret(&self, namespace: &str, name: &str, ty: &str, data: &BTreeMap<String, Vec<u8>>) -> Value {
+        let rv = self.shared.store.bump();
+        self.shared.secrets.put(namespace, name, ty, data, "test-operator", rv)
+    }
+
+    /// Every successful create and update of a Secret, oldest first, with
+    /// the user that made it.
+    pub fn secret_writes(&self) -> Vec<super::secrets::SecretWrite> {
+        self.shared.secrets.writes()
+    }
+
+    /// How many Secret creates were answered 409 AlreadyExists.
+    pub fn secret_create_conflicts(&self) -> u64 {
+        self.shared.secrets.create_conflicts()
     }
 
     /// Creates or rescales StatefulSet `namespace/name` to `replicas`.

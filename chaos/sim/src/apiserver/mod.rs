@@ -1,7 +1,8 @@
 //! The stand-in kube-apiserver that the dev mode, the tests and the real
 //! `kubectl` talk to, since no real kube-apiserver runs here. It serves
 //! HTTPS with its own CA: discovery, list/get/watch of Nodes, Pods and
-//! ConfigMaps (enough for kube-rs reflectors and kubectl), the
+//! ConfigMaps (enough for kube-rs reflectors and kubectl), get, create and
+//! update of Secrets, the
 //! `extension-apiserver-authentication` ConfigMap, TokenReview and
 //! SubjectAccessReview, and an aggregation proxy for `metrics.k8s.io`
 //! that behaves like kube-aggregator. Tests change the cluster through the
@@ -18,6 +19,7 @@ pub mod proxy;
 pub mod resources;
 pub mod reviews;
 pub mod router;
+pub mod secrets;
 pub mod selector;
 pub mod store;
 pub mod watch;
@@ -174,6 +176,7 @@ impl StandInApiServer {
             bookmark_interval: opts.bookmark_interval,
             shutdown: stop.clone(),
             statefulsets: Default::default(),
+            secrets: Default::default(),
         });
         let server = StandInApiServer {
             shared: shared.clone(),

@@ -17,6 +17,7 @@ use super::discovery;
 use super::proxy::{self, Aggregator};
 use super::resources as r;
 use super::reviews::{self, Reviews};
+use super::secrets::{self, Secrets};
 use super::store::Store;
 use apimachinery::status::Status;
 
@@ -34,6 +35,8 @@ pub struct Shared {
     /// StatefulSets by (namespace, name): only their replica count, which is
     /// all the metrics server reads (to tell a scale-down from a restart).
     pub statefulsets: std::sync::Mutex<std::collections::BTreeMap<(String, String), i32>>,
+    /// core/v1 Secrets (see `secrets`).
+    pub secrets: Secrets,
 }
 
 /// `GET /apis/apps/v1/namespaces/{ns}/statefulsets/{name}`.
@@ -98,6 +101,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/namespaces/{ns}/pods/{name}", get(r::get_pod))
         .route("/api/v1/namespaces/{ns}/configmaps", get(r::list_configmaps))
         .route("/api/v1/namespaces/{ns}/configmaps/{name}", get(r::get_configmap))
+        .route("/api/v1/namespaces/{ns}/secrets", post(secrets::create_secret))
+        .route("/api/v1/namespaces/{ns}/secrets/{name}", get(secrets::get_secret).put(secrets::update_secret))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(state.clone(), authn::require_user));
     Router::new().route("/version", get(discovery::version)).merge(authenticated).with_state(state)

@@ -112,6 +112,14 @@ impl Store {
         self.lock().rv
     }
 
+    /// Takes the next resourceVersion for an object kept outside this store
+    /// (Secrets), so every object shares one sequence as in etcd.
+    pub fn bump(&self) -> u64 {
+        let mut inner = self.lock();
+        inner.rv += 1;
+        inner.rv
+    }
+
     /// A fresh serial number (for uids).
     pub fn next_serial(&self) -> u64 {
         let mut inner = self.lock();

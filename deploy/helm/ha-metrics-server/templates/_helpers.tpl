@@ -57,6 +57,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if gt (int .Values.replicas) 1 }}true{{ end }}
 {{- end }}
 
+{{/* Whether the peer certificates are mounted files (peers.certificates). */}}
+{{- define "ha-metrics-server.peerFiles" -}}
+{{- if eq .Values.peers.certificates "files" }}true
+{{- else if ne .Values.peers.certificates "secret" }}
+{{- fail (printf "peers.certificates must be secret or files, not %q" .Values.peers.certificates) }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret the replicas keep their cluster CA in (peers.certificates secret). */}}
+{{- define "ha-metrics-server.peerCaSecret" -}}
+{{- default (printf "%s-peer-cluster-ca" (include "metrics-server.fullname" .)) .Values.peers.caSecretName | trunc 253 }}
+{{- end }}
+
 {{/* The headless Service that names each replica's peer address. */}}
 {{- define "ha-metrics-server.peerService" -}}
 {{- printf "%s-peers" (include "metrics-server.fullname" .) | trunc 63 | trimSuffix "-" }}
@@ -98,9 +111,13 @@ each dropped when args sets the same flag again, then args.
 {{- $own = append $own (printf "--voters=%d" (int .Values.voters)) }}
 {{- $own = append $own (printf "--peer-port=%d" (int .Values.peers.port)) }}
 {{- $own = append $own (printf "--data-dir=%s" .Values.dataDir) }}
+{{- if include "ha-metrics-server.peerFiles" . }}
 {{- $own = append $own "--peer-ca-file=/etc/ha-metrics-server/peer/ca.crt" }}
 {{- $own = append $own "--peer-cert-file=/etc/ha-metrics-server/peer/tls.crt" }}
 {{- $own = append $own "--peer-key-file=/etc/ha-metrics-server/peer/tls.key" }}
+{{- else }}
+{{- $own = append $own (printf "--peer-secret=%s/%s" (include "metrics-server.namespace" .) (include "ha-metrics-server.peerCaSecret" .)) }}
+{{- end }}
 {{- $own = append $own (printf "--statefulset=%s" (include "metrics-server.fullname" .)) }}
 {{- $own = append $own (printf "--shutdown-grace-period=%ds" (int .Values.terminationGracePeriodSeconds)) }}
 {{- with .Values.lease }}
@@ -211,9 +228,11 @@ spec:
         {{- if $cluster }}
         - name: data
           mountPath: {{ .Values.dataDir }}
+        {{- if include "ha-metrics-server.peerFiles" . }}
         - name: peer-tls
           mountPath: /etc/ha-metrics-server/peer
           readOnly: true
+        {{- end }}
         {{- end }}
         {{- with .Values.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
@@ -234,9 +253,11 @@ spec:
     # An emptyDir is safe: a lost data dir rejoins as a new incarnation.
     - name: data
       emptyDir: {}
+    {{- if include "ha-metrics-server.peerFiles" . }}
     - name: peer-tls
       secret:
         secretName: {{ .Values.peers.tlsSecretName }}
+    {{- end }}
     {{- end }}
     {{- with .Values.extraVolumes }}
     {{- toYaml . | nindent 4 }}

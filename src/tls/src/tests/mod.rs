@@ -213,6 +213,7 @@ async fn silent_client_does_not_block_others_and_shutdown_ends_serve() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener still open");
 }
 
+mod rotating;
 mod source;
 
 #[tokio::test]

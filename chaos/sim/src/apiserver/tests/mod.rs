@@ -6,6 +6,7 @@ mod kube_clients;
 mod kubectl;
 mod proxy;
 mod reviews;
+mod secrets;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
