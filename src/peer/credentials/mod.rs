@@ -93,16 +93,7 @@ pub async fn start(
                 rotation: Rotation::new(files, interval * 2),
                 tls: tls.clone(),
             };
-            tokio::spawn(async move {
-                let mut watcher = watcher;
-                let mut timer = timer(interval);
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = timer.tick() => watcher.tick().await,
-                    }
-                }
-            });
+            spawn_reload(Reloader::Files(watcher), interval, shutdown);
             Ok(tls)
         }
         PeerCredentials::Secret(secret) => {
@@ -121,19 +112,32 @@ pub async fn start(
                 signers: HashMap::from([(pem.cert, ca)]),
                 tls: tls.clone(),
             };
-            tokio::spawn(async move {
-                let mut watcher = watcher;
-                let mut timer = timer(interval);
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = timer.tick() => watcher.tick().await,
-                    }
-                }
-            });
+            spawn_reload(Reloader::Secret(Box::new(watcher)), interval, shutdown);
             Ok(tls)
         }
     }
+}
+
+/// What reloads the credentials: the files, or the Secret.
+enum Reloader {
+    Files(FileLoop),
+    Secret(Box<SecretLoop>),
+}
+
+/// Ticks `reloader` every `interval` (first tick one interval from now) until `shutdown`.
+fn spawn_reload(mut reloader: Reloader, interval: Duration, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut timer = timer(interval);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = timer.tick() => match &mut reloader {
+                    Reloader::Files(w) => w.tick().await,
+                    Reloader::Secret(w) => w.tick().await,
+                },
+            }
+        }
+    });
 }
 
 /// A reload timer whose first tick is one `interval` from now.
