@@ -1,0 +1,301 @@
+//! Invariants over the answers clients got: coverage (every node and pod
+//! in every answer), freshness (no sample older than R + 5 s), correctness
+//! (values near the simulator's true usage), agreement (replicas at the
+//! same epoch serve the same samples) and API errors (no 5xx, every
+//! partial answer flagged with a `Warning`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Check, FRESHNESS_SLACK_MS};
+use crate::record::{Answer, Kind, Recording, Source};
+
+fn ok(rec: &Recording) -> impl Iterator<Item = &Answer> {
+    rec.answers.iter().filter(|a| a.status == Some(200))
+}
+
+fn lacking(rec: &Recording, a: &Answer) -> Vec<String> {
+    let want = if a.kind == Kind::Nodes { &rec.nodes } else { &rec.pods };
+    let got: BTreeSet<&str> = a.items.iter().map(|i| i.key.as_str()).collect();
+    want.iter().filter(|k| !got.contains(k.as_str())).cloned().collect()
+}
+
+/// Every node and every running pod in every successful answer.
+pub fn coverage(rec: &Recording) -> Check {
+    let (mut node_answers, mut missing_nodes, mut pod_answers, mut missing_pods) = (0, 0, 0, 0);
+    let mut detail = Vec::new();
+    for a in ok(rec) {
+        let lack = lacking(rec, a);
+        match a.kind {
+            Kind::Nodes => node_answers += 1,
+            Kind::Pods => pod_answers += 1,
+        }
+        if !lack.is_empty() {
+            match a.kind {
+                Kind::Nodes => missing_nodes += 1,
+                Kind::Pods => missing_pods += 1,
+            }
+            let shown: Vec<&String> = lack.iter().take(3).collect();
+            detail.push(format!(
+                "{:?} at +{} ms lacked {} {:?}: {shown:?}",
+                a.source,
+                a.at_ms.saturating_sub(rec.start_ms),
+                lack.len(),
+                a.kind
+            ));
+        }
+    }
+    if node_answers == 0 {
+        detail.insert(0, "no successful node answer was observed".into());
+    }
+    Check::new(
+        "coverage",
+        node_answers > 0 && missing_nodes == 0 && missing_pods == 0,
+        &[
+            ("node_answers", node_answers as f64),
+            ("missing_node_answers", missing_nodes as f64),
+            ("pod_answers", pod_answers as f64),
+            ("missing_pod_answers", missing_pods as f64),
+        ],
+        detail,
+    )
+}
+
+/// No served sample older than R + 5 s (nodes the scenario breaks excepted);
+/// the maximum and a histogram of ages in whole seconds.
+pub fn freshness(rec: &Recording) -> Check {
+    let bound = rec.resolution_ms + FRESHNESS_SLACK_MS;
+    let exempt: BTreeSet<&str> = rec.faulted_nodes.iter().map(String::as_str).collect();
+    let mut max = 0u64;
+    let mut hist: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut detail = Vec::new();
+    for a in ok(rec) {
+        for i in a.items.iter().filter(|i| !exempt.contains(i.key.as_str())) {
+            let age = a.at_ms.saturating_sub(i.ts_ms);
+            *hist.entry(age / 1000).or_default() += 1;
+            if age > bound && detail.len() < 8 {
+                detail.push(format!(
+                    "{:?} served {} {age} ms old at +{} ms",
+                    a.source,
+                    i.key,
+                    a.at_ms.saturating_sub(rec.start_ms)
+                ));
+            }
+            max = max.max(age);
+        }
+    }
+    let mut figures = vec![("max_age_ms".to_string(), max as f64), ("bound_ms".to_string(), bound as f64)];
+    figures.extend(hist.iter().map(|(s, n)| (format!("age_{s:02}s"), *n as f64)));
+    let figs: Vec<(&str, f64)> = figures.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    Check::new("freshness", max <= bound, &figs, detail)
+}
+
+/// Whether `got` is within the tolerance the end-to-end tests use (2 %, at least 1 milli-unit).
+pub fn within_tolerance(got: f64, want: f64, floor: f64) -> bool {
+    (got - want).abs() <= (want * 0.02).max(floor)
+}
+
+/// Served CPU and memory against the simulator's true usage.
+pub fn correctness(rec: &Recording) -> Check {
+    let exempt: BTreeSet<&str> = rec.faulted_nodes.iter().map(String::as_str).collect();
+    let (mut checked, mut wrong) = (0u64, 0u64);
+    let mut detail = Vec::new();
+    for a in ok(rec) {
+        for i in a.items.iter().filter(|i| !exempt.contains(i.key.as_str())) {
+            let Some(t) = rec.truth.get(&i.key) else { continue };
+            checked += 1;
+            let cpu_ok = within_tolerance(i.cpu_nanocores, t.cpu_nanocores, 1e6);
+            let mem_ok = within_tolerance(i.memory_bytes, t.memory_bytes, 1_048_576.0);
+            if !(cpu_ok && mem_ok) {
+                wrong += 1;
+                if detail.len() < 8 {
+                    detail.push(format!(
+                        "{:?} served {}: cpu {} (true {}), memory {} (true {})",
+                        a.source, i.key, i.cpu_nanocores, t.cpu_nanocores, i.memory_bytes, t.memory_bytes
+                    ));
+                }
+            }
+        }
+    }
+    if checked == 0 {
+        detail.insert(0, "no value was served to check".into());
+    }
+    Check::new(
+        "correctness",
+        checked > 0 && wrong == 0,
+        &[("values_checked", checked as f64), ("values_wrong", wrong as f64)],
+        detail,
+    )
+}
+
+/// Replicas at the same epoch give identical answers: the same sample (same
+/// timestamp) of a node has the same values everywhere, and answers within
+/// 250 ms of each other list the same nodes.
+pub fn agreement(rec: &Recording) -> Check {
+    let direct: Vec<&Answer> = ok(rec)
+        .filter(|a| a.kind == Kind::Nodes && matches!(a.source, Source::Replica(_)) && a.epoch.is_some())
+        .collect();
+    let mut samples: BTreeMap<(u64, &str, u64), (f64, f64, Source)> = BTreeMap::new();
+    let (mut compared, mut disagreements) = (0u64, 0u64);
+    let mut detail = Vec::new();
+    for a in &direct {
+        let epoch = a.epoch.unwrap_or_default();
+        for i in &a.items {
+            match samples.get(&(epoch, i.key.as_str(), i.ts_ms)) {
+                Some((cpu, mem, src)) if *src != a.source => {
+                    compared += 1;
+                    if *cpu != i.cpu_nanocores || *mem != i.memory_bytes {
+                        disagreements += 1;
+                        detail.push(format!(
+                            "epoch {epoch} {} @{}: {src:?} cpu {cpu}, {:?} cpu {}",
+                            i.key, i.ts_ms, a.source, i.cpu_nanocores
+                        ));
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    samples.insert((epoch, i.key.as_str(), i.ts_ms), (i.cpu_nanocores, i.memory_bytes, a.source));
+                }
+            }
+        }
+    }
+    for (x, a) in direct.iter().enumerate() {
+        for b in direct[x + 1..].iter().take_while(|b| b.at_ms <= a.at_ms + 250) {
+            if a.source == b.source || a.epoch != b.epoch {
+                continue;
+            }
+            compared += 1;
+            let ka: BTreeSet<&str> = a.items.iter().map(|i| i.key.as_str()).collect();
+            let kb: BTreeSet<&str> = b.items.iter().map(|i| i.key.as_str()).collect();
+            if ka != kb {
+                disagreements += 1;
+                detail.push(format!(
+                    "epoch {:?}: {:?} listed {} nodes, {:?} {} at +{} ms",
+                    a.epoch,
+                    a.source,
+                    ka.len(),
+                    b.source,
+                    kb.len(),
+                    a.at_ms.saturating_sub(rec.start_ms)
+                ));
+            }
+        }
+    }
+    Check::new(
+        "agreement",
+        disagreements == 0,
+        &[("comparisons", compared as f64), ("disagreements", disagreements as f64)],
+        detail,
+    )
+}
+
+/// No 5xx; every answer that lacks a node or pod carries a `Warning`.
+pub fn api_errors(rec: &Recording) -> Check {
+    let (mut five, mut unflagged, mut flagged, mut failed) = (0u64, 0u64, 0u64, 0u64);
+    let mut detail = Vec::new();
+    for a in &rec.answers {
+        match a.status {
+            Some(s) if s >= 500 => {
+                five += 1;
+                detail.push(format!("{:?} answered {s} at +{} ms", a.source, a.at_ms.saturating_sub(rec.start_ms)));
+            }
+            Some(200) => {
+                let partial = !lacking(rec, a).is_empty();
+                if partial && a.warnings.is_empty() {
+                    unflagged += 1;
+                    detail.push(format!(
+                        "{:?} answered a partial {:?} list without a Warning at +{} ms",
+                        a.source,
+                        a.kind,
+                        a.at_ms.saturating_sub(rec.start_ms)
+                    ));
+                } else if !a.warnings.is_empty() {
+                    flagged += 1;
+                }
+            }
+            Some(_) => {}
+            None => failed += 1,
+        }
+    }
+    Check::new(
+        "api_errors",
+        five == 0 && unflagged == 0,
+        &[
+            ("answers", rec.answers.len() as f64),
+            ("status_5xx", five as f64),
+            ("partial_without_warning", unflagged as f64),
+            ("answers_with_warning", flagged as f64),
+            ("requests_failed", failed as f64),
+        ],
+        detail,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::healthy;
+    use super::*;
+
+    #[test]
+    fn a_healthy_run_passes_every_serving_invariant() {
+        let rec = healthy();
+        for c in [coverage(&rec), freshness(&rec), correctness(&rec), agreement(&rec), api_errors(&rec)] {
+            assert!(c.pass, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn an_answer_lacking_a_node_fails_coverage_and_without_a_warning_api_errors() {
+        let mut rec = healthy();
+        rec.answers[10].items.pop();
+        assert!(!coverage(&rec).pass);
+        assert_eq!(coverage(&rec).figures["missing_node_answers"], 1.0);
+        assert!(!api_errors(&rec).pass);
+        rec.answers[10].warnings.push("node-1 unavailable".into());
+        assert!(api_errors(&rec).pass);
+        assert!(!coverage(&rec).pass, "a flagged partial answer is still a gap");
+    }
+
+    #[test]
+    fn a_sample_older_than_r_plus_5s_fails_freshness_unless_its_node_is_faulted() {
+        let mut rec = healthy();
+        let k = rec.answers.iter().position(|a| a.at_ms > 10_000).unwrap();
+        let at = rec.answers[k].at_ms;
+        rec.answers[k].items[0].ts_ms = at - 7_500;
+        let c = freshness(&rec);
+        assert!(!c.pass);
+        assert_eq!(c.figures["max_age_ms"], 7_500.0);
+        rec.faulted_nodes.push("node-0".into());
+        assert!(freshness(&rec).pass);
+    }
+
+    #[test]
+    fn a_wrong_value_or_no_value_at_all_fails_correctness() {
+        let mut rec = healthy();
+        rec.answers[4].items[1].cpu_nanocores *= 1.5;
+        assert!(!correctness(&rec).pass);
+        let mut empty = healthy();
+        for a in &mut empty.answers {
+            a.items.clear();
+        }
+        assert!(!correctness(&empty).pass);
+        assert!(within_tolerance(101e6, 100e6, 1e6) && !within_tolerance(103e6, 100e6, 1e6));
+    }
+
+    #[test]
+    fn replicas_serving_different_values_for_one_sample_at_one_epoch_fail_agreement() {
+        let mut rec = healthy();
+        let a = rec.answers.iter().position(|a| a.source == Source::Replica(1)).unwrap();
+        rec.answers[a].items[0].cpu_nanocores += 1.0;
+        assert!(!agreement(&rec).pass);
+        rec.answers[a].epoch = Some(4);
+        assert!(agreement(&rec).pass, "another epoch may differ");
+    }
+
+    #[test]
+    fn a_5xx_fails_api_errors() {
+        let mut rec = healthy();
+        rec.answers[3].status = Some(503);
+        rec.answers[3].items.clear();
+        assert!(!api_errors(&rec).pass);
+    }
+}
