@@ -49,6 +49,8 @@ pub struct HarnessOptions {
     pub extra_args: Vec<String>,
     /// Start the replicas as one Raft cluster (false: each alone, without `--peers`).
     pub clustered: bool,
+    /// Give the replicas a CA that did not sign the kubelets' certificates.
+    pub wrong_kubelet_ca: bool,
 }
 
 /// A running cluster.
@@ -81,6 +83,10 @@ impl Harness {
         env_opts.pods_per_node = opts.pods_per_node;
         env_opts.seed = opts.seed;
         let env = DevEnv::start(block, env_opts).await?;
+        if opts.wrong_kubelet_ca {
+            std::fs::write(&env.files.kubelet_ca, env.fleet.untrusted_ca_pem())
+                .map_err(|e| setup("the wrong kubelet CA")(e.to_string()))?;
+        }
         let admin = env
             .apiserver
             .issue_client_cert("chaos-admin", &["system:masters"])

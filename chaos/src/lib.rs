@@ -7,6 +7,7 @@
 //! timelines ([`report`], [`plot`]). [`observe`] points the same observer
 //! at a real cluster through kube-apiserver.
 
+pub mod binary;
 pub mod faults;
 pub mod harness;
 pub mod invariants;

@@ -2,9 +2,9 @@
 //! simulated Kubernetes and write a report (`chaos run`), list them
 //! (`chaos list`), or observe a real cluster (`chaos observe`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use chaos::progress::Progress;
 use chaos::runner::{self, RunOptions};
 use chaos::scenarios::{CATALOGUE, SOAK};
@@ -60,37 +60,6 @@ struct RunArgs {
     binary: Option<PathBuf>,
 }
 
-/// The `ha-metrics-server` beside this executable, built with cargo in the
-/// same profile when it is not there.
-fn default_binary() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the chaos executable")?;
-    let dir = exe.parent().context("the chaos executable has no folder")?;
-    let binary = dir.join("ha-metrics-server");
-    if binary.is_file() {
-        return Ok(binary);
-    }
-    let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug").to_string();
-    let target = dir.parent().context("no target folder above the chaos executable")?;
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    eprintln!("{} is missing: building it (cargo build --bin ha-metrics-server, profile {profile})", binary.display());
-    let mut cmd = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.args(["build", "--bin", "ha-metrics-server", "--manifest-path"]).arg(&manifest).arg("--target-dir").arg(target);
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    let status = cmd.status().context("running cargo")?;
-    if !status.success() || !binary.is_file() {
-        bail!("building ha-metrics-server failed ({status}); pass --binary PATH");
-    }
-    Ok(binary)
-}
-
 async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let resolution = apimachinery::parse_go_duration(&args.resolution)
         .map_err(|e| anyhow::anyhow!("--resolution {}: {e}", args.resolution))?;
@@ -112,7 +81,7 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
     names.dedup();
     let binary = match args.binary {
         Some(b) => b,
-        None => default_binary()?,
+        None => chaos::binary::beside(&std::env::current_exe()?)?,
     };
     let out = args.out.clone();
     let opts = RunOptions {
@@ -126,6 +95,8 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
         work_dir: out.join("work"),
         extra_args: Vec::new(),
         clustered: true,
+        expect_serving: true,
+        wrong_kubelet_ca: false,
     };
     let mut progress = Progress::new(names.len());
     let mut outcomes = Vec::new();
@@ -137,14 +108,10 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
     }
     let form = if args.long { "long" } else { "short" };
     let files = chaos::report::write(&out, &outcomes, args.seed, form)?;
-    println!(
-        "{}",
-        chaos::report::markdown(&outcomes, args.seed, form)
-            .lines()
-            .take(names.len() + 5)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    let md = chaos::report::markdown(&outcomes, args.seed, form);
+    // The summary and the table; the failure details are in report.md.
+    let summary: Vec<&str> = md.lines().take_while(|l| !l.starts_with("## ")).collect();
+    println!("{}", summary.join("\n").trim_end());
     for f in files {
         println!("wrote {}", f.display());
     }

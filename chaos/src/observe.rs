@@ -80,7 +80,9 @@ pub async fn observe(args: &ObserveArgs) -> anyhow::Result<Outcome> {
         apimachinery::parse_go_duration(&args.resolution).map_err(|e| anyhow::anyhow!("--resolution: {e}"))?;
     let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig)
         .with_context(|| format!("reading {}", args.kubeconfig.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+    let mut config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+    // A 503 is what the observer is here to see, not something to retry away.
+    config.default_retry = false;
     let client = kube::Client::try_from(config)?;
     let started = Instant::now();
     let nodes = names(&client, "/api/v1/nodes").await?;

@@ -17,8 +17,8 @@ pub struct Timeline {
     pub fault: (f64, f64),
     /// Per replica: (from, to, role).
     pub roles: BTreeMap<usize, Vec<(f64, f64, String)>>,
-    /// Per source: (t, oldest served sample in seconds).
-    pub ages: BTreeMap<String, Vec<(f64, f64)>>,
+    /// Per source: runs of (t, oldest served sample in seconds), split where it did not answer.
+    pub ages: BTreeMap<String, Vec<Vec<(f64, f64)>>>,
     /// (second, scrapes that reached a kubelet in it).
     pub scrapes: Vec<(f64, f64)>,
     /// Scrapes per second when exactly-once (nodes / R).
@@ -38,7 +38,7 @@ pub fn timeline(rec: &Recording) -> Timeline {
             _ => spans.push((at, at + 0.5, v.role.clone())),
         }
     }
-    let mut ages: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut ages: BTreeMap<String, Vec<Vec<(f64, f64)>>> = BTreeMap::new();
     for a in rec.answers.iter().filter(|a| a.status == Some(200) && a.kind == Kind::Nodes) {
         let oldest = a.items.iter().map(|i| a.at_ms.saturating_sub(i.ts_ms)).max();
         if let Some(age) = oldest {
@@ -46,7 +46,12 @@ pub fn timeline(rec: &Recording) -> Timeline {
                 Source::Replica(i) => format!("replica-{i}"),
                 Source::Proxy => "via apiserver".into(),
             };
-            ages.entry(name).or_default().push((t(a.at_ms), age as f64 / 1000.0));
+            let runs = ages.entry(name).or_default();
+            let point = (t(a.at_ms), age as f64 / 1000.0);
+            match runs.last_mut() {
+                Some(run) if run.last().is_some_and(|p| point.0 - p.0 <= 1.5) => run.push(point),
+                _ => runs.push(vec![point]),
+            }
         }
     }
     let mut per_second: BTreeMap<u64, f64> = BTreeMap::new();
@@ -122,7 +127,7 @@ fn draw_timeline(tl: &Timeline, r: f64, title: &str, path: &Path) -> Result<(), 
         )?;
     }
 
-    let top = tl.ages.values().flatten().map(|p| p.1).fold(r + 6.0, f64::max);
+    let top = tl.ages.values().flatten().flatten().map(|p| p.1).fold(r + 6.0, f64::max);
     let mut c = ChartBuilder::on(&panels[1])
         .caption("Oldest served sample per node answer (s); dashed: bound R + 5 s", ("sans-serif", 14))
         .margin(8)
@@ -132,11 +137,14 @@ fn draw_timeline(tl: &Timeline, r: f64, title: &str, path: &Path) -> Result<(), 
     c.configure_mesh().draw()?;
     c.draw_series(std::iter::once(Rectangle::new([(tl.fault.0, 0.0), (tl.fault.1, top)], shade)))?;
     c.draw_series(DashedLineSeries::new(vec![(0.0, r + 5.0), (tl.seconds, r + 5.0)], 6, 4, RED.stroke_width(1)))?;
-    for (k, (name, points)) in tl.ages.iter().enumerate() {
+    for (k, (name, runs)) in tl.ages.iter().enumerate() {
         let color = SERIES[k % SERIES.len()];
-        c.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(1)))?
-            .label(name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+        for (n, run) in runs.iter().enumerate() {
+            let drawn = c.draw_series(LineSeries::new(run.iter().copied(), color.stroke_width(1)))?;
+            if n == 0 {
+                drawn.label(name.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+            }
+        }
     }
     c.configure_series_labels()
         .background_style(WHITE.mix(0.8))
@@ -179,7 +187,8 @@ mod tests {
         assert_eq!(tl.expected_rate, 1.0);
         let total: f64 = tl.scrapes.iter().map(|p| p.1).sum();
         assert_eq!(total, 40.0);
-        assert!(tl.ages["replica-1"].iter().all(|(_, a)| *a < 2.0));
+        assert_eq!(tl.ages["replica-1"].len(), 1, "one unbroken run");
+        assert!(tl.ages["replica-1"][0].iter().all(|(_, a)| *a < 2.0));
     }
 
     #[test]

@@ -33,6 +33,31 @@ pub struct RunOptions {
     /// Extra replica flags (tests use this to break things on purpose).
     pub extra_args: Vec<String>,
     pub clustered: bool,
+    /// Wait for every replica to serve every node before observing (off
+    /// for setups broken on purpose, which never do).
+    pub expect_serving: bool,
+    /// Give the replicas a CA that did not sign the kubelets' certificates.
+    pub wrong_kubelet_ca: bool,
+}
+
+impl RunOptions {
+    /// The short form's defaults: 3 replicas, 12 nodes × 2 pods, R = 2 s, seed 7.
+    pub fn short(binary: PathBuf, work_dir: PathBuf) -> RunOptions {
+        RunOptions {
+            replicas: 3,
+            nodes: 12,
+            pods_per_node: 2,
+            resolution: Duration::from_secs(2),
+            seed: 7,
+            long: false,
+            binary,
+            work_dir,
+            extra_args: Vec::new(),
+            clustered: true,
+            expect_serving: true,
+            wrong_kubelet_ca: false,
+        }
+    }
 }
 
 /// How a scenario ended.
@@ -80,11 +105,25 @@ pub async fn run(name: &str, opts: &RunOptions, progress: &mut Progress) -> Outc
             None => return failed(name, "", started, format!("error: no scenario {name} (see `chaos list`)")),
         }
     };
-    let mut outcome = match drive(name, &steps, opts, &mut rng, progress).await {
+    run_steps(name, &what, &steps, opts, &mut rng, progress).await
+}
+
+/// Runs `steps` one after the other on one cluster as scenario `name`;
+/// with no step, observes the cluster as it is for six resolutions.
+pub async fn run_steps(
+    name: &str,
+    what: &str,
+    steps: &[Scenario],
+    opts: &RunOptions,
+    rng: &mut Rng,
+    progress: &mut Progress,
+) -> Outcome {
+    let started = Instant::now();
+    let mut outcome = match drive(name, steps, opts, rng, progress).await {
         Ok(o) => o,
-        Err(verdict) => failed(name, &what, started, verdict),
+        Err(verdict) => failed(name, what, started, verdict),
     };
-    outcome.what = what;
+    outcome.what = what.to_string();
     outcome.seconds = started.elapsed().as_secs_f64();
     outcome
 }
@@ -121,6 +160,7 @@ async fn drive(
         work_dir: work,
         extra_args: opts.extra_args.clone(),
         clustered: opts.clustered,
+        wrong_kubelet_ca: opts.wrong_kubelet_ca,
     })
     .await
     .map_err(|e| format!("error: {e}"))?;
@@ -147,7 +187,9 @@ async fn drive_on(
     if opts.clustered {
         h.settled(&all, opts.replicas, Duration::from_secs(90)).await.map_err(|e| format!("error: {e}"))?;
     }
-    h.serving(&all, Duration::from_secs(90)).await.map_err(|e| format!("error: {e}"))?;
+    if opts.expect_serving {
+        h.serving(&all, Duration::from_secs(90)).await.map_err(|e| format!("error: {e}"))?;
+    }
     let mut rec = Recording { resolution_ms: r.as_millis() as u64, ..Recording::default() };
     for n in &h.env.spec.nodes {
         rec.nodes.push(n.name.clone());
@@ -182,6 +224,11 @@ async fn drive_on(
     let mut policy = Policy { may_duplicate: false, liveness_bound_ms: liveness_bound.as_millis() as u64 };
     let mut faulted: BTreeSet<String> = BTreeSet::new();
     rec.fault_start_ms = now_ms();
+    rec.heal_ms = rec.fault_start_ms;
+    if steps.is_empty() {
+        progress.say(name, "no fault: observing for six resolutions");
+        wait_for(r * 6).await;
+    }
     for (k, step) in steps.iter().enumerate() {
         policy.may_duplicate |= step.may_duplicate;
         let fault = scenarios::kubelet_count(step.fault, opts.nodes);

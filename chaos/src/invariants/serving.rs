@@ -127,57 +127,60 @@ pub fn correctness(rec: &Recording) -> Check {
     )
 }
 
-/// Replicas at the same epoch give identical answers: the same sample (same
-/// timestamp) of a node has the same values everywhere, and answers within
-/// 250 ms of each other list the same nodes.
+/// The ring epoch replica `replica` acted on at `at_ms`, when its views
+/// just before and just after agree on it (`None` around a change).
+fn stable_epoch(rec: &Recording, replica: usize, at_ms: u64) -> Option<u64> {
+    let mine = rec.views.iter().filter(|v| v.replica == replica);
+    let before = mine.clone().filter(|v| v.at_ms <= at_ms).last()?;
+    let after = mine.clone().find(|v| v.at_ms > at_ms)?;
+    (before.ring_epoch == after.ring_epoch && after.at_ms - before.at_ms <= 1_500).then_some(before.ring_epoch)
+}
+
+/// Replicas at the same epoch give identical answers: two node answers from
+/// different replicas within 250 ms of each other, both at the same stable
+/// epoch, list the same nodes and serve the same values for every sample
+/// (same node, same timestamp) they share.
 pub fn agreement(rec: &Recording) -> Check {
-    let direct: Vec<&Answer> = ok(rec)
-        .filter(|a| a.kind == Kind::Nodes && matches!(a.source, Source::Replica(_)) && a.epoch.is_some())
+    let direct: Vec<(&Answer, usize, u64)> = ok(rec)
+        .filter(|a| a.kind == Kind::Nodes)
+        .filter_map(|a| match a.source {
+            Source::Replica(i) => Some((a, i, stable_epoch(rec, i, a.at_ms)?)),
+            Source::Proxy => None,
+        })
         .collect();
-    let mut samples: BTreeMap<(u64, &str, u64), (f64, f64, Source)> = BTreeMap::new();
     let (mut compared, mut disagreements) = (0u64, 0u64);
     let mut detail = Vec::new();
-    for a in &direct {
-        let epoch = a.epoch.unwrap_or_default();
-        for i in &a.items {
-            match samples.get(&(epoch, i.key.as_str(), i.ts_ms)) {
-                Some((cpu, mem, src)) if *src != a.source => {
-                    compared += 1;
-                    if *cpu != i.cpu_nanocores || *mem != i.memory_bytes {
-                        disagreements += 1;
-                        detail.push(format!(
-                            "epoch {epoch} {} @{}: {src:?} cpu {cpu}, {:?} cpu {}",
-                            i.key, i.ts_ms, a.source, i.cpu_nanocores
-                        ));
-                    }
-                }
-                Some(_) => {}
-                None => {
-                    samples.insert((epoch, i.key.as_str(), i.ts_ms), (i.cpu_nanocores, i.memory_bytes, a.source));
-                }
-            }
-        }
-    }
-    for (x, a) in direct.iter().enumerate() {
-        for b in direct[x + 1..].iter().take_while(|b| b.at_ms <= a.at_ms + 250) {
-            if a.source == b.source || a.epoch != b.epoch {
+    for (x, (a, ia, ea)) in direct.iter().enumerate() {
+        for (b, ib, eb) in direct[x + 1..].iter().take_while(|(b, _, _)| b.at_ms <= a.at_ms + 250) {
+            if ia == ib || ea != eb {
                 continue;
             }
             compared += 1;
+            let va: BTreeMap<(&str, u64), (f64, f64)> =
+                a.items.iter().map(|i| ((i.key.as_str(), i.ts_ms), (i.cpu_nanocores, i.memory_bytes))).collect();
             let ka: BTreeSet<&str> = a.items.iter().map(|i| i.key.as_str()).collect();
             let kb: BTreeSet<&str> = b.items.iter().map(|i| i.key.as_str()).collect();
+            let at = a.at_ms.saturating_sub(rec.start_ms);
+            let mut differ = ka != kb;
             if ka != kb {
-                disagreements += 1;
                 detail.push(format!(
-                    "epoch {:?}: {:?} listed {} nodes, {:?} {} at +{} ms",
-                    a.epoch,
-                    a.source,
+                    "epoch {ea} at +{at} ms: replica-{ia} listed {} nodes, replica-{ib} {}",
                     ka.len(),
-                    b.source,
-                    kb.len(),
-                    a.at_ms.saturating_sub(rec.start_ms)
+                    kb.len()
                 ));
             }
+            for i in &b.items {
+                if let Some((cpu, mem)) = va.get(&(i.key.as_str(), i.ts_ms))
+                    && (*cpu != i.cpu_nanocores || *mem != i.memory_bytes)
+                {
+                    differ = true;
+                    detail.push(format!(
+                        "epoch {ea} at +{at} ms: {} @{}: replica-{ia} cpu {cpu} memory {mem}, replica-{ib} cpu {} memory {}",
+                        i.key, i.ts_ms, i.cpu_nanocores, i.memory_bytes
+                    ));
+                }
+            }
+            disagreements += u64::from(differ);
         }
     }
     Check::new(
@@ -284,11 +287,14 @@ mod tests {
     #[test]
     fn replicas_serving_different_values_for_one_sample_at_one_epoch_fail_agreement() {
         let mut rec = healthy();
-        let a = rec.answers.iter().position(|a| a.source == Source::Replica(1)).unwrap();
+        let a = rec.answers.iter().position(|a| a.source == Source::Replica(1) && a.at_ms > 5_000).unwrap();
         rec.answers[a].items[0].cpu_nanocores += 1.0;
         assert!(!agreement(&rec).pass);
-        rec.answers[a].epoch = Some(4);
-        assert!(agreement(&rec).pass, "another epoch may differ");
+        let at = rec.answers[a].at_ms;
+        for v in rec.views.iter_mut().filter(|v| v.replica == 1 && v.at_ms + 600 > at) {
+            v.ring_epoch = 4;
+        }
+        assert!(agreement(&rec).pass, "another epoch may differ: {:?}", agreement(&rec));
     }
 
     #[test]
