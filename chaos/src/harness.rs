@@ -66,6 +66,8 @@ pub struct Harness {
     pub views: PeerViews,
     /// Extra environment per replica (clock skew).
     pub env_of: Vec<Vec<(String, String)>>,
+    /// Replicas whose `/readyz` said 200 at the last look (the Endpoints).
+    ready: std::sync::Mutex<std::collections::BTreeSet<usize>>,
     shutdown: CancellationToken,
 }
 
@@ -113,6 +115,7 @@ impl Harness {
             admin,
             views: PeerViews::new(client),
             env_of: vec![Vec::new(); max],
+            ready: Default::default(),
             opts,
             shutdown,
         };
@@ -145,6 +148,8 @@ impl Harness {
             self.replicas.push(None);
         }
         self.replicas[i] = Some(p);
+        // Not an endpoint until its /readyz says so (see route_ready).
+        self.ready.lock().unwrap_or_else(|e| e.into_inner()).remove(&i);
         self.reroute();
         Ok(())
     }
@@ -154,9 +159,36 @@ impl Harness {
         (0..self.replicas.len()).filter(|i| self.replicas[*i].as_ref().is_some_and(|r| !r.paused)).collect()
     }
 
-    /// Points the aggregation proxy at the live replicas (as Endpoints would).
+    /// Points the aggregation proxy at the live replicas that were ready at
+    /// the last look, as a Service's Endpoints would.
     pub fn reroute(&self) {
-        self.env.route_metrics_to(&self.live());
+        let ready = self.ready.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let routed: Vec<usize> = self.live().into_iter().filter(|i| ready.contains(i)).collect();
+        self.env.route_metrics_to(&routed);
+    }
+
+    /// Looks at every live replica's `/readyz` and routes to the ready ones.
+    pub async fn route_ready(&self) {
+        let mut ready = std::collections::BTreeSet::new();
+        for i in self.live() {
+            let probe = sim::client::fetch(self.env.replica_addr(i), "/readyz", None, &[]);
+            if tokio::time::timeout(Duration::from_secs(1), probe).await.is_ok_and(|r| r.is_ok_and(|r| r.status == 200))
+            {
+                ready.insert(i);
+            }
+        }
+        *self.ready.lock().unwrap_or_else(|e| e.into_inner()) = ready;
+        self.reroute();
+    }
+
+    /// Lets `d` pass, keeping the routing to ready replicas up to date.
+    pub async fn pass_time(&self, d: Duration) {
+        let end = std::time::Instant::now() + d;
+        sim::wait::until(d + Duration::from_secs(5), async || {
+            self.route_ready().await;
+            std::time::Instant::now() >= end
+        })
+        .await;
     }
 
     /// Replica `i`'s own address (the source of its scrapes and peer connections).
@@ -187,6 +219,7 @@ impl Harness {
     /// Waits until every replica in `which` reports one leader, a ring, and `active` Active members.
     pub async fn settled(&self, which: &[usize], active: usize, within: Duration) -> Result<Duration, HarnessError> {
         let took = sim::wait::until(within, async || {
+            self.route_ready().await;
             let mut leaders = Vec::new();
             for &i in which {
                 let Some(v) = self.view(i).await else { return false };
@@ -209,6 +242,7 @@ impl Harness {
     pub async fn serving(&self, which: &[usize], within: Duration) -> Result<Duration, HarnessError> {
         let nodes = self.env.spec.nodes.len();
         let took = sim::wait::until(within, async || {
+            self.route_ready().await;
             for &i in which {
                 let r = sim::client::fetch(
                     self.env.replica_addr(i),

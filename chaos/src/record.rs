@@ -107,8 +107,14 @@ pub struct Recording {
     pub scrapes: Vec<Scrape>,
     pub views: Vec<View>,
     pub events: Vec<Event>,
-    /// Nodes whose kubelet the scenario breaks (exempt from freshness and correctness).
+    /// Nodes (and their pods) whose kubelet the scenario breaks: exempt from
+    /// freshness and correctness.
     pub faulted_nodes: Vec<String>,
+    /// Of those, the ones that may leave answers (their kubelet broken for
+    /// longer than `--max-staleness`, as metrics-server drops them too): exempt
+    /// from coverage as well.
+    #[serde(default)]
+    pub may_vanish: Vec<String>,
 }
 
 /// Unix milliseconds now.

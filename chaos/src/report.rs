@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn the_table_has_a_row_per_scenario_and_details_only_for_failures() {
         let rec = healthy();
-        let checks = evaluate(&rec, &Policy { may_duplicate: false, liveness_bound_ms: 10_000 });
+        let checks = evaluate(&rec, &Policy { may_duplicate: false, moves_per_node: 1, liveness_bound_ms: 10_000 });
         let good = Outcome {
             name: "kill-leader".into(),
             what: "w".into(),

@@ -85,11 +85,6 @@ impl Outcome {
     }
 }
 
-fn wait_for(d: Duration) -> impl std::future::Future<Output = Option<Duration>> {
-    let end = Instant::now() + d;
-    sim::wait::until(d + Duration::from_secs(1), async move || Instant::now() >= end)
-}
-
 /// Runs the scenario called `name` (or the soak).
 pub async fn run(name: &str, opts: &RunOptions, progress: &mut Progress) -> Outcome {
     let started = Instant::now();
@@ -190,6 +185,7 @@ async fn drive_on(
     if opts.expect_serving {
         h.serving(&all, Duration::from_secs(90)).await.map_err(|e| format!("error: {e}"))?;
     }
+    h.route_ready().await;
     let mut rec = Recording { resolution_ms: r.as_millis() as u64, ..Recording::default() };
     for n in &h.env.spec.nodes {
         rec.nodes.push(n.name.clone());
@@ -219,18 +215,21 @@ async fn drive_on(
     });
     rec.start_ms = now_ms();
     progress.say(name, "observing the healthy cluster");
-    wait_for(r * 4 + Duration::from_secs(1)).await;
+    h.pass_time(r * 4 + Duration::from_secs(1)).await;
     let liveness_bound = if opts.long { Duration::from_secs(60) } else { Duration::from_secs(30) };
-    let mut policy = Policy { may_duplicate: false, liveness_bound_ms: liveness_bound.as_millis() as u64 };
+    let mut policy =
+        Policy { may_duplicate: false, moves_per_node: 0, liveness_bound_ms: liveness_bound.as_millis() as u64 };
     let mut faulted: BTreeSet<String> = BTreeSet::new();
+    let mut vanish: BTreeSet<String> = BTreeSet::new();
     rec.fault_start_ms = now_ms();
     rec.heal_ms = rec.fault_start_ms;
     if steps.is_empty() {
         progress.say(name, "no fault: observing for six resolutions");
-        wait_for(r * 6).await;
+        h.pass_time(r * 6).await;
     }
     for (k, step) in steps.iter().enumerate() {
         policy.may_duplicate |= step.may_duplicate;
+        policy.moves_per_node += step.moves_per_node;
         let fault = scenarios::kubelet_count(step.fault, opts.nodes);
         progress.say(name, &format!("step {}/{}: injecting {}", k + 1, steps.len(), step.name));
         let undo = match faults::inject(h, fault, rng, &mut rec.events).await {
@@ -253,26 +252,25 @@ async fn drive_on(
         }
         if let Undo::KubeletsHealthy(nodes) = &undo {
             for n in nodes {
-                faulted.insert(n.clone());
-                faulted.extend(
-                    h.env
-                        .spec
-                        .nodes
-                        .iter()
-                        .filter(|x| &x.name == n)
-                        .flat_map(|x| x.pods.iter().map(|p| format!("{}/{}", p.namespace, p.name))),
-                );
+                let node = h.env.spec.nodes.iter().filter(|x| &x.name == n);
+                let pods = node.flat_map(|x| x.pods.iter().map(|p| format!("{}/{}", p.namespace, p.name)));
+                let keys: Vec<String> = std::iter::once(n.clone()).chain(pods).collect();
+                if step.kubelets_may_vanish {
+                    vanish.extend(keys.iter().cloned());
+                }
+                faulted.extend(keys);
             }
         }
         let hold = Duration::from_secs(if opts.long { step.hold_long } else { step.hold_short });
         progress.say(name, &format!("step {}/{}: holding {} for {hold:?}", k + 1, steps.len(), step.name));
-        wait_for(hold).await;
+        h.pass_time(hold).await;
         faults::heal(h, undo, &mut rec.events).await.map_err(|e| format!("error: healing {}: {e}", step.name))?;
         rec.heal_ms = now_ms();
         progress.say(name, &format!("step {}/{}: healed; waiting for exactly-once", k + 1, steps.len()));
         let nodes = rec.nodes.clone();
         let heal = rec.heal_ms;
         let _ = sim::wait::until(liveness_bound + r * 3, async || {
+            h.route_ready().await;
             let probe = Recording {
                 resolution_ms: r.as_millis() as u64,
                 end_ms: now_ms(),
@@ -284,13 +282,14 @@ async fn drive_on(
         })
         .await;
     }
-    wait_for(r).await;
+    h.pass_time(r).await;
     let seen = obs.stop().await;
     rec.end_ms = now_ms();
     rec.answers = seen.answers;
     rec.views = seen.views;
     rec.scrapes = scrapes(h, rec.start_ms);
     rec.faulted_nodes = faulted.into_iter().collect();
+    rec.may_vanish = vanish.into_iter().collect();
     let checks = invariants::evaluate(&rec, &policy);
     let pass = checks.iter().all(|c| c.pass);
     Ok(Outcome {

@@ -42,6 +42,8 @@ async fn a_kubelet_down_longer_than_max_staleness_disappears_and_fails_coverage(
         hold_long: 12,
         may_duplicate: false,
         breaks_kubelets: true,
+        kubelets_may_vanish: false,
+        moves_per_node: 1,
     };
     let o =
         chaos::runner::run_steps(down.name, down.what, &[down], &opts, &mut Rng::new(1), &mut Progress::new(1)).await;

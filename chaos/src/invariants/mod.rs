@@ -40,6 +40,8 @@ impl Check {
 pub struct Policy {
     /// Degraded mode (no quorum, or a replica cut off) may scrape a node more than once.
     pub may_duplicate: bool,
+    /// How often the fault may move a node between owners: one extra scrape allowed per move.
+    pub moves_per_node: u64,
     /// How long after the heal the cluster has to be exactly-once again.
     pub liveness_bound_ms: u64,
 }

@@ -70,12 +70,13 @@ pub fn exactly_once(rec: &Recording, policy: &Policy) -> Check {
     let total: u64 = extra.values().sum();
     let worst = extra.values().copied().max().unwrap_or(0);
     let mut detail: Vec<String> = before.iter().map(|v| format!("before the fault: {v}")).collect();
-    if worst > 1 && !policy.may_duplicate {
+    let bound = policy.moves_per_node.max(1);
+    if worst > bound && !policy.may_duplicate {
         detail.extend(
             extra
                 .iter()
-                .filter(|(_, e)| **e > 1)
-                .map(|(n, e)| format!("during the fault: {n} scraped {e} extra times")),
+                .filter(|(_, e)| **e > bound)
+                .map(|(n, e)| format!("during the fault: {n} scraped {e} extra times (at most {bound})")),
         );
     }
     let steady_window = before_from + r * 2 <= rec.fault_start_ms;
@@ -84,7 +85,7 @@ pub fn exactly_once(rec: &Recording, policy: &Policy) -> Check {
     }
     Check::new(
         "exactly_once",
-        steady_window && before.is_empty() && (policy.may_duplicate || worst <= 1),
+        steady_window && before.is_empty() && (policy.may_duplicate || worst <= bound),
         &[
             ("violations_before_fault", before.len() as f64),
             ("extra_scrapes", total as f64),
@@ -128,7 +129,7 @@ mod tests {
     use super::*;
     use crate::record::Scrape;
 
-    const POLICY: Policy = Policy { may_duplicate: false, liveness_bound_ms: 10_000 };
+    const POLICY: Policy = Policy { may_duplicate: false, moves_per_node: 1, liveness_bound_ms: 10_000 };
 
     #[test]
     fn a_healthy_run_is_exactly_once_and_live_at_once() {
@@ -161,6 +162,7 @@ mod tests {
         rec.scrapes.sort_by_key(|s| s.at_ms);
         assert!(!exactly_once(&rec, &POLICY).pass);
         assert!(exactly_once(&rec, &Policy { may_duplicate: true, ..POLICY }).pass);
+        assert!(exactly_once(&rec, &Policy { moves_per_node: 3, ..POLICY }).pass, "three moves, three extra scrapes");
     }
 
     #[test]
