@@ -25,6 +25,8 @@ enum Command {
     List,
     /// Observe a real cluster through kube-apiserver (coverage and freshness against the Node list).
     Observe(chaos::observe::ObserveArgs),
+    /// Draw the timeline of a recording-<scenario>.json again (to an SVG file).
+    Plot { recording: PathBuf, svg: PathBuf },
 }
 
 #[derive(Args)]
@@ -135,6 +137,13 @@ fn main() -> anyhow::Result<()> {
             if !all_passed {
                 std::process::exit(1);
             }
+            Ok(())
+        }
+        Command::Plot { recording, svg } => {
+            let text = std::fs::read_to_string(&recording)?;
+            let rec: chaos::record::Recording = serde_json::from_str(&text)?;
+            let title = recording.file_stem().and_then(|s| s.to_str()).unwrap_or("timeline").to_string();
+            chaos::plot::draw(&rec, &title, &svg).map_err(anyhow::Error::msg)?;
             Ok(())
         }
         Command::Observe(args) => {

@@ -111,20 +111,24 @@ fn draw_timeline(tl: &Timeline, r: f64, title: &str, path: &Path) -> Result<(), 
         .margin(8)
         .x_label_area_size(24)
         .y_label_area_size(70)
-        .build_cartesian_2d(x.clone(), 0f64..replicas as f64)?;
-    c.configure_mesh()
-        .y_labels(replicas)
-        .y_label_formatter(&|y| format!("replica-{}", *y as usize))
-        .disable_y_mesh()
-        .draw()?;
-    c.draw_series(std::iter::once(Rectangle::new([(tl.fault.0, 0.0), (tl.fault.1, replicas as f64)], shade)))?;
+        .build_cartesian_2d(x.clone(), -0.5f64..replicas as f64 - 0.5)?;
+    // Row i is centred on y = i; only whole values are labelled.
+    let row_name = |y: &f64| {
+        if (y - y.round()).abs() < 0.01 && *y > -0.1 {
+            format!("replica-{}", y.round() as usize)
+        } else {
+            String::new()
+        }
+    };
+    c.configure_mesh().y_labels(replicas * 2 + 1).y_label_formatter(&row_name).disable_y_mesh().draw()?;
+    let (low, high) = (-0.5, replicas as f64 - 0.5);
+    c.draw_series(std::iter::once(Rectangle::new([(tl.fault.0, low), (tl.fault.1, high)], shade)))?;
     for (i, spans) in &tl.roles {
         let y = *i as f64;
-        c.draw_series(
-            spans
-                .iter()
-                .map(|(a, b, role)| Rectangle::new([(*a, y + 0.15), (*b, y + 0.85)], role_color(role).filled())),
-        )?;
+        let bar = |(a, b, role): &(f64, f64, String)| {
+            Rectangle::new([(*a, y - 0.35), (*b, y + 0.35)], role_color(role).filled())
+        };
+        c.draw_series(spans.iter().map(bar))?;
     }
 
     let top = tl.ages.values().flatten().flatten().map(|p| p.1).fold(r + 6.0, f64::max);
