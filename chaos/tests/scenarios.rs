@@ -1,7 +1,9 @@
 //! The short form of every catalogue scenario the product passes today, one
 //! test each (8 nodes × 2 pods, 3 replicas, R = 2 s). Scenarios it does not
-//! pass yet are not here but in the report of `chaos run --all` and in
-//! chaos/README.md ("What fails today"), with the invariant that catches them.
+//! pass yet, or only sometimes (kill-leader: one run in three left two nodes
+//! out of every answer for about half a second after the kill), are not here
+//! but in the report of `chaos run --all` and in chaos/README.md ("What fails
+//! today"), with the invariant that catches them.
 
 mod setup;
 
@@ -18,7 +20,6 @@ macro_rules! passes {
 }
 
 passes! {
-    kill_9_of_the_leader_keeps_every_invariant => "kill-leader",
     kill_9_of_a_follower_keeps_every_invariant => "kill-follower",
     a_rolling_restart_keeps_every_invariant => "rolling-restart",
     a_restart_with_an_empty_data_dir_keeps_every_invariant => "empty-data-dir-restart",
