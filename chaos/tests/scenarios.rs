@@ -1,7 +1,9 @@
 //! The short form of every catalogue scenario the product passes today, one
 //! test each (8 nodes × 2 pods, 3 replicas, R = 2 s). Scenarios it does not
 //! pass yet, or only sometimes (kill-leader: one run in three left two nodes
-//! out of every answer for about half a second after the kill), are not here
+//! out of every answer for about half a second after the kill;
+//! rolling-restart: one test run of three served one sample with rates a few
+//! nanocores apart on two replicas at one epoch), are not here
 //! but in the report of `chaos run --all` and in chaos/README.md ("What fails
 //! today"), with the invariant that catches them.
 
@@ -21,7 +23,6 @@ macro_rules! passes {
 
 passes! {
     kill_9_of_a_follower_keeps_every_invariant => "kill-follower",
-    a_rolling_restart_keeps_every_invariant => "rolling-restart",
     a_restart_with_an_empty_data_dir_keeps_every_invariant => "empty-data-dir-restart",
     flapping_kubelets_keep_every_invariant => "kubelet-flap",
     slow_kubelets_keep_every_invariant => "slow-kubelets",

@@ -132,7 +132,7 @@ pub fn correctness(rec: &Recording) -> Check {
 /// just before and just after agree on it (`None` around a change).
 fn stable_epoch(rec: &Recording, replica: usize, at_ms: u64) -> Option<u64> {
     let mine = rec.views.iter().filter(|v| v.replica == replica);
-    let before = mine.clone().filter(|v| v.at_ms <= at_ms).last()?;
+    let before = mine.clone().rfind(|v| v.at_ms <= at_ms)?;
     let after = mine.clone().find(|v| v.at_ms > at_ms)?;
     (before.ring_epoch == after.ring_epoch && after.at_ms - before.at_ms <= 1_500).then_some(before.ring_epoch)
 }
