@@ -1,0 +1,25 @@
+//! The chaos suite of ha-metrics-server: real replica processes on the
+//! simulated Kubernetes ([`harness`]), faults with a clean undo
+//! ([`faults`], [`netfault`]), an observer that records what clients and
+//! kubelets saw ([`observer`], [`record`]), invariants as pure functions
+//! over that record ([`invariants`]), the scenario catalogue
+//! ([`scenarios`]), the runner ([`runner`]) and the report with its
+//! timelines ([`report`], [`plot`]). [`observe`] points the same observer
+//! at a real cluster through kube-apiserver.
+
+pub mod binary;
+pub mod faults;
+pub mod harness;
+pub mod invariants;
+pub mod netfault;
+pub mod observe;
+pub mod observer;
+pub mod peerview;
+pub mod plot;
+pub mod process;
+pub mod progress;
+pub mod record;
+pub mod report;
+pub mod rng;
+pub mod runner;
+pub mod scenarios;
