@@ -102,8 +102,18 @@ impl ClusterSource {
 impl ClusterSource {
     /// Whether `peer` has been silent long enough that asking it would only
     /// cost the deadline: its part is asked of its successor's backups at once.
+    ///
+    /// Only while some other member is heard: when every other member looks
+    /// silent, this replica is the likelier one to have been away (paused,
+    /// cut off), and skipping them all would answer from its own stale
+    /// store alone, so they are asked.
     fn suspect(&self, peer: NodeId) -> bool {
-        self.node.silence(peer).is_none_or(|s| s > self.node.lease() / 3)
+        let silent = |id: NodeId| self.node.silence(id).is_none_or(|s| s > self.node.lease() / 3);
+        if !silent(peer) {
+            return false;
+        }
+        let ownership = self.ownership.borrow();
+        ownership.members.keys().any(|id| Some(*id) != ownership.me && *id != peer && !silent(*id))
     }
 
     /// Asks `asked` for the usage of `want` from `source`.
@@ -248,6 +258,13 @@ impl UsageSource for ClusterSource {
                     "no replica could serve this node"
                 );
             }
+            // Owners this replica stands in for (degraded mode) whose nodes
+            // it has not scraped yet: missing too, and said so.
+            for n in names.iter().enumerate().filter(|(i, _)| out[*i].is_none()).map(|(_, n)| n) {
+                if let Some(owner) = ownership.owner(n).filter(|o| ownership.covers_for(*o)) {
+                    failed.entry(owner).or_insert_with(|| "unreachable; its nodes are being scraped here".into());
+                }
+            }
             let mut missing = Vec::new();
             for (peer, cause) in failed {
                 let lacking = names
@@ -369,6 +386,17 @@ impl UsageSource for ClusterSource {
                     answers.extend(items);
                 }
                 value = merge_pods(keys, answers.iter().cloned());
+            }
+            // Pods cannot be traced to a failed member (their node is only
+            // known once someone scraped them), so every failed member is
+            // named while any asked-for pod is still missing.
+            if value.iter().any(Option::is_none) {
+                for (p, cause) in &failed {
+                    still_missing.entry(*p).or_insert_with(|| cause.clone());
+                }
+                for id in ownership.members.keys().filter(|id| ownership.covers_for(**id)) {
+                    still_missing.entry(*id).or_insert_with(|| "unreachable; its nodes are being scraped here".into());
+                }
             }
             let mut missing: Vec<String> = still_missing
                 .iter()
