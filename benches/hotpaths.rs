@@ -56,7 +56,7 @@ fn measure_encode(items: &[PodItem], reps: usize, now: i64) -> usize {
 fn pod_items(n: usize, now: i64) -> Vec<PodItem> {
     (0..n)
         .map(|i| PodItem {
-            meta: ObjectMeta {
+            meta: Arc::new(ObjectMeta {
                 name: format!("web-{}-{}", i / 30, i % 30),
                 namespace: Some(["default", "kube-system", "team-a"][i % 3].to_string()),
                 labels: BTreeMap::from([
@@ -64,7 +64,7 @@ fn pod_items(n: usize, now: i64) -> Vec<PodItem> {
                     ("deployment".to_string(), format!("web-{}", i / 300)),
                     ("tier".to_string(), "frontend".to_string()),
                 ]),
-            },
+            }),
             usage: PodUsage {
                 timestamp: now - 3_000_000_000,
                 window_ns: 15_000_000_000,

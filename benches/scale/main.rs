@@ -42,6 +42,27 @@ fn modes(list: &str) -> anyhow::Result<Vec<Mode>> {
         .collect()
 }
 
+/// The machine the figures come from: cores, memory, CPU model, date, load.
+fn machine() -> String {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model =
+        cpuinfo.lines().find_map(|l| l.strip_prefix("model name")).map(|m| m.trim_start_matches([' ', '\t', ':']));
+    let mem = read("/proc/meminfo").lines().next().unwrap_or_default().to_string();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let date = std::process::Command::new("date")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    format!(
+        "machine: {cores} cores, {}, CPU {}, {}, load average at the end {}",
+        mem.split_whitespace().skip(1).collect::<Vec<_>>().join(" ") + " RAM",
+        model.unwrap_or("unknown"),
+        date.unwrap_or_default(),
+        read("/proc/loadavg").trim()
+    ) + "\n"
+}
+
 fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let quick = std::env::args().any(|a| a == "--quick");
@@ -78,7 +99,8 @@ fn main() -> anyhow::Result<()> {
         }
         drop(sim);
     }
-    let table = report::table(&results);
+    let mut table = report::table(&results);
+    table.push_str(&machine());
     print!("{table}");
     std::fs::write(out.join("table.txt"), &table)?;
     report::plot(&results, &out.join("cost.svg"))?;

@@ -138,7 +138,7 @@ pub struct NodeItem {
 /// A pod with its usage, as chosen by the handlers.
 #[derive(Debug, Clone)]
 pub struct PodItem {
-    pub meta: ObjectMeta,
+    pub meta: std::sync::Arc<ObjectMeta>,
     pub usage: PodUsage,
 }
 
