@@ -13,7 +13,8 @@
 //! (200 nodes, short windows). Environment: `SCALE_SIZES` (e.g.
 //! `1000,10000`), `SCALE_MODES` (`sharded,independent,single`), `SCALE_PODS`
 //! (30), `SCALE_RESOLUTION` (seconds, 15), `SCALE_SECONDS` (window, 60),
-//! `SCALE_OUT` (output folder).
+//! `SCALE_TOP_REQUESTS` (`top pod -A` requests per replica, 10), `SCALE_OUT`
+//! (output folder).
 
 mod measure;
 mod report;
@@ -76,7 +77,7 @@ fn main() -> anyhow::Result<()> {
     let plan = Plan {
         resolution,
         window: Duration::from_secs(env_or("SCALE_SECONDS", if quick { "20" } else { "60" }).parse()?),
-        top_requests: if quick { 5 } else { 20 },
+        top_requests: env_or("SCALE_TOP_REQUESTS", if quick { "5" } else { "10" }).parse()?,
         hpa_rate: 500.0,
         hpa_duration: Duration::from_secs(if quick { 3 } else { 10 }),
         start_deadline: Duration::from_secs(if quick { 120 } else { 600 }),
