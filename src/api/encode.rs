@@ -30,7 +30,7 @@ pub fn to_go_json<T: Serialize>(value: &T, style: Style) -> Vec<u8> {
     }
     // Our types are plain structs, strings and maps with string keys: infallible.
     .unwrap_or_else(|_| String::from("{}"));
-    let mut out = go_escape(&text).into_bytes();
+    let mut out = go_escape(text).into_bytes();
     if style == Style::Compact {
         out.push(b'\n');
     }
@@ -38,10 +38,11 @@ pub fn to_go_json<T: Serialize>(value: &T, style: Style) -> Vec<u8> {
 }
 
 /// Go escapes `<`, `>`, `&`, U+2028 and U+2029 inside strings; these never
-/// occur outside strings in JSON, so the whole text can be rewritten.
-fn go_escape(text: &str) -> String {
+/// occur outside strings in JSON, so the whole text can be rewritten. Text
+/// without them (nearly always) is returned as it is, not copied.
+fn go_escape(text: String) -> String {
     if !text.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
-        return text.to_string();
+        return text;
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
