@@ -25,7 +25,8 @@ for case in "${cases[@]}"; do
     "--toggle-collect=*hotpaths::$fn*" "$bin" "$case" "$reps" 2>/dev/null)
   items=$(echo "$line" | sed -E 's/.* of ([0-9]+) .*/\1/')
   unit=$(echo "$line" | sed -E 's/.* of [0-9]+ ([a-z]+),.*/\1/')
-  total=$(callgrind_annotate "$out/$case.cg" 2>/dev/null | grep -m1 'PROGRAM TOTALS' | awk '{gsub(",","",$1); print $1}')
+  # awk reads to the end (grep -m1 would close the pipe and fail the pipeline).
+  total=$(callgrind_annotate "$out/$case.cg" 2>/dev/null | awk '/PROGRAM TOTALS/ && !n { gsub(",", "", $1); print $1; n = 1 }')
   awk -v c="$case" -v r="$reps" -v t="$total" -v i="$items" -v u="$unit" \
     'BEGIN { printf "%-12s %6d %16.0f %10d %10.1f/%s\n", c, r, t / r, i, t / r / i, u }'
 done
