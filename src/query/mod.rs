@@ -26,9 +26,6 @@ use plan::{Asked, group_nodes, merge_pods, missing_sentence, pod_askees};
 /// Most pods whose node is remembered for routing a later GET.
 const LOCATOR_CAPACITY: usize = 1 << 20;
 
-/// Where pods were last answered from, by namespace then name.
-type Locator = HashMap<String, HashMap<String, String>>;
-
 /// The usage source of a replica in a cluster.
 pub struct ClusterSource {
     node: Arc<raft::Node>,
@@ -41,9 +38,7 @@ pub struct ClusterSource {
     metrics: Arc<SelfMetrics>,
     /// The node each pod was last answered from, so a GET of one pod goes to
     /// that node's owner only (pods do not change nodes).
-    /// namespace → name → node, so a lookup borrows and an unchanged
-    /// location costs no allocation.
-    locator: Mutex<Locator>,
+    locator: Mutex<HashMap<PodKey, String>>,
 }
 
 impl ClusterSource {
@@ -91,27 +86,16 @@ impl ClusterSource {
 
     fn remember(&self, answers: &[PodAnswer]) {
         let mut loc = self.locator.lock().unwrap_or_else(|p| p.into_inner());
-        let held: usize = loc.values().map(HashMap::len).sum();
-        if held + answers.len() > LOCATOR_CAPACITY {
+        if loc.len() + answers.len() > LOCATOR_CAPACITY {
             loc.clear();
         }
         for a in answers {
-            let names = match loc.get_mut(&a.namespace) {
-                Some(names) => names,
-                None => loc.entry(a.namespace.clone()).or_default(),
-            };
-            match names.get_mut(&a.name) {
-                Some(node) if *node == a.node => {}
-                Some(node) => node.clone_from(&a.node),
-                None => {
-                    names.insert(a.name.clone(), a.node.clone());
-                }
-            }
+            loc.insert((a.namespace.clone(), a.name.clone()), a.node.clone());
         }
     }
 
     fn located(&self, key: &PodKey) -> Option<String> {
-        self.locator.lock().unwrap_or_else(|p| p.into_inner()).get(&key.0)?.get(&key.1).cloned()
+        self.locator.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
     }
 }
 
@@ -354,7 +338,7 @@ impl UsageSource for ClusterSource {
                 }
             }
             self.remember(&answers);
-            let mut value = merge_pods(keys, &answers);
+            let mut value = merge_pods(keys, answers.iter().cloned());
             // Draining members keep what they handed over.
             let draining: Vec<NodeId> = ownership
                 .members
@@ -370,7 +354,7 @@ impl UsageSource for ClusterSource {
                 for items in futures::future::join_all(calls).await.into_iter().flatten() {
                     answers.extend(items);
                 }
-                value = merge_pods(keys, &answers);
+                value = merge_pods(keys, answers.iter().cloned());
             }
             // A last resort for pods still missing while ownership moves (a
             // few resolutions after an epoch change, or with a member down):
@@ -384,7 +368,7 @@ impl UsageSource for ClusterSource {
                 for items in futures::future::join_all(calls).await.into_iter().flatten() {
                     answers.extend(items);
                 }
-                value = merge_pods(keys, &answers);
+                value = merge_pods(keys, answers.iter().cloned());
             }
             let mut missing: Vec<String> = still_missing
                 .iter()
@@ -396,9 +380,7 @@ impl UsageSource for ClusterSource {
                 && value.iter().all(Option::is_none)
                 && missing.is_empty()
             {
-                if let Some(names) = self.locator.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&key.0) {
-                    names.remove(&key.1);
-                }
+                self.locator.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
                 let retry = self.pods(query, keys, now).await;
                 value = retry.value;
                 missing = retry.missing;

@@ -63,19 +63,23 @@ pub fn pod_askees(ownership: &Ownership, on_node: Option<&str>) -> Vec<Asked> {
 
 /// Puts pod answers in the order of `keys`; when two members answer for one
 /// pod (an epoch change in flight, or a node that moved), the newer sample wins.
-pub fn merge_pods(keys: &[PodKey], answers: &[PodAnswer]) -> Vec<Option<PodUsage>> {
-    // The newest answer per key, by reference: only the winners are copied.
-    let mut best: HashMap<(&str, &str), &PodUsage> = HashMap::with_capacity(answers.len());
-    for a in answers {
+pub fn merge_pods(keys: &[PodKey], answers: impl IntoIterator<Item = PodAnswer>) -> Vec<Option<PodUsage>> {
+    let mut best: HashMap<(&str, &str), PodUsage> = HashMap::with_capacity(keys.len());
+    let index: HashMap<(&str, &str), ()> = keys.iter().map(|(ns, n)| ((ns.as_str(), n.as_str()), ())).collect();
+    let answers: Vec<PodAnswer> = answers.into_iter().collect();
+    for a in &answers {
         let key = (a.namespace.as_str(), a.name.as_str());
+        if !index.contains_key(&key) {
+            continue;
+        }
         match best.get(&key) {
             Some(held) if held.timestamp >= a.usage.timestamp => {}
             _ => {
-                best.insert(key, &a.usage);
+                best.insert(key, a.usage.clone());
             }
         }
     }
-    keys.iter().map(|(ns, n)| best.get(&(ns.as_str(), n.as_str())).map(|u| (*u).clone())).collect()
+    keys.iter().map(|(ns, n)| best.remove(&(ns.as_str(), n.as_str()))).collect()
 }
 
 /// The sentence a partial answer's `Warning` carries for one member.
@@ -153,8 +157,10 @@ mod tests {
     fn merged_pods_follow_the_keys_and_the_newer_duplicate_wins() {
         let keys =
             vec![("a".to_string(), "p1".to_string()), ("a".to_string(), "p2".to_string()), ("b".into(), "p3".into())];
-        let got =
-            merge_pods(&keys, &[answer("b", "p3", 5), answer("a", "p1", 1), answer("a", "p1", 3), answer("z", "p", 9)]);
+        let got = merge_pods(
+            &keys,
+            vec![answer("b", "p3", 5), answer("a", "p1", 1), answer("a", "p1", 3), answer("z", "p", 9)],
+        );
         assert_eq!(got, vec![Some(usage(3)), None, Some(usage(5))]);
     }
 }
