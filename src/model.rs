@@ -3,6 +3,9 @@
 //! the store, the API and (later) the peer fan-out can agree on one shape.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use apimachinery::selector::LabelSelector;
 
 use futures::future::BoxFuture;
 
@@ -62,10 +65,12 @@ pub trait Inventory: Send + Sync {
     /// One node by name, whether or not it matches `--node-selector`
     /// (metrics-server's get ignores the selector; such a node has no metrics).
     fn node(&self, name: &str) -> Option<ObjectMeta>;
-    /// Running pods, in one namespace or all of them, in no particular order.
-    fn pods(&self, namespace: Option<&str>) -> Vec<ObjectMeta>;
+    /// Running pods, in one namespace or all of them, that `labels` selects,
+    /// in no particular order. Shared, so a list of 300,000 pods copies
+    /// pointers; an implementation may use `labels` to avoid a full scan.
+    fn pods(&self, namespace: Option<&str>, labels: &LabelSelector) -> Vec<Arc<ObjectMeta>>;
     /// One running pod.
-    fn pod(&self, namespace: &str, name: &str) -> Option<ObjectMeta>;
+    fn pod(&self, namespace: &str, name: &str) -> Option<Arc<ObjectMeta>>;
     /// Whether the informers have completed their first list.
     fn synced(&self) -> bool;
 }

@@ -30,7 +30,7 @@ pub fn to_go_json<T: Serialize>(value: &T, style: Style) -> Vec<u8> {
     }
     // Our types are plain structs, strings and maps with string keys: infallible.
     .unwrap_or_else(|_| String::from("{}"));
-    let mut out = go_escape(&text).into_bytes();
+    let mut out = go_escape(text).into_bytes();
     if style == Style::Compact {
         out.push(b'\n');
     }
@@ -38,10 +38,15 @@ pub fn to_go_json<T: Serialize>(value: &T, style: Style) -> Vec<u8> {
 }
 
 /// Go escapes `<`, `>`, `&`, U+2028 and U+2029 inside strings; these never
-/// occur outside strings in JSON, so the whole text can be rewritten.
-fn go_escape(text: &str) -> String {
-    if !text.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
-        return text.to_string();
+/// occur outside strings in JSON, so the whole text can be rewritten. Text
+/// without them (nearly always) is returned as it is, not copied.
+fn go_escape(text: String) -> String {
+    // A byte scan: `<`, `>` and `&` are ASCII and U+2028/U+2029 start with
+    // 0xE2 in UTF-8 (other characters starting with it only take the slow
+    // path below, which leaves them alone). Searching for the five chars
+    // decoded the whole body character by character.
+    if !text.bytes().any(|b| matches!(b, b'<' | b'>' | b'&' | 0xE2)) {
+        return text;
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
@@ -80,4 +85,18 @@ pub fn status(s: &Status, style: Style) -> Response {
 /// cannot be negotiated (indented, no newline).
 pub fn raw_status(s: &Status) -> Response {
     object(s.http_code(), s, Style::Pretty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_escapes_html_characters_and_line_separators_only() {
+        assert_eq!(go_escape("a<b>&c".into()), "a\\u003cb\\u003e\\u0026c");
+        assert_eq!(go_escape("x\u{2028}y\u{2029}".into()), "x\\u2028y\\u2029");
+        // Other characters whose UTF-8 starts with 0xE2 are kept as they are.
+        assert_eq!(go_escape("5 € – ok".into()), "5 € – ok");
+        assert_eq!(go_escape("plain".into()), "plain");
+    }
 }

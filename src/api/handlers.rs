@@ -135,10 +135,8 @@ async fn list_pods_in(st: ApiState, version: Option<&str>, namespace: Option<&st
         Err(r) => return r,
     };
     let now = (st.clock)();
-    let mut metas = st.inventory.pods(namespace);
-    metas.retain(|m| {
-        opts.label.matches(&m.labels) && opts.field.matches(&m.name, Some(m.namespace.as_deref().unwrap_or("")))
-    });
+    let mut metas = st.inventory.pods(namespace, &opts.label);
+    metas.retain(|m| opts.field.matches(&m.name, Some(m.namespace.as_deref().unwrap_or(""))));
     metas.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let keys: Vec<PodKey> = metas.iter().map(|m| (m.namespace.clone().unwrap_or_default(), m.name.clone())).collect();
     let query = PodQuery {

@@ -45,7 +45,7 @@ impl Served {
             Served::Node(i) => vec![&i.meta],
             Served::Nodes(v) => v.iter().map(|i| &i.meta).collect(),
             Served::Pod(i) => vec![&i.meta],
-            Served::Pods(v) => v.iter().map(|i| &i.meta).collect(),
+            Served::Pods(v) => v.iter().map(|i| i.meta.as_ref()).collect(),
         }
     }
 }

@@ -53,29 +53,29 @@ impl Column {
 /// What a row carries in `object`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
-pub enum RowObject {
-    Partial(PartialObjectMetadata),
-    Node(NodeMetrics),
-    Pod(PodMetrics),
+pub enum RowObject<'a> {
+    Partial(PartialObjectMetadata<'a>),
+    Node(NodeMetrics<'a>),
+    Pod(PodMetrics<'a>),
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Row {
+pub struct Row<'a> {
     pub cells: Vec<String>,
     /// `null` with `includeObject=None`, as Go's RawExtension writes it.
-    pub object: Option<RowObject>,
+    pub object: Option<RowObject<'a>>,
 }
 
 /// A Table; Go leaves both slices null when there is no item.
 #[derive(Debug, Clone, Serialize)]
-pub struct Table {
+pub struct Table<'a> {
     pub kind: &'static str,
     #[serde(rename = "apiVersion")]
     pub api_version: &'static str,
     pub metadata: ListMeta,
     #[serde(rename = "columnDefinitions")]
     pub column_definitions: Option<Vec<Column>>,
-    pub rows: Option<Vec<Row>>,
+    pub rows: Option<Vec<Row<'a>>>,
 }
 
 /// Everything a row needs besides its cells.
@@ -87,7 +87,7 @@ pub struct RowContext {
 }
 
 impl RowContext {
-    fn partial_or(&self, meta: &ObjectMeta, full: impl FnOnce() -> RowObject) -> Option<RowObject> {
+    fn partial_or<'a>(&self, meta: &'a ObjectMeta, full: impl FnOnce() -> RowObject<'a>) -> Option<RowObject<'a>> {
         match self.include {
             IncludeObject::Metadata => {
                 Some(RowObject::Partial(PartialObjectMetadata::new(meta, self.now, self.meta_version.api_version())))
@@ -105,7 +105,7 @@ fn columns(names: &[&str]) -> Vec<Column> {
     cols
 }
 
-fn empty_table(ctx: &RowContext) -> Table {
+fn empty_table(ctx: &RowContext) -> Table<'static> {
     Table {
         kind: "Table",
         api_version: ctx.meta_version.api_version(),
@@ -116,7 +116,7 @@ fn empty_table(ctx: &RowContext) -> Table {
 }
 
 /// The Table of some nodes (one for a get, all listed for a list).
-pub fn node_table(items: &[NodeItem], ctx: &RowContext) -> Table {
+pub fn node_table<'a>(items: &'a [NodeItem], ctx: &RowContext) -> Table<'a> {
     let mut table = empty_table(ctx);
     if items.is_empty() {
         return table;
@@ -141,7 +141,7 @@ pub fn node_table(items: &[NodeItem], ctx: &RowContext) -> Table {
 
 /// The Table of some pods: each row sums the usage of the pod's containers.
 /// Columns come from the first pod that reports any resource, as in metrics-server.
-pub fn pod_table(items: &[PodItem], ctx: &RowContext) -> Table {
+pub fn pod_table<'a>(items: &'a [PodItem], ctx: &RowContext) -> Table<'a> {
     let mut table = empty_table(ctx);
     if items.is_empty() {
         return table;

@@ -1,7 +1,8 @@
 //! Wire types of `metrics.k8s.io` (NodeMetrics, PodMetrics and their lists)
 //! and of `meta.k8s.io` PartialObjectMetadata, with fields in the order Go's
 //! encoding/json writes them. Building them from the model is here; choosing
-//! what to serve is the handlers' job.
+//! what to serve is the handlers' job. The wire types borrow names and
+//! labels from the model, so encoding a 300,000-pod list copies no label map.
 
 use std::collections::BTreeMap;
 
@@ -52,23 +53,27 @@ pub struct ListMeta {}
 /// The ObjectMeta metrics-server sets: name, namespace, creation time (the
 /// time of the response) and labels.
 #[derive(Debug, Clone, Serialize)]
-pub struct Metadata {
-    pub name: String,
+pub struct Metadata<'a> {
+    pub name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    pub namespace: Option<&'a str>,
     #[serde(rename = "creationTimestamp")]
     pub creation_timestamp: String,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "no_labels")]
+    pub labels: &'a BTreeMap<String, String>,
 }
 
-impl Metadata {
-    pub fn new(meta: &ObjectMeta, now: UnixNanos) -> Self {
+fn no_labels(labels: &&BTreeMap<String, String>) -> bool {
+    labels.is_empty()
+}
+
+impl<'a> Metadata<'a> {
+    pub fn new(meta: &'a ObjectMeta, now: UnixNanos) -> Self {
         Metadata {
-            name: meta.name.clone(),
-            namespace: meta.namespace.clone(),
+            name: &meta.name,
+            namespace: meta.namespace.as_deref(),
             creation_timestamp: format_time(now),
-            labels: meta.labels.clone(),
+            labels: &meta.labels,
         }
     }
 }
@@ -88,34 +93,34 @@ impl From<&Usage> for UsageJson {
 
 /// A NodeMetrics object; `kind`/`apiVersion` are absent inside lists.
 #[derive(Debug, Clone, Serialize)]
-pub struct NodeMetrics {
+pub struct NodeMetrics<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<&'static str>,
     #[serde(rename = "apiVersion", skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
-    pub metadata: Metadata,
+    pub metadata: Metadata<'a>,
     pub timestamp: String,
     pub window: String,
     pub usage: UsageJson,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ContainerMetrics {
-    pub name: String,
+pub struct ContainerMetrics<'a> {
+    pub name: &'a str,
     pub usage: UsageJson,
 }
 
 /// A PodMetrics object; `kind`/`apiVersion` are absent inside lists.
 #[derive(Debug, Clone, Serialize)]
-pub struct PodMetrics {
+pub struct PodMetrics<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<&'static str>,
     #[serde(rename = "apiVersion", skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
-    pub metadata: Metadata,
+    pub metadata: Metadata<'a>,
     pub timestamp: String,
     pub window: String,
-    pub containers: Vec<ContainerMetrics>,
+    pub containers: Vec<ContainerMetrics<'a>>,
 }
 
 /// NodeMetricsList / PodMetricsList: `items` is `[]` when empty, never null.
@@ -138,13 +143,13 @@ pub struct NodeItem {
 /// A pod with its usage, as chosen by the handlers.
 #[derive(Debug, Clone)]
 pub struct PodItem {
-    pub meta: ObjectMeta,
+    pub meta: std::sync::Arc<ObjectMeta>,
     pub usage: PodUsage,
 }
 
 impl NodeItem {
     /// The object; `typed` adds kind/apiVersion (single objects, Table rows).
-    pub fn to_wire(&self, version: Version, now: UnixNanos, typed: bool) -> NodeMetrics {
+    pub fn to_wire(&self, version: Version, now: UnixNanos, typed: bool) -> NodeMetrics<'_> {
         NodeMetrics {
             kind: typed.then_some("NodeMetrics"),
             api_version: typed.then(|| version.group_version()),
@@ -157,7 +162,7 @@ impl NodeItem {
 }
 
 impl PodItem {
-    pub fn to_wire(&self, version: Version, now: UnixNanos, typed: bool) -> PodMetrics {
+    pub fn to_wire(&self, version: Version, now: UnixNanos, typed: bool) -> PodMetrics<'_> {
         PodMetrics {
             kind: typed.then_some("PodMetrics"),
             api_version: typed.then(|| version.group_version()),
@@ -168,13 +173,13 @@ impl PodItem {
                 .usage
                 .containers
                 .iter()
-                .map(|c| ContainerMetrics { name: c.name.clone(), usage: UsageJson::from(&c.usage) })
+                .map(|c| ContainerMetrics { name: &c.name, usage: UsageJson::from(&c.usage) })
                 .collect(),
         }
     }
 }
 
-pub fn node_list(items: &[NodeItem], version: Version, now: UnixNanos) -> MetricsList<NodeMetrics> {
+pub fn node_list(items: &[NodeItem], version: Version, now: UnixNanos) -> MetricsList<NodeMetrics<'_>> {
     MetricsList {
         kind: "NodeMetricsList",
         api_version: version.group_version(),
@@ -183,7 +188,7 @@ pub fn node_list(items: &[NodeItem], version: Version, now: UnixNanos) -> Metric
     }
 }
 
-pub fn pod_list(items: &[PodItem], version: Version, now: UnixNanos) -> MetricsList<PodMetrics> {
+pub fn pod_list(items: &[PodItem], version: Version, now: UnixNanos) -> MetricsList<PodMetrics<'_>> {
     MetricsList {
         kind: "PodMetricsList",
         api_version: version.group_version(),
@@ -194,15 +199,15 @@ pub fn pod_list(items: &[PodItem], version: Version, now: UnixNanos) -> MetricsL
 
 /// `meta.k8s.io` PartialObjectMetadata of a served object.
 #[derive(Debug, Clone, Serialize)]
-pub struct PartialObjectMetadata {
+pub struct PartialObjectMetadata<'a> {
     pub kind: &'static str,
     #[serde(rename = "apiVersion")]
     pub api_version: &'static str,
-    pub metadata: Metadata,
+    pub metadata: Metadata<'a>,
 }
 
-impl PartialObjectMetadata {
-    pub fn new(meta: &ObjectMeta, now: UnixNanos, meta_version: &'static str) -> Self {
+impl<'a> PartialObjectMetadata<'a> {
+    pub fn new(meta: &'a ObjectMeta, now: UnixNanos, meta_version: &'static str) -> Self {
         PartialObjectMetadata {
             kind: "PartialObjectMetadata",
             api_version: meta_version,
@@ -213,10 +218,10 @@ impl PartialObjectMetadata {
 
 /// `meta.k8s.io` PartialObjectMetadataList; Go leaves `items` null when empty.
 #[derive(Debug, Clone, Serialize)]
-pub struct PartialObjectMetadataList {
+pub struct PartialObjectMetadataList<'a> {
     pub kind: &'static str,
     #[serde(rename = "apiVersion")]
     pub api_version: &'static str,
     pub metadata: ListMeta,
-    pub items: Option<Vec<PartialObjectMetadata>>,
+    pub items: Option<Vec<PartialObjectMetadata<'a>>>,
 }

@@ -1,6 +1,5 @@
-//! The developer subcommands (feature `dev`): `dev` runs a local cluster of
-//! replicas on the simulated Kubernetes for the real kubectl, `simulate` runs
-//! only the simulated Kubernetes. Not in production builds.
+//! `dev` (feature `dev`): a local cluster of replicas on the simulated
+//! Kubernetes for the real kubectl. Not in production builds.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,20 +26,6 @@ pub struct DevArgs {
     pub replicas: usize,
     /// Folder for kubeconfigs, certificates and logs.
     #[arg(long, default_value = ".dev")]
-    pub work_dir: PathBuf,
-}
-
-/// Options of `simulate`.
-#[derive(Debug, Args)]
-pub struct SimulateArgs {
-    /// Address block (see chaos/sim/src/addr.rs): 0 puts kubelets on 127.1.x.y.
-    #[arg(long, default_value_t = 0)]
-    pub block: u8,
-    #[arg(long, default_value_t = 1000)]
-    pub nodes: usize,
-    #[arg(long, default_value_t = 30)]
-    pub pods_per_node: usize,
-    #[arg(long, default_value = ".simulate")]
     pub work_dir: PathBuf,
 }
 
@@ -112,21 +97,4 @@ async fn stop_replica(mut replica: ReplicaProcess) {
         poll.tick().await;
     }
     drop(replica);
-}
-
-pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
-    let mut opts = EnvOptions::new(std::path::absolute(&args.work_dir)?);
-    opts.nodes = args.nodes;
-    opts.pods_per_node = args.pods_per_node;
-    let env = DevEnv::start(Block::fixed(args.block), opts).await?;
-    println!(
-        "ready apiserver={} kubeconfig={} kubelet-ca={} kubelet-token={}",
-        env.apiserver.url(),
-        env.files.server_kubeconfig.display(),
-        env.files.kubelet_ca.display(),
-        env.files.kubelet_token.display()
-    );
-    crate::server::wait_for_signal().await;
-    env.shutdown().await;
-    Ok(())
 }

@@ -1,12 +1,14 @@
 //! The command line: the server itself (metrics-server's flags, no
 //! subcommand, so existing manifests work), `cluster` (a replica's view of
 //! the cluster), and, with the `dev` feature, the developer subcommands in
-//! [`dev`]: `dev` (a local cluster with the real kubectl) and `simulate`
+//! [`dev`] (a local cluster with the real kubectl) and [`simulate`]
 //! (only the simulated Kubernetes, for benchmarks that measure the server
 //! alone).
 
 #[cfg(feature = "dev")]
 mod dev;
+#[cfg(feature = "dev")]
+mod simulate;
 
 use std::path::PathBuf;
 
@@ -34,7 +36,7 @@ pub enum Command {
     Dev(dev::DevArgs),
     /// Run only the simulated Kubernetes (kubelets and apiserver) until stopped.
     #[cfg(feature = "dev")]
-    Simulate(dev::SimulateArgs),
+    Simulate(simulate::SimulateArgs),
     /// Print a replica's view of the cluster: Raft role, term, leader, ring
     /// epoch and every member with its state (asks the peer port).
     Cluster(ClusterArgs),
@@ -87,7 +89,7 @@ pub fn main() -> std::process::ExitCode {
         #[cfg(feature = "dev")]
         Some(Command::Simulate(args)) => {
             init_logging(0, false);
-            runtime.block_on(dev::simulate(args))
+            runtime.block_on(simulate::simulate(args))
         }
         Some(Command::Cluster(args)) => runtime.block_on(cluster(args)),
     };

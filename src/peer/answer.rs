@@ -88,9 +88,20 @@ impl Answerer {
                 .pod(namespace, name)
                 .is_some_and(|meta| labels.matches(&meta.labels) && fields.matches(name, Some(namespace)))
         };
-        let keys = |store: &Store| match &query.one {
-            Some(key) => vec![key.clone()],
-            None => store.pod_keys(query.namespace.as_deref()),
+        // With a label selector (an HPA's) the inventory's index names the
+        // few pods it can match; without one, the store's own keys are fewer
+        // than every pod the inventory knows.
+        let indexed: Option<Vec<(String, String)>> = (query.one.is_none() && !labels.is_empty()).then(|| {
+            self.inventory
+                .pods(query.namespace.as_deref(), &labels)
+                .iter()
+                .map(|m| (m.namespace.clone().unwrap_or_default(), m.name.clone()))
+                .collect()
+        });
+        let keys = |store: &Store| match (&query.one, &indexed) {
+            (Some(key), _) => vec![key.clone()],
+            (None, Some(keys)) => keys.clone(),
+            (None, None) => store.pod_keys(query.namespace.as_deref()),
         };
         let mut out = Vec::new();
         let mut take = |store: &Store, keep: &dyn Fn(&str) -> bool| {

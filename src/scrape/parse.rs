@@ -140,6 +140,9 @@ pub fn parse(body: &[u8], node: &str, request_time: UnixNanos) -> Result<NodeBat
     let mut node_point = Partial::default();
     let mut pods: Vec<PartialPod<'_>> = Vec::new();
     let mut pod_index: HashMap<(Cow<'_, str>, Cow<'_, str>), usize> = HashMap::new();
+    // Every container family lists the pods in the same order: the pod of a
+    // sample is nearly always the last one touched or the one after it.
+    let mut cursor = 0usize;
 
     for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
         let fail = |cause| ParseError { node: node.to_string(), line: i + 1, cause };
@@ -167,7 +170,7 @@ pub fn parse(body: &[u8], node: &str, request_time: UnixNanos) -> Result<NodeBat
                 let namespace = labels.namespace.ok_or_else(|| fail(ParseErrorKind::MissingLabel("namespace")))?;
                 let pod = labels.pod.ok_or_else(|| fail(ParseErrorKind::MissingLabel("pod")))?;
                 let container = labels.container.ok_or_else(|| fail(ParseErrorKind::MissingLabel("container")))?;
-                let c = container_slot(&mut pods, &mut pod_index, namespace, pod, container);
+                let c = container_slot(&mut pods, &mut pod_index, &mut cursor, namespace, pod, container);
                 match family {
                     Family::ContainerCpu => {
                         c.cpu = Some(cpu_ns(value, raw).map_err(fail)?);
@@ -189,15 +192,25 @@ pub fn parse(body: &[u8], node: &str, request_time: UnixNanos) -> Result<NodeBat
 fn container_slot<'a, 'p>(
     pods: &'p mut Vec<PartialPod<'a>>,
     index: &mut HashMap<(Cow<'a, str>, Cow<'a, str>), usize>,
+    cursor: &mut usize,
     namespace: Cow<'a, str>,
     pod: Cow<'a, str>,
     container: Cow<'a, str>,
 ) -> &'p mut Partial {
-    let next = pods.len();
-    let at = *index.entry((namespace.clone(), pod.clone())).or_insert(next);
-    if at == next {
-        pods.push(PartialPod { namespace, name: pod, containers: Vec::new() });
-    }
+    let is = |p: &PartialPod<'_>| p.name == pod && p.namespace == namespace;
+    let guess = [*cursor, *cursor + 1, 0].into_iter().find(|&i| pods.get(i).is_some_and(is));
+    let at = match guess {
+        Some(i) => i,
+        None => {
+            let next = pods.len();
+            let at = *index.entry((namespace.clone(), pod.clone())).or_insert(next);
+            if at == next {
+                pods.push(PartialPod { namespace, name: pod, containers: Vec::new() });
+            }
+            at
+        }
+    };
+    *cursor = at;
     let containers = &mut pods[at].containers;
     let pos = match containers.iter().position(|(n, _)| *n == container) {
         Some(p) => p,

@@ -120,7 +120,8 @@ fn off_grid_cpu(rng: &mut SplitMix, millis: u64) -> u64 {
 
 /// A cluster of `opts.nodes` nodes named `node-<n>` on `block`'s kubelet
 /// addresses. Pods are spread over namespaces `default`, `kube-system` and
-/// `team-a`, labelled `app=<name>` so selectors have something to match.
+/// `team-a`, labelled `app=<name>`, `tier` and `deployment=<app>-<n / 10>` so
+/// selectors have something to match.
 pub fn generate(block: &Block, opts: &GenerateOptions) -> ClusterSpec {
     let mut rng = SplitMix::new(opts.seed);
     const APPS: [&str; 4] = ["web", "api", "db", "cache"];
@@ -154,6 +155,9 @@ pub fn generate(block: &Block, opts: &GenerateOptions) -> ClusterSpec {
             let mut pod_labels = BTreeMap::new();
             pod_labels.insert("app".to_string(), app.to_string());
             pod_labels.insert("tier".to_string(), if p % 2 == 0 { "frontend" } else { "backend" }.to_string());
+            // A Deployment-sized group (a few dozen pods per namespace) for
+            // selectors shaped like an HPA's.
+            pod_labels.insert("deployment".to_string(), format!("{app}-{}", n / 10));
             pods.push(PodSpec {
                 namespace: ns.to_string(),
                 name: format!("{app}-{n}-{p}"),

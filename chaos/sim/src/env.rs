@@ -41,11 +41,23 @@ pub struct EnvOptions {
     pub work_dir: PathBuf,
     /// The stand-in apiserver's port (on the block's apiserver address).
     pub apiserver_port: u16,
+    /// Which nodes of the spec this process serves kubelets for (all when
+    /// `None`). A simulator that spreads its kubelets over child processes
+    /// (20,000 open files per process do not hold 10,000 listeners and
+    /// their connections) runs the apiserver here with an empty range.
+    pub kubelet_nodes: Option<std::ops::Range<usize>>,
 }
 
 impl EnvOptions {
     pub fn new(work_dir: impl Into<PathBuf>) -> EnvOptions {
-        EnvOptions { nodes: 4, pods_per_node: 5, seed: 7, work_dir: work_dir.into(), apiserver_port: 6443 }
+        EnvOptions {
+            nodes: 4,
+            pods_per_node: 5,
+            seed: 7,
+            work_dir: work_dir.into(),
+            apiserver_port: 6443,
+            kubelet_nodes: None,
+        }
     }
 }
 
@@ -96,7 +108,11 @@ impl DevEnv {
         let token = apiserver.write_service_account_kubeconfig(&server_kubeconfig, "kube-system", "metrics-server")?;
         let user_kubeconfig = opts.work_dir.join("kubectl.kubeconfig");
         apiserver.write_kubeconfig(&user_kubeconfig, KubeconfigUser::dev_user())?;
-        let fleet = KubeletFleet::start(&spec, FleetOptions::with_tokens([token.clone()]), shutdown.clone()).await?;
+        let served = match &opts.kubelet_nodes {
+            Some(range) => ClusterSpec { nodes: spec.nodes.get(range.clone()).unwrap_or_default().to_vec() },
+            None => spec.clone(),
+        };
+        let fleet = KubeletFleet::start(&served, FleetOptions::with_tokens([token.clone()]), shutdown.clone()).await?;
         let kubelet_ca = opts.work_dir.join("kubelet-ca.crt");
         fs::write(&kubelet_ca, fleet.ca_pem()).map_err(io(&kubelet_ca))?;
         let kubelet_token = opts.work_dir.join("kubelet.token");

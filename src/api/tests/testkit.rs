@@ -87,11 +87,17 @@ impl Inventory for FakeCluster {
     fn node(&self, name: &str) -> Option<ObjectMeta> {
         self.nodes.iter().find(|n| n.name == name).cloned()
     }
-    fn pods(&self, namespace: Option<&str>) -> Vec<ObjectMeta> {
-        self.pods.iter().rev().filter(|p| namespace.is_none() || p.namespace.as_deref() == namespace).cloned().collect()
+    fn pods(&self, namespace: Option<&str>, labels: &apimachinery::selector::LabelSelector) -> Vec<Arc<ObjectMeta>> {
+        self.pods
+            .iter()
+            .rev()
+            .filter(|p| namespace.is_none() || p.namespace.as_deref() == namespace)
+            .filter(|p| labels.matches(&p.labels))
+            .map(|p| Arc::new(p.clone()))
+            .collect()
     }
-    fn pod(&self, namespace: &str, name: &str) -> Option<ObjectMeta> {
-        self.pods.iter().find(|p| p.name == name && p.namespace.as_deref() == Some(namespace)).cloned()
+    fn pod(&self, namespace: &str, name: &str) -> Option<Arc<ObjectMeta>> {
+        self.pods.iter().find(|p| p.name == name && p.namespace.as_deref() == Some(namespace)).cloned().map(Arc::new)
     }
     fn synced(&self) -> bool {
         true

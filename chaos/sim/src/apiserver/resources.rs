@@ -185,20 +185,28 @@ fn read_inner(
             Repr::Table => objects::table(kind.as_str(), &[&object], rv, now),
         }));
     }
+    let after = match &params.continue_token {
+        Some(token) => {
+            let key = unhex(token).ok_or_else(|| Status::bad_request("invalid continue token"))?;
+            let (ns, name) = key.split_once('\u{0}').ok_or_else(|| Status::bad_request("invalid continue token"))?;
+            Some((ns.to_string(), name.to_string()))
+        }
+        None => None,
+    };
+    // kube-apiserver counts the rest only for lists without selectors.
+    let unselected = params.label_selector.is_empty() && params.field_selector.is_empty();
     let filter = Filter { kind, namespace: namespace.clone(), labels, fields };
-    let (all, rv) = state.store.list(kind, namespace.as_deref());
-    let mut selected: Vec<&Value> = all.iter().map(|o| o.as_ref()).filter(|o| filter.matches(o)).collect();
-    if let Some(token) = &params.continue_token {
-        let after = unhex(token).ok_or_else(|| Status::bad_request("invalid continue token"))?;
-        selected.retain(|o| object_key(o) > after);
-    }
+    let page =
+        state.store.page(kind, namespace.as_deref(), after.as_ref(), params.limit, unselected, |o| filter.matches(o));
+    let rv = page.rv;
+    let selected: Vec<&Value> = page.items.iter().map(|o| o.as_ref()).collect();
     let mut meta = json!({"resourceVersion": rv.to_string()});
-    if let Some(limit) = params.limit.filter(|&l| l < selected.len()) {
-        let remaining = selected.len() - limit;
-        selected.truncate(limit);
+    if page.more {
         if let Some(last) = selected.last() {
             meta["continue"] = json!(hex(&object_key(last)));
-            meta["remainingItemCount"] = json!(remaining);
+            if let Some(rest) = page.rest {
+                meta["remainingItemCount"] = json!(rest);
+            }
         }
     }
     let body = match repr {

@@ -1,6 +1,7 @@
-//! Discovery: which nodes and running pods the cluster has, from kube-rs
-//! reflectors over Nodes and (metadata-only, `status.phase=Running`) Pods,
-//! and how to reach each node's kubelet. It answers the API's
+//! Discovery: which nodes and running pods the cluster has, from a kube-rs
+//! reflector over Nodes and a metadata-only (`status.phase=Running`) watch
+//! of Pods feeding the [`pods::PodIndex`], and how to reach each node's
+//! kubelet. It answers the API's
 //! [`Inventory`](crate::model::Inventory) and the scraper's target list; it
 //! never talks to kubelets itself.
 
@@ -17,6 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{AddressType, KubeletSettings};
 use crate::model::{Inventory, ObjectMeta};
+
+pub mod pods;
+
+use apimachinery::selector::LabelSelector;
+use pods::PodIndex;
 
 /// Node annotation that overrides the kubelet metrics path (as metrics-server).
 pub const RESOURCE_METRICS_PATH_ANNOTATION: &str = "metrics.k8s.io/resource-metrics-path";
@@ -55,7 +61,7 @@ pub enum TargetError {
 #[derive(Clone)]
 pub struct Discovery {
     nodes: Store<Node>,
-    pods: Store<PartialObjectMeta<Pod>>,
+    pods: Arc<PodIndex>,
     node_filter: NodeFilter,
     /// Whether the node and the pod reflector completed their first list.
     /// Readiness is relayed through this channel because kube's
@@ -79,25 +85,17 @@ impl Discovery {
                     }
                 }),
         );
-        let (pods, pod_writer) = reflector::store::<PartialObjectMeta<Pod>>();
-        let pod_stream = reflector(
-            pod_writer,
-            watcher(
-                Api::<PartialObjectMeta<Pod>>::all(client),
-                watcher::Config::default().any_semantic().fields("status.phase=Running"),
-            )
-            .default_backoff()
-            .modify(|p: &mut PartialObjectMeta<Pod>| {
-                p.managed_fields_mut().clear();
-                p.annotations_mut().clear();
-            }),
-        );
+        let pods = Arc::new(PodIndex::default());
+        let pod_stream = watcher(
+            Api::<PartialObjectMeta<Pod>>::all(client),
+            watcher::Config::default().any_semantic().fields("status.phase=Running"),
+        )
+        .default_backoff();
         let (synced_tx, synced) = tokio::sync::watch::channel(Synced::default());
         let synced_tx = Arc::new(synced_tx);
         spawn_reflector("nodes", node_stream, shutdown.clone());
-        spawn_reflector("pods", pod_stream, shutdown.clone());
-        spawn_ready_flag(nodes.clone(), synced_tx.clone(), |s| s.nodes = true, shutdown.clone());
-        spawn_ready_flag(pods.clone(), synced_tx, |s| s.pods = true, shutdown);
+        spawn_pod_watch(pod_stream, pods.clone(), synced_tx.clone(), shutdown.clone());
+        spawn_ready_flag(nodes.clone(), synced_tx, |s| s.nodes = true, shutdown);
         Discovery { nodes, pods, node_filter, synced }
     }
 
@@ -165,6 +163,41 @@ pub fn resolve_target(node: &Node, settings: &KubeletSettings) -> Result<ScrapeT
     Ok(ScrapeTarget { node: name, host, port, path })
 }
 
+/// Feeds the pod index from the watch; the first complete list marks the
+/// pods synced (metrics-server's `metadata-informer-sync`).
+fn spawn_pod_watch<S, E>(
+    stream: S,
+    index: Arc<PodIndex>,
+    synced: Arc<tokio::sync::watch::Sender<Synced>>,
+    shutdown: CancellationToken,
+) where
+    S: futures::Stream<Item = Result<watcher::Event<PartialObjectMeta<Pod>>, E>> + Send + 'static,
+    E: std::fmt::Display + Send,
+{
+    tokio::spawn(async move {
+        let run = stream.for_each(|event| {
+            match event {
+                Ok(watcher::Event::Apply(p)) => index.apply(meta_of(&p)),
+                Ok(watcher::Event::Delete(p)) => {
+                    index.delete(p.namespace().as_deref().unwrap_or_default(), &p.name_any())
+                }
+                Ok(watcher::Event::Init) => index.init(),
+                Ok(watcher::Event::InitApply(p)) => index.init_apply(meta_of(&p)),
+                Ok(watcher::Event::InitDone) => {
+                    index.init_done();
+                    synced.send_if_modified(|s| !std::mem::replace(&mut s.pods, true));
+                }
+                Err(e) => tracing::warn!(resource = "pods", error = %e, "watch failed; retrying with backoff"),
+            }
+            std::future::ready(())
+        });
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = run => tracing::error!(resource = "pods", "watch stream ended"),
+        }
+    });
+}
+
 fn spawn_reflector<S, T, E>(what: &'static str, stream: S, shutdown: CancellationToken)
 where
     S: futures::Stream<Item = Result<T, E>> + Send + 'static,
@@ -225,17 +258,12 @@ impl Inventory for Discovery {
         self.nodes.get(&ObjectRef::new(name)).map(|n| meta_of(n.as_ref()))
     }
 
-    fn pods(&self, namespace: Option<&str>) -> Vec<ObjectMeta> {
-        self.pods
-            .state()
-            .iter()
-            .filter(|p| namespace.is_none_or(|ns| p.namespace().as_deref() == Some(ns)))
-            .map(|p| meta_of(p.as_ref()))
-            .collect()
+    fn pods(&self, namespace: Option<&str>, labels: &LabelSelector) -> Vec<Arc<ObjectMeta>> {
+        self.pods.select(namespace, labels)
     }
 
-    fn pod(&self, namespace: &str, name: &str) -> Option<ObjectMeta> {
-        self.pods.get(&ObjectRef::new(name).within(namespace)).map(|p| meta_of(p.as_ref()))
+    fn pod(&self, namespace: &str, name: &str) -> Option<Arc<ObjectMeta>> {
+        self.pods.get(namespace, name)
     }
 
     fn synced(&self) -> bool {

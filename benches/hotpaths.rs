@@ -1,0 +1,129 @@
+//! The hot paths, one case per run, for instruction counts that do not
+//! depend on how loaded the machine is: `benches/hotpaths.sh` runs each case
+//! under `valgrind --tool=callgrind`, collecting only inside the `measure_*`
+//! function of that case, and divides by the repetitions and items.
+//!
+//! Cases: `parse` (one real-sized 30-pod kubelet body), `store` (one scrape
+//! of 30 pods written into a store holding 1,000 nodes), `encode-node` (the
+//! PodMetricsList of one node's 30 pods, as the API writes it), `encode-list`
+//! (a 300,000-pod PodMetricsList). Run directly it also prints wall time per
+//! repetition: `target/release/deps/hotpaths-* parse 1000`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ha_metrics_server::api::encode::{Style, to_go_json};
+use ha_metrics_server::api::types::{PodItem, Version, pod_list};
+use ha_metrics_server::model::{ContainerUsage, ObjectMeta, PodUsage, Usage};
+use ha_metrics_server::scrape::parse::{NodeBatch, parse};
+use ha_metrics_server::selfmetrics::SelfMetrics;
+use ha_metrics_server::store::Store;
+use sim::kubelet::render::{render, synthetic};
+
+const T0_MS: i64 = 1_735_032_840_000;
+
+fn body(t_ms: i64) -> Vec<u8> {
+    render(&synthetic(30, 2, t_ms, 1)).into_bytes()
+}
+
+#[inline(never)]
+fn measure_parse(body: &[u8], reps: usize) -> usize {
+    let mut pods = 0;
+    for _ in 0..reps {
+        let batch = parse(std::hint::black_box(body), "node-0", T0_MS * 1_000_000).expect("valid body");
+        pods += batch.pods.len();
+    }
+    pods
+}
+
+#[inline(never)]
+fn measure_store(store: &Store, batches: Vec<NodeBatch>, now: i64) {
+    for batch in batches {
+        store.store_scrape("node-0", batch, now);
+    }
+}
+
+#[inline(never)]
+fn measure_encode(items: &[PodItem], reps: usize, now: i64) -> usize {
+    let mut bytes = 0;
+    for _ in 0..reps {
+        bytes += to_go_json(&pod_list(std::hint::black_box(items), Version::V1beta1, now), Style::Compact).len();
+    }
+    bytes
+}
+
+fn pod_items(n: usize, now: i64) -> Vec<PodItem> {
+    (0..n)
+        .map(|i| PodItem {
+            meta: Arc::new(ObjectMeta {
+                name: format!("web-{}-{}", i / 30, i % 30),
+                namespace: Some(["default", "kube-system", "team-a"][i % 3].to_string()),
+                labels: BTreeMap::from([
+                    ("app".to_string(), "web".to_string()),
+                    ("deployment".to_string(), format!("web-{}", i / 300)),
+                    ("tier".to_string(), "frontend".to_string()),
+                ]),
+            }),
+            usage: PodUsage {
+                timestamp: now - 3_000_000_000,
+                window_ns: 15_000_000_000,
+                containers: (0..1 + i % 2)
+                    .map(|c| ContainerUsage {
+                        name: if c == 0 { "web".to_string() } else { "sidecar-1".to_string() },
+                        usage: Usage { cpu_nanocores: 12_345_678 + i as u64, memory_bytes: 123_456_789 },
+                    })
+                    .collect(),
+            },
+        })
+        .collect()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let case = args.next().unwrap_or_else(|| "parse".to_string());
+    let reps: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(100);
+    let now = (T0_MS + 1000) * 1_000_000;
+    let start = Instant::now();
+    let (items, unit) = match case.as_str() {
+        "parse" => {
+            let b = body(T0_MS);
+            measure_parse(&b, reps);
+            (b.len(), "bytes")
+        }
+        "store" => {
+            let store = Store::new(Duration::from_secs(15), Duration::ZERO, Arc::new(SelfMetrics::new(15.0)));
+            // Warm: the store holds 1,000 nodes, then node-0 is scraped `reps` more times.
+            for n in 0..1000 {
+                let b = body(T0_MS);
+                store.store_scrape(&format!("node-{n}"), parse(&b, "x", 0).expect("valid"), now);
+            }
+            let batches: Vec<NodeBatch> =
+                (1..=reps as i64).map(|i| parse(&body(T0_MS + i * 15_000), "node-0", 0).expect("valid")).collect();
+            let pods = batches.first().map_or(0, |b| b.pods.len());
+            let start = Instant::now();
+            measure_store(&store, batches, now + reps as i64 * 15_000_000_000);
+            report(&case, reps, pods, "pods", start.elapsed());
+            return;
+        }
+        "encode-node" => {
+            let items = pod_items(30, now);
+            measure_encode(&items, reps, now);
+            (30, "pods")
+        }
+        "encode-list" => {
+            let items = pod_items(300_000, now);
+            let start = Instant::now();
+            measure_encode(&items, reps, now);
+            report(&case, reps, 300_000, "pods", start.elapsed());
+            return;
+        }
+        other => panic!("unknown case {other} (parse, store, encode-node, encode-list)"),
+    };
+    report(&case, reps, items, unit, start.elapsed());
+}
+
+fn report(case: &str, reps: usize, items: usize, unit: &str, took: Duration) {
+    let per = took.as_secs_f64() / reps.max(1) as f64;
+    println!("{case}: {reps} reps of {items} {unit}, {:.1} µs per rep (wall time, machine-dependent)", per * 1e6);
+}
