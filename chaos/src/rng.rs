@@ -1,21 +1,18 @@
 //! The one source of random choices (which replica, which nodes, the soak's
 //! mix), seeded from `--seed` so every run can be repeated: SplitMix64.
 
-/// A seeded generator.
+/// A seeded generator over the simulator's SplitMix64 (one implementation
+/// for the simulated cluster's data and the faults' choices).
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(sim::cluster::SplitMix);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(sim::cluster::SplitMix::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// A number in `0..n` (`n` > 0).
