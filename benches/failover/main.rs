@@ -8,7 +8,7 @@
 //! (add `--profile dev` to reuse a debug build). Environment:
 //! `FAILOVER_KILLS`, `FAILOVER_TERMS` (default 20 each; `--quick`: 3),
 //! `FAILOVER_NODES` (30), `FAILOVER_NOTE` (free text for the report),
-//! `FAILOVER_VICTIM=i` (always kill replica i: the same member again soon
+//! `FAILOVER_VICTIM=i` or `--victim i` (always kill replica i: the same member again soon
 //! after it rejoined, the case that once left gaps), `FAILOVER_KEEP=1` (keep
 //! the replicas' logs and data dirs; set `RUST_LOG` for more in the logs).
 //! `--step-deadline SECS` (60) and `--recovery-deadline SECS` (120) bound
@@ -38,6 +38,8 @@ struct Options {
     nodes: usize,
     out: PathBuf,
     note: String,
+    /// Always this replica (`FAILOVER_VICTIM`, `--victim`), else leader and follower in turn.
+    victim: Option<usize>,
     deadlines: trial::Deadlines,
 }
 
@@ -62,6 +64,10 @@ fn options() -> anyhow::Result<Options> {
         nodes: env_usize("FAILOVER_NODES", 30)?,
         out: PathBuf::from(target).join("failover"),
         note: std::env::var("FAILOVER_NOTE").unwrap_or_default(),
+        victim: std::env::var("FAILOVER_VICTIM")
+            .ok()
+            .map(|v| v.parse().with_context(|| format!("FAILOVER_VICTIM={v} is not a replica index")))
+            .transpose()?,
         deadlines: trial::Deadlines::default(),
     };
     let mut args = std::env::args().skip(1);
@@ -76,14 +82,18 @@ fn options() -> anyhow::Result<Options> {
             "--nodes" => o.nodes = value("--nodes")?.parse().context("--nodes")?,
             "--out" => o.out = PathBuf::from(value("--out")?),
             "--note" => o.note = value("--note")?,
+            "--victim" => o.victim = Some(value("--victim")?.parse().context("--victim")?),
             // Short deadlines make trials fail on purpose (to see that a
             // failed trial is reported and the run goes on).
             "--step-deadline" => o.deadlines.step = seconds(&value("--step-deadline")?)?,
             "--recovery-deadline" => o.deadlines.recovery = seconds(&value("--recovery-deadline")?)?,
             other => anyhow::bail!(
-                "unknown argument {other} (--quick, --kills N, --terms N, --nodes N, --out DIR, --note TEXT, --step-deadline SECS, --recovery-deadline SECS)"
+                "unknown argument {other} (--quick, --kills N, --terms N, --nodes N, --out DIR, --note TEXT, --victim I, --step-deadline SECS, --recovery-deadline SECS)"
             ),
         }
+    }
+    if let Some(v) = o.victim.filter(|v| *v >= REPLICAS) {
+        anyhow::bail!("victim replica-{v} does not exist (0 to {})", REPLICAS - 1);
     }
     Ok(o)
 }
@@ -140,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
         (0..o.kills).map(|i| (Kind::Kill9, i)).chain((0..o.terms).map(|i| (Kind::Sigterm, i))).collect();
     let mut trials = Vec::new();
     for (kind, i) in plan {
-        let t = trial::run(&mut bench, kind, i, i % 2 == 0, o.deadlines).await;
+        let t = trial::run(&mut bench, kind, i, i % 2 == 0, o.victim, o.deadlines).await;
         progress(&t);
         let whole = t.recovered();
         if !whole {

@@ -84,7 +84,15 @@ pub struct Trial {
 }
 
 /// Runs one trial of `kind` against the leader (`leader`) or a follower.
-pub async fn run(bench: &mut Bench, kind: Kind, index: usize, leader: bool, deadlines: Deadlines) -> Trial {
+/// `fixed_victim` kills that replica every time instead (`FAILOVER_VICTIM`).
+pub async fn run(
+    bench: &mut Bench,
+    kind: Kind,
+    index: usize,
+    leader: bool,
+    fixed_victim: Option<usize>,
+    deadlines: Deadlines,
+) -> Trial {
     let mut t = Trial {
         kind,
         index,
@@ -106,8 +114,9 @@ pub async fn run(bench: &mut Bench, kind: Kind, index: usize, leader: bool, dead
         t.fail("no replica named a leader before the trial");
         return t;
     };
-    let victim = std::env::var("FAILOVER_VICTIM").ok().and_then(|v| v.parse().ok()).unwrap_or(if leader { l } else { (l + 1) % REPLICAS });
+    let victim = fixed_victim.unwrap_or(if leader { l } else { (l + 1) % REPLICAS });
     t.victim = victim;
+    t.victim_was_leader = victim == l;
     let survivors: Vec<usize> = (0..REPLICAS).filter(|i| *i != victim).collect();
     let want: BTreeSet<String> = bench.env.spec.nodes.iter().map(|n| n.name.clone()).collect();
     let targets = survivors.iter().map(|&i| (i, bench.env.replica_addr(i))).collect();
