@@ -159,3 +159,6 @@ impl ScrapeOne for KubeletScraper {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

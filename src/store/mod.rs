@@ -34,7 +34,7 @@ use std::time::Duration;
 mod read;
 pub mod series;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub mod usage;
 mod write;
 

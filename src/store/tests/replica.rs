@@ -46,27 +46,6 @@ fn a_handover_rebuilds_the_same_series_in_another_store() {
 }
 
 #[test]
-fn points_kept_as_a_backup_at_a_handover_give_a_rate_with_the_new_owners_first_push() {
-    // This replica scraped node1, then handed it over and is its successor.
-    let (serving, metrics) = new_store(15, 30);
-    two_scrapes(&serving);
-    let backups = Store::with_role(Duration::from_secs(15), Duration::from_secs(30), metrics, Role::Backup);
-    for b in serving.export("node1") {
-        assert!(backups.store_replica("node1", b, at(31)));
-    }
-    // The new owner's first (and, if it dies now, only) push.
-    let first =
-        batch(Some(node_point(45, 40.0, 2 * MIB)), vec![pod("ns", "p", vec![container("c", Some(0), 45, 7.0, MIB)])]);
-    assert!(backups.store_replica("node1", first, at(46)));
-    // Past the own points' staleness bound, the backup still serves a rate
-    // from the pushed point.
-    let served = backups.node("node1", at(76)).expect("a rate from the kept and the pushed point");
-    assert_eq!(served.timestamp, at(45));
-    assert!(serving.node("node1", at(76)).is_none(), "the own points alone are stale by now");
-    assert!(backups.pod("ns", "p", at(76)).is_some());
-}
-
-#[test]
 fn adopting_a_backed_up_node_serves_it_at_once_and_keeps_newer_own_points() {
     let (serving, metrics) = new_store(15, 30);
     let backups = Store::with_role(Duration::from_secs(15), Duration::from_secs(30), metrics.clone(), Role::Backup);
