@@ -23,6 +23,12 @@ use crate::peer::wire::{NodesQuery, NodesReply, PodAnswer, PodsQuery, PodsReply,
 use crate::selfmetrics::SelfMetrics;
 use plan::{Asked, group_nodes, merge_pods, missing_sentence, pod_askees};
 
+/// Why a member was not asked: it has been silent too long.
+const SILENT: &str = "silent for more than a third of the lease";
+/// Why a member's part is missing in degraded mode: this replica stands in
+/// for it and has not scraped all of its nodes yet.
+const COVERED: &str = "unreachable; its nodes are being scraped here";
+
 /// Most pods whose node is remembered for routing a later GET.
 const LOCATOR_CAPACITY: usize = 1 << 20;
 
@@ -176,7 +182,7 @@ impl UsageSource for ClusterSource {
             for (a, idx) in group_nodes(&ownership, names) {
                 match a {
                     Asked::Peer(p) if self.suspect(p) => {
-                        failed.insert(p, "silent for more than a third of the lease".into());
+                        failed.insert(p, SILENT.into());
                     }
                     _ => {
                         first.insert(a, idx);
@@ -262,7 +268,7 @@ impl UsageSource for ClusterSource {
             // it has not scraped yet: missing too, and said so.
             for n in names.iter().enumerate().filter(|(i, _)| out[*i].is_none()).map(|(_, n)| n) {
                 if let Some(owner) = ownership.owner(n).filter(|o| ownership.covers_for(*o)) {
-                    failed.entry(owner).or_insert_with(|| "unreachable; its nodes are being scraped here".into());
+                    failed.entry(owner).or_insert_with(|| COVERED.into());
                 }
             }
             let mut missing = Vec::new();
@@ -308,7 +314,7 @@ impl UsageSource for ClusterSource {
             for a in pod_askees(&ownership, on_node.as_deref()) {
                 match a {
                     Asked::Peer(p) if self.suspect(p) => {
-                        failed.insert(p, "silent for more than a third of the lease".into());
+                        failed.insert(p, SILENT.into());
                     }
                     _ => first.push(a),
                 }
@@ -395,7 +401,7 @@ impl UsageSource for ClusterSource {
                     still_missing.entry(*p).or_insert_with(|| cause.clone());
                 }
                 for id in ownership.members.keys().filter(|id| ownership.covers_for(**id)) {
-                    still_missing.entry(*id).or_insert_with(|| "unreachable; its nodes are being scraped here".into());
+                    still_missing.entry(*id).or_insert_with(|| COVERED.into());
                 }
             }
             let mut missing: Vec<String> = still_missing
