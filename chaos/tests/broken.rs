@@ -5,24 +5,13 @@
 mod setup;
 
 use chaos::faults::{Fault, KubeletFault};
-use chaos::progress::Progress;
-use chaos::rng::Rng;
 use chaos::scenarios::Scenario;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_without_peers_scrape_every_kubelet_three_times_and_fail_exactly_once() {
     let (mut opts, _dir) = setup::options();
     opts.clustered = false;
-    let o = chaos::runner::run_steps(
-        "no-peers",
-        "three replicas without --peers",
-        &[],
-        &opts,
-        &mut Rng::new(1),
-        &mut Progress::new(1),
-    )
-    .await;
-    setup::show(&o);
+    let o = setup::run_steps("no-peers", "three replicas without --peers", &[], &opts).await;
     assert_eq!(o.verdict, "fail", "{o:?}");
     let c = setup::check(&o, "exactly_once");
     assert!(!c.pass);
@@ -45,9 +34,7 @@ async fn a_kubelet_down_longer_than_max_staleness_disappears_and_fails_coverage(
         kubelets_may_vanish: false,
         moves_per_node: 1,
     };
-    let o =
-        chaos::runner::run_steps(down.name, down.what, &[down], &opts, &mut Rng::new(1), &mut Progress::new(1)).await;
-    setup::show(&o);
+    let o = setup::run_steps(down.name, down.what, &[down], &opts).await;
     let c = setup::check(&o, "coverage");
     assert!(!c.pass, "{c:?}");
     assert!(c.figures["missing_node_answers"] > 0.0);
@@ -60,16 +47,7 @@ async fn a_replica_given_the_wrong_kubelet_ca_serves_no_values_and_fails_correct
     opts.clustered = false;
     opts.expect_serving = false;
     opts.wrong_kubelet_ca = true;
-    let o = chaos::runner::run_steps(
-        "wrong-ca",
-        "a replica with the wrong kubelet CA",
-        &[],
-        &opts,
-        &mut Rng::new(1),
-        &mut Progress::new(1),
-    )
-    .await;
-    setup::show(&o);
+    let o = setup::run_steps("wrong-ca", "a replica with the wrong kubelet CA", &[], &opts).await;
     let c = setup::check(&o, "correctness");
     assert!(!c.pass, "{c:?}");
     assert_eq!(c.figures["values_checked"], 0.0);

@@ -37,6 +37,14 @@ pub async fn run(name: &str, opts: &RunOptions) -> Outcome {
     o
 }
 
+/// Runs `steps` (none: only the healthy stretch) under `name`, seed 1.
+pub async fn run_steps(name: &str, what: &str, steps: &[chaos::scenarios::Scenario], opts: &RunOptions) -> Outcome {
+    let mut rng = chaos::rng::Rng::new(1);
+    let o = chaos::runner::run_steps(name, what, steps, opts, &mut rng, &mut Progress::new(1)).await;
+    show(&o);
+    o
+}
+
 /// The check called `name`.
 pub fn check<'a>(o: &'a Outcome, name: &str) -> &'a chaos::invariants::Check {
     o.checks.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("{}: no {name} check ({})", o.name, o.verdict))
