@@ -228,6 +228,14 @@ async fn quorum_loss_leaves_a_degraded_survivor_serving_every_node_and_restarts_
         r.c.replicas[i].signal(libc::SIGKILL);
     }
     let bound = RESOLUTION * 2 + LEASE;
+    // Degraded first: right after the kills every node is still fresh from
+    // before them, so freshness alone would be seen before the survivor has
+    // taken anything over.
+    let degraded = sim::wait::until(bound * SLACK + Duration::from_secs(10), async || {
+        readyz(&r, survivor).await.is_some_and(|(_, body)| body.contains("degraded"))
+    })
+    .await;
+    degraded.expect("the survivor enters degraded mode after losing quorum");
     let obs_after = Instant::now();
     // Every node, fresh, from the survivor alone.
     let fresh = sim::wait::until(bound * SLACK + Duration::from_secs(10), async || {
