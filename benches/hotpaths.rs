@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use ha_metrics_server::api::encode::{Style, to_go_json};
 use ha_metrics_server::api::types::{PodItem, Version, pod_list};
+use ha_metrics_server::model::NodeBatch;
 use ha_metrics_server::model::{ContainerUsage, ObjectMeta, PodUsage, Usage};
-use ha_metrics_server::scrape::parse::{NodeBatch, parse};
+use ha_metrics_server::scrape::parse::parse;
 use ha_metrics_server::selfmetrics::SelfMetrics;
 use ha_metrics_server::store::Store;
 use sim::kubelet::render::{render, synthetic};

@@ -12,9 +12,9 @@ use raft::NodeId;
 use tokio::sync::watch;
 
 use super::wire::{PodAnswer, PodsQuery, Push, Source};
+use crate::model::NodeBatch;
 use crate::model::{Inventory, MetricsReader, NodeUsage, UnixNanos};
 use crate::ownership::Ownership;
-use crate::scrape::parse::NodeBatch;
 use crate::store::Store;
 
 /// Answers from one replica's stores and inventory.

@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::wire::{Push, PushAck, path};
+use crate::model::NodeBatch;
 use crate::ownership::Ownership;
-use crate::scrape::parse::NodeBatch;
 use crate::selfmetrics::SelfMetrics;
 
 /// How often queued backups are sent.

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use raft::NodeId;
 
+use crate::model::NodeBatch;
 use crate::model::{NodeUsage, PodUsage};
-use crate::scrape::parse::NodeBatch;
 
 /// Route paths on the peer port.
 pub mod path {

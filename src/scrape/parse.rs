@@ -17,7 +17,7 @@
 //! - a pod is dropped when ANY of its containers has CPU or memory 0 or missing;
 //! - pods without container samples do not appear.
 
-use crate::model::UnixNanos;
+use crate::model::{ContainerPoint, NodeBatch, PodPoints, Point, UnixNanos};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -33,45 +33,6 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 pub const MAX_LABEL_VALUE_BYTES: usize = 4 * 1024;
 /// Most labels accepted on one sample.
 pub const MAX_LABELS: usize = 64;
-
-/// One sample of a node or a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Point {
-    /// When the kubelet took the sample (its own timestamp, or the request time).
-    pub timestamp: UnixNanos,
-    /// Cumulative CPU time in core-nanoseconds (`uint64(seconds * 1e9)`).
-    pub cpu_cumulative_ns: u64,
-    /// Working-set memory in bytes.
-    pub memory_bytes: u64,
-    /// Container start time; `None` for nodes and when the kubelet gave none
-    /// (behaves like Go's zero `time.Time`: older than any sample).
-    pub start_time: Option<UnixNanos>,
-}
-
-/// One container's point, by container name.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ContainerPoint {
-    pub name: String,
-    pub point: Point,
-}
-
-/// The points of one pod's containers, sorted by container name, never empty.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PodPoints {
-    pub namespace: String,
-    pub name: String,
-    pub containers: Vec<ContainerPoint>,
-}
-
-/// Everything one scrape of one kubelet yielded (also the unit a replica
-/// backs up to a node's successor and hands over to a new owner).
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct NodeBatch {
-    /// The node's own point, `None` when it was missing or invalid.
-    pub node: Option<Point>,
-    /// Valid pods, in the order the kubelet first mentioned them.
-    pub pods: Vec<PodPoints>,
-}
 
 /// Why a kubelet body was rejected. The whole batch is discarded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,8 +2,8 @@
 //! when a new point arrives (reference §1.7): plain functions of the old
 //! series and the new point, so every rule is testable on its own.
 
+use crate::model::Point;
 use crate::model::UnixNanos;
-use crate::scrape::parse::Point;
 
 /// Containers younger than this are not given a synthetic previous point
 /// (metrics-server's `freshContainerMinMetricsResolution`).

@@ -1,8 +1,8 @@
 //! Turning two points into a rate, exactly as metrics-server's
 //! `resourceUsage` does (reference §1.8). Pure arithmetic.
 
+use crate::model::Point;
 use crate::model::{UnixNanos, Usage};
-use crate::scrape::parse::Point;
 
 /// Why a pair of points cannot give a rate; the series is skipped for this read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

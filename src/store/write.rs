@@ -5,7 +5,7 @@
 use super::series::{next_container, next_node};
 use super::{Inner, NodeEntry, PodEntry, Store};
 use crate::model::UnixNanos;
-use crate::scrape::parse::{ContainerPoint, NodeBatch, PodPoints};
+use crate::model::{ContainerPoint, NodeBatch, PodPoints};
 use std::collections::HashMap;
 
 impl Inner {

@@ -9,8 +9,8 @@
 //! lacks is a scrape of its node that does not report it.
 
 use super::Store;
+use crate::model::{ContainerPoint, NodeBatch, PodPoints, Point};
 use crate::model::{MetricsReader, UnixNanos};
-use crate::scrape::parse::{ContainerPoint, NodeBatch, PodPoints, Point};
 use crate::selfmetrics::SelfMetrics;
 use std::sync::Arc;
 use std::time::Duration;

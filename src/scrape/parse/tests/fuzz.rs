@@ -6,7 +6,8 @@
 //! 100,000 inputs (random and mutated real payloads together).
 
 use super::FULL_PAYLOAD;
-use crate::scrape::parse::{NodeBatch, parse};
+use crate::model::NodeBatch;
+use crate::scrape::parse::parse;
 use proptest::prelude::*;
 use sim::kubelet::render::{ContainerSample, KubeletSample, PodSample, render, synthetic};
 use std::sync::LazyLock;

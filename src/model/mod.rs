@@ -1,6 +1,8 @@
-//! Plain data shared between the pipeline stages: what the store serves and
-//! what the API reads. No I/O and no Kubernetes client types live here, so
-//! the store, the API and (later) the peer fan-out can agree on one shape.
+//! Plain data shared between the pipeline stages: the raw points a scrape
+//! yields ([`points`]), what the store serves and the API reads, and the
+//! traits the API reads through. No I/O and no Kubernetes client types live
+//! here, so the parser, the store, the replica manager, the peer fan-out and
+//! the API agree on one shape without importing each other.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +12,9 @@ use apimachinery::selector::LabelSelector;
 use futures::future::BoxFuture;
 
 pub use apimachinery::UnixNanos;
+
+pub mod points;
+pub use points::{ContainerPoint, NodeBatch, PodPoints, Point};
 
 /// Resource usage of one node or container at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
