@@ -14,6 +14,7 @@ pub mod model;
 pub mod ownership;
 pub mod peer;
 pub mod query;
+pub mod replica;
 pub mod scrape;
 pub mod selfmetrics;
 pub mod server;

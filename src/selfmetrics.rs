@@ -71,6 +71,9 @@ pub struct SelfMetrics {
     pub push_errors: Family<Vec<(&'static str, String)>, Counter>,
     /// `ha_metrics_server_handovers_total`: handover pushes delivered.
     pub handovers: Counter,
+    /// `ha_metrics_server_points_refused_total{peer}`: pushed batches refused
+    /// because the sender holds none of their nodes at this epoch or the last.
+    pub points_refused: Family<Vec<(&'static str, String)>, Counter>,
     /// `ha_metrics_server_handoff_duration_seconds`: a planned leave, from the
     /// Draining commit to every moved node served fresh by its new owner.
     pub handoff_duration: Histogram,
@@ -85,6 +88,12 @@ pub struct SelfMetrics {
     pub fanout_duration: Family<Vec<(&'static str, String)>, Histogram>,
     /// `ha_metrics_server_fanout_errors_total{peer,reason}`: peer queries without an answer.
     pub fanout_errors: Family<Vec<(&'static str, String)>, Counter>,
+    /// `ha_metrics_server_fanout_hedges_total{peer}`: a slow member's part also
+    /// asked of its other holders.
+    pub fanout_hedges: Family<Vec<(&'static str, String)>, Counter>,
+    /// `ha_metrics_server_fanout_suspected_total{peer}`: requests that skipped a
+    /// member silent or failing a moment ago.
+    pub fanout_suspected: Family<Vec<(&'static str, String)>, Counter>,
     /// `ha_metrics_server_partial_answers_total{resource}`: API answers that lack
     /// items because an owner did not answer (each carried a Warning header).
     pub partial_answers: Family<Vec<(&'static str, &'static str)>, Counter>,
@@ -174,6 +183,12 @@ impl SelfMetrics {
         );
         let handovers = Counter::default();
         registry.register("ha_metrics_server_handovers", "Handover pushes delivered to new owners", handovers.clone());
+        let points_refused = Family::<Vec<(&'static str, String)>, Counter>::default();
+        registry.register(
+            "ha_metrics_server_points_refused",
+            "Pushed node batches refused because the sender may hold none of their nodes",
+            points_refused.clone(),
+        );
         let handoff_duration = Histogram::new([0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0]);
         registry.register(
             "ha_metrics_server_handoff_duration_seconds",
@@ -228,6 +243,18 @@ impl SelfMetrics {
             "Queries to a peer that got no answer, per peer and reason",
             fanout_errors.clone(),
         );
+        let fanout_hedges = Family::<Vec<(&'static str, String)>, Counter>::default();
+        registry.register(
+            "ha_metrics_server_fanout_hedges",
+            "Slow members whose part was also asked of their other holders",
+            fanout_hedges.clone(),
+        );
+        let fanout_suspected = Family::<Vec<(&'static str, String)>, Counter>::default();
+        registry.register(
+            "ha_metrics_server_fanout_suspected",
+            "Requests that skipped a member silent or failing a moment ago",
+            fanout_suspected.clone(),
+        );
         let partial_answers = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
         registry.register(
             "ha_metrics_server_partial_answers",
@@ -246,6 +273,7 @@ impl SelfMetrics {
             backups_dropped,
             push_errors,
             handovers,
+            points_refused,
             handoff_duration,
             degraded,
             backup_points,
@@ -255,6 +283,8 @@ impl SelfMetrics {
             ownership_changes,
             fanout_duration,
             fanout_errors,
+            fanout_hedges,
+            fanout_suspected,
             partial_answers,
             registry,
             api_metric_freshness,

@@ -1,6 +1,7 @@
 //! The server process: builds every part from the [`Config`], wires them
-//! together and runs until SIGTERM or SIGINT. This is the imperative shell;
-//! every decision worth testing lives in the modules it calls.
+//! together and runs until SIGTERM or SIGINT. This is the imperative shell:
+//! decisions live in the modules it calls, except the `ring` readiness
+//! check ([`AnswerableCheck`]), which is wiring of their answers.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,19 +18,17 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::discovery::{Discovery, NodeFilter, ScrapeTarget, TargetError};
 use crate::health::{HealthChecks, HealthInputs, TickClock};
-use crate::member::handoff::NodeNames;
 use crate::model::{Inventory, Local, MetricsReader, UsageSource};
 use crate::ownership::Ownership;
-use crate::peer::answer::Answerer;
-use crate::peer::push::Pusher;
 use crate::peer::routes::PeerState;
 use crate::query::ClusterSource;
+use crate::replica::{Manager, NodeNames, Outbox, PointsIntake, Replicas};
 use crate::scrape::client::credentials::{self, ClusterCredentials};
 use crate::scrape::client::{KubeletClient, KubeletClientConfig};
 use crate::scrape::scheduler::{self, SchedulerSettings, Targets};
-use crate::scrape::scraper::KubeletScraper;
+use crate::scrape::scraper::{KubeletScraper, ScrapeSink};
 use crate::selfmetrics::SelfMetrics;
-use crate::store::{Role, Store};
+use crate::store::Store;
 use tls::api_server_config;
 use tls::source::{CertSource, DEFAULT_RELOAD_INTERVAL};
 use tokio::sync::watch;
@@ -63,91 +62,111 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutting_down = Arc::new(AtomicBool::new(false));
     let inventory: Arc<dyn Inventory> = Arc::new(discovery.clone());
 
-    // In a cluster: the Raft node, the ownership it commits, and the peer
-    // port answering the other replicas; otherwise a single replica that
-    // owns every node and answers from its own store.
-    let backups = Arc::new(Store::with_role(config.resolution, config.max_staleness, metrics.clone(), Role::Backup));
+    // In a cluster: the Raft node, the ownership it commits, the replica
+    // manager moving points between holders, and the peer port answering
+    // the other replicas; otherwise a single replica that owns every node
+    // and answers from its own store.
     let d = discovery.clone();
     let names: NodeNames = Arc::new(move || d.node_names());
-    let mut pusher = None;
-    let (raft_node, ownership, usage): (_, _, Arc<dyn UsageSource>) = match (&config.cluster, raft_gauges) {
-        (Some(settings), Some(gauges)) => {
-            // The peer credentials first: with --peer-secret the CA may have
-            // to be made (or read from the replica that made it) before Raft.
-            let peer_tls =
-                crate::peer::credentials::start(settings, &config.serving.tls_policy, &client, shutdown.child_token())
-                    .await
-                    .context("setting up the peer port's certificates")?;
-            let node = crate::member::start_node(settings, &peer_tls, shutdown.child_token()).await?;
-            let ownership = crate::member::follow_ownership(node.clone(), metrics.clone(), shutdown.child_token());
-            let answerer = Answerer {
-                store: store.clone(),
-                backups: backups.clone(),
-                inventory: inventory.clone(),
-                ownership: ownership.clone(),
-            };
-            let p = Arc::new(Pusher::new(crate::peer::push::QUEUE_CAPACITY, metrics.clone()));
-            tokio::spawn(crate::peer::push::run(p.clone(), node.clone(), ownership.clone(), shutdown.child_token()));
-            tokio::spawn(crate::member::handoff::prepare(
-                node.clone(),
-                ownership.clone(),
-                store.clone(),
-                names.clone(),
-                shutdown.child_token(),
-            ));
-            pusher = Some(p);
-            let routes = crate::peer::routes::routes(PeerState {
-                node: node.clone(),
-                answerer: answerer.clone(),
-                ownership: ownership.clone(),
-            });
-            crate::member::serve(
-                settings,
-                &peer_tls,
-                node.clone(),
-                ownership.clone(),
-                names.clone(),
-                routes,
-                gauges,
-                shutdown.child_token(),
-            )
-            .await?;
-            spawn_scrape_health(
-                node.clone(),
-                discovery.clone(),
-                tick.clone(),
-                config.resolution,
-                shutdown.child_token(),
-            );
-            let source = ClusterSource::new(
-                node.clone(),
-                answerer,
-                ownership.clone(),
-                settings.fanout_deadline,
-                config.resolution,
-                metrics.clone(),
-            );
-            (Some(node), ownership, Arc::new(source))
-        }
-        _ => (None, watch::channel(Arc::new(Ownership::single())).1, Arc::new(Local(store.clone()))),
-    };
+    let (catch_up_tx, catch_up) = tokio::sync::mpsc::channel(64);
+    let mut manager = None;
+    let (raft_node, ownership, usage, sink): (_, _, Arc<dyn UsageSource>, Arc<dyn ScrapeSink>) =
+        match (&config.cluster, raft_gauges) {
+            (Some(settings), Some(gauges)) => {
+                // The peer credentials first: with --peer-secret the CA may have
+                // to be made (or read from the replica that made it) before Raft.
+                let peer_tls = crate::peer::credentials::start(
+                    settings,
+                    &config.serving.tls_policy,
+                    &client,
+                    shutdown.child_token(),
+                )
+                .await
+                .context("setting up the peer port's certificates")?;
+                let node = crate::member::start_node(settings, &peer_tls, shutdown.child_token()).await?;
+                let ownership = crate::member::follow_ownership(node.clone(), metrics.clone(), shutdown.child_token());
+                let local = crate::query::local::Local {
+                    store: store.clone(),
+                    inventory: inventory.clone(),
+                    ownership: ownership.clone(),
+                };
+                let (delivered_tx, delivered) = tokio::sync::mpsc::channel(1024);
+                let outbox = Outbox::new(
+                    node.clone(),
+                    metrics.clone(),
+                    ownership.clone(),
+                    delivered_tx,
+                    crate::replica::outbox::QUEUE_CAPACITY,
+                    shutdown.child_token(),
+                );
+                let replicas = Arc::new(Replicas { store: store.clone(), outbox, ownership: ownership.clone() });
+                let m = Arc::new(Manager::new(
+                    node.clone(),
+                    replicas.clone(),
+                    names.clone(),
+                    catch_up_tx,
+                    delivered,
+                    config.resolution,
+                    metrics.clone(),
+                ));
+                tokio::spawn(m.clone().run(shutdown.child_token()));
+                manager = Some(m);
+                let intake =
+                    PointsIntake { store: store.clone(), ownership: ownership.clone(), metrics: metrics.clone() };
+                let routes = crate::peer::routes::routes(PeerState {
+                    node: node.clone(),
+                    answers: Arc::new(local.clone()),
+                    intake: Arc::new(intake),
+                });
+                crate::member::serve(
+                    settings,
+                    &peer_tls,
+                    node.clone(),
+                    ownership.clone(),
+                    names.clone(),
+                    routes,
+                    gauges,
+                    shutdown.child_token(),
+                )
+                .await?;
+                spawn_scrape_health(
+                    node.clone(),
+                    discovery.clone(),
+                    tick.clone(),
+                    config.resolution,
+                    shutdown.child_token(),
+                );
+                let pause = Arc::new(crate::query::pause::PauseClock::default());
+                tokio::spawn(pause.clone().run(shutdown.child_token()));
+                let source = ClusterSource::new(
+                    node.clone(),
+                    local,
+                    ownership.clone(),
+                    settings.fanout_deadline,
+                    config.resolution,
+                    metrics.clone(),
+                    pause,
+                );
+                (Some(node), ownership, Arc::new(source), replicas)
+            }
+            _ => {
+                drop(catch_up_tx);
+                let fixed = watch::channel(Arc::new(Ownership::single())).1;
+                (None, fixed, Arc::new(Local(store.clone())), store.clone())
+            }
+        };
 
-    let mut scraper = KubeletScraper::new(
+    let scraper = KubeletScraper::new(
         kubelet_client,
         if config.kubelet.completely_insecure { "http" } else { "https" },
-        store.clone(),
+        sink,
         metrics.clone(),
     );
-    if let Some(p) = pusher {
-        scraper = scraper.with_peers(backups.clone(), p);
-    }
-    let mut ownership_rx = ownership.clone();
     let failing = scraper.failing();
     let answerable = AnswerableCheck {
         node: raft_node.clone(),
         ownership: ownership.clone(),
         store: store.clone(),
-        backups: backups.clone(),
         failing: failing.clone(),
         names: names.clone(),
         metrics: metrics.clone(),
@@ -176,28 +195,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, "serving metrics.k8s.io");
     let serving = tokio::spawn(tls::serve(listener, tls, app, shutdown.child_token()));
-    spawn_pruning(vec![store.clone(), backups.clone()], config.resolution, shutdown.child_token());
-    let scrape = spawn_scraping(&config, scraper, discovery, ownership, metrics.clone(), tick, shutdown.child_token());
+    spawn_pruning(store.clone(), config.resolution, shutdown.child_token());
+    let scrape =
+        spawn_scraping(&config, scraper, discovery, ownership, catch_up, metrics.clone(), tick, shutdown.child_token());
 
     wait_for_signal().await;
     tracing::info!("termination signal received; failing readiness and draining");
     shutting_down.store(true, Ordering::Release);
-    if let (Some(node), Some(settings)) = (&raft_node, &config.cluster) {
+    if let (Some(node), Some(settings), Some(manager)) = (&raft_node, &config.cluster, &manager) {
         // Leave the ring make before break: Draining, the moved nodes' points
         // handed to their new owners, and this replica answering until each
         // new owner has served a fresh sample. After a restart the same data
         // dir comes back as the same member; when the replica count was
         // lowered, it then leaves Raft too.
-        let handoff = crate::member::handoff::leave(
-            node,
-            &mut ownership_rx,
-            &store,
-            &names,
-            config.shutdown.handoff_timeout,
-            &metrics,
-        )
-        .await;
-        tracing::info!(moved = handoff.moved, confirmed = handoff.confirmed, "handoff done");
+        let handover = crate::replica::leave(manager, config.shutdown.handoff_timeout).await;
+        tracing::info!(moved = handover.moved, confirmed = handover.confirmed, "handover done");
         let mode = crate::member::leave::leave_mode(&client, settings).await;
         match tokio::time::timeout(config.shutdown.leave_timeout, node.leave(mode)).await {
             Ok(Ok(())) => tracing::info!(?mode, "left the ring"),
@@ -279,7 +291,6 @@ struct AnswerableCheck {
     node: Option<Arc<raft::Node>>,
     ownership: watch::Receiver<Arc<Ownership>>,
     store: Arc<Store>,
-    backups: Arc<Store>,
     failing: crate::scrape::scraper::Failing,
     names: NodeNames,
     metrics: Arc<SelfMetrics>,
@@ -287,18 +298,20 @@ struct AnswerableCheck {
 }
 
 impl AnswerableCheck {
-    /// Nodes known, and those this replica can answer for now.
+    /// Nodes known, and those this replica can answer for now: from its
+    /// own points (scraped or a copy), as a kubelet failing on its own, or
+    /// from another holder it can reach.
     fn count(&self, o: &Ownership) -> (usize, usize) {
         let now = crate::model::now_nanos();
         let failing = self.failing.lock().map(|f| f.clone()).unwrap_or_default();
         let names = (self.names)();
+        let reachable = |id: raft::NodeId| self.node.as_ref().is_some_and(|node| node.reachable(id));
         let answerable = names
             .iter()
-            .filter(|n| match crate::query::plan::answerer_of(o, n) {
-                crate::query::plan::Asked::Peer(p) => self.node.as_ref().is_some_and(|node| node.reachable(p)),
-                crate::query::plan::Asked::Local => {
-                    self.store.node(n, now).is_some() || self.backups.node(n, now).is_some() || failing.contains(*n)
-                }
+            .filter(|n| {
+                self.store.node(n, now).is_some()
+                    || failing.contains(*n)
+                    || o.holders(n).as_slice().iter().any(|h| Some(*h) != o.me && reachable(*h))
             })
             .count();
         (names.len(), answerable)
@@ -397,13 +410,13 @@ fn spawn_scrape_health(
 
 /// Starts the scrape loop once the informers have synced, as metrics-server
 /// does before its first scrape.
-/// Starts the scrape loop once the informers have synced, as metrics-server
-/// does before its first scrape.
+#[allow(clippy::too_many_arguments)] // the shell wires every part once
 fn spawn_scraping(
     config: &Config,
     scraper: KubeletScraper,
     discovery: Discovery,
     ownership: watch::Receiver<Arc<Ownership>>,
+    catch_up: tokio::sync::mpsc::Receiver<Vec<String>>,
     metrics: Arc<SelfMetrics>,
     tick: Arc<TickClock>,
     stop: CancellationToken,
@@ -417,23 +430,20 @@ fn spawn_scraping(
         }
         tracing::info!("informers synced; scraping");
         let targets = Arc::new(DiscoveryTargets { discovery, kubelet });
-        scheduler::run(settings, targets, Arc::new(scraper), ownership, tick, metrics, stop).await;
+        scheduler::run(settings, targets, Arc::new(scraper), ownership, catch_up, tick, metrics, stop).await;
     })
 }
 
 /// Drops, every resolution, the points no longer refreshed (nodes moved
-/// away, backups whose owner stopped sending) once past the staleness bound.
-fn spawn_pruning(stores: Vec<Arc<Store>>, resolution: Duration, stop: CancellationToken) {
+/// away, copies whose owner stopped sending) once past the staleness bound.
+fn spawn_pruning(store: Arc<Store>, resolution: Duration, stop: CancellationToken) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(resolution);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = every.tick() => {
-                    let now = crate::model::now_nanos();
-                    for s in &stores {
-                        s.prune(now);
-                    }
+                    store.prune(crate::model::now_nanos());
                 }
             }
         }

@@ -138,7 +138,7 @@ async fn peer_port_refuses_callers_without_a_cluster_certificate() {
     let r = Ring::start(3).await;
     r.settled(&[0, 1, 2], 3).await.expect("cluster formed");
     let peer = r.c.env.peer_addr(0);
-    let path = ha_metrics_server::peer::VIEW_PATH;
+    let path = ha_metrics_server::member::status::VIEW_PATH;
     assert!(try_get(peer, path, None, &[]).await.is_err(), "no client certificate must be refused");
     let rogue = tls::pki::Ca::new("rogue").unwrap().issue_client("replica-9", &[]).unwrap();
     assert!(try_get(peer, path, Some(&rogue), &[]).await.is_err(), "a certificate from another CA must be refused");

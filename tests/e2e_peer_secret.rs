@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::Cluster;
-use ha_metrics_server::peer::fetch_view;
+use ha_metrics_server::member::status::fetch as fetch_view;
 use raft::MemberState;
 use tls::pki::Ca;
 

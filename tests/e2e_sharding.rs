@@ -221,10 +221,10 @@ async fn three_replicas_scrape_each_kubelet_once_per_resolution_and_any_of_them_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owners_that_stop_answering_before_they_are_down_make_answers_partial_with_a_warning_kubectl_prints() {
     // A long lease keeps the stopped replicas Active (not yet committed
-    // Down). With one stopped, its successor's backups fill its part; with
-    // two stopped, a node whose owner and successor are both silent is
-    // missing, and the answer says so.
-    let r = Ring::start_on(3, 12, 2, "2s", &["--lease=60s", "--fanout-deadline=1s"]).await;
+    // Down). At replication factor 2, with one stopped, the other holder's
+    // copies fill its part; with two stopped, a node whose two holders are
+    // both silent is missing, and the answer says so.
+    let r = Ring::start_on(3, 12, 2, "2s", &["--lease=60s", "--fanout-deadline=1s", "--replication-factor=2"]).await;
     r.settled(&[0, 1, 2], 3).await.expect("one cluster with a committed ring");
     let admin = r.c.env.apiserver.issue_client_cert("admin", &["system:masters"]).unwrap();
     let asked = 0;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ha_metrics_server::member::ClusterStatus;
-use ha_metrics_server::peer::fetch_view;
+use ha_metrics_server::member::status::fetch as fetch_view;
 use raft::MemberState;
 use sim::addr::Block;
 use sim::env::{DevEnv, EnvOptions, ReplicaProcess};

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::RaftConfig;
 use crate::manager::detector::Liveness;
 use crate::network::client::PeerClient;
-use crate::network::wire::{ANY_NODE, Envelope, PROTOCOL_VERSION};
+use crate::network::wire::{ANY_NODE, BASE_VERSION, Envelope, Heartbeat, PROTOCOL_VERSION};
 use crate::state::{ClusterState, MemberInfo, NodeId};
 use crate::types::Raft;
 
@@ -46,17 +46,15 @@ pub(crate) struct App {
     pub join_error: Mutex<Option<String>>,
     /// The protocol version each peer was last heard speaking.
     pub versions: Mutex<BTreeMap<NodeId, u32>>,
+    /// Kubelets this replica owns and fails to scrape (sent in heartbeats).
+    pub failing: Mutex<Vec<String>>,
 }
 
 impl App {
+    /// An envelope for `to`, as [`BASE_VERSION`]: every message but the
+    /// heartbeat has the same shape in every version accepted.
     pub fn envelope<T>(&self, to: NodeId, body: T) -> Envelope<T> {
-        Envelope {
-            protocol_version: PROTOCOL_VERSION,
-            cluster_id: self.config.cluster_id.clone(),
-            from: self.id,
-            to,
-            body,
-        }
+        Envelope { protocol_version: BASE_VERSION, cluster_id: self.config.cluster_id.clone(), from: self.id, to, body }
     }
 
     /// An envelope for whoever listens at an address.
@@ -68,8 +66,20 @@ impl App {
         self.liveness.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn record_heartbeat(&self, from: NodeId, healthy: bool, leaving: bool, ready: Option<u64>) {
-        self.liveness().record(from, Instant::now(), healthy, leaving, ready);
+    pub fn record_heartbeat(&self, from: NodeId, hb: &Heartbeat) {
+        self.liveness().record_heartbeat(from, Instant::now(), hb);
+    }
+
+    /// The heartbeat this node sends (and records for itself).
+    pub fn heartbeat(&self) -> Heartbeat {
+        Heartbeat {
+            name: self.info.name.clone(),
+            scrape_healthy: self.healthy(),
+            leaving: self.is_leaving(),
+            ready_to_own: self.ready_to_own(),
+            replication: Some(self.config.replication),
+            failing: self.failing.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
     }
 
     pub fn ready_to_own(&self) -> Option<u64> {

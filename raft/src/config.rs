@@ -14,6 +14,12 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(3);
 pub const DEFAULT_VOTERS: usize = 3;
 /// The voter counts a cluster may have: 3 or 5, or 1 for a single replica.
 pub const ALLOWED_VOTERS: [usize; 3] = [1, 3, 5];
+/// Default replication factor: every node's last points on three members,
+/// so a three-replica cluster loses any two replicas at once without a gap.
+pub const DEFAULT_REPLICATION: u32 = 3;
+/// The largest replication factor accepted (the server's ring hands out at
+/// most this many holders per node).
+pub const MAX_REPLICATION: u32 = 7;
 
 /// A knob that is wrong, alone or against another one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +57,9 @@ pub enum ConfigError {
     /// Raft timers that contradict each other.
     #[error("raft timers: {0}")]
     Timers(&'static str),
+    /// A replication factor outside `1..=MAX_REPLICATION`.
+    #[error("a replication factor of {0}; use 1 to {MAX_REPLICATION} (how many replicas hold each node's points)")]
+    Replication(u32),
 }
 
 /// Configuration of one replica's membership node.
@@ -99,6 +108,9 @@ pub struct RaftConfig {
     pub logs_kept_after_snapshot: u64,
     /// A follower within this many entries of the leader counts as caught up.
     pub max_lag: u64,
+    /// The replication factor this member asks for; the leader commits a
+    /// factor once every member asks for the same one.
+    pub replication: u32,
     /// Whether this member says it holds its points from the start. A
     /// server that hands points over starts with `false` and calls
     /// `Node::set_ready_to_own` once it does; crate users without handover
@@ -134,6 +146,7 @@ impl RaftConfig {
             snapshot_after: 1000,
             logs_kept_after_snapshot: 100,
             max_lag: 20,
+            replication: DEFAULT_REPLICATION,
             ready_at_start: true,
         }
     }
@@ -154,6 +167,9 @@ impl RaftConfig {
         }
         if !ALLOWED_VOTERS.contains(&self.voters) {
             return Err(ConfigError::Voters(self.voters));
+        }
+        if !(1..=MAX_REPLICATION).contains(&self.replication) {
+            return Err(ConfigError::Replication(self.replication));
         }
         let mut names: Vec<&str> = self.initial_members.iter().map(|(n, _)| n.as_str()).collect();
         names.sort_unstable();

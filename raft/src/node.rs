@@ -104,6 +104,7 @@ impl Node {
             stop: shutdown.child_token(),
             join_error: Mutex::new(None),
             versions: Mutex::new(Default::default()),
+            failing: Mutex::new(Vec::new()),
             config,
         });
         let tasks = TaskTracker::new();
@@ -208,6 +209,7 @@ impl Node {
             term: m.current_term,
             leader,
             epoch: state.epoch,
+            replication: state.replication,
             last_log_index: m.last_log_index,
             last_applied: m.last_applied.map(|l| l.index),
             members,
@@ -283,9 +285,10 @@ impl Node {
     pub fn open<T: serde::de::DeserializeOwned>(
         &self,
         certs: &Option<axum::Extension<tls::PeerCertificates>>,
+        headers: &axum::http::HeaderMap,
         body: &[u8],
     ) -> Result<(NodeId, T), axum::response::Response> {
-        server::open(&self.app, certs, body, false)
+        server::open(&self.app, certs, headers, body, false)
     }
 
     /// Calls one of the server's own peer routes on member `to` (by its

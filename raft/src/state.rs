@@ -132,30 +132,53 @@ pub struct ClusterState {
     /// The ring parameters; `None` until the leader commits them, and until
     /// then nobody owns anything.
     pub ring: Option<RingParams>,
+    /// How many members hold each kubelet's last points, the owner included
+    /// (capped by the ring at the number of Active members). `None` until the
+    /// leader commits it, which it does only once every member speaks the
+    /// protocol that carries it; until then the previous release's rule
+    /// holds: the owner and one successor ([`ClusterState::LEGACY_REPLICATION`]).
+    pub replication: Option<u32>,
 }
 
-/// [`ClusterState`] as protocol version 1 encoded it (before the ring
-/// parameters), so snapshots written or sent by that release still load.
+/// [`ClusterState`] as protocol version 2 encoded it (before the
+/// replication factor), so snapshots written or sent by that release still load.
 #[derive(Deserialize)]
-struct ClusterStateV1 {
+struct ClusterStateV2 {
     epoch: u64,
     members: BTreeMap<NodeId, Member>,
     retired: BTreeMap<NodeId, Retired>,
+    ring: Option<RingParams>,
 }
 
 impl ClusterState {
+    /// The replication factor while none is committed: the owner and its
+    /// successor, as the release before the replication factor kept them.
+    pub const LEGACY_REPLICATION: u32 = 2;
+
     /// Decodes a snapshot of the state, in this release's encoding or the
-    /// previous one's (which lacks `ring`: it loads with `ring: None`, and
-    /// the leader commits the parameters once every member speaks this
+    /// previous one's (which lacks `replication`: it loads with `None`, and
+    /// the leader commits the factor once every member speaks this
     /// release's protocol).
     pub fn decode(bytes: &[u8]) -> std::io::Result<ClusterState> {
         match crate::codec::decode::<ClusterState>(bytes) {
             Ok(s) => Ok(s),
-            Err(current) => match crate::codec::decode::<ClusterStateV1>(bytes) {
-                Ok(v1) => Ok(ClusterState { epoch: v1.epoch, members: v1.members, retired: v1.retired, ring: None }),
+            Err(current) => match crate::codec::decode::<ClusterStateV2>(bytes) {
+                Ok(v2) => Ok(ClusterState {
+                    epoch: v2.epoch,
+                    members: v2.members,
+                    retired: v2.retired,
+                    ring: v2.ring,
+                    replication: None,
+                }),
                 Err(_) => Err(current),
             },
         }
+    }
+
+    /// The replication factor in force: the committed one, else
+    /// [`ClusterState::LEGACY_REPLICATION`].
+    pub fn replication_factor(&self) -> u32 {
+        self.replication.unwrap_or(ClusterState::LEGACY_REPLICATION)
     }
 
     /// Ids of the Active members (the ring).
@@ -178,11 +201,13 @@ impl ClusterState {
         self.members.values().filter(|m| m.state == state).count()
     }
 
-    /// Applies one command; bumps `epoch` once if the Active set or the ring
-    /// parameters changed (anything that can change an owner).
+    /// Applies one command; bumps `epoch` once if the Active set, the ring
+    /// parameters or the replication factor changed (anything that can
+    /// change an owner or a holder).
     pub fn apply(&mut self, cmd: &Command) -> CommandResult {
         let before = self.active_ids();
         let ring_before = self.ring;
+        let replication_before = self.replication;
         let outcome = match cmd {
             Command::Join { id, info } => self.join(*id, info),
             Command::SetStates(changes) => {
@@ -203,8 +228,16 @@ impl ClusterState {
                 self.ring = Some(*params);
                 Ok(())
             }
+            Command::SetReplication(factor) => {
+                if *factor == 0 {
+                    Err("a replication factor of 0 would leave nodes without a holder".to_string())
+                } else {
+                    self.replication = Some(*factor);
+                    Ok(())
+                }
+            }
         };
-        if self.active_ids() != before || self.ring != ring_before {
+        if self.active_ids() != before || self.ring != ring_before || self.replication != replication_before {
             self.epoch += 1;
         }
         CommandResult { epoch: self.epoch, refused: outcome.err() }
@@ -260,8 +293,12 @@ pub enum Command {
         id: NodeId,
     },
     /// Commits the ring parameters (the same parameters again change nothing).
-    /// Last variant, so entries written before it existed still decode.
     SetRing(RingParams),
+    /// Commits the replication factor (the same factor again changes
+    /// nothing; 0 is refused). Last variant, so entries written before it
+    /// existed still decode; committed only once every member speaks the
+    /// protocol that introduced it (a member that cannot decode it would stop).
+    SetReplication(u32),
 }
 
 /// What applying a command did.

@@ -62,6 +62,10 @@ pub struct ClusterView {
     pub leader: Option<(NodeId, String)>,
     /// Committed epoch.
     pub epoch: u64,
+    /// The committed replication factor (`None`: none committed yet, the
+    /// owner and its successor hold each node's points).
+    #[serde(default)]
+    pub replication: Option<u32>,
     /// Index of the last log entry.
     pub last_log_index: Option<u64>,
     /// Index of the last applied entry.

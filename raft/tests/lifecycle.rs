@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use raft::network::wire::{
-    ANY_NODE, Envelope, HeartbeatAck, HeartbeatV1, HelloReply, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, path,
+    ANY_NODE, Envelope, HeartbeatAck, HeartbeatV2, HelloReply, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, path,
 };
 use raft::{CallError, LeaveMode, MemberState, PeerClient};
 use support::{Cluster, settled, slack, wait_cluster};
@@ -117,7 +117,7 @@ async fn peer_rpcs_with_a_wrong_version_cluster_or_target_are_refused() {
         cluster_id: "test-cluster".to_string(),
         from: 42,
         to: id,
-        body: HeartbeatV1 { name: "old-replica".into(), scrape_healthy: true, leaving: false },
+        body: HeartbeatV2 { name: "old-replica".into(), scrape_healthy: true, leaving: false, ready_to_own: None },
     };
     let ack: Result<HeartbeatAck, CallError> = client.call(&addr, path::HEARTBEAT, &v1, t).await;
     assert!(ack.is_ok(), "a version-1 heartbeat was refused: {ack:?}");

@@ -96,7 +96,7 @@ fn ring_params_default_to_the_current_ones() {
 }
 
 /// Old log entries must keep decoding: variants are encoded by position, so
-/// `SetRing` goes last and the earlier variants keep their bytes.
+/// new variants go last and the earlier variants keep their bytes.
 #[test]
 fn commands_written_before_set_ring_keep_their_encoding() {
     assert_eq!(codec::encode(&Command::Retire { id: 7 }).unwrap(), [2, 7]);
@@ -106,45 +106,67 @@ fn commands_written_before_set_ring_keep_their_encoding() {
     let set_ring = Command::SetRing(RingParams { hash_version: 1, vnodes: 100 });
     assert_eq!(codec::encode(&set_ring).unwrap(), [3, 1, 100]);
     assert_eq!(codec::decode::<Command>(&[3, 1, 100]).unwrap(), set_ring);
+    assert_eq!(codec::encode(&Command::SetReplication(3)).unwrap(), [4, 3]);
 }
 
 /// A snapshot written (or sent) by the previous release, whose state had no
-/// ring parameters, still loads: with `ring: None`, everything else intact.
+/// replication factor, still loads: with `replication: None` (the legacy
+/// owner-and-successor rule), everything else intact.
 #[test]
-fn a_previous_release_snapshot_loads_without_ring_parameters() {
+fn a_previous_release_snapshot_loads_without_a_replication_factor() {
     #[derive(serde::Serialize)]
-    struct V1 {
+    struct V2 {
         epoch: u64,
         members: std::collections::BTreeMap<raft::NodeId, raft::Member>,
         retired: std::collections::BTreeMap<raft::NodeId, raft::Retired>,
+        ring: Option<RingParams>,
     }
     let mut s = ClusterState::default();
     s.apply(&Command::Join { id: 7, info: info(1) });
     s.apply(&Command::SetStates(vec![(7, MemberState::Active)]));
-    let old = codec::encode(&V1 { epoch: s.epoch, members: s.members.clone(), retired: s.retired.clone() }).unwrap();
-    let loaded = ClusterState::decode(&old).expect("v1 snapshot");
-    assert_eq!(loaded, s);
-    assert_eq!(loaded.ring, None);
     s.apply(&Command::SetRing(RingParams::CURRENT));
+    let old =
+        codec::encode(&V2 { epoch: s.epoch, members: s.members.clone(), retired: s.retired.clone(), ring: s.ring })
+            .unwrap();
+    let loaded = ClusterState::decode(&old).expect("v2 snapshot");
+    assert_eq!(loaded, s);
+    assert_eq!(loaded.replication, None);
+    assert_eq!(loaded.replication_factor(), ClusterState::LEGACY_REPLICATION);
+    let epoch = s.epoch;
+    s.apply(&Command::SetReplication(3));
+    assert_eq!(s.epoch, epoch + 1, "a new replication factor moves holders: a new epoch");
+    s.apply(&Command::SetReplication(3));
+    assert_eq!(s.epoch, epoch + 1, "the same factor again changes nothing");
+    assert!(s.apply(&Command::SetReplication(0)).refused.is_some());
     assert_eq!(ClusterState::decode(&codec::encode(&s).unwrap()).unwrap(), s);
     assert!(ClusterState::decode(b"\x01garbage").is_err());
 }
 
 /// What this release sends a peer that speaks the previous protocol is
 /// byte for byte the previous release's heartbeat, and what that release
-/// sends decodes here as ready (it had no handover to wait for).
+/// sends decodes here as asking for no replication factor.
 #[test]
 fn heartbeats_keep_the_previous_release_shape_both_ways() {
-    use raft::network::wire::{Heartbeat, HeartbeatV1};
+    use raft::network::wire::{Heartbeat, HeartbeatV2};
     #[derive(serde::Serialize)]
     struct Released {
         name: String,
         scrape_healthy: bool,
         leaving: bool,
+        ready_to_own: Option<u64>,
     }
-    let hb = Heartbeat { name: "r1".into(), scrape_healthy: true, leaving: true, ready_to_own: None };
-    let released = codec::encode(&Released { name: "r1".into(), scrape_healthy: true, leaving: true }).unwrap();
-    assert_eq!(codec::encode(&HeartbeatV1::from(&hb)).unwrap(), released);
-    let old: HeartbeatV1 = codec::decode(&released).unwrap();
-    assert_eq!(Heartbeat::from(old), Heartbeat { ready_to_own: Some(raft::network::wire::Readiness::ANY_EPOCH), ..hb });
+    let hb = Heartbeat {
+        name: "r1".into(),
+        scrape_healthy: true,
+        leaving: true,
+        ready_to_own: Some(4),
+        replication: Some(3),
+        failing: vec!["node-1".into()],
+    };
+    let released =
+        codec::encode(&Released { name: "r1".into(), scrape_healthy: true, leaving: true, ready_to_own: Some(4) })
+            .unwrap();
+    assert_eq!(codec::encode(&HeartbeatV2::from(&hb)).unwrap(), released);
+    let old: HeartbeatV2 = codec::decode(&released).unwrap();
+    assert_eq!(Heartbeat::from(old), Heartbeat { replication: None, failing: vec![], ..hb });
 }

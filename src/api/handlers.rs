@@ -16,7 +16,7 @@ use super::openapi;
 use super::render::{Served, render};
 use super::request::{ListOptions, Req, path_not_found, watch_not_supported};
 use super::types::{GROUP, NodeItem, PodItem, Version};
-use crate::model::{PodKey, PodQuery, UnixNanos};
+use crate::model::{Missing, PodKey, PodQuery, UnixNanos};
 use apimachinery::status::Status;
 
 fn observe_freshness(st: &ApiState, now: UnixNanos, timestamps: impl Iterator<Item = UnixNanos>) {
@@ -60,13 +60,13 @@ pub async fn list_nodes(State(st): State<ApiState>, path: Result<Path<String>, P
 
 /// Adds a `Warning: 299` header per missing part (kubectl prints each) and
 /// counts the partial answer.
-fn warn_if_partial(st: &ApiState, resource: &'static str, missing: &[String], mut resp: Response) -> Response {
+fn warn_if_partial(st: &ApiState, resource: &'static str, missing: &[Missing], mut resp: Response) -> Response {
     if missing.is_empty() {
         return resp;
     }
     st.self_metrics.partial_answers.get_or_create(&vec![("resource", resource)]).inc();
     for m in missing {
-        if let Ok(v) = HeaderValue::from_str(&warning_value(m)) {
+        if let Ok(v) = HeaderValue::from_str(&warning_value(&m.to_string())) {
             resp.headers_mut().append(header::WARNING, v);
         }
     }

@@ -124,7 +124,7 @@ fn init_logging(verbosity: u8, json: bool) {
 
 async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {
     let client = crate::peer::client_config(&args.peer_ca_file, &args.peer_cert_file, &args.peer_key_file)?;
-    let view = crate::peer::fetch_view(&args.peer, client).await?;
+    let view = crate::member::status::fetch(&args.peer, client).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {

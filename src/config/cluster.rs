@@ -99,6 +99,7 @@ impl ClusterSettings {
         .with_initial_members(peers.clone());
         raft.voters = args.voters;
         raft.lease = args.lease.0;
+        raft.replication = args.replication_factor;
         raft.validate().map_err(raft_flag)?;
         Ok(Some(ClusterSettings {
             name,
@@ -123,6 +124,7 @@ fn raft_flag(e: raft::ConfigError) -> ConfigError {
         E::DuplicateMember(_) => "--peers",
         E::OwnAddress { .. } => "--peer-advertise-address",
         E::Lease { .. } | E::Timers(_) => "--lease",
+        E::Replication(_) => "--replication-factor",
     };
     bad(flag, e.to_string())
 }

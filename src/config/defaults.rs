@@ -55,6 +55,8 @@ pub const PEER_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 pub const VOTERS: usize = raft::config::DEFAULT_VOTERS;
 /// `--lease`.
 pub const LEASE: Duration = raft::config::DEFAULT_LEASE;
+/// `--replication-factor`.
+pub const REPLICATION_FACTOR: u32 = raft::config::DEFAULT_REPLICATION;
 /// `--fanout-deadline`.
 pub const FANOUT_DEADLINE: Duration = Duration::from_secs(2);
 /// `--shutdown-grace-period`: the pod's `terminationGracePeriodSeconds`

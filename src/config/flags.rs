@@ -225,6 +225,13 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = GoDuration(d::LEASE), value_name = "DURATION")]
     pub lease: GoDuration,
 
+    /// How many replicas hold each node's last points, the owner included
+    /// (capped at the number of Active replicas); 3 lets a three-replica
+    /// cluster lose any two at once. Takes effect when every replica asks for
+    /// the same factor: change it by rolling the new value out to all.
+    #[arg(long, default_value_t = d::REPLICATION_FACTOR, value_name = "N")]
+    pub replication_factor: u32,
+
     /// How long a query waits for another replica's answer before the
     /// response is served without that part (with a Warning header).
     #[arg(long, default_value_t = GoDuration(d::FANOUT_DEADLINE), value_name = "DURATION")]

@@ -6,7 +6,6 @@
 //! [`raft::Node::state`].
 
 pub mod gauges;
-pub mod handoff;
 pub mod leave;
 pub mod status;
 
@@ -63,7 +62,7 @@ pub fn follow_ownership(
                 } else {
                     match tokio::task::spawn_blocking(move || Ownership::from_state(me, &s)).await {
                         Ok(mut o) => {
-                            o.previous = previous.ring_arc();
+                            o.previous = previous.ring_arc().map(|r| (r, previous.replication));
                             o
                         }
                         Err(e) => {
@@ -143,7 +142,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let status_node = node.clone();
     let all = node.routes().merge(routes).route(
-        crate::peer::VIEW_PATH,
+        status::VIEW_PATH,
         get(move || {
             let (n, o, nodes) = (status_node.clone(), ownership.clone(), nodes.clone());
             async move {

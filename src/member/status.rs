@@ -9,12 +9,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::ownership::{Mode, Ownership};
 
+/// The peer route that serves the cluster view as JSON.
+pub const VIEW_PATH: &str = "/cluster/view";
+
+/// Fetches a replica's [`ClusterStatus`] from its peer port (`host:port`),
+/// as `ha-metrics-server cluster` does.
+pub async fn fetch(peer: &str, client: rustls::ClientConfig) -> anyhow::Result<ClusterStatus> {
+    let status: Option<ClusterStatus> = crate::peer::get_json(peer, VIEW_PATH, client).await?;
+    anyhow::Context::with_context(status, || format!("{peer}: could not compute its status"))
+}
+
 /// One member's share of the nodes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Share {
     /// Nodes it owns (scrapes).
     pub owned: usize,
-    /// Nodes it backs up (is the successor of).
+    /// Nodes it holds copies of (a holder other than the owner).
     pub backups: usize,
 }
 
@@ -46,11 +56,16 @@ impl ClusterStatus {
                     if let Some(o) = r.owner(n) {
                         shares.entry(ownership.name_of(o)).or_default().owned += 1;
                     }
-                    if let Some(s) = r.successor(n) {
-                        shares.entry(ownership.name_of(s)).or_default().backups += 1;
+                    for h in ownership.holders(n).copies() {
+                        shares.entry(ownership.name_of(*h)).or_default().backups += 1;
                     }
                 }
-                format!("{} vnodes, hash v{}", r.params().vnodes, r.params().hash_version)
+                format!(
+                    "{} vnodes, hash v{}, replication factor {}",
+                    r.params().vnodes,
+                    r.params().hash_version,
+                    ownership.replication.min(r.len())
+                )
             }
             Mode::NoRing(why) => format!("none ({why}): every replica scrapes every node"),
             Mode::Single => "none (single replica)".to_string(),
@@ -64,7 +79,7 @@ impl fmt::Display for ClusterStatus {
         write!(f, "{}", self.raft)?;
         writeln!(f, "ring epoch {}: {}; {} nodes", self.ring_epoch, self.ring, self.nodes)?;
         if !self.shares.is_empty() {
-            writeln!(f, "{:<20} {:>7} {:>8}", "MEMBER", "OWNED", "BACKUPS")?;
+            writeln!(f, "{:<20} {:>7} {:>8}", "MEMBER", "OWNED", "COPIES")?;
             for (name, s) in &self.shares {
                 writeln!(f, "{name:<20} {:>7} {:>8}", s.owned, s.backups)?;
             }

@@ -107,21 +107,92 @@ pub struct PodQuery {
     pub one: Option<PodKey>,
 }
 
-/// A possibly partial answer: what could be served, and one sentence per
-/// part that could not (an owner that did not answer), for the `Warning`
-/// header. A partial answer is data, not a log line.
+/// A possibly partial answer: what could be served, and what is missing
+/// and why, one entry per member whose part is missing. A partial answer is
+/// data, not a log line; the API renders each entry once, as a `Warning`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Answer<T> {
     /// What could be served.
     pub value: T,
-    /// Why something is missing, one sentence per cause.
-    pub missing: Vec<String>,
+    /// What is missing, by member.
+    pub missing: Vec<Missing>,
 }
 
 impl<T> Answer<T> {
     /// A complete answer.
     pub fn complete(value: T) -> Answer<T> {
         Answer { value, missing: Vec::new() }
+    }
+}
+
+/// One member's missing part of an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// The member (replica name) whose part is missing.
+    pub member: String,
+    /// Why.
+    pub cause: Cause,
+    /// What is missing.
+    pub what: What,
+}
+
+/// Why a member's part of an answer is missing. Fixed phrases: nothing a
+/// peer sent (addresses, error text) reaches an API client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// Not heard from recently, so not asked; no other holder had its part.
+    Silent,
+    /// Asked, and no answer came within the request's deadline.
+    Timeout,
+    /// Asked, and it could not be reached.
+    Unreachable,
+    /// Asked, and it refused or answered with something unreadable.
+    Refused,
+    /// It answered without nodes it owns, and no other holder had them.
+    Lacks,
+    /// It cannot be reached and this replica scrapes its nodes in its
+    /// place, but has not scraped them all yet.
+    Covering,
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Cause::Silent => "not heard from recently",
+            Cause::Timeout => "no answer within the deadline",
+            Cause::Unreachable => "unreachable",
+            Cause::Refused => "refused the request",
+            Cause::Lacks => "answered without them",
+            Cause::Covering => "unreachable; its nodes are being scraped here",
+        })
+    }
+}
+
+/// What a member's missing part is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum What {
+    /// `missing` of the `of` nodes asked for.
+    Nodes {
+        /// Nodes missing from the answer because of this member.
+        missing: usize,
+        /// Nodes asked for in all.
+        of: usize,
+    },
+    /// Pods of the nodes it owns (a pod's node is only known once it was
+    /// scraped, so they are not counted).
+    Pods,
+}
+
+impl std::fmt::Display for Missing {
+    /// The sentence of the `Warning` header kubectl prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (member, cause) = (&self.member, self.cause);
+        match self.what {
+            What::Nodes { missing, of } => {
+                write!(f, "partial answer: replica {member}: {cause}; {missing} of {of} nodes missing")
+            }
+            What::Pods => write!(f, "partial answer: replica {member}: {cause}; the pods of its nodes may be missing"),
+        }
     }
 }
 

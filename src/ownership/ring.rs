@@ -1,8 +1,9 @@
-//! The ring: the one place that says who owns a kubelet and who is its
-//! successor, computed from the committed ring parameters and the Active
-//! members of a [`ClusterState`] alone (so every replica at one epoch agrees).
-//! It must not look at clocks, informers or liveness, and must not be bypassed:
-//! callers ask [`Ring::owner`] and [`Ring::successor`] instead of hashing.
+//! The ring: the one place that says who owns a kubelet and which members
+//! hold copies of its points, computed from the committed ring parameters and
+//! the Active members of a [`ClusterState`] alone (so every replica at one
+//! epoch agrees). It must not look at clocks, informers or liveness, and must
+//! not be bypassed: callers ask [`Ring::owner`] and [`Ring::holders`] instead
+//! of hashing.
 //!
 //! Placement (hash version 1, see [`super::hash`]):
 //! - virtual node `i` of the member named `name` sits at
@@ -12,12 +13,21 @@
 //!   incarnation keeps its arcs;
 //! - a kubelet named `node` sits at `hash64(node)`;
 //! - its owner is the first point at or after its position, wrapping past the
-//!   largest point to the smallest (hashring's `get`); its successor is the
-//!   owner in the ring without that owner: the next distinct member clockwise.
+//!   largest point to the smallest (hashring's `get`);
+//! - its holders, for a replication factor `rf`, are the first `rf` distinct
+//!   members met walking clockwise from its position, the owner first (fewer
+//!   when the ring has fewer members). With `rf` 2 the second holder is the
+//!   member the previous release called the successor, so two releases
+//!   sharing an epoch agree on it.
 //!
-//! Cost: besides the ring itself, one ring per member without that member
-//! (so a successor is one more binary search), so memory is about members² ×
-//! vnodes × 24 bytes: 5 MB at 5 members × 8,192, 20 MB at 10.
+//! Removing a member changes a kubelet's holders only if that member was one
+//! of them, and then only by that member's place going to the next distinct
+//! member clockwise: the copies the others hold stay where they are.
+//!
+//! Cost: the points twice (hashring's and one ordered copy for the walk),
+//! members × vnodes × about 40 bytes: 1 MB at 3 members × 8,192. A lookup is a
+//! binary search and a short walk (the expected walk to meet `rf` distinct
+//! members among `m` is about `m · H(rf)` points).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -83,6 +93,10 @@ pub enum RingError {
 #[error("ring invariant violated: {0}")]
 pub struct RingViolation(pub String);
 
+/// The most copies of a kubelet's points a ring hands out (the owner's
+/// included): [`Holders`] has room for this many.
+pub const MAX_HOLDERS: usize = 7;
+
 /// One Active member as the ring knows it.
 #[derive(Debug)]
 struct Entry {
@@ -90,8 +104,73 @@ struct Entry {
     id: NodeId,
     /// Its replica name (what its points are placed by).
     name: String,
-    /// Its index in [`Ring::without`].
+    /// Its index in [`Ring::ids`], in name order.
     slot: usize,
+}
+
+/// The members that hold a kubelet's last points, the owner first, then the
+/// next distinct members clockwise. A small fixed array: lookups allocate
+/// nothing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Holders {
+    ids: [NodeId; MAX_HOLDERS],
+    len: usize,
+}
+
+impl Holders {
+    /// No holder (an empty ring).
+    pub const NONE: Holders = Holders { ids: [0; MAX_HOLDERS], len: 0 };
+
+    /// The holders, the owner first.
+    pub fn as_slice(&self) -> &[NodeId] {
+        &self.ids[..self.len]
+    }
+
+    /// The owner (the first holder).
+    pub fn owner(&self) -> Option<NodeId> {
+        self.as_slice().first().copied()
+    }
+
+    /// Whether `id` is one of the holders.
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.as_slice().contains(&id)
+    }
+
+    /// How many holders there are.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nobody holds the kubelet (an empty ring).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The holders other than the owner: where copies are pushed.
+    pub fn copies(&self) -> &[NodeId] {
+        self.as_slice().get(1..).unwrap_or(&[])
+    }
+
+    fn push(&mut self, id: NodeId) {
+        if self.len < MAX_HOLDERS {
+            self.ids[self.len] = id;
+            self.len += 1;
+        }
+    }
+}
+
+impl fmt::Debug for Holders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice().iter().map(|id| format!("{id:016x}"))).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a Holders {
+    type Item = &'a NodeId;
+    type IntoIter = std::slice::Iter<'a, NodeId>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
 }
 
 /// One point on the ring: virtual node `index` of `member`.
@@ -123,7 +202,7 @@ impl Hash for NodeKey<'_> {
 
 type Points = HashRing<VNode, StableBuildHasher>;
 
-/// Owners and successors of kubelets at one epoch.
+/// Owners and holders of kubelets at one epoch.
 #[derive(Clone)]
 pub struct Ring {
     /// The parameters the ring was built with.
@@ -132,11 +211,13 @@ pub struct Ring {
     epoch: u64,
     /// The Active members by node id.
     members: BTreeMap<NodeId, Arc<Entry>>,
-    /// Every member's `params.vnodes` points.
+    /// Every member's `params.vnodes` points: the authority for the owner.
     points: Points,
-    /// `without[slot]`: the points of every member but the one at `slot`;
-    /// the owner there of a key owned by that member is its successor.
-    without: Vec<Points>,
+    /// The same points in ring order, as `(hash, slot)`, for the walk to the
+    /// further holders.
+    order: Vec<(u64, u32)>,
+    /// Member ids by slot.
+    ids: Vec<NodeId>,
 }
 
 impl Ring {
@@ -175,15 +256,12 @@ impl Ring {
             by_name.into_iter().enumerate().map(|(slot, (name, id))| Arc::new(Entry { id, name, slot })).collect();
         let all: Vec<VNode> =
             entries.iter().flat_map(|e| (0..params.vnodes).map(|index| VNode { member: e.clone(), index })).collect();
-        let build = |nodes: Vec<VNode>| {
-            let mut ring = HashRing::with_hasher(StableBuildHasher);
-            ring.batch_add(nodes);
-            ring
-        };
-        let without =
-            entries.iter().map(|e| build(all.iter().filter(|v| v.member.slot != e.slot).cloned().collect())).collect();
+        let mut points = HashRing::with_hasher(StableBuildHasher);
+        points.batch_add(all);
+        let order = points_of(&points).into_iter().map(|(h, v)| (h, v.member.slot as u32)).collect();
+        let ids = entries.iter().map(|e| e.id).collect();
         let members = entries.into_iter().map(|e| (e.id, e)).collect();
-        Ok(Ring { params, epoch, members, points: build(all), without })
+        Ok(Ring { params, epoch, members, points, order, ids })
     }
 
     /// The parameters the ring was built with.
@@ -216,22 +294,46 @@ impl Ring {
         self.points.get(&NodeKey(node)).map(|v| v.member.id)
     }
 
-    /// The next distinct member clockwise from `node`'s owner: who takes the
-    /// node over if the owner leaves, and who keeps its last point meanwhile.
-    /// `None` with fewer than two members.
+    /// The members that hold `node`'s last points at replication factor
+    /// `rf`: its owner, then the next distinct members clockwise, `min(rf,
+    /// members)` in all (at most [`MAX_HOLDERS`]); none on an empty ring.
+    pub fn holders(&self, node: &str, rf: usize) -> Holders {
+        let mut out = Holders::NONE;
+        let Some(owner) = self.points.get(&NodeKey(node)) else { return out };
+        out.push(owner.member.id);
+        let want = rf.min(self.ids.len()).min(MAX_HOLDERS);
+        if want <= 1 {
+            return out;
+        }
+        let start = self.order.partition_point(|(h, _)| *h < hash64(node.as_bytes()));
+        let (before, from_key) = self.order.split_at(start);
+        for (_, slot) in from_key.iter().chain(before) {
+            let id = self.ids[*slot as usize];
+            if !out.contains(id) {
+                out.push(id);
+                if out.len() == want {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// The next distinct member clockwise from `node`'s owner (the second
+    /// holder): who takes the node over first if the owner leaves. `None`
+    /// with fewer than two members.
     pub fn successor(&self, node: &str) -> Option<NodeId> {
-        let key = NodeKey(node);
-        let owner = self.points.get(&key)?;
-        self.without.get(owner.member.slot)?.get(&key).map(|v| v.member.id)
+        self.holders(node, 2).as_slice().get(1).copied()
     }
 
     /// Verifies the ring's invariants: every point belongs to a member and
     /// sits where the specification says, in order and without collisions;
-    /// each member has exactly `vnodes` points, numbered `0..vnodes`; each
-    /// member's successor ring is the ring minus exactly that member; and for
-    /// a fixed set of probe keys the owner is the first point clockwise, the
-    /// successor the next distinct member, never the owner, and `None` only
-    /// with one member.
+    /// each member has exactly `vnodes` points, numbered `0..vnodes`; the
+    /// ordered copy used for the walk is exactly hashring's points; and for a
+    /// fixed set of probe keys, at every replication factor up to
+    /// [`MAX_HOLDERS`], the holders are the owner then the next distinct
+    /// members clockwise (as a walk over hashring's own points finds them),
+    /// distinct, `min(rf, members)` of them.
     pub fn check(&self) -> Result<(), RingViolation> {
         let fail = |what: String| Err(RingViolation(what));
         let v = self.params.vnodes as usize;
@@ -259,29 +361,32 @@ impl Ring {
                 return fail(format!("vnode {} of {} is out of range or repeated", vnode.index, m.name));
             }
         }
-        if self.without.len() != self.members.len() {
-            return fail(format!("{} successor rings for {} members", self.without.len(), self.members.len()));
-        }
-        for e in self.members.values() {
-            let expected: Vec<u64> = sorted.iter().filter(|(_, p)| p.member.id != e.id).map(|(h, _)| *h).collect();
-            let Some(ring) = self.without.get(e.slot) else { return fail(format!("{} has no slot", e.name)) };
-            let got = points_of(ring);
-            if got.iter().map(|(h, _)| *h).ne(expected.iter().copied()) || got.iter().any(|(_, p)| p.member.id == e.id)
-            {
-                return fail(format!("the ring without {} is not the ring minus its points", e.name));
-            }
+        let copy_matches = self.order.len() == sorted.len()
+            && self.order.iter().zip(&sorted).all(|((h, slot), (h2, v))| {
+                h == h2 && self.ids.get(*slot as usize) == Some(&v.member.id) && v.member.slot == *slot as usize
+            });
+        if !copy_matches {
+            return fail("the ordered copy of the points differs from hashring's points".into());
         }
         let probes = self.members.values().map(|e| e.name.clone()).chain((0..64).map(|i| format!("node-{i}")));
         for node in probes {
-            let (owner, successor) = walk(&sorted, hash64(node.as_bytes()));
-            if (self.owner(&node), self.successor(&node)) != (owner, successor) {
-                return fail(format!("{node}: lookups disagree with a walk over the points"));
-            }
-            if successor.is_some() && successor == owner {
-                return fail(format!("{node}: successor is the owner"));
-            }
-            if successor.is_none() && self.members.len() > 1 {
-                return fail(format!("{node}: no successor with {} members", self.members.len()));
+            // Beyond the number of members every factor gives all of them.
+            for rf in 1..=MAX_HOLDERS.min(self.members.len() + 1) {
+                let want = walk(&sorted, hash64(node.as_bytes()), rf.min(self.members.len()));
+                let got = self.holders(&node, rf);
+                if got.as_slice() != want.as_slice() {
+                    return fail(format!("{node}: holders at rf {rf} disagree with a walk over the points"));
+                }
+                if got.len() != rf.min(self.members.len()) {
+                    return fail(format!(
+                        "{node}: {} holders at rf {rf} with {} members",
+                        got.len(),
+                        self.members.len()
+                    ));
+                }
+                if got.owner() != self.owner(&node) {
+                    return fail(format!("{node}: the first holder is not the owner"));
+                }
             }
         }
         Ok(())
@@ -311,10 +416,18 @@ fn points_of(ring: &Points) -> Vec<(u64, VNode)> {
     points
 }
 
-/// Owner and successor of the key at `k` by walking the sorted points.
-fn walk(sorted: &[(u64, VNode)], k: u64) -> (Option<NodeId>, Option<NodeId>) {
+/// The first `rf` distinct members clockwise from the key at `k`, by walking
+/// the sorted points one by one (no shortcut shared with [`Ring::holders`]).
+fn walk(sorted: &[(u64, VNode)], k: u64, rf: usize) -> Vec<NodeId> {
     let start = sorted.partition_point(|(h, _)| *h < k);
-    let mut clockwise = sorted[start..].iter().chain(&sorted[..start]).map(|(_, v)| v.member.id);
-    let owner = clockwise.next();
-    (owner, clockwise.find(|id| Some(*id) != owner))
+    let mut out: Vec<NodeId> = Vec::new();
+    for (_, v) in sorted[start..].iter().chain(&sorted[..start]) {
+        if out.len() == rf {
+            break;
+        }
+        if !out.contains(&v.member.id) {
+            out.push(v.member.id);
+        }
+    }
+    out
 }

@@ -59,19 +59,28 @@ fn random_names(seed: u64, k: usize) -> Vec<String> {
     names.into_iter().collect()
 }
 
-/// Owner and successor by scanning every point: the member whose point has
-/// the smallest clockwise distance from the key (`point − key`, wrapping), 0
-/// when they are equal (hashring's `get` takes a point equal to the key, and
-/// wraps past the largest point to the smallest); the successor the same
-/// over the other members' points. Points are placed by the specification's
+/// The first `rf` holders by scanning every point: repeatedly, the member
+/// whose point has the smallest clockwise distance from the key (`point −
+/// key`, wrapping), 0 when they are equal (hashring's `get` takes a point
+/// equal to the key, and wraps past the largest point to the smallest),
+/// among the members not yet taken. Points are placed by the specification's
 /// bytes, not by the ring's `Hash` impl.
-fn naive(points: &[(u64, NodeId)], node: &str) -> (Option<NodeId>, Option<NodeId>) {
+fn naive(points: &[(u64, NodeId)], node: &str, rf: usize) -> Vec<NodeId> {
     let k = hash64(node.as_bytes());
-    let closest = |skip: Option<NodeId>| {
-        points.iter().filter(|(_, id)| Some(*id) != skip).map(|(h, id)| (h.wrapping_sub(k), *id)).min().map(|p| p.1)
-    };
-    let owner = closest(None);
-    (owner, owner.and_then(|o| closest(Some(o))))
+    let mut taken: Vec<NodeId> = Vec::new();
+    while taken.len() < rf {
+        let next = points
+            .iter()
+            .filter(|(_, id)| !taken.contains(id))
+            .map(|(h, id)| (h.wrapping_sub(k), *id))
+            .min()
+            .map(|p| p.1);
+        match next {
+            Some(id) => taken.push(id),
+            None => break,
+        }
+    }
+    taken
 }
 
 fn spec_points(p: RingParams, members: &[(NodeId, String)]) -> Vec<(u64, NodeId)> {
@@ -232,8 +241,7 @@ fn a_ring_without_active_members_owns_nothing() {
     ring.check().expect("invariants");
     assert!(ring.is_empty());
     assert_eq!((ring.owner("node-0"), ring.successor("node-0")), (None, None));
-    let plan = Plan::for_member(1, &ring, sim_nodes(10));
-    assert!(plan.owned.is_empty() && plan.backups.is_empty());
+    assert!(sim_nodes(10).iter().all(|n| ring.holders(n, 3).is_empty()));
 }
 
 #[test]
@@ -302,42 +310,64 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn owner_and_successor_equal_a_naive_scan_over_all_points(
-        names in member_names(1..=6), vnodes in vnodes(), nodes in node_names()
+    fn holders_at_every_factor_equal_a_naive_scan_over_all_points(
+        names in member_names(1..=7), vnodes in vnodes(), nodes in node_names(), rf in 1usize..=5
     ) {
         let ms = members(&names);
         let ring = ring(params(vnodes), &ms);
         let points = spec_points(params(vnodes), &ms);
         for node in nodes.iter().chain(&names) {
-            prop_assert_eq!((ring.owner(node), ring.successor(node)), naive(&points, node), "{:?}", node);
+            let holders = ring.holders(node, rf);
+            let want = naive(&points, node, rf);
+            prop_assert_eq!(holders.as_slice(), want.as_slice(), "{:?} rf {}", node, rf);
+            prop_assert_eq!(holders.len(), rf.min(ms.len()), "rf distinct members, or all of them");
+            let distinct: BTreeSet<NodeId> = holders.as_slice().iter().copied().collect();
+            prop_assert_eq!(distinct.len(), holders.len(), "holders are distinct");
+            prop_assert_eq!(holders.owner(), ring.owner(node));
+            prop_assert_eq!(ring.successor(node), naive(&points, node, 2).get(1).copied());
         }
     }
 
     #[test]
-    fn rings_built_in_any_member_order_agree_on_every_key(
-        (names, shuffled) in member_names(1..=6).prop_flat_map(|n| (Just(n.clone()), Just(n).prop_shuffle())),
-        vnodes in vnodes(), nodes in node_names()
+    fn rings_built_in_any_member_order_agree_on_every_holder(
+        (names, shuffled) in member_names(1..=7).prop_flat_map(|n| (Just(n.clone()), Just(n).prop_shuffle())),
+        vnodes in vnodes(), nodes in node_names(), rf in 1usize..=5
     ) {
         let ms = members(&names);
         let by_name: BTreeMap<&String, NodeId> = ms.iter().map(|(id, n)| (n, *id)).collect();
         let reordered: Vec<(NodeId, String)> = shuffled.iter().map(|n| (by_name[n], n.clone())).collect();
         let (a, b) = (ring(params(vnodes), &ms), ring(params(vnodes), &reordered));
         for node in &nodes {
-            prop_assert_eq!((a.owner(node), a.successor(node)), (b.owner(node), b.successor(node)));
+            prop_assert_eq!(a.holders(node, rf), b.holders(node, rf));
         }
     }
 
     #[test]
-    fn removing_a_member_moves_only_its_kubelets_each_to_its_successor(
-        names in member_names(2..=6), gone in any::<prop::sample::Index>(), vnodes in vnodes(), seed in any::<u64>()
+    fn removing_a_member_moves_only_the_copies_it_held(
+        names in member_names(2..=7), gone in any::<prop::sample::Index>(), vnodes in vnodes(), seed in any::<u64>(),
+        rf in 1usize..=5
     ) {
         let ms = members(&names);
         let gone = ms[gone.index(ms.len())].0;
         let rest: Vec<_> = ms.iter().filter(|(id, _)| *id != gone).cloned().collect();
         let (before, after) = (ring(params(vnodes), &ms), ring(params(vnodes), &rest));
         for node in random_names(seed, 300) {
-            let expected = if before.owner(&node) == Some(gone) { before.successor(&node) } else { before.owner(&node) };
-            prop_assert_eq!(after.owner(&node), expected, "{}", node);
+            let (old, new) = (before.holders(&node, rf), after.holders(&node, rf));
+            if !old.contains(gone) {
+                prop_assert_eq!(old, new, "{} did not hold a copy on the removed member", node);
+                continue;
+            }
+            // Its place goes to the next distinct member clockwise: every
+            // other holder keeps its copy, in the same order.
+            let kept: Vec<NodeId> = old.as_slice().iter().copied().filter(|id| *id != gone).collect();
+            prop_assert_eq!(&new.as_slice()[..kept.len()], kept.as_slice(), "{}", node);
+            let added: Vec<NodeId> = new.as_slice()[kept.len()..].to_vec();
+            let expected_added = if old.len() == rf && ms.len() > rf { 1 } else { 0 };
+            prop_assert_eq!(added.len(), expected_added, "{}: {:?} -> {:?}", node, old, new);
+            prop_assert_eq!(
+                after.owner(&node),
+                if before.owner(&node) == Some(gone) { before.successor(&node) } else { before.owner(&node) }
+            );
         }
     }
 }
@@ -391,14 +421,14 @@ fn building_and_querying_the_ring_is_cheap() {
     let backed = nodes.iter().filter(|n| ring.successor(n) == Some(100)).count();
     let successor = start.elapsed() / nodes.len() as u32;
     let start = Instant::now();
-    let plan = Plan::for_member(100, &ring, &nodes);
-    let planned = start.elapsed();
+    let held = nodes.iter().filter(|n| ring.holders(n, 3).contains(100)).count();
+    let holders = start.elapsed() / nodes.len() as u32;
     println!(
         "5 members × {} vnodes: build {build:?}, owner {owner:?}/lookup, successor {successor:?}/lookup, \
-         plan of 10,000 nodes {planned:?}",
+         3 holders {holders:?}/lookup",
         CURRENT.vnodes
     );
-    assert_eq!((plan.owned.len(), plan.backups.len()), (owned, backed));
+    assert!(owned < backed + owned && backed > 0 && held >= owned + backed, "{owned} {backed} {held}");
     assert!(build.as_secs() < 10, "building a 5-member ring took {build:?}");
 }
 
@@ -447,50 +477,42 @@ proptest! {
     }
 }
 
-// ---- plans ----
+// ---- shares ----
 
 #[test]
-fn plans_split_the_kubelets_once_and_backups_are_the_successors_share() {
+fn every_kubelet_has_one_owner_and_its_copies_on_the_next_members() {
     let ms = members(&family("replica", 4));
     let ring = ring(params(1024), &ms);
     let nodes = sim_nodes(2000);
-    let plans: Vec<Plan> = ms.iter().map(|(id, _)| Plan::for_member(*id, &ring, &nodes)).collect();
-    let mut owners: BTreeMap<&str, usize> = BTreeMap::new();
-    for plan in &plans {
-        assert_eq!(plan.epoch, ring.epoch());
-        assert!(plan.owned.is_disjoint(&plan.backups), "a member backs up a kubelet it owns");
-        for node in &plan.owned {
-            *owners.entry(node).or_default() += 1;
+    for rf in 1..=4 {
+        let mut held: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for n in &nodes {
+            let h = ring.holders(n, rf);
+            assert_eq!(h.len(), rf);
+            for id in &h {
+                *held.entry(*id).or_default() += 1;
+            }
+        }
+        // Each member holds about rf/members of the kubelets.
+        for (id, count) in held {
+            let share = count as f64 / nodes.len() as f64;
+            let want = rf as f64 / ms.len() as f64;
+            assert!((share - want).abs() < 0.08, "member {id:x} holds {share:.3} at rf {rf}, expected about {want:.3}");
         }
     }
-    assert_eq!(owners.len(), nodes.len(), "every kubelet has an owner");
-    assert!(owners.values().all(|&n| n == 1), "a kubelet has two owners");
-    for ((id, _), plan) in ms.iter().zip(&plans) {
-        let expected: BTreeSet<String> = nodes.iter().filter(|n| ring.successor(n) == Some(*id)).cloned().collect();
-        assert_eq!(plan.backups, expected);
-    }
-    assert_eq!(Plan::for_member(999, &ring, &nodes), Plan { epoch: ring.epoch(), ..Plan::default() });
+    assert_eq!(ring.holders("node-1", 9).len(), 4, "capped at the number of members");
 }
 
 #[test]
-fn when_a_member_leaves_its_successors_gain_exactly_what_it_lost() {
+fn when_a_member_leaves_its_successors_gain_exactly_what_it_owned() {
     let ms = members(&family("metrics-server", 3));
     let nodes = sim_nodes(3000);
     let (before, after) = (ring(params(1024), &ms), ring(params(1024), &ms[1..]));
     let gone = ms[0].0;
-    let old_plan = Plan::for_member(gone, &before, &nodes);
-    let mut gained = BTreeSet::new();
-    for (id, _) in &ms[1..] {
-        let d = diff(&Plan::for_member(*id, &before, &nodes), &Plan::for_member(*id, &after, &nodes));
-        assert!(d.lost.is_empty(), "a survivor lost kubelets: {:?}", d.lost);
-        for node in &d.gained {
-            assert_eq!(before.successor(node), Some(*id), "{node} went to someone other than its successor");
+    for node in &nodes {
+        match before.owner(node) {
+            Some(o) if o == gone => assert_eq!(after.owner(node), before.successor(node), "{node}"),
+            other => assert_eq!(after.owner(node), other, "{node} moved although its owner stayed"),
         }
-        gained.extend(d.gained);
     }
-    assert_eq!(gained, old_plan.owned);
-    let d = diff(&old_plan, &Plan::for_member(gone, &after, &nodes));
-    assert!(!d.is_empty() && d.gained.is_empty());
-    assert_eq!((d.from_epoch, d.to_epoch, d.lost), (7, 7, old_plan.owned.clone()));
-    assert!(diff(&old_plan, &old_plan).is_empty());
 }

@@ -1,15 +1,22 @@
 //! [`Ownership`]: what one replica acts on at one committed epoch — whether
-//! it scrapes a node, who owns a node and who backs it up, who the members
-//! are and where to reach them. Built purely from the committed
-//! [`ClusterState`] (or for a replica without `--peers`); the shell follows
-//! the state and publishes a new one per change.
+//! it scrapes a node, who owns a node and who holds copies of its points,
+//! who the members are and where to reach them, and which of them it cannot
+//! reach. Built purely from the committed [`ClusterState`] (or for a replica
+//! without `--peers`) plus the liveness the shell observes; the shell
+//! follows the state and publishes a new view per change.
+//!
+//! Who scrapes a node: its owner; and, while the owner cannot be reached,
+//! the first of its holders this replica can reach (a holder serves the
+//! copies it has at once and extends them with its own scrapes), or, in
+//! degraded mode, this replica whatever its place. Duplicates are allowed
+//! while members disagree about who is reachable; gaps are not.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use raft::{ClusterState, MemberState, NodeId};
 
-use super::ring::{Ring, RingError};
+use super::ring::{Holders, Ring, RingError};
 
 /// How a replica decides what it scrapes.
 #[derive(Debug, Clone)]
@@ -72,9 +79,13 @@ pub struct Ownership {
     pub unreachable: BTreeSet<NodeId>,
     /// Set when the ring alone is not to be trusted (degraded mode).
     pub fallback: Option<Fallback>,
-    /// The ring of the epoch before this one: the previous owner of a node
-    /// that just moved still holds its points until the handover lands.
-    pub previous: Option<Arc<Ring>>,
+    /// How many members hold each node's points (committed; the ring caps
+    /// it at the number of Active members).
+    pub replication: usize,
+    /// The ring and replication factor of the epoch before this one: the
+    /// previous holders of a node that just moved still hold its points
+    /// until the handover lands.
+    pub previous: Option<(Arc<Ring>, usize)>,
     /// When this replica started acting on this epoch.
     pub since: std::time::Instant,
 }
@@ -89,6 +100,7 @@ impl Ownership {
             members: BTreeMap::new(),
             unreachable: BTreeSet::new(),
             fallback: None,
+            replication: 1,
             previous: None,
             since: std::time::Instant::now(),
         }
@@ -107,6 +119,7 @@ impl Ownership {
             members: Ownership::from_members(state),
             unreachable: BTreeSet::new(),
             fallback: None,
+            replication: state.replication_factor() as usize,
             previous: None,
             since: std::time::Instant::now(),
         }
@@ -124,18 +137,31 @@ impl Ownership {
     }
 
     /// Whether this replica scrapes `node`: always without a ring, else
-    /// when the ring makes it the owner — or, in degraded mode, when the
-    /// owner is one it cannot reach.
+    /// when it owns it or [`Ownership::covers`] it.
     pub fn scrapes(&self, node: &str) -> bool {
         match &self.mode {
             Mode::Single | Mode::NoRing(_) => true,
-            Mode::Ring(ring) => ring.owner(node).is_some_and(|o| Some(o) == self.me || self.covers_for(o)),
+            Mode::Ring(_) => {
+                let holders = self.holders(node);
+                holders.owner().is_some() && (holders.owner() == self.me || self.covers_with(&holders))
+            }
         }
     }
 
-    /// Whether this replica stands in for `owner` (degraded mode, owner unreachable).
-    pub fn covers_for(&self, owner: NodeId) -> bool {
-        self.fallback.is_some() && self.unreachable.contains(&owner)
+    /// Whether this replica scrapes `node` in its owner's place: the owner
+    /// cannot be reached and this replica is the first holder it can reach
+    /// (or, in degraded mode, whatever its place).
+    pub fn covers(&self, node: &str) -> bool {
+        self.covers_with(&self.holders(node))
+    }
+
+    fn covers_with(&self, holders: &Holders) -> bool {
+        let Some(owner) = holders.owner() else { return false };
+        if Some(owner) == self.me || !self.unreachable.contains(&owner) {
+            return false;
+        }
+        let first_reachable = holders.copies().iter().find(|h| Some(**h) == self.me || !self.unreachable.contains(h));
+        first_reachable.is_some_and(|h| Some(*h) == self.me) || self.fallback.is_some()
     }
 
     /// The ring, shared, if owners are decided by one.
@@ -159,14 +185,20 @@ impl Ownership {
         self.ring().and_then(|r| r.owner(node))
     }
 
-    /// The owner of `node` at the previous epoch, when it was another member.
-    pub fn previous_owner(&self, node: &str) -> Option<NodeId> {
-        self.previous.as_ref().and_then(|r| r.owner(node)).filter(|p| Some(*p) != self.owner(node))
+    /// The members that hold `node`'s points, the owner first; none without a ring.
+    pub fn holders(&self, node: &str) -> Holders {
+        self.ring().map_or(Holders::NONE, |r| r.holders(node, self.replication))
     }
 
-    /// The member that backs `node` up (the next distinct member clockwise).
-    pub fn successor(&self, node: &str) -> Option<NodeId> {
-        self.ring().and_then(|r| r.successor(node))
+    /// The holders of `node` at the previous epoch (none if there was none).
+    pub fn previous_holders(&self, node: &str) -> Holders {
+        self.previous.as_ref().map_or(Holders::NONE, |(r, rf)| r.holders(node, *rf))
+    }
+
+    /// Whether `id` may send points of `node`: a holder at this epoch or the
+    /// previous one (a handover or a copy in flight across the change).
+    pub fn may_hold(&self, id: NodeId, node: &str) -> bool {
+        self.holders(node).contains(id) || self.previous_holders(node).contains(id)
     }
 
     /// The Active members (the ring), by id.
@@ -207,7 +239,60 @@ mod tests {
             let node = format!("node-{i}");
             let scrapers = views.iter().filter(|v| v.scrapes(&node)).count();
             assert_eq!(scrapers, 1, "{node}");
-            assert_ne!(views[0].owner(&node), views[0].successor(&node));
+            let holders = views[0].holders(&node);
+            assert_eq!(holders.len(), 2, "the legacy factor until one is committed");
+            assert_eq!(holders.owner(), views[0].owner(&node));
+        }
+    }
+
+    /// Views of members `1..=n` at factor `rf` in which `dead` cannot be reached.
+    fn views_without(n: u64, rf: u32, dead: &[u64]) -> Vec<Ownership> {
+        let mut s = state(n, true);
+        s.apply(&Command::SetReplication(rf));
+        (1..=n)
+            .filter(|me| !dead.contains(me))
+            .map(|me| {
+                let mut v = Ownership::from_state(me, &s);
+                v.unreachable = dead.iter().copied().collect();
+                v
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_unreachable_owners_nodes_are_scraped_by_exactly_its_first_reachable_holder() {
+        for (n, rf, dead) in [(3, 2, vec![2]), (3, 3, vec![1]), (5, 3, vec![1, 4]), (5, 2, vec![3])] {
+            let views = views_without(n, rf, &dead);
+            for i in 0..300 {
+                let node = format!("node-{i}");
+                let holders = views[0].holders(&node);
+                let alive_holder = holders.as_slice().iter().any(|h| !dead.contains(h));
+                let scrapers = views.iter().filter(|v| v.scrapes(&node)).count();
+                // With no holder left, nobody has a copy to extend: the node
+                // waits for the Down commit (a new ring) like before.
+                assert_eq!(scrapers, usize::from(alive_holder), "{node} holders {holders:?} dead {dead:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_survivor_of_two_lost_replicas_scrapes_every_node_at_factor_three() {
+        let views = views_without(3, 3, &[1, 2]);
+        assert_eq!(views.len(), 1);
+        assert!((0..300).all(|i| views[0].scrapes(&format!("node-{i}"))));
+    }
+
+    #[test]
+    fn in_degraded_mode_a_replica_scrapes_every_node_whose_owner_it_cannot_reach() {
+        let mut views = views_without(5, 2, &[1]);
+        for v in &mut views {
+            v.fallback = Some(Fallback::QuorumLost);
+        }
+        for i in 0..300 {
+            let node = format!("node-{i}");
+            if views[0].owner(&node) == Some(1) {
+                assert!(views.iter().all(|v| v.scrapes(&node)), "{node}");
+            }
         }
     }
 

@@ -1,14 +1,15 @@
-//! The peer port: the one mutual-TLS listener replicas talk to each other
-//! on (Raft, liveness, the cluster view, and the server's own query routes),
-//! and the client side of it. Only certificates signed by the cluster CA
-//! get in; where its certificates come from and how they rotate is
-//! [`credentials`]'. [`wire`] holds the server's messages, [`answer`] what this
-//! replica answers from its own points, [`routes`] the handlers; the
-//! fan-out that asks the others is `query`'s.
+//! The peer port, as transport: the one mutual-TLS listener replicas talk
+//! to each other on (Raft, liveness, the cluster view, and the server's own
+//! routes), and the client side of it. Only certificates signed by the
+//! cluster CA get in; where its certificates come from and how they rotate is
+//! [`credentials`]'. [`wire`] holds the server's messages, [`routes`] opens
+//! them and hands them to whoever answers ([`routes::Answers`],
+//! [`routes::Intake`]), and [`call`] asks many members at once with one
+//! deadline. What a message means, who is asked and what a missing part
+//! means are `query`'s and `replica`'s: nothing here decides.
 
-pub mod answer;
+pub mod call;
 pub mod credentials;
-pub mod push;
 pub mod routes;
 pub mod wire;
 
@@ -20,9 +21,6 @@ use tls::{CertKey, TlsSource, mutual_tls_client_config};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterSettings;
-
-/// The peer route that serves the cluster view as JSON.
-pub const VIEW_PATH: &str = "/cluster/view";
 
 /// The mutual-TLS client configuration for talking to peers.
 pub fn client_config(ca_file: &Path, cert_file: &Path, key_file: &Path) -> anyhow::Result<rustls::ClientConfig> {
@@ -47,10 +45,19 @@ pub async fn serve(
     Ok(())
 }
 
-/// Fetches a replica's [`crate::member::ClusterStatus`] from its peer port
-/// (`host:port`), as `ha-metrics-server cluster` does.
-pub async fn fetch_view(peer: &str, client: rustls::ClientConfig) -> anyhow::Result<crate::member::ClusterStatus> {
-    use http_body_util::{BodyExt, Empty};
+/// Most bytes read from a peer's answer to [`get_json`]: the cluster view of
+/// a large cluster is a few hundred kilobytes.
+pub const GET_LIMIT: usize = 4 << 20;
+
+/// GETs `path` from a replica's peer port (`host:port`) and decodes its
+/// JSON answer (at most [`GET_LIMIT`] bytes), as `ha-metrics-server cluster`
+/// reads the cluster view.
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    peer: &str,
+    path: &str,
+    client: rustls::ClientConfig,
+) -> anyhow::Result<T> {
+    use http_body_util::{BodyExt, Empty, Limited};
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(client)
         .https_only()
@@ -59,15 +66,17 @@ pub async fn fetch_view(peer: &str, client: rustls::ClientConfig) -> anyhow::Res
         .build();
     let http: hyper_util::client::legacy::Client<_, Empty<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
-    let req = http::Request::get(format!("https://{peer}{VIEW_PATH}")).body(Empty::new())?;
+    let req = http::Request::get(format!("https://{peer}{path}")).body(Empty::new())?;
     let resp = tokio::time::timeout(Duration::from_secs(10), http.request(req))
         .await
         .with_context(|| format!("{peer}: no answer within 10s"))?
         .with_context(|| format!("{peer}: request failed"))?;
     let status = resp.status();
-    let body = resp.into_body().collect().await.with_context(|| format!("{peer}: reading the answer"))?.to_bytes();
+    let body = Limited::new(resp.into_body(), GET_LIMIT)
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("{peer}: reading the answer (at most {GET_LIMIT} bytes): {e}"))?
+        .to_bytes();
     anyhow::ensure!(status.is_success(), "{peer}: {status}: {}", String::from_utf8_lossy(&body));
-    let status: Option<crate::member::ClusterStatus> =
-        serde_json::from_slice(&body).with_context(|| format!("{peer}: not a cluster status"))?;
-    status.with_context(|| format!("{peer}: could not compute its status"))
+    serde_json::from_slice(&body).with_context(|| format!("{peer}: not the expected JSON"))
 }

@@ -1,32 +1,48 @@
 //! The server's peer routes, mounted on the peer port beside Raft's: each
 //! opens the envelope with the Raft node (version, cluster, target, and the
-//! sender's certificate), answers from this replica's points, and replies in
-//! Raft's codec. No decisions: the asker merges.
+//! sender's certificate), hands the message to whoever answers it, and
+//! replies in Raft's codec. What an answer holds is [`Answers`]' business
+//! (the query side), what to do with pushed points [`Intake`]'s (the
+//! replica side); this module only carries them.
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Router};
 use bytes::Bytes;
-use tokio::sync::watch;
+use raft::NodeId;
 
-use super::answer::Answerer;
 use super::wire::{NodesQuery, NodesReply, PodsQuery, PodsReply, PointsQuery, PointsReply, Push, PushAck, path};
-use crate::model::now_nanos;
-use crate::ownership::Ownership;
+
+/// What this replica answers from the points it holds, when a peer asks.
+pub trait Answers: Send + Sync + 'static {
+    /// Usage of the named nodes it can serve.
+    fn nodes(&self, from: NodeId, query: NodesQuery) -> NodesReply;
+    /// Usage of the pods the query selects; an error when the query's
+    /// selectors do not parse (said to the asker as a 400).
+    fn pods(&self, from: NodeId, query: PodsQuery) -> Result<PodsReply, String>;
+}
+
+/// What this replica does with points other members send or ask for.
+pub trait Intake: Send + Sync + 'static {
+    /// Takes pushed points (copies or a handover) from member `from`.
+    fn push(&self, from: NodeId, push: Push) -> PushAck;
+    /// The last points of the named nodes, for a member about to hold them.
+    fn points(&self, from: NodeId, query: PointsQuery) -> PointsReply;
+}
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct PeerState {
     /// The Raft node (envelopes).
     pub node: Arc<raft::Node>,
-    /// The local answers.
-    pub answerer: Answerer,
-    /// The epoch this replica acts on.
-    pub ownership: watch::Receiver<Arc<Ownership>>,
+    /// The query side.
+    pub answers: Arc<dyn Answers>,
+    /// The replica side.
+    pub intake: Arc<dyn Intake>,
 }
 
 /// The routes, with the Raft codec's request body limit.
@@ -49,44 +65,33 @@ fn reply<T: serde::Serialize>(value: &T) -> Response {
     }
 }
 
-async fn nodes(State(st): State<PeerState>, certs: Certs, body: Bytes) -> Response {
-    let (_, q): (_, NodesQuery) = match st.node.open(&certs, &body) {
-        Ok(x) => x,
-        Err(refused) => return refused,
-    };
-    let epoch = st.ownership.borrow().epoch;
-    reply(&NodesReply { epoch, items: st.answerer.nodes(&q.names, q.source, now_nanos()) })
-}
-
-async fn pods(State(st): State<PeerState>, certs: Certs, body: Bytes) -> Response {
-    let (_, q): (_, PodsQuery) = match st.node.open(&certs, &body) {
-        Ok(x) => x,
-        Err(refused) => return refused,
-    };
-    let epoch = st.ownership.borrow().epoch;
-    match st.answerer.pods(&q, now_nanos()) {
-        Ok(items) => reply(&PodsReply { epoch, items }),
-        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+async fn nodes(State(st): State<PeerState>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
+    match st.node.open::<NodesQuery>(&certs, &headers, &body) {
+        Ok((from, q)) => reply(&st.answers.nodes(from, q)),
+        Err(refused) => refused,
     }
 }
 
-async fn push(State(st): State<PeerState>, certs: Certs, body: Bytes) -> Response {
-    let (from, p): (_, Push) = match st.node.open(&certs, &body) {
-        Ok(x) => x,
-        Err(refused) => return refused,
-    };
-    let (handover, batches) = (p.handover, p.points.len());
-    let taken = st.answerer.take(p, now_nanos());
-    if handover {
-        tracing::debug!(from = %format_args!("{from:016x}"), batches, taken, "handover received");
+async fn pods(State(st): State<PeerState>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
+    match st.node.open::<PodsQuery>(&certs, &headers, &body) {
+        Ok((from, q)) => match st.answers.pods(from, q) {
+            Ok(r) => reply(&r),
+            Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
+        },
+        Err(refused) => refused,
     }
-    reply(&PushAck { taken })
 }
 
-async fn points(State(st): State<PeerState>, certs: Certs, body: Bytes) -> Response {
-    let (_, q): (_, PointsQuery) = match st.node.open(&certs, &body) {
-        Ok(x) => x,
-        Err(refused) => return refused,
-    };
-    reply(&PointsReply { points: st.answerer.points(&q.names) })
+async fn push(State(st): State<PeerState>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
+    match st.node.open::<Push>(&certs, &headers, &body) {
+        Ok((from, p)) => reply(&st.intake.push(from, p)),
+        Err(refused) => refused,
+    }
+}
+
+async fn points(State(st): State<PeerState>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
+    match st.node.open::<PointsQuery>(&certs, &headers, &body) {
+        Ok((from, q)) => reply(&st.intake.points(from, q)),
+        Err(refused) => refused,
+    }
 }

@@ -1,15 +1,17 @@
-//! The server's own peer messages (query fan-out), beside Raft's: paths and
-//! bodies, in one place. They travel in Raft's envelope (protocol version,
-//! cluster id, sender, target) with its codec and decode limits; every route
-//! answers with the bare reply type. Replies carry data, never a verdict:
-//! the asking replica decides what a missing part means.
+//! The server's own peer messages (query fan-out, copies of points), beside
+//! Raft's: paths and bodies, in one place. They travel in Raft's envelope
+//! (protocol version, cluster id, sender, target) with its codec and decode
+//! limits; every route answers with the bare reply type. Replies carry data,
+//! never a verdict: the asking replica decides what a missing part means.
+//!
+//! These shapes are those of peer protocol 2, unchanged in protocol 3, so a
+//! replica of either release answers the other during a rolling upgrade.
 
 use serde::{Deserialize, Serialize};
 
 use raft::NodeId;
 
-use crate::model::NodeBatch;
-use crate::model::{NodeUsage, PodUsage};
+use crate::model::{NodeBatch, NodeUsage, PodUsage};
 
 /// Route paths on the peer port.
 pub mod path {
@@ -17,7 +19,7 @@ pub mod path {
     pub const NODES: &str = "/metrics/v1/nodes";
     /// Usage of the pods a query selects.
     pub const PODS: &str = "/metrics/v1/pods";
-    /// Points pushed to a node's successor (backup) or new owner (handover).
+    /// Points pushed to a node's other holders (copies) or new owner (handover).
     pub const PUSH: &str = "/metrics/v1/push";
     /// The last two points of named nodes, pulled by a member about to own them.
     pub const POINTS: &str = "/metrics/v1/points";
@@ -26,19 +28,20 @@ pub mod path {
 /// Which of the answering replica's points to answer from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Source {
-    /// The nodes it scrapes itself (with what was backed up to it for nodes
-    /// it has just come to own).
+    /// The nodes it scrapes itself (its own or in an unreachable owner's
+    /// place), whether it has scraped them yet or holds copies of them.
     Owned,
-    /// What the given member (an owner that does not answer) backed up here.
+    /// The nodes the given member (an owner that does not answer) owns, from
+    /// the copies held here.
     BackupOf(NodeId),
-    /// Anything held here, served or backed up: the last resort while
-    /// ownership is moving and the replicas' epochs differ.
+    /// Anything held here: the last resort while ownership is moving and
+    /// the replicas' epochs differ.
     Any,
 }
 
-/// Points sent to another member: after each scrape to the node's successor
-/// (a backup, kept apart from what it serves), or at an ownership change to
-/// the node's new owner (a handover, merged into what it serves).
+/// Points sent to another member: after each scrape to the node's other
+/// holders (copies), or at an ownership change to the node's new owner (a
+/// handover) and its new holders.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Push {
     /// The sender's epoch.
@@ -47,6 +50,18 @@ pub struct Push {
     pub handover: bool,
     /// `(node, batch)`, oldest first per node.
     pub points: Vec<(String, NodeBatch)>,
+}
+
+/// A [`Push`] as the sender encodes it, borrowing the batches it holds
+/// (the same bytes on the wire).
+#[derive(Debug, Clone, Serialize)]
+pub struct PushOut<'a> {
+    /// See [`Push::epoch`].
+    pub epoch: u64,
+    /// See [`Push::handover`].
+    pub handover: bool,
+    /// See [`Push::points`].
+    pub points: Vec<(&'a str, &'a NodeBatch)>,
 }
 
 /// What the receiver did with a [`Push`].

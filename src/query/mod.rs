@@ -1,41 +1,47 @@
 //! Any replica answers any request: [`ClusterSource`] is the API's usage
-//! source in a cluster. It plans who answers for what ([`plan`], pure),
-//! reads its own part from the local store, asks the other members over the
-//! peer port in parallel with a deadline, and merges. Per-peer results are
-//! data (`(member, Result)`, as Garage's `call_many`): a member that does not
-//! answer makes the answer partial, with one sentence per member for the
-//! `Warning` header, never a silent hole.
+//! source in a cluster. The [`plan`] (pure) says who may be asked for what
+//! and in which order; this module asks, all within one deadline per
+//! request, reads its own part from [`local`], merges, and hands the API a
+//! typed list of what is missing and why. A member that does not answer
+//! makes the answer partial, never a silent hole.
+//!
+//! Asking is hedged, as in "The Tail at Scale": a member that failed or was
+//! silent a moment ago is suspected and skipped in favour of its other
+//! holders at once; one that is merely slow is given about its usual answer
+//! time ([`latency`]) before the next holder is asked too, and the first
+//! good answer wins (the other call is cancelled).
 
+pub mod latency;
+pub mod local;
+pub mod pause;
 pub mod plan;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::future::BoxFuture;
-use raft::{MemberState, NodeId, ReplySize};
+use futures::future::{AbortHandle, BoxFuture, abortable};
+use futures::stream::{FuturesUnordered, StreamExt};
+use raft::{CallError, NodeId, ReplySize};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-use crate::model::{Answer, NodeUsage, PodKey, PodQuery, PodUsage, UnixNanos, UsageSource};
+use crate::model::{Answer, Cause, Missing, NodeUsage, PodKey, PodQuery, PodUsage, UnixNanos, UsageSource, What};
 use crate::ownership::Ownership;
-use crate::peer::answer::Answerer;
+use crate::peer::call::{Transport, call_many};
 use crate::peer::wire::{NodesQuery, NodesReply, PodAnswer, PodsQuery, PodsReply, Source, path};
 use crate::selfmetrics::SelfMetrics;
-use plan::{Asked, group_nodes, merge_pods, missing_sentence, pod_askees};
-
-/// Why a member was not asked: it has been silent too long.
-const SILENT: &str = "silent for more than a third of the lease";
-/// Why a member's part is missing in degraded mode: this replica stands in
-/// for it and has not scraped all of its nodes yet.
-const COVERED: &str = "unreachable; its nodes are being scraped here";
+use latency::Latency;
+use local::Local;
+use plan::{Asked, Outcomes, asked, last_resort, merge_pods, missing_nodes, node_candidates, pod_askees};
 
 /// Most pods whose node is remembered for routing a later GET.
 const LOCATOR_CAPACITY: usize = 1 << 20;
 
 /// The usage source of a replica in a cluster.
-pub struct ClusterSource {
-    node: Arc<raft::Node>,
-    answerer: Answerer,
+pub struct ClusterSource<T: Transport> {
+    transport: Arc<T>,
+    local: Local,
     ownership: watch::Receiver<Arc<Ownership>>,
     deadline: Duration,
     /// How long after an epoch change pods missing from the owners' answers
@@ -43,51 +49,90 @@ pub struct ClusterSource {
     settle: Duration,
     metrics: Arc<SelfMetrics>,
     /// The node each pod was last answered from, so a GET of one pod goes to
-    /// that node's owner only (pods do not change nodes).
+    /// that node's holders only (pods do not change nodes).
     locator: Mutex<HashMap<PodKey, String>>,
+    /// Whether this replica itself was away a moment ago.
+    pause: Arc<pause::PauseClock>,
+    /// Each member's usual answer time and recent failures.
+    latency: Latency,
 }
 
-impl ClusterSource {
-    /// A source answering with `answerer` locally and asking peers through `node`.
+/// How a failed call shows in a `Warning`.
+fn cause_of(e: &CallError) -> Cause {
+    match e {
+        CallError::Timeout { .. } => Cause::Timeout,
+        CallError::Unreachable { .. } | CallError::Request { .. } => Cause::Unreachable,
+        CallError::Refused { .. } | CallError::Decode { .. } => Cause::Refused,
+    }
+}
+
+/// One call of a request: to whom, for which nodes, since when.
+struct Call {
+    to: NodeId,
+    nodes: Vec<usize>,
+    started: Instant,
+    hedged: bool,
+    done: bool,
+    abort: AbortHandle,
+}
+
+type Reply<R> = (usize, Result<Result<R, CallError>, futures::future::Aborted>, Duration);
+
+impl<T: Transport> ClusterSource<T> {
+    /// A source answering from `local` and asking peers through `transport`,
+    /// each request within `deadline`; `pause` tells whether this replica
+    /// was itself away a moment ago.
     pub fn new(
-        node: Arc<raft::Node>,
-        answerer: Answerer,
+        transport: Arc<T>,
+        local: Local,
         ownership: watch::Receiver<Arc<Ownership>>,
         deadline: Duration,
         resolution: Duration,
         metrics: Arc<SelfMetrics>,
-    ) -> ClusterSource {
+        pause: Arc<pause::PauseClock>,
+    ) -> ClusterSource<T> {
         let settle = resolution * 3;
-        ClusterSource { node, answerer, ownership, deadline, settle, metrics, locator: Mutex::new(HashMap::new()) }
+        let locator = Mutex::new(HashMap::new());
+        let latency = Latency::default();
+        ClusterSource { transport, local, ownership, deadline, settle, metrics, locator, pause, latency }
     }
 
-    /// Calls `path` on `peer` with the deadline, recording latency and errors.
-    async fn ask<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
-        &self,
-        peer: NodeId,
-        name: &str,
-        path: &str,
-        body: Req,
-    ) -> Result<Resp, String> {
-        let started = Instant::now();
-        let r = self.node.call(peer, path, body, self.deadline, ReplySize::Large).await;
-        let labels = vec![("peer", name.to_string())];
-        self.metrics.fanout_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
-        r.map_err(|e| {
-            let reason = match &e {
-                raft::CallError::Timeout { .. } => "timeout",
-                raft::CallError::Unreachable { .. } => "unreachable",
-                raft::CallError::Refused { .. } => "refused",
-                raft::CallError::Decode { .. } => "decode",
-                raft::CallError::Request { .. } => "request",
-            };
-            self.metrics
-                .fanout_errors
-                .get_or_create(&vec![("peer", name.to_string()), ("reason", reason.into())])
-                .inc();
-            tracing::debug!(peer = name, %e, "peer query failed");
-            e.to_string()
-        })
+    /// Whether `peer` is skipped in favour of its other holders at once: it
+    /// has been silent for a third of the lease, or failed a request within
+    /// the lease. Not within a lease after this replica was itself away
+    /// (stopped, starved): then every peer looks silent because their
+    /// heartbeats could not be read, and they are asked.
+    fn suspect(&self, ownership: &Ownership, peer: NodeId) -> bool {
+        if Some(peer) == ownership.me {
+            return false;
+        }
+        let lease = self.transport.lease();
+        let now = std::time::Instant::now();
+        if self.pause.away_within(lease, now) {
+            return false;
+        }
+        let silent = self.transport.silence(peer).is_none_or(|s| s > lease / 3);
+        silent || self.latency.failed_within(peer, lease, now)
+    }
+
+    /// The members skipped in this request, counted and recorded as such.
+    fn suspects(&self, ownership: &Ownership, outcomes: &mut Outcomes) -> BTreeSet<NodeId> {
+        let skipped: BTreeSet<NodeId> =
+            ownership.members.keys().copied().filter(|id| self.suspect(ownership, *id)).collect();
+        for id in &skipped {
+            outcomes.fail(*id, Cause::Silent);
+            self.metrics.fanout_suspected.get_or_create(&vec![("peer", ownership.name_of(*id))]).inc();
+        }
+        skipped
+    }
+
+    /// How long a call may run before the next holder is asked too.
+    fn hedge_after(&self, to: NodeId) -> Duration {
+        self.latency.hedge_after(to, self.deadline / 4)
+    }
+
+    fn hedged(&self, ownership: &Ownership, to: NodeId) {
+        self.metrics.fanout_hedges.get_or_create(&vec![("peer", ownership.name_of(to))]).inc();
     }
 
     fn remember(&self, answers: &[PodAnswer]) {
@@ -96,340 +141,445 @@ impl ClusterSource {
             loc.clear();
         }
         for a in answers {
-            loc.insert((a.namespace.clone(), a.name.clone()), a.node.clone());
+            if loc.get(&(a.namespace.clone(), a.name.clone())) != Some(&a.node) {
+                loc.insert((a.namespace.clone(), a.name.clone()), a.node.clone());
+            }
         }
     }
 
     fn located(&self, key: &PodKey) -> Option<String> {
         self.locator.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
     }
-}
 
-impl ClusterSource {
-    /// Whether `peer` has been silent long enough that asking it would only
-    /// cost the deadline: its part is asked of its successor's backups at once.
-    ///
-    /// Only while some other member is heard: when every other member looks
-    /// silent, this replica is the likelier one to have been away (paused,
-    /// cut off), and skipping them all would answer from its own stale
-    /// store alone, so they are asked.
-    fn suspect(&self, peer: NodeId) -> bool {
-        let silent = |id: NodeId| self.node.silence(id).is_none_or(|s| s > self.node.lease() / 3);
-        if !silent(peer) {
-            return false;
-        }
-        let ownership = self.ownership.borrow();
-        ownership.members.keys().any(|id| Some(*id) != ownership.me && *id != peer && !silent(*id))
-    }
-
-    /// Asks `asked` for the usage of `want` from `source`.
-    async fn ask_nodes(
+    /// One call to `to` before `deadline`, recorded by `call_many`.
+    async fn call<Req, Resp>(
         &self,
         ownership: &Ownership,
-        asked: Asked,
-        source: Source,
-        want: Vec<String>,
-        now: UnixNanos,
-    ) -> Result<Vec<(String, NodeUsage)>, String> {
-        match asked {
-            Asked::Local => Ok(self.answerer.nodes(&want, source, now)),
-            Asked::Peer(peer) => {
-                let q = NodesQuery { epoch: ownership.epoch, source, names: want };
-                let name = ownership.name_of(peer);
-                self.ask::<_, NodesReply>(peer, &name, path::NODES, q).await.map(|r| r.items)
-            }
+        path: &'static str,
+        to: NodeId,
+        body: Req,
+        deadline: Instant,
+    ) -> Result<Resp, CallError>
+    where
+        Req: serde::Serialize + Send + Sync,
+        Resp: serde::de::DeserializeOwned + Send,
+    {
+        let calls = vec![(to, ownership.name_of(to), body)];
+        let mut r = call_many(&*self.transport, &self.metrics, path, calls, deadline, ReplySize::Large).await;
+        r.pop()
+            .map_or_else(|| Err(CallError::Request { addr: to.to_string(), reason: "no call made".into() }), |(_, r)| r)
+    }
+
+    /// Records how a finished call went, for suspicion and hedge delays.
+    fn observe<R>(&self, to: NodeId, result: &Result<R, CallError>, took: Duration) {
+        match result {
+            Ok(_) => self.latency.answered(to, took),
+            Err(_) => self.latency.failed(to, std::time::Instant::now()),
         }
     }
 
-    /// Asks `asked` for the pods `q` selects from `source`.
-    async fn ask_pods(
+    /// Nodes: each from its first candidate; a candidate that fails,
+    /// answers without a node, or is slower than its hedge delay is
+    /// followed by the next for the nodes still missing; the first good
+    /// answer wins. Ends when every node is served, no candidate is left,
+    /// or the deadline passes.
+    async fn nodes_within(
         &self,
-        ownership: &Ownership,
-        asked: Asked,
-        mut q: PodsQuery,
-        source: Source,
+        names: &[String],
         now: UnixNanos,
-    ) -> Result<Vec<PodAnswer>, String> {
-        q.source = source;
-        match asked {
-            Asked::Local => self.answerer.pods(&q, now).map_err(|e| e.to_string()),
-            Asked::Peer(peer) => {
-                let name = ownership.name_of(peer);
-                self.ask::<_, PodsReply>(peer, &name, path::PODS, q).await.map(|r| r.items)
-            }
-        }
-    }
-}
-
-/// `Local` for this replica, else the peer.
-fn asked(ownership: &Ownership, id: NodeId) -> Asked {
-    if Some(id) == ownership.me { Asked::Local } else { Asked::Peer(id) }
-}
-
-impl UsageSource for ClusterSource {
-    /// Nodes: each from its owner; what an owner could not give (it is
-    /// silent, failed, or lacks the node) from the owner's successor's
-    /// backups; what is still missing from Draining members, which keep
-    /// serving what they handed over. A node still missing because its owner
-    /// failed makes the answer partial.
-    fn nodes<'a>(&'a self, names: &'a [String], now: UnixNanos) -> BoxFuture<'a, Answer<Vec<Option<NodeUsage>>>> {
-        Box::pin(async move {
-            let ownership = self.ownership.borrow().clone();
-            let mut out: Vec<Option<NodeUsage>> = vec![None; names.len()];
-            let mut failed: BTreeMap<NodeId, String> = BTreeMap::new();
-            // Round 1: the owners that are not known to be silent.
-            let mut first: BTreeMap<Asked, Vec<usize>> = BTreeMap::new();
-            for (a, idx) in group_nodes(&ownership, names) {
-                match a {
-                    Asked::Peer(p) if self.suspect(p) => {
-                        failed.insert(p, SILENT.into());
+        deadline: Instant,
+    ) -> Answer<Vec<Option<NodeUsage>>> {
+        let ownership = self.ownership.borrow().clone();
+        let mut outcomes = Outcomes::default();
+        let skipped = self.suspects(&ownership, &mut outcomes);
+        let candidates: Vec<Vec<Asked>> =
+            names.iter().map(|n| node_candidates(&ownership, n, &|id| skipped.contains(&id))).collect();
+        let mut out: Vec<Option<NodeUsage>> = vec![None; names.len()];
+        let mut next = vec![0usize; names.len()];
+        let mut inflight_for = vec![0usize; names.len()];
+        let mut failed_now: BTreeSet<NodeId> = BTreeSet::new();
+        let mut calls: Vec<Call> = Vec::new();
+        let mut running: FuturesUnordered<BoxFuture<'_, Reply<NodesReply>>> = FuturesUnordered::new();
+        let mut pending: Vec<usize> = (0..names.len()).collect();
+        loop {
+            // Ask the next candidate of every node that needs one; this
+            // replica's own part is read at once.
+            while !pending.is_empty() {
+                let mut groups: BTreeMap<Asked, Vec<usize>> = BTreeMap::new();
+                for i in pending.drain(..) {
+                    if out[i].is_some() {
+                        continue;
                     }
-                    _ => {
-                        first.insert(a, idx);
+                    while let Some(Asked::Peer(p)) = candidates[i].get(next[i])
+                        && failed_now.contains(p)
+                    {
+                        next[i] += 1;
+                    }
+                    if let Some(a) = candidates[i].get(next[i]) {
+                        next[i] += 1;
+                        groups.entry(*a).or_default().push(i);
                     }
                 }
-            }
-            let calls = first.iter().map(|(a, idx)| {
-                let want: Vec<String> = idx.iter().map(|i| names[*i].clone()).collect();
-                let ownership = &ownership;
-                async move { (*a, idx, self.ask_nodes(ownership, *a, Source::Owned, want, now).await) }
-            });
-            for (a, idx, result) in futures::future::join_all(calls).await {
-                match result {
-                    Ok(items) => fill_nodes(&mut out, names, idx, items),
-                    Err(cause) => {
-                        if let Asked::Peer(p) = a {
-                            failed.insert(p, cause);
+                for (a, idx) in groups {
+                    let wanted: Vec<String> = idx.iter().map(|i| names[*i].clone()).collect();
+                    match a {
+                        Asked::Local => {
+                            let mut got: HashMap<String, NodeUsage> =
+                                self.local.nodes(&wanted, now).into_iter().collect();
+                            for i in idx {
+                                out[i] = got.remove(&names[i]);
+                                if out[i].is_none() && inflight_for[i] == 0 {
+                                    pending.push(i);
+                                }
+                            }
+                        }
+                        Asked::Peer(to) => {
+                            let q = NodesQuery { epoch: ownership.epoch, source: Source::Any, names: wanted };
+                            let id = calls.len();
+                            let started = Instant::now();
+                            let (fut, abort) = abortable(self.call(&ownership, path::NODES, to, q, deadline));
+                            for i in &idx {
+                                inflight_for[*i] += 1;
+                            }
+                            calls.push(Call { to, nodes: idx, started, hedged: false, done: false, abort });
+                            running.push(Box::pin(async move { (id, fut.await, started.elapsed()) }));
                         }
                     }
                 }
             }
-            // Round 2: successors' backups of what is still missing.
-            let mut second: BTreeMap<(Asked, NodeId), Vec<usize>> = BTreeMap::new();
-            for (i, n) in names.iter().enumerate() {
-                if out[i].is_some() {
+            if out.iter().all(Option::is_some) || running.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            let hedge_at = calls
+                .iter()
+                .filter(|c| !c.done && !c.hedged)
+                .map(|c| c.started + self.hedge_after(c.to))
+                .min()
+                .unwrap_or(deadline)
+                .min(deadline);
+            tokio::select! {
+                Some((id, result, took)) = running.next() => {
+                    let call = &mut calls[id];
+                    call.done = true;
+                    for i in &call.nodes {
+                        inflight_for[*i] -= 1;
+                    }
+                    let Ok(result) = result else { continue };
+                    self.observe(call.to, &result, took);
+                    match result {
+                        Ok(reply) => {
+                            let mut got: HashMap<String, NodeUsage> = reply.items.into_iter().collect();
+                            for i in &call.nodes {
+                                if out[*i].is_none() {
+                                    out[*i] = got.remove(&names[*i]);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            outcomes.fail(call.to, cause_of(&e));
+                            failed_now.insert(call.to);
+                        }
+                    }
+                    for i in &call.nodes {
+                        if out[*i].is_none() && inflight_for[*i] == 0 {
+                            pending.push(*i);
+                        }
+                    }
+                    // Calls whose every node is served now are no longer needed.
+                    for c in calls.iter_mut().filter(|c| !c.done && c.nodes.iter().all(|i| out[*i].is_some())) {
+                        c.abort.abort();
+                    }
+                }
+                _ = tokio::time::sleep_until(hedge_at) => {
+                    let now_i = Instant::now();
+                    for c in calls.iter_mut().filter(|c| !c.done && !c.hedged) {
+                        if now_i >= c.started + self.hedge_after(c.to) {
+                            c.hedged = true;
+                            let left: Vec<usize> = c.nodes.iter().copied().filter(|i| out[*i].is_none()).collect();
+                            if !left.is_empty() && left.iter().any(|i| next[*i] < candidates[*i].len()) {
+                                self.hedged(&ownership, c.to);
+                                pending.extend(left);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Whoever is still being waited for at the deadline did not answer in time.
+        for c in calls.iter().filter(|c| !c.done) {
+            outcomes.fail(c.to, Cause::Timeout);
+            c.abort.abort();
+        }
+        let served: Vec<bool> = out.iter().map(Option::is_some).collect();
+        let missing = missing_nodes(&ownership, names, &served, &outcomes);
+        if !missing.is_empty() {
+            tracing::debug!(epoch = ownership.epoch, ?missing, "answering nodes partially");
+        }
+        Answer { value: out, missing }
+    }
+
+    /// Pods: every Active member answers for the nodes it scrapes (its
+    /// part); the part of a member that is suspected, fails, or is slower
+    /// than its hedge delay is also asked of the copies every other member
+    /// holds of its nodes; while ownership moves, anything anyone holds. A
+    /// member whose part neither it nor its holders gave makes the answer
+    /// partial. All within `deadline`.
+    async fn pods_within(
+        &self,
+        query: &PodQuery,
+        keys: &[PodKey],
+        now: UnixNanos,
+        deadline: Instant,
+    ) -> Answer<Vec<Option<PodUsage>>> {
+        let ownership = self.ownership.borrow().clone();
+        let base = PodsQuery {
+            epoch: ownership.epoch,
+            source: Source::Owned,
+            namespace: query.namespace.clone(),
+            labels: query.labels.clone(),
+            fields: query.fields.clone(),
+            one: query.one.clone(),
+        };
+        let with = |source: Source| PodsQuery { source, ..base.clone() };
+        let mut outcomes = Outcomes::default();
+        let skipped = self.suspects(&ownership, &mut outcomes);
+        let mut answers: Vec<PodAnswer> = Vec::new();
+        // A GET of a pod whose node is known: that node's candidates, in order.
+        if let Some(node) = query.one.as_ref().and_then(|k| self.located(k)) {
+            for a in node_candidates(&ownership, &node, &|id| skipped.contains(&id)) {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let r = match a {
+                    Asked::Local => self.local.pods(&with(Source::Any), now).map_err(|e| e.to_string()),
+                    Asked::Peer(to) => {
+                        let started = Instant::now();
+                        let r =
+                            self.call::<_, PodsReply>(&ownership, path::PODS, to, with(Source::Any), deadline).await;
+                        self.observe(to, &r, started.elapsed());
+                        r.map(|r| r.items).map_err(|e| e.to_string())
+                    }
+                };
+                answers.extend(r.into_iter().flatten());
+                if !answers.is_empty() {
+                    return Answer::complete(merge_pods(keys, answers));
+                }
+            }
+            // Recreated elsewhere, or not held where it was: ask everyone.
+            if let Some(key) = &query.one {
+                self.locator.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+            }
+        }
+        let parts = self.pod_parts(&ownership, &skipped, &mut outcomes, &with, now, deadline, &mut answers).await;
+        let mut value = merge_pods(keys, answers.iter().cloned());
+        // A last resort while ownership moves (a few resolutions after an
+        // epoch change, or with a member failed): anything anyone holds.
+        let failed = !outcomes.failed.is_empty();
+        let moving = ownership.since.elapsed() < self.settle || failed;
+        if moving && value.iter().any(Option::is_none) && Instant::now() < deadline {
+            let holders = last_resort(&ownership, &|id| outcomes.failed.contains_key(&id), &|id| skipped.contains(&id));
+            let mut asks = Vec::new();
+            for a in holders {
+                match a {
+                    Asked::Local => answers.extend(self.local.pods(&with(Source::Any), now).unwrap_or_default()),
+                    Asked::Peer(to) => asks.push((to, ownership.name_of(to), with(Source::Any))),
+                }
+            }
+            let replies: Vec<(NodeId, Result<PodsReply, CallError>)> =
+                call_many(&*self.transport, &self.metrics, path::PODS, asks, deadline, ReplySize::Large).await;
+            answers.extend(replies.into_iter().filter_map(|(_, r)| r.ok()).flat_map(|r| r.items));
+            value = merge_pods(keys, answers.iter().cloned());
+        }
+        self.remember(&answers);
+        // A pod's node is only known once someone scraped it, so while any
+        // asked-for pod is missing, every member whose part may be missing
+        // is named: those whose part neither they nor their holders gave,
+        // and those this replica scrapes in the place of.
+        let mut missing = Vec::new();
+        if value.iter().any(Option::is_none) {
+            for id in ownership.members.keys().filter(|id| Some(**id) != ownership.me) {
+                let covered = ownership.unreachable.contains(id) && ownership.fallback.is_some();
+                let cause = parts.get(id).copied().or(covered.then_some(Cause::Covering));
+                if let Some(cause) = cause {
+                    missing.push(Missing { member: ownership.name_of(*id), cause, what: What::Pods });
+                }
+            }
+        }
+        Answer { value, missing }
+    }
+
+    /// Asks every Active member for its part of a pods query, hedging each
+    /// part on the copies the other members hold of its nodes; adds what
+    /// they give to `answers` and returns the parts nobody completed, with
+    /// why.
+    #[allow(clippy::too_many_arguments)] // one request's state, passed once
+    async fn pod_parts(
+        &self,
+        ownership: &Ownership,
+        skipped: &BTreeSet<NodeId>,
+        outcomes: &mut Outcomes,
+        with: &(dyn Fn(Source) -> PodsQuery + Sync),
+        now: UnixNanos,
+        deadline: Instant,
+        answers: &mut Vec<PodAnswer>,
+    ) -> BTreeMap<NodeId, Cause> {
+        /// What a call of this request was for.
+        #[derive(Clone, Copy)]
+        enum Ask {
+            /// A member's own part.
+            Part(NodeId),
+            /// Another member's copies of `of`'s part.
+            Copies { of: NodeId, from: NodeId },
+        }
+        let (askees, _) = pod_askees(ownership, &|id| skipped.contains(&id));
+        // Parts not answered by their member yet, with who still owes copies.
+        let mut open: BTreeMap<NodeId, Option<BTreeSet<Asked>>> = BTreeMap::new();
+        let mut covered_by: BTreeMap<NodeId, BTreeSet<Asked>> = BTreeMap::new();
+        let mut calls: Vec<(Ask, Instant, bool, bool, AbortHandle)> = Vec::new();
+        let mut running: FuturesUnordered<BoxFuture<'_, Reply<PodsReply>>> = FuturesUnordered::new();
+        let mut to_hedge: Vec<NodeId> =
+            skipped.iter().copied().filter(|id| ownership.active().any(|a| a == *id)).collect();
+        for a in askees {
+            match a {
+                Asked::Local => match self.local.pods(&with(Source::Owned), now) {
+                    Ok(items) => answers.extend(items),
+                    Err(e) => tracing::warn!(error = %e, "answering pods locally failed"),
+                },
+                Asked::Peer(to) => {
+                    open.insert(to, None);
+                    let started = Instant::now();
+                    let (fut, abort) = abortable(self.call(ownership, path::PODS, to, with(Source::Owned), deadline));
+                    let id = calls.len();
+                    calls.push((Ask::Part(to), started, false, false, abort));
+                    running.push(Box::pin(async move { (id, fut.await, started.elapsed()) }));
+                }
+            }
+        }
+        for id in &to_hedge {
+            open.insert(*id, None);
+        }
+        loop {
+            // Ask every other member for the copies of the parts to hedge.
+            for of in to_hedge.drain(..) {
+                if !matches!(open.get(&of), Some(None)) {
                     continue;
                 }
-                if let (Some(owner), Some(succ)) = (ownership.owner(n), ownership.successor(n)) {
-                    second.entry((asked(&ownership, succ), owner)).or_default().push(i);
-                }
-            }
-            let calls = second.iter().map(|((a, owner), idx)| {
-                let want: Vec<String> = idx.iter().map(|i| names[*i].clone()).collect();
-                let ownership = &ownership;
-                async move { (idx, self.ask_nodes(ownership, *a, Source::BackupOf(*owner), want, now).await) }
-            });
-            for (idx, result) in futures::future::join_all(calls).await {
-                if let Ok(items) = result {
-                    fill_nodes(&mut out, names, idx, items);
-                }
-            }
-            // Round 3, a last resort for what is still missing: everyone else
-            // who answers, from what they hold — the owner at the previous
-            // epoch until its handover lands, a Draining member, a replica
-            // that just handed the node over. The newest sample wins.
-            let idx: Vec<usize> = (0..names.len()).filter(|i| out[*i].is_none()).collect();
-            if !idx.is_empty() {
-                let mut holders: Vec<Asked> = vec![Asked::Local];
-                holders.extend(
-                    ownership
-                        .members
-                        .keys()
-                        .filter(|id| Some(**id) != ownership.me && !failed.contains_key(id) && !self.suspect(**id))
-                        .map(|id| Asked::Peer(*id)),
-                );
-                let calls = holders.iter().map(|a| {
-                    let want: Vec<String> = idx.iter().map(|i| names[*i].clone()).collect();
-                    let ownership = &ownership;
-                    async move { self.ask_nodes(ownership, *a, Source::Any, want, now).await }
+                let holders = last_resort(ownership, &|id| id == of || outcomes.failed.contains_key(&id), &|id| {
+                    skipped.contains(&id)
                 });
-                let mut newest: HashMap<String, NodeUsage> = HashMap::new();
-                for items in futures::future::join_all(calls).await.into_iter().flatten() {
-                    for (n, u) in items {
-                        if newest.get(&n).is_none_or(|held| held.timestamp < u.timestamp) {
-                            newest.insert(n, u);
+                let mut owed = BTreeSet::new();
+                for h in holders {
+                    match h {
+                        Asked::Local => {
+                            if let Ok(items) = self.local.pods(&with(Source::BackupOf(of)), now) {
+                                answers.extend(items);
+                                covered_by.entry(of).or_default().insert(Asked::Local);
+                            }
+                        }
+                        Asked::Peer(from) => {
+                            owed.insert(h);
+                            let started = Instant::now();
+                            let q = with(Source::BackupOf(of));
+                            let (fut, abort) = abortable(self.call(ownership, path::PODS, from, q, deadline));
+                            let id = calls.len();
+                            calls.push((Ask::Copies { of, from }, started, false, false, abort));
+                            running.push(Box::pin(async move { (id, fut.await, started.elapsed()) }));
                         }
                     }
                 }
-                fill_nodes(&mut out, names, &idx, newest.into_iter().collect());
+                open.insert(of, Some(owed));
             }
-            for (i, n) in names.iter().enumerate().filter(|(i, _)| out[*i].is_none()) {
-                tracing::debug!(
-                    node = %n,
-                    epoch = ownership.epoch,
-                    owner = ?ownership.owner(n).map(|o| ownership.name_of(o)),
-                    successor = ?ownership.successor(n).map(|o| ownership.name_of(o)),
-                    previous = ?ownership.previous_owner(n).map(|o| ownership.name_of(o)),
-                    index = i,
-                    "no replica could serve this node"
-                );
+            let waiting = open.values().any(|owed| owed.as_ref().is_none_or(|o| !o.is_empty()));
+            if !waiting || running.is_empty() || Instant::now() >= deadline {
+                break;
             }
-            // Owners this replica stands in for (degraded mode) whose nodes
-            // it has not scraped yet: missing too, and said so.
-            for n in names.iter().enumerate().filter(|(i, _)| out[*i].is_none()).map(|(_, n)| n) {
-                if let Some(owner) = ownership.owner(n).filter(|o| ownership.covers_for(*o)) {
-                    failed.entry(owner).or_insert_with(|| COVERED.into());
+            let hedge_at = calls
+                .iter()
+                .filter(|c| !c.2 && !c.3 && matches!(c.0, Ask::Part(_)))
+                .map(|c| match c.0 {
+                    Ask::Part(to) => c.1 + self.hedge_after(to),
+                    Ask::Copies { .. } => deadline,
+                })
+                .min()
+                .unwrap_or(deadline)
+                .min(deadline);
+            tokio::select! {
+                Some((id, result, took)) = running.next() => {
+                    calls[id].3 = true;
+                    let Ok(result) = result else { continue };
+                    let ask = calls[id].0;
+                    let to = match ask { Ask::Part(to) => to, Ask::Copies { from, .. } => from };
+                    self.observe(to, &result, took);
+                    match (ask, result) {
+                        (Ask::Part(to), Ok(r)) => {
+                            answers.extend(r.items);
+                            open.remove(&to);
+                        }
+                        (Ask::Part(to), Err(e)) => {
+                            outcomes.fail(to, cause_of(&e));
+                            to_hedge.push(to);
+                        }
+                        (Ask::Copies { of, from }, r) => {
+                            if let Ok(r) = r {
+                                answers.extend(r.items);
+                                covered_by.entry(of).or_default().insert(Asked::Peer(from));
+                            }
+                            if let Some(Some(owed)) = open.get_mut(&of) {
+                                owed.remove(&Asked::Peer(from));
+                            }
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(hedge_at) => {
+                    let now_i = Instant::now();
+                    for c in calls.iter_mut().filter(|c| !c.2 && !c.3) {
+                        if let Ask::Part(to) = c.0 && now_i >= c.1 + self.hedge_after(to) {
+                            c.2 = true;
+                            self.hedged(ownership, to);
+                            to_hedge.push(to);
+                        }
+                    }
                 }
             }
-            let mut missing = Vec::new();
-            for (peer, cause) in failed {
-                let lacking = names
+        }
+        for c in calls.iter().filter(|c| !c.3) {
+            c.4.abort();
+        }
+        // A part is complete when its member answered, or when every node
+        // it owns had a holder that gave its copies.
+        let nodes = self.local.inventory.nodes();
+        let mut incomplete = BTreeMap::new();
+        for (of, _) in open {
+            let got = covered_by.get(&of);
+            let complete = nodes.iter().filter(|n| ownership.owner(&n.name) == Some(of)).all(|n| {
+                ownership
+                    .holders(&n.name)
+                    .copies()
                     .iter()
-                    .enumerate()
-                    .filter(|(i, n)| out[*i].is_none() && ownership.owner(n) == Some(peer))
-                    .count();
-                if lacking > 0 {
-                    let what = format!("{lacking} of {} nodes", names.len());
-                    missing.push(missing_sentence(&ownership.name_of(peer), &what, &cause));
-                }
+                    .any(|h| got.is_some_and(|g| g.contains(&asked(ownership, *h))))
+            });
+            if !complete {
+                incomplete.insert(of, outcomes.failed.get(&of).copied().unwrap_or(Cause::Timeout));
             }
-            Answer { value: out, missing }
-        })
+        }
+        incomplete
+    }
+}
+
+impl<T: Transport> UsageSource for ClusterSource<T> {
+    fn nodes<'a>(&'a self, names: &'a [String], now: UnixNanos) -> BoxFuture<'a, Answer<Vec<Option<NodeUsage>>>> {
+        Box::pin(self.nodes_within(names, now, Instant::now() + self.deadline))
     }
 
-    /// Pods: from every Active member (or the owner of the node a pod was
-    /// last seen on, for a GET); a member that is silent or fails is
-    /// replaced by what it backed up on the others, and Draining members
-    /// are asked when something is missing. A failed member whose
-    /// replacement also failed makes the answer partial.
     fn pods<'a>(
         &'a self,
         query: &'a PodQuery,
         keys: &'a [PodKey],
         now: UnixNanos,
     ) -> BoxFuture<'a, Answer<Vec<Option<PodUsage>>>> {
-        Box::pin(async move {
-            let ownership = self.ownership.borrow().clone();
-            let on_node = query.one.as_ref().and_then(|k| self.located(k));
-            let q = PodsQuery {
-                epoch: ownership.epoch,
-                source: Source::Owned,
-                namespace: query.namespace.clone(),
-                labels: query.labels.clone(),
-                fields: query.fields.clone(),
-                one: query.one.clone(),
-            };
-            let mut failed: BTreeMap<NodeId, String> = BTreeMap::new();
-            let mut first = Vec::new();
-            for a in pod_askees(&ownership, on_node.as_deref()) {
-                match a {
-                    Asked::Peer(p) if self.suspect(p) => {
-                        failed.insert(p, SILENT.into());
-                    }
-                    _ => first.push(a),
-                }
-            }
-            let calls = first.iter().map(|a| {
-                let (q, ownership) = (q.clone(), &ownership);
-                async move { (*a, self.ask_pods(ownership, *a, q, Source::Owned, now).await) }
-            });
-            let mut answers = Vec::new();
-            for (a, result) in futures::future::join_all(calls).await {
-                match result {
-                    Ok(items) => answers.extend(items),
-                    Err(cause) => {
-                        if let Asked::Peer(p) = a {
-                            failed.insert(p, cause);
-                        }
-                    }
-                }
-            }
-            // The failed members' pods from the backups the others hold.
-            let reachable: Vec<Asked> = std::iter::once(Asked::Local)
-                .chain(
-                    ownership
-                        .active()
-                        .filter(|id| Some(*id) != ownership.me && !failed.contains_key(id))
-                        .map(Asked::Peer),
-                )
-                .collect();
-            let mut still_missing = BTreeMap::new();
-            for (peer, cause) in &failed {
-                let calls = reachable.iter().map(|a| {
-                    let (q, ownership) = (q.clone(), &ownership);
-                    async move { self.ask_pods(ownership, *a, q, Source::BackupOf(*peer), now).await }
-                });
-                let mut any_failed = false;
-                for result in futures::future::join_all(calls).await {
-                    match result {
-                        Ok(items) => answers.extend(items),
-                        Err(_) => any_failed = true,
-                    }
-                }
-                if any_failed {
-                    still_missing.insert(*peer, cause.clone());
-                }
-            }
-            self.remember(&answers);
-            let mut value = merge_pods(keys, answers.iter().cloned());
-            // Draining members keep what they handed over.
-            let draining: Vec<NodeId> = ownership
-                .members
-                .iter()
-                .filter(|(id, m)| m.state == MemberState::Draining && Some(**id) != ownership.me && !self.suspect(**id))
-                .map(|(id, _)| *id)
-                .collect();
-            if value.iter().any(Option::is_none) && !draining.is_empty() {
-                let calls = draining.iter().map(|d| {
-                    let (q, ownership) = (q.clone(), &ownership);
-                    async move { self.ask_pods(ownership, Asked::Peer(*d), q, Source::Owned, now).await }
-                });
-                for items in futures::future::join_all(calls).await.into_iter().flatten() {
-                    answers.extend(items);
-                }
-                value = merge_pods(keys, answers.iter().cloned());
-            }
-            // A last resort for pods still missing while ownership moves (a
-            // few resolutions after an epoch change, or with a member down):
-            // anything any reachable member holds, served or backed up.
-            let moving = ownership.since.elapsed() < self.settle || !failed.is_empty();
-            if moving && value.iter().any(Option::is_none) {
-                let calls = reachable.iter().map(|a| {
-                    let (q, ownership) = (q.clone(), &ownership);
-                    async move { self.ask_pods(ownership, *a, q, Source::Any, now).await }
-                });
-                for items in futures::future::join_all(calls).await.into_iter().flatten() {
-                    answers.extend(items);
-                }
-                value = merge_pods(keys, answers.iter().cloned());
-            }
-            // Pods cannot be traced to a failed member (their node is only
-            // known once someone scraped them), so every failed member is
-            // named while any asked-for pod is still missing.
-            if value.iter().any(Option::is_none) {
-                for (p, cause) in &failed {
-                    still_missing.entry(*p).or_insert_with(|| cause.clone());
-                }
-                for id in ownership.members.keys().filter(|id| ownership.covers_for(**id)) {
-                    still_missing.entry(*id).or_insert_with(|| COVERED.into());
-                }
-            }
-            let mut missing: Vec<String> = still_missing
-                .iter()
-                .map(|(p, cause)| missing_sentence(&ownership.name_of(*p), "the pods of its nodes are", cause))
-                .collect();
-            // A GET routed by a stale location (the pod was recreated on
-            // another node): ask everyone once more.
-            if let Some(key) = query.one.as_ref().filter(|_| on_node.is_some())
-                && value.iter().all(Option::is_none)
-                && missing.is_empty()
-            {
-                self.locator.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
-                let retry = self.pods(query, keys, now).await;
-                value = retry.value;
-                missing = retry.missing;
-            }
-            Answer { value, missing }
-        })
+        Box::pin(self.pods_within(query, keys, now, Instant::now() + self.deadline))
     }
 }
 
-/// Puts node answers into `out` at the indices of `idx`, where still empty.
-fn fill_nodes(out: &mut [Option<NodeUsage>], names: &[String], idx: &[usize], items: Vec<(String, NodeUsage)>) {
-    let mut by_name: HashMap<String, NodeUsage> = items.into_iter().collect();
-    for i in idx {
-        if out[*i].is_none() {
-            out[*i] = by_name.remove(&names[*i]);
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -1,15 +1,22 @@
-//! The query planner, pure: which member answers for which nodes, which
-//! members are asked for pods, and how the answers merge into one ordered
-//! result. Node requests go to the nodes' owners; pod requests to every
-//! Active member, because the pod informer is metadata-only and no replica
-//! knows a pod's node before someone scraped it (a GET goes to the owner of
-//! the node the pod was last seen on, when that is known).
+//! The query planner, pure: which members are asked for which nodes and in
+//! what order, which members are asked for pods, how answers merge into one
+//! ordered result, and whom a missing part is blamed on. Everything is
+//! decided here from the [`Ownership`] view and who is suspected; the
+//! executor in `query` only sends, waits and fills.
+//!
+//! Nodes: each node's candidates are its owner (unless suspected), then
+//! this replica if it holds or scrapes the node, then the other holders in
+//! ring order, then the holders of the previous epoch (a handover may still
+//! be in flight). Pods: every Active member answers for the nodes it
+//! scrapes (the pod informer is metadata-only, so no replica knows a pod's
+//! node before someone scraped it); a member that cannot is replaced by the
+//! copies the others hold of its nodes.
 
 use std::collections::{BTreeMap, HashMap};
 
-use raft::NodeId;
+use raft::{MemberState, NodeId};
 
-use crate::model::{PodKey, PodUsage};
+use crate::model::{Cause, Missing, PodKey, PodUsage, What};
 use crate::ownership::{Mode, Ownership};
 use crate::peer::wire::PodAnswer;
 
@@ -22,43 +29,77 @@ pub enum Asked {
     Peer(NodeId),
 }
 
-/// The member that answers for `node`: its owner, or this replica when
-/// there is no ring (single replica, or no committed ring: every replica
-/// then scrapes every node itself).
-pub fn answerer_of(ownership: &Ownership, node: &str) -> Asked {
-    match (&ownership.mode, ownership.owner(node)) {
-        (Mode::Ring(_), Some(owner)) if Some(owner) != ownership.me && !ownership.covers_for(owner) => {
-            Asked::Peer(owner)
+/// `Local` for this replica, else the peer.
+pub fn asked(ownership: &Ownership, id: NodeId) -> Asked {
+    if Some(id) == ownership.me { Asked::Local } else { Asked::Peer(id) }
+}
+
+/// The members to ask for `node`, in order (see the module doc); empty only
+/// when every holder is suspected and this replica holds nothing.
+pub fn node_candidates(ownership: &Ownership, node: &str, suspected: &dyn Fn(NodeId) -> bool) -> Vec<Asked> {
+    if !matches!(ownership.mode, Mode::Ring(_)) {
+        return vec![Asked::Local];
+    }
+    let holders = ownership.holders(node);
+    let previous = ownership.previous_holders(node);
+    let mut out: Vec<Asked> = Vec::with_capacity(holders.len() + 2);
+    let mut add = |a: Asked| {
+        if !out.contains(&a) {
+            out.push(a);
         }
-        _ => Asked::Local,
-    }
-}
-
-/// The indices of `names` grouped by who answers for them.
-pub fn group_nodes(ownership: &Ownership, names: &[String]) -> BTreeMap<Asked, Vec<usize>> {
-    let mut groups: BTreeMap<Asked, Vec<usize>> = BTreeMap::new();
-    for (i, n) in names.iter().enumerate() {
-        groups.entry(answerer_of(ownership, n)).or_default().push(i);
-    }
-    groups
-}
-
-/// Who is asked for pods: this replica, and with a ring every other Active
-/// member — or, for one pod whose node is known (`on_node`), that node's
-/// owner only.
-pub fn pod_askees(ownership: &Ownership, on_node: Option<&str>) -> Vec<Asked> {
-    if let Some(node) = on_node
-        && ownership.ring().is_some()
+    };
+    if let Some(owner) = holders.owner()
+        && (Some(owner) == ownership.me || !suspected(owner))
     {
-        return vec![answerer_of(ownership, node)];
+        add(asked(ownership, owner));
     }
+    let me_holds = ownership.me.is_some_and(|me| holders.contains(me) || previous.contains(me));
+    if me_holds || ownership.scrapes(node) {
+        add(Asked::Local);
+    }
+    for id in holders.copies().iter().chain(previous.as_slice()) {
+        if Some(*id) == ownership.me || !suspected(*id) {
+            add(asked(ownership, *id));
+        }
+    }
+    out
+}
+
+/// Who is asked for pods, first: this replica and, with a ring, every other
+/// Active member not suspected. The suspected ones are returned apart: their
+/// part is asked of the copies the others hold.
+pub fn pod_askees(ownership: &Ownership, suspected: &dyn Fn(NodeId) -> bool) -> (Vec<Asked>, Vec<NodeId>) {
     let mut askees = vec![Asked::Local];
+    let mut skipped = Vec::new();
     if ownership.ring().is_some() {
-        askees.extend(
-            ownership.active().filter(|id| Some(*id) != ownership.me && !ownership.covers_for(*id)).map(Asked::Peer),
+        for id in ownership.active().filter(|id| Some(*id) != ownership.me) {
+            if suspected(id) { skipped.push(id) } else { askees.push(Asked::Peer(id)) }
+        }
+    }
+    (askees, skipped)
+}
+
+/// Members that may hold pods nobody else answered for while ownership
+/// moves: every member not suspected and not `failed`, Draining ones
+/// included (they keep what they handed over until they exit).
+pub fn last_resort(
+    ownership: &Ownership,
+    failed: &dyn Fn(NodeId) -> bool,
+    suspected: &dyn Fn(NodeId) -> bool,
+) -> Vec<Asked> {
+    let mut out = vec![Asked::Local];
+    if ownership.ring().is_some() {
+        out.extend(
+            ownership
+                .members
+                .iter()
+                .filter(|(id, m)| Some(**id) != ownership.me && m.state != MemberState::Down)
+                .map(|(id, _)| *id)
+                .filter(|id| !failed(*id) && !suspected(*id))
+                .map(Asked::Peer),
         );
     }
-    askees
+    out
 }
 
 /// Puts pod answers in the order of `keys`; when two members answer for one
@@ -82,85 +123,47 @@ pub fn merge_pods(keys: &[PodKey], answers: impl IntoIterator<Item = PodAnswer>)
     keys.iter().map(|(ns, n)| best.remove(&(ns.as_str(), n.as_str()))).collect()
 }
 
-/// The sentence a partial answer's `Warning` carries for one member.
-pub fn missing_sentence(member: &str, what: &str, cause: &str) -> String {
-    format!("partial answer: replica {member} did not answer ({cause}); {what} missing")
+/// What became of each member asked (or skipped) in one request.
+#[derive(Debug, Clone, Default)]
+pub struct Outcomes {
+    /// Members skipped as suspected, or whose call failed, with why.
+    pub failed: BTreeMap<NodeId, Cause>,
+}
+
+impl Outcomes {
+    /// Records that `id` was skipped or failed; the first cause stays.
+    pub fn fail(&mut self, id: NodeId, cause: Cause) {
+        self.failed.entry(id).or_insert(cause);
+    }
+}
+
+/// The missing parts of a node answer: each node still missing is blamed on
+/// its owner, with the owner's failure, or `Covering` when this replica
+/// scrapes it in the owner's place and has not yet, or `Lacks` when the
+/// owner answered without it. One entry per owner, counting its nodes.
+pub fn missing_nodes(ownership: &Ownership, names: &[String], served: &[bool], outcomes: &Outcomes) -> Vec<Missing> {
+    if ownership.ring().is_none() {
+        return Vec::new();
+    }
+    let mut by_owner: BTreeMap<NodeId, (Cause, usize)> = BTreeMap::new();
+    for (n, _) in names.iter().zip(served).filter(|(_, s)| !**s) {
+        let Some(owner) = ownership.owner(n) else { continue };
+        let cause = match outcomes.failed.get(&owner) {
+            _ if ownership.covers(n) => Cause::Covering,
+            Some(c) => *c,
+            None => Cause::Lacks,
+        };
+        by_owner.entry(owner).or_insert((cause, 0)).1 += 1;
+    }
+    by_owner
+        .into_iter()
+        .map(|(owner, (cause, missing))| Missing {
+            member: ownership.name_of(owner),
+            cause,
+            what: What::Nodes { missing, of: names.len() },
+        })
+        .collect()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::ContainerUsage;
-    use raft::state::RingParams;
-    use raft::{ClusterState, Command, MemberInfo, MemberState};
-
-    fn three() -> ClusterState {
-        let mut s = ClusterState::default();
-        for id in 1..=3 {
-            let info = MemberInfo { name: format!("r{id}"), api_addr: String::new(), peer_addr: format!("h{id}:1") };
-            s.apply(&Command::Join { id, info });
-        }
-        s.apply(&Command::SetStates((1..=3).map(|id| (id, MemberState::Active)).collect()));
-        s.apply(&Command::SetRing(RingParams::CURRENT));
-        s
-    }
-
-    fn usage(ts: i64) -> PodUsage {
-        PodUsage {
-            timestamp: ts,
-            window_ns: 1,
-            containers: vec![ContainerUsage { name: "c".into(), usage: Default::default() }],
-        }
-    }
-
-    fn answer(ns: &str, n: &str, ts: i64) -> PodAnswer {
-        PodAnswer { namespace: ns.into(), name: n.into(), node: "x".into(), usage: usage(ts) }
-    }
-
-    #[test]
-    fn every_node_is_asked_of_its_owner_and_two_replicas_plan_the_same_owners() {
-        let s = three();
-        let names: Vec<String> = (0..200).map(|i| format!("node-{i}")).collect();
-        let (a, b) = (Ownership::from_state(1, &s), Ownership::from_state(2, &s));
-        let ga = group_nodes(&a, &names);
-        let gb = group_nodes(&b, &names);
-        assert_eq!(ga.values().map(Vec::len).sum::<usize>(), names.len());
-        for (i, n) in names.iter().enumerate() {
-            let owner = a.owner(n).unwrap();
-            let at_a = if owner == 1 { Asked::Local } else { Asked::Peer(owner) };
-            let at_b = if owner == 2 { Asked::Local } else { Asked::Peer(owner) };
-            assert!(ga[&at_a].contains(&i) && gb[&at_b].contains(&i), "{n}");
-        }
-    }
-
-    #[test]
-    fn without_a_ring_everything_is_answered_locally() {
-        let mut s = three();
-        s.ring = None;
-        let o = Ownership::from_state(1, &s);
-        let names = vec!["a".to_string(), "b".to_string()];
-        assert_eq!(group_nodes(&o, &names).keys().copied().collect::<Vec<_>>(), vec![Asked::Local]);
-        assert_eq!(pod_askees(&o, None), vec![Asked::Local]);
-        assert_eq!(pod_askees(&Ownership::single(), Some("a")), vec![Asked::Local]);
-    }
-
-    #[test]
-    fn pods_are_asked_of_every_active_member_or_of_the_known_nodes_owner() {
-        let o = Ownership::from_state(1, &three());
-        assert_eq!(pod_askees(&o, None), vec![Asked::Local, Asked::Peer(2), Asked::Peer(3)]);
-        let owner = o.owner("node-7").unwrap();
-        let want = if owner == 1 { Asked::Local } else { Asked::Peer(owner) };
-        assert_eq!(pod_askees(&o, Some("node-7")), vec![want]);
-    }
-
-    #[test]
-    fn merged_pods_follow_the_keys_and_the_newer_duplicate_wins() {
-        let keys =
-            vec![("a".to_string(), "p1".to_string()), ("a".to_string(), "p2".to_string()), ("b".into(), "p3".into())];
-        let got = merge_pods(
-            &keys,
-            vec![answer("b", "p3", 5), answer("a", "p1", 1), answer("a", "p1", 3), answer("z", "p", 9)],
-        );
-        assert_eq!(got, vec![Some(usage(3)), None, Some(usage(5))]);
-    }
-}
+mod tests;

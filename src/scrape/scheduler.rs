@@ -6,21 +6,20 @@
 //! kubelet sees one scrape per period. One round per period; a node whose
 //! previous scrape is still running is skipped rather than piled up.
 //!
-//! Which nodes this replica scrapes comes from the [`Ownership`] watch: the
-//! scheduler checks it at every firing and re-plans the moment it changes.
-//! A newly owned node is scraped within a second when its newest point is
-//! older than one period or its previous owner is Down (an orphan), else at
-//! its usual phase. A node that moved away is released, not forgotten: its
-//! points stay for the handover. What a scrape does is [`ScrapeOne`]'s
-//! business; this module only keeps time.
+//! Which nodes this replica scrapes comes from the [`Ownership`] watch, read
+//! at every firing. When ownership moves, the replica manager decides which
+//! newly owned nodes cannot wait for their phase (an orphan, or points older
+//! than one period) and sends them here: they are scraped within
+//! [`CATCH_UP_WITHIN`], still never twice within half a period. What a
+//! scrape does is [`ScrapeOne`]'s business, what ownership changes mean the
+//! manager's; this module only keeps time.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use raft::{MemberState, NodeId};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -46,12 +45,6 @@ pub trait ScrapeOne: Send + Sync + 'static {
     fn forget(&self, node: &str);
     /// Time of the newest point held for `node`, if any.
     fn newest(&self, node: &str) -> Option<UnixNanos>;
-    /// `node` is now scraped here: serve what was backed up for it.
-    fn adopt(&self, _node: &str) {}
-    /// `node` is no longer scraped here: hand its points to `to`, its new owner.
-    fn release(&self, _node: &str, _to: Option<raft::NodeId>) {}
-    /// `node`, still scraped here, has a new successor `to`: seed its backup.
-    fn reseed(&self, _node: &str, _to: raft::NodeId) {}
 }
 
 /// Position of `node` inside the period, as a fraction in `[0, 1)`: the
@@ -108,43 +101,6 @@ impl Clock {
     }
 }
 
-/// Nodes gained and lost between two ownership views, over `nodes`; a
-/// gained node is an orphan when its previous owner is Down or gone.
-pub fn replan<'a>(old: &Ownership, new: &Ownership, nodes: impl Iterator<Item = &'a str>) -> Replan {
-    let mut r = Replan::default();
-    for node in nodes {
-        match (old.scrapes(node), new.scrapes(node)) {
-            (false, true) => {
-                // Orphaned: the previous owner is Down, gone, or unreachable
-                // in degraded mode; no handover is coming.
-                let orphan = old.owner(node).is_none_or(|prev| {
-                    new.members.get(&prev).is_none_or(|m| m.state == MemberState::Down) || new.covers_for(prev)
-                });
-                r.gained.push((node.to_string(), orphan));
-            }
-            (true, false) => r.lost.push(node.to_string()),
-            (true, true) => {
-                if let Some(succ) = new.successor(node).filter(|s| old.successor(node) != Some(*s)) {
-                    r.reseeded.push((node.to_string(), succ));
-                }
-            }
-            _ => {}
-        }
-    }
-    r
-}
-
-/// What changed for this replica at an epoch change.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Replan {
-    /// Nodes now scraped here, and whether each is an orphan (previous owner Down).
-    pub gained: Vec<(String, bool)>,
-    /// Nodes no longer scraped here.
-    pub lost: Vec<String>,
-    /// Nodes still scraped here whose backup has a new home: `(node, successor)`.
-    pub reseeded: Vec<(String, NodeId)>,
-}
-
 /// Shared by the rounds and catch-up scrapes of one scheduler.
 struct Firing<S> {
     scraper: Arc<S>,
@@ -191,12 +147,15 @@ impl<S: ScrapeOne> Firing<S> {
     }
 }
 
-/// Runs rounds until `shutdown`, scraping what `ownership` says this replica owns.
+/// Runs rounds until `shutdown`, scraping what `ownership` says this
+/// replica scrapes, and the catch-up scrapes that `catch_up` asks for.
+#[allow(clippy::too_many_arguments)] // the scheduler's inputs, each once
 pub async fn run<T: Targets, S: ScrapeOne>(
     settings: SchedulerSettings,
     targets: Arc<T>,
     scraper: Arc<S>,
-    mut ownership: watch::Receiver<Arc<Ownership>>,
+    ownership: watch::Receiver<Arc<Ownership>>,
+    mut catch_up: mpsc::Receiver<Vec<String>>,
     tick: Arc<TickClock>,
     metrics: Arc<SelfMetrics>,
     shutdown: CancellationToken,
@@ -210,70 +169,36 @@ pub async fn run<T: Targets, S: ScrapeOne>(
         ownership: ownership.clone(),
         resolution,
     });
-    let mut current = ownership.borrow_and_update().clone();
-    publish(&metrics, &current, &targets.current());
     let mut known: HashSet<String> = HashSet::new();
     let mut rounds: JoinSet<()> = JoinSet::new();
     let clock = Clock::now();
-    let mut watching = true;
+    let mut catching_up = true;
     let mut round_start = Instant::now();
     let mut first = true;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            changed = ownership.changed(), if watching => {
-                if changed.is_err() {
-                    // A fixed view (single replica) or the publisher is gone
-                    // (shutting down): keep the last one.
-                    watching = false;
+            asked = catch_up.recv(), if catching_up => {
+                let Some(nodes) = asked else {
+                    catching_up = false;
                     continue;
-                }
-                let next = ownership.borrow_and_update().clone();
-                let all = targets.current();
-                let names: Vec<&str> = all.iter().filter_map(|t| t.as_ref().ok()).map(|t| t.node.as_str()).collect();
-                let r = replan(&current, &next, names.iter().copied());
-                for (n, _) in &r.gained {
-                    scraper.adopt(n);
-                }
-                for n in &r.lost {
-                    scraper.release(n, next.owner(n));
-                }
-                for (n, succ) in &r.reseeded {
-                    scraper.reseed(n, *succ);
-                }
-                let now = clock.unix(Instant::now());
-                let catch_up: Vec<ScrapeTarget> = all
-                    .iter()
-                    .filter_map(|t| t.as_ref().ok())
-                    .filter(|t| {
-                        r.gained.iter().any(|(n, orphan)| {
-                            n == &t.node
-                                && (*orphan || scraper.newest(n).is_none_or(|ts| now - ts > resolution.as_nanos() as i64))
-                        })
-                    })
-                    .cloned()
+                };
+                let wanted: HashSet<String> = nodes.into_iter().collect();
+                let now_targets: Vec<ScrapeTarget> = targets
+                    .current()
+                    .into_iter()
+                    .filter_map(Result::ok)
+                    .filter(|t| wanted.contains(&t.node))
                     .collect();
-                if next.epoch != current.epoch || !r.gained.is_empty() || !r.lost.is_empty() {
-                    tracing::info!(
-                    epoch = next.epoch,
-                    from_epoch = current.epoch,
-                    gained = r.gained.len(),
-                    orphans = r.gained.iter().filter(|(_, o)| *o).count(),
-                    lost = r.lost.len(),
-                    catch_up = catch_up.len(),
-                    "ownership changed; re-planned scrapes"
-                    );
-                    metrics.ownership_changes.inc();
-                }
-                publish(&metrics, &next, &all);
-                current = next;
-                if !catch_up.is_empty() {
-                    rounds.spawn(run_catch_up(catch_up, firing.clone(), shutdown.clone()));
+                if !now_targets.is_empty() {
+                    tracing::debug!(nodes = now_targets.len(), "catching up on newly owned nodes");
+                    rounds.spawn(run_catch_up(now_targets, firing.clone(), shutdown.clone()));
                 }
             }
             _ = tokio::time::sleep_until(round_start) => {
                 while rounds.try_join_next().is_some() {}
                 tick.mark(clock.unix(Instant::now()));
+                let current = ownership.borrow().clone();
                 let mut plan: Vec<(Duration, ScrapeTarget)> = Vec::new();
                 let mut seen = HashSet::new();
                 let all = targets.current();
@@ -302,7 +227,7 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                     }
                 }
                 known = seen;
-                metrics.owned_nodes.set(known.iter().filter(|n| current.scrapes(n)).count() as i64);
+                publish(&metrics, &current, known.iter().map(String::as_str));
                 plan.sort_by_key(|(at, _)| *at);
                 rounds.spawn(run_round(round_start, plan, firing.clone(), metrics.clone(), shutdown.clone()));
                 first = false;
@@ -313,10 +238,10 @@ pub async fn run<T: Targets, S: ScrapeOne>(
     rounds.shutdown().await;
 }
 
-fn publish(metrics: &SelfMetrics, ownership: &Ownership, targets: &[Result<ScrapeTarget, TargetError>]) {
+/// The ring epoch and how many of the known nodes this replica scrapes.
+fn publish<'a>(metrics: &SelfMetrics, ownership: &Ownership, nodes: impl Iterator<Item = &'a str>) {
     metrics.ring_epoch.set(ownership.epoch as i64);
-    let owned = targets.iter().filter_map(|t| t.as_ref().ok()).filter(|t| ownership.scrapes(&t.node)).count();
-    metrics.owned_nodes.set(owned as i64);
+    metrics.owned_nodes.set(nodes.filter(|n| ownership.scrapes(n)).count() as i64);
 }
 
 async fn run_round<S: ScrapeOne>(

@@ -1,16 +1,18 @@
 //! One scrape of one kubelet, end to end: fetch `/metrics/resource`, parse
-//! it, store the points, and record metrics-server's per-request
-//! self-metrics. A failure of any step is that node's failure only: it is
-//! counted by reason, logged once when the node starts failing, and the store
-//! decides how long the node's last good points stay servable.
+//! it, hand the points to a [`ScrapeSink`], and record metrics-server's
+//! per-request self-metrics. A failure of any step is that node's failure
+//! only: it is counted by reason, logged once when the node starts failing,
+//! and the sink decides how long the node's last good points stay
+//! servable. The scraper knows nothing of peers: where the points go from
+//! the sink (the store alone, or the store and the node's other holders) is
+//! the sink's business.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::discovery::{ScrapeTarget, TargetError};
-use crate::model::now_nanos;
-use crate::peer::push::Pusher;
+use crate::model::{NodeBatch, UnixNanos, now_nanos};
 use crate::scrape::client::KubeletClient;
 use crate::scrape::parse::parse;
 use crate::scrape::scheduler::ScrapeOne;
@@ -20,14 +22,41 @@ use crate::store::Store;
 /// The nodes whose latest scrape failed: a kubelet problem, not a gap of ours.
 pub type Failing = Arc<Mutex<HashSet<String>>>;
 
-/// Scrapes kubelets into a [`Store`].
+/// Where a scrape's result goes.
+pub trait ScrapeSink: Send + Sync + 'static {
+    /// A good batch of `node`, scraped around `now`.
+    fn scraped(&self, node: &str, batch: NodeBatch, now: UnixNanos);
+    /// Scraping `node` failed at `now`.
+    fn failed(&self, node: &str, now: UnixNanos);
+    /// Time of the newest point held for `node`, if any.
+    fn newest(&self, node: &str) -> Option<UnixNanos>;
+    /// `node` left the cluster.
+    fn forget(&self, node: &str);
+}
+
+/// A single replica's sink: the store alone.
+impl ScrapeSink for Store {
+    fn scraped(&self, node: &str, batch: NodeBatch, now: UnixNanos) {
+        self.store_scrape(node, batch, now);
+    }
+
+    fn failed(&self, node: &str, now: UnixNanos) {
+        self.scrape_failed(node, now);
+    }
+
+    fn newest(&self, node: &str) -> Option<UnixNanos> {
+        self.newest_sample(node)
+    }
+
+    fn forget(&self, node: &str) {
+        self.forget_node(node);
+    }
+}
+
+/// Scrapes kubelets into a [`ScrapeSink`].
 pub struct KubeletScraper {
     client: KubeletClient,
-    store: Arc<Store>,
-    /// What other replicas backed up here (adopted when a node becomes ours).
-    backups: Arc<Store>,
-    /// Sends backups and handovers to other replicas (none without peers).
-    pusher: Option<Arc<Pusher>>,
+    sink: Arc<dyn ScrapeSink>,
     metrics: Arc<SelfMetrics>,
     /// `https`, or `http` with `--deprecated-kubelet-completely-insecure`.
     scheme: &'static str,
@@ -40,16 +69,10 @@ impl KubeletScraper {
     pub fn new(
         client: KubeletClient,
         scheme: &'static str,
-        store: Arc<Store>,
+        sink: Arc<dyn ScrapeSink>,
         metrics: Arc<SelfMetrics>,
     ) -> KubeletScraper {
-        let backups = Arc::new(Store::with_role(
-            std::time::Duration::from_secs(1),
-            std::time::Duration::ZERO,
-            metrics.clone(),
-            crate::store::Role::Backup,
-        ));
-        KubeletScraper { client, store, backups, pusher: None, metrics, scheme, failing: Failing::default() }
+        KubeletScraper { client, sink, metrics, scheme, failing: Failing::default() }
     }
 
     /// The nodes whose last scrape failed (shared, for readiness).
@@ -57,20 +80,12 @@ impl KubeletScraper {
         self.failing.clone()
     }
 
-    /// Backs every scraped batch up through `pusher`, adopts gained nodes
-    /// from `backups` and hands lost ones over.
-    pub fn with_peers(mut self, backups: Arc<Store>, pusher: Arc<Pusher>) -> KubeletScraper {
-        self.backups = backups;
-        self.pusher = Some(pusher);
-        self
-    }
-
     fn failed(&self, node: &str, reason: &'static str, error: &dyn std::fmt::Display) {
         self.metrics
             .scrape_errors
             .get_or_create(&vec![("node", node.to_string()), ("reason", reason.to_string())])
             .inc();
-        self.store.scrape_failed(node, now_nanos());
+        self.sink.failed(node, now_nanos());
         let first = self.failing.lock().map(|mut f| f.insert(node.to_string())).unwrap_or(true);
         if first {
             tracing::warn!(node, reason, error = %error, "failed to scrape node");
@@ -101,10 +116,7 @@ impl ScrapeOne for KubeletScraper {
         };
         match parse(&body, node, request_time) {
             Ok(batch) => {
-                if let Some(p) = &self.pusher {
-                    p.backup(node, batch.clone());
-                }
-                self.store.store_scrape(node, batch, now_nanos());
+                self.sink.scraped(node, batch, now_nanos());
                 let recovered = self.failing.lock().map(|mut f| f.remove(node)).unwrap_or(false);
                 if recovered {
                     tracing::info!(node, "node scraped again after failures");
@@ -119,46 +131,15 @@ impl ScrapeOne for KubeletScraper {
         self.failed(node, "no_address", error);
     }
 
-    fn newest(&self, node: &str) -> Option<crate::model::UnixNanos> {
-        self.store.newest_sample(node)
-    }
-
-    fn adopt(&self, node: &str) {
-        if self.store.adopt(node, &self.backups, now_nanos()) {
-            tracing::debug!(node, "serving the backed-up points of a node now owned here");
-        }
-    }
-
-    /// Hands `node`'s last points to its new owner and keeps them here as a
-    /// backup: this replica is often the node's successor, and the new
-    /// owner's pushes then extend a series that already has a rate. Without
-    /// them, a new owner killed before its second push left the node with
-    /// one backed-up point (no rate) and stale own points: a gap.
-    fn release(&self, node: &str, to: Option<raft::NodeId>) {
-        let points = self.store.export(node);
-        if let (Some(p), Some(to)) = (&self.pusher, to) {
-            p.hand_over(to, node, points.clone());
-        }
-        let now = now_nanos();
-        for batch in points {
-            self.backups.store_replica(node, batch, now);
-        }
-    }
-
-    fn reseed(&self, node: &str, to: raft::NodeId) {
-        if let Some(p) = &self.pusher {
-            p.seed_backup(to, node, self.store.export(node));
-        }
+    fn newest(&self, node: &str) -> Option<UnixNanos> {
+        self.sink.newest(node)
     }
 
     fn forget(&self, node: &str) {
-        self.store.forget_node(node);
+        self.sink.forget(node);
         self.metrics.forget_node(node);
         if let Ok(mut f) = self.failing.lock() {
             f.remove(node);
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

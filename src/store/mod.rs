@@ -1,5 +1,8 @@
 //! The metrics store of one replica: the last two points of every node and
-//! container it scrapes, and the rates computed from them at read time.
+//! container it holds — the nodes it scrapes ([`Held::Owned`]) and the
+//! copies of other owners' points ([`Held::Copy`]) in one map, so a holder
+//! that comes to own a node extends the series it already has — and the
+//! rates computed from them at read time.
 //!
 //! It follows metrics-server's storage rules (reference metrics-server.md
 //! §1.7–1.10), with one difference of shape: metrics-server replaces its
@@ -40,9 +43,31 @@ mod write;
 
 use series::Series;
 
+/// Why this replica holds a node's points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// It scrapes the node (metrics-server's `storage_points`, stale nodes,
+    /// sample ages).
+    Owned,
+    /// Another member scrapes it and sends copies here
+    /// (`ha_metrics_server_backup_*`).
+    Copy,
+}
+
+impl Held {
+    fn index(self) -> usize {
+        match self {
+            Held::Owned => 0,
+            Held::Copy => 1,
+        }
+    }
+}
+
 /// One node's points, as its newest scrape left them.
 #[derive(Debug)]
 struct NodeEntry {
+    /// Scraped here, or a copy.
+    held: Held,
     /// The node's own series; `None` when the newest scrape had no valid node point.
     series: Option<Series>,
     /// `(namespace, name)` of the pods this node reported in its newest scrape.
@@ -58,6 +83,8 @@ struct NodeEntry {
 struct PodEntry {
     /// The node that reported the pod last.
     node: String,
+    /// As its node's entry.
+    held: Held,
     containers: Vec<(String, Series)>,
 }
 
@@ -68,13 +95,11 @@ impl PodEntry {
     }
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    nodes: HashMap<String, NodeEntry>,
-    /// namespace → pod name → entry.
-    pods: HashMap<String, HashMap<String, PodEntry>>,
-    /// Nodes held although their newest scrape failed.
-    failed: BTreeSet<String>,
+/// What is held, by [`Held`] (`[owned, copy]`).
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    /// Nodes held.
+    nodes: usize,
     /// Nodes with a previous point.
     node_points: usize,
     /// Containers with a previous point.
@@ -83,25 +108,24 @@ struct Inner {
     pod_points: usize,
 }
 
+#[derive(Debug, Default)]
+struct Inner {
+    nodes: HashMap<String, NodeEntry>,
+    /// namespace → pod name → entry.
+    pods: HashMap<String, HashMap<String, PodEntry>>,
+    /// Nodes held although their newest scrape failed.
+    failed: BTreeSet<String>,
+    /// Counters by [`Held::index`].
+    counts: [Counts; 2],
+}
+
 /// The store. Cheap to read concurrently; writes hold the lock for the
 /// time it takes to merge one node's points.
 pub struct Store {
     resolution_ns: i64,
     max_staleness_ns: i64,
     metrics: Arc<SelfMetrics>,
-    role: Role,
     inner: RwLock<Inner>,
-}
-
-/// What a store holds, which decides the gauges it publishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The points of the nodes this replica scrapes (metrics-server's
-    /// `storage_points`, stale nodes, sample ages).
-    Serving,
-    /// The points other replicas back up here, kept apart from what is
-    /// served (`ha_metrics_server_backup_*`).
-    Backup,
 }
 
 fn nanos(d: Duration) -> i64 {
@@ -112,16 +136,10 @@ impl Store {
     /// `resolution` is `--metric-resolution` (it bounds the fresh-container
     /// shortcut); `max_staleness` is `--max-staleness` (0 = reference behaviour).
     pub fn new(resolution: Duration, max_staleness: Duration, metrics: Arc<SelfMetrics>) -> Store {
-        Store::with_role(resolution, max_staleness, metrics, Role::Serving)
-    }
-
-    /// A store of the given role (see [`Store::new`]).
-    pub fn with_role(resolution: Duration, max_staleness: Duration, metrics: Arc<SelfMetrics>, role: Role) -> Store {
         let store = Store {
             resolution_ns: nanos(resolution),
             max_staleness_ns: nanos(max_staleness),
             metrics,
-            role,
             inner: RwLock::new(Inner::default()),
         };
         store.publish(&store.write_lock());
@@ -129,10 +147,21 @@ impl Store {
     }
 
     /// Whether metrics-server would report ready: at least one node and one
-    /// pod can be served.
+    /// pod can be served (from what is scraped here or held as a copy).
     pub fn ready(&self) -> bool {
         let inner = self.read_lock();
-        inner.node_points > 0 && inner.pod_points > 0
+        let c = |f: fn(&Counts) -> usize| inner.counts.iter().map(f).sum::<usize>();
+        c(|c| c.node_points) > 0 && c(|c| c.pod_points) > 0
+    }
+
+    /// Why this replica holds `node`'s points, if it holds any.
+    pub fn held(&self, node: &str) -> Option<Held> {
+        self.read_lock().nodes.get(node).map(|e| e.held)
+    }
+
+    /// The nodes held, with why and their newest sample.
+    pub fn holdings(&self) -> Vec<(String, Held, Option<UnixNanos>)> {
+        self.read_lock().nodes.iter().map(|(n, e)| (n.clone(), e.held, e.newest)).collect()
     }
 
     /// The newest sample timestamp held for `node`, if any (the scheduler
@@ -166,25 +195,21 @@ impl Store {
         self.resolution_ns.saturating_add(self.max_staleness_ns)
     }
 
-    /// Sets the storage gauges from the counters.
+    /// Sets the storage gauges from the counters: what is scraped here as
+    /// metrics-server's `storage_points`, copies as `backup_points`.
     fn publish(&self, inner: &Inner) {
-        let points = match self.role {
-            Role::Serving => &self.metrics.storage_points,
-            Role::Backup => &self.metrics.backup_points,
-        };
-        let gauge = |t: &'static str| points.get_or_create(&vec![("type", t)]).clone();
-        gauge("node").set(inner.node_points as i64);
-        gauge("container").set(inner.container_points as i64);
-        match self.role {
-            Role::Serving => self.metrics.served_stale_nodes.set(inner.failed.len() as i64),
-            Role::Backup => self.metrics.backup_nodes.set(inner.nodes.len() as i64),
-        };
+        for (held, points) in [(Held::Owned, &self.metrics.storage_points), (Held::Copy, &self.metrics.backup_points)] {
+            let c = inner.counts[held.index()];
+            points.get_or_create(&vec![("type", "node")]).set(c.node_points as i64);
+            points.get_or_create(&vec![("type", "container")]).set(c.container_points as i64);
+        }
+        self.metrics.served_stale_nodes.set(inner.failed.len() as i64);
+        self.metrics.backup_nodes.set(inner.counts[Held::Copy.index()].nodes as i64);
     }
 
+    /// Sets (or with `None` removes) `node`'s sample-age gauge; only nodes
+    /// scraped here have one.
     fn set_sample_age(&self, node: &str, newest: Option<UnixNanos>, now: UnixNanos) {
-        if self.role == Role::Backup {
-            return;
-        }
         let labels = vec![("node", node.to_string())];
         match newest {
             Some(t) => {
@@ -208,6 +233,27 @@ impl Store {
             Some(ns) => inner.pods.get_key_value(ns).map(|(k, v)| one(k, v)).unwrap_or_default(),
             None => inner.pods.iter().flat_map(|(k, v)| one(k, v)).collect(),
         }
+    }
+
+    /// `(namespace, name)` of the pods held whose node `keep` accepts (asked
+    /// once per node), in one namespace or all.
+    pub fn pod_keys_where(&self, namespace: Option<&str>, mut keep: impl FnMut(&str) -> bool) -> Vec<(String, String)> {
+        let inner = self.read_lock();
+        let mut out = Vec::new();
+        for (node, entry) in &inner.nodes {
+            if !keep(node) {
+                continue;
+            }
+            out.extend(
+                entry
+                    .pods
+                    .iter()
+                    .filter(|(ns, _)| namespace.is_none_or(|want| want == ns))
+                    .filter(|(ns, n)| inner.pods.get(ns).and_then(|m| m.get(n)).is_some_and(|p| &p.node == node))
+                    .cloned(),
+            );
+        }
+        out
     }
 
     /// Usage of one pod at `now` and the node that reported it.

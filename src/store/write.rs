@@ -3,7 +3,7 @@
 //! and readiness.
 
 use super::series::{next_container, next_node};
-use super::{Inner, NodeEntry, PodEntry, Store};
+use super::{Held, Inner, NodeEntry, PodEntry, Store};
 use crate::model::UnixNanos;
 use crate::model::{ContainerPoint, NodeBatch, PodPoints};
 use std::collections::HashMap;
@@ -11,8 +11,9 @@ use std::collections::HashMap;
 impl Inner {
     fn insert_pod(&mut self, namespace: String, name: String, pod: PodEntry) {
         let points = pod.points();
-        self.container_points += points;
-        self.pod_points += usize::from(points > 0);
+        let c = &mut self.counts[pod.held.index()];
+        c.container_points += points;
+        c.pod_points += usize::from(points > 0);
         self.pods.entry(namespace).or_default().insert(name, pod);
     }
 
@@ -23,13 +24,16 @@ impl Inner {
             self.pods.remove(namespace);
         }
         let points = pod.points();
-        self.container_points -= points;
-        self.pod_points -= usize::from(points > 0);
+        let c = &mut self.counts[pod.held.index()];
+        c.container_points -= points;
+        c.pod_points -= usize::from(points > 0);
         Some(pod)
     }
 
     fn insert_node(&mut self, node: String, entry: NodeEntry) {
-        self.node_points += usize::from(entry.series.is_some_and(|s| s.prev.is_some()));
+        let c = &mut self.counts[entry.held.index()];
+        c.nodes += 1;
+        c.node_points += usize::from(entry.series.is_some_and(|s| s.prev.is_some()));
         if entry.failed {
             self.failed.insert(node.clone());
         } else {
@@ -41,7 +45,9 @@ impl Inner {
     /// Removes the node's entry (not its pods) and returns it.
     fn take_node(&mut self, node: &str) -> Option<NodeEntry> {
         let entry = self.nodes.remove(node)?;
-        self.node_points -= usize::from(entry.series.is_some_and(|s| s.prev.is_some()));
+        let c = &mut self.counts[entry.held.index()];
+        c.nodes -= 1;
+        c.node_points -= usize::from(entry.series.is_some_and(|s| s.prev.is_some()));
         self.failed.remove(node);
         Some(entry)
     }
@@ -62,9 +68,15 @@ impl Inner {
 
 impl Store {
     /// Merges one successful scrape of `node` taken around `now`: the node's
-    /// previous entry is replaced, pods it no longer reports are forgotten,
-    /// and a pod last reported by another node moves here.
+    /// previous entry is replaced (its points, scraped here or a copy, become
+    /// the previous points), pods it no longer reports are forgotten, and a
+    /// pod last reported by another node moves here. The node is
+    /// [`Held::Owned`] from now on.
     pub fn store_scrape(&self, node: &str, batch: NodeBatch, now: UnixNanos) {
+        self.merge(node, batch, now, Held::Owned);
+    }
+
+    fn merge(&self, node: &str, batch: NodeBatch, now: UnixNanos, held: Held) {
         let mut inner = self.write_lock();
         let expired = self.expire(&mut inner, now);
         let old = inner.take_node(node);
@@ -105,13 +117,15 @@ impl Store {
                     (c.name, s)
                 })
                 .collect();
-            inner.insert_pod(key.0.clone(), key.1.clone(), PodEntry { node: node.to_string(), containers });
+            inner.insert_pod(key.0.clone(), key.1.clone(), PodEntry { node: node.to_string(), held, containers });
             keys.push(key);
         }
-        inner.insert_node(node.to_string(), NodeEntry { series, pods: keys, newest, failed: false });
+        inner.insert_node(node.to_string(), NodeEntry { held, series, pods: keys, newest, failed: false });
         self.publish(&inner);
         drop(inner);
-        self.set_sample_age(node, newest, now);
+        if held == Held::Owned {
+            self.set_sample_age(node, newest, now);
+        }
         for gone in expired {
             self.set_sample_age(&gone, None, now);
         }
@@ -187,16 +201,47 @@ impl Store {
 }
 
 impl Store {
-    /// Merges points another replica sent (a backup, or a handover): as a
-    /// scrape, except that a batch no newer than what is held is ignored, so
-    /// a late point never replaces a newer one. Returns whether it was taken.
-    pub fn store_replica(&self, node: &str, batch: NodeBatch, now: UnixNanos) -> bool {
+    /// Merges points another replica sent (a copy, a handover, or points
+    /// pulled before taking a node over): as a scrape, except that a batch no
+    /// newer than what is held is ignored, so a late point never replaces a
+    /// newer one. A node not held yet is held as `held`; one already held
+    /// keeps its role. Returns whether it was taken.
+    pub fn store_replica(&self, node: &str, batch: NodeBatch, now: UnixNanos, held: Held) -> bool {
         let newest = batch_newest(&batch);
-        let held = self.newest_sample(node);
-        if newest.is_none() || held.is_some_and(|h| newest.is_some_and(|n| n <= h)) {
+        let (current, role) = {
+            let inner = self.read_lock();
+            let e = inner.nodes.get(node);
+            (e.and_then(|e| e.newest), e.map_or(held, |e| e.held))
+        };
+        if newest.is_none() || current.is_some_and(|h| newest.is_some_and(|n| n <= h)) {
             return false;
         }
-        self.store_scrape(node, batch, now);
+        self.merge(node, batch, now, role);
+        true
+    }
+
+    /// Sets why `node` is held (this replica now scrapes it, or no longer
+    /// does and keeps its points as a copy); false if it holds nothing.
+    pub fn set_held(&self, node: &str, held: Held) -> bool {
+        let mut inner = self.write_lock();
+        let Some(entry) = inner.take_node(node) else { return false };
+        let was = entry.held;
+        let pods: Vec<(String, String)> = entry.pods.clone();
+        for (ns, name) in &pods {
+            if inner.pods.get(ns).and_then(|m| m.get(name)).is_some_and(|p| p.node == node)
+                && let Some(mut pod) = inner.remove_pod(ns, name)
+            {
+                pod.held = held;
+                inner.insert_pod(ns.clone(), name.clone(), pod);
+            }
+        }
+        let newest = entry.newest;
+        inner.insert_node(node.to_string(), NodeEntry { held, ..entry });
+        self.publish(&inner);
+        drop(inner);
+        if was != held {
+            self.set_sample_age(node, (held == Held::Owned).then_some(newest).flatten(), crate::model::now_nanos());
+        }
         true
     }
 
@@ -236,32 +281,22 @@ impl Store {
         out
     }
 
-    /// Takes over `node`'s points from `from` (a node this replica now owns,
-    /// backed up here before) unless this store already holds newer ones.
-    pub fn adopt(&self, node: &str, from: &Store, now: UnixNanos) -> bool {
-        let mut taken = false;
-        for batch in from.export(node) {
-            taken |= self.store_replica(node, batch, now);
-        }
-        taken
-    }
-
     /// Drops every node (and its pods) whose newest sample is beyond the
     /// staleness bound — a node moved away and never refreshed here, or a
-    /// backup whose owner stopped sending. A store without a bound
-    /// (`--max-staleness=0`) keeps what it scrapes until it fails (reference
-    /// behaviour); a backup store always drops after three resolutions.
+    /// copy whose owner stopped sending. Without a bound
+    /// (`--max-staleness=0`) nodes scraped here stay until a scrape fails
+    /// (reference behaviour), and copies go after three resolutions.
     pub fn prune(&self, now: UnixNanos) -> usize {
-        let bound = match (self.role, self.max_staleness_ns) {
-            (super::Role::Serving, 0) => return 0,
-            (super::Role::Backup, 0) => self.resolution_ns.saturating_mul(3),
-            _ => self.stale_bound(),
+        let bound = |held: Held| match (held, self.max_staleness_ns) {
+            (Held::Owned, 0) => None,
+            (Held::Copy, 0) => Some(self.resolution_ns.saturating_mul(3)),
+            _ => Some(self.stale_bound()),
         };
         let mut inner = self.write_lock();
         let gone: Vec<String> = inner
             .nodes
             .iter()
-            .filter(|(_, e)| e.newest.is_none_or(|t| now.saturating_sub(t) > bound))
+            .filter(|(_, e)| bound(e.held).is_some_and(|b| e.newest.is_none_or(|t| now.saturating_sub(t) > b)))
             .map(|(n, _)| n.clone())
             .collect();
         for node in &gone {

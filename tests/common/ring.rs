@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ha_metrics_server::peer::fetch_view;
+use ha_metrics_server::member::status::fetch as fetch_view;
 use raft::{ClusterView, MemberState};
 
 use super::Cluster;
@@ -56,9 +56,10 @@ impl Ring {
         while Instant::now() < end {
             let mut views = Vec::new();
             for &i in replicas {
-                // Settled includes the committed ring parameters.
+                // Settled includes the committed ring parameters and replication factor.
                 if let Some(s) = self.full_status(i).await
                     && !s.ring.starts_with("none")
+                    && s.raft.replication.is_some()
                 {
                     views.push(s.raft);
                 }

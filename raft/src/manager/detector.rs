@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::network::wire::Readiness;
+use crate::network::wire::{Heartbeat, Readiness};
 use crate::state::{ClusterState, MemberState, NodeId};
 
 /// What was last heard from one member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
     /// Last heartbeat of any kind.
     pub last: Instant,
@@ -28,6 +28,11 @@ pub struct Seen {
     /// nodes it would own if made Active (a precondition of every way into
     /// Active); see [`Readiness`].
     pub ready: Option<u64>,
+    /// The replication factor the member is configured with (`None` from a
+    /// previous-release member).
+    pub replication: Option<u32>,
+    /// Kubelets the member owns and fails to scrape.
+    pub failing: Vec<String>,
 }
 
 /// Liveness table of one replica.
@@ -48,11 +53,27 @@ impl Liveness {
         Liveness { since, max_gap, seen: BTreeMap::new() }
     }
 
-    /// Records a heartbeat from `id` at `now`.
+    /// Records the whole heartbeat `hb` from `id` at `now`.
+    pub fn record_heartbeat(&mut self, id: NodeId, now: Instant, hb: &Heartbeat) {
+        self.record(id, now, hb.scrape_healthy, hb.leaving, hb.ready_to_own);
+        if let Some(entry) = self.seen.get_mut(&id) {
+            entry.replication = hb.replication;
+            entry.failing.clone_from(&hb.failing);
+        }
+    }
+
+    /// Records a heartbeat from `id` at `now` (its liveness fields only).
     pub fn record(&mut self, id: NodeId, now: Instant, healthy: bool, leaving: bool, ready: Option<u64>) {
         let max_gap = self.max_gap;
-        let entry =
-            self.seen.entry(id).or_insert(Seen { last: now, last_good: None, good_since: None, leaving, ready });
+        let entry = self.seen.entry(id).or_insert_with(|| Seen {
+            last: now,
+            last_good: None,
+            good_since: None,
+            leaving,
+            ready,
+            replication: None,
+            failing: Vec::new(),
+        });
         let gap = now.saturating_duration_since(entry.last);
         entry.good_since = match (healthy, entry.good_since) {
             (false, _) => None,

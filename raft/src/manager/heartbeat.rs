@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::app::App;
-use crate::network::wire::{Heartbeat, HeartbeatAck, HeartbeatV1, path};
+use crate::network::wire::{HeartbeatAck, HeartbeatV2, PROTOCOL_VERSION, REPLICATION_SINCE, path};
 use crate::state::NodeId;
 
 /// One round of heartbeats, sent concurrently.
@@ -26,24 +26,19 @@ pub(crate) async fn round(app: Arc<App>) {
         }
     }
     targets.remove(&app.id);
-    let body = Heartbeat {
-        name: app.info.name.clone(),
-        scrape_healthy: app.healthy(),
-        leaving: app.is_leaving(),
-        ready_to_own: app.ready_to_own(),
-    };
+    let body = app.heartbeat();
     let timeout = app.config.liveness_interval;
     let calls = targets.into_iter().map(|(id, addr)| {
         let app = app.clone();
         let body = body.clone();
         async move {
-            // A peer heard speaking the previous protocol gets its heartbeat shape.
-            let r: Result<HeartbeatAck, _> = if app.version_of(id) == Some(1) {
-                let mut env = app.envelope(id, HeartbeatV1::from(&body));
-                env.protocol_version = 1;
+            // The previous protocol's shape until the peer is heard speaking this one.
+            let r: Result<HeartbeatAck, _> = if app.version_of(id).is_some_and(|v| v >= REPLICATION_SINCE) {
+                let mut env = app.envelope(id, body);
+                env.protocol_version = PROTOCOL_VERSION;
                 app.client.call(&addr, path::HEARTBEAT, &env, timeout).await
             } else {
-                app.client.call(&addr, path::HEARTBEAT, &app.envelope(id, body), timeout).await
+                app.client.call(&addr, path::HEARTBEAT, &app.envelope(id, HeartbeatV2::from(&body)), timeout).await
             };
             if let Err(e) = r {
                 tracing::trace!(member = id, error = %e, "heartbeat not delivered");

@@ -16,7 +16,7 @@ use openraft::{ChangeMembers, ServerState};
 
 use super::detector::{self, Bounds};
 use crate::app::App;
-use crate::network::wire::{Manage, ManageReply, RING_SINCE};
+use crate::network::wire::{Manage, ManageReply, REPLICATION_SINCE, RING_SINCE};
 use crate::state::{Command, MemberInfo, MemberState, NodeId, RingParams};
 use crate::types::Metrics;
 
@@ -89,7 +89,7 @@ fn caught_up(m: &Metrics, me: NodeId, max_lag: u64) -> impl Fn(NodeId) -> bool +
 /// A commit that cannot reach a quorum does not stall detection: the write
 /// runs in a task of its own, and rounds while it is in flight only watch.
 pub(crate) async fn detect(app: &Arc<App>) {
-    app.record_heartbeat(app.id, app.healthy(), app.is_leaving(), app.ready_to_own());
+    app.record_heartbeat(app.id, &app.heartbeat());
     let Some(m) = is_leader(app) else { return };
     if app.detector_busy.load(Ordering::Acquire) {
         return;
@@ -182,6 +182,15 @@ pub(crate) async fn reconcile(app: &App) {
             return;
         }
     }
+    // The replication factor, once every member speaks the protocol that
+    // carries it and every member asks for the same one.
+    if let Some(factor) = agreed_replication(app, &state)
+        && state.replication != Some(factor)
+    {
+        tracing::info!(factor, before = ?state.replication, "committing the replication factor");
+        write(app, Command::SetReplication(factor)).await;
+        return;
+    }
     // Promote caught-up learners while there are too few voters.
     if voters.len() < app.config.voters {
         let ok = caught_up(&m, app.id, app.config.max_lag);
@@ -204,6 +213,23 @@ pub(crate) async fn reconcile(app: &App) {
             }
         }
     }
+}
+
+/// The replication factor every member asks for, if they all speak the
+/// protocol that carries it and agree (during a rolling change of the flag
+/// they do not, and the committed factor stays until they do).
+fn agreed_replication(app: &App, state: &crate::state::ClusterState) -> Option<u32> {
+    if state.members.is_empty()
+        || !state.members.keys().all(|id| app.version_of(*id).is_some_and(|v| v >= REPLICATION_SINCE))
+    {
+        return None;
+    }
+    let live = app.liveness();
+    let mut wanted = state.members.keys().map(|id| {
+        if *id == app.id { Some(app.config.replication) } else { live.seen.get(id).and_then(|s| s.replication) }
+    });
+    let first = wanted.next()??;
+    wanted.all(|w| w == Some(first)).then_some(first)
 }
 
 /// Runs `round` every `every` until the node stops.

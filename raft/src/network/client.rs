@@ -14,7 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::wire::{Envelope, FROM_HEADER};
+use super::wire::{Envelope, FROM_HEADER, PROTOCOL_HEADER, PROTOCOL_VERSION};
 use crate::codec;
 
 /// Why a peer call failed.
@@ -166,6 +166,7 @@ impl PeerClient {
         let request = http::Request::post(format!("{}://{addr}{path}", self.scheme))
             .header(http::header::CONTENT_TYPE, "application/octet-stream")
             .header(FROM_HEADER, format!("{:x}", envelope.from))
+            .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| CallError::Request { addr: addr.to_string(), reason: e.to_string() })?;
         let unreachable =

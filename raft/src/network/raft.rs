@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::client::PeerClient;
-use super::wire::{Envelope, PROTOCOL_VERSION, path};
+use super::wire::{BASE_VERSION, Envelope, path};
 use crate::state::{MemberInfo, NodeId};
 use crate::types::TypeConfig;
 
@@ -52,7 +52,7 @@ impl Connection {
         option: &RPCOption,
     ) -> Result<Resp, RPCError<NodeId, MemberInfo, RaftError<NodeId, E>>> {
         let envelope = Envelope {
-            protocol_version: PROTOCOL_VERSION,
+            protocol_version: BASE_VERSION,
             cluster_id: self.net.cluster_id.clone(),
             from: self.net.me,
             to: self.target,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Router};
@@ -18,8 +18,8 @@ use tls::PeerCertificates;
 use tls::identity::Identity;
 
 use super::wire::{
-    ANY_NODE, Envelope, EnvelopeHead, Heartbeat, HeartbeatAck, HeartbeatV1, HelloReply, MIN_PROTOCOL_VERSION, Manage,
-    PROTOCOL_VERSION, path,
+    ANY_NODE, Envelope, EnvelopeHead, Heartbeat, HeartbeatAck, HeartbeatV2, HelloReply, MIN_PROTOCOL_VERSION, Manage,
+    PROTOCOL_HEADER, PROTOCOL_VERSION, path,
 };
 use crate::app::App;
 use crate::codec;
@@ -61,14 +61,18 @@ pub(crate) type Certs = Option<Extension<PeerCertificates>>;
 /// the member the sender claims to be. A sender this node does not know yet
 /// (it is not initialized, or is a learner still catching up) has only its
 /// cluster-CA certificate checked; a joiner's claim is checked by `manage`.
+/// Records the highest protocol version the sender says it speaks.
 #[allow(clippy::result_large_err)] // the refusal is returned as is
 pub(crate) fn open<T: DeserializeOwned>(
     app: &App,
     certs: &Certs,
+    headers: &HeaderMap,
     body: &[u8],
     any_target: bool,
 ) -> Result<(NodeId, T), Response> {
-    open_with(app, certs, body, any_target, |_, bytes| codec::decode::<Envelope<T>>(bytes).map(|e| (e.from, e.body)))
+    open_with(app, certs, headers, body, any_target, |_, bytes| {
+        codec::decode::<Envelope<T>>(bytes).map(|e| (e.from, e.body))
+    })
 }
 
 /// [`open`] with the body decoded by `decode(protocol_version, bytes)`, for
@@ -77,6 +81,7 @@ pub(crate) fn open<T: DeserializeOwned>(
 pub(crate) fn open_with<T>(
     app: &App,
     certs: &Certs,
+    headers: &HeaderMap,
     body: &[u8],
     any_target: bool,
     decode: impl FnOnce(u32, &[u8]) -> std::io::Result<(NodeId, T)>,
@@ -121,7 +126,12 @@ pub(crate) fn open_with<T>(
     }
     let (from, decoded) = decode(env.protocol_version, body)
         .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("undecodable peer request: {e}")))?;
-    app.record_version(from, env.protocol_version);
+    let spoken = headers
+        .get(PROTOCOL_HEADER)
+        .and_then(|v| v.to_str().ok()?.parse::<u32>().ok())
+        .unwrap_or(env.protocol_version)
+        .max(env.protocol_version);
+    app.record_version(from, spoken);
     Ok((from, decoded))
 }
 
@@ -130,43 +140,43 @@ pub(crate) fn names(certs: &PeerCertificates, info: &crate::state::MemberInfo) -
     certs.0.first().and_then(Identity::of).is_some_and(|id| id.names_member(&info.name, &info.peer_addr))
 }
 
-async fn append(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
-    match open::<AppendEntriesRequest<TypeConfig>>(&app, &certs, &body, false) {
+async fn append(State(app): State<Arc<App>>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
+    match open::<AppendEntriesRequest<TypeConfig>>(&app, &certs, &headers, &body, false) {
         Ok((_, req)) => reply(&app.raft.append_entries(req).await),
         Err(r) => r,
     }
 }
 
-async fn vote(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
-    match open::<VoteRequest<NodeId>>(&app, &certs, &body, false) {
+async fn vote(State(app): State<Arc<App>>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
+    match open::<VoteRequest<NodeId>>(&app, &certs, &headers, &body, false) {
         Ok((_, req)) => reply(&app.raft.vote(req).await),
         Err(r) => r,
     }
 }
 
-async fn snapshot(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
-    match open::<InstallSnapshotRequest<TypeConfig>>(&app, &certs, &body, false) {
+async fn snapshot(State(app): State<Arc<App>>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
+    match open::<InstallSnapshotRequest<TypeConfig>>(&app, &certs, &headers, &body, false) {
         Ok((_, req)) => reply(&app.raft.install_snapshot(req).await),
         Err(r) => r,
     }
 }
 
-async fn heartbeat(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
+async fn heartbeat(State(app): State<Arc<App>>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
     let decode = |version: u32, bytes: &[u8]| match version {
-        1 => codec::decode::<Envelope<HeartbeatV1>>(bytes).map(|e| (e.from, Heartbeat::from(e.body))),
+        2 => codec::decode::<Envelope<HeartbeatV2>>(bytes).map(|e| (e.from, Heartbeat::from(e.body))),
         _ => codec::decode::<Envelope<Heartbeat>>(bytes).map(|e| (e.from, e.body)),
     };
-    match open_with(&app, &certs, &body, false, decode) {
+    match open_with(&app, &certs, &headers, &body, false, decode) {
         Ok((from, hb)) => {
-            app.record_heartbeat(from, hb.scrape_healthy, hb.leaving, hb.ready_to_own);
+            app.record_heartbeat(from, &hb);
             reply(&HeartbeatAck { leader: app.raft.metrics().borrow().current_leader })
         }
         Err(r) => r,
     }
 }
 
-async fn hello(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
-    match open::<()>(&app, &certs, &body, true) {
+async fn hello(State(app): State<Arc<App>>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
+    match open::<()>(&app, &certs, &headers, &body, true) {
         Ok(_) => {
             let m = app.raft.metrics().borrow().clone();
             let membership = m.membership_config.membership();
@@ -185,8 +195,8 @@ async fn hello(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Respon
     }
 }
 
-async fn manage(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
-    match open::<Manage>(&app, &certs, &body, true) {
+async fn manage(State(app): State<Arc<App>>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
+    match open::<Manage>(&app, &certs, &headers, &body, true) {
         Ok((_, Manage::Join(info))) if certs.as_ref().is_some_and(|Extension(c)| !names(c, &info)) => {
             refuse(StatusCode::FORBIDDEN, format!("the client certificate does not name {info}, which asks to join"))
         }
@@ -195,8 +205,8 @@ async fn manage(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Respo
     }
 }
 
-async fn applied(State(app): State<Arc<App>>, certs: Certs, body: Bytes) -> Response {
-    match open::<()>(&app, &certs, &body, false) {
+async fn applied(State(app): State<Arc<App>>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
+    match open::<()>(&app, &certs, &headers, &body, false) {
         Ok(_) => reply(&app.raft.metrics().borrow().last_applied.map(|l| l.index)),
         Err(r) => r,
     }

@@ -12,17 +12,29 @@ use crate::state::{MemberInfo, NodeId};
 
 /// Version of the peer protocol this release speaks. Release step rule: a
 /// node accepts requests of its own version and the one before
-/// ([`MIN_PROTOCOL_VERSION`]), answers each in the shape its sender speaks,
-/// and uses a feature that needs new replicated data only once every member
-/// speaks the version that introduced it (see [`RING_SINCE`]). A rolling
-/// upgrade by one release therefore never splits the cluster.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// ([`MIN_PROTOCOL_VERSION`]), sends every message whose shape both share as
+/// the older version ([`BASE_VERSION`]) and a message whose shape changed
+/// only to a peer heard speaking the newer one (every request says, in
+/// [`PROTOCOL_HEADER`], the highest version its sender speaks), and uses a
+/// feature that needs new replicated data only once every member speaks the
+/// version that introduced it (see [`REPLICATION_SINCE`]). A rolling upgrade
+/// by one release therefore never splits the cluster.
+pub const PROTOCOL_VERSION: u32 = 3;
 /// The oldest protocol version still accepted (the previous release's).
-pub const MIN_PROTOCOL_VERSION: u32 = 1;
+pub const MIN_PROTOCOL_VERSION: u32 = 2;
+/// The version messages go out as when their shape is the same in every
+/// version accepted (the previous release accepts it).
+pub const BASE_VERSION: u32 = MIN_PROTOCOL_VERSION;
 /// The protocol version that introduced committed ring parameters
 /// (`Command::SetRing`); the leader commits them only when every member
 /// has been heard speaking at least this version.
 pub const RING_SINCE: u32 = 2;
+/// The protocol version that introduced the replication factor
+/// (`Command::SetReplication`, heartbeats that carry each member's wish).
+pub const REPLICATION_SINCE: u32 = 3;
+/// Request header carrying the highest protocol version the sender speaks
+/// (older releases ignore it).
+pub const PROTOCOL_HEADER: &str = "x-ha-protocol";
 /// `to` value of requests addressed to whoever listens at an address
 /// (hello and manage), because the sender does not know the target's id yet.
 pub const ANY_NODE: NodeId = 0;
@@ -88,18 +100,27 @@ pub struct Heartbeat {
     /// Whether the sender is leaving (drain requested); it must not be made Active again.
     pub leaving: bool,
     /// The epoch at which the sender holds the last points of the nodes it
-    /// would own if made Active (protocol 2; a precondition of every way into
-    /// Active, valid only at that epoch); [`Readiness::ANY_EPOCH`] for a
-    /// member without handover; `None`: not ready.
+    /// would own if made Active (a precondition of every way into Active,
+    /// valid only at that epoch); [`Readiness::ANY_EPOCH`] for a member
+    /// without handover; `None`: not ready.
     pub ready_to_own: Option<u64>,
+    /// The replication factor the sender is configured with (protocol 3;
+    /// `None` from a previous-release sender). The leader commits a factor
+    /// only when every member asks for the same one.
+    pub replication: Option<u32>,
+    /// Kubelets the sender owns and has failed to scrape in its recent
+    /// rounds (protocol 3; at most [`MAX_FAILING`]).
+    pub failing: Vec<String>,
 }
+
+/// Most failing kubelets one heartbeat lists.
+pub const MAX_FAILING: usize = 1024;
 
 /// Values of [`Heartbeat::ready_to_own`].
 pub struct Readiness;
 
 impl Readiness {
-    /// Ready at whatever epoch (crate users without handover, and senders of
-    /// protocol 1, which had none).
+    /// Ready at whatever epoch (crate users without handover).
     pub const ANY_EPOCH: u64 = u64::MAX;
 
     /// Whether a member saying `ready` may be made Active at `epoch`.
@@ -108,32 +129,41 @@ impl Readiness {
     }
 }
 
-/// [`Heartbeat`] in protocol version 1 (no `ready_to_own`).
+/// [`Heartbeat`] in protocol version 2 (no replication factor, no failing kubelets).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HeartbeatV1 {
+pub struct HeartbeatV2 {
     /// See [`Heartbeat::name`].
     pub name: String,
     /// See [`Heartbeat::scrape_healthy`].
     pub scrape_healthy: bool,
     /// See [`Heartbeat::leaving`].
     pub leaving: bool,
+    /// See [`Heartbeat::ready_to_own`].
+    pub ready_to_own: Option<u64>,
 }
 
-impl From<HeartbeatV1> for Heartbeat {
-    /// A version-1 sender had no handover: it counts as ready, as it did then.
-    fn from(h: HeartbeatV1) -> Heartbeat {
+impl From<HeartbeatV2> for Heartbeat {
+    /// A version-2 sender asks for no replication factor and lists no failing kubelets.
+    fn from(h: HeartbeatV2) -> Heartbeat {
         Heartbeat {
             name: h.name,
             scrape_healthy: h.scrape_healthy,
             leaving: h.leaving,
-            ready_to_own: Some(Readiness::ANY_EPOCH),
+            ready_to_own: h.ready_to_own,
+            replication: None,
+            failing: Vec::new(),
         }
     }
 }
 
-impl From<&Heartbeat> for HeartbeatV1 {
-    fn from(h: &Heartbeat) -> HeartbeatV1 {
-        HeartbeatV1 { name: h.name.clone(), scrape_healthy: h.scrape_healthy, leaving: h.leaving }
+impl From<&Heartbeat> for HeartbeatV2 {
+    fn from(h: &Heartbeat) -> HeartbeatV2 {
+        HeartbeatV2 {
+            name: h.name.clone(),
+            scrape_healthy: h.scrape_healthy,
+            leaving: h.leaving,
+            ready_to_own: h.ready_to_own,
+        }
     }
 }
 

@@ -281,7 +281,7 @@ pub async fn wait_cluster(
 }
 
 /// All running replicas agree on a leader and on one state with the ring
-/// parameters committed and exactly `names` Active.
+/// parameters and the replication factor committed and exactly `names` Active.
 pub fn settled(c: &Cluster, names: &[&str]) -> bool {
     let Some(_) = c.agreed_leader() else {
         return false;
@@ -290,7 +290,9 @@ pub fn settled(c: &Cluster, names: &[&str]) -> bool {
     let states: Vec<ClusterState> = c.running().map(|(_, n)| n.state().borrow().clone()).collect();
     states.windows(2).all(|w| w[0] == w[1])
         && states.first().is_some_and(|s| {
-            s.ring.is_some() && s.active().map(|(_, m)| m.info.name.clone()).collect::<BTreeSet<_>>() == want
+            s.ring.is_some()
+                && s.replication.is_some()
+                && s.active().map(|(_, m)| m.info.name.clone()).collect::<BTreeSet<_>>() == want
         })
 }
 

@@ -1,9 +1,9 @@
-//! Points that arrive from another replica (backups, handovers): never
-//! older over newer, a handover rebuilds the same series, adoption, and
-//! pruning what is no longer refreshed.
+//! Points that arrive from another replica (copies, handovers): never
+//! older over newer, a handover rebuilds the same series, a copy becomes
+//! owned by the next scrape, and pruning what is no longer refreshed.
 
 use super::*;
-use crate::store::Role;
+use crate::store::Held;
 
 fn two_scrapes(store: &Store) {
     let b1 = batch(Some(node_point(15, 10.0, MIB)), vec![pod("ns", "p", vec![container("c", Some(0), 15, 1.0, MIB)])]);
@@ -19,13 +19,13 @@ fn a_late_replicated_point_never_replaces_a_newer_one() {
     two_scrapes(&store);
     let before = (store.node("node1", at(46)), store.pod("ns", "p", at(46)));
     let late = batch(Some(node_point(20, 99.0, 9 * MIB)), vec![]);
-    assert!(!store.store_replica("node1", late, at(31)), "an older batch is refused");
+    assert!(!store.store_replica("node1", late, at(31), Held::Copy), "an older batch is refused");
     let same = batch(Some(node_point(30, 25.0, 2 * MIB)), vec![]);
-    assert!(!store.store_replica("node1", same, at(31)), "the same batch twice is refused");
+    assert!(!store.store_replica("node1", same, at(31), Held::Copy), "the same batch twice is refused");
     assert_eq!((store.node("node1", at(46)), store.pod("ns", "p", at(46))), before);
     let newer =
         batch(Some(node_point(45, 40.0, 2 * MIB)), vec![pod("ns", "p", vec![container("c", Some(0), 45, 7.0, MIB)])]);
-    assert!(store.store_replica("node1", newer, at(46)));
+    assert!(store.store_replica("node1", newer, at(46), Held::Copy));
     assert_eq!(store.node("node1", at(46)).unwrap().timestamp, at(45));
 }
 
@@ -33,11 +33,11 @@ fn a_late_replicated_point_never_replaces_a_newer_one() {
 fn a_handover_rebuilds_the_same_series_in_another_store() {
     let (from, metrics) = new_store(15, 30);
     two_scrapes(&from);
-    let to = Store::with_role(Duration::from_secs(15), Duration::from_secs(30), metrics, Role::Serving);
+    let to = Store::new(Duration::from_secs(15), Duration::from_secs(30), metrics);
     let batches = from.export("node1");
     assert_eq!(batches.len(), 2, "previous and last points");
     for b in batches {
-        assert!(to.store_replica("node1", b, at(31)));
+        assert!(to.store_replica("node1", b, at(31), Held::Owned));
     }
     assert_eq!(to.node("node1", at(46)), from.node("node1", at(46)));
     assert_eq!(to.pod("ns", "p", at(46)), from.pod("ns", "p", at(46)));
@@ -46,21 +46,43 @@ fn a_handover_rebuilds_the_same_series_in_another_store() {
 }
 
 #[test]
-fn adopting_a_backed_up_node_serves_it_at_once_and_keeps_newer_own_points() {
-    let (serving, metrics) = new_store(15, 30);
-    let backups = Store::with_role(Duration::from_secs(15), Duration::from_secs(30), metrics.clone(), Role::Backup);
-    two_scrapes(&backups);
-    assert!(serving.node("node1", at(46)).is_none());
-    assert!(serving.adopt("node1", &backups, at(31)));
-    assert_eq!(serving.node("node1", at(46)), backups.node("node1", at(46)));
-    // Backups count apart from what is served.
+fn a_copy_counts_apart_and_the_first_scrape_here_extends_it_into_a_rate() {
+    let (from, _) = new_store(15, 30);
+    two_scrapes(&from);
+    let (holder, metrics) = new_store(15, 30);
+    for b in from.export("node1") {
+        assert!(holder.store_replica("node1", b, at(31), Held::Copy));
+    }
+    assert_eq!(holder.held("node1"), Some(Held::Copy));
+    assert_eq!(holder.node("node1", at(46)), from.node("node1", at(46)), "a copy is served as it is");
     let text = metrics.encode();
     assert!(text.contains("ha_metrics_server_backup_nodes 1"), "{text}");
     assert!(text.contains("ha_metrics_server_backup_points{type=\"node\"} 1"), "{text}");
-    // A node this store already scraped more recently is left as it is.
-    serving.store_scrape("node1", batch(Some(node_point(45, 40.0, 2 * MIB)), vec![]), at(45));
-    assert!(!serving.adopt("node1", &backups, at(46)));
-    assert_eq!(serving.node("node1", at(46)).unwrap().timestamp, at(45));
+    assert!(text.contains("metrics_server_storage_points{type=\"node\"} 0"), "{text}");
+    // The holder becomes the owner: its first scrape already has a previous point.
+    holder.store_scrape("node1", batch(Some(node_point(45, 40.0, 2 * MIB)), vec![]), at(45));
+    assert_eq!(holder.held("node1"), Some(Held::Owned));
+    let usage = holder.node("node1", at(46)).expect("a rate from the copy and one scrape");
+    assert_eq!((usage.timestamp, usage.window_ns), (at(45), 15_000_000_000));
+    let text = metrics.encode();
+    assert!(text.contains("ha_metrics_server_backup_nodes 0"), "{text}");
+    assert!(text.contains("metrics_server_storage_points{type=\"node\"} 1"), "{text}");
+    // A copy arriving late never replaces the newer own points, and keeps the role.
+    assert!(!holder.store_replica("node1", batch(Some(node_point(30, 25.0, 2 * MIB)), vec![]), at(46), Held::Copy));
+    assert_eq!(holder.held("node1"), Some(Held::Owned));
+}
+
+#[test]
+fn a_released_node_is_kept_as_a_copy_and_counted_as_one() {
+    let (store, metrics) = new_store(15, 30);
+    two_scrapes(&store);
+    assert!(store.set_held("node1", Held::Copy));
+    assert_eq!(store.held("node1"), Some(Held::Copy));
+    assert!(store.node("node1", at(46)).is_some() && store.pod("ns", "p", at(46)).is_some());
+    let text = metrics.encode();
+    assert!(text.contains("ha_metrics_server_backup_points{type=\"container\"} 1"), "{text}");
+    assert!(text.contains("metrics_server_storage_points{type=\"container\"} 0"), "{text}");
+    assert!(!store.set_held("missing", Held::Owned));
 }
 
 #[test]
@@ -80,4 +102,8 @@ fn points_no_longer_refreshed_are_pruned_and_not_served_past_the_bound() {
     two_scrapes(&reference);
     assert_eq!(reference.prune(at(1_000)), 0);
     assert!(reference.node("node1", at(1_000)).is_some());
+    // ... but a copy whose owner stopped sending goes after three resolutions.
+    assert!(reference.set_held("node1", Held::Copy));
+    assert_eq!(reference.prune(at(74)), 0);
+    assert_eq!(reference.prune(at(76)), 1);
 }

@@ -1,0 +1,138 @@
+//! The planner's choices: who is asked first, who next, and whom a missing
+//! part is blamed on.
+
+use raft::state::RingParams;
+use raft::{ClusterState, Command, MemberInfo, MemberState};
+
+use super::*;
+use crate::model::ContainerUsage;
+
+fn cluster(n: u64, rf: u32) -> ClusterState {
+    let mut s = ClusterState::default();
+    for id in 1..=n {
+        let info = MemberInfo { name: format!("r{id}"), api_addr: String::new(), peer_addr: format!("h{id}:1") };
+        s.apply(&Command::Join { id, info });
+    }
+    s.apply(&Command::SetStates((1..=n).map(|id| (id, MemberState::Active)).collect()));
+    s.apply(&Command::SetRing(RingParams::CURRENT));
+    s.apply(&Command::SetReplication(rf));
+    s
+}
+
+fn usage(ts: i64) -> PodUsage {
+    PodUsage {
+        timestamp: ts,
+        window_ns: 1,
+        containers: vec![ContainerUsage { name: "c".into(), usage: Default::default() }],
+    }
+}
+
+fn answer(ns: &str, n: &str, ts: i64) -> PodAnswer {
+    PodAnswer { namespace: ns.into(), name: n.into(), node: "x".into(), usage: usage(ts) }
+}
+
+fn names(k: usize) -> Vec<String> {
+    (0..k).map(|i| format!("node-{i}")).collect()
+}
+
+#[test]
+fn every_node_is_asked_of_its_owner_first_and_two_replicas_plan_the_same_owners() {
+    let s = cluster(3, 2);
+    let (a, b) = (Ownership::from_state(1, &s), Ownership::from_state(2, &s));
+    for n in names(200) {
+        let owner = a.owner(&n).unwrap();
+        assert_eq!(node_candidates(&a, &n, &|_| false)[0], asked(&a, owner), "{n}");
+        assert_eq!(node_candidates(&b, &n, &|_| false)[0], asked(&b, owner), "{n}");
+    }
+}
+
+#[test]
+fn a_suspected_owner_is_skipped_for_this_replica_then_the_other_holders() {
+    let s = cluster(3, 3);
+    let me = Ownership::from_state(1, &s);
+    for n in names(200) {
+        let holders = me.holders(&n);
+        let owner = holders.owner().unwrap();
+        if owner == 1 {
+            continue;
+        }
+        let c = node_candidates(&me, &n, &|id| id == owner);
+        assert_eq!(c[0], Asked::Local, "{n}: a copy is held here");
+        let rest: Vec<Asked> = holders.copies().iter().filter(|h| **h != 1).map(|h| Asked::Peer(*h)).collect();
+        assert_eq!(&c[1..], rest.as_slice(), "{n}");
+    }
+}
+
+#[test]
+fn without_a_ring_everything_is_answered_locally() {
+    let mut s = cluster(3, 2);
+    s.ring = None;
+    let o = Ownership::from_state(1, &s);
+    assert_eq!(node_candidates(&o, "a", &|_| false), vec![Asked::Local]);
+    assert_eq!(pod_askees(&o, &|_| false), (vec![Asked::Local], vec![]));
+    assert_eq!(node_candidates(&Ownership::single(), "a", &|_| false), vec![Asked::Local]);
+}
+
+#[test]
+fn pods_are_asked_of_every_active_member_and_the_suspected_are_set_apart() {
+    let o = Ownership::from_state(1, &cluster(3, 2));
+    assert_eq!(pod_askees(&o, &|_| false), (vec![Asked::Local, Asked::Peer(2), Asked::Peer(3)], vec![]));
+    assert_eq!(pod_askees(&o, &|id| id == 3), (vec![Asked::Local, Asked::Peer(2)], vec![3]));
+}
+
+#[test]
+fn merged_pods_follow_the_keys_and_the_newer_duplicate_wins() {
+    let keys =
+        vec![("a".to_string(), "p1".to_string()), ("a".to_string(), "p2".to_string()), ("b".into(), "p3".into())];
+    let got =
+        merge_pods(&keys, vec![answer("b", "p3", 5), answer("a", "p1", 1), answer("a", "p1", 3), answer("z", "p", 9)]);
+    assert_eq!(got, vec![Some(usage(3)), None, Some(usage(5))]);
+}
+
+#[test]
+fn a_missing_node_is_blamed_on_its_owner_with_the_owners_cause() {
+    let o = Ownership::from_state(1, &cluster(3, 2));
+    let names = names(60);
+    let mut outcomes = Outcomes::default();
+    outcomes.fail(2, Cause::Timeout);
+    outcomes.fail(2, Cause::Unreachable);
+    let served: Vec<bool> = names.iter().map(|n| o.owner(n) == Some(1)).collect();
+    let missing = missing_nodes(&o, &names, &served, &outcomes);
+    let of = |id: u64| names.iter().filter(|n| o.owner(n) == Some(id)).count();
+    assert_eq!(
+        missing,
+        vec![
+            Missing { member: "r2".into(), cause: Cause::Timeout, what: What::Nodes { missing: of(2), of: 60 } },
+            Missing { member: "r3".into(), cause: Cause::Lacks, what: What::Nodes { missing: of(3), of: 60 } },
+        ],
+        "the first cause stays; an owner that answered without its nodes lacks them"
+    );
+    assert!(missing_nodes(&o, &names, &vec![true; 60], &outcomes).is_empty());
+}
+
+#[test]
+fn a_node_scraped_here_in_an_unreachable_owners_place_is_covering() {
+    let mut o = Ownership::from_state(1, &cluster(3, 3));
+    o.unreachable = [2, 3].into();
+    let names = names(60);
+    let served = vec![false; 60];
+    let missing = missing_nodes(&o, &names, &served, &Outcomes::default());
+    for m in &missing {
+        if m.member != "r1" {
+            assert_eq!(m.cause, Cause::Covering, "{m}");
+        }
+    }
+    assert!(missing.iter().any(|m| m.cause == Cause::Covering));
+    assert_eq!(
+        missing[0].to_string(),
+        format!(
+            "partial answer: replica {}: {}; {} nodes missing",
+            missing[0].member,
+            missing[0].cause,
+            match missing[0].what {
+                What::Nodes { missing, of } => format!("{missing} of {of}"),
+                What::Pods => unreachable!(),
+            }
+        )
+    );
+}

@@ -1,0 +1,388 @@
+//! The fan-out end to end over an in-process transport: three members with
+//! their own stores holding what the ring gives them (owned nodes scraped,
+//! copies of the others'), queried through the real planner, executor, wire
+//! encoding and local answers; members die, go silent or lack nodes.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apimachinery::selector::LabelSelector;
+use raft::state::RingParams;
+use raft::{ClusterState, Command, MemberInfo, MemberState};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::*;
+use crate::model::{Inventory, ObjectMeta};
+use crate::peer::routes::Answers;
+use crate::store::Store;
+use crate::store::tests::{MIB, batch, container, node_point, pod};
+
+const NODES: usize = 30;
+
+struct Cluster {
+    nodes: Vec<ObjectMeta>,
+    pods: Vec<Arc<ObjectMeta>>,
+}
+
+impl Inventory for Cluster {
+    fn nodes(&self) -> Vec<ObjectMeta> {
+        self.nodes.clone()
+    }
+    fn node(&self, name: &str) -> Option<ObjectMeta> {
+        self.nodes.iter().find(|n| n.name == name).cloned()
+    }
+    fn pods(&self, namespace: Option<&str>, labels: &LabelSelector) -> Vec<Arc<ObjectMeta>> {
+        self.pods
+            .iter()
+            .filter(|p| namespace.is_none_or(|ns| p.namespace.as_deref() == Some(ns)) && labels.matches(&p.labels))
+            .cloned()
+            .collect()
+    }
+    fn pod(&self, namespace: &str, name: &str) -> Option<Arc<ObjectMeta>> {
+        self.pods.iter().find(|p| p.namespace.as_deref() == Some(namespace) && p.name == name).cloned()
+    }
+    fn synced(&self) -> bool {
+        true
+    }
+}
+
+fn inventory() -> Arc<Cluster> {
+    let nodes =
+        (0..NODES).map(|i| ObjectMeta { name: format!("node-{i}"), namespace: None, labels: Default::default() });
+    let pods = (0..NODES).map(|i| {
+        let labels = [("app".to_string(), if i % 2 == 0 { "even" } else { "odd" }.to_string())].into();
+        Arc::new(ObjectMeta { name: format!("pod-{i}"), namespace: Some("ns".into()), labels })
+    });
+    Arc::new(Cluster { nodes: nodes.collect(), pods: pods.collect() })
+}
+
+fn state(rf: u32) -> ClusterState {
+    let mut s = ClusterState::default();
+    for id in 1..=3 {
+        let info = MemberInfo { name: format!("r{id}"), api_addr: String::new(), peer_addr: format!("h{id}:1") };
+        s.apply(&Command::Join { id, info });
+    }
+    s.apply(&Command::SetStates((1..=3).map(|id| (id, MemberState::Active)).collect()));
+    s.apply(&Command::SetRing(RingParams { hash_version: 1, vnodes: 64 }));
+    s.apply(&Command::SetReplication(rf));
+    s
+}
+
+/// The wall clock 46 s after the points' base: peers answer by the wall
+/// clock, so the points are placed 16 and 31 s before it.
+fn base() -> UnixNanos {
+    static BASE: std::sync::OnceLock<UnixNanos> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| crate::model::now_nanos() - 46_000_000_000)
+}
+
+fn at(secs: i64) -> UnixNanos {
+    base() + secs * 1_000_000_000
+}
+
+/// Two scrapes of `node-i` (its pod `pod-i`), 15 s apart.
+fn two_points(store: &Store, i: usize, copy: bool) {
+    let node = format!("node-{i}");
+    for (k, ts) in [15, 30].into_iter().enumerate() {
+        let b = batch(
+            Some(node_point_at(at(ts), 10.0 * (k + 1) as f64 + i as f64)),
+            vec![pod("ns", &format!("pod-{i}"), vec![container_at(at(ts), 1.0 + k as f64 + i as f64)])],
+        );
+        if copy {
+            store.store_replica(&node, b, at(ts), crate::store::Held::Copy);
+        } else {
+            store.store_scrape(&node, b, at(ts));
+        }
+    }
+}
+
+struct Member {
+    local: Local,
+}
+
+/// The in-process peer port: calls go through the wire encoding to the
+/// member's [`Answers`]; dead members are unreachable, slow ones never answer.
+#[derive(Default)]
+struct Fake {
+    members: BTreeMap<NodeId, Member>,
+    dead: Mutex<HashSet<NodeId>>,
+    silent: Mutex<HashSet<NodeId>>,
+    slow: Mutex<HashSet<NodeId>>,
+    calls: Mutex<Vec<(NodeId, &'static str)>>,
+}
+
+impl Transport for Fake {
+    fn call<Req, Resp>(
+        &self,
+        to: NodeId,
+        path: &'static str,
+        body: Req,
+        timeout: Duration,
+        _size: ReplySize,
+    ) -> impl std::future::Future<Output = Result<Resp, CallError>> + Send
+    where
+        Req: Serialize + Send + Sync,
+        Resp: DeserializeOwned + Send,
+    {
+        self.calls.lock().unwrap().push((to, path));
+        let dead = self.dead.lock().unwrap().contains(&to);
+        let reply: Result<Vec<u8>, CallError> = if dead {
+            Err(CallError::Unreachable { addr: format!("{to}"), reason: "connection refused".into() })
+        } else {
+            let member = &self.members[&to];
+            let bytes = raft::codec::encode(&body).expect("encodes");
+            let encoded = match path {
+                p if p == path::NODES => {
+                    let q = raft::codec::decode(&bytes).expect("a nodes query");
+                    raft::codec::encode(&Answers::nodes(&member.local, 9, q))
+                }
+                p if p == path::PODS => {
+                    let q = raft::codec::decode(&bytes).expect("a pods query");
+                    raft::codec::encode(&Answers::pods(&member.local, 9, q).expect("pods"))
+                }
+                other => panic!("unexpected path {other}"),
+            };
+            Ok(encoded.expect("encodes"))
+        };
+        let slow = self.slow.lock().unwrap().contains(&to);
+        async move {
+            if slow {
+                tokio::time::sleep(timeout).await;
+                return Err(CallError::Timeout { addr: to.to_string(), path: path.into(), timeout });
+            }
+            let bytes = reply?;
+            raft::codec::decode_large(&bytes).map_err(|e| CallError::Decode {
+                addr: String::new(),
+                path: path.into(),
+                reason: e.to_string(),
+            })
+        }
+    }
+
+    fn silence(&self, id: NodeId) -> Option<Duration> {
+        let silent = self.silent.lock().unwrap().contains(&id);
+        Some(if silent { Duration::from_secs(60) } else { Duration::ZERO })
+    }
+
+    fn lease(&self) -> Duration {
+        Duration::from_secs(3)
+    }
+}
+
+/// Three members at factor `rf`, each holding what the ring gives it;
+/// `lacking` nodes are held by nobody.
+fn fake(rf: u32, lacking: &[usize]) -> (Arc<Fake>, BTreeMap<NodeId, watch::Sender<Arc<Ownership>>>) {
+    let s = state(rf);
+    let inv = inventory();
+    let mut fake = Fake::default();
+    let mut views = BTreeMap::new();
+    for id in 1..=3 {
+        let view = Ownership::from_state(id, &s);
+        let store =
+            Arc::new(Store::new(Duration::from_secs(15), Duration::from_secs(30), Arc::new(SelfMetrics::new(15.0))));
+        for i in (0..NODES).filter(|i| !lacking.contains(i)) {
+            let holders = view.holders(&format!("node-{i}"));
+            if holders.contains(id) {
+                two_points(&store, i, holders.owner() != Some(id));
+            }
+        }
+        let (tx, rx) = watch::channel(Arc::new(view));
+        fake.members.insert(id, Member { local: Local { store, inventory: inv.clone(), ownership: rx } });
+        views.insert(id, tx);
+    }
+    (Arc::new(fake), views)
+}
+
+fn source(fake: &Arc<Fake>, me: NodeId) -> ClusterSource<Fake> {
+    let local = fake.members[&me].local.clone();
+    let ownership = local.ownership.clone();
+    let metrics = Arc::new(SelfMetrics::new(15.0));
+    let pause = Arc::default();
+    ClusterSource::new(fake.clone(), local, ownership, Duration::from_secs(2), Duration::from_secs(15), metrics, pause)
+}
+
+fn node_names() -> Vec<String> {
+    (0..NODES).map(|i| format!("node-{i}")).collect()
+}
+
+fn pod_keys() -> Vec<PodKey> {
+    (0..NODES).map(|i| ("ns".to_string(), format!("pod-{i}"))).collect()
+}
+
+fn all_pods() -> PodQuery {
+    PodQuery { namespace: None, labels: String::new(), fields: String::new(), one: None }
+}
+
+/// Now, by the test's clock (the wall clock never runs backwards past it).
+fn now() -> UnixNanos {
+    crate::model::now_nanos().max(at(46))
+}
+
+fn node_point_at(ts: UnixNanos, cpu_s: f64) -> crate::model::Point {
+    crate::model::Point { timestamp: ts, ..node_point(0, cpu_s, MIB) }
+}
+
+fn container_at(ts: UnixNanos, cpu_s: f64) -> crate::model::ContainerPoint {
+    let mut c = container("c", Some(0), 0, cpu_s, MIB);
+    c.point.timestamp = ts;
+    c
+}
+
+#[tokio::test]
+async fn with_every_member_up_each_answers_every_node_and_pod_the_same() {
+    let (fake, _views) = fake(2, &[]);
+    let mut answers = Vec::new();
+    for me in 1..=3 {
+        let src = source(&fake, me);
+        let nodes = src.nodes(&node_names(), now()).await;
+        let pods = src.pods(&all_pods(), &pod_keys(), now()).await;
+        assert!(nodes.missing.is_empty() && pods.missing.is_empty(), "{:?} {:?}", nodes.missing, pods.missing);
+        assert!(nodes.value.iter().all(Option::is_some) && pods.value.iter().all(Option::is_some));
+        answers.push((nodes.value, pods.value));
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "replicas differ");
+}
+
+#[tokio::test]
+async fn the_survivor_of_two_lost_replicas_answers_everything_from_its_copies_at_factor_three() {
+    let (fake, _views) = fake(3, &[]);
+    fake.dead.lock().unwrap().extend([1, 2]);
+    let reference = source(&fake, 3);
+    let nodes = reference.nodes(&node_names(), now()).await;
+    assert!(nodes.missing.is_empty(), "{:?}", nodes.missing);
+    assert!(nodes.value.iter().all(Option::is_some), "a node missing");
+    let pods = reference.pods(&all_pods(), &pod_keys(), now()).await;
+    assert!(pods.missing.is_empty(), "{:?}", pods.missing);
+    assert!(pods.value.iter().all(Option::is_some), "a pod missing");
+    // Once they are suspected, they are not even asked.
+    fake.silent.lock().unwrap().extend([1, 2]);
+    fake.calls.lock().unwrap().clear();
+    let again = reference.nodes(&node_names(), now()).await;
+    assert_eq!(again.value, nodes.value);
+    let calls = fake.calls.lock().unwrap().clone();
+    assert!(calls.is_empty(), "suspected members asked: {calls:?}");
+}
+
+#[tokio::test]
+async fn at_factor_two_nodes_whose_both_holders_died_are_named_missing_with_the_owner() {
+    let (fake, _views) = fake(2, &[]);
+    fake.dead.lock().unwrap().extend([1, 2]);
+    let src = source(&fake, 3);
+    let view = fake.members[&3].local.ownership.borrow().clone();
+    let lost: BTreeSet<String> = node_names().into_iter().filter(|n| !view.holders(n).contains(3)).collect();
+    assert!(!lost.is_empty());
+    let nodes = src.nodes(&node_names(), now()).await;
+    for (n, u) in node_names().iter().zip(&nodes.value) {
+        assert_eq!(u.is_none(), lost.contains(n), "{n}");
+    }
+    let blamed: usize = nodes
+        .missing
+        .iter()
+        .map(|m| match m.what {
+            What::Nodes { missing, of } => {
+                assert_eq!(of, NODES);
+                assert_eq!(m.cause, Cause::Unreachable, "{m}");
+                missing
+            }
+            What::Pods => panic!("{m}"),
+        })
+        .sum();
+    assert_eq!(blamed, lost.len(), "every missing node is counted once, on its owner");
+    let pods = src.pods(&all_pods(), &pod_keys(), now()).await;
+    assert!(pods.value.iter().any(Option::is_none));
+    assert!(!pods.missing.is_empty(), "missing pods without a Warning");
+}
+
+#[tokio::test]
+async fn an_owner_that_answers_without_a_node_nobody_else_holds_is_named_as_lacking_it() {
+    let (fake, _views) = fake(2, &[7]);
+    let src = source(&fake, 1);
+    let nodes = src.nodes(&node_names(), now()).await;
+    assert!(nodes.value[7].is_none() && nodes.value.iter().filter(|u| u.is_none()).count() == 1);
+    let view = fake.members[&1].local.ownership.borrow().clone();
+    let owner = view.name_of(view.owner("node-7").unwrap());
+    assert_eq!(
+        nodes.missing,
+        vec![Missing { member: owner, cause: Cause::Lacks, what: What::Nodes { missing: 1, of: NODES } }]
+    );
+}
+
+#[tokio::test]
+async fn a_dead_owner_not_yet_suspected_costs_one_failed_call_and_its_holders_answer() {
+    let (fake, _views) = fake(2, &[]);
+    fake.dead.lock().unwrap().insert(2);
+    let src = source(&fake, 1);
+    let nodes = src.nodes(&node_names(), now()).await;
+    assert!(nodes.missing.is_empty(), "{:?}", nodes.missing);
+    assert!(nodes.value.iter().all(Option::is_some));
+    let to_dead = fake.calls.lock().unwrap().iter().filter(|(to, _)| *to == 2).count();
+    assert_eq!(to_dead, 1, "the dead owner is asked once per request");
+}
+
+#[tokio::test]
+async fn a_label_selected_pod_list_and_a_get_answer_from_the_holders() {
+    let (fake, _views) = fake(2, &[]);
+    let src = source(&fake, 2);
+    let even = PodQuery { namespace: Some("ns".into()), labels: "app=even".into(), ..all_pods() };
+    let keys: Vec<PodKey> = (0..NODES).step_by(2).map(|i| ("ns".to_string(), format!("pod-{i}"))).collect();
+    let got = src.pods(&even, &keys, now()).await;
+    assert!(got.missing.is_empty() && got.value.iter().all(Option::is_some));
+    // A GET of a pod seen before goes to its node's holders only.
+    fake.calls.lock().unwrap().clear();
+    let one = PodQuery { one: Some(keys[3].clone()), ..all_pods() };
+    let got = src.pods(&one, &keys[3..4], now()).await;
+    assert!(got.value[0].is_some());
+    let view = fake.members[&2].local.ownership.borrow().clone();
+    let holders = view.holders("node-6");
+    for (to, _) in fake.calls.lock().unwrap().iter() {
+        assert!(holders.contains(*to), "asked {to}, not a holder of node-6");
+    }
+}
+
+#[tokio::test]
+async fn right_after_this_replica_was_away_silent_peers_are_still_asked() {
+    let (fake, _views) = fake(2, &[]);
+    fake.silent.lock().unwrap().extend([2, 3]);
+    let local = fake.members[&1].local.clone();
+    let ownership = local.ownership.clone();
+    let pause = Arc::new(pause::PauseClock::default());
+    pause.tick(std::time::Instant::now() + Duration::from_secs(2));
+    let metrics = Arc::new(SelfMetrics::new(15.0));
+    let src = ClusterSource::new(
+        fake.clone(),
+        local,
+        ownership,
+        Duration::from_secs(2),
+        Duration::from_secs(15),
+        metrics,
+        pause,
+    );
+    let nodes = src.nodes(&node_names(), now()).await;
+    assert!(nodes.missing.is_empty() && nodes.value.iter().all(Option::is_some), "{:?}", nodes.missing);
+    let asked: BTreeSet<NodeId> = fake.calls.lock().unwrap().iter().map(|(to, _)| *to).collect();
+    assert_eq!(asked, [2, 3].into(), "peers that only look silent because this replica was stopped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_owner_is_hedged_on_its_holders_well_within_one_deadline() {
+    let (fake, _views) = fake(2, &[]);
+    fake.slow.lock().unwrap().insert(2);
+    let src = source(&fake, 1);
+    let started = tokio::time::Instant::now();
+    let nodes = src.nodes(&node_names(), now()).await;
+    let took = started.elapsed();
+    assert!(nodes.missing.is_empty() && nodes.value.iter().all(Option::is_some), "{:?}", nodes.missing);
+    assert!(took <= Duration::from_secs(2) / 4 + Duration::from_millis(50), "hedged after {took:?}");
+    let hedges = src.metrics.fanout_hedges.get_or_create(&vec![("peer", "r2".to_string())]).get();
+    assert_eq!(hedges, 1, "one hedge per slow call");
+    let pods = src.pods(&all_pods(), &pod_keys(), now()).await;
+    assert!(pods.missing.is_empty() && pods.value.iter().all(Option::is_some), "{:?}", pods.missing);
+    // Once its heartbeats are missed too, it is skipped at once, without waiting.
+    fake.silent.lock().unwrap().insert(2);
+    let started = tokio::time::Instant::now();
+    let again = src.nodes(&node_names(), now()).await;
+    assert!(again.value.iter().all(Option::is_some));
+    assert!(started.elapsed() < Duration::from_millis(5), "a suspected member was waited for");
+    assert_eq!(src.metrics.fanout_suspected.get_or_create(&vec![("peer", "r2".to_string())]).get(), 1);
+}

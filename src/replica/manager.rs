@@ -1,0 +1,465 @@
+//! The replica manager, the IO shell around [`plan::actions`]: it follows the
+//! ownership watch, and at every change performs what the planner says —
+//! adopts (asking the scheduler for catch-up scrapes), hands over, seeds new
+//! holders, pulls what it lacks, forgets what it no longer holds — and holds
+//! a member outside the ring back from Active until it holds the points of
+//! every node it would hold ([`Manager::prepare`]), and a leaving member
+//! until every new owner serves a newer sample ([`leave`]). Every movement
+//! of points between replicas starts here or in [`Replicas`] (copies of each
+//! scrape); the transfers themselves are [`Outbox`]'s.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use raft::{MemberState, NodeId, ReplySize};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::intake::PULL_CHUNK;
+use super::outbox::{Kind, Outbox};
+use super::plan::{Action, actions};
+use crate::model::{NodeBatch, UnixNanos, now_nanos};
+use crate::ownership::Ownership;
+use crate::peer::call::{Transport, call_many};
+use crate::peer::wire::{NodesQuery, NodesReply, PointsQuery, PointsReply, Source, path};
+use crate::scrape::scraper::ScrapeSink;
+use crate::selfmetrics::SelfMetrics;
+use crate::store::{Held, Store};
+
+/// The node names this replica knows (from discovery).
+pub type NodeNames = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// How often pending pulls, confirmations and readiness are looked at.
+const EVERY: Duration = Duration::from_millis(250);
+/// Deadline of one pull or one confirmation round.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where every scrape lands: the store, and a copy for each other holder of
+/// the node that this replica can reach.
+pub struct Replicas<T: Transport> {
+    /// Every point this replica holds.
+    pub store: Arc<Store>,
+    /// The queues to the other members.
+    pub outbox: Arc<Outbox<T>>,
+    /// Who holds what.
+    pub ownership: watch::Receiver<Arc<Ownership>>,
+}
+
+impl<T: Transport> ScrapeSink for Replicas<T> {
+    fn scraped(&self, node: &str, batch: NodeBatch, now: UnixNanos) {
+        let ownership = self.ownership.borrow().clone();
+        let holders = ownership.holders(node);
+        let to: Vec<NodeId> = holders
+            .as_slice()
+            .iter()
+            .copied()
+            .filter(|h| Some(*h) != ownership.me && !ownership.unreachable.contains(h))
+            .collect();
+        if !to.is_empty() {
+            let shared = Arc::new(batch.clone());
+            for h in to {
+                self.outbox.send(h, Kind::Copy, node, shared.clone());
+            }
+        }
+        self.store.store_scrape(node, batch, now);
+    }
+
+    fn failed(&self, node: &str, now: UnixNanos) {
+        self.store.scrape_failed(node, now);
+    }
+
+    fn newest(&self, node: &str) -> Option<UnixNanos> {
+        self.store.newest_sample(node)
+    }
+
+    fn forget(&self, node: &str) {
+        self.store.forget_node(node);
+    }
+}
+
+/// What the manager keeps between view changes.
+#[derive(Default)]
+struct Pending {
+    /// Nodes to pull, with who may have them.
+    pulls: BTreeMap<String, Vec<NodeId>>,
+    /// Nodes released to a new owner, to forget once the handover lands.
+    forget_after: HashMap<String, NodeId>,
+    /// Leaving: nodes whose new owner has not yet served a newer sample.
+    confirms: BTreeMap<String, NodeId>,
+}
+
+/// How far the manager has got, for [`leave`] to wait on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The epoch of the last view whose actions were performed.
+    pub applied: Option<u64>,
+    /// Whether this replica was out of the ring in that view.
+    pub out_of_ring: bool,
+    /// Nodes still awaiting confirmation by their new owner (leaving).
+    pub unconfirmed: usize,
+}
+
+/// Performs the planner's actions for one replica in a cluster.
+pub struct Manager {
+    node: Arc<raft::Node>,
+    replicas: Arc<Replicas<raft::Node>>,
+    nodes: NodeNames,
+    catch_up: mpsc::Sender<Vec<String>>,
+    resolution: Duration,
+    metrics: Arc<SelfMetrics>,
+    pending: Mutex<Pending>,
+    /// Handovers the outbox delivered: `(to, nodes)`.
+    delivered: Mutex<Option<mpsc::Receiver<(NodeId, Vec<String>)>>>,
+    progress: watch::Sender<Progress>,
+}
+
+impl Manager {
+    /// A manager over `replicas`, asking the scheduler for catch-up scrapes
+    /// through `catch_up`, told of delivered handovers by `delivered` (the
+    /// outbox's other end).
+    pub fn new(
+        node: Arc<raft::Node>,
+        replicas: Arc<Replicas<raft::Node>>,
+        nodes: NodeNames,
+        catch_up: mpsc::Sender<Vec<String>>,
+        delivered: mpsc::Receiver<(NodeId, Vec<String>)>,
+        resolution: Duration,
+        metrics: Arc<SelfMetrics>,
+    ) -> Manager {
+        Manager {
+            node,
+            replicas,
+            nodes,
+            catch_up,
+            resolution,
+            metrics,
+            pending: Mutex::default(),
+            delivered: Mutex::new(Some(delivered)),
+            progress: watch::Sender::new(Progress::default()),
+        }
+    }
+
+    /// How far the manager has got.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// Forgets the nodes released to `to` whose handover it acknowledged,
+    /// unless this replica holds them again.
+    fn delivered(&self, to: NodeId, nodes: &[String]) {
+        let o = self.replicas.ownership.borrow().clone();
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for n in nodes {
+            if p.forget_after.get(n) == Some(&to) {
+                p.forget_after.remove(n);
+                if !o.scrapes(n) && o.me.is_none_or(|me| !o.holders(n).contains(me)) {
+                    self.store().forget_node(n);
+                }
+            }
+        }
+    }
+
+    fn publish(&self, o: &Ownership) {
+        let me = self.node.id();
+        let out_of_ring = o.members.get(&me).is_none_or(|m| m.state != MemberState::Active);
+        let unconfirmed = self.pending.lock().unwrap_or_else(|e| e.into_inner()).confirms.len();
+        self.progress.send_replace(Progress { applied: Some(o.epoch), out_of_ring, unconfirmed });
+    }
+
+    fn store(&self) -> &Arc<Store> {
+        &self.replicas.store
+    }
+
+    /// Follows the ownership watch until `stop`, performing every change's
+    /// actions, retrying pulls, confirming handovers and keeping the
+    /// readiness to own up to date.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut ownership = self.replicas.ownership.clone();
+        let Some(mut delivered) = self.delivered.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            tracing::error!("the replica manager was started twice");
+            return;
+        };
+        let mut current: Option<Arc<Ownership>> = None;
+        let mut every = tokio::time::interval(EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut prepared_at: Option<u64> = None;
+        loop {
+            let next = ownership.borrow_and_update().clone();
+            if current.as_ref().is_none_or(|c| !Arc::ptr_eq(c, &next)) {
+                self.apply_change(current.as_deref(), &next);
+                current = Some(next.clone());
+            }
+            self.pull_pending(&next).await;
+            self.confirm_pending(&next).await;
+            prepared_at = self.prepare(&next, prepared_at).await;
+            self.publish(&next);
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                changed = ownership.changed() => if changed.is_err() { return },
+                Some((to, nodes)) = delivered.recv() => self.delivered(to, &nodes),
+                _ = every.tick() => {}
+            }
+        }
+    }
+
+    /// Performs the actions of one view change.
+    fn apply_change(&self, old: Option<&Ownership>, new: &Ownership) {
+        let names = (self.nodes)();
+        let store = self.store().clone();
+        let acts = actions(old, new, &names, &|n| store.held(n).is_some());
+        if acts.is_empty() {
+            return;
+        }
+        let now = now_nanos();
+        let stale = |n: &str| store.newest_sample(n).is_none_or(|t| now - t > self.resolution.as_nanos() as i64);
+        let mut catch_up = Vec::new();
+        let (mut adopted, mut released, mut seeded, mut forgotten) = (0, 0, 0, 0);
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for a in acts {
+            match a {
+                Action::Adopt { node, orphan } => {
+                    adopted += 1;
+                    store.set_held(&node, Held::Owned);
+                    if orphan || stale(&node) {
+                        catch_up.push(node);
+                    }
+                }
+                Action::ReleaseTo { node, to } => {
+                    released += 1;
+                    self.replicas.outbox.send_all(to, Kind::Handover, &node, store.export(&node));
+                    store.set_held(&node, Held::Copy);
+                    pending.forget_after.remove(&node);
+                }
+                Action::ReseedTo { node, to } => {
+                    seeded += 1;
+                    self.replicas.outbox.send_all(to, Kind::Seed, &node, store.export(&node));
+                }
+                Action::PullFrom { node, from } => {
+                    pending.pulls.insert(node, from);
+                }
+                Action::Confirm { node, to } => {
+                    if store.newest_sample(&node).is_some() {
+                        pending.confirms.insert(node, to);
+                    }
+                }
+                Action::Forget { node } => {
+                    forgotten += 1;
+                    match new.owner(&node).filter(|_| old.is_some_and(|o| o.scrapes(&node))) {
+                        Some(to) => {
+                            pending.forget_after.insert(node, to);
+                        }
+                        None => store.forget_node(&node),
+                    }
+                }
+            }
+        }
+        drop(pending);
+        self.replicas.outbox.flush_soon();
+        tracing::info!(
+            epoch = new.epoch,
+            from_epoch = old.map(|o| o.epoch),
+            adopted,
+            catch_up = catch_up.len(),
+            released,
+            seeded,
+            forgotten,
+            "holdings changed"
+        );
+        self.metrics.ownership_changes.inc();
+        if !catch_up.is_empty() && self.catch_up.try_send(catch_up).is_err() {
+            tracing::warn!("the scheduler's catch-up queue is full; orphans wait for their usual phase");
+        }
+    }
+
+    /// Pulls pending nodes from their first candidate that has them, in
+    /// chunks; a node no candidate has is given up.
+    async fn pull_pending(&self, o: &Ownership) {
+        let pulls = std::mem::take(&mut self.pending.lock().unwrap_or_else(|e| e.into_inner()).pulls);
+        if pulls.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let wanted = pulls.len();
+        let mut left: BTreeMap<String, Vec<NodeId>> = pulls;
+        let mut got = 0usize;
+        while !left.is_empty() {
+            // Each node from its first remaining candidate, in chunks.
+            let mut asks: Vec<(NodeId, String, PointsQuery)> = Vec::new();
+            let mut by_member: BTreeMap<NodeId, Vec<String>> = BTreeMap::new();
+            for (n, from) in &left {
+                if let Some(f) = from.iter().find(|f| !o.unreachable.contains(f)) {
+                    by_member.entry(*f).or_default().push(n.clone());
+                }
+            }
+            if by_member.is_empty() {
+                break;
+            }
+            for (m, names) in by_member {
+                for chunk in names.chunks(PULL_CHUNK) {
+                    asks.push((m, o.name_of(m), PointsQuery { epoch: o.epoch, names: chunk.to_vec() }));
+                }
+            }
+            let asked: Vec<(NodeId, Vec<String>)> = asks.iter().map(|(m, _, q)| (*m, q.names.clone())).collect();
+            let deadline = Instant::now() + CALL_TIMEOUT;
+            let replies: Vec<(NodeId, Result<PointsReply, raft::CallError>)> =
+                call_many(&*self.node, &self.metrics, path::POINTS, asks, deadline, ReplySize::Large).await;
+            let now = now_nanos();
+            for ((m, names), (_, r)) in asked.into_iter().zip(replies) {
+                let mut answered: BTreeSet<String> = BTreeSet::new();
+                if let Ok(reply) = r {
+                    for (n, batches) in reply.points {
+                        let held = if o.scrapes(&n) { Held::Owned } else { Held::Copy };
+                        for b in batches {
+                            self.store().store_replica(&n, b, now, held);
+                        }
+                        answered.insert(n);
+                    }
+                }
+                for n in names {
+                    if answered.contains(&n) {
+                        got += 1;
+                        left.remove(&n);
+                    } else if let Some(from) = left.get_mut(&n) {
+                        from.retain(|f| *f != m);
+                        if from.is_empty() {
+                            left.remove(&n);
+                        }
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            wanted,
+            got,
+            took_ms = started.elapsed().as_millis() as u64,
+            "pulled the points of nodes now held here"
+        );
+    }
+
+    /// Leaving: asks the new owners of the nodes awaiting confirmation for
+    /// their newest samples, and confirms those newer than this replica's.
+    async fn confirm_pending(&self, o: &Ownership) {
+        let confirms = self.pending.lock().unwrap_or_else(|e| e.into_inner()).confirms.clone();
+        if confirms.is_empty() {
+            return;
+        }
+        let mut by_owner: BTreeMap<NodeId, Vec<String>> = BTreeMap::new();
+        for (n, to) in &confirms {
+            by_owner.entry(*to).or_default().push(n.clone());
+        }
+        let calls = by_owner
+            .into_iter()
+            .map(|(to, names)| (to, o.name_of(to), NodesQuery { epoch: o.epoch, source: Source::Owned, names }))
+            .collect();
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        let replies: Vec<(NodeId, Result<NodesReply, raft::CallError>)> =
+            call_many(&*self.node, &self.metrics, path::NODES, calls, deadline, ReplySize::Large).await;
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, r) in replies {
+            for (n, usage) in r.map(|r| r.items).unwrap_or_default() {
+                let mine = self.store().newest_sample(&n);
+                if mine.is_none_or(|t| usage.timestamp > t) {
+                    pending.confirms.remove(&n);
+                }
+            }
+        }
+    }
+
+    /// Keeps `ready_to_own` at the epoch for which this member, if outside
+    /// the ring (Joining, Down, or Draining after a restart), holds the
+    /// points of every node it would hold if made Active: it plans the
+    /// change into the ring and performs its pulls first.
+    async fn prepare(&self, o: &Ownership, prepared_at: Option<u64>) -> Option<u64> {
+        let me = self.node.id();
+        match o.members.get(&me).map(|m| m.state) {
+            None => return prepared_at,
+            Some(MemberState::Active) => {
+                self.node.set_ready_to_own(Some(o.epoch));
+                return None;
+            }
+            Some(_) if self.node.is_leaving() => return prepared_at,
+            Some(_) => {}
+        }
+        if prepared_at == Some(o.epoch) {
+            return prepared_at;
+        }
+        self.node.set_ready_to_own(None);
+        let mut state = self.node.state().borrow().clone();
+        if state.ring.is_none() || state.epoch != o.epoch {
+            // No ring to compute a share by (or the view lags the state):
+            // nothing to hold yet.
+            if state.ring.is_none() {
+                self.node.set_ready_to_own(Some(o.epoch));
+                return Some(o.epoch);
+            }
+            return prepared_at;
+        }
+        state.apply(&raft::Command::SetStates(vec![(me, MemberState::Active)]));
+        let mut would = Ownership::from_state(me, &state);
+        would.unreachable = o.unreachable.clone();
+        let store = self.store().clone();
+        let names = (self.nodes)();
+        let pulls: BTreeMap<String, Vec<NodeId>> = actions(Some(o), &would, &names, &|n| store.held(n).is_some())
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::PullFrom { node, from } => Some((node, from)),
+                _ => None,
+            })
+            .collect();
+        let wanted = pulls.len();
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).pulls.extend(pulls);
+        let started = Instant::now();
+        self.pull_pending(o).await;
+        tracing::info!(
+            epoch = o.epoch,
+            nodes = wanted,
+            took_ms = started.elapsed().as_millis() as u64,
+            "holding the points of the nodes this replica will hold; ready to join the ring"
+        );
+        self.node.set_ready_to_own(Some(o.epoch));
+        Some(o.epoch)
+    }
+}
+
+/// What a planned leave achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handover {
+    /// Nodes this replica scraped before leaving.
+    pub moved: usize,
+    /// Of those, served fresh by their new owner before the deadline.
+    pub confirmed: usize,
+}
+
+/// Leaves the ring, make before break: commits Draining, waits until the
+/// manager has performed the view without this member (every node handed
+/// over, confirmations started), then until each new owner has served a
+/// sample newer than this replica's last for every moved node, or `timeout`.
+pub async fn leave(manager: &Manager, timeout: Duration) -> Handover {
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let before = manager.replicas.ownership.borrow().clone();
+    let moved = (manager.nodes)().into_iter().filter(|n| before.scrapes(n)).count();
+    let drained = match manager.node.drain().await {
+        Ok(epoch) => epoch,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not commit Draining; leaving without a handover");
+            return Handover { moved, confirmed: 0 };
+        }
+    };
+    let mut progress = manager.progress();
+    let applied = |p: &Progress| p.out_of_ring && p.applied.is_some_and(|e| e >= drained);
+    let done = |p: &Progress| applied(p) && p.unconfirmed == 0;
+    let waited = tokio::time::timeout_at(deadline, progress.wait_for(done)).await.map(|r| r.is_ok());
+    let last = *progress.borrow();
+    let unconfirmed = if applied(&last) { last.unconfirmed } else { moved };
+    let confirmed = moved.saturating_sub(unconfirmed);
+    manager.metrics.handoff_duration.observe(started.elapsed().as_secs_f64());
+    match waited {
+        Ok(true) => tracing::info!(moved, took_ms = started.elapsed().as_millis() as u64, "handed every node over"),
+        _ if !applied(&last) => tracing::warn!(moved, "the ring without this replica was not seen in time"),
+        _ => tracing::warn!(moved, unconfirmed, "handover timed out; leaving anyway"),
+    }
+    Handover { moved, confirmed }
+}
