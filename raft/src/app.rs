@@ -140,43 +140,13 @@ impl App {
         });
     }
 
-    /// Spawns `make()`'s task under this node: a panic is logged and the
-    /// task started again, unless it panicked [`MAX_RESTARTS`] times within
-    /// [`RESTART_WINDOW`]: then the node reports [`Fault::TaskDied`] (and
-    /// the server takes the replica down). A task that returns is done.
-    pub fn spawn<F, Fut>(self: &std::sync::Arc<Self>, task: &'static str, make: F)
+    /// Spawns `make()`'s task under this node, supervised (see [`supervise`]).
+    pub fn spawn<F, Fut>(&self, task: &'static str, make: F)
     where
         F: Fn() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let app = self.clone();
-        self.tasks.spawn(async move {
-            let mut panics: Vec<Instant> = Vec::new();
-            loop {
-                let reason = match tokio::spawn(make()).await {
-                    Ok(()) => return,
-                    Err(e) if e.is_cancelled() => return,
-                    Err(e) => panic_text(e.into_panic()),
-                };
-                if app.stop.is_cancelled() {
-                    return;
-                }
-                let now = Instant::now();
-                panics.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
-                panics.push(now);
-                if panics.len() > MAX_RESTARTS {
-                    app.faults.record(Fault::TaskDied { task, reason });
-                    return;
-                }
-                tracing::error!(
-                    member = app.id,
-                    task,
-                    reason,
-                    restarts = panics.len(),
-                    "membership task panicked; restarting it"
-                );
-            }
-        });
+        self.tasks.spawn(supervise(self.id, task, self.stop.clone(), self.faults.clone(), make));
     }
 
     pub fn ready_to_own(&self) -> Option<u64> {
@@ -242,6 +212,41 @@ impl App {
     }
 }
 
+/// Runs `make()`'s task until it returns: a panic is logged and the task
+/// started again, unless it panicked more than [`MAX_RESTARTS`] times within
+/// [`RESTART_WINDOW`]: then [`Fault::TaskDied`] is recorded (the node
+/// reports itself unhealthy and the server takes the replica down).
+pub(crate) async fn supervise<F, Fut>(
+    member: NodeId,
+    task: &'static str,
+    stop: CancellationToken,
+    faults: Faults,
+    make: F,
+) where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut panics: Vec<Instant> = Vec::new();
+    loop {
+        let reason = match tokio::spawn(make()).await {
+            Ok(()) => return,
+            Err(e) if e.is_cancelled() => return,
+            Err(e) => panic_text(e.into_panic()),
+        };
+        if stop.is_cancelled() {
+            return;
+        }
+        let now = Instant::now();
+        panics.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+        panics.push(now);
+        if panics.len() > MAX_RESTARTS {
+            faults.record(Fault::TaskDied { task, reason });
+            return;
+        }
+        tracing::error!(member, task, reason, restarts = panics.len(), "membership task panicked; restarting it");
+    }
+}
+
 /// Clears a flag when dropped, so a task that panics does not leave it set.
 pub(crate) struct ClearOnDrop<'a>(pub &'a AtomicBool);
 
@@ -258,3 +263,6 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
         Err(p) => p.downcast_ref::<&str>().map_or_else(|| "a panic without a message".into(), |s| (*s).to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests;
