@@ -16,18 +16,28 @@ use http::{HeaderValue, StatusCode, header};
 use crate::model::{UnixNanos, now_nanos};
 
 /// One named check: `Ok` passes, `Err(reason)` fails (the reason is logged,
-/// never sent: the body says "reason withheld", as Kubernetes does).
+/// and sent only by an [`Check::explained`] check: otherwise the body says
+/// "reason withheld", as Kubernetes does).
 pub struct Check {
     pub name: &'static str,
     pub run: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
     /// What a passing check adds to its `?verbose` line (our own checks only;
     /// metrics-server's keep their exact lines).
     pub detail: Option<Box<dyn Fn() -> String + Send + Sync>>,
+    /// Whether a failing `?verbose` line says why.
+    pub explain: bool,
 }
 
 impl Check {
     pub fn new(name: &'static str, run: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> Check {
-        Check { name, run: Box::new(run), detail: None }
+        Check { name, run: Box::new(run), detail: None, explain: false }
+    }
+
+    /// A check whose failing `?verbose` line gives its reason (one of ours,
+    /// whose reason tells an operator what broke and carries no secret).
+    pub fn explained(mut self) -> Check {
+        self.explain = true;
+        self
     }
 
     /// A check whose verbose line says more when it passes.
@@ -72,6 +82,9 @@ pub fn collection_timely(clock: &TickClock, resolution: Duration, now: UnixNanos
     }
 }
 
+/// Why the replica's Raft node can no longer take part, if it cannot.
+pub type RaftFault = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
 /// What the standard checks look at.
 pub struct HealthInputs {
     pub store_ready: Arc<dyn Fn() -> bool + Send + Sync>,
@@ -84,6 +97,9 @@ pub struct HealthInputs {
     /// In a cluster, `ring`: what this replica answers by (epoch, owned
     /// nodes), or why it cannot answer yet.
     pub ring: Option<Arc<dyn Fn() -> Result<String, String> + Send + Sync>>,
+    /// In a cluster, `raft`: why this replica's Raft node can no longer take
+    /// part (its store failed), if it cannot.
+    pub raft: Option<RaftFault>,
 }
 
 impl HealthChecks {
@@ -128,6 +144,9 @@ impl HealthChecks {
                 Check::new("ring", move || ring().map(|_| ())).with_detail(move || detail().unwrap_or_else(|e| e)),
             );
         }
+        if let Some(raft) = i.raft.clone() {
+            readyz.push(Check::new("raft", move || raft().map_or(Ok(()), Err)).explained());
+        }
         let down = i.shutting_down.clone();
         readyz.push(Check::new("shutdown", move || {
             if down.load(Ordering::Acquire) { Err("process is shutting down".into()) } else { Ok(()) }
@@ -164,7 +183,11 @@ pub fn evaluate(name: &str, checks: &[Check], query: Option<&str>) -> (StatusCod
             Err(reason) => {
                 failed = true;
                 tracing::info!(check = c.name, endpoint = name, %reason, "health check failed");
-                out.push_str(&format!("[-]{} failed: reason withheld\n", c.name));
+                if c.explain {
+                    out.push_str(&format!("[-]{} failed: {}\n", c.name, reason.replace('\n', " ")));
+                } else {
+                    out.push_str(&format!("[-]{} failed: reason withheld\n", c.name));
+                }
             }
         }
     }
@@ -246,6 +269,7 @@ mod tests {
             resolution: Duration::from_secs(15),
             shutting_down: Arc::new(AtomicBool::new(false)),
             ring: None,
+            raft: None,
         }
     }
 
@@ -288,6 +312,26 @@ mod tests {
         clock.mark(1_000_000_000_000);
         assert!(collection_timely(&clock, r, 1_000_000_000_000 + 10_000_000_000).is_ok());
         assert!(collection_timely(&clock, r, 1_000_000_000_000 + 20_000_000_000).is_err());
+    }
+
+    #[test]
+    fn a_raft_fault_fails_readiness_with_its_reason_in_the_verbose_line() {
+        let fault = Arc::new(std::sync::Mutex::new(None::<String>));
+        let mut i = inputs(true);
+        let f = fault.clone();
+        i.raft = Some(Arc::new(move || f.lock().unwrap().clone()));
+        let c = HealthChecks::standard(i);
+        let (s, body) = evaluate("readyz", &c.readyz, Some("verbose"));
+        assert_eq!(s, StatusCode::OK);
+        assert!(body.contains("[+]raft ok\n"), "{body}");
+
+        let why =
+            "raft storage failed: appending to the raft log /data/raft.wal: No space left on device (os error 28)";
+        *fault.lock().unwrap() = Some(why.to_string());
+        let (s, body) = evaluate("readyz", &c.readyz, Some("verbose"));
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(body.contains(&format!("[-]raft failed: {why}\n")), "{body}");
+        assert_eq!(evaluate("livez", &c.livez, None).0, StatusCode::OK, "liveness is not the place: the process exits");
     }
 
     #[test]

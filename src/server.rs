@@ -176,9 +176,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let check = answerable.clone();
         Arc::new(move || check.run()) as Arc<dyn Fn() -> Result<String, String> + Send + Sync>
     });
+    let raft_check = raft_node.as_ref().map(|node| {
+        let node = node.clone();
+        Arc::new(move || node.fault().map(|f| f.to_string())) as crate::health::RaftFault
+    });
     tokio::spawn(answerable.publish_slis(config.resolution, shutdown.child_token()));
-    let app =
-        app_router(&config, &discovery, &inventory, usage, ring_check, &store, &metrics, &tick, &shutting_down, auth);
+    let app = app_router(
+        &config,
+        &discovery,
+        &inventory,
+        usage,
+        ring_check,
+        raft_check,
+        &store,
+        &metrics,
+        &tick,
+        &shutting_down,
+        auth,
+    );
 
     let policy = config.serving.tls_policy.clone();
     let source = CertSource::new(
@@ -199,10 +214,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let scrape =
         spawn_scraping(&config, scraper, discovery, ownership, catch_up, metrics.clone(), tick, shutdown.child_token());
 
-    wait_for_signal().await;
-    tracing::info!("termination signal received; failing readiness and draining");
+    // A replica whose Raft node failed (its store, see `raft::Fault`) cannot
+    // recover in place: once the cluster has committed it Down, it exits
+    // non-zero so the kubelet restarts it on its data dir.
+    let fault = match &raft_node {
+        Some(node) => tokio::select! {
+            _ = wait_for_signal() => None,
+            fault = node.failed() => Some(fault),
+        },
+        None => {
+            wait_for_signal().await;
+            None
+        }
+    };
+    match &fault {
+        Some(f) => tracing::error!(fault = %f, "the raft node failed; stopping so this replica restarts"),
+        None => tracing::info!("termination signal received; failing readiness and draining"),
+    }
     shutting_down.store(true, Ordering::Release);
-    if let (Some(node), Some(settings), Some(manager)) = (&raft_node, &config.cluster, &manager) {
+    if let (Some(node), Some(settings), Some(manager), None) = (&raft_node, &config.cluster, &manager, &fault) {
         // Leave the ring make before break: Draining, the moved nodes' points
         // handed to their new owners, and this replica answering until each
         // new owner has served a fresh sample. After a restart the same data
@@ -232,6 +262,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Err(_) => tracing::warn!(drain = ?config.shutdown.in_flight_drain, "in-flight requests did not finish in time"),
         _ => {}
     }
+    if let Some(f) = fault {
+        return Err(anyhow::Error::new(f).context("the replica's raft node failed"));
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -245,6 +278,7 @@ fn app_router(
     inventory: &Arc<dyn Inventory>,
     usage: Arc<dyn UsageSource>,
     ring: Option<Arc<dyn Fn() -> Result<String, String> + Send + Sync>>,
+    raft: Option<crate::health::RaftFault>,
     store: &Arc<Store>,
     metrics: &Arc<SelfMetrics>,
     tick: &Arc<TickClock>,
@@ -271,6 +305,7 @@ fn app_router(
         resolution: config.resolution,
         shutting_down: shutting_down.clone(),
         ring,
+        raft,
     })));
     let m = metrics.clone();
     let router = Router::new()

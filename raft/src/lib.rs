@@ -18,6 +18,10 @@
 //!   its own table, so a dead leader is Down about one lease after death.
 //! - Joining/Down/Draining → Active is automatic once healthy and caught up
 //!   (Draining only if the member no longer says it is leaving).
+//! - A node whose Raft store fails (ENOSPC, EIO), whose Raft core stops, or
+//!   whose membership task keeps panicking has a [`Fault`]: it heartbeats
+//!   "unhealthy" from then on (so it is committed Down), and
+//!   [`Node::failed`] tells the server when to take the replica down.
 //! - openraft 0.9 campaigns after its leader lease (`election_timeout_max`)
 //!   plus a random `[min, max)`: defaults 0.5–1 s give 1.5–2 s.
 //!
@@ -29,6 +33,7 @@
 mod app;
 pub mod codec;
 pub mod config;
+pub mod fault;
 pub mod manager;
 pub mod network;
 pub mod node;
@@ -38,6 +43,7 @@ pub mod types;
 pub mod view;
 
 pub use config::{ConfigError, RaftConfig};
+pub use fault::{Fault, StorageFault, StorageOp};
 pub use network::client::{CallError, PeerClient, ReplySize};
 pub use network::wire::LeaveMode;
 pub use node::{Error, Node};

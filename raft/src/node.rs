@@ -1,6 +1,7 @@
 //! [`Node`]: one replica's membership node, the crate's public face. Opens
 //! the data dir, starts Raft and the membership tasks, and offers the routes,
-//! the committed state, a status view, and graceful leave and shutdown.
+//! the committed state, a status view, the node's [`Fault`] (a failed store,
+//! Raft stopped, a task that keeps dying), and graceful leave and shutdown.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::app::App;
 use crate::config::RaftConfig;
+use crate::fault::{Fault, Faults, StorageFault};
 use crate::manager::detector::Liveness;
 use crate::manager::{bootstrap, heartbeat, leader};
 use crate::network::client::PeerClient;
@@ -70,10 +72,28 @@ impl Node {
     /// Opens the data dir, starts Raft and the membership tasks. The node
     /// stops when `shutdown` is cancelled or [`Node::shutdown`] is called.
     pub async fn start(config: RaftConfig, client: PeerClient, shutdown: CancellationToken) -> Result<Node, Error> {
+        Node::start_with(config, client, shutdown, store::Disk::default()).await
+    }
+
+    /// [`Node::start`] with the store reaching its files through `disk`
+    /// (tests inject storage faults there).
+    pub async fn start_with(
+        config: RaftConfig,
+        client: PeerClient,
+        shutdown: CancellationToken,
+        disk: store::Disk,
+    ) -> Result<Node, Error> {
         config.validate()?;
         let raft_config = config.openraft().map_err(|e| Error::Openraft(e.to_string()))?;
         let (tx, rx) = watch::channel(ClusterState::default());
-        let opened = store::open(&config.data_dir, &config.name, &config.cluster_id, tx)?;
+        let faults = Faults::default();
+        let opened = {
+            let (dir, name, cluster, f) =
+                (config.data_dir.clone(), config.name.clone(), config.cluster_id.clone(), faults.clone());
+            tokio::task::spawn_blocking(move || store::open(&dir, &name, &cluster, tx, disk, f)).await.map_err(
+                |e| Error::Raft { name: config.name.clone(), reason: format!("opening the data dir: {e}") },
+            )??
+        };
         let id = opened.identity.node_id;
         let snapshot_gate = opened.state_machine.gate();
         let info = MemberInfo {
@@ -105,22 +125,36 @@ impl Node {
             join_error: Mutex::new(None),
             versions: Mutex::new(Default::default()),
             failing: Mutex::new(Vec::new()),
+            faults,
+            tasks: TaskTracker::new(),
             config,
         });
-        let tasks = TaskTracker::new();
-        tasks.spawn(bootstrap::run(app.clone()));
         let iv = app.config.liveness_interval;
-        tasks.spawn(leader::every(app.clone(), iv, heartbeat::round));
-        tasks.spawn(leader::every(app.clone(), iv / 2, |a| async move { leader::detect(&a).await }));
-        tasks.spawn(leader::every(app.clone(), iv, |a| async move { leader::reconcile(&a).await }));
-        tasks.spawn(crate::manager::sync::run(app.clone()));
         let a = app.clone();
-        tasks.spawn(async move {
-            a.stop.cancelled().await;
-            if let Err(e) = a.raft.shutdown().await {
-                tracing::warn!(member = a.id, error = %e, "raft shutdown failed");
+        app.spawn("bootstrap", move || bootstrap::run(a.clone()));
+        let a = app.clone();
+        app.spawn("heartbeats", move || leader::every(a.clone(), iv, heartbeat::round));
+        let a = app.clone();
+        app.spawn("failure detector", move || {
+            leader::every(a.clone(), iv / 2, |a| async move { leader::detect(&a).await })
+        });
+        let a = app.clone();
+        app.spawn("reconcile", move || leader::every(a.clone(), iv, |a| async move { leader::reconcile(&a).await }));
+        let a = app.clone();
+        app.spawn("catch up", move || crate::manager::sync::run(a.clone()));
+        let a = app.clone();
+        app.spawn("raft watch", move || watch_raft(a.clone()));
+        let a = app.clone();
+        app.spawn("raft shutdown", move || {
+            let a = a.clone();
+            async move {
+                a.stop.cancelled().await;
+                if let Err(e) = a.raft.shutdown().await {
+                    tracing::warn!(member = a.id, error = %e, "raft shutdown failed");
+                }
             }
         });
+        let tasks = app.tasks.clone();
         tasks.close();
         Ok(Node { app, tasks, fresh: opened.fresh, snapshot_gate })
     }
@@ -143,6 +177,33 @@ impl Node {
     /// The committed cluster state, updated as it changes.
     pub fn state(&self) -> watch::Receiver<ClusterState> {
         self.app.state.clone()
+    }
+
+    /// Why this node can no longer take part in Raft, if it cannot: its
+    /// heartbeats say unhealthy from then on, so the leader commits it Down.
+    pub fn fault(&self) -> Option<Fault> {
+        self.app.faults.get()
+    }
+
+    /// The failed storage operation, if the node's fault is one.
+    pub fn storage_fault(&self) -> Option<StorageFault> {
+        match self.app.faults.get() {
+            Some(Fault::Storage(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Resolves once this node has a fault and has said so long enough for
+    /// the cluster to act: its heartbeats say unhealthy from the fault on,
+    /// and a leader commits a member Down one lease after its last healthy
+    /// heartbeat, so this waits two leases after the fault. The caller then
+    /// stops the replica (the server exits non-zero: the node cannot recover
+    /// in place, openraft having stopped; a restart reopens the data dir).
+    pub async fn failed(&self) -> Fault {
+        let fault = self.app.faults.wait().await;
+        // A grace period for the cluster, not synchronisation.
+        tokio::time::sleep(self.app.config.lease * 2).await;
+        fault
     }
 
     /// Says whether this replica's scraping is healthy (sent in heartbeats;
@@ -214,6 +275,7 @@ impl Node {
             last_applied: m.last_applied.map(|l| l.index),
             members,
             join_error: self.app.join_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            fault: self.app.faults.get().map(|f| f.to_string()),
         }
     }
 
@@ -273,8 +335,12 @@ impl Node {
         self.app.stop.cancel();
         self.tasks.wait().await;
         // openraft's snapshot builder may outlive Raft: keep it from writing
-        // under whoever opens this data dir next.
-        self.snapshot_gate.close();
+        // under whoever opens this data dir next (closing waits for a write
+        // under way, so off the runtime's threads).
+        let gate = self.snapshot_gate.clone();
+        if tokio::task::spawn_blocking(move || gate.close()).await.is_err() {
+            self.snapshot_gate.close();
+        }
     }
 
     /// Opens a request to one of the server's own peer routes: checks the
@@ -423,6 +489,24 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(Error::Membership { name: app.info.name.clone(), what, reason: last })
+    }
+}
+
+/// Records openraft stopping on its own (a fatal error the store did not
+/// report itself, or a panic in its core) as this node's fault.
+async fn watch_raft(app: Arc<App>) {
+    let mut metrics = app.raft.metrics();
+    loop {
+        if let Err(fatal) = &metrics.borrow_and_update().running_state {
+            if !app.stop.is_cancelled() && !matches!(fatal, openraft::error::Fatal::Stopped) {
+                app.faults.record(Fault::RaftStopped(fatal.to_string()));
+            }
+            return;
+        }
+        tokio::select! {
+            _ = app.stop.cancelled() => return,
+            changed = metrics.changed() => if changed.is_err() { return },
+        }
     }
 }
 

@@ -237,10 +237,38 @@ impl ClusterState {
                 }
             }
         };
+        self.bound_retired();
         if self.active_ids() != before || self.ring != ring_before || self.replication != replication_before {
             self.epoch += 1;
         }
         CommandResult { epoch: self.epoch, refused: outcome.err() }
+    }
+
+    /// Tombstones kept per replica name: the newest incarnations. A process
+    /// of an older one would have had to sit out this many restarts with a
+    /// wiped data dir to come back, and if it did, it joins as the newest
+    /// incarnation of its name (retiring the current one), which the
+    /// failure detector then treats like any restart.
+    pub const RETIRED_PER_NAME: usize = 8;
+
+    /// Keeps the tombstones bounded: the newest [`Self::RETIRED_PER_NAME`]
+    /// incarnations per name (deterministic: by incarnation, then id).
+    fn bound_retired(&mut self) {
+        let mut by_name: BTreeMap<&str, Vec<(u64, NodeId)>> = BTreeMap::new();
+        for (id, r) in &self.retired {
+            by_name.entry(r.name.as_str()).or_default().push((r.incarnation, *id));
+        }
+        let drop: Vec<NodeId> = by_name
+            .into_values()
+            .filter(|v| v.len() > Self::RETIRED_PER_NAME)
+            .flat_map(|mut v| {
+                v.sort_unstable_by(|a, b| b.cmp(a));
+                v.split_off(Self::RETIRED_PER_NAME).into_iter().map(|(_, id)| id)
+            })
+            .collect();
+        for id in drop {
+            self.retired.remove(&id);
+        }
     }
 
     fn join(&mut self, id: NodeId, info: &MemberInfo) -> Result<(), String> {

@@ -74,6 +74,10 @@ pub struct ClusterView {
     pub members: Vec<MemberView>,
     /// Why this node could not join, if it could not.
     pub join_error: Option<String>,
+    /// Why this node can no longer take part in Raft (its store failed,
+    /// Raft stopped), if it cannot.
+    #[serde(default)]
+    pub fault: Option<String>,
 }
 
 impl ClusterView {
@@ -103,6 +107,9 @@ impl fmt::Display for ClusterView {
         )?;
         if let Some(e) = &self.join_error {
             writeln!(f, "join error: {e}")?;
+        }
+        if let Some(e) = &self.fault {
+            writeln!(f, "FAULT: {e}")?;
         }
         writeln!(f, "{:<20} {:<16} {:<9} {:>4} {:<7} {:<22} API", "NAME", "ID", "STATE", "INC", "RAFT", "PEER")?;
         for m in &self.members {

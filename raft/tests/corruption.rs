@@ -86,3 +86,51 @@ async fn corrupt_log_tail_on_the_leader_is_cut_off_and_no_committed_entry_is_los
     )
     .await;
 }
+
+/// Appends one checksummed frame holding `payload` to the WAL in `dir`.
+fn append_frame(dir: &std::path::Path, payload: &[u8]) {
+    let mut f = OpenOptions::new().append(true).open(dir.join("raft.wal")).expect("open wal");
+    f.write_all(&raft::store::wal::frame(payload).expect("frame")).expect("append");
+}
+
+/// The data dir's files and their bytes, for "nothing was changed".
+fn snapshot_of(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .expect("data dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).expect("read")))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A rollback after a format change: the log holds a record of a newer
+/// version. The replica must refuse to start and say why, never start over
+/// as a new incarnation (which wipes its Raft state).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_record_of_a_newer_version_stops_the_start_naming_the_file_and_version() {
+    let mut c = Cluster::new(1, 1, 1);
+    c.start(0).await;
+    wait_cluster(&c, "single replica up", slack(Duration::from_secs(10)), |c| settled(c, &["r0"])).await;
+    c.kill(0).await;
+    let dir = c.replicas[0].dir.clone();
+    let mut newer = 77u32.to_le_bytes().to_vec();
+    newer.extend(b"an entry in a format from the future");
+    append_frame(&dir, &newer);
+    let before = snapshot_of(&dir);
+
+    let start = raft::Node::start(c.config(0), raft::PeerClient::plain(), tokio_util::sync::CancellationToken::new());
+    let err = match start.await {
+        Ok(node) => panic!("started anyway (new incarnation: {})", node.is_new_incarnation()),
+        Err(e) => e.to_string(),
+    };
+    println!("start refused: {err}");
+    assert!(err.contains(&dir.join("raft.wal").display().to_string()), "{err}");
+    assert!(err.contains("version 77"), "{err}");
+    assert_eq!(snapshot_of(&dir), before, "the data dir was left as it was");
+    assert!(
+        !std::fs::read_dir(&dir).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with("damaged-")),
+        "nothing was moved aside"
+    );
+}

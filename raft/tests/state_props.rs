@@ -1,7 +1,8 @@
 //! Randomized invariants of the replicated state machine: epoch never goes
-//! back, one state per member and at most one member per name, retired ids
-//! never come back, the ring parameters change only by `SetRing`, and the
-//! epoch bumps exactly when the Active set or the ring parameters change.
+//! back, one state per member and at most one member per name, tombstoned
+//! (retired) ids never come back and tombstones stay bounded per name, the
+//! ring parameters change only by `SetRing`, and the epoch bumps exactly
+//! when the Active set or the ring parameters change.
 
 use std::collections::BTreeSet;
 
@@ -41,7 +42,6 @@ proptest! {
     #[test]
     fn random_commands_keep_the_cluster_state_invariants(cmds in proptest::collection::vec(command(), 0..60)) {
         let mut s = ClusterState::default();
-        let mut retired_ever = BTreeSet::new();
         for cmd in &cmds {
             let before = s.clone();
             let r = s.apply(cmd);
@@ -62,9 +62,12 @@ proptest! {
             let names: Vec<&str> = s.members.values().map(|m| m.info.name.as_str()).collect();
             let unique: BTreeSet<&str> = names.iter().copied().collect();
             prop_assert_eq!(names.len(), unique.len(), "two members share a name");
-            retired_ever.extend(s.retired.keys().copied());
-            for id in &retired_ever {
+            for id in before.retired.keys().chain(s.retired.keys()) {
                 prop_assert!(!s.members.contains_key(id), "retired id {} came back", id);
+            }
+            for name in s.retired.values().map(|r| r.name.as_str()) {
+                let n = s.retired.values().filter(|r| r.name == name).count();
+                prop_assert!(n <= ClusterState::RETIRED_PER_NAME, "{} tombstones for {}", n, name);
             }
             for (id, m) in &s.members {
                 if let Some((_, old)) = before.members.iter().find(|(oid, om)| *oid != id && om.info.name == m.info.name) {
@@ -73,6 +76,24 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn tombstones_keep_only_the_newest_incarnations_of_a_name() {
+    let mut s = ClusterState::default();
+    // A replica wiped and restarted 40 times: each new incarnation retires the last.
+    for id in 1..=40u64 {
+        assert!(s.apply(&Command::Join { id, info: info(0) }).refused.is_none());
+    }
+    s.apply(&Command::Join { id: 100, info: info(1) });
+    s.apply(&Command::Retire { id: 100 });
+    let kept: BTreeSet<u64> = s.retired.iter().filter(|(_, r)| r.name == "r0").map(|(id, _)| *id).collect();
+    let newest: BTreeSet<u64> = (40 - ClusterState::RETIRED_PER_NAME as u64..40).collect();
+    assert_eq!(kept, newest, "the newest incarnations' tombstones are kept");
+    assert!(s.retired.contains_key(&100), "another name's tombstone is untouched");
+    let refused = s.apply(&Command::Join { id: 39, info: info(0) });
+    assert!(refused.refused.is_some_and(|r| r.contains("retired")), "a kept tombstone still refuses its id");
+    assert_eq!(s.by_name("r0").map(|(id, m)| (id, m.incarnation)), Some((40, 40)));
 }
 
 #[test]

@@ -14,6 +14,7 @@ pub struct RaftMetrics {
     members: Family<Vec<(&'static str, &'static str)>, Gauge<i64, std::sync::atomic::AtomicI64>>,
     role: Family<Vec<(&'static str, &'static str)>, Gauge>,
     last_applied: Gauge<i64, std::sync::atomic::AtomicI64>,
+    fault: Family<Vec<(&'static str, &'static str)>, Gauge>,
 }
 
 impl RaftMetrics {
@@ -30,11 +31,19 @@ impl RaftMetrics {
         r.register("members", "Ring members by state", self.members.clone());
         r.register("role", "1 for this replica's current Raft role", self.role.clone());
         r.register("last_applied_index", "Last applied Raft log index", self.last_applied.clone());
+        r.register(
+            "fault",
+            "1 for the kind of fault that stopped this replica's Raft node (storage, raft_stopped, task_died)",
+            self.fault.clone(),
+        );
         self
     }
 
-    /// Sets every gauge from one view.
-    pub fn update(&self, s: &ClusterView) {
+    /// Sets every gauge from one view and the node's fault.
+    pub fn update(&self, s: &ClusterView, fault: Option<&raft::Fault>) {
+        for kind in ["storage", "raft_stopped", "task_died"] {
+            self.fault.get_or_create(&vec![("kind", kind)]).set(i64::from(fault.is_some_and(|f| f.kind() == kind)));
+        }
         self.is_leader.set(i64::from(s.is_leader()));
         self.term.set(s.term as i64);
         self.epoch.set(s.epoch as i64);

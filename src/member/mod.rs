@@ -159,7 +159,7 @@ pub async fn serve(
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tick.tick() => gauges.update(&node.view()),
+                _ = tick.tick() => gauges.update(&node.view(), node.fault().as_ref()),
             }
         }
     });

@@ -6,12 +6,44 @@
 //! leader) keeps this table; a new leader therefore judges members by when it
 //! last heard from them, and a dead old leader is Down about one lease after
 //! it died, not one lease after the election.
+//!
+//! Tables keyed by a sender's own id are bounded ([`bound`]): members and
+//! Raft nodes are kept; anyone else ("strangers": retired incarnations, a
+//! joiner not yet committed, or a sender making ids up) only while heard
+//! within [`STRANGER_TTL`], and at most [`MAX_STRANGERS`] of them.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::network::wire::{Heartbeat, Readiness};
 use crate::state::{ClusterState, MemberState, NodeId};
+
+/// How long a sender that is neither a member nor a Raft node is remembered.
+pub const STRANGER_TTL: Duration = Duration::from_secs(60);
+/// How many such senders are remembered at most (the most recently heard).
+pub const MAX_STRANGERS: usize = 64;
+
+/// Bounds a table keyed by senders' ids: keeps every id `known` says is a
+/// member (or Raft node), drops strangers not heard (`heard`) within
+/// [`STRANGER_TTL`] of `now`, then the least recently heard strangers beyond
+/// [`MAX_STRANGERS`].
+pub fn bound<V>(
+    map: &mut BTreeMap<NodeId, V>,
+    known: impl Fn(NodeId) -> bool,
+    heard: impl Fn(&V) -> Instant,
+    now: Instant,
+) {
+    map.retain(|id, v| known(*id) || now.saturating_duration_since(heard(v)) < STRANGER_TTL);
+    let mut strangers: Vec<(Instant, NodeId)> =
+        map.iter().filter(|(id, _)| !known(**id)).map(|(id, v)| (heard(v), *id)).collect();
+    if strangers.len() > MAX_STRANGERS {
+        strangers.sort_unstable();
+        let extra = strangers.len() - MAX_STRANGERS;
+        for (_, id) in &strangers[..extra] {
+            map.remove(id);
+        }
+    }
+}
 
 /// What was last heard from one member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +120,11 @@ impl Liveness {
         entry.ready = ready;
     }
 
+    /// Bounds the table (see [`bound`]).
+    pub fn prune(&mut self, known: impl Fn(NodeId) -> bool, now: Instant) {
+        bound(&mut self.seen, known, |s| s.last, now);
+    }
+
     /// How long `id` has been silent or unhealthy at `now`.
     pub fn silence(&self, id: NodeId, now: Instant) -> Duration {
         let last_good = self.seen.get(&id).and_then(|s| s.last_good).unwrap_or(self.since).max(self.since);
@@ -126,6 +163,14 @@ impl Flaps {
         let v = self.downs.entry(id).or_default();
         v.retain(|t| now.saturating_duration_since(*t) < FLAP_WINDOW);
         v.push(now);
+    }
+
+    /// Forgets ids that are no longer members and Down commits older than the window.
+    pub fn prune(&mut self, member: impl Fn(NodeId) -> bool, now: Instant) {
+        self.downs.retain(|id, v| {
+            v.retain(|t| now.saturating_duration_since(*t) < FLAP_WINDOW);
+            member(*id) && !v.is_empty()
+        });
     }
 
     /// Down commits of `id` within the window before `now`.
@@ -185,3 +230,6 @@ pub fn decide(
     }
     changes
 }
+
+#[cfg(test)]
+mod tests;

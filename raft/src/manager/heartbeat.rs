@@ -1,7 +1,10 @@
 //! Our liveness heartbeats: every interval, this replica tells every other
-//! member (and every Raft node) that it is alive, whether its scraping is
-//! healthy and whether it is leaving. Receivers record it in their liveness
-//! table (see [`super::detector`]).
+//! member (and every Raft node) that it is alive, whether it is healthy
+//! (scraping works and its Raft store has not failed: a replica whose store
+//! failed must be committed Down, not kept Active by its heartbeats) and
+//! whether it is leaving. Receivers record it in their liveness table (see
+//! [`super::detector`]). Each round also bounds this node's tables of
+//! senders.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use crate::state::NodeId;
 
 /// One round of heartbeats, sent concurrently.
 pub(crate) async fn round(app: Arc<App>) {
+    app.prune_tables();
     let mut targets: BTreeMap<NodeId, String> = BTreeMap::new();
     {
         let state = app.state.borrow();

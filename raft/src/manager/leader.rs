@@ -111,7 +111,8 @@ pub(crate) async fn detect(app: &Arc<App>) {
     }
     app.detector_busy.store(true, Ordering::Release);
     let app = app.clone();
-    tokio::spawn(async move {
+    app.clone().spawn_once("failure detector commit", async move {
+        let _busy = crate::app::ClearOnDrop(&app.detector_busy);
         let downs: Vec<NodeId> = changes.iter().filter(|(_, s)| *s == MemberState::Down).map(|(id, _)| *id).collect();
         match write(&app, Command::SetStates(changes)).await {
             ManageReply::Done { .. } => {
@@ -123,7 +124,6 @@ pub(crate) async fn detect(app: &Arc<App>) {
             ManageReply::Refused(reason) => tracing::warn!(reason, "failure detector could not commit"),
             ManageReply::NotLeader { .. } => {}
         }
-        app.detector_busy.store(false, Ordering::Release);
     });
 }
 

@@ -1,13 +1,23 @@
-//! The durable Raft log: an append-only WAL file (`raft.wal`) of entries,
-//! truncations and purges, replayed into memory on open, plus the vote in its
-//! own atomically replaced file (`vote`). Every write is fsynced before
-//! openraft hears it is durable. A damaged tail is cut off on open and
-//! reported, never replayed. Must not interpret commands.
+//! The durable Raft log: an append-only WAL file (`raft.wal`) of versioned
+//! records (entries, truncations, purges), replayed into memory on open,
+//! plus the vote in its own atomically replaced file (`vote`).
+//!
+//! - Every write and its fsync run on a blocking thread, never on a runtime
+//!   worker, and complete before openraft hears the entries are durable.
+//! - A torn or corrupt tail (a frame failing its checksum) is cut off on
+//!   open and reported. A record that passes its checksum but is of a newer
+//!   version, or does not decode, stops the open with an error naming the
+//!   file, the byte and the version: it was written by another release, and
+//!   starting over would silently wipe the replica's Raft state.
+//! - A write that fails (ENOSPC, EIO) is cut back off the file, recorded as
+//!   the node's fault, and every later write is refused (fail-stop).
+//!
+//! Must not interpret commands.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,12 +26,23 @@ use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogReader, StorageIOError};
 use serde::{Deserialize, Serialize};
 
+use super::disk::{self, Disk};
+use super::error::{StoreError, io_at};
 use super::wal::{self, HEADER_LEN, Tail};
 use crate::codec;
+use crate::fault::{Faults, StorageOp};
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
 const LOG_MAGIC: &[u8; 8] = b"HARAFTWL";
 const VOTE_MAGIC: &[u8; 8] = b"HARAFTVT";
+/// Version of the encoding of a log record ([`Record`], openraft's entry in
+/// it and our `Command`). Bump it whenever that encoding changes in a way an
+/// older build would misread; an older build then refuses the record by its
+/// version. (A command variant added at the end needs no bump: an older
+/// build fails to decode it, which is refused as well, never cut off.)
+pub const RECORD_VERSION: u32 = 1;
+/// Version of the vote file's content (openraft's vote).
+const VOTE_VERSION: u32 = 1;
 /// Rewrite the WAL without purged entries once it holds this many dead bytes.
 const COMPACT_DEAD_BYTES: u64 = 1 << 20;
 
@@ -41,137 +62,262 @@ pub struct Recovery {
     pub lost_bytes: u64,
 }
 
-struct Inner {
-    path: PathBuf,
-    vote_path: PathBuf,
-    file: File,
+/// What openraft reads; never held across file I/O.
+struct Mem {
     entries: BTreeMap<u64, Entry>,
     last_purged: Option<LogId>,
     vote: Option<Vote>,
     dead_bytes: u64,
 }
 
+/// The WAL file; locked only on blocking threads.
+struct Wal {
+    file: File,
+    /// Length of the file up to its last durable record.
+    len: u64,
+    /// Why writing is refused: an earlier write failed.
+    broken: Option<String>,
+}
+
+/// Where the files are and how to reach them.
+struct Files {
+    path: PathBuf,
+    vote_path: PathBuf,
+    disk: Disk,
+}
+
 /// The log store; clones share the same log (the clone is the log reader).
 #[derive(Clone)]
 pub struct LogStore {
-    inner: Arc<Mutex<Inner>>,
+    mem: Arc<Mutex<Mem>>,
+    wal: Arc<Mutex<Wal>>,
+    files: Arc<Files>,
+    faults: Faults,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Frames `records` in the current format.
+fn encode(records: &[Record]) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    for r in records {
+        buf.extend(wal::frame(&wal::content(RECORD_VERSION, &codec::encode(r)?))?);
+    }
+    Ok(buf)
+}
+
+/// Replays the frames of a WAL in `format` into `mem`; returns where the
+/// valid records end.
+fn replay(path: &Path, bytes: &[u8], format: u32, mem: &mut Mem) -> Result<usize, StoreError> {
+    let (frames, tail) = wal::frames(bytes, HEADER_LEN);
+    for (offset, payload) in frames {
+        let what = || format!("the record at byte {offset}");
+        let Some((version, value)) = wal::split_content(format, payload) else {
+            return Err(StoreError::Damaged {
+                path: path.to_path_buf(),
+                reason: format!("{} is too short to carry its version", what()),
+            });
+        };
+        if version > RECORD_VERSION {
+            return Err(StoreError::Version { path: path.to_path_buf(), what: what(), version, max: RECORD_VERSION });
+        }
+        let record: Record = codec::decode(value).map_err(|e| StoreError::Undecodable {
+            path: path.to_path_buf(),
+            what: what(),
+            version,
+            reason: e.to_string(),
+        })?;
+        match record {
+            Record::Entry(e) => {
+                mem.entries.insert(e.log_id.index, e);
+            }
+            Record::Truncate(from) => {
+                mem.entries.split_off(&from);
+            }
+            Record::Purge(upto) => {
+                mem.entries = mem.entries.split_off(&(upto.index + 1));
+                mem.last_purged = Some(upto);
+            }
+        }
+    }
+    Ok(match tail {
+        Tail::Clean => bytes.len(),
+        Tail::Torn { offset } | Tail::Corrupt { offset } => offset,
+    })
 }
 
 impl LogStore {
-    /// Opens (or creates) the log under `dir`, cutting off a damaged tail.
-    pub fn open(dir: &Path) -> io::Result<(LogStore, Recovery)> {
+    /// Opens (or creates) the log under `dir`, cutting off a damaged tail and
+    /// refusing records of another release. Blocking. Failed writes later
+    /// are recorded in `faults`.
+    pub fn open(dir: &Path, disk: Disk, faults: Faults) -> Result<(LogStore, Recovery), StoreError> {
         let path = dir.join("raft.wal");
         let vote_path = dir.join("vote");
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        let mut entries = BTreeMap::new();
-        let mut last_purged = None;
+        let bytes = disk.read(&path).map_err(io_at(&path))?.unwrap_or_default();
+        let mut mem = Mem { entries: BTreeMap::new(), last_purged: None, vote: None, dead_bytes: 0 };
         let mut lost_bytes = 0;
-        let mut keep = bytes.len();
+        let mut format = wal::FORMAT_VERSION;
+        let mut len = bytes.len() as u64;
         if bytes.is_empty() {
-            let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(&path)?;
-            f.write_all(&wal::header(LOG_MAGIC))?;
-            f.sync_all()?;
-            wal::sync_dir(&path)?;
+            let mut f =
+                disk.open(OpenOptions::new().create(true).write(true).truncate(true), &path).map_err(io_at(&path))?;
+            disk.write_all(&mut f, &path, &wal::header(LOG_MAGIC)).map_err(io_at(&path))?;
+            disk.sync_all(&f, &path).map_err(io_at(&path))?;
+            disk.sync_dir(&path).map_err(io_at(&path))?;
+            len = HEADER_LEN as u64;
         } else {
-            wal::check_header(&path, &bytes, LOG_MAGIC)?;
-            let (frames, tail) = wal::frames(&bytes, HEADER_LEN);
-            let mut good_end = match tail {
-                Tail::Clean => bytes.len(),
-                Tail::Torn { offset } | Tail::Corrupt { offset } => offset,
-            };
-            for (offset, payload) in frames {
-                let record: Record = match codec::decode(payload) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        good_end = offset;
-                        break;
-                    }
-                };
-                match record {
-                    Record::Entry(e) => {
-                        entries.insert(e.log_id.index, e);
-                    }
-                    Record::Truncate(from) => {
-                        entries.split_off(&from);
-                    }
-                    Record::Purge(upto) => {
-                        entries = entries.split_off(&(upto.index + 1));
-                        last_purged = Some(upto);
-                    }
-                }
-            }
+            format = wal::check_header(&path, &bytes, LOG_MAGIC)?;
+            let good_end = replay(&path, &bytes, format, &mut mem)?;
             if good_end < bytes.len() {
                 lost_bytes = (bytes.len() - good_end) as u64;
-                keep = good_end;
+                len = good_end as u64;
                 tracing::warn!(path = %path.display(), lost_bytes, "raft log has a damaged tail; cutting it off");
             }
         }
-        let file = OpenOptions::new().append(true).open(&path)?;
+        let file = disk.open(OpenOptions::new().append(true), &path).map_err(io_at(&path))?;
         if lost_bytes > 0 {
-            file.set_len(keep as u64)?;
-            file.sync_all()?;
+            disk.set_len(&file, &path, len).map_err(io_at(&path))?;
+            disk.sync_all(&file, &path).map_err(io_at(&path))?;
         }
-        let vote = match wal::read_atomic(&vote_path, VOTE_MAGIC)? {
-            Some(b) => Some(
-                codec::decode(&b)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", vote_path.display())))?,
-            ),
+        mem.vote = match wal::read_atomic(&disk, &vote_path, VOTE_MAGIC, VOTE_VERSION)? {
+            Some((version, b)) => Some(codec::decode(&b).map_err(|e| StoreError::Undecodable {
+                path: vote_path.clone(),
+                what: "the vote".into(),
+                version,
+                reason: e.to_string(),
+            })?),
             None => None,
         };
-        let inner = Inner { path, vote_path, file, entries, last_purged, vote, dead_bytes: 0 };
-        Ok((LogStore { inner: Arc::new(Mutex::new(inner)) }, Recovery { lost_bytes }))
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        let files = Arc::new(Files { path, vote_path, disk });
+        let mut wal = Wal { file, len, broken: None };
+        if format == wal::LEGACY_FORMAT && lost_bytes == 0 {
+            let entries: Vec<Entry> = mem.entries.values().cloned().collect();
+            rewrite(&files, &mut wal, mem.last_purged, &entries).map_err(io_at(&files.path))?;
+            tracing::info!(path = %files.path.display(), format = wal::FORMAT_VERSION, "raft log rewritten in the current format");
+        }
+        let store = LogStore { mem: Arc::new(Mutex::new(mem)), wal: Arc::new(Mutex::new(wal)), files, faults };
+        Ok((store, Recovery { lost_bytes }))
     }
 
     /// Index of the last entry, if any (for tests and status).
     pub fn last_index(&self) -> Option<u64> {
-        let g = self.lock();
+        let g = lock(&self.mem);
         g.entries.keys().next_back().copied().or(g.last_purged.map(|l| l.index))
+    }
+
+    /// Writes `records` durably (write and fsync on a blocking thread);
+    /// a failure is recorded as the node's fault.
+    async fn write(&self, op: StorageOp, records: Vec<Record>) -> io::Result<()> {
+        let (wal, files) = (self.wal.clone(), self.files.clone());
+        let r = match encode(&records) {
+            Ok(buf) => disk::blocking(move || lock(&wal).append(&files, &buf)).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &r {
+            self.faults.storage(op, &self.files.path, e);
+        }
+        r
+    }
+
+    /// Appends entries durably and then makes them readable: what openraft's
+    /// `append` does before it reports the entries flushed.
+    pub async fn append_entries(&self, entries: Vec<Entry>) -> io::Result<()> {
+        self.write(StorageOp::AppendLog, entries.iter().cloned().map(Record::Entry).collect()).await?;
+        let mut g = lock(&self.mem);
+        for e in entries {
+            g.entries.insert(e.log_id.index, e);
+        }
+        Ok(())
+    }
+
+    /// Rewrites the WAL without purged entries once enough bytes are dead.
+    async fn maybe_compact(&self) -> io::Result<()> {
+        let (last_purged, entries) = {
+            let g = lock(&self.mem);
+            if g.dead_bytes < COMPACT_DEAD_BYTES {
+                return Ok(());
+            }
+            (g.last_purged, g.entries.values().cloned().collect::<Vec<_>>())
+        };
+        let (wal, files) = (self.wal.clone(), self.files.clone());
+        let r = disk::blocking(move || {
+            let mut w = lock(&wal);
+            w.refuse_if_broken()?;
+            rewrite(&files, &mut w, last_purged, &entries)
+        })
+        .await;
+        match r {
+            Ok(()) => {
+                lock(&self.mem).dead_bytes = 0;
+                Ok(())
+            }
+            Err(e) => {
+                self.faults.storage(StorageOp::CompactLog, &self.files.path, &e);
+                Err(e)
+            }
+        }
     }
 }
 
-impl Inner {
-    fn write_records(&mut self, records: &[Record]) -> io::Result<()> {
-        let mut buf = Vec::new();
-        for r in records {
-            let payload = codec::encode(r)?;
-            buf.extend(wal::frame(&payload)?);
+impl Wal {
+    fn refuse_if_broken(&self) -> io::Result<()> {
+        match &self.broken {
+            Some(why) => Err(io::Error::other(format!("not written: an earlier write of the raft log failed ({why})"))),
+            None => Ok(()),
         }
-        self.file.write_all(&buf)?;
-        self.file.sync_data()
     }
 
-    /// Rewrites the WAL with only live records once enough bytes are dead.
-    fn maybe_compact(&mut self) -> io::Result<()> {
-        if self.dead_bytes < COMPACT_DEAD_BYTES {
-            return Ok(());
-        }
-        let tmp = self.path.with_extension("wal.tmp");
-        {
-            let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(&tmp)?;
-            let mut buf = wal::header(LOG_MAGIC).to_vec();
-            if let Some(p) = self.last_purged {
-                buf.extend(wal::frame(&codec::encode(&Record::Purge(p))?)?);
+    /// Appends `buf` and fsyncs; on failure cuts the file back to its last
+    /// durable record and refuses every later write.
+    fn append(&mut self, files: &Files, buf: &[u8]) -> io::Result<()> {
+        self.refuse_if_broken()?;
+        let d = &files.disk;
+        let r = d.write_all(&mut self.file, &files.path, buf).and_then(|()| d.sync_data(&self.file, &files.path));
+        match r {
+            Ok(()) => {
+                self.len += buf.len() as u64;
+                Ok(())
             }
-            for e in self.entries.values() {
-                buf.extend(wal::frame(&codec::encode(&Record::Entry(e.clone()))?)?);
+            Err(e) => {
+                self.broken = Some(e.to_string());
+                // What the failed write left must not look like a torn tail
+                // on the next start (that would make it a new incarnation):
+                // nothing of it was acknowledged.
+                let cut =
+                    d.set_len(&self.file, &files.path, self.len).and_then(|()| d.sync_data(&self.file, &files.path));
+                match cut {
+                    Ok(()) => tracing::warn!(path = %files.path.display(), len = self.len, error = %e,
+                        "raft log write failed; cut the file back to its last durable record"),
+                    Err(c) => tracing::error!(path = %files.path.display(), error = %e, cut_error = %c,
+                        "raft log write failed and could not be cut back; the next start cuts it off as a damaged tail"),
+                }
+                Err(e)
             }
-            f.write_all(&buf)?;
-            f.sync_all()?;
         }
-        std::fs::rename(&tmp, &self.path)?;
-        wal::sync_dir(&self.path)?;
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
-        self.dead_bytes = 0;
-        Ok(())
     }
+}
+
+/// Replaces the WAL (write tmp, fsync, rename, fsync dir) with the current
+/// format holding only the live records. Blocking.
+fn rewrite(files: &Files, wal: &mut Wal, last_purged: Option<LogId>, entries: &[Entry]) -> io::Result<()> {
+    let d = &files.disk;
+    let tmp = files.path.with_extension("wal.tmp");
+    let mut buf = wal::header(LOG_MAGIC).to_vec();
+    let mut records: Vec<Record> = last_purged.map(Record::Purge).into_iter().collect();
+    records.extend(entries.iter().cloned().map(Record::Entry));
+    buf.extend(encode(&records)?);
+    {
+        let mut f = d.open(OpenOptions::new().create(true).write(true).truncate(true), &tmp)?;
+        d.write_all(&mut f, &tmp, &buf)?;
+        d.sync_all(&f, &tmp)?;
+    }
+    d.rename(&tmp, &files.path)?;
+    d.sync_dir(&files.path)?;
+    wal.file = d.open(OpenOptions::new().append(true), &files.path)?;
+    wal.len = buf.len() as u64;
+    Ok(())
 }
 
 fn write_err(e: io::Error) -> StorageError {
@@ -183,7 +329,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        Ok(self.lock().entries.range(range).map(|(_, e)| e.clone()).collect())
+        Ok(lock(&self.mem).entries.range(range).map(|(_, e)| e.clone()).collect())
     }
 }
 
@@ -191,7 +337,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let g = self.lock();
+        let g = lock(&self.mem);
         let last = g.entries.values().next_back().map(|e| e.log_id).or(g.last_purged);
         Ok(LogState { last_purged_log_id: g.last_purged, last_log_id: last })
     }
@@ -201,15 +347,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        let mut g = self.lock();
         let bytes = codec::encode(vote).map_err(|e| StorageIOError::write_vote(&e))?;
-        wal::write_atomic(&g.vote_path, VOTE_MAGIC, &bytes).map_err(|e| StorageIOError::write_vote(&e))?;
-        g.vote = Some(*vote);
+        let files = self.files.clone();
+        let r =
+            disk::blocking(move || wal::write_atomic(&files.disk, &files.vote_path, VOTE_MAGIC, VOTE_VERSION, &bytes))
+                .await;
+        if let Err(e) = r {
+            self.faults.storage(StorageOp::SaveVote, &self.files.vote_path, &e);
+            return Err(StorageIOError::write_vote(&e).into());
+        }
+        lock(&self.mem).vote = Some(*vote);
         Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        Ok(self.lock().vote)
+        Ok(lock(&self.mem).vote)
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
@@ -217,107 +369,39 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut g = self.lock();
-        let records: Vec<Record> = entries.into_iter().map(Record::Entry).collect();
-        match g.write_records(&records) {
+        // Durable first (write + fsync done), then readable, then reported.
+        match self.append_entries(entries.into_iter().collect()).await {
             Ok(()) => {
-                for r in records {
-                    if let Record::Entry(e) = r {
-                        g.entries.insert(e.log_id.index, e);
-                    }
-                }
-                drop(g);
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }
             Err(e) => {
-                let msg = io::Error::new(e.kind(), e.to_string());
-                drop(g);
-                callback.log_io_completed(Err(msg));
+                callback.log_io_completed(Err(io::Error::new(e.kind(), e.to_string())));
                 Err(write_err(e))
             }
         }
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let mut g = self.lock();
-        g.write_records(&[Record::Truncate(log_id.index)]).map_err(write_err)?;
+        self.write(StorageOp::TruncateLog, vec![Record::Truncate(log_id.index)]).await.map_err(write_err)?;
+        let mut g = lock(&self.mem);
         let gone = g.entries.split_off(&log_id.index);
         g.dead_bytes += gone.len() as u64 * 64;
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let mut g = self.lock();
-        g.write_records(&[Record::Purge(log_id)]).map_err(write_err)?;
-        let kept = g.entries.split_off(&(log_id.index + 1));
-        let gone = std::mem::replace(&mut g.entries, kept);
-        g.dead_bytes += gone.len() as u64 * 128;
-        g.last_purged = Some(log_id);
-        g.maybe_compact().map_err(write_err)
+        self.write(StorageOp::PurgeLog, vec![Record::Purge(log_id)]).await.map_err(write_err)?;
+        {
+            let mut g = lock(&self.mem);
+            let kept = g.entries.split_off(&(log_id.index + 1));
+            let gone = std::mem::replace(&mut g.entries, kept);
+            g.dead_bytes += gone.len() as u64 * 128;
+            g.last_purged = Some(log_id);
+        }
+        self.maybe_compact().await.map_err(write_err)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use openraft::{CommittedLeaderId, EntryPayload};
-
-    use super::*;
-
-    fn entry(index: u64) -> Entry {
-        Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Blank }
-    }
-
-    /// Writes records to the file only (memory is what replay rebuilds).
-    fn write(store: &LogStore, records: &[Record]) {
-        store.lock().write_records(records).unwrap();
-    }
-
-    #[test]
-    fn replay_applies_truncate_and_purge_and_cuts_a_torn_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, rec) = LogStore::open(dir.path()).unwrap();
-        assert_eq!(rec.lost_bytes, 0);
-        let records: Vec<Record> = (1..=5).map(|i| Record::Entry(entry(i))).collect();
-        write(&store, &records);
-        write(&store, &[Record::Truncate(4), Record::Purge(entry(1).log_id)]);
-        drop(store);
-        let (store, rec) = LogStore::open(dir.path()).unwrap();
-        assert_eq!(rec.lost_bytes, 0);
-        assert_eq!(store.lock().entries.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
-        drop(store);
-
-        let wal = dir.path().join("raft.wal");
-        let len = std::fs::metadata(&wal).unwrap().len();
-        let f = OpenOptions::new().write(true).open(&wal).unwrap();
-        f.set_len(len - 2).unwrap();
-        let (store, rec) = LogStore::open(dir.path()).unwrap();
-        assert!(rec.lost_bytes > 0);
-        // The purge record was the torn one: entries 2 and 3 survive, 1 is back
-        // (it was only purged, which is harmless), and the file is clean again.
-        assert_eq!(store.lock().entries.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
-        drop(store);
-        let (_, rec) = LogStore::open(dir.path()).unwrap();
-        assert_eq!(rec.lost_bytes, 0);
-    }
-
-    #[test]
-    fn compaction_keeps_live_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, _) = LogStore::open(dir.path()).unwrap();
-        write(&store, &(1..=10).map(|i| Record::Entry(entry(i))).collect::<Vec<_>>());
-        {
-            let mut g = store.lock();
-            g.last_purged = Some(entry(6).log_id);
-            g.entries = (7..=10).map(|i| (i, entry(i))).collect();
-            g.dead_bytes = COMPACT_DEAD_BYTES;
-            g.maybe_compact().unwrap();
-        }
-        drop(store);
-        let (store, rec) = LogStore::open(dir.path()).unwrap();
-        assert_eq!(rec.lost_bytes, 0);
-        let g = store.lock();
-        assert_eq!(g.entries.keys().copied().collect::<Vec<_>>(), vec![7, 8, 9, 10]);
-        assert_eq!(g.last_purged, Some(entry(6).log_id));
-    }
-}
+mod tests;

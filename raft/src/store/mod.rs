@@ -1,17 +1,20 @@
 //! Durable storage under the data dir: this incarnation's identity, the Raft
 //! log and vote ([`log`]), the state machine and its snapshots
-//! ([`state_machine`]), all framed by [`wal`]. Decides when a data dir can be
-//! trusted; a log that lost bytes (torn or corrupt tail) may have lost entries
-//! the leader already counted, so it is moved aside and the replica starts as
-//! a new incarnation instead of reverting its log under the old id (which
-//! openraft's leader treats as a bug).
+//! ([`state_machine`]), all framed by [`wal`] and reached through [`disk`].
+//! Decides when a data dir can be trusted; a log that lost bytes (torn or
+//! corrupt tail) may have lost entries the leader already counted, so it is
+//! moved aside (`damaged-<time>`, the newest [`KEEP_DAMAGED`] kept) and the
+//! replica starts as a new incarnation instead of reverting its log under
+//! the old id (which openraft's leader treats as a bug). Files of another
+//! release are never moved aside: they stop the start ([`StoreError`]).
 
+pub mod disk;
+pub mod error;
 pub mod log;
 pub mod state_machine;
 pub mod wal;
 
 use std::hash::{BuildHasher, Hasher};
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,12 +22,20 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::codec;
+use crate::fault::Faults;
 use crate::state::{ClusterState, NodeId};
+pub use disk::Disk;
+pub use error::StoreError;
+use error::io_at;
 pub use log::{LogStore, Recovery};
 pub use state_machine::StateMachine;
 
 const IDENTITY_MAGIC: &[u8; 8] = b"HARAFTID";
+/// Version of the identity file's content.
+const IDENTITY_VERSION: u32 = 1;
 const RAFT_FILES: [&str; 4] = ["raft.wal", "vote", "snapshot", "identity"];
+/// How many `damaged-*` copies are kept (the newest); older ones are deleted.
+pub const KEEP_DAMAGED: usize = 3;
 
 /// Who this data dir belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,39 +62,6 @@ pub struct Opened {
     pub quarantined: Option<PathBuf>,
 }
 
-/// Errors opening the data dir.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// An I/O error on a named path.
-    #[error("data dir {path}: {source}")]
-    Io {
-        /// The file or dir.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
-    /// The data dir belongs to another replica or cluster.
-    #[error(
-        "data dir {path} belongs to replica {found_name} of cluster {found_cluster}, not {name} of {cluster}; use another --data-dir or empty it"
-    )]
-    Foreign {
-        /// The dir.
-        path: PathBuf,
-        /// Name recorded in the dir.
-        found_name: String,
-        /// Cluster recorded in the dir.
-        found_cluster: String,
-        /// Our name.
-        name: String,
-        /// Our cluster.
-        cluster: String,
-    },
-}
-
-fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.to_path_buf(), source }
-}
-
 /// A random node id (never 0): std's per-process random hash keys mixed
 /// with the clock and pid.
 pub fn random_node_id() -> NodeId {
@@ -94,12 +72,20 @@ pub fn random_node_id() -> NodeId {
     h.finish().max(1)
 }
 
-/// Opens `dir` for replica `name` of `cluster_id`.
-pub fn open(dir: &Path, name: &str, cluster_id: &str, tx: watch::Sender<ClusterState>) -> Result<Opened, StoreError> {
+/// Opens `dir` for replica `name` of `cluster_id`. Blocking. Storage
+/// failures after the open are recorded in `faults`.
+pub fn open(
+    dir: &Path,
+    name: &str,
+    cluster_id: &str,
+    tx: watch::Sender<ClusterState>,
+    disk: Disk,
+    faults: Faults,
+) -> Result<Opened, StoreError> {
     std::fs::create_dir_all(dir).map_err(io_at(dir))?;
     let id_path = dir.join("identity");
-    let existing: Option<Identity> = match wal::read_atomic(&id_path, IDENTITY_MAGIC).map_err(io_at(&id_path))? {
-        Some(b) => Some(codec::decode(&b).map_err(io_at(&id_path))?),
+    let existing: Option<Identity> = match wal::read_atomic(&disk, &id_path, IDENTITY_MAGIC, IDENTITY_VERSION)? {
+        Some((_, b)) => Some(codec::decode(&b).map_err(io_at(&id_path))?),
         None => None,
     };
     let mut quarantined = None;
@@ -113,9 +99,10 @@ pub fn open(dir: &Path, name: &str, cluster_id: &str, tx: watch::Sender<ClusterS
                 cluster: cluster_id.to_string(),
             });
         }
-        let (log, recovery) = LogStore::open(dir).map_err(io_at(dir))?;
+        let (log, recovery) = LogStore::open(dir, disk.clone(), faults.clone())?;
         if recovery.lost_bytes == 0 {
-            let state_machine = StateMachine::open(dir, tx).map_err(io_at(dir))?;
+            let state_machine = StateMachine::open(dir, tx, disk, faults)?;
+            prune_damaged(dir, KEEP_DAMAGED);
             return Ok(Opened { identity: id.clone(), log, state_machine, fresh: false, quarantined: None });
         }
         drop(log);
@@ -134,10 +121,40 @@ pub fn open(dir: &Path, name: &str, cluster_id: &str, tx: watch::Sender<ClusterS
             std::fs::rename(&p, aside.join(f)).map_err(io_at(&p))?;
         }
     }
+    prune_damaged(dir, KEEP_DAMAGED);
     let identity = Identity { node_id: random_node_id(), name: name.to_string(), cluster_id: cluster_id.to_string() };
     let bytes = codec::encode(&identity).map_err(io_at(&id_path))?;
-    wal::write_atomic(&id_path, IDENTITY_MAGIC, &bytes).map_err(io_at(&id_path))?;
-    let (log, _) = LogStore::open(dir).map_err(io_at(dir))?;
-    let state_machine = StateMachine::open(dir, tx).map_err(io_at(dir))?;
+    wal::write_atomic(&disk, &id_path, IDENTITY_MAGIC, IDENTITY_VERSION, &bytes).map_err(io_at(&id_path))?;
+    let (log, _) = LogStore::open(dir, disk.clone(), faults.clone())?;
+    let state_machine = StateMachine::open(dir, tx, disk, faults)?;
     Ok(Opened { identity, log, state_machine, fresh: true, quarantined })
 }
+
+/// Deletes all but the newest `keep` `damaged-<nanos>` dirs under `dir`,
+/// logging each. A failure is logged and skipped: it never stops a start.
+pub fn prune_damaged(dir: &Path, keep: usize) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot list the data dir for old damaged copies");
+            return;
+        }
+    };
+    let mut damaged: Vec<(u128, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let stamp = e.file_name().to_str()?.strip_prefix("damaged-")?.parse::<u128>().ok()?;
+            Some((stamp, e.path()))
+        })
+        .collect();
+    damaged.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
+    for (_, path) in damaged.into_iter().skip(keep) {
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => tracing::info!(dir = %path.display(), keep, "deleted an old copy of a damaged raft log"),
+            Err(e) => tracing::warn!(dir = %path.display(), error = %e, "cannot delete an old damaged raft log copy"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,10 @@
 //! The state machine: applies committed commands to the in-memory
 //! [`ClusterState`], publishes it on a watch channel, and keeps snapshots in
 //! one atomically replaced file (`snapshot`). The log holds everything after
-//! the snapshot, so the state machine itself is rebuilt on restart.
+//! the snapshot, so the state machine itself is rebuilt on restart. A
+//! snapshot of a newer version (or one that does not decode) stops the open
+//! with an error naming the file; snapshot file I/O runs on blocking threads
+//! and a failure is recorded as the node's fault.
 
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
@@ -12,12 +15,19 @@ use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StorageIOError, 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::disk::{self, Disk};
+use super::error::StoreError;
 use super::wal;
 use crate::codec;
+use crate::fault::{Faults, StorageOp};
 use crate::state::{ClusterState, CommandResult, MemberInfo, NodeId};
 use crate::types::{Entry, LogId, StorageError, TypeConfig};
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"HARAFTSN";
+/// Version of the snapshot file's content ([`SnapshotFile`] and the
+/// `ClusterState` encoding in it). Bump it whenever either changes; an older
+/// build then refuses the snapshot by its version instead of misreading it.
+pub const SNAPSHOT_VERSION: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotFile {
@@ -49,16 +59,26 @@ impl SnapshotGate {
     fn write(&self, write: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
         let open = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if !*open {
-            return Err(io::Error::other("the node stopped; its snapshot is not written"));
+            return Err(io::Error::other(GateClosed));
         }
         write()
     }
 }
 
+/// The refusal of a closed [`SnapshotGate`] (the node stopped: no fault).
+#[derive(Debug, thiserror::Error)]
+#[error("the node stopped; its snapshot is not written")]
+struct GateClosed;
+
+impl GateClosed {
+    fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<GateClosed>())
+    }
+}
+
 /// The applied cluster state and its snapshot file.
 pub struct StateMachine {
-    path: PathBuf,
-    gate: SnapshotGate,
+    files: Arc<SnapshotFiles>,
     last_applied: Option<LogId>,
     last_membership: StoredMembership<NodeId, MemberInfo>,
     state: ClusterState,
@@ -66,22 +86,72 @@ pub struct StateMachine {
     snapshots_built: u64,
 }
 
+/// The snapshot file, how to reach it, and where its failures go.
+struct SnapshotFiles {
+    path: PathBuf,
+    disk: Disk,
+    gate: SnapshotGate,
+    faults: Faults,
+}
+
+impl SnapshotFiles {
+    /// Reads the snapshot file (blocking).
+    fn read(&self) -> Result<Option<SnapshotFile>, StoreError> {
+        let Some((version, bytes)) = wal::read_atomic(&self.disk, &self.path, SNAPSHOT_MAGIC, SNAPSHOT_VERSION)? else {
+            return Ok(None);
+        };
+        let undecodable = |e: io::Error| StoreError::Undecodable {
+            path: self.path.clone(),
+            what: "the snapshot".into(),
+            version,
+            reason: e.to_string(),
+        };
+        let file: SnapshotFile = codec::decode(&bytes).map_err(undecodable)?;
+        ClusterState::decode(&file.data).map_err(undecodable)?;
+        Ok(Some(file))
+    }
+
+    /// Replaces the snapshot file on a blocking thread unless the gate is
+    /// closed; a failure is recorded as the node's fault.
+    async fn write(self: &Arc<Self>, file: &SnapshotFile) -> io::Result<()> {
+        let bytes = codec::encode(file)?;
+        let me = self.clone();
+        let r = disk::blocking(move || {
+            me.gate.write(|| wal::write_atomic(&me.disk, &me.path, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &bytes))
+        })
+        .await;
+        match r {
+            Err(e) if !GateClosed::is(&e) => {
+                self.faults.storage(StorageOp::WriteSnapshot, &self.path, &e);
+                Err(e)
+            }
+            r => r,
+        }
+    }
+}
+
 impl StateMachine {
-    /// Opens the state machine under `dir`, restoring the last snapshot.
-    pub fn open(dir: &Path, tx: watch::Sender<ClusterState>) -> io::Result<StateMachine> {
-        let path = dir.join("snapshot");
+    /// Opens the state machine under `dir`, restoring the last snapshot (a
+    /// snapshot of a newer release is refused). Blocking.
+    pub fn open(
+        dir: &Path,
+        tx: watch::Sender<ClusterState>,
+        disk: Disk,
+        faults: Faults,
+    ) -> Result<StateMachine, StoreError> {
+        let files = Arc::new(SnapshotFiles { path: dir.join("snapshot"), disk, gate: SnapshotGate::new(), faults });
         let mut sm = StateMachine {
-            path,
-            gate: SnapshotGate::new(),
+            files,
             last_applied: None,
             last_membership: StoredMembership::default(),
             state: ClusterState::default(),
             tx,
             snapshots_built: 0,
         };
-        if let Some(bytes) = wal::read_atomic(&sm.path, SNAPSHOT_MAGIC)? {
-            let file: SnapshotFile = codec::decode(&bytes)?;
-            let state = ClusterState::decode(&file.data)?;
+        if let Some(file) = sm.files.read()? {
+            // `read` checked that the state decodes.
+            let state = ClusterState::decode(&file.data)
+                .map_err(|e| StoreError::Damaged { path: sm.files.path.clone(), reason: e.to_string() })?;
             sm.last_applied = file.meta.last_log_id;
             sm.last_membership = file.meta.last_membership;
             sm.state = state;
@@ -92,7 +162,7 @@ impl StateMachine {
 
     /// The gate the node closes when it stops.
     pub fn gate(&self) -> SnapshotGate {
-        self.gate.clone()
+        self.files.gate.clone()
     }
 
     fn publish(&self) {
@@ -106,19 +176,11 @@ impl StateMachine {
             }
         });
     }
-
-    fn read_snapshot(&self) -> io::Result<Option<SnapshotFile>> {
-        match wal::read_atomic(&self.path, SNAPSHOT_MAGIC)? {
-            Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
-            None => Ok(None),
-        }
-    }
 }
 
 /// Builds a snapshot from a copy of the state taken when it was requested.
 pub struct Builder {
-    path: PathBuf,
-    gate: SnapshotGate,
+    files: Arc<SnapshotFiles>,
     last_applied: Option<LogId>,
     last_membership: StoredMembership<NodeId, MemberInfo>,
     state: ClusterState,
@@ -135,10 +197,7 @@ impl RaftSnapshotBuilder<TypeConfig> for Builder {
         let meta =
             SnapshotMeta { last_log_id: self.last_applied, last_membership: self.last_membership.clone(), snapshot_id };
         let file = SnapshotFile { meta: meta.clone(), data: data.clone() };
-        let bytes = codec::encode(&file).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
-        self.gate
-            .write(|| wal::write_atomic(&self.path, SNAPSHOT_MAGIC, &bytes))
-            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        self.files.write(&file).await.map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
 }
@@ -174,8 +233,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         self.snapshots_built += 1;
         Builder {
-            path: self.path.clone(),
-            gate: self.gate.clone(),
+            files: self.files.clone(),
             last_applied: self.last_applied,
             last_membership: self.last_membership.clone(),
             state: self.state.clone(),
@@ -196,10 +254,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let sig = Some(meta.signature());
         let state = ClusterState::decode(&data).map_err(|e| StorageIOError::read_snapshot(sig.clone(), &e))?;
         let file = SnapshotFile { meta: meta.clone(), data };
-        let bytes = codec::encode(&file).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-        self.gate
-            .write(|| wal::write_atomic(&self.path, SNAPSHOT_MAGIC, &bytes))
-            .map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
+        self.files.write(&file).await.map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
         self.last_applied = meta.last_log_id;
         self.last_membership = meta.last_membership.clone();
         self.state = state;
@@ -208,7 +263,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let file = self.read_snapshot().map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        let files = self.files.clone();
+        let read = disk::blocking(move || files.read().map_err(StoreError::into_io)).await;
+        let file = read.map_err(|e| {
+            self.files.faults.storage(StorageOp::ReadSnapshot, &self.files.path, &e);
+            StorageIOError::read_snapshot(None, &e)
+        })?;
         Ok(file.map(|f| Snapshot { meta: f.meta, snapshot: Box::new(Cursor::new(f.data)) }))
     }
 }
@@ -221,7 +281,7 @@ mod tests {
     async fn a_builder_that_outlives_its_node_does_not_write_the_snapshot() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, _rx) = watch::channel(ClusterState::default());
-        let mut sm = StateMachine::open(dir.path(), tx).unwrap();
+        let mut sm = StateMachine::open(dir.path(), tx, Disk::default(), Faults::default()).unwrap();
         let mut early = sm.get_snapshot_builder().await;
         early.build_snapshot().await.expect("an open node writes its snapshot");
         assert!(dir.path().join("snapshot").exists());
@@ -231,5 +291,32 @@ mod tests {
         sm.gate().close();
         assert!(late.build_snapshot().await.is_err(), "a closed gate refuses the write");
         assert_eq!(std::fs::read(dir.path().join("snapshot")).unwrap(), before, "the file is untouched");
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_of_a_newer_version_or_that_does_not_decode_stops_the_open_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |dir: &Path| {
+            StateMachine::open(dir, watch::channel(ClusterState::default()).0, Disk::default(), Faults::default())
+        };
+        let mut sm = open(dir.path()).unwrap();
+        sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        drop(sm);
+        let path = dir.path().join("snapshot");
+        let (_, bytes) = wal::read_atomic(&Disk::default(), &path, SNAPSHOT_MAGIC, SNAPSHOT_VERSION).unwrap().unwrap();
+        assert!(open(dir.path()).is_ok());
+
+        wal::write_atomic(&Disk::default(), &path, SNAPSHOT_MAGIC, SNAPSHOT_VERSION + 1, &bytes).unwrap();
+        let err = open(dir.path()).err().expect("a newer snapshot refuses the open");
+        assert!(matches!(&err, StoreError::Version { version, .. } if *version == SNAPSHOT_VERSION + 1), "{err}");
+        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+
+        let mut file: SnapshotFile = codec::decode(&bytes).unwrap();
+        file.data.extend(b"a field this build does not know");
+        wal::write_atomic(&Disk::default(), &path, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, &codec::encode(&file).unwrap())
+            .unwrap();
+        let err = open(dir.path()).err().expect("an undecodable snapshot refuses the open");
+        assert!(matches!(&err, StoreError::Undecodable { .. }), "{err}");
+        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
     }
 }

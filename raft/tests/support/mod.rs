@@ -59,6 +59,8 @@ pub struct Replica {
     pub addr: SocketAddr,
     pub dir: PathBuf,
     pub fault: Arc<Fault>,
+    /// How the replica's store reaches its files (tests inject storage faults here).
+    pub disk: raft::store::Disk,
     pub node: Option<Node>,
     server: Option<JoinHandle<()>>,
 }
@@ -89,6 +91,7 @@ impl Cluster {
                 addr: SocketAddr::new(block.replica(i).into(), PORT),
                 dir: tmp.path().join(format!("r{i}")),
                 fault: Arc::new(Fault::default()),
+                disk: raft::store::Disk::default(),
                 node: None,
                 server: None,
             })
@@ -118,7 +121,8 @@ impl Cluster {
             }
             None => (PeerClient::plain(), None),
         };
-        let node = Node::start(config, client, CancellationToken::new()).await.expect("node starts");
+        let disk = self.replicas[i].disk.clone();
+        let node = Node::start_with(config, client, CancellationToken::new(), disk).await.expect("node starts");
         let r = &mut self.replicas[i];
         r.fault.isolated.store(false, Ordering::SeqCst);
         let router = node.routes().layer(axum::middleware::from_fn_with_state(r.fault.clone(), fault_layer));
