@@ -6,7 +6,9 @@
 
 #![allow(dead_code)]
 
+pub mod live;
 pub mod scale;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 

