@@ -40,7 +40,7 @@ pub fn parse_duration(s: &str) -> Option<u64> {
 
 /// Milliseconds as a Prometheus duration (`1500ms`, `15s`).
 pub fn format_duration(ms: u64) -> String {
-    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
 /// `d` divided by `factor`, at least 1 ms.

@@ -17,9 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 const POLL: Duration = Duration::from_millis(250);
 
+/// `(unix ms, what was seen)` per poll.
+type Polls<T> = Arc<Mutex<Vec<(u64, T)>>>;
+
 /// Snapshots of `/api/v1/alerts`.
 pub struct AlertWatch {
-    polls: Arc<Mutex<Vec<(u64, Vec<Alert>)>>>,
+    polls: Polls<Vec<Alert>>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -139,7 +142,7 @@ pub fn gauge(text: &str, series: &str) -> Option<f64> {
 
 /// Snapshots of the replicas' own gauges, one round over every replica per poll.
 pub struct GaugeWatch {
-    rounds: Arc<Mutex<Vec<(u64, BTreeMap<usize, Gauges>)>>>,
+    rounds: Polls<BTreeMap<usize, Gauges>>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }

