@@ -55,7 +55,8 @@ pub struct SelfMetrics {
     /// API (`/apis/metrics.k8s.io/...`) by HTTP status class: the
     /// availability SLI (5xx over all).
     pub api_requests: Family<Vec<(&'static str, &'static str)>, Counter>,
-    /// `ha_metrics_server_nodes_known`: nodes this replica's informer lists.
+    /// `ha_metrics_server_nodes_known`: nodes this replica's informer lists
+    /// (0 until it could answer for every one of them once, as readiness).
     pub nodes_known: Gauge,
     /// `ha_metrics_server_nodes_answerable`: of those, the ones it can answer
     /// for now (own or backed-up points, or a reachable owner): the coverage SLI.

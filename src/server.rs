@@ -374,8 +374,12 @@ impl AnswerableCheck {
             }
             let o = self.ownership.borrow().clone();
             let (known, answerable) = self.count(&o);
-            self.metrics.nodes_known.set(known as i64);
-            self.metrics.nodes_answerable.set(answerable as i64);
+            // Until it could answer for every node once (readiness), no
+            // client is sent here: report no coverage (0 of 0, which the
+            // coverage SLI skips) rather than a gap at every restart.
+            let serving = self.passed.load(Ordering::Acquire) || answerable >= known;
+            self.metrics.nodes_known.set(if serving { known as i64 } else { 0 });
+            self.metrics.nodes_answerable.set(if serving { answerable as i64 } else { 0 });
             let now = crate::model::now_nanos();
             for n in (self.names)().iter().filter(|n| o.scrapes(n)) {
                 if let Some(t) = self.store.newest_sample(n) {

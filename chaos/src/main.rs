@@ -23,7 +23,8 @@ enum Command {
     Run(RunArgs),
     /// List the scenarios.
     List,
-    /// Observe a real cluster through kube-apiserver (coverage and freshness against the Node list).
+    /// Observe a real cluster through kube-apiserver (coverage and freshness against the Node list), and with
+    /// --prometheus also from the SLIs its Prometheus collects.
     Observe(chaos::observe::ObserveArgs),
     /// Draw the timeline of a recording-<scenario>.json again (to an SVG file).
     Plot { recording: PathBuf, svg: PathBuf },

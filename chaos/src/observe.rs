@@ -3,7 +3,10 @@
 //! `/apis/metrics.k8s.io` every 500 ms (nodes) and 2 s (pods), judged for
 //! coverage against the Node list and the pods Running from start to end,
 //! for freshness against `--resolution`, and for API errors. Run it while a
-//! Chaos Mesh experiment runs; it writes the same report.
+//! Chaos Mesh experiment runs; it writes the same report. With
+//! `--prometheus URL` it also reads the SLIs the operator's Prometheus
+//! collected over the same window and judges them beside its own polling
+//! ([`crate::observe_prometheus`]).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -15,6 +18,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 
 use crate::invariants::{Check, serving};
+use crate::observe_prometheus::PromClient;
 use crate::observer::parse_items;
 use crate::record::{Answer, Kind, Recording, Source, now_ms};
 use crate::runner::Outcome;
@@ -32,6 +36,15 @@ pub struct ObserveArgs {
     pub resolution: String,
     #[arg(long, default_value = "target/chaos-observe")]
     pub out: PathBuf,
+    /// Also read the SLIs from this Prometheus (for example
+    /// `http://127.0.0.1:9090` through `kubectl port-forward`) and judge
+    /// coverage, freshness and availability from them beside the polling.
+    #[arg(long)]
+    pub prometheus: Option<String>,
+    /// How often that Prometheus scrapes the replicas (the ServiceMonitor's
+    /// interval): the step of its SLIs and how far it may lag the polling.
+    #[arg(long, default_value = "30s")]
+    pub scrape_interval: String,
 }
 
 /// GETs `path` through the apiserver: status, Warning texts, body.
@@ -78,6 +91,9 @@ pub async fn observe(args: &ObserveArgs) -> anyhow::Result<Outcome> {
     let duration = apimachinery::parse_go_duration(&args.duration).map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
     let resolution =
         apimachinery::parse_go_duration(&args.resolution).map_err(|e| anyhow::anyhow!("--resolution: {e}"))?;
+    let scrape_interval = apimachinery::parse_go_duration(&args.scrape_interval)
+        .map_err(|e| anyhow::anyhow!("--scrape-interval: {e}"))?;
+    let prometheus = args.prometheus.as_deref().map(PromClient::new).transpose()?;
     let kc = kube::config::Kubeconfig::read_from(&args.kubeconfig)
         .with_context(|| format!("reading {}", args.kubeconfig.display()))?;
     let mut config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
@@ -145,11 +161,22 @@ pub async fn observe(args: &ObserveArgs) -> anyhow::Result<Outcome> {
     };
     rec.answers = std::mem::take(&mut *answers.lock().unwrap_or_else(|p| p.into_inner()));
     rec.answers.sort_by_key(|a| a.at_ms);
-    let checks: Vec<Check> = vec![serving::coverage(&rec), serving::freshness(&rec), serving::api_errors(&rec)];
+    let mut checks: Vec<Check> = vec![serving::coverage(&rec), serving::freshness(&rec), serving::api_errors(&rec)];
+    if let Some(client) = &prometheus {
+        let slis = crate::observe_prometheus::read_when_scraped(client, rec.start_ms, rec.end_ms, scrape_interval)
+            .await
+            .with_context(|| format!("reading the SLIs from {}", client.url()))?;
+        let tol =
+            crate::observe_prometheus::Tolerance { scrape_interval, failures: vec![], lease: Duration::from_secs(3) };
+        checks.extend(crate::observe_prometheus::checks(&slis, &rec, &tol));
+    }
     let pass = checks.iter().all(|c| c.pass);
     Ok(Outcome {
         name: "observe".into(),
-        what: format!("{} through kube-apiserver for {duration:?}", args.kubeconfig.display()),
+        what: match &prometheus {
+            Some(p) => format!("{} through kube-apiserver and {} for {duration:?}", args.kubeconfig.display(), p.url()),
+            None => format!("{} through kube-apiserver for {duration:?}", args.kubeconfig.display()),
+        },
         verdict: if pass { "pass".into() } else { "fail".into() },
         seconds: started.elapsed().as_secs_f64(),
         checks,

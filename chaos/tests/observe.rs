@@ -16,6 +16,8 @@ fn args(env: &DevEnv, dir: &std::path::Path) -> ObserveArgs {
         duration: "6s".into(),
         resolution: "2s".into(),
         out: dir.join("report"),
+        prometheus: None,
+        scrape_interval: "30s".into(),
     }
 }
 

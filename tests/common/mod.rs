@@ -136,17 +136,10 @@ impl Cluster {
 
 /// The real kubectl of a minor version (`"1.27"`): the `kubectl.1.27`
 /// binary beside the gcloud `kubectl` dispatcher on PATH, as
-/// `kubectl_132` finds 1.32. `Err` says where it looked.
+/// `kubectl_132` finds 1.32, or installed on first use by
+/// `sim::tools::kubectl`. `Err` says why it is missing.
 pub fn kubectl_version(version: &str) -> Result<PathBuf, String> {
-    let name = format!("kubectl.{version}");
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path)
-        .filter_map(|dir| std::fs::canonicalize(dir.join("kubectl")).ok()?.parent().map(Path::to_path_buf))
-        .collect();
-    dirs.dedup();
-    dirs.iter().map(|d| d.join(&name)).find(|c| c.is_file()).ok_or_else(|| {
-        format!("{name} not found beside the kubectl dispatcher (looked in {dirs:?}); install kubectl {version} there")
-    })
+    sim::tools::kubectl(version, "the kubectl matrix runs every kubectl from 1.27 to 1.33").map_err(|e| e.to_string())
 }
 
 /// Path of the binary under test.

@@ -296,13 +296,10 @@ impl Drop for ReplicaProcess {
 }
 
 /// Path of the real kubectl 1.32: the versioned binary beside the gcloud
-/// `kubectl` dispatcher on PATH.
+/// `kubectl` dispatcher on PATH, or installed on first use
+/// ([`super::tools::kubectl`]).
 pub fn kubectl_132() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).find_map(|dir| {
-        let k = dir.join("kubectl");
-        let real = fs::canonicalize(&k).ok()?;
-        let candidate = real.parent()?.join("kubectl.1.32");
-        candidate.is_file().then_some(candidate)
-    })
+    super::tools::kubectl("1.32", "the tests and the dev mode drive the real kubectl 1.32")
+        .map_err(|e| eprintln!("{e}"))
+        .ok()
 }

@@ -8,7 +8,9 @@
 //!
 //! Also here, because every one of those users needs them: [`client`]
 //! (requests straight to a replica's port, with or without a client
-//! certificate) and [`wait`] (waiting for a condition with a deadline).
+//! certificate), [`wait`] (waiting for a condition with a deadline) and
+//! [`tools`] (the real helm, kubectl, Prometheus, promtool and libfaketime,
+//! installed on first use).
 
 pub mod addr;
 pub mod apiserver;
@@ -16,4 +18,5 @@ pub mod client;
 pub mod cluster;
 pub mod env;
 pub mod kubelet;
+pub mod tools;
 pub mod wait;

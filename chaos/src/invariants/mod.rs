@@ -25,7 +25,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(name: &str, pass: bool, figures: &[(&str, f64)], detail: Vec<String>) -> Check {
+    pub(crate) fn new(name: &str, pass: bool, figures: &[(&str, f64)], detail: Vec<String>) -> Check {
         Check {
             name: name.to_string(),
             pass,

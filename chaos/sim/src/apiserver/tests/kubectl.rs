@@ -8,15 +8,10 @@ use super::Harness;
 use super::backend::Backend;
 use crate::apiserver::KubeconfigUser;
 
-/// The versioned kubectl beside the dispatcher on PATH.
+/// The real kubectl 1.32 (beside the dispatcher on PATH, or installed on first use).
 fn kubectl_132() -> PathBuf {
-    let path = std::env::var_os("PATH").expect("PATH");
-    let dispatcher =
-        std::env::split_paths(&path).map(|d| d.join("kubectl")).find(|p| p.is_file()).expect("kubectl on PATH");
-    let real = std::fs::canonicalize(&dispatcher).expect("kubectl resolves");
-    let versioned = real.parent().expect("kubectl dir").join("kubectl.1.32");
-    assert!(versioned.is_file(), "{} missing", versioned.display());
-    versioned
+    crate::tools::kubectl("1.32", "the stand-in apiserver is tested against the real kubectl")
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs kubectl with a deadline; returns (exit code, stdout, stderr).
