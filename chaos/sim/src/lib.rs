@@ -16,4 +16,5 @@ pub mod client;
 pub mod cluster;
 pub mod env;
 pub mod kubelet;
+pub mod volume;
 pub mod wait;
