@@ -130,8 +130,8 @@ fn single_replica_overlay_is_metrics_servers_shape_without_peers() {
 /// The peer CA of every kustomization: the replicas' service account may
 /// not touch Secrets (its token goes to every kubelet), every replica
 /// issues its own certificate from a mounted CA Secret, and that Secret is
-/// made by the certgen Job (its own service account, get on that Secret and
-/// create, nothing else) or, with the cert-manager component, by a
+/// made by the certgen Job (its own service account, which may only create
+/// Secrets) or, with the cert-manager component, by a
 /// cert-manager CA Certificate, with no shared certificate. These checks
 /// run inside `assert_flags_valid` (tests/manifests/peer_rbac.rs).
 #[test]

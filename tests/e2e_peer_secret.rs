@@ -108,8 +108,24 @@ fn replica_secret_requests(c: &Cluster) -> Vec<sim::apiserver::secrets::SecretRe
     c.env.apiserver.secret_requests().into_iter().filter(|r| r.user == REPLICA_USER).collect()
 }
 
+/// `certgen` as the Job runs it (its own service account).
 async fn certgen(c: &Cluster, extra: &[&str]) -> std::process::Output {
     c.env.run_certgen(&common::binary(), extra).await.expect("certgen ran")
+}
+
+/// `certgen` as a cluster admin runs it (`system:masters`).
+async fn certgen_as_admin(c: &Cluster, extra: &[&str]) -> std::process::Output {
+    let admin = c.env.work_dir.join("admin.kubeconfig");
+    let user =
+        sim::apiserver::KubeconfigUser::ClientCert { user: "admin".into(), groups: vec!["system:masters".into()] };
+    c.env.apiserver.write_kubeconfig(&admin, user).unwrap();
+    tokio::process::Command::new(common::binary())
+        .args(["certgen", &format!("--secret={NAMESPACE}/{PEER_CA_SECRET}")])
+        .arg(format!("--kubeconfig={}", admin.display()))
+        .args(extra)
+        .output()
+        .await
+        .expect("certgen ran")
 }
 
 /// Three replicas with a formed ring over the Job-made CA, reloading every second.
@@ -172,10 +188,13 @@ async fn replicas_started_before_the_job_wait_for_its_secret_then_form_one_ring_
     for r in &c.replicas {
         assert!(!r.log_text().contains("PRIVATE KEY"), "a replica logged the CA key");
     }
-    // The Job run again (a re-apply) checks the Secret and changes nothing.
+    // The Job run again (a re-apply) finds the Secret, may not read it, and changes nothing.
     let again = certgen(&c, &[]).await;
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(c.env.apiserver.secret_writes().len(), 1, "a second run wrote the Secret");
+    let job_requests: Vec<(&str, u16)> =
+        c.env.apiserver.secret_requests().iter().filter(|r| r.user == CERTGEN_USER).map(|r| (r.verb, r.code)).collect();
+    assert_eq!(job_requests, [("create", 201), ("create", 409), ("get", 403)], "the Job never reads the key");
     c.wait_for_metrics().await;
     assert_eq!(pids(&c), before, "no replica was restarted");
 }
@@ -321,7 +340,8 @@ async fn a_secret_without_a_usable_ca_stops_the_start_and_the_job_naming_it_and_
         ("ca.key".to_string(), other.key_pem().into_bytes()),
     ]);
     c.env.apiserver.put_secret(NAMESPACE, PEER_CA_SECRET, "Opaque", &data);
-    let out = certgen(&c, &[]).await;
+    // certgen run with an operator's rights (the Job's may not read it) checks it.
+    let out = certgen_as_admin(&c, &[]).await;
     assert!(!out.status.success(), "certgen accepted a key that does not match");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{NAMESPACE}/{PEER_CA_SECRET}")) && err.contains("ca.key"), "{err}");

@@ -175,8 +175,8 @@ fn a_values_file_written_for_metrics_servers_chart_carries_over() {
 /// The chart's peer CA, in every mode and under another release name and
 /// namespace: the replicas' service account may not touch Secrets, each
 /// replica issues its own certificate from the mounted CA Secret, and the
-/// Secret is made by the certgen Job (its own service account: get on that
-/// Secret and create, nothing else; a pre-install/pre-upgrade hook) or by a
+/// Secret is made by the certgen Job (its own service account, which may
+/// only create Secrets; a pre-install/pre-upgrade hook) or by a
 /// cert-manager CA Certificate. The checks are tests/manifests/peer_rbac.rs.
 #[test]
 fn peer_ca_comes_from_the_certgen_job_or_cert_manager_and_the_replicas_cannot_touch_secrets() {

@@ -1,10 +1,11 @@
 //! `certgen`: the one-shot Job that makes the peer CA Secret the replicas
 //! mount (`--peer-ca-dir`), run with its own service account, which may
-//! create Secrets and read that one; the replicas' may not touch Secrets.
-//! Creates the Secret when it does not exist, checks it when it does (and
-//! fails, naming the Secret and the cause, when it is not usable), and with
-//! `--rotate` replaces the CA by a new one that the replicas switch to
-//! without a restart. The logic lives in `peer::credentials::bootstrap`.
+//! only create Secrets; the replicas' may not touch Secrets. Creates the
+//! Secret when it does not exist; run with rights to read it, checks an
+//! existing one (and fails, naming the Secret and the cause, when it is not
+//! usable); with `--rotate` (an operator's rights) replaces the CA by a new
+//! one that the replicas switch to without a restart. The logic lives in
+//! `peer::credentials::bootstrap`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -80,9 +81,19 @@ pub async fn certgen(args: CertgenArgs) -> anyhow::Result<()> {
              trusting the old one at retire_at"
         );
     } else {
-        let ensured = bootstrap::ensure(client, &secret, &me).await?;
-        let what = if ensured.created { "created the peer CA Secret" } else { "the peer CA Secret is usable" };
-        tracing::info!(%secret, ca = %ensured.set.cert.name, "{what}");
+        match bootstrap::ensure(client, &secret, &me).await? {
+            bootstrap::Ensured::Created(set) => {
+                tracing::info!(%secret, ca = %set.cert.name, "created the peer CA Secret")
+            }
+            bootstrap::Ensured::Checked(set) => {
+                tracing::info!(%secret, ca = %set.cert.name, "the peer CA Secret exists and is usable")
+            }
+            bootstrap::Ensured::Exists => tracing::info!(
+                %secret,
+                "the peer CA Secret exists (not read: this service account may only create it; the replicas \
+                 check it when they mount it)"
+            ),
+        }
     }
     Ok(())
 }

@@ -138,18 +138,12 @@ impl PeerObserver {
 }
 
 /// The Secret access the shipped RBAC grants (deploy/base): the certgen
-/// Job's service account may create Secrets and get the peer CA Secret;
-/// cluster admins may do anything; the replicas' service account nothing.
+/// Job's service account may create Secrets; cluster admins may do
+/// anything; the replicas' service account nothing.
 pub fn shipped_secret_access() -> Access {
     let certgen = format!("system:serviceaccount:{NAMESPACE}:{CERTGEN_SERVICE_ACCOUNT}");
     Access {
         rules: vec![
-            AccessRule {
-                subject: certgen.clone(),
-                namespace: NAMESPACE.into(),
-                verbs: vec!["get"],
-                names: vec![PEER_CA_SECRET.into()],
-            },
             AccessRule { subject: certgen, namespace: NAMESPACE.into(), verbs: vec!["create"], names: vec![] },
             AccessRule {
                 subject: "group:system:masters".into(),

@@ -1,9 +1,12 @@
 //! What the certgen Job (`ha-metrics-server certgen`) does to the peer CA
 //! Secret through the API, with the Job's own service account (the
-//! replicas' may not touch Secrets): make it when it does not exist (a 409
-//! AlreadyExists from a concurrent run means: read theirs), check an
-//! existing one by the replicas' own rules ([`authority::check`]), and,
-//! with `--rotate`, replace its CA by a new one that keeps the old one as
+//! replicas' may not touch Secrets): create it with a new CA; when it
+//! already exists (409 AlreadyExists), read it and check it by the
+//! replicas' own rules ([`authority::check`]) if the caller may read it.
+//! The Job's service account may not (it may only create), so a node that
+//! runs the Job's pod cannot learn the key either; the replicas check the
+//! Secret when they mount it. With `--rotate` (an operator's rights: get
+//! and update) the CA is replaced by a new one that keeps the old one as
 //! `previous-ca.crt` with a bounded schedule. Which call comes next is a
 //! pure function of the last answer ([`decide`]). The CA key is written
 //! only into the Secret, never to a log or a file.
@@ -57,7 +60,9 @@ pub enum Answer {
     Created,
     /// POST: 409 AlreadyExists.
     AlreadyExists,
-    /// 401, 403, or another 4xx that retrying will not change.
+    /// 403: RBAC does not allow the call.
+    Forbidden(String),
+    /// 401, or another 4xx that retrying will not change.
     Refused(String),
     /// 5xx, 429, a connection failure: worth retrying.
     Transient(String),
@@ -70,6 +75,9 @@ pub enum Next {
     Use(CaFiles),
     /// The Secret now holds the CA this run generated.
     UseOwn,
+    /// The Secret exists and this caller may not read it (the Job's own
+    /// service account may only create): nothing to do.
+    ExistsUnread,
     /// Generate a CA and create the Secret.
     Create,
     /// Read the Secret (again).
@@ -89,16 +97,17 @@ pub enum Failure {
     Refused(String),
 }
 
-/// The bootstrap decision.
+/// The bootstrap decision; the first call is a create.
 pub fn decide(call: Call, answer: Answer) -> Next {
     match (call, answer) {
-        (Call::Get, Answer::Found(files, _)) => Next::Use(files),
-        // Also when it was deleted between a 409 and the read: create again.
-        (Call::Get, Answer::NotFound) => Next::Create,
         (Call::Create, Answer::Created) => Next::UseOwn,
-        // Another run won the race: use its CA.
+        // It exists (made earlier, by hand, or by a concurrent run): check it if we may.
         (Call::Create, Answer::AlreadyExists) => Next::Get,
-        (_, Answer::Refused(why)) => Next::Fail(Failure::Refused(why)),
+        (Call::Get, Answer::Found(files, _)) => Next::Use(files),
+        (Call::Get, Answer::Forbidden(_)) => Next::ExistsUnread,
+        // Deleted between the 409 and the read: create again.
+        (Call::Get, Answer::NotFound) => Next::Create,
+        (_, Answer::Refused(why) | Answer::Forbidden(why)) => Next::Fail(Failure::Refused(why)),
         (_, Answer::Transient(_)) => Next::Retry,
         (call, answer) => Next::Fail(Failure::Invalid(format!("unexpected answer {answer:?} to {call:?}"))),
     }
@@ -116,6 +125,7 @@ pub fn classify(error: &kube::Error) -> Answer {
         kube::Error::Api(s) if s.code == 404 => Answer::NotFound,
         kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists" => Answer::AlreadyExists,
         kube::Error::Api(s) if s.code == 429 || s.code >= 500 => Answer::Transient(format!("{} {}", s.code, s.message)),
+        kube::Error::Api(s) if s.code == 403 => Answer::Forbidden(format!("403 {}: {}", s.reason, s.message)),
         kube::Error::Api(s) => Answer::Refused(format!("{} {}: {}", s.code, s.reason, s.message)),
         other => Answer::Transient(other.to_string()),
     }
@@ -177,21 +187,24 @@ fn generate(secret: &str) -> Result<CaFiles, BootstrapError> {
 
 /// What [`ensure`] found or did.
 #[derive(Debug)]
-pub struct Ensured {
-    pub set: CaSet,
-    /// Whether this run created the Secret.
-    pub created: bool,
+pub enum Ensured {
+    /// This run created the Secret with this CA.
+    Created(CaSet),
+    /// The Secret exists and holds this usable CA.
+    Checked(CaSet),
+    /// The Secret exists; this caller may not read it.
+    Exists,
 }
 
-/// Makes sure `secret` holds a usable cluster CA: creates it (as `me`)
-/// when it does not exist, else checks it by the replicas' rules. A
-/// Secret that exists and is not usable is an error, never overwritten.
+/// Makes sure `secret` exists: creates it (as `me`) with a new CA, or,
+/// when it exists, checks it by the replicas' rules if the caller may read
+/// it. A Secret that exists and is not usable is an error, never overwritten.
 pub async fn ensure(client: kube::Client, secret: &SecretRef, me: &str) -> Result<Ensured, BootstrapError> {
     let api: Api<Secret> = Api::namespaced(client, &secret.namespace);
     let name = secret.to_string();
     let origin = format!("peer Secret {name}");
     let started = tokio::time::Instant::now();
-    let mut call = Call::Get;
+    let mut call = Call::Create;
     let mut own: Option<CaFiles> = None;
     loop {
         let answer = match call {
@@ -211,6 +224,7 @@ pub async fn ensure(client: kube::Client, secret: &SecretRef, me: &str) -> Resul
         let (files, created) = match decide(call, answer) {
             Next::Use(files) => (files, false),
             Next::UseOwn => (own.take().unwrap_or_default(), true),
+            Next::ExistsUnread => return Ok(Ensured::Exists),
             Next::Create => {
                 call = Call::Create;
                 continue;
@@ -235,7 +249,7 @@ pub async fn ensure(client: kube::Client, secret: &SecretRef, me: &str) -> Resul
         };
         let set = authority::check(&origin, &files, SystemTime::now())
             .map_err(|e| BootstrapError::Invalid { secret: name.clone(), why: format!("{}: {}", e.key, e.cause) })?;
-        return Ok(Ensured { set, created });
+        return Ok(if created { Ensured::Created(set) } else { Ensured::Checked(set) });
     }
 }
 
@@ -256,7 +270,7 @@ pub async fn rotate(
         Answer::NotFound => {
             return Err(invalid("does not exist: nothing to rotate (run certgen without --rotate)".into()));
         }
-        Answer::Refused(why) | Answer::Transient(why) => {
+        Answer::Refused(why) | Answer::Forbidden(why) | Answer::Transient(why) => {
             return Err(BootstrapError::Refused { secret: name, verb: "get", why });
         }
         other => return Err(invalid(format!("unexpected answer {other:?}"))),
@@ -298,11 +312,13 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_secret_is_created_and_a_lost_race_reads_the_winner() {
-        assert_eq!(decide(Call::Get, Answer::NotFound), Next::Create);
+    fn the_secret_is_created_and_an_existing_one_read_only_by_who_may() {
         assert_eq!(decide(Call::Create, Answer::Created), Next::UseOwn);
         assert_eq!(decide(Call::Create, Answer::AlreadyExists), Next::Get);
         assert_eq!(decide(Call::Get, Answer::Found(files(), "7".into())), Next::Use(files()));
+        // The Job's own service account may only create: an existing Secret is left unread.
+        assert_eq!(decide(Call::Get, Answer::Forbidden("403".into())), Next::ExistsUnread);
+        assert_eq!(decide(Call::Get, Answer::NotFound), Next::Create, "deleted since the 409");
     }
 
     #[test]
@@ -311,7 +327,7 @@ mod tests {
         assert_eq!(decide(Call::Create, Answer::Transient("connection reset".into())), Next::Retry);
         let refused = Next::Fail(Failure::Refused("403 Forbidden".into()));
         assert_eq!(decide(Call::Get, Answer::Refused("403 Forbidden".into())), refused);
-        assert_eq!(decide(Call::Create, Answer::Refused("403 Forbidden".into())), refused);
+        assert_eq!(decide(Call::Create, Answer::Forbidden("403 Forbidden".into())), refused);
         // Answers that cannot follow the call are not trusted.
         assert!(matches!(decide(Call::Get, Answer::Created), Next::Fail(_)));
         assert!(matches!(decide(Call::Create, Answer::Found(files(), "1".into())), Next::Fail(_)));
@@ -337,7 +353,8 @@ mod tests {
         assert_eq!(classify(&api(404, "NotFound")), Answer::NotFound);
         assert_eq!(classify(&api(409, "AlreadyExists")), Answer::AlreadyExists);
         assert!(matches!(classify(&api(409, "Conflict")), Answer::Refused(_)));
-        assert!(matches!(classify(&api(403, "Forbidden")), Answer::Refused(_)));
+        assert!(matches!(classify(&api(403, "Forbidden")), Answer::Forbidden(_)));
+        assert!(matches!(classify(&api(401, "Unauthorized")), Answer::Refused(_)));
         assert!(matches!(classify(&api(503, "ServiceUnavailable")), Answer::Transient(_)));
         assert!(matches!(classify(&api(429, "TooManyRequests")), Answer::Transient(_)));
     }
