@@ -183,3 +183,16 @@ fn a_running_replica_takes_the_same_ca_renewed_or_a_deliberate_rotation_and_noth
     let e = classify("s", &in_use, "CN=cluster", &check("s", &sneaky, SystemTime::now()).unwrap()).unwrap_err();
     assert!(e.cause.contains("does not trust"), "{e}");
 }
+
+#[test]
+fn a_ca_made_with_the_openssl_command_of_deploy_readme_is_accepted_and_one_without_key_usage_is_not() {
+    // deploy/README.md: openssl req -x509 ... -addext basicConstraints=critical,CA:TRUE
+    //   -addext keyUsage=critical,keyCertSign,cRLSign (valid 100 years).
+    let ok = files(include_str!("testdata/openssl-ca.crt"), include_str!("testdata/openssl-ca.key"));
+    let set = check("s", &ok, SystemTime::now()).unwrap();
+    assert_eq!(set.cert.name, "CN=ha-metrics-server-cluster-ca");
+    // The same command without -addext: OpenSSL 3's defaults set no keyUsage.
+    let plain =
+        files(include_str!("testdata/openssl-no-key-usage.crt"), include_str!("testdata/openssl-no-key-usage.key"));
+    assert!(refused(&plain).cause.contains("keyCertSign"));
+}
