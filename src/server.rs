@@ -73,16 +73,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (raft_node, ownership, usage, sink): (_, _, Arc<dyn UsageSource>, Arc<dyn ScrapeSink>) =
         match (&config.cluster, raft_gauges) {
             (Some(settings), Some(gauges)) => {
-                // The peer credentials first: with --peer-secret the CA may have
-                // to be made (or read from the replica that made it) before Raft.
-                let peer_tls = crate::peer::credentials::start(
-                    settings,
-                    &config.serving.tls_policy,
-                    &client,
-                    shutdown.child_token(),
-                )
-                .await
-                .context("setting up the peer port's certificates")?;
+                // The peer credentials first: with --peer-ca-dir the replica waits
+                // for the mounted CA Secret before Raft.
+                let peer_tls =
+                    crate::peer::credentials::start(settings, &config.serving.tls_policy, shutdown.child_token())
+                        .await
+                        .context("setting up the peer port's certificates")?;
                 let node = crate::member::start_node(settings, &peer_tls, shutdown.child_token()).await?;
                 let ownership = crate::member::follow_ownership(node.clone(), metrics.clone(), shutdown.child_token());
                 let local = crate::query::local::Local {

@@ -120,10 +120,41 @@ fn single_replica_overlay_is_metrics_servers_shape_without_peers() {
     assert!(r.services().iter().all(|s| s.spec.as_ref().unwrap().cluster_ip.as_deref() != Some("None")));
     assert!(r.objects.iter().all(|o| !matches!(o, Object::StatefulSet(_))));
     assert!(!r.names().iter().any(|n| n.contains("statefulset-reader")), "{:?}", r.names());
+    assert!(r.jobs().is_empty() && !r.names().iter().any(|n| n.contains("certgen")), "no peer CA Job: {:?}", r.names());
     let np = r.network_policies()[0].spec.clone().unwrap();
     let ports: Vec<_> =
         np.ingress.unwrap().iter().flat_map(|rule| rule.ports.clone().unwrap_or_default()).map(|p| p.port).collect();
     assert_eq!(ports, [Some(IntOrString::Int(10250))]);
+}
+
+/// The peer CA of every kustomization: the replicas' service account may
+/// not touch Secrets (its token goes to every kubelet), every replica
+/// issues its own certificate from a mounted CA Secret, and that Secret is
+/// made by the certgen Job (its own service account, which may only create
+/// Secrets) or, with the cert-manager component, by a
+/// cert-manager CA Certificate, with no shared certificate. These checks
+/// run inside `assert_flags_valid` (tests/manifests/peer_rbac.rs).
+#[test]
+fn the_replicas_cannot_touch_secrets_and_mount_a_ca_the_certgen_job_or_cert_manager_makes() {
+    for dir in KUSTOMIZATIONS {
+        manifests::assert_flags_valid(&rendered(dir));
+    }
+    for dir in ["deploy", "deploy/overlays/large-cluster", "deploy/overlays/metrics-v1"] {
+        let r = rendered(dir);
+        assert_eq!(r.jobs().len(), 1, "{dir}: the certgen Job is part of the install");
+        assert!(!r.objects.iter().any(|o| matches!(o, Object::CertManager(_))), "{dir}: needs no cert-manager");
+    }
+    let cm = rendered("deploy/overlays/cert-manager");
+    assert!(cm.jobs().is_empty() && !cm.names().iter().any(|n| n.contains("certgen")), "{:?}", cm.names());
+    let certificates: Vec<_> = cm
+        .objects
+        .iter()
+        .filter_map(|o| match o {
+            Object::CertManager(c) if c.kind == "Certificate" => Some(c.metadata.name.clone().unwrap_or_default()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(certificates, ["metrics-server-peer-ca"], "cert-manager makes the CA only, no shared leaf");
 }
 
 #[test]

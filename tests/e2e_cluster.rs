@@ -26,15 +26,15 @@ async fn three_replicas_bootstrap_into_one_cluster_and_serve_kubectl() {
     assert_eq!(views.iter().filter(|v| v.is_leader()).count(), 1, "exactly one leader");
     r.c.wait_for_metrics().await;
     // The human status view.
-    let dir = r.c.env.work_dir.join("replica-1");
+    let observer = r.c.env.peer_observer().unwrap();
     let out = std::process::Command::new(common::binary())
         .args(["cluster", "--peer", &r.c.env.peer_addr(1).to_string()])
         .arg("--peer-ca-file")
-        .arg(r.c.env.work_dir.join("cluster-ca.crt"))
+        .arg(&observer.ca)
         .arg("--peer-cert-file")
-        .arg(dir.join("peer.crt"))
+        .arg(&observer.cert)
         .arg("--peer-key-file")
-        .arg(dir.join("peer.key"))
+        .arg(&observer.key)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -82,22 +82,8 @@ fn default_chart_is_the_three_replica_cluster_with_metrics_servers_chart_names()
     assert_hardened(&r.source, &w);
     assert_ha_settings(&r);
     assert_flags_valid(&r);
-    // The peer CA Secret is the one deploy/ uses; nothing is mounted for it.
-    assert_eq!(flag(&args(&r), "peer-secret"), Some("kube-system/metrics-server-peer-cluster-ca"));
-    assert!(pod_spec(&w).volumes.iter().flatten().all(|v| v.secret.is_none()), "no Secret volume");
-}
-
-#[test]
-fn file_certificates_mount_the_secret_deploy_and_cert_manager_use_and_grant_no_secret_access() {
-    let r = render("metrics-server", "kube-system", Some("cert-manager-values.yaml"));
-    let w = r.workload();
-    assert_ha_settings(&r);
-    // Also checks that no Secret RBAC is granted and the CA file is on a mounted Secret.
-    assert_flags_valid(&r);
-    assert!(flag(&args(&r), "peer-secret").is_none());
-    let secrets: Vec<_> = pod_spec(&w).volumes.iter().flatten().filter_map(|v| v.secret.clone()).collect();
-    assert_eq!(secrets[0].secret_name.as_deref(), Some("metrics-server-peer-tls"));
-    assert!(!r.names().iter().any(|n| n.ends_with(":peer-ca")), "{:?}", r.names());
+    // The peer CA is mounted from the Secret deploy/ uses (see peer_ca_* below).
+    assert_eq!(flag(&args(&r), "peer-ca-dir"), Some("/etc/ha-metrics-server/peer-ca"));
 }
 
 #[test]
@@ -108,7 +94,7 @@ fn another_release_name_and_namespace_rename_every_object_consistently() {
     assert_flags_valid(&r);
     let a = args(&r);
     assert!(flag(&a, "peers").unwrap().contains("ms-metrics-server-0.ms-metrics-server-peers.monitoring.svc:10251"));
-    assert_eq!(flag(&a, "peer-secret"), Some("monitoring/ms-metrics-server-peer-cluster-ca"));
+    assert_eq!(r.jobs().len(), 1, "the certgen Job");
     assert_eq!(flag(&a, "statefulset"), Some("ms-metrics-server"));
     let api = &r.api_services()[0];
     let svc = api.spec.service.as_ref().unwrap();
@@ -125,9 +111,10 @@ fn single_replica_values_give_metrics_servers_shape_without_peers() {
     assert_flags_valid(&r);
     assert!(args(&r).iter().all(|a| !a.starts_with("--peer") && !a.starts_with("--data-dir")), "{:?}", args(&r));
     assert!(r.pdbs().is_empty());
-    assert!(
-        !r.names().iter().any(|n| n.ends_with("-peers") || n.contains("statefulset-reader") || n.contains("peer-ca"))
-    );
+    assert!(!r.names().iter().any(|n| n.ends_with("-peers")
+        || n.contains("statefulset-reader")
+        || n.contains("peer-ca")
+        || n.contains("certgen")));
 }
 
 #[test]
@@ -179,4 +166,49 @@ fn a_values_file_written_for_metrics_servers_chart_carries_over() {
         unreachable!()
     };
     assert_eq!(s.spec.as_ref().unwrap().revision_history_limit, Some(5));
+}
+
+/// The chart's peer CA, in every mode and under another release name and
+/// namespace: the replicas' service account may not touch Secrets, each
+/// replica issues its own certificate from the mounted CA Secret, and the
+/// Secret is made by the certgen Job (its own service account, which may
+/// only create Secrets; a pre-install/pre-upgrade hook) or by a
+/// cert-manager CA Certificate. The checks are tests/manifests/peer_rbac.rs.
+#[test]
+fn peer_ca_comes_from_the_certgen_job_or_cert_manager_and_the_replicas_cannot_touch_secrets() {
+    for (release, namespace, values) in [
+        ("metrics-server", "kube-system", None),
+        ("ms", "monitoring", None),
+        ("metrics-server", "kube-system", Some("large-cluster-values.yaml")),
+        ("metrics-server", "kube-system", Some("cert-manager-values.yaml")),
+    ] {
+        let r = render(release, namespace, values);
+        assert_flags_valid(&r);
+        let w = r.workload();
+        let volume = pod_spec(&w).volumes.iter().flatten().find(|v| v.name == "peer-ca").cloned().expect("peer-ca");
+        let secret = volume.secret.and_then(|s| s.secret_name).unwrap_or_default();
+        if values == Some("cert-manager-values.yaml") {
+            assert!(r.jobs().is_empty(), "{}: no certgen Job with cert-manager", r.source);
+            assert_eq!(secret, format!("{}-peer-ca", w.name));
+        } else {
+            let job = r.jobs()[0];
+            let hooks = job.metadata.annotations.clone().unwrap_or_default();
+            assert_eq!(hooks.get("helm.sh/hook").map(String::as_str), Some("pre-install,pre-upgrade"), "{}", r.source);
+            assert_eq!(secret, format!("{}-peer-cluster-ca", w.name));
+        }
+    }
+}
+
+#[test]
+fn peer_certificates_shared_by_every_replica_are_refused_with_a_reason() {
+    let chart = format!("{}/{CHART}", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(helm(HELMS[0]))
+        .args(["template", "x", &chart, "--set", "peers.certificates=files"])
+        .env("HOME", std::env::temp_dir())
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("helm");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("each replica must present its own certificate"), "{err}");
 }

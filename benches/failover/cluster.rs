@@ -54,6 +54,8 @@ impl Bench {
         let mut opts = EnvOptions::new(dir.path());
         opts.nodes = nodes;
         opts.pods_per_node = pods;
+        // The certgen Job makes the peer CA Secret, as `kubectl apply -k deploy/` does.
+        opts.binary = Some(binary.clone());
         let block = Block::acquire().context("a free loopback address block")?;
         let env = DevEnv::start(block, opts).await.context("simulated cluster")?;
         let admin = env.apiserver.issue_client_cert("admin", &["system:masters"]).context("admin client cert")?;
@@ -108,10 +110,7 @@ impl Bench {
     }
 
     fn peer_client(&self) -> anyhow::Result<rustls::ClientConfig> {
-        let dir = self.env.work_dir.join("replica-0");
-        let ca = std::fs::read(self.env.work_dir.join("cluster-ca.crt")).context("cluster CA")?;
-        let ck = tls::CertKey::load(&dir.join("peer.crt"), &dir.join("peer.key")).context("peer cert")?;
-        tls::mutual_tls_client_config(&ca, ck.chain, ck.key).context("peer client config")
+        self.env.peer_observer().context("peer observer")?.client_config().context("peer client config")
     }
 
     /// Replica `i`'s view of the cluster, or `None` within 3 s.

@@ -84,6 +84,8 @@ impl Harness {
         env_opts.nodes = opts.nodes;
         env_opts.pods_per_node = opts.pods_per_node;
         env_opts.seed = opts.seed;
+        // The certgen Job makes the peer CA Secret, as `kubectl apply -k deploy/` does.
+        env_opts.binary = Some(opts.binary.clone());
         let env = DevEnv::start(block, env_opts).await?;
         if opts.wrong_kubelet_ca {
             std::fs::write(&env.files.kubelet_ca, env.fleet.untrusted_ca_pem())
@@ -99,14 +101,8 @@ impl Harness {
         for j in 0..max {
             PeerProxy::start(proxy_addr(&env, j), env.peer_addr(j), partitions.clone(), shutdown.clone()).await?;
         }
-        // Writes replica-0's peer certificate, which the observer uses too.
-        let _ = env.cluster_args_via(0, opts.replicas, &|j| proxy_addr(&env, j))?;
-        let dir = opts.work_dir.join("replica-0");
-        let ca = std::fs::read(opts.work_dir.join("cluster-ca.crt")).map_err(|e| setup("cluster CA")(e.to_string()))?;
-        let ck = tls::CertKey::load(&dir.join("peer.crt"), &dir.join("peer.key"))
-            .map_err(|e| setup("peer certificate")(e.to_string()))?;
-        let client =
-            tls::mutual_tls_client_config(&ca, ck.chain, ck.key).map_err(|e| setup("peer client")(e.to_string()))?;
+        // A client certificate from the peer CA Secret for the observer.
+        let client = env.peer_observer()?.client_config()?;
         let mut h = Harness {
             env,
             declared: opts.replicas,

@@ -32,12 +32,14 @@ pub struct DevArgs {
 pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let kubectl = kubectl_132().ok_or_else(|| anyhow::anyhow!("kubectl.1.32 not found beside the kubectl on PATH"))?;
     let work_dir = std::path::absolute(&args.work_dir)?;
+    anyhow::ensure!((1..=9).contains(&args.replicas), "--replicas must be between 1 and 9");
+    let binary = std::env::current_exe()?;
     let mut opts = EnvOptions::new(&work_dir);
     opts.nodes = args.nodes;
     opts.pods_per_node = args.pods_per_node;
+    // The certgen Job makes the peer CA Secret, as `kubectl apply -k deploy/` does.
+    opts.binary = Some(binary.clone());
     let env = DevEnv::start(Block::dev(), opts).await?;
-    anyhow::ensure!((1..=9).contains(&args.replicas), "--replicas must be between 1 and 9");
-    let binary = std::env::current_exe()?;
     let mut replicas = Vec::new();
     for i in 0..args.replicas {
         let mut flags = env.replica_args(i, &args.metric_resolution);
@@ -69,14 +71,14 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     println!("  {} --kubeconfig {kc} top pods -A --containers", kubectl.display());
     println!("  {} --kubeconfig {kc} get nodes.metrics.k8s.io", kubectl.display());
     if args.replicas > 1 {
-        let d = work_dir.join("replica-0");
+        let observer = env.peer_observer()?;
         println!(
             "  {} cluster --peer {} --peer-ca-file {} --peer-cert-file {} --peer-key-file {}",
             binary.display(),
             env.peer_addr(0),
-            work_dir.join("cluster-ca.crt").display(),
-            d.join("peer.crt").display(),
-            d.join("peer.key").display()
+            observer.ca.display(),
+            observer.cert.display(),
+            observer.key.display()
         );
     }
     println!("Ctrl-C stops everything.");

@@ -1,10 +1,12 @@
 //! The command line: the server itself (metrics-server's flags, no
 //! subcommand, so existing manifests work), `cluster` (a replica's view of
-//! the cluster), and, with the `dev` feature, the developer subcommands in
+//! the cluster), [`certgen`] (the Job that makes the peer CA Secret), and,
+//! with the `dev` feature, the developer subcommands in
 //! [`dev`] (a local cluster with the real kubectl) and [`simulate`]
 //! (only the simulated Kubernetes, for benchmarks that measure the server
 //! alone).
 
+pub mod certgen;
 #[cfg(feature = "dev")]
 mod dev;
 #[cfg(feature = "dev")]
@@ -40,6 +42,10 @@ pub enum Command {
     /// Print a replica's view of the cluster: Raft role, term, leader, ring
     /// epoch and every member with its state (asks the peer port).
     Cluster(ClusterArgs),
+    /// Make the peer CA Secret the replicas mount (--peer-ca-dir) when it
+    /// does not exist, check it when it does, or rotate its CA (--rotate).
+    /// Run once by the certgen Job, with its own service account.
+    Certgen(certgen::CertgenArgs),
 }
 
 /// Options of `cluster`.
@@ -92,6 +98,10 @@ pub fn main() -> std::process::ExitCode {
             runtime.block_on(simulate::simulate(args))
         }
         Some(Command::Cluster(args)) => runtime.block_on(cluster(args)),
+        Some(Command::Certgen(args)) => {
+            init_logging(0, false);
+            runtime.block_on(certgen::certgen(args))
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -113,10 +113,12 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     if args.kubelet_processes > 0 {
         opts.kubelet_nodes = Some(0..0);
     }
+    let binary = std::env::current_exe()?;
+    // The peer CA Secret for `cluster-args` replicas, made by the certgen Job.
+    opts.binary = Some(binary.clone());
     let env = DevEnv::start(Block::fixed(args.block), opts).await?;
     let mut children = Vec::new();
     let mut cas = String::new();
-    let binary = std::env::current_exe()?;
     for i in 0..args.kubelet_processes {
         let mut child = tokio::process::Command::new(&binary)
             .args(["simulate", "--block", &args.block.to_string(), "--nodes", &args.nodes.to_string()])

@@ -79,7 +79,7 @@ impl ClusterSettings {
             .clone()
             .or_else(|| std::fs::read_to_string(SA_NAMESPACE_FILE).ok().map(|s| s.trim().to_string()))
             .unwrap_or_else(|| "kube-system".to_string());
-        let tls = PeerTlsSettings::from_args(args, &namespace)?;
+        let tls = PeerTlsSettings::from_args(args)?;
         // The API's address as the other replicas and operators can reach it
         // (informational: the fan-out goes over the peer port): the bind
         // address, or the peer host when the API binds a wildcard.

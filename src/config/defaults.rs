@@ -46,10 +46,10 @@ pub const DATA_DIR: &str = "/var/lib/ha-metrics-server";
 /// `--peer-port`.
 pub const PEER_PORT: u16 = 10251;
 /// `--peer-cert-validity`: how long a certificate issued from the
-/// `--peer-secret` CA is valid; it is renewed when two thirds have passed.
+/// `--peer-ca-dir` CA is valid; it is renewed when two thirds have passed.
 pub const PEER_CERT_VALIDITY: Duration = Duration::from_secs(24 * 3_600);
-/// `--peer-reload-interval`: how often the peer Secret (or the peer
-/// certificate files) are read again to pick up a rotation.
+/// `--peer-reload-interval`: how often the mounted peer CA (or the peer
+/// certificate files) are read again to pick up a change.
 pub const PEER_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 /// `--voters`.
 pub const VOTERS: usize = raft::config::DEFAULT_VOTERS;

@@ -202,18 +202,26 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "PATH")]
     pub peer_key_file: Option<std::path::PathBuf>,
 
-    /// `NAMESPACE/NAME` (or `NAME`, in the pod's namespace) of a Secret holding
-    /// the cluster CA (`ca.crt`, `ca.key`). Made by the first replica when it
-    /// does not exist; each replica issues its own peer certificate from it.
-    /// Instead of the three --peer-*-file flags.
-    #[arg(long, value_name = "NAMESPACE/NAME")]
+    /// A directory holding the cluster CA as the peer CA Secret mounted
+    /// there has it: `ca.crt` and `ca.key` (and, during a rotation,
+    /// `previous-ca.crt` and `rotation.json`). The Secret is made by
+    /// `ha-metrics-server certgen` (the certgen Job) or by cert-manager; each
+    /// replica issues its own peer certificate from it. Instead of the three
+    /// --peer-*-file flags.
+    #[arg(long, value_name = "DIR")]
+    pub peer_ca_dir: Option<std::path::PathBuf>,
+
+    /// No longer supported: replicas do not read the peer CA Secret through
+    /// the API (their service account may not read Secrets). Mount the Secret
+    /// and pass --peer-ca-dir.
+    #[arg(long, value_name = "NAMESPACE/NAME", hide = true)]
     pub peer_secret: Option<String>,
 
-    /// Validity of a peer certificate issued from --peer-secret's CA (renewed at two thirds).
+    /// Validity of a peer certificate issued from --peer-ca-dir's CA (renewed at two thirds).
     #[arg(long, default_value_t = GoDuration(d::PEER_CERT_VALIDITY), value_name = "DURATION")]
     pub peer_cert_validity: GoDuration,
 
-    /// How often --peer-secret, or the --peer-*-file files, are read again to pick up a rotation.
+    /// How often --peer-ca-dir, or the --peer-*-file files, are read again to pick up a change.
     #[arg(long, default_value_t = GoDuration(d::PEER_RELOAD_INTERVAL), value_name = "DURATION")]
     pub peer_reload_interval: GoDuration,
 

@@ -22,7 +22,7 @@ pub use apimachinery::parse_go_duration;
 pub use auth::{AlwaysAllowPaths, AuthSettings, TrustOverrides};
 pub use cluster::ClusterSettings;
 pub use flags::{AuthArgs, ClusterArgs, ServeArgs};
-pub use peer::{PeerCredentials, PeerTlsSettings, SecretRef};
+pub use peer::{PeerCredentials, PeerTlsSettings, SecretRef, parse_secret_ref};
 
 /// A start-up configuration error: which flag, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

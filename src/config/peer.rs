@@ -1,7 +1,8 @@
-//! Where a replica's peer-port credentials come from, validated: either the
-//! three `--peer-*-file` flags (made by hand or by cert-manager) or
-//! `--peer-secret`, a Secret holding the cluster CA from which the replica
-//! issues its own certificate, and how often either is read again.
+//! Where a replica's peer-port credentials come from, validated: either
+//! `--peer-ca-dir`, the mounted peer CA Secret from which the replica
+//! issues its own certificate, or the three `--peer-*-file` flags (a
+//! certificate made elsewhere), and how often either is read again. Also
+//! the `NAMESPACE/NAME` of a Secret, as `certgen --secret` takes it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,8 +15,8 @@ use super::{ConfigError, bad};
 pub enum PeerCredentials {
     /// `--peer-ca-file`, `--peer-cert-file`, `--peer-key-file`.
     Files { ca_file: PathBuf, cert_file: PathBuf, key_file: PathBuf },
-    /// `--peer-secret`: the CA in Secret `namespace/name` (made when absent).
-    Secret(SecretRef),
+    /// `--peer-ca-dir`: the CA as the mounted peer CA Secret holds it.
+    CaDir(PathBuf),
 }
 
 /// A Secret's namespace and name.
@@ -61,9 +62,9 @@ fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
-/// Parses `--peer-secret`: `NAMESPACE/NAME`, or `NAME` in `default_namespace`.
-pub fn parse_secret_ref(value: &str, default_namespace: &str) -> Result<SecretRef, ConfigError> {
-    let flag = "--peer-secret";
+/// Parses a Secret reference given to `flag`: `NAMESPACE/NAME`, or `NAME`
+/// in `default_namespace`.
+pub fn parse_secret_ref(flag: &'static str, value: &str, default_namespace: &str) -> Result<SecretRef, ConfigError> {
     let (namespace, name) = match value.split_once('/') {
         Some((ns, name)) => (ns, name),
         None => (default_namespace, value),
@@ -78,30 +79,37 @@ pub fn parse_secret_ref(value: &str, default_namespace: &str) -> Result<SecretRe
 }
 
 impl PeerTlsSettings {
-    /// Checks the peer credential flags of a replica in a cluster;
-    /// `namespace` is the pod's, for a `--peer-secret` without one.
-    pub fn from_args(args: &ClusterArgs, namespace: &str) -> Result<PeerTlsSettings, ConfigError> {
+    /// Checks the peer credential flags of a replica in a cluster.
+    pub fn from_args(args: &ClusterArgs) -> Result<PeerTlsSettings, ConfigError> {
+        if args.peer_secret.is_some() {
+            return Err(bad(
+                "--peer-secret",
+                "is no longer supported: replicas do not read the peer CA Secret through the API (their service \
+                 account, whose token every kubelet sees, may not read Secrets). Mount the Secret that \
+                 `ha-metrics-server certgen` makes and pass --peer-ca-dir (deploy/README.md)",
+            ));
+        }
         let files = [
             ("--peer-ca-file", &args.peer_ca_file),
             ("--peer-cert-file", &args.peer_cert_file),
             ("--peer-key-file", &args.peer_key_file),
         ];
-        let credentials = match &args.peer_secret {
-            Some(secret) => {
+        let credentials = match &args.peer_ca_dir {
+            Some(dir) => {
                 if let Some((flag, _)) = files.iter().find(|(_, v)| v.is_some()) {
                     return Err(bad(
-                        "--peer-secret",
+                        "--peer-ca-dir",
                         format!("cannot be combined with {flag}: the peer certificate comes from one or the other"),
                     ));
                 }
-                PeerCredentials::Secret(parse_secret_ref(secret, namespace)?)
+                PeerCredentials::CaDir(dir.clone())
             }
             None => {
                 let need = |(flag, v): (&'static str, &Option<PathBuf>)| {
                     v.clone().ok_or_else(|| {
                         bad(
                             flag,
-                            "required with --peers unless --peer-secret is given: peers authenticate each other \
+                            "required with --peers unless --peer-ca-dir is given: peers authenticate each other \
                              with mutual TLS",
                         )
                     })
@@ -146,32 +154,32 @@ mod tests {
 
     #[test]
     fn a_secret_reference_takes_an_optional_namespace_and_kubernetes_names() {
-        let r = parse_secret_ref("monitoring/peer-ca", "kube-system").unwrap();
+        let r = parse_secret_ref("--secret", "monitoring/peer-ca", "kube-system").unwrap();
         assert_eq!((r.namespace.as_str(), r.name.as_str()), ("monitoring", "peer-ca"));
-        assert_eq!(parse_secret_ref("peer-ca.v2", "kube-system").unwrap().to_string(), "kube-system/peer-ca.v2");
+        assert_eq!(
+            parse_secret_ref("--secret", "peer-ca.v2", "kube-system").unwrap().to_string(),
+            "kube-system/peer-ca.v2"
+        );
         for bad in ["", "ns/", "/name", "Ns/name", "ns/Name", "ns/a_b", "a/b/c", "-ns/x", "ns/-x"] {
-            let e = parse_secret_ref(bad, "kube-system").unwrap_err();
-            assert_eq!(e.flag, "--peer-secret", "{bad}");
+            let e = parse_secret_ref("--secret", bad, "kube-system").unwrap_err();
+            assert_eq!(e.flag, "--secret", "{bad}");
         }
-        assert!(parse_secret_ref(&format!("ns/{}", "a".repeat(254)), "x").is_err());
+        assert!(parse_secret_ref("--secret", &format!("ns/{}", "a".repeat(254)), "x").is_err());
     }
 
     #[test]
-    fn the_secret_and_the_files_exclude_each_other_and_one_is_required() {
-        let s = settings(&["--peer-secret=peer-ca"]).unwrap();
-        assert_eq!(
-            s.credentials,
-            PeerCredentials::Secret(SecretRef { namespace: "kube-system".into(), name: "peer-ca".into() })
-        );
+    fn the_ca_dir_and_the_files_exclude_each_other_and_one_is_required() {
+        let s = settings(&["--peer-ca-dir=/etc/peer-ca"]).unwrap();
+        assert_eq!(s.credentials, PeerCredentials::CaDir(PathBuf::from("/etc/peer-ca")));
         assert_eq!(s.reload_interval, crate::config::defaults::PEER_RELOAD_INTERVAL);
         for file in ["--peer-ca-file=/ca", "--peer-cert-file=/c", "--peer-key-file=/k"] {
-            let e = settings(&["--peer-secret=peer-ca", file]).unwrap_err();
-            assert_eq!(e.flag, "--peer-secret", "{file}");
+            let e = settings(&["--peer-ca-dir=/etc/peer-ca", file]).unwrap_err();
+            assert_eq!(e.flag, "--peer-ca-dir", "{file}");
             assert!(e.message.contains(file.split('=').next().unwrap()), "{e}");
         }
         let e = settings(&[]).unwrap_err();
         assert_eq!(e.flag, "--peer-ca-file");
-        assert!(e.message.contains("--peer-secret"), "{e}");
+        assert!(e.message.contains("--peer-ca-dir"), "{e}");
         let e = settings(&["--peer-ca-file=/ca", "--peer-cert-file=/c"]).unwrap_err();
         assert_eq!(e.flag, "--peer-key-file");
         let files = settings(&["--peer-ca-file=/ca", "--peer-cert-file=/c", "--peer-key-file=/k"]).unwrap();
@@ -179,16 +187,23 @@ mod tests {
     }
 
     #[test]
+    fn the_old_peer_secret_flag_says_what_replaced_it() {
+        let e = settings(&["--peer-secret=peer-ca"]).unwrap_err();
+        assert_eq!(e.flag, "--peer-secret");
+        assert!(e.message.contains("--peer-ca-dir") && e.message.contains("certgen"), "{e}");
+    }
+
+    #[test]
     fn validity_and_reload_interval_are_bounded() {
-        let e = settings(&["--peer-secret=p", "--peer-cert-validity=30s"]).unwrap_err();
+        let e = settings(&["--peer-ca-dir=/p", "--peer-cert-validity=30s"]).unwrap_err();
         assert_eq!(e.flag, "--peer-cert-validity");
-        let e = settings(&["--peer-secret=p", "--peer-cert-validity=1h", "--peer-reload-interval=30m"]).unwrap_err();
+        let e = settings(&["--peer-ca-dir=/p", "--peer-cert-validity=1h", "--peer-reload-interval=30m"]).unwrap_err();
         assert_eq!(e.flag, "--peer-reload-interval");
         assert_eq!(
-            settings(&["--peer-secret=p", "--peer-reload-interval=0s"]).unwrap_err().flag,
+            settings(&["--peer-ca-dir=/p", "--peer-reload-interval=0s"]).unwrap_err().flag,
             "--peer-reload-interval"
         );
-        let ok = settings(&["--peer-secret=p", "--peer-cert-validity=1h", "--peer-reload-interval=1s"]).unwrap();
+        let ok = settings(&["--peer-ca-dir=/p", "--peer-cert-validity=1h", "--peer-reload-interval=1s"]).unwrap();
         assert_eq!((ok.cert_validity, ok.reload_interval), (Duration::from_secs(3_600), Duration::from_secs(1)));
     }
 }

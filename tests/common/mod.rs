@@ -43,13 +43,21 @@ impl Cluster {
 
     /// The simulated cluster without any replica: start them with
     /// [`Cluster::spawn_replica`] or [`Cluster::spawn_replica_args`] and
-    /// route the proxy with `env.route_metrics_to`.
+    /// route the proxy with `env.route_metrics_to`. The certgen Job has
+    /// made the peer CA Secret, as `kubectl apply -k deploy/` does.
     pub async fn start_empty(nodes: usize, pods: usize, resolution: &str) -> Cluster {
+        Self::start_empty_with(nodes, pods, resolution, true).await
+    }
+
+    /// [`Cluster::start_empty`], with the certgen Job run at start or not
+    /// (then `env.run_certgen(&binary(), ..)` runs it).
+    pub async fn start_empty_with(nodes: usize, pods: usize, resolution: &str, certgen: bool) -> Cluster {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut opts = EnvOptions::new(dir.path());
         opts.nodes = nodes;
         opts.pods_per_node = pods;
+        opts.binary = certgen.then(binary);
         let env =
             DevEnv::start(Block::acquire().expect("a free address block"), opts).await.expect("simulated cluster");
         Cluster {

@@ -35,10 +35,7 @@ impl Ring {
     }
 
     pub fn client(&self) -> rustls::ClientConfig {
-        let dir = self.c.env.work_dir.join("replica-0");
-        let ca = std::fs::read(self.c.env.work_dir.join("cluster-ca.crt")).unwrap();
-        let ck = tls::CertKey::load(&dir.join("peer.crt"), &dir.join("peer.key")).unwrap();
-        tls::mutual_tls_client_config(&ca, ck.chain, ck.key).unwrap()
+        self.c.env.peer_observer().and_then(|o| o.client_config()).expect("a peer client from the peer CA Secret")
     }
 
     pub async fn status(&self, i: usize) -> Option<ClusterView> {

@@ -18,6 +18,7 @@ use ha_metrics_server::cli::Cli;
 use ha_metrics_server::config::Config;
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -88,6 +89,8 @@ pub enum Object {
     RoleBinding(Box<RoleBinding>),
     PodDisruptionBudget(Box<PodDisruptionBudget>),
     NetworkPolicy(Box<NetworkPolicy>),
+    /// The certgen Job (and nothing else is a Job).
+    Job(Box<Job>),
     ApiService(Box<ApiService>),
     /// A cert-manager Issuer or Certificate (components/cert-manager). No
     /// schema ships with k8s-openapi: only its kind and metadata are typed.
@@ -151,6 +154,7 @@ pub fn object(value: &serde_json::Value) -> Result<Object, String> {
     k8s!(RoleBinding, RoleBinding);
     k8s!(PodDisruptionBudget, PodDisruptionBudget);
     k8s!(NetworkPolicy, NetworkPolicy);
+    k8s!(Job, Job);
     if is("cert-manager.io/v1", "Issuer") || is("cert-manager.io/v1", "Certificate") {
         return serde_json::from_value(value.clone())
             .map(|o| Object::CertManager(Box::new(o)))
@@ -206,6 +210,7 @@ impl Object {
             Object::RoleBinding(o) => &o.metadata,
             Object::PodDisruptionBudget(o) => &o.metadata,
             Object::NetworkPolicy(o) => &o.metadata,
+            Object::Job(o) => &o.metadata,
             Object::ApiService(o) => &o.metadata,
             Object::CertManager(o) => &o.metadata,
         }
@@ -276,6 +281,10 @@ impl Rendered {
 
     pub fn network_policies(&self) -> Vec<&NetworkPolicy> {
         self.objects.iter().filter_map(|o| if let Object::NetworkPolicy(p) = o { Some(&**p) } else { None }).collect()
+    }
+
+    pub fn jobs(&self) -> Vec<&Job> {
+        self.objects.iter().filter_map(|o| if let Object::Job(j) = o { Some(&**j) } else { None }).collect()
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -471,7 +480,10 @@ pub fn assert_flags_valid(r: &Rendered) {
                     peer_rbac::assert_peer_credentials(r, &w, sa, &cluster.tls.credentials);
                     assert_eq!(cluster.statefulset.map(|s| s.1), Some(w.name.to_string()), "{src}");
                 }
-                ("Deployment", None) => {}
+                ("Deployment", None) => {
+                    let sa = pod_spec(&w).service_account_name.as_deref().unwrap_or("default");
+                    peer_rbac::assert_no_secret_access(r, sa, &peer_rbac::namespace_of(r, &w));
+                }
                 (kind, cluster) => panic!("{src}: {kind} with cluster settings {cluster:?}"),
             }
         }

@@ -1,20 +1,37 @@
 //! A whole simulated cluster on loopback, ready for replicas: the stand-in
 //! kube-apiserver, the simulated kubelets, the credentials and kubeconfigs
 //! that tie them together, and replica processes of the real binary. The
-//! dev mode, the end-to-end tests and the benchmarks all start clusters
-//! through here, so they exercise the same wiring.
+//! peer CA comes the way `kubectl apply -k deploy/` makes it: the binary's
+//! `certgen` Job, with its own service account, creates the Secret on the
+//! stand-in (whose Secret access is that of the shipped RBAC: the replicas'
+//! service account has none), and each replica reads it from a directory
+//! written as the kubelet mounts a secret volume ([`crate::volume`]). The
+//! dev mode, the end-to-end tests, chaos and the benchmarks all start
+//! clusters through here, so they exercise the same wiring.
 
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::addr::Block;
+use super::apiserver::secrets::{Access, AccessRule};
 use super::apiserver::{ApiServerOptions, KubeconfigUser, StandInApiServer};
 use super::cluster::{ClusterSpec, GenerateOptions, generate};
 use super::kubelet::{FleetOptions, KubeletFleet};
+use super::volume::SecretVolumes;
+
+/// The namespace the replicas and their Secret live in.
+pub const NAMESPACE: &str = "kube-system";
+/// The peer CA Secret, as deploy/ names it.
+pub const PEER_CA_SECRET: &str = "metrics-server-peer-cluster-ca";
+/// The replicas' service account (its token is the one kubelets see).
+pub const REPLICA_SERVICE_ACCOUNT: &str = "metrics-server";
+/// The certgen Job's service account.
+pub const CERTGEN_SERVICE_ACCOUNT: &str = "metrics-server-certgen";
 
 /// Errors starting the simulated cluster.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +42,10 @@ pub enum EnvError {
     Kubelets(#[from] super::kubelet::FleetError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("the certgen Job ({binary}) failed: {why}")]
+    Certgen { binary: PathBuf, why: String },
+    #[error("the peer CA Secret {NAMESPACE}/{PEER_CA_SECRET}: {0}")]
+    PeerCa(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EnvError + '_ {
@@ -46,6 +67,13 @@ pub struct EnvOptions {
     /// (20,000 open files per process do not hold 10,000 listeners and
     /// their connections) runs the apiserver here with an empty range.
     pub kubelet_nodes: Option<std::ops::Range<usize>>,
+    /// The server binary. When given, its `certgen` Job makes the peer CA
+    /// Secret at start, as `kubectl apply -k deploy/` does; otherwise call
+    /// [`DevEnv::run_certgen`] before the replicas can start.
+    pub binary: Option<PathBuf>,
+    /// How often mounted Secrets are refreshed (the kubelet's sync period,
+    /// about a minute in a real cluster).
+    pub volume_sync: Duration,
 }
 
 impl EnvOptions {
@@ -57,6 +85,8 @@ impl EnvOptions {
             work_dir: work_dir.into(),
             apiserver_port: 6443,
             kubelet_nodes: None,
+            binary: None,
+            volume_sync: Duration::from_secs(1),
         }
     }
 }
@@ -72,6 +102,8 @@ pub struct EnvFiles {
     pub kubelet_ca: PathBuf,
     /// Bearer token the kubelets accept (the service account's).
     pub kubelet_token: PathBuf,
+    /// The certgen Job's kubeconfig (its own service account).
+    pub certgen_kubeconfig: PathBuf,
 }
 
 /// A running simulated cluster.
@@ -82,9 +114,45 @@ pub struct DevEnv {
     pub apiserver: StandInApiServer,
     pub files: EnvFiles,
     pub work_dir: PathBuf,
-    /// The replicas' cluster CA (peer port mutual TLS).
-    peer_ca: tls::pki::Ca,
+    /// The replicas' mounts of the peer CA Secret.
+    pub volumes: SecretVolumes,
     shutdown: CancellationToken,
+}
+
+/// Files of a client of the peer port: a certificate from the peer CA.
+#[derive(Debug, Clone)]
+pub struct PeerObserver {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl PeerObserver {
+    /// A client that trusts the CA and presents the certificate.
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, EnvError> {
+        let fail = |e: tls::TlsError| EnvError::PeerCa(e.to_string());
+        let ca = fs::read(&self.ca).map_err(io(&self.ca))?;
+        let ck = tls::CertKey::load(&self.cert, &self.key).map_err(fail)?;
+        tls::mutual_tls_client_config(&ca, ck.chain, ck.key).map_err(fail)
+    }
+}
+
+/// The Secret access the shipped RBAC grants (deploy/base): the certgen
+/// Job's service account may create Secrets; cluster admins may do
+/// anything; the replicas' service account nothing.
+pub fn shipped_secret_access() -> Access {
+    let certgen = format!("system:serviceaccount:{NAMESPACE}:{CERTGEN_SERVICE_ACCOUNT}");
+    Access {
+        rules: vec![
+            AccessRule { subject: certgen, namespace: NAMESPACE.into(), verbs: vec!["create"], names: vec![] },
+            AccessRule {
+                subject: "group:system:masters".into(),
+                namespace: NAMESPACE.into(),
+                verbs: vec!["get", "create", "update"],
+                names: vec![],
+            },
+        ],
+    }
 }
 
 impl DevEnv {
@@ -105,7 +173,11 @@ impl DevEnv {
         let addr = SocketAddr::new(block.apiserver().into(), opts.apiserver_port);
         let apiserver = StandInApiServer::start(ApiServerOptions::new(addr), &spec, shutdown.clone()).await?;
         let server_kubeconfig = opts.work_dir.join("metrics-server.kubeconfig");
-        let token = apiserver.write_service_account_kubeconfig(&server_kubeconfig, "kube-system", "metrics-server")?;
+        let token =
+            apiserver.write_service_account_kubeconfig(&server_kubeconfig, NAMESPACE, REPLICA_SERVICE_ACCOUNT)?;
+        let certgen_kubeconfig = opts.work_dir.join("certgen.kubeconfig");
+        apiserver.write_service_account_kubeconfig(&certgen_kubeconfig, NAMESPACE, CERTGEN_SERVICE_ACCOUNT)?;
+        apiserver.set_secret_access(Some(shipped_secret_access()));
         let user_kubeconfig = opts.work_dir.join("kubectl.kubeconfig");
         apiserver.write_kubeconfig(&user_kubeconfig, KubeconfigUser::dev_user())?;
         let served = match &opts.kubelet_nodes {
@@ -117,19 +189,73 @@ impl DevEnv {
         fs::write(&kubelet_ca, fleet.ca_pem()).map_err(io(&kubelet_ca))?;
         let kubelet_token = opts.work_dir.join("kubelet.token");
         fs::write(&kubelet_token, &token).map_err(io(&kubelet_token))?;
-        Ok(DevEnv {
+        let volumes = SecretVolumes::start(apiserver.secret_reader(), opts.volume_sync, shutdown.clone());
+        let env = DevEnv {
             block,
             spec,
             fleet,
             apiserver,
-            files: EnvFiles { server_kubeconfig, user_kubeconfig, kubelet_ca, kubelet_token },
+            files: EnvFiles { server_kubeconfig, user_kubeconfig, kubelet_ca, kubelet_token, certgen_kubeconfig },
             work_dir: opts.work_dir,
-            peer_ca: tls::pki::Ca::new("ha-metrics-server-cluster-ca").map_err(|e| EnvError::Io {
-                path: PathBuf::from("cluster CA"),
-                source: std::io::Error::other(e.to_string()),
-            })?,
+            volumes,
             shutdown,
-        })
+        };
+        if let Some(binary) = &opts.binary {
+            let out = env.run_certgen(binary, &[]).await?;
+            if !out.status.success() {
+                let why = format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+                return Err(EnvError::Certgen { binary: binary.clone(), why });
+            }
+        }
+        Ok(env)
+    }
+
+    /// Runs `binary certgen` for the peer CA Secret with the certgen Job's
+    /// service account, plus `extra` flags (`--rotate`), as the Job does;
+    /// returns its output (stderr holds its log).
+    pub async fn run_certgen(&self, binary: &Path, extra: &[&str]) -> Result<std::process::Output, EnvError> {
+        let mut cmd = tokio::process::Command::new(binary);
+        cmd.args(["certgen", &format!("--secret={NAMESPACE}/{PEER_CA_SECRET}")])
+            .arg(format!("--kubeconfig={}", self.files.certgen_kubeconfig.display()))
+            .args(extra)
+            .env("POD_NAME", "metrics-server-certgen-sim")
+            .env_remove("KUBECONFIG")
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(Duration::from_secs(90), cmd.output()).await.map_err(|_| EnvError::Certgen {
+            binary: binary.to_path_buf(),
+            why: "did not finish within 90 s".into(),
+        })?;
+        out.map_err(|e| EnvError::Certgen { binary: binary.to_path_buf(), why: e.to_string() })
+    }
+
+    /// Where replica `i` has the peer CA Secret mounted.
+    pub fn peer_ca_dir(&self, i: usize) -> PathBuf {
+        self.work_dir.join(format!("replica-{i}")).join("peer-ca")
+    }
+
+    /// Writes a client certificate from the peer CA Secret's CA (as an
+    /// operator with access to the Secret could make one) for tests and
+    /// the `cluster` subcommand.
+    pub fn peer_observer(&self) -> Result<PeerObserver, EnvError> {
+        let data = self.apiserver.secret_data(NAMESPACE, PEER_CA_SECRET).ok_or_else(|| {
+            EnvError::PeerCa("does not exist yet: the certgen Job has not run (DevEnv::run_certgen)".into())
+        })?;
+        let text = |k: &str| {
+            data.get(k)
+                .and_then(|b| String::from_utf8(b.clone()).ok())
+                .ok_or_else(|| EnvError::PeerCa(format!("no {k}")))
+        };
+        let ca = tls::pki::Ca::from_pem("peer CA", &text("ca.crt")?, &text("ca.key")?)
+            .map_err(|e| EnvError::PeerCa(e.to_string()))?;
+        let dir = self.work_dir.join("observer");
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let pair = ca.issue_client("observer", &[]).map_err(|e| EnvError::PeerCa(e.to_string()))?;
+        let files = PeerObserver { ca: dir.join("ca.crt"), cert: dir.join("peer.crt"), key: dir.join("peer.key") };
+        for (path, contents) in [(&files.ca, ca.cert_pem()), (&files.cert, &pair.cert_pem), (&files.key, &pair.key_pem)]
+        {
+            fs::write(path, contents).map_err(io(path))?;
+        }
+        Ok(files)
     }
 
     /// The API address of replica `i`.
@@ -166,18 +292,19 @@ impl DevEnv {
         SocketAddr::new(self.block.replica(i).into(), 10251)
     }
 
-    /// Writes replica `i`'s peer certificate (signed by the cluster CA) and
-    /// returns the flags that make it a member of a cluster whose declared
-    /// initial members are replicas `0..initial`.
+    /// Mounts the peer CA Secret for replica `i` and returns the flags that
+    /// make it a member of a cluster whose declared initial members are
+    /// replicas `0..initial`. The replica issues its own peer certificate
+    /// from the mounted CA; until the Secret exists it waits for it.
     pub fn cluster_args(&self, i: usize, initial: usize) -> Result<Vec<String>, EnvError> {
         self.cluster_args_via(i, initial, &|j| self.peer_addr(j))
     }
 
     /// Like [`DevEnv::cluster_args`], but replica `j` is reached at
     /// `reached_at(j)` (for example a fault-injecting proxy in front of its
-    /// peer port): that address is advertised, listed in `--peers`, and put
-    /// in the peer certificate beside the replica's own address. The peer
-    /// port still listens on [`DevEnv::peer_addr`].
+    /// peer port): that address is advertised and listed in `--peers`, so
+    /// the replica puts it in its certificate beside its own address. The
+    /// peer port still listens on [`DevEnv::peer_addr`].
     pub fn cluster_args_via(
         &self,
         i: usize,
@@ -186,31 +313,9 @@ impl DevEnv {
     ) -> Result<Vec<String>, EnvError> {
         let dir = self.work_dir.join(format!("replica-{i}"));
         fs::create_dir_all(&dir).map_err(io(&dir))?;
-        let ca = self.work_dir.join("cluster-ca.crt");
-        // Replicas already started read this file: replace it atomically, and
-        // only when it does not hold the CA yet.
-        if fs::read_to_string(&ca).ok().as_deref() != Some(self.peer_ca.cert_pem()) {
-            let tmp = self.work_dir.join(format!("cluster-ca.crt.{i}.tmp"));
-            fs::write(&tmp, self.peer_ca.cert_pem()).map_err(io(&tmp))?;
-            fs::rename(&tmp, &ca).map_err(io(&ca))?;
-        }
-        let mut sans = vec![self.block.replica(i).to_string(), format!("replica-{i}")];
+        let mount = self.peer_ca_dir(i);
+        self.volumes.mount(NAMESPACE, PEER_CA_SECRET, &mount).map_err(io(&mount))?;
         let advertised = reached_at(i);
-        if advertised.ip() != self.block.replica(i) {
-            sans.push(advertised.ip().to_string());
-        }
-        let pair = self
-            .peer_ca
-            .issue(&tls::pki::LeafSpec {
-                common_name: &format!("replica-{i}"),
-                organizations: &[],
-                sans: &sans,
-                usage: tls::pki::Usage::ServerAndClient,
-            })
-            .map_err(|e| EnvError::Io { path: dir.clone(), source: std::io::Error::other(e.to_string()) })?;
-        let (cert, key) = (dir.join("peer.crt"), dir.join("peer.key"));
-        fs::write(&cert, &pair.cert_pem).map_err(io(&cert))?;
-        fs::write(&key, &pair.key_pem).map_err(io(&key))?;
         let peers: Vec<String> = (0..initial).map(|j| format!("replica-{j}={}", reached_at(j))).collect();
         Ok(vec![
             format!("--node-name=replica-{i}"),
@@ -218,12 +323,10 @@ impl DevEnv {
             format!("--peer-port={}", self.peer_addr(i).port()),
             format!("--peer-advertise-address={advertised}"),
             format!("--data-dir={}", dir.join("data").display()),
-            format!("--peer-ca-file={}", ca.display()),
-            format!("--peer-cert-file={}", cert.display()),
-            format!("--peer-key-file={}", key.display()),
+            format!("--peer-ca-dir={}", mount.display()),
             // Replica names are those of a StatefulSet `replica` in kube-system.
             "--statefulset=replica".to_string(),
-            "--pod-namespace=kube-system".to_string(),
+            format!("--pod-namespace={NAMESPACE}"),
         ])
     }
 

@@ -19,4 +19,5 @@ pub mod cluster;
 pub mod env;
 pub mod kubelet;
 pub mod tools;
+pub mod volume;
 pub mod wait;

@@ -1,47 +1,35 @@
-//! Getting the cluster CA from the `--peer-secret` Secret at start, before
-//! joining Raft: read it; when it does not exist, generate a CA and create
-//! the Secret; when another replica created it first (409 AlreadyExists),
-//! read theirs. Which call comes next is a pure function of the last
-//! answer ([`decide`]); [`bootstrap`] runs it against the API. The CA key
-//! only ever lives in the Secret and in this process's memory.
+//! What the certgen Job (`ha-metrics-server certgen`) does to the peer CA
+//! Secret through the API, with the Job's own service account (the
+//! replicas' may not touch Secrets): create it with a new CA; when it
+//! already exists (409 AlreadyExists), read it and check it by the
+//! replicas' own rules ([`authority::check`]) if the caller may read it.
+//! The Job's service account may not (it may only create), so a node that
+//! runs the Job's pod cannot learn the key either; the replicas check the
+//! Secret when they mount it. With `--rotate` (an operator's rights: get
+//! and update) the CA is replaced by a new one that keeps the old one as
+//! `previous-ca.crt` with a bounded schedule. Which call comes next is a
+//! pure function of the last answer ([`decide`]). The CA key is written
+//! only into the Secret, never to a log or a file.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, PostParams};
 use tls::pki::Ca;
 
+use super::authority::{self, CA_CERT, CA_KEY, CaFiles, CaSet, PREVIOUS_CA_CERT, ROTATION, Schedule};
 use crate::config::SecretRef;
 
-/// The Secret's key holding the CA certificate (PEM).
-pub const CA_CERT: &str = "ca.crt";
-/// The Secret's key holding the CA private key (PEM).
-pub const CA_KEY: &str = "ca.key";
-/// The annotation naming the replica that created the Secret.
+/// The annotation naming who created (or last rotated) the Secret.
 pub const CREATED_BY: &str = "ha-metrics-server.io/created-by";
-/// How long start-up keeps retrying an apiserver that fails transiently.
+/// How long the Job keeps retrying an apiserver that fails transiently.
 const PATIENCE: Duration = Duration::from_secs(60);
 /// Pause between retries.
 const RETRY_EVERY: Duration = Duration::from_millis(500);
 
-/// The cluster CA as the Secret holds it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CaPem {
-    /// `ca.crt`: the signing CA first, then any further CAs to trust.
-    pub cert: String,
-    /// `ca.key`: the key of the first certificate.
-    pub key: String,
-}
-
-impl std::fmt::Debug for CaPem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CaPem").field("cert", &self.cert).finish_non_exhaustive()
-    }
-}
-
-/// Start-up could not get a usable CA.
+/// The Job could not make or check the Secret.
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     #[error("peer Secret {secret}: {why}")]
@@ -64,17 +52,17 @@ pub enum Call {
 /// What the apiserver answered, reduced to what the decision needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// GET: the Secret, with its CA.
-    Found(CaPem),
-    /// GET: the Secret exists but does not hold a usable CA.
-    Unusable(String),
+    /// GET: the Secret's keys and its resourceVersion.
+    Found(CaFiles, String),
     /// 404.
     NotFound,
     /// POST: 201.
     Created,
     /// POST: 409 AlreadyExists.
     AlreadyExists,
-    /// 401, 403, or another 4xx that retrying will not change.
+    /// 403: RBAC does not allow the call.
+    Forbidden(String),
+    /// 401, or another 4xx that retrying will not change.
     Refused(String),
     /// 5xx, 429, a connection failure: worth retrying.
     Transient(String),
@@ -83,10 +71,13 @@ pub enum Answer {
 /// What to do after an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
-    /// Use this CA (read from the Secret).
-    Use(CaPem),
-    /// Use the CA this replica generated and created the Secret with.
+    /// Check and use what the Secret holds.
+    Use(CaFiles),
+    /// The Secret now holds the CA this run generated.
     UseOwn,
+    /// The Secret exists and this caller may not read it (the Job's own
+    /// service account may only create): nothing to do.
+    ExistsUnread,
     /// Generate a CA and create the Secret.
     Create,
     /// Read the Secret (again).
@@ -97,42 +88,35 @@ pub enum Next {
     Fail(Failure),
 }
 
-/// Why start-up gives up.
+/// Why the Job gives up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// The Secret (or the answer) is not what it must be.
+    /// The answer is not one that can follow the call.
     Invalid(String),
     /// The apiserver refused the call (RBAC, validation).
     Refused(String),
 }
 
-/// The bootstrap decision.
+/// The bootstrap decision; the first call is a create.
 pub fn decide(call: Call, answer: Answer) -> Next {
     match (call, answer) {
-        (Call::Get, Answer::Found(ca)) => Next::Use(ca),
-        // Also when it was deleted between a 409 and the read: create again.
-        (Call::Get, Answer::NotFound) => Next::Create,
         (Call::Create, Answer::Created) => Next::UseOwn,
-        // Another replica won the race: use its CA.
+        // It exists (made earlier, by hand, or by a concurrent run): check it if we may.
         (Call::Create, Answer::AlreadyExists) => Next::Get,
-        (_, Answer::Unusable(why)) => Next::Fail(Failure::Invalid(why)),
-        (_, Answer::Refused(why)) => Next::Fail(Failure::Refused(why)),
+        (Call::Get, Answer::Found(files, _)) => Next::Use(files),
+        (Call::Get, Answer::Forbidden(_)) => Next::ExistsUnread,
+        // Deleted between the 409 and the read: create again.
+        (Call::Get, Answer::NotFound) => Next::Create,
+        (_, Answer::Refused(why) | Answer::Forbidden(why)) => Next::Fail(Failure::Refused(why)),
         (_, Answer::Transient(_)) => Next::Retry,
         (call, answer) => Next::Fail(Failure::Invalid(format!("unexpected answer {answer:?} to {call:?}"))),
     }
 }
 
-/// The CA in a Secret's data, checked to be a usable CA.
-pub fn ca_of(data: Option<&BTreeMap<String, ByteString>>) -> Result<(CaPem, Ca), String> {
-    let text = |key: &str| -> Result<String, String> {
-        let bytes = data.and_then(|d| d.get(key)).ok_or_else(|| format!("has no {key:?} key"))?;
-        String::from_utf8(bytes.0.clone()).map_err(|_| format!("{key:?} is not PEM text"))
-    };
-    let pem = CaPem { cert: text(CA_CERT)?, key: text(CA_KEY)? };
-    // The key is never part of an error message.
-    let ca = Ca::from_pem("the peer CA", &pem.cert, &pem.key)
-        .map_err(|_| format!("{CA_CERT:?} and {CA_KEY:?} are not a CA certificate and its key"))?;
-    Ok((pem, ca))
+/// The keys of a Secret's data that make a CA set.
+pub fn files_of(data: Option<&BTreeMap<String, ByteString>>) -> CaFiles {
+    let get = |key: &str| data.and_then(|d| d.get(key)).map(|b| b.0.clone());
+    CaFiles { ca_crt: get(CA_CERT), ca_key: get(CA_KEY), previous: get(PREVIOUS_CA_CERT), rotation: get(ROTATION) }
 }
 
 /// An API error as an [`Answer`].
@@ -141,30 +125,41 @@ pub fn classify(error: &kube::Error) -> Answer {
         kube::Error::Api(s) if s.code == 404 => Answer::NotFound,
         kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists" => Answer::AlreadyExists,
         kube::Error::Api(s) if s.code == 429 || s.code >= 500 => Answer::Transient(format!("{} {}", s.code, s.message)),
+        kube::Error::Api(s) if s.code == 403 => Answer::Forbidden(format!("403 {}: {}", s.reason, s.message)),
         kube::Error::Api(s) => Answer::Refused(format!("{} {}: {}", s.code, s.reason, s.message)),
         other => Answer::Transient(other.to_string()),
     }
 }
 
 /// Reads the Secret (one GET).
-pub async fn read(api: &Api<Secret>, name: &str) -> (Answer, Option<Ca>) {
+async fn read(api: &Api<Secret>, name: &str) -> Answer {
     match api.get(name).await {
-        Ok(secret) => match ca_of(secret.data.as_ref()) {
-            Ok((pem, ca)) => (Answer::Found(pem), Some(ca)),
-            Err(why) => (Answer::Unusable(why), None),
-        },
-        Err(e) => (classify(&e), None),
+        Ok(secret) => {
+            let rv = secret.metadata.resource_version.clone().unwrap_or_default();
+            Answer::Found(files_of(secret.data.as_ref()), rv)
+        }
+        Err(e) => classify(&e),
     }
 }
 
-fn new_secret(name: &str, me: &str, ca: &Ca) -> Secret {
-    let data = [(CA_CERT, ca.cert_pem().to_string()), (CA_KEY, ca.key_pem())]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), ByteString(v.into_bytes())))
-        .collect();
+/// The Secret's data for `files` (absent keys left out).
+fn data_of(files: &CaFiles) -> BTreeMap<String, ByteString> {
+    [
+        (CA_CERT, &files.ca_crt),
+        (CA_KEY, &files.ca_key),
+        (PREVIOUS_CA_CERT, &files.previous),
+        (ROTATION, &files.rotation),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k.to_string(), ByteString(v.clone()?))))
+    .collect()
+}
+
+fn secret_object(name: &str, me: &str, files: &CaFiles, resource_version: Option<String>) -> Secret {
     Secret {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
+            resource_version,
             annotations: Some(BTreeMap::from([(CREATED_BY.to_string(), me.to_string())])),
             labels: Some(BTreeMap::from([(
                 "app.kubernetes.io/managed-by".to_string(),
@@ -173,59 +168,71 @@ fn new_secret(name: &str, me: &str, ca: &Ca) -> Secret {
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".to_string()),
-        data: Some(data),
+        data: Some(data_of(files)),
         ..Secret::default()
     }
 }
 
-/// Gets the cluster CA from `secret`, creating it (as replica `me`) when
-/// it does not exist. Returns the CA and whether this replica created it.
-pub async fn bootstrap(
-    client: kube::Client,
-    secret: &SecretRef,
-    me: &str,
-) -> Result<(CaPem, Ca, bool), BootstrapError> {
+/// A new cluster CA for `secret`, as the files of a Secret.
+fn generate(secret: &str) -> Result<CaFiles, BootstrapError> {
+    let when = apimachinery::format::format_time(authority::unix(SystemTime::now()) * 1_000_000_000);
+    let ca = Ca::new(&format!("ha-metrics-server peer CA {secret} {when}"))
+        .map_err(|source| BootstrapError::Generate { secret: secret.to_string(), source })?;
+    Ok(CaFiles {
+        ca_crt: Some(ca.cert_pem().as_bytes().to_vec()),
+        ca_key: Some(ca.key_pem().into_bytes()),
+        ..CaFiles::default()
+    })
+}
+
+/// What [`ensure`] found or did.
+#[derive(Debug)]
+pub enum Ensured {
+    /// This run created the Secret with this CA.
+    Created(CaSet),
+    /// The Secret exists and holds this usable CA.
+    Checked(CaSet),
+    /// The Secret exists; this caller may not read it.
+    Exists,
+}
+
+/// Makes sure `secret` exists: creates it (as `me`) with a new CA, or,
+/// when it exists, checks it by the replicas' rules if the caller may read
+/// it. A Secret that exists and is not usable is an error, never overwritten.
+pub async fn ensure(client: kube::Client, secret: &SecretRef, me: &str) -> Result<Ensured, BootstrapError> {
     let api: Api<Secret> = Api::namespaced(client, &secret.namespace);
     let name = secret.to_string();
+    let origin = format!("peer Secret {name}");
     let started = tokio::time::Instant::now();
-    let mut call = Call::Get;
-    let mut own: Option<Ca> = None;
+    let mut call = Call::Create;
+    let mut own: Option<CaFiles> = None;
     loop {
-        if started.elapsed() > PATIENCE {
-            let last = "no usable answer yet (the Secret keeps appearing and disappearing)".to_string();
-            return Err(BootstrapError::Unavailable { secret: name, waited: started.elapsed(), last });
-        }
-        let (answer, found) = match call {
+        let answer = match call {
             Call::Get => read(&api, &secret.name).await,
             Call::Create => {
-                let ca = match &own {
-                    Some(ca) => ca,
-                    None => own.insert(
-                        Ca::new(&format!("ha-metrics-server peer CA ({name})"))
-                            .map_err(|source| BootstrapError::Generate { secret: name.clone(), source })?,
-                    ),
+                let files = match &own {
+                    Some(f) => f,
+                    None => own.insert(generate(&name)?),
                 };
-                match api.create(&PostParams::default(), &new_secret(&secret.name, me, ca)).await {
-                    Ok(_) => (Answer::Created, None),
-                    Err(e) => (classify(&e), None),
+                match api.create(&PostParams::default(), &secret_object(&secret.name, me, files, None)).await {
+                    Ok(_) => Answer::Created,
+                    Err(e) => classify(&e),
                 }
             }
         };
         let last = format!("{answer:?}");
-        match decide(call, answer) {
-            Next::Use(pem) => {
-                let ca = found.ok_or_else(|| BootstrapError::Invalid { secret: name.clone(), why: last })?;
-                tracing::info!(secret = %name, "using the peer CA from the Secret");
-                return Ok((pem, ca, false));
+        let (files, created) = match decide(call, answer) {
+            Next::Use(files) => (files, false),
+            Next::UseOwn => (own.take().unwrap_or_default(), true),
+            Next::ExistsUnread => return Ok(Ensured::Exists),
+            Next::Create => {
+                call = Call::Create;
+                continue;
             }
-            Next::UseOwn => {
-                let ca = own.take().ok_or_else(|| BootstrapError::Invalid { secret: name.clone(), why: last })?;
-                let pem = CaPem { cert: ca.cert_pem().to_string(), key: ca.key_pem() };
-                tracing::info!(secret = %name, "created the peer Secret with a new cluster CA");
-                return Ok((pem, ca, true));
+            Next::Get => {
+                call = Call::Get;
+                continue;
             }
-            Next::Create => call = Call::Create,
-            Next::Get => call = Call::Get,
             Next::Fail(Failure::Invalid(why)) => return Err(BootstrapError::Invalid { secret: name, why }),
             Next::Fail(Failure::Refused(why)) => {
                 let verb = if call == Call::Get { "get" } else { "create" };
@@ -237,8 +244,62 @@ pub async fn bootstrap(
                 }
                 tracing::warn!(secret = %name, answer = %last, "peer Secret: apiserver failed; retrying");
                 tokio::time::sleep(RETRY_EVERY).await;
+                continue;
             }
+        };
+        let set = authority::check(&origin, &files, SystemTime::now())
+            .map_err(|e| BootstrapError::Invalid { secret: name.clone(), why: format!("{}: {}", e.key, e.cause) })?;
+        return Ok(if created { Ensured::Created(set) } else { Ensured::Checked(set) });
+    }
+}
+
+/// Replaces the CA in `secret` by a new one (as `me`): the new CA signs
+/// from `overlap` after now, and the old one, kept as `previous-ca.crt`,
+/// stays trusted for `overlap` more. Refused while a rotation is under way.
+pub async fn rotate(
+    client: kube::Client,
+    secret: &SecretRef,
+    me: &str,
+    overlap: Duration,
+) -> Result<(CaSet, Schedule), BootstrapError> {
+    let api: Api<Secret> = Api::namespaced(client, &secret.namespace);
+    let name = secret.to_string();
+    let invalid = |why: String| BootstrapError::Invalid { secret: name.clone(), why };
+    let (current, rv) = match read(&api, &secret.name).await {
+        Answer::Found(files, rv) => (files, rv),
+        Answer::NotFound => {
+            return Err(invalid("does not exist: nothing to rotate (run certgen without --rotate)".into()));
         }
+        Answer::Refused(why) | Answer::Forbidden(why) | Answer::Transient(why) => {
+            return Err(BootstrapError::Refused { secret: name, verb: "get", why });
+        }
+        other => return Err(invalid(format!("unexpected answer {other:?}"))),
+    };
+    let now = SystemTime::now();
+    let set = authority::check(&format!("peer Secret {name}"), &current, now)
+        .map_err(|e| invalid(format!("{}: {}; fix it before rotating", e.key, e.cause)))?;
+    if let Some(p) = &set.previous
+        && authority::unix(now) < p.schedule.retire_at
+    {
+        return Err(invalid(format!(
+            "a rotation is under way until {}: rotate again after it",
+            apimachinery::format::format_time(p.schedule.retire_at * 1_000_000_000)
+        )));
+    }
+    let step = overlap.as_secs().max(1) as i64;
+    let switch_at = authority::unix(now) + step;
+    let schedule = Schedule { switch_at, retire_at: switch_at + step };
+    let fresh = generate(&name)?;
+    let next = CaFiles { previous: current.ca_crt.clone(), rotation: Some(schedule.to_json().into_bytes()), ..fresh };
+    let checked = authority::check(&format!("peer Secret {name}"), &next, now)
+        .map_err(|e| invalid(format!("the rotated CA does not check: {e}")))?;
+    let object = secret_object(&secret.name, me, &next, Some(rv));
+    match api.replace(&secret.name, &PostParams::default(), &object).await {
+        Ok(_) => Ok((checked, schedule)),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            Err(invalid("changed while it was being rotated; run the rotation again".into()))
+        }
+        Err(e) => Err(BootstrapError::Refused { secret: name, verb: "update", why: e.to_string() }),
     }
 }
 
@@ -246,49 +307,42 @@ pub async fn bootstrap(
 mod tests {
     use super::*;
 
-    fn ca() -> CaPem {
-        CaPem { cert: "cert".into(), key: "key".into() }
+    fn files() -> CaFiles {
+        CaFiles { ca_crt: Some(b"cert".to_vec()), ..CaFiles::default() }
     }
 
     #[test]
-    fn a_missing_secret_is_created_and_a_lost_race_reads_the_winner() {
-        assert_eq!(decide(Call::Get, Answer::NotFound), Next::Create);
+    fn the_secret_is_created_and_an_existing_one_read_only_by_who_may() {
         assert_eq!(decide(Call::Create, Answer::Created), Next::UseOwn);
         assert_eq!(decide(Call::Create, Answer::AlreadyExists), Next::Get);
-        assert_eq!(decide(Call::Get, Answer::Found(ca())), Next::Use(ca()));
+        assert_eq!(decide(Call::Get, Answer::Found(files(), "7".into())), Next::Use(files()));
+        // The Job's own service account may only create: an existing Secret is left unread.
+        assert_eq!(decide(Call::Get, Answer::Forbidden("403".into())), Next::ExistsUnread);
+        assert_eq!(decide(Call::Get, Answer::NotFound), Next::Create, "deleted since the 409");
     }
 
     #[test]
-    fn transient_failures_are_retried_and_refusals_or_bad_secrets_end_the_start() {
+    fn transient_failures_are_retried_and_refusals_end_the_run() {
         assert_eq!(decide(Call::Get, Answer::Transient("503".into())), Next::Retry);
         assert_eq!(decide(Call::Create, Answer::Transient("connection reset".into())), Next::Retry);
         let refused = Next::Fail(Failure::Refused("403 Forbidden".into()));
         assert_eq!(decide(Call::Get, Answer::Refused("403 Forbidden".into())), refused);
-        assert_eq!(decide(Call::Create, Answer::Refused("403 Forbidden".into())), refused);
-        let why = "has no \"ca.key\" key".to_string();
-        assert_eq!(decide(Call::Get, Answer::Unusable(why.clone())), Next::Fail(Failure::Invalid(why)));
+        assert_eq!(decide(Call::Create, Answer::Forbidden("403 Forbidden".into())), refused);
         // Answers that cannot follow the call are not trusted.
         assert!(matches!(decide(Call::Get, Answer::Created), Next::Fail(_)));
-        assert!(matches!(decide(Call::Create, Answer::Found(ca())), Next::Fail(_)));
+        assert!(matches!(decide(Call::Create, Answer::Found(files(), "1".into())), Next::Fail(_)));
         assert!(matches!(decide(Call::Create, Answer::NotFound), Next::Fail(_)));
     }
 
     #[test]
-    fn a_secret_without_a_usable_ca_is_named_without_showing_the_key() {
-        let real = Ca::new("t").unwrap();
-        let data = |cert: &str, key: &str| {
-            BTreeMap::from([
-                (CA_CERT.to_string(), ByteString(cert.as_bytes().to_vec())),
-                (CA_KEY.to_string(), ByteString(key.as_bytes().to_vec())),
-            ])
-        };
-        let (pem, _) = ca_of(Some(&data(real.cert_pem(), &real.key_pem()))).unwrap();
-        assert_eq!(pem.cert, real.cert_pem());
-        let key = real.key_pem();
-        let err = ca_of(Some(&data("garbage", &key))).err().expect("garbage is refused");
-        assert!(!err.contains(&key) && err.contains("ca.crt"), "{err}");
-        assert!(ca_of(None).err().expect("no data is refused").contains("ca.crt"));
-        assert!(!format!("{pem:?}").contains("PRIVATE KEY"), "Debug must not show the key");
+    fn a_generated_ca_passes_the_replicas_checks_and_its_secret_holds_only_ca_keys() {
+        let files = generate("kube-system/peer").unwrap();
+        let set = authority::check("test", &files, SystemTime::now()).unwrap();
+        assert!(set.cert.name.contains("kube-system/peer"), "{}", set.cert.name);
+        let object = secret_object("peer", "certgen", &files, None);
+        let keys: Vec<&String> = object.data.as_ref().unwrap().keys().collect();
+        assert_eq!(keys, ["ca.crt", "ca.key"]);
+        assert!(!format!("{files:?}").contains("PRIVATE KEY"), "Debug must not show the key");
     }
 
     #[test]
@@ -299,7 +353,8 @@ mod tests {
         assert_eq!(classify(&api(404, "NotFound")), Answer::NotFound);
         assert_eq!(classify(&api(409, "AlreadyExists")), Answer::AlreadyExists);
         assert!(matches!(classify(&api(409, "Conflict")), Answer::Refused(_)));
-        assert!(matches!(classify(&api(403, "Forbidden")), Answer::Refused(_)));
+        assert!(matches!(classify(&api(403, "Forbidden")), Answer::Forbidden(_)));
+        assert!(matches!(classify(&api(401, "Unauthorized")), Answer::Refused(_)));
         assert!(matches!(classify(&api(503, "ServiceUnavailable")), Answer::Transient(_)));
         assert!(matches!(classify(&api(429, "TooManyRequests")), Answer::Transient(_)));
     }

@@ -13,6 +13,19 @@ use super::store::Kind;
 use super::{Error, KubeconfigUser, Policy, StandInApiServer, UserInfo, kubeconfig, objects};
 use crate::cluster::{NodeSpec, PodPhase, PodSpec};
 
+/// Reads Secrets' data straight from the stand-in's store.
+#[derive(Clone)]
+pub struct SecretReader(std::sync::Arc<super::router::Shared>);
+
+impl SecretReader {
+    /// The decoded `data` of Secret `namespace/name`, if it exists.
+    pub fn data(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        let secret = self.0.secrets.get(namespace, name)?;
+        let data = secret.get("data").and_then(Value::as_object)?;
+        Some(data.iter().filter_map(|(k, v)| Some((k.clone(), tls::pki::base64_decode(v.as_str()?)?))).collect())
+    }
+}
+
 impl StandInApiServer {
     pub(super) fn put_node(&self, spec: &NodeSpec, created: i64) {
         let uid = objects::uid(self.shared.store.next_serial());
@@ -105,9 +118,7 @@ impl StandInApiServer {
 
     /// The decoded `data` of Secret `namespace/name`, if it exists.
     pub fn secret_data(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
-        let secret = self.secret(namespace, name)?;
-        let data = secret.get("data").and_then(Value::as_object)?;
-        Some(data.iter().filter_map(|(k, v)| Some((k.clone(), tls::pki::base64_decode(v.as_str()?)?))).collect())
+        self.secret_reader().data(namespace, name)
     }
 
     /// Creates or replaces Secret `namespace/name` (type `ty`) with `data`,
@@ -127,6 +138,24 @@ impl StandInApiServer {
     /// How many Secret creates were answered 409 AlreadyExists.
     pub fn secret_create_conflicts(&self) -> u64 {
         self.shared.secrets.create_conflicts()
+    }
+
+    /// Every Secret request (get, create, update), oldest first, with its
+    /// user and the answer's status code.
+    pub fn secret_requests(&self) -> Vec<super::secrets::SecretRequest> {
+        self.shared.secrets.requests()
+    }
+
+    /// Who may do what to Secrets, as the installed RBAC says (`None`:
+    /// every authenticated user anything).
+    pub fn set_secret_access(&self, access: Option<super::secrets::Access>) {
+        self.shared.secrets.set_access(access);
+    }
+
+    /// A reader of Secrets' data that outlives borrows of this handle (what
+    /// the kubelet's volume manager reads).
+    pub fn secret_reader(&self) -> SecretReader {
+        SecretReader(self.shared.clone())
     }
 
     /// Creates or rescales StatefulSet `namespace/name` to `replicas`.

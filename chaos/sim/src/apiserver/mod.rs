@@ -36,6 +36,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use authn::UserInfo;
+pub use handle::SecretReader;
 pub use reviews::{Attributes, Decision, Policy, PolicyRule, Subject};
 
 use super::cluster::ClusterSpec;

@@ -4,10 +4,12 @@
 //! `Conflict` on an update with a stale `metadata.resourceVersion`, 404
 //! `NotFound`, 400 for a body that does not match the URL, 422 `Invalid`
 //! for malformed data, all as `Status` bodies. `stringData` is folded into
-//! `data` on write, as the API server does. Like the other resources here,
-//! a request needs an authenticated user and nothing more. Every successful
-//! create and update is recorded with its user, so tests can tell who won a
-//! create race.
+//! `data` on write, as the API server does. A request needs an
+//! authenticated user and, once an [`Access`] is set, a rule allowing it as
+//! RBAC would (a rule naming Secrets never allows a create, whose URL names
+//! none); a refusal is kube-apiserver's 403 `Forbidden`. Every request is
+//! recorded with its user and answer, and every successful create and
+//! update as a write, so tests can tell who touched which Secret.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -35,11 +37,59 @@ pub struct SecretWrite {
     pub resource_version: String,
 }
 
+/// One request, as recorded for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRequest {
+    /// `get`, `create` or `update`.
+    pub verb: &'static str,
+    pub namespace: String,
+    /// The Secret's name (a create's is the body's, or empty).
+    pub name: String,
+    pub user: String,
+    /// The HTTP status of the answer.
+    pub code: u16,
+}
+
+/// Who may do what to Secrets: RBAC rules on `secrets` for a user or a
+/// group, in one namespace, optionally limited to resource names.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub rules: Vec<AccessRule>,
+}
+
+/// One rule of an [`Access`].
+#[derive(Debug, Clone)]
+pub struct AccessRule {
+    /// A user name, or `group:<name>` for a group.
+    pub subject: String,
+    pub namespace: String,
+    pub verbs: Vec<&'static str>,
+    /// `resourceNames`; empty allows any name (and create).
+    pub names: Vec<String>,
+}
+
+impl Access {
+    /// Whether `user` may `verb` the Secret `name` (a create has none) in `ns`.
+    pub fn allows(&self, user: &UserInfo, verb: &str, ns: &str, name: Option<&str>) -> bool {
+        self.rules.iter().any(|r| {
+            let subject = match r.subject.strip_prefix("group:") {
+                Some(group) => user.groups.iter().any(|g| g == group),
+                None => r.subject == user.username,
+            };
+            let named = r.names.is_empty() || name.is_some_and(|n| r.names.iter().any(|x| x == n));
+            subject && r.namespace == ns && r.verbs.contains(&verb) && named
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     /// By (namespace, name).
     objects: BTreeMap<(String, String), Value>,
     writes: Vec<SecretWrite>,
+    requests: Vec<SecretRequest>,
+    /// `None`: every authenticated user may do anything.
+    access: Option<Access>,
     /// Create requests answered 409 AlreadyExists.
     create_conflicts: u64,
 }
@@ -74,6 +124,20 @@ fn conflict(name: &str) -> Status {
 fn invalid(name: &str, why: String) -> Status {
     Status::failure(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", format!("Secret \"{name}\" is invalid: {why}"))
         .with_details(StatusDetails { name: name.to_string(), group: String::new(), kind: "Secret".to_string() })
+}
+
+/// kube-apiserver's RBAC refusal.
+fn forbidden(user: &str, verb: &str, ns: &str, name: Option<&str>) -> Status {
+    let what = match name {
+        Some(n) => format!("secrets \"{n}\""),
+        None => "secrets".to_string(),
+    };
+    Status::failure(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        format!("{what} is forbidden: User \"{user}\" cannot {verb} resource \"secrets\" in API group \"\" in the namespace \"{ns}\""),
+    )
+    .with_details(details(name.unwrap_or_default()))
 }
 
 fn json_response(code: StatusCode, body: &Value) -> Response {
@@ -161,6 +225,38 @@ impl Secrets {
         self.lock().create_conflicts
     }
 
+    /// Every request, oldest first.
+    pub fn requests(&self) -> Vec<SecretRequest> {
+        self.lock().requests.clone()
+    }
+
+    /// Sets who may do what (`None`: every authenticated user anything).
+    pub fn set_access(&self, access: Option<Access>) {
+        self.lock().access = access;
+    }
+
+    /// Answers a request of `user`: checks the access, runs `op` if allowed,
+    /// and records the request and its answer.
+    fn serve(
+        &self,
+        user: &UserInfo,
+        verb: &'static str,
+        ns: &str,
+        name: Option<&str>,
+        op: impl FnOnce() -> Response,
+    ) -> Response {
+        let allowed = self.lock().access.as_ref().is_none_or(|a| a.allows(user, verb, ns, name));
+        let response = if allowed { op() } else { forbidden(&user.username, verb, ns, name).into_response() };
+        self.lock().requests.push(SecretRequest {
+            verb,
+            namespace: ns.to_string(),
+            name: name.unwrap_or_default().to_string(),
+            user: user.username.clone(),
+            code: response.status().as_u16(),
+        });
+        response
+    }
+
     /// Creates the Secret; `rv` gives it a fresh resourceVersion.
     fn create(&self, ns: &str, body: Value, user: &str, rv: u64) -> Result<Value, Status> {
         let (name, mut object) = normalize(body, ns, None)?;
@@ -237,11 +333,15 @@ fn next_rv(state: &AppState) -> u64 {
 }
 
 /// `GET /api/v1/namespaces/{ns}/secrets/{name}`.
-pub async fn get_secret(State(state): State<AppState>, Path((ns, name)): Path<(String, String)>) -> Response {
-    match state.secrets.get(&ns, &name) {
+pub async fn get_secret(
+    State(state): State<AppState>,
+    Path((ns, name)): Path<(String, String)>,
+    Extension(user): Extension<UserInfo>,
+) -> Response {
+    state.secrets.serve(&user, "get", &ns, Some(&name), || match state.secrets.get(&ns, &name) {
         Some(object) => json_response(StatusCode::OK, &object),
         None => Status::not_found("", "secrets", &name).into_response(),
-    }
+    })
 }
 
 /// `POST /api/v1/namespaces/{ns}/secrets`.
@@ -251,11 +351,12 @@ pub async fn create_secret(
     Extension(user): Extension<UserInfo>,
     body: Bytes,
 ) -> Response {
-    let result = parse(&body).and_then(|b| state.secrets.create(&ns, b, &user.username, next_rv(&state)));
-    match result {
-        Ok(object) => json_response(StatusCode::CREATED, &object),
-        Err(status) => status.into_response(),
-    }
+    state.secrets.serve(&user, "create", &ns, None, || {
+        match parse(&body).and_then(|b| state.secrets.create(&ns, b, &user.username, next_rv(&state))) {
+            Ok(object) => json_response(StatusCode::CREATED, &object),
+            Err(status) => status.into_response(),
+        }
+    })
 }
 
 /// `PUT /api/v1/namespaces/{ns}/secrets/{name}`.
@@ -265,11 +366,12 @@ pub async fn update_secret(
     Extension(user): Extension<UserInfo>,
     body: Bytes,
 ) -> Response {
-    let result = parse(&body).and_then(|b| state.secrets.update(&ns, &name, b, &user.username, next_rv(&state)));
-    match result {
-        Ok(object) => json_response(StatusCode::OK, &object),
-        Err(status) => status.into_response(),
-    }
+    state.secrets.serve(&user, "update", &ns, Some(&name), || {
+        match parse(&body).and_then(|b| state.secrets.update(&ns, &name, b, &user.username, next_rv(&state))) {
+            Ok(object) => json_response(StatusCode::OK, &object),
+            Err(status) => status.into_response(),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -317,6 +419,46 @@ mod tests {
         s.create("ns", body("x", json!({})), "u", 5).unwrap();
         let renamed = s.update("ns", "x", body("y", json!({})), "u", 6).unwrap_err();
         assert_eq!(renamed.code, 400);
+    }
+
+    #[test]
+    fn access_rules_match_rbac_names_never_allow_a_create_and_groups_count() {
+        let access = Access {
+            rules: vec![
+                AccessRule {
+                    subject: "certgen".into(),
+                    namespace: "ns".into(),
+                    verbs: vec!["get"],
+                    names: vec!["peer".into()],
+                },
+                AccessRule { subject: "certgen".into(), namespace: "ns".into(), verbs: vec!["create"], names: vec![] },
+                AccessRule {
+                    subject: "group:system:masters".into(),
+                    namespace: "ns".into(),
+                    verbs: vec!["get", "create", "update"],
+                    names: vec![],
+                },
+            ],
+        };
+        let certgen = UserInfo::new("certgen", &[]);
+        assert!(access.allows(&certgen, "get", "ns", Some("peer")));
+        assert!(!access.allows(&certgen, "get", "ns", Some("other")));
+        assert!(!access.allows(&certgen, "get", "elsewhere", Some("peer")));
+        assert!(access.allows(&certgen, "create", "ns", None));
+        assert!(!access.allows(&certgen, "update", "ns", Some("peer")));
+        let named_create = Access { rules: vec![AccessRule { verbs: vec!["create"], ..access.rules[0].clone() }] };
+        assert!(!named_create.allows(&certgen, "create", "ns", None), "resourceNames never match a create");
+        assert!(access.allows(&UserInfo::new("root", &["system:masters"]), "update", "ns", Some("x")));
+        assert!(!access.allows(&UserInfo::new("system:serviceaccount:ns:replica", &[]), "get", "ns", Some("peer")));
+        let denied = forbidden("u", "get", "ns", Some("peer"));
+        assert_eq!((denied.code, denied.reason), (403, "Forbidden"));
+        assert_eq!(
+            denied.message,
+            "secrets \"peer\" is forbidden: User \"u\" cannot get resource \"secrets\" in API group \"\" in the namespace \"ns\""
+        );
+        assert!(
+            forbidden("u", "create", "ns", None).message.starts_with("secrets is forbidden: User \"u\" cannot create")
+        );
     }
 
     #[test]

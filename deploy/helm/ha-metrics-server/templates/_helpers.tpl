@@ -57,17 +57,29 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if gt (int .Values.replicas) 1 }}true{{ end }}
 {{- end }}
 
-{{/* Whether the peer certificates are mounted files (peers.certificates). */}}
-{{- define "ha-metrics-server.peerFiles" -}}
-{{- if eq .Values.peers.certificates "files" }}true
+{{/* Whether cert-manager makes the peer CA (peers.certificates). */}}
+{{- define "ha-metrics-server.peerCertManager" -}}
+{{- if eq .Values.peers.certificates "cert-manager" }}true
+{{- else if eq .Values.peers.certificates "files" }}
+{{- fail "peers.certificates files (one certificate shared by every replica) is no longer offered: each replica must present its own certificate; use secret (the certgen Job makes the CA) or cert-manager" }}
 {{- else if ne .Values.peers.certificates "secret" }}
-{{- fail (printf "peers.certificates must be secret or files, not %q" .Values.peers.certificates) }}
+{{- fail (printf "peers.certificates must be secret or cert-manager, not %q" .Values.peers.certificates) }}
 {{- end }}
 {{- end }}
 
-{{/* The Secret the replicas keep their cluster CA in (peers.certificates secret). */}}
+{{/* The Secret holding the peer CA the replicas mount: the certgen Job's
+(peers.certificates secret) or cert-manager's. */}}
 {{- define "ha-metrics-server.peerCaSecret" -}}
+{{- if include "ha-metrics-server.peerCertManager" . }}
+{{- printf "%s-peer-ca" (include "metrics-server.fullname" .) | trunc 253 }}
+{{- else }}
 {{- default (printf "%s-peer-cluster-ca" (include "metrics-server.fullname" .)) .Values.peers.caSecretName | trunc 253 }}
+{{- end }}
+{{- end }}
+
+{{/* The certgen Job's service account. */}}
+{{- define "ha-metrics-server.certgenServiceAccount" -}}
+{{- printf "%s-certgen" (include "metrics-server.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/* The headless Service that names each replica's peer address. */}}
@@ -111,13 +123,7 @@ each dropped when args sets the same flag again, then args.
 {{- $own = append $own (printf "--voters=%d" (int .Values.voters)) }}
 {{- $own = append $own (printf "--peer-port=%d" (int .Values.peers.port)) }}
 {{- $own = append $own (printf "--data-dir=%s" .Values.dataDir) }}
-{{- if include "ha-metrics-server.peerFiles" . }}
-{{- $own = append $own "--peer-ca-file=/etc/ha-metrics-server/peer/ca.crt" }}
-{{- $own = append $own "--peer-cert-file=/etc/ha-metrics-server/peer/tls.crt" }}
-{{- $own = append $own "--peer-key-file=/etc/ha-metrics-server/peer/tls.key" }}
-{{- else }}
-{{- $own = append $own (printf "--peer-secret=%s/%s" (include "metrics-server.namespace" .) (include "ha-metrics-server.peerCaSecret" .)) }}
-{{- end }}
+{{- $own = append $own "--peer-ca-dir=/etc/ha-metrics-server/peer-ca" }}
 {{- $own = append $own (printf "--statefulset=%s" (include "metrics-server.fullname" .)) }}
 {{- $own = append $own (printf "--shutdown-grace-period=%ds" (int .Values.terminationGracePeriodSeconds)) }}
 {{- with .Values.lease }}
@@ -228,11 +234,9 @@ spec:
         {{- if $cluster }}
         - name: data
           mountPath: {{ .Values.dataDir }}
-        {{- if include "ha-metrics-server.peerFiles" . }}
-        - name: peer-tls
-          mountPath: /etc/ha-metrics-server/peer
+        - name: peer-ca
+          mountPath: /etc/ha-metrics-server/peer-ca
           readOnly: true
-        {{- end }}
         {{- end }}
         {{- with .Values.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
@@ -253,11 +257,17 @@ spec:
     # An emptyDir is safe: a lost data dir rejoins as a new incarnation.
     - name: data
       emptyDir: {}
-    {{- if include "ha-metrics-server.peerFiles" . }}
-    - name: peer-tls
+    # The peer CA (required: the pod waits for the Secret).
+    - name: peer-ca
       secret:
-        secretName: {{ .Values.peers.tlsSecretName }}
-    {{- end }}
+        secretName: {{ include "ha-metrics-server.peerCaSecret" . }}
+        {{- if include "ha-metrics-server.peerCertManager" . }}
+        items:
+          - key: tls.crt
+            path: ca.crt
+          - key: tls.key
+            path: ca.key
+        {{- end }}
     {{- end }}
     {{- with .Values.extraVolumes }}
     {{- toYaml . | nindent 4 }}
