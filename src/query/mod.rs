@@ -361,7 +361,7 @@ impl UsageSource for ClusterSource {
                 }
             }
             self.remember(&answers);
-            let mut value = merge_pods(keys, answers.iter().cloned());
+            let mut value = merge_pods(keys, answers.iter().cloned(), now);
             // Draining members keep what they handed over.
             let draining: Vec<NodeId> = ownership
                 .members
@@ -377,7 +377,7 @@ impl UsageSource for ClusterSource {
                 for items in futures::future::join_all(calls).await.into_iter().flatten() {
                     answers.extend(items);
                 }
-                value = merge_pods(keys, answers.iter().cloned());
+                value = merge_pods(keys, answers.iter().cloned(), now);
             }
             // A last resort for pods still missing while ownership moves (a
             // few resolutions after an epoch change, or with a member down):
@@ -391,7 +391,7 @@ impl UsageSource for ClusterSource {
                 for items in futures::future::join_all(calls).await.into_iter().flatten() {
                     answers.extend(items);
                 }
-                value = merge_pods(keys, answers.iter().cloned());
+                value = merge_pods(keys, answers.iter().cloned(), now);
             }
             // Pods cannot be traced to a failed member (their node is only
             // known once someone scraped them), so every failed member is

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use raft::NodeId;
 
-use crate::model::{PodKey, PodUsage};
+use crate::model::{PodKey, PodUsage, UnixNanos};
 use crate::ownership::{Mode, Ownership};
 use crate::peer::wire::PodAnswer;
 
@@ -62,14 +62,20 @@ pub fn pod_askees(ownership: &Ownership, on_node: Option<&str>) -> Vec<Asked> {
 }
 
 /// Puts pod answers in the order of `keys`; when two members answer for one
-/// pod (an epoch change in flight, or a node that moved), the newer sample wins.
-pub fn merge_pods(keys: &[PodKey], answers: impl IntoIterator<Item = PodAnswer>) -> Vec<Option<PodUsage>> {
+/// pod (an epoch change in flight, or a node that moved), the newer sample
+/// wins. An answer from the future at `now` (a member whose clock or whose
+/// kubelet's clock is ahead) is dropped, so it can never shadow a true one.
+pub fn merge_pods(
+    keys: &[PodKey],
+    answers: impl IntoIterator<Item = PodAnswer>,
+    now: UnixNanos,
+) -> Vec<Option<PodUsage>> {
     let mut best: HashMap<(&str, &str), PodUsage> = HashMap::with_capacity(keys.len());
     let index: HashMap<(&str, &str), ()> = keys.iter().map(|(ns, n)| ((ns.as_str(), n.as_str()), ())).collect();
     let answers: Vec<PodAnswer> = answers.into_iter().collect();
     for a in &answers {
         let key = (a.namespace.as_str(), a.name.as_str());
-        if !index.contains_key(&key) {
+        if !index.contains_key(&key) || crate::store::clock::from_future(a.usage.timestamp, now) {
             continue;
         }
         match best.get(&key) {
@@ -160,7 +166,23 @@ mod tests {
         let got = merge_pods(
             &keys,
             vec![answer("b", "p3", 5), answer("a", "p1", 1), answer("a", "p1", 3), answer("z", "p", 9)],
+            10,
         );
         assert_eq!(got, vec![Some(usage(3)), None, Some(usage(5))]);
+    }
+
+    #[test]
+    fn an_answer_from_the_future_never_shadows_a_true_one() {
+        const S: i64 = 1_000_000_000;
+        let now = 1_700_000_000 * S;
+        let keys = vec![("a".to_string(), "p1".to_string()), ("a".to_string(), "p2".to_string())];
+        // p1: one replica holds a true point 10 s old, another one an hour ahead.
+        // p2: only a point 1 s ahead (within the allowance): served.
+        let answers =
+            vec![answer("a", "p1", now - 10 * S), answer("a", "p1", now + 3_599 * S), answer("a", "p2", now + S)];
+        let got = merge_pods(&keys, answers.clone(), now);
+        assert_eq!(got, vec![Some(usage(now - 10 * S)), Some(usage(now + S))]);
+        // Alone, the future answer is dropped rather than served.
+        assert_eq!(merge_pods(&keys[..1], answers[1..2].to_vec(), now), vec![None]);
     }
 }

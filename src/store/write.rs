@@ -2,6 +2,7 @@
 //! forgetting nodes, and the counters behind `metrics_server_storage_points`
 //! and readiness.
 
+use super::clock;
 use super::series::{next_container, next_node};
 use super::{Inner, NodeEntry, PodEntry, Store};
 use crate::model::UnixNanos;
@@ -189,15 +190,39 @@ impl Store {
 impl Store {
     /// Merges points another replica sent (a backup, or a handover): as a
     /// scrape, except that a batch no newer than what is held is ignored, so
-    /// a late point never replaces a newer one. Returns whether it was taken.
+    /// a late point never replaces a newer one. A batch with a sample from
+    /// the future is refused and counted; points held here from the future
+    /// are dropped instead of blocking a true batch (one kubelet clock jump
+    /// must not hold a node's backups for as long as the jump was).
+    /// Returns whether the batch was taken.
     pub fn store_replica(&self, node: &str, batch: NodeBatch, now: UnixNanos) -> bool {
-        let newest = batch_newest(&batch);
-        let held = self.newest_sample(node);
-        if newest.is_none() || held.is_some_and(|h| newest.is_some_and(|n| n <= h)) {
+        let future = clock::future_samples(&batch, now);
+        if future.samples > 0 {
+            self.metrics.future_samples.get_or_create(&vec![("node", node.to_string())]).inc_by(future.samples);
+            tracing::debug!(
+                node,
+                samples = future.samples,
+                ahead_ms = future.ahead_ns / 1_000_000,
+                "refusing replicated points from the future"
+            );
             return false;
+        }
+        let Some(newest) = batch_newest(&batch) else { return false };
+        match self.newest_sample(node) {
+            Some(held) if clock::from_future(held, now) => self.drop_node(node),
+            Some(held) if newest <= held => return false,
+            _ => {}
         }
         self.store_scrape(node, batch, now);
         true
+    }
+
+    /// Drops `node`'s points (kept as a backup or served) without touching
+    /// its per-node gauges, which the merge that follows sets again.
+    fn drop_node(&self, node: &str) {
+        let mut inner = self.write_lock();
+        inner.remove_node(node);
+        self.publish(&inner);
     }
 
     /// The last two points held for `node` as the batches that produce them
