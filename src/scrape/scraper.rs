@@ -12,7 +12,7 @@ use crate::discovery::{ScrapeTarget, TargetError};
 use crate::model::now_nanos;
 use crate::peer::push::Pusher;
 use crate::scrape::client::KubeletClient;
-use crate::scrape::parse::parse;
+use crate::scrape::parse::parse_scrape;
 use crate::scrape::scheduler::ScrapeOne;
 use crate::selfmetrics::SelfMetrics;
 use crate::store::Store;
@@ -99,7 +99,7 @@ impl ScrapeOne for KubeletScraper {
             Ok(body) => body,
             Err(e) => return self.failed(node, e.reason(), &e),
         };
-        match parse(&body, node, request_time) {
+        match parse_scrape(body, node, request_time, &self.metrics).await {
             Ok(batch) => {
                 if let Some(p) = &self.pusher {
                     p.backup(node, batch.clone());
@@ -110,7 +110,7 @@ impl ScrapeOne for KubeletScraper {
                     tracing::info!(node, "node scraped again after failures");
                 }
             }
-            Err(e) => self.failed(node, "malformed", &e),
+            Err(e) => self.failed(node, e.reason(), &e),
         }
     }
 

@@ -56,15 +56,40 @@ fn skip_blanks(line: &[u8], mut pos: usize) -> usize {
     pos
 }
 
+/// Which bytes an identifier may start with (bit 0: a metric name, bit 1: a
+/// label name) and continue with (bits 2 and 3): one table lookup a byte.
+const IDENT: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let letter = c.is_ascii_alphabetic() || c == b'_';
+        let mut bits = 0;
+        if letter || c == b':' {
+            bits |= 0b0001 | 0b0100;
+        }
+        if letter {
+            bits |= 0b0010 | 0b1000;
+        }
+        if c.is_ascii_digit() {
+            bits |= 0b0100 | 0b1000;
+        }
+        t[b] = bits;
+        b += 1;
+    }
+    t
+};
+
 /// End of the identifier starting at `pos` (`[a-zA-Z_:][a-zA-Z0-9_:]*`; no
 /// colon when `colon` is false, as for label names).
 fn ident_end(line: &[u8], pos: usize, colon: bool) -> usize {
-    let ok_first = |b: u8| b.is_ascii_alphabetic() || b == b'_' || (colon && b == b':');
-    if pos >= line.len() || !ok_first(line[pos]) {
-        return pos;
+    let (first, rest) = if colon { (0b0001, 0b0100) } else { (0b0010, 0b1000) };
+    match line.get(pos) {
+        Some(&b) if IDENT[usize::from(b)] & first != 0 => {}
+        _ => return pos,
     }
     let mut end = pos + 1;
-    while end < line.len() && (ok_first(line[end]) || line[end].is_ascii_digit()) {
+    while end < line.len() && IDENT[usize::from(line[end])] & rest != 0 {
         end += 1;
     }
     end
@@ -244,9 +269,32 @@ fn parse_value(token: &[u8]) -> Result<f64, ParseErrorKind> {
     text.parse::<f64>().map_err(|_| invalid())
 }
 
+/// Go `strconv.ParseInt(s, 10, 64)` (what Rust's `i64::from_str` also
+/// accepts: an optional sign, then decimal digits), read straight from the
+/// bytes.
 fn parse_timestamp(token: &[u8]) -> Result<i64, ParseErrorKind> {
-    let text = std::str::from_utf8(token).map_err(|_| {
-        ParseErrorKind::InvalidTimestamp(String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned())
-    })?;
-    text.parse::<i64>().map_err(|_| ParseErrorKind::InvalidTimestamp(text.chars().take(64).collect()))
+    let invalid = || {
+        ParseErrorKind::InvalidTimestamp(match std::str::from_utf8(token) {
+            Ok(text) => text.chars().take(64).collect(),
+            Err(_) => String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned(),
+        })
+    };
+    let (negative, digits) = match token {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, token),
+    };
+    if digits.is_empty() {
+        return Err(invalid());
+    }
+    let mut value: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(invalid());
+        }
+        let d = i64::from(d - b'0');
+        let next = value.checked_mul(10).and_then(|v| if negative { v.checked_sub(d) } else { v.checked_add(d) });
+        value = next.ok_or_else(invalid)?;
+    }
+    Ok(value)
 }
