@@ -111,11 +111,15 @@ pub(super) fn value_text(line: &[u8]) -> String {
 }
 
 /// Parses one line (without its `\n`). `None` for blank lines and comments.
-pub(super) fn parse_line(line: &[u8]) -> Result<Option<Sample<'_>>, ParseErrorKind> {
+/// `text` is the same line as a `str` when the caller already knows it is
+/// UTF-8 (the whole body was checked at once), so that label values and
+/// numbers need no check of their own.
+pub(super) fn parse_line<'a>(line: &'a [u8], text: Option<&'a str>) -> Result<Option<Sample<'a>>, ParseErrorKind> {
     if line.len() > MAX_LINE_BYTES {
         return Err(ParseErrorKind::LineTooLong);
     }
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = text.map(|t| t.strip_suffix('\r').unwrap_or(t));
     let start = skip_blanks(line, 0);
     if start == line.len() || line[start] == b'#' {
         return Ok(None);
@@ -129,7 +133,7 @@ pub(super) fn parse_line(line: &[u8]) -> Result<Option<Sample<'_>>, ParseErrorKi
     let mut labels = Labels::default();
     let has_labels = pos < line.len() && line[pos] == b'{';
     if has_labels {
-        pos = parse_labels(line, pos + 1, &mut labels)?;
+        pos = parse_labels(line, text, pos + 1, &mut labels)?;
     }
 
     let value_start = skip_blanks(line, pos);
@@ -141,7 +145,7 @@ pub(super) fn parse_line(line: &[u8]) -> Result<Option<Sample<'_>>, ParseErrorKi
     if value_end == value_start {
         return Err(ParseErrorKind::MissingValue);
     }
-    let value = parse_value(&line[value_start..value_end])?;
+    let value = parse_value(&line[value_start..value_end], text.and_then(|t| t.get(value_start..value_end)))?;
 
     let ts_start = skip_blanks(line, value_end);
     let ts_end = token_end(line, ts_start);
@@ -160,7 +164,12 @@ fn token_end(line: &[u8], mut pos: usize) -> usize {
 }
 
 /// Parses `name="value",...}` starting after `{`; returns the position after `}`.
-fn parse_labels<'a>(line: &'a [u8], mut pos: usize, out: &mut Labels<'a>) -> Result<usize, ParseErrorKind> {
+fn parse_labels<'a>(
+    line: &'a [u8],
+    text: Option<&'a str>,
+    mut pos: usize,
+    out: &mut Labels<'a>,
+) -> Result<usize, ParseErrorKind> {
     let mut count = 0usize;
     loop {
         pos = skip_blanks(line, pos);
@@ -186,7 +195,7 @@ fn parse_labels<'a>(line: &'a [u8], mut pos: usize, out: &mut Labels<'a>) -> Res
         if line.get(pos) != Some(&b'"') {
             return Err(ParseErrorKind::InvalidLabels("expected '\"' before a label value"));
         }
-        let (value, after) = parse_quoted(line, pos + 1)?;
+        let (value, after) = parse_quoted(line, text, pos + 1)?;
         let slot = match name {
             b"container" => Some((&mut out.container, "container")),
             b"pod" => Some((&mut out.pod, "pod")),
@@ -216,7 +225,11 @@ fn parse_labels<'a>(line: &'a [u8], mut pos: usize, out: &mut Labels<'a>) -> Res
 /// and the position after the closing quote. Escapes `\\`, `\"` and `\n`
 /// are decoded; any other escaped byte is kept with its backslash, as
 /// Prometheus does.
-fn parse_quoted(line: &[u8], start: usize) -> Result<(Cow<'_, str>, usize), ParseErrorKind> {
+fn parse_quoted<'a>(
+    line: &'a [u8],
+    text: Option<&'a str>,
+    start: usize,
+) -> Result<(Cow<'a, str>, usize), ParseErrorKind> {
     let mut pos = start;
     let mut escaped = false;
     loop {
@@ -233,8 +246,10 @@ fn parse_quoted(line: &[u8], start: usize) -> Result<(Cow<'_, str>, usize), Pars
     if pos - start > MAX_LABEL_VALUE_BYTES {
         return Err(ParseErrorKind::LabelValueTooLong);
     }
-    let raw = &line[start..pos];
-    let text = std::str::from_utf8(raw).map_err(|_| ParseErrorKind::LabelNotUtf8)?;
+    let text = match text.and_then(|t| t.get(start..pos)) {
+        Some(checked) => checked,
+        None => std::str::from_utf8(&line[start..pos]).map_err(|_| ParseErrorKind::LabelNotUtf8)?,
+    };
     if !escaped {
         return Ok((Cow::Borrowed(text), pos + 1));
     }
@@ -261,11 +276,14 @@ fn parse_quoted(line: &[u8], start: usize) -> Result<(Cow<'_, str>, usize), Pars
 
 /// Go `strconv.ParseFloat` syntax for decimal floats, plus `Inf`/`NaN`
 /// spellings (rejected later for the families we keep).
-fn parse_value(token: &[u8]) -> Result<f64, ParseErrorKind> {
+fn parse_value(token: &[u8], text: Option<&str>) -> Result<f64, ParseErrorKind> {
     let invalid = || ParseErrorKind::InvalidValue(String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned());
     // Rust's parser accepts what Go's does for decimal text, except Go also
     // takes hex floats and underscores, which Prometheus never writes.
-    let text = std::str::from_utf8(token).map_err(|_| invalid())?;
+    let text = match text {
+        Some(checked) => checked,
+        None => std::str::from_utf8(token).map_err(|_| invalid())?,
+    };
     text.parse::<f64>().map_err(|_| invalid())
 }
 
