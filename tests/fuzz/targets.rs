@@ -29,8 +29,11 @@ use raft::types::TypeConfig;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// A named input handler: a target, or the decoder of one peer message.
+pub type Named = (&'static str, fn(&[u8]));
+
 /// Every target, by the name of its `cargo fuzz` binary and corpus folder.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Named] = &[
     ("kubelet_parser", kubelet_parser),
     ("peer_message", peer_message),
     ("label_selector", label_selector),
@@ -99,7 +102,7 @@ macro_rules! message {
 
 /// Every message a peer can make this replica decode: requests in Raft's
 /// envelope and the replies to its own calls. One line per type.
-pub const PEER_MESSAGES: &[(&str, fn(&[u8]))] = &[
+pub const PEER_MESSAGES: &[Named] = &[
     ("envelope head", |b| {
         // The header is read first, from the front of any request.
         if let Ok(head) = codec::decode_prefix::<EnvelopeHead>(b) {
