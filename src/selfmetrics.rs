@@ -16,8 +16,19 @@ pub type NodeLabel = Vec<(&'static str, String)>;
 
 /// Every `reason` label of `ha_metrics_server_scrape_errors` (the kubelet
 /// client's failure kinds and the scraper's own).
-pub const SCRAPE_ERROR_REASONS: [&str; 10] =
-    ["connect", "tls", "timeout", "status", "too_large", "body", "request", "malformed", "address", "no_address"];
+pub const SCRAPE_ERROR_REASONS: [&str; 11] = [
+    "connect",
+    "tls",
+    "timeout",
+    "status",
+    "too_large",
+    "body",
+    "request",
+    "malformed",
+    "future_timestamp",
+    "address",
+    "no_address",
+];
 
 /// Go's `prometheus.DefBuckets`.
 pub const DEF_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -39,6 +50,10 @@ pub struct SelfMetrics {
     pub storage_points: Family<Vec<(&'static str, &'static str)>, Gauge>,
     /// `ha_metrics_server_scrape_errors_total{node,reason}`.
     pub scrape_errors: Family<Vec<(&'static str, String)>, Counter>,
+    /// `ha_metrics_server_future_samples_total{node}`: samples refused
+    /// because their timestamp lies beyond the allowance ahead of this
+    /// replica's clock (a kubelet's clock ahead, or such points from a peer).
+    pub future_samples: Family<NodeLabel, Counter>,
     /// `ha_metrics_server_served_stale_nodes`: nodes served from their last good
     /// scrape because the newest one failed.
     pub served_stale_nodes: Gauge,
@@ -143,6 +158,12 @@ impl SelfMetrics {
             "ha_metrics_server_scrape_errors",
             "Failed kubelet scrapes per node and reason",
             scrape_errors.clone(),
+        );
+        let future_samples = Family::<NodeLabel, Counter>::default();
+        registry.register(
+            "ha_metrics_server_future_samples",
+            "Kubelet samples refused because their timestamp is ahead of this replica's clock by more than the allowance",
+            future_samples.clone(),
         );
         let served_stale_nodes = Gauge::default();
         registry.register(
@@ -295,6 +316,7 @@ impl SelfMetrics {
             manager_tick_duration,
             storage_points,
             scrape_errors,
+            future_samples,
             served_stale_nodes,
             node_sample_age,
         }
@@ -312,6 +334,7 @@ impl SelfMetrics {
         self.kubelet_last_request_time.remove(&labels);
         self.kubelet_request_duration.remove(&labels);
         self.node_sample_age.remove(&labels);
+        self.future_samples.remove(&labels);
         for reason in SCRAPE_ERROR_REASONS {
             self.scrape_errors.remove(&vec![("node", node.to_string()), ("reason", reason.to_string())]);
         }

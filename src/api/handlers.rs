@@ -13,7 +13,7 @@ use super::discovery;
 use super::encode::{self, Style};
 use super::negotiate::{Endpoint, Target};
 use super::openapi;
-use super::render::{Served, render};
+use super::render::{Served, render, render_off_runtime};
 use super::request::{ListOptions, Req, path_not_found, watch_not_supported};
 use super::types::{GROUP, NodeItem, PodItem, Version};
 use crate::model::{Missing, PodKey, PodQuery, UnixNanos};
@@ -55,7 +55,8 @@ pub async fn list_nodes(State(st): State<ApiState>, path: Result<Path<String>, P
         .filter_map(|(meta, usage)| usage.map(|usage| NodeItem { meta, usage }))
         .collect();
     observe_freshness(&st, now, items.iter().map(|i| i.usage.timestamp));
-    warn_if_partial(&st, "nodes", &answer.missing, render(&req, version, neg, Served::Nodes(items), now))
+    let resp = render_off_runtime(req, version, neg, Served::Nodes(items), now).await;
+    warn_if_partial(&st, "nodes", &answer.missing, resp)
 }
 
 /// Adds a `Warning: 299` header per missing part (kubectl prints each) and
@@ -152,7 +153,8 @@ async fn list_pods_in(st: ApiState, version: Option<&str>, namespace: Option<&st
         .filter_map(|(meta, usage)| usage.map(|usage| PodItem { meta, usage }))
         .collect();
     observe_freshness(&st, now, items.iter().map(|i| i.usage.timestamp));
-    warn_if_partial(&st, "pods", &answer.missing, render(&req, version, neg, Served::Pods(items), now))
+    let resp = render_off_runtime(req, version, neg, Served::Pods(items), now).await;
+    warn_if_partial(&st, "pods", &answer.missing, resp)
 }
 
 pub async fn list_pods_all(

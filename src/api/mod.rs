@@ -18,7 +18,7 @@ mod handlers;
 pub mod negotiate;
 pub mod openapi;
 mod render;
-mod request;
+pub mod request;
 
 pub mod table;
 pub mod types;

@@ -362,7 +362,7 @@ impl<T: Transport> ClusterSource<T> {
                 };
                 answers.extend(r.into_iter().flatten());
                 if !answers.is_empty() {
-                    return Answer::complete(merge_pods(keys, answers));
+                    return Answer::complete(merge_pods(keys, answers, now));
                 }
             }
             // Recreated elsewhere, or not held where it was: ask everyone.
@@ -371,7 +371,7 @@ impl<T: Transport> ClusterSource<T> {
             }
         }
         let parts = self.pod_parts(&ownership, &skipped, &mut outcomes, &with, now, deadline, &mut answers).await;
-        let mut value = merge_pods(keys, answers.iter().cloned());
+        let mut value = merge_pods(keys, answers.iter().cloned(), now);
         // A last resort while ownership moves (a few resolutions after an
         // epoch change, or with a member failed): anything anyone holds.
         let failed = !outcomes.failed.is_empty();
@@ -388,7 +388,7 @@ impl<T: Transport> ClusterSource<T> {
             let replies: Vec<(NodeId, Result<PodsReply, CallError>)> =
                 call_many(&*self.transport, &self.metrics, path::PODS, asks, deadline, ReplySize::Large).await;
             answers.extend(replies.into_iter().filter_map(|(_, r)| r.ok()).flat_map(|r| r.items));
-            value = merge_pods(keys, answers.iter().cloned());
+            value = merge_pods(keys, answers.iter().cloned(), now);
         }
         self.remember(&answers);
         // A pod's node is only known once someone scraped it, so while any

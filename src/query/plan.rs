@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use raft::{MemberState, NodeId};
 
-use crate::model::{Cause, Missing, PodKey, PodUsage, What};
+use crate::model::{Cause, Missing, PodKey, PodUsage, UnixNanos, What};
 use crate::ownership::{Mode, Ownership};
 use crate::peer::wire::PodAnswer;
 
@@ -103,14 +103,20 @@ pub fn last_resort(
 }
 
 /// Puts pod answers in the order of `keys`; when two members answer for one
-/// pod (an epoch change in flight, or a node that moved), the newer sample wins.
-pub fn merge_pods(keys: &[PodKey], answers: impl IntoIterator<Item = PodAnswer>) -> Vec<Option<PodUsage>> {
+/// pod (an epoch change in flight, or a node that moved), the newer sample
+/// wins. An answer from the future at `now` (a member whose clock or whose
+/// kubelet's clock is ahead) is dropped, so it can never shadow a true one.
+pub fn merge_pods(
+    keys: &[PodKey],
+    answers: impl IntoIterator<Item = PodAnswer>,
+    now: UnixNanos,
+) -> Vec<Option<PodUsage>> {
     let mut best: HashMap<(&str, &str), PodUsage> = HashMap::with_capacity(keys.len());
     let index: HashMap<(&str, &str), ()> = keys.iter().map(|(ns, n)| ((ns.as_str(), n.as_str()), ())).collect();
     let answers: Vec<PodAnswer> = answers.into_iter().collect();
     for a in &answers {
         let key = (a.namespace.as_str(), a.name.as_str());
-        if !index.contains_key(&key) {
+        if !index.contains_key(&key) || crate::store::clock::from_future(a.usage.timestamp, now) {
             continue;
         }
         match best.get(&key) {

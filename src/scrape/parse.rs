@@ -1,6 +1,14 @@
 //! The kubelet `/metrics/resource` parser: Prometheus text in, one node's
 //! points out, with metrics-server's validity rules (reference
-//! metrics-server.md §1.6). Pure: no I/O, no clock, no store.
+//! metrics-server.md §1.6). [`parse`] is pure: no I/O, no clock, no store;
+//! [`parse_scrape`] (`checked`) is what a scraper calls: the parse, off the
+//! runtime threads for large bodies, then the refusal of a batch with
+//! samples from the future.
+//!
+//! Linear in the body: a sample's pod and container are found by guessing
+//! the next one in order, then by an index, never by scanning all of a pod's
+//! containers (one pod with 100,000 containers must not cost 10^10
+//! comparisons); [`ParseWork`] counts the probes so tests hold it to that.
 //!
 //! Only five families are kept: `node_cpu_usage_seconds_total`,
 //! `node_memory_working_set_bytes`, `container_cpu_usage_seconds_total`,
@@ -21,10 +29,12 @@ use crate::model::{ContainerPoint, NodeBatch, PodPoints, Point, UnixNanos};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+mod checked;
 mod line;
 #[cfg(test)]
 mod tests;
 
+pub use checked::{BodyError, INLINE_PARSE_MAX_BYTES, parse_checked, parse_scrape};
 use line::{Family, Sample};
 
 /// Longest accepted line, in bytes. Real kubelet lines are under 300 bytes.
@@ -90,14 +100,44 @@ struct Partial {
     start_time: Option<UnixNanos>,
 }
 
+/// Pods with more containers than this get a name index; below it a scan
+/// of the few names is cheaper than hashing.
+const INDEX_CONTAINERS_FROM: usize = 8;
+
 struct PartialPod<'a> {
     namespace: Cow<'a, str>,
     name: Cow<'a, str>,
     containers: Vec<(Cow<'a, str>, Partial)>,
+    /// Container name → position, once the pod has many containers.
+    index: Option<HashMap<Cow<'a, str>, usize>>,
+    /// The container touched last: each family lists a pod's containers in
+    /// the same order, so the next one is nearly always the one after it.
+    cursor: usize,
+}
+
+/// What a parse did, in operations the input size bounds: the parser's
+/// cost model, checked by the linear-time tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParseWork {
+    /// Sample lines read.
+    pub samples: u64,
+    /// Pod and container names compared or looked up to place a sample.
+    pub probes: u64,
 }
 
 /// Parses one `/metrics/resource` body of `node` fetched at `request_time`.
 pub fn parse(body: &[u8], node: &str, request_time: UnixNanos) -> Result<NodeBatch, ParseError> {
+    parse_counted(body, node, request_time).0
+}
+
+/// [`parse`], with the work it took.
+pub fn parse_counted(body: &[u8], node: &str, request_time: UnixNanos) -> (Result<NodeBatch, ParseError>, ParseWork) {
+    let mut work = ParseWork::default();
+    let result = parse_with(body, node, request_time, &mut work);
+    (result, work)
+}
+
+fn parse_with(body: &[u8], node: &str, request_time: UnixNanos, work: &mut ParseWork) -> Result<NodeBatch, ParseError> {
     let mut node_point = Partial::default();
     let mut pods: Vec<PartialPod<'_>> = Vec::new();
     let mut pod_index: HashMap<(Cow<'_, str>, Cow<'_, str>), usize> = HashMap::new();
@@ -105,12 +145,18 @@ pub fn parse(body: &[u8], node: &str, request_time: UnixNanos) -> Result<NodeBat
     // sample is nearly always the last one touched or the one after it.
     let mut cursor = 0usize;
 
-    for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
+    // One UTF-8 check of the whole body (vectorised for ASCII) instead of
+    // one per label value and number; a body that fails it is checked
+    // piece by piece, so the error names the line.
+    let text = std::str::from_utf8(body).ok();
+    for (i, (start, end)) in lines(body).enumerate() {
         let fail = |cause| ParseError { node: node.to_string(), line: i + 1, cause };
-        let sample = match line::parse_line(raw).map_err(fail)? {
+        let raw = &body[start..end];
+        let sample = match line::parse_line(raw, text.and_then(|t| t.get(start..end))).map_err(fail)? {
             Some(s) => s,
             None => continue,
         };
+        work.samples += 1;
         let Sample { family, labels, value, timestamp_ms } = sample;
         let timestamp = match timestamp_ms {
             None => request_time,
@@ -131,7 +177,8 @@ pub fn parse(body: &[u8], node: &str, request_time: UnixNanos) -> Result<NodeBat
                 let namespace = labels.namespace.ok_or_else(|| fail(ParseErrorKind::MissingLabel("namespace")))?;
                 let pod = labels.pod.ok_or_else(|| fail(ParseErrorKind::MissingLabel("pod")))?;
                 let container = labels.container.ok_or_else(|| fail(ParseErrorKind::MissingLabel("container")))?;
-                let c = container_slot(&mut pods, &mut pod_index, &mut cursor, namespace, pod, container);
+                let at = pod_slot(&mut pods, &mut pod_index, &mut cursor, namespace, pod, work);
+                let c = pods[at].container(container, work);
                 match family {
                     Family::ContainerCpu => {
                         c.cpu = Some(cpu_ns(value, raw).map_err(fail)?);
@@ -150,37 +197,88 @@ pub fn parse(body: &[u8], node: &str, request_time: UnixNanos) -> Result<NodeBat
     Ok(NodeBatch { node: finish_node(node_point), pods: pods.into_iter().filter_map(finish_pod).collect() })
 }
 
-fn container_slot<'a, 'p>(
-    pods: &'p mut Vec<PartialPod<'a>>,
+/// The byte ranges of the lines of `body` (without their `\n`), as
+/// `body.split(b'\n')` gives them, found with a vectorised search instead
+/// of a byte at a time.
+fn lines(body: &[u8]) -> impl Iterator<Item = (usize, usize)> {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    ends.map(move |end| {
+        let line = (start, end);
+        start = end + 1;
+        line
+    })
+}
+
+/// The positions to try first when the last one touched was `cursor`: it,
+/// the one after it, and the first (each family starts over), each once.
+fn guesses(cursor: usize, len: usize) -> impl Iterator<Item = usize> {
+    let first = (cursor != 0).then_some(0);
+    [Some(cursor), Some(cursor + 1), first].into_iter().flatten().filter(move |&i| i < len)
+}
+
+/// The position of the pod in `pods`, added if new: the guesses first
+/// (at most three comparisons), then the index (one lookup).
+fn pod_slot<'a>(
+    pods: &mut Vec<PartialPod<'a>>,
     index: &mut HashMap<(Cow<'a, str>, Cow<'a, str>), usize>,
     cursor: &mut usize,
     namespace: Cow<'a, str>,
     pod: Cow<'a, str>,
-    container: Cow<'a, str>,
-) -> &'p mut Partial {
+    work: &mut ParseWork,
+) -> usize {
     let is = |p: &PartialPod<'_>| p.name == pod && p.namespace == namespace;
-    let guess = [*cursor, *cursor + 1, 0].into_iter().find(|&i| pods.get(i).is_some_and(is));
+    let guess = guesses(*cursor, pods.len()).find(|&i| {
+        work.probes += 1;
+        is(&pods[i])
+    });
     let at = match guess {
         Some(i) => i,
         None => {
+            work.probes += 1;
             let next = pods.len();
             let at = *index.entry((namespace.clone(), pod.clone())).or_insert(next);
             if at == next {
-                pods.push(PartialPod { namespace, name: pod, containers: Vec::new() });
+                pods.push(PartialPod { namespace, name: pod, containers: Vec::new(), index: None, cursor: 0 });
             }
             at
         }
     };
     *cursor = at;
-    let containers = &mut pods[at].containers;
-    let pos = match containers.iter().position(|(n, _)| *n == container) {
-        Some(p) => p,
-        None => {
-            containers.push((container, Partial::default()));
-            containers.len() - 1
+    at
+}
+
+impl<'a> PartialPod<'a> {
+    /// The slot of `container`, added if new: the guesses after the last one
+    /// touched, then the index (or, while the pod has few containers, a scan).
+    fn container(&mut self, container: Cow<'a, str>, work: &mut ParseWork) -> &mut Partial {
+        let len = self.containers.len();
+        let guess = guesses(self.cursor, len).find(|&i| {
+            work.probes += 1;
+            self.containers[i].0 == container
+        });
+        let at = match (guess, &mut self.index) {
+            (Some(i), _) => i,
+            (None, Some(index)) => {
+                work.probes += 1;
+                *index.entry(container.clone()).or_insert(len)
+            }
+            (None, None) => {
+                work.probes += len as u64;
+                self.containers.iter().position(|(n, _)| *n == container).unwrap_or(len)
+            }
+        };
+        if at == len {
+            self.containers.push((container, Partial::default()));
+            if self.index.is_none() && self.containers.len() > INDEX_CONTAINERS_FROM {
+                let index = self.containers.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
+                work.probes += self.containers.len() as u64;
+                self.index = Some(index);
+            }
         }
-    };
-    &mut containers[pos].1
+        self.cursor = at;
+        &mut self.containers[at].1
+    }
 }
 
 fn finish_node(p: Partial) -> Option<Point> {

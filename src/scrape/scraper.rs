@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::discovery::{ScrapeTarget, TargetError};
 use crate::model::{NodeBatch, UnixNanos, now_nanos};
 use crate::scrape::client::KubeletClient;
-use crate::scrape::parse::parse;
+use crate::scrape::parse::parse_scrape;
 use crate::scrape::scheduler::ScrapeOne;
 use crate::selfmetrics::SelfMetrics;
 use crate::store::Store;
@@ -114,7 +114,7 @@ impl ScrapeOne for KubeletScraper {
             Ok(body) => body,
             Err(e) => return self.failed(node, e.reason(), &e),
         };
-        match parse(&body, node, request_time) {
+        match parse_scrape(body, node, request_time, &self.metrics).await {
             Ok(batch) => {
                 self.sink.scraped(node, batch, now_nanos());
                 let recovered = self.failing.lock().map(|mut f| f.remove(node)).unwrap_or(false);
@@ -122,7 +122,7 @@ impl ScrapeOne for KubeletScraper {
                     tracing::info!(node, "node scraped again after failures");
                 }
             }
-            Err(e) => self.failed(node, "malformed", &e),
+            Err(e) => self.failed(node, e.reason(), &e),
         }
     }
 

@@ -26,6 +26,20 @@
 //! Readiness and `metrics_server_storage_points` count what is held; a failed
 //! node past its staleness bound is pruned at the next write (any node's).
 //!
+//! Samples from the future ([`clock`]): points from another replica that lie
+//! beyond the allowance ahead of `now` are refused and counted, a held point
+//! from the future never blocks true ones, and a node whose newest point is
+//! from the future at read time is not served.
+//!
+//! Which kubelet may report a pod: any, as in metrics-server. The store
+//! does not check a pod against the node the apiserver bound it to, because
+//! that cannot be known cheaply here: the pod informer is metadata-only (no
+//! `spec.nodeName`), and a full Pod watch would keep every pod's whole spec
+//! and status on every replica, many times the metadata kept today. The cheap
+//! way is a Table-format pod watch (`as=Table;includeObject=Metadata`, the
+//! Node column beside the metadata we keep), which kube-rs reflectors do not
+//! speak: that belongs to discovery, and is left for it.
+//!
 //! This module does no I/O and keeps no clock: callers pass `now`.
 
 use crate::model::{MetricsReader, NodeUsage, PodUsage, UnixNanos};
@@ -34,6 +48,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+pub mod clock;
 mod read;
 pub mod series;
 #[cfg(test)]
@@ -180,12 +195,17 @@ impl Store {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether a node's points may be served at `now`: with a staleness
-    /// bound, only while its newest sample is within `resolution +
-    /// max_staleness` (whether its last scrape failed or it was handed over
-    /// and never refreshed); with `--max-staleness=0`, metrics-server's rule
-    /// (served until a scrape fails).
+    /// Whether a node's points may be served at `now`: never while its
+    /// newest sample is from the future; with a staleness bound, only while
+    /// its newest sample is within `resolution + max_staleness` (whether its
+    /// last scrape failed or it was handed over and never refreshed); with
+    /// `--max-staleness=0`, metrics-server's rule (served until a scrape fails).
     fn servable(&self, entry: &NodeEntry, now: UnixNanos) -> bool {
+        if entry.newest.is_some_and(|t| clock::from_future(t, now)) {
+            // Held from before this replica's own clock stepped back: no
+            // answer carries a timestamp from the future.
+            return false;
+        }
         let fresh = entry.newest.is_some_and(|t| now.saturating_sub(t) <= self.stale_bound());
         if self.max_staleness_ns == 0 { !entry.failed } else { fresh }
     }

@@ -2,6 +2,7 @@
 //! forgetting nodes, and the counters behind `metrics_server_storage_points`
 //! and readiness.
 
+use super::clock;
 use super::series::{next_container, next_node};
 use super::{Held, Inner, NodeEntry, PodEntry, Store};
 use crate::model::UnixNanos;
@@ -205,16 +206,32 @@ impl Store {
     /// pulled before taking a node over): as a scrape, except that a batch no
     /// newer than what is held is ignored, so a late point never replaces a
     /// newer one. A node not held yet is held as `held`; one already held
-    /// keeps its role. Returns whether it was taken.
+    /// keeps its role. A batch with a sample from the future is refused and
+    /// counted; points held here from the future are dropped instead of
+    /// blocking a true batch (one kubelet clock jump must not hold a node's
+    /// copies for as long as the jump was). Returns whether it was taken.
     pub fn store_replica(&self, node: &str, batch: NodeBatch, now: UnixNanos, held: Held) -> bool {
-        let newest = batch_newest(&batch);
+        let future = clock::future_samples(&batch, now);
+        if future.samples > 0 {
+            self.metrics.future_samples.get_or_create(&vec![("node", node.to_string())]).inc_by(future.samples);
+            tracing::debug!(
+                node,
+                samples = future.samples,
+                ahead_ms = future.ahead_ns / 1_000_000,
+                "refusing replicated points from the future"
+            );
+            return false;
+        }
+        let Some(newest) = batch_newest(&batch) else { return false };
         let (current, role) = {
             let inner = self.read_lock();
             let e = inner.nodes.get(node);
             (e.and_then(|e| e.newest), e.map_or(held, |e| e.held))
         };
-        if newest.is_none() || current.is_some_and(|h| newest.is_some_and(|n| n <= h)) {
-            return false;
+        match current {
+            Some(h) if clock::from_future(h, now) => self.drop_node(node),
+            Some(h) if newest <= h => return false,
+            _ => {}
         }
         self.merge(node, batch, now, role);
         true
@@ -243,6 +260,14 @@ impl Store {
             self.set_sample_age(node, (held == Held::Owned).then_some(newest).flatten(), crate::model::now_nanos());
         }
         true
+    }
+
+    /// Drops `node`'s points (kept as a backup or served) without touching
+    /// its per-node gauges, which the merge that follows sets again.
+    fn drop_node(&self, node: &str) {
+        let mut inner = self.write_lock();
+        inner.remove_node(node);
+        self.publish(&inner);
     }
 
     /// The last two points held for `node` as the batches that produce them

@@ -5,5 +5,6 @@
 
 mod golden;
 mod kubectl;
+mod offload;
 mod router;
 mod testkit;

@@ -84,8 +84,11 @@ fn pods_are_asked_of_every_active_member_and_the_suspected_are_set_apart() {
 fn merged_pods_follow_the_keys_and_the_newer_duplicate_wins() {
     let keys =
         vec![("a".to_string(), "p1".to_string()), ("a".to_string(), "p2".to_string()), ("b".into(), "p3".into())];
-    let got =
-        merge_pods(&keys, vec![answer("b", "p3", 5), answer("a", "p1", 1), answer("a", "p1", 3), answer("z", "p", 9)]);
+    let got = merge_pods(
+        &keys,
+        vec![answer("b", "p3", 5), answer("a", "p1", 1), answer("a", "p1", 3), answer("z", "p", 9)],
+        10,
+    );
     assert_eq!(got, vec![Some(usage(3)), None, Some(usage(5))]);
 }
 

@@ -56,15 +56,40 @@ fn skip_blanks(line: &[u8], mut pos: usize) -> usize {
     pos
 }
 
+/// Which bytes an identifier may start with (bit 0: a metric name, bit 1: a
+/// label name) and continue with (bits 2 and 3): one table lookup a byte.
+const IDENT: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let letter = c.is_ascii_alphabetic() || c == b'_';
+        let mut bits = 0;
+        if letter || c == b':' {
+            bits |= 0b0001 | 0b0100;
+        }
+        if letter {
+            bits |= 0b0010 | 0b1000;
+        }
+        if c.is_ascii_digit() {
+            bits |= 0b0100 | 0b1000;
+        }
+        t[b] = bits;
+        b += 1;
+    }
+    t
+};
+
 /// End of the identifier starting at `pos` (`[a-zA-Z_:][a-zA-Z0-9_:]*`; no
 /// colon when `colon` is false, as for label names).
 fn ident_end(line: &[u8], pos: usize, colon: bool) -> usize {
-    let ok_first = |b: u8| b.is_ascii_alphabetic() || b == b'_' || (colon && b == b':');
-    if pos >= line.len() || !ok_first(line[pos]) {
-        return pos;
+    let (first, rest) = if colon { (0b0001, 0b0100) } else { (0b0010, 0b1000) };
+    match line.get(pos) {
+        Some(&b) if IDENT[usize::from(b)] & first != 0 => {}
+        _ => return pos,
     }
     let mut end = pos + 1;
-    while end < line.len() && (ok_first(line[end]) || line[end].is_ascii_digit()) {
+    while end < line.len() && IDENT[usize::from(line[end])] & rest != 0 {
         end += 1;
     }
     end
@@ -86,11 +111,15 @@ pub(super) fn value_text(line: &[u8]) -> String {
 }
 
 /// Parses one line (without its `\n`). `None` for blank lines and comments.
-pub(super) fn parse_line(line: &[u8]) -> Result<Option<Sample<'_>>, ParseErrorKind> {
+/// `text` is the same line as a `str` when the caller already knows it is
+/// UTF-8 (the whole body was checked at once), so that label values and
+/// numbers need no check of their own.
+pub(super) fn parse_line<'a>(line: &'a [u8], text: Option<&'a str>) -> Result<Option<Sample<'a>>, ParseErrorKind> {
     if line.len() > MAX_LINE_BYTES {
         return Err(ParseErrorKind::LineTooLong);
     }
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let text = text.map(|t| t.strip_suffix('\r').unwrap_or(t));
     let start = skip_blanks(line, 0);
     if start == line.len() || line[start] == b'#' {
         return Ok(None);
@@ -104,7 +133,7 @@ pub(super) fn parse_line(line: &[u8]) -> Result<Option<Sample<'_>>, ParseErrorKi
     let mut labels = Labels::default();
     let has_labels = pos < line.len() && line[pos] == b'{';
     if has_labels {
-        pos = parse_labels(line, pos + 1, &mut labels)?;
+        pos = parse_labels(line, text, pos + 1, &mut labels)?;
     }
 
     let value_start = skip_blanks(line, pos);
@@ -116,7 +145,7 @@ pub(super) fn parse_line(line: &[u8]) -> Result<Option<Sample<'_>>, ParseErrorKi
     if value_end == value_start {
         return Err(ParseErrorKind::MissingValue);
     }
-    let value = parse_value(&line[value_start..value_end])?;
+    let value = parse_value(&line[value_start..value_end], text.and_then(|t| t.get(value_start..value_end)))?;
 
     let ts_start = skip_blanks(line, value_end);
     let ts_end = token_end(line, ts_start);
@@ -135,7 +164,12 @@ fn token_end(line: &[u8], mut pos: usize) -> usize {
 }
 
 /// Parses `name="value",...}` starting after `{`; returns the position after `}`.
-fn parse_labels<'a>(line: &'a [u8], mut pos: usize, out: &mut Labels<'a>) -> Result<usize, ParseErrorKind> {
+fn parse_labels<'a>(
+    line: &'a [u8],
+    text: Option<&'a str>,
+    mut pos: usize,
+    out: &mut Labels<'a>,
+) -> Result<usize, ParseErrorKind> {
     let mut count = 0usize;
     loop {
         pos = skip_blanks(line, pos);
@@ -161,7 +195,7 @@ fn parse_labels<'a>(line: &'a [u8], mut pos: usize, out: &mut Labels<'a>) -> Res
         if line.get(pos) != Some(&b'"') {
             return Err(ParseErrorKind::InvalidLabels("expected '\"' before a label value"));
         }
-        let (value, after) = parse_quoted(line, pos + 1)?;
+        let (value, after) = parse_quoted(line, text, pos + 1)?;
         let slot = match name {
             b"container" => Some((&mut out.container, "container")),
             b"pod" => Some((&mut out.pod, "pod")),
@@ -191,7 +225,11 @@ fn parse_labels<'a>(line: &'a [u8], mut pos: usize, out: &mut Labels<'a>) -> Res
 /// and the position after the closing quote. Escapes `\\`, `\"` and `\n`
 /// are decoded; any other escaped byte is kept with its backslash, as
 /// Prometheus does.
-fn parse_quoted(line: &[u8], start: usize) -> Result<(Cow<'_, str>, usize), ParseErrorKind> {
+fn parse_quoted<'a>(
+    line: &'a [u8],
+    text: Option<&'a str>,
+    start: usize,
+) -> Result<(Cow<'a, str>, usize), ParseErrorKind> {
     let mut pos = start;
     let mut escaped = false;
     loop {
@@ -208,8 +246,10 @@ fn parse_quoted(line: &[u8], start: usize) -> Result<(Cow<'_, str>, usize), Pars
     if pos - start > MAX_LABEL_VALUE_BYTES {
         return Err(ParseErrorKind::LabelValueTooLong);
     }
-    let raw = &line[start..pos];
-    let text = std::str::from_utf8(raw).map_err(|_| ParseErrorKind::LabelNotUtf8)?;
+    let text = match text.and_then(|t| t.get(start..pos)) {
+        Some(checked) => checked,
+        None => std::str::from_utf8(&line[start..pos]).map_err(|_| ParseErrorKind::LabelNotUtf8)?,
+    };
     if !escaped {
         return Ok((Cow::Borrowed(text), pos + 1));
     }
@@ -236,17 +276,43 @@ fn parse_quoted(line: &[u8], start: usize) -> Result<(Cow<'_, str>, usize), Pars
 
 /// Go `strconv.ParseFloat` syntax for decimal floats, plus `Inf`/`NaN`
 /// spellings (rejected later for the families we keep).
-fn parse_value(token: &[u8]) -> Result<f64, ParseErrorKind> {
+fn parse_value(token: &[u8], text: Option<&str>) -> Result<f64, ParseErrorKind> {
     let invalid = || ParseErrorKind::InvalidValue(String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned());
     // Rust's parser accepts what Go's does for decimal text, except Go also
     // takes hex floats and underscores, which Prometheus never writes.
-    let text = std::str::from_utf8(token).map_err(|_| invalid())?;
+    let text = match text {
+        Some(checked) => checked,
+        None => std::str::from_utf8(token).map_err(|_| invalid())?,
+    };
     text.parse::<f64>().map_err(|_| invalid())
 }
 
+/// Go `strconv.ParseInt(s, 10, 64)` (what Rust's `i64::from_str` also
+/// accepts: an optional sign, then decimal digits), read straight from the
+/// bytes.
 fn parse_timestamp(token: &[u8]) -> Result<i64, ParseErrorKind> {
-    let text = std::str::from_utf8(token).map_err(|_| {
-        ParseErrorKind::InvalidTimestamp(String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned())
-    })?;
-    text.parse::<i64>().map_err(|_| ParseErrorKind::InvalidTimestamp(text.chars().take(64).collect()))
+    let invalid = || {
+        ParseErrorKind::InvalidTimestamp(match std::str::from_utf8(token) {
+            Ok(text) => text.chars().take(64).collect(),
+            Err(_) => String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned(),
+        })
+    };
+    let (negative, digits) = match token {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, token),
+    };
+    if digits.is_empty() {
+        return Err(invalid());
+    }
+    let mut value: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(invalid());
+        }
+        let d = i64::from(d - b'0');
+        let next = value.checked_mul(10).and_then(|v| if negative { v.checked_sub(d) } else { v.checked_add(d) });
+        value = next.ok_or_else(invalid)?;
+    }
+    Ok(value)
 }

@@ -15,6 +15,7 @@ use crate::selfmetrics::SelfMetrics;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod future;
 mod node;
 mod pod;
 mod replica;

@@ -42,6 +42,15 @@ impl KubeletFleet {
         Ok(())
     }
 
+    /// Sets how far node `node`'s wall clock is off from now on (positive:
+    /// ahead), as when its NTP steps or someone sets the date: the
+    /// timestamps it writes move by `offset_ms`, its counters do not (they
+    /// count CPU time, not wall time). 0 puts the clock right again.
+    pub fn set_clock_offset(&self, node: &str, offset_ms: i64) -> Result<(), FleetError> {
+        self.node(node)?.lock().clock_offset_ms = offset_ms;
+        Ok(())
+    }
+
     /// Starts a pod on node `node`; its containers start now.
     pub fn add_pod(&self, node: &str, pod: PodSpec) -> Result<(), FleetError> {
         let mut inner = self.node(node)?.lock();

@@ -48,11 +48,20 @@ pub(crate) struct NodeInner {
     pub fault: Fault,
     /// The sample time kept by [`Fault::FrozenTimestamps`], Unix ms.
     pub frozen_ms: u64,
+    /// How far the node's wall clock is off, in ms (positive: ahead); set
+    /// with [`KubeletFleet::set_clock_offset`](super::KubeletFleet::set_clock_offset).
+    pub clock_offset_ms: i64,
 }
 
 impl NodeInner {
     pub fn new(model: NodeModel) -> NodeInner {
-        NodeInner { template: Template::build(Layout::of_model(&model)), model, fault: Fault::None, frozen_ms: 0 }
+        NodeInner {
+            template: Template::build(Layout::of_model(&model)),
+            model,
+            fault: Fault::None,
+            frozen_ms: 0,
+            clock_offset_ms: 0,
+        }
     }
 
     /// Lays the text out again after pods came or went.
@@ -62,7 +71,7 @@ impl NodeInner {
 
     pub fn render(&self, t_ms: u64) -> String {
         let mut out = String::with_capacity(self.template.capacity_hint());
-        self.template.render(&ModelAt::new(&self.model, t_ms), &mut out);
+        self.template.render(&ModelAt::new(&self.model, t_ms).clock_offset(self.clock_offset_ms), &mut out);
         out
     }
 }

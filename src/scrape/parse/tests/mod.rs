@@ -5,7 +5,9 @@
 use super::*;
 use sim::kubelet::render::{render, synthetic};
 
+mod checked;
 mod fuzz;
+mod linear;
 
 const REQUEST_TIME: UnixNanos = 1_735_032_900_000_000_000;
 

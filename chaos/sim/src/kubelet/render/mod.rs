@@ -239,10 +239,11 @@ fn write_millis(out: &mut String, ms: i64) {
 }
 
 /// A simulated node's model sampled at one time: every series carries that
-/// time, and counters are read at it.
+/// time (shifted by the node's clock offset), and counters are read at it.
 pub(crate) struct ModelAt<'a> {
     model: &'a NodeModel,
     t: Nanos,
+    /// The timestamp written on every series, Unix ms.
     t_ms: i64,
 }
 
@@ -251,6 +252,13 @@ impl<'a> ModelAt<'a> {
     pub fn new(model: &'a NodeModel, t_ms: u64) -> ModelAt<'a> {
         // Sample times come from a u64 of nanoseconds, so they fit an i64 of ms.
         ModelAt { model, t: t_ms.saturating_mul(1_000_000), t_ms: i64::try_from(t_ms).unwrap_or(i64::MAX) }
+    }
+
+    /// The same sample stamped by a clock `offset_ms` off the true time: the
+    /// counters are still read at the true time (a kubelet's cumulative CPU
+    /// does not jump with its wall clock), only the timestamps move.
+    pub fn clock_offset(self, offset_ms: i64) -> ModelAt<'a> {
+        ModelAt { t_ms: self.t_ms.saturating_add(offset_ms), ..self }
     }
 
     fn container(&self, pod: usize, container: usize) -> Option<&'a ContainerModel> {

@@ -138,3 +138,32 @@ async fn hang_accepts_but_never_answers_on_its_node_only() {
     let (status, _) = get(&fresh, &fx.fleet.url("node-0").unwrap(), Some(TOKEN)).await.unwrap();
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_clock_offset_moves_only_the_timestamps_of_its_node() {
+    let fx = Fixture::start(2, None).await;
+    let now_ms = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let before = single(&fx.scrape_ok("node-0").await, "node_cpu_usage_seconds_total");
+    fx.fleet.set_clock_offset("node-0", 3_600_000).unwrap();
+    let (asked, ahead, answered) = (now_ms(), fx.scrape_ok("node-0").await, now_ms());
+    let cpu = single(&ahead, "node_cpu_usage_seconds_total");
+    let stamp = cpu.timestamp_ms.unwrap();
+    assert!((asked + 3_600_000..=answered + 3_600_000).contains(&stamp), "stamped {stamp}, asked at {asked}");
+    for s in &ahead["container_cpu_usage_seconds_total"].1 {
+        assert_eq!(s.timestamp_ms, Some(stamp));
+    }
+    // The counter went on at the true rate: it did not jump by an hour of CPU.
+    let rate = fx.fleet.true_node_usage("node-0").unwrap().cpu_nanocores as f64 / 1e9;
+    let elapsed_s = (answered - before.timestamp_ms.unwrap()) as f64 / 1e3;
+    assert!(cpu.value - before.value <= rate * (elapsed_s + 1.0), "{} then {}", before.value, cpu.value);
+    // Container start times are the runtime's, not moved.
+    for s in &ahead["container_start_time_seconds"].1 {
+        assert!(s.value * 1e3 < asked as f64, "start {} moved with the clock", s.value);
+    }
+    let other = single(&fx.scrape_ok("node-1").await, "node_cpu_usage_seconds_total").timestamp_ms.unwrap();
+    assert!(other <= now_ms(), "node-1 stamped {other} in the future");
+    fx.fleet.set_clock_offset("node-0", 0).unwrap();
+    let back = single(&fx.scrape_ok("node-0").await, "node_cpu_usage_seconds_total").timestamp_ms.unwrap();
+    assert!(back <= now_ms() && back >= asked, "stamped {back} after the clock came back");
+    assert!(fx.fleet.set_clock_offset("node-9", 1).is_err());
+}
