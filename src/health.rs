@@ -1,5 +1,7 @@
 //! `/healthz`, `/livez` and `/readyz` with metrics-server's check names and
-//! the generic apiserver's output (`?verbose`, `?exclude=`, `/<endpoint>/<check>`).
+//! the generic apiserver's output (`?verbose`, `?exclude=`, `/<endpoint>/<check>`),
+//! and `--livez-grace-period` (the generic checks of /livez pass for that
+//! long after start; `metric-collection-timely` never waits).
 //! Checks are closures over the state they inspect; this module owns only
 //! the endpoint semantics and the text format.
 
@@ -84,6 +86,21 @@ pub struct HealthInputs {
     /// In a cluster, `ring`: what this replica answers by (epoch, owned
     /// nodes), or why it cannot answer yet.
     pub ring: Option<Arc<dyn Fn() -> Result<String, String> + Send + Sync>>,
+    /// `--livez-grace-period` from `started`: until then /livez reports its
+    /// generic checks as passing (metric-collection-timely excepted).
+    pub livez_grace: Duration,
+    pub started: std::time::Instant,
+}
+
+/// `check` as /livez runs it during `--livez-grace-period` after `started`:
+/// passing while the grace lasts, as the generic apiserver delays its
+/// post-start and informer checks.
+fn delayed(check: Check, started: std::time::Instant, grace: Duration) -> Check {
+    if grace.is_zero() {
+        return check;
+    }
+    let Check { name, run, detail } = check;
+    Check { name, run: Box::new(move || if started.elapsed() < grace { Ok(()) } else { run() }), detail }
 }
 
 impl HealthChecks {
@@ -108,10 +125,11 @@ impl HealthChecks {
         };
         let mut healthz = common();
         healthz.push(meta());
-        let mut livez = common();
+        let (started, grace) = (i.started, i.livez_grace);
+        let mut livez: Vec<Check> = common().into_iter().map(|c| delayed(c, started, grace)).collect();
         let (tick, res) = (i.tick.clone(), i.resolution);
         livez.push(Check::new("metric-collection-timely", move || collection_timely(&tick, res, now_nanos())));
-        livez.push(meta());
+        livez.push(delayed(meta(), started, grace));
         let mut readyz = common();
         let ready = i.store_ready.clone();
         readyz.push(Check::new("metric-storage-ready", move || {
@@ -246,6 +264,8 @@ mod tests {
             resolution: Duration::from_secs(15),
             shutting_down: Arc::new(AtomicBool::new(false)),
             ring: None,
+            livez_grace: Duration::ZERO,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -288,6 +308,23 @@ mod tests {
         clock.mark(1_000_000_000_000);
         assert!(collection_timely(&clock, r, 1_000_000_000_000 + 10_000_000_000).is_ok());
         assert!(collection_timely(&clock, r, 1_000_000_000_000 + 20_000_000_000).is_err());
+    }
+
+    #[test]
+    fn livez_grace_period_passes_generic_checks_but_not_collection_timeliness() {
+        let mut i = inputs(true);
+        i.pods_informer_synced = Arc::new(|| false);
+        i.livez_grace = Duration::from_secs(3_600);
+        let tick = i.tick.clone();
+        let c = HealthChecks::standard(i);
+        assert_eq!(evaluate("livez", &c.livez, None).0, StatusCode::OK, "metadata-informer-sync is in its grace");
+        assert_eq!(evaluate("healthz", &c.healthz, None).0, StatusCode::INTERNAL_SERVER_ERROR, "healthz has none");
+        tick.mark(1);
+        assert_eq!(evaluate("livez", &c.livez, None).0, StatusCode::INTERNAL_SERVER_ERROR, "collection is not delayed");
+        let mut i = inputs(true);
+        i.pods_informer_synced = Arc::new(|| false);
+        let c = HealthChecks::standard(i);
+        assert_eq!(evaluate("livez", &c.livez, None).0, StatusCode::INTERNAL_SERVER_ERROR, "no grace by default");
     }
 
     #[test]
