@@ -302,8 +302,7 @@ fn serve_api(
     let ip_configs = std::mem::take(&mut *by_ip.lock().unwrap_or_else(|p| p.into_inner()));
     tls.set_local_ip_configs(ip_configs);
     let addr = serving.addr();
-    let listener =
-        tls::serve::bind(addr, serving.reuse_port, serving.reuse_address).with_context(|| format!("binding {addr}"))?;
+    let listener = tls::serve::bind(addr, serving.reuse_port).with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, "serving metrics.k8s.io");
     let options = tls::ServeOptions {
         http2: !serving.disable_http2,

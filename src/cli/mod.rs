@@ -28,7 +28,8 @@ use crate::config::{Config, LoggingSettings, ServeArgs};
     name = "ha-metrics-server",
     args_conflicts_with_subcommands = true,
     args_override_self = true,
-    disable_version_flag = true
+    disable_version_flag = true,
+    disable_help_flag = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -101,6 +102,11 @@ pub fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    if cli.command.is_none() && cli.serve.help {
+        // Go's bool forms: -h, --help, --help=true (cobra's flag is a bool).
+        let _ = Cli::command().print_help();
+        return std::process::ExitCode::SUCCESS;
+    }
     if cli.command.is_none() && cli.serve.main.version {
         // As metrics-server: the version, before any other flag is checked.
         println!("v{}", env!("CARGO_PKG_VERSION"));

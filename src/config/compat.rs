@@ -84,7 +84,12 @@ pub const FLAGS: &[(&str, Support)] = &[
     ("cert-dir", I),
     ("disable-http2-serving", I),
     ("http2-max-streams-per-connection", I),
-    ("permit-address-sharing", I),
+    (
+        "permit-address-sharing",
+        NoEffect(
+            "SO_REUSEADDR is always set on the listener, as Go sets it for metrics-server on Linux whatever the flag says",
+        ),
+    ),
     ("permit-port-sharing", I),
     ("secure-port", I),
     ("tls-cert-file", I),

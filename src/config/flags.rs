@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// them, and so `--some-bool false` leaves `false` here.
     #[arg(hide = true, value_name = "IGNORED")]
     pub positional: Vec<String>,
+    /// Print this help and exit (`-h`, `--help`, `--help=true`, as cobra's).
+    #[arg(short = 'h', long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", value_parser = go_bool, action = ArgAction::Set, value_name = "BOOL")]
+    pub help: bool,
     /// Long names of the flags given on the command line (filled by the
     /// command line parser, for the compatibility notes; empty otherwise).
     #[arg(skip)]

@@ -33,10 +33,9 @@ pub struct ServingSettings {
     pub disable_http2: bool,
     /// `--http2-max-streams-per-connection` (0 resolved to Go's default).
     pub http2_max_streams: u32,
-    /// `--permit-port-sharing` (SO_REUSEPORT).
+    /// `--permit-port-sharing` (SO_REUSEPORT). (SO_REUSEADDR is always set,
+    /// as Go sets it, so `--permit-address-sharing` changes nothing.)
     pub reuse_port: bool,
-    /// `--permit-address-sharing` (SO_REUSEADDR).
-    pub reuse_address: bool,
 }
 
 impl ServingSettings {
@@ -80,7 +79,6 @@ impl ServingSettings {
             disable_http2: a.disable_http2_serving,
             http2_max_streams,
             reuse_port: a.permit_port_sharing,
-            reuse_address: a.permit_address_sharing,
         })
     }
 }

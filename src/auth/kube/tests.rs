@@ -271,7 +271,9 @@ async fn a_configmap_that_cannot_be_read_stops_the_start_unless_tolerated_or_ski
     assert!(start(&tolerant, unreachable_client(&block), cancel.clone()).await.is_ok());
     let skipping = crate::config::AuthSettings { skip_lookup: true, ..settings };
     let (state, _task) = start(&skipping, unreachable_client(&block), cancel.clone()).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), state.trust().wait_for_generation(1)).await.expect("trust from flags");
+    tokio::time::timeout(Duration::from_secs(20), state.trust().wait_for_generation(1))
+        .await
+        .expect("trust from flags");
     assert!(state.trust().load().client_ca.is_none() && state.trust().load().request_header.is_none());
     cancel.cancel();
 }

@@ -103,7 +103,7 @@ pub struct AuditArgs {
     /// Wait before the first retry of a failed webhook call (then growing).
     #[arg(long, default_value_t = GoDuration(std::time::Duration::from_secs(10)), value_name = "DURATION")]
     pub audit_webhook_initial_backoff: GoDuration,
-    /// Deprecated alias of --audit-webhook-initial-backoff.
+    /// Deprecated alias of --audit-webhook-initial-backoff [default: 10s].
     #[arg(long, hide = true, value_name = "DURATION")]
     pub audit_webhook_batch_initial_backoff: Option<GoDuration>,
     /// How the webhook backend delivers: batch, blocking or blocking-strict.

@@ -30,7 +30,8 @@ pub struct SecureServingArgs {
     #[arg(long, default_value_t = 0, value_parser = go_int64, value_name = "N")]
     pub http2_max_streams_per_connection: i64,
 
-    /// Set SO_REUSEADDR on the listener.
+    /// Set SO_REUSEADDR on the listener (it always is, as Go always sets it
+    /// on Linux, so this changes nothing, as in metrics-server).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false",
           value_parser = go_bool, action = ArgAction::Set, value_name = "BOOL")]
     pub permit_address_sharing: bool,

@@ -6,7 +6,7 @@
 //! [`ServeOptions`] carry what the operator tunes per listener: HTTP/2 on
 //! or off and its stream limit, the chance of a GOAWAY after an HTTP/2
 //! request, and caps on open connections and requests in flight ([`bind`]
-//! adds the socket options). It does not authenticate anyone: handlers and
+//! adds SO_REUSEPORT). It does not authenticate anyone: handlers and
 //! `auth` decide what a chain means.
 
 use std::collections::HashMap;
@@ -128,11 +128,13 @@ impl Default for ServeOptions {
     }
 }
 
-/// Binds a listener on `addr` with SO_REUSEPORT and SO_REUSEADDR as asked
-/// (`--permit-port-sharing`, `--permit-address-sharing`).
-pub fn bind(addr: SocketAddr, reuse_port: bool, reuse_address: bool) -> std::io::Result<TcpListener> {
+/// Binds a listener on `addr`, with SO_REUSEPORT when asked
+/// (`--permit-port-sharing`). SO_REUSEADDR is always set, as Go (and so
+/// metrics-server) and tokio set it on every listener: a restart does not
+/// wait for the kernel to release connections in TIME_WAIT.
+pub fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-    socket.set_reuseaddr(reuse_address)?;
+    socket.set_reuseaddr(true)?;
     socket.set_reuseport(reuse_port)?;
     socket.bind(addr)?;
     socket.listen(1024)
