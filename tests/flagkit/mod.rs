@@ -224,3 +224,49 @@ pub fn served_cn(stream: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>
     let (_, cert) = x509_parser::parse_x509_certificate(&certs[0]).unwrap();
     cert.subject().iter_common_name().next().and_then(|c| c.as_str().ok()).unwrap_or_default().to_string()
 }
+
+/// Any request to a replica (a client certificate optional), as
+/// `sim::client::fetch` makes GETs; a refused connection is an `Err`.
+pub async fn send(
+    addr: SocketAddr,
+    method: http::Method,
+    path: &str,
+    cert: Option<&tls::pki::CertPair>,
+    headers: &[(&str, &str)],
+) -> Result<sim::client::Reply, String> {
+    use http_body_util::{BodyExt, Full};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(tls::verify::AcceptAnyServerCert::new(&provider));
+    let config = match cert {
+        Some(pair) => {
+            let chain = tls::pem::certs_from_pem(pair.cert_pem.as_bytes(), "client cert").unwrap();
+            let key = tls::pem::key_from_pem(pair.key_pem.as_bytes(), "client key").unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_only().enable_http1().build();
+    let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
+    let mut req = http::Request::builder().method(method).uri(format!("https://{addr}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client.request(req.body(Full::default()).unwrap()).await.map_err(|e| format!("{e:?}"))?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    Ok(sim::client::Reply { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
+}
+
+/// Starts the binary and insists that it serves.
+pub async fn serving(args: &[String], addr: SocketAddr, log: &Path) -> Started {
+    match start(args, addr, log).await {
+        Outcome::Serving(s) => s,
+        Outcome::Exited(status, log) => panic!("{args:?} exited ({status}):\n{log}"),
+    }
+}
