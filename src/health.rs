@@ -74,6 +74,15 @@ pub fn collection_timely(clock: &TickClock, resolution: Duration, now: UnixNanos
     }
 }
 
+/// `metric-storage-ready` as metrics-server 0.9 has it (its #1818: node
+/// *and* pod metrics can be served), for one replica: from its own store;
+/// in a cluster also when it owns no node yet (it answers by fan-out, which
+/// the `ring` check covers) or holds both in the backups it keeps for
+/// other owners' nodes (its own nodes may run no pod yet).
+pub fn storage_ready(own: bool, clustered: bool, owned_nodes: i64, backups: bool) -> bool {
+    own || (clustered && (owned_nodes == 0 || backups))
+}
+
 /// What the standard checks look at.
 pub struct HealthInputs {
     pub store_ready: Arc<dyn Fn() -> bool + Send + Sync>,
@@ -308,6 +317,15 @@ mod tests {
         clock.mark(1_000_000_000_000);
         assert!(collection_timely(&clock, r, 1_000_000_000_000 + 10_000_000_000).is_ok());
         assert!(collection_timely(&clock, r, 1_000_000_000_000 + 20_000_000_000).is_err());
+    }
+
+    #[test]
+    fn storage_readiness_needs_node_and_pod_metrics_somewhere_this_replica_answers_from() {
+        assert!(storage_ready(true, false, 5, false));
+        assert!(!storage_ready(false, false, 0, true), "a single replica: its own store only");
+        assert!(storage_ready(false, true, 0, false), "owns nothing yet: answers by fan-out");
+        assert!(!storage_ready(false, true, 3, false), "owns nodes without node and pod metrics");
+        assert!(storage_ready(false, true, 3, true));
     }
 
     #[test]

@@ -175,7 +175,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // nodes run no pod yet serves pods from the backups it holds.
     let storage_ready: Arc<dyn Fn() -> bool + Send + Sync> = {
         let (s, b, m, clustered) = (store.clone(), backups.clone(), metrics.clone(), ring_check.is_some());
-        Arc::new(move || s.ready() || (clustered && (m.owned_nodes.get() == 0 || b.ready())))
+        Arc::new(move || crate::health::storage_ready(s.ready(), clustered, m.owned_nodes.get(), b.ready()))
     };
     let gate = crate::serving::ShutdownGate::default();
     let chain = crate::serving::Chain {
