@@ -59,10 +59,10 @@ fn source_ips(headers: &HeaderMap, remote: Option<IpAddr>) -> Vec<String> {
             push(ip.to_string());
         }
     }
-    if let Some(ip) = headers.get("x-real-ip").and_then(|v| v.to_str().ok()).map(str::trim) {
-        if ip.parse::<IpAddr>().is_ok() {
-            push(ip.to_string());
-        }
+    if let Some(ip) = headers.get("x-real-ip").and_then(|v| v.to_str().ok()).map(str::trim)
+        && ip.parse::<IpAddr>().is_ok()
+    {
+        push(ip.to_string());
     }
     if let Some(ip) = remote {
         push(ip.to_string());

@@ -97,7 +97,7 @@ impl RotatingFile {
     /// Applies max-backups, max-age and compression to the backups.
     fn clean(&self, now: SystemTime) -> std::io::Result<()> {
         let mut backups = list_backups(&self.path)?;
-        backups.sort_by(|a, b| b.1.cmp(&a.1));
+        backups.sort_by_key(|b| std::cmp::Reverse(b.1));
         let mut keep = Vec::new();
         for (i, (path, time)) in backups.into_iter().enumerate() {
             let too_many = self.rotation.max_backups.is_some_and(|n| i >= n);

@@ -114,7 +114,6 @@ impl ClusterSettings {
             peer_limits: tls::serve::ServeLimits {
                 max_connections: Some(args.peer_max_connections.max(1)),
                 max_requests_in_flight: Some(args.peer_max_requests_inflight.max(1)),
-                ..tls::serve::ServeLimits::default()
             },
         }))
     }
