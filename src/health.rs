@@ -1,5 +1,7 @@
 //! `/healthz`, `/livez` and `/readyz` with metrics-server's check names and
-//! the generic apiserver's output (`?verbose`, `?exclude=`, `/<endpoint>/<check>`).
+//! the generic apiserver's output (`?verbose`, `?exclude=`, `/<endpoint>/<check>`),
+//! and `--livez-grace-period` (the generic checks of /livez pass for that
+//! long after start; `metric-collection-timely` never waits).
 //! Checks are closures over the state they inspect; this module owns only
 //! the endpoint semantics and the text format.
 
@@ -84,6 +86,14 @@ pub fn collection_timely(clock: &TickClock, resolution: Duration, now: UnixNanos
 
 /// Why the replica's Raft node can no longer take part, if it cannot.
 pub type RaftFault = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+/// `metric-storage-ready` as metrics-server 0.9 has it (its #1818: node
+/// *and* pod metrics can be served), for one replica: from its own store;
+/// in a cluster also when it owns no node yet (it answers by fan-out, which
+/// the `ring` check covers) or holds both in the backups it keeps for
+/// other owners' nodes (its own nodes may run no pod yet).
+pub fn storage_ready(own: bool, clustered: bool, owned_nodes: i64, backups: bool) -> bool {
+    own || (clustered && (owned_nodes == 0 || backups))
+}
 
 /// What the standard checks look at.
 pub struct HealthInputs {
@@ -100,6 +110,21 @@ pub struct HealthInputs {
     /// In a cluster, `raft`: why this replica's Raft node can no longer take
     /// part (its store failed), if it cannot.
     pub raft: Option<RaftFault>,
+    /// `--livez-grace-period` from `started`: until then /livez reports its
+    /// generic checks as passing (metric-collection-timely excepted).
+    pub livez_grace: Duration,
+    pub started: std::time::Instant,
+}
+
+/// `check` as /livez runs it during `--livez-grace-period` after `started`:
+/// passing while the grace lasts, as the generic apiserver delays its
+/// post-start and informer checks.
+fn delayed(check: Check, started: std::time::Instant, grace: Duration) -> Check {
+    if grace.is_zero() {
+        return check;
+    }
+    let Check { name, run, detail, explain } = check;
+    Check { name, run: Box::new(move || if started.elapsed() < grace { Ok(()) } else { run() }), detail, explain }
 }
 
 impl HealthChecks {
@@ -124,10 +149,11 @@ impl HealthChecks {
         };
         let mut healthz = common();
         healthz.push(meta());
-        let mut livez = common();
+        let (started, grace) = (i.started, i.livez_grace);
+        let mut livez: Vec<Check> = common().into_iter().map(|c| delayed(c, started, grace)).collect();
         let (tick, res) = (i.tick.clone(), i.resolution);
         livez.push(Check::new("metric-collection-timely", move || collection_timely(&tick, res, now_nanos())));
-        livez.push(meta());
+        livez.push(delayed(meta(), started, grace));
         let mut readyz = common();
         let ready = i.store_ready.clone();
         readyz.push(Check::new("metric-storage-ready", move || {
@@ -270,6 +296,8 @@ mod tests {
             shutting_down: Arc::new(AtomicBool::new(false)),
             ring: None,
             raft: None,
+            livez_grace: Duration::ZERO,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -332,6 +360,32 @@ mod tests {
         assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(body.contains(&format!("[-]raft failed: {why}\n")), "{body}");
         assert_eq!(evaluate("livez", &c.livez, None).0, StatusCode::OK, "liveness is not the place: the process exits");
+    }
+
+    #[test]
+    fn storage_readiness_needs_node_and_pod_metrics_somewhere_this_replica_answers_from() {
+        assert!(storage_ready(true, false, 5, false));
+        assert!(!storage_ready(false, false, 0, true), "a single replica: its own store only");
+        assert!(storage_ready(false, true, 0, false), "owns nothing yet: answers by fan-out");
+        assert!(!storage_ready(false, true, 3, false), "owns nodes without node and pod metrics");
+        assert!(storage_ready(false, true, 3, true));
+    }
+
+    #[test]
+    fn livez_grace_period_passes_generic_checks_but_not_collection_timeliness() {
+        let mut i = inputs(true);
+        i.pods_informer_synced = Arc::new(|| false);
+        i.livez_grace = Duration::from_secs(3_600);
+        let tick = i.tick.clone();
+        let c = HealthChecks::standard(i);
+        assert_eq!(evaluate("livez", &c.livez, None).0, StatusCode::OK, "metadata-informer-sync is in its grace");
+        assert_eq!(evaluate("healthz", &c.healthz, None).0, StatusCode::INTERNAL_SERVER_ERROR, "healthz has none");
+        tick.mark(1);
+        assert_eq!(evaluate("livez", &c.livez, None).0, StatusCode::INTERNAL_SERVER_ERROR, "collection is not delayed");
+        let mut i = inputs(true);
+        i.pods_informer_synced = Arc::new(|| false);
+        let c = HealthChecks::standard(i);
+        assert_eq!(evaluate("livez", &c.livez, None).0, StatusCode::INTERNAL_SERVER_ERROR, "no grace by default");
     }
 
     #[test]

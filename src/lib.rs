@@ -2,6 +2,7 @@
 //! Kubernetes metrics-server. See DESIGN.md in the shared folder for the map.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -18,5 +19,6 @@ pub mod replica;
 pub mod scrape;
 pub mod selfmetrics;
 pub mod server;
+pub mod serving;
 pub mod store;
 pub mod token_file;

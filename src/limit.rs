@@ -1,7 +1,12 @@
-//! `--max-requests-inflight`: at most that many requests are served at
-//! once; past the limit a request gets 429 with `Retry-After: 1` and a
+//! `--max-requests-inflight` and `--max-mutating-requests-inflight`: at most
+//! that many requests (mutating ones: POST, PUT, PATCH, DELETE) are served
+//! at once; past a limit a request gets 429 with `Retry-After: 1` and a
 //! `TooManyRequests` Status, as the generic apiserver's max-in-flight filter
-//! answers. It never queues: a client retries.
+//! answers. It never queues: a client retries. The probes (`/livez`,
+//! `/readyz`, `/healthz`) are never limited, so a flood of requests cannot
+//! make the kubelet restart the pod or take it out of its Service. It sits
+//! after authentication (see `serving`), so requests without credentials
+//! never hold a slot.
 
 use std::sync::Arc;
 
@@ -10,16 +15,50 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, Method, StatusCode, header};
 use tokio::sync::Semaphore;
 
-/// `router` with at most `limit` requests served at once.
-pub fn limited(router: Router, limit: usize) -> Router {
-    router.layer(axum::middleware::from_fn_with_state(Arc::new(Semaphore::new(limit.max(1))), admit))
+/// The two limits; `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub read_only: Option<usize>,
+    pub mutating: Option<usize>,
 }
 
-async fn admit(State(limit): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
-    let Ok(_permit) = limit.try_acquire() else {
+struct Slots {
+    read_only: Option<Semaphore>,
+    mutating: Option<Semaphore>,
+}
+
+/// Whether `path` is a probe, which no limit applies to.
+pub fn is_probe(path: &str) -> bool {
+    ["/livez", "/readyz", "/healthz"]
+        .iter()
+        .any(|p| path.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+}
+
+fn is_mutating(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+}
+
+/// `router` with at most `limits` requests served at once (probes aside).
+pub fn limited(router: Router, limits: Limits) -> Router {
+    let slots = Arc::new(Slots {
+        read_only: limits.read_only.map(|n| Semaphore::new(n.max(1))),
+        mutating: limits.mutating.map(|n| Semaphore::new(n.max(1))),
+    });
+    router.layer(axum::middleware::from_fn_with_state(slots, admit))
+}
+
+async fn admit(State(slots): State<Arc<Slots>>, request: Request, next: Next) -> Response {
+    if is_probe(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let pool = if is_mutating(request.method()) { &slots.mutating } else { &slots.read_only };
+    let Some(pool) = pool else {
+        return next.run(request).await;
+    };
+    let Ok(_permit) = pool.try_acquire() else {
         let mut r = Status::failure(
             StatusCode::TOO_MANY_REQUESTS,
             "TooManyRequests",
@@ -33,47 +72,4 @@ async fn admit(State(limit): State<Arc<Semaphore>>, request: Request, next: Next
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-    use axum::routing::get;
-    use http_body_util::BodyExt;
-    use tokio::sync::Notify;
-    use tower::ServiceExt;
-
-    #[tokio::test]
-    async fn requests_past_the_limit_get_429_with_retry_after_and_a_status_and_the_limit_frees_up() {
-        let release = Arc::new(Notify::new());
-        let entered = Arc::new(Notify::new());
-        let (r, e) = (release.clone(), entered.clone());
-        let app = limited(
-            Router::new()
-                .route(
-                    "/slow",
-                    get(move || {
-                        let (r, e) = (r.clone(), e.clone());
-                        async move {
-                            e.notify_one();
-                            r.notified().await;
-                            "done"
-                        }
-                    }),
-                )
-                .route("/fast", get(|| async { "fast" })),
-            1,
-        );
-        let get = |path: &str| http::Request::get(path).body(Body::empty()).unwrap();
-        let held = tokio::spawn(app.clone().oneshot(get("/slow")));
-        entered.notified().await;
-        let refused = app.clone().oneshot(get("/fast")).await.unwrap();
-        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
-        let body = refused.into_body().collect().await.unwrap().to_bytes();
-        let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(status["reason"], "TooManyRequests");
-        assert_eq!(status["code"], 429);
-        release.notify_one();
-        assert_eq!(held.await.unwrap().unwrap().status(), StatusCode::OK);
-        assert_eq!(app.oneshot(get("/fast")).await.unwrap().status(), StatusCode::OK);
-    }
-}
+mod tests;

@@ -29,15 +29,18 @@ use crate::scrape::scheduler::{self, SchedulerSettings, Targets};
 use crate::scrape::scraper::{KubeletScraper, ScrapeSink};
 use crate::selfmetrics::SelfMetrics;
 use crate::store::Store;
-use tls::api_server_config;
 use tls::source::{CertSource, DEFAULT_RELOAD_INTERVAL};
 use tokio::sync::watch;
 
 /// Runs one replica until a termination signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    if config.profiling {
-        tracing::warn!("--profiling has no effect: this server has no pprof endpoints");
+    for note in &config.compat_notes {
+        tracing::info!(flag = %note.flag, "{}", note.message);
     }
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let started = std::time::Instant::now();
     let shutdown = CancellationToken::new();
     let kube_config = kube_config(&config).await?;
     let client = crate::kube_client::client(kube_config.clone()).context("building the Kubernetes client")?;
@@ -58,6 +61,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (auth, _auth_task) = crate::auth::kube::start(&config.auth, client.clone(), shutdown.child_token())
         .await
         .context("setting up delegated authentication")?;
+    let audit_stop = CancellationToken::new();
+    let (auditor, audit_tasks) = match &config.audit {
+        Some(settings) => {
+            let (a, tasks) = crate::audit::Auditor::start(settings, audit_stop.clone()).await?;
+            (Some(a), tasks)
+        }
+        None => (None, Vec::new()),
+    };
     let tick = Arc::new(TickClock::default());
     let shutting_down = Arc::new(AtomicBool::new(false));
     let inventory: Arc<dyn Inventory> = Arc::new(discovery.clone());
@@ -177,35 +188,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Arc::new(move || node.fault().map(|f| f.to_string())) as crate::health::RaftFault
     });
     tokio::spawn(answerable.publish_slis(config.resolution, shutdown.child_token()));
-    let app = app_router(
-        &config,
-        &discovery,
-        &inventory,
-        usage,
-        ring_check,
-        raft_check,
-        &store,
-        &metrics,
-        &tick,
-        &shutting_down,
+    // metrics-server 0.9 (its #1818): ready once both node and pod metrics
+    // can be served. In a cluster a replica that owns no node answers by
+    // fan-out (the `ring` check says whether it can), and the store holds
+    // the copies of other owners' nodes beside its own.
+    let storage_ready: Arc<dyn Fn() -> bool + Send + Sync> = {
+        let (s, m, clustered) = (store.clone(), metrics.clone(), ring_check.is_some());
+        Arc::new(move || crate::health::storage_ready(s.ready(), clustered, m.owned_nodes.get(), s.ready()))
+    };
+    let gate = crate::serving::ShutdownGate::default();
+    let chain = crate::serving::Chain {
+        requests: config.requests.clone(),
         auth,
-    );
-
-    let policy = config.serving.tls_policy.clone();
-    let source = CertSource::new(
-        config.serving.cert_files.clone(),
-        config.serving.cert_dir.clone(),
-        config.serving.bind_address,
-    );
-    let (tls, _reloader) = source.start(
-        move |ck| api_server_config(ck.chain, ck.key, &policy),
-        DEFAULT_RELOAD_INTERVAL,
-        shutdown.child_token(),
-    )?;
-    let addr = config.serving.addr();
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-    tracing::info!(%addr, "serving metrics.k8s.io");
-    let serving = tokio::spawn(tls::serve(listener, tls, app, shutdown.child_token()));
+        audit: auditor,
+        gate: gate.clone(),
+        metrics: metrics.clone(),
+    };
+    let health = HealthParts {
+        storage_ready,
+        ring: ring_check,
+        raft: raft_check,
+        tick: tick.clone(),
+        shutting_down: shutting_down.clone(),
+        started,
+    };
+    let app = app_router(&config, &discovery, &inventory, usage, health, &metrics, chain);
+    let serving = serve_api(&config, app, shutdown.child_token())?;
     spawn_pruning(store.clone(), config.resolution, shutdown.child_token());
     let scrape =
         spawn_scraping(&config, scraper, discovery, ownership, catch_up, metrics.clone(), tick, shutdown.child_token());
@@ -243,20 +251,39 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Err(_) => tracing::warn!("leaving the ring timed out"),
         }
     }
-    if !config.serving.shutdown_delay.is_zero() {
+    if !config.shutdown.delay.is_zero() {
         // An operator-configured grace period, not synchronisation: load
         // balancers keep sending requests until they see /readyz fail.
-        tokio::time::sleep(config.serving.shutdown_delay).await;
+        tokio::time::sleep(config.shutdown.delay).await;
+    }
+    if config.shutdown.send_retry_after {
+        // --shutdown-send-retry-after: new requests get 429 + Retry-After
+        // while those in flight finish (each within --request-timeout).
+        gate.close();
+        let within = config.requests.request_timeout + Duration::from_secs(1);
+        if !gate.drained(within).await {
+            tracing::warn!(in_flight = gate.in_flight(), "requests still in flight after --request-timeout");
+        }
     }
     shutdown.cancel();
     let _ = scrape.await;
     if let Some(node) = raft_node {
         node.shutdown().await;
     }
-    match tokio::time::timeout(config.shutdown.in_flight_drain, serving).await {
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server stopped with an error"),
-        Err(_) => tracing::warn!(drain = ?config.shutdown.in_flight_drain, "in-flight requests did not finish in time"),
-        _ => {}
+    if let Some(serving) = serving {
+        let bound = config.shutdown.in_flight_drain + Duration::from_secs(1);
+        match tokio::time::timeout(bound, serving).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server stopped with an error"),
+            Err(_) => {
+                tracing::warn!(drain = ?config.shutdown.in_flight_drain, "in-flight requests did not finish in time")
+            }
+            _ => {}
+        }
+    }
+    // The audit backends last, so the drained requests' events are written.
+    audit_stop.cancel();
+    for task in audit_tasks {
+        let _ = task.await;
     }
     if let Some(f) = fault {
         return Err(anyhow::Error::new(f).context("the replica's raft node failed"));
@@ -265,21 +292,80 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every route of the API port behind authentication, authorization and
-/// the in-flight limit.
-#[allow(clippy::too_many_arguments)] // the shell wires every part once
+/// Binds the API port with the serving flags and serves `app` on it until
+/// `stop`; `None` with `--secure-port=0`.
+fn serve_api(
+    config: &Config,
+    app: Router,
+    stop: CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
+    let serving = &config.serving;
+    if !serving.enabled() {
+        tracing::info!("--secure-port=0: not serving the API");
+        return Ok(None);
+    }
+    let policy = serving.tls_policy.clone();
+    let sni = tls::sni::SniCertificates::load(
+        &serving
+            .sni_cert_keys
+            .iter()
+            .map(|n| tls::sni::SniSpec { cert: n.cert.clone(), key: n.key.clone(), names: n.names.clone() })
+            .collect::<Vec<_>>(),
+        &policy.provider(),
+    )
+    .context("--tls-sni-cert-key")?;
+    let http1_only = serving.disable_http2;
+    let by_ip = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let built = by_ip.clone();
+    let source = CertSource::new(serving.cert_files.clone(), serving.cert_dir.clone(), serving.bind_address);
+    let (tls, _reloader) = source.start(
+        move |ck| {
+            let (mut config, ip_configs) = tls::config::api_server_config_with_sni(ck.chain, ck.key, &sni, &policy)?;
+            if http1_only {
+                config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            }
+            *built.lock().unwrap_or_else(|p| p.into_inner()) = ip_configs;
+            Ok(config)
+        },
+        DEFAULT_RELOAD_INTERVAL,
+        stop.child_token(),
+    )?;
+    let ip_configs = std::mem::take(&mut *by_ip.lock().unwrap_or_else(|p| p.into_inner()));
+    tls.set_local_ip_configs(ip_configs);
+    let addr = serving.addr();
+    let listener = tls::serve::bind(addr, serving.reuse_port).with_context(|| format!("binding {addr}"))?;
+    tracing::info!(%addr, "serving metrics.k8s.io");
+    let options = tls::ServeOptions {
+        http2: !serving.disable_http2,
+        http2_max_streams: Some(serving.http2_max_streams),
+        goaway_chance: config.requests.goaway_chance,
+        limits: tls::ServeLimits::default(),
+        drain_timeout: config.shutdown.in_flight_drain,
+    };
+    Ok(Some(tokio::spawn(tls::serve_with(listener, tls, app, options, stop))))
+}
+
+/// What the probes look at.
+struct HealthParts {
+    storage_ready: Arc<dyn Fn() -> bool + Send + Sync>,
+    ring: Option<Arc<dyn Fn() -> Result<String, String> + Send + Sync>>,
+    raft: Option<crate::health::RaftFault>,
+    tick: Arc<TickClock>,
+    shutting_down: Arc<AtomicBool>,
+    started: std::time::Instant,
+}
+
+/// Every route of the API port behind the request-handling chain
+/// (`serving`: deadline, authentication, audit, in-flight limits,
+/// authorization, ...).
 fn app_router(
     config: &Config,
     discovery: &Discovery,
     inventory: &Arc<dyn Inventory>,
     usage: Arc<dyn UsageSource>,
-    ring: Option<Arc<dyn Fn() -> Result<String, String> + Send + Sync>>,
-    raft: Option<crate::health::RaftFault>,
-    store: &Arc<Store>,
+    health: HealthParts,
     metrics: &Arc<SelfMetrics>,
-    tick: &Arc<TickClock>,
-    shutting_down: &Arc<AtomicBool>,
-    auth: crate::auth::AuthState,
+    chain: crate::serving::Chain,
 ) -> Router {
     let api = crate::api::router(crate::api::ApiState {
         inventory: inventory.clone(),
@@ -288,29 +374,23 @@ fn app_router(
         clock: Arc::new(crate::model::now_nanos),
         build_version: format!("v{}", env!("CARGO_PKG_VERSION")),
     });
-    let (s, d, d2) = (store.clone(), discovery.clone(), discovery.clone());
-    // In a cluster a replica that owns no node still answers (by fan-out):
-    // the `ring` check says whether it can answer for every node.
-    let clustered = ring.is_some();
-    let store_ready = move || s.ready() || clustered;
+    let (d, d2) = (discovery.clone(), discovery.clone());
     let health = crate::health::router(Arc::new(HealthChecks::standard(HealthInputs {
-        store_ready: Arc::new(store_ready),
+        store_ready: health.storage_ready,
         informers_synced: Arc::new(move || d.synced()),
         pods_informer_synced: Arc::new(move || d2.pods_synced()),
-        tick: tick.clone(),
+        tick: health.tick,
         resolution: config.resolution,
-        shutting_down: shutting_down.clone(),
-        ring,
-        raft,
+        shutting_down: health.shutting_down,
+        ring: health.ring,
+        raft: health.raft,
+        livez_grace: config.requests.livez_grace_period,
+        started: health.started,
     })));
     let m = metrics.clone();
-    let router = Router::new()
-        .merge(api)
-        .merge(health)
-        .route("/metrics", get(move || async move { metrics_response(&m) }))
-        .layer(crate::auth::layer(auth))
-        .layer(axum::middleware::from_fn_with_state(metrics.clone(), count_api_answers));
-    crate::limit::limited(router, config.serving.max_requests_inflight)
+    let routes =
+        Router::new().merge(api).merge(health).route("/metrics", get(move || async move { metrics_response(&m) }));
+    crate::serving::guard(routes, chain)
 }
 
 /// The `ring` readiness check of a replica in a cluster: not ready before it
@@ -384,27 +464,6 @@ impl AnswerableCheck {
             }
         }
     }
-}
-
-/// Counts every answer of the metrics API by status class (the
-/// availability SLI), authentication and authorization refusals included.
-async fn count_api_answers(
-    axum::extract::State(metrics): axum::extract::State<Arc<SelfMetrics>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let api = request.uri().path().starts_with("/apis/metrics.k8s.io/");
-    let response = next.run(request).await;
-    if api {
-        let class = match response.status().as_u16() {
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
-        };
-        metrics.api_requests.get_or_create(&vec![("code", class)]).inc();
-    }
-    response
 }
 
 /// What the `ring` check's verbose line says.

@@ -58,8 +58,10 @@ fn bad_flags_fail_at_start_naming_the_flag() {
         (vec!["--tls-cert-file=/x"], "--tls-private-key-file"),
         (vec!["--kubelet-preferred-address-types=Nope"], "--kubelet-preferred-address-types"),
         (vec!["--metric-resolution=fast"], "--metric-resolution"),
-        (vec!["--tls-min-version=VersionTLS10"], "--tls-min-version"),
-        (vec!["--tls-cipher-suites=TLS_RSA_WITH_AES_128_CBC_SHA"], "--tls-cipher-suites"),
+        (vec!["--tls-min-version=TLS1.0"], "--tls-min-version"),
+        (vec!["--tls-cipher-suites=TLS_MADE_UP_SUITE"], "--tls-cipher-suites"),
+        (vec!["--feature-gates=AllAlpha=true"], "--feature-gates"),
+        (vec!["--goaway-chance=0.5"], "--goaway-chance"),
         (vec!["--node-selector=a in"], "--node-selector"),
     ] {
         let (ok, text) = run(&args);

@@ -40,6 +40,28 @@ pub const ACCESS_REVIEW_PATH: &str = "/apis/authorization.k8s.io/v1/subjectacces
 pub enum AuthSetupError {
     #[error("{flag} {path}: {reason}")]
     Kubeconfig { flag: &'static str, path: PathBuf, reason: String },
+    #[error(
+        "unable to load configmap based request-header-client-ca-file: reading ConfigMap {CONFIGMAP_NAMESPACE}/{CONFIGMAP_NAME}: \
+         {reason}. Usually fixed by 'kubectl create rolebinding -n kube-system ROLEBINDING_NAME \
+         --role=extension-apiserver-authentication-reader --serviceaccount=YOUR_NS:YOUR_SA'; \
+         --authentication-tolerate-lookup-failure starts without it, --authentication-skip-lookup never reads it"
+    )]
+    Lookup { reason: String },
+}
+
+/// How long the first read of the authentication ConfigMap may take.
+pub const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The first read of the authentication ConfigMap, as the generic
+/// apiserver makes it at start: absent is fine (nothing to trust from it),
+/// any other failure is an error.
+pub async fn lookup(client: &Client) -> Result<(), String> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), CONFIGMAP_NAMESPACE);
+    match tokio::time::timeout(LOOKUP_TIMEOUT, api.get_opt(CONFIGMAP_NAME)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {LOOKUP_TIMEOUT:?}")),
+    }
 }
 
 fn post<T: serde::Serialize>(
@@ -229,8 +251,9 @@ pub async fn client_from_kubeconfig(flag: &'static str, path: &Path) -> Result<C
 
 /// Builds the auth state from the settings: reviewers on the
 /// `--authentication-kubeconfig`/`--authorization-kubeconfig` clients (else
-/// `main`), trust from the ConfigMap (unless both CA flags are set) with
-/// flag overrides, reloaded by the returned task until `cancel`. Requests
+/// `main`), trust from the ConfigMap (unless both CA flags are set or
+/// `--authentication-skip-lookup`; a first read that fails stops the start
+/// unless `--authentication-tolerate-lookup-failure`) with flag overrides, reloaded by the returned task until `cancel`. Requests
 /// that need a certificate fail until the first load; wait for it with
 /// `state.trust().wait_for_generation(1)`.
 pub async fn start(
@@ -247,8 +270,21 @@ pub async fn start(
         None => main,
     };
     let overrides = settings.trust.clone();
+    let reads_configmap = !settings.skip_lookup && !overrides.skips_lookup();
+    if reads_configmap && let Err(reason) = lookup(&authn_client).await {
+        if !settings.tolerate_lookup_failure {
+            return Err(AuthSetupError::Lookup { reason });
+        }
+        tracing::warn!(
+            configmap = CONFIGMAP_NAME,
+            namespace = CONFIGMAP_NAMESPACE,
+            %reason,
+            "cannot read the authentication ConfigMap; going on without it (--authentication-tolerate-lookup-failure): \
+             front-proxy and client-certificate requests are refused until it can be read"
+        );
+    }
     let source: Option<Box<dyn TrustSource>> =
-        if overrides.skips_lookup() { None } else { Some(Box::new(KubeTrustSource::new(authn_client.clone()))) };
+        if reads_configmap { Some(Box::new(KubeTrustSource::new(authn_client.clone()))) } else { None };
     let store = TrustStore::new(TrustConfig::default());
     let task = tokio::spawn(run_reloader(store.clone(), source, overrides, FLAG_FILE_POLL, cancel));
     let state = AuthState::new(

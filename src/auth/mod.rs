@@ -20,7 +20,7 @@ pub mod layer;
 pub mod requestheader;
 pub mod requestinfo;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 pub mod token;
@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use self::authz::{AccessReviewer, Attributes, Decision};
-pub use self::layer::{AuthLayer, AuthService, layer};
+pub use self::layer::{AuthLayer, AuthService, DecisionRecord, UserRecord, authn_layer, authz_layer, layer};
 pub use self::token::{ReviewError, TokenOutcome, TokenReviewer};
 pub use self::trust::{SourceUpdate, TrustConfig, TrustSource, TrustStore};
 pub use crate::config::{AlwaysAllowPaths, AuthSettings};
@@ -66,7 +66,8 @@ impl AuthState {
         access: Arc<dyn AccessReviewer>,
         settings: &AuthSettings,
     ) -> AuthState {
-        let tokens = token::TokenAuthenticator::new(tokens, settings.token_cache_ttl, settings.token_cache_size);
+        let tokens = token::TokenAuthenticator::new(tokens, settings.token_cache_ttl, settings.token_cache_size)
+            .with_flood_limits(settings.token_failure_ttl, settings.token_reviews_in_flight);
         let authz = authz::Authorizer::new(
             access,
             settings.authorized_ttl,

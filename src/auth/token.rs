@@ -1,12 +1,19 @@
 //! Bearer tokens: asks kube-apiserver (through a [`TokenReviewer`]) who a
 //! token belongs to, and remembers the answer, good or bad, for a short
-//! time in a bounded cache keyed by the token's SHA-256. It must not keep
-//! tokens themselves, and never caches a failed review.
+//! time in a bounded cache keyed by the token's SHA-256. So that requests
+//! with made-up tokens cannot flood kube-apiserver: identical reviews in
+//! flight are made once and shared, a review that could not be made is
+//! remembered for a second, and at most a fixed number of reviews run at
+//! once (the rest wait, within the review timeout). It must not keep
+//! tokens themselves.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use tokio::sync::Semaphore;
 
 use super::UserInfo;
 use super::cache::TtlCache;
@@ -39,32 +46,112 @@ pub trait TokenReviewer: Send + Sync {
 /// Default time a review may take.
 pub const REVIEW_TIMEOUT: Duration = Duration::from_secs(10);
 
+type Review = Shared<BoxFuture<'static, Result<TokenOutcome, ReviewError>>>;
+
 /// A [`TokenReviewer`] behind a cache.
 pub struct TokenAuthenticator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     reviewer: Arc<dyn TokenReviewer>,
     cache: TtlCache<[u8; 32], TokenOutcome>,
+    failures: TtlCache<[u8; 32], ReviewError>,
+    in_flight: Mutex<HashMap<[u8; 32], Review>>,
+    slots: Semaphore,
     ttl: Duration,
+    failure_ttl: Duration,
     timeout: Duration,
 }
 
 impl TokenAuthenticator {
     pub fn new(reviewer: Arc<dyn TokenReviewer>, ttl: Duration, capacity: usize) -> Self {
-        TokenAuthenticator { reviewer, cache: TtlCache::new(capacity), ttl, timeout: REVIEW_TIMEOUT }
+        TokenAuthenticator {
+            inner: Arc::new(Inner {
+                reviewer,
+                cache: TtlCache::new(capacity),
+                failures: TtlCache::new(capacity),
+                in_flight: Mutex::new(HashMap::new()),
+                slots: Semaphore::new(crate::config::defaults::TOKEN_REVIEWS_IN_FLIGHT),
+                ttl,
+                failure_ttl: crate::config::defaults::TOKEN_FAILURE_TTL,
+                timeout: REVIEW_TIMEOUT,
+            }),
+        }
     }
 
-    /// Who `token` belongs to, from the cache or a fresh review.
+    /// How long a failed review is remembered, and how many reviews may
+    /// run at once.
+    pub fn with_flood_limits(self, failure_ttl: Duration, max_in_flight: usize) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| unreachable!("not shared before it is built"));
+        TokenAuthenticator {
+            inner: Arc::new(Inner { failure_ttl, slots: Semaphore::new(max_in_flight.max(1)), ..inner }),
+        }
+    }
+
+    /// Who `token` belongs to, from the cache, a review already in flight
+    /// for it, or a fresh review.
     pub async fn authenticate(&self, token: &str) -> Result<TokenOutcome, ReviewError> {
-        let key = token_key(token);
-        if let Some(hit) = key.and_then(|k| self.cache.get(&k)) {
+        let Some(key) = token_key(token) else {
+            // Without a digest there is no key to share or cache under.
+            return self.inner.clone().review(token.to_string()).await;
+        };
+        if let Some(hit) = self.inner.cache.get(&key) {
             return Ok(hit);
         }
-        let outcome = tokio::time::timeout(self.timeout, self.reviewer.review(token))
-            .await
-            .map_err(|_| ReviewError::Timeout { review: "TokenReview", timeout: self.timeout })??;
-        if let Some(k) = key {
-            self.cache.insert(k, outcome.clone(), self.ttl);
+        if let Some(failed) = self.inner.failures.get(&key) {
+            return Err(failed);
         }
-        Ok(outcome)
+        let review = {
+            let mut in_flight = self.inner.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            in_flight
+                .entry(key)
+                .or_insert_with(|| {
+                    // A task of its own: it finishes (and leaves the map)
+                    // even if every request waiting for it goes away.
+                    let inner = self.inner.clone();
+                    let token = token.to_string();
+                    let task = tokio::spawn(async move {
+                        let result = inner.clone().review(token).await;
+                        match &result {
+                            Ok(outcome) => inner.cache.insert(key, outcome.clone(), inner.ttl),
+                            Err(e) => inner.failures.insert(key, e.clone(), inner.failure_ttl),
+                        }
+                        inner.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+                        result
+                    });
+                    async move {
+                        task.await.unwrap_or_else(|e| {
+                            Err(ReviewError::Request {
+                                review: "TokenReview",
+                                reason: format!("review task failed: {e}"),
+                            })
+                        })
+                    }
+                    .boxed()
+                    .shared()
+                })
+                .clone()
+        };
+        review.await
+    }
+}
+
+impl Inner {
+    /// One review: waits for a slot, then asks, all within the timeout.
+    async fn review(self: Arc<Self>, token: String) -> Result<TokenOutcome, ReviewError> {
+        let timeout = self.timeout;
+        let asked = async {
+            let _slot = self
+                .slots
+                .acquire()
+                .await
+                .map_err(|_| ReviewError::Request { review: "TokenReview", reason: "shutting down".to_string() })?;
+            self.reviewer.review(&token).await
+        };
+        tokio::time::timeout(timeout, asked)
+            .await
+            .map_err(|_| ReviewError::Timeout { review: "TokenReview", timeout })?
     }
 }
 
@@ -107,7 +194,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn both_outcomes_are_cached_and_errors_are_not() {
+    async fn both_outcomes_are_cached() {
         let r = Arc::new(Counting { calls: AtomicUsize::new(0) });
         let a = TokenAuthenticator::new(r.clone(), crate::config::defaults::TOKEN_CACHE_TTL, 16);
         for _ in 0..3 {
@@ -115,10 +202,106 @@ mod tests {
             assert!(matches!(a.authenticate("bad").await, Ok(TokenOutcome::Rejected(_))));
         }
         assert_eq!(r.calls.load(Ordering::SeqCst), 2);
-        for _ in 0..3 {
+    }
+
+    /// Issue 18: a review that could not be made is remembered briefly, so
+    /// retries with one token while kube-apiserver struggles cost one review.
+    #[tokio::test]
+    async fn a_failed_review_is_remembered_briefly() {
+        let r = Arc::new(Counting { calls: AtomicUsize::new(0) });
+        let a = TokenAuthenticator::new(r.clone(), Duration::from_secs(10), 16)
+            .with_flood_limits(Duration::from_secs(1), 4);
+        for _ in 0..5 {
             assert!(a.authenticate("broken").await.is_err());
         }
-        assert_eq!(r.calls.load(Ordering::SeqCst), 5);
+        assert_eq!(r.calls.load(Ordering::SeqCst), 1);
+        // Asked again once the failure expired (after about a second).
+        let again = sim::wait::until(Duration::from_secs(10), async || {
+            assert!(a.authenticate("broken").await.is_err());
+            r.calls.load(Ordering::SeqCst) == 2
+        })
+        .await
+        .expect("a review again after the failure TTL");
+        assert!(again >= Duration::from_millis(900), "the failure was remembered for {again:?}");
+    }
+
+    /// A reviewer that blocks until released, counting calls and the most
+    /// reviews it saw at once.
+    struct Gated {
+        calls: AtomicUsize,
+        running: AtomicUsize,
+        peak: AtomicUsize,
+        release: tokio::sync::Semaphore,
+    }
+
+    impl TokenReviewer for Gated {
+        fn review<'a>(&'a self, _token: &'a str) -> BoxFuture<'a, Result<TokenOutcome, ReviewError>> {
+            Box::pin(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+                self.peak.fetch_max(now, Ordering::SeqCst);
+                let _ = self.release.acquire().await.map(|p| p.forget());
+                self.running.fetch_sub(1, Ordering::SeqCst);
+                Ok(TokenOutcome::Rejected("no".into()))
+            })
+        }
+    }
+
+    fn gated() -> Arc<Gated> {
+        Arc::new(Gated {
+            calls: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            release: tokio::sync::Semaphore::new(0),
+        })
+    }
+
+    /// Issue 18: a hundred requests with one token in flight make one review.
+    #[tokio::test]
+    async fn identical_reviews_in_flight_are_made_once() {
+        let r = gated();
+        let a = Arc::new(TokenAuthenticator::new(r.clone(), Duration::from_secs(10), 16));
+        let waiting: Vec<_> = (0..100)
+            .map(|_| {
+                let a = a.clone();
+                tokio::spawn(async move { a.authenticate("same").await })
+            })
+            .collect();
+        let started =
+            sim::wait::until(Duration::from_secs(10), async || r.calls.load(Ordering::SeqCst) >= 1).await.is_some();
+        assert!(started);
+        tokio::task::yield_now().await;
+        r.release.add_permits(1000);
+        for w in waiting {
+            assert!(matches!(w.await.unwrap(), Ok(TokenOutcome::Rejected(_))));
+        }
+        assert_eq!(r.calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// Issue 18: made-up tokens, all different, never have more reviews in
+    /// flight than the limit.
+    #[tokio::test]
+    async fn distinct_tokens_never_exceed_the_reviews_in_flight_limit() {
+        let r = gated();
+        let a = Arc::new(
+            TokenAuthenticator::new(r.clone(), Duration::from_secs(10), 1024)
+                .with_flood_limits(Duration::from_secs(1), 4),
+        );
+        let waiting: Vec<_> = (0..64)
+            .map(|i| {
+                let a = a.clone();
+                tokio::spawn(async move { a.authenticate(&format!("random-{i}")).await })
+            })
+            .collect();
+        assert!(
+            sim::wait::until(Duration::from_secs(10), async || r.running.load(Ordering::SeqCst) == 4).await.is_some()
+        );
+        r.release.add_permits(1000);
+        for w in waiting {
+            assert!(w.await.unwrap().is_ok());
+        }
+        assert_eq!(r.calls.load(Ordering::SeqCst), 64);
+        assert_eq!(r.peak.load(Ordering::SeqCst), 4, "at most the limit at once");
     }
 
     #[test]

@@ -14,15 +14,25 @@ mod simulate;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::config::{Config, ServeArgs};
+use crate::config::{Config, LoggingSettings, ServeArgs};
 
 /// A sharded, highly available drop-in replacement for Kubernetes metrics-server.
 ///
-/// Without a subcommand it runs the server, with metrics-server's flags.
+/// Without a subcommand it runs the server, with every flag of metrics-server
+/// 0.9 in its sections (Go syntax: `--flag`, `--flag=false`, durations like
+/// `1m30s`, lists as `a,b` or repeated flags; a repeated flag's last value
+/// wins, a repeated list appends), then the flags of ours.
 #[derive(Debug, Parser)]
-#[command(name = "ha-metrics-server", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "ha-metrics-server",
+    args_conflicts_with_subcommands = true,
+    args_override_self = true,
+    disable_version_flag = true,
+    disable_help_flag = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -68,10 +78,46 @@ pub struct ClusterArgs {
     pub json: bool,
 }
 
+/// Parses `argv` as the binary does, recording in `serve.given` the long
+/// names of the flags given on the command line.
+pub fn parse_from<I, T>(argv: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = Cli::command().try_get_matches_from(argv)?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    cli.serve.given = given_flags(&matches);
+    Ok(cli)
+}
+
+/// The long names of the flags set on the command line.
+fn given_flags(matches: &ArgMatches) -> std::collections::BTreeSet<String> {
+    let command = Cli::command();
+    command
+        .get_arguments()
+        .filter(|a| matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect()
+}
+
 /// Parses the command line and runs it.
 pub fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli = match parse_from(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if cli.command.is_none() && cli.serve.help {
+        // Go's bool forms: -h, --help, --help=true (cobra's flag is a bool).
+        let _ = Cli::command().print_help();
+        return std::process::ExitCode::SUCCESS;
+    }
+    if cli.command.is_none() && cli.serve.main.version {
+        // As metrics-server: the version, before any other flag is checked.
+        println!("v{}", env!("CARGO_PKG_VERSION"));
+        return std::process::ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -82,24 +128,24 @@ pub fn main() -> std::process::ExitCode {
     let result = match cli.command {
         None => match Config::from_args(&cli.serve) {
             Ok(config) => {
-                init_logging(config.logging.verbosity, config.logging.json);
+                init_logging(&config.logging);
                 runtime.block_on(crate::server::run(config))
             }
             Err(e) => Err(anyhow::anyhow!("invalid flag {e}")),
         },
         #[cfg(feature = "dev")]
         Some(Command::Dev(args)) => {
-            init_logging(0, false);
+            init_logging(&quiet());
             runtime.block_on(dev::dev(args))
         }
         #[cfg(feature = "dev")]
         Some(Command::Simulate(args)) => {
-            init_logging(0, false);
+            init_logging(&quiet());
             runtime.block_on(simulate::simulate(args))
         }
         Some(Command::Cluster(args)) => runtime.block_on(cluster(args)),
         Some(Command::Certgen(args)) => {
-            init_logging(0, false);
+            init_logging(&quiet());
             runtime.block_on(certgen::certgen(args))
         }
     };
@@ -112,24 +158,53 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging(verbosity: u8, json: bool) {
-    let default = match verbosity {
+/// Logging of the developer subcommands.
+#[cfg(feature = "dev")]
+fn quiet() -> LoggingSettings {
+    LoggingSettings {
+        verbosity: 0,
+        json: false,
+        vmodule: Vec::new(),
+        flush_frequency: std::time::Duration::from_secs(5),
+    }
+}
+
+/// The `tracing` level a klog verbosity stands for.
+fn level_of(verbosity: u32) -> tracing::Level {
+    match verbosity {
+        0..=3 => tracing::Level::INFO,
+        4..=5 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    }
+}
+
+/// Logs to stderr, unbuffered (so `--log-flush-frequency` always holds),
+/// at `-v` (or `RUST_LOG`), with `--vmodule` raising the level of the
+/// source files it names, as text or JSON.
+fn init_logging(settings: &LoggingSettings) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::FilterExt;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let default = match settings.verbosity {
         0..=3 => "info,openraft=error,openraft::replication=off,kube=warn,hyper=warn,rustls=warn",
         4..=5 => "debug,openraft=warn,kube=info,hyper=info,h2=info,rustls=info",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let env = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let rules = settings.vmodule.clone();
+    let most = rules.iter().map(|r| level_of(r.level)).max();
+    let vmodule = tracing_subscriber::filter::filter_fn(move |meta| {
+        let Some(file) = meta.file() else { return false };
+        rules.iter().find(|r| r.matches(file)).is_some_and(|r| *meta.level() <= level_of(r.level))
+    })
+    .with_max_level_hint(most.map_or(tracing::level_filters::LevelFilter::OFF, Into::into));
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    let ansi = std::io::stderr().is_terminal() && !settings.json;
+    let fmt = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
+    let layer = if settings.json { fmt.json().boxed() } else { fmt.boxed() };
+    let _ = tracing_subscriber::registry().with(layer.with_filter(env.or(vmodule))).try_init();
 }
 
 async fn cluster(args: ClusterArgs) -> anyhow::Result<()> {

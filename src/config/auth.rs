@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::defaults as d;
 use super::flags::AuthArgs;
+use super::flags::values::{StringList, flatten};
 use super::{ConfigError, bad};
 
 /// `--authorization-always-allow-paths`: exact paths, or prefixes ending in `*`.
@@ -105,6 +106,15 @@ pub struct AuthSettings {
     pub decision_cache_size: usize,
     /// Trust the flags set instead of the ConfigMap.
     pub trust: TrustOverrides,
+    /// `--authentication-skip-lookup`: never read the authentication ConfigMap.
+    pub skip_lookup: bool,
+    /// `--authentication-tolerate-lookup-failure`: a failed first read of
+    /// the ConfigMap is a warning, not a reason to exit.
+    pub tolerate_lookup_failure: bool,
+    /// How long a failed TokenReview (no answer) is remembered per token.
+    pub token_failure_ttl: Duration,
+    /// Most TokenReviews in flight at once.
+    pub token_reviews_in_flight: usize,
 }
 
 impl Default for AuthSettings {
@@ -120,6 +130,10 @@ impl Default for AuthSettings {
             unauthorized_ttl: d::UNAUTHORIZED_TTL,
             decision_cache_size: d::DECISION_CACHE_SIZE,
             trust: TrustOverrides::default(),
+            skip_lookup: false,
+            tolerate_lookup_failure: false,
+            token_failure_ttl: d::TOKEN_FAILURE_TTL,
+            token_reviews_in_flight: d::TOKEN_REVIEWS_IN_FLIGHT,
         }
     }
 }
@@ -127,22 +141,25 @@ impl Default for AuthSettings {
 impl AuthSettings {
     /// Checks the flags.
     pub fn from_args(args: &AuthArgs) -> Result<AuthSettings, ConfigError> {
+        let list = |v: &Option<Vec<StringList>>| v.as_deref().map(flatten);
         Ok(AuthSettings {
             authentication_kubeconfig: args.authentication_kubeconfig.clone(),
             authorization_kubeconfig: args.authorization_kubeconfig.clone(),
-            always_allow_paths: AlwaysAllowPaths::new(&args.authorization_always_allow_paths)?,
+            always_allow_paths: AlwaysAllowPaths::new(&flatten(&args.authorization_always_allow_paths))?,
             token_cache_ttl: args.authentication_token_webhook_cache_ttl.0,
             authorized_ttl: args.authorization_webhook_cache_authorized_ttl.0,
             unauthorized_ttl: args.authorization_webhook_cache_unauthorized_ttl.0,
             trust: TrustOverrides {
                 client_ca_file: args.client_ca_file.clone(),
                 requestheader_client_ca_file: args.requestheader_client_ca_file.clone(),
-                requestheader_allowed_names: args.requestheader_allowed_names.clone(),
-                requestheader_username_headers: args.requestheader_username_headers.clone(),
-                requestheader_group_headers: args.requestheader_group_headers.clone(),
-                requestheader_extra_headers_prefix: args.requestheader_extra_headers_prefix.clone(),
-                requestheader_uid_headers: args.requestheader_uid_headers.clone(),
+                requestheader_allowed_names: list(&args.requestheader_allowed_names),
+                requestheader_username_headers: list(&args.requestheader_username_headers),
+                requestheader_group_headers: list(&args.requestheader_group_headers),
+                requestheader_extra_headers_prefix: list(&args.requestheader_extra_headers_prefix),
+                requestheader_uid_headers: list(&args.requestheader_uid_headers),
             },
+            skip_lookup: args.authentication_skip_lookup,
+            tolerate_lookup_failure: args.authentication_tolerate_lookup_failure,
             ..AuthSettings::default()
         })
     }

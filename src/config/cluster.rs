@@ -34,6 +34,8 @@ pub struct ClusterSettings {
     pub raft: RaftConfig,
     /// How long a query waits for a peer's answer (`--fanout-deadline`).
     pub fanout_deadline: std::time::Duration,
+    /// `--peer-max-connections` and `--peer-max-requests-inflight`.
+    pub peer_limits: tls::serve::ServeLimits,
 }
 
 impl ClusterSettings {
@@ -110,6 +112,10 @@ impl ClusterSettings {
             statefulset: (!args.statefulset.is_empty()).then(|| (namespace, args.statefulset.clone())),
             raft,
             fanout_deadline: args.fanout_deadline.0,
+            peer_limits: tls::serve::ServeLimits {
+                max_connections: Some(args.peer_max_connections.max(1)),
+                max_requests_in_flight: Some(args.peer_max_requests_inflight.max(1)),
+            },
         }))
     }
 }

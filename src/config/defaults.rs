@@ -24,7 +24,26 @@ pub const BIND_ADDRESS: &str = "0.0.0.0";
 /// `--cert-dir`.
 pub const CERT_DIR: &str = "apiserver.local.config/certificates";
 /// `--max-requests-inflight`.
-pub const MAX_REQUESTS_INFLIGHT: usize = 400;
+pub const MAX_REQUESTS_INFLIGHT: i64 = 400;
+/// `--max-mutating-requests-inflight`.
+pub const MAX_MUTATING_REQUESTS_INFLIGHT: i64 = 200;
+/// `--request-timeout`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// HTTP/2 concurrent streams per connection when
+/// `--http2-max-streams-per-connection` is 0: Go's `http2` server default,
+/// which metrics-server keeps.
+pub const HTTP2_MAX_STREAMS: u32 = 250;
+/// How long TokenReview failures (kube-apiserver unreachable, timeouts)
+/// are remembered per token, so a burst of requests with one token cannot
+/// turn into a burst of reviews (not a flag).
+pub const TOKEN_FAILURE_TTL: Duration = Duration::from_secs(1);
+/// Most TokenReviews in flight at once; further distinct tokens wait for
+/// one to finish, so unknown tokens cannot flood kube-apiserver (not a flag).
+pub const TOKEN_REVIEWS_IN_FLIGHT: usize = 32;
+/// `--peer-max-connections`.
+pub const PEER_MAX_CONNECTIONS: usize = 1024;
+/// `--peer-max-requests-inflight`.
+pub const PEER_MAX_REQUESTS_INFLIGHT: usize = 512;
 /// Kubelet scrapes in flight at once, per replica (not a flag).
 pub const SCRAPE_CONCURRENCY: usize = 256;
 /// `--authentication-token-webhook-cache-ttl`.

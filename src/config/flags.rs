@@ -1,75 +1,152 @@
-//! Command-line flags of the server, with metrics-server's names, meanings
-//! and (shipped-manifest) defaults, which come from [`super::defaults`].
+//! Command-line flags of the server: every flag metrics-server 0.9
+//! accepts, with its name, short form, value syntax ([`values`]) and
+//! default, in metrics-server's `--help` sections, plus ours (the replica
+//! cluster and a few extensions), each under a heading that says so.
 //! Parsing only (a value that does not parse is clap's error, naming the
-//! flag); [`super::Config::from_args`] checks combinations and turns them
-//! into typed settings.
+//! flag); [`super::Config::from_args`] checks values and combinations and
+//! turns them into typed settings. Defaults come from [`super::defaults`].
+
+mod audit;
+mod generic;
+mod logging;
+mod serving;
+pub mod values;
 
 use std::path::PathBuf;
 
 use apimachinery::GoDuration;
-use clap::Args;
+use clap::{ArgAction, Args};
 
 use super::defaults as d;
+pub use audit::AuditArgs;
+pub use generic::GenericArgs;
+pub use logging::{FeaturesArgs, LoggingArgs};
+pub use serving::SecureServingArgs;
+use values::{StringList, go_bool, go_int64};
 
-/// Flags of `ha-metrics-server` (the server itself).
+/// The `--help` heading of flags metrics-server does not have.
+pub const OURS_HEADING: &str = "ha-metrics-server flags (not in metrics-server)";
+/// The `--help` heading of the replica-cluster flags (ours).
+pub const REPLICATION_HEADING: &str = "Replication flags (ha-metrics-server only: peers, Raft, ring)";
+
+/// Flags of `ha-metrics-server` (the server itself), in metrics-server's
+/// sections and order, then ours.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    // ----- metrics-server's own flags -----
-    /// The resolution at which metrics are scraped from kubelets: each kubelet
-    /// is scraped once per period, and the served CPU rate is over about one
-    /// period. At least 10s, and kubelet-request-timeout must be at most 90% of it.
-    #[arg(long, default_value_t = GoDuration(d::METRIC_RESOLUTION), value_name = "DURATION")]
-    pub metric_resolution: GoDuration,
+    #[command(flatten)]
+    pub main: MetricsServerArgs,
+    #[command(flatten)]
+    pub generic: GenericArgs,
+    #[command(flatten)]
+    pub kubelet: KubeletArgs,
+    #[command(flatten)]
+    pub serving: SecureServingArgs,
+    /// Delegated authentication and authorization (front proxy, client
+    /// certificates, TokenReview, SubjectAccessReview).
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+    #[command(flatten)]
+    pub features: FeaturesArgs,
+    #[command(flatten)]
+    pub logging: LoggingArgs,
+    #[command(flatten)]
+    pub ours: OwnArgs,
+    /// Replica cluster (Raft membership, peer port).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Positional arguments: metrics-server (cobra) accepts and ignores
+    /// them, and so `--some-bool false` leaves `false` here.
+    #[arg(hide = true, value_name = "IGNORED")]
+    pub positional: Vec<String>,
+    /// Print this help and exit (`-h`, `--help`, `--help=true`, as cobra's).
+    #[arg(short = 'h', long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          default_value = "false", value_parser = go_bool, action = ArgAction::Set, value_name = "BOOL")]
+    pub help: bool,
+    /// Long names of the flags given on the command line (filled by the
+    /// command line parser, for the compatibility notes; empty otherwise).
+    #[arg(skip)]
+    pub given: std::collections::BTreeSet<String>,
+}
 
-    /// Path to a kubeconfig for talking to kube-apiserver. Empty: the
-    /// in-cluster service account (KUBERNETES_SERVICE_HOST), or $KUBECONFIG.
+/// metrics-server's own section.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Metrics server flags")]
+pub struct MetricsServerArgs {
+    /// Path to the kubeconfig for kube-apiserver and, for its token and CA,
+    /// the kubelets. Empty: the in-cluster service account, else $KUBECONFIG.
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Do not verify the CA of the kubelets' serving certificates. For testing only.
-    #[arg(long)]
-    pub kubelet_insecure_tls: bool,
+    /// How often each kubelet is scraped; the served CPU rate spans about one
+    /// period. At least 10s, and --kubelet-request-timeout at most 90% of it.
+    /// (metrics-server's built-in default is 1m; its manifests and chart set 15s.)
+    #[arg(long, default_value_t = GoDuration(d::METRIC_RESOLUTION), value_name = "DURATION")]
+    pub metric_resolution: GoDuration,
 
-    /// Use the port in node.status.daemonEndpoints.kubeletEndpoint (when non-zero)
-    /// instead of --kubelet-port.
-    #[arg(long)]
-    pub kubelet_use_node_status_port: bool,
+    /// Print the version and exit.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false",
+          value_parser = go_bool, action = ArgAction::Set, value_name = "BOOL")]
+    pub version: bool,
+}
 
-    /// The port to use to connect to kubelets.
-    #[arg(long, default_value_t = d::KUBELET_PORT, value_name = "PORT")]
-    pub kubelet_port: u16,
+/// metrics-server's "Kubelet client" section.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Kubelet client flags")]
+pub struct KubeletArgs {
+    /// Deprecated: scrape kubelets over plain HTTP without any credentials.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false",
+          value_parser = go_bool, action = ArgAction::Set, value_name = "BOOL")]
+    pub deprecated_kubelet_completely_insecure: bool,
 
-    /// The priority of node address types used to reach kubelets; the first
-    /// type a node has wins.
-    #[arg(long, default_value = d::KUBELET_ADDRESS_TYPES, value_name = "TYPES")]
-    pub kubelet_preferred_address_types: String,
-
-    /// Path to the CA certificate that signs the kubelets' serving certificates.
-    /// Default: the cluster CA of the kubeconfig or service account.
+    /// CA certificate that signs the kubelets' serving certificates.
+    /// Default: the CA of the kubeconfig or service account.
     #[arg(long, value_name = "PATH")]
     pub kubelet_certificate_authority: Option<PathBuf>,
 
-    /// Path to a client certificate for authenticating to kubelets.
+    /// Client certificate presented to kubelets (beside the token).
     #[arg(long, value_name = "PATH")]
     pub kubelet_client_certificate: Option<PathBuf>,
 
-    /// Path to the key of --kubelet-client-certificate.
+    /// Key of --kubelet-client-certificate.
     #[arg(long, value_name = "PATH")]
     pub kubelet_client_key: Option<PathBuf>,
 
-    /// Timeout of one request to a kubelet.
+    /// Do not verify the kubelets' serving certificates. For testing only.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false",
+          value_parser = go_bool, action = ArgAction::Set, value_name = "BOOL")]
+    pub kubelet_insecure_tls: bool,
+
+    /// Port of the kubelets (unless --kubelet-use-node-status-port finds one).
+    #[arg(long, default_value_t = i64::from(d::KUBELET_PORT), value_parser = go_int64, value_name = "PORT")]
+    pub kubelet_port: i64,
+
+    /// Node address types to reach kubelets by, in order of preference; the
+    /// first type a node has wins. Repeating the flag appends.
+    #[arg(long, default_value = d::KUBELET_ADDRESS_TYPES, value_name = "TYPES")]
+    pub kubelet_preferred_address_types: Vec<StringList>,
+
+    /// Timeout of one scrape of one kubelet.
     #[arg(long, default_value_t = GoDuration(d::KUBELET_REQUEST_TIMEOUT), value_name = "DURATION")]
     pub kubelet_request_timeout: GoDuration,
+
+    /// Use the port in node.status.daemonEndpoints.kubeletEndpoint (when
+    /// non-zero) instead of --kubelet-port.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false",
+          value_parser = go_bool, action = ArgAction::Set, value_name = "BOOL")]
+    pub kubelet_use_node_status_port: bool,
 
     /// Label selector of the nodes to scrape and serve (=, ==, !=, in, notin, exists).
     #[arg(short = 'l', long, default_value = "", value_name = "SELECTOR")]
     pub node_selector: String,
+}
 
-    /// Deprecated: scrape kubelets over plain HTTP without any credentials.
-    #[arg(long)]
-    pub deprecated_kubelet_completely_insecure: bool,
-
-    /// Path to the bearer token sent to kubelets, re-read when it changes.
+/// Our own flags that are not about the replica cluster.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = OURS_HEADING)]
+pub struct OwnArgs {
+    /// Bearer token file sent to kubelets, re-read when it changes.
     /// Default: the kubeconfig's token file, else the service-account token.
     #[arg(long, value_name = "PATH")]
     pub kubelet_token_file: Option<PathBuf>,
@@ -82,57 +159,9 @@ pub struct ServeArgs {
 
     /// Allow --metric-resolution below 10s (down to 1s). For tests and the dev
     /// mode only: kubelets refresh their stats about every 10s.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false",
+          value_parser = go_bool, action = ArgAction::Set, value_name = "BOOL")]
     pub allow_short_resolution: bool,
-
-    // ----- secure serving -----
-    /// The IP address to serve on. Default: all interfaces (0.0.0.0), as metrics-server.
-    #[arg(long, default_value = d::BIND_ADDRESS, value_name = "IP")]
-    pub bind_address: String,
-
-    /// The port to serve HTTPS on.
-    #[arg(long, default_value_t = d::SECURE_PORT, value_name = "PORT")]
-    pub secure_port: u16,
-
-    /// Directory for the self-signed certificate (apiserver.crt, apiserver.key)
-    /// made when --tls-cert-file is not given.
-    #[arg(long, default_value = d::CERT_DIR, value_name = "DIR")]
-    pub cert_dir: PathBuf,
-
-    /// Serving certificate (PEM, chain allowed); reloaded when its contents change.
-    #[arg(long, value_name = "PATH")]
-    pub tls_cert_file: Option<PathBuf>,
-
-    /// Key of --tls-cert-file.
-    #[arg(long, value_name = "PATH")]
-    pub tls_private_key_file: Option<PathBuf>,
-
-    /// Minimum TLS version: VersionTLS12 or VersionTLS13 (older versions are not supported).
-    #[arg(long, value_name = "VERSION")]
-    pub tls_min_version: Option<String>,
-
-    /// Comma-separated cipher suites (IANA/Go names). Default: rustls' safe defaults.
-    #[arg(long, value_name = "SUITES")]
-    pub tls_cipher_suites: Option<String>,
-
-    /// Delegated authentication and authorization (front proxy, client
-    /// certificates, TokenReview, SubjectAccessReview).
-    #[command(flatten)]
-    pub auth: AuthArgs,
-
-    /// Replica cluster (Raft membership, peer port).
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
-
-    // ----- generic server -----
-    /// Maximum number of requests served at once; more get 429.
-    #[arg(long, default_value_t = d::MAX_REQUESTS_INFLIGHT, value_name = "N")]
-    pub max_requests_inflight: usize,
-
-    /// After SIGTERM, keep serving for this long while /readyz fails, so load
-    /// balancers stop sending requests first.
-    #[arg(long, default_value_t = GoDuration(d::SHUTDOWN_DELAY), value_name = "DURATION")]
-    pub shutdown_delay_duration: GoDuration,
 
     /// The time the process has between SIGTERM and SIGKILL (the pod's
     /// terminationGracePeriodSeconds). A replica in a cluster spends it handing
@@ -140,24 +169,12 @@ pub struct ServeArgs {
     /// in-flight requests; the timeouts of each are derived from it.
     #[arg(long, default_value_t = GoDuration(d::SHUTDOWN_GRACE_PERIOD), value_name = "DURATION")]
     pub shutdown_grace_period: GoDuration,
-
-    /// Log verbosity (klog style): 0 errors/warnings/info, 2 more info, 4+ debug.
-    #[arg(short = 'v', long = "v", default_value_t = 0, value_name = "LEVEL")]
-    pub verbosity: u8,
-
-    /// Log format: text or json.
-    #[arg(long, default_value = "text", value_name = "FORMAT")]
-    pub logging_format: String,
-
-    /// Accepted for compatibility with metrics-server manifests; this server has
-    /// no pprof endpoints, so the value has no effect (a warning is logged when true).
-    #[arg(long, default_value_t = false, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub profiling: bool,
 }
 
 /// Flags of the replica cluster (Raft membership and the peer port). With
 /// no `--peers`, the server runs as a single replica that owns every node.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = REPLICATION_HEADING)]
 pub struct ClusterArgs {
     /// This replica's stable name (a StatefulSet pod name). Default: $POD_NAME, else the host name.
     #[arg(long, env = "POD_NAME", value_name = "NAME")]
@@ -256,49 +273,79 @@ pub struct ClusterArgs {
     /// account's namespace, else kube-system.
     #[arg(long, env = "POD_NAMESPACE", value_name = "NAMESPACE")]
     pub pod_namespace: Option<String>,
+
+    /// Most connections the peer port holds open at once (TLS handshakes
+    /// included); further ones wait in the listen backlog.
+    #[arg(long, default_value_t = d::PEER_MAX_CONNECTIONS, value_name = "N")]
+    pub peer_max_connections: usize,
+
+    /// Most requests the peer port serves at once; more get 429 and are retried.
+    #[arg(long, default_value_t = d::PEER_MAX_REQUESTS_INFLIGHT, value_name = "N")]
+    pub peer_max_requests_inflight: usize,
 }
 
 /// The generic apiserver's delegated authentication and authorization
-/// flags, with the same names and defaults.
+/// flags, with the same names, defaults and `--help` sections.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct AuthArgs {
-    /// kubeconfig for TokenReview (default: the main client).
-    #[arg(long)]
+    /// kubeconfig for TokenReview calls and for reading the
+    /// extension-apiserver-authentication ConfigMap. Default: the main client.
+    #[arg(long, value_name = "PATH", help_heading = AUTHN)]
     pub authentication_kubeconfig: Option<PathBuf>,
-    /// TTL of cached TokenReview answers.
-    #[arg(long, default_value_t = GoDuration(d::TOKEN_CACHE_TTL))]
+    /// Do not read client-ca-file and the front-proxy (requestheader)
+    /// settings from ConfigMap kube-system/extension-apiserver-authentication.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false",
+          value_parser = go_bool, action = ArgAction::Set, value_name = "BOOL", help_heading = AUTHN)]
+    pub authentication_skip_lookup: bool,
+    /// How long TokenReview answers are cached.
+    #[arg(long, default_value_t = GoDuration(d::TOKEN_CACHE_TTL), value_name = "DURATION", help_heading = AUTHN)]
     pub authentication_token_webhook_cache_ttl: GoDuration,
-    /// kubeconfig for SubjectAccessReview (default: the main client).
-    #[arg(long)]
-    pub authorization_kubeconfig: Option<PathBuf>,
-    /// Paths allowed without authentication or authorization (`*` suffix = prefix).
-    #[arg(long, value_delimiter = ',', default_value = d::ALWAYS_ALLOW_PATHS)]
-    pub authorization_always_allow_paths: Vec<String>,
-    /// TTL of cached "allowed" answers.
-    #[arg(long, default_value_t = GoDuration(d::AUTHORIZED_TTL))]
-    pub authorization_webhook_cache_authorized_ttl: GoDuration,
-    /// TTL of cached "denied" answers.
-    #[arg(long, default_value_t = GoDuration(d::UNAUTHORIZED_TTL))]
-    pub authorization_webhook_cache_unauthorized_ttl: GoDuration,
-    /// CA bundle for client certificates (overrides the ConfigMap's client-ca-file).
-    #[arg(long)]
+    /// If reading the authentication ConfigMap fails at start, warn and go on
+    /// (front-proxy and client-certificate requests then fail until it can be
+    /// read) instead of exiting.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false",
+          value_parser = go_bool, action = ArgAction::Set, value_name = "BOOL", help_heading = AUTHN)]
+    pub authentication_tolerate_lookup_failure: bool,
+    /// CA bundle for client certificates (CN = user, O = groups); instead of
+    /// the ConfigMap's client-ca-file.
+    #[arg(long, value_name = "PATH", help_heading = AUTHN)]
     pub client_ca_file: Option<PathBuf>,
-    /// CA bundle for the front proxy's client certificate.
-    #[arg(long)]
+    /// Common names the front proxy's certificate may have; empty: any
+    /// certificate signed by the request-header CA.
+    #[arg(long, value_name = "NAMES", help_heading = AUTHN)]
+    pub requestheader_allowed_names: Option<Vec<StringList>>,
+    /// CA bundle that signs the front proxy's client certificate, whose
+    /// identity headers are then trusted; instead of the ConfigMap's.
+    #[arg(long, value_name = "PATH", help_heading = AUTHN)]
     pub requestheader_client_ca_file: Option<PathBuf>,
-    /// Allowed front-proxy common names; empty = any signed by the CA.
-    #[arg(long, value_delimiter = ',')]
-    pub requestheader_allowed_names: Option<Vec<String>>,
-    /// Headers holding the user name (default x-remote-user).
-    #[arg(long, value_delimiter = ',')]
-    pub requestheader_username_headers: Option<Vec<String>>,
-    /// Headers holding groups (default x-remote-group).
-    #[arg(long, value_delimiter = ',')]
-    pub requestheader_group_headers: Option<Vec<String>>,
-    /// Prefixes of headers holding extra attributes (default x-remote-extra-).
-    #[arg(long, value_delimiter = ',')]
-    pub requestheader_extra_headers_prefix: Option<Vec<String>>,
-    /// Headers holding the user's UID.
-    #[arg(long, value_delimiter = ',')]
-    pub requestheader_uid_headers: Option<Vec<String>>,
+    /// Header prefixes holding the user's extra attributes [default: x-remote-extra-].
+    #[arg(long, value_name = "PREFIXES", help_heading = AUTHN)]
+    pub requestheader_extra_headers_prefix: Option<Vec<StringList>>,
+    /// Headers holding the user's groups [default: x-remote-group].
+    #[arg(long, value_name = "HEADERS", help_heading = AUTHN)]
+    pub requestheader_group_headers: Option<Vec<StringList>>,
+    /// Headers holding the user's UID [default: none].
+    #[arg(long, value_name = "HEADERS", help_heading = AUTHN)]
+    pub requestheader_uid_headers: Option<Vec<StringList>>,
+    /// Headers holding the user name [default: x-remote-user].
+    #[arg(long, value_name = "HEADERS", help_heading = AUTHN)]
+    pub requestheader_username_headers: Option<Vec<StringList>>,
+
+    /// Paths served to anyone without a SubjectAccessReview (a trailing `*`
+    /// matches a prefix). Repeating the flag appends; the first use replaces
+    /// the default.
+    #[arg(long, default_value = d::ALWAYS_ALLOW_PATHS, value_name = "PATHS", help_heading = AUTHZ)]
+    pub authorization_always_allow_paths: Vec<StringList>,
+    /// kubeconfig for SubjectAccessReview calls. Default: the main client.
+    #[arg(long, value_name = "PATH", help_heading = AUTHZ)]
+    pub authorization_kubeconfig: Option<PathBuf>,
+    /// How long "allowed" SubjectAccessReview answers are cached.
+    #[arg(long, default_value_t = GoDuration(d::AUTHORIZED_TTL), value_name = "DURATION", help_heading = AUTHZ)]
+    pub authorization_webhook_cache_authorized_ttl: GoDuration,
+    /// How long "denied" SubjectAccessReview answers are cached.
+    #[arg(long, default_value_t = GoDuration(d::UNAUTHORIZED_TTL), value_name = "DURATION", help_heading = AUTHZ)]
+    pub authorization_webhook_cache_unauthorized_ttl: GoDuration,
 }
+
+const AUTHN: &str = "Apiserver authentication flags";
+const AUTHZ: &str = "Apiserver authorization flags";

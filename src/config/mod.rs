@@ -2,27 +2,38 @@
 //! the validated settings every other module reads ([`Config`]). Every flag
 //! is checked here, once, by [`Config::from_args`], before anything binds a
 //! port: bad values and bad combinations fail at start with a message that
-//! names the flag. A leaf: it uses the leaf crates (`apimachinery`, `tls`,
-//! `raft`'s config) and no other module of the server.
+//! names the flag, and the flags of metrics-server 0.9 that have no effect
+//! here are listed for the start-up log ([`compat`]). A leaf: it uses the
+//! leaf crates (`apimachinery`, `tls`, `raft`'s config) and no other module
+//! of the server.
 
+pub mod audit;
 pub mod auth;
 pub mod cluster;
+pub mod compat;
 pub mod defaults;
 pub mod flags;
+pub mod logging;
 pub mod peer;
+pub mod serving;
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use apimachinery::selector::LabelSelector;
-use tls::TlsPolicy;
 
 pub use apimachinery::parse_go_duration;
+pub use audit::AuditSettings;
 pub use auth::{AlwaysAllowPaths, AuthSettings, TrustOverrides};
 pub use cluster::ClusterSettings;
+pub use compat::CompatNote;
 pub use flags::{AuthArgs, ClusterArgs, ServeArgs};
+
+pub use logging::{LoggingSettings, VmoduleRule};
 pub use peer::{PeerCredentials, PeerTlsSettings, SecretRef, parse_secret_ref};
+pub use serving::{RequestSettings, ServingSettings};
+
+use flags::values::{flatten, parse_feature_gates};
 
 /// A start-up configuration error: which flag, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,7 +91,8 @@ pub struct KubeletSettings {
     pub port: u16,
     /// `--kubelet-use-node-status-port`.
     pub use_node_status_port: bool,
-    /// `--kubelet-preferred-address-types`, in order.
+    /// `--kubelet-preferred-address-types`, in order (names no node
+    /// address has are dropped, as they never match).
     pub address_types: Vec<AddressType>,
     /// `--kubelet-insecure-tls`.
     pub insecure_tls: bool,
@@ -98,43 +110,24 @@ pub struct KubeletSettings {
     pub concurrency: usize,
 }
 
-/// How to serve HTTPS.
-#[derive(Debug, Clone)]
-pub struct ServingSettings {
-    /// `--bind-address`.
-    pub bind_address: IpAddr,
-    /// `--secure-port`.
-    pub port: u16,
-    /// `--cert-dir`.
-    pub cert_dir: PathBuf,
-    /// `--tls-cert-file` and `--tls-private-key-file`.
-    pub cert_files: Option<(PathBuf, PathBuf)>,
-    /// `--tls-min-version` and `--tls-cipher-suites`, checked.
-    pub tls_policy: TlsPolicy,
-    /// `--max-requests-inflight`.
-    pub max_requests_inflight: usize,
-    /// `--shutdown-delay-duration`.
-    pub shutdown_delay: Duration,
-}
-
-impl ServingSettings {
-    /// Where the API listens.
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::new(self.bind_address, self.port)
-    }
-}
-
 /// How this replica stops on SIGTERM, within `--shutdown-grace-period`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownSettings {
     /// The whole budget.
     pub grace: Duration,
+    /// `--shutdown-delay-duration`: serving on while /readyz fails.
+    pub delay: Duration,
+    /// `--shutdown-send-retry-after`: after the delay, keep listening and
+    /// answer new requests 429 until those in flight are done.
+    pub send_retry_after: bool,
     /// How long the handoff may take: Draining committed, every moved node
     /// served fresh by its new owner (60% of the grace period).
     pub handoff_timeout: Duration,
     /// How long leaving Raft may take afterwards (20%).
     pub leave_timeout: Duration,
-    /// How long in-flight requests may run after the listeners stop (10%, at most 10 s).
+    /// How long in-flight requests may run after the listeners stop:
+    /// `--request-timeout`, within 10% of the grace period and at most 10 s;
+    /// 2 s with `--shutdown-send-retry-after` (they were drained before).
     pub in_flight_drain: Duration,
 }
 
@@ -144,20 +137,25 @@ impl ShutdownSettings {
     pub fn from_grace(grace: Duration) -> ShutdownSettings {
         ShutdownSettings {
             grace,
+            delay: Duration::ZERO,
+            send_retry_after: false,
             handoff_timeout: grace.mul_f64(0.6),
             leave_timeout: grace.mul_f64(0.2),
             in_flight_drain: grace.mul_f64(0.1).min(Duration::from_secs(10)),
         }
     }
-}
 
-/// How to log.
-#[derive(Debug, Clone, Copy)]
-pub struct LoggingSettings {
-    /// `-v`.
-    pub verbosity: u8,
-    /// `--logging-format=json`.
-    pub json: bool,
+    /// With metrics-server's request-handling flags applied.
+    fn with_requests(mut self, delay: Duration, request_timeout: Duration, send_retry_after: bool) -> Self {
+        self.delay = delay;
+        self.send_retry_after = send_retry_after;
+        self.in_flight_drain = if send_retry_after {
+            self.in_flight_drain.min(Duration::from_secs(2))
+        } else {
+            self.in_flight_drain.min(request_timeout)
+        };
+        self
+    }
 }
 
 /// Every validated setting of one server process.
@@ -175,16 +173,23 @@ pub struct Config {
     pub kubelet: KubeletSettings,
     /// The API listener.
     pub serving: ServingSettings,
+    /// Request handling: in-flight limits, timeouts, CORS, HSTS, GOAWAY.
+    pub requests: RequestSettings,
     /// Delegated authentication and authorization.
     pub auth: AuthSettings,
+    /// Auditing; `None`: nothing is audited.
+    pub audit: Option<AuditSettings>,
     /// The replica cluster; `None` runs a single replica without Raft.
     pub cluster: Option<ClusterSettings>,
     /// Stopping.
     pub shutdown: ShutdownSettings,
     /// Logging.
     pub logging: LoggingSettings,
-    /// `--profiling` (accepted for compatibility; no pprof here).
-    pub profiling: bool,
+    /// The metrics-server flags given that have no effect here, for the log.
+    pub compat_notes: Vec<CompatNote>,
+    /// Values accepted but not honoured exactly (TLS parameters rustls
+    /// lacks, unknown address types, ...), for the log.
+    pub warnings: Vec<String>,
 }
 
 fn file_pair(
@@ -201,290 +206,169 @@ fn file_pair(
     }
 }
 
+/// `--emulated-version`, `--min-compatibility-version` and `--feature-gates`:
+/// metrics-server registers no component, so any entry fails its start.
+fn refuse_component_flags(args: &ServeArgs) -> Result<(), ConfigError> {
+    let g = &args.generic;
+    for (flag, items) in [
+        ("--emulated-version", flatten(&g.emulated_version)),
+        ("--min-compatibility-version", flatten(&g.min_compatibility_version)),
+    ] {
+        if let Some(item) = items.iter().find(|i| !i.trim().is_empty()) {
+            let component = item.split_once('=').map_or("kube", |(c, _)| c.trim());
+            return Err(bad(
+                flag,
+                format!(
+                    "{item:?}: component not registered: {component} (metrics-server registers no component whose \
+                     version could be set, so metrics-server 0.9 refuses any value too)"
+                ),
+            ));
+        }
+    }
+    for value in &g.feature_gates {
+        let gates = parse_feature_gates(value).map_err(|e| bad("--feature-gates", e))?;
+        if let Some(gate) = gates.first() {
+            return Err(bad(
+                "--feature-gates",
+                format!(
+                    "{}:{}={}: component not registered: {} (metrics-server registers no feature gates, so \
+                     metrics-server 0.9 refuses any entry too)",
+                    gate.component, gate.gate, gate.enabled, gate.component
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Config {
-    /// Validates the flags.
+    /// Validates the flags, in metrics-server's order: kubelet client,
+    /// resolution, logging, generic options, then the rest.
     pub fn from_args(args: &ServeArgs) -> Result<Config, ConfigError> {
-        let resolution = args.metric_resolution.0;
-        let floor = if args.allow_short_resolution { defaults::MIN_SHORT_RESOLUTION } else { defaults::MIN_RESOLUTION };
+        let mut warnings = Vec::new();
+        let k = &args.kubelet;
+        let ours = &args.ours;
+        if k.kubelet_insecure_tls && k.kubelet_certificate_authority.is_some() {
+            return Err(bad(
+                "--kubelet-insecure-tls",
+                "cannot be combined with --kubelet-certificate-authority: either verify kubelets against a CA or do not",
+            ));
+        }
+        let client_cert = file_pair(
+            "--kubelet-client-certificate",
+            &k.kubelet_client_certificate,
+            "--kubelet-client-key",
+            &k.kubelet_client_key,
+        )?;
+        if k.deprecated_kubelet_completely_insecure
+            && (k.kubelet_insecure_tls || client_cert.is_some() || k.kubelet_certificate_authority.is_some())
+        {
+            return Err(bad(
+                "--deprecated-kubelet-completely-insecure",
+                "cannot be combined with --kubelet-insecure-tls, kubelet certificates or a kubelet CA (it talks \
+                 plain HTTP)",
+            ));
+        }
+        let request_timeout = k.kubelet_request_timeout.0;
+        if request_timeout.is_zero() {
+            return Err(bad("--kubelet-request-timeout", "must be greater than 0"));
+        }
+        let resolution = args.main.metric_resolution.0;
+        let floor = if ours.allow_short_resolution { defaults::MIN_SHORT_RESOLUTION } else { defaults::MIN_RESOLUTION };
         if resolution < floor {
             return Err(bad(
                 "--metric-resolution",
-                format!("must be at least {}s, got {}", floor.as_secs(), args.metric_resolution),
+                format!("must be at least {}s, got {}", floor.as_secs(), args.main.metric_resolution),
             ));
-        }
-        let request_timeout = args.kubelet_request_timeout.0;
-        if request_timeout.is_zero() {
-            return Err(bad("--kubelet-request-timeout", "must be greater than 0"));
         }
         if resolution.mul_f64(0.9) < request_timeout {
             return Err(bad(
                 "--kubelet-request-timeout",
                 format!(
                     "{} must be at most 90% of --metric-resolution ({}) so a scrape ends before the next one starts",
-                    args.kubelet_request_timeout, args.metric_resolution
+                    k.kubelet_request_timeout, args.main.metric_resolution
                 ),
             ));
         }
-        let max_staleness = args.max_staleness.map_or(resolution * 2, |d| d.0);
-        if args.kubelet_insecure_tls && args.kubelet_certificate_authority.is_some() {
-            return Err(bad(
-                "--kubelet-insecure-tls",
-                "cannot be combined with --kubelet-certificate-authority: either verify kubelets against a CA or do not",
-            ));
-        }
-        if args.kubelet_insecure_tls && args.deprecated_kubelet_completely_insecure {
-            return Err(bad(
-                "--kubelet-insecure-tls",
-                "cannot be combined with --deprecated-kubelet-completely-insecure",
-            ));
-        }
-        let client_cert = file_pair(
-            "--kubelet-client-certificate",
-            &args.kubelet_client_certificate,
-            "--kubelet-client-key",
-            &args.kubelet_client_key,
-        )?;
-        if args.deprecated_kubelet_completely_insecure
-            && (client_cert.is_some() || args.kubelet_certificate_authority.is_some())
-        {
-            return Err(bad(
-                "--deprecated-kubelet-completely-insecure",
-                "cannot be combined with kubelet certificates or a kubelet CA (it talks plain HTTP)",
-            ));
-        }
+        let logging = LoggingSettings::from_args(&args.logging)?;
+        let requests = RequestSettings::from_args(&args.generic)?;
+        refuse_component_flags(args)?;
+
+        let max_staleness = ours.max_staleness.map_or(resolution * 2, |d| d.0);
         let mut address_types = Vec::new();
-        for name in args.kubelet_preferred_address_types.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let t = AddressType::parse(name).ok_or_else(|| {
-                bad(
-                    "--kubelet-preferred-address-types",
-                    format!(
-                        "unknown address type {name:?}; use Hostname, InternalDNS, InternalIP, ExternalDNS, ExternalIP"
-                    ),
-                )
-            })?;
-            address_types.push(t);
+        for name in flatten(&k.kubelet_preferred_address_types).iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            match AddressType::parse(name) {
+                Some(t) => address_types.push(t),
+                None => warnings.push(format!(
+                    "--kubelet-preferred-address-types: {name:?} is not a node address type (Hostname, \
+                     InternalDNS, InternalIP, ExternalDNS, ExternalIP); it never matches, as in metrics-server"
+                )),
+            }
         }
         if address_types.is_empty() {
-            return Err(bad("--kubelet-preferred-address-types", "must name at least one address type"));
+            return Err(bad(
+                "--kubelet-preferred-address-types",
+                "names no node address type, so no kubelet could be reached; use Hostname, InternalDNS, \
+                 InternalIP, ExternalDNS or ExternalIP",
+            ));
         }
-        let bind_address: IpAddr = args
-            .bind_address
-            .parse()
-            .map_err(|_| bad("--bind-address", format!("{:?} is not an IP address", args.bind_address)))?;
-        let cert_files =
-            file_pair("--tls-cert-file", &args.tls_cert_file, "--tls-private-key-file", &args.tls_private_key_file)?;
-        let tls_policy = TlsPolicy::from_flags(
-            args.tls_min_version.as_deref().unwrap_or(""),
-            args.tls_cipher_suites.as_deref().unwrap_or(""),
-        )
-        .map_err(|e| bad(e.flag(), e.to_string()))?;
-        let json = match args.logging_format.as_str() {
-            "text" => false,
-            "json" => true,
-            other => return Err(bad("--logging-format", format!("{other:?} is not one of text, json"))),
-        };
-        if args.shutdown_grace_period.0 < Duration::from_secs(1) {
+        let kubelet_port = u16::try_from(k.kubelet_port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| bad("--kubelet-port", format!("{} is not a port number (1 to 65535)", k.kubelet_port)))?;
+        let serving = ServingSettings::from_args(&args.serving)?;
+        warnings.extend(serving.tls_policy.notes.iter().cloned());
+        if ours.shutdown_grace_period.0 < Duration::from_secs(1) {
             return Err(bad("--shutdown-grace-period", "must be at least 1s"));
         }
-        if args.shutdown_delay_duration.0 >= args.shutdown_grace_period.0 {
+        let delay = args.generic.shutdown_delay_duration.0;
+        if delay >= ours.shutdown_grace_period.0 {
             return Err(bad(
                 "--shutdown-delay-duration",
                 format!(
                     "{} leaves nothing of --shutdown-grace-period {} for the handoff",
-                    args.shutdown_delay_duration, args.shutdown_grace_period
+                    args.generic.shutdown_delay_duration, ours.shutdown_grace_period
                 ),
             ));
         }
-        if args.max_requests_inflight == 0 {
-            return Err(bad("--max-requests-inflight", "must be at least 1"));
+        let audit = AuditSettings::from_args(&args.audit, &mut warnings)?;
+        for p in &args.positional {
+            warnings.push(format!("argument {p:?} is not a flag; ignored, as metrics-server ignores it"));
         }
-        let serving = ServingSettings {
-            bind_address,
-            port: args.secure_port,
-            cert_dir: args.cert_dir.clone(),
-            cert_files,
-            tls_policy,
-            max_requests_inflight: args.max_requests_inflight,
-            shutdown_delay: args.shutdown_delay_duration.0,
-        };
         Ok(Config {
             resolution,
             max_staleness,
-            kubeconfig: args.kubeconfig.clone(),
-            node_selector: LabelSelector::parse(&args.node_selector)
+            kubeconfig: args.main.kubeconfig.clone(),
+            node_selector: LabelSelector::parse(k.node_selector.trim())
                 .map_err(|e| bad("--node-selector", e.to_string()))?,
             kubelet: KubeletSettings {
-                port: args.kubelet_port,
-                use_node_status_port: args.kubelet_use_node_status_port,
+                port: kubelet_port,
+                use_node_status_port: k.kubelet_use_node_status_port,
                 address_types,
-                insecure_tls: args.kubelet_insecure_tls,
-                certificate_authority: args.kubelet_certificate_authority.clone(),
+                insecure_tls: k.kubelet_insecure_tls,
+                certificate_authority: k.kubelet_certificate_authority.clone(),
                 client_cert,
                 request_timeout,
-                completely_insecure: args.deprecated_kubelet_completely_insecure,
-                token_file: args.kubelet_token_file.clone(),
+                completely_insecure: k.deprecated_kubelet_completely_insecure,
+                token_file: ours.kubelet_token_file.clone(),
                 concurrency: defaults::SCRAPE_CONCURRENCY,
             },
             cluster: ClusterSettings::from_args(&args.cluster, serving.addr())?,
             serving,
             auth: AuthSettings::from_args(&args.auth)?,
-            shutdown: ShutdownSettings::from_grace(args.shutdown_grace_period.0),
-            logging: LoggingSettings { verbosity: args.verbosity, json },
-            profiling: args.profiling,
+            audit,
+            shutdown: ShutdownSettings::from_grace(ours.shutdown_grace_period.0).with_requests(
+                delay,
+                requests.request_timeout,
+                args.generic.shutdown_send_retry_after,
+            ),
+            requests,
+            logging,
+            compat_notes: compat::no_effect_notes(&args.given),
+            warnings,
         })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct T {
-        #[command(flatten)]
-        a: ServeArgs,
-    }
-
-    fn parse(flags: &[&str]) -> Result<Config, ConfigError> {
-        let mut argv = vec!["x"];
-        argv.extend_from_slice(flags);
-        Config::from_args(&T::parse_from(argv).a)
-    }
-
-    #[test]
-    fn manifest_flags_are_accepted() {
-        let c = parse(&[
-            "--cert-dir=/tmp",
-            "--secure-port=10250",
-            "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
-            "--kubelet-use-node-status-port",
-            "--metric-resolution=15s",
-        ])
-        .unwrap();
-        assert_eq!(c.resolution, Duration::from_secs(15));
-        assert_eq!(c.max_staleness, Duration::from_secs(30));
-        assert!(c.kubelet.use_node_status_port);
-        assert_eq!(c.kubelet.address_types[0], AddressType::InternalIp);
-    }
-
-    #[test]
-    fn resolution_and_timeout_follow_metrics_server_rules() {
-        assert!(parse(&["--metric-resolution=10s", "--kubelet-request-timeout=9s"]).is_ok());
-        let e = parse(&["--metric-resolution=10s", "--kubelet-request-timeout=10s"]).unwrap_err();
-        assert_eq!(e.flag, "--kubelet-request-timeout");
-        assert_eq!(parse(&["--metric-resolution=5s"]).unwrap_err().flag, "--metric-resolution");
-        assert!(parse(&["--kubelet-request-timeout=0s"]).is_err());
-    }
-
-    #[test]
-    fn conflicting_kubelet_flags_fail_with_the_flag_named() {
-        let e = parse(&["--kubelet-insecure-tls", "--kubelet-certificate-authority=/ca"]).unwrap_err();
-        assert_eq!(e.flag, "--kubelet-insecure-tls");
-        let e = parse(&["--kubelet-client-certificate=/c"]).unwrap_err();
-        assert_eq!(e.flag, "--kubelet-client-key");
-        let e = parse(&["--deprecated-kubelet-completely-insecure", "--kubelet-insecure-tls"]).unwrap_err();
-        assert_eq!(e.flag, "--kubelet-insecure-tls");
-        let e = parse(&["--tls-private-key-file=/k"]).unwrap_err();
-        assert_eq!(e.flag, "--tls-cert-file");
-        let e = parse(&["--tls-cert-file=/c"]).unwrap_err();
-        assert_eq!(e.flag, "--tls-private-key-file");
-        let e = parse(&["--kubelet-preferred-address-types=InternalIP,Bogus"]).unwrap_err();
-        assert!(e.message.contains("Bogus"));
-        assert_eq!(parse(&["--bind-address=nope"]).unwrap_err().flag, "--bind-address");
-        assert_eq!(parse(&["--logging-format=xml"]).unwrap_err().flag, "--logging-format");
-    }
-
-    #[test]
-    fn bad_values_name_their_flag_before_anything_starts() {
-        let e = parse(&["--tls-min-version=VersionTLS11"]).unwrap_err();
-        assert_eq!(e.flag, "--tls-min-version");
-        assert!(e.message.contains("TLS 1.2 or newer"), "{e}");
-        assert_eq!(parse(&["--tls-cipher-suites=TLS_FOO"]).unwrap_err().flag, "--tls-cipher-suites");
-        assert_eq!(
-            parse(&["--authorization-always-allow-paths=/a*b"]).unwrap_err().flag,
-            "--authorization-always-allow-paths"
-        );
-        let cluster = |extra: &[&str]| {
-            let mut f = vec![
-                "--peers=a=127.0.0.1:1,b=127.0.0.2:1,c=127.0.0.3:1",
-                "--node-name=a",
-                "--peer-ca-file=/ca",
-                "--peer-cert-file=/c",
-                "--peer-key-file=/k",
-            ];
-            f.extend_from_slice(extra);
-            parse(&f)
-        };
-        assert!(cluster(&[]).is_ok());
-        for voters in ["--voters=2", "--voters=4", "--voters=7"] {
-            let e = cluster(&[voters]).unwrap_err();
-            assert_eq!(e.flag, "--voters", "{voters}: {e}");
-            assert!(e.message.contains("use 3 or 5"), "{e}");
-        }
-        assert!(cluster(&["--voters=5"]).is_ok());
-        assert_eq!(cluster(&["--lease=900ms"]).unwrap_err().flag, "--lease");
-        assert_eq!(cluster(&["--peer-advertise-address=127.0.0.9:1"]).unwrap_err().flag, "--peer-advertise-address");
-        assert_eq!(
-            parse(&[
-                "--peers=a=127.0.0.1:1,a=127.0.0.2:1",
-                "--node-name=b",
-                "--peer-ca-file=/ca",
-                "--peer-cert-file=/c",
-                "--peer-key-file=/k",
-                "--peer-advertise-address=127.0.0.5:1"
-            ])
-            .unwrap_err()
-            .flag,
-            "--peers"
-        );
-    }
-
-    #[test]
-    fn auth_defaults_match_the_generic_apiserver() {
-        let c = parse(&[]).unwrap();
-        assert_eq!(c.auth, AuthSettings::default());
-        assert_eq!(c.auth.token_cache_ttl, Duration::from_secs(10));
-        assert_eq!(c.auth.authorized_ttl, Duration::from_secs(10));
-        assert_eq!(c.auth.unauthorized_ttl, Duration::from_secs(10));
-        assert!(c.auth.always_allow_paths.matches("/readyz"));
-        assert!(!c.auth.always_allow_paths.matches("/metrics"));
-        assert_eq!(c.auth.trust, TrustOverrides::default());
-    }
-
-    #[test]
-    fn auth_list_flags_split_on_commas_and_win() {
-        let c = parse(&[
-            "--requestheader-allowed-names=front-proxy-client,aggregator",
-            "--authorization-always-allow-paths=/healthz,/metrics*",
-            "--authentication-token-webhook-cache-ttl=1m30s",
-        ])
-        .unwrap();
-        assert_eq!(
-            c.auth.trust.requestheader_allowed_names,
-            Some(vec!["front-proxy-client".into(), "aggregator".into()])
-        );
-        assert!(c.auth.always_allow_paths.matches("/metrics/slis"));
-        assert_eq!(c.auth.token_cache_ttl, Duration::from_secs(90));
-    }
-
-    #[test]
-    fn always_allow_paths_take_exact_paths_and_trailing_star_prefixes() {
-        let d = AlwaysAllowPaths::default();
-        assert!(d.matches("/healthz") && d.matches("/livez") && d.matches("readyz"));
-        assert!(!d.matches("/healthz/etcd"));
-        assert!(!d.matches("/metrics"));
-        let p = AlwaysAllowPaths::new(&["/healthz/*", "/version"]).unwrap();
-        assert!(p.matches("/healthz/ping"));
-        assert!(p.matches("/healthz/"));
-        assert!(!p.matches("/healthz"));
-        assert!(p.matches("/version") && !p.matches("/versions"));
-        assert!(AlwaysAllowPaths::new(&["/a*b"]).is_err());
-        assert!(AlwaysAllowPaths::new(&["/a**"]).is_err());
-    }
-
-    #[test]
-    fn zero_max_staleness_is_the_reference_behaviour() {
-        assert_eq!(parse(&["--max-staleness=0"]).unwrap().max_staleness, Duration::ZERO);
-    }
-}
+mod tests;

@@ -136,19 +136,12 @@ impl PeerTlsSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct T {
-        #[command(flatten)]
-        a: crate::config::ServeArgs,
-    }
 
     /// The peer settings as `Config::from_args` validates them.
     fn settings(flags: &[&str]) -> Result<PeerTlsSettings, ConfigError> {
         let mut argv = vec!["x", "--peers=a=127.0.0.1:1", "--node-name=a", "--pod-namespace=kube-system"];
         argv.extend_from_slice(flags);
-        let config = crate::config::Config::from_args(&T::parse_from(argv).a)?;
+        let config = crate::config::Config::from_args(&crate::cli::parse_from(argv).expect("flags parse").serve)?;
         Ok(config.cluster.expect("a cluster with --peers").tls)
     }
 

@@ -41,7 +41,8 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding the peer port {}", settings.peer_listen))?;
     tracing::info!(addr = %settings.peer_listen, name = %settings.name, "serving the peer port");
-    tokio::spawn(tls::serve(listener, tls, routes, shutdown));
+    let options = tls::ServeOptions { limits: settings.peer_limits, ..tls::ServeOptions::default() };
+    tokio::spawn(tls::serve_with(listener, tls, routes, options, shutdown));
     Ok(())
 }
 

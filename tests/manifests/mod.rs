@@ -19,7 +19,7 @@ use ha_metrics_server::config::Config;
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, PodTemplateSpec, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -95,6 +95,12 @@ pub enum Object {
     /// A cert-manager Issuer or Certificate (components/cert-manager). No
     /// schema ships with k8s-openapi: only its kind and metadata are typed.
     CertManager(Box<CertManagerObject>),
+    /// The chart's serving certificate (tls.type helm).
+    Secret(Box<Secret>),
+    /// The chart's addon-resizer configuration.
+    ConfigMap(Box<ConfigMap>),
+    /// A Prometheus-Operator ServiceMonitor (no k8s-openapi schema either).
+    ServiceMonitor(Box<CertManagerObject>),
 }
 
 /// The parts of a cert-manager object the tests read.
@@ -155,6 +161,13 @@ pub fn object(value: &serde_json::Value) -> Result<Object, String> {
     k8s!(PodDisruptionBudget, PodDisruptionBudget);
     k8s!(NetworkPolicy, NetworkPolicy);
     k8s!(Job, Job);
+    k8s!(Secret, Secret);
+    k8s!(ConfigMap, ConfigMap);
+    if is("monitoring.coreos.com/v1", "ServiceMonitor") {
+        return serde_json::from_value(value.clone())
+            .map(|o| Object::ServiceMonitor(Box::new(o)))
+            .map_err(|e| format!("not a ServiceMonitor: {e}"));
+    }
     if is("cert-manager.io/v1", "Issuer") || is("cert-manager.io/v1", "Certificate") {
         return serde_json::from_value(value.clone())
             .map(|o| Object::CertManager(Box::new(o)))
@@ -213,6 +226,9 @@ impl Object {
             Object::Job(o) => &o.metadata,
             Object::ApiService(o) => &o.metadata,
             Object::CertManager(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
+            Object::ServiceMonitor(o) => &o.metadata,
         }
     }
 
@@ -310,10 +326,11 @@ pub fn port(c: &Container, name: &str) -> Option<i32> {
     c.ports.as_ref()?.iter().find(|p| p.name.as_deref() == Some(name)).map(|p| p.container_port)
 }
 
-/// The value of `--flag=value` in `args`.
+/// The value of `--flag=value` in `args`: the last one, which wins, as in
+/// metrics-server (pflag).
 pub fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     let prefix = format!("--{name}=");
-    args.iter().find_map(|a| a.strip_prefix(&prefix))
+    args.iter().rev().find_map(|a| a.strip_prefix(&prefix))
 }
 
 /// Asserts metrics-server's hardening on every container and its pod: not
@@ -349,7 +366,12 @@ pub fn assert_hardened(source: &str, w: &Workload<'_>) {
         assert!(add.is_empty(), "{what}: adds capabilities {add:?}");
         let requests = c.resources.as_ref().and_then(|r| r.requests.clone()).unwrap_or_default();
         assert!(requests.contains_key("cpu") && requests.contains_key("memory"), "{what}: requests {requests:?}");
-        for (probe, path) in [(&c.readiness_probe, "/readyz"), (&c.liveness_probe, "/livez")] {
+        let probed = if c.name == "metrics-server" {
+            &[(&c.readiness_probe, "/readyz"), (&c.liveness_probe, "/livez")][..]
+        } else {
+            &[]
+        };
+        for (probe, path) in probed.iter().copied() {
             let get =
                 probe.as_ref().and_then(|p| p.http_get.as_ref()).unwrap_or_else(|| panic!("{what}: {path} probe"));
             assert_eq!(get.path.as_deref(), Some(path), "{what}: probe path");
@@ -459,7 +481,8 @@ pub fn assert_ha_settings(r: &Rendered) {
 pub fn assert_flags_valid(r: &Rendered) {
     let src = &r.source;
     for w in r.workloads() {
-        for c in &pod_spec(&w).containers {
+        // The server's container (a sidecar such as the addon-resizer has its own flags).
+        for c in pod_spec(&w).containers.iter().filter(|c| c.name == "metrics-server") {
             let pod = if w.kind == "StatefulSet" { format!("{}-1", w.name) } else { w.name.to_string() };
             let config = validated_config(src, c, &pod);
             match (w.kind, config.cluster) {

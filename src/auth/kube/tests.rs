@@ -124,6 +124,10 @@ async fn start_mock(data: serde_json::Value, cancel: CancellationToken) -> (Mock
         .route(TOKEN_REVIEW_PATH, post(token_review))
         .route(ACCESS_REVIEW_PATH, post(mock_access_review))
         .route("/api/v1/namespaces/kube-system/configmaps", get(configmaps))
+        .route(
+            "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication",
+            get(|State(m): State<Mock>| async move { Json(m.cm_object()) }),
+        )
         .with_state(mock.clone());
     let listener = tokio::net::TcpListener::bind((block.apiserver(), 0)).await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -242,4 +246,34 @@ fn non_resource_review_body_has_path_and_verb_only() {
     assert_eq!(v["spec"]["nonResourceAttributes"], json!({"path":"/apis/metrics.k8s.io/v1beta1","verb":"get"}));
     assert!(v["spec"].get("resourceAttributes").is_none());
     assert_eq!(v["spec"]["extra"], json!({}));
+}
+
+/// A client for an apiserver address where nothing listens.
+fn unreachable_client(block: &Block) -> Client {
+    let listener = std::net::TcpListener::bind((block.apiserver(), 0)).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap()
+}
+
+#[tokio::test]
+async fn a_configmap_that_cannot_be_read_stops_the_start_unless_tolerated_or_skipped() {
+    let cancel = CancellationToken::new();
+    let block = Block::acquire().unwrap();
+    let settings = crate::config::AuthSettings::default();
+    let e = match start(&settings, unreachable_client(&block), cancel.clone()).await {
+        Ok(_) => panic!("started without reading the authentication ConfigMap"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("kube-system/extension-apiserver-authentication"), "{e}");
+    assert!(e.contains("extension-apiserver-authentication-reader"), "{e}");
+    let tolerant = crate::config::AuthSettings { tolerate_lookup_failure: true, ..settings.clone() };
+    assert!(start(&tolerant, unreachable_client(&block), cancel.clone()).await.is_ok());
+    let skipping = crate::config::AuthSettings { skip_lookup: true, ..settings };
+    let (state, _task) = start(&skipping, unreachable_client(&block), cancel.clone()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), state.trust().wait_for_generation(1))
+        .await
+        .expect("trust from flags");
+    assert!(state.trust().load().client_ca.is_none() && state.trust().load().request_header.is_none());
+    cancel.cancel();
 }

@@ -74,6 +74,42 @@ pub fn api_server_config(
     server_config("the API server", provider, verifier, cert_chain, key, policy)
 }
 
+/// The API server's config with `--tls-sni-cert-key` certificates: the
+/// default chain unless the client's SNI names one of `sni`, plus one config
+/// per local IP an SNI certificate is named for (for clients without SNI).
+pub fn api_server_config_with_sni(
+    cert_chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    sni: &crate::sni::SniCertificates,
+    policy: &TlsPolicy,
+) -> Result<(ServerConfig, std::collections::HashMap<std::net::IpAddr, Arc<ServerConfig>>), TlsError> {
+    use crate::sni::{FixedCert, SniResolver};
+    if sni.is_empty() {
+        return Ok((api_server_config(cert_chain, key, policy)?, Default::default()));
+    }
+    let what = "the API server";
+    let provider = policy.provider();
+    let signing = provider.key_provider.load_private_key(key).map_err(rustls_err(what))?;
+    let default = Arc::new(rustls::sign::CertifiedKey::new(cert_chain, signing));
+    let verifier = RequestClientCert::new(&provider);
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(policy.versions())
+        .map_err(rustls_err(what))?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(SniResolver { default, named: sni.clone() }));
+    config.alpn_protocols = alpn_protocols();
+    let by_ip = sni
+        .by_ip()
+        .into_iter()
+        .map(|(ip, key)| {
+            let mut c = config.clone();
+            c.cert_resolver = Arc::new(FixedCert(key));
+            (ip, Arc::new(c))
+        })
+        .collect();
+    Ok((config, by_ip))
+}
+
 /// A server config with `verifier` deciding about client certificates.
 fn server_config(
     what: &str,

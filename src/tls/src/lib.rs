@@ -1,7 +1,8 @@
 //! TLS for every socket the server and the simulated Kubernetes own: the one
 //! accept loop all listeners share (`serve`), the rustls configurations they
 //! use (`config`), the verifiers behind them (`verify`), PEM loading (`pem`),
-//! the operator's version and cipher policy (`policy`), the
+//! the operator's version, cipher and curve policy (`policy`), SNI
+//! certificates (`sni`), the
 //! serving-certificate source with its hot reload (`source`), swappable
 //! mutual-TLS material for the peer port (`rotating`), and
 //! certificate issuing with rcgen (`pki`: self-signed serving certificates,
@@ -16,6 +17,7 @@ pub mod pki;
 pub mod policy;
 pub mod rotating;
 pub mod serve;
+pub mod sni;
 pub mod source;
 pub mod verify;
 
@@ -25,4 +27,4 @@ mod tests;
 pub use config::{CertKey, api_server_config, mutual_tls_client_config, mutual_tls_server_config};
 pub use error::TlsError;
 pub use policy::TlsPolicy;
-pub use serve::{PeerCertificates, RemoteAddr, TlsSource, serve};
+pub use serve::{PeerCertificates, RemoteAddr, ServeLimits, ServeOptions, TlsSource, serve, serve_with};

@@ -1,15 +1,18 @@
-//! The operator's TLS policy: `--tls-min-version` and `--tls-cipher-suites`
-//! with metrics-server's (Go's) names, mapped onto what rustls with the ring
-//! provider implements. Parsing is pure; the result is a `CryptoProvider`
-//! and a protocol-version list every config builder in `tls::config` uses.
-//! It refuses what rustls cannot do (TLS 1.0/1.1, CBC, RC4, 3DES, static
-//! RSA key exchange) with an error naming the flag, never silently weakens
-//! or ignores a setting.
+//! The operator's TLS policy: `--tls-min-version`, `--tls-cipher-suites`
+//! and `--tls-curve-preferences` with metrics-server's (Go's) names and
+//! numbers, mapped onto what rustls with the ring provider implements.
+//! Parsing is pure; the result is a `CryptoProvider` and a protocol-version
+//! list every config builder in `tls::config` uses. A value Go accepts but
+//! rustls cannot do (TLS 1.0/1.1, CBC/RC4/3DES/static-RSA suites, P-521,
+//! X25519MLKEM768) is accepted and never offered, and said so in
+//! [`TlsPolicy::notes`] for the operator's log: the policy only ever
+//! narrows what is offered, never widens it past what was asked. Names Go
+//! does not know are refused with an error naming the flag.
 
 use std::sync::Arc;
 
-use rustls::crypto::CryptoProvider;
-use rustls::crypto::ring::{self, cipher_suite as cs};
+use rustls::crypto::ring::{self, cipher_suite as cs, kx_group};
+use rustls::crypto::{CryptoProvider, SupportedKxGroup};
 use rustls::{SupportedCipherSuite, SupportedProtocolVersion};
 
 /// The lowest TLS version the server accepts.
@@ -20,34 +23,52 @@ pub enum MinVersion {
     Tls13,
 }
 
-/// Versions and cipher suites allowed on every TLS socket.
-#[derive(Debug, Clone, PartialEq)]
+/// Versions, cipher suites and key exchange groups allowed on every TLS socket.
+#[derive(Debug, Clone)]
 pub struct TlsPolicy {
     /// `--tls-min-version`.
     pub min_version: MinVersion,
     /// `--tls-cipher-suites`, resolved; empty means the provider's defaults.
     /// As in Go, naming only TLS 1.2 suites leaves the TLS 1.3 suites on.
     pub cipher_suites: Vec<SupportedCipherSuite>,
+    /// `--tls-curve-preferences`, resolved, in order; empty means the defaults.
+    pub kx_groups: Vec<&'static dyn SupportedKxGroup>,
+    /// TLS 1.2 suites were named and none of them can be offered: TLS 1.2
+    /// is off rather than widened to the default suites.
+    pub tls12_off: bool,
+    /// What was asked and cannot be honoured, for the start-up log.
+    pub notes: Vec<String>,
+}
+
+impl PartialEq for TlsPolicy {
+    fn eq(&self, other: &Self) -> bool {
+        let groups = |p: &TlsPolicy| p.kx_groups.iter().map(|g| g.name()).collect::<Vec<_>>();
+        self.min_version == other.min_version
+            && self.cipher_suites == other.cipher_suites
+            && groups(self) == groups(other)
+            && self.tls12_off == other.tls12_off
+            && self.notes == other.notes
+    }
 }
 
 impl Default for TlsPolicy {
     fn default() -> Self {
-        TlsPolicy { min_version: MinVersion::Tls12, cipher_suites: Vec::new() }
+        TlsPolicy {
+            min_version: MinVersion::Tls12,
+            cipher_suites: Vec::new(),
+            kx_groups: Vec::new(),
+            tls12_off: false,
+            notes: Vec::new(),
+        }
     }
 }
 
 /// A policy flag that cannot be honoured; [`PolicyError::flag`] names the flag.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
-    #[error(
-        "{0}: TLS 1.2 or newer is required (rustls does not implement TLS 1.0/1.1); use VersionTLS12 or VersionTLS13"
-    )]
-    VersionTooOld(String),
-    #[error("{0}: unknown version; use VersionTLS12 or VersionTLS13")]
+    #[error("{0}: unknown version; use VersionTLS10, VersionTLS11, VersionTLS12 or VersionTLS13")]
     UnknownVersion(String),
-    #[error("{0} is not implemented by rustls ({1}); supported: {supported}", supported = SUPPORTED_NAMES)]
-    Unsupported(String, &'static str),
-    #[error("unknown cipher suite {0:?}; supported: {supported}", supported = SUPPORTED_NAMES)]
+    #[error("cipher suite {0:?} not supported or doesn't exist; supported: {supported}", supported = SUPPORTED_NAMES)]
     UnknownSuite(String),
 }
 
@@ -55,8 +76,8 @@ impl PolicyError {
     /// The flag at fault.
     pub fn flag(&self) -> &'static str {
         match self {
-            PolicyError::VersionTooOld(_) | PolicyError::UnknownVersion(_) => "--tls-min-version",
-            PolicyError::Unsupported(..) | PolicyError::UnknownSuite(_) => "--tls-cipher-suites",
+            PolicyError::UnknownVersion(_) => "--tls-min-version",
+            PolicyError::UnknownSuite(_) => "--tls-cipher-suites",
         }
     }
 }
@@ -66,18 +87,47 @@ TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
 TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, \
 TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256";
 
-/// Parses `--tls-min-version` (empty: the default, TLS 1.2).
-pub fn parse_min_version(flag: &str) -> Result<MinVersion, PolicyError> {
+/// Go's cipher suite names that rustls does not implement (Go's
+/// `tls.CipherSuites()` and `tls.InsecureCipherSuites()`): accepted, never offered.
+const GO_ONLY_SUITES: [&str; 16] = [
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_RC4_128_SHA",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+];
+
+/// Parses `--tls-min-version` (empty: the default, TLS 1.2). Go's TLS 1.0
+/// and 1.1 give TLS 1.2 here (rustls implements neither), with a note.
+pub fn parse_min_version(flag: &str, notes: &mut Vec<String>) -> Result<MinVersion, PolicyError> {
     match flag.trim() {
         "" | "VersionTLS12" => Ok(MinVersion::Tls12),
         "VersionTLS13" => Ok(MinVersion::Tls13),
-        "VersionTLS10" | "VersionTLS11" => Err(PolicyError::VersionTooOld(flag.to_string())),
+        v @ ("VersionTLS10" | "VersionTLS11") => {
+            notes.push(format!(
+                "--tls-min-version={v} is accepted for compatibility; TLS 1.2 is the lowest version served \
+                 (rustls implements no older one)"
+            ));
+            Ok(MinVersion::Tls12)
+        }
         _ => Err(PolicyError::UnknownVersion(flag.to_string())),
     }
 }
 
-/// Maps one Go/IANA cipher suite name to the ring provider's suite.
-pub fn parse_cipher_suite(name: &str) -> Result<SupportedCipherSuite, PolicyError> {
+/// Maps one Go/IANA cipher suite name to the ring provider's suite;
+/// `Ok(None)` for a Go name rustls does not implement.
+pub fn parse_cipher_suite(name: &str) -> Result<Option<SupportedCipherSuite>, PolicyError> {
     let suite = match name {
         "TLS_AES_128_GCM_SHA256" => cs::TLS13_AES_128_GCM_SHA256,
         "TLS_AES_256_GCM_SHA384" => cs::TLS13_AES_256_GCM_SHA384,
@@ -92,49 +142,99 @@ pub fn parse_cipher_suite(name: &str) -> Result<SupportedCipherSuite, PolicyErro
         "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" | "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" => {
             cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
         }
-        _ => return Err(unsupported_reason(name)),
+        n if GO_ONLY_SUITES.contains(&n) => return Ok(None),
+        _ => return Err(PolicyError::UnknownSuite(name.to_string())),
     };
-    Ok(suite)
+    Ok(Some(suite))
 }
 
-/// Why a name rustls has no suite for is refused.
-fn unsupported_reason(name: &str) -> PolicyError {
-    if !name.starts_with("TLS_") {
-        return PolicyError::UnknownSuite(name.to_string());
-    }
-    let reason = if name.contains("_RC4_") {
+/// Why a Go suite name is not offered.
+fn unsupported_reason(name: &str) -> &'static str {
+    if name.contains("_RC4_") {
         "RC4 is broken"
     } else if name.contains("_3DES_") {
         "3DES is obsolete"
     } else if name.contains("_CBC_") {
-        "CBC-mode suites are not implemented"
-    } else if name.starts_with("TLS_RSA_WITH_") {
-        "static RSA key exchange has no forward secrecy"
+        "CBC-mode suites are not implemented by rustls"
     } else {
-        return PolicyError::UnknownSuite(name.to_string());
-    };
-    PolicyError::Unsupported(name.to_string(), reason)
+        "static RSA key exchange has no forward secrecy and is not implemented by rustls"
+    }
+}
+
+/// Maps one Go `tls.CurveID` to the ring provider's group; `None` for an
+/// id rustls with ring does not implement, with the reason.
+pub fn parse_curve(id: i32) -> Result<&'static dyn SupportedKxGroup, &'static str> {
+    match id {
+        23 => Ok(kx_group::SECP256R1),
+        24 => Ok(kx_group::SECP384R1),
+        29 => Ok(kx_group::X25519),
+        25 => Err("P-521 is not implemented by rustls' ring provider"),
+        4588 => Err("X25519MLKEM768 is not implemented by rustls' ring provider"),
+        _ => Err("not a curve Go knows"),
+    }
 }
 
 impl TlsPolicy {
     /// Builds the policy from the two flags' raw values (empty: default).
     /// `cipher_suites` is a comma-separated list.
     pub fn from_flags(min_version: &str, cipher_suites: &str) -> Result<TlsPolicy, PolicyError> {
-        let min_version = parse_min_version(min_version)?;
+        let suites: Vec<String> =
+            cipher_suites.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string).collect();
+        TlsPolicy::from_go_flags(min_version, &suites, &[])
+    }
+
+    /// Builds the policy from `--tls-min-version`, the `--tls-cipher-suites`
+    /// names and the `--tls-curve-preferences` ids.
+    pub fn from_go_flags(
+        min_version: &str,
+        cipher_suites: &[String],
+        curves: &[i32],
+    ) -> Result<TlsPolicy, PolicyError> {
+        let mut notes = Vec::new();
+        let min_version = parse_min_version(min_version, &mut notes)?;
         let mut suites = Vec::new();
-        for name in cipher_suites.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let suite = parse_cipher_suite(name)?;
-            if !suites.contains(&suite) {
-                suites.push(suite);
+        let mut dropped = Vec::new();
+        for name in cipher_suites.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            match parse_cipher_suite(name)? {
+                Some(suite) if !suites.contains(&suite) => suites.push(suite),
+                Some(_) => {}
+                None => dropped.push(format!("{name} ({})", unsupported_reason(name))),
             }
         }
+        // Only what was asked is ever offered: TLS 1.2 suites named and none
+        // implementable leaves TLS 1.2 off instead of widening it to the defaults.
+        let tls12_off = !dropped.is_empty() && suites.iter().all(|s| s.tls13().is_some());
+        if !dropped.is_empty() {
+            notes.push(format!(
+                "--tls-cipher-suites: not offered, as rustls does not implement them: {}{}",
+                dropped.join(", "),
+                if tls12_off { "; no TLS 1.2 suite is left, so clients need TLS 1.3" } else { "" }
+            ));
+        }
         if min_version == MinVersion::Tls13 && suites.iter().any(|s| s.tls13().is_none()) {
-            // Go accepts this and ignores the TLS 1.2 names; so do we, loudly.
-            tracing::warn!(
+            notes.push(
                 "--tls-cipher-suites names TLS 1.2 suites but --tls-min-version is VersionTLS13: they are never used"
+                    .to_string(),
             );
         }
-        Ok(TlsPolicy { min_version, cipher_suites: suites })
+        let mut kx_groups: Vec<&'static dyn SupportedKxGroup> = Vec::new();
+        let mut unknown = Vec::new();
+        for id in curves {
+            match parse_curve(*id) {
+                Ok(g) if !kx_groups.iter().any(|k| k.name() == g.name()) => kx_groups.push(g),
+                Ok(_) => {}
+                Err(why) => unknown.push(format!("{id} ({why})")),
+            }
+        }
+        if !unknown.is_empty() {
+            let fallback = if kx_groups.is_empty() {
+                "; none of the listed ones is left, so the defaults (X25519, P-256, P-384) are used"
+            } else {
+                ""
+            };
+            notes.push(format!("--tls-curve-preferences: not offered: {}{fallback}", unknown.join(", ")));
+        }
+        Ok(TlsPolicy { min_version, cipher_suites: suites, kx_groups, tls12_off, notes })
     }
 
     /// The suites actually offered: the named TLS 1.2 suites (all when none
@@ -148,6 +248,7 @@ impl TlsPolicy {
         all.iter()
             .copied()
             .filter(|s| match (is13(s), self.min_version) {
+                (false, _) if self.tls12_off => false,
                 (false, MinVersion::Tls13) => false,
                 (false, MinVersion::Tls12) => !named12 || self.cipher_suites.contains(s),
                 (true, _) => !named13 || self.cipher_suites.contains(s),
@@ -155,10 +256,13 @@ impl TlsPolicy {
             .collect()
     }
 
-    /// The ring provider restricted to this policy's suites.
+    /// The ring provider restricted to this policy's suites and groups.
     pub fn provider(&self) -> Arc<CryptoProvider> {
         let mut provider = ring::default_provider();
         provider.cipher_suites = self.effective_suites();
+        if !self.kx_groups.is_empty() {
+            provider.kx_groups = self.kx_groups.clone();
+        }
         Arc::new(provider)
     }
 
@@ -167,8 +271,8 @@ impl TlsPolicy {
         static TLS12_AND_13: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
         static TLS13_ONLY: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13];
         match self.min_version {
-            MinVersion::Tls12 => TLS12_AND_13,
-            MinVersion::Tls13 => TLS13_ONLY,
+            MinVersion::Tls12 if !self.tls12_off => TLS12_AND_13,
+            _ => TLS13_ONLY,
         }
     }
 }
@@ -183,16 +287,17 @@ mod tests {
 
     #[test]
     fn min_version_flag_table() {
-        let table: &[(&str, Result<MinVersion, &str>)] = &[
-            ("", Ok(MinVersion::Tls12)),
-            ("VersionTLS12", Ok(MinVersion::Tls12)),
-            ("VersionTLS13", Ok(MinVersion::Tls13)),
-            ("VersionTLS10", Err("TLS 1.2 or newer is required")),
-            ("VersionTLS11", Err("TLS 1.2 or newer is required")),
-            ("TLS1.2", Err("unknown version")),
+        let table: &[(&str, Result<MinVersion, &str>, bool)] = &[
+            ("", Ok(MinVersion::Tls12), false),
+            ("VersionTLS12", Ok(MinVersion::Tls12), false),
+            ("VersionTLS13", Ok(MinVersion::Tls13), false),
+            ("VersionTLS10", Ok(MinVersion::Tls12), true),
+            ("VersionTLS11", Ok(MinVersion::Tls12), true),
+            ("TLS1.2", Err("unknown version"), false),
         ];
-        for (flag, want) in table {
-            match (parse_min_version(flag), want) {
+        for (flag, want, noted) in table {
+            let mut notes = Vec::new();
+            match (parse_min_version(flag, &mut notes), want) {
                 (Ok(got), Ok(want)) => assert_eq!(got, *want, "{flag}"),
                 (Err(e), Err(want)) => {
                     let text = e.to_string();
@@ -201,28 +306,34 @@ mod tests {
                 }
                 (got, want) => panic!("{flag}: got {got:?}, want {want:?}"),
             }
+            assert_eq!(!notes.is_empty(), *noted, "{flag}: {notes:?}");
         }
     }
 
     #[test]
     fn cipher_suite_flag_table() {
-        let table: &[(&str, Result<&str, &str>)] = &[
-            ("TLS_AES_128_GCM_SHA256", Ok("TLS13_AES_128_GCM_SHA256")),
-            ("TLS_CHACHA20_POLY1305_SHA256", Ok("TLS13_CHACHA20_POLY1305_SHA256")),
-            ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", Ok("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")),
-            ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", Ok("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384")),
-            ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", Ok("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256")),
-            ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", Ok("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256")),
-            ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", Err("CBC-mode")),
-            ("TLS_RSA_WITH_RC4_128_SHA", Err("RC4")),
-            ("TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", Err("3DES")),
-            ("TLS_RSA_WITH_AES_128_GCM_SHA256", Err("static RSA")),
-            ("TLS_FOO", Err("unknown cipher suite")),
-            ("aes", Err("unknown cipher suite")),
+        let table: &[(&str, Result<Option<&str>, &str>)] = &[
+            ("TLS_AES_128_GCM_SHA256", Ok(Some("TLS13_AES_128_GCM_SHA256"))),
+            ("TLS_CHACHA20_POLY1305_SHA256", Ok(Some("TLS13_CHACHA20_POLY1305_SHA256"))),
+            ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", Ok(Some("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"))),
+            ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", Ok(Some("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"))),
+            ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", Ok(Some("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"))),
+            (
+                "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+                Ok(Some("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256")),
+            ),
+            ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", Ok(None)),
+            ("TLS_RSA_WITH_RC4_128_SHA", Ok(None)),
+            ("TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", Ok(None)),
+            ("TLS_RSA_WITH_AES_128_GCM_SHA256", Ok(None)),
+            ("TLS_FOO", Err("not supported or doesn't exist")),
+            ("aes", Err("not supported or doesn't exist")),
         ];
         for (name, want) in table {
             match (parse_cipher_suite(name), want) {
-                (Ok(got), Ok(want)) => assert_eq!(format!("{:?}", got.suite()), *want, "{name}"),
+                (Ok(got), Ok(want)) => {
+                    assert_eq!(got.map(|g| format!("{:?}", g.suite())).as_deref(), *want, "{name}")
+                }
                 (Err(e), Err(want)) => {
                     let text = e.to_string();
                     assert_eq!(e.flag(), "--tls-cipher-suites", "{name}");
@@ -232,6 +343,33 @@ mod tests {
                 (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn go_suites_rustls_lacks_are_noted_and_never_widen_the_offer() {
+        let p = TlsPolicy::from_flags("", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")
+            .unwrap();
+        assert_eq!(names(&p).iter().filter(|n| !n.starts_with("TLS13_")).count(), 1, "{:?}", names(&p));
+        assert!(p.notes[0].contains("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA (CBC-mode"), "{:?}", p.notes);
+        // Only unimplementable TLS 1.2 suites: TLS 1.2 is off, not defaulted.
+        let p = TlsPolicy::from_flags("", "TLS_RSA_WITH_AES_128_CBC_SHA").unwrap();
+        assert!(names(&p).iter().all(|n| n.starts_with("TLS13_")), "{:?}", names(&p));
+        assert_eq!(p.versions().len(), 1);
+        assert!(p.notes[0].contains("clients need TLS 1.3"), "{:?}", p.notes);
+    }
+
+    #[test]
+    fn curve_preferences_pick_ring_groups_in_order_and_note_the_rest() {
+        let p = TlsPolicy::from_go_flags("", &[], &[29, 23]).unwrap();
+        let groups: Vec<_> = p.provider().kx_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(groups, [rustls::NamedGroup::X25519, rustls::NamedGroup::secp256r1]);
+        assert!(p.notes.is_empty());
+        let p = TlsPolicy::from_go_flags("", &[], &[25, 24]).unwrap();
+        assert_eq!(p.provider().kx_groups.len(), 1);
+        assert!(p.notes[0].contains("25 (P-521"), "{:?}", p.notes);
+        let p = TlsPolicy::from_go_flags("", &[], &[4588]).unwrap();
+        assert_eq!(p.provider().kx_groups.len(), ring::default_provider().kx_groups.len());
+        assert!(p.notes[0].contains("defaults"), "{:?}", p.notes);
     }
 
     #[test]

@@ -149,7 +149,9 @@ fn usable(ck: &CertKey) -> Result<(), TlsError> {
 fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
     use std::os::unix::fs::OpenOptionsExt;
     let err = |source| TlsError::Write { path: path.to_path_buf(), source };
-    let tmp = path.with_extension("tmp");
+    // A name of its own, so processes sharing a --cert-dir (two replicas
+    // started at once with --cert-dir=/tmp) never rename each other's file.
+    let tmp = path.with_extension(format!("tmp.{}.{}", std::process::id(), fastrand::u64(..)));
     let mut file =
         std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(err)?;
     file.write_all(bytes).and_then(|()| file.sync_all()).map_err(err)?;

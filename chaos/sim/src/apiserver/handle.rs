@@ -188,6 +188,12 @@ impl StandInApiServer {
         self.shared.reviews.set_policy(policy);
     }
 
+    /// Makes every TokenReview and SubjectAccessReview answer only after
+    /// these delays (zero: at once).
+    pub fn set_review_delays(&self, token_review: std::time::Duration, access_review: std::time::Duration) {
+        self.shared.reviews.set_delays(token_review, access_review);
+    }
+
     /// TokenReviews received so far.
     pub fn token_reviews(&self) -> u64 {
         self.shared.reviews.token_reviews()

@@ -191,6 +191,9 @@ pub struct Reviews {
     token_reviews: AtomicU64,
     subject_access_reviews: AtomicU64,
     sar_log: Mutex<Vec<Value>>,
+    /// How long TokenReviews and SubjectAccessReviews take to answer (a
+    /// slow kube-apiserver), for tests of request timeouts and limits.
+    delays: Mutex<(std::time::Duration, std::time::Duration)>,
 }
 
 impl Reviews {
@@ -209,6 +212,13 @@ impl Reviews {
     /// The `spec` of every SubjectAccessReview received, oldest first.
     pub fn sar_log(&self) -> Vec<Value> {
         self.sar_log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    /// Makes every TokenReview and SubjectAccessReview take this long.
+    pub fn set_delays(&self, token_review: std::time::Duration, access_review: std::time::Duration) {
+        *self.delays.lock().unwrap_or_else(|p| p.into_inner()) = (token_review, access_review);
+    }
+    fn delays(&self) -> (std::time::Duration, std::time::Duration) {
+        *self.delays.lock().unwrap_or_else(|p| p.into_inner())
     }
     fn decide(&self, a: &Attributes) -> Decision {
         self.policy.read().unwrap_or_else(|p| p.into_inner()).decide(a)
@@ -236,6 +246,7 @@ fn created(body: Value) -> Response {
 pub async fn token_review(State(state): State<AppState>, body: Bytes) -> Result<Response, Status> {
     let spec = parse_review(&body, "TokenReview")?;
     state.reviews.token_reviews.fetch_add(1, Ordering::Relaxed);
+    tokio::time::sleep(state.reviews.delays().0).await;
     let token = spec.get("token").and_then(Value::as_str).unwrap_or("");
     let audiences = spec.get("audiences").cloned().unwrap_or_else(|| json!([]));
     let status = match state.authn.lookup_token(token) {
@@ -258,6 +269,7 @@ pub async fn subject_access_review(State(state): State<AppState>, body: Bytes) -
     let spec = parse_review(&body, "SubjectAccessReview")?;
     state.reviews.subject_access_reviews.fetch_add(1, Ordering::Relaxed);
     state.reviews.sar_log.lock().unwrap_or_else(|p| p.into_inner()).push(spec.clone());
+    tokio::time::sleep(state.reviews.delays().1).await;
     let s = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
     let mut a = Attributes {
         user: s(&spec, "/user"),

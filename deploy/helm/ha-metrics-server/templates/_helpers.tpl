@@ -1,16 +1,17 @@
 {{/*
-Names and labels: the same templates as metrics-server's chart, so a
-release keeps its object names and selector labels when it switches charts.
+Names and labels: the same templates as metrics-server's chart, with its
+chart name, so a release keeps its object names and selector labels when
+it switches charts (a values file that sets nameOverride: "" included).
 */}}
 {{- define "metrics-server.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- default "metrics-server" .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{- define "metrics-server.fullname" -}}
 {{- if .Values.fullnameOverride }}
 {{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
 {{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- $name := default "metrics-server" .Values.nameOverride }}
 {{- if contains $name .Release.Name }}
 {{- .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- else }}
@@ -99,51 +100,84 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- join "," $peers }}
 {{- end }}
 
+{{/* Whether the serving certificate comes from a Secret (every tls.type but metrics-server). */}}
+{{- define "ha-metrics-server.tlsSecret" -}}
+{{- if not (has .Values.tls.type (list "metrics-server" "helm" "cert-manager" "existingSecret")) }}
+{{- fail (printf "tls.type must be metrics-server, helm, cert-manager or existingSecret, not %q" .Values.tls.type) }}
+{{- end }}
+{{- if ne .Values.tls.type "metrics-server" }}
+{{- if eq .Values.tls.type "existingSecret" }}
+{{- default (include "metrics-server.fullname" .) .Values.tls.existingSecret.name }}
+{{- else }}
+{{- include "metrics-server.fullname" . }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The names the serving certificate is made for (tls.type helm, cert-manager). */}}
+{{- define "ha-metrics-server.dnsNames" -}}
+{{- $fullname := include "metrics-server.fullname" . }}
+{{- $ns := include "metrics-server.namespace" . }}
+{{- list $fullname (printf "%s.%s" $fullname $ns) (printf "%s.%s.svc" $fullname $ns) (printf "%s.%s.svc.%s" $fullname $ns .Values.tls.clusterDomain) | toJson }}
+{{- end }}
+
 {{/*
-The container's args: --secure-port, defaultArgs and the chart's own flags,
-each dropped when args sets the same flag again, then args.
+The image: image.repository:image.tag ("v" + appVersion when the tag is
+empty). metrics-server's own image, named by a values file written for its
+chart, is replaced by this chart's default: it cannot run these args.
+*/}}
+{{- define "ha-metrics-server.image" -}}
+{{- $repo := .Values.image.repository }}
+{{- $tag := toString (default (printf "v%s" .Chart.AppVersion) .Values.image.tag) }}
+{{- if hasSuffix "metrics-server/metrics-server" $repo }}
+{{- $repo = "ha-metrics-server" }}
+{{- $tag = "latest" }}
+{{- end }}
+{{- printf "%s:%s" $repo $tag }}
+{{- end }}
+
+{{/*
+The container's args, in metrics-server's chart's order: --secure-port,
+defaultArgs, the /metrics allow-list, the serving certificate's files,
+then ours (the replica cluster), then args. As with metrics-server, a flag
+repeated in args overrides the earlier value and a list flag appends.
 */}}
 {{- define "ha-metrics-server.args" -}}
-{{- $own := list (printf "--secure-port=%d" (int .Values.containerPort)) }}
+{{- $args := list (printf "--secure-port=%d" (int .Values.containerPort)) }}
 {{- range .Values.defaultArgs }}
-{{- $own = append $own . }}
+{{- $args = append $args . }}
 {{- end }}
 {{- if .Values.metrics.enabled }}
-{{- $own = append $own "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics" }}
+{{- $args = append $args "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics" }}
 {{- end }}
-{{- if eq .Values.tls.type "existingSecret" }}
-{{- $own = append $own "--tls-cert-file=/tmp/tls-certs/tls.crt" }}
-{{- $own = append $own "--tls-private-key-file=/tmp/tls-certs/tls.key" }}
+{{- if include "ha-metrics-server.tlsSecret" . }}
+{{- $args = append $args "--tls-cert-file=/tmp/tls-certs/tls.crt" }}
+{{- $args = append $args "--tls-private-key-file=/tmp/tls-certs/tls.key" }}
 {{- end }}
 {{- with .Values.maxStaleness }}
-{{- $own = append $own (printf "--max-staleness=%s" .) }}
+{{- $args = append $args (printf "--max-staleness=%s" .) }}
 {{- end }}
 {{- if include "ha-metrics-server.cluster" . }}
-{{- $own = append $own (printf "--peers=%s" (include "ha-metrics-server.peers" .)) }}
-{{- $own = append $own (printf "--voters=%d" (int .Values.voters)) }}
-{{- $own = append $own (printf "--peer-port=%d" (int .Values.peers.port)) }}
-{{- $own = append $own (printf "--data-dir=%s" .Values.dataDir) }}
-{{- $own = append $own "--peer-ca-dir=/etc/ha-metrics-server/peer-ca" }}
-{{- $own = append $own (printf "--statefulset=%s" (include "metrics-server.fullname" .)) }}
-{{- $own = append $own (printf "--shutdown-grace-period=%ds" (int .Values.terminationGracePeriodSeconds)) }}
+{{- $args = append $args (printf "--peers=%s" (include "ha-metrics-server.peers" .)) }}
+{{- $args = append $args (printf "--voters=%d" (int .Values.voters)) }}
+{{- $args = append $args (printf "--peer-port=%d" (int .Values.peers.port)) }}
+{{- $args = append $args (printf "--data-dir=%s" .Values.dataDir) }}
+{{- $args = append $args "--peer-ca-dir=/etc/ha-metrics-server/peer-ca" }}
+{{- $args = append $args (printf "--statefulset=%s" (include "metrics-server.fullname" .)) }}
+{{- $args = append $args (printf "--shutdown-grace-period=%ds" (int .Values.terminationGracePeriodSeconds)) }}
 {{- with .Values.lease }}
-{{- $own = append $own (printf "--lease=%s" .) }}
-{{- end }}
-{{- end }}
-{{- $given := list }}
-{{- range .Values.args }}
-{{- $given = append $given (regexReplaceAll "=.*$" (toString .) "") }}
-{{- end }}
-{{- $args := list }}
-{{- range $own }}
-{{- if not (has (regexReplaceAll "=.*$" (toString .) "") $given) }}
-{{- $args = append $args . }}
+{{- $args = append $args (printf "--lease=%s" .) }}
 {{- end }}
 {{- end }}
 {{- range .Values.args }}
 {{- $args = append $args . }}
 {{- end }}
 {{- toYaml $args }}
+{{- end }}
+
+{{/* The addon-resizer sidecar runs with metrics-server's shape only. */}}
+{{- define "ha-metrics-server.nanny" -}}
+{{- if and .Values.addonResizer.enabled (not (include "ha-metrics-server.cluster" .)) }}true{{ end }}
 {{- end }}
 
 {{/* The pod template shared by the StatefulSet and the Deployment. */}}
@@ -182,6 +216,9 @@ spec:
   dnsConfig:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+  {{- if and (not (kindIs "invalid" .Values.hostUsers)) (semverCompare ">=1.33-0" .Capabilities.KubeVersion.Version) }}
+  hostUsers: {{ .Values.hostUsers }}
+  {{- end }}
   {{- if $cluster }}
   terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}
   {{- end }}
@@ -191,7 +228,7 @@ spec:
       securityContext:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-      image: {{ printf "%s:%s" .Values.image.repository (toString .Values.image.tag) }}
+      image: {{ include "ha-metrics-server.image" . }}
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       args:
         {{- include "ha-metrics-server.args" . | nindent 8 }}
@@ -226,7 +263,7 @@ spec:
       volumeMounts:
         - name: tmp
           mountPath: /tmp
-        {{- if eq .Values.tls.type "existingSecret" }}
+        {{- if include "ha-metrics-server.tlsSecret" . }}
         - name: certs
           mountPath: /tmp/tls-certs
           readOnly: true
@@ -245,13 +282,53 @@ spec:
       resources:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+    {{- if include "ha-metrics-server.nanny" . }}
+    {{- $r := .Values.addonResizer }}
+    - name: metrics-server-nanny
+      {{- with $r.securityContext }}
+      securityContext:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      image: {{ printf "%s:%s" $r.image.repository (toString $r.image.tag) }}
+      env:
+        - name: MY_POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+        - name: MY_POD_NAMESPACE
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.namespace
+      command:
+        - /pod_nanny
+        - --config-dir=/etc/config
+        - --deployment={{ include "metrics-server.fullname" . }}
+        - --container=metrics-server
+        - --threshold={{ $r.nanny.threshold }}
+        - --poll-period={{ $r.nanny.pollPeriod }}
+        - --estimator=exponential
+        - --minClusterSize={{ $r.nanny.minClusterSize }}
+        - --use-metrics=true
+      volumeMounts:
+        - name: nanny-config-volume
+          mountPath: /etc/config
+      {{- with $r.resources }}
+      resources:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    {{- end }}
   volumes:
     - name: tmp
       {{- toYaml .Values.tmpVolume | nindent 6 }}
-    {{- if eq .Values.tls.type "existingSecret" }}
+    {{- with include "ha-metrics-server.tlsSecret" . }}
     - name: certs
       secret:
-        secretName: {{ required "tls.existingSecret.name is required with tls.type existingSecret" .Values.tls.existingSecret.name }}
+        secretName: {{ . }}
+    {{- end }}
+    {{- if include "ha-metrics-server.nanny" . }}
+    - name: nanny-config-volume
+      configMap:
+        name: {{ include "metrics-server.fullname" . }}-nanny-config
     {{- end }}
     {{- if $cluster }}
     # An emptyDir is safe: a lost data dir rejoins as a new incarnation.
@@ -284,7 +361,7 @@ spec:
   tolerations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- if and $cluster .Values.topologySpreadConstraints }}
+  {{- if .Values.topologySpreadConstraints }}
   topologySpreadConstraints:
     {{- range .Values.topologySpreadConstraints }}
     {{- $c := deepCopy . }}

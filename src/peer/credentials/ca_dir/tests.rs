@@ -1,15 +1,7 @@
 use std::time::Duration;
 
-use clap::Parser;
-
 use super::*;
 use crate::peer::credentials::authority::{CA_CERT, CA_KEY, PREVIOUS_CA_CERT, ROTATION, Schedule, unix};
-
-#[derive(Parser)]
-struct T {
-    #[command(flatten)]
-    a: crate::config::ServeArgs,
-}
 
 fn settings(dir: &Path) -> ClusterSettings {
     let argv = [
@@ -19,7 +11,10 @@ fn settings(dir: &Path) -> ClusterSettings {
         "--pod-namespace=kube-system".into(),
         format!("--peer-ca-dir={}", dir.display()),
     ];
-    crate::config::Config::from_args(&T::parse_from(argv).a).unwrap().cluster.unwrap()
+    crate::config::Config::from_args(&crate::cli::parse_from(argv).expect("flags parse").serve)
+        .unwrap()
+        .cluster
+        .unwrap()
 }
 
 fn write(dir: &Path, files: &[(&str, &[u8])]) {

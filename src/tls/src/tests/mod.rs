@@ -19,6 +19,8 @@ use super::*;
 use crate::pki::Ca;
 use sim::addr::Block;
 
+mod limits;
+
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A handler that reports what the accept loop attached to the request.

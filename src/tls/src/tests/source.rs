@@ -149,3 +149,21 @@ fn self_signed_pair_is_written_reused_and_replaced_when_broken() {
     assert_ne!(replaced.chain, first.chain);
     assert_ne!(std::fs::read(&cert_file).unwrap(), b"garbage");
 }
+
+/// Two replicas started at once with one --cert-dir (metrics-server's HA
+/// manifests' `--cert-dir=/tmp`, on one host) both get a certificate.
+#[test]
+fn processes_sharing_a_cert_dir_at_once_each_get_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let bind: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let starts: Vec<_> = (0..8)
+        .map(|_| {
+            let d = dir.path().to_path_buf();
+            std::thread::spawn(move || crate::source::self_signed_in_dir(&d, bind).map(|_| ()))
+        })
+        .collect();
+    for s in starts {
+        s.join().unwrap().expect("a certificate");
+    }
+    assert!(crate::source::self_signed_in_dir(dir.path(), bind).is_ok());
+}
