@@ -6,14 +6,21 @@
 //! the benchmarks, the raft crate's tests and the chaos tool; never compiled
 //! into a production server.
 //!
-//! Also here, because every one of those users needs them: [`client`]
-//! (requests straight to a replica's port, with or without a client
-//! certificate) and [`wait`] (waiting for a condition with a deadline).
+//! Also here, because every one of those users needs them, each written
+//! once: [`client`] (requests straight to a replica's port, with or without
+//! a client certificate), [`wait`] (waiting for a condition with a
+//! deadline, or watching one hold for a window), [`answer`] (reading the
+//! metrics API's answers: keys, sample ages, quantities), [`scrapes`]
+//! (judging the kubelets' scrape log: exactly-once, first re-scrape) and
+//! [`leader`] (who leads, from the replicas' views).
 
 pub mod addr;
+pub mod answer;
 pub mod apiserver;
 pub mod client;
 pub mod cluster;
 pub mod env;
 pub mod kubelet;
+pub mod leader;
+pub mod scrapes;
 pub mod wait;
