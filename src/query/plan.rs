@@ -91,19 +91,7 @@ pub fn missing_sentence(member: &str, what: &str, cause: &str) -> String {
 mod tests {
     use super::*;
     use crate::model::ContainerUsage;
-    use raft::state::RingParams;
-    use raft::{ClusterState, Command, MemberInfo, MemberState};
-
-    fn three() -> ClusterState {
-        let mut s = ClusterState::default();
-        for id in 1..=3 {
-            let info = MemberInfo { name: format!("r{id}"), api_addr: String::new(), peer_addr: format!("h{id}:1") };
-            s.apply(&Command::Join { id, info });
-        }
-        s.apply(&Command::SetStates((1..=3).map(|id| (id, MemberState::Active)).collect()));
-        s.apply(&Command::SetRing(RingParams::CURRENT));
-        s
-    }
+    use raft::fixture::active;
 
     fn usage(ts: i64) -> PodUsage {
         PodUsage {
@@ -119,7 +107,7 @@ mod tests {
 
     #[test]
     fn every_node_is_asked_of_its_owner_and_two_replicas_plan_the_same_owners() {
-        let s = three();
+        let s = active(3);
         let names: Vec<String> = (0..200).map(|i| format!("node-{i}")).collect();
         let (a, b) = (Ownership::from_state(1, &s), Ownership::from_state(2, &s));
         let ga = group_nodes(&a, &names);
@@ -135,7 +123,7 @@ mod tests {
 
     #[test]
     fn without_a_ring_everything_is_answered_locally() {
-        let mut s = three();
+        let mut s = active(3);
         s.ring = None;
         let o = Ownership::from_state(1, &s);
         let names = vec!["a".to_string(), "b".to_string()];
@@ -146,7 +134,7 @@ mod tests {
 
     #[test]
     fn pods_are_asked_of_every_active_member_or_of_the_known_nodes_owner() {
-        let o = Ownership::from_state(1, &three());
+        let o = Ownership::from_state(1, &active(3));
         assert_eq!(pod_askees(&o, None), vec![Asked::Local, Asked::Peer(2), Asked::Peer(3)]);
         let owner = o.owner("node-7").unwrap();
         let want = if owner == 1 { Asked::Local } else { Asked::Peer(owner) };
