@@ -4,7 +4,9 @@
 //!
 //! Two shapes:
 //! - positive ([`until`], [`until_some`], [`expect`], [`expect_some`]): wait
-//!   until something becomes true (or available), at most `within`;
+//!   until something becomes true (or available), at most `within`
+//!   ([`until_some_every`] asks less often, [`until_blocking`] waits where
+//!   nothing can await);
 //! - negative ([`holds_for`], [`expect_holds`]): something must *stay* true
 //!   for a whole window; the check fails the moment it stops holding. The
 //!   window is the time in which the protocol would have broken it (a
@@ -19,7 +21,18 @@ pub const POLL: Duration = Duration::from_millis(50);
 
 /// Polls `f` until it yields a value (returned) or `within` has passed
 /// (`None`). `f` is always tried at least once, and once more at the deadline.
-pub async fn until_some<T>(within: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+pub async fn until_some<T>(within: Duration, f: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    until_some_every(POLL, within, f).await
+}
+
+/// [`until_some`] polling every `every` instead of every [`POLL`]: for a
+/// condition that is expensive to ask (a whole node list of a large
+/// cluster) while something is being measured.
+pub async fn until_some_every<T>(
+    every: Duration,
+    within: Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> Option<T> {
     let start = tokio::time::Instant::now();
     loop {
         let late = start.elapsed() >= within;
@@ -29,7 +42,23 @@ pub async fn until_some<T>(within: Duration, mut f: impl AsyncFnMut() -> Option<
         if late {
             return None;
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// [`until`] for code that cannot await (a `Drop`): blocks the thread
+/// between polls.
+pub fn until_blocking(within: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+    let start = std::time::Instant::now();
+    loop {
+        let late = start.elapsed() >= within;
+        if cond() {
+            return Some(start.elapsed());
+        }
+        if late {
+            return None;
+        }
+        std::thread::sleep(POLL);
     }
 }
 
@@ -124,6 +153,19 @@ mod tests {
         assert_eq!(held, Ok(()));
         assert_eq!(start.elapsed(), Duration::from_secs(1), "the whole window is watched");
         assert_eq!(polls, 21, "polled every {POLL:?}, the last poll at the end of the window");
+    }
+
+    #[test]
+    fn blocking_waits_poll_the_same_way() {
+        let mut calls = 0;
+        assert!(
+            until_blocking(Duration::from_secs(5), || {
+                calls += 1;
+                calls == 2
+            })
+            .is_some_and(|took| took >= POLL)
+        );
+        assert_eq!(until_blocking(Duration::ZERO, || false), None);
     }
 
     #[tokio::test(start_paused = true)]
