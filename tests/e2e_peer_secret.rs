@@ -1,7 +1,7 @@
 //! One-step install: three replicas started at once with `--peer-secret`
 //! against a stand-in apiserver that has no such Secret make one cluster
 //! CA between them (exactly one creates the Secret, the others read it)
-//! and form one ring; then the Secret is replaced with a new CA and every
+//! and form one cluster; then the Secret is replaced with a new CA and every
 //! replica presents certificates from it and drops the old one, without a
 //! restart. Measured times are printed (`--nocapture`).
 
@@ -61,7 +61,7 @@ async fn view(c: &Cluster, i: usize, client: rustls::ClientConfig) -> Option<ha_
 
 /// Whether every replica, asked with `ca` as the only root, reports the
 /// same leader and three Active members with a ring.
-async fn one_ring(c: &Cluster, ca: &Ca) -> bool {
+async fn one_cluster(c: &Cluster, ca: &Ca) -> bool {
     let mut leaders = Vec::new();
     for i in 0..3 {
         match view(c, i, client_of(ca)).await {
@@ -71,7 +71,7 @@ async fn one_ring(c: &Cluster, ca: &Ca) -> bool {
             _ => return false,
         }
     }
-    leaders.iter().all(|l| l.is_some() && *l == leaders[0])
+    sim::leader::agreed(leaders).is_some()
 }
 
 fn logs(c: &Cluster) -> String {
@@ -91,13 +91,13 @@ async fn three_replicas_make_one_ca_from_a_missing_secret_and_take_a_rotated_one
     c.env.set_replica_count(3);
     let pids: Vec<u32> = c.replicas.iter().map(|r| r.pid()).collect();
 
-    // One Secret, created by exactly one replica, and one ring over its CA.
+    // One Secret, created by exactly one replica, and one cluster over its CA.
     let created = sim::wait::until(common::STARTUP, async || secret_ca(&c).is_some()).await;
     assert!(created.is_some(), "no usable Secret was created\n{}", logs(&c));
     let ca = secret_ca(&c).expect("the Secret's CA");
-    let formed = sim::wait::until(common::STARTUP, async || one_ring(&c, &ca).await).await;
-    assert!(formed.is_some(), "the replicas never formed one ring over the Secret's CA\n{}", logs(&c));
-    println!("one ring over the Secret's CA {:?} after the start", started.elapsed());
+    let formed = sim::wait::until(common::STARTUP, async || one_cluster(&c, &ca).await).await;
+    assert!(formed.is_some(), "the replicas never formed one cluster over the Secret's CA\n{}", logs(&c));
+    println!("one cluster over the Secret's CA {:?} after the start", started.elapsed());
     let writes = c.env.apiserver.secret_writes();
     let creates: Vec<_> = writes.iter().filter(|w| w.verb == "create" && w.name == SECRET).collect();
     assert_eq!(creates.len(), 1, "exactly one create succeeds: {writes:?}");
@@ -125,7 +125,7 @@ async fn three_replicas_make_one_ca_from_a_missing_secret_and_take_a_rotated_one
     ]);
     c.env.apiserver.put_secret(NAMESPACE, SECRET, "Opaque", &data);
     let rotated_at = Instant::now();
-    let switched = sim::wait::until(Duration::from_secs(60), async || one_ring(&c, &next).await).await;
+    let switched = sim::wait::until(Duration::from_secs(60), async || one_cluster(&c, &next).await).await;
     assert!(switched.is_some(), "the replicas never presented certificates from the new CA\n{}", logs(&c));
     println!(
         "every replica presents a certificate from the new CA {:?} after the Secret changed",
@@ -149,7 +149,7 @@ async fn three_replicas_make_one_ca_from_a_missing_secret_and_take_a_rotated_one
         view(&c, 0, client_trusting(&[&ca, &next], &next)).await.is_some(),
         "a certificate from the new CA still gets in"
     );
-    assert!(one_ring(&c, &next).await, "still one ring after the old CA was dropped\n{}", logs(&c));
+    assert!(one_cluster(&c, &next).await, "still one cluster after the old CA was dropped\n{}", logs(&c));
     for (i, r) in c.replicas.iter_mut().enumerate() {
         assert!(r.try_wait().is_none(), "replica {i} exited\n{}", r.log_text());
     }
@@ -185,7 +185,7 @@ async fn peer_files_replaced_on_disk_are_picked_up_without_a_restart() {
     }
     c.env.set_replica_count(3);
     let pids: Vec<u32> = c.replicas.iter().map(|r| r.pid()).collect();
-    // Before: one ring, observed with the environment's CA and replica 0's files.
+    // Before: one cluster, observed with the environment's CA and replica 0's files.
     let next = Ca::new("rotated file CA").expect("new CA");
     let old_ca = std::fs::read(c.env.work_dir.join("cluster-ca.crt")).expect("CA file");
     let dir = c.env.work_dir.join("replica-0");
@@ -201,7 +201,7 @@ async fn peer_files_replaced_on_disk_are_picked_up_without_a_restart() {
         active == 3
     })
     .await;
-    assert!(formed.is_some(), "no ring over the files' CA\n{}", logs(&c));
+    assert!(formed.is_some(), "no cluster over the files' CA\n{}", logs(&c));
     let rotated_at = Instant::now();
     replace_file(&c.env.work_dir.join("cluster-ca.crt"), next.cert_pem());
     for i in 0..3 {
@@ -217,7 +217,7 @@ async fn peer_files_replaced_on_disk_are_picked_up_without_a_restart() {
         replace_file(&dir.join("peer.key"), &pair.key_pem);
         replace_file(&dir.join("peer.crt"), &pair.cert_pem);
     }
-    let switched = sim::wait::until(Duration::from_secs(60), async || one_ring(&c, &next).await).await;
+    let switched = sim::wait::until(Duration::from_secs(60), async || one_cluster(&c, &next).await).await;
     assert!(switched.is_some(), "the replicas never presented the new files' certificates\n{}", logs(&c));
     println!("every replica presents the replaced files' certificate {:?} after they changed", rotated_at.elapsed());
     for (i, r) in c.replicas.iter_mut().enumerate() {
@@ -275,8 +275,8 @@ async fn issued_peer_certificates_are_renewed_before_they_expire() {
     let found = sim::wait::until(common::STARTUP, async || secret_ca(&c).is_some()).await;
     assert!(found.is_some(), "no Secret\n{}", logs(&c));
     let ca = secret_ca(&c).expect("CA");
-    let formed = sim::wait::until(common::STARTUP, async || one_ring(&c, &ca).await).await;
-    assert!(formed.is_some(), "no ring\n{}", logs(&c));
+    let formed = sim::wait::until(common::STARTUP, async || one_cluster(&c, &ca).await).await;
+    assert!(formed.is_some(), "no cluster\n{}", logs(&c));
     let mut first = Vec::new();
     for i in 0..3 {
         first.push(presented_not_after(&c, i, &ca).await.expect("a certificate from the Secret's CA"));
@@ -300,6 +300,6 @@ async fn issued_peer_certificates_are_renewed_before_they_expire() {
     let earliest = *first.iter().min().unwrap();
     println!("every replica renewed its certificate {} s before the first one would have expired", earliest - now());
     assert!(now() < earliest, "renewed only after expiry");
-    assert!(one_ring(&c, &ca).await, "one ring after the renewals\n{}", logs(&c));
+    assert!(one_cluster(&c, &ca).await, "one cluster after the renewals\n{}", logs(&c));
     assert_eq!(c.replicas.iter().map(|r| r.pid()).collect::<Vec<_>>(), pids, "no replica was restarted");
 }

@@ -1,27 +1,33 @@
 //! Several replica processes of the real binary forming one Raft cluster
-//! over mutual TLS on their peer ports, and the ways tests ask them about it.
+//! over mutual TLS on their peer ports ([`RaftCluster`]), and the ways tests
+//! ask them about it: a replica's view, who leads, whether they settled.
+//! (Not the hash ring: that is `ha_metrics_server::ownership::Ring`.)
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use ha_metrics_server::member::ClusterStatus;
 use ha_metrics_server::peer::fetch_view;
 use raft::{ClusterView, MemberState};
 
 use super::Cluster;
 
+/// How long replicas get to agree on a leader, a ring and their Active members.
+pub const SETTLE: Duration = Duration::from_secs(60);
+
 /// Replica processes forming one Raft cluster on a simulated Kubernetes.
-pub struct Ring {
+pub struct RaftCluster {
     pub c: Cluster,
 }
 
-impl Ring {
+impl RaftCluster {
     /// `n` replicas over 2 nodes × 2 pods at a 2 s resolution.
-    pub async fn start(n: usize) -> Ring {
-        Ring::start_on(n, 2, 2, "2s", &[]).await
+    pub async fn start(n: usize) -> RaftCluster {
+        RaftCluster::start_on(n, 2, 2, "2s", &[]).await
     }
 
     /// `n` replicas (the declared members) over `nodes` × `pods` at
     /// `resolution`, each with `extra` flags.
-    pub async fn start_on(n: usize, nodes: usize, pods: usize, resolution: &str, extra: &[&str]) -> Ring {
+    pub async fn start_on(n: usize, nodes: usize, pods: usize, resolution: &str, extra: &[&str]) -> RaftCluster {
         let mut c = Cluster::start_empty(nodes, pods, resolution).await;
         for i in 0..n {
             let mut args = c.env.cluster_args(i, n).unwrap();
@@ -31,7 +37,7 @@ impl Ring {
         }
         c.env.route_metrics_to(&(0..n).collect::<Vec<_>>());
         c.env.set_replica_count(n);
-        Ring { c }
+        RaftCluster { c }
     }
 
     pub fn client(&self) -> rustls::ClientConfig {
@@ -41,40 +47,43 @@ impl Ring {
         tls::mutual_tls_client_config(&ca, ck.chain, ck.key).unwrap()
     }
 
+    /// Replica `i`'s Raft view, or `None` when it does not answer within 3 s.
     pub async fn status(&self, i: usize) -> Option<ClusterView> {
         self.full_status(i).await.map(|s| s.raft)
     }
 
-    pub async fn full_status(&self, i: usize) -> Option<ha_metrics_server::member::ClusterStatus> {
+    /// Replica `i`'s cluster status (Raft view, ring, shares), or `None` within 3 s.
+    pub async fn full_status(&self, i: usize) -> Option<ClusterStatus> {
         let peer = self.c.env.peer_addr(i).to_string();
         tokio::time::timeout(Duration::from_secs(3), fetch_view(&peer, self.client())).await.ok()?.ok()
     }
 
-    /// Waits until every listed replica reports one leader and `active` Active members.
+    /// The replica leading by the first of `replicas` that knows a leader.
+    pub async fn leader(&self, replicas: &[usize]) -> Option<usize> {
+        let named = async |i: usize| self.status(i).await?.leader.map(|(_, name)| name);
+        sim::leader::named_by_first(replicas.iter().copied(), named).await
+    }
+
+    /// Every listed replica's view once they all report the same leader, a
+    /// committed ring and `active` Active members (waiting up to [`SETTLE`]);
+    /// `None` (with every replica's view and log tail printed) if they never do.
     pub async fn settled(&self, replicas: &[usize], active: usize) -> Option<Vec<ClusterView>> {
-        let end = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < end {
+        let views = sim::wait::until_some(SETTLE, async || {
             let mut views = Vec::new();
             for &i in replicas {
                 // Settled includes the committed ring parameters.
-                if let Some(s) = self.full_status(i).await
-                    && !s.ring.starts_with("none")
-                {
-                    views.push(s.raft);
-                }
+                let s = self.full_status(i).await.filter(|s| !s.ring.starts_with("none"))?;
+                views.push(s.raft);
             }
-            if views.len() == replicas.len() {
-                let leaders: Vec<_> = views.iter().map(|v| v.leader.clone()).collect();
-                let agreed = leaders.iter().all(|l| l.is_some() && *l == leaders[0]);
-                if agreed && views.iter().all(|v| v.count(MemberState::Active) == active) {
-                    return Some(views);
-                }
+            sim::leader::agreed(views.iter().map(|v| v.leader.as_ref()))?;
+            views.iter().all(|v| v.count(MemberState::Active) == active).then_some(views)
+        })
+        .await;
+        if views.is_none() {
+            for &i in replicas {
+                eprintln!("--- replica {i}: {:?}\n{}", self.status(i).await, self.c.log_tail(i));
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        for &i in replicas {
-            eprintln!("--- replica {i}: {:?}\n{}", self.status(i).await, self.c.log_tail(i));
-        }
-        None
+        views
     }
 }
