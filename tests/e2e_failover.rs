@@ -23,7 +23,7 @@ const SLACK: u32 = 3;
 /// How long clients are watched after a failover completes: the new owner's
 /// second scrape (one resolution after its first) is what gives a rate, so a
 /// gap would show within two.
-const AFTER: Duration = Duration::from_secs(4);
+const AFTER: Duration = Duration::from_secs(RESOLUTION.as_secs() * 2);
 
 /// Whether replica `i` serves all `nodes` nodes to `admin`.
 async fn serves_all(env: &sim::env::DevEnv, i: usize, admin: &tls::pki::CertPair, nodes: usize) -> bool {
