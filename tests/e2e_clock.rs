@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::ring::Ring;
+use common::raft_cluster::RaftCluster;
 use serde_json::Value;
 
 const NODES: usize = 6;
@@ -26,7 +26,7 @@ type Served = Option<(i64, f64)>;
 
 /// Reads replica `i`'s node list and pod list; fails the test on any item
 /// from the future; returns node-0 as served, if it is.
-async fn read(r: &Ring, i: usize, admin: &tls::pki::CertPair) -> Served {
+async fn read(r: &RaftCluster, i: usize, admin: &tls::pki::CertPair) -> Served {
     let mut node0 = None;
     for path in ["/apis/metrics.k8s.io/v1beta1/nodes", "/apis/metrics.k8s.io/v1beta1/pods"] {
         let Ok(reply) = sim::client::fetch(r.c.env.replica_addr(i), path, Some(admin), &[]).await else { continue };
@@ -61,7 +61,7 @@ fn assert_true_rate(i: usize, served: Served, truth: f64, when: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kubelet_an_hour_ahead_is_refused_by_every_replica_and_served_truly_once_it_is_back() {
-    let r = Ring::start_on(3, NODES, 2, "2s", &[]).await;
+    let r = RaftCluster::start_on(3, NODES, 2, "2s", &[]).await;
     r.settled(&[0, 1, 2], 3).await.expect("one cluster with a committed ring");
     let admin = r.c.env.apiserver.issue_client_cert("admin", &["system:masters"]).unwrap();
     sim::wait::expect("every replica to serve node-0", Duration::from_secs(90), async || {

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::ring::Ring;
+use common::raft_cluster::RaftCluster;
 use raft::MemberState;
 use sim::client::try_get;
 
@@ -19,7 +19,7 @@ const SLACK: u32 = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_bootstrap_into_one_cluster_and_serve_kubectl() {
-    let r = Ring::start(3).await;
+    let r = RaftCluster::start(3).await;
     let views = r.settled(&[0, 1, 2], 3).await.unwrap_or_else(|| panic!("no single cluster\n{}", r.c.log_tail(0)));
     let epochs: Vec<u64> = views.iter().map(|v| v.epoch).collect();
     assert!(epochs.iter().all(|e| *e == epochs[0]), "replicas disagree on the epoch: {epochs:?}");
@@ -57,17 +57,16 @@ async fn three_replicas_bootstrap_into_one_cluster_and_serve_kubectl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_the_leader_elects_a_new_one_and_commits_it_down_then_it_rejoins() {
-    let mut r = Ring::start(3).await;
+    let mut r = RaftCluster::start(3).await;
     let views = r.settled(&[0, 1, 2], 3).await.expect("cluster formed");
-    let leader_name = views[0].leader.clone().unwrap().1;
-    let dead: usize = leader_name.trim_start_matches("replica-").parse().unwrap();
+    let leader_name = views[0].leader.clone().expect("settled views name a leader").1;
+    let dead = sim::leader::replica_index(&leader_name).expect("a replica-N name");
     let survivors: Vec<usize> = (0..3).filter(|i| *i != dead).collect();
     let killed_at = Instant::now();
     r.c.replicas[dead].signal(libc::SIGKILL);
     let mut new_leader_after = None;
     let mut down_after = None;
-    let end = killed_at + LEASE * SLACK + Duration::from_secs(10);
-    while Instant::now() < end && (new_leader_after.is_none() || down_after.is_none()) {
+    sim::wait::until(LEASE * SLACK + Duration::from_secs(10), async || {
         for &i in &survivors {
             if let Some(v) = r.status(i).await {
                 if new_leader_after.is_none() && v.leader.as_ref().is_some_and(|(_, n)| *n != leader_name) {
@@ -79,8 +78,9 @@ async fn sigkill_of_the_leader_elects_a_new_one_and_commits_it_down_then_it_rejo
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        new_leader_after.is_some() && down_after.is_some()
+    })
+    .await;
     let ok = new_leader_after.is_some() && down_after.is_some();
     assert!(
         ok,
@@ -107,14 +107,14 @@ async fn sigkill_of_the_leader_elects_a_new_one_and_commits_it_down_then_it_rejo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_with_an_empty_data_dir_rejoins_as_a_new_incarnation() {
-    let mut r = Ring::start(3).await;
+    let mut r = RaftCluster::start(3).await;
     let before = r.settled(&[0, 1, 2], 3).await.expect("cluster formed");
     let old = before[0].members.iter().find(|m| m.name == "replica-2").unwrap().clone();
     r.c.replicas[2].signal(libc::SIGKILL);
-    let end = Instant::now() + Duration::from_secs(10);
-    while r.c.replicas[2].try_wait().is_none() && Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    sim::wait::expect("replica-2 to exit after SIGKILL", Duration::from_secs(10), async || {
+        r.c.replicas[2].try_wait().is_some()
+    })
+    .await;
     std::fs::remove_dir_all(r.c.env.work_dir.join("replica-2").join("data")).unwrap();
     let mut args = r.c.env.replica_args(2, &r.c.resolution);
     args.extend(r.c.env.cluster_args(2, 3).unwrap());
@@ -135,7 +135,7 @@ async fn restart_with_an_empty_data_dir_rejoins_as_a_new_incarnation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_port_refuses_callers_without_a_cluster_certificate() {
-    let r = Ring::start(3).await;
+    let r = RaftCluster::start(3).await;
     r.settled(&[0, 1, 2], 3).await.expect("cluster formed");
     let peer = r.c.env.peer_addr(0);
     let path = ha_metrics_server::member::status::VIEW_PATH;
@@ -150,15 +150,10 @@ async fn peer_port_refuses_callers_without_a_cluster_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_leaves_the_ring_as_draining_and_restart_makes_it_active_again() {
-    let mut r = Ring::start(3).await;
+    let mut r = RaftCluster::start(3).await;
     r.settled(&[0, 1, 2], 3).await.expect("cluster formed");
     r.c.replicas[1].signal(libc::SIGTERM);
-    let end = Instant::now() + Duration::from_secs(30);
-    let mut exited = None;
-    while exited.is_none() && Instant::now() < end {
-        exited = r.c.replicas[1].try_wait();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let exited = sim::wait::until_some(Duration::from_secs(30), async || r.c.replicas[1].try_wait()).await;
     assert!(
         exited.is_some_and(|s| s.success()),
         "SIGTERM must end the replica cleanly: {exited:?}\n{}",
@@ -191,18 +186,13 @@ async fn sigterm_leaves_the_ring_as_draining_and_restart_makes_it_active_again()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lowering_the_replica_count_removes_the_terminated_replica_from_raft() {
-    let mut r = Ring::start(3).await;
+    let mut r = RaftCluster::start(3).await;
     r.settled(&[0, 1, 2], 3).await.expect("cluster formed");
     // As `kubectl scale statefulset --replicas=2`: the count drops, then the
     // highest ordinal gets SIGTERM.
     r.c.env.set_replica_count(2);
     r.c.replicas[2].signal(libc::SIGTERM);
-    let end = Instant::now() + Duration::from_secs(30);
-    let mut exited = None;
-    while exited.is_none() && Instant::now() < end {
-        exited = r.c.replicas[2].try_wait();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let exited = sim::wait::until_some(Duration::from_secs(30), async || r.c.replicas[2].try_wait()).await;
     assert!(exited.is_some_and(|s| s.success()), "replica-2 did not exit cleanly\n{}", r.c.replicas[2].log_text());
     assert!(r.c.replicas[2].log_text().contains("ScaleDown"), "{}", r.c.replicas[2].log_text());
     let gone = sim::wait::until(Duration::from_secs(30), async || {
@@ -224,7 +214,7 @@ async fn lowering_the_replica_count_removes_the_terminated_replica_from_raft() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_three_to_five_and_back_keeps_one_cluster() {
-    let mut r = Ring::start(3).await;
+    let mut r = RaftCluster::start(3).await;
     let before = r.settled(&[0, 1, 2], 3).await.expect("cluster formed");
     // Two more replicas, not in the declared list: they join through it.
     r.c.env.set_replica_count(5);

@@ -6,33 +6,39 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::observe::{Observer, Seen};
-use common::ring::Ring;
+use common::raft_cluster::RaftCluster;
 use raft::MemberState;
+use sim::scrapes::{Count, Window, reached, unix_ms};
 
 const NODES: usize = 30;
 const RESOLUTION: Duration = Duration::from_secs(2);
 const LEASE: Duration = Duration::from_secs(3);
 /// Slack on protocol bounds for a loaded 2-core machine.
 const SLACK: u32 = 3;
+/// How long clients are watched after a failover completes: the new owner's
+/// second scrape (one resolution after its first) is what gives a rate, so a
+/// gap would show within two.
+const AFTER: Duration = Duration::from_secs(RESOLUTION.as_secs() * 2);
 
-async fn cluster() -> (Ring, tls::pki::CertPair) {
-    let r = Ring::start_on(3, NODES, 2, "2s", &[]).await;
+/// Whether replica `i` serves all `nodes` nodes to `admin`.
+async fn serves_all(env: &sim::env::DevEnv, i: usize, admin: &tls::pki::CertPair, nodes: usize) -> bool {
+    let answer = sim::answer::fetch(env.replica_addr(i), sim::answer::NODES, admin, Duration::from_secs(5)).await;
+    answer.is_ok_and(|a| a.status == 200 && a.items.len() == nodes)
+}
+
+async fn cluster() -> (RaftCluster, tls::pki::CertPair) {
+    let r = RaftCluster::start_on(3, NODES, 2, "2s", &[]).await;
     r.settled(&[0, 1, 2], 3).await.expect("one cluster with a committed ring");
     let admin = r.c.env.apiserver.issue_client_cert("admin", &["system:masters"]).unwrap();
     sim::wait::expect("every replica to serve every node", Duration::from_secs(90), async || {
         let mut ok = 0;
         for i in 0..3 {
-            let reply =
-                sim::client::fetch(r.c.env.replica_addr(i), "/apis/metrics.k8s.io/v1beta1/nodes", Some(&admin), &[]);
-            if let Ok(reply) = reply.await {
-                let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
-                ok += usize::from(v["items"].as_array().is_some_and(|a| a.len() == NODES));
-            }
+            ok += usize::from(serves_all(&r.c.env, i, &admin, NODES).await);
         }
         ok == 3
     })
@@ -41,67 +47,79 @@ async fn cluster() -> (Ring, tls::pki::CertPair) {
 }
 
 /// The replica holding the Raft leadership, and one that does not.
-async fn leader_and_follower(r: &Ring) -> (usize, usize) {
-    let view = r.status(0).await.expect("view");
-    let (_, leader) = view.leader.expect("a leader");
-    let l: usize = leader.trim_start_matches("replica-").parse().unwrap();
+async fn leader_and_follower(r: &RaftCluster) -> (usize, usize) {
+    let l = r.leader(&[0, 1, 2]).await.expect("a replica that names the leader");
     (l, (l + 1) % 3)
 }
 
-fn source_ip(r: &Ring, i: usize) -> IpAddr {
+fn source_ip(r: &RaftCluster, i: usize) -> IpAddr {
     IpAddr::V4(r.c.env.block.replica(i))
 }
 
-/// The nodes `victim` owned, by the cluster status.
-async fn owned_by(r: &Ring, victim: usize) -> BTreeSet<String> {
+/// The nodes `victim` owns: those it scraped last, once every node has been
+/// scraped since now (so the scrape log shows every current owner).
+async fn owned_by(r: &RaftCluster, victim: usize) -> BTreeSet<String> {
     let since = SystemTime::now();
-    sim::wait::expect("a resolution of scrapes", RESOLUTION * 3, async || SystemTime::now() > since + RESOLUTION * 2)
-        .await;
-    let ip = source_ip(r, victim);
-    r.c.env.fleet.scrapes_since(since).iter().filter(|s| s.client == Some(ip)).map(|s| s.node.to_string()).collect()
+    let owners = sim::wait::expect_some("every node scraped once more", RESOLUTION * 5, async || {
+        let log = r.c.env.fleet.scrapes_since(since);
+        let owners = sim::scrapes::last_scraper(reached(&log));
+        (owners.len() == NODES).then_some(owners)
+    })
+    .await;
+    let ip = Some(source_ip(r, victim));
+    owners.into_iter().filter(|(_, by)| *by == ip).map(|(node, _)| node).collect()
 }
 
-/// Checks exactly-once over `periods` resolutions from now: each node by one replica, gaps ≥ R/2.
-async fn assert_exactly_once(r: &Ring, periods: u32, owners: &[usize]) {
+/// Checks exactly-once over `periods` resolutions from now: each node by
+/// one replica of `owners`, `periods` ± 1 times, never twice within R/2.
+async fn assert_exactly_once(r: &RaftCluster, periods: u32, owners: &[usize]) {
     let from = SystemTime::now() + RESOLUTION;
     let to = from + RESOLUTION * periods;
     sim::wait::expect("the window to pass", RESOLUTION * (periods + 4), async || SystemTime::now() > to).await;
-    let mut by_node: BTreeMap<String, Vec<(SystemTime, Option<IpAddr>)>> = BTreeMap::new();
-    for s in r.c.env.fleet.scrapes_since(from) {
-        if s.at() < to && s.outcome.reached_kubelet() {
-            by_node.entry(s.node.to_string()).or_default().push((s.at(), s.client));
-        }
-    }
+    let window = Window { from_ms: unix_ms(from), to_ms: unix_ms(to), resolution_ms: RESOLUTION.as_millis() as u64 };
+    let log = r.c.env.fleet.scrapes_since(from);
+    let nodes = r.c.env.spec.nodes.iter().map(|n| n.name.as_str());
+    let v = sim::scrapes::exactly_once(reached(&log), nodes, window, Count::WithinOne);
+    assert!(v.violations.is_empty(), "not exactly once over {periods} resolutions: {:?}", v.violations);
     let allowed: BTreeSet<Option<IpAddr>> = owners.iter().map(|i| Some(source_ip(r, *i))).collect();
-    assert_eq!(by_node.len(), NODES, "scraped: {:?}", by_node.keys());
-    for (node, times) in &by_node {
-        let who: BTreeSet<Option<IpAddr>> = times.iter().map(|(_, ip)| *ip).collect();
-        assert_eq!(who.len(), 1, "{node} scraped by {who:?}");
+    for (node, who) in &v.scrapers {
         assert!(who.is_subset(&allowed), "{node} scraped by {who:?}, not one of {allowed:?}");
-        let n = times.len() as u32;
-        assert!((periods - 1..=periods + 1).contains(&n), "{node}: {n} scrapes in {periods} resolutions");
-        for w in times.windows(2) {
-            let gap = w[1].0.duration_since(w[0].0).unwrap_or_default();
-            assert!(gap >= RESOLUTION / 2, "{node} scraped twice within {gap:?}");
-        }
     }
 }
 
-/// The first scrape of each of `nodes` after `since` by a replica other than `victim`.
-fn first_rescrape(
-    r: &Ring,
-    nodes: &BTreeSet<String>,
-    since: SystemTime,
+/// The first scrape of each of `nodes` since `since` by a replica other than `victim`.
+fn first_rescrape(r: &RaftCluster, nodes: &BTreeSet<String>, since: SystemTime, victim: usize) -> Vec<SystemTime> {
+    let log = r.c.env.fleet.scrapes_since(since);
+    let first = sim::scrapes::first_after(reached(&log), nodes, unix_ms(since), &Some(source_ip(r, victim)));
+    first.values().map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(*ms)).collect()
+}
+
+/// Waits until the survivors commit `victim` Down, then until each of
+/// `orphans` was scraped by a survivor; returns when the Down was seen and
+/// how long after `since` the last orphan was re-scraped.
+async fn taken_over(
+    r: &RaftCluster,
     victim: usize,
-) -> BTreeMap<String, SystemTime> {
-    let ip = Some(source_ip(r, victim));
-    let mut first = BTreeMap::new();
-    for s in r.c.env.fleet.scrapes_since(since) {
-        if nodes.contains(s.node.as_ref()) && s.client != ip && s.outcome.reached_kubelet() {
-            first.entry(s.node.to_string()).or_insert(s.at());
-        }
-    }
-    first
+    survivor: usize,
+    orphans: &BTreeSet<String>,
+    since: SystemTime,
+) -> (Duration, Duration) {
+    let name = format!("replica-{victim}");
+    let down = sim::wait::until((LEASE + Duration::from_secs(2)) * SLACK + Duration::from_secs(5), async || {
+        r.status(survivor)
+            .await
+            .is_some_and(|v| v.members.iter().any(|m| m.name == name && m.state == MemberState::Down))
+    })
+    .await
+    .expect("the stopped replica committed Down");
+    let rescraped = sim::wait::until(Duration::from_secs(30), async || {
+        first_rescrape(r, orphans, since, victim).len() == orphans.len()
+    })
+    .await;
+    assert!(rescraped.is_some(), "not every orphan was scraped by a new owner");
+    let firsts = first_rescrape(r, orphans, since, victim);
+    let latest = firsts.iter().max().and_then(|t| t.duration_since(since).ok()).unwrap_or_default();
+    (down, latest)
 }
 
 fn assert_no_gap(seen: &Seen, bound: Duration) {
@@ -119,25 +137,13 @@ async fn kill_and_observe(leader: bool) {
     let survivors: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
     let orphans = owned_by(&r, victim).await;
     let obs = Observer::start(&r.c, &survivors, &admin);
-    tokio::time::sleep(RESOLUTION).await; // let the observer see the healthy state
+    obs.saw_whole(&survivors).await;
     let killed_at = SystemTime::now();
     let t0 = Instant::now();
     r.c.replicas[victim].signal(libc::SIGKILL);
-    let down = sim::wait::until((LEASE + Duration::from_secs(2)) * SLACK + Duration::from_secs(5), async || {
-        r.status(survivors[0]).await.is_some_and(|v| {
-            v.members.iter().any(|m| m.name == format!("replica-{victim}") && m.state == MemberState::Down)
-        })
-    })
-    .await
-    .expect("the killed replica committed Down");
-    let rescrape = sim::wait::until(Duration::from_secs(30), async || {
-        first_rescrape(&r, &orphans, killed_at, victim).len() == orphans.len()
-    })
-    .await;
-    assert!(rescrape.is_some(), "not every orphan was scraped by a new owner");
-    let firsts = first_rescrape(&r, &orphans, killed_at, victim);
-    let latest = firsts.values().max().and_then(|t| t.duration_since(killed_at).ok()).unwrap_or_default();
-    tokio::time::sleep(RESOLUTION * 2).await;
+    let (down, latest) = taken_over(&r, victim, survivors[0], &orphans, killed_at).await;
+    let bound = RESOLUTION + LEASE + Duration::from_secs(2);
+    obs.watch(AFTER, bound * SLACK).await;
     let seen = obs.stop().await;
     println!(
         "kill -9 of the {}: committed Down after {down:?} (t0 {:?}), all {} orphans re-scraped {latest:?} after the kill",
@@ -145,7 +151,7 @@ async fn kill_and_observe(leader: bool) {
         t0.elapsed(),
         orphans.len()
     );
-    assert_no_gap(&seen, RESOLUTION + LEASE + Duration::from_secs(2));
+    assert_no_gap(&seen, bound);
     assert_exactly_once(&r, 6, &survivors).await;
     let _ = &mut r;
 }
@@ -165,13 +171,21 @@ async fn a_paused_replica_is_failed_over_and_after_sigcont_neither_serves_nor_sc
     let (r, admin) = cluster().await;
     let (_, victim) = leader_and_follower(&r).await;
     let survivors: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
+    let orphans = owned_by(&r, victim).await;
     let obs = Observer::start(&r.c, &survivors, &admin);
-    tokio::time::sleep(RESOLUTION).await;
+    obs.saw_whole(&survivors).await;
+    let paused_at = SystemTime::now();
     r.c.replicas[victim].signal(libc::SIGSTOP);
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    // The pause lasts until the survivors have failed it over (Down
+    // committed, every orphan scraped by a survivor), and is then held while
+    // clients are watched: the fault is the pause itself.
+    let (down, latest) = taken_over(&r, victim, survivors[0], &orphans, paused_at).await;
+    let bound = RESOLUTION + LEASE + Duration::from_secs(2);
+    obs.watch(AFTER, bound * SLACK).await;
     r.c.replicas[victim].signal(libc::SIGCONT);
     let seen = obs.stop().await;
-    assert_no_gap(&seen, RESOLUTION + LEASE + Duration::from_secs(2));
+    println!("SIGSTOP: committed Down after {down:?}, all {} orphans re-scraped {latest:?} after it", orphans.len());
+    assert_no_gap(&seen, bound);
     // Back in the ring, by its points, and exactly once again.
     r.settled(&[0, 1, 2], 3).await.expect("the paused replica back Active");
     assert_exactly_once(&r, 6, &[0, 1, 2]).await;
@@ -184,38 +198,35 @@ async fn sigterm_hands_over_without_a_gap_and_exits_within_the_grace_period() {
     let survivors: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
     let moved = owned_by(&r, victim).await;
     let obs = Observer::start(&r.c, &(0..3).collect::<Vec<_>>(), &admin);
-    tokio::time::sleep(RESOLUTION).await;
+    obs.saw_whole(&[0, 1, 2]).await;
     let asked = SystemTime::now();
     let t0 = Instant::now();
     r.c.replicas[victim].signal(libc::SIGTERM);
     let exited = sim::wait::until(Duration::from_secs(60), async || r.c.replicas[victim].try_wait().is_some()).await;
     let took = t0.elapsed();
-    tokio::time::sleep(RESOLUTION * 2).await;
+    let bound = RESOLUTION + Duration::from_secs(2);
+    obs.watch(AFTER, bound * SLACK).await;
     let mut seen = obs.stop().await;
     // The stopped replica's own poller sees connection errors after it exits.
     seen.errors = 0;
     assert!(exited.is_some(), "the replica did not exit within the 60 s grace period");
     println!("SIGTERM: exited after {took:?}, {} nodes moved", moved.len());
-    assert_no_gap(&seen, RESOLUTION + Duration::from_secs(2));
+    assert_no_gap(&seen, bound);
     // At most one extra scrape per moved node: count scrapes in the window
-    // between SIGTERM and exit plus a resolution, against one per resolution.
+    // between SIGTERM and exit plus a resolution, against one per started
+    // resolution plus one.
     let window = took + RESOLUTION;
-    let mut per_node: BTreeMap<String, u32> = BTreeMap::new();
-    for s in r.c.env.fleet.scrapes_since(asked) {
-        if moved.contains(s.node.as_ref()) && s.at() < asked + window && s.outcome.reached_kubelet() {
-            *per_node.entry(s.node.to_string()).or_default() += 1;
-        }
-    }
-    let periods = (window.as_secs_f64() / RESOLUTION.as_secs_f64()).ceil() as u32;
-    for (node, n) in &per_node {
-        assert!(*n <= periods + 1, "{node}: {n} scrapes in {periods} resolutions of the handoff");
-    }
+    let log = r.c.env.fleet.scrapes_since(asked);
+    let of_moved = reached(&log).filter(|s| moved.contains(s.node));
+    let (from, to) = (unix_ms(asked), unix_ms(asked + window));
+    let extra = sim::scrapes::extra(of_moved, from, to, RESOLUTION.as_millis() as u64);
+    assert!(extra.is_empty(), "moved nodes scraped more than once per resolution (+1) during the handoff: {extra:?}");
     assert_exactly_once(&r, 6, &survivors).await;
     let _ = &mut r;
 }
 
 /// `/readyz?verbose` of replica `i`.
-async fn readyz(r: &Ring, i: usize) -> Option<(u16, String)> {
+async fn readyz(r: &RaftCluster, i: usize) -> Option<(u16, String)> {
     sim::client::try_get(r.c.env.replica_addr(i), "/readyz?verbose", None, &[]).await.ok()
 }
 
@@ -239,19 +250,13 @@ async fn quorum_loss_leaves_a_degraded_survivor_serving_every_node_and_restarts_
     let obs_after = Instant::now();
     // Every node, fresh, from the survivor alone.
     let fresh = sim::wait::until(bound * SLACK + Duration::from_secs(10), async || {
-        let reply =
-            sim::client::fetch(r.c.env.replica_addr(survivor), "/apis/metrics.k8s.io/v1beta1/nodes", Some(&admin), &[])
-                .await;
-        let Ok(reply) = reply else { return false };
-        let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
-        let items = v["items"].as_array().cloned().unwrap_or_default();
+        let addr = r.c.env.replica_addr(survivor);
+        let Ok(answer) = sim::answer::fetch(addr, sim::answer::NODES, &admin, Duration::from_secs(5)).await else {
+            return false;
+        };
         let now = SystemTime::now();
-        items.len() == NODES
-            && items.iter().all(|i| {
-                let ts = apimachinery::format::parse_time(i["timestamp"].as_str().unwrap_or("")).unwrap_or(0);
-                let t = std::time::UNIX_EPOCH + Duration::from_nanos(ts.max(0) as u64);
-                now.duration_since(t).unwrap_or_default() <= RESOLUTION + Duration::from_secs(2)
-            })
+        answer.items.len() == NODES
+            && answer.items.iter().all(|i| i.timestamp.is_some() && i.age(now) <= RESOLUTION + Duration::from_secs(2))
     })
     .await;
     let fresh = fresh.expect("the survivor served every node fresh");
@@ -289,12 +294,7 @@ async fn a_first_start_with_one_declared_member_missing_serves_every_node_within
     let all = sim::wait::until(RESOLUTION * 2 + Duration::from_secs(10) + Duration::from_secs(30), async || {
         let mut ok = 0;
         for i in 0..2 {
-            let reply =
-                sim::client::fetch(c.env.replica_addr(i), "/apis/metrics.k8s.io/v1beta1/nodes", Some(&admin), &[]);
-            if let Ok(reply) = reply.await {
-                let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
-                ok += usize::from(v["items"].as_array().is_some_and(|a| a.len() == NODES));
-            }
+            ok += usize::from(serves_all(&c.env, i, &admin, NODES).await);
         }
         ok == 2
     })
@@ -307,7 +307,7 @@ async fn a_first_start_with_one_declared_member_missing_serves_every_node_within
 }
 
 /// Restarts replica `i` with its data dir (its flags again).
-fn respawn(r: &mut Ring, i: usize, declared: usize) {
+fn respawn(r: &mut RaftCluster, i: usize, declared: usize) {
     let mut args = r.c.env.replica_args(i, "2s");
     args.extend(r.c.env.cluster_args(i, declared).unwrap());
     r.c.spawn_replica_args(i, args);
@@ -319,7 +319,7 @@ fn respawn(r: &mut Ring, i: usize, declared: usize) {
     }
 }
 
-async fn wait_ready(r: &Ring, i: usize) {
+async fn wait_ready(r: &RaftCluster, i: usize) {
     sim::wait::expect("the replica to be ready", Duration::from_secs(60), async || {
         readyz(r, i).await.is_some_and(|(code, _)| code == 200)
     })

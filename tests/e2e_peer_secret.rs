@@ -72,7 +72,7 @@ async fn view(c: &Cluster, i: usize, client: rustls::ClientConfig) -> Option<ha_
 
 /// Whether every replica, asked with `ca` as the only root, reports the
 /// same leader and three Active members with a ring.
-async fn one_ring(c: &Cluster, ca: &Ca) -> bool {
+async fn one_cluster(c: &Cluster, ca: &Ca) -> bool {
     let mut leaders = Vec::new();
     for i in 0..3 {
         match view(c, i, client_of(ca)).await {
@@ -133,13 +133,13 @@ async fn ring_with_reload() -> (Cluster, Ca) {
     let mut c = Cluster::start_empty(2, 2, "2s").await;
     spawn_three(&mut c, &[RELOAD]);
     let ca = secret_ca(&c).expect("the certgen Job made the Secret");
-    let formed = sim::wait::until(common::STARTUP, async || one_ring(&c, &ca).await).await;
+    let formed = sim::wait::until(common::STARTUP, async || one_cluster(&c, &ca).await).await;
     assert!(formed.is_some(), "no ring over the Job's CA\n{}", logs(&c));
     (c, ca)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_started_before_the_job_wait_for_its_secret_then_form_one_ring_without_any_secret_access() {
+async fn replicas_started_before_the_job_wait_for_its_secret_then_form_one_cluster_without_any_secret_access() {
     let mut c = Cluster::start_empty_with(2, 2, "2s", false).await;
     assert!(c.env.apiserver.secret(NAMESPACE, PEER_CA_SECRET).is_none(), "no Secret before the Job");
     spawn_three(&mut c, &[]);
@@ -157,7 +157,7 @@ async fn replicas_started_before_the_job_wait_for_its_secret_then_form_one_ring_
     let job_took = job_started.elapsed();
     assert!(String::from_utf8_lossy(&out.stderr).contains("created the peer CA Secret"));
     let ca = secret_ca(&c).expect("a usable CA in the Secret");
-    let formed = sim::wait::until(common::STARTUP, async || one_ring(&c, &ca).await).await;
+    let formed = sim::wait::until(common::STARTUP, async || one_cluster(&c, &ca).await).await;
     assert!(formed.is_some(), "the replicas never formed one ring over the Job's CA\n{}", logs(&c));
     println!(
         "certgen Job took {job_took:?}; one ring over its CA {:?} after the Job started (volume sync 1 s)",
@@ -224,7 +224,7 @@ async fn a_deliberate_rotation_is_taken_without_a_restart_and_the_old_ca_retired
     let data = c.env.apiserver.secret_data(NAMESPACE, PEER_CA_SECRET).unwrap();
     assert_eq!(data["previous-ca.crt"], old.cert_pem().as_bytes(), "the old CA kept for the overlap");
 
-    let switched = sim::wait::until(Duration::from_secs(60), async || one_ring(&c, &next).await).await;
+    let switched = sim::wait::until(Duration::from_secs(60), async || one_cluster(&c, &next).await).await;
     assert!(switched.is_some(), "the replicas never presented certificates from the new CA\n{}", logs(&c));
     let switch_took = rotated_at.elapsed();
     // The old CA is refused once retired (the client trusts both CAs, so only
@@ -245,7 +245,7 @@ async fn a_deliberate_rotation_is_taken_without_a_restart_and_the_old_ca_retired
          after certgen --rotate",
         rotated_at.elapsed()
     );
-    assert!(one_ring(&c, &next).await, "still one ring after the old CA was dropped\n{}", logs(&c));
+    assert!(one_cluster(&c, &next).await, "still one ring after the old CA was dropped\n{}", logs(&c));
     for (i, r) in c.replicas.iter_mut().enumerate() {
         assert!(r.try_wait().is_none(), "replica {i} exited\n{}", r.log_text());
     }
@@ -317,11 +317,11 @@ async fn a_bad_secret_is_refused_naming_the_file_and_the_cause_and_the_ring_keep
             let dir = c.env.peer_ca_dir(i).display().to_string();
             assert!(line.contains(&dir), "{what}: replica {i}'s error does not name {dir}: {line}");
         }
-        assert!(one_ring(&c, &ca).await, "{what}: the ring lost its CA\n{}", logs(&c));
+        assert!(one_cluster(&c, &ca).await, "{what}: the ring lost its CA\n{}", logs(&c));
         println!("{what}: refused by every replica, the ring kept its CA");
     }
     // Still the old CA after several reloads, and still serving.
-    assert!(one_ring(&c, &ca).await, "the ring lost its CA\n{}", logs(&c));
+    assert!(one_cluster(&c, &ca).await, "the ring lost its CA\n{}", logs(&c));
     assert!(view(&c, 0, client_of(&other)).await.is_none(), "the unannounced CA got in");
     c.wait_for_metrics().await;
     for (i, r) in c.replicas.iter_mut().enumerate() {
@@ -366,7 +366,7 @@ async fn issued_peer_certificates_are_renewed_before_they_expire() {
     spawn_three(&mut c, &["--peer-cert-validity=1m", RELOAD]);
     let before = pids(&c);
     let ca = secret_ca(&c).expect("CA");
-    let formed = sim::wait::until(common::STARTUP, async || one_ring(&c, &ca).await).await;
+    let formed = sim::wait::until(common::STARTUP, async || one_cluster(&c, &ca).await).await;
     assert!(formed.is_some(), "no ring\n{}", logs(&c));
     let not_after = async |i| {
         let der = presented(&c, i, &ca).await?;
@@ -396,7 +396,7 @@ async fn issued_peer_certificates_are_renewed_before_they_expire() {
     let earliest = *first.iter().min().unwrap();
     println!("every replica renewed its certificate {} s before the first one would have expired", earliest - now());
     assert!(now() < earliest, "renewed only after expiry");
-    assert!(one_ring(&c, &ca).await, "one ring after the renewals\n{}", logs(&c));
+    assert!(one_cluster(&c, &ca).await, "one ring after the renewals\n{}", logs(&c));
     assert_eq!(pids(&c), before, "no replica was restarted");
 }
 
@@ -446,14 +446,14 @@ async fn peer_files_made_elsewhere_and_replaced_on_disk_are_picked_up_without_a_
     }
     c.env.set_replica_count(3);
     let before = pids(&c);
-    let formed = sim::wait::until(common::STARTUP, async || one_ring(&c, &first).await).await;
+    let formed = sim::wait::until(common::STARTUP, async || one_cluster(&c, &first).await).await;
     assert!(formed.is_some(), "no ring over the files' CA\n{}", logs(&c));
     let next = Ca::new("rotated file CA").unwrap();
     let rotated_at = Instant::now();
     for i in 0..3 {
         write_files(&c, &next, i);
     }
-    let switched = sim::wait::until(Duration::from_secs(60), async || one_ring(&c, &next).await).await;
+    let switched = sim::wait::until(Duration::from_secs(60), async || one_cluster(&c, &next).await).await;
     assert!(switched.is_some(), "the replicas never presented the new files' certificates\n{}", logs(&c));
     println!("every replica presents the replaced files' certificate {:?} after they changed", rotated_at.elapsed());
     for (i, r) in c.replicas.iter_mut().enumerate() {

@@ -139,7 +139,7 @@ async fn kubelet_with_an_unverifiable_certificate_fails_alone() {
     c.env.fleet.set_fault("node-1", Fault::Down).await.unwrap();
     c.env.fleet.set_fault("node-1", Fault::None).await.unwrap();
     let gone = sim::wait::until(STARTUP, async || {
-        let served: Vec<String> = c.served_nodes().await.into_iter().map(|(n, _)| n).collect();
+        let served: Vec<String> = c.served_nodes().await.into_iter().map(|i| i.key).collect();
         assert!(served.contains(&"node-0".to_string()) && served.contains(&"node-2".to_string()), "{served:?}");
         !served.contains(&"node-1".to_string())
     })

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Cluster;
-use common::ring::Ring;
+use common::raft_cluster::RaftCluster;
 use raft::MemberState;
 
 const LEASE: Duration = Duration::from_secs(3);
@@ -74,7 +74,7 @@ async fn a_replica_whose_data_dir_fills_up_fails_readiness_is_committed_down_exi
     }
     c.env.route_metrics_to(&[0, 1, 2]);
     c.env.set_replica_count(3);
-    let mut r = Ring { c };
+    let mut r = RaftCluster { c };
     let views = r.settled(&[0, 1, 2], 3).await.expect("cluster formed");
     let leader: usize = views[0].leader.clone().unwrap().1.trim_start_matches("replica-").parse().unwrap();
     let victim = (leader + 1) % 3;

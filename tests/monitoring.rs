@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::ring::Ring;
+use common::raft_cluster::RaftCluster;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/monitoring");
 
@@ -114,7 +114,7 @@ fn the_monitoring_kustomization_renders_with_the_real_kubectl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_the_rules_and_the_dashboard_use_is_exported_by_a_running_replica() {
-    let r = Ring::start_on(3, 4, 2, "2s", &[]).await;
+    let r = RaftCluster::start_on(3, 4, 2, "2s", &[]).await;
     r.settled(&[0, 1, 2], 3).await.expect("one cluster");
     r.c.wait_for_metrics().await;
     let admin = r.c.env.apiserver.issue_client_cert("admin", &["system:masters"]).unwrap();

@@ -122,14 +122,7 @@ impl Bench {
 
     /// The replica holding the Raft leadership, as the first replica that answers names it.
     pub async fn leader(&self) -> Option<usize> {
-        for i in 0..REPLICAS {
-            if let Some(s) = self.status(i).await
-                && let Some((_, name)) = s.raft.leader
-            {
-                return name.strip_prefix("replica-")?.parse().ok();
-            }
-        }
-        None
+        sim::leader::named_by_first(0..REPLICAS, async |i| self.status(i).await?.raft.leader.map(|(_, n)| n)).await
     }
 
     /// Replica `victim`'s state in `from`'s view (`None`: not listed or no answer).
@@ -155,7 +148,7 @@ impl Bench {
             }
             leaders.push(s.raft.leader.map(|(_, n)| n));
         }
-        if leaders.iter().any(|l| l.is_none() || *l != leaders[0]) {
+        if sim::leader::agreed(leaders.iter().map(Option::as_ref)).is_none() {
             return Err(format!("no agreed leader: {leaders:?}"));
         }
         for i in 0..REPLICAS {

@@ -6,14 +6,13 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tls::pki::CertPair;
 use tokio_util::sync::CancellationToken;
 
 /// How often each survivor is asked.
 pub const POLL: Duration = Duration::from_millis(200);
-const NODES_PATH: &str = "/apis/metrics.k8s.io/v1beta1/nodes";
 
 /// Node names and sample ages of one node-list answer, or why there was none.
 pub async fn node_list(addr: SocketAddr, admin: &CertPair) -> Result<Vec<(String, Duration)>, String> {
@@ -22,29 +21,13 @@ pub async fn node_list(addr: SocketAddr, admin: &CertPair) -> Result<Vec<(String
 
 /// Like [`node_list`], with the answer's `Warning` texts (a partial answer says so).
 async fn node_answer(addr: SocketAddr, admin: &CertPair) -> Result<(Vec<(String, Duration)>, Vec<String>), String> {
-    let reply = tokio::time::timeout(Duration::from_secs(5), sim::client::fetch(addr, NODES_PATH, Some(admin), &[]))
-        .await
-        .map_err(|_| "no answer within 5s".to_string())??;
-    if reply.status != 200 {
-        return Err(format!("status {}", reply.status));
+    let answer = sim::answer::fetch(addr, sim::answer::NODES, admin, Duration::from_secs(5)).await?;
+    if answer.status != 200 {
+        return Err(format!("status {}", answer.status));
     }
     let now = SystemTime::now();
-    let v: serde_json::Value = serde_json::from_str(&reply.body).map_err(|e| format!("not JSON: {e}"))?;
-    let items = v["items"].as_array().ok_or("no items in the node list")?;
-    let list = items
-        .iter()
-        .map(|i| {
-            let name = i["metadata"]["name"].as_str().unwrap_or_default().to_string();
-            (name, age_of(i["timestamp"].as_str().unwrap_or_default(), now))
-        })
-        .collect();
-    Ok((list, reply.warnings()))
-}
-
-/// How old a `metav1.Time` stamp is at `now` (zero when unparsable or ahead).
-fn age_of(ts: &str, now: SystemTime) -> Duration {
-    let t = apimachinery::format::parse_time(ts).map(|ns| UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64));
-    t.and_then(|t| now.duration_since(t).ok()).unwrap_or_default()
+    let list = answer.items.iter().map(|i| (i.key.clone(), i.age(now))).collect();
+    Ok((list, answer.warnings))
 }
 
 /// What the observer saw over a trial.

@@ -6,9 +6,10 @@
 //! trial still ends with the restart so the next one can run.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use raft::MemberState;
+use sim::scrapes::unix_ms;
 
 use crate::cluster::{Bench, REPLICAS, RESOLUTION};
 use crate::observer::{Observer, Seen};
@@ -60,7 +61,8 @@ pub struct Trial {
     pub ok: bool,
     /// Why not.
     pub failures: Vec<String>,
-    /// Nodes the victim scraped in the 2 R before the signal.
+    /// Nodes the victim owned at the signal (it scraped them last in the
+    /// healthy stretch before it).
     pub orphans: usize,
     /// Until every survivor's view showed the victim Down (kill -9) or no
     /// longer Active (SIGTERM: Draining).
@@ -72,8 +74,9 @@ pub struct Trial {
     /// The most scrapes of one orphan closer than R/2 to its previous
     /// scrape, from R before the signal to the end of the observation.
     pub max_extra_scrapes: u32,
-    /// What the observer of the survivors saw from 2 R before the signal
-    /// to 2 R after the last measured step.
+    /// What the observer of the survivors saw from the healthy stretch
+    /// before the signal (every node scraped twice, about 2 R) to 2 R after
+    /// the last measured step.
     pub seen: Seen,
     /// When the first and the last answer lacking a node arrived, in
     /// seconds from the signal (negative: before it).
@@ -121,22 +124,28 @@ pub async fn run(
     let want: BTreeSet<String> = bench.env.spec.nodes.iter().map(|n| n.name.clone()).collect();
     let targets = survivors.iter().map(|&i| (i, bench.env.replica_addr(i))).collect();
     let obs = Observer::start(targets, want, &bench.admin);
-    // A healthy stretch first, so the victim's share shows in the scrape log.
-    tokio::time::sleep(RESOLUTION * 2).await;
-    let signalled = SystemTime::now();
+    // A healthy stretch first, watched by the observer, until every node has
+    // been scraped twice since it started (about two resolutions): then the
+    // scrape log names every node's current owner, the victim's share too.
+    let watched = SystemTime::now();
     let victim_ip = Some(bench.source_ip(victim));
-    let orphans: BTreeSet<String> = bench
-        .env
-        .fleet
-        .scrapes_since(signalled - RESOLUTION * 2)
-        .into_iter()
-        .filter(|s| s.client == victim_ip && s.outcome.reached_kubelet())
-        .map(|s| s.node.to_string())
-        .collect();
+    let owners = sim::wait::until_some(deadlines.step, async || {
+        let log = bench.env.fleet.scrapes_since(watched);
+        let by_node = sim::scrapes::by_node(sim::scrapes::reached(&log), 0, u64::MAX);
+        let twice = by_node.len() == bench.nodes && by_node.values().all(|times| times.len() >= 2);
+        twice.then(|| sim::scrapes::last_scraper(sim::scrapes::reached(&log)))
+    })
+    .await;
+    if owners.is_none() {
+        t.fail(&format!("not every node was scraped twice within {:?} before the signal", deadlines.step));
+    }
+    let orphans: BTreeSet<String> =
+        owners.unwrap_or_default().into_iter().filter(|(_, by)| *by == victim_ip).map(|(node, _)| node).collect();
     t.orphans = orphans.len();
     if orphans.is_empty() {
-        t.fail("the victim scraped no node in the 2 R before the signal");
+        t.fail("the victim scraped no node in the healthy stretch before the signal");
     }
+    let signalled = SystemTime::now();
     let t0 = Instant::now();
     bench.signal(victim, if kind == Kind::Kill9 { libc::SIGKILL } else { libc::SIGTERM });
 
@@ -167,6 +176,9 @@ pub async fn run(
         };
         t.fail(&format!("timed out after {:?} waiting for {what}", deadlines.step));
     }
+    // Not synchronisation: the observation window after the last measured
+    // step, the same 2 R in every trial (a new owner's rate needs its second
+    // scrape, R after the first), over which the observer measures.
     tokio::time::sleep(RESOLUTION * 2).await;
     t.seen = obs.stop().await;
     let offset = |at: &SystemTime| match at.duration_since(signalled) {
@@ -226,30 +238,19 @@ fn first_rescrapes(
     since: SystemTime,
     victim: usize,
 ) -> BTreeMap<String, SystemTime> {
-    let ip = Some(bench.source_ip(victim));
-    let mut first = BTreeMap::new();
-    for s in bench.env.fleet.scrapes_since(since) {
-        if nodes.contains(s.node.as_ref()) && s.client != ip && s.outcome.reached_kubelet() {
-            first.entry(s.node.to_string()).or_insert(s.at());
-        }
-    }
-    first
+    let log = bench.env.fleet.scrapes_since(since);
+    let except = Some(bench.source_ip(victim));
+    sim::scrapes::first_after(sim::scrapes::reached(&log), nodes, unix_ms(since), &except)
+        .into_iter()
+        .map(|(node, ms)| (node, UNIX_EPOCH + Duration::from_millis(ms)))
+        .collect()
 }
 
 /// The most scrapes of one of `nodes` since `since` that came less than
 /// R/2 after the previous scrape of the same node (by anyone).
 fn max_extra_scrapes(bench: &Bench, nodes: &BTreeSet<String>, since: SystemTime) -> u32 {
-    let mut by_node: BTreeMap<String, Vec<SystemTime>> = BTreeMap::new();
-    for s in bench.env.fleet.scrapes_since(since) {
-        if nodes.contains(s.node.as_ref()) && s.outcome.reached_kubelet() {
-            by_node.entry(s.node.to_string()).or_default().push(s.at());
-        }
-    }
-    by_node
-        .values()
-        .map(|times| {
-            times.windows(2).filter(|w| w[1].duration_since(w[0]).unwrap_or_default() < RESOLUTION / 2).count() as u32
-        })
-        .max()
-        .unwrap_or(0)
+    let log = bench.env.fleet.scrapes_since(since);
+    let of_nodes = sim::scrapes::reached(&log).filter(|s| nodes.contains(s.node));
+    let close = sim::scrapes::too_close(of_nodes, unix_ms(since), u64::MAX, RESOLUTION.as_millis() as u64);
+    close.values().copied().max().unwrap_or(0) as u32
 }

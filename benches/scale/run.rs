@@ -145,24 +145,34 @@ pub async fn run(
     }
     let pids: Vec<u32> = procs.iter().map(ReplicaProcess::pid).collect();
     let all: Vec<usize> = (0..n).collect();
-    // Every replica serves every node (asked one at a time through the proxy).
-    let mut all_served = None;
+    // Every replica serves every node (asked one at a time through the
+    // proxy, every 500 ms: a whole node list is not free to ask for while
+    // the start-up is being timed).
     let mut pending: Vec<usize> = all.clone();
-    while started.elapsed() < plan.start_deadline {
-        let r = pending[0];
-        sim.ask(&format!("route {r}"))?;
-        if measure::item_count(&client, NODES).await == Some(nodes) {
-            pending.remove(0);
-            if pending.is_empty() {
-                all_served = Some(started.elapsed().as_secs_f64());
-                break;
+    let mut failed = None;
+    let served = sim::wait::until_some_every(Duration::from_millis(500), plan.start_deadline, async || {
+        while let Some(&r) = pending.first() {
+            if let Err(e) = sim.ask(&format!("route {r}")) {
+                failed = Some(e);
+                return Some(());
             }
-            continue;
+            if measure::item_count(&client, NODES).await != Some(nodes) {
+                return None;
+            }
+            pending.remove(0);
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        Some(())
+    })
+    .await;
+    if let Some(e) = failed {
+        return Err(e);
     }
+    let all_served = served.map(|()| started.elapsed().as_secs_f64());
     eprintln!("  {} at {nodes} nodes: every node served after {all_served:?} s", mode.name());
     route_all(sim, &all)?;
+    // Not synchronisation: the measurement plan warms up for one resolution
+    // after the start-up (so the window opens in the steady state), then
+    // measures for the whole window.
     tokio::time::sleep(plan.resolution).await;
     let (s0, _) = sim.scrapes()?;
     let (c0, sc0, t0) = (measure::total_cpu(&pids), measure::total_cpu(&sim.pids), Instant::now());

@@ -88,10 +88,8 @@ impl Drop for Simulator {
     fn drop(&mut self) {
         // End of input makes it stop its kubelet processes and exit.
         drop(self.stdin.take());
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while self.child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        let child = &mut self.child;
+        sim::wait::until_blocking(std::time::Duration::from_secs(20), || child.try_wait().ok().flatten().is_some());
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

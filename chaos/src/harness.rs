@@ -177,7 +177,9 @@ impl Harness {
         self.reroute();
     }
 
-    /// Lets `d` pass, keeping the routing to ready replicas up to date.
+    /// Lets `d` pass, keeping the routing to ready replicas up to date. Not
+    /// synchronisation: the runner holds a fault (or records a stretch) for
+    /// its duration, and the observer judges what happened meanwhile.
     pub async fn pass_time(&self, d: Duration) {
         let end = std::time::Instant::now() + d;
         sim::wait::until(d + Duration::from_secs(5), async || {
@@ -204,12 +206,7 @@ impl Harness {
 
     /// The current Raft leader, as the first live replica that knows one says.
     pub async fn leader(&self) -> Option<usize> {
-        for i in self.live() {
-            if let Some(name) = self.view(i).await.and_then(|v| v.leader) {
-                return name.trim_start_matches("replica-").parse().ok();
-            }
-        }
-        None
+        sim::leader::named_by_first(self.live(), async |i| self.view(i).await?.leader).await
     }
 
     /// Waits until every replica in `which` reports one leader, a ring, and `active` Active members.
@@ -220,12 +217,12 @@ impl Harness {
             for &i in which {
                 let Some(v) = self.view(i).await else { return false };
                 let n = v.members.iter().filter(|m| m.ends_with("=Active")).count();
-                if v.leader.is_none() || n != active || v.ring_epoch == 0 {
+                if n != active || v.ring_epoch == 0 {
                     return false;
                 }
                 leaders.push(v.leader);
             }
-            leaders.windows(2).all(|w| w[0] == w[1])
+            sim::leader::agreed(leaders).is_some()
         })
         .await;
         took.ok_or_else(|| HarnessError::Timeout {
@@ -240,16 +237,9 @@ impl Harness {
         let took = sim::wait::until(within, async || {
             self.route_ready().await;
             for &i in which {
-                let r = sim::client::fetch(
-                    self.env.replica_addr(i),
-                    "/apis/metrics.k8s.io/v1beta1/nodes",
-                    Some(&self.admin),
-                    &[],
-                )
-                .await;
-                let Ok(r) = r else { return false };
-                let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-                if v["items"].as_array().map(Vec::len) != Some(nodes) {
+                let addr = self.env.replica_addr(i);
+                let r = sim::answer::fetch(addr, sim::answer::NODES, &self.admin, Duration::from_secs(5)).await;
+                if !r.is_ok_and(|a| a.status == 200 && a.items.len() == nodes) {
                     return false;
                 }
             }

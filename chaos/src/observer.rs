@@ -10,15 +10,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
 use tls::pki::CertPair;
 use tokio_util::sync::CancellationToken;
 
 use crate::peerview::PeerViews;
 use crate::record::{Answer, Item, Kind, Source, View, now_ms};
 
-const NODES_PATH: &str = "/apis/metrics.k8s.io/v1beta1/nodes";
-const PODS_PATH: &str = "/apis/metrics.k8s.io/v1beta1/pods";
+const NODES_PATH: &str = sim::answer::NODES;
+const PODS_PATH: &str = sim::answer::PODS;
 
 /// Where to poll.
 #[derive(Clone)]
@@ -128,62 +127,35 @@ async fn every_tick(every: Duration, stop: CancellationToken, mut f: impl AsyncF
 }
 
 async fn ask(addr: SocketAddr, path: &str, admin: &CertPair, source: Source, kind: Kind, epoch: Option<u64>) -> Answer {
-    let r = tokio::time::timeout(Duration::from_secs(5), sim::client::fetch(addr, path, Some(admin), &[])).await;
+    let r = sim::answer::fetch(addr, path, admin, Duration::from_secs(5)).await;
     let at_ms = now_ms();
     match r {
-        Ok(Ok(reply)) => {
-            let items = if reply.status == 200 { parse_items(&reply.body) } else { Vec::new() };
-            Answer { at_ms, source, kind, status: Some(reply.status), warnings: reply.warnings(), epoch, items }
-        }
-        _ => Answer { at_ms, source, kind, status: None, warnings: Vec::new(), epoch, items: Vec::new() },
+        Ok(a) => Answer {
+            at_ms,
+            source,
+            kind,
+            status: Some(a.status),
+            warnings: a.warnings,
+            epoch,
+            items: a.items.into_iter().map(item).collect(),
+        },
+        Err(_) => Answer { at_ms, source, kind, status: None, warnings: Vec::new(), epoch, items: Vec::new() },
     }
 }
 
-/// The items of a NodeMetricsList or PodMetricsList (pods summed over containers).
+/// The items of a NodeMetricsList or PodMetricsList (pods summed over
+/// containers), read by [`sim::answer`].
 pub fn parse_items(body: &str) -> Vec<Item> {
-    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let Some(items) = v["items"].as_array() else { return Vec::new() };
-    items
-        .iter()
-        .map(|i| {
-            let name = i["metadata"]["name"].as_str().unwrap_or_default();
-            let key = match i["metadata"]["namespace"].as_str() {
-                Some(ns) => format!("{ns}/{name}"),
-                None => name.to_string(),
-            };
-            let ts_ms = i["timestamp"]
-                .as_str()
-                .and_then(apimachinery::format::parse_time)
-                .map_or(0, |ns| (ns.max(0) / 1_000_000) as u64);
-            let usages: Vec<&Value> = match i["containers"].as_array() {
-                Some(cs) => cs.iter().map(|c| &c["usage"]).collect(),
-                None => vec![&i["usage"]],
-            };
-            let (mut cpu, mut mem) = (0.0, 0.0);
-            for u in usages {
-                cpu += quantity(&u["cpu"], -9);
-                mem += memory(&u["memory"]);
-            }
-            Item { key, ts_ms, cpu_nanocores: cpu, memory_bytes: mem }
-        })
-        .collect()
+    sim::answer::items_of(body).into_iter().map(item).collect()
 }
 
-/// A memory quantity in bytes (`4Ki`, `12Mi`, `123`).
-fn memory(v: &Value) -> f64 {
-    let q = v.as_str().unwrap_or_default();
-    let units = [("Ki", 1u64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40)];
-    match units.iter().find_map(|(s, m)| Some((q.strip_suffix(s)?, *m))) {
-        Some((num, scale)) => num.parse::<f64>().map_or(0.0, |n| n * scale as f64),
-        None => quantity(v, 0),
+fn item(i: sim::answer::Item) -> Item {
+    Item {
+        ts_ms: i.timestamp.map_or(0, |ns| (ns.max(0) / 1_000_000) as u64),
+        key: i.key,
+        cpu_nanocores: i.cpu_nanocores,
+        memory_bytes: i.memory_bytes,
     }
-}
-
-fn quantity(v: &Value, scale: i32) -> f64 {
-    v.as_str()
-        .and_then(|q| apimachinery::format::parse_quantity(q).ok())
-        .and_then(|q| q.scaled_to(scale))
-        .map_or(0.0, |n| n as f64)
 }
 
 #[cfg(test)]

@@ -29,11 +29,15 @@
 //! vote, snapshots, state machine), [`network`] (wire format, client,
 //! routes), [`manager`] (the membership manager: bootstrap, heartbeats, failure detector,
 //! reconcile), [`state`] (the pure replicated state), [`node`] (the node).
+//! With the `test-support` feature (tests only), `fixture` builds committed
+//! states for unit tests.
 
 mod app;
 pub mod codec;
 pub mod config;
 pub mod fault;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fixture;
 pub mod manager;
 pub mod network;
 pub mod node;

@@ -48,11 +48,17 @@ async fn simultaneous_bootstraps_never_make_two_clusters() {
 async fn no_cluster_is_initialized_while_a_declared_member_is_unreachable() {
     let mut c = Cluster::new(3, 3, 3);
     c.start_all(&[0, 1]).await;
-    // A negative check needs a window: nothing may initialize within it.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    for (_, s) in c.statuses() {
-        assert!(s.members.is_empty() && s.leader.is_none(), "initialized without r2:\n{s}");
-    }
+    // r0 and r1 hello each other every bootstrap attempt (300 ms apart, each
+    // at most one RPC deadline); were they to initialize without r2, their
+    // membership and then a leader would show within an attempt and an
+    // election. Watched continuously for twice that long.
+    let cfg = c.config(0);
+    let window = (cfg.rpc_timeout + cfg.election_timeout_max) * 2;
+    let alone = sim::wait::holds_for(window, async || {
+        c.statuses().iter().all(|(_, s)| s.members.is_empty() && s.leader.is_none())
+    })
+    .await;
+    assert!(alone.is_ok(), "initialized without r2 after {alone:?}:\n{}", c.status_table());
     c.start(2).await;
     wait_cluster(&c, "one cluster once r2 is up", slack(Duration::from_secs(10)), |c| settled(c, &["r0", "r1", "r2"]))
         .await;

@@ -20,11 +20,18 @@ async fn graceful_restart_drains_first_and_comes_back_active_with_the_same_voter
     // Drain the leader itself: the hardest case.
     let epoch = c.node(leader).drain().await.expect("drain");
     assert_eq!(c.member_state(leader, &c.replicas[leader].name.clone()), Some(MemberState::Draining));
-    // Still draining after more than the hysteresis: leaving members stay out.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Still draining after more than the hysteresis (after which a healthy
+    // member not leaving would be made Active again): leaving members stay
+    // out. Once a follower has applied the drain, it is watched
+    // continuously for twice the hysteresis.
     let name = c.replicas[leader].name.clone();
-    assert_eq!(c.member_state((leader + 1) % 3, &name), Some(MemberState::Draining));
-    assert_eq!(c.state((leader + 1) % 3).epoch, epoch);
+    let other = (leader + 1) % 3;
+    let drained =
+        |c: &Cluster| c.member_state(other, &name) == Some(MemberState::Draining) && c.state(other).epoch == epoch;
+    wait_cluster(&c, "a follower to apply the drain", slack(Duration::from_secs(2)), drained).await;
+    let window = c.config(leader).hysteresis * 2;
+    let out = sim::wait::holds_for(window, async || drained(&c)).await;
+    assert!(out.is_ok(), "the draining leader came back after {out:?}:\n{}", c.status_table());
     c.node(leader).leave(LeaveMode::Restart).await.expect("leave");
     let voters_before: Vec<u64> = c.node(leader).view().members.iter().filter(|m| m.voter).map(|m| m.id).collect();
     c.kill(leader).await;

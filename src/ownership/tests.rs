@@ -9,8 +9,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Instant;
 
 use proptest::prelude::*;
+use raft::fixture::{self, info};
 use raft::state::RingParams;
-use raft::{ClusterState, Command, MemberInfo, MemberState, NodeId};
+use raft::{ClusterState, Command, MemberState, NodeId};
 
 use super::hash::{finalise, fnv1a};
 use super::*;
@@ -190,22 +191,9 @@ fn scrape_offsets_keep_their_values_after_moving_to_the_shared_hash() {
 
 // ---- building the ring ----
 
-fn info(name: &str) -> MemberInfo {
-    MemberInfo { name: name.into(), api_addr: format!("{name}:443"), peer_addr: format!("{name}:7946") }
-}
-
 /// A state whose members `r0 ..` have ids 1 .. and the given states.
 fn state_with(states: &[MemberState], ring: Option<RingParams>) -> ClusterState {
-    let mut s = ClusterState::default();
-    for (i, st) in states.iter().enumerate() {
-        let id = i as NodeId + 1;
-        s.apply(&Command::Join { id, info: info(&format!("r{i}")) });
-        s.apply(&Command::SetStates(vec![(id, *st)]));
-    }
-    if let Some(p) = ring {
-        s.apply(&Command::SetRing(p));
-    }
-    s
+    fixture::state(states.iter().enumerate().map(|(i, st)| (i as NodeId + 1, format!("r{i}"), *st)), ring)
 }
 
 #[test]

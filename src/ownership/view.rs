@@ -215,25 +215,12 @@ impl Ownership {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use raft::state::RingParams;
-    use raft::{Command, MemberInfo};
-
-    fn state(n: u64, ring: bool) -> ClusterState {
-        let mut s = ClusterState::default();
-        for id in 1..=n {
-            let info = MemberInfo { name: format!("r{id}"), api_addr: String::new(), peer_addr: format!("h{id}:1") };
-            s.apply(&Command::Join { id, info });
-        }
-        s.apply(&Command::SetStates((1..=n).map(|id| (id, MemberState::Active)).collect()));
-        if ring {
-            s.apply(&Command::SetRing(RingParams::CURRENT));
-        }
-        s
-    }
+    use raft::Command;
+    use raft::fixture::{active, name, state};
 
     #[test]
     fn with_a_ring_each_node_is_scraped_by_exactly_one_member() {
-        let s = state(3, true);
+        let s = active(3);
         let views: Vec<Ownership> = (1..=3).map(|me| Ownership::from_state(me, &s)).collect();
         for i in 0..300 {
             let node = format!("node-{i}");
@@ -247,7 +234,7 @@ mod tests {
 
     /// Views of members `1..=n` at factor `rf` in which `dead` cannot be reached.
     fn views_without(n: u64, rf: u32, dead: &[u64]) -> Vec<Ownership> {
-        let mut s = state(n, true);
+        let mut s = active(n);
         s.apply(&Command::SetReplication(rf));
         (1..=n)
             .filter(|me| !dead.contains(me))
@@ -298,7 +285,7 @@ mod tests {
 
     #[test]
     fn without_a_committed_ring_every_member_scrapes_every_node() {
-        let s = state(3, false);
+        let s = state((1..=3).map(|id| (id, name(id), MemberState::Active)), None);
         let v = Ownership::from_state(1, &s);
         assert!(matches!(v.mode, Mode::NoRing(RingError::NotCommitted)));
         assert!(v.scrapes("node-0") && v.owner("node-0").is_none());

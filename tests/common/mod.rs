@@ -1,12 +1,13 @@
 //! Shared harness of the end-to-end tests: a simulated cluster on its own
 //! loopback block, replica processes of the real binary, the real kubectl
-//! (1.32, or any installed `kubectl.1.NN`), and waiting for conditions with
-//! deadlines (never fixed sleeps).
+//! (1.32, or any installed `kubectl.1.NN`). Waiting, reading answers, the
+//! scrape log and who leads are `sim`'s ([`sim::wait`], [`sim::answer`],
+//! [`sim::scrapes`], [`sim::leader`]), shared with the benchmarks and chaos.
 
 #![allow(dead_code)]
 
 pub mod observe;
-pub mod ring;
+pub mod raft_cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -174,18 +175,15 @@ pub fn kubectl_percents(node: &sim::cluster::NodeSpec, cpu_nanocores: u64, memor
     (format!("{cpu}%"), format!("{mem}%"))
 }
 
-/// A CPU quantity as the API writes it (`123n`, `5u`, `7m`, `2`) in
-/// nanocores, read with the API's own quantity parser.
+/// A CPU quantity as the API or kubectl writes it (`123n`, `5u`, `7m`, `2`)
+/// in nanocores, read with apimachinery's quantity parser.
 pub fn cpu_nanos(q: &str) -> f64 {
-    let nanos = apimachinery::format::parse_quantity(q).ok().and_then(|q| q.scaled_to(-9));
-    nanos.unwrap_or_else(|| panic!("not a CPU quantity in whole nanocores: {q}")) as f64
+    sim::answer::nanocores(q).unwrap_or_else(|e| panic!("not a CPU quantity: {e}")) as f64
 }
 
-/// A memory quantity as the API writes it (`4620Ki`, `12Mi`, `12533761`) in bytes.
+/// A memory quantity as the API or kubectl writes it (`4620Ki`, `12Mi`, `12533761`) in bytes.
 pub fn memory_bytes(q: &str) -> u64 {
-    let units = [("Ki", 1u64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("Ti", 1 << 40)];
-    let (num, scale) = units.iter().find_map(|(s, m)| Some((q.strip_suffix(s)?, *m))).unwrap_or((q, 1));
-    num.parse::<u64>().unwrap_or_else(|_| panic!("not a memory quantity: {q}")) * scale
+    sim::answer::bytes(q).unwrap_or_else(|e| panic!("not a memory quantity: {e}"))
 }
 
 /// Splits kubectl's table output into rows of columns.
@@ -207,43 +205,15 @@ impl Cluster {
         serde_json::from_slice(&out.stdout).ok()
     }
 
-    /// Names of the nodes in the NodeMetricsList, with their timestamps.
-    pub async fn served_nodes(&self) -> Vec<(String, String)> {
-        let Some(list) = self.get_raw("/apis/metrics.k8s.io/v1beta1/nodes").await else { return Vec::new() };
-        list["items"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|i| {
-                        (
-                            i["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-                            i["timestamp"].as_str().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// The items of the NodeMetricsList (name, sample time, usage).
+    pub async fn served_nodes(&self) -> Vec<sim::answer::Item> {
+        self.get_raw(sim::answer::NODES).await.map(|v| sim::answer::items(&v)).unwrap_or_default()
     }
 
     /// `namespace/name` of every pod in the PodMetricsList.
     pub async fn served_pods(&self) -> Vec<String> {
-        let Some(list) = self.get_raw("/apis/metrics.k8s.io/v1beta1/pods").await else { return Vec::new() };
-        list["items"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|i| {
-                        format!(
-                            "{}/{}",
-                            i["metadata"]["namespace"].as_str().unwrap_or_default(),
-                            i["metadata"]["name"].as_str().unwrap_or_default()
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        let list = self.get_raw(sim::answer::PODS).await;
+        list.map(|v| sim::answer::items(&v).into_iter().map(|i| i.key).collect()).unwrap_or_default()
     }
 
     /// `namespace/name` of the pods the spec puts on `node`.

@@ -5,9 +5,8 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use serde_json::Value;
 use tls::pki::CertPair;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +28,21 @@ pub struct Seen {
     /// Answers with a Warning header, and the first one's warnings.
     pub partial: usize,
     pub example_warning: Option<Vec<String>>,
+    /// Replicas that gave at least one complete node list, and pod list.
+    pub complete_nodes_from: BTreeSet<usize>,
+    pub complete_pods_from: BTreeSet<usize>,
+}
+
+impl Seen {
+    /// Whether every one of `replicas` gave a complete node list and a complete pod list.
+    pub fn saw_whole(&self, replicas: &[usize]) -> bool {
+        replicas.iter().all(|i| self.complete_nodes_from.contains(i) && self.complete_pods_from.contains(i))
+    }
+
+    /// Whether no answer lacked a node or pod and no sample was older than `max_age`.
+    pub fn no_gap(&self, max_age: Duration) -> bool {
+        self.missing_node_answers == 0 && self.missing_pod_answers == 0 && self.max_age <= max_age
+    }
 }
 
 /// A running observer; [`Observer::stop`] returns what it saw.
@@ -36,11 +50,6 @@ pub struct Observer {
     seen: Arc<Mutex<Seen>>,
     stop: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-fn age_of(ts: &str, now: SystemTime) -> Duration {
-    let parsed = apimachinery::format::parse_time(ts).map(|ns| UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64));
-    parsed.and_then(|t| now.duration_since(t).ok()).unwrap_or_default()
 }
 
 impl Observer {
@@ -60,8 +69,8 @@ impl Observer {
         for &i in which {
             let addr = c.env.replica_addr(i);
             for (path, every, want) in [
-                ("/apis/metrics.k8s.io/v1beta1/nodes", Duration::from_millis(500), nodes.clone()),
-                ("/apis/metrics.k8s.io/v1beta1/pods", Duration::from_secs(2), pods.clone()),
+                (sim::answer::NODES, Duration::from_millis(500), nodes.clone()),
+                (sim::answer::PODS, Duration::from_secs(2), pods.clone()),
             ] {
                 let (seen, stop, admin) = (seen.clone(), stop.clone(), admin.clone());
                 let is_nodes = path.ends_with("/nodes");
@@ -77,38 +86,28 @@ impl Observer {
                         if !ready.is_ok_and(|r| r.status == 200) {
                             continue;
                         }
-                        let r = tokio::time::timeout(
-                            Duration::from_secs(5),
-                            sim::client::fetch(addr, path, Some(&admin), &[]),
-                        )
-                        .await;
+                        let r = sim::answer::fetch(addr, path, &admin, Duration::from_secs(5)).await;
                         let now = SystemTime::now();
                         let mut s = seen.lock().unwrap();
-                        let reply = match r {
-                            Ok(Ok(reply)) if reply.status == 200 => reply,
+                        let answer = match r {
+                            Ok(answer) if answer.status == 200 => answer,
                             _ => {
                                 s.errors += 1;
                                 continue;
                             }
                         };
-                        if !reply.warnings().is_empty() {
+                        if !answer.warnings.is_empty() {
                             s.partial += 1;
-                            s.example_warning.get_or_insert(reply.warnings());
+                            s.example_warning.get_or_insert(answer.warnings.clone());
                         }
-                        let v: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
-                        let items = v["items"].as_array().cloned().unwrap_or_default();
-                        let mut got = BTreeSet::new();
-                        for item in &items {
-                            let name = item["metadata"]["name"].as_str().unwrap_or_default();
-                            let key = match item["metadata"]["namespace"].as_str() {
-                                Some(ns) => format!("{ns}/{name}"),
-                                None => name.to_string(),
-                            };
-                            got.insert(key);
-                            let age = age_of(item["timestamp"].as_str().unwrap_or_default(), now);
-                            s.max_age = s.max_age.max(age);
-                        }
+                        let oldest = answer.items.iter().map(|i| i.age(now)).max().unwrap_or_default();
+                        s.max_age = s.max_age.max(oldest);
+                        let got = answer.keys();
                         let lacking: Vec<String> = want.difference(&got).cloned().collect();
+                        if lacking.is_empty() {
+                            let from = if is_nodes { &mut s.complete_nodes_from } else { &mut s.complete_pods_from };
+                            from.insert(i);
+                        }
                         if is_nodes {
                             s.node_answers += 1;
                             if !lacking.is_empty() {
@@ -127,6 +126,28 @@ impl Observer {
             }
         }
         Observer { seen, stop, tasks }
+    }
+
+    /// What it has seen so far (it keeps polling).
+    pub fn seen(&self) -> Seen {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits until every one of `replicas` gave a complete node and pod list
+    /// (the observer has seen the healthy state before a fault).
+    pub async fn saw_whole(&self, replicas: &[usize]) {
+        let what = format!("complete answers from replicas {replicas:?}");
+        sim::wait::expect(&what, Duration::from_secs(30), async || self.seen().saw_whole(replicas)).await;
+    }
+
+    /// Keeps watching for `window` (the time the protocol has to show a gap
+    /// after a failover), ending early at the first answer that lacks
+    /// something or serves a sample older than `max_age`; the caller's
+    /// assertions on [`Observer::stop`]'s result then report it.
+    pub async fn watch(&self, window: Duration, max_age: Duration) {
+        if let Err(after) = sim::wait::holds_for(window, async || self.seen().no_gap(max_age)).await {
+            eprintln!("a gap {after:?} into the {window:?} watch: {:?}", self.seen());
+        }
     }
 
     /// Stops polling and returns what was seen.

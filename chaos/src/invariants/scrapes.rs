@@ -1,9 +1,12 @@
 //! Invariants over the kubelets' scrape log: exactly-once (in steady state
 //! each node scraped by one replica once per R; during the fault at most
 //! one extra scrape per node unless degraded mode may duplicate) and
-//! liveness (back to exactly-once within a bound after the heal).
+//! liveness (back to exactly-once within a bound after the heal). The
+//! counting is [`sim::scrapes`]'s, shared with the end-to-end tests.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+use sim::scrapes::{Count, Scrape, Window};
 
 use super::{Check, Policy};
 use crate::record::Recording;
@@ -11,32 +14,18 @@ use crate::record::Recording;
 /// Windows judged for exactly-once span this many resolutions.
 pub const WINDOW_PERIODS: u64 = 3;
 
+/// The scrapes that reached a kubelet, by replica, for [`sim::scrapes`].
+fn reached(rec: &Recording) -> impl Iterator<Item = Scrape<'_, Option<usize>>> {
+    rec.scrapes.iter().filter(|s| s.reached).map(|s| Scrape { node: s.node.as_str(), at_ms: s.at_ms, by: s.replica })
+}
+
 /// What breaks exactly-once in `[from, to)`: a node scraped by more than one
 /// replica, scraped a number of times outside `k ± 1` for `k` resolutions,
 /// or twice within R / 2. Nodes in `exempt` are not judged.
 pub fn window_violations(rec: &Recording, from: u64, to: u64, exempt: &BTreeSet<&str>) -> Vec<String> {
-    let r = rec.resolution_ms.max(1);
-    let k = (to.saturating_sub(from)) / r;
-    let mut by_node: BTreeMap<&str, Vec<(u64, Option<usize>)>> = BTreeMap::new();
-    for s in rec.scrapes.iter().filter(|s| s.reached && s.at_ms >= from && s.at_ms < to) {
-        by_node.entry(s.node.as_str()).or_default().push((s.at_ms, s.replica));
-    }
-    let mut out = Vec::new();
-    for node in rec.nodes.iter().map(String::as_str).filter(|n| !exempt.contains(n)) {
-        let times = by_node.get(node).map(Vec::as_slice).unwrap_or(&[]);
-        let who: BTreeSet<Option<usize>> = times.iter().map(|t| t.1).collect();
-        if who.len() > 1 {
-            out.push(format!("{node} scraped by {who:?}"));
-        }
-        let n = times.len() as u64;
-        if n + 1 < k || n > k + 1 {
-            out.push(format!("{node}: {n} scrapes in {k} resolutions"));
-        }
-        if let Some(w) = times.windows(2).find(|w| w[1].0 - w[0].0 < r / 2) {
-            out.push(format!("{node} scraped twice within {} ms", w[1].0 - w[0].0));
-        }
-    }
-    out
+    let window = Window { from_ms: from, to_ms: to, resolution_ms: rec.resolution_ms.max(1) };
+    let nodes = rec.nodes.iter().map(String::as_str).filter(|n| !exempt.contains(n));
+    sim::scrapes::exactly_once(reached(rec), nodes, window, Count::WithinOne).violations
 }
 
 /// The first moment at or after `from` (in 500 ms steps) from which a
@@ -60,13 +49,7 @@ pub fn exactly_once(rec: &Recording, policy: &Policy) -> Check {
     // cluster took to be exactly-once again (or the end of the record).
     let settled = first_exactly_once(rec, rec.heal_ms).unwrap_or(rec.end_ms);
     let (from, to) = (rec.fault_start_ms, settled.max(rec.fault_start_ms));
-    let allowed = (to - from).div_ceil(r) + 1;
-    let mut per_node: BTreeMap<&str, u64> = BTreeMap::new();
-    for s in rec.scrapes.iter().filter(|s| s.reached && s.at_ms >= from && s.at_ms < to) {
-        *per_node.entry(s.node.as_str()).or_default() += 1;
-    }
-    let extra: BTreeMap<&str, u64> =
-        per_node.iter().map(|(n, c)| (*n, c.saturating_sub(allowed))).filter(|(_, e)| *e > 0).collect();
+    let extra = sim::scrapes::extra(reached(rec), from, to, r);
     let total: u64 = extra.values().sum();
     let worst = extra.values().copied().max().unwrap_or(0);
     let mut detail: Vec<String> = before.iter().map(|v| format!("before the fault: {v}")).collect();

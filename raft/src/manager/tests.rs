@@ -3,19 +3,12 @@
 use std::time::{Duration, Instant};
 
 use super::detector::{Bounds, Flaps, Liveness, decide};
-use crate::state::{ClusterState, Command, MemberInfo, MemberState};
+use crate::fixture::info;
+use crate::state::{ClusterState, Command, MemberState};
 
-fn info(name: &str) -> MemberInfo {
-    MemberInfo { name: name.into(), api_addr: format!("{name}:1"), peer_addr: format!("{name}:2") }
-}
-
+/// Two Active members, `a` (1) and `b` (2), without ring parameters.
 fn cluster() -> ClusterState {
-    let mut s = ClusterState::default();
-    for (id, n) in [(1, "a"), (2, "b")] {
-        s.apply(&Command::Join { id, info: info(n) });
-    }
-    s.apply(&Command::SetStates(vec![(1, MemberState::Active), (2, MemberState::Active)]));
-    s
+    crate::fixture::state([(1, "a", MemberState::Active), (2, "b", MemberState::Active)], None)
 }
 
 const B: Bounds = Bounds { lease: Duration::from_secs(3), hysteresis: Duration::from_secs(1) };

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -169,21 +169,17 @@ impl Cluster {
 
     /// The slot of the leader every running replica agrees on.
     pub fn agreed_leader(&self) -> Option<usize> {
-        let st = self.statuses();
-        let leaders: Vec<usize> = st.iter().filter(|(_, s)| s.role == Role::Leader).map(|(i, _)| *i).collect();
-        if leaders.len() != 1 {
-            return None;
-        }
-        let lid = st.iter().find(|(i, _)| *i == leaders[0])?.1.id;
-        st.iter().all(|(_, s)| s.leader.as_ref().map(|l| l.0) == Some(lid)).then_some(leaders[0])
+        let all: Vec<usize> = self.running().map(|(i, _)| i).collect();
+        self.leader_among(&all)
     }
 
-    /// The leader as seen by the running replicas, ignoring `except`.
+    /// The slot of the leader the running replicas among `slots` agree on:
+    /// every one names it, and it alone is in the Leader role.
     pub fn leader_among(&self, slots: &[usize]) -> Option<usize> {
         let st: Vec<(usize, ClusterView)> = self.statuses().into_iter().filter(|(i, _)| slots.contains(i)).collect();
-        let leaders: Vec<&(usize, ClusterView)> = st.iter().filter(|(_, s)| s.role == Role::Leader).collect();
-        match leaders.as_slice() {
-            [(i, l)] if st.iter().all(|(_, s)| s.leader.as_ref().map(|x| x.0) == Some(l.id)) => Some(*i),
+        let id = sim::leader::agreed(st.iter().map(|(_, s)| s.leader.as_ref().map(|l| l.0)))?;
+        match st.iter().filter(|(_, s)| s.role == Role::Leader).collect::<Vec<_>>().as_slice() {
+            [(i, l)] if l.id == id => Some(*i),
             _ => None,
         }
     }
@@ -256,18 +252,21 @@ async fn serve(listener: tokio::net::TcpListener, router: axum::Router, tls: Opt
     }
 }
 
+/// Binds `addr`, waiting up to 10 s for a previous incarnation's listener
+/// (just killed) to let go of it.
 async fn bind_retry(addr: SocketAddr) -> tokio::net::TcpListener {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => return l,
-            Err(e) if Instant::now() < deadline => {
+    let mut last = None;
+    let bound =
+        sim::wait::until_some(Duration::from_secs(10), async || match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
                 tracing::debug!(%addr, error = %e, "bind retry");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                last = Some(e);
+                None
             }
-            Err(e) => panic!("bind {addr}: {e}"),
-        }
-    }
+        })
+        .await;
+    bound.unwrap_or_else(|| panic!("bind {addr}: {last:?}"))
 }
 
 /// Waits until `cond` holds (see `sim::wait`); returns how long it took, or

@@ -1,6 +1,7 @@
 use super::*;
 use raft::state::RingParams;
-use raft::{ClusterState, Command, MemberInfo, MemberState};
+
+use raft::{ClusterState, Command, MemberState, fixture};
 use std::collections::HashMap;
 
 fn target(n: &str) -> ScrapeTarget {
@@ -37,18 +38,15 @@ fn names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("node-{i}")).collect()
 }
 
-/// A committed three-member cluster with a ring; `down` marks one Down.
+/// A committed three-member cluster with a ring: `active` Active, `down`
+/// Down, any other of `1..=3` still Joining.
 fn cluster(active: &[u64], down: &[u64]) -> ClusterState {
-    let mut s = ClusterState::default();
-    for id in 1..=3 {
-        let info = MemberInfo { name: format!("r{id}"), api_addr: String::new(), peer_addr: format!("h{id}:1") };
-        s.apply(&Command::Join { id, info });
-    }
-    let mut states: Vec<(u64, MemberState)> = active.iter().map(|id| (*id, MemberState::Active)).collect();
-    states.extend(down.iter().map(|id| (*id, MemberState::Down)));
-    s.apply(&Command::SetStates(states));
-    s.apply(&Command::SetRing(RingParams::CURRENT));
-    s
+    let state = |id: &u64| match (down.contains(id), active.contains(id)) {
+        (true, _) => MemberState::Down,
+        (false, true) => MemberState::Active,
+        (false, false) => MemberState::Joining,
+    };
+    fixture::state((1..=3).map(|id| (id, fixture::name(id), state(&id))), Some(RingParams::CURRENT))
 }
 
 struct Running {

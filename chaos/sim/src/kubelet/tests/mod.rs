@@ -83,8 +83,13 @@ async fn two_scrapes_over_https_give_the_true_rates() {
     let fx = Fixture::start(2, None).await;
     let node = &fx.spec.nodes[1];
     let first = fx.scrape_ok(&node.name).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await; // the measurement interval
-    let second = fx.scrape_ok(&node.name).await;
+    // A rate needs two samples at least a second apart.
+    let stamp = |f: &testkit::Families| single(f, "node_cpu_usage_seconds_total").timestamp_ms.unwrap_or(0);
+    let second = crate::wait::expect_some("a sample a second after the first", Duration::from_secs(10), async || {
+        let next = fx.scrape_ok(&node.name).await;
+        (stamp(&next) >= stamp(&first) + 1_000).then_some(next)
+    })
+    .await;
     let rate = |family: &str, a: &testkit::Sample, b: &testkit::Sample| {
         let dt = (b.timestamp_ms.unwrap() - a.timestamp_ms.unwrap()) as f64 / 1000.0;
         assert!(dt >= 1.0, "{family}: interval {dt}s");

@@ -1,0 +1,90 @@
+//! Several replica processes of the real binary forming one Raft cluster
+//! over mutual TLS on their peer ports ([`RaftCluster`]), and the ways tests
+//! ask them about it: a replica's view, who leads, whether they settled.
+//! (Not the hash ring: that is `ha_metrics_server::ownership::Ring`.)
+
+use std::time::Duration;
+
+use ha_metrics_server::member::ClusterStatus;
+use ha_metrics_server::member::status::fetch as fetch_view;
+use raft::{ClusterView, MemberState};
+
+use super::Cluster;
+
+/// How long replicas get to agree on a leader, a ring and their Active members.
+pub const SETTLE: Duration = Duration::from_secs(60);
+
+/// Replica processes forming one Raft cluster on a simulated Kubernetes.
+pub struct RaftCluster {
+    pub c: Cluster,
+}
+
+impl RaftCluster {
+    /// `n` replicas over 2 nodes × 2 pods at a 2 s resolution.
+    pub async fn start(n: usize) -> RaftCluster {
+        RaftCluster::start_on(n, 2, 2, "2s", &[]).await
+    }
+
+    /// `n` replicas (the declared members) over `nodes` × `pods` at
+    /// `resolution`, each with `extra` flags.
+    pub async fn start_on(n: usize, nodes: usize, pods: usize, resolution: &str, extra: &[&str]) -> RaftCluster {
+        let mut c = Cluster::start_empty(nodes, pods, resolution).await;
+        for i in 0..n {
+            let mut args = c.env.cluster_args(i, n).unwrap();
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            c.spawn_replica(i, &refs);
+        }
+        c.env.route_metrics_to(&(0..n).collect::<Vec<_>>());
+        c.env.set_replica_count(n);
+        RaftCluster { c }
+    }
+
+    pub fn client(&self) -> rustls::ClientConfig {
+        self.c.env.peer_observer().and_then(|o| o.client_config()).expect("a peer client from the peer CA Secret")
+    }
+
+    /// Replica `i`'s Raft view, or `None` when it does not answer within 3 s.
+    pub async fn status(&self, i: usize) -> Option<ClusterView> {
+        self.full_status(i).await.map(|s| s.raft)
+    }
+
+    /// Replica `i`'s cluster status (Raft view, ring, shares), or `None` within 3 s.
+    pub async fn full_status(&self, i: usize) -> Option<ClusterStatus> {
+        let peer = self.c.env.peer_addr(i).to_string();
+        tokio::time::timeout(Duration::from_secs(3), fetch_view(&peer, self.client())).await.ok()?.ok()
+    }
+
+    /// The replica leading by the first of `replicas` that knows a leader.
+    pub async fn leader(&self, replicas: &[usize]) -> Option<usize> {
+        let named = async |i: usize| self.status(i).await?.leader.map(|(_, name)| name);
+        sim::leader::named_by_first(replicas.iter().copied(), named).await
+    }
+
+    /// Every listed replica's view once they all report the same leader, a
+    /// committed ring and `active` Active members (waiting up to [`SETTLE`]);
+    /// `None` (with every replica's view and log tail printed) if they never do.
+    pub async fn settled(&self, replicas: &[usize], active: usize) -> Option<Vec<ClusterView>> {
+        let views = sim::wait::until_some(SETTLE, async || {
+            let mut views = Vec::new();
+            for &i in replicas {
+                // Settled includes the committed ring parameters.
+                // Settled includes the committed ring parameters and replication factor.
+                let s = self
+                    .full_status(i)
+                    .await
+                    .filter(|s| !s.ring.starts_with("none") && s.raft.replication.is_some())?;
+                views.push(s.raft);
+            }
+            sim::leader::agreed(views.iter().map(|v| v.leader.as_ref()))?;
+            views.iter().all(|v| v.count(MemberState::Active) == active).then_some(views)
+        })
+        .await;
+        if views.is_none() {
+            for &i in replicas {
+                eprintln!("--- replica {i}: {:?}\n{}", self.status(i).await, self.c.log_tail(i));
+            }
+        }
+        views
+    }
+}
