@@ -102,6 +102,10 @@ impl ClusterSettings {
         raft.voters = args.voters;
         raft.lease = args.lease.0;
         raft.replication = args.replication_factor;
+        // Into Active only once the replica manager holds the points of the
+        // nodes it would hold (`replica::Manager::prepare`): a restarted
+        // replica is otherwise made Active before it has pulled them.
+        raft.ready_at_start = false;
         raft.validate().map_err(raft_flag)?;
         Ok(Some(ClusterSettings {
             name,
