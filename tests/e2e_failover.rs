@@ -32,7 +32,11 @@ async fn serves_all(env: &sim::env::DevEnv, i: usize, admin: &tls::pki::CertPair
 }
 
 async fn cluster() -> (RaftCluster, tls::pki::CertPair) {
-    let r = RaftCluster::start_on(3, NODES, 2, "2s", &[]).await;
+    cluster_with(&[]).await
+}
+
+async fn cluster_with(args: &[&str]) -> (RaftCluster, tls::pki::CertPair) {
+    let r = RaftCluster::start_on(3, NODES, 2, "2s", args).await;
     r.settled(&[0, 1, 2], 3).await.expect("one cluster with a committed ring");
     let admin = r.c.env.apiserver.issue_client_cert("admin", &["system:masters"]).unwrap();
     sim::wait::expect("every replica to serve every node", Duration::from_secs(90), async || {
@@ -43,7 +47,31 @@ async fn cluster() -> (RaftCluster, tls::pki::CertPair) {
         ok == 3
     })
     .await;
+    sim::wait::expect("every replica to hold two points of every node", Duration::from_secs(60), async || {
+        let mut ok = 0;
+        for i in 0..3 {
+            ok += usize::from(held_locally(&r, i, &admin).await == Some(NODES));
+        }
+        ok == 3
+    })
+    .await;
     (r, admin)
+}
+
+/// How many nodes replica `i` can serve from its own store (scraped there
+/// or copied to it): its servable node points, scraped plus copies.
+async fn held_locally(r: &RaftCluster, i: usize, admin: &tls::pki::CertPair) -> Option<usize> {
+    let (code, body) = sim::client::direct_get(r.c.env.replica_addr(i), "/metrics", Some(admin), &[]).await;
+    if code != 200 {
+        return None;
+    }
+    let gauge = |name: &str| {
+        body.lines()
+            .find(|l| l.starts_with(name) && l.contains("type=\"node\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    Some((gauge("metrics_server_storage_points{")? + gauge("ha_metrics_server_backup_points{")?) as usize)
 }
 
 /// The replica holding the Raft leadership, and one that does not.
@@ -127,6 +155,7 @@ fn assert_no_gap(seen: &Seen, bound: Duration) {
     assert!(seen.node_answers > 10 && seen.pod_answers > 3, "too few answers observed: {seen:?}");
     assert_eq!(seen.missing_node_answers, 0, "answers lacked nodes: {:?}", seen.example_missing);
     assert_eq!(seen.missing_pod_answers, 0, "answers lacked pods: {:?}", seen.example_missing);
+    assert_eq!(seen.wrong_values, 0, "served values other than the true usage: {:?}", seen.example_wrong);
     assert!(seen.max_age <= bound * SLACK, "a served sample was {:?} old (bound {bound:?})", seen.max_age);
 }
 
@@ -279,6 +308,56 @@ async fn quorum_loss_leaves_a_degraded_survivor_serving_every_node_and_restarts_
     }
     r.settled(&[0, 1, 2], 3).await.expect("the cluster back together");
     assert_exactly_once(&r, 6, &[0, 1, 2]).await;
+}
+
+/// The promise of the replication factor (3 by default): the leader and a
+/// follower killed at once, the survivor answers every node and pod at once
+/// from its copies and keeps them fresh by scraping them itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_two_at_once_leaves_a_survivor_serving_every_node_and_pod_fresh_and_right() {
+    // Served while at most R + 5 s old, the bound this test holds the
+    // survivor to (the default, R + 2 R, is shorter than that only at the
+    // 2 s resolution of these tests; at the default 15 s it is 45 s).
+    let (mut r, admin) = cluster_with(&["--max-staleness=5s"]).await;
+    let (l, f) = leader_and_follower(&r).await;
+    let survivor = (0..3).find(|i| *i != l && *i != f).expect("a third replica");
+    let obs = Observer::start(&r.c, &[survivor], &admin);
+    obs.saw_whole(&[survivor]).await;
+    let killed_at = SystemTime::now();
+    for v in [l, f] {
+        r.c.replicas[v].signal(libc::SIGKILL);
+    }
+    // Watched from the kills through degraded mode (no quorum for twice the
+    // lease) until the survivor has scraped every node itself, twice over.
+    let everything = NODES;
+    let rescraped = sim::wait::until(Duration::from_secs(60), async || {
+        let log = r.c.env.fleet.scrapes_since(killed_at);
+        let by_survivor = reached(&log).filter(|s| s.by == Some(source_ip(&r, survivor)));
+        let nodes: BTreeSet<&str> = by_survivor.map(|s| s.node).collect();
+        nodes.len() == everything
+    })
+    .await;
+    let rescraped = rescraped.expect("the survivor scraped every node itself");
+    let degraded = sim::wait::until(Duration::from_secs(60), async || {
+        readyz(&r, survivor).await.is_some_and(|(_, body)| body.contains("degraded"))
+    })
+    .await;
+    degraded.expect("the survivor enters degraded mode after losing quorum");
+    let degraded = killed_at.elapsed().unwrap_or_default();
+    let bound = RESOLUTION + Duration::from_secs(5);
+    obs.watch(AFTER, bound).await;
+    let seen = obs.stop().await;
+    println!(
+        "kill -9 of two at once: the survivor scraped all {NODES} nodes itself {rescraped:?} after the kills, \
+         said degraded by {degraded:?}; {seen:?}"
+    );
+    assert!(seen.node_answers > 10 && seen.pod_answers > 3, "too few answers observed: {seen:?}");
+    assert_eq!(seen.errors, 0, "the survivor failed requests: {seen:?}");
+    assert_eq!(seen.missing_node_answers, 0, "answers lacked nodes: {:?}", seen.example_missing);
+    assert_eq!(seen.missing_pod_answers, 0, "answers lacked pods: {:?}", seen.example_missing);
+    assert_eq!(seen.wrong_values, 0, "served values other than the true usage: {:?}", seen.example_wrong);
+    assert!(seen.max_age <= bound, "a served sample was {:?} old (bound R + 5 s = {bound:?})", seen.max_age);
+    let _ = &mut r;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,10 @@
 //! A background observer for failover tests: polls the node list (every
 //! 500 ms) and the pod list (every 2 s) of chosen replicas directly, and
 //! records what a client would notice — a missing node or pod, the age of
-//! the oldest served sample, errors, partial answers.
+//! the oldest served sample, a value other than the simulator's true usage,
+//! errors, partial answers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -25,6 +26,10 @@ pub struct Seen {
     pub max_age: Duration,
     /// Requests that failed (connection errors, non-200).
     pub errors: usize,
+    /// Served items whose CPU or memory is not the simulator's true usage
+    /// (2 % or 1 millicore / 1 MiB), with an example.
+    pub wrong_values: usize,
+    pub example_wrong: Option<String>,
     /// Answers with a Warning header, and the first one's warnings.
     pub partial: usize,
     pub example_warning: Option<Vec<String>>,
@@ -41,7 +46,10 @@ impl Seen {
 
     /// Whether no answer lacked a node or pod and no sample was older than `max_age`.
     pub fn no_gap(&self, max_age: Duration) -> bool {
-        self.missing_node_answers == 0 && self.missing_pod_answers == 0 && self.max_age <= max_age
+        self.missing_node_answers == 0
+            && self.missing_pod_answers == 0
+            && self.wrong_values == 0
+            && self.max_age <= max_age
     }
 }
 
@@ -65,6 +73,7 @@ impl Observer {
             .iter()
             .flat_map(|n| n.pods.iter().map(|p| format!("{}/{}", p.namespace, p.name)))
             .collect();
+        let truth = Arc::new(truth_of(c));
         let mut tasks = Vec::new();
         for &i in which {
             let addr = c.env.replica_addr(i);
@@ -72,7 +81,7 @@ impl Observer {
                 (sim::answer::NODES, Duration::from_millis(500), nodes.clone()),
                 (sim::answer::PODS, Duration::from_secs(2), pods.clone()),
             ] {
-                let (seen, stop, admin) = (seen.clone(), stop.clone(), admin.clone());
+                let (seen, stop, admin, truth) = (seen.clone(), stop.clone(), admin.clone(), truth.clone());
                 let is_nodes = path.ends_with("/nodes");
                 tasks.push(tokio::spawn(async move {
                     let mut tick = tokio::time::interval(every);
@@ -99,6 +108,12 @@ impl Observer {
                         if !answer.warnings.is_empty() {
                             s.partial += 1;
                             s.example_warning.get_or_insert(answer.warnings.clone());
+                        }
+                        for item in &answer.items {
+                            if let Some(wrong) = wrong_value(&truth, item) {
+                                s.wrong_values += 1;
+                                s.example_wrong.get_or_insert(format!("replica {i}: {wrong}"));
+                            }
                         }
                         let oldest = answer.items.iter().map(|i| i.age(now)).max().unwrap_or_default();
                         s.max_age = s.max_age.max(oldest);
@@ -158,4 +173,31 @@ impl Observer {
         }
         self.seen.lock().unwrap().clone()
     }
+}
+
+/// The simulator's true usage (CPU nanocores, memory bytes) of every node
+/// (by name) and pod (by `namespace/name`); rates are constant in these tests.
+fn truth_of(c: &super::Cluster) -> BTreeMap<String, (f64, f64)> {
+    let mut truth = BTreeMap::new();
+    for n in &c.env.spec.nodes {
+        if let Ok(t) = c.env.fleet.true_node_usage(&n.name) {
+            truth.insert(n.name.clone(), (t.cpu_nanocores as f64, t.memory_bytes as f64));
+        }
+        for p in &n.pods {
+            if let Ok(t) = c.env.fleet.true_pod_usage(&n.name, &p.namespace, &p.name) {
+                truth.insert(format!("{}/{}", p.namespace, p.name), (t.cpu_nanocores as f64, t.memory_bytes as f64));
+            }
+        }
+    }
+    truth
+}
+
+/// What is wrong with `item`'s values, if anything: CPU within 2 % (or one
+/// millicore), memory within 2 % (or 1 MiB) of the truth.
+fn wrong_value(truth: &BTreeMap<String, (f64, f64)>, item: &sim::answer::Item) -> Option<String> {
+    let (cpu, memory) = *truth.get(&item.key)?;
+    let close = |got: f64, want: f64, floor: f64| (got - want).abs() <= (want * 0.02).max(floor);
+    (!(close(item.cpu_nanocores, cpu, 1e6) && close(item.memory_bytes, memory, 1_048_576.0))).then(|| {
+        format!("{}: cpu {} (true {cpu}), memory {} (true {memory})", item.key, item.cpu_nanocores, item.memory_bytes)
+    })
 }
