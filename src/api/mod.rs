@@ -1,6 +1,6 @@
 //! The `metrics.k8s.io` HTTP API (v1beta1 and v1), byte-compatible with
 //! metrics-server: resources, Table output, discovery and OpenAPI. It reads
-//! objects from an [`Inventory`] and usage from a [`MetricsReader`]; it does
+//! objects from an [`Inventory`] and usage from a [`UsageSource`]; it does
 //! not serve health endpoints, `/metrics`, authentication or TLS.
 //!
 //! Map: `types` + `encode` (wire types and Go-identical bytes), `negotiate`

@@ -105,8 +105,7 @@ impl ListOptions {
         } else {
             FieldSelector::parse(&field_raw).map_err(|e| e.to_status())?
         };
-        // As apimachinery converts a bool parameter: anything but "0"/"false" is true.
-        let watch = req.param("watch").is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"));
+        let watch = apimachinery::query::bool_param(req.param("watch").as_deref());
         Ok(ListOptions { label, field, label_raw, field_raw, watch })
     }
 }

@@ -118,12 +118,11 @@ pub fn parse(method: &Method, path: &str, query: Option<&str>) -> RequestInfo {
     info
 }
 
-/// True when the query has `watch` set to a true value (as Go's ParseBool).
+/// True when the query asks for a watch, read as the API reads it
+/// ([`apimachinery::query::bool_param`]), so authorization checks the verb
+/// the API then acts on.
 fn query_says_watch(query: &str) -> bool {
-    query.split('&').any(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        key == "watch" && matches!(value, "1" | "t" | "T" | "true" | "TRUE" | "True")
-    })
+    apimachinery::query::bool_param(apimachinery::query::first_value(query, "watch"))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! - [`format`]: `resource.Quantity`, `metav1.Time` and `time.Duration` strings;
 //! - [`gofloat`]: Go's `strconv.FormatFloat(v, 'g', -1, 64)`, as kubelets print samples;
 //! - [`duration`]: Go `time.ParseDuration` syntax, for flags;
+//! - [`query`]: query parameters as the parameter codec reads them (`watch=`);
 //! - [`selector`]: label and field selectors (parse and match);
 //! - [`status`]: the `Status` error body and its HTTP response.
 //!
@@ -12,6 +13,7 @@
 pub mod duration;
 pub mod format;
 pub mod gofloat;
+pub mod query;
 pub mod selector;
 pub mod status;
 
