@@ -90,9 +90,9 @@ pub struct SelfMetrics {
     /// `ha_metrics_server_points_refused_total{peer}`: pushed batches refused
     /// because the sender holds none of their nodes at this epoch or the last.
     pub points_refused: Family<Vec<(&'static str, String)>, Counter>,
-    /// `ha_metrics_server_handoff_duration_seconds`: a planned leave, from the
+    /// `ha_metrics_server_handover_duration_seconds`: a planned leave, from the
     /// Draining commit to every moved node served fresh by its new owner.
-    pub handoff_duration: Histogram,
+    pub handover_duration: Histogram,
     /// `ha_metrics_server_degraded`: 1 while this replica also scrapes the
     /// nodes of owners it cannot reach (quorum lost, or not caught up yet).
     pub degraded: Gauge,
@@ -110,6 +110,9 @@ pub struct SelfMetrics {
     /// `ha_metrics_server_fanout_suspected_total{peer}`: requests that skipped a
     /// member silent or failing a moment ago.
     pub fanout_suspected: Family<Vec<(&'static str, String)>, Counter>,
+    /// `ha_metrics_server_fanout_routed_total`: pods lists asked only of the
+    /// owners of their pods' nodes (every pod placed), not of every member.
+    pub fanout_routed: Counter,
     /// `ha_metrics_server_partial_answers_total{resource}`: API answers that lack
     /// items because an owner did not answer (each carried a Warning header).
     pub partial_answers: Family<Vec<(&'static str, &'static str)>, Counter>,
@@ -211,11 +214,11 @@ impl SelfMetrics {
             "Pushed node batches refused because the sender may hold none of their nodes",
             points_refused.clone(),
         );
-        let handoff_duration = Histogram::new([0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0]);
+        let handover_duration = Histogram::new([0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0]);
         registry.register(
-            "ha_metrics_server_handoff_duration_seconds",
+            "ha_metrics_server_handover_duration_seconds",
             "A planned leave, from the Draining commit to every moved node served fresh by its new owner",
-            handoff_duration.clone(),
+            handover_duration.clone(),
         );
         let api_requests = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
         registry.register(
@@ -277,6 +280,12 @@ impl SelfMetrics {
             "Requests that skipped a member silent or failing a moment ago",
             fanout_suspected.clone(),
         );
+        let fanout_routed = Counter::default();
+        registry.register(
+            "ha_metrics_server_fanout_routed",
+            "Pods lists asked only of the owners of their pods' nodes, not of every member",
+            fanout_routed.clone(),
+        );
         let partial_answers = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
         registry.register(
             "ha_metrics_server_partial_answers",
@@ -296,7 +305,7 @@ impl SelfMetrics {
             push_errors,
             handovers,
             points_refused,
-            handoff_duration,
+            handover_duration,
             degraded,
             backup_points,
             backup_nodes,
@@ -307,6 +316,7 @@ impl SelfMetrics {
             fanout_errors,
             fanout_hedges,
             fanout_suspected,
+            fanout_routed,
             partial_answers,
             registry,
             api_metric_freshness,

@@ -33,10 +33,13 @@ use crate::peer::wire::{NodesQuery, NodesReply, PodAnswer, PodsQuery, PodsReply,
 use crate::selfmetrics::SelfMetrics;
 use latency::Latency;
 use local::Local;
-use plan::{Asked, Outcomes, asked, last_resort, merge_pods, missing_nodes, node_candidates, pod_askees};
+use plan::{Asked, Outcomes, asked, last_resort, merge_pods, missing_nodes, node_candidates, pod_askees, pod_routing};
 
 /// Most pods whose node is remembered for routing a later GET.
 const LOCATOR_CAPACITY: usize = 1 << 20;
+/// Pods lists of at most this many pods are routed to the owners of their
+/// nodes when every pod can be placed (placing costs a lookup per pod).
+const ROUTE_AT_MOST: usize = 10_000;
 
 /// The usage source of a replica in a cluster.
 pub struct ClusterSource<T: Transport> {
@@ -370,8 +373,33 @@ impl<T: Transport> ClusterSource<T> {
                 self.locator.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
             }
         }
-        let parts = self.pod_parts(&ownership, &skipped, &mut outcomes, &with, now, deadline, &mut answers).await;
+        // A list whose every pod is placed (the HPA's: one Deployment in one
+        // namespace) asks only the owners of those pods' nodes; the others
+        // only if a pod was not where it was placed.
+        let routed = if query.one.is_none() { self.place(keys, now) } else { None }
+            .and_then(|nodes| pod_routing(&ownership, &nodes));
+        let mut parts = self
+            .pod_parts(&ownership, &skipped, (routed.as_ref(), true), &mut outcomes, &with, now, deadline, &mut answers)
+            .await;
         let mut value = merge_pods(keys, answers.iter().cloned(), now);
+        if let Some(asked) = &routed {
+            self.metrics.fanout_routed.inc();
+            if value.iter().any(Option::is_none) && Instant::now() < deadline {
+                let rest: BTreeSet<NodeId> = ownership.active().filter(|id| !asked.contains(id)).collect();
+                let more = self.pod_parts(
+                    &ownership,
+                    &skipped,
+                    (Some(&rest), false),
+                    &mut outcomes,
+                    &with,
+                    now,
+                    deadline,
+                    &mut answers,
+                );
+                parts.extend(more.await);
+                value = merge_pods(keys, answers.iter().cloned(), now);
+            }
+        }
         // A last resort while ownership moves (a few resolutions after an
         // epoch change, or with a member failed): anything anyone holds.
         let failed = !outcomes.failed.is_empty();
@@ -408,15 +436,32 @@ impl<T: Transport> ClusterSource<T> {
         Answer { value, missing }
     }
 
-    /// Asks every Active member for its part of a pods query, hedging each
-    /// part on the copies the other members hold of its nodes; adds what
-    /// they give to `answers` and returns the parts nobody completed, with
-    /// why.
+    /// The nodes of the pods `keys` names, when this replica can place every
+    /// one (from the pods it holds, or where a peer's answer last put it);
+    /// `None` for an empty or very large list, or one it cannot place whole.
+    fn place(&self, keys: &[PodKey], now: UnixNanos) -> Option<BTreeSet<String>> {
+        if keys.is_empty() || keys.len() > ROUTE_AT_MOST {
+            return None;
+        }
+        let mut nodes = BTreeSet::new();
+        for key in keys {
+            let node =
+                self.located(key).or_else(|| self.local.store.pod_on_node(&key.0, &key.1, now).map(|(n, _)| n))?;
+            nodes.insert(node);
+        }
+        Some(nodes)
+    }
+
+    /// Asks every Active member (or, when `only` is given, those of them;
+    /// this replica's own part when `with_local`) for its part of a pods query, hedging each part on
+    /// the copies the other members hold of its nodes; adds what they give
+    /// to `answers` and returns the parts nobody completed, with why.
     #[allow(clippy::too_many_arguments)] // one request's state, passed once
     async fn pod_parts(
         &self,
         ownership: &Ownership,
         skipped: &BTreeSet<NodeId>,
+        (only, with_local): (Option<&BTreeSet<NodeId>>, bool),
         outcomes: &mut Outcomes,
         with: &(dyn Fn(Source) -> PodsQuery + Sync),
         now: UnixNanos,
@@ -431,14 +476,19 @@ impl<T: Transport> ClusterSource<T> {
             /// Another member's copies of `of`'s part.
             Copies { of: NodeId, from: NodeId },
         }
-        let (askees, _) = pod_askees(ownership, &|id| skipped.contains(&id));
+        let wanted = |id: NodeId| only.is_none_or(|o| o.contains(&id));
+        let (mut askees, _) = pod_askees(ownership, &|id| skipped.contains(&id));
+        askees.retain(|a| match a {
+            Asked::Local => with_local,
+            Asked::Peer(id) => wanted(*id),
+        });
         // Parts not answered by their member yet, with who still owes copies.
         let mut open: BTreeMap<NodeId, Option<BTreeSet<Asked>>> = BTreeMap::new();
         let mut covered_by: BTreeMap<NodeId, BTreeSet<Asked>> = BTreeMap::new();
         let mut calls: Vec<(Ask, Instant, bool, bool, AbortHandle)> = Vec::new();
         let mut running: FuturesUnordered<BoxFuture<'_, Reply<PodsReply>>> = FuturesUnordered::new();
         let mut to_hedge: Vec<NodeId> =
-            skipped.iter().copied().filter(|id| ownership.active().any(|a| a == *id)).collect();
+            skipped.iter().copied().filter(|id| wanted(*id) && ownership.active().any(|a| a == *id)).collect();
         for a in askees {
             match a {
                 Asked::Local => match self.local.pods(&with(Source::Owned), now) {

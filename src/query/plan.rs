@@ -12,7 +12,7 @@
 //! node before someone scraped it); a member that cannot is replaced by the
 //! copies the others hold of its nodes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use raft::{MemberState, NodeId};
 
@@ -63,6 +63,23 @@ pub fn node_candidates(ownership: &Ownership, node: &str, suspected: &dyn Fn(Nod
         }
     }
     out
+}
+
+/// The members whose parts a pods list needs when every selected pod was
+/// placed on a node (`nodes`): the owners of those nodes, other than this
+/// replica. `None` (ask every member) without a ring, when a node has no
+/// owner, or when the owners are every other Active member anyway.
+pub fn pod_routing(ownership: &Ownership, nodes: &BTreeSet<String>) -> Option<BTreeSet<NodeId>> {
+    ownership.ring()?;
+    let mut owners = BTreeSet::new();
+    for n in nodes {
+        let owner = ownership.owner(n)?;
+        if Some(owner) != ownership.me {
+            owners.insert(owner);
+        }
+    }
+    let others = ownership.active().filter(|id| Some(*id) != ownership.me).count();
+    (owners.len() < others).then_some(owners)
 }
 
 /// Who is asked for pods, first: this replica and, with a ring, every other

@@ -386,3 +386,34 @@ async fn a_stopped_owner_is_hedged_on_its_holders_well_within_one_deadline() {
     assert!(started.elapsed() < Duration::from_millis(5), "a suspected member was waited for");
     assert_eq!(src.metrics.fanout_suspected.get_or_create(&vec![("peer", "r2".to_string())]).get(), 1);
 }
+
+#[tokio::test]
+async fn a_pod_list_whose_pods_are_all_placed_asks_only_the_owners_of_their_nodes() {
+    let (fake, _views) = fake(2, &[]);
+    let src = source(&fake, 1);
+    let view = fake.members[&1].local.ownership.borrow().clone();
+    // Two pods: one on a node replica 1 owns, one on a node replica 2 owns
+    // (replica 1 holds copies of some of replica 2's nodes at factor 2).
+    let on = |owner: NodeId| (0..NODES).find(|i| view.owner(&format!("node-{i}")) == Some(owner)).expect("a node");
+    let picked = [on(1), on(2)];
+    let keys: Vec<PodKey> = picked.iter().map(|i| ("ns".to_string(), format!("pod-{i}"))).collect();
+    let query = PodQuery { namespace: Some("ns".into()), ..all_pods() };
+    // Placed only once someone answered for them: the first list asks everyone.
+    let first = src.pods(&query, &keys, now()).await;
+    assert!(first.missing.is_empty() && first.value.iter().all(Option::is_some), "{:?}", first.missing);
+    fake.calls.lock().unwrap().clear();
+    let again = src.pods(&query, &keys, now()).await;
+    assert_eq!(again.value, first.value);
+    assert!(again.missing.is_empty(), "{:?}", again.missing);
+    let asked: BTreeSet<NodeId> = fake.calls.lock().unwrap().iter().map(|(to, _)| *to).collect();
+    assert_eq!(asked, [2].into(), "only the other owner is asked");
+    assert_eq!(src.metrics.fanout_routed.get(), 2);
+    // A placed pod that is not where it was placed: the other members are asked too.
+    fake.members[&2].local.store.forget_node(&format!("node-{}", picked[1]));
+    fake.members[&1].local.store.forget_node(&format!("node-{}", picked[1]));
+    fake.calls.lock().unwrap().clear();
+    let moved = src.pods(&query, &keys, now()).await;
+    let asked: BTreeSet<NodeId> = fake.calls.lock().unwrap().iter().map(|(to, _)| *to).collect();
+    assert!(asked.contains(&3), "the rest not asked after a miss: {asked:?}");
+    assert_eq!(moved.value[0], first.value[0]);
+}

@@ -139,3 +139,15 @@ fn a_node_scraped_here_in_an_unreachable_owners_place_is_covering() {
         )
     );
 }
+
+#[test]
+fn pod_lists_route_to_the_owners_of_the_placed_nodes_unless_that_is_everyone() {
+    let o = Ownership::from_state(1, &cluster(3, 2));
+    let owned_by = |id: NodeId| (0..60).map(|i| format!("node-{i}")).find(|n| o.owner(n) == Some(id)).expect("a node");
+    let mine: BTreeSet<String> = [owned_by(1)].into();
+    assert_eq!(pod_routing(&o, &mine), Some(BTreeSet::new()), "only this replica's own part");
+    let one_other: BTreeSet<String> = [owned_by(1), owned_by(2)].into();
+    assert_eq!(pod_routing(&o, &one_other), Some([2].into()));
+    let everyone: BTreeSet<String> = [owned_by(2), owned_by(3)].into();
+    assert_eq!(pod_routing(&o, &everyone), None, "all members anyway");
+}
