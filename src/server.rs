@@ -242,7 +242,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         // new owner has served a fresh sample. After a restart the same data
         // dir comes back as the same member; when the replica count was
         // lowered, it then leaves Raft too.
-        let handover = crate::replica::leave(manager, config.shutdown.handoff_timeout).await;
+        let handover = crate::replica::leave(manager, config.shutdown.handover_timeout).await;
         tracing::info!(moved = handover.moved, confirmed = handover.confirmed, "handover done");
         let mode = crate::member::leave::leave_mode(&client, settings).await;
         match tokio::time::timeout(config.shutdown.leave_timeout, node.leave(mode)).await {

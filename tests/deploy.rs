@@ -77,7 +77,7 @@ fn every_kustomization_renders_schema_valid_objects_with_metrics_server_names() 
 }
 
 #[test]
-fn ha_kustomizations_carry_handoff_grace_spread_pdb_emptydir_and_network_policy() {
+fn ha_kustomizations_carry_handover_grace_spread_pdb_emptydir_and_network_policy() {
     for dir in ["deploy", "deploy/overlays/large-cluster", "deploy/overlays/metrics-v1", "deploy/overlays/cert-manager"]
     {
         assert_ha_settings(&rendered(dir));

@@ -174,7 +174,7 @@ async fn prometheus_fires_each_alert_on_its_fault_agrees_with_the_observer_and_f
         seed: 7,
         binary: env!("CARGO_BIN_EXE_ha-metrics-server").into(),
         work_dir: dir.path().join("cluster"),
-        // A leaving replica records its handoff's duration just before it
+        // A leaving replica records its handover's duration just before it
         // exits: it must keep serving /metrics for two scrape intervals for
         // Prometheus to see it (see deploy/monitoring/README.md).
         extra_args: vec!["--shutdown-delay-duration=3s".into()],
@@ -313,7 +313,7 @@ async fn prometheus_fires_each_alert_on_its_fault_agrees_with_the_observer_and_f
     run.resolves(errors, "HAMetricsServerScrapeErrors", &n, healed).await;
     phases.push(("kubelet down", t0, now_ms()));
 
-    // A planned leave (SIGTERM and restart), so the handoff panels have data.
+    // A planned leave (SIGTERM and restart), so the handover panels have data.
     // Its SLIs are printed, not judged: while points move to a new owner
     // the coverage SLI may miss that the previous owner still serves them.
     let t0 = now_ms();

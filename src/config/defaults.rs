@@ -79,7 +79,7 @@ pub const REPLICATION_FACTOR: u32 = raft::config::DEFAULT_REPLICATION;
 /// `--fanout-deadline`.
 pub const FANOUT_DEADLINE: Duration = Duration::from_secs(2);
 /// `--shutdown-grace-period`: the pod's `terminationGracePeriodSeconds`
-/// (the manifests set 60). The handoff, leaving Raft and draining in-flight
+/// (the manifests set 60). The handover, leaving Raft and draining in-flight
 /// requests share it (see `config::ShutdownSettings::from_grace`).
 pub const SHUTDOWN_GRACE_PERIOD: Duration = Duration::from_secs(60);
 /// `--shutdown-delay-duration`.

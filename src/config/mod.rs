@@ -120,9 +120,9 @@ pub struct ShutdownSettings {
     /// `--shutdown-send-retry-after`: after the delay, keep listening and
     /// answer new requests 429 until those in flight are done.
     pub send_retry_after: bool,
-    /// How long the handoff may take: Draining committed, every moved node
+    /// How long the handover may take: Draining committed, every moved node
     /// served fresh by its new owner (60% of the grace period).
-    pub handoff_timeout: Duration,
+    pub handover_timeout: Duration,
     /// How long leaving Raft may take afterwards (20%).
     pub leave_timeout: Duration,
     /// How long in-flight requests may run after the listeners stop:
@@ -139,7 +139,7 @@ impl ShutdownSettings {
             grace,
             delay: Duration::ZERO,
             send_retry_after: false,
-            handoff_timeout: grace.mul_f64(0.6),
+            handover_timeout: grace.mul_f64(0.6),
             leave_timeout: grace.mul_f64(0.2),
             in_flight_drain: grace.mul_f64(0.1).min(Duration::from_secs(10)),
         }
@@ -326,7 +326,7 @@ impl Config {
             return Err(bad(
                 "--shutdown-delay-duration",
                 format!(
-                    "{} leaves nothing of --shutdown-grace-period {} for the handoff",
+                    "{} leaves nothing of --shutdown-grace-period {} for the handover",
                     args.generic.shutdown_delay_duration, ours.shutdown_grace_period
                 ),
             ));

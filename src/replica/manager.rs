@@ -455,7 +455,7 @@ pub async fn leave(manager: &Manager, timeout: Duration) -> Handover {
     let last = *progress.borrow();
     let unconfirmed = if applied(&last) { last.unconfirmed } else { moved };
     let confirmed = moved.saturating_sub(unconfirmed);
-    manager.metrics.handoff_duration.observe(started.elapsed().as_secs_f64());
+    manager.metrics.handover_duration.observe(started.elapsed().as_secs_f64());
     match waited {
         Ok(true) => tracing::info!(moved, took_ms = started.elapsed().as_millis() as u64, "handed every node over"),
         _ if !applied(&last) => tracing::warn!(moved, "the ring without this replica was not seen in time"),

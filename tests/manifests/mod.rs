@@ -396,7 +396,7 @@ pub fn validated_config(source: &str, c: &Container, pod_name: &str) -> Config {
 }
 
 /// The HA settings of a StatefulSet rendering: a grace period that covers
-/// the handoff, soft spread over zones and hosts, a PDB of one, the data
+/// the handover, soft spread over zones and hosts, a PDB of one, the data
 /// dir on an emptyDir, and the NetworkPolicy.
 pub fn assert_ha_settings(r: &Rendered) {
     let w = r.workload();
@@ -406,13 +406,13 @@ pub fn assert_ha_settings(r: &Rendered) {
     let c = &pod.containers[0];
     let args = c.args.clone().unwrap_or_default();
 
-    // The grace period covers the handoff: the Draining commit, the new
+    // The grace period covers the handover: the Draining commit, the new
     // owners' first scrape (one resolution) and a margin.
     let resolution =
         flag(&args, "metric-resolution").and_then(|r| r.strip_suffix('s')).unwrap().parse::<i64>().unwrap();
     let grace = pod.termination_grace_period_seconds.unwrap_or(30);
     assert!(grace >= resolution + 30, "{}: terminationGracePeriodSeconds {grace} < {resolution} s + 30 s", r.source);
-    // The replica's handoff timeouts derive from the same number.
+    // The replica's handover timeouts derive from the same number.
     assert!(
         args.iter().any(|a| *a == format!("--shutdown-grace-period={grace}s")),
         "{}: --shutdown-grace-period does not match terminationGracePeriodSeconds {grace}: {args:?}",
