@@ -249,7 +249,7 @@ async fn sigterm_hands_over_without_a_gap_and_exits_within_the_grace_period() {
     let of_moved = reached(&log).filter(|s| moved.contains(s.node));
     let (from, to) = (unix_ms(asked), unix_ms(asked + window));
     let extra = sim::scrapes::extra(of_moved, from, to, RESOLUTION.as_millis() as u64);
-    assert!(extra.is_empty(), "moved nodes scraped more than once per resolution (+1) during the handoff: {extra:?}");
+    assert!(extra.is_empty(), "moved nodes scraped more than once per resolution (+1) during the handover: {extra:?}");
     assert_exactly_once(&r, 6, &survivors).await;
     let _ = &mut r;
 }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod observe;
+pub mod previous;
 pub mod raft_cluster;
 
 use std::path::{Path, PathBuf};
