@@ -14,8 +14,11 @@
 //! `1000,10000`), `SCALE_MODES` (`sharded,independent,single`), `SCALE_PODS`
 //! (30), `SCALE_RESOLUTION` (seconds, 15), `SCALE_SECONDS` (window, 60),
 //! `SCALE_TOP_REQUESTS` (`top pod -A` requests per replica, 10), `SCALE_OUT`
-//! (output folder).
+//! (output folder). `SCALE_MODES=handover` runs the SIGTERM handover at
+//! scale instead (two replicas, replication factor 1; see `handover.rs`),
+//! writing `handover.json`.
 
+mod handover;
 mod measure;
 mod report;
 mod run;
@@ -71,7 +74,8 @@ fn main() -> anyhow::Result<()> {
         .split(',')
         .map(|s| s.trim().parse())
         .collect::<Result<_, _>>()?;
-    let modes = modes(&env_or("SCALE_MODES", "sharded,independent,single"))?;
+    let handover = env_or("SCALE_MODES", "") == "handover";
+    let modes = if handover { Vec::new() } else { modes(&env_or("SCALE_MODES", "sharded,independent,single"))? };
     let pods: usize = env_or("SCALE_PODS", "30").parse()?;
     let resolution = Duration::from_secs(env_or("SCALE_RESOLUTION", if quick { "10" } else { "15" }).parse()?);
     let plan = Plan {
@@ -87,6 +91,19 @@ fn main() -> anyhow::Result<()> {
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_ha-metrics-server"));
     let rt = tokio::runtime::Runtime::new()?;
     let mut results = Vec::new();
+    if handover {
+        let mut handovers = Vec::new();
+        for &nodes in &sizes {
+            let block = Block::acquire()?;
+            let dir = tempfile::tempdir()?;
+            eprintln!("handover: {nodes} nodes x {pods} pods, resolution {}s", resolution.as_secs());
+            let mut sim = Simulator::start(&binary, block.index(), nodes, pods, dir.path())?;
+            handovers.push(rt.block_on(handover::run(&mut sim, &binary, nodes, pods, &plan))?);
+            std::fs::write(out.join("handover.json"), serde_json::to_string_pretty(&handovers)?)?;
+        }
+        print!("{}{}", serde_json::to_string_pretty(&handovers)?, machine());
+        return Ok(());
+    }
     for &nodes in &sizes {
         let block = Block::acquire()?;
         let dir = tempfile::tempdir()?;
