@@ -3,10 +3,10 @@
 //! and readiness.
 
 use super::clock;
-use super::series::{next_container, next_node};
+use super::series::{Series, next_container, next_node};
 use super::{Held, Inner, NodeEntry, PodEntry, Store};
 use crate::model::UnixNanos;
-use crate::model::{ContainerPoint, NodeBatch, PodPoints};
+use crate::model::{ContainerPoint, NodeBatch, PodPoints, Point};
 use std::collections::HashMap;
 
 impl Inner {
@@ -204,8 +204,8 @@ impl Store {
 impl Store {
     /// Merges points another replica sent (a copy, a handover, or points
     /// pulled before taking a node over): as a scrape, except that a batch no
-    /// newer than what is held is ignored, so a late point never replaces a
-    /// newer one. A node not held yet is held as `held`; one already held
+    /// newer than what is held never replaces a newer point; it only
+    /// supplies previous points the held series lack ([`Store::backfill`]). A node not held yet is held as `held`; one already held
     /// keeps its role. A batch with a sample from the future is refused and
     /// counted; points held here from the future are dropped instead of
     /// blocking a true batch (one kubelet clock jump must not hold a node's
@@ -230,11 +230,52 @@ impl Store {
         };
         match current {
             Some(h) if clock::from_future(h, now) => self.drop_node(node),
-            Some(h) if newest <= h => return false,
+            Some(h) if newest <= h => return self.backfill(node, &batch),
             _ => {}
         }
         self.merge(node, batch, now, role);
         true
+    }
+
+    /// Takes the points of an older batch as previous points where a held
+    /// series has none yet (never over a previous point it has): a node this replica took
+    /// over and scraped once before the handover (or pull) of its old
+    /// owner's points landed then serves a rate at once, over the old
+    /// owner's last sample and its own first, instead of one resolution
+    /// later. A container's point counts only from the same start (no
+    /// restart in between). Returns whether any series changed.
+    fn backfill(&self, node: &str, batch: &NodeBatch) -> bool {
+        let older = |held: &Series, p: &Point| held.prev.is_none() && p.timestamp < held.last.timestamp;
+        let mut inner = self.write_lock();
+        let Some(mut entry) = inner.take_node(node) else { return false };
+        let mut changed = false;
+        if let (Some(s), Some(p)) = (entry.series.as_mut(), batch.node.as_ref())
+            && older(s, p)
+        {
+            s.prev = Some(*p);
+            changed = true;
+        }
+        for pod in &batch.pods {
+            let ours = inner.pods.get(&pod.namespace).and_then(|m| m.get(&pod.name)).is_some_and(|p| p.node == node);
+            if !ours {
+                continue;
+            }
+            let Some(mut held) = inner.remove_pod(&pod.namespace, &pod.name) else { continue };
+            for c in &pod.containers {
+                let Ok(i) = held.containers.binary_search_by(|(n, _)| n.as_str().cmp(&c.name)) else { continue };
+                let s = &mut held.containers[i].1;
+                if c.point.start_time == s.last.start_time && older(s, &c.point) {
+                    s.prev = Some(c.point);
+                    changed = true;
+                }
+            }
+            inner.insert_pod(pod.namespace.clone(), pod.name.clone(), held);
+        }
+        inner.insert_node(node.to_string(), entry);
+        if changed {
+            self.publish(&inner);
+        }
+        changed
     }
 
     /// Sets why `node` is held (this replica now scrapes it, or no longer
@@ -270,9 +311,11 @@ impl Store {
         self.publish(&inner);
     }
 
-    /// The last two points held for `node` as the batches that produce them
-    /// (the previous points, then the last ones), for a handover: merging
-    /// them in order into another store rebuilds the same series.
+    /// The last two points held for `node` as the batches that produce them,
+    /// newest first (the last points, then the previous ones), for a
+    /// handover: merging them in order into another store rebuilds the same
+    /// series, and into a store that scraped the node once since, gives its
+    /// one point the newest older one as previous ([`Store::backfill`]).
     pub fn export(&self, node: &str) -> Vec<NodeBatch> {
         let inner = self.read_lock();
         let Some(entry) = inner.nodes.get(node) else { return Vec::new() };
@@ -299,10 +342,10 @@ impl Store {
             last.pods.push(PodPoints { namespace: ns.clone(), name: name.clone(), containers: lc });
         }
         let mut out = Vec::with_capacity(2);
+        out.push(last);
         if prev.node.is_some() || !prev.pods.is_empty() {
             out.push(prev);
         }
-        out.push(last);
         out
     }
 

@@ -107,3 +107,39 @@ fn points_no_longer_refreshed_are_pruned_and_not_served_past_the_bound() {
     assert_eq!(reference.prune(at(74)), 0);
     assert_eq!(reference.prune(at(76)), 1);
 }
+
+#[test]
+fn a_handover_landing_after_the_new_owners_first_scrape_gives_a_rate_at_once() {
+    let (old_owner, metrics) = new_store(15, 30);
+    two_scrapes(&old_owner);
+    let new_owner = Store::new(Duration::from_secs(15), Duration::from_secs(30), metrics);
+    // The new owner's catch-up scrape lands first: one point, no rate.
+    let first =
+        batch(Some(node_point(40, 33.0, 2 * MIB)), vec![pod("ns", "p", vec![container("c", Some(0), 40, 6.0, MIB)])]);
+    new_owner.store_scrape("node1", first, at(40));
+    assert!(new_owner.node("node1", at(41)).is_none() && new_owner.pod("ns", "p", at(41)).is_none());
+    // Then the handover: older points, kept as the previous ones.
+    let mut took = Vec::new();
+    for b in old_owner.export("node1") {
+        took.push(new_owner.store_replica("node1", b, at(41), Held::Owned));
+    }
+    assert_eq!(took, [true, false], "the old owner's last points fill the gap, its previous ones find none left");
+    let node = new_owner.node("node1", at(41)).expect("a node rate at once");
+    assert_eq!(
+        (node.timestamp, node.window_ns),
+        (at(40), 10_000_000_000),
+        "over the old owner's last and the first scrape"
+    );
+    let usage = new_owner.pod("ns", "p", at(41)).expect("a pod rate at once");
+    assert_eq!(usage.timestamp, at(40));
+    // A container that restarted in between takes nothing from before.
+    let restarted =
+        batch(Some(node_point(55, 40.0, 2 * MIB)), vec![pod("ns", "p", vec![container("c", Some(50), 55, 0.5, MIB)])]);
+    let fresh = Store::new(Duration::from_secs(15), Duration::from_secs(30), Arc::new(SelfMetrics::new(15.0)));
+    fresh.store_scrape("node1", restarted, at(55));
+    for b in old_owner.export("node1") {
+        fresh.store_replica("node1", b, at(56), Held::Owned);
+    }
+    assert!(fresh.node("node1", at(56)).is_some(), "the node's own series has no start time");
+    assert!(fresh.pod("ns", "p", at(56)).is_none(), "no rate across a restart");
+}
