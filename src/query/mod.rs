@@ -101,8 +101,8 @@ impl<T: Transport> ClusterSource<T> {
     }
 
     /// Whether `peer` is skipped in favour of its other holders at once: it
-    /// has been silent for a third of the lease, or failed a request within
-    /// the lease. Not within a lease after this replica was itself away
+    /// has been silent for a third of the lease (unless it is Draining), or
+    /// failed a request within the lease. Not within a lease after this replica was itself away
     /// (stopped, starved): then every peer looks silent because their
     /// heartbeats could not be read, and they are asked.
     fn suspect(&self, ownership: &Ownership, peer: NodeId) -> bool {
@@ -114,7 +114,11 @@ impl<T: Transport> ClusterSource<T> {
         if self.pause.away_within(lease, now) {
             return false;
         }
-        let silent = self.transport.silence(peer).is_none_or(|s| s > lease / 3);
+        // A member leaving in good order (Draining) serves what it held
+        // until its handover lands, and is busiest then: silence alone does
+        // not make it a suspect, a failed call does.
+        let draining = ownership.members.get(&peer).is_some_and(|m| m.state == raft::MemberState::Draining);
+        let silent = !draining && self.transport.silence(peer).is_none_or(|s| s > lease / 3);
         silent || self.latency.failed_within(peer, lease, now)
     }
 

@@ -417,3 +417,28 @@ async fn a_pod_list_whose_pods_are_all_placed_asks_only_the_owners_of_their_node
     assert!(asked.contains(&3), "the rest not asked after a miss: {asked:?}");
     assert_eq!(moved.value[0], first.value[0]);
 }
+
+#[tokio::test]
+async fn a_draining_member_that_looks_silent_is_still_asked_for_what_it_held() {
+    let (fake, views) = fake(1, &[]);
+    // Member 2 leaves: the ring moves its nodes to 1 and 3, whose stores do
+    // not have them yet; 2 still holds them, and is too busy to heartbeat.
+    let old = views[&1].borrow().clone();
+    let mut s = state(1);
+    s.apply(&Command::SetStates(vec![(2, MemberState::Draining)]));
+    let mut now_view = Ownership::from_state(1, &s);
+    now_view.previous = old.ring_arc().map(|r| (r, old.replication));
+    views[&1].send(Arc::new(now_view)).unwrap();
+    fake.silent.lock().unwrap().insert(2);
+    let src = source(&fake, 1);
+    let nodes = src.nodes(&node_names(), now()).await;
+    assert!(nodes.missing.is_empty() && nodes.value.iter().all(Option::is_some), "{:?}", nodes.missing);
+    assert!(fake.calls.lock().unwrap().iter().any(|(to, _)| *to == 2), "the draining member was not asked");
+    // Once a call to it fails, it is a suspect like any other.
+    fake.dead.lock().unwrap().insert(2);
+    let _ = src.nodes(&node_names(), now()).await;
+    fake.calls.lock().unwrap().clear();
+    let after = src.nodes(&node_names(), now()).await;
+    assert!(after.value.iter().any(Option::is_none), "its nodes are nowhere else at factor 1");
+    assert!(!fake.calls.lock().unwrap().iter().any(|(to, _)| *to == 2), "a failed draining member asked again");
+}
