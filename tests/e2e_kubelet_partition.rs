@@ -183,6 +183,18 @@ async fn a_replica_cut_off_from_its_kubelets_hands_them_to_the_next_holders_and_
 async fn a_kubelet_nobody_can_reach_leaves_the_answers_with_a_warning_and_comes_back() {
     let (r, admin) = cluster().await;
     let node = r.c.env.spec.nodes[0].name.clone();
+    // Clients have listed pods before (a replica learns a pod's node from answers).
+    let all_pods = r.c.env.spec.nodes.iter().map(|n| n.pods.len()).sum::<usize>();
+    sim::wait::expect("every replica to serve every pod", Duration::from_secs(30), async || {
+        let mut ok = 0;
+        for i in 0..3 {
+            let a =
+                sim::answer::fetch(r.c.env.replica_addr(i), sim::answer::PODS, &admin, Duration::from_secs(5)).await;
+            ok += usize::from(a.is_ok_and(|a| a.items.len() == all_pods));
+        }
+        ok == 3
+    })
+    .await;
     r.c.env.fleet.set_fault(&node, Fault::Down).await.expect("the kubelet closes its listener");
     let down_at = SystemTime::now();
     // Resolution + --max-staleness (2 R by default) after its last sample
@@ -212,6 +224,20 @@ async fn a_kubelet_nobody_can_reach_leaves_the_answers_with_a_warning_and_comes_
     for (i, a) in gone.iter().enumerate() {
         assert_eq!(a.items.len(), NODES - 1, "replica {i}: only the unreachable node is missing");
         assert!(a.warnings.iter().any(|w| w.contains("1 of 30 nodes missing")), "replica {i}: {:?}", a.warnings);
+    }
+    // The pods of that node are missing too, and the pod lists say why.
+    let pods: BTreeSet<String> =
+        r.c.env.spec.nodes[0].pods.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect();
+    for i in 0..3 {
+        let a = sim::answer::fetch(r.c.env.replica_addr(i), sim::answer::PODS, &admin, Duration::from_secs(5))
+            .await
+            .expect("a pod list");
+        assert!(a.keys().is_disjoint(&pods), "replica {i} serves pods of a node nobody reaches");
+        assert!(
+            a.warnings.iter().any(|w| w.contains("no replica can reach their kubelets")),
+            "replica {i}: the pod list does not say why pods are missing: {:?}",
+            a.warnings
+        );
     }
     // Every later answer that lacks it says so, until it is back.
     let checked = sim::wait::holds_for(RESOLUTION * 3, async || {
