@@ -213,7 +213,7 @@ async fn a_kubelet_nobody_can_reach_leaves_the_answers_with_a_warning_and_comes_
             answers.push(a);
         }
         let named = |a: &sim::answer::Answer| {
-            !a.keys().contains(&node) && a.warnings.iter().any(|w| w.contains("no replica can reach their kubelets"))
+            !a.keys().contains(&node) && a.warnings.iter().any(|w| w.contains("their kubelets cannot be reached"))
         };
         answers.iter().all(named).then_some(answers)
     })
@@ -234,7 +234,7 @@ async fn a_kubelet_nobody_can_reach_leaves_the_answers_with_a_warning_and_comes_
             .expect("a pod list");
         assert!(a.keys().is_disjoint(&pods), "replica {i} serves pods of a node nobody reaches");
         assert!(
-            a.warnings.iter().any(|w| w.contains("no replica can reach their kubelets")),
+            a.warnings.iter().any(|w| w.contains("their kubelets cannot be reached")),
             "replica {i}: the pod list does not say why pods are missing: {:?}",
             a.warnings
         );

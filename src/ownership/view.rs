@@ -208,6 +208,18 @@ impl Ownership {
         !holders.is_empty() && holders.as_slice().iter().all(|h| self.reports_failing(*h, node))
     }
 
+    /// Whether this replica's own report of `node` can change who scrapes
+    /// it: it holds the node and every holder before it in ring order
+    /// reported failing it (the owner's report always matters). A report
+    /// that does not matter is dropped, so a holder that cannot reach a
+    /// kubelet the owner reaches does not keep trying it.
+    pub fn report_matters(&self, node: &str) -> bool {
+        let Some(me) = self.me else { return false };
+        let holders = self.holders(node);
+        holders.contains(me)
+            && holders.as_slice().iter().take_while(|h| **h != me).all(|h| self.reports_failing(*h, node))
+    }
+
     fn assigned_of(&self, holders: &Holders, node: &str) -> Option<NodeId> {
         holders.as_slice().iter().find(|h| !self.reports_failing(**h, node)).copied().or(holders.owner())
     }

@@ -146,8 +146,9 @@ impl Outcomes {
 /// The missing parts of a node answer: each node still missing is blamed on
 /// its owner, with the owner's failure, or `Covering` when this replica
 /// scrapes it in the owner's place and has not yet, or
-/// `KubeletsUnreachable` when every holder reported failing to reach its
-/// kubelet, or `Lacks` when the owner answered without it. One entry per
+/// `KubeletsUnreachable` when the owner reported failing to reach its
+/// kubelet (and no holder had it), or `Lacks` when the owner answered
+/// without it. One entry per
 /// owner and cause, counting its nodes.
 pub fn missing_nodes(ownership: &Ownership, names: &[String], served: &[bool], outcomes: &Outcomes) -> Vec<Missing> {
     if ownership.ring().is_none() {
@@ -158,7 +159,7 @@ pub fn missing_nodes(ownership: &Ownership, names: &[String], served: &[bool], o
         let Some(owner) = ownership.owner(n) else { continue };
         let cause = match outcomes.failed.get(&owner) {
             _ if ownership.covers(n) => Cause::Covering,
-            _ if ownership.kubelet_unreachable(n) => Cause::KubeletsUnreachable,
+            _ if ownership.reports_failing(owner, n) => Cause::KubeletsUnreachable,
             Some(c) => *c,
             None => Cause::Lacks,
         };

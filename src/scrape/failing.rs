@@ -4,7 +4,10 @@
 //! next holder of the node scrapes it instead. A reported node is still
 //! tried every round (a *probe*, see `scheduler`), and the first attempt
 //! that reaches the kubelet takes it off the report, so the owner takes
-//! the node back. Bookkeeping only: who scrapes is `ownership`'s decision
+//! the node back. A report that no longer changes who scrapes the node (a
+//! holder before this one reaches it) is dropped; while every holder
+//! reports a node, only its owner keeps trying, and the others' reports
+//! [`Unreached::lapse`] after a few untried rounds (then they try again). Bookkeeping only: who scrapes is `ownership`'s decision
 //! from the committed reports, and this module never talks to peers.
 //!
 //! Only failures to *reach* a kubelet count (connect, TLS handshake,
@@ -14,6 +17,9 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Failed rounds in a row after which a node is reported: one. The served
 /// age of a node whose owner lost its kubelet is the time from its last
@@ -48,7 +54,8 @@ pub struct Unreached {
 
 #[derive(Default)]
 struct Inner {
-    in_a_row: HashMap<String, u32>,
+    /// Per node: failed attempts in a row, and when the last one was.
+    in_a_row: HashMap<String, (u32, Instant)>,
     /// The list last reported (sorted).
     reported: Vec<String>,
 }
@@ -72,8 +79,9 @@ impl Unreached {
     /// An attempt to scrape `node` did not reach its kubelet.
     pub fn failed(&self, node: &str) {
         let mut inner = self.lock();
-        let n = inner.in_a_row.entry(node.to_string()).or_insert(0);
-        *n = n.saturating_add(1);
+        let now = Instant::now();
+        let n = inner.in_a_row.entry(node.to_string()).or_insert((0, now));
+        *n = (n.0.saturating_add(1), now);
         self.publish(inner);
     }
 
@@ -88,7 +96,7 @@ impl Unreached {
     /// Whether `node` is reported: this replica tries it every round only
     /// to see whether it can reach it again.
     pub fn reports(&self, node: &str) -> bool {
-        self.lock().in_a_row.get(node).is_some_and(|n| *n >= self.after)
+        self.lock().in_a_row.get(node).is_some_and(|(n, _)| *n >= self.after)
     }
 
     /// The reported nodes, sorted.
@@ -107,10 +115,23 @@ impl Unreached {
         }
     }
 
+    /// Forgets the nodes whose last attempt is older than `untried_for`
+    /// (nobody tried them since: their report lapses, and the node is
+    /// tried again if it comes back to this replica).
+    pub fn lapse(&self, untried_for: Duration) {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let before = inner.in_a_row.len();
+        inner.in_a_row.retain(|_, (_, at)| now.saturating_duration_since(*at) < untried_for);
+        if inner.in_a_row.len() != before {
+            self.publish(inner);
+        }
+    }
+
     /// Recomputes the report and, when it changed, sends it (outside the lock).
     fn publish(&self, mut inner: std::sync::MutexGuard<'_, Inner>) {
         let mut now: Vec<String> =
-            inner.in_a_row.iter().filter(|(_, n)| **n >= self.after).map(|(k, _)| k.clone()).collect();
+            inner.in_a_row.iter().filter(|(_, (n, _))| *n >= self.after).map(|(k, _)| k.clone()).collect();
         now.sort_unstable();
         if now == inner.reported {
             return;
@@ -149,6 +170,18 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), vec![vec!["b".to_string()], vec!["a".into(), "b".into()], vec!["a".into()]]);
         u.keep_only(&|n| n != "a");
         assert!(u.list().is_empty() && seen.lock().unwrap().last().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_report_left_untried_lapses() {
+        let (report, seen) = recorder();
+        let u = Unreached::new(1, Some(report));
+        u.failed("a");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        u.failed("b");
+        u.lapse(Duration::from_secs(4));
+        assert_eq!(u.list(), vec!["b".to_string()], "a was not tried for 5 s");
+        assert_eq!(seen.lock().unwrap().last().unwrap(), &vec!["b".to_string()]);
     }
 
     #[test]

@@ -13,7 +13,10 @@
 //! [`CATCH_UP_WITHIN`], still never twice within half a period. A node this
 //! replica holds but reported unreachable (so another holder scrapes it) is
 //! still tried at its phase, as a [`Attempt::Probe`], until an attempt
-//! reaches its kubelet. What a scrape does is [`ScrapeOne`]'s business,
+//! reaches its kubelet; when every holder reported it (nobody reaches it),
+//! only its assigned scraper tries, so a kubelet coming back is scraped by
+//! one replica, and the other reports lapse after [`REPORT_LAPSES`] untried
+//! (each holder then tries once more, in turn). What a scrape does is [`ScrapeOne`]'s business,
 //! what ownership changes mean the manager's; this module only keeps time.
 
 use std::collections::{HashMap, HashSet};
@@ -56,8 +59,9 @@ pub trait ScrapeOne: Send + Sync + 'static {
     fn probes(&self, _node: &str) -> bool {
         false
     }
-    /// Stops tracking every node but those `keep` names (those it holds).
-    fn keep_only(&self, _keep: &dyn Fn(&str) -> bool) {}
+    /// Stops tracking every node but those `keep` names (those whose report
+    /// still matters), and drops reports not tried for `untried_for`.
+    fn keep_only(&self, _keep: &dyn Fn(&str) -> bool, _untried_for: Duration) {}
     /// The node has no usable address this round.
     fn unreachable(&self, error: &TargetError);
     /// The node left the cluster (deleted or deselected).
@@ -83,6 +87,13 @@ fn first_round_spread(nodes: usize, resolution: Duration) -> Duration {
 
 /// How soon a newly owned node that needs it is scraped: spread over this.
 pub const CATCH_UP_WITHIN: Duration = Duration::from_secs(1);
+
+/// How many resolutions a report of an unreachable kubelet that is not
+/// tried (every holder reported it, and this replica is not the one that
+/// keeps trying) lasts: then this replica scrapes it once more, so a kubelet
+/// that only the owner still cannot reach is found again within this many
+/// resolutions (plus one attempt per holder before it).
+pub const REPORT_LAPSES: u32 = 4;
 
 /// Timing settings of the scheduler.
 #[derive(Debug, Clone)]
@@ -137,12 +148,15 @@ impl<S: ScrapeOne> Firing<S> {
     /// probes it, it is still running, or it was fired less than half a
     /// period ago.
     async fn fire(self: &Arc<Self>, target: ScrapeTarget, scrapes: &mut JoinSet<()>) -> bool {
-        let attempt = if self.ownership.borrow().scrapes(&target.node) {
-            Attempt::Scrape
-        } else if self.scraper.probes(&target.node) {
-            Attempt::Probe
-        } else {
-            return false;
+        let attempt = {
+            let o = self.ownership.borrow();
+            if o.scrapes(&target.node) {
+                Attempt::Scrape
+            } else if self.scraper.probes(&target.node) && !o.kubelet_unreachable(&target.node) {
+                Attempt::Probe
+            } else {
+                return false;
+            }
         };
         let now = Instant::now();
         {
@@ -251,8 +265,11 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                     }
                 }
                 known = seen;
-                // Nodes this replica no longer holds (or that are gone) are not probed.
-                scraper.keep_only(&|n| known.contains(n) && holds(&current, n));
+                // Reports of nodes gone, no longer held, or whose report no
+                // longer changes who scrapes them are dropped, and so are
+                // reports left untried for a while.
+                let keep = |n: &str| known.contains(n) && holds(&current, n) && current.report_matters(n);
+                scraper.keep_only(&keep, resolution * REPORT_LAPSES);
                 publish(&metrics, &current, known.iter().map(String::as_str));
                 plan.sort_by_key(|(at, _)| *at);
                 rounds.spawn(run_round(round_start, plan, firing.clone(), metrics.clone(), shutdown.clone()));

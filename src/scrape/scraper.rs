@@ -165,8 +165,9 @@ impl ScrapeOne for KubeletScraper {
         self.unreached.reports(node)
     }
 
-    fn keep_only(&self, keep: &dyn Fn(&str) -> bool) {
+    fn keep_only(&self, keep: &dyn Fn(&str) -> bool, untried_for: std::time::Duration) {
         self.unreached.keep_only(keep);
+        self.unreached.lapse(untried_for);
     }
 
     fn newest(&self, node: &str) -> Option<UnixNanos> {

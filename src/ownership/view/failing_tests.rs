@@ -112,3 +112,28 @@ fn the_owner_takes_its_node_back_once_its_report_is_cleared() {
         }
     }
 }
+
+#[test]
+fn a_report_matters_only_while_every_holder_before_its_member_reports_the_node_too() {
+    let (n, rf) = (3, 3);
+    let everything = nodes();
+    let with = |failing: &[(NodeId, Vec<String>)]| views(&state(n, rf, failing), &[]);
+    let vs = with(&[(2, everything.clone())]);
+    for x in &everything {
+        let order = vs[0].holders(x);
+        let (owner, second) = (order.as_slice()[0], order.as_slice()[1]);
+        let v = |id: NodeId| &vs[(id - 1) as usize];
+        assert!(v(owner).report_matters(x), "{x}: the owner's report always matters");
+        assert_eq!(v(second).report_matters(x), owner == 2, "{x}: 2's report matters only where it owns");
+    }
+    let vs = with(&[(1, everything.clone()), (2, everything.clone())]);
+    for x in &everything {
+        let order = vs[0].holders(x);
+        let third = order.as_slice()[2];
+        assert_eq!(
+            vs[(third - 1) as usize].report_matters(x),
+            third == 3,
+            "{x}: behind 1 and 2 only member 3's matters"
+        );
+    }
+}

@@ -141,7 +141,7 @@ fn a_node_scraped_here_in_an_unreachable_owners_place_is_covering() {
 }
 
 #[test]
-fn a_node_whose_every_holder_cannot_reach_its_kubelet_is_named_as_such_apart_from_the_owners_other_gaps() {
+fn a_node_whose_owner_cannot_reach_its_kubelet_is_named_as_such_apart_from_the_owners_other_gaps() {
     let mut s = cluster(3, 2);
     let names = names(60);
     let o = Ownership::from_state(1, &s);
@@ -166,6 +166,6 @@ fn a_node_whose_every_holder_cannot_reach_its_kubelet_is_named_as_such_apart_fro
     );
     assert_eq!(
         missing[1].to_string(),
-        "partial answer: replica r2: no replica can reach their kubelets; 1 of 60 nodes missing"
+        "partial answer: replica r2: their kubelets cannot be reached; 1 of 60 nodes missing"
     );
 }

@@ -34,7 +34,7 @@ impl ScrapeOne for Recorder {
     fn probes(&self, node: &str) -> bool {
         self.reported.lock().unwrap().contains(node)
     }
-    fn keep_only(&self, keep: &dyn Fn(&str) -> bool) {
+    fn keep_only(&self, keep: &dyn Fn(&str) -> bool, _untried_for: Duration) {
         self.reported.lock().unwrap().retain(|n| keep(n));
     }
     fn unreachable(&self, _: &TargetError) {}
