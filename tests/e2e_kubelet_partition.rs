@@ -111,10 +111,20 @@ fn ms_after(ms: u64, since: SystemTime) -> Duration {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_cut_off_from_its_kubelets_hands_them_to_the_next_holders_and_takes_them_back() {
+async fn a_follower_cut_off_from_its_kubelets_hands_them_to_the_next_holders_and_takes_them_back() {
+    cut_off_and_heal(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_cut_off_from_its_kubelets_hands_them_to_the_next_holders_and_takes_them_back() {
+    cut_off_and_heal(true).await;
+}
+
+/// Cuts the leader (or a follower) off from every kubelet, then heals.
+async fn cut_off_and_heal(leader: bool) {
     let (r, admin) = cluster().await;
-    let leader = r.leader(&[0, 1, 2]).await.expect("a replica that names the leader");
-    let victim = (leader + 1) % 3;
+    let l = r.leader(&[0, 1, 2]).await.expect("a replica that names the leader");
+    let victim = if leader { l } else { (l + 1) % 3 };
     let ip = source_ip(&r, victim);
     let owners = last_scrapers(&r, SystemTime::now()).await;
     let cut: BTreeSet<String> = owners.iter().filter(|(_, by)| **by == Some(ip)).map(|(n, _)| n.clone()).collect();
@@ -166,7 +176,7 @@ async fn a_replica_cut_off_from_its_kubelets_hands_them_to_the_next_holders_and_
     }
     let seen = obs.stop().await;
     println!(
-        "kubelets cut off from replica {victim} ({} nodes): all scraped by another replica {takeover:?} after the \
+        "kubelets cut off from replica {victim} (leader: {leader}, {} nodes): all scraped by another replica {takeover:?} after the \
          cut; all back with their owner {giveback:?} after the heal; oldest sample served while cut {:?}, over \
          the whole run {:?}; {seen:?}",
         cut.len(),
