@@ -182,3 +182,6 @@ struct CauseKey(bool);
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod kubelet_tests;
