@@ -66,6 +66,15 @@ pub struct SelfMetrics {
     pub backup_nodes: Gauge,
     /// `ha_metrics_server_owned_nodes`: kubelets this replica scrapes.
     pub owned_nodes: Gauge,
+    /// `ha_metrics_server_standin_nodes`: of those, the kubelets it scrapes
+    /// in their owner's place because the owner (and any holder before this
+    /// replica) reported it cannot reach them. Non-zero on some replica
+    /// means another replica is cut off from these kubelets.
+    pub standin_nodes: Gauge,
+    /// `ha_metrics_server_kubelets_unreached`: kubelets this replica holds
+    /// and cannot reach (its last attempt did not get through), reported to
+    /// the cluster so the next holder scrapes them.
+    pub kubelets_unreached: Gauge,
     /// `ha_metrics_server_api_requests_total{code}`: answers of the metrics
     /// API (`/apis/metrics.k8s.io/...`) by HTTP status class: the
     /// availability SLI (5xx over all).
@@ -242,6 +251,18 @@ impl SelfMetrics {
         );
         let owned_nodes = Gauge::default();
         registry.register("ha_metrics_server_owned_nodes", "Kubelets this replica scrapes", owned_nodes.clone());
+        let standin_nodes = Gauge::default();
+        registry.register(
+            "ha_metrics_server_standin_nodes",
+            "Kubelets this replica scrapes in their owner's place because the owner reported it cannot reach them",
+            standin_nodes.clone(),
+        );
+        let kubelets_unreached = Gauge::default();
+        registry.register(
+            "ha_metrics_server_kubelets_unreached",
+            "Kubelets this replica holds and cannot reach, reported so the next holder scrapes them",
+            kubelets_unreached.clone(),
+        );
         let ring_epoch = Gauge::default();
         registry.register(
             "ha_metrics_server_ring_epoch",
@@ -310,6 +331,8 @@ impl SelfMetrics {
             backup_points,
             backup_nodes,
             owned_nodes,
+            standin_nodes,
+            kubelets_unreached,
             ring_epoch,
             ownership_changes,
             fanout_duration,

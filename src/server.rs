@@ -163,12 +163,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         };
 
-    let scraper = KubeletScraper::new(
+    let mut scraper = KubeletScraper::new(
         kubelet_client,
         if config.kubelet.completely_insecure { "http" } else { "https" },
         sink,
         metrics.clone(),
     );
+    if let Some(node) = &raft_node {
+        // The kubelets this replica cannot reach go out with its heartbeats;
+        // the leader commits them and the next holder scrapes them.
+        let (node, m) = (node.clone(), metrics.clone());
+        scraper = scraper.reporting(
+            crate::scrape::failing::FAILING_AFTER,
+            Arc::new(move |unreached: Vec<String>| {
+                m.kubelets_unreached.set(unreached.len() as i64);
+                node.set_failing(unreached);
+            }),
+        );
+    }
     let failing = scraper.failing();
     let answerable = AnswerableCheck {
         node: raft_node.clone(),

@@ -212,6 +212,23 @@ impl Node {
         self.app.scrape_healthy.store(healthy, Ordering::Relaxed);
     }
 
+    /// Says which kubelets this replica holds and has failed to scrape for
+    /// several rounds in a row (sent in every heartbeat, sorted, at most
+    /// [`crate::network::wire::MAX_FAILING`]); the leader commits every
+    /// member's list into the cluster state, where the ownership view reads
+    /// who scrapes a node in its owner's place.
+    pub fn set_failing(&self, mut nodes: Vec<String>) {
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes.truncate(crate::network::wire::MAX_FAILING);
+        *self.app.failing.lock().unwrap_or_else(|p| p.into_inner()) = nodes;
+    }
+
+    /// The kubelets this replica says it fails to scrape (see [`Node::set_failing`]).
+    pub fn failing(&self) -> Vec<String> {
+        self.app.failing.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Says at which committed epoch this replica holds the last points of
     /// every node it would own if made Active (sent in heartbeats; the leader
     /// makes no member Active before it does, at that very epoch).

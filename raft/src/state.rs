@@ -138,6 +138,23 @@ pub struct ClusterState {
     /// protocol that carries it; until then the previous release's rule
     /// holds: the owner and one successor ([`ClusterState::LEGACY_REPLICATION`]).
     pub replication: Option<u32>,
+    /// Per member, the kubelets it holds and has reported failing to scrape
+    /// (each list sorted, at most [`ClusterState::MAX_FAILING`]; members
+    /// without any are absent). The ownership view reads it to decide who
+    /// scrapes a node in its owner's place, so all replicas agree on it.
+    /// Changing it does not bump the epoch: owners and holders stay.
+    pub failing: BTreeMap<NodeId, Vec<String>>,
+}
+
+/// [`ClusterState`] as protocol version 3 first encoded it (before the
+/// failing kubelets), so snapshots written by that build still load.
+#[derive(Deserialize)]
+struct ClusterStateV3 {
+    epoch: u64,
+    members: BTreeMap<NodeId, Member>,
+    retired: BTreeMap<NodeId, Retired>,
+    ring: Option<RingParams>,
+    replication: Option<u32>,
 }
 
 /// [`ClusterState`] as protocol version 2 encoded it (before the
@@ -155,24 +172,45 @@ impl ClusterState {
     /// successor, as the release before the replication factor kept them.
     pub const LEGACY_REPLICATION: u32 = 2;
 
-    /// Decodes a snapshot of the state, in this release's encoding or the
-    /// previous one's (which lacks `replication`: it loads with `None`, and
-    /// the leader commits the factor once every member speaks this
-    /// release's protocol).
+    /// Most failing kubelets kept per member (as many as one heartbeat carries).
+    pub const MAX_FAILING: usize = crate::network::wire::MAX_FAILING;
+
+    /// Decodes a snapshot of the state, in this release's encoding or an
+    /// earlier one's: protocol 2's lacks `replication` (it loads with `None`,
+    /// and the leader commits the factor once every member speaks this
+    /// release's protocol), the first protocol-3 encoding lacks `failing`
+    /// (it loads with none).
     pub fn decode(bytes: &[u8]) -> std::io::Result<ClusterState> {
-        match crate::codec::decode::<ClusterState>(bytes) {
-            Ok(s) => Ok(s),
-            Err(current) => match crate::codec::decode::<ClusterStateV2>(bytes) {
-                Ok(v2) => Ok(ClusterState {
-                    epoch: v2.epoch,
-                    members: v2.members,
-                    retired: v2.retired,
-                    ring: v2.ring,
-                    replication: None,
-                }),
-                Err(_) => Err(current),
-            },
+        let current = match crate::codec::decode::<ClusterState>(bytes) {
+            Ok(s) => return Ok(s),
+            Err(e) => e,
+        };
+        if let Ok(v3) = crate::codec::decode::<ClusterStateV3>(bytes) {
+            return Ok(ClusterState {
+                epoch: v3.epoch,
+                members: v3.members,
+                retired: v3.retired,
+                ring: v3.ring,
+                replication: v3.replication,
+                failing: BTreeMap::new(),
+            });
         }
+        match crate::codec::decode::<ClusterStateV2>(bytes) {
+            Ok(v2) => Ok(ClusterState {
+                epoch: v2.epoch,
+                members: v2.members,
+                retired: v2.retired,
+                ring: v2.ring,
+                replication: None,
+                failing: BTreeMap::new(),
+            }),
+            Err(_) => Err(current),
+        }
+    }
+
+    /// The kubelets member `id` has reported failing to scrape (sorted).
+    pub fn failing_of(&self, id: NodeId) -> &[String] {
+        self.failing.get(&id).map_or(&[], Vec::as_slice)
     }
 
     /// The replication factor in force: the committed one, else
@@ -236,7 +274,27 @@ impl ClusterState {
                     Ok(())
                 }
             }
+            Command::SetFailing(reports) => {
+                for (id, nodes) in reports {
+                    if !self.members.contains_key(id) {
+                        continue;
+                    }
+                    let mut nodes = nodes.clone();
+                    nodes.sort_unstable();
+                    nodes.dedup();
+                    nodes.truncate(Self::MAX_FAILING);
+                    if nodes.is_empty() {
+                        self.failing.remove(id);
+                    } else {
+                        self.failing.insert(*id, nodes);
+                    }
+                }
+                Ok(())
+            }
         };
+        // A member that left (retired, replaced) reports nothing any more.
+        let members = &self.members;
+        self.failing.retain(|id, _| members.contains_key(id));
         self.bound_retired();
         if self.active_ids() != before || self.ring != ring_before || self.replication != replication_before {
             self.epoch += 1;
@@ -327,7 +385,18 @@ pub enum Command {
     /// existed still decode; committed only once every member speaks the
     /// protocol that introduced it (a member that cannot decode it would stop).
     SetReplication(u32),
+    /// Sets what each listed member reports failing to scrape (its whole
+    /// list, replacing the one committed; empty clears it; unknown members
+    /// are ignored; lists are sorted and bounded by
+    /// [`ClusterState::MAX_FAILING`]). Does not change the epoch. Last
+    /// variant, so a build without it refuses the entry rather than
+    /// misreading it; committed only once every member speaks the protocol
+    /// whose heartbeats carry the lists.
+    SetFailing(Vec<(NodeId, Vec<String>)>),
 }
+
+#[cfg(test)]
+mod tests;
 
 /// What applying a command did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

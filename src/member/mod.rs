@@ -58,7 +58,7 @@ pub fn follow_ownership(
             let mut next = if committed {
                 let s = state.borrow_and_update().clone();
                 if s.epoch == previous.epoch {
-                    Ownership { members: Ownership::from_members(&s), ..(*previous).clone() }
+                    previous.refreshed(&s)
                 } else {
                     match tokio::task::spawn_blocking(move || Ownership::from_state(me, &s)).await {
                         Ok(mut o) => {

@@ -153,6 +153,11 @@ pub enum Cause {
     /// It cannot be reached and this replica scrapes its nodes in its
     /// place, but has not scraped them all yet.
     Covering,
+    /// The owner reported failing to reach the nodes' kubelets and no
+    /// holder has a servable point of them: no holder could scrape them
+    /// for longer than `--max-staleness` (as metrics-server drops a node
+    /// whose kubelet it cannot reach).
+    KubeletsUnreachable,
 }
 
 impl std::fmt::Display for Cause {
@@ -164,6 +169,7 @@ impl std::fmt::Display for Cause {
             Cause::Refused => "refused the request",
             Cause::Lacks => "answered without them",
             Cause::Covering => "unreachable; its nodes are being scraped here",
+            Cause::KubeletsUnreachable => "their kubelets cannot be reached",
         })
     }
 }

@@ -5,11 +5,15 @@
 //! without `--peers`) plus the liveness the shell observes; the shell
 //! follows the state and publishes a new view per change.
 //!
-//! Who scrapes a node: its owner; and, while the owner cannot be reached,
-//! the first of its holders this replica can reach (a holder serves the
-//! copies it has at once and extends them with its own scrapes), or, in
-//! degraded mode, this replica whatever its place. Duplicates are allowed
-//! while members disagree about who is reachable; gaps are not.
+//! Who scrapes a node: its *assigned* scraper, the first of its holders in
+//! ring order that has not reported failing to scrape it (committed in
+//! [`ClusterState::failing`], so every replica agrees), or the owner when
+//! every holder has (nobody reaches the kubelet; the owner keeps trying).
+//! While the assigned scraper cannot be reached, the first holder in that
+//! order this replica can reach scrapes it (a holder serves the copies it
+//! has at once and extends them with its own scrapes), or, in degraded
+//! mode, this replica whatever its place. Duplicates are allowed while
+//! members disagree about who is reachable; gaps are not.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -86,8 +90,13 @@ pub struct Ownership {
     /// previous holders of a node that just moved still hold its points
     /// until the handover lands.
     pub previous: Option<(Arc<Ring>, usize)>,
-    /// When this replica started acting on this epoch.
+    /// When this replica started acting on this epoch, or on the last
+    /// change of who scrapes what within it (committed failing reports):
+    /// answers look wider for a while after either.
     pub since: std::time::Instant,
+    /// Per member, the kubelets it reported failing to scrape (committed,
+    /// each list sorted): a holder that fails a node is passed over.
+    pub failing: Arc<BTreeMap<NodeId, Vec<String>>>,
 }
 
 impl Ownership {
@@ -103,6 +112,7 @@ impl Ownership {
             replication: 1,
             previous: None,
             since: std::time::Instant::now(),
+            failing: Arc::default(),
         }
     }
 
@@ -122,6 +132,19 @@ impl Ownership {
             replication: state.replication_factor() as usize,
             previous: None,
             since: std::time::Instant::now(),
+            failing: Arc::new(state.failing.clone()),
+        }
+    }
+
+    /// This view with the member table and the failing kubelets of `state`,
+    /// committed at the same epoch (the ring and holders are unchanged).
+    pub fn refreshed(&self, state: &ClusterState) -> Ownership {
+        let moved = state.failing != *self.failing;
+        Ownership {
+            members: Ownership::from_members(state),
+            failing: if moved { Arc::new(state.failing.clone()) } else { self.failing.clone() },
+            since: if moved { std::time::Instant::now() } else { self.since },
+            ..self.clone()
         }
     }
 
@@ -136,31 +159,79 @@ impl Ownership {
             .collect()
     }
 
+    /// Whether member `id` reported failing to scrape `node` (committed).
+    pub fn reports_failing(&self, id: NodeId, node: &str) -> bool {
+        self.failing.get(&id).is_some_and(|l| l.binary_search_by(|n| n.as_str().cmp(node)).is_ok())
+    }
+
+    /// The member that scrapes `node` by the committed state alone (see the
+    /// module doc); `None` without a ring.
+    pub fn assigned(&self, node: &str) -> Option<NodeId> {
+        self.assigned_of(&self.holders(node), node)
+    }
+
     /// Whether this replica scrapes `node`: always without a ring, else
-    /// when it owns it or [`Ownership::covers`] it.
+    /// when it is the assigned scraper or [`Ownership::covers`] it.
     pub fn scrapes(&self, node: &str) -> bool {
         match &self.mode {
             Mode::Single | Mode::NoRing(_) => true,
             Mode::Ring(_) => {
                 let holders = self.holders(node);
-                holders.owner().is_some() && (holders.owner() == self.me || self.covers_with(&holders))
+                match self.assigned_of(&holders, node) {
+                    None => false,
+                    Some(a) => Some(a) == self.me || self.covers_with(&holders, a, node),
+                }
             }
         }
     }
 
-    /// Whether this replica scrapes `node` in its owner's place: the owner
-    /// cannot be reached and this replica is the first holder it can reach
-    /// (or, in degraded mode, whatever its place).
+    /// Whether this replica scrapes `node` in its assigned scraper's place:
+    /// that member cannot be reached and this replica is the first holder
+    /// (in scrape order) it can reach (or, in degraded mode, whatever its place).
     pub fn covers(&self, node: &str) -> bool {
-        self.covers_with(&self.holders(node))
+        let holders = self.holders(node);
+        self.assigned_of(&holders, node).is_some_and(|a| self.covers_with(&holders, a, node))
     }
 
-    fn covers_with(&self, holders: &Holders) -> bool {
-        let Some(owner) = holders.owner() else { return false };
-        if Some(owner) == self.me || !self.unreachable.contains(&owner) {
+    /// Whether this replica is the assigned scraper of `node` although it
+    /// does not own it: the owner (and any holder before this one) reported
+    /// failing to reach the kubelet.
+    pub fn stands_in(&self, node: &str) -> bool {
+        let holders = self.holders(node);
+        self.me.is_some() && holders.owner() != self.me && self.assigned_of(&holders, node) == self.me
+    }
+
+    /// Whether every holder of `node` reported failing to scrape it: nobody
+    /// reaches its kubelet (as far as the committed state says).
+    pub fn kubelet_unreachable(&self, node: &str) -> bool {
+        let holders = self.holders(node);
+        !holders.is_empty() && holders.as_slice().iter().all(|h| self.reports_failing(*h, node))
+    }
+
+    /// Whether this replica's own report of `node` can change who scrapes
+    /// it: it holds the node and every holder before it in ring order
+    /// reported failing it (the owner's report always matters). A report
+    /// that does not matter is dropped, so a holder that cannot reach a
+    /// kubelet the owner reaches does not keep trying it.
+    pub fn report_matters(&self, node: &str) -> bool {
+        let Some(me) = self.me else { return false };
+        let holders = self.holders(node);
+        holders.contains(me)
+            && holders.as_slice().iter().take_while(|h| **h != me).all(|h| self.reports_failing(*h, node))
+    }
+
+    fn assigned_of(&self, holders: &Holders, node: &str) -> Option<NodeId> {
+        holders.as_slice().iter().find(|h| !self.reports_failing(**h, node)).copied().or(holders.owner())
+    }
+
+    fn covers_with(&self, holders: &Holders, assigned: NodeId, node: &str) -> bool {
+        if Some(assigned) == self.me || !self.unreachable.contains(&assigned) {
             return false;
         }
-        let first_reachable = holders.copies().iter().find(|h| Some(**h) == self.me || !self.unreachable.contains(h));
+        let reachable = |h: &NodeId| Some(*h) == self.me || !self.unreachable.contains(h);
+        let in_order = holders.as_slice().iter().filter(|h| !self.reports_failing(**h, node));
+        let then_failing = holders.as_slice().iter().filter(|h| self.reports_failing(**h, node));
+        let first_reachable = in_order.chain(then_failing).find(|h| reachable(h));
         first_reachable.is_some_and(|h| Some(*h) == self.me) || self.fallback.is_some()
     }
 
@@ -293,3 +364,6 @@ mod tests {
         assert_eq!(v.active().count(), 3);
     }
 }
+
+#[cfg(test)]
+mod failing_tests;

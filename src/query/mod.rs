@@ -436,6 +436,19 @@ impl<T: Transport> ClusterSource<T> {
                     missing.push(Missing { member: ownership.name_of(*id), cause, what: What::Pods });
                 }
             }
+            // Pods last seen on a node whose owner cannot reach its
+            // kubelet: named as such, by the node's owner.
+            let dark: BTreeSet<NodeId> = keys
+                .iter()
+                .zip(&value)
+                .filter(|(_, v)| v.is_none())
+                .filter_map(|(k, _)| self.located(k))
+                .filter_map(|node| ownership.owner(&node).filter(|o| ownership.reports_failing(*o, &node)))
+                .collect();
+            for owner in dark {
+                let cause = Cause::KubeletsUnreachable;
+                missing.push(Missing { member: ownership.name_of(owner), cause, what: What::Pods });
+            }
         }
         Answer { value, missing }
     }

@@ -162,25 +162,30 @@ impl Outcomes {
 
 /// The missing parts of a node answer: each node still missing is blamed on
 /// its owner, with the owner's failure, or `Covering` when this replica
-/// scrapes it in the owner's place and has not yet, or `Lacks` when the
-/// owner answered without it. One entry per owner, counting its nodes.
+/// scrapes it in the owner's place and has not yet, or
+/// `KubeletsUnreachable` when the owner reported failing to reach its
+/// kubelet (and no holder had it), or `Lacks` when the owner answered
+/// without it. One entry per
+/// owner and cause, counting its nodes.
 pub fn missing_nodes(ownership: &Ownership, names: &[String], served: &[bool], outcomes: &Outcomes) -> Vec<Missing> {
     if ownership.ring().is_none() {
         return Vec::new();
     }
-    let mut by_owner: BTreeMap<NodeId, (Cause, usize)> = BTreeMap::new();
+    let mut by_owner: BTreeMap<(NodeId, CauseKey), (Cause, usize)> = BTreeMap::new();
     for (n, _) in names.iter().zip(served).filter(|(_, s)| !**s) {
         let Some(owner) = ownership.owner(n) else { continue };
         let cause = match outcomes.failed.get(&owner) {
             _ if ownership.covers(n) => Cause::Covering,
+            _ if ownership.reports_failing(owner, n) => Cause::KubeletsUnreachable,
             Some(c) => *c,
             None => Cause::Lacks,
         };
-        by_owner.entry(owner).or_insert((cause, 0)).1 += 1;
+        let key = (owner, CauseKey(cause == Cause::KubeletsUnreachable));
+        by_owner.entry(key).or_insert((cause, 0)).1 += 1;
     }
     by_owner
         .into_iter()
-        .map(|(owner, (cause, missing))| Missing {
+        .map(|((owner, _), (cause, missing))| Missing {
             member: ownership.name_of(owner),
             cause,
             what: What::Nodes { missing, of: names.len() },
@@ -188,5 +193,12 @@ pub fn missing_nodes(ownership: &Ownership, names: &[String], served: &[bool], o
         .collect()
 }
 
+/// Keeps nodes nobody can reach apart from an owner's other missing nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct CauseKey(bool);
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod kubelet_tests;

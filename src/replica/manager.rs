@@ -63,7 +63,13 @@ impl<T: Transport> ScrapeSink for Replicas<T> {
                 self.outbox.send(h, Kind::Copy, node, shared.clone());
             }
         }
-        self.store.store_scrape(node, batch, now);
+        if ownership.scrapes(node) {
+            self.store.store_scrape(node, batch, now);
+        } else {
+            // A probe of a kubelet this replica had reported unreachable:
+            // kept, as a copy, while another holder scrapes the node.
+            self.store.store_replica(node, batch, now, Held::Copy);
+        }
     }
 
     fn failed(&self, node: &str, now: UnixNanos) {

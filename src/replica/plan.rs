@@ -5,11 +5,15 @@
 //! the manager performs the actions, and nothing else decides them.
 //!
 //! For each node, with `H` its holders (owner first) and "scrapes" as
-//! [`Ownership::scrapes`] says (the owner, or a holder standing in for an
-//! unreachable one):
+//! [`Ownership::scrapes`] says (its assigned scraper: the owner, or the
+//! next holder when the owner reported failing to reach the kubelet; or a
+//! holder standing in for an unreachable one):
 //! - scrapes it now and did not: [`Action::Adopt`] (an orphan when no
-//!   handover is coming: the previous owner is gone, Down or unreachable);
-//! - scraped it and no longer does: [`Action::ReleaseTo`] its new owner;
+//!   handover is coming: the previous scraper is gone, Down or unreachable,
+//!   or cannot reach the kubelet);
+//! - scraped it and no longer does: [`Action::ReleaseTo`] its new assigned
+//!   scraper (the new owner, or the holder standing in for it, or the owner
+//!   taking a node back once it reaches the kubelet again);
 //! - scrapes it (or just released it) and holds its points: [`Action::ReseedTo`]
 //!   every new holder that was not one before, so it holds two points at once;
 //! - holds it now and has nothing of it: [`Action::PullFrom`] the holders,
@@ -34,7 +38,7 @@ pub enum Action {
         orphan: bool,
     },
     /// This replica no longer scrapes `node`: hand its last points to `to`,
-    /// the new owner.
+    /// the member that scrapes it now by the committed state.
     ReleaseTo {
         /// The node.
         node: String,
@@ -119,20 +123,20 @@ pub fn actions(old: Option<&Ownership>, new: &Ownership, nodes: &[String], held:
     let mut out = Vec::new();
     for node in nodes {
         let (was, now) = (stance(old, me, node), stance(Some(new), me, node));
-        let new_owner = new.owner(node).filter(|o| Some(*o) != me);
+        let new_scraper = new.assigned(node).filter(|o| Some(*o) != me);
         let has_points = held(node);
         if now.scrapes && !was.scrapes {
-            let previous = old.and_then(|o| o.owner(node)).filter(|p| Some(*p) != me);
-            let orphan = previous.is_none_or(|p| !alive(new, p)) || new.covers(node);
+            let previous = old.and_then(|o| o.assigned(node)).filter(|p| Some(*p) != me);
+            let orphan = previous.is_none_or(|p| !alive(new, p)) || new.covers(node) || new.stands_in(node);
             out.push(Action::Adopt { node: node.clone(), orphan });
         }
         let released = was.scrapes && !now.scrapes;
-        if released && let Some(to) = new_owner {
+        if released && let Some(to) = new_scraper {
             out.push(Action::ReleaseTo { node: node.clone(), to });
         }
         if (now.scrapes || released) && has_points {
             for to in now.holders.as_slice() {
-                let seeded = Some(*to) == me || was.holders.contains(*to) || (released && Some(*to) == new_owner);
+                let seeded = Some(*to) == me || was.holders.contains(*to) || (released && Some(*to) == new_scraper);
                 if !seeded {
                     out.push(Action::ReseedTo { node: node.clone(), to: *to });
                 }
@@ -153,7 +157,7 @@ pub fn actions(old: Option<&Ownership>, new: &Ownership, nodes: &[String], held:
         }
         if leaving
             && released
-            && let Some(to) = new_owner
+            && let Some(to) = new_scraper
         {
             out.push(Action::Confirm { node: node.clone(), to });
         }

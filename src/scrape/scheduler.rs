@@ -10,9 +10,14 @@
 //! at every firing. When ownership moves, the replica manager decides which
 //! newly owned nodes cannot wait for their phase (an orphan, or points older
 //! than one period) and sends them here: they are scraped within
-//! [`CATCH_UP_WITHIN`], still never twice within half a period. What a
-//! scrape does is [`ScrapeOne`]'s business, what ownership changes mean the
-//! manager's; this module only keeps time.
+//! [`CATCH_UP_WITHIN`], still never twice within half a period. A node this
+//! replica holds but reported unreachable (so another holder scrapes it) is
+//! still tried at its phase, as a [`Attempt::Probe`], until an attempt
+//! reaches its kubelet; when every holder reported it (nobody reaches it),
+//! only its assigned scraper tries, so a kubelet coming back is scraped by
+//! one replica, and the other reports lapse after [`REPORT_LAPSES`] untried
+//! (each holder then tries once more, in turn). What a scrape does is [`ScrapeOne`]'s business,
+//! what ownership changes mean the manager's; this module only keeps time.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -35,10 +40,28 @@ pub trait Targets: Send + Sync + 'static {
     fn current(&self) -> Vec<Result<ScrapeTarget, TargetError>>;
 }
 
+/// Why a kubelet is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// This replica scrapes the node: the result, good or bad, is the node's.
+    Scrape,
+    /// This replica reported the node unreachable and another holder
+    /// scrapes it: a good result is kept, a failure only counted.
+    Probe,
+}
+
 /// One scrape of one kubelet, and what to do when a node is gone or unreachable.
 pub trait ScrapeOne: Send + Sync + 'static {
     /// Scrapes `target` and stores the result (or records the failure).
-    fn scrape(&self, target: ScrapeTarget) -> impl Future<Output = ()> + Send;
+    fn scrape(&self, target: ScrapeTarget, attempt: Attempt) -> impl Future<Output = ()> + Send;
+    /// Whether `node` is to be probed when this replica does not scrape it:
+    /// it reported the node's kubelet unreachable.
+    fn probes(&self, _node: &str) -> bool {
+        false
+    }
+    /// Stops tracking every node but those `keep` names (those whose report
+    /// still matters), and drops reports not tried for `untried_for`.
+    fn keep_only(&self, _keep: &dyn Fn(&str) -> bool, _untried_for: Duration) {}
     /// The node has no usable address this round.
     fn unreachable(&self, error: &TargetError);
     /// The node left the cluster (deleted or deselected).
@@ -64,6 +87,13 @@ fn first_round_spread(nodes: usize, resolution: Duration) -> Duration {
 
 /// How soon a newly owned node that needs it is scraped: spread over this.
 pub const CATCH_UP_WITHIN: Duration = Duration::from_secs(1);
+
+/// How many resolutions a report of an unreachable kubelet that is not
+/// tried (every holder reported it, and this replica is not the one that
+/// keeps trying) lasts: then this replica scrapes it once more, so a kubelet
+/// that only the owner still cannot reach is found again within this many
+/// resolutions (plus one attempt per holder before it).
+pub const REPORT_LAPSES: u32 = 4;
 
 /// Timing settings of the scheduler.
 #[derive(Debug, Clone)]
@@ -114,12 +144,20 @@ struct Firing<S> {
 }
 
 impl<S: ScrapeOne> Firing<S> {
-    /// Fires one scrape of `target` unless this replica does not own it, it
-    /// is still running, or it was fired less than half a period ago.
+    /// Fires one scrape of `target` unless this replica neither scrapes nor
+    /// probes it, it is still running, or it was fired less than half a
+    /// period ago.
     async fn fire(self: &Arc<Self>, target: ScrapeTarget, scrapes: &mut JoinSet<()>) -> bool {
-        if !self.ownership.borrow().scrapes(&target.node) {
-            return false;
-        }
+        let attempt = {
+            let o = self.ownership.borrow();
+            if o.scrapes(&target.node) {
+                Attempt::Scrape
+            } else if self.scraper.probes(&target.node) && !o.kubelet_unreachable(&target.node) {
+                Attempt::Probe
+            } else {
+                return false;
+            }
+        };
         let now = Instant::now();
         {
             let mut last = self.last_fired.lock().unwrap_or_else(|p| p.into_inner());
@@ -137,7 +175,7 @@ impl<S: ScrapeOne> Firing<S> {
         let me = self.clone();
         scrapes.spawn(async move {
             let node = target.node.clone();
-            me.scraper.scrape(target).await;
+            me.scraper.scrape(target, attempt).await;
             if let Ok(mut s) = me.in_flight.lock() {
                 s.remove(&node);
             }
@@ -227,6 +265,11 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                     }
                 }
                 known = seen;
+                // Reports of nodes gone, no longer held, or whose report no
+                // longer changes who scrapes them are dropped, and so are
+                // reports left untried for a while.
+                let keep = |n: &str| known.contains(n) && holds(&current, n) && current.report_matters(n);
+                scraper.keep_only(&keep, resolution * REPORT_LAPSES);
                 publish(&metrics, &current, known.iter().map(String::as_str));
                 plan.sort_by_key(|(at, _)| *at);
                 rounds.spawn(run_round(round_start, plan, firing.clone(), metrics.clone(), shutdown.clone()));
@@ -238,10 +281,22 @@ pub async fn run<T: Targets, S: ScrapeOne>(
     rounds.shutdown().await;
 }
 
-/// The ring epoch and how many of the known nodes this replica scrapes.
+/// Whether this replica holds `node` (scrapes it, or is one of its holders).
+fn holds(ownership: &Ownership, node: &str) -> bool {
+    ownership.scrapes(node) || ownership.me.is_some_and(|me| ownership.holders(node).contains(me))
+}
+
+/// The ring epoch, how many of the known nodes this replica scrapes, and
+/// how many of those it scrapes for an owner that cannot reach them.
 fn publish<'a>(metrics: &SelfMetrics, ownership: &Ownership, nodes: impl Iterator<Item = &'a str>) {
     metrics.ring_epoch.set(ownership.epoch as i64);
-    metrics.owned_nodes.set(nodes.filter(|n| ownership.scrapes(n)).count() as i64);
+    let (mut scraped, mut standing_in) = (0, 0);
+    for n in nodes.filter(|n| ownership.scrapes(n)) {
+        scraped += 1;
+        standing_in += i64::from(ownership.stands_in(n));
+    }
+    metrics.owned_nodes.set(scraped);
+    metrics.standin_nodes.set(standing_in);
 }
 
 async fn run_round<S: ScrapeOne>(

@@ -5,7 +5,11 @@
 //! and the sink decides how long the node's last good points stay
 //! servable. The scraper knows nothing of peers: where the points go from
 //! the sink (the store alone, or the store and the node's other holders) is
-//! the sink's business.
+//! the sink's business. Attempts that do not reach a kubelet are also
+//! counted in [`Unreached`], which reports the nodes this replica cannot
+//! reach; a *probe* (an attempt at a node it reported and no longer scrapes)
+//! keeps a good result like any scrape, but its failure is not the node's:
+//! the member that scrapes it now decides what is served.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -14,8 +18,9 @@ use std::time::Instant;
 use crate::discovery::{ScrapeTarget, TargetError};
 use crate::model::{NodeBatch, UnixNanos, now_nanos};
 use crate::scrape::client::KubeletClient;
+use crate::scrape::failing::{self, Report, Unreached};
 use crate::scrape::parse::parse_scrape;
-use crate::scrape::scheduler::ScrapeOne;
+use crate::scrape::scheduler::{Attempt, ScrapeOne};
 use crate::selfmetrics::SelfMetrics;
 use crate::store::Store;
 
@@ -63,6 +68,8 @@ pub struct KubeletScraper {
     /// Nodes whose last scrape failed, so a failure is logged at warn level
     /// once per outage, not once per period.
     failing: Failing,
+    /// Nodes whose kubelet this replica cannot reach, reported to the cluster.
+    unreached: Arc<Unreached>,
 }
 
 impl KubeletScraper {
@@ -72,7 +79,20 @@ impl KubeletScraper {
         sink: Arc<dyn ScrapeSink>,
         metrics: Arc<SelfMetrics>,
     ) -> KubeletScraper {
-        KubeletScraper { client, sink, metrics, scheme, failing: Failing::default() }
+        KubeletScraper { client, sink, metrics, scheme, failing: Failing::default(), unreached: Arc::default() }
+    }
+
+    /// Reports the nodes whose kubelet this replica cannot reach through
+    /// `report` (in a cluster: the Raft node's heartbeat), after `after`
+    /// failed rounds in a row ([`failing::FAILING_AFTER`] in the server).
+    pub fn reporting(mut self, after: u32, report: Report) -> KubeletScraper {
+        self.unreached = Arc::new(Unreached::new(after, Some(report)));
+        self
+    }
+
+    /// The nodes this replica cannot reach (shared, for metrics and tests).
+    pub fn unreached(&self) -> Arc<Unreached> {
+        self.unreached.clone()
     }
 
     /// The nodes whose last scrape failed (shared, for readiness).
@@ -80,11 +100,20 @@ impl KubeletScraper {
         self.failing.clone()
     }
 
-    fn failed(&self, node: &str, reason: &'static str, error: &dyn std::fmt::Display) {
+    fn failed(&self, node: &str, reason: &'static str, error: &dyn std::fmt::Display, attempt: Attempt) {
         self.metrics
             .scrape_errors
             .get_or_create(&vec![("node", node.to_string()), ("reason", reason.to_string())])
             .inc();
+        if failing::unreached(reason) {
+            self.unreached.failed(node);
+        } else if reason != "no_address" {
+            self.unreached.reached(node);
+        }
+        if attempt == Attempt::Probe {
+            tracing::debug!(node, reason, error = %error, "kubelet still not reached");
+            return;
+        }
         self.sink.failed(node, now_nanos());
         let first = self.failing.lock().map(|mut f| f.insert(node.to_string())).unwrap_or(true);
         if first {
@@ -96,13 +125,13 @@ impl KubeletScraper {
 }
 
 impl ScrapeOne for KubeletScraper {
-    async fn scrape(&self, target: ScrapeTarget) {
+    async fn scrape(&self, target: ScrapeTarget, attempt: Attempt) {
         let node = target.node.as_str();
         let request_time = now_nanos();
         let started = Instant::now();
         let url: http::Uri = match target.url(self.scheme).parse() {
             Ok(u) => u,
-            Err(e) => return self.failed(node, "address", &e),
+            Err(e) => return self.failed(node, "address", &e, attempt),
         };
         let result = self.client.get(&url, node).await;
         let labels = vec![("node", node.to_string())];
@@ -112,8 +141,9 @@ impl ScrapeOne for KubeletScraper {
         self.metrics.kubelet_request_total.get_or_create(&vec![("success", success)]).inc();
         let body = match result {
             Ok(body) => body,
-            Err(e) => return self.failed(node, e.reason(), &e),
+            Err(e) => return self.failed(node, e.reason(), &e, attempt),
         };
+        self.unreached.reached(node);
         match parse_scrape(body, node, request_time, &self.metrics).await {
             Ok(batch) => {
                 self.sink.scraped(node, batch, now_nanos());
@@ -122,13 +152,22 @@ impl ScrapeOne for KubeletScraper {
                     tracing::info!(node, "node scraped again after failures");
                 }
             }
-            Err(e) => self.failed(node, e.reason(), &e),
+            Err(e) => self.failed(node, e.reason(), &e, attempt),
         }
     }
 
     fn unreachable(&self, error: &TargetError) {
         let TargetError::NoAddress { node, .. } = error;
-        self.failed(node, "no_address", error);
+        self.failed(node, "no_address", error, Attempt::Scrape);
+    }
+
+    fn probes(&self, node: &str) -> bool {
+        self.unreached.reports(node)
+    }
+
+    fn keep_only(&self, keep: &dyn Fn(&str) -> bool, untried_for: std::time::Duration) {
+        self.unreached.keep_only(keep);
+        self.unreached.lapse(untried_for);
     }
 
     fn newest(&self, node: &str) -> Option<UnixNanos> {
@@ -141,5 +180,6 @@ impl ScrapeOne for KubeletScraper {
         if let Ok(mut f) = self.failing.lock() {
             f.remove(node);
         }
+        self.unreached.keep_only(&|n| n != node);
     }
 }

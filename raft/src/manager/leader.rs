@@ -191,6 +191,13 @@ pub(crate) async fn reconcile(app: &App) {
         write(app, Command::SetReplication(factor)).await;
         return;
     }
+    // The kubelets each member fails to scrape, once every member speaks
+    // the protocol whose heartbeats carry them.
+    if let Some(changes) = failing_changes(app, &state) {
+        tracing::info!(members = changes.len(), "committing the kubelets members fail to scrape");
+        write(app, Command::SetFailing(changes)).await;
+        return;
+    }
     // Promote caught-up learners while there are too few voters.
     if voters.len() < app.config.voters {
         let ok = caught_up(&m, app.id, app.config.max_lag);
@@ -230,6 +237,61 @@ fn agreed_replication(app: &App, state: &crate::state::ClusterState) -> Option<u
     });
     let first = wanted.next()??;
     wanted.all(|w| w == Some(first)).then_some(first)
+}
+
+/// The protocol version whose heartbeats carry the failing kubelets
+/// (`Heartbeat::failing`), and so the first that may see `Command::SetFailing`.
+pub const FAILING_SINCE: u32 = REPLICATION_SINCE;
+
+/// The failing-kubelet lists to commit: for every member heard within the
+/// lease (this node included) whose report differs from its committed
+/// list, the report. A silent member's list stays as committed (it is out
+/// of reach anyway, and the ring moves its nodes once it is Down). `None`
+/// when nothing differs, or while some member does not speak
+/// [`FAILING_SINCE`] (it could not decode the command).
+fn failing_changes(app: &App, state: &crate::state::ClusterState) -> Option<Vec<(NodeId, Vec<String>)>> {
+    if state.members.is_empty()
+        || !state.members.keys().all(|id| app.version_of(*id).is_some_and(|v| v >= FAILING_SINCE))
+    {
+        return None;
+    }
+    let now = Instant::now();
+    let mine = app.heartbeat().failing;
+    let live = app.liveness();
+    failing_diff(state, |id| {
+        if id == app.id {
+            return Some(mine.clone());
+        }
+        live.seen
+            .get(&id)
+            .filter(|s| now.saturating_duration_since(s.last) <= app.config.lease)
+            .map(|s| s.failing.clone())
+    })
+}
+
+/// The pure part of [`failing_changes`]: `reported(id)` is what member `id`
+/// last said (`None`: not heard within the lease, keep its list).
+pub(crate) fn failing_diff(
+    state: &crate::state::ClusterState,
+    reported: impl Fn(NodeId) -> Option<Vec<String>>,
+) -> Option<Vec<(NodeId, Vec<String>)>> {
+    let changes: Vec<(NodeId, Vec<String>)> = state
+        .members
+        .keys()
+        .filter_map(|id| {
+            let r = normalized(reported(*id)?);
+            (r.as_slice() != state.failing_of(*id)).then_some((*id, r))
+        })
+        .collect();
+    (!changes.is_empty()).then_some(changes)
+}
+
+/// A failing list as the state keeps it: sorted, without repeats, bounded.
+fn normalized(mut nodes: Vec<String>) -> Vec<String> {
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes.truncate(crate::state::ClusterState::MAX_FAILING);
+    nodes
 }
 
 /// Runs `round` every `every` until the node stops.

@@ -152,3 +152,17 @@ fn readiness_counts_only_at_the_epoch_it_was_prepared_for() {
     live.record(3, t0 + MS(2500), true, false, Some(epoch));
     assert_eq!(decide(&s, &live, &Flaps::default(), t0 + MS(2600), B, |_| true), vec![(3, MemberState::Active)]);
 }
+
+#[test]
+fn failing_reports_are_committed_when_they_differ_and_a_silent_members_list_stays() {
+    use super::leader::failing_diff;
+    let mut s = cluster();
+    let report = |v: &[&str]| Some(v.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+    assert_eq!(failing_diff(&s, |_| report(&[])), None, "nothing reported, nothing committed");
+    let got = failing_diff(&s, |id| if id == 2 { report(&["n2", "n1", "n1"]) } else { report(&[]) });
+    assert_eq!(got, Some(vec![(2, vec!["n1".to_string(), "n2".to_string()])]), "sorted, without repeats");
+    s.apply(&Command::SetFailing(got.unwrap()));
+    assert_eq!(failing_diff(&s, |id| if id == 2 { report(&["n1", "n2"]) } else { report(&[]) }), None);
+    assert_eq!(failing_diff(&s, |id| if id == 2 { None } else { report(&[]) }), None, "silent: kept as committed");
+    assert_eq!(failing_diff(&s, |_| report(&[])), Some(vec![(2, Vec::new())]), "recovered: cleared");
+}

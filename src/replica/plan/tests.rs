@@ -3,7 +3,11 @@
 //! member plans its own actions from its own views; performing them all
 //! must leave exactly the new holder sets holding each node (for every node
 //! that still had a surviving holder), whatever the change: a member joins,
-//! leaves on purpose (Draining), or crashes (Down, its points lost).
+//! leaves on purpose (Draining), or crashes (Down, its points lost); and a
+//! member that reports failing to reach the kubelets it holds, or reports
+//! success again, moves who scrapes each node and nothing else: holder sets
+//! stay, exactly one member scrapes each node before and after, the one
+//! that stops releases to the one that starts, which adopts.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -45,12 +49,40 @@ enum Change {
     Join,
     Leave(usize),
     Crash(usize),
+    /// Member `i` reports failing every node it holds (and, with `also`,
+    /// the next member every node it holds too).
+    Cut {
+        i: usize,
+        also: bool,
+    },
+    /// The reports of `Cut` are cleared.
+    Heal {
+        i: usize,
+        also: bool,
+    },
+}
+
+/// The failing reports of `Cut { i, also }` at `n` members, factor `rf`.
+fn reports(s: &ClusterState, n: u64, i: usize, also: bool, names: &[String]) -> Vec<(NodeId, Vec<String>)> {
+    let first = 1 + (i as u64 % n);
+    let who: Vec<NodeId> = if also { vec![first, 1 + (first % n)] } else { vec![first] };
+    who.into_iter()
+        .map(|id| {
+            let v = view(id, s, &[]);
+            (id, names.iter().filter(|x| v.holders(x).contains(id)).cloned().collect())
+        })
+        .collect()
 }
 
 /// Runs one change through every member's planner and the naive model;
 /// returns, per node, who holds it after and who should.
 fn run(n: u64, rf: u32, change: Change, k: usize) -> (Vec<(String, BTreeSet<NodeId>, BTreeSet<NodeId>)>, Vec<Action>) {
-    let old_state = cluster(n, rf);
+    let names = nodes(k);
+    let mut old_state = cluster(n, rf);
+    if let Change::Heal { i, also } = change {
+        let r = reports(&old_state, n, i, also, &names);
+        old_state.apply(&Command::SetFailing(r));
+    }
     let mut new_state = old_state.clone();
     let (mut crashed, mut acting): (Option<NodeId>, Vec<NodeId>) = (None, (1..=n).collect());
     match change {
@@ -69,8 +101,14 @@ fn run(n: u64, rf: u32, change: Change, k: usize) -> (Vec<(String, BTreeSet<Node
             crashed = Some(id);
             acting.retain(|a| *a != id);
         }
+        Change::Cut { i, also } => {
+            let r = reports(&new_state, n, i, also, &names);
+            new_state.apply(&Command::SetFailing(r));
+        }
+        Change::Heal { .. } => {
+            new_state.failing.clear();
+        }
     }
-    let names = nodes(k);
     let old_view = |me: NodeId| view(me, &old_state, &[]);
     let unreachable: Vec<NodeId> = crashed.into_iter().collect();
     let new_view = |me: NodeId| view(me, &new_state, &unreachable);
@@ -131,17 +169,77 @@ fn run(n: u64, rf: u32, change: Change, k: usize) -> (Vec<(String, BTreeSet<Node
     (out, all_actions)
 }
 
+/// Who scrapes each node in `views`, which must be exactly one member.
+fn sole_scrapers(views: &BTreeMap<NodeId, Ownership>, names: &[String]) -> BTreeMap<String, NodeId> {
+    names
+        .iter()
+        .map(|x| {
+            let who: Vec<NodeId> = views.iter().filter(|(_, v)| v.scrapes(x)).map(|(id, _)| *id).collect();
+            assert_eq!(who.len(), 1, "{x} scraped by {who:?}");
+            (x.clone(), who[0])
+        })
+        .collect()
+}
+
+/// A failing report (or its clearing) through every member's planner:
+/// holders stay, and the member that stops scraping a node releases it
+/// to the one that starts, which adopts it (an orphan: its previous
+/// scraper cannot reach the kubelet) — and nothing else happens.
+fn check_moves(n: u64, rf: u32, change: Change) -> Result<(), TestCaseError> {
+    let (per_node, _) = run(n, rf, change, 60);
+    for (node, have, want) in &per_node {
+        prop_assert_eq!(have, want, "{} after {:?}", node, change);
+    }
+    let names = nodes(60);
+    let (mut old_s, mut new_s) = (cluster(n, rf), cluster(n, rf));
+    match change {
+        Change::Cut { i, also } => {
+            new_s.apply(&Command::SetFailing(reports(&new_s, n, i, also, &names)));
+        }
+        Change::Heal { i, also } => {
+            old_s.apply(&Command::SetFailing(reports(&old_s, n, i, also, &names)));
+        }
+        _ => return Ok(()),
+    }
+    let views = |s: &ClusterState| (1..=n).map(|me| (me, view(me, s, &[]))).collect::<BTreeMap<_, _>>();
+    let (before, after) = (sole_scrapers(&views(&old_s), &names), sole_scrapers(&views(&new_s), &names));
+    for me in 1..=n {
+        let planned = actions(Some(&views(&old_s)[&me]), &views(&new_s)[&me], &names, &|_| true);
+        for x in &names {
+            let (b, a) = (before[x], after[x]);
+            let mine: Vec<&Action> = planned.iter().filter(|p| p.node() == x).collect();
+            let want: Vec<Action> = match (b == me, a == me) {
+                (true, false) => vec![Action::ReleaseTo { node: x.clone(), to: a }],
+                (false, true) => vec![Action::Adopt { node: x.clone(), orphan: matches!(change, Change::Cut { .. }) }],
+                _ => vec![],
+            };
+            prop_assert_eq!(mine, want.iter().collect::<Vec<_>>(), "member {} node {} {:?}", me, x, change);
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
+    fn failing_reports_move_only_who_scrapes_and_each_move_is_one_release_and_one_adopt(
+        n in 2u64..=7, rf in 1u32..=5, cut in any::<bool>(), i in 0usize..7, also in any::<bool>()
+    ) {
+        let change = if cut { Change::Cut { i, also } } else { Change::Heal { i, also } };
+        check_moves(n, rf, change)?;
+    }
+
+    #[test]
     fn the_actions_take_every_old_holder_set_to_the_new_one(
-        n in 1u64..=7, rf in 1u32..=5, which in 0usize..3, i in 0usize..7
+        n in 1u64..=7, rf in 1u32..=5, which in 0usize..5, i in 0usize..7
     ) {
         let change = match which {
             0 => Change::Join,
             1 if n > 1 => Change::Leave(i),
-            _ if n > 1 => Change::Crash(i),
+            2 if n > 1 => Change::Crash(i),
+            3 => Change::Cut { i, also: i % 2 == 0 },
+            4 => Change::Heal { i, also: i % 2 == 1 },
             _ => Change::Join,
         };
         let (per_node, _) = run(n, rf, change, 60);

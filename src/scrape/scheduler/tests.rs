@@ -2,7 +2,7 @@ use super::*;
 use raft::state::RingParams;
 
 use raft::{ClusterState, Command, MemberState, fixture};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 fn target(n: &str) -> ScrapeTarget {
     ScrapeTarget { node: n.to_string(), host: "h".into(), port: 1, path: "/".into() }
@@ -20,10 +20,22 @@ struct Recorder {
     times: Mutex<HashMap<String, Vec<Instant>>>,
     forgotten: Mutex<Vec<String>>,
     newest: Mutex<HashMap<String, UnixNanos>>,
+    /// Nodes this replica reported unreachable.
+    reported: Mutex<HashSet<String>>,
+    probes: Mutex<HashMap<String, usize>>,
 }
 impl ScrapeOne for Recorder {
-    async fn scrape(&self, target: ScrapeTarget) {
+    async fn scrape(&self, target: ScrapeTarget, attempt: Attempt) {
+        if attempt == Attempt::Probe {
+            *self.probes.lock().unwrap().entry(target.node.clone()).or_default() += 1;
+        }
         self.times.lock().unwrap().entry(target.node).or_default().push(Instant::now());
+    }
+    fn probes(&self, node: &str) -> bool {
+        self.reported.lock().unwrap().contains(node)
+    }
+    fn keep_only(&self, keep: &dyn Fn(&str) -> bool, _untried_for: Duration) {
+        self.reported.lock().unwrap().retain(|n| keep(n));
     }
     fn unreachable(&self, _: &TargetError) {}
     fn forget(&self, node: &str) {
@@ -249,4 +261,34 @@ async fn a_fresh_node_gained_by_a_planned_move_keeps_its_phase_and_a_half_period
         }
         assert!(t.windows(2).all(|w| w[1].duration_since(w[0]) >= period / 2), "{n}: {t:?}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_reported_unreachable_is_probed_once_per_period_and_no_longer_once_not_held() {
+    let nodes = names(60);
+    let period = Duration::from_secs(10);
+    let mut s = cluster(&[1, 2, 3], &[]);
+    let mine: Vec<String> = nodes.iter().filter(|n| Ownership::from_state(1, &s).scrapes(n)).cloned().collect();
+    s.apply(&Command::SetFailing(vec![(1, mine.clone())]));
+    let me = Ownership::from_state(1, &s);
+    assert!(mine.iter().all(|n| !me.scrapes(n)), "the next holders scrape them");
+    let rec = Arc::new(Recorder::default());
+    rec.reported.lock().unwrap().extend(mine.iter().cloned());
+    let r = start(nodes.clone(), period, me, rec);
+    tokio::time::sleep(period * 4).await;
+    // Member 1 drains: it holds nothing any more, so it stops probing.
+    let mut drained = s.clone();
+    drained.apply(&Command::SetStates(vec![(1, MemberState::Draining)]));
+    r.ownership.send(Arc::new(Ownership::from_state(1, &drained))).unwrap();
+    tokio::time::sleep(period * 2).await;
+    let before: HashMap<String, usize> = r.rec.probes.lock().unwrap().clone();
+    tokio::time::sleep(period * 2).await;
+    let rec = r.stop().await;
+    let probes = rec.probes.lock().unwrap();
+    assert_eq!(rec.times.lock().unwrap().len(), mine.len(), "only its reported nodes were tried");
+    for n in &mine {
+        assert!((3..=5).contains(&before[n]), "{n} probed {} times in about 4 periods", before[n]);
+        assert_eq!(probes[n], before[n], "{n} still probed once it is not held");
+    }
+    assert!(rec.reported.lock().unwrap().is_empty());
 }
