@@ -46,12 +46,13 @@ fn moved_of(log: &str) -> Option<usize> {
         .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("moved=")).and_then(|v| v.parse().ok()))
 }
 
+/// Runs the handover on `sim`; the replicas' logs are copied into `out`.
 pub async fn run(
     sim: &mut Simulator,
     binary: &Path,
-    nodes: usize,
-    pods: usize,
+    (nodes, pods): (usize, usize),
     plan: &Plan,
+    out: &Path,
 ) -> anyhow::Result<Handover> {
     let resolution = format!("{}s", plan.resolution.as_secs());
     let client = sim.kube_client().await?;
@@ -106,6 +107,9 @@ pub async fn run(
         }
     }
     let moved = moved_of(&procs[1].log_text());
+    for (i, p) in procs.iter().enumerate() {
+        std::fs::write(out.join(format!("handover-{nodes}-replica-{i}.log")), p.log_text())?;
+    }
     let result = Handover {
         nodes,
         pods_per_node: pods,

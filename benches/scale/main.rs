@@ -14,7 +14,8 @@
 //! `1000,10000`), `SCALE_MODES` (`sharded,independent,single`), `SCALE_PODS`
 //! (30), `SCALE_RESOLUTION` (seconds, 15), `SCALE_SECONDS` (window, 60),
 //! `SCALE_TOP_REQUESTS` (`top pod -A` requests per replica, 10), `SCALE_OUT`
-//! (output folder). `SCALE_MODES=handover` runs the SIGTERM handover at
+//! (output folder), `SCALE_RF` (the sharded replicas' replication factor,
+//! default 3). `SCALE_MODES=handover` runs the SIGTERM handover at
 //! scale instead (two replicas, replication factor 1; see `handover.rs`),
 //! writing `handover.json`.
 
@@ -85,6 +86,7 @@ fn main() -> anyhow::Result<()> {
         hpa_rate: 500.0,
         hpa_duration: Duration::from_secs(if quick { 3 } else { 10 }),
         start_deadline: Duration::from_secs(if quick { 120 } else { 600 }),
+        replication: std::env::var("SCALE_RF").ok().map(|v| v.parse()).transpose()?,
     };
     let out = PathBuf::from(env_or("SCALE_OUT", concat!(env!("CARGO_MANIFEST_DIR"), "/target/scale")));
     std::fs::create_dir_all(&out)?;
@@ -98,7 +100,7 @@ fn main() -> anyhow::Result<()> {
             let dir = tempfile::tempdir()?;
             eprintln!("handover: {nodes} nodes x {pods} pods, resolution {}s", resolution.as_secs());
             let mut sim = Simulator::start(&binary, block.index(), nodes, pods, dir.path())?;
-            handovers.push(rt.block_on(handover::run(&mut sim, &binary, nodes, pods, &plan))?);
+            handovers.push(rt.block_on(handover::run(&mut sim, &binary, (nodes, pods), &plan, &out))?);
             std::fs::write(out.join("handover.json"), serde_json::to_string_pretty(&handovers)?)?;
         }
         print!("{}{}", serde_json::to_string_pretty(&handovers)?, machine());

@@ -46,7 +46,7 @@ pub fn table(results: &[Result]) -> String {
         let _ = writeln!(
             t,
             "{:<14} {:>6} {:>8.3} {:>8.4} {:>9.1} {:>9.1} {:>8.4} {:>8.2} {:>8} {:>9.0} {:>9.0} {:>9} {:>9.2} {:>8.2} {:>8} {:>8.3} {:>8.3}",
-            r.mode.name(),
+            r.replication.map_or_else(|| r.mode.name().to_string(), |rf| format!("{} rf{rf}", r.mode.name())),
             r.nodes,
             r.cpu_s_per_s,
             r.mcpu_per_node,

@@ -48,6 +48,8 @@ pub struct Plan {
     pub hpa_rate: f64,
     pub hpa_duration: Duration,
     pub start_deadline: Duration,
+    /// `--replication-factor` of the sharded replicas (`None`: the default, 3).
+    pub replication: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +62,8 @@ pub struct ReplicaLatency {
 #[derive(Debug, Clone, Serialize)]
 pub struct Result {
     pub mode: Mode,
+    /// The sharded replicas' replication factor when not the default.
+    pub replication: Option<u32>,
     pub nodes: usize,
     pub pods: usize,
     pub replicas: usize,
@@ -139,6 +143,7 @@ pub async fn run(
         let mut args = sim.args(&format!("replica-args {i} {resolution}"))?;
         if mode == Mode::Sharded3 {
             args.extend(sim.args(&format!("cluster-args {i} {n}"))?);
+            args.extend(plan.replication.map(|rf| format!("--replication-factor={rf}")));
         }
         let log = sim.work_dir.join(format!("{}-replica-{i}.log", mode.name().replace(' ', "-")));
         procs.push(ReplicaProcess::spawn(binary, &args, &log)?);
@@ -196,6 +201,7 @@ pub async fn run(
     drop(procs);
     Ok(Result {
         mode,
+        replication: plan.replication.filter(|_| mode == Mode::Sharded3),
         nodes,
         pods: nodes * pods,
         replicas: n,
