@@ -66,16 +66,18 @@ pub fn node_candidates(ownership: &Ownership, node: &str, suspected: &dyn Fn(Nod
 }
 
 /// The members whose parts a pods list needs when every selected pod was
-/// placed on a node (`nodes`): the owners of those nodes, other than this
-/// replica. `None` (ask every member) without a ring, when a node has no
+/// placed on a node (`nodes`): the members that scrape those nodes (their
+/// owners, or the holders standing in for them), other than this replica. `None` (ask every member) without a ring, when a node has no
 /// owner, or when the owners are every other Active member anyway.
 pub fn pod_routing(ownership: &Ownership, nodes: &BTreeSet<String>) -> Option<BTreeSet<NodeId>> {
     ownership.ring()?;
     let mut owners = BTreeSet::new();
     for n in nodes {
-        let owner = ownership.owner(n)?;
-        if Some(owner) != ownership.me {
-            owners.insert(owner);
+        // Who scrapes it: the owner, or the holder standing in for an owner
+        // cut off from its kubelet.
+        let scraper = ownership.assigned(n)?;
+        if Some(scraper) != ownership.me {
+            owners.insert(scraper);
         }
     }
     let others = ownership.active().filter(|id| Some(*id) != ownership.me).count();
