@@ -149,14 +149,12 @@ fn deny(app: &App, from: NodeId, d: Denied) -> Response {
     if d.reason == Refusal::UnknownSender {
         app.introductions.want();
     }
-    if app.refusals.count(d.reason) {
-        tracing::warn!(
-            member = app.id,
-            from = format_args!("{from:016x}"),
-            reason = d.reason.label(),
-            message = %d.message,
-            "peer request refused for who sent it"
-        );
+    let (logged, from, label) = (app.refusals.count(d.reason), format_args!("{from:016x}"), d.reason.label());
+    if logged && d.reason == Refusal::UnknownSender {
+        // Expected for a moment while replicas bootstrap or join (counted all the same).
+        tracing::debug!(member = app.id, %from, reason = label, message = %d.message, "peer request refused");
+    } else if logged {
+        tracing::warn!(member = app.id, %from, reason = label, message = %d.message, "peer request refused");
     }
     refuse(StatusCode::FORBIDDEN, d.message)
 }
