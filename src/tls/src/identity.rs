@@ -68,7 +68,7 @@ impl Identity {
     /// exactly or by a one-label wildcard).
     fn names_host(&self, addr: &str) -> bool {
         let host = host_of(addr).to_ascii_lowercase();
-        if self.ips.iter().any(|ip| *ip == host) {
+        if self.ips.contains(&host) {
             return true;
         }
         self.dns_names.iter().any(|d| match d.strip_prefix("*.") {
