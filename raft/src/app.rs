@@ -17,7 +17,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::RaftConfig;
 use crate::fault::{Fault, Faults};
 use crate::manager::detector::{self, Liveness, MAX_STRANGERS};
+use crate::network::bind::Refusals;
 use crate::network::client::PeerClient;
+use crate::network::introductions::Introductions;
 use crate::network::wire::{ANY_NODE, BASE_VERSION, Envelope, Heartbeat, PROTOCOL_VERSION};
 use crate::state::{ClusterState, MemberInfo, NodeId};
 use crate::types::Raft;
@@ -57,6 +59,10 @@ pub(crate) struct App {
     pub faults: Faults,
     /// Every task of this node; the node waits for them when it stops.
     pub tasks: TaskTracker,
+    /// Peer requests refused for who sent them (see [`crate::network::bind`]).
+    pub refusals: Refusals,
+    /// Ids this node knows only because members introduced them.
+    pub introductions: Introductions,
 }
 
 /// How often a supervised task may panic within [`RESTART_WINDOW`] before
@@ -186,6 +192,12 @@ impl App {
             return Some(m.info.clone());
         }
         self.raft.metrics().borrow().membership_config.membership().get_node(&id).cloned()
+    }
+
+    /// Who sender `id` is, for binding its request to its certificate:
+    /// [`App::member_info`], else whom members introduced under that id.
+    pub fn sender_info(&self, id: NodeId) -> Option<MemberInfo> {
+        self.member_info(id).or_else(|| self.introductions.get(id))
     }
 
     /// Records the protocol version `from` speaks.

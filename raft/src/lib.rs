@@ -22,6 +22,12 @@
 //!   whose membership task keeps panicking has a [`Fault`]: it heartbeats
 //!   "unhealthy" from then on (so it is committed Down), and
 //!   [`Node::failed`] tells the server when to take the replica down.
+//! - Every peer request is bound to its client certificate
+//!   (`network::bind`): the sender an envelope names must be the member
+//!   the certificate names, a sender no member knows is refused except on
+//!   hello and join, and a join must name its joiner by name and address.
+//!   Ids this node does not know yet are learned from members' hello
+//!   replies, never from the sender's word.
 //! - openraft 0.9 campaigns after its leader lease (`election_timeout_max`)
 //!   plus a random `[min, max)`: defaults 0.5–1 s give 1.5–2 s.
 //!

@@ -127,6 +127,8 @@ impl Node {
             failing: Mutex::new(Vec::new()),
             faults,
             tasks: TaskTracker::new(),
+            refusals: Default::default(),
+            introductions: Default::default(),
             config,
         });
         let iv = app.config.liveness_interval;
@@ -144,6 +146,8 @@ impl Node {
         app.spawn("catch up", move || crate::manager::sync::run(a.clone()));
         let a = app.clone();
         app.spawn("raft watch", move || watch_raft(a.clone()));
+        let a = app.clone();
+        app.spawn("introductions", move || crate::network::introductions::run(a.clone()));
         let a = app.clone();
         app.spawn("raft shutdown", move || {
             let a = a.clone();
@@ -363,7 +367,8 @@ impl Node {
     /// Opens a request to one of the server's own peer routes: checks the
     /// envelope (protocol version, cluster id, that it is addressed to this
     /// incarnation) and that the client certificate names the sending
-    /// member, as the Raft routes do. The error is the response to send.
+    /// member, as the Raft routes do: a sender this node knows no member
+    /// for is refused. The error is the response to send.
     #[allow(clippy::result_large_err)] // the refusal is returned as is
     pub fn open<T: serde::de::DeserializeOwned>(
         &self,
@@ -372,6 +377,13 @@ impl Node {
         body: &[u8],
     ) -> Result<(NodeId, T), axum::response::Response> {
         server::open(&self.app, certs, headers, body, false)
+    }
+
+    /// Peer requests refused because the sender the envelope names is not
+    /// the member the client certificate names (or a joiner's name is not
+    /// its own): `(reason label, count)` for every reason, since the start.
+    pub fn peer_refusals(&self) -> Vec<(&'static str, u64)> {
+        self.app.refusals.snapshot()
     }
 
     /// Calls one of the server's own peer routes on member `to` (by its

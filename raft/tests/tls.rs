@@ -29,7 +29,7 @@ async fn cluster_forms_over_mutual_tls_and_refuses_callers_without_a_ca_client_c
         body: (),
     };
     let t = Duration::from_secs(5);
-    let leaf = pki.leaf(c.replicas[0].addr.ip());
+    let leaf = pki.leaf("r0", c.replicas[0].addr.ip());
     let ok: HelloReply =
         PeerClient::tls(pki.client_config(Some(&leaf))).call(&addr, path::HELLO, &env, t).await.expect("hello");
     assert!(ok.initialized);
@@ -39,7 +39,7 @@ async fn cluster_forms_over_mutual_tls_and_refuses_callers_without_a_ca_client_c
     assert!(matches!(anonymous, Err(CallError::Unreachable { .. })), "{anonymous:?}");
 
     let other = Pki::new();
-    let foreign_leaf = other.leaf(c.replicas[0].addr.ip());
+    let foreign_leaf = other.leaf("r0", c.replicas[0].addr.ip());
     // Trust our CA for the server, but present a certificate from another CA.
     let foreign_cfg = {
         let mut roots = rustls::RootCertStore::empty();

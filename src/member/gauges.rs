@@ -1,6 +1,10 @@
 //! The Raft gauges in `/metrics` (`ha_metrics_server_raft_*`), refreshed
-//! from the node's [`ClusterView`] once a second.
+//! from the node's [`ClusterView`] once a second, and the count of peer
+//! requests the node refused for who sent them
+//! (`ha_metrics_server_peer_requests_refused_total{reason}`), brought up
+//! to the node's own count at the same time.
 
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use raft::{ClusterView, MemberState, Role};
@@ -15,11 +19,21 @@ pub struct RaftMetrics {
     role: Family<Vec<(&'static str, &'static str)>, Gauge>,
     last_applied: Gauge<i64, std::sync::atomic::AtomicI64>,
     fault: Family<Vec<(&'static str, &'static str)>, Gauge>,
+    peer_refused: Family<Vec<(&'static str, &'static str)>, Counter>,
 }
 
 impl RaftMetrics {
     /// Registers the gauges; call before the registry is shared.
     pub fn register(self, registry: &mut prometheus_client::registry::Registry) -> Self {
+        registry.register(
+            "ha_metrics_server_peer_requests_refused",
+            "Peer requests refused because the client certificate does not name the sender the request claims \
+             (reason: unknown_sender, not_the_sender, join_not_self, no_certificate)",
+            self.peer_refused.clone(),
+        );
+        for reason in raft::network::bind::Refusal::ALL {
+            let _ = self.peer_refused.get_or_create(&vec![("reason", reason.label())]);
+        }
         let r = registry.sub_registry_with_prefix("ha_metrics_server_raft");
         r.register("is_leader", "1 on the Raft leader, 0 elsewhere", self.is_leader.clone());
         r.register("term", "Current Raft term", self.term.clone());
@@ -37,6 +51,18 @@ impl RaftMetrics {
             self.fault.clone(),
         );
         self
+    }
+
+    /// Brings the refusal counters up to the node's counts (`(reason, count)`,
+    /// as [`raft::Node::peer_refusals`] gives them; they only grow).
+    pub fn count_refusals(&self, counts: &[(&'static str, u64)]) {
+        for (reason, count) in counts {
+            let counter = self.peer_refused.get_or_create(&vec![("reason", *reason)]);
+            let shown = counter.get();
+            if *count > shown {
+                counter.inc_by(count - shown);
+            }
+        }
     }
 
     /// Sets every gauge from one view and the node's fault.

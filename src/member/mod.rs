@@ -159,7 +159,10 @@ pub async fn serve(
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tick.tick() => gauges.update(&node.view(), node.fault().as_ref()),
+                _ = tick.tick() => {
+                    gauges.update(&node.view(), node.fault().as_ref());
+                    gauges.count_refusals(&node.peer_refusals());
+                }
             }
         }
     });

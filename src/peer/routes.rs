@@ -1,6 +1,8 @@
 //! The server's peer routes, mounted on the peer port beside Raft's: each
 //! opens the envelope with the Raft node (version, cluster, target, and the
-//! sender's certificate), hands the message to whoever answers it, and
+//! sender bound to its certificate: a sender the certificate does not name,
+//! or an id no member has, is refused with a 403 and counted before any
+//! handler runs), hands the message to whoever answers it, and
 //! replies in Raft's codec. What an answer holds is [`Answers`]' business
 //! (the query side), what to do with pushed points [`Intake`]'s (the
 //! replica side); this module only carries them.
@@ -17,7 +19,8 @@ use raft::NodeId;
 
 use super::wire::{NodesQuery, NodesReply, PodsQuery, PodsReply, PointsQuery, PointsReply, Push, PushAck, path};
 
-/// What this replica answers from the points it holds, when a peer asks.
+/// What this replica answers from the points it holds, when a peer asks
+/// (`from`: the member the request's certificate names).
 pub trait Answers: Send + Sync + 'static {
     /// Usage of the named nodes it can serve.
     fn nodes(&self, from: NodeId, query: NodesQuery) -> NodesReply;
@@ -26,7 +29,8 @@ pub trait Answers: Send + Sync + 'static {
     fn pods(&self, from: NodeId, query: PodsQuery) -> Result<PodsReply, String>;
 }
 
-/// What this replica does with points other members send or ask for.
+/// What this replica does with points other members send or ask for
+/// (`from`: the member the request's certificate names).
 pub trait Intake: Send + Sync + 'static {
     /// Takes pushed points (copies or a handover) from member `from`.
     fn push(&self, from: NodeId, push: Push) -> PushAck;

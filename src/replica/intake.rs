@@ -3,7 +3,9 @@
 //! member that may hold its node (a holder at this epoch or the previous
 //! one) and only when it is newer than what is held; anything else is
 //! refused and counted, so a member cannot plant points of nodes it has no
-//! business with.
+//! business with. `from` is who sent them for certain: the peer port has
+//! bound it to the client certificate (another member's id, or one no
+//! member has, never gets here).
 
 use std::sync::Arc;
 

@@ -8,6 +8,10 @@
 //!   initialized → initialize with the ids they all reported. Every initial
 //!   member computes the same list, so simultaneous bootstraps make one
 //!   cluster; an unreachable member means wait, never "initialize alone".
+//!
+//! Whom the replies name (ids, names, addresses) is recorded as
+//! introductions, so Raft's first requests to this node are bound to their
+//! senders' certificates before this node is in any membership.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,6 +59,9 @@ async fn attempt(app: &App) -> Result<bool, String> {
         (name.clone(), r.ok().filter(|h| h.info.name == *name))
     });
     let replies: Vec<(String, Option<HelloReply>)> = futures::future::join_all(calls).await;
+    // Whom they name is whom this node binds requests from unknown ids to
+    // (Raft reaches a joiner, or an initial member, before it is in any membership).
+    app.introductions.record(replies.iter().filter_map(|(_, r)| r.as_ref()));
 
     if let Some(h) = replies.iter().filter_map(|(_, r)| r.as_ref()).find(|h| h.initialized) {
         if h.nodes.contains_key(&app.id) {

@@ -117,6 +117,12 @@ impl PeerClient {
         }
     }
 
+    /// Whether this client speaks mutual TLS (the node's routes then
+    /// expect a client certificate on every request).
+    pub fn is_tls(&self) -> bool {
+        self.scheme == "https"
+    }
+
     fn build(config: rustls::ClientConfig, scheme: &'static str, local: Option<std::net::IpAddr>) -> PeerClient {
         let mut http_conn = HttpConnector::new();
         http_conn.set_local_address(local);

@@ -1,7 +1,8 @@
 //! The peer routes this crate serves (the server mounts them on its
 //! mutual-TLS peer listener). Each handler opens the envelope — refusing a
-//! wrong protocol version, cluster id or target id — and hands the body to
-//! Raft or the membership manager. No listener here.
+//! wrong protocol version, cluster id or target id, and a sender its client
+//! certificate does not name (`bind`) — and hands the body to Raft or the
+//! membership manager. No listener here.
 
 use std::sync::Arc;
 
@@ -15,8 +16,8 @@ use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tls::PeerCertificates;
-use tls::identity::Identity;
 
+use super::bind::{self, Admit, Denied, Presented, Refusal};
 use super::wire::{
     ANY_NODE, Envelope, EnvelopeHead, Heartbeat, HeartbeatAck, HeartbeatV2, HelloReply, MIN_PROTOCOL_VERSION, Manage,
     PROTOCOL_HEADER, PROTOCOL_VERSION, path,
@@ -58,10 +59,11 @@ pub(crate) type Certs = Option<Extension<PeerCertificates>>;
 /// Decodes and checks an envelope (the refusal is the response to send):
 /// protocol version, cluster id, target (`any_target` allows `to ==
 /// ANY_NODE`) and, on the TLS transport, that the client certificate names
-/// the member the sender claims to be. A sender this node does not know yet
-/// (it is not initialized, or is a learner still catching up) has only its
-/// cluster-CA certificate checked; a joiner's claim is checked by `manage`.
-/// Records the highest protocol version the sender says it speaks.
+/// the member the sender claims to be (`bind`). The routes addressed to
+/// whoever listens (`any_target`: hello, manage) also admit a sender this
+/// node does not know (a joiner; `manage` binds a join by its body); every
+/// other route refuses it. Records the highest protocol version the sender
+/// says it speaks.
 #[allow(clippy::result_large_err)] // the refusal is returned as is
 pub(crate) fn open<T: DeserializeOwned>(
     app: &App,
@@ -115,15 +117,9 @@ pub(crate) fn open_with<T>(
             ),
         ));
     }
-    if let Some(Extension(certs)) = certs
-        && let Some(info) = app.member_info(env.from)
-        && !names(certs, &info)
-    {
-        return Err(refuse(
-            StatusCode::FORBIDDEN,
-            format!("the client certificate does not name member {info} that the request claims to come from"),
-        ));
-    }
+    let admit = if any_target { Admit::Strangers } else { Admit::Members };
+    bind::sender(presented(app, certs), env.from, app.sender_info(env.from).as_ref(), admit)
+        .map_err(|d| deny(app, env.from, d))?;
     let (from, decoded) = decode(env.protocol_version, body)
         .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("undecodable peer request: {e}")))?;
     let spoken = headers
@@ -135,9 +131,32 @@ pub(crate) fn open_with<T>(
     Ok((from, decoded))
 }
 
-/// Whether the leaf certificate names the member `info`.
-pub(crate) fn names(certs: &PeerCertificates, info: &crate::state::MemberInfo) -> bool {
-    certs.0.first().and_then(Identity::of).is_some_and(|id| id.names_member(&info.name, &info.peer_addr))
+/// What the transport says of the request's client certificate: none is
+/// expected only when this node itself talks plain HTTP (crate tests).
+fn presented<'a>(app: &App, certs: &'a Certs) -> Presented<'a> {
+    match certs {
+        Some(Extension(c)) => Presented::Tls(Some(c)),
+        None if app.client.is_tls() => Presented::Tls(None),
+        None => Presented::PlainTransport,
+    }
+}
+
+/// Counts and logs a refusal (at most one line per reason every
+/// [`bind::LOG_EVERY`]) and makes its response. A sender this node does not
+/// know may be a member it has not heard of yet: members are asked whom
+/// they know, so its next request can be bound.
+fn deny(app: &App, from: NodeId, d: Denied) -> Response {
+    if d.reason == Refusal::UnknownSender {
+        app.introductions.want();
+    }
+    let (logged, from, label) = (app.refusals.count(d.reason), format_args!("{from:016x}"), d.reason.label());
+    if logged && d.reason == Refusal::UnknownSender {
+        // Expected for a moment while replicas bootstrap or join (counted all the same).
+        tracing::debug!(member = app.id, %from, reason = label, message = %d.message, "peer request refused");
+    } else if logged {
+        tracing::warn!(member = app.id, %from, reason = label, message = %d.message, "peer request refused");
+    }
+    refuse(StatusCode::FORBIDDEN, d.message)
 }
 
 async fn append(State(app): State<Arc<App>>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
@@ -195,13 +214,22 @@ async fn hello(State(app): State<Arc<App>>, certs: Certs, headers: HeaderMap, bo
     }
 }
 
+/// A join must name the joiner itself (its certificate names the name and
+/// the peer address it joins under); drain and retire come from members only.
 async fn manage(State(app): State<Arc<App>>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
-    match open::<Manage>(&app, &certs, &headers, &body, true) {
-        Ok((_, Manage::Join(info))) if certs.as_ref().is_some_and(|Extension(c)| !names(c, &info)) => {
-            refuse(StatusCode::FORBIDDEN, format!("the client certificate does not name {info}, which asks to join"))
+    let (from, req) = match open::<Manage>(&app, &certs, &headers, &body, true) {
+        Ok(opened) => opened,
+        Err(r) => return r,
+    };
+    let bound = match &req {
+        Manage::Join(info) => bind::joiner(presented(&app, &certs), from, info),
+        Manage::Drain | Manage::Retire => {
+            bind::sender(presented(&app, &certs), from, app.sender_info(from).as_ref(), Admit::Members)
         }
-        Ok((from, req)) => reply(&leader::handle_manage(&app, from, req).await),
-        Err(r) => r,
+    };
+    match bound {
+        Ok(()) => reply(&leader::handle_manage(&app, from, req).await),
+        Err(d) => deny(&app, from, d),
     }
 }
 

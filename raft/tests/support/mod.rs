@@ -114,7 +114,7 @@ impl Cluster {
         let config = self.config(i);
         let (client, acceptor) = match &self.pki {
             Some(pki) => {
-                let leaf = pki.leaf(self.replicas[i].addr.ip());
+                let leaf = pki.leaf(&self.replicas[i].name, self.replicas[i].addr.ip());
                 let server = Arc::new(pki.server_config(&leaf));
                 let client = PeerClient::tls(pki.client_config(Some(&leaf)));
                 (client, Some(tokio_rustls::TlsAcceptor::from(server)))
@@ -235,17 +235,25 @@ async fn serve(listener: tokio::net::TcpListener, router: axum::Router, tls: Opt
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
-        let tls = tls.clone();
+        let (router, tls) = (router.clone(), tls.clone());
         conns.spawn(async move {
             let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let io = match tls {
+            let (io, router) = match tls {
                 Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => Either::Left(s),
+                    Ok(s) => {
+                        // As the server's accept loop does: the client's chain on every request.
+                        let chain = s.get_ref().1.peer_certificates().map(|c| c.to_vec()).unwrap_or_default();
+                        let router = match chain.is_empty() {
+                            true => router,
+                            false => router.layer(axum::Extension(::tls::PeerCertificates(Arc::new(chain)))),
+                        };
+                        (Either::Left(s), router)
+                    }
                     Err(_) => return,
                 },
-                None => Either::Right(stream),
+                None => (Either::Right(stream), router),
             };
+            let svc = hyper_util::service::TowerToHyperService::new(router);
             let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(io), svc).await;
         });
         while conns.try_join_next().is_some() {}

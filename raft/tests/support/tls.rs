@@ -1,25 +1,22 @@
-//! A throwaway cluster CA with one certificate per replica (server and
-//! client usage, IP SAN), and the rustls configs a replica would use.
+//! A throwaway cluster CA from the project's own PKI (`tls::pki`) with one
+//! certificate per replica, as the server issues them (common name = the
+//! replica's name, SAN = its peer IP, server and client usage), and the
+//! rustls configs a replica would use.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
 use rustls::RootCertStore;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
+use tls::pki::{Ca, LeafSpec, Usage};
 
 pub struct Pki {
-    ca_der: CertificateDer<'static>,
-    issuer: Issuer<'static, KeyPair>,
+    ca: Ca,
 }
 
-pub struct Leaf {
-    pub chain: Vec<CertificateDer<'static>>,
-    pub key: PrivateKeyDer<'static>,
-}
+/// A certificate chain and its key.
+pub type Leaf = tls::CertKey;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -27,33 +24,24 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 impl Pki {
     pub fn new() -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-        let key = KeyPair::generate().expect("ca key");
-        let cert = params.self_signed(&key).expect("ca cert");
-        Pki { ca_der: cert.der().clone(), issuer: Issuer::new(params, key) }
+        Pki { ca: Ca::new("test cluster CA").expect("ca") }
     }
 
-    pub fn leaf(&self, ip: IpAddr) -> Leaf {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("leaf params");
-        params.subject_alt_names = vec![SanType::IpAddress(ip)];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-        let key = KeyPair::generate().expect("leaf key");
-        let cert = params.signed_by(&key, &self.issuer).expect("leaf cert");
-        Leaf {
-            chain: vec![cert.der().clone()],
-            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        }
+    /// Replica `name`'s certificate, for its peer address `ip`.
+    pub fn leaf(&self, name: &str, ip: IpAddr) -> Leaf {
+        let sans = vec![ip.to_string()];
+        let spec = LeafSpec { common_name: name, organizations: &[], sans: &sans, usage: Usage::ServerAndClient };
+        let pair = self.ca.issue(&spec).expect("leaf cert");
+        tls::CertKey::from_pair(&pair, name).expect("leaf parses")
     }
 
     pub fn ca(&self) -> CertificateDer<'static> {
-        self.ca_der.clone()
+        tls::pem::certs_from_pem(self.ca.cert_pem().as_bytes(), "test CA").expect("ca parses").remove(0)
     }
 
     fn roots(&self) -> Arc<RootCertStore> {
         let mut roots = RootCertStore::empty();
-        roots.add(self.ca_der.clone()).expect("ca root");
+        roots.add(self.ca()).expect("ca root");
         Arc::new(roots)
     }
 

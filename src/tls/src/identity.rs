@@ -48,17 +48,45 @@ impl Identity {
     /// `addr` (`host:port`): its common name is `name`, or a SAN matches the
     /// host (an IP exactly, a DNS name exactly or by a one-label wildcard).
     pub fn names_member(&self, name: &str, addr: &str) -> bool {
-        if self.common_name.as_deref() == Some(name) {
-            return true;
-        }
+        self.common_name.as_deref() == Some(name) || self.names_host(addr)
+    }
+}
+
+impl Identity {
+    /// Whether this certificate names the replica called `name` reached at
+    /// `addr` on both counts: the name is its common name or one of its DNS
+    /// SANs exactly, and a SAN matches the host of `addr` (as
+    /// [`Identity::names_member`] matches hosts). What a joiner's
+    /// certificate must say of the name and address it asks to join under,
+    /// so one replica's certificate cannot claim another replica's name.
+    pub fn names_itself(&self, name: &str, addr: &str) -> bool {
+        let named = self.common_name.as_deref() == Some(name) || self.dns_names.iter().any(|d| d == name);
+        named && self.names_host(addr)
+    }
+
+    /// Whether a SAN matches the host of `addr` (an IP exactly, a DNS name
+    /// exactly or by a one-label wildcard).
+    fn names_host(&self, addr: &str) -> bool {
         let host = host_of(addr).to_ascii_lowercase();
-        if self.ips.iter().any(|ip| *ip == host) {
+        if self.ips.contains(&host) {
             return true;
         }
         self.dns_names.iter().any(|d| match d.strip_prefix("*.") {
             Some(suffix) => host.split_once('.').is_some_and(|(first, rest)| !first.is_empty() && rest == suffix),
             None => *d == host,
         })
+    }
+}
+
+impl std::fmt::Display for Identity {
+    /// `CN=replica-1, SANs 127.0.3.11, replica-1` (for refusal messages).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.common_name {
+            Some(cn) => write!(f, "CN={cn}")?,
+            None => write!(f, "no CN")?,
+        }
+        let sans: Vec<&str> = self.ips.iter().chain(self.dns_names.iter()).map(String::as_str).collect();
+        if sans.is_empty() { write!(f, ", no SANs") } else { write!(f, ", SANs {}", sans.join(", ")) }
     }
 }
 
@@ -100,5 +128,20 @@ mod tests {
         assert!(!id.names_member("x", "a.b.metrics-server-peers.kube-system.svc:10251"));
         assert!(!id.names_member("x", "metrics-server-peers.kube-system.svc:10251"));
         assert_eq!(host_of("[::1]:10251"), "::1");
+    }
+
+    #[test]
+    fn a_certificate_names_itself_only_by_both_its_name_and_its_host() {
+        let id = identity("replica-1", &["127.0.3.11"]);
+        assert!(id.names_itself("replica-1", "127.0.3.11:10251"));
+        // Its own host under another replica's name, or its name at another host.
+        assert!(!id.names_itself("replica-2", "127.0.3.11:10251"));
+        assert!(!id.names_itself("replica-1", "127.0.3.12:10251"));
+        let by_dns = identity("peer", &["replica-1", "replica-1.peers.svc"]);
+        assert!(by_dns.names_itself("replica-1", "replica-1.peers.svc:10251"));
+        // A shared wildcard certificate names no replica's name.
+        let shared = identity("metrics-server-peer", &["*.peers.svc"]);
+        assert!(!shared.names_itself("replica-1", "replica-1.peers.svc:10251"));
+        assert_eq!(id.to_string(), "CN=replica-1, SANs 127.0.3.11");
     }
 }
