@@ -206,12 +206,14 @@ async fn drive_on(
             rec.pods.push(key);
         }
     }
+    rec.hpas = crate::hpa::simulated(&h.env.spec);
     let slots = opts.replicas.max(5);
     let obs = Observer::start(Targets {
         replicas: (0..slots).map(|i| (i, h.env.replica_addr(i), h.env.peer_addr(i))).collect(),
         apiserver: Some(h.env.apiserver.addr()),
         admin: h.admin.clone(),
         views: Some(h.views.clone()),
+        hpas: rec.hpas.iter().map(|x| (x.name.clone(), x.path())).collect(),
     });
     rec.start_ms = now_ms();
     progress.say(name, "observing the healthy cluster");
@@ -286,6 +288,7 @@ async fn drive_on(
     let seen = obs.stop().await;
     rec.end_ms = now_ms();
     rec.answers = seen.answers;
+    rec.hpa_answers = seen.hpa_answers;
     rec.views = seen.views;
     rec.scrapes = scrapes(h, rec.start_ms);
     rec.faulted_nodes = faulted.into_iter().collect();
