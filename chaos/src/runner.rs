@@ -144,6 +144,16 @@ async fn drive(
 ) -> Result<Outcome, String> {
     let work = opts.work_dir.join(name);
     let _ = std::fs::remove_dir_all(&work);
+    let faketime = if steps.iter().any(|s| matches!(s.fault, Fault::ClockStep { .. })) {
+        let why = "the clock-step-back scenario runs the replicas under libfaketime";
+        let lib = tokio::task::spawn_blocking(move || sim::tools::libfaketime(why))
+            .await
+            .map_err(|e| format!("error: installing libfaketime: {e}"))?
+            .map_err(|e| format!("not supported here: {e}"))?;
+        Some(lib)
+    } else {
+        None
+    };
     progress.say(name, "starting the simulated cluster and the replicas");
     let mut h = Harness::start(HarnessOptions {
         replicas: opts.replicas,
@@ -156,6 +166,7 @@ async fn drive(
         extra_args: opts.extra_args.clone(),
         clustered: opts.clustered,
         wrong_kubelet_ca: opts.wrong_kubelet_ca,
+        faketime,
     })
     .await
     .map_err(|e| format!("error: {e}"))?;
