@@ -293,6 +293,41 @@ impl Harness {
         })
     }
 
+    /// Waits until every replica in `which` reports one ring epoch and no
+    /// replica's epoch has changed for `quiet` (cluster formation commits a
+    /// few epochs in a row: the members, the ring parameters, the
+    /// replication factor; faults are meant to hit a cluster past them).
+    pub async fn steady(&self, which: &[usize], quiet: Duration, within: Duration) -> Result<Duration, HarnessError> {
+        let mut since: Option<(u64, std::time::Instant)> = None;
+        let took = sim::wait::until(within, async || {
+            self.route_ready().await;
+            let mut epochs = std::collections::BTreeSet::new();
+            for &i in which {
+                match self.view(i).await {
+                    Some(v) => epochs.insert(v.ring_epoch),
+                    None => return false,
+                };
+            }
+            let one = (epochs.len() == 1).then(|| epochs.first().copied()).flatten();
+            match (one, since) {
+                (Some(e), Some((was, at))) if e == was => at.elapsed() >= quiet,
+                (Some(e), _) => {
+                    since = Some((e, std::time::Instant::now()));
+                    false
+                }
+                (None, _) => {
+                    since = None;
+                    false
+                }
+            }
+        })
+        .await;
+        took.ok_or_else(|| HarnessError::Timeout {
+            what: format!("replicas {which:?} to keep one ring epoch for {quiet:?}"),
+            within,
+        })
+    }
+
     /// Waits until every replica in `which` serves every node.
     pub async fn serving(&self, which: &[usize], within: Duration) -> Result<Duration, HarnessError> {
         let nodes = self.env.spec.nodes.len();

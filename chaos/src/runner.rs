@@ -192,6 +192,7 @@ async fn drive_on(
     let r = opts.resolution;
     if opts.clustered {
         h.settled(&all, opts.replicas, Duration::from_secs(90)).await.map_err(|e| format!("error: {e}"))?;
+        h.steady(&all, r * 2, Duration::from_secs(90)).await.map_err(|e| format!("error: {e}"))?;
     }
     if opts.expect_serving {
         h.serving(&all, Duration::from_secs(90)).await.map_err(|e| format!("error: {e}"))?;

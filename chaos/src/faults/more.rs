@@ -111,9 +111,9 @@ pub(super) async fn step_clock(h: &mut Harness, i: usize, secs: i64, ev: &mut Ve
     note(ev, format!("replica-{i}'s wall clock stepped {secs:+} s while running"), None);
     let addr = h.env.replica_addr(i);
     let took = sim::wait::until(Duration::from_secs(10), async || {
-        offset_ms(addr).await.is_some_and(|off| {
-            if secs < 0 { off <= -2_000 } else { (off - secs * 1000).abs() <= secs.abs() * 500 }
-        })
+        offset_ms(addr)
+            .await
+            .is_some_and(|off| if secs < 0 { off <= -2_000 } else { (off - secs * 1000).abs() <= secs.abs() * 500 })
     })
     .await;
     if took.is_none() {
