@@ -51,6 +51,10 @@ pub struct HarnessOptions {
     pub clustered: bool,
     /// Give the replicas a CA that did not sign the kubelets' certificates.
     pub wrong_kubelet_ca: bool,
+    /// libfaketime: when set, every replica runs under it with a wall clock
+    /// read from its own timestamp file (`+0` at first), so a fault can step
+    /// one replica's clock while it runs ([`Harness::set_clock`]).
+    pub faketime: Option<PathBuf>,
 }
 
 /// A running cluster.
@@ -66,6 +70,9 @@ pub struct Harness {
     pub views: PeerViews,
     /// Extra environment per replica (clock skew).
     pub env_of: Vec<Vec<(String, String)>>,
+    /// Replicas routed to whatever their `/readyz` says, until the instant
+    /// (a load balancer that has not noticed yet).
+    pinned: std::sync::Mutex<std::collections::BTreeMap<usize, std::time::Instant>>,
     /// Replicas whose `/readyz` said 200 at the last look (the Endpoints).
     ready: std::sync::Mutex<std::collections::BTreeSet<usize>>,
     shutdown: CancellationToken,
@@ -111,10 +118,17 @@ impl Harness {
             admin,
             views: PeerViews::new(client),
             env_of: vec![Vec::new(); max],
+            pinned: Default::default(),
             ready: Default::default(),
             opts,
             shutdown,
         };
+        for i in 0..max {
+            h.env_of[i] = h.base_env(i);
+            if h.opts.faketime.is_some() {
+                h.set_clock(i, 0)?;
+            }
+        }
         for i in 0..h.opts.replicas {
             h.spawn(i)?;
         }
@@ -156,11 +170,59 @@ impl Harness {
     }
 
     /// Points the aggregation proxy at the live replicas that were ready at
-    /// the last look, as a Service's Endpoints would.
+    /// the last look, or are pinned, as a Service's Endpoints would.
     pub fn reroute(&self) {
         let ready = self.ready.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let routed: Vec<usize> = self.live().into_iter().filter(|i| ready.contains(i)).collect();
+        let now = std::time::Instant::now();
+        let pinned = self.pinned.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let routed: Vec<usize> = self
+            .live()
+            .into_iter()
+            .filter(|i| ready.contains(i) || pinned.get(i).is_some_and(|until| *until > now))
+            .collect();
         self.env.route_metrics_to(&routed);
+    }
+
+    /// Keeps routing to replica `i` for `for_` whatever its `/readyz` says
+    /// (`None`: by `/readyz` again), as kube-apiserver keeps an endpoint
+    /// until the readiness probe has failed `failureThreshold` times.
+    pub fn pin_route(&self, i: usize, for_: Option<Duration>) {
+        let mut pinned = self.pinned.lock().unwrap_or_else(|e| e.into_inner());
+        match for_ {
+            Some(d) => pinned.insert(i, std::time::Instant::now() + d),
+            None => pinned.remove(&i),
+        };
+        drop(pinned);
+        self.reroute();
+    }
+
+    /// The environment replica `i` starts with: libfaketime reading its
+    /// timestamp file when the harness runs under it, else nothing.
+    pub fn base_env(&self, i: usize) -> Vec<(String, String)> {
+        let Some(lib) = &self.opts.faketime else { return Vec::new() };
+        vec![
+            ("LD_PRELOAD".into(), lib.display().to_string()),
+            ("FAKETIME_TIMESTAMP_FILE".into(), self.clock_file(i).display().to_string()),
+            // Re-read the file every second (the default is ten).
+            ("FAKETIME_CACHE_DURATION".into(), "1".into()),
+            ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        ]
+    }
+
+    /// Whether [`Harness::set_clock`] can step a running replica's clock.
+    pub fn clock_steppable(&self) -> bool {
+        self.opts.faketime.is_some()
+    }
+
+    fn clock_file(&self, i: usize) -> PathBuf {
+        self.env.work_dir.join(format!("replica-{i}.faketime"))
+    }
+
+    /// Sets replica `i`'s wall clock `secs` off the true one (it reads the
+    /// change within a second).
+    pub fn set_clock(&self, i: usize, secs: i64) -> Result<(), HarnessError> {
+        std::fs::write(self.clock_file(i), format!("{secs:+}s\n"))
+            .map_err(|e| setup("a libfaketime timestamp file")(e.to_string()))
     }
 
     /// Looks at every live replica's `/readyz` and routes to the ready ones.
@@ -227,6 +289,41 @@ impl Harness {
         .await;
         took.ok_or_else(|| HarnessError::Timeout {
             what: format!("replicas {which:?} to settle with {active} Active"),
+            within,
+        })
+    }
+
+    /// Waits until every replica in `which` reports one ring epoch and no
+    /// replica's epoch has changed for `quiet` (cluster formation commits a
+    /// few epochs in a row: the members, the ring parameters, the
+    /// replication factor; faults are meant to hit a cluster past them).
+    pub async fn steady(&self, which: &[usize], quiet: Duration, within: Duration) -> Result<Duration, HarnessError> {
+        let mut since: Option<(u64, std::time::Instant)> = None;
+        let took = sim::wait::until(within, async || {
+            self.route_ready().await;
+            let mut epochs = std::collections::BTreeSet::new();
+            for &i in which {
+                match self.view(i).await {
+                    Some(v) => epochs.insert(v.ring_epoch),
+                    None => return false,
+                };
+            }
+            let one = (epochs.len() == 1).then(|| epochs.first().copied()).flatten();
+            match (one, since) {
+                (Some(e), Some((was, at))) if e == was => at.elapsed() >= quiet,
+                (Some(e), _) => {
+                    since = Some((e, std::time::Instant::now()));
+                    false
+                }
+                (None, _) => {
+                    since = None;
+                    false
+                }
+            }
+        })
+        .await;
+        took.ok_or_else(|| HarnessError::Timeout {
+            what: format!("replicas {which:?} to keep one ring epoch for {quiet:?}"),
             within,
         })
     }

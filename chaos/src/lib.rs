@@ -2,7 +2,8 @@
 //! simulated Kubernetes ([`harness`]), faults with a clean undo
 //! ([`faults`], [`netfault`]), an observer that records what clients and
 //! kubelets saw ([`observer`], [`record`]), invariants as pure functions
-//! over that record ([`invariants`]), the scenario catalogue
+//! over that record ([`invariants`]; [`hpa`] replays the HPA's replica
+//! calculation for one of them), the scenario catalogue
 //! ([`scenarios`]), the runner ([`runner`]) and the report with its
 //! timelines ([`report`], [`plot`]). [`observe`] points the same observer
 //! at a real cluster through kube-apiserver, and [`observe_prometheus`]
@@ -11,6 +12,7 @@
 pub mod binary;
 pub mod faults;
 pub mod harness;
+pub mod hpa;
 pub mod invariants;
 pub mod netfault;
 pub mod observe;

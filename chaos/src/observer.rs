@@ -1,7 +1,9 @@
 //! The observer: polls every replica directly (nodes every 500 ms, pods
 //! every 2 s, as a client would, and only while `/readyz` says a load
 //! balancer would send it traffic), the same lists through the stand-in
-//! apiserver's aggregation proxy, and every replica's cluster view; it
+//! apiserver's aggregation proxy, every simulated HPA's request
+//! (`namespaces/<ns>/pods?labelSelector=…`, every 2 s, from each replica
+//! and through the proxy as the HPA sends it), and every replica's cluster view; it
 //! records each answer as data ([`crate::record`]). It judges nothing: the
 //! invariants do, afterwards.
 
@@ -14,7 +16,7 @@ use tls::pki::CertPair;
 use tokio_util::sync::CancellationToken;
 
 use crate::peerview::PeerViews;
-use crate::record::{Answer, Item, Kind, Source, View, now_ms};
+use crate::record::{Answer, HpaAnswer, Item, Kind, Source, View, now_ms};
 
 const NODES_PATH: &str = sim::answer::NODES;
 const PODS_PATH: &str = sim::answer::PODS;
@@ -28,11 +30,14 @@ pub struct Targets {
     pub apiserver: Option<SocketAddr>,
     pub admin: CertPair,
     pub views: Option<PeerViews>,
+    /// The simulated HPAs: name and request path.
+    pub hpas: Vec<(String, String)>,
 }
 
 #[derive(Default)]
 struct Shared {
     answers: Vec<Answer>,
+    hpa_answers: Vec<HpaAnswer>,
     views: Vec<View>,
     epoch: BTreeMap<usize, u64>,
 }
@@ -47,6 +52,7 @@ pub struct Observer {
 /// What the observer recorded.
 pub struct Observed {
     pub answers: Vec<Answer>,
+    pub hpa_answers: Vec<HpaAnswer>,
     pub views: Vec<View>,
 }
 
@@ -73,6 +79,20 @@ impl Observer {
                     shared.lock().unwrap_or_else(|p| p.into_inner()).answers.push(a);
                 })));
             }
+            for (name, path) in t.hpas.clone() {
+                let (shared, stop, admin) = (shared.clone(), stop.clone(), t.admin.clone());
+                tasks.push(tokio::spawn(every_tick(Duration::from_secs(2), stop, async move || {
+                    let ready = sim::client::fetch(api, "/readyz", None, &[]);
+                    if !tokio::time::timeout(Duration::from_secs(2), ready)
+                        .await
+                        .is_ok_and(|r| r.is_ok_and(|r| r.status == 200))
+                    {
+                        return;
+                    }
+                    let a = ask_hpa(api, &path, &admin, Source::Replica(i), &name).await;
+                    shared.lock().unwrap_or_else(|p| p.into_inner()).hpa_answers.push(a);
+                })));
+            }
             if let Some(views) = t.views.clone() {
                 let (shared, stop) = (shared.clone(), stop.clone());
                 tasks.push(tokio::spawn(every_tick(Duration::from_millis(500), stop, async move || {
@@ -92,6 +112,13 @@ impl Observer {
                     shared.lock().unwrap_or_else(|p| p.into_inner()).answers.push(a);
                 })));
             }
+            for (name, path) in t.hpas.clone() {
+                let (shared, stop, admin) = (shared.clone(), stop.clone(), t.admin.clone());
+                tasks.push(tokio::spawn(every_tick(Duration::from_secs(2), stop, async move || {
+                    let a = ask_hpa(apiserver, &path, &admin, Source::Proxy, &name).await;
+                    shared.lock().unwrap_or_else(|p| p.into_inner()).hpa_answers.push(a);
+                })));
+            }
         }
         Observer { shared, stop, tasks }
     }
@@ -107,7 +134,9 @@ impl Observer {
         answers.sort_by_key(|a| a.at_ms);
         let mut views = std::mem::take(&mut s.views);
         views.sort_by_key(|v| v.at_ms);
-        Observed { answers, views }
+        let mut hpa_answers = std::mem::take(&mut s.hpa_answers);
+        hpa_answers.sort_by_key(|a| a.at_ms);
+        Observed { answers, hpa_answers, views }
     }
 }
 
@@ -141,6 +170,17 @@ async fn ask(addr: SocketAddr, path: &str, admin: &CertPair, source: Source, kin
         },
         Err(_) => Answer { at_ms, source, kind, status: None, warnings: Vec::new(), epoch, items: Vec::new() },
     }
+}
+
+async fn ask_hpa(addr: SocketAddr, path: &str, admin: &CertPair, source: Source, hpa: &str) -> HpaAnswer {
+    let r = tokio::time::timeout(Duration::from_secs(5), sim::client::fetch(addr, path, Some(admin), &[])).await;
+    let at_ms = now_ms();
+    let (status, pods) = match r {
+        Ok(Ok(reply)) if reply.status == 200 => (Some(200), crate::hpa::served_pods(&reply.body)),
+        Ok(Ok(reply)) => (Some(reply.status), Vec::new()),
+        _ => (None, Vec::new()),
+    };
+    HpaAnswer { at_ms, source, hpa: hpa.to_string(), status, pods }
 }
 
 /// The items of a NodeMetricsList or PodMetricsList (pods summed over

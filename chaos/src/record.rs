@@ -47,6 +47,18 @@ pub struct Answer {
     pub items: Vec<Item>,
 }
 
+/// One answer to an HPA-shaped request (`namespaces/<ns>/pods?labelSelector=…`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HpaAnswer {
+    pub at_ms: u64,
+    pub source: Source,
+    /// The [`crate::hpa::Hpa`] asked for, by name.
+    pub hpa: String,
+    /// HTTP status; `None` when the request failed before an answer.
+    pub status: Option<u16>,
+    pub pods: Vec<crate::hpa::ServedPod>,
+}
+
 /// One scrape as the simulated kubelet logged it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scrape {
@@ -115,6 +127,11 @@ pub struct Recording {
     /// from coverage as well.
     #[serde(default)]
     pub may_vanish: Vec<String>,
+    /// The simulated HPAs and what their requests got.
+    #[serde(default)]
+    pub hpas: Vec<crate::hpa::Hpa>,
+    #[serde(default)]
+    pub hpa_answers: Vec<HpaAnswer>,
 }
 
 /// Unix milliseconds now.

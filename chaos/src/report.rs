@@ -40,9 +40,9 @@ pub fn markdown(outcomes: &[Outcome], seed: u64, form: &str) -> String {
         writeln!(md, "# Chaos report\n\n{form} form, seed {seed}: {passed} of {} scenarios pass.\n", outcomes.len());
     let _ = writeln!(
         md,
-        "| scenario | result | max served age | missing-node answers | extra scrapes | time to exactly-once | took | timeline |"
+        "| scenario | result | max served age | missing-node answers | extra scrapes | wrong HPA decisions | time to exactly-once | took | timeline |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     for o in outcomes {
         let failing: Vec<&str> = o.checks.iter().filter(|c| !c.pass).map(|c| c.name.as_str()).collect();
         let result = if o.passed() {
@@ -55,11 +55,12 @@ pub fn markdown(outcomes: &[Outcome], seed: u64, form: &str) -> String {
         let plot = if o.recording.is_some() { format!("[svg](timeline-{}.svg)", o.name) } else { "–".into() };
         let _ = writeln!(
             md,
-            "| {} | {result} | {} | {} | {} | {} | {:.0} s | {plot} |",
+            "| {} | {result} | {} | {} | {} | {} | {} | {:.0} s | {plot} |",
             o.name,
             fmt_ms(o.figure("freshness", "max_age_ms")),
             fmt_n(o.figure("coverage", "missing_node_answers")),
             fmt_n(o.figure("exactly_once", "extra_scrapes")),
+            fmt_n(o.figure("hpa", "wrong_decisions")),
             fmt_ms(o.figure("liveness", "time_to_exactly_once_ms")),
             o.seconds,
         );
@@ -134,7 +135,7 @@ mod tests {
         bad.checks[0].detail.push("Replica(1) lacked node-1".into());
         let md = markdown(&[good, bad], 7, "short");
         assert!(md.contains("1 of 2 scenarios pass"));
-        assert!(md.contains("| kill-leader | pass | 1.5 s | 0 | 0 | 0.0 s |"), "{md}");
+        assert!(md.contains("| kill-leader | pass | 1.5 s | 0 | 0 | 0 | 0.0 s |"), "{md}");
         assert!(md.contains("**fail** (coverage)"));
         assert!(md.contains("## pause-30s: fail") && md.contains("- Replica(1) lacked node-1"));
         assert!(!md.contains("## kill-leader"));

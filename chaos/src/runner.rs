@@ -144,6 +144,16 @@ async fn drive(
 ) -> Result<Outcome, String> {
     let work = opts.work_dir.join(name);
     let _ = std::fs::remove_dir_all(&work);
+    let faketime = if steps.iter().any(|s| matches!(s.fault, Fault::ClockStep { .. })) {
+        let why = "the clock-step-back scenario runs the replicas under libfaketime";
+        let lib = tokio::task::spawn_blocking(move || sim::tools::libfaketime(why))
+            .await
+            .map_err(|e| format!("error: installing libfaketime: {e}"))?
+            .map_err(|e| format!("not supported here: {e}"))?;
+        Some(lib)
+    } else {
+        None
+    };
     progress.say(name, "starting the simulated cluster and the replicas");
     let mut h = Harness::start(HarnessOptions {
         replicas: opts.replicas,
@@ -156,6 +166,7 @@ async fn drive(
         extra_args: opts.extra_args.clone(),
         clustered: opts.clustered,
         wrong_kubelet_ca: opts.wrong_kubelet_ca,
+        faketime,
     })
     .await
     .map_err(|e| format!("error: {e}"))?;
@@ -181,6 +192,7 @@ async fn drive_on(
     let r = opts.resolution;
     if opts.clustered {
         h.settled(&all, opts.replicas, Duration::from_secs(90)).await.map_err(|e| format!("error: {e}"))?;
+        h.steady(&all, r * 2, Duration::from_secs(90)).await.map_err(|e| format!("error: {e}"))?;
     }
     if opts.expect_serving {
         h.serving(&all, Duration::from_secs(90)).await.map_err(|e| format!("error: {e}"))?;
@@ -206,12 +218,14 @@ async fn drive_on(
             rec.pods.push(key);
         }
     }
+    rec.hpas = crate::hpa::simulated(&h.env.spec);
     let slots = opts.replicas.max(5);
     let obs = Observer::start(Targets {
         replicas: (0..slots).map(|i| (i, h.env.replica_addr(i), h.env.peer_addr(i))).collect(),
         apiserver: Some(h.env.apiserver.addr()),
         admin: h.admin.clone(),
         views: Some(h.views.clone()),
+        hpas: rec.hpas.iter().map(|x| (x.name.clone(), x.path())).collect(),
     });
     rec.start_ms = now_ms();
     progress.say(name, "observing the healthy cluster");
@@ -286,6 +300,7 @@ async fn drive_on(
     let seen = obs.stop().await;
     rec.end_ms = now_ms();
     rec.answers = seen.answers;
+    rec.hpa_answers = seen.hpa_answers;
     rec.views = seen.views;
     rec.scrapes = scrapes(h, rec.start_ms);
     rec.faulted_nodes = faulted.into_iter().collect();

@@ -96,6 +96,16 @@ pub const CATALOGUE: &[Scenario] = &[
         Fault::Api(ApiFault::WatchDropGone), 10, 60),
     moves(s("clock-skew", "a follower restarted with its wall clock 30 s ahead (libfaketime); restarted true after the hold",
         Fault::ClockSkew { secs: 30 }, 10, 60), 4),
+    moves(s("kill-two", "kill -9 of the leader and one follower at once; both restarted with their data dirs after the hold",
+        Fault::KillTwo, 10, 60), 2),
+    degraded(s("partition-minority", "the leader cut from its peers while the aggregation proxy keeps routing to it (for 30 s, or the whole hold if shorter); healed after the hold",
+        Fault::PartitionMinority { target: Target::Leader, route_secs: 30 }, 10, 60)),
+    degraded(s("kubelet-partial-partition", "one follower's connections to a third of the kubelets (its own first) refused; healed after the hold",
+        Fault::PartitionSomeKubelets(Target::Follower), 10, 60)),
+    degraded(moves(s("rolling-restart-during-kill", "SIGTERM of a follower and, while it hands its nodes over, kill -9 of the other follower; the first restarted once it exited, the second after the hold",
+        Fault::RestartDuringKill, 10, 60), 4)),
+    moves(s("clock-step-back", "a running follower's wall clock stepped 30 s back (libfaketime timestamp file, monotonic clock untouched); stepped true after the hold",
+        Fault::ClockStep { secs: -30 }, 10, 60), 2),
 ];
 
 /// The soak: a seeded random mix of the catalogue.
@@ -135,6 +145,11 @@ mod tests {
             "malformed-kubelet",
             "apiserver-watch-drop",
             "clock-skew",
+            "kill-two",
+            "partition-minority",
+            "kubelet-partial-partition",
+            "rolling-restart-during-kill",
+            "clock-step-back",
         ];
         for n in names {
             assert_eq!(CATALOGUE.iter().filter(|s| s.name == n).count(), 1, "{n}");

@@ -2,8 +2,10 @@
 //! [`Check`] with its figures and, on failure, examples of what broke. No
 //! sockets, no clocks: the unit tests feed them hand-made recordings.
 //! [`serving`] judges the answers clients got, [`scrapes`] the kubelets'
-//! scrape log, [`raft`] the replicas' cluster views.
+//! scrape log, [`raft`] the replicas' cluster views, [`hpa`] what an HPA
+//! would have decided from the pods answers.
 
+pub mod hpa;
 pub mod raft;
 pub mod scrapes;
 pub mod serving;
@@ -60,6 +62,7 @@ pub fn evaluate(rec: &Recording, policy: &Policy) -> Vec<Check> {
         serving::api_errors(rec),
         raft::safety(rec),
         scrapes::liveness(rec, policy),
+        hpa::decisions(rec),
     ]
 }
 

@@ -167,9 +167,10 @@ pub(crate) async fn run_node(
 /// and cut when its source becomes blocked.
 async fn serve_connection(node: Arc<NodeState>, tcp: TcpStream, client: SocketAddr, closed: CancellationToken) {
     let shared = node.shared.clone();
+    let name = node.name.clone();
     let blocks = &shared.blocks;
     let mut block_changes = blocks.subscribe();
-    if let Some(mode) = blocks.mode(client.ip()) {
+    if let Some(mode) = blocks.mode_at(client.ip(), &name) {
         let now = super::node::now_nanos();
         match mode {
             BlockMode::Refuse => node.log_scrape(now, Some(client), ScrapeOutcome::Refused),
@@ -180,7 +181,7 @@ async fn serve_connection(node: Arc<NodeState>, tcp: TcpStream, client: SocketAd
                     tokio::select! {
                         _ = closed.cancelled() => break,
                         changed = block_changes.changed() => {
-                            if changed.is_err() || blocks.mode(client.ip()).is_none() {
+                            if changed.is_err() || blocks.mode_at(client.ip(), &name).is_none() {
                                 break;
                             }
                         }
@@ -217,7 +218,7 @@ async fn serve_connection(node: Arc<NodeState>, tcp: TcpStream, client: SocketAd
             if block_changes.changed().await.is_err() {
                 return std::future::pending().await;
             }
-            if blocks.mode(client.ip()).is_some() {
+            if blocks.mode_at(client.ip(), &name).is_some() {
                 return;
             }
         }

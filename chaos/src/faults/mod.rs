@@ -1,6 +1,10 @@
 //! Faults with a clean undo, as data ([`Fault`]) and as actions on a
 //! [`Harness`]: [`inject`] does the fault and returns the [`Undo`] that
-//! [`heal`] carries out. Signals go to the pids the harness started.
+//! [`heal`] carries out. Signals go to the pids the harness started. The
+//! faults of issue 17 (several replicas at once, partial partitions, a clock
+//! stepped while running) are done in [`more`].
+
+mod more;
 
 use std::time::Duration;
 
@@ -72,6 +76,24 @@ pub enum Fault {
     ClockSkew {
         secs: i64,
     },
+    /// kill -9 of the leader and one follower at once; undo: restart both.
+    KillTwo,
+    /// Cut from its peers while the aggregation proxy keeps routing to it
+    /// for `route_secs` whatever its `/readyz` says; undo: heal.
+    PartitionMinority {
+        target: Target,
+        route_secs: u64,
+    },
+    /// Cut from a third of the kubelets (the ones it scrapes first); undo: let it through.
+    PartitionSomeKubelets(Target),
+    /// SIGTERM of a follower and, once it is handing its nodes over, kill -9
+    /// of the other follower; the first restarted once it exited; undo: restart the killed one.
+    RestartDuringKill,
+    /// A running replica's wall clock stepped by `secs` (libfaketime's
+    /// timestamp file; monotonic clock untouched); undo: stepped back to true.
+    ClockStep {
+        secs: i64,
+    },
 }
 
 /// What undoes an injected fault.
@@ -82,10 +104,16 @@ pub enum Undo {
     Resume(usize),
     HealPeers,
     HealKubelets(usize),
-    ScaleBack { from: usize, to: usize },
+    ScaleBack {
+        from: usize,
+        to: usize,
+    },
     KubeletsHealthy(Vec<String>),
     Api,
     Unskew(usize),
+    /// Heal the peer partition and stop pinning the route to the replica.
+    HealMinority(usize),
+    Unstep(usize),
 }
 
 /// A fault could not be done here (for example libfaketime is missing).
@@ -99,7 +127,7 @@ pub enum FaultError {
     Failed(String),
 }
 
-async fn target(h: &Harness, t: Target, rng: &mut Rng) -> Result<usize, FaultError> {
+pub(crate) async fn target(h: &Harness, t: Target, rng: &mut Rng) -> Result<usize, FaultError> {
     let live = h.live();
     if live.is_empty() {
         return Err(FaultError::Failed("no live replica to hit".into()));
@@ -117,7 +145,7 @@ async fn target(h: &Harness, t: Target, rng: &mut Rng) -> Result<usize, FaultErr
     Ok(pick)
 }
 
-fn note(events: &mut Vec<Event>, what: String, wiped: Option<usize>) {
+pub(crate) fn note(events: &mut Vec<Event>, what: String, wiped: Option<usize>) {
     events.push(Event { at_ms: now_ms(), what, wiped });
 }
 
@@ -134,7 +162,7 @@ pub async fn terminate(h: &mut Harness, i: usize) -> Result<(), FaultError> {
     exited.map(|_| ()).ok_or_else(|| FaultError::Failed(format!("replica-{i} did not exit within 60 s of SIGTERM")))
 }
 
-fn kill(h: &mut Harness, i: usize) {
+pub(crate) fn kill(h: &mut Harness, i: usize) {
     if let Some(mut r) = h.replicas[i].take() {
         r.signal(libc::SIGKILL);
         drop(r); // reaps
@@ -260,6 +288,20 @@ pub async fn inject(h: &mut Harness, fault: Fault, rng: &mut Rng, ev: &mut Vec<E
             note(ev, format!("replica-{i} restarted with its clock {secs:+}s off"), None);
             Undo::Unskew(i)
         }
+        Fault::KillTwo => more::kill_two(h, rng, ev).await?,
+        Fault::PartitionMinority { target: t, route_secs } => {
+            let i = target(h, t, rng).await?;
+            more::partition_minority(h, i, route_secs, ev)
+        }
+        Fault::PartitionSomeKubelets(t) => {
+            let i = target(h, t, rng).await?;
+            more::partition_some_kubelets(h, i, rng, ev)
+        }
+        Fault::RestartDuringKill => more::restart_during_kill(h, rng, ev).await?,
+        Fault::ClockStep { secs } => {
+            let i = target(h, Target::Follower, rng).await?;
+            more::step_clock(h, i, secs, ev).await?
+        }
     })
 }
 
@@ -309,9 +351,18 @@ pub async fn heal(h: &mut Harness, undo: Undo, ev: &mut Vec<Event>) -> Result<()
         }
         Undo::Unskew(i) => {
             terminate(h, i).await?;
-            h.env_of[i].clear();
+            h.env_of[i] = h.base_env(i);
             h.spawn(i)?;
             note(ev, format!("replica-{i} restarted with the true clock"), None);
+        }
+        Undo::HealMinority(i) => {
+            h.partitions.heal();
+            h.pin_route(i, None);
+            note(ev, format!("peer partition of replica-{i} healed; routed by /readyz again"), None);
+        }
+        Undo::Unstep(i) => {
+            h.set_clock(i, 0).map_err(FaultError::Harness)?;
+            note(ev, format!("replica-{i}'s clock stepped back to true"), None);
         }
     }
     Ok(())
