@@ -422,6 +422,21 @@ impl<T: Transport> ClusterSource<T> {
             answers.extend(replies.into_iter().filter_map(|(_, r)| r.ok()).flat_map(|r| r.items));
             value = merge_pods(keys, answers.iter().cloned(), now);
         }
+        // A pod every asked member answered without (one restarted a moment
+        // ago, its store still empty, answers its part with nothing) that
+        // this replica holds a copy of: served from the copy, as true as
+        // the owner's, rather than left out.
+        if value.iter().any(Option::is_none) {
+            for (slot, (namespace, name)) in value.iter_mut().zip(keys) {
+                if slot.is_none()
+                    && let Some((node, usage)) = self.local.store.pod_on_node(namespace, name, now)
+                    && !crate::store::clock::from_future(usage.timestamp, now)
+                {
+                    *slot = Some(usage.clone());
+                    answers.push(PodAnswer { namespace: namespace.clone(), name: name.clone(), node, usage });
+                }
+            }
+        }
         self.remember(&answers);
         // A pod's node is only known once someone scraped it, so while any
         // asked-for pod is missing, every member whose part may be missing

@@ -442,3 +442,22 @@ async fn a_draining_member_that_looks_silent_is_still_asked_for_what_it_held() {
     assert!(after.value.iter().any(Option::is_none), "its nodes are nowhere else at factor 1");
     assert!(!fake.calls.lock().unwrap().iter().any(|(to, _)| *to == 2), "a failed draining member asked again");
 }
+
+#[tokio::test]
+async fn pods_a_member_answers_its_part_without_are_served_from_this_replicas_copies() {
+    let (fake, views) = fake(3, &[]);
+    // The ring has not moved for long (no last-resort pass over everyone).
+    let mut settled = (*views[&1].borrow().clone()).clone();
+    settled.since = std::time::Instant::now() - Duration::from_secs(600);
+    views[&1].send(Arc::new(settled)).unwrap();
+    // Member 2 restarted a moment ago: Active, answering, but its store is empty.
+    let view = fake.members[&2].local.ownership.borrow().clone();
+    for n in node_names() {
+        fake.members[&2].local.store.forget_node(&n);
+    }
+    assert!(node_names().iter().any(|n| view.owner(n) == Some(2)));
+    let src = source(&fake, 1);
+    let pods = src.pods(&all_pods(), &pod_keys(), now()).await;
+    assert!(pods.value.iter().all(Option::is_some), "pods of the restarted member's nodes left out");
+    assert!(pods.missing.is_empty(), "{:?}", pods.missing);
+}

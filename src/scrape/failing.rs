@@ -13,7 +13,12 @@
 //! Only failures to *reach* a kubelet count (connect, TLS handshake,
 //! timeout, a request that could not be sent): a kubelet that answers with
 //! an error or a bad body would answer every replica the same way, so
-//! moving it helps nobody; such an answer counts as reached.
+//! moving it helps nobody; such an answer counts as reached. One exception:
+//! samples refused as from the future count as not reached, because the
+//! cause may be this replica's own clock (stepped back): another holder
+//! then scrapes the node. When the kubelet's clock is the one ahead, every
+//! holder reports it and its owner alone keeps trying, as for a kubelet
+//! nobody reaches.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,7 +47,7 @@ pub type Report = Arc<dyn Fn(Vec<String>) + Send + Sync>;
 /// Whether a scrape failure of this reason (a `scrape_errors` reason label)
 /// means the kubelet was not reached.
 pub fn unreached(reason: &str) -> bool {
-    matches!(reason, "connect" | "tls" | "timeout" | "request")
+    matches!(reason, "connect" | "tls" | "timeout" | "request" | "future_timestamp")
 }
 
 /// Failed attempts in a row per node, and the report built from them.
@@ -194,11 +199,11 @@ mod tests {
     }
 
     #[test]
-    fn only_failures_to_reach_the_kubelet_count() {
-        for r in ["connect", "tls", "timeout", "request"] {
+    fn only_failures_to_reach_the_kubelet_and_samples_from_the_future_count() {
+        for r in ["connect", "tls", "timeout", "request", "future_timestamp"] {
             assert!(unreached(r), "{r}");
         }
-        for r in ["status", "too_large", "body", "malformed", "future_timestamp", "address", "no_address"] {
+        for r in ["status", "too_large", "body", "malformed", "address", "no_address"] {
             assert!(!unreached(r), "{r}");
         }
     }
