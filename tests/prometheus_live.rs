@@ -178,6 +178,7 @@ async fn prometheus_fires_each_alert_on_its_fault_agrees_with_the_observer_and_f
         // exits: it must keep serving /metrics for two scrape intervals for
         // Prometheus to see it (see deploy/monitoring/README.md).
         extra_args: vec!["--shutdown-delay-duration=3s".into()],
+        faketime: None,
         clustered: true,
         wrong_kubelet_ca: false,
     })
@@ -229,6 +230,7 @@ async fn prometheus_fires_each_alert_on_its_fault_agrees_with_the_observer_and_f
         apiserver: Some(h.env.apiserver.addr()),
         admin: h.admin.clone(),
         views: Some(h.views.clone()),
+        hpas: Vec::new(),
     });
     let mut run = Run { h, p, alerts, gauges, groups, scrape, events: vec![], timings: vec![] };
     let mut rng = chaos::rng::Rng::new(7);
