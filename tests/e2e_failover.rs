@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use common::observe::{Observer, Seen};
 use common::raft_cluster::RaftCluster;
 use raft::MemberState;
-use sim::scrapes::{Count, Window, reached, unix_ms};
+use sim::scrapes::{reached, unix_ms};
 
 const NODES: usize = 30;
 const RESOLUTION: Duration = Duration::from_secs(2);
@@ -101,16 +101,9 @@ async fn owned_by(r: &RaftCluster, victim: usize) -> BTreeSet<String> {
 /// Checks exactly-once over `periods` resolutions from now: each node by
 /// one replica of `owners`, `periods` ± 1 times, never twice within R/2.
 async fn assert_exactly_once(r: &RaftCluster, periods: u32, owners: &[usize]) {
-    let from = SystemTime::now() + RESOLUTION;
-    let to = from + RESOLUTION * periods;
-    sim::wait::expect("the window to pass", RESOLUTION * (periods + 4), async || SystemTime::now() > to).await;
-    let window = Window { from_ms: unix_ms(from), to_ms: unix_ms(to), resolution_ms: RESOLUTION.as_millis() as u64 };
-    let log = r.c.env.fleet.scrapes_since(from);
-    let nodes = r.c.env.spec.nodes.iter().map(|n| n.name.as_str());
-    let v = sim::scrapes::exactly_once(reached(&log), nodes, window, Count::WithinOne);
-    assert!(v.violations.is_empty(), "not exactly once over {periods} resolutions: {:?}", v.violations);
+    let scrapers = r.exactly_once(periods, RESOLUTION).await;
     let allowed: BTreeSet<Option<IpAddr>> = owners.iter().map(|i| Some(source_ip(r, *i))).collect();
-    for (node, who) in &v.scrapers {
+    for (node, who) in &scrapers {
         assert!(who.is_subset(&allowed), "{node} scraped by {who:?}, not one of {allowed:?}");
     }
 }

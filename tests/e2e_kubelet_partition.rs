@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use common::observe::Observer;
 use common::raft_cluster::RaftCluster;
 use sim::kubelet::{BlockMode, Fault};
-use sim::scrapes::{Count, Window, reached, unix_ms};
+use sim::scrapes::{reached, unix_ms};
 
 const NODES: usize = 30;
 const RESOLUTION: Duration = Duration::from_secs(2);
@@ -82,21 +82,6 @@ fn firsts(
     first
 }
 
-/// Exactly once over `periods` resolutions from now: each node by one
-/// replica (of those scraping at all), `periods` ± 1 times, never twice
-/// within R/2; returns who scraped each node.
-async fn exactly_once(r: &RaftCluster, periods: u32) -> BTreeMap<String, BTreeSet<Option<IpAddr>>> {
-    let from = SystemTime::now() + RESOLUTION;
-    let to = from + RESOLUTION * periods;
-    sim::wait::expect("the window to pass", RESOLUTION * (periods + 4), async || SystemTime::now() > to).await;
-    let window = Window { from_ms: unix_ms(from), to_ms: unix_ms(to), resolution_ms: RESOLUTION.as_millis() as u64 };
-    let log = r.c.env.fleet.scrapes_since(from);
-    let nodes = r.c.env.spec.nodes.iter().map(|n| n.name.as_str());
-    let v = sim::scrapes::exactly_once(reached(&log), nodes, window, Count::WithinOne);
-    assert!(v.violations.is_empty(), "not exactly once over {periods} resolutions: {:?}", v.violations);
-    v.scrapers
-}
-
 /// The value of an unlabelled gauge in replica `i`'s `/metrics`.
 async fn gauge(r: &RaftCluster, admin: &tls::pki::CertPair, i: usize, name: &str) -> Option<i64> {
     let (code, text) = sim::client::direct_get(r.c.env.replica_addr(i), "/metrics", Some(admin), &[]).await;
@@ -154,7 +139,7 @@ async fn cut_off_and_heal(leader: bool) {
     assert!(unreached as usize >= cut.len(), "the victim reports {unreached} kubelets unreached");
     obs.watch(RESOLUTION * 3, AGE_BOUND).await;
     let during = obs.seen();
-    let scrapers = exactly_once(&r, 4).await;
+    let scrapers = r.exactly_once(4, RESOLUTION).await;
     for (node, who) in &scrapers {
         assert!(!who.contains(&Some(ip)), "{node} scraped by the cut-off replica");
     }
@@ -170,7 +155,7 @@ async fn cut_off_and_heal(leader: bool) {
     .await;
     let back = back.expect("the owner did not take every node back");
     let giveback = back.values().map(|ms| ms_after(*ms, healed_at)).max().unwrap();
-    let scrapers = exactly_once(&r, 4).await;
+    let scrapers = r.exactly_once(4, RESOLUTION).await;
     for node in &cut {
         assert_eq!(scrapers[node], BTreeSet::from([Some(ip)]), "{node} not back with its owner");
     }

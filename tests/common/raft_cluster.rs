@@ -3,11 +3,15 @@
 //! ask them about it: a replica's view, who leads, whether they settled.
 //! (Not the hash ring: that is `ha_metrics_server::ownership::Ring`.)
 
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
 
 use ha_metrics_server::member::ClusterStatus;
 use ha_metrics_server::member::status::fetch as fetch_view;
 use raft::{ClusterView, MemberState};
+
+use sim::scrapes::{Count, Window, reached, unix_ms};
 
 use super::Cluster;
 
@@ -86,5 +90,21 @@ impl RaftCluster {
             }
         }
         views
+    }
+
+    /// Checks exactly-once over `periods` resolutions of `resolution` from
+    /// now: each node by one replica, `periods` ± 1 times, never twice
+    /// within R/2; returns who scraped each node (by source address).
+    pub async fn exactly_once(&self, periods: u32, resolution: Duration) -> BTreeMap<String, BTreeSet<Option<IpAddr>>> {
+        let from = SystemTime::now() + resolution;
+        let to = from + resolution * periods;
+        sim::wait::expect("the window to pass", resolution * (periods + 4), async || SystemTime::now() > to).await;
+        let window =
+            Window { from_ms: unix_ms(from), to_ms: unix_ms(to), resolution_ms: resolution.as_millis() as u64 };
+        let log = self.c.env.fleet.scrapes_since(from);
+        let nodes = self.c.env.spec.nodes.iter().map(|n| n.name.as_str());
+        let v = sim::scrapes::exactly_once(reached(&log), nodes, window, Count::WithinOne);
+        assert!(v.violations.is_empty(), "not exactly once over {periods} resolutions: {:?}", v.violations);
+        v.scrapers
     }
 }
