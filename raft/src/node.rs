@@ -388,7 +388,7 @@ impl Node {
 
     /// Calls one of the server's own peer routes on member `to` (by its
     /// committed peer address) with the shared envelope and client.
-    pub async fn call<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+    pub async fn call<Req: serde::Serialize, Resp: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         to: NodeId,
         path: &str,

@@ -31,7 +31,7 @@ pub trait Transport: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Resp, CallError>> + Send
     where
         Req: Serialize + Send + Sync,
-        Resp: DeserializeOwned + Send;
+        Resp: DeserializeOwned + Send + 'static;
 
     /// How long member `id` has been silent (no liveness heartbeat heard).
     fn silence(&self, id: NodeId) -> Option<Duration>;
@@ -51,7 +51,7 @@ impl Transport for raft::Node {
     ) -> impl Future<Output = Result<Resp, CallError>> + Send
     where
         Req: Serialize + Send + Sync,
-        Resp: DeserializeOwned + Send,
+        Resp: DeserializeOwned + Send + 'static,
     {
         raft::Node::call(self, to, path, body, timeout, size)
     }
@@ -92,7 +92,7 @@ pub async fn call_many<T, Req, Resp>(
 where
     T: Transport,
     Req: Serialize + Send + Sync,
-    Resp: DeserializeOwned + Send,
+    Resp: DeserializeOwned + Send + 'static,
 {
     let each = calls.into_iter().map(|(to, name, body)| async move {
         let started = Instant::now();

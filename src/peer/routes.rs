@@ -69,6 +69,15 @@ fn reply<T: serde::Serialize>(value: &T) -> Response {
     }
 }
 
+/// [`reply`] for an answer that can be large (a pods list, the points of
+/// many nodes): encoded on the blocking pool, off the runtime threads.
+async fn reply_large<T: serde::Serialize + Send + 'static>(value: T) -> Response {
+    match raft::codec::encode_off_runtime(value).await {
+        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding reply: {e}")).into_response(),
+    }
+}
+
 async fn nodes(State(st): State<PeerState>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
     match st.node.open::<NodesQuery>(&certs, &headers, &body) {
         Ok((from, q)) => reply(&st.answers.nodes(from, q)),
@@ -79,7 +88,7 @@ async fn nodes(State(st): State<PeerState>, certs: Certs, headers: HeaderMap, bo
 async fn pods(State(st): State<PeerState>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
     match st.node.open::<PodsQuery>(&certs, &headers, &body) {
         Ok((from, q)) => match st.answers.pods(from, q) {
-            Ok(r) => reply(&r),
+            Ok(r) => reply_large(r).await,
             Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
         },
         Err(refused) => refused,
@@ -95,7 +104,7 @@ async fn push(State(st): State<PeerState>, certs: Certs, headers: HeaderMap, bod
 
 async fn points(State(st): State<PeerState>, certs: Certs, headers: HeaderMap, body: Bytes) -> Response {
     match st.node.open::<PointsQuery>(&certs, &headers, &body) {
-        Ok((from, q)) => reply(&st.intake.points(from, q)),
+        Ok((from, q)) => reply_large(st.intake.points(from, q)).await,
         Err(refused) => refused,
     }
 }

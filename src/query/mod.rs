@@ -169,7 +169,7 @@ impl<T: Transport> ClusterSource<T> {
     ) -> Result<Resp, CallError>
     where
         Req: serde::Serialize + Send + Sync,
-        Resp: serde::de::DeserializeOwned + Send,
+        Resp: serde::de::DeserializeOwned + Send + 'static,
     {
         let calls = vec![(to, ownership.name_of(to), body)];
         let mut r = call_many(&*self.transport, &self.metrics, path, calls, deadline, ReplySize::Large).await;

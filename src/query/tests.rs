@@ -123,7 +123,7 @@ impl Transport for Fake {
     ) -> impl std::future::Future<Output = Result<Resp, CallError>> + Send
     where
         Req: Serialize + Send + Sync,
-        Resp: DeserializeOwned + Send,
+        Resp: DeserializeOwned + Send + 'static,
     {
         self.calls.lock().unwrap().push((to, path));
         let dead = self.dead.lock().unwrap().contains(&to);

@@ -144,7 +144,7 @@ impl PeerClient {
 
     /// Posts `envelope` to `path` at `addr` and decodes the reply (at most
     /// [`codec::DECODE_LIMIT`] bytes).
-    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned + Send + 'static>(
         &self,
         addr: &str,
         path: &str,
@@ -155,7 +155,7 @@ impl PeerClient {
     }
 
     /// Like [`PeerClient::call`], with the reply size bound given.
-    pub async fn call_with<Req: Serialize, Resp: DeserializeOwned>(
+    pub async fn call_with<Req: Serialize, Resp: DeserializeOwned + Send + 'static>(
         &self,
         addr: &str,
         path: &str,
@@ -198,7 +198,7 @@ impl PeerClient {
         }
         let decoded = match size {
             ReplySize::Small => codec::decode(&bytes),
-            ReplySize::Large => codec::decode_large(&bytes),
+            ReplySize::Large => codec::decode_large_off_runtime(bytes).await,
         };
         decoded.map_err(|e| CallError::Decode { addr: addr.to_string(), path: path.to_string(), reason: e.to_string() })
     }

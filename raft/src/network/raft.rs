@@ -45,7 +45,11 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 }
 
 impl Connection {
-    async fn send<Req: Serialize, Resp: DeserializeOwned, E: std::error::Error + DeserializeOwned>(
+    async fn send<
+        Req: Serialize,
+        Resp: DeserializeOwned + Send + 'static,
+        E: std::error::Error + DeserializeOwned + Send + 'static,
+    >(
         &self,
         route: &str,
         body: Req,

@@ -34,7 +34,7 @@ impl Transport for Recorder {
     ) -> impl std::future::Future<Output = Result<Resp, CallError>> + Send
     where
         Req: Serialize + Send + Sync,
-        Resp: DeserializeOwned + Send,
+        Resp: DeserializeOwned + Send + 'static,
     {
         let bytes = raft::codec::encode(&body).expect("encodes");
         let slow = self.slow.contains(&to);
