@@ -380,7 +380,7 @@ impl<T: Transport> ClusterSource<T> {
         // A list whose every pod is placed (the HPA's: one Deployment in one
         // namespace) asks only the owners of those pods' nodes; the others
         // only if a pod was not where it was placed.
-        let routed = if query.one.is_none() { self.place(keys, now) } else { None }
+        let routed = if query.one.is_none() { self.place(keys) } else { None }
             .and_then(|nodes| pod_routing(&ownership, &nodes));
         let mut parts = self
             .pod_parts(&ownership, &skipped, (routed.as_ref(), true), &mut outcomes, &with, now, deadline, &mut answers)
@@ -471,14 +471,13 @@ impl<T: Transport> ClusterSource<T> {
     /// The nodes of the pods `keys` names, when this replica can place every
     /// one (from the pods it holds, or where a peer's answer last put it);
     /// `None` for an empty or very large list, or one it cannot place whole.
-    fn place(&self, keys: &[PodKey], now: UnixNanos) -> Option<BTreeSet<String>> {
+    fn place(&self, keys: &[PodKey]) -> Option<BTreeSet<String>> {
         if keys.is_empty() || keys.len() > ROUTE_AT_MOST {
             return None;
         }
         let mut nodes = BTreeSet::new();
         for key in keys {
-            let node =
-                self.located(key).or_else(|| self.local.store.pod_on_node(&key.0, &key.1, now).map(|(n, _)| n))?;
+            let node = self.located(key).or_else(|| self.local.store.node_of_pod(&key.0, &key.1))?;
             nodes.insert(node);
         }
         Some(nodes)

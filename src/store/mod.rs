@@ -276,6 +276,11 @@ impl Store {
         out
     }
 
+    /// The node that last reported a pod held here (no usage computed).
+    pub fn node_of_pod(&self, namespace: &str, name: &str) -> Option<String> {
+        self.read_lock().pods.get(namespace)?.get(name).map(|p| p.node.clone())
+    }
+
     /// Usage of one pod at `now` and the node that reported it.
     pub fn pod_on_node(&self, namespace: &str, name: &str, now: UnixNanos) -> Option<(String, PodUsage)> {
         let inner = self.read_lock();
