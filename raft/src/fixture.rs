@@ -46,6 +46,14 @@ pub fn active(n: u64) -> ClusterState {
     state((1..=n).map(|id| (id, name(id), MemberState::Active)), Some(RingParams::CURRENT))
 }
 
+/// `n` Active members as [`active`], with `ring` committed and replication
+/// factor `rf`: the cluster of the replica and query tests.
+pub fn replicated(n: u64, ring: RingParams, rf: u32) -> ClusterState {
+    let mut s = state((1..=n).map(|id| (id, name(id), MemberState::Active)), Some(ring));
+    commit(&mut s, &Command::SetReplication(rf));
+    s
+}
+
 fn commit(s: &mut ClusterState, cmd: &Command) {
     if let Some(why) = s.apply(cmd).refused {
         panic!("fixture step {cmd:?} refused: {why}");

@@ -380,8 +380,8 @@ impl<T: Transport> ClusterSource<T> {
         // A list whose every pod is placed (the HPA's: one Deployment in one
         // namespace) asks only the owners of those pods' nodes; the others
         // only if a pod was not where it was placed.
-        let routed = if query.one.is_none() { self.place(keys) } else { None }
-            .and_then(|nodes| pod_routing(&ownership, &nodes));
+        let routed =
+            if query.one.is_none() { self.place(keys) } else { None }.and_then(|nodes| pod_routing(&ownership, &nodes));
         let mut parts = self
             .pod_parts(&ownership, &skipped, (routed.as_ref(), true), &mut outcomes, &with, now, deadline, &mut answers)
             .await;

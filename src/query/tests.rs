@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use apimachinery::selector::LabelSelector;
 use raft::state::RingParams;
-use raft::{ClusterState, Command, MemberInfo, MemberState};
+use raft::{ClusterState, Command, MemberState};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -59,15 +59,7 @@ fn inventory() -> Arc<Cluster> {
 }
 
 fn state(rf: u32) -> ClusterState {
-    let mut s = ClusterState::default();
-    for id in 1..=3 {
-        let info = MemberInfo { name: format!("r{id}"), api_addr: String::new(), peer_addr: format!("h{id}:1") };
-        s.apply(&Command::Join { id, info });
-    }
-    s.apply(&Command::SetStates((1..=3).map(|id| (id, MemberState::Active)).collect()));
-    s.apply(&Command::SetRing(RingParams { hash_version: 1, vnodes: 64 }));
-    s.apply(&Command::SetReplication(rf));
-    s
+    raft::fixture::replicated(3, RingParams { hash_version: 1, vnodes: 64 }, rf)
 }
 
 /// The wall clock 46 s after the points' base: peers answer by the wall

@@ -1,22 +1,14 @@
 //! The planner's choices: who is asked first, who next, and whom a missing
 //! part is blamed on.
 
+use raft::ClusterState;
 use raft::state::RingParams;
-use raft::{ClusterState, Command, MemberInfo, MemberState};
 
 use super::*;
 use crate::model::ContainerUsage;
 
 fn cluster(n: u64, rf: u32) -> ClusterState {
-    let mut s = ClusterState::default();
-    for id in 1..=n {
-        let info = MemberInfo { name: format!("r{id}"), api_addr: String::new(), peer_addr: format!("h{id}:1") };
-        s.apply(&Command::Join { id, info });
-    }
-    s.apply(&Command::SetStates((1..=n).map(|id| (id, MemberState::Active)).collect()));
-    s.apply(&Command::SetRing(RingParams::CURRENT));
-    s.apply(&Command::SetReplication(rf));
-    s
+    raft::fixture::replicated(n, RingParams::CURRENT, rf)
 }
 
 fn usage(ts: i64) -> PodUsage {

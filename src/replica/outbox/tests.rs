@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
 use raft::CallError;
+use raft::MemberState;
 use raft::state::RingParams;
-use raft::{ClusterState, Command, MemberInfo, MemberState};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -73,13 +73,8 @@ impl Transport for Recorder {
 }
 
 fn view() -> watch::Receiver<Arc<Ownership>> {
-    let mut s = ClusterState::default();
-    for id in 1..=4 {
-        let info = MemberInfo { name: format!("r{id}"), api_addr: String::new(), peer_addr: format!("h{id}:1") };
-        s.apply(&Command::Join { id, info });
-    }
-    s.apply(&Command::SetStates((1..=4).map(|id| (id, MemberState::Active)).collect()));
-    s.apply(&Command::SetRing(RingParams { hash_version: 1, vnodes: 16 }));
+    let members = (1..=4).map(|id| (id, raft::fixture::name(id), MemberState::Active));
+    let s = raft::fixture::state(members, Some(RingParams { hash_version: 1, vnodes: 16 }));
     watch::channel(Arc::new(Ownership::from_state(1, &s))).1
 }
 

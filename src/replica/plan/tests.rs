@@ -13,25 +13,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use raft::state::RingParams;
-use raft::{ClusterState, Command, MemberInfo, MemberState, NodeId};
+use raft::{ClusterState, Command, MemberState, NodeId};
 
 use super::*;
 
 fn join(s: &mut ClusterState, id: NodeId) {
-    let info = MemberInfo { name: format!("replica-{id}"), api_addr: String::new(), peer_addr: format!("h{id}:1") };
-    s.apply(&Command::Join { id, info });
+    s.apply(&Command::Join { id, info: raft::fixture::info(&raft::fixture::name(id)) });
 }
 
 /// Members `1..=n`, all Active, ring committed, factor `rf`.
 fn cluster(n: u64, rf: u32) -> ClusterState {
-    let mut s = ClusterState::default();
-    for id in 1..=n {
-        join(&mut s, id);
-    }
-    s.apply(&Command::SetStates((1..=n).map(|id| (id, MemberState::Active)).collect()));
-    s.apply(&Command::SetRing(RingParams { hash_version: 1, vnodes: 64 }));
-    s.apply(&Command::SetReplication(rf));
-    s
+    raft::fixture::replicated(n, RingParams { hash_version: 1, vnodes: 64 }, rf)
 }
 
 fn nodes(k: usize) -> Vec<String> {
