@@ -61,17 +61,9 @@ async fn cluster_with(args: &[&str]) -> (RaftCluster, tls::pki::CertPair) {
 /// How many nodes replica `i` can serve from its own store (scraped there
 /// or copied to it): its servable node points, scraped plus copies.
 async fn held_locally(r: &RaftCluster, i: usize, admin: &tls::pki::CertPair) -> Option<usize> {
-    let (code, body) = sim::client::direct_get(r.c.env.replica_addr(i), "/metrics", Some(admin), &[]).await;
-    if code != 200 {
-        return None;
-    }
-    let gauge = |name: &str| {
-        body.lines()
-            .find(|l| l.starts_with(name) && l.contains("type=\"node\""))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-    };
-    Some((gauge("metrics_server_storage_points{")? + gauge("ha_metrics_server_backup_points{")?) as usize)
+    let scraped = r.gauge(i, admin, "metrics_server_storage_points{type=\"node\"}").await?;
+    let copies = r.gauge(i, admin, "ha_metrics_server_backup_points{type=\"node\"}").await?;
+    Some((scraped + copies) as usize)
 }
 
 /// The replica holding the Raft leadership, and one that does not.

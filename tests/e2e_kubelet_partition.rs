@@ -82,15 +82,6 @@ fn firsts(
     first
 }
 
-/// The value of an unlabelled gauge in replica `i`'s `/metrics`.
-async fn gauge(r: &RaftCluster, admin: &tls::pki::CertPair, i: usize, name: &str) -> Option<i64> {
-    let (code, text) = sim::client::direct_get(r.c.env.replica_addr(i), "/metrics", Some(admin), &[]).await;
-    if code != 200 {
-        return None;
-    }
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 fn ms_after(ms: u64, since: SystemTime) -> Duration {
     Duration::from_millis(ms.saturating_sub(unix_ms(since)))
 }
@@ -129,13 +120,13 @@ async fn cut_off_and_heal(leader: bool) {
     let standin = sim::wait::until(Duration::from_secs(10), async || {
         let mut sum = 0;
         for &i in &others {
-            sum += gauge(&r, &admin, i, "ha_metrics_server_standin_nodes").await.unwrap_or(0);
+            sum += r.gauge(i, &admin, "ha_metrics_server_standin_nodes").await.map_or(0, |v| v as i64);
         }
         sum as usize == cut.len()
     })
     .await;
     assert!(standin.is_some(), "the others' ha_metrics_server_standin_nodes do not add up to {}", cut.len());
-    let unreached = gauge(&r, &admin, victim, "ha_metrics_server_kubelets_unreached").await.unwrap_or(0);
+    let unreached = r.gauge(victim, &admin, "ha_metrics_server_kubelets_unreached").await.map_or(0, |v| v as i64);
     assert!(unreached as usize >= cut.len(), "the victim reports {unreached} kubelets unreached");
     obs.watch(RESOLUTION * 3, AGE_BOUND).await;
     let during = obs.seen();

@@ -107,4 +107,14 @@ impl RaftCluster {
         assert!(v.violations.is_empty(), "not exactly once over {periods} resolutions: {:?}", v.violations);
         v.scrapers
     }
+
+    /// The value of one series (`name` or `name{labels}` exactly as exposed)
+    /// in replica `i`'s `/metrics`, read with `admin`.
+    pub async fn gauge(&self, i: usize, admin: &tls::pki::CertPair, series: &str) -> Option<f64> {
+        let (code, text) = sim::client::direct_get(self.c.env.replica_addr(i), "/metrics", Some(admin), &[]).await;
+        if code != 200 {
+            return None;
+        }
+        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.split_whitespace().next()?.parse().ok())
+    }
 }
