@@ -62,7 +62,7 @@ fn previous_cluster_args(r: &RaftCluster, i: usize) -> Vec<String> {
     ]
 }
 
-fn spawn(r: &mut RaftCluster, i: usize, binary: &Path, args: Vec<String>, what: &str) -> ReplicaProcess {
+fn spawn(r: &RaftCluster, i: usize, binary: &Path, args: Vec<String>, what: &str) -> ReplicaProcess {
     let log = r.c.env.work_dir.join(format!("replica-{i}-{what}.log"));
     ReplicaProcess::spawn(binary, &args, &log).expect("spawn a replica")
 }
@@ -92,7 +92,7 @@ async fn a_rolling_upgrade_from_the_previous_release_loses_no_node_and_commits_t
     for i in 0..3 {
         let mut args = r.c.env.replica_args(i, "2s");
         args.extend(previous_cluster_args(&r, i));
-        let p = spawn(&mut r, i, &previous, args, "previous");
+        let p = spawn(&r, i, &previous, args, "previous");
         r.c.replicas.push(p);
     }
     let admin = r.c.env.apiserver.issue_client_cert("admin", &["system:masters"]).expect("admin cert");
@@ -114,7 +114,7 @@ async fn a_rolling_upgrade_from_the_previous_release_loses_no_node_and_commits_t
         assert!(exited.is_some(), "replica {i} of the previous release did not exit within 60 s of SIGTERM");
         let mut args = r.c.env.replica_args(i, "2s");
         args.extend(r.c.env.cluster_args(i, 3).expect("the new peer flags"));
-        let p = spawn(&mut r, i, &current, args, "current");
+        let p = spawn(&r, i, &current, args, "current");
         r.c.replicas[i] = p;
         // Back: ready, serving every node, Active in everyone's view.
         let back = sim::wait::until(Duration::from_secs(60) * SLACK, async || {
