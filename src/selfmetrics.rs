@@ -57,6 +57,9 @@ pub struct SelfMetrics {
     /// `ha_metrics_server_served_stale_nodes`: nodes served from their last good
     /// scrape because the newest one failed.
     pub served_stale_nodes: Gauge,
+    /// `ha_metrics_server_clock_skew_seconds`: how far this replica's clock
+    /// is corrected to agree with its kubelets' (0 while they agree).
+    pub clock_skew: Gauge<f64, AtomicU64>,
     /// `ha_metrics_server_node_sample_age_seconds{node}`: age of the newest sample held.
     pub node_sample_age: Family<NodeLabel, Gauge<f64, AtomicU64>>,
     /// `ha_metrics_server_backup_points{type}`: nodes and containers backed up
@@ -176,6 +179,12 @@ impl SelfMetrics {
             "ha_metrics_server_future_samples",
             "Kubelet samples refused because their timestamp is ahead of this replica's clock by more than the allowance",
             future_samples.clone(),
+        );
+        let clock_skew = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "ha_metrics_server_clock_skew_seconds",
+            "How far the kubelets' clocks are ahead of this host's, as this replica corrects its clock by (0 while they agree within 1 s)",
+            clock_skew.clone(),
         );
         let served_stale_nodes = Gauge::default();
         registry.register(
@@ -351,6 +360,7 @@ impl SelfMetrics {
             scrape_errors,
             future_samples,
             served_stale_nodes,
+            clock_skew,
             node_sample_age,
         }
     }

@@ -168,6 +168,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         if config.kubelet.completely_insecure { "http" } else { "https" },
         sink,
         metrics.clone(),
+        config.resolution,
     );
     if let Some(node) = &raft_node {
         // The kubelets this replica cannot reach go out with its heartbeats;

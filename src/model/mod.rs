@@ -13,6 +13,8 @@ use futures::future::BoxFuture;
 
 pub use apimachinery::UnixNanos;
 
+pub mod clock;
+pub use clock::now_nanos;
 pub mod points;
 pub use points::{ContainerPoint, NodeBatch, PodPoints, Point};
 
@@ -233,10 +235,4 @@ impl<R: MetricsReader + ?Sized + 'static> UsageSource for Local<R> {
     ) -> BoxFuture<'a, Answer<Vec<Option<PodUsage>>>> {
         Box::pin(async move { Answer::complete(keys.iter().map(|(ns, n)| self.0.pod(ns, n, now)).collect()) })
     }
-}
-
-/// The current wall-clock time as [`UnixNanos`].
-pub fn now_nanos() -> UnixNanos {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }

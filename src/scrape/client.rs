@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, DATE};
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use hyper_rustls::HttpsConnector;
@@ -89,6 +89,15 @@ pub enum ClientError {
     Invalid(String),
     #[error("kubelet client: {0}")]
     Token(#[from] TokenFileError),
+}
+
+/// A kubelet's answer and its clock when it sent it.
+#[derive(Debug, Clone)]
+pub struct Dated {
+    pub body: Bytes,
+    /// The `Date` header, if the kubelet sent a valid one (Unix nanoseconds,
+    /// truncated to the second).
+    pub date: Option<i64>,
 }
 
 /// Why one kubelet request failed; [`ScrapeError::reason`] is a label value.
@@ -200,6 +209,11 @@ impl KubeletClient {
 
     /// GETs `url` from `node`'s kubelet and returns the whole body.
     pub async fn get(&self, url: &Uri, node: &str) -> Result<Bytes, ScrapeError> {
+        self.get_dated(url, node).await.map(|d| d.body)
+    }
+
+    /// [`KubeletClient::get`], with the kubelet's clock from its `Date` header.
+    pub async fn get_dated(&self, url: &Uri, node: &str) -> Result<Dated, ScrapeError> {
         let inner = &self.inner;
         let result = tokio::time::timeout(inner.request_timeout, self.fetch(url)).await;
         let result = result.unwrap_or(Err(ScrapeError::Timeout));
@@ -209,7 +223,7 @@ impl KubeletClient {
         result
     }
 
-    async fn fetch(&self, url: &Uri) -> Result<Bytes, ScrapeError> {
+    async fn fetch(&self, url: &Uri) -> Result<Dated, ScrapeError> {
         let inner = &self.inner;
         let mut req = Request::get(url.clone()).body(Empty::new()).map_err(|e| ScrapeError::Request(e.to_string()))?;
         if let Some(token) = &inner.token {
@@ -223,12 +237,18 @@ impl KubeletClient {
         if resp.status() != StatusCode::OK {
             return Err(ScrapeError::Status(resp.status().as_u16()));
         }
+        let date = resp
+            .headers()
+            .get(DATE)
+            .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_nanos()).ok());
         let declared = resp.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > inner.max_body_bytes as u64) {
             return Err(ScrapeError::TooLarge(inner.max_body_bytes));
         }
         match Limited::new(resp.into_body(), inner.max_body_bytes).collect().await {
-            Ok(body) => Ok(body.to_bytes()),
+            Ok(body) => Ok(Dated { body: body.to_bytes(), date }),
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
                 Err(ScrapeError::TooLarge(inner.max_body_bytes))
             }

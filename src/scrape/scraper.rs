@@ -13,11 +13,12 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::discovery::{ScrapeTarget, TargetError};
+use crate::model::clock::KubeletClocks;
 use crate::model::{NodeBatch, UnixNanos, now_nanos};
-use crate::scrape::client::KubeletClient;
+use crate::scrape::client::{Dated, KubeletClient};
 use crate::scrape::failing::{self, Report, Unreached};
 use crate::scrape::parse::parse_scrape;
 use crate::scrape::scheduler::{Attempt, ScrapeOne};
@@ -70,6 +71,8 @@ pub struct KubeletScraper {
     failing: Failing,
     /// Nodes whose kubelet this replica cannot reach, reported to the cluster.
     unreached: Arc<Unreached>,
+    /// The kubelets' clocks, which correct this host's when they agree it is off.
+    clocks: KubeletClocks,
 }
 
 impl KubeletScraper {
@@ -78,8 +81,17 @@ impl KubeletScraper {
         scheme: &'static str,
         sink: Arc<dyn ScrapeSink>,
         metrics: Arc<SelfMetrics>,
+        resolution: Duration,
     ) -> KubeletScraper {
-        KubeletScraper { client, sink, metrics, scheme, failing: Failing::default(), unreached: Arc::default() }
+        KubeletScraper {
+            client,
+            sink,
+            metrics,
+            scheme,
+            failing: Failing::default(),
+            unreached: Arc::default(),
+            clocks: KubeletClocks::new(resolution),
+        }
     }
 
     /// Reports the nodes whose kubelet this replica cannot reach through
@@ -133,14 +145,20 @@ impl ScrapeOne for KubeletScraper {
             Ok(u) => u,
             Err(e) => return self.failed(node, "address", &e, attempt),
         };
-        let result = self.client.get(&url, node).await;
+        let result = self.client.get_dated(&url, node).await;
         let labels = vec![("node", node.to_string())];
         self.metrics.kubelet_request_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
         self.metrics.kubelet_last_request_time.get_or_create(&labels).set(request_time as f64 / 1e9);
         let success = if result.is_ok() { "true" } else { "false" };
         self.metrics.kubelet_request_total.get_or_create(&vec![("success", success)]).inc();
         let body = match result {
-            Ok(body) => body,
+            Ok(Dated { body, date }) => {
+                if let Some(date) = date {
+                    let skew = self.clocks.observe(node, date);
+                    self.metrics.clock_skew.set(skew as f64 / 1e9);
+                }
+                body
+            }
             Err(e) => return self.failed(node, e.reason(), &e, attempt),
         };
         self.unreached.reached(node);

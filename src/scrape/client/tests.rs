@@ -240,3 +240,16 @@ fn missing_token_file_is_a_startup_error_naming_it() {
     let err = KubeletClient::new(config).err().unwrap();
     assert!(err.to_string().contains("/nonexistent/token"), "{err}");
 }
+
+#[tokio::test]
+async fn an_answer_carries_the_kubelets_clock_from_its_date_header() {
+    let block = Block::acquire().unwrap();
+    let kubelet = tls_kubelet(block.kubelet(0).into()).await;
+    let client = KubeletClient::new(verifying(&kubelet.ca)).unwrap();
+    let before = crate::model::clock::system_nanos();
+    let dated = client.get_dated(&url("https", kubelet.addr, "/metrics/resource"), "node-1").await.unwrap();
+    let after = crate::model::clock::system_nanos();
+    let date = dated.date.expect("hyper's server sends Date, as Go's does");
+    // Truncated to the second, so up to 1 s before the request.
+    assert!(date > before - 1_000_000_000 && date <= after, "{before} {date} {after}");
+}
