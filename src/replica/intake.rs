@@ -37,14 +37,24 @@ impl Intake for PointsIntake {
         let ownership = self.ownership.borrow().clone();
         let now = now_nanos();
         let (mut taken, mut refused) = (0, 0);
-        for (node, batch) in push.points {
+        let mut points = push.points.into_iter().peekable();
+        while let Some((node, batch)) = points.next() {
+            // Two batches of one node in a row are its sender's last two
+            // points (a copy, a seed or a handover from this release).
+            let pair = points.next_if(|(n, _)| *n == node).map(|(_, b)| b);
             let ringed = matches!(ownership.mode, Mode::Ring(_));
             if ringed && !ownership.may_hold(from, &node) {
-                refused += 1;
+                refused += 1 + usize::from(pair.is_some());
                 continue;
             }
             let held = if ownership.scrapes(&node) { Held::Owned } else { Held::Copy };
-            taken += usize::from(self.store.store_replica(&node, batch, now, held));
+            taken += match pair {
+                Some(other) => {
+                    let from_owner = ownership.owner(&node) == Some(from);
+                    self.store.store_replica_pair(&node, (batch, other), now, held, from_owner)
+                }
+                None => usize::from(self.store.store_replica(&node, batch, now, held)),
+            };
         }
         if refused > 0 {
             let sender = ownership.name_of(from);

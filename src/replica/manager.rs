@@ -57,18 +57,22 @@ impl<T: Transport> ScrapeSink for Replicas<T> {
             .copied()
             .filter(|h| Some(*h) != ownership.me && !ownership.unreachable.contains(h))
             .collect();
-        if !to.is_empty() {
-            let shared = Arc::new(batch.clone());
-            for h in to {
-                self.outbox.send(h, Kind::Copy, node, shared.clone());
-            }
-        }
         if ownership.scrapes(node) {
             self.store.store_scrape(node, batch, now);
         } else {
             // A probe of a kubelet this replica had reported unreachable:
             // kept, as a copy, while another holder scrapes the node.
             self.store.store_replica(node, batch, now, Held::Copy);
+        }
+        if !to.is_empty() {
+            // The last two points as held now, so each holder's previous
+            // point is this replica's and their rates equal its own.
+            let (last, prev) = pair(self.store.export(node));
+            if let Some(last) = last {
+                for h in to {
+                    self.outbox.send_pair(h, Kind::Copy, node, last.clone(), prev.clone());
+                }
+            }
         }
     }
 
@@ -83,6 +87,12 @@ impl<T: Transport> ScrapeSink for Replicas<T> {
     fn forget(&self, node: &str) {
         self.store.forget_node(node);
     }
+}
+
+/// The last and previous batch of a [`Store::export`] (newest first), shared.
+fn pair(export: Vec<NodeBatch>) -> (Option<Arc<NodeBatch>>, Option<Arc<NodeBatch>>) {
+    let mut it = export.into_iter().map(Arc::new);
+    (it.next(), it.next())
 }
 
 /// What the manager keeps between view changes.
@@ -317,8 +327,15 @@ impl Manager {
                 if let Ok(reply) = r {
                     for (n, batches) in reply.points {
                         let held = if o.scrapes(&n) { Held::Owned } else { Held::Copy };
-                        for b in batches {
-                            self.store().store_replica(&n, b, now, held);
+                        let mut batches = batches.into_iter();
+                        match (batches.next(), batches.next()) {
+                            (Some(a), Some(b)) => {
+                                self.store().store_replica_pair(&n, (a, b), now, held, false);
+                            }
+                            (Some(a), None) => {
+                                self.store().store_replica(&n, a, now, held);
+                            }
+                            _ => {}
                         }
                         answered.insert(n);
                     }

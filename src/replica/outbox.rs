@@ -49,7 +49,15 @@ struct Entry {
     kind: Kind,
     node: String,
     batch: Arc<NodeBatch>,
+    /// The sender's previous points of `node`, travelling just before `batch`.
+    prev: Option<Arc<NodeBatch>>,
     tries: u8,
+}
+
+impl Entry {
+    fn bytes(&self) -> usize {
+        approx_bytes(&self.batch) + self.prev.as_deref().map_or(0, approx_bytes)
+    }
 }
 
 #[derive(Default)]
@@ -99,9 +107,23 @@ impl<T: Transport> Outbox<T> {
 
     /// Queues `batch` of `node` for member `to`; never blocks.
     pub fn send(self: &Arc<Self>, to: NodeId, kind: Kind, node: &str, batch: Arc<NodeBatch>) {
+        self.send_pair(to, kind, node, batch, None);
+    }
+
+    /// Queues `node`'s last points and, if any, the previous ones it holds,
+    /// to travel together (previous first) so the receiver takes both as
+    /// this replica has them; never blocks.
+    pub fn send_pair(
+        self: &Arc<Self>,
+        to: NodeId,
+        kind: Kind,
+        node: &str,
+        batch: Arc<NodeBatch>,
+        prev: Option<Arc<NodeBatch>>,
+    ) {
         let queue = self.queue(to);
         let mut q = queue.entries.lock().unwrap_or_else(|p| p.into_inner());
-        q.push_back(Entry { kind, node: node.to_string(), batch, tries: 0 });
+        q.push_back(Entry { kind, node: node.to_string(), batch, prev, tries: 0 });
         while q.len() > self.capacity {
             // The oldest copy goes first: a newer one of its node is queued or coming.
             let at = q.iter().position(|e| e.kind == Kind::Copy).unwrap_or(0);
@@ -110,10 +132,15 @@ impl<T: Transport> Outbox<T> {
         }
     }
 
-    /// Queues the batches that rebuild `node`'s last points for `to`.
+    /// Queues the batches that rebuild `node`'s last points for `to`
+    /// ([`Store::export`](crate::store::Store::export): newest first).
     pub fn send_all(self: &Arc<Self>, to: NodeId, kind: Kind, node: &str, batches: Vec<NodeBatch>) {
-        for b in batches {
-            self.send(to, kind, node, Arc::new(b));
+        let mut it = batches.into_iter().map(Arc::new);
+        if let Some(last) = it.next() {
+            self.send_pair(to, kind, node, last, it.next());
+        }
+        for rest in it {
+            self.send(to, kind, node, rest);
         }
     }
 
@@ -184,7 +211,10 @@ impl<T: Transport> Outbox<T> {
         let mut retry = Vec::new();
         for (handover, group) in [(false, copies), (true, handovers)] {
             for chunk in chunks(group) {
-                let points: Vec<(&str, &NodeBatch)> = chunk.iter().map(|e| (e.node.as_str(), &*e.batch)).collect();
+                let points: Vec<(&str, &NodeBatch)> = chunk
+                    .iter()
+                    .flat_map(|e| e.prev.iter().chain(std::iter::once(&e.batch)).map(|b| (e.node.as_str(), &**b)))
+                    .collect();
                 let body = PushOut { epoch: ownership.epoch, handover, points };
                 let deadline = Instant::now() + PUSH_TIMEOUT;
                 let call = vec![(to, name.clone(), body)];
@@ -230,7 +260,7 @@ fn chunks(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
     let mut out: Vec<Vec<Entry>> = Vec::new();
     let mut size = 0usize;
     for e in entries {
-        let bytes = approx_bytes(&e.batch);
+        let bytes = e.bytes();
         if out.last().is_none_or(|c| !c.is_empty() && size + bytes > CHUNK_BYTES) {
             out.push(Vec::new());
             size = 0;

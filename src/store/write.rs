@@ -237,6 +237,52 @@ impl Store {
         true
     }
 
+    /// Merges a node's last two points as their sender holds them, sent
+    /// together (each copy after a scrape, a seed, a handover, a pull). When
+    /// the newer is newer than what is held, every series it updates takes
+    /// the sender's previous point as its own where the sender has one
+    /// ([`Store::adopt_prev`]): a holder that missed a copy, or scraped the
+    /// node itself while cut off, then serves exactly the owner's rate, not
+    /// one over its own older point. From the node's owner on the ring
+    /// (`from_owner`), a pair whose newer point is the one held (this
+    /// replica scraped the same sample while it stood in, or a stand-in's
+    /// copy of it arrived first) also sets the previous points: when two
+    /// members scraped one sample, the owner's window is the one served.
+    /// Otherwise both are merged as separate batches. Returns how many of
+    /// the two were taken.
+    pub fn store_replica_pair(
+        &self,
+        node: &str,
+        (a, b): (NodeBatch, NodeBatch),
+        now: UnixNanos,
+        held: Held,
+        from_owner: bool,
+    ) -> usize {
+        let (older, newer) = if batch_newest(&a) <= batch_newest(&b) { (a, b) } else { (b, a) };
+        let held_newest = self.read_lock().nodes.get(node).and_then(|e| e.newest);
+        let ordered = batch_newest(&older) < batch_newest(&newer);
+        if ordered && from_owner && held_newest.is_some() && batch_newest(&newer) == held_newest {
+            return usize::from(self.adopt_prev(node, &older));
+        }
+        let fresh = batch_newest(&newer).is_some_and(|t| held_newest.is_none_or(|h| t > h));
+        if fresh && ordered {
+            let taken = self.store_replica(node, newer, now, held);
+            if taken {
+                self.adopt_prev(node, &older);
+            }
+            return usize::from(taken);
+        }
+        usize::from(self.store_replica(node, older, now, held))
+            + usize::from(self.store_replica(node, newer, now, held))
+    }
+
+    /// Sets the previous point of each held series of `node` that `older`
+    /// has a point for (older than the series' last, and for a container
+    /// from the same start), whatever previous point it had.
+    fn adopt_prev(&self, node: &str, older: &NodeBatch) -> bool {
+        self.set_prev(node, older, true)
+    }
+
     /// Takes the points of an older batch as previous points where a held
     /// series has none yet (never over a previous point it has): a node this replica took
     /// over and scraped once before the handover (or pull) of its old
@@ -245,7 +291,15 @@ impl Store {
     /// later. A container's point counts only from the same start (no
     /// restart in between). Returns whether any series changed.
     fn backfill(&self, node: &str, batch: &NodeBatch) -> bool {
-        let older = |held: &Series, p: &Point| held.prev.is_none() && p.timestamp < held.last.timestamp;
+        self.set_prev(node, batch, false)
+    }
+
+    /// [`Store::backfill`] (`replace` false: only where no previous point is
+    /// held) and [`Store::adopt_prev`] (`replace` true).
+    fn set_prev(&self, node: &str, batch: &NodeBatch, replace: bool) -> bool {
+        let older = |held: &Series, p: &Point| {
+            (replace || held.prev.is_none()) && p.timestamp < held.last.timestamp && held.prev != Some(*p)
+        };
         let mut inner = self.write_lock();
         let Some(mut entry) = inner.take_node(node) else { return false };
         let mut changed = false;

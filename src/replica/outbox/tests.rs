@@ -183,7 +183,8 @@ fn chunks_stay_under_the_chunk_size_and_a_huge_batch_travels_alone() {
     let small = Arc::new(node_batch(30));
     let huge = Arc::new(node_batch(40_000));
     assert!(approx_bytes(&huge) > CHUNK_BYTES);
-    let entry = |b: &Arc<NodeBatch>| Entry { kind: Kind::Copy, node: "n".into(), batch: b.clone(), tries: 0 };
+    let entry =
+        |b: &Arc<NodeBatch>| Entry { kind: Kind::Copy, node: "n".into(), batch: b.clone(), prev: None, tries: 0 };
     let mut entries: Vec<Entry> = (0..2_000).map(|_| entry(&small)).collect();
     entries.insert(700, entry(&huge));
     let cs = chunks(entries);

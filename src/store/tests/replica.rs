@@ -143,3 +143,66 @@ fn a_handover_landing_after_the_new_owners_first_scrape_gives_a_rate_at_once() {
     assert!(fresh.node("node1", at(56)).is_some(), "the node's own series has no start time");
     assert!(fresh.pod("ns", "p", at(56)).is_none(), "no rate across a restart");
 }
+
+#[test]
+fn a_holder_whose_previous_point_differs_serves_the_owners_rate_once_a_pair_arrives() {
+    // The owner scraped at 15 and 30; the holder missed the copy of 15 and
+    // scraped the node itself at 20 while cut off.
+    let (owner, _) = new_store(15, 30);
+    two_scrapes(&owner);
+    let (holder, _) = new_store(15, 30);
+    let own = batch(Some(node_point(20, 14.0, MIB)), vec![pod("ns", "p", vec![container("c", Some(0), 20, 2.0, MIB)])]);
+    holder.store_scrape("node1", own, at(20));
+    let mut export = owner.export("node1");
+    let (last, prev) = (export.remove(0), export.remove(0));
+    // One at a time, the holder's rate is over its own point at 20.
+    let (alone, _) = new_store(15, 30);
+    alone.store_scrape("node1", batch(Some(node_point(20, 14.0, MIB)), vec![]), at(20));
+    assert!(alone.store_replica("node1", last.clone(), at(31), Held::Copy));
+    assert_ne!(alone.node("node1", at(31)), owner.node("node1", at(31)), "a rate over another previous point");
+    // As a pair, in either order, exactly the owner's.
+    assert_eq!(holder.store_replica_pair("node1", (prev.clone(), last.clone()), at(31), Held::Copy, false), 1);
+    assert_eq!(holder.node("node1", at(31)), owner.node("node1", at(31)));
+    assert_eq!(holder.pod("ns", "p", at(31)), owner.pod("ns", "p", at(31)));
+    // A pair no newer than what is held changes nothing held newer.
+    assert_eq!(holder.store_replica_pair("node1", (last, prev), at(31), Held::Copy, false), 0);
+    assert_eq!(holder.node("node1", at(31)), owner.node("node1", at(31)));
+}
+
+#[test]
+fn a_pair_never_gives_a_restarted_container_a_previous_point_from_before_the_restart() {
+    let (owner, _) = new_store(15, 30);
+    two_scrapes(&owner);
+    let (holder, _) = new_store(15, 30);
+    let mut export = owner.export("node1");
+    let (last, mut prev) = (export.remove(0), export.remove(0));
+    // The previous point as a different start of the container.
+    prev.pods[0].containers[0].point.start_time = Some(at(1));
+    holder.store_replica_pair("node1", (prev, last), at(31), Held::Copy, false);
+    assert!(holder.pod("ns", "p", at(31)).is_none(), "no rate across a restart");
+    assert_eq!(holder.node("node1", at(31)), owner.node("node1", at(31)), "the node's own pair still counts");
+}
+
+#[test]
+fn the_owners_window_wins_when_a_stand_in_scraped_the_same_sample() {
+    // The owner scraped at 15 and 30; a stand-in scraped the same sample at
+    // 30 but its previous one at 20.
+    let (owner, _) = new_store(15, 30);
+    two_scrapes(&owner);
+    let (standin, _) = new_store(15, 30);
+    for (t, cpu, c) in [(20, 14.0, 2.0), (30, 25.0, 4.0)] {
+        let b =
+            batch(Some(node_point(t, cpu, 2 * MIB)), vec![pod("ns", "p", vec![container("c", Some(0), t, c, MIB)])]);
+        standin.store_scrape("node1", b, at(t));
+    }
+    assert_ne!(standin.node("node1", at(31)), owner.node("node1", at(31)));
+    let mut export = owner.export("node1");
+    let pair = (export.remove(0), export.remove(0));
+    // From a member that is not the node's owner: the held sample stays as it is.
+    assert_eq!(standin.store_replica_pair("node1", pair.clone(), at(31), Held::Copy, false), 0);
+    assert_ne!(standin.node("node1", at(31)), owner.node("node1", at(31)));
+    // From its owner: the owner's window.
+    assert_eq!(standin.store_replica_pair("node1", pair, at(31), Held::Copy, true), 1);
+    assert_eq!(standin.node("node1", at(31)), owner.node("node1", at(31)));
+    assert_eq!(standin.pod("ns", "p", at(31)), owner.pod("ns", "p", at(31)));
+}
