@@ -13,6 +13,12 @@
 //! copies every scrape to the next RF−1 distinct members on the ring, so any
 //! holder that becomes owner serves at once and its first scrape yields a
 //! rate.
+//!
+//! Points travel as their sender holds them: a node's last points with the
+//! previous ones (two batches of one node in a row in a push, oldest
+//! first), and a receiver that takes the newer also takes the sender's
+//! previous points, so every holder serves the same rate as the owner, not
+//! one over a point of its own (`Store::store_replica_pair`).
 
 pub mod intake;
 pub mod manager;

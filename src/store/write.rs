@@ -272,8 +272,10 @@ impl Store {
             }
             return usize::from(taken);
         }
-        usize::from(self.store_replica(node, older, now, held))
-            + usize::from(self.store_replica(node, newer, now, held))
+        // Newer first: where it only backfills, the newest older point is
+        // the one a series without a previous point should take.
+        usize::from(self.store_replica(node, newer, now, held))
+            + usize::from(self.store_replica(node, older, now, held))
     }
 
     /// Sets the previous point of each held series of `node` that `older`

@@ -206,3 +206,19 @@ fn the_owners_window_wins_when_a_stand_in_scraped_the_same_sample() {
     assert_eq!(standin.node("node1", at(31)), owner.node("node1", at(31)));
     assert_eq!(standin.pod("ns", "p", at(31)), owner.pod("ns", "p", at(31)));
 }
+
+#[test]
+fn a_pair_older_than_one_own_scrape_backfills_with_its_newer_point() {
+    // The new owner scraped once (at 45) before the old owner's pair (15, 30) landed.
+    let (from, _) = new_store(15, 30);
+    two_scrapes(&from);
+    let (to, _) = new_store(15, 30);
+    let own =
+        batch(Some(node_point(45, 40.0, 2 * MIB)), vec![pod("ns", "p", vec![container("c", Some(0), 45, 7.0, MIB)])]);
+    to.store_scrape("node1", own, at(45));
+    let mut export = from.export("node1");
+    let (last, prev) = (export.remove(0), export.remove(0));
+    assert_eq!(to.store_replica_pair("node1", (prev, last), at(46), Held::Owned, false), 1, "one backfill");
+    let node = to.node("node1", at(46)).expect("a rate at once");
+    assert_eq!(node.window_ns, at(45) - at(30), "over the old owner's last point, not its previous one");
+}
