@@ -5,7 +5,7 @@
 //! chaos/README.md ("What fails today"), with the invariant that catches
 //! them and its cause: kill-two (exactly-once: the survivor and a restarted
 //! replica both scrape a node a third time while the restarted one comes
-//! back, in three runs of eight), and rolling-restart,
+//! back, in four runs of ten), and rolling-restart,
 //! rolling-restart-during-kill, partition-from-kubelets and
 //! kubelet-partial-partition (not yet run here often enough since their
 //! last fixes to call reliable). The clock scenarios need libfaketime,
