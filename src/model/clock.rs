@@ -46,11 +46,6 @@ pub fn system_nanos() -> UnixNanos {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
-/// The correction [`now_nanos`] applies now, in nanoseconds.
-pub fn skew_ns() -> i64 {
-    CLOCK.lock().map(|c| c.skew).unwrap_or(0)
-}
-
 /// A jump of the host clock against the monotonic one beyond this is a step
 /// (an NTP step, `date -s`), not the slew NTP does in the normal course.
 pub const STEP_NS: i64 = 1_000_000_000;
@@ -221,6 +216,16 @@ mod tests {
 
     const W: Duration = Duration::from_secs(4);
 
+    /// A clock whose three kubelets just said they are `lead` ahead of the
+    /// host, with the start of the monotonic clock and the host time then.
+    fn voted(lead: i64) -> (Clock, Instant, i64) {
+        let (mut c, t0, t) = (Clock::new(), Instant::now(), 1_000_000 * S);
+        for n in ["k-1", "k-2", "k-3"] {
+            c.observe(n, t + lead - S / 2, t, t0, W);
+        }
+        (c, t0, t)
+    }
+
     #[test]
     fn a_kubelet_no_longer_scraped_stops_voting() {
         let (mut c, t0, t) = (Clock::new(), Instant::now(), 1_000_000 * S);
@@ -235,10 +240,7 @@ mod tests {
 
     #[test]
     fn a_step_of_the_host_clock_is_undone_until_the_kubelets_confirm_it() {
-        let (mut c, t0, t) = (Clock::new(), Instant::now(), 1_000_000 * S);
-        for n in ["k-1", "k-2", "k-3"] {
-            c.observe(n, t - S / 2, t, t0, W);
-        }
+        let (mut c, t0, t) = voted(0);
         assert_eq!(c.now(t, t0), t);
         // Stepped 30 s back one second later: time served goes on.
         let t1 = t0 + Duration::from_secs(1);
@@ -257,10 +259,7 @@ mod tests {
     fn a_step_the_kubelets_confirm_is_kept() {
         // The host was 30 s behind and the kubelets said so; NTP then steps
         // it right: the correction falls to zero with the step.
-        let (mut c, t0, t) = (Clock::new(), Instant::now(), 1_000_000 * S);
-        for n in ["k-1", "k-2", "k-3"] {
-            c.observe(n, t + 30 * S - S / 2, t, t0, W);
-        }
+        let (mut c, t0, t) = voted(30 * S);
         assert_eq!(c.now(t, t0), t + 30 * S);
         let t1 = t0 + Duration::from_secs(1);
         assert_eq!(c.now(t + 31 * S, t1), t + 31 * S);

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::intake::PULL_CHUNK;
-use super::outbox::{Kind, Outbox};
+use super::outbox::{Kind, Outbox, last_two};
 use super::plan::{Action, actions};
 use crate::model::{NodeBatch, UnixNanos, now_nanos};
 use crate::ownership::Ownership;
@@ -67,8 +67,7 @@ impl<T: Transport> ScrapeSink for Replicas<T> {
         if !to.is_empty() {
             // The last two points as held now, so each holder's previous
             // point is this replica's and their rates equal its own.
-            let (last, prev) = pair(self.store.export(node));
-            if let Some(last) = last {
+            if let Some((last, prev)) = last_two(self.store.export(node)) {
                 for h in to {
                     self.outbox.send_pair(h, Kind::Copy, node, last.clone(), prev.clone());
                 }
@@ -87,12 +86,6 @@ impl<T: Transport> ScrapeSink for Replicas<T> {
     fn forget(&self, node: &str) {
         self.store.forget_node(node);
     }
-}
-
-/// The last and previous batch of a [`Store::export`] (newest first), shared.
-fn pair(export: Vec<NodeBatch>) -> (Option<Arc<NodeBatch>>, Option<Arc<NodeBatch>>) {
-    let mut it = export.into_iter().map(Arc::new);
-    (it.next(), it.next())
 }
 
 /// What the manager keeps between view changes.

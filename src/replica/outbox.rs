@@ -90,6 +90,13 @@ pub fn approx_bytes(batch: &NodeBatch) -> usize {
         .sum::<usize>()
 }
 
+/// The last and the previous batch of a [`Store::export`](crate::store::Store::export)
+/// (newest first, at most two), shared; `None` for a node not held.
+pub fn last_two(export: Vec<NodeBatch>) -> Option<(Arc<NodeBatch>, Option<Arc<NodeBatch>>)> {
+    let mut it = export.into_iter().map(Arc::new);
+    it.next().map(|last| (last, it.next()))
+}
+
 impl<T: Transport> Outbox<T> {
     /// Queues of `capacity` entries per receiver; senders stop on `stop`.
     pub fn new(
@@ -133,14 +140,10 @@ impl<T: Transport> Outbox<T> {
     }
 
     /// Queues the batches that rebuild `node`'s last points for `to`
-    /// ([`Store::export`](crate::store::Store::export): newest first).
+    /// ([`Store::export`](crate::store::Store::export)).
     pub fn send_all(self: &Arc<Self>, to: NodeId, kind: Kind, node: &str, batches: Vec<NodeBatch>) {
-        let mut it = batches.into_iter().map(Arc::new);
-        if let Some(last) = it.next() {
-            self.send_pair(to, kind, node, last, it.next());
-        }
-        for rest in it {
-            self.send(to, kind, node, rest);
+        if let Some((last, prev)) = last_two(batches) {
+            self.send_pair(to, kind, node, last, prev);
         }
     }
 
