@@ -224,14 +224,20 @@ impl Manager {
         let now = now_nanos();
         let stale = |n: &str| store.newest_sample(n).is_none_or(|t| now - t > self.resolution.as_nanos() as i64);
         let mut catch_up = Vec::new();
-        let (mut adopted, mut released, mut seeded, mut forgotten) = (0, 0, 0, 0);
+        let (mut adopted, mut orphans, mut released, mut seeded, mut forgotten) = (0, 0, 0, 0, 0);
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         for a in acts {
             match a {
                 Action::Adopt { node, orphan } => {
                     adopted += 1;
+                    orphans += usize::from(orphan);
                     store.set_held(&node, Held::Owned);
-                    if orphan || stale(&node) {
+                    // An orphan whose newest point is fresh (a stand-in's or
+                    // the dead owner's last copy) waits for its phase, the
+                    // moment its last scraper would have come back: a scrape
+                    // now would be a second one within the period, and two
+                    // holders would serve different samples of one second.
+                    if stale(&node) {
                         catch_up.push(node);
                     }
                 }
@@ -270,6 +276,7 @@ impl Manager {
             epoch = new.epoch,
             from_epoch = old.map(|o| o.epoch),
             adopted,
+            orphans,
             catch_up = catch_up.len(),
             released,
             seeded,

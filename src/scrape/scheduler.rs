@@ -8,8 +8,8 @@
 //!
 //! Which nodes this replica scrapes comes from the [`Ownership`] watch, read
 //! at every firing. When ownership moves, the replica manager decides which
-//! newly owned nodes cannot wait for their phase (an orphan, or points older
-//! than one period) and sends them here: they are scraped within
+//! newly owned nodes cannot wait for their phase (no point held, or the
+//! newest older than one period) and sends them here: they are scraped within
 //! [`CATCH_UP_WITHIN`], still never twice within half a period. A node this
 //! replica holds but reported unreachable (so another holder scrapes it) is
 //! still tried at its phase, as a [`Attempt::Probe`], until an attempt
