@@ -2,8 +2,8 @@
 //! before that work), for the rolling-upgrade test. Built on first use from
 //! this repository's history into `target/previous/` (its own target dir,
 //! so the binary the other tests run is never replaced), under a file lock
-//! so parallel tests build it once; `.ci/run` builds it before the suite
-//! into the main target dir, sharing its dependencies.
+//! so parallel tests build it once; `.ci/run` builds it the same way before
+//! the suite, so the build never competes with the timed tests.
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
