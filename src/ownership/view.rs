@@ -187,7 +187,12 @@ impl Ownership {
 
     /// Whether this replica scrapes `node` in its assigned scraper's place:
     /// that member cannot be reached and this replica is the first holder
-    /// (in scrape order) it can reach (or, in degraded mode, whatever its place).
+    /// (in scrape order) it can reach, or, in degraded mode, it can reach
+    /// no holder at all. A degraded replica that reaches a holder before it
+    /// leaves the node to that one, as a synced one does: a replica
+    /// restarted beside a survivor (not yet caught up, so degraded) would
+    /// otherwise scrape the third member's nodes along with the survivor
+    /// and that member itself, three scrapes a period.
     pub fn covers(&self, node: &str) -> bool {
         let holders = self.holders(node);
         self.assigned_of(&holders, node).is_some_and(|a| self.covers_with(&holders, a, node))
@@ -231,8 +236,13 @@ impl Ownership {
         let reachable = |h: &NodeId| Some(*h) == self.me || !self.unreachable.contains(h);
         let in_order = holders.as_slice().iter().filter(|h| !self.reports_failing(**h, node));
         let then_failing = holders.as_slice().iter().filter(|h| self.reports_failing(**h, node));
-        let first_reachable = in_order.chain(then_failing).find(|h| reachable(h));
-        first_reachable.is_some_and(|h| Some(*h) == self.me) || self.fallback.is_some()
+        match in_order.chain(then_failing).find(|h| reachable(h)) {
+            Some(first) => Some(*first) == self.me,
+            // No holder can be reached: in degraded mode every replica that
+            // cannot reach one scrapes the node (twice is better than never);
+            // otherwise the node waits for the Down commit.
+            None => self.fallback.is_some(),
+        }
     }
 
     /// The ring, shared, if owners are decided by one.
@@ -341,15 +351,37 @@ mod tests {
     }
 
     #[test]
-    fn in_degraded_mode_a_replica_scrapes_every_node_whose_owner_it_cannot_reach() {
-        let mut views = views_without(5, 2, &[1]);
+    fn in_degraded_mode_a_node_none_of_whose_holders_can_be_reached_is_scraped_by_every_replica() {
+        let mut views = views_without(5, 2, &[1, 4]);
         for v in &mut views {
             v.fallback = Some(Fallback::QuorumLost);
         }
+        let mut orphaned = 0;
         for i in 0..300 {
             let node = format!("node-{i}");
-            if views[0].owner(&node) == Some(1) {
+            let holders = views[0].holders(&node);
+            if holders.as_slice().iter().all(|h| [1, 4].contains(h)) {
+                orphaned += 1;
                 assert!(views.iter().all(|v| v.scrapes(&node)), "{node}");
+            }
+        }
+        assert!(orphaned > 0, "some node has both its holders among the dead");
+    }
+
+    #[test]
+    fn in_degraded_mode_a_node_with_a_reachable_holder_is_scraped_by_that_holder_alone() {
+        for (n, rf, dead) in [(3, 3, vec![2]), (5, 2, vec![1]), (5, 3, vec![1, 4])] {
+            let mut views = views_without(n, rf, &dead);
+            for v in &mut views {
+                v.fallback = Some(Fallback::Unsynced);
+            }
+            for i in 0..300 {
+                let node = format!("node-{i}");
+                let holders = views[0].holders(&node);
+                if holders.as_slice().iter().any(|h| !dead.contains(h)) {
+                    let scrapers = views.iter().filter(|v| v.scrapes(&node)).count();
+                    assert_eq!(scrapers, 1, "{node} holders {holders:?} dead {dead:?}");
+                }
             }
         }
     }
