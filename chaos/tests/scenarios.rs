@@ -1,15 +1,11 @@
-//! The short form of every catalogue scenario the product passes reliably
-//! today, one test each (8 nodes × 2 pods, 3 replicas, R = 2 s), every
-//! invariant judged, the HPA decisions included. Scenarios it does not pass
-//! reliably yet are not here but in the report of `chaos run --all` and in
-//! chaos/README.md ("What fails today"), with the invariant that catches
-//! them and its cause: kill-two (exactly-once: the survivor and a restarted
-//! replica both scrape a node a third time while the restarted one comes
-//! back, in four runs of ten), and rolling-restart,
-//! rolling-restart-during-kill, partition-from-kubelets and
-//! kubelet-partial-partition (not yet run here often enough since their
-//! last fixes to call reliable). The clock scenarios need libfaketime,
-//! which `sim::tools` installs from Debian's package on first use.
+//! The short form of every catalogue scenario but two, one test each (8
+//! nodes × 2 pods, 3 replicas, R = 2 s), every invariant judged, the HPA
+//! decisions included. Not here: the seeded soak (a random mix of these
+//! faults), and kill-two, which still fails exactly-once now and then (a
+//! node scraped three extra times while the killed replicas come back;
+//! chaos/README.md, "What fails today"); both run in `chaos run --all`. The clock scenarios
+//! need libfaketime, which `sim::tools` installs from Debian's package on
+//! first use.
 mod setup;
 
 macro_rules! passes {
@@ -39,4 +35,8 @@ passes! {
     a_follower_cut_off_from_its_peers_keeps_every_invariant => "partition-one-from-peers",
     a_30s_pause_keeps_every_invariant => "pause-30s",
     a_clock_stepped_30s_back_keeps_every_invariant => "clock-step-back",
+    a_rolling_restart_keeps_every_invariant => "rolling-restart",
+    a_kill_during_a_rolling_restart_keeps_every_invariant => "rolling-restart-during-kill",
+    a_replica_cut_off_from_its_kubelets_keeps_every_invariant => "partition-from-kubelets",
+    a_replica_cut_off_from_a_third_of_its_kubelets_keeps_every_invariant => "kubelet-partial-partition",
 }
