@@ -25,6 +25,8 @@ pub enum StorageOp {
     CompactLog,
     /// Replacing the vote file.
     SaveVote,
+    /// Replacing the file of the last committed log id.
+    SaveCommitted,
     /// Writing a snapshot (built here or received from the leader).
     WriteSnapshot,
     /// Reading the snapshot back.
@@ -39,6 +41,7 @@ impl fmt::Display for StorageOp {
             StorageOp::PurgeLog => "purging the raft log",
             StorageOp::CompactLog => "compacting the raft log",
             StorageOp::SaveVote => "saving the vote",
+            StorageOp::SaveCommitted => "saving the committed log id",
             StorageOp::WriteSnapshot => "writing the snapshot",
             StorageOp::ReadSnapshot => "reading the snapshot",
         })

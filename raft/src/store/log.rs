@@ -1,6 +1,9 @@
 //! The durable Raft log: an append-only WAL file (`raft.wal`) of versioned
 //! records (entries, truncations, purges), replayed into memory on open,
-//! plus the vote in its own atomically replaced file (`vote`).
+//! plus the vote in its own atomically replaced file (`vote`), and so the
+//! last committed log id (`committed`): a node restarted with its data dir
+//! applies what it had committed at once (openraft re-applies the log up to
+//! it on start), so it knows its ring before it hears from the leader.
 //!
 //! - Every write and its fsync run on a blocking thread, never on a runtime
 //!   worker, and complete before openraft hears the entries are durable.
@@ -35,6 +38,9 @@ use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
 const LOG_MAGIC: &[u8; 8] = b"HARAFTWL";
 const VOTE_MAGIC: &[u8; 8] = b"HARAFTVT";
+const COMMITTED_MAGIC: &[u8; 8] = b"HARAFTCM";
+/// Version of the committed file's content (openraft's log id).
+const COMMITTED_VERSION: u32 = 1;
 /// Version of the encoding of a log record ([`Record`], openraft's entry in
 /// it and our `Command`). Bump it whenever that encoding changes in a way an
 /// older build would misread; an older build then refuses the record by its
@@ -67,6 +73,7 @@ struct Mem {
     entries: BTreeMap<u64, Entry>,
     last_purged: Option<LogId>,
     vote: Option<Vote>,
+    committed: Option<LogId>,
     dead_bytes: u64,
 }
 
@@ -83,6 +90,7 @@ struct Wal {
 struct Files {
     path: PathBuf,
     vote_path: PathBuf,
+    committed_path: PathBuf,
     disk: Disk,
 }
 
@@ -155,8 +163,9 @@ impl LogStore {
     pub fn open(dir: &Path, disk: Disk, faults: Faults) -> Result<(LogStore, Recovery), StoreError> {
         let path = dir.join("raft.wal");
         let vote_path = dir.join("vote");
+        let committed_path = dir.join("committed");
         let bytes = disk.read(&path).map_err(io_at(&path))?.unwrap_or_default();
-        let mut mem = Mem { entries: BTreeMap::new(), last_purged: None, vote: None, dead_bytes: 0 };
+        let mut mem = Mem { entries: BTreeMap::new(), last_purged: None, vote: None, committed: None, dead_bytes: 0 };
         let mut lost_bytes = 0;
         let mut format = wal::FORMAT_VERSION;
         let mut len = bytes.len() as u64;
@@ -190,7 +199,16 @@ impl LogStore {
             })?),
             None => None,
         };
-        let files = Arc::new(Files { path, vote_path, disk });
+        mem.committed = match wal::read_atomic(&disk, &committed_path, COMMITTED_MAGIC, COMMITTED_VERSION)? {
+            Some((version, b)) => Some(codec::decode(&b).map_err(|e| StoreError::Undecodable {
+                path: committed_path.clone(),
+                what: "the committed log id".into(),
+                version,
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        let files = Arc::new(Files { path, vote_path, committed_path, disk });
         let mut wal = Wal { file, len, broken: None };
         if format == wal::LEGACY_FORMAT && lost_bytes == 0 {
             let entries: Vec<Entry> = mem.entries.values().cloned().collect();
@@ -362,6 +380,39 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
         Ok(lock(&self.mem).vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let Some(c) = committed else { return Ok(()) };
+        if lock(&self.mem).committed == Some(c) {
+            return Ok(());
+        }
+        let bytes = codec::encode(&c).map_err(|e| StorageIOError::write_logs(&e))?;
+        let files = self.files.clone();
+        let r = disk::blocking(move || {
+            wal::write_atomic(&files.disk, &files.committed_path, COMMITTED_MAGIC, COMMITTED_VERSION, &bytes)
+        })
+        .await;
+        if let Err(e) = r {
+            self.faults.storage(StorageOp::SaveCommitted, &self.files.committed_path, &e);
+            return Err(write_err(e));
+        }
+        lock(&self.mem).committed = Some(c);
+        Ok(())
+    }
+
+    /// The saved committed log id, when the log still holds that entry (or
+    /// purged it into a snapshot): a log cut back past it (a damaged tail)
+    /// gives `None`, and the node waits for the leader's commit as before.
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        let g = lock(&self.mem);
+        let Some(c) = g.committed else { return Ok(None) };
+        let held = g.entries.get(&c.index).is_some_and(|e| e.log_id == c) || g.last_purged.is_some_and(|p| c <= p);
+        if !held {
+            tracing::warn!(committed = %c, "the saved committed log id is not in the raft log; waiting for the leader's");
+            return Ok(None);
+        }
+        Ok(Some(c))
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>

@@ -204,3 +204,37 @@ async fn log_writes_and_fsyncs_do_not_block_the_runtime_thread() {
     release.await.unwrap().unwrap();
     assert_eq!(store.read_vote().await.unwrap(), Some(vote));
 }
+
+#[tokio::test]
+async fn the_committed_log_id_survives_a_restart_while_the_log_holds_its_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = open(dir.path()).unwrap();
+    assert_eq!(store.read_committed().await.unwrap(), None, "nothing saved yet");
+    store.append_entries((1..=3).map(entry).collect()).await.unwrap();
+    store.save_committed(Some(entry(2).log_id)).await.unwrap();
+    drop(store);
+    let (mut store, _) = open(dir.path()).unwrap();
+    assert_eq!(store.read_committed().await.unwrap(), Some(entry(2).log_id));
+    // Purged into a snapshot: still a committed id openraft can start from.
+    store.purge(entry(2).log_id).await.unwrap();
+    assert_eq!(store.read_committed().await.unwrap(), Some(entry(2).log_id));
+    // A later commit replaces it.
+    store.save_committed(Some(entry(3).log_id)).await.unwrap();
+    drop(store);
+    let (mut store, _) = open(dir.path()).unwrap();
+    assert_eq!(store.read_committed().await.unwrap(), Some(entry(3).log_id));
+    // A log cut back past it (its entry gone): not trusted, the node waits
+    // for the leader's commit as without the file.
+    store.truncate(entry(3).log_id).await.unwrap();
+    assert_eq!(store.read_committed().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_committed_file_of_a_newer_release_stops_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let value = codec::encode(&entry(1).log_id).unwrap();
+    wal::write_atomic(&Disk::default(), &dir.path().join("committed"), COMMITTED_MAGIC, COMMITTED_VERSION + 1, &value)
+        .unwrap();
+    let err = open(dir.path()).err().expect("refused");
+    assert!(err.to_string().contains("committed"), "{err}");
+}
