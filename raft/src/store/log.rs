@@ -116,6 +116,24 @@ fn encode(records: &[Record]) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Reads the value of an atomically replaced file (`None` when absent),
+/// refusing one of a newer release or one that does not decode.
+fn read_value<T: serde::de::DeserializeOwned>(
+    disk: &Disk,
+    path: &Path,
+    magic: &[u8; 8],
+    version: u32,
+    what: &str,
+) -> Result<Option<T>, StoreError> {
+    let Some((version, bytes)) = wal::read_atomic(disk, path, magic, version)? else { return Ok(None) };
+    codec::decode(&bytes).map(Some).map_err(|e| StoreError::Undecodable {
+        path: path.to_path_buf(),
+        what: what.into(),
+        version,
+        reason: e.to_string(),
+    })
+}
+
 /// Replays the frames of a WAL in `format` into `mem`; returns where the
 /// valid records end.
 fn replay(path: &Path, bytes: &[u8], format: u32, mem: &mut Mem) -> Result<usize, StoreError> {
@@ -190,24 +208,8 @@ impl LogStore {
             disk.set_len(&file, &path, len).map_err(io_at(&path))?;
             disk.sync_all(&file, &path).map_err(io_at(&path))?;
         }
-        mem.vote = match wal::read_atomic(&disk, &vote_path, VOTE_MAGIC, VOTE_VERSION)? {
-            Some((version, b)) => Some(codec::decode(&b).map_err(|e| StoreError::Undecodable {
-                path: vote_path.clone(),
-                what: "the vote".into(),
-                version,
-                reason: e.to_string(),
-            })?),
-            None => None,
-        };
-        mem.committed = match wal::read_atomic(&disk, &committed_path, COMMITTED_MAGIC, COMMITTED_VERSION)? {
-            Some((version, b)) => Some(codec::decode(&b).map_err(|e| StoreError::Undecodable {
-                path: committed_path.clone(),
-                what: "the committed log id".into(),
-                version,
-                reason: e.to_string(),
-            })?),
-            None => None,
-        };
+        mem.vote = read_value(&disk, &vote_path, VOTE_MAGIC, VOTE_VERSION, "the vote")?;
+        mem.committed = read_value(&disk, &committed_path, COMMITTED_MAGIC, COMMITTED_VERSION, "the committed log id")?;
         let files = Arc::new(Files { path, vote_path, committed_path, disk });
         let mut wal = Wal { file, len, broken: None };
         if format == wal::LEGACY_FORMAT && lost_bytes == 0 {
