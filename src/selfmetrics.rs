@@ -119,6 +119,9 @@ pub struct SelfMetrics {
     /// `ha_metrics_server_fanout_hedges_total{peer}`: a slow member's part also
     /// asked of its other holders.
     pub fanout_hedges: Family<Vec<(&'static str, String)>, Counter>,
+    /// `ha_metrics_server_fanout_hedges_refused_total`: slow calls not hedged
+    /// because hedges already added a tenth to the calls made.
+    pub fanout_hedges_refused: Counter,
     /// `ha_metrics_server_fanout_suspected_total{peer}`: requests that skipped a
     /// member silent or failing a moment ago.
     pub fanout_suspected: Family<Vec<(&'static str, String)>, Counter>,
@@ -304,6 +307,12 @@ impl SelfMetrics {
             "Slow members whose part was also asked of their other holders",
             fanout_hedges.clone(),
         );
+        let fanout_hedges_refused = Counter::default();
+        registry.register(
+            "ha_metrics_server_fanout_hedges_refused",
+            "Slow calls not hedged because hedges already added a tenth to the peer calls made",
+            fanout_hedges_refused.clone(),
+        );
         let fanout_suspected = Family::<Vec<(&'static str, String)>, Counter>::default();
         registry.register(
             "ha_metrics_server_fanout_suspected",
@@ -347,6 +356,7 @@ impl SelfMetrics {
             fanout_duration,
             fanout_errors,
             fanout_hedges,
+            fanout_hedges_refused,
             fanout_suspected,
             fanout_routed,
             partial_answers,

@@ -22,7 +22,7 @@ pub fn table(results: &[Result]) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "{:<14} {:>6} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
+        "{:<14} {:>6} {:>8} {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}",
         "mode",
         "nodes",
         "cpu s/s",
@@ -39,13 +39,14 @@ pub fn table(results: &[Result]) -> String {
         "hpa p99",
         "kill hpa",
         "xCPU",
-        "xMiB"
+        "xMiB",
+        "peer KiB/s"
     );
     for r in results {
         let opt = |v: f64| if v.is_nan() { "-".to_string() } else { format!("{v:.1}") };
         let _ = writeln!(
             t,
-            "{:<14} {:>6} {:>8.3} {:>8.4} {:>9.1} {:>9.1} {:>8.4} {:>8.2} {:>8} {:>9.0} {:>9.0} {:>9} {:>9.2} {:>8.2} {:>8} {:>8.3} {:>8.3}",
+            "{:<14} {:>6} {:>8.3} {:>8.4} {:>9.1} {:>9.1} {:>8.4} {:>8.2} {:>8} {:>9.0} {:>9.0} {:>9} {:>9.2} {:>8.2} {:>8} {:>8.3} {:>8.3} {:>9}",
             r.replication.map_or_else(|| r.mode.name().to_string(), |rf| format!("{} rf{rf}", r.mode.name())),
             r.nodes,
             r.cpu_s_per_s,
@@ -63,12 +64,14 @@ pub fn table(results: &[Result]) -> String {
             opt(worst(r, |l| l.hpa.p99_ms, true)),
             r.mcpu_per_node / ANCHOR_MCPU_PER_NODE,
             r.mib_per_node / ANCHOR_MIB_PER_NODE,
+            r.peer_kib_per_s.map_or_else(|| "-".to_string(), |v| format!("{v:.1}")),
         );
     }
     let _ = writeln!(
         t,
         "latencies: worst replica's percentile; kill = replica 2 SIGKILLed (sharded only); \
-         xCPU/xMiB = all replicas' cost per node / metrics-server's 1 mCPU and 2 MiB per node per replica"
+         xCPU/xMiB = all replicas' cost per node / metrics-server's 1 mCPU and 2 MiB per node per replica; \
+         peer KiB/s = body bytes of all replicas' peer calls over the window, both directions"
     );
     for r in results {
         let _ = writeln!(

@@ -75,6 +75,9 @@ pub struct Result {
     pub steady_rss_mib: f64,
     pub mib_per_node: f64,
     pub scrapes_per_node_per_r: f64,
+    /// Sharded mode: body bytes per second of all replicas' peer calls
+    /// over the window (`ha_metrics_server_peer_bytes_total`), in KiB/s.
+    pub peer_kib_per_s: Option<f64>,
     pub simulator_cpu_s_per_s: f64,
     pub simulator_rss_mib: f64,
     pub latency: Vec<ReplicaLatency>,
@@ -95,6 +98,8 @@ pub fn hpa_paths(nodes: usize) -> Vec<String> {
         .collect()
 }
 
+/// Every replica's peer call bytes, both directions, every route.
+const PEER_BYTES: &str = "ha_metrics_server_peer_bytes_total";
 const TOP_POD_ALL: &str = "/apis/metrics.k8s.io/v1beta1/pods";
 const NODES: &str = "/apis/metrics.k8s.io/v1beta1/nodes";
 
@@ -179,11 +184,24 @@ pub async fn run(
     // after the start-up (so the window opens in the steady state), then
     // measures for the whole window.
     tokio::time::sleep(plan.resolution).await;
+    let peer_bytes = |sim: &mut Simulator| -> anyhow::Result<Option<f64>> {
+        if mode != Mode::Sharded3 {
+            return Ok(None);
+        }
+        let mut sum = 0.0;
+        for i in 0..n {
+            sum += sim.self_metrics(i, PEER_BYTES)?;
+        }
+        Ok(Some(sum))
+    };
     let (s0, _) = sim.scrapes()?;
+    let b0 = peer_bytes(sim)?;
     let (c0, sc0, t0) = (measure::total_cpu(&pids), measure::total_cpu(&sim.pids), Instant::now());
     tokio::time::sleep(plan.window).await;
     let (c1, sc1, dt) = (measure::total_cpu(&pids), measure::total_cpu(&sim.pids), t0.elapsed().as_secs_f64());
+    let b1 = peer_bytes(sim)?;
     let (s1, _) = sim.scrapes()?;
+    let peer_kib_per_s = b0.zip(b1).map(|(b0, b1)| (b1 - b0) / 1024.0 / dt);
     let steady_rss_mib = measure::total_mib(&pids, "VmRSS:");
     let simulator_rss_mib = measure::total_mib(&sim.pids, "VmRSS:");
     let cpu_s_per_s = (c1 - c0) / dt;
@@ -212,6 +230,7 @@ pub async fn run(
         steady_rss_mib,
         mib_per_node: steady_rss_mib / nodes as f64,
         scrapes_per_node_per_r,
+        peer_kib_per_s,
         simulator_cpu_s_per_s: (sc1 - sc0) / dt,
         simulator_rss_mib,
         latency,

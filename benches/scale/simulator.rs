@@ -76,6 +76,12 @@ impl Simulator {
         Ok((field("scrapes=")?, field("scraped=")? as usize))
     }
 
+    /// The sum of replica `i`'s `/metrics` series starting with `prefix`.
+    pub fn self_metrics(&mut self, i: usize, prefix: &str) -> anyhow::Result<f64> {
+        let line = self.ask(&format!("self-metrics {i} {prefix}"))?;
+        Ok(line.strip_prefix("sum ").context("self-metrics line")?.parse()?)
+    }
+
     /// A kube client with kubectl's kubeconfig (user dev-user).
     pub async fn kube_client(&self) -> anyhow::Result<kube::Client> {
         let kc = kube::config::Kubeconfig::read_from(self.work_dir.join("kubectl.kubeconfig"))?;

@@ -386,6 +386,12 @@ impl Node {
         self.app.refusals.snapshot()
     }
 
+    /// Body bytes of this node's peer calls since the start, by route:
+    /// `(route, sent, received)` (they only grow).
+    pub fn peer_traffic(&self) -> Vec<(String, u64, u64)> {
+        self.app.client.traffic()
+    }
+
     /// Calls one of the server's own peer routes on member `to` (by its
     /// committed peer address) with the shared envelope and client.
     pub async fn call<Req: serde::Serialize, Resp: serde::de::DeserializeOwned + Send + 'static>(

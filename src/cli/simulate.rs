@@ -210,6 +210,17 @@ async fn command(env: &DevEnv, children: &mut [KubeletChild], line: &str) -> any
             }
             Ok(format!("stats scrapes={scrapes} scraped={scraped}"))
         }
+        Some("self-metrics") => {
+            // The sum of every series of replica i's /metrics whose line
+            // starts with the prefix (read as a cluster admin).
+            let prefix = words.get(2).context("missing series prefix")?;
+            let admin = env.apiserver.issue_client_cert("admin", &["system:masters"])?;
+            let (code, text) = sim::client::try_get(env.replica_addr(index(1)?), "/metrics", Some(&admin), &[])
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            anyhow::ensure!(code == 200, "/metrics answered {code}");
+            Ok(format!("sum {}", sum_series(&text, prefix)))
+        }
         Some("reset") => {
             env.fleet.reset_scrape_counts();
             for c in children.iter_mut() {
@@ -219,6 +230,15 @@ async fn command(env: &DevEnv, children: &mut [KubeletChild], line: &str) -> any
         }
         _ => anyhow::bail!("unknown command {line:?}"),
     }
+}
+
+/// The sum of the values of every sample line of a Prometheus text
+/// exposition that starts with `prefix` (comments never do).
+fn sum_series(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(prefix))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
 }
 
 /// A child: the kubelets of one slice, answering `stats` and `reset`.
@@ -280,6 +300,14 @@ mod tests {
     #[test]
     fn stats_lines_round_trip() {
         assert_eq!(parse_stats("stats scrapes=12 scraped=3"), Some((12, 3)));
+    }
+
+    #[test]
+    fn series_sums_take_every_labelled_sample_of_the_prefix_and_nothing_else() {
+        let text = "# HELP x_total help\n# TYPE x_total counter\nx_total{route=\"/a\",direction=\"sent\"} 10\n\
+                    x_total{route=\"/a\",direction=\"received\"} 2.5\nx_other 7\ny_total 100\n";
+        assert_eq!(sum_series(text, "x_total"), 12.5);
+        assert_eq!(sum_series(text, "z"), 0.0);
         assert_eq!(parse_stats("ok"), None);
     }
 }

@@ -2,7 +2,8 @@
 //! from the node's [`ClusterView`] once a second, and the count of peer
 //! requests the node refused for who sent them
 //! (`ha_metrics_server_peer_requests_refused_total{reason}`), brought up
-//! to the node's own count at the same time.
+//! to the node's own count at the same time, as are the body bytes of its
+//! peer calls (`ha_metrics_server_peer_bytes_total{route,direction}`).
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,6 +21,7 @@ pub struct RaftMetrics {
     last_applied: Gauge<i64, std::sync::atomic::AtomicI64>,
     fault: Family<Vec<(&'static str, &'static str)>, Gauge>,
     peer_refused: Family<Vec<(&'static str, &'static str)>, Counter>,
+    peer_bytes: Family<Vec<(&'static str, String)>, Counter>,
 }
 
 impl RaftMetrics {
@@ -34,6 +36,12 @@ impl RaftMetrics {
         for reason in raft::network::bind::Refusal::ALL {
             let _ = self.peer_refused.get_or_create(&vec![("reason", reason.label())]);
         }
+        registry.register(
+            "ha_metrics_server_peer_bytes",
+            "Body bytes of this replica's calls to its peers, by route: requests sent and replies received \
+             (direction: sent, received; TLS and HTTP framing not counted)",
+            self.peer_bytes.clone(),
+        );
         let r = registry.sub_registry_with_prefix("ha_metrics_server_raft");
         r.register("is_leader", "1 on the Raft leader, 0 elsewhere", self.is_leader.clone());
         r.register("term", "Current Raft term", self.term.clone());
@@ -61,6 +69,22 @@ impl RaftMetrics {
             let shown = counter.get();
             if *count > shown {
                 counter.inc_by(count - shown);
+            }
+        }
+    }
+
+    /// Brings the peer byte counters up to the client's counts (`(route,
+    /// sent, received)`, as [`raft::Node::peer_traffic`] gives them).
+    pub fn count_traffic(&self, counts: &[(String, u64, u64)]) {
+        for (route, sent, received) in counts {
+            for (direction, count) in [("sent", *sent), ("received", *received)] {
+                let counter = self
+                    .peer_bytes
+                    .get_or_create(&vec![("route", route.clone()), ("direction", direction.to_string())]);
+                let shown = counter.get();
+                if count > shown {
+                    counter.inc_by(count - shown);
+                }
             }
         }
     }

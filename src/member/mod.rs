@@ -162,6 +162,7 @@ pub async fn serve(
                 _ = tick.tick() => {
                     gauges.update(&node.view(), node.fault().as_ref());
                     gauges.count_refusals(&node.peer_refusals());
+                    gauges.count_traffic(&node.peer_traffic());
                 }
             }
         }

@@ -33,7 +33,10 @@ use crate::peer::wire::{NodesQuery, NodesReply, PodAnswer, PodsQuery, PodsReply,
 use crate::selfmetrics::SelfMetrics;
 use latency::Latency;
 use local::Local;
-use plan::{Asked, Outcomes, asked, last_resort, merge_pods, missing_nodes, node_candidates, pod_askees, pod_routing};
+use plan::{
+    Asked, Outcomes, copy_sets, last_resort, merge_pods, missing_nodes, node_candidates, part_complete, pod_askees,
+    pod_routing,
+};
 
 /// Most pods whose node is remembered for routing a later GET.
 const LOCATOR_CAPACITY: usize = 1 << 20;
@@ -58,6 +61,55 @@ pub struct ClusterSource<T: Transport> {
     pause: Arc<pause::PauseClock>,
     /// Each member's usual answer time and recent failures.
     latency: Latency,
+    /// Hedges allowed now, so hedging never more than adds a tenth to the
+    /// calls made (a loaded machine, slow everywhere, would otherwise
+    /// hedge every call and slow itself further).
+    hedges: Mutex<HedgeBudget>,
+    /// Each owner's copy sets (`plan::copy_sets`) for one ring, recomputed
+    /// when the ring changes or a second has passed (nodes come and go):
+    /// computing them costs a ring lookup per node.
+    copies: Mutex<Option<CopySets>>,
+}
+
+/// Each owner's distinct copy-holder sets for one ring.
+struct CopySets {
+    ring: Arc<crate::ownership::Ring>,
+    replication: usize,
+    at: Instant,
+    sets: Arc<BTreeMap<NodeId, BTreeSet<Vec<NodeId>>>>,
+}
+
+/// A token bucket counted in calls: every call made adds one, a hedge
+/// takes [`CALLS_PER_HEDGE`]; at most [`HEDGE_BURST`] hedges are saved up.
+#[derive(Debug)]
+struct HedgeBudget {
+    calls: u32,
+}
+
+/// Calls made per hedge allowed, over time ("The Tail at Scale" keeps the
+/// extra load of hedging to a few percent).
+const CALLS_PER_HEDGE: u32 = 10;
+/// Hedges that may be made at once after a quiet time.
+const HEDGE_BURST: u32 = 10;
+
+impl HedgeBudget {
+    fn full() -> HedgeBudget {
+        HedgeBudget { calls: HEDGE_BURST * CALLS_PER_HEDGE }
+    }
+
+    fn called(&mut self, calls: usize) {
+        let calls = u32::try_from(calls).unwrap_or(u32::MAX);
+        self.calls = self.calls.saturating_add(calls).min(HEDGE_BURST * CALLS_PER_HEDGE);
+    }
+
+    fn take(&mut self) -> bool {
+        if self.calls >= CALLS_PER_HEDGE {
+            self.calls -= CALLS_PER_HEDGE;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// How a failed call shows in a `Warning`.
@@ -97,7 +149,55 @@ impl<T: Transport> ClusterSource<T> {
         let settle = resolution * 3;
         let locator = Mutex::new(HashMap::new());
         let latency = Latency::default();
-        ClusterSource { transport, local, ownership, deadline, settle, metrics, locator, pause, latency }
+        let hedges = Mutex::new(HedgeBudget::full());
+        let copies = Mutex::new(None);
+        ClusterSource {
+            transport,
+            local,
+            ownership,
+            deadline,
+            settle,
+            metrics,
+            locator,
+            pause,
+            latency,
+            hedges,
+            copies,
+        }
+    }
+
+    /// Each owner's copy sets at this ring (see [`plan::copy_sets`]).
+    fn copy_sets(&self, ownership: &Ownership) -> Arc<BTreeMap<NodeId, BTreeSet<Vec<NodeId>>>> {
+        let Some(ring) = ownership.ring_arc() else { return Arc::default() };
+        let mut cached = self.copies.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cached.as_ref()
+            && Arc::ptr_eq(&c.ring, &ring)
+            && c.replication == ownership.replication
+            && c.at.elapsed() < Duration::from_secs(1)
+        {
+            return c.sets.clone();
+        }
+        let nodes = self.local.inventory.nodes();
+        let sets = Arc::new(copy_sets(ownership, nodes.iter().map(|n| n.name.as_str())));
+        *cached = Some(CopySets { ring, replication: ownership.replication, at: Instant::now(), sets: sets.clone() });
+        sets
+    }
+
+    /// Whether a call slower than its hedge delay may be hedged now (see
+    /// [`HedgeBudget`]); counted in `/metrics` either way.
+    fn may_hedge(&self, ownership: &Ownership, to: NodeId) -> bool {
+        let ok = self.hedges.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if ok {
+            self.hedged(ownership, to);
+        } else {
+            self.metrics.fanout_hedges_refused.inc();
+        }
+        ok
+    }
+
+    /// Counts calls made toward the hedge budget.
+    fn budget(&self, calls: usize) {
+        self.hedges.lock().unwrap_or_else(|p| p.into_inner()).called(calls);
     }
 
     /// Whether `peer` is skipped in favour of its other holders at once: it
@@ -171,6 +271,7 @@ impl<T: Transport> ClusterSource<T> {
         Req: serde::Serialize + Send + Sync,
         Resp: serde::de::DeserializeOwned + Send + 'static,
     {
+        self.budget(1);
         let calls = vec![(to, ownership.name_of(to), body)];
         let mut r = call_many(&*self.transport, &self.metrics, path, calls, deadline, ReplySize::Large).await;
         r.pop()
@@ -303,8 +404,10 @@ impl<T: Transport> ClusterSource<T> {
                         if now_i >= c.started + self.hedge_after(c.to) {
                             c.hedged = true;
                             let left: Vec<usize> = c.nodes.iter().copied().filter(|i| out[*i].is_none()).collect();
-                            if !left.is_empty() && left.iter().any(|i| next[*i] < candidates[*i].len()) {
-                                self.hedged(&ownership, c.to);
+                            if !left.is_empty()
+                                && left.iter().any(|i| next[*i] < candidates[*i].len())
+                                && self.may_hedge(&ownership, c.to)
+                            {
                                 pending.extend(left);
                             }
                         }
@@ -417,6 +520,7 @@ impl<T: Transport> ClusterSource<T> {
                     Asked::Peer(to) => asks.push((to, ownership.name_of(to), with(Source::Any))),
                 }
             }
+            self.budget(asks.len());
             let replies: Vec<(NodeId, Result<PodsReply, CallError>)> =
                 call_many(&*self.transport, &self.metrics, path::PODS, asks, deadline, ReplySize::Large).await;
             answers.extend(replies.into_iter().filter_map(|(_, r)| r.ok()).flat_map(|r| r.items));
@@ -616,8 +720,9 @@ impl<T: Transport> ClusterSource<T> {
                     for c in calls.iter_mut().filter(|c| !c.2 && !c.3) {
                         if let Ask::Part(to) = c.0 && now_i >= c.1 + self.hedge_after(to) {
                             c.2 = true;
-                            self.hedged(ownership, to);
-                            to_hedge.push(to);
+                            if self.may_hedge(ownership, to) {
+                                to_hedge.push(to);
+                            }
                         }
                     }
                 }
@@ -628,18 +733,10 @@ impl<T: Transport> ClusterSource<T> {
         }
         // A part is complete when its member answered, or when every node
         // it owns had a holder that gave its copies.
-        let nodes = self.local.inventory.nodes();
         let mut incomplete = BTreeMap::new();
+        let sets = if open.is_empty() { Arc::default() } else { self.copy_sets(ownership) };
         for (of, _) in open {
-            let got = covered_by.get(&of);
-            let complete = nodes.iter().filter(|n| ownership.owner(&n.name) == Some(of)).all(|n| {
-                ownership
-                    .holders(&n.name)
-                    .copies()
-                    .iter()
-                    .any(|h| got.is_some_and(|g| g.contains(&asked(ownership, *h))))
-            });
-            if !complete {
+            if !part_complete(ownership, sets.get(&of), covered_by.get(&of)) {
                 incomplete.insert(of, outcomes.failed.get(&of).copied().unwrap_or(Cause::Timeout));
             }
         }

@@ -121,6 +121,38 @@ pub fn last_resort(
     out
 }
 
+/// For each owner, the distinct sets of members holding copies of its
+/// nodes (`node_names`): a part whose member did not answer is complete
+/// when every one of its sets had a member that gave its copies. A node
+/// without copies (replication factor 1) adds an empty set, which nobody
+/// can cover.
+pub fn copy_sets<'a>(
+    ownership: &Ownership,
+    node_names: impl IntoIterator<Item = &'a str>,
+) -> BTreeMap<NodeId, BTreeSet<Vec<NodeId>>> {
+    let mut out: BTreeMap<NodeId, BTreeSet<Vec<NodeId>>> = BTreeMap::new();
+    for n in node_names {
+        let holders = ownership.holders(n);
+        if let Some(owner) = holders.owner() {
+            out.entry(owner).or_default().insert(holders.copies().to_vec());
+        }
+    }
+    out
+}
+
+/// Whether the copies given by `got` complete the part of an owner whose
+/// nodes' copy sets are `sets` (see [`copy_sets`]); an owner without nodes
+/// has nothing to complete.
+pub fn part_complete(
+    ownership: &Ownership,
+    sets: Option<&BTreeSet<Vec<NodeId>>>,
+    got: Option<&BTreeSet<Asked>>,
+) -> bool {
+    sets.is_none_or(|sets| {
+        sets.iter().all(|copies| copies.iter().any(|h| got.is_some_and(|g| g.contains(&asked(ownership, *h)))))
+    })
+}
+
 /// Puts pod answers in the order of `keys`; when two members answer for one
 /// pod (an epoch change in flight, or a node that moved), the newer sample
 /// wins. An answer from the future at `now` (a member whose clock or whose

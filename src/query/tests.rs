@@ -453,3 +453,23 @@ async fn pods_a_member_answers_its_part_without_are_served_from_this_replicas_co
     assert!(pods.value.iter().all(Option::is_some), "pods of the restarted member's nodes left out");
     assert!(pods.missing.is_empty(), "{:?}", pods.missing);
 }
+
+#[test]
+fn hedging_adds_at_most_a_tenth_to_the_calls_made_after_its_burst() {
+    let mut b = HedgeBudget::full();
+    let burst = std::iter::from_fn(|| Some(b.take())).take_while(|ok| *ok).count();
+    assert_eq!(burst, HEDGE_BURST as usize, "a quiet replica may hedge a burst at once");
+    let mut hedged = 0;
+    for _ in 0..1000 {
+        b.called(1);
+        if b.take() {
+            hedged += 1;
+        }
+    }
+    assert_eq!(hedged, 100, "one hedge per ten calls once the burst is spent");
+    for _ in 0..1000 {
+        b.called(1);
+    }
+    let saved = std::iter::from_fn(|| Some(b.take())).take_while(|ok| *ok).count();
+    assert_eq!(saved, HEDGE_BURST as usize, "no more than a burst is saved up");
+}

@@ -2,7 +2,8 @@
 //! via ALPN, or plain HTTP for crate tests) that posts an [`Envelope`] and
 //! decodes the reply, with a deadline per call. Knows nothing of Raft.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -79,11 +80,40 @@ pub enum ReplySize {
     Large,
 }
 
-/// The client every node uses to reach its peers. Cheap to clone.
+/// The client every node uses to reach its peers. Cheap to clone (the
+/// clones share one pool and one [`Traffic`] count).
 #[derive(Clone)]
 pub struct PeerClient {
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     scheme: &'static str,
+    traffic: Arc<Traffic>,
+}
+
+/// Body bytes of this node's peer calls, per route: requests sent and
+/// replies received (HTTP and TLS framing not counted). Every peer call
+/// goes through one client, so the sum over all replicas is the traffic on
+/// the peer port.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    by_route: Mutex<BTreeMap<String, (u64, u64)>>,
+}
+
+impl Traffic {
+    fn add(&self, path: &str, sent: u64, received: u64) {
+        let mut m = self.by_route.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = m.get_mut(path) {
+            t.0 += sent;
+            t.1 += received;
+        } else {
+            m.insert(path.to_string(), (sent, received));
+        }
+    }
+
+    /// `(route, bytes sent, bytes received)` since the start, by route.
+    pub fn snapshot(&self) -> Vec<(String, u64, u64)> {
+        let m = self.by_route.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().map(|(r, (s, rx))| (r.clone(), *s, *rx)).collect()
+    }
 }
 
 impl PeerClient {
@@ -139,7 +169,12 @@ impl PeerClient {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(4)
             .build(connector);
-        PeerClient { http, scheme }
+        PeerClient { http, scheme, traffic: Arc::default() }
+    }
+
+    /// The bytes this client (and its clones) sent and received, by route.
+    pub fn traffic(&self) -> Vec<(String, u64, u64)> {
+        self.traffic.snapshot()
     }
 
     /// Posts `envelope` to `path` at `addr` and decodes the reply (at most
@@ -169,6 +204,7 @@ impl PeerClient {
         };
         let body = codec::encode(envelope)
             .map_err(|e| CallError::Request { addr: addr.to_string(), reason: e.to_string() })?;
+        let sent = body.len() as u64;
         let request = http::Request::post(format!("{}://{addr}{path}", self.scheme))
             .header(http::header::CONTENT_TYPE, "application/octet-stream")
             .header(FROM_HEADER, format!("{:x}", envelope.from))
@@ -181,6 +217,7 @@ impl PeerClient {
             let resp = self.http.request(request).await.map_err(|e| unreachable(&e))?;
             let status = resp.status();
             let bytes = Limited::new(resp.into_body(), limit).collect().await.map_err(|e| unreachable(&e))?.to_bytes();
+            self.traffic.add(path, sent, bytes.len() as u64);
             Ok::<_, CallError>((status, bytes))
         };
         let (status, bytes) = tokio::time::timeout(timeout, exchange).await.map_err(|_| CallError::Timeout {

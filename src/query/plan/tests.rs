@@ -143,3 +143,38 @@ fn pod_lists_route_to_the_owners_of_the_placed_nodes_unless_that_is_everyone() {
     let everyone: BTreeSet<String> = [owned_by(2), owned_by(3)].into();
     assert_eq!(pod_routing(&o, &everyone), None, "all members anyway");
 }
+
+/// The naive rule the copy sets stand in for: every node `of` owns has a
+/// copy holder among those that gave their copies.
+fn complete_naively(o: &Ownership, nodes: &[String], of: NodeId, got: &BTreeSet<Asked>) -> bool {
+    nodes
+        .iter()
+        .filter(|n| o.owner(n) == Some(of))
+        .all(|n| o.holders(n).copies().iter().any(|h| got.contains(&asked(o, *h))))
+}
+
+#[test]
+fn a_part_is_complete_from_copy_sets_exactly_when_every_node_of_it_had_a_copy_given() {
+    let nodes = names(300);
+    for (members, rf) in [(3, 1), (3, 2), (3, 3), (5, 2), (5, 3)] {
+        let s = cluster(members, rf);
+        let me = Ownership::from_state(1, &s);
+        let sets = copy_sets(&me, nodes.iter().map(String::as_str));
+        // Every subset of the members as the ones that gave copies.
+        for mask in 0u32..(1 << members) {
+            let got: BTreeSet<Asked> =
+                (1..=members).filter(|id| mask & (1 << (id - 1)) != 0).map(|id| asked(&me, id)).collect();
+            for of in 1..=members {
+                assert_eq!(
+                    part_complete(&me, sets.get(&of), Some(&got)),
+                    complete_naively(&me, &nodes, of, &got),
+                    "{members} members, RF {rf}, part of {of}, copies from {got:?}"
+                );
+            }
+        }
+        // Nothing given completes only an owner without nodes.
+        for of in 1..=members {
+            assert_eq!(part_complete(&me, sets.get(&of), None), !sets.contains_key(&of));
+        }
+    }
+}
