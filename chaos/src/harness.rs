@@ -57,6 +57,8 @@ pub struct HarnessOptions {
     pub faketime: Option<PathBuf>,
 }
 
+pub use crate::record::MemorySample;
+
 /// A running cluster.
 pub struct Harness {
     pub env: DevEnv,
@@ -75,7 +77,19 @@ pub struct Harness {
     pinned: std::sync::Mutex<std::collections::BTreeMap<usize, std::time::Instant>>,
     /// Replicas whose `/readyz` said 200 at the last look (the Endpoints).
     ready: std::sync::Mutex<std::collections::BTreeSet<usize>>,
+    /// Each live replica's resident memory, sampled every
+    /// [`MEMORY_EVERY`] while the runner waits (see [`Harness::route_ready`]).
+    memory: std::sync::Mutex<(Option<std::time::Instant>, Vec<MemorySample>)>,
     shutdown: CancellationToken,
+}
+
+/// How often the replicas' resident memory is sampled.
+pub const MEMORY_EVERY: Duration = Duration::from_secs(10);
+
+/// A process's resident memory in KiB (`VmRSS` of `/proc/<pid>/status`).
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()
 }
 
 fn setup(what: &'static str) -> impl FnOnce(String) -> HarnessError {
@@ -120,6 +134,7 @@ impl Harness {
             env_of: vec![Vec::new(); max],
             pinned: Default::default(),
             ready: Default::default(),
+            memory: Default::default(),
             opts,
             shutdown,
         };
@@ -225,8 +240,31 @@ impl Harness {
             .map_err(|e| setup("a libfaketime timestamp file")(e.to_string()))
     }
 
+    /// Samples every running replica's resident memory (paused ones too:
+    /// a stopped process keeps its pages) if [`MEMORY_EVERY`] has passed.
+    fn sample_memory(&self) {
+        let mut m = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        if m.0.is_some_and(|at| at.elapsed() < MEMORY_EVERY) {
+            return;
+        }
+        m.0 = Some(std::time::Instant::now());
+        let at_ms = crate::record::now_ms();
+        for (i, r) in self.replicas.iter().enumerate() {
+            let Some(r) = r else { continue };
+            if let Some(rss_kib) = rss_kib(r.pid()) {
+                m.1.push(MemorySample { at_ms, replica: i, pid: r.pid(), rss_kib });
+            }
+        }
+    }
+
+    /// Every memory sample taken so far.
+    pub fn memory(&self) -> Vec<MemorySample> {
+        self.memory.lock().unwrap_or_else(|e| e.into_inner()).1.clone()
+    }
+
     /// Looks at every live replica's `/readyz` and routes to the ready ones.
     pub async fn route_ready(&self) {
+        self.sample_memory();
         let mut ready = std::collections::BTreeSet::new();
         for i in self.live() {
             let probe = sim::client::fetch(self.env.replica_addr(i), "/readyz", None, &[]);

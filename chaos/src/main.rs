@@ -53,6 +53,11 @@ struct RunArgs {
     /// Metric resolution of the replicas (Go duration).
     #[arg(long, default_value = "2s")]
     resolution: String,
+    /// With the soak: draw faults until this many minutes have passed
+    /// (instead of 2 short, 8 long), sample each replica's resident memory
+    /// and judge that it stays flat once warm.
+    #[arg(long)]
+    soak_minutes: Option<u64>,
     /// Seed of every random choice (simulated cluster, targets, soak mix).
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -100,6 +105,7 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
         clustered: true,
         expect_serving: true,
         wrong_kubelet_ca: false,
+        soak_for: args.soak_minutes.map(|m| std::time::Duration::from_secs(m * 60)),
     };
     let mut progress = Progress::new(names.len());
     let mut outcomes = Vec::new();

@@ -88,6 +88,40 @@ const SERIES: [RGBColor; 7] = [
     RGBColor(0x00, 0x00, 0x00),
 ];
 
+/// Draws each replica's resident memory over `rec` (one line per process:
+/// a restarted replica starts a new one) to `path`.
+pub fn draw_memory(rec: &Recording, title: &str, path: &Path) -> Result<(), String> {
+    draw_memory_lines(rec, title, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn draw_memory_lines(rec: &Recording, title: &str, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let mut lines: std::collections::BTreeMap<(usize, u32), Vec<(f64, f64)>> = std::collections::BTreeMap::new();
+    for s in &rec.memory {
+        let minutes = s.at_ms.saturating_sub(rec.start_ms) as f64 / 60e3;
+        lines.entry((s.replica, s.pid)).or_default().push((minutes, s.rss_kib as f64 / 1024.0));
+    }
+    let end = lines.values().flatten().map(|p| p.0).fold(1.0, f64::max);
+    let top = lines.values().flatten().map(|p| p.1).fold(1.0, f64::max) * 1.15;
+    let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut c = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..end, 0f64..top)?;
+    c.configure_mesh().x_desc("minutes since the start").y_desc("resident memory, MiB").draw()?;
+    for ((replica, pid), points) in lines {
+        let color = SERIES[replica % SERIES.len()];
+        c.draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .label(format!("replica-{replica} (pid {pid})"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+    }
+    c.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    root.present()?;
+    Ok(())
+}
+
 /// Draws `rec`'s timeline to `path`.
 pub fn draw(rec: &Recording, title: &str, path: &Path) -> Result<(), String> {
     draw_timeline(&timeline(rec), rec.resolution_ms as f64 / 1000.0, title, path)
@@ -202,5 +236,24 @@ mod tests {
         draw(&healthy(), "healthy", &path).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("replica-0") && svg.contains("<rect"));
+    }
+
+    #[test]
+    fn memory_is_drawn_as_one_line_per_replica_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.svg");
+        let mut rec = healthy();
+        for k in 0..30u64 {
+            for (replica, pid) in [(0, 11u32), (1, 12), (2, if k < 15 { 13 } else { 14 })] {
+                let at_ms = rec.start_ms + k * 10_000;
+                rec.memory.push(crate::record::MemorySample { at_ms, replica, pid, rss_kib: 40_000 + k });
+            }
+        }
+        draw_memory(&rec, "soak", &path).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<svg"));
+        for label in ["replica-0 (pid 11)", "replica-2 (pid 13)", "replica-2 (pid 14)"] {
+            assert!(svg.contains(label), "{label}");
+        }
     }
 }

@@ -132,6 +132,19 @@ pub struct Recording {
     pub hpas: Vec<crate::hpa::Hpa>,
     #[serde(default)]
     pub hpa_answers: Vec<HpaAnswer>,
+    /// Each replica's resident memory over the run.
+    #[serde(default)]
+    pub memory: Vec<MemorySample>,
+}
+
+/// One replica process's resident memory at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemorySample {
+    pub at_ms: u64,
+    pub replica: usize,
+    /// The process (a restarted replica is a new one).
+    pub pid: u32,
+    pub rss_kib: u64,
 }
 
 /// Unix milliseconds now.

@@ -103,6 +103,19 @@ pub fn write(dir: &Path, outcomes: &[Outcome], seed: u64, form: &str) -> Result<
         let svg = dir.join(format!("timeline-{}.svg", o.name));
         crate::plot::draw(rec, &format!("{} ({})", o.name, o.verdict), &svg).map_err(err(&svg))?;
         files.push(svg);
+        if !rec.memory.is_empty() && o.checks.iter().any(|c| c.name == "memory") {
+            let svg = dir.join(format!("memory-{}.svg", o.name));
+            crate::plot::draw_memory(rec, &format!("{}: resident memory per replica", o.name), &svg)
+                .map_err(err(&svg))?;
+            files.push(svg);
+            let csv = dir.join(format!("memory-{}.csv", o.name));
+            let mut text = String::from("unix_ms,replica,pid,rss_kib\n");
+            for m in &rec.memory {
+                text.push_str(&format!("{},{},{},{}\n", m.at_ms, m.replica, m.pid, m.rss_kib));
+            }
+            std::fs::write(&csv, text).map_err(|e| err(&csv)(e.to_string()))?;
+            files.push(csv);
+        }
         let raw = dir.join(format!("recording-{}.json", o.name));
         let text = serde_json::to_string(rec).map_err(|e| err(&raw)(e.to_string()))?;
         std::fs::write(&raw, text).map_err(|e| err(&raw)(e.to_string()))?;

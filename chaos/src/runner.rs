@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub expect_serving: bool,
     /// Give the replicas a CA that did not sign the kubelets' certificates.
     pub wrong_kubelet_ca: bool,
+    /// The soak draws faults until this much time has passed (instead of
+    /// 2 short, 8 long) and judges the replicas' memory ([`crate::invariants::memory::flat`]).
+    pub soak_for: Option<Duration>,
 }
 
 impl RunOptions {
@@ -56,6 +59,7 @@ impl RunOptions {
             clustered: true,
             expect_serving: true,
             wrong_kubelet_ca: false,
+            soak_for: None,
         }
     }
 }
@@ -90,10 +94,20 @@ pub async fn run(name: &str, opts: &RunOptions, progress: &mut Progress) -> Outc
     let started = Instant::now();
     let mut rng = Rng::new(opts.seed ^ name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)));
     let (what, steps): (String, Vec<Scenario>) = if name == scenarios::SOAK {
-        let n = if opts.long { 8 } else { 2 };
+        // A timed soak stops drawing once its time is up; no fault holds
+        // for less than 10 s, so this many are never all used.
+        let n = match opts.soak_for {
+            Some(d) => (d.as_secs() / 10 + 1) as usize,
+            None if opts.long => 8,
+            None => 2,
+        };
         let steps: Vec<Scenario> = (0..n).map(|_| CATALOGUE[rng.below(CATALOGUE.len())]).collect();
         let names: Vec<&str> = steps.iter().map(|s| s.name).collect();
-        (format!("seeded random mix (seed {}): {}", opts.seed, names.join(", ")), steps)
+        let what = match opts.soak_for {
+            Some(d) => format!("seeded random mix (seed {}) for {} min", opts.seed, d.as_secs() / 60),
+            None => format!("seeded random mix (seed {}): {}", opts.seed, names.join(", ")),
+        };
+        (what, steps)
     } else {
         match scenarios::find(name) {
             Some(s) => (s.what.to_string(), vec![*s]),
@@ -241,7 +255,13 @@ async fn drive_on(
         progress.say(name, "no fault: observing for six resolutions");
         h.pass_time(r * 6).await;
     }
+    let timed = opts.soak_for.filter(|_| name == scenarios::SOAK);
+    let faults_from = std::time::Instant::now();
     for (k, step) in steps.iter().enumerate() {
+        if timed.is_some_and(|d| faults_from.elapsed() >= d) {
+            progress.say(name, &format!("{} faults in {:.0} min: the soak's time is up", k, d_min(faults_from)));
+            break;
+        }
         policy.may_duplicate |= step.may_duplicate;
         policy.moves_per_node += step.moves_per_node;
         let fault = scenarios::kubelet_count(step.fault, opts.nodes);
@@ -305,7 +325,11 @@ async fn drive_on(
     rec.scrapes = scrapes(h, rec.start_ms);
     rec.faulted_nodes = faulted.into_iter().collect();
     rec.may_vanish = vanish.into_iter().collect();
-    let checks = invariants::evaluate(&rec, &policy);
+    rec.memory = h.memory();
+    let mut checks = invariants::evaluate(&rec, &policy);
+    if timed.is_some() {
+        checks.push(invariants::memory::flat(&rec.memory));
+    }
     let pass = checks.iter().all(|c| c.pass);
     Ok(Outcome {
         name: name.into(),
@@ -316,6 +340,10 @@ async fn drive_on(
         events: rec.events.clone(),
         recording: Some(rec),
     })
+}
+
+fn d_min(since: std::time::Instant) -> f64 {
+    since.elapsed().as_secs_f64() / 60.0
 }
 
 /// The scrape log since `since_ms`, each scrape attributed to a replica by its source address.

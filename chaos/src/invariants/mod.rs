@@ -3,9 +3,11 @@
 //! sockets, no clocks: the unit tests feed them hand-made recordings.
 //! [`serving`] judges the answers clients got, [`scrapes`] the kubelets'
 //! scrape log, [`raft`] the replicas' cluster views, [`hpa`] what an HPA
-//! would have decided from the pods answers.
+//! would have decided from the pods answers, [`memory`] whether a replica's
+//! resident memory grew over a long soak.
 
 pub mod hpa;
+pub mod memory;
 pub mod raft;
 pub mod scrapes;
 pub mod serving;
