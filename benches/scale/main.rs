@@ -48,6 +48,19 @@ fn modes(list: &str) -> anyhow::Result<Vec<Mode>> {
 }
 
 /// The machine the figures come from: cores, memory, CPU model, date, load.
+/// Copies the replica logs of `from` (`<mode>-replica-<i>.log`) to `to`.
+fn keep_logs(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.contains("-replica-") && name.ends_with(".log") {
+            std::fs::copy(&path, to.join(name))?;
+        }
+    }
+    Ok(())
+}
+
 fn machine() -> String {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let cpuinfo = read("/proc/cpuinfo");
@@ -112,8 +125,10 @@ fn main() -> anyhow::Result<()> {
         eprintln!("scale: {nodes} nodes x {pods} pods, resolution {}s", resolution.as_secs());
         let mut sim = Simulator::start(&binary, block.index(), nodes, pods, dir.path())?;
         for &mode in &modes {
-            let result = rt.block_on(run::run(&mut sim, &binary, mode, nodes, pods, &plan))?;
-            results.push(result);
+            let result = rt.block_on(run::run(&mut sim, &binary, mode, nodes, pods, &plan));
+            // The replicas' logs outlive the simulator's temporary folder.
+            keep_logs(dir.path(), &out.join("logs").join(nodes.to_string()))?;
+            results.push(result?);
             // Partial results survive a later failure.
             std::fs::write(out.join("scale.json"), serde_json::to_string_pretty(&results)?)?;
         }
