@@ -36,6 +36,16 @@ const EVERY: Duration = Duration::from_millis(250);
 /// Deadline of one pull or one confirmation round.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Whether a node just adopted is scraped at once rather than at its
+/// phase: when this replica holds no sample of it, or only one older than
+/// a resolution (its last scraper missed a period). A fresher one (a
+/// stand-in's or the dead owner's last copy) means its last scraper kept
+/// the node's rhythm, and a scrape now would be a second one within the
+/// period: two holders would serve different samples of one second.
+pub fn needs_catch_up(newest: Option<UnixNanos>, now: UnixNanos, resolution: Duration) -> bool {
+    newest.is_none_or(|t| now - t > resolution.as_nanos() as i64)
+}
+
 /// Where every scrape lands: the store, and a copy for each other holder of
 /// the node that this replica can reach.
 pub struct Replicas<T: Transport> {
@@ -222,7 +232,7 @@ impl Manager {
             return;
         }
         let now = now_nanos();
-        let stale = |n: &str| store.newest_sample(n).is_none_or(|t| now - t > self.resolution.as_nanos() as i64);
+        let stale = |n: &str| needs_catch_up(store.newest_sample(n), now, self.resolution);
         let mut catch_up = Vec::new();
         let (mut adopted, mut orphans, mut released, mut seeded, mut forgotten) = (0, 0, 0, 0, 0);
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -232,11 +242,8 @@ impl Manager {
                     adopted += 1;
                     orphans += usize::from(orphan);
                     store.set_held(&node, Held::Owned);
-                    // An orphan whose newest point is fresh (a stand-in's or
-                    // the dead owner's last copy) waits for its phase, the
-                    // moment its last scraper would have come back: a scrape
-                    // now would be a second one within the period, and two
-                    // holders would serve different samples of one second.
+                    // An orphan whose newest point is fresh waits for its
+                    // phase, the moment its last scraper would have come back.
                     if stale(&node) {
                         catch_up.push(node);
                     }
@@ -485,4 +492,22 @@ pub async fn leave(manager: &Manager, timeout: Duration) -> Handover {
         _ => tracing::warn!(moved, unconfirmed, "handover timed out; leaving anyway"),
     }
     Handover { moved, confirmed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const R: Duration = Duration::from_secs(15);
+    const S: i64 = 1_000_000_000;
+
+    #[test]
+    fn an_adopted_node_is_caught_up_at_once_only_without_a_sample_of_this_period() {
+        let now = 1_000 * S;
+        assert!(needs_catch_up(None, now, R), "nothing held: scraped at once");
+        assert!(needs_catch_up(Some(now - 16 * S), now, R), "a period missed: scraped at once");
+        assert!(!needs_catch_up(Some(now - 15 * S), now, R), "exactly one period old: its phase is now");
+        assert!(!needs_catch_up(Some(now - 3 * S), now, R), "fresh: waits for its phase");
+        assert!(!needs_catch_up(Some(now + 2 * S), now, R), "from a clock ahead: not stale either");
+    }
 }
