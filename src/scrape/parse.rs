@@ -30,7 +30,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 mod checked;
+mod decimal;
 mod line;
+mod scan;
 #[cfg(test)]
 mod tests;
 

@@ -2,7 +2,7 @@
 //! `name{labels} value [timestamp]`. Borrows from the line; allocates only
 //! for label values that contain escapes and for error messages.
 
-use super::{MAX_LABEL_VALUE_BYTES, MAX_LABELS, MAX_LINE_BYTES, ParseErrorKind};
+use super::{MAX_LABEL_VALUE_BYTES, MAX_LABELS, MAX_LINE_BYTES, ParseErrorKind, decimal, scan};
 use std::borrow::Cow;
 
 /// The families the parser keeps; everything else is `Other`.
@@ -46,7 +46,8 @@ pub(super) struct Sample<'a> {
 }
 
 fn is_blank(b: u8) -> bool {
-    b == b' ' || b == b'\t'
+    // Nearly every byte tested is printable: one comparison rejects it.
+    b <= b' ' && (b == b' ' || b == b'\t')
 }
 
 fn skip_blanks(line: &[u8], mut pos: usize) -> usize {
@@ -54,6 +55,19 @@ fn skip_blanks(line: &[u8], mut pos: usize) -> usize {
         pos += 1;
     }
     pos
+}
+
+/// The first byte at or after `pos` that is not a blank, and its position
+/// (`None` at the end of the line); blanks are rare, so looked for only
+/// when the byte at `pos` is one.
+fn next_byte(line: &[u8], pos: usize) -> (usize, Option<u8>) {
+    match line.get(pos) {
+        Some(&b) if !is_blank(b) => (pos, Some(b)),
+        _ => {
+            let pos = skip_blanks(line, pos);
+            (pos, line.get(pos).copied())
+        }
+    }
 }
 
 /// Which bytes an identifier may start with (bit 0: a metric name, bit 1: a
@@ -88,11 +102,7 @@ fn ident_end(line: &[u8], pos: usize, colon: bool) -> usize {
         Some(&b) if IDENT[usize::from(b)] & first != 0 => {}
         _ => return pos,
     }
-    let mut end = pos + 1;
-    while end < line.len() && IDENT[usize::from(line[end])] & rest != 0 {
-        end += 1;
-    }
-    end
+    scan::ident_rest_end(line, pos + 1, colon, |b| IDENT[usize::from(b)] & rest != 0)
 }
 
 /// The value token of a sample line, for error messages (at most 64 bytes).
@@ -156,11 +166,8 @@ pub(super) fn parse_line<'a>(line: &'a [u8], text: Option<&'a str>) -> Result<Op
     Ok(Some(Sample { family, labels, value, timestamp_ms }))
 }
 
-fn token_end(line: &[u8], mut pos: usize) -> usize {
-    while pos < line.len() && !is_blank(line[pos]) {
-        pos += 1;
-    }
-    pos
+fn token_end(line: &[u8], pos: usize) -> usize {
+    scan::find2(line, pos, b' ', b'\t')
 }
 
 /// Parses `name="value",...}` starting after `{`; returns the position after `}`.
@@ -172,11 +179,11 @@ fn parse_labels<'a>(
 ) -> Result<usize, ParseErrorKind> {
     let mut count = 0usize;
     loop {
-        pos = skip_blanks(line, pos);
-        match line.get(pos) {
+        let (at, next) = next_byte(line, pos);
+        match next {
             None => return Err(ParseErrorKind::InvalidLabels("missing '}'")),
-            Some(b'}') => return Ok(pos + 1),
-            Some(_) => {}
+            Some(b'}') => return Ok(at + 1),
+            Some(_) => pos = at,
         }
         count += 1;
         if count > MAX_LABELS {
@@ -187,15 +194,15 @@ fn parse_labels<'a>(
             return Err(ParseErrorKind::InvalidLabels("invalid label name"));
         }
         let name = &line[pos..name_end];
-        pos = skip_blanks(line, name_end);
-        if line.get(pos) != Some(&b'=') {
+        let (equals, next) = next_byte(line, name_end);
+        if next != Some(b'=') {
             return Err(ParseErrorKind::InvalidLabels("expected '=' after a label name"));
         }
-        pos = skip_blanks(line, pos + 1);
-        if line.get(pos) != Some(&b'"') {
+        let (quote, next) = next_byte(line, equals + 1);
+        if next != Some(b'"') {
             return Err(ParseErrorKind::InvalidLabels("expected '\"' before a label value"));
         }
-        let (value, after) = parse_quoted(line, text, pos + 1)?;
+        let (value, after) = parse_quoted(line, text, quote + 1)?;
         let slot = match name {
             b"container" => Some((&mut out.container, "container")),
             b"pod" => Some((&mut out.pod, "pod")),
@@ -210,10 +217,10 @@ fn parse_labels<'a>(
                 *slot = Some(value);
             }
         }
-        pos = skip_blanks(line, after);
-        match line.get(pos) {
-            Some(b',') => pos += 1,
-            Some(b'}') => return Ok(pos + 1),
+        let (at, next) = next_byte(line, after);
+        match next {
+            Some(b',') => pos = at + 1,
+            Some(b'}') => return Ok(at + 1),
             _ => {
                 return Err(ParseErrorKind::InvalidLabels("expected ',' or '}' after a label value"));
             }
@@ -233,14 +240,14 @@ fn parse_quoted<'a>(
     let mut pos = start;
     let mut escaped = false;
     loop {
+        pos = scan::find2(line, pos, b'"', b'\\');
         match line.get(pos) {
             None => return Err(ParseErrorKind::InvalidLabels("unterminated label value")),
             Some(b'"') => break,
-            Some(b'\\') => {
+            Some(_) => {
                 escaped = true;
                 pos += 2;
             }
-            Some(_) => pos += 1,
         }
     }
     if pos - start > MAX_LABEL_VALUE_BYTES {
@@ -277,6 +284,9 @@ fn parse_quoted<'a>(
 /// Go `strconv.ParseFloat` syntax for decimal floats, plus `Inf`/`NaN`
 /// spellings (rejected later for the families we keep).
 fn parse_value(token: &[u8], text: Option<&str>) -> Result<f64, ParseErrorKind> {
+    if let Some(value) = decimal::fast_f64(token) {
+        return Ok(value);
+    }
     let invalid = || ParseErrorKind::InvalidValue(String::from_utf8_lossy(&token[..token.len().min(64)]).into_owned());
     // Rust's parser accepts what Go's does for decimal text, except Go also
     // takes hex floats and underscores, which Prometheus never writes.

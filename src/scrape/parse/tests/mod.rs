@@ -6,6 +6,7 @@ use super::*;
 use sim::kubelet::render::{render, synthetic};
 
 mod checked;
+mod fast_paths;
 mod fuzz;
 mod linear;
 
