@@ -47,7 +47,6 @@ fn modes(list: &str) -> anyhow::Result<Vec<Mode>> {
         .collect()
 }
 
-/// The machine the figures come from: cores, memory, CPU model, date, load.
 /// Copies the replica logs of `from` (`<mode>-replica-<i>.log`) to `to`.
 fn keep_logs(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
@@ -61,6 +60,7 @@ fn keep_logs(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()>
     Ok(())
 }
 
+/// The machine the figures come from: cores, memory, CPU model, date, load.
 fn machine() -> String {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let cpuinfo = read("/proc/cpuinfo");

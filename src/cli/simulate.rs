@@ -300,6 +300,7 @@ mod tests {
     #[test]
     fn stats_lines_round_trip() {
         assert_eq!(parse_stats("stats scrapes=12 scraped=3"), Some((12, 3)));
+        assert_eq!(parse_stats("ok"), None);
     }
 
     #[test]
@@ -308,6 +309,5 @@ mod tests {
                     x_total{route=\"/a\",direction=\"received\"} 2.5\nx_other 7\ny_total 100\n";
         assert_eq!(sum_series(text, "x_total"), 12.5);
         assert_eq!(sum_series(text, "z"), 0.0);
-        assert_eq!(parse_stats("ok"), None);
     }
 }
