@@ -10,6 +10,15 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use raft::{ClusterView, MemberState, Role};
 
+/// Brings `counter` up to `count`, a total the node keeps itself (it only
+/// grows, so the counter never has to go down).
+fn raise_to(counter: &Counter, count: u64) {
+    let shown = counter.get();
+    if count > shown {
+        counter.inc_by(count - shown);
+    }
+}
+
 /// Raft gauges in `/metrics`.
 #[derive(Clone, Default)]
 pub struct RaftMetrics {
@@ -65,11 +74,7 @@ impl RaftMetrics {
     /// as [`raft::Node::peer_refusals`] gives them; they only grow).
     pub fn count_refusals(&self, counts: &[(&'static str, u64)]) {
         for (reason, count) in counts {
-            let counter = self.peer_refused.get_or_create(&vec![("reason", *reason)]);
-            let shown = counter.get();
-            if *count > shown {
-                counter.inc_by(count - shown);
-            }
+            raise_to(&self.peer_refused.get_or_create(&vec![("reason", *reason)]), *count);
         }
     }
 
@@ -78,13 +83,8 @@ impl RaftMetrics {
     pub fn count_traffic(&self, counts: &[(String, u64, u64)]) {
         for (route, sent, received) in counts {
             for (direction, count) in [("sent", *sent), ("received", *received)] {
-                let counter = self
-                    .peer_bytes
-                    .get_or_create(&vec![("route", route.clone()), ("direction", direction.to_string())]);
-                let shown = counter.get();
-                if count > shown {
-                    counter.inc_by(count - shown);
-                }
+                let labels = vec![("route", route.clone()), ("direction", direction.to_string())];
+                raise_to(&self.peer_bytes.get_or_create(&labels), count);
             }
         }
     }
