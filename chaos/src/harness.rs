@@ -57,7 +57,7 @@ pub struct HarnessOptions {
     pub faketime: Option<PathBuf>,
 }
 
-pub use crate::record::MemorySample;
+use crate::record::MemorySample;
 
 /// A running cluster.
 pub struct Harness {

@@ -94,8 +94,9 @@ pub async fn run(name: &str, opts: &RunOptions, progress: &mut Progress) -> Outc
     let started = Instant::now();
     let mut rng = Rng::new(opts.seed ^ name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)));
     let (what, steps): (String, Vec<Scenario>) = if name == scenarios::SOAK {
-        // A timed soak stops drawing once its time is up; no fault holds
-        // for less than 10 s, so this many are never all used.
+        // A timed soak stops drawing once its time is up; every step takes
+        // well over 10 s (inject, hold, heal, wait for exactly-once), so
+        // this many are never all used.
         let n = match opts.soak_for {
             Some(d) => (d.as_secs() / 10 + 1) as usize,
             None if opts.long => 8,
@@ -259,7 +260,8 @@ async fn drive_on(
     let faults_from = std::time::Instant::now();
     for (k, step) in steps.iter().enumerate() {
         if timed.is_some_and(|d| faults_from.elapsed() >= d) {
-            progress.say(name, &format!("{} faults in {:.0} min: the soak's time is up", k, d_min(faults_from)));
+            let minutes = faults_from.elapsed().as_secs_f64() / 60.0;
+            progress.say(name, &format!("{k} faults in {minutes:.0} min: the soak's time is up"));
             break;
         }
         policy.may_duplicate |= step.may_duplicate;
@@ -340,10 +342,6 @@ async fn drive_on(
         events: rec.events.clone(),
         recording: Some(rec),
     })
-}
-
-fn d_min(since: std::time::Instant) -> f64 {
-    since.elapsed().as_secs_f64() / 60.0
 }
 
 /// The scrape log since `since_ms`, each scrape attributed to a replica by its source address.
