@@ -137,10 +137,22 @@ fn stable_epoch(rec: &Recording, replica: usize, at_ms: u64) -> Option<u64> {
     (before.ring_epoch == after.ring_epoch && after.at_ms - before.at_ms <= 1_500).then_some(before.ring_epoch)
 }
 
+/// A node answer's samples, by node and sample timestamp.
+fn samples(a: &Answer) -> BTreeMap<(&str, u64), (f64, f64)> {
+    a.items.iter().map(|i| ((i.key.as_str(), i.ts_ms), (i.cpu_nanocores, i.memory_bytes))).collect()
+}
+
 /// Replicas at the same epoch give identical answers: two node answers from
 /// different replicas within 250 ms of each other, both at the same stable
 /// epoch, list the same nodes and serve the same values for every sample
 /// (same node, same timestamp) they share.
+///
+/// A difference the earlier replica's own next answer (at the same epoch)
+/// also shows is a change between the two moments, not a disagreement: a
+/// node that went stale or came back in between, or a sample whose window
+/// settled when the owner's copy of it landed (a replica back from a pause
+/// scraped a sample its stand-in had scraped too). Such changes are counted
+/// and shown, not failed; each replica served what all served at the time.
 pub fn agreement(rec: &Recording) -> Check {
     let direct: Vec<(&Answer, usize, u64)> = ok(rec)
         .filter(|a| a.kind == Kind::Nodes)
@@ -149,26 +161,45 @@ pub fn agreement(rec: &Recording) -> Check {
             Source::Proxy => None,
         })
         .collect();
-    let (mut compared, mut disagreements, mut rounded) = (0u64, 0u64, 0u64);
+    let (mut compared, mut disagreements, mut rounded, mut changed) = (0u64, 0u64, 0u64, 0u64);
     let (mut detail, mut notes) = (Vec::new(), Vec::new());
     for (x, (a, ia, ea)) in direct.iter().enumerate() {
-        for (b, ib, eb) in direct[x + 1..].iter().take_while(|(b, _, _)| b.at_ms <= a.at_ms + 250) {
+        let later = &direct[x + 1..];
+        // What replica `ia` served next, when still at epoch `ea`.
+        let next = later.iter().find(|(_, i, _)| i == ia).filter(|(_, _, e)| e == ea).map(|(n, _, _)| *n);
+        let next_keys: Option<BTreeSet<&str>> = next.map(|n| n.items.iter().map(|i| i.key.as_str()).collect());
+        let next_values = next.map(samples);
+        for (b, ib, eb) in later.iter().take_while(|(b, _, _)| b.at_ms <= a.at_ms + 250) {
             if ia == ib || ea != eb {
                 continue;
             }
             compared += 1;
-            let va: BTreeMap<(&str, u64), (f64, f64)> =
-                a.items.iter().map(|i| ((i.key.as_str(), i.ts_ms), (i.cpu_nanocores, i.memory_bytes))).collect();
+            let va = samples(a);
             let ka: BTreeSet<&str> = a.items.iter().map(|i| i.key.as_str()).collect();
             let kb: BTreeSet<&str> = b.items.iter().map(|i| i.key.as_str()).collect();
             let at = a.at_ms.saturating_sub(rec.start_ms);
-            let mut differ = ka != kb;
+            let mut differ = false;
+            let mut moved = false;
             if ka != kb {
-                detail.push(format!(
+                // Listed only by `a` and gone from `ia`'s next answer too, or
+                // listed only by `b` and in `ia`'s next answer: changed in between.
+                let explained = ka
+                    .symmetric_difference(&kb)
+                    .all(|k| next_keys.as_ref().is_some_and(|n| n.contains(k) == kb.contains(k)));
+                let line = format!(
                     "epoch {ea} at +{at} ms: replica-{ia} listed {} nodes, replica-{ib} {}",
                     ka.len(),
                     kb.len()
-                ));
+                );
+                if explained {
+                    moved = true;
+                    notes.push(format!(
+                        "changed in between (replica-{ia}'s next answer agrees with replica-{ib}): {line}"
+                    ));
+                } else {
+                    differ = true;
+                    detail.push(line);
+                }
             }
             for i in &b.items {
                 let Some((cpu, mem)) = va.get(&(i.key.as_str(), i.ts_ms)) else { continue };
@@ -177,25 +208,34 @@ pub fn agreement(rec: &Recording) -> Check {
                 }
                 // One nanocore apart, same memory: the same rate rounded on two
                 // replicas. Counted and shown, not failed: no client can see it.
-                let rounding = (*cpu - i.cpu_nanocores).abs() <= 1.0 && *mem == i.memory_bytes;
+                let near = |(c, m): (f64, f64)| (c - i.cpu_nanocores).abs() <= 1.0 && m == i.memory_bytes;
+                let rounding = near((*cpu, *mem));
+                let settled = !rounding
+                    && next_values.as_ref().and_then(|n| n.get(&(i.key.as_str(), i.ts_ms))).is_some_and(|v| near(*v));
                 if rounding {
                     rounded += 1;
+                } else if settled {
+                    moved = true;
                 } else {
                     differ = true;
                 }
+                let why = if rounding {
+                    "rounding only: "
+                } else if settled {
+                    "changed in between: "
+                } else {
+                    ""
+                };
                 notes.push(format!(
-                    "{}epoch {ea} at +{at} ms: {} @{}: replica-{ia} cpu {cpu} memory {mem}, replica-{ib} cpu {} memory {}",
-                    if rounding { "rounding only: " } else { "" },
-                    i.key,
-                    i.ts_ms,
-                    i.cpu_nanocores,
-                    i.memory_bytes
+                    "{why}epoch {ea} at +{at} ms: {} @{}: replica-{ia} cpu {cpu} memory {mem}, replica-{ib} cpu {} memory {}",
+                    i.key, i.ts_ms, i.cpu_nanocores, i.memory_bytes
                 ));
             }
             disagreements += u64::from(differ);
+            changed += u64::from(moved && !differ);
         }
     }
-    notes.sort_by_key(|n| n.starts_with("rounding only"));
+    notes.sort_by_key(|n| n.starts_with("rounding only") || n.starts_with("changed in between"));
     detail.extend(notes);
     Check::new(
         "agreement",
@@ -204,6 +244,7 @@ pub fn agreement(rec: &Recording) -> Check {
             ("comparisons", compared as f64),
             ("disagreements", disagreements as f64),
             ("rounding_differences", rounded as f64),
+            ("changed_in_between", changed as f64),
         ],
         detail,
     )
@@ -327,6 +368,40 @@ mod tests {
             v.ring_epoch = 4;
         }
         assert!(agreement(&rec).pass, "another epoch may differ: {:?}", agreement(&rec));
+    }
+
+    #[test]
+    fn a_change_both_replicas_show_in_turn_is_not_a_disagreement() {
+        // node-1 goes stale just after replica-0's answer at 10 s: replica-1
+        // lacks it 1 ms later, and so does every later answer of both.
+        let mut stale = healthy();
+        for a in stale.answers.iter_mut().filter(|a| a.at_ms > 10_000 && a.kind == Kind::Nodes) {
+            a.items.retain(|i| i.key != "node-1");
+        }
+        let c = agreement(&stale);
+        assert!(c.pass && c.figures["changed_in_between"] == 1.0, "{c:?}");
+        // The sample of 10 s gets another window just after replica-0's
+        // answer: replica-1 serves the new value first, replica-0 next.
+        let mut settled = healthy();
+        for a in settled.answers.iter_mut().filter(|a| a.at_ms > 10_000 && a.kind == Kind::Nodes) {
+            for i in a.items.iter_mut().filter(|i| i.key == "node-0" && i.ts_ms == 10_000) {
+                i.cpu_nanocores += 1_000.0;
+            }
+        }
+        let c = agreement(&settled);
+        assert!(c.pass && c.figures["changed_in_between"] == 1.0, "{c:?}");
+        assert!(c.detail.iter().any(|d| d.starts_with("changed in between")));
+    }
+
+    #[test]
+    fn a_node_one_replica_keeps_listing_and_the_other_drops_is_a_disagreement() {
+        let mut rec = healthy();
+        for a in rec.answers.iter_mut().filter(|a| a.at_ms > 10_000 && a.source == Source::Replica(1)) {
+            a.items.retain(|i| i.key != "node-1");
+        }
+        let c = agreement(&rec);
+        assert!(!c.pass && c.figures["disagreements"] > 0.0, "{c:?}");
+        assert!(c.detail[0].contains("replica-0 listed 2 nodes, replica-1 1"), "{:?}", c.detail);
     }
 
     #[test]
