@@ -13,12 +13,25 @@
 //! - `replica-args I R`, `cluster-args I N`: the flags replica `I` needs
 //!   (resolution `R`; member of an `N`-replica cluster); answers `args <json>`;
 //! - `stats`: answers `stats scrapes=<total> scraped=<nodes scraped at least once>`;
-//! - `reset`: sets every scrape counter to 0; answers `ok`.
+//! - `reset`: sets every scrape counter to 0; answers `ok`;
+//! - `self-metrics I PREFIX`: the sum of replica `I`'s `/metrics` series
+//!   starting with `PREFIX`; answers `sum <value>`;
+//! - `items I PATH`: GETs `PATH` from replica `I` directly (not through the
+//!   aggregation proxy, so it can be asked while the proxy spreads a load
+//!   over every replica), as a cluster admin; answers `items <n>`, the
+//!   length of the answer's `items` list;
+//! - `prometheus-config DIR R`: writes `DIR/kubelets.json`, every kubelet as
+//!   a Prometheus file_sd target labelled with its node, and
+//!   `DIR/prometheus.yml`, one job scraping them every `R` the way the
+//!   replicas do (HTTPS, `/metrics/resource`, verified against the kubelet
+//!   CA, the kubelets' bearer token); answers `prometheus config=<path> targets=<n>`.
 //!
 //! End of input stops it, as does SIGTERM or Ctrl-C.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -164,7 +177,8 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             Ok(a) => a,
             Err(e) => format!("error {e:#}"),
         };
-        println!("{answer}");
+        // One line per answer, whatever an error message holds.
+        println!("{}", answer.replace('\n', " "));
     }
     for mut c in children {
         drop(c.stdin);
@@ -221,6 +235,32 @@ async fn command(env: &DevEnv, children: &mut [KubeletChild], line: &str) -> any
             anyhow::ensure!(code == 200, "/metrics answered {code}");
             Ok(format!("sum {}", sum_series(&text, prefix)))
         }
+        Some("items") => {
+            let path = words.get(2).context("missing path")?;
+            let admin = env.apiserver.issue_client_cert("admin", &["system:masters"])?;
+            let (code, text) = sim::client::try_get(env.replica_addr(index(1)?), path, Some(&admin), &[])
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            anyhow::ensure!(code == 200, "{path} answered {code}: {}", text.chars().take(200).collect::<String>());
+            let list: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{path}: not JSON"))?;
+            let items = list["items"].as_array().with_context(|| format!("{path}: no items list"))?;
+            Ok(format!("items {}", items.len()))
+        }
+        Some("prometheus-config") => {
+            let dir = PathBuf::from(words.get(1).context("missing folder")?);
+            let interval = words.get(2).context("missing scrape interval")?;
+            let interval = apimachinery::parse_go_duration(interval).map_err(|e| anyhow::anyhow!("{interval}: {e}"))?;
+            std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+            let targets = dir.join("kubelets.json");
+            let groups =
+                file_sd(env.spec.nodes.iter().map(|n| (n.name.as_str(), SocketAddr::from((n.ip, n.kubelet_port)))));
+            std::fs::write(&targets, serde_json::to_string(&groups)?).with_context(|| targets.display().to_string())?;
+            let config = dir.join("prometheus.yml");
+            let text = prometheus_config(interval, &targets, &env.files.kubelet_ca, &env.files.kubelet_token);
+            std::fs::write(&config, serde_json::to_string_pretty(&text)?)
+                .with_context(|| config.display().to_string())?;
+            Ok(format!("prometheus config={} targets={}", config.display(), env.spec.nodes.len()))
+        }
         Some("reset") => {
             env.fleet.reset_scrape_counts();
             for c in children.iter_mut() {
@@ -239,6 +279,42 @@ fn sum_series(text: &str, prefix: &str) -> f64 {
         .filter(|l| !l.starts_with('#') && l.starts_with(prefix))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
         .sum()
+}
+
+/// Prometheus' file_sd target groups for kubelets (`(node, address)`):
+/// one group per node, labelled `node`, as Kubernetes' node discovery with
+/// the usual relabelling would label them.
+fn file_sd<'a>(kubelets: impl Iterator<Item = (&'a str, SocketAddr)>) -> serde_json::Value {
+    kubelets.map(|(node, addr)| serde_json::json!({"targets": [addr.to_string()], "labels": {"node": node}})).collect()
+}
+
+/// A duration as Prometheus writes one: whole seconds (`15s`) or milliseconds.
+fn prometheus_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+}
+
+/// A Prometheus configuration (JSON, which is YAML) with one job scraping
+/// the kubelets listed in `targets` every `interval` as metrics-server
+/// does: `https://<kubelet>/metrics/resource`, the serving certificates
+/// verified against `ca`, the bearer token in `token`. The scrape timeout
+/// is Prometheus' default, 10 s, or the interval when that is shorter (it
+/// may not exceed it).
+fn prometheus_config(interval: Duration, targets: &Path, ca: &Path, token: &Path) -> serde_json::Value {
+    let timeout = interval.min(Duration::from_secs(10));
+    serde_json::json!({
+        "global": {
+            "scrape_interval": prometheus_duration(interval),
+            "scrape_timeout": prometheus_duration(timeout),
+        },
+        "scrape_configs": [{
+            "job_name": "kubelet-resource",
+            "scheme": "https",
+            "metrics_path": "/metrics/resource",
+            "tls_config": {"ca_file": ca},
+            "authorization": {"type": "Bearer", "credentials_file": token},
+            "file_sd_configs": [{"files": [targets]}],
+        }],
+    })
 }
 
 /// A child: the kubelets of one slice, answering `stats` and `reset`.
@@ -301,6 +377,44 @@ mod tests {
     fn stats_lines_round_trip() {
         assert_eq!(parse_stats("stats scrapes=12 scraped=3"), Some((12, 3)));
         assert_eq!(parse_stats("ok"), None);
+    }
+
+    #[test]
+    fn file_sd_lists_every_kubelet_once_labelled_with_its_node() {
+        let kubelets = [("node-0", "127.3.0.1:10250".parse().unwrap()), ("node-1", "127.3.0.2:10250".parse().unwrap())];
+        let groups = file_sd(kubelets.into_iter());
+        assert_eq!(
+            groups,
+            serde_json::json!([
+                {"targets": ["127.3.0.1:10250"], "labels": {"node": "node-0"}},
+                {"targets": ["127.3.0.2:10250"], "labels": {"node": "node-1"}},
+            ])
+        );
+    }
+
+    #[test]
+    fn prometheus_scrapes_the_resource_endpoint_over_verified_https_with_the_token() {
+        let c = prometheus_config(
+            Duration::from_secs(15),
+            Path::new("/w/kubelets.json"),
+            Path::new("/w/kubelet-ca.crt"),
+            Path::new("/w/kubelet.token"),
+        );
+        assert_eq!(c["global"]["scrape_interval"], "15s");
+        assert_eq!(c["global"]["scrape_timeout"], "10s");
+        let job = &c["scrape_configs"][0];
+        assert_eq!(job["scheme"], "https");
+        assert_eq!(job["metrics_path"], "/metrics/resource");
+        assert_eq!(job["tls_config"], serde_json::json!({"ca_file": "/w/kubelet-ca.crt"}), "verification stays on");
+        assert_eq!(job["authorization"]["credentials_file"], "/w/kubelet.token");
+        assert_eq!(job["file_sd_configs"][0]["files"][0], "/w/kubelets.json");
+    }
+
+    #[test]
+    fn prometheus_timeout_never_exceeds_a_short_interval() {
+        let c = prometheus_config(Duration::from_millis(2500), Path::new("t"), Path::new("c"), Path::new("k"));
+        assert_eq!(c["global"]["scrape_interval"], "2500ms");
+        assert_eq!(c["global"]["scrape_timeout"], "2500ms");
     }
 
     #[test]
