@@ -1,17 +1,19 @@
 //! The scale benchmark: for each cluster size, one simulated cluster
 //! (`ha-metrics-server simulate`, its kubelets spread over child processes)
 //! and, one after the other on it, three sharded replicas, three independent
-//! replicas without `--peers` (metrics-server's HA) and one replica
-//! (metrics-server's default). It measures the product's processes only
-//! (CPU from /proc, peak and steady RSS), kubelet scrapes per node per
-//! resolution from the simulator's counters, the time until every replica
-//! serves every node, `top pod -A` and HPA latencies from each replica
-//! through the aggregation proxy, and the same with one owner SIGKILLed.
-//! Writes target/scale/{table.txt,scale.json,cost.svg}.
+//! replicas without `--peers` (metrics-server's HA), one replica
+//! (metrics-server's default) and the real Prometheus scraping every
+//! kubelet (what prometheus-adapter needs first). It measures those
+//! processes only (CPU from /proc, peak and steady RSS), kubelet scrapes per
+//! node per resolution from the simulator's counters, the time until every
+//! replica serves every node, `top pod -A` and HPA latencies from each
+//! replica through the aggregation proxy, and, for the sharded replicas, a
+//! rolling restart of all three under the HPA load and the latencies with
+//! one owner SIGKILLed. Writes target/scale/{table.txt,scale.json,cost.svg}.
 //!
 //! `cargo bench --bench scale` (all sizes), `cargo bench --bench scale -- --quick`
 //! (200 nodes, short windows). Environment: `SCALE_SIZES` (e.g.
-//! `1000,10000`), `SCALE_MODES` (`sharded,independent,single`), `SCALE_PODS`
+//! `1000,10000`), `SCALE_MODES` (`sharded,independent,single,prometheus`), `SCALE_PODS`
 //! (30), `SCALE_RESOLUTION` (seconds, 15), `SCALE_SECONDS` (window, 60),
 //! `SCALE_TOP_REQUESTS` (`top pod -A` requests per replica, 10), `SCALE_OUT`
 //! (output folder), `SCALE_RF` (the sharded replicas' replication factor,
@@ -21,7 +23,9 @@
 
 mod handover;
 mod measure;
+mod prometheus;
 mod report;
+mod restart;
 mod run;
 mod simulator;
 
@@ -42,18 +46,20 @@ fn modes(list: &str) -> anyhow::Result<Vec<Mode>> {
             "sharded" => Ok(Mode::Sharded3),
             "independent" => Ok(Mode::Independent3),
             "single" => Ok(Mode::Single),
-            other => anyhow::bail!("unknown mode {other:?} (sharded, independent, single)"),
+            "prometheus" => Ok(Mode::Prometheus),
+            other => anyhow::bail!("unknown mode {other:?} (sharded, independent, single, prometheus)"),
         })
         .collect()
 }
 
-/// Copies the replica logs of `from` (`<mode>-replica-<i>.log`) to `to`.
+/// Copies the replica logs of `from` (`<mode>-replica-<i>.log`, and
+/// `….restarted.log` after the rolling restart) and Prometheus' to `to`.
 fn keep_logs(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let path = entry?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if name.contains("-replica-") && name.ends_with(".log") {
+        if (name.contains("-replica-") || name.starts_with("prometheus")) && name.ends_with(".log") {
             std::fs::copy(&path, to.join(name))?;
         }
     }
@@ -89,7 +95,8 @@ fn main() -> anyhow::Result<()> {
         .map(|s| s.trim().parse())
         .collect::<Result<_, _>>()?;
     let handover = env_or("SCALE_MODES", "") == "handover";
-    let modes = if handover { Vec::new() } else { modes(&env_or("SCALE_MODES", "sharded,independent,single"))? };
+    let modes =
+        if handover { Vec::new() } else { modes(&env_or("SCALE_MODES", "sharded,independent,single,prometheus"))? };
     let pods: usize = env_or("SCALE_PODS", "30").parse()?;
     let resolution = Duration::from_secs(env_or("SCALE_RESOLUTION", if quick { "10" } else { "15" }).parse()?);
     let plan = Plan {

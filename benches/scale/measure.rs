@@ -1,7 +1,10 @@
 //! What the benchmark reads: CPU time and resident memory of processes from
 //! /proc, request latencies through the aggregation proxy (sequential for
-//! `top pod -A`, open-loop at a fixed rate for the HPA query), percentiles.
+//! `top pod -A`, open-loop at a fixed rate for the HPA query), percentiles,
+//! and whether answers are complete (their item count against the steady
+//! state's).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -83,34 +86,155 @@ pub async fn sequential(client: &kube::Client, path: &str, count: usize) -> Late
 /// `paths`, each timed from its scheduled start (so a stall shows as latency,
 /// not as a lower rate). A request that fails or returns no items is an error.
 pub async fn open_loop(client: &kube::Client, paths: &[String], rate: f64, duration: Duration) -> Latency {
+    let paths: Arc<[String]> = paths.into();
+    let judged = drive(client, paths.clone(), rate, tokio::time::sleep(duration), move |_, body| {
+        (!body.contains("\"containers\"")).then_some(0)
+    })
+    .await;
+    // Here an answer without items is as bad as a failed request.
+    Latency::of(judged.ms_of(true), judged.errors + judged.ms_of(false).len())
+}
+
+/// Open-loop load like [`open_loop`] over `load` (`(path, items)`), until
+/// `stop` completes, holding every answer to the item count its path had in
+/// the steady state.
+pub async fn open_loop_checked(
+    client: &kube::Client,
+    load: &[(String, usize)],
+    rate: f64,
+    stop: impl Future<Output = ()>,
+) -> Checked {
+    let (paths, expected): (Vec<String>, Vec<usize>) = load.iter().cloned().unzip();
+    drive(client, paths.into(), rate, stop, move |i, body| shortfall(body, expected[i])).await.checked()
+}
+
+/// A node list through the proxy every `every` until `stop` completes, each
+/// held to list all `nodes`.
+pub async fn node_lists(
+    client: &kube::Client,
+    nodes: usize,
+    every: Duration,
+    stop: impl Future<Output = ()>,
+) -> Checked {
+    let mut judged = Judged::default();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {}
+        }
+        let start = Instant::now();
+        let answer = get(client, NODES).await;
+        judged.add(start.elapsed().as_secs_f64() * 1e3, answer.map(|body| shortfall(&body, nodes)));
+    }
+    judged.checked()
+}
+
+/// How a list answer falls short of `expected` items: `None` when it has
+/// exactly that many, else how many it lacks (all when it is not a list; 0
+/// when it has more).
+pub fn shortfall(body: &str, expected: usize) -> Option<usize> {
+    let items = items_in(body).unwrap_or(0);
+    (items != expected).then(|| expected.saturating_sub(items))
+}
+
+/// Answers held to an expectation: how long each took, how each fell short.
+#[derive(Debug, Default)]
+struct Judged {
+    /// `(ms, shortfall)` of every answer (`None`: it met the expectation).
+    answers: Vec<(f64, Option<usize>)>,
+    /// Requests that failed (an HTTP error or no answer).
+    errors: usize,
+}
+
+impl Judged {
+    fn add(&mut self, ms: f64, answer: Result<Option<usize>, String>) {
+        match answer {
+            Ok(short) => self.answers.push((ms, short)),
+            Err(_) => self.errors += 1,
+        }
+    }
+
+    fn ms_of(&self, met: bool) -> Vec<f64> {
+        self.answers.iter().filter(|a| a.1.is_none() == met).map(|a| a.0).collect()
+    }
+
+    fn checked(self) -> Checked {
+        let short: Vec<usize> = self.answers.iter().filter_map(|a| a.1).collect();
+        Checked {
+            answers: self.answers.len(),
+            incomplete: short.len(),
+            most_missing: short.into_iter().max().unwrap_or(0),
+            latency: Latency::of(self.answers.into_iter().map(|a| a.0).collect(), self.errors),
+        }
+    }
+}
+
+/// Answers held to the item count of the steady state.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Checked {
+    /// Latency of every answer, complete or not; `errors` counts the
+    /// requests that got none (an HTTP error, such as the proxy's 503 while
+    /// a replica goes down).
+    pub latency: Latency,
+    /// Answers checked (requests minus errors).
+    pub answers: usize,
+    /// Of those, answers whose item count was not the steady state's (a
+    /// node or pod missing).
+    pub incomplete: usize,
+    /// The most items one answer lacked.
+    pub most_missing: usize,
+}
+
+/// The open-loop engine: requests of `paths[i % len]` every `1/rate` s
+/// until `stop`, each timed from its scheduled start and its body judged by
+/// `judge(i % len, body)` (its shortfall, `None` when it met the expectation).
+async fn drive(
+    client: &kube::Client,
+    paths: Arc<[String]>,
+    rate: f64,
+    stop: impl Future<Output = ()>,
+    judge: impl Fn(usize, &str) -> Option<usize> + Clone + Send + 'static,
+) -> Judged {
     let period = Duration::from_secs_f64(1.0 / rate);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = tokio::task::JoinSet::new();
-    let end = Instant::now() + duration;
+    tokio::pin!(stop);
     let mut i = 0;
-    while Instant::now() < end {
-        let scheduled = tick.tick().await.into_std();
-        let (client, path) = (client.clone(), paths[i % paths.len()].clone());
+    loop {
+        let scheduled = tokio::select! {
+            _ = &mut stop => break,
+            t = tick.tick() => t.into_std(),
+        };
+        let (client, paths, judge, at) = (client.clone(), paths.clone(), judge.clone(), i % paths.len());
         i += 1;
         tasks.spawn(async move {
-            let ok = get(&client, &path).await.is_ok_and(|body| body.contains("\"containers\""));
-            ok.then(|| scheduled.elapsed().as_secs_f64() * 1e3)
+            let answer = get(&client, &paths[at]).await.map(|body| judge(at, &body));
+            (scheduled.elapsed().as_secs_f64() * 1e3, answer)
         });
     }
-    let (mut ms, mut errors) = (Vec::new(), 0);
+    let mut judged = Judged::default();
     while let Some(done) = tasks.join_next().await {
         match done {
-            Ok(Some(v)) => ms.push(v),
-            _ => errors += 1,
+            Ok((ms, answer)) => judged.add(ms, answer),
+            Err(e) => judged.add(0.0, Err(e.to_string())),
         }
     }
-    Latency::of(ms, errors)
+    judged
+}
+
+const NODES: &str = "/apis/metrics.k8s.io/v1beta1/nodes";
+
+/// The length of a metrics list's `items` (None when the body is not a list).
+pub fn items_in(body: &str) -> Option<usize> {
+    let list: serde_json::Value = serde_json::from_str(body).ok()?;
+    list["items"].as_array().map(Vec::len)
 }
 
 /// Items in a metrics list at `path` (None when the request fails).
 pub async fn item_count(client: &kube::Client, path: &str) -> Option<usize> {
-    let body = get(client, path).await.ok()?;
-    let list: serde_json::Value = serde_json::from_str(&body).ok()?;
-    list["items"].as_array().map(Vec::len)
+    items_in(&get(client, path).await.ok()?)
 }

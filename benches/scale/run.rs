@@ -1,7 +1,8 @@
 //! One mode on one simulated cluster: start the replicas, wait until every
 //! node is served by every replica, measure the steady state (CPU, memory,
 //! kubelet scrapes), the latencies from each replica, and, for the sharded
-//! mode, the latencies again with one owner killed.
+//! mode, a rolling restart of all replicas (`restart.rs`) and the latencies
+//! again with one owner killed. The Prometheus mode is `prometheus.rs`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use serde::Serialize;
 use sim::env::ReplicaProcess;
 
 use crate::measure::{self, Latency};
+use crate::restart::RollingRestart;
 use crate::simulator::Simulator;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -21,13 +23,17 @@ pub enum Mode {
     Independent3,
     /// One replica: metrics-server's default.
     Single,
+    /// No replica: the real Prometheus scraping every kubelet's
+    /// `/metrics/resource`, what a cluster serving the resource metrics API
+    /// through prometheus-adapter pays for first.
+    Prometheus,
 }
 
 impl Mode {
     pub fn replicas(self) -> usize {
         match self {
             Mode::Sharded3 | Mode::Independent3 => 3,
-            Mode::Single => 1,
+            Mode::Single | Mode::Prometheus => 1,
         }
     }
     pub fn name(self) -> &'static str {
@@ -35,6 +41,7 @@ impl Mode {
             Mode::Sharded3 => "3 sharded",
             Mode::Independent3 => "3 independent",
             Mode::Single => "1 replica",
+            Mode::Prometheus => "Prometheus",
         }
     }
 }
@@ -66,8 +73,10 @@ pub struct Result {
     pub replication: Option<u32>,
     pub nodes: usize,
     pub pods: usize,
+    /// Processes measured: replicas, or the one Prometheus server.
     pub replicas: usize,
-    /// Seconds from spawning the replicas until every replica served every node.
+    /// Seconds from spawning the replicas until every replica served every
+    /// node (Prometheus: until every kubelet target was up).
     pub all_served_s: Option<f64>,
     pub cpu_s_per_s: f64,
     pub mcpu_per_node: f64,
@@ -81,6 +90,8 @@ pub struct Result {
     pub simulator_cpu_s_per_s: f64,
     pub simulator_rss_mib: f64,
     pub latency: Vec<ReplicaLatency>,
+    /// Sharded mode only: every replica restarted in turn, under load.
+    pub rolling_restart: Option<RollingRestart>,
     /// Sharded mode only: replica 2 SIGKILLed, measured from the survivors.
     pub owner_killed: Vec<ReplicaLatency>,
     pub window_s: f64,
@@ -138,11 +149,16 @@ pub async fn run(
     pods: usize,
     plan: &Plan,
 ) -> anyhow::Result<Result> {
+    if mode == Mode::Prometheus {
+        return crate::prometheus::run(sim, nodes, pods, plan).await;
+    }
     let n = mode.replicas();
     let resolution = format!("{}s", plan.resolution.as_secs());
     let client = sim.kube_client().await?;
     sim.ask(&format!("replicas {n}"))?;
     let mut procs = Vec::new();
+    // Each replica's flags, kept for its restart.
+    let mut flags = Vec::new();
     let started = Instant::now();
     for i in 0..n {
         let mut args = sim.args(&format!("replica-args {i} {resolution}"))?;
@@ -152,6 +168,7 @@ pub async fn run(
         }
         let log = sim.work_dir.join(format!("{}-replica-{i}.log", mode.name().replace(' ', "-")));
         procs.push(ReplicaProcess::spawn(binary, &args, &log)?);
+        flags.push(args);
     }
     let pids: Vec<u32> = procs.iter().map(ReplicaProcess::pid).collect();
     let all: Vec<usize> = (0..n).collect();
@@ -211,7 +228,12 @@ pub async fn run(
     let latency = latencies(sim, &client, &all, plan, &hpa).await?;
     let peak_rss_mib = measure::total_mib(&pids, "VmHWM:");
     let mut owner_killed = Vec::new();
+    let mut rolling_restart = None;
     if mode == Mode::Sharded3 {
+        // The latencies left the proxy on the last replica alone.
+        route_all(sim, &all)?;
+        rolling_restart =
+            Some(crate::restart::run(sim, &client, (binary, &flags), &mut procs, nodes, plan, &hpa).await?);
         procs[2].signal(libc::SIGKILL);
         route_all(sim, &[0, 1])?;
         owner_killed = latencies(sim, &client, &[0, 1], plan, &hpa).await?;
@@ -234,6 +256,7 @@ pub async fn run(
         simulator_cpu_s_per_s: (sc1 - sc0) / dt,
         simulator_rss_mib,
         latency,
+        rolling_restart,
         owner_killed,
         window_s: dt,
     })

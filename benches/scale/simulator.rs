@@ -21,6 +21,8 @@ pub struct Simulator {
     /// Pids of the apiserver process and the kubelet processes.
     pub pids: Vec<u32>,
     pub work_dir: PathBuf,
+    /// The loopback address block it runs on (`sim::addr::Block`).
+    pub block: u8,
 }
 
 impl Simulator {
@@ -45,7 +47,7 @@ impl Simulator {
         if let Some(list) = line.split_whitespace().find_map(|w| w.strip_prefix("kubelet-pids=")) {
             pids.extend(list.split(',').filter_map(|p| p.parse::<u32>().ok()));
         }
-        Ok(Simulator { child, stdin: Some(stdin), stdout, pids, work_dir: work_dir.to_path_buf() })
+        Ok(Simulator { child, stdin: Some(stdin), stdout, pids, work_dir: work_dir.to_path_buf(), block })
     }
 
     /// Sends one command and returns its answer line.
