@@ -45,6 +45,8 @@ pub fn follow_ownership(
     tokio::spawn(async move {
         let mut every = tokio::time::interval(LIVENESS_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_turn = tokio::time::Instant::now();
+        let mut away_until: Option<tokio::time::Instant> = None;
         loop {
             let committed = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -54,6 +56,17 @@ pub fn follow_ownership(
                 }
                 _ = every.tick() => false,
             };
+            // A wait longer than a lease, where the tick is every 250 ms:
+            // this replica itself was stopped (SIGSTOP, a frozen VM), long
+            // enough for every peer to look silent (see below). A shorter
+            // stall (CPU starvation) makes no peer look silent by itself, and
+            // a peer that really died in it must be taken for unreachable at
+            // once: the tried threshold of 750 ms delayed a kill -9 failover
+            // on a loaded machine.
+            let woke = tokio::time::Instant::now();
+            if woke.saturating_duration_since(last_turn) > node.lease() {
+                away_until = Some(woke + node.lease());
+            }
             let previous = tx.borrow().clone();
             let mut next = if committed {
                 let s = state.borrow_and_update().clone();
@@ -74,7 +87,14 @@ pub fn follow_ownership(
             } else {
                 (*previous).clone()
             };
-            next.unreachable = next.members.keys().copied().filter(|id| *id != me && !node.reachable(*id)).collect();
+            // Right after this replica was away every peer looks silent, its
+            // heartbeats unread, so for a lease after it a peer newly silent
+            // is not taken for unreachable: its silence is ours. It would
+            // otherwise stand in for every other owner at once, with catch-up
+            // scrapes of nodes it holds no fresh points of.
+            let away = away_until.is_some_and(|t| tokio::time::Instant::now() < t);
+            let silent = next.members.keys().copied().filter(|id| *id != me && !node.reachable(*id));
+            next.unreachable = unreachable(silent, &previous.unreachable, away);
             next.fallback = fallback_of(&node);
             if let crate::ownership::Mode::NoRing(why) = &next.mode
                 && next.epoch != previous.epoch
@@ -96,9 +116,22 @@ pub fn follow_ownership(
             if !same && tx.send(Arc::new(next)).is_err() {
                 break;
             }
+            // Measured from here, so building a ring is not taken for a pause.
+            last_turn = tokio::time::Instant::now();
         }
     });
     rx
+}
+
+/// The members taken for unreachable: the `silent` ones (no contact for a
+/// lease), except, while this replica was `away` a moment ago, those it did
+/// not already take for unreachable.
+fn unreachable(
+    silent: impl Iterator<Item = raft::NodeId>,
+    before: &std::collections::BTreeSet<raft::NodeId>,
+    away: bool,
+) -> std::collections::BTreeSet<raft::NodeId> {
+    silent.filter(|id| !away || before.contains(id)).collect()
 }
 
 /// Degraded mode: quorum lost for more than twice the lease, or not caught
@@ -168,4 +201,18 @@ pub async fn serve(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn right_after_its_own_pause_a_replica_takes_no_newly_silent_peer_for_unreachable() {
+        let before: BTreeSet<raft::NodeId> = [3].into();
+        let silent = || [2, 3].into_iter();
+        assert_eq!(super::unreachable(silent(), &before, false), [2, 3].into());
+        assert_eq!(super::unreachable(silent(), &before, true), [3].into(), "2 fell silent while it was away");
+        assert!(super::unreachable([2].into_iter(), &BTreeSet::new(), true).is_empty());
+    }
 }

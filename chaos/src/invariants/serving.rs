@@ -250,9 +250,11 @@ pub fn agreement(rec: &Recording) -> Check {
     )
 }
 
-/// Whether the harness did something to a replica in the 3 s before `at_ms`.
+/// Whether the harness did something to a replica within 3 s of a request
+/// sent at `at_ms`: before it, or after it while it was in flight (a fault
+/// is noted once done: a kill -9, the reap and the new route come first).
 fn backend_just_lost(rec: &Recording, at_ms: u64) -> bool {
-    rec.events.iter().any(|e| e.at_ms <= at_ms && at_ms - e.at_ms <= 3_000)
+    rec.events.iter().any(|e| e.at_ms.abs_diff(at_ms) <= 3_000)
 }
 
 /// No 5xx; every answer that lacks a node or pod carries a `Warning`.
@@ -413,7 +415,11 @@ mod tests {
         rec.answers[3].source = Source::Proxy;
         assert!(!api_errors(&rec).pass);
         let at = rec.answers[3].at_ms;
-        rec.events.push(crate::record::Event { at_ms: at - 500, what: "kill -9 replica-1".into(), wiped: None });
+        rec.events.push(crate::record::Event { at_ms: at + 3_500, what: "kill -9 replica-1".into(), wiped: None });
+        assert!(!api_errors(&rec).pass, "a fault 3.5 s after the request does not excuse it");
+        rec.events[0].at_ms = at + 40;
+        assert!(api_errors(&rec).pass, "noted 40 ms after the request was sent, while it was in flight");
+        rec.events[0].at_ms = at - 500;
         assert!(api_errors(&rec).pass);
         assert_eq!(api_errors(&rec).figures["proxy_5xx_backend_lost"], 1.0);
     }
