@@ -91,8 +91,10 @@ pub fn follow_ownership(
             // heartbeats unread, so for a lease after it a peer newly silent
             // is not taken for unreachable: its silence is ours. It would
             // otherwise stand in for every other owner at once, with catch-up
-            // scrapes of nodes it holds no fresh points of.
-            let away = away_until.is_some_and(|t| tokio::time::Instant::now() < t);
+            // scrapes of nodes it holds no fresh points of. (The query fan-out
+            // reads its own pauses from `query::pause`, a ticker; this loop
+            // measures its own wait, which a ticker woken after it would miss.)
+            let away = away_until.is_some_and(|t| woke < t);
             let silent = next.members.keys().copied().filter(|id| *id != me && !node.reachable(*id));
             next.unreachable = unreachable(silent, &previous.unreachable, away);
             next.fallback = fallback_of(&node);

@@ -169,13 +169,13 @@ pub fn agreement(rec: &Recording) -> Check {
         let next = later.iter().find(|(_, i, _)| i == ia).filter(|(_, _, e)| e == ea).map(|(n, _, _)| *n);
         let next_keys: Option<BTreeSet<&str>> = next.map(|n| n.items.iter().map(|i| i.key.as_str()).collect());
         let next_values = next.map(samples);
+        let va = samples(a);
+        let ka: BTreeSet<&str> = a.items.iter().map(|i| i.key.as_str()).collect();
         for (b, ib, eb) in later.iter().take_while(|(b, _, _)| b.at_ms <= a.at_ms + 250) {
             if ia == ib || ea != eb {
                 continue;
             }
             compared += 1;
-            let va = samples(a);
-            let ka: BTreeSet<&str> = a.items.iter().map(|i| i.key.as_str()).collect();
             let kb: BTreeSet<&str> = b.items.iter().map(|i| i.key.as_str()).collect();
             let at = a.at_ms.saturating_sub(rec.start_ms);
             let mut differ = false;
