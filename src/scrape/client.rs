@@ -4,7 +4,9 @@
 //! certificate, `--deprecated-kubelet-completely-insecure`), the bearer token
 //! re-read when its file changes, a per-request timeout and a body size cap.
 //! It returns bytes and a countable error; parsing, addresses and scheduling
-//! belong to the rest of `scrape`.
+//! belong to the rest of `scrape`. [`KubeletClient::reach`] only connects
+//! (TCP and the TLS handshake) and sends no request: how a replica checks
+//! whether a kubelet it could not reach is back, without scraping it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -146,6 +148,12 @@ enum Transport {
     Http(Client<HttpConnector, Body>),
 }
 
+#[derive(Clone)]
+enum Connector {
+    Https(HttpsConnector<HttpConnector>),
+    Http(HttpConnector),
+}
+
 /// A pooled client for all kubelets; cheap to clone.
 #[derive(Clone)]
 pub struct KubeletClient {
@@ -154,6 +162,8 @@ pub struct KubeletClient {
 
 struct Inner {
     transport: Transport,
+    /// The connector the pooled client wraps, for [`KubeletClient::reach`].
+    connector: Connector,
     token: Option<TokenFile>,
     request_timeout: Duration,
     max_body_bytes: usize,
@@ -174,14 +184,14 @@ impl KubeletClient {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(config.pool_max_idle_per_host);
         let plain = config.tls == KubeletTls::PlainHttp;
-        let transport = if plain {
+        let (transport, connector) = if plain {
             if config.client_cert.is_some() {
                 return Err(ClientError::Invalid(
                     "a client certificate cannot be used with plain HTTP (--deprecated-kubelet-completely-insecure)"
                         .into(),
                 ));
             }
-            Transport::Http(builder.build(http))
+            (Transport::Http(builder.build(http.clone())), Connector::Http(http))
         } else {
             http.enforce_http(false);
             let tls = tls_config(&config)?;
@@ -191,7 +201,7 @@ impl KubeletClient {
                 .enable_http1()
                 .enable_http2()
                 .wrap_connector(http);
-            Transport::Https(builder.build(https))
+            (Transport::Https(builder.build(https.clone())), Connector::Https(https))
         };
         let token = match (&config.token_file, plain) {
             (Some(path), false) => Some(TokenFile::open(path.clone(), config.token_recheck)?),
@@ -200,6 +210,7 @@ impl KubeletClient {
         Ok(KubeletClient {
             inner: Arc::new(Inner {
                 transport,
+                connector,
                 token,
                 request_timeout: config.request_timeout,
                 max_body_bytes: config.max_body_bytes,
@@ -219,6 +230,26 @@ impl KubeletClient {
         let result = result.unwrap_or(Err(ScrapeError::Timeout));
         if let Err(error) = &result {
             tracing::debug!(node, %url, reason = error.reason(), %error, "kubelet request failed");
+        }
+        result
+    }
+
+    /// Whether `url`'s kubelet can be reached: a new connection (TCP and,
+    /// but for plain HTTP, the TLS handshake with the scrape's TLS
+    /// settings), closed at once without a request, within the request
+    /// timeout. The kubelet serves nothing and counts no request.
+    pub async fn reach(&self, url: &Uri, node: &str) -> Result<(), ScrapeError> {
+        use tower::ServiceExt;
+        let inner = &self.inner;
+        let connecting = async {
+            match &inner.connector {
+                Connector::Https(c) => c.clone().oneshot(url.clone()).await.map(drop).map_err(|e| classify_reach(&*e)),
+                Connector::Http(c) => c.clone().oneshot(url.clone()).await.map(drop).map_err(|e| classify_reach(&e)),
+            }
+        };
+        let result = tokio::time::timeout(inner.request_timeout, connecting).await.unwrap_or(Err(ScrapeError::Timeout));
+        if let Err(error) = &result {
+            tracing::debug!(node, %url, reason = error.reason(), %error, "kubelet not reached");
         }
         result
     }
@@ -310,6 +341,19 @@ fn classify(error: hyper_util::client::legacy::Error) -> ScrapeError {
         cause = next_cause(e);
     }
     if error.is_connect() { ScrapeError::Connect(chain_text(&error)) } else { ScrapeError::Body(chain_text(&error)) }
+}
+
+/// Sorts a connector error like [`classify`]: TLS if rustls is in the
+/// chain, otherwise a connect error.
+fn classify_reach(error: &(dyn std::error::Error + 'static)) -> ScrapeError {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return ScrapeError::Tls(tls.to_string());
+        }
+        cause = next_cause(e);
+    }
+    ScrapeError::Connect(chain_text(error))
 }
 
 /// The next error in a chain. `io::Error::source` skips the error it wraps

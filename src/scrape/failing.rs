@@ -4,7 +4,11 @@
 //! next holder of the node scrapes it instead. A reported node is still
 //! tried every round (a *probe*, see `scheduler`), and the first attempt
 //! that reaches the kubelet takes it off the report, so the owner takes
-//! the node back. A report that no longer changes who scrapes the node (a
+//! the node back. A probe after a refused connection or a failed TLS
+//! handshake only connects ([`Unreached::reach_tells`]): the kubelet serves
+//! nothing to a replica that no longer scrapes it. After a timeout or
+//! samples from the future the probe is a whole scrape, since only a
+//! request tells whether the kubelet answers in time and right. A report that no longer changes who scrapes the node (a
 //! holder before this one reaches it) is dropped; while every holder
 //! reports a node, only its owner keeps trying, and the others' reports
 //! [`Unreached::lapse`] after a few untried rounds (then they try again). Bookkeeping only: who scrapes is `ownership`'s decision
@@ -59,8 +63,9 @@ pub struct Unreached {
 
 #[derive(Default)]
 struct Inner {
-    /// Per node: failed attempts in a row, and when the last one was.
-    in_a_row: HashMap<String, (u32, Instant)>,
+    /// Per node: failed attempts in a row, when the last one was, and
+    /// whether it failed to connect (refused, or the TLS handshake).
+    in_a_row: HashMap<String, (u32, Instant, bool)>,
     /// The list last reported (sorted).
     reported: Vec<String>,
 }
@@ -81,13 +86,21 @@ impl Unreached {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// An attempt to scrape `node` did not reach its kubelet.
-    pub fn failed(&self, node: &str) {
+    /// An attempt to scrape `node` did not reach its kubelet, for `reason`
+    /// (a `scrape_errors` reason label).
+    pub fn failed(&self, node: &str, reason: &str) {
         let mut inner = self.lock();
         let now = Instant::now();
-        let n = inner.in_a_row.entry(node.to_string()).or_insert((0, now));
-        *n = (n.0.saturating_add(1), now);
+        let n = inner.in_a_row.entry(node.to_string()).or_insert((0, now, false));
+        *n = (n.0.saturating_add(1), now, matches!(reason, "connect" | "tls"));
         self.publish(inner);
+    }
+
+    /// Whether a connection alone (TCP and the TLS handshake, no request)
+    /// tells whether `node`'s kubelet is back: its last attempt failed to
+    /// connect. Not after a timeout or samples from the future.
+    pub fn reach_tells(&self, node: &str) -> bool {
+        self.lock().in_a_row.get(node).is_some_and(|(_, _, connect)| *connect)
     }
 
     /// An attempt reached `node`'s kubelet (whatever it answered).
@@ -101,7 +114,7 @@ impl Unreached {
     /// Whether `node` is reported: this replica tries it every round only
     /// to see whether it can reach it again.
     pub fn reports(&self, node: &str) -> bool {
-        self.lock().in_a_row.get(node).is_some_and(|(n, _)| *n >= self.after)
+        self.lock().in_a_row.get(node).is_some_and(|(n, _, _)| *n >= self.after)
     }
 
     /// The reported nodes, sorted.
@@ -127,7 +140,7 @@ impl Unreached {
         let mut inner = self.lock();
         let now = Instant::now();
         let before = inner.in_a_row.len();
-        inner.in_a_row.retain(|_, (_, at)| now.saturating_duration_since(*at) < untried_for);
+        inner.in_a_row.retain(|_, (_, at, _)| now.saturating_duration_since(*at) < untried_for);
         if inner.in_a_row.len() != before {
             self.publish(inner);
         }
@@ -136,7 +149,7 @@ impl Unreached {
     /// Recomputes the report and, when it changed, sends it (outside the lock).
     fn publish(&self, mut inner: std::sync::MutexGuard<'_, Inner>) {
         let mut now: Vec<String> =
-            inner.in_a_row.iter().filter(|(_, (n, _))| *n >= self.after).map(|(k, _)| k.clone()).collect();
+            inner.in_a_row.iter().filter(|(_, (n, _, _))| *n >= self.after).map(|(k, _)| k.clone()).collect();
         now.sort_unstable();
         if now == inner.reported {
             return;
@@ -163,14 +176,14 @@ mod tests {
     fn a_node_is_reported_after_the_failed_rounds_and_cleared_when_reached() {
         let (report, seen) = recorder();
         let u = Unreached::new(2, Some(report));
-        u.failed("b");
+        u.failed("b", "connect");
         assert!(!u.reports("b") && seen.lock().unwrap().is_empty(), "one failure is not enough at 2");
-        u.failed("b");
-        u.failed("a");
-        u.failed("a");
+        u.failed("b", "connect");
+        u.failed("a", "connect");
+        u.failed("a", "connect");
         assert!(u.reports("a") && u.reports("b"));
         assert_eq!(u.list(), vec!["a".to_string(), "b".to_string()]);
-        u.failed("a");
+        u.failed("a", "connect");
         u.reached("b");
         assert_eq!(*seen.lock().unwrap(), vec![vec!["b".to_string()], vec!["a".into(), "b".into()], vec!["a".into()]]);
         u.keep_only(&|n| n != "a");
@@ -181,9 +194,9 @@ mod tests {
     async fn a_report_left_untried_lapses() {
         let (report, seen) = recorder();
         let u = Unreached::new(1, Some(report));
-        u.failed("a");
+        u.failed("a", "connect");
         tokio::time::sleep(Duration::from_secs(5)).await;
-        u.failed("b");
+        u.failed("b", "connect");
         u.lapse(Duration::from_secs(4));
         assert_eq!(u.list(), vec!["b".to_string()], "a was not tried for 5 s");
         assert_eq!(seen.lock().unwrap().last().unwrap(), &vec!["b".to_string()]);
@@ -192,10 +205,25 @@ mod tests {
     #[test]
     fn the_shipped_threshold_reports_at_the_first_failed_round() {
         let u = Unreached::default();
-        u.failed("n");
+        u.failed("n", "connect");
         assert!(u.reports("n"));
         u.reached("n");
         assert!(!u.reports("n"));
+    }
+
+    #[test]
+    fn a_connection_tells_only_after_a_failure_to_connect() {
+        let u = Unreached::default();
+        assert!(!u.reach_tells("n"), "never failed");
+        for (reason, tells) in
+            [("connect", true), ("tls", true), ("timeout", false), ("request", false), ("future_timestamp", false)]
+        {
+            u.failed("n", reason);
+            assert_eq!(u.reach_tells("n"), tells, "{reason}");
+        }
+        u.failed("n", "tls");
+        u.reached("n");
+        assert!(!u.reach_tells("n"), "reached: nothing to tell");
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! the sink's business. Attempts that do not reach a kubelet are also
 //! counted in [`Unreached`], which reports the nodes this replica cannot
 //! reach; a *probe* (an attempt at a node it reported and no longer scrapes)
-//! keeps a good result like any scrape, but its failure is not the node's:
-//! the member that scrapes it now decides what is served.
+//! only connects when the kubelet refused the connection or the handshake
+//! (see `failing`), and otherwise keeps a good result like any scrape; its
+//! failure is not the node's: the member that scrapes it now decides what
+//! is served.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -118,7 +120,7 @@ impl KubeletScraper {
             .get_or_create(&vec![("node", node.to_string()), ("reason", reason.to_string())])
             .inc();
         if failing::unreached(reason) {
-            self.unreached.failed(node);
+            self.unreached.failed(node, reason);
         } else if reason != "no_address" {
             self.unreached.reached(node);
         }
@@ -145,6 +147,15 @@ impl ScrapeOne for KubeletScraper {
             Ok(u) => u,
             Err(e) => return self.failed(node, "address", &e, attempt),
         };
+        if attempt == Attempt::Probe && self.unreached.reach_tells(node) {
+            return match self.client.reach(&url, node).await {
+                Ok(()) => {
+                    tracing::debug!(node, "kubelet reached again");
+                    self.unreached.reached(node);
+                }
+                Err(e) => self.failed(node, e.reason(), &e, attempt),
+            };
+        }
         let result = self.client.get_dated(&url, node).await;
         let labels = vec![("node", node.to_string())];
         self.metrics.kubelet_request_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());

@@ -253,3 +253,53 @@ async fn an_answer_carries_the_kubelets_clock_from_its_date_header() {
     // Truncated to the second, so up to 1 s before the request.
     assert!(date > before - 1_000_000_000 && date <= after, "{before} {date} {after}");
 }
+
+#[tokio::test]
+async fn reach_handshakes_without_a_request_and_fails_as_a_scrape_would() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let block = Block::acquire().unwrap();
+    let ip: IpAddr = block.kubelet(0).into();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = Ca::new("kubelet-ca").unwrap();
+    let ck = CertKey::from_pair(&ca.issue_server("node-1", &[ip.to_string()]).unwrap(), "kubelet").unwrap();
+    let config = api_server_config(ck.chain, ck.key, &TlsPolicy::default()).unwrap();
+    let listener = TcpListener::bind((ip, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = requests.clone();
+    let app = Router::new().fallback(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { "ok" }
+    });
+    tokio::spawn(serve(listener, TlsSource::new(config), app, stop.clone()));
+    let u = url("https", addr, "/metrics/resource");
+
+    let client = KubeletClient::new(verifying(&ca)).unwrap();
+    client.reach(&u, "node-1").await.unwrap();
+    client.reach(&u, "node-1").await.unwrap();
+    assert_eq!(requests.load(Ordering::SeqCst), 0, "a reach sends no request");
+    client.get(&u, "node-1").await.unwrap();
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+
+    let wrong = KubeletClient::new(verifying(&Ca::new("other").unwrap())).unwrap();
+    assert_eq!(wrong.reach(&u, "node-1").await.unwrap_err().reason(), "tls");
+
+    // A port that accepts TCP but never answers the handshake: a timeout within the bound.
+    let silent = std::net::TcpListener::bind((ip, 0)).unwrap();
+    let mut quick = verifying(&ca);
+    quick.request_timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let err = KubeletClient::new(quick).unwrap().reach(&url("https", silent.local_addr().unwrap(), "/"), "n").await;
+    assert_eq!(err.unwrap_err().reason(), "timeout");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+    stop.cancel();
+    let closed = std::net::TcpListener::bind((IpAddr::from(block.kubelet(1)), 0)).unwrap();
+    let gone = closed.local_addr().unwrap();
+    drop(closed);
+    assert_eq!(client.reach(&url("https", gone, "/"), "n").await.unwrap_err().reason(), "connect");
+    let plain = KubeletClient::new(KubeletClientConfig::new(KubeletTls::PlainHttp)).unwrap();
+    assert_eq!(plain.reach(&url("http", gone, "/"), "n").await.unwrap_err().reason(), "connect");
+}
