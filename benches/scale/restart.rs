@@ -2,16 +2,15 @@
 //! does it to the StatefulSet: one replica at a time gets SIGTERM, exits,
 //! and comes back with the same flags and the same data folder (so it
 //! rejoins the Raft cluster as the member it was); the next one goes only
-//! when the restarted one serves every node again (asked directly, since
-//! the proxy stays routed to every replica).
+//! when the restarted one serves every node again (asked directly).
 //!
-//! Throughout, the aggregation proxy spreads over all replicas the HPA load
-//! of the steady-state measurement (open loop), each answer held to the
-//! item count its path had just before, plus a node list every 500 ms held
-//! to list every node. The stand-in proxy skips only replicas that refuse
-//! connections: a replica that is draining, or up but not yet serving, gets
-//! its share of requests (no readiness gate, unlike a Service's endpoints),
-//! and what it answers is counted.
+//! The aggregation proxy is routed as a Service's endpoints are: a replica
+//! leaves them when it is sent SIGTERM (a terminating pod is not ready) and
+//! comes back once its `/readyz` answers 200 (its readiness probe, polled
+//! every 500 ms). Throughout, the proxy spreads over the routed replicas
+//! the HPA load of the steady-state measurement (open loop), each answer
+//! held to the item count its path had just before, plus a node list every
+//! 500 ms held to list every node; what every answer lacks is counted.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -38,6 +37,9 @@ pub struct Step {
     /// Seconds from SIGTERM to its exit; `None`: it had not exited after
     /// [`EXIT_DEADLINE`] and was SIGKILLed.
     pub exit_s: Option<f64>,
+    /// Seconds from SIGTERM until the new process was ready (and routed
+    /// to again); `None`: not within the start-up deadline.
+    pub ready_s: Option<f64>,
     /// Seconds from SIGTERM until the new process served every node;
     /// `None`: not within the start-up deadline.
     pub served_s: Option<f64>,
@@ -93,8 +95,9 @@ pub async fn run(
     };
     let started = Instant::now();
     let mut steps = Vec::new();
+    let all: Vec<usize> = (0..procs.len()).collect();
     for (i, proc) in procs.iter_mut().enumerate() {
-        let step = restart_one(sim, i, proc, (binary, &args[i]), nodes, plan).await;
+        let step = restart_one(sim, (i, &all), proc, (binary, &args[i]), nodes, plan).await;
         let step = match step {
             Ok(s) => s,
             Err(e) => {
@@ -103,8 +106,8 @@ pub async fn run(
             }
         };
         eprintln!(
-            "  rolling restart: replica {i} exited after {:?} s, served every node after {:?} s",
-            step.exit_s, step.served_s
+            "  rolling restart: replica {i} exited after {:?} s, ready after {:?} s, served every node after {:?} s",
+            step.exit_s, step.ready_s, step.served_s
         );
         let served = step.served_s.is_some();
         steps.push(step);
@@ -137,16 +140,26 @@ pub async fn run(
     Ok(RollingRestart { total_s, steps, steady_hpa, hpa, node_lists })
 }
 
-/// SIGTERM, the exit, the respawn and the wait until the new process
-/// serves every node.
+/// Routes the aggregation proxy to `replicas`.
+fn route(sim: &mut Simulator, replicas: &[usize]) -> anyhow::Result<()> {
+    let list: Vec<String> = replicas.iter().map(usize::to_string).collect();
+    sim.ask(&format!("route {}", list.join(",")))?;
+    Ok(())
+}
+
+/// SIGTERM (replica `i` leaves the proxy's routes), the exit, the respawn,
+/// the wait until it is ready (routed to `all` again) and until it serves
+/// every node.
 async fn restart_one(
     sim: &mut Simulator,
-    i: usize,
+    (i, all): (usize, &[usize]),
     proc: &mut ReplicaProcess,
     (binary, args): (&Path, &[String]),
     nodes: usize,
     plan: &Plan,
 ) -> anyhow::Result<Step> {
+    let others: Vec<usize> = all.iter().copied().filter(|r| *r != i).collect();
+    route(sim, &others)?;
     let term = Instant::now();
     proc.signal(libc::SIGTERM);
     let exit_s = sim::wait::until(EXIT_DEADLINE, async || proc.try_wait().is_some()).await.map(|d| d.as_secs_f64());
@@ -154,6 +167,24 @@ async fn restart_one(
     // Dropping the old process SIGKILLs it if it is still there, and reaps it.
     *proc = ReplicaProcess::spawn(binary, args, &log)?;
     let mut failed = None;
+    let ready = sim::wait::until_some_every(EVERY, plan.start_deadline, async || {
+        match tokio::task::block_in_place(|| sim.ask(&format!("ready {i}"))) {
+            Ok(line) if line == "ready 200" => Some(()),
+            _ if proc.try_wait().is_some() => {
+                failed = Some(anyhow::anyhow!("replica {i} exited after its restart (log {})", log.display()));
+                Some(())
+            }
+            _ => None,
+        }
+    })
+    .await;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let ready_s = ready.map(|()| term.elapsed().as_secs_f64());
+    if ready_s.is_some() {
+        route(sim, all)?;
+    }
     let served = sim::wait::until_some_every(EVERY, plan.start_deadline, async || {
         // The simulator's pipe is a blocking read: keep the load's tasks
         // running on the other worker meanwhile.
@@ -171,5 +202,5 @@ async fn restart_one(
     if let Some(e) = failed {
         return Err(e);
     }
-    Ok(Step { replica: i, exit_s, served_s: served.map(|()| term.elapsed().as_secs_f64()) })
+    Ok(Step { replica: i, exit_s, ready_s, served_s: served.map(|()| term.elapsed().as_secs_f64()) })
 }

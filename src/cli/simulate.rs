@@ -20,6 +20,9 @@
 //!   aggregation proxy, so it can be asked while the proxy spreads a load
 //!   over every replica), as a cluster admin; answers `items <n>`, the
 //!   length of the answer's `items` list;
+//! - `ready I`: GETs replica `I`'s `/readyz` directly, as a kubelet's
+//!   readiness probe does; answers `ready <status>` (`ready 0` when it does
+//!   not answer within a second);
 //! - `prometheus-config DIR R`: writes `DIR/kubelets.json`, every kubelet as
 //!   a Prometheus file_sd target labelled with its node, and
 //!   `DIR/prometheus.yml`, one job scraping them every `R` the way the
@@ -245,6 +248,14 @@ async fn command(env: &DevEnv, children: &mut [KubeletChild], line: &str) -> any
             let list: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{path}: not JSON"))?;
             let items = list["items"].as_array().with_context(|| format!("{path}: no items list"))?;
             Ok(format!("items {}", items.len()))
+        }
+        Some("ready") => {
+            let probe = sim::client::try_get(env.replica_addr(index(1)?), "/readyz", None, &[]);
+            let code = match tokio::time::timeout(Duration::from_secs(1), probe).await {
+                Ok(Ok((code, _))) => code,
+                _ => 0,
+            };
+            Ok(format!("ready {code}"))
         }
         Some("prometheus-config") => {
             let dir = PathBuf::from(words.get(1).context("missing folder")?);
