@@ -448,7 +448,13 @@ impl AnswerableCheck {
             if answerable < known {
                 return Err(format!("{} of {known} nodes cannot be answered yet", known - answerable));
             }
-            self.passed.store(true, Ordering::Release);
+            // Every /readyz runs every check, so this one also runs before
+            // the node informer has listed: "every node" is then none, and
+            // latching on it would pass for good a replica that cannot
+            // answer for any node once they are known.
+            if known > 0 {
+                self.passed.store(true, Ordering::Release);
+            }
         }
         ring_readiness(&o, self.metrics.owned_nodes.get())
     }
@@ -629,4 +635,32 @@ fn kubelet_client_config(config: &Config, kube: &kube::Config) -> anyhow::Result
         );
     }
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn the_ring_check_does_not_latch_before_any_node_is_known() {
+        let known: Arc<Mutex<Vec<String>>> = Arc::default();
+        let k = known.clone();
+        let metrics = Arc::new(SelfMetrics::new(15.0));
+        let (_tx, ownership) = watch::channel(Arc::new(Ownership::single()));
+        let store = Arc::new(Store::new(Duration::from_secs(15), Duration::from_secs(30), metrics.clone()));
+        let check = AnswerableCheck {
+            node: None,
+            ownership,
+            store,
+            failing: Arc::default(),
+            names: Arc::new(move || k.lock().unwrap().clone()),
+            metrics,
+            passed: Arc::new(AtomicBool::new(false)),
+        };
+        assert!(check.run().is_ok(), "no node known: nothing to answer for");
+        known.lock().unwrap().push("node-1".into());
+        let err = check.run().unwrap_err();
+        assert!(err.contains("1 of 1 nodes"), "{err}");
+    }
 }
