@@ -100,6 +100,9 @@ struct PodEntry {
     node: String,
     /// As its node's entry.
     held: Held,
+    /// The merge ([`Inner::merges`]) that wrote this entry last: a pod met
+    /// again within that merge was reported twice in one batch.
+    merged: u64,
     containers: Vec<(String, Series)>,
 }
 
@@ -111,7 +114,7 @@ impl PodEntry {
 }
 
 /// What is held, by [`Held`] (`[owned, copy]`).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Counts {
     /// Nodes held.
     nodes: usize,
@@ -132,6 +135,8 @@ struct Inner {
     failed: BTreeSet<String>,
     /// Counters by [`Held::index`].
     counts: [Counts; 2],
+    /// Merges so far (see [`PodEntry::merged`]).
+    merges: u64,
 }
 
 /// The store. Cheap to read concurrently; writes hold the lock for the

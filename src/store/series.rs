@@ -1,9 +1,10 @@
 //! The last and previous point of one series and the rules that pick them
 //! when a new point arrives (reference §1.7): plain functions of the old
-//! series and the new point, so every rule is testable on its own.
+//! series and the new point, so every rule is testable on its own; and the
+//! same for a pod's list of container series when the pod is reported again.
 
-use crate::model::Point;
 use crate::model::UnixNanos;
+use crate::model::{ContainerPoint, Point};
 
 /// Containers younger than this are not given a synthetic previous point
 /// (metrics-server's `freshContainerMinMetricsResolution`).
@@ -71,4 +72,46 @@ pub fn next_container(old: Option<&Series>, new: Point, resolution_ns: i64) -> S
         Some(old) if started_before(new.start_time, old.last.timestamp) => shift(old, new),
         _ => Series::first(new),
     }
+}
+
+/// Pod rule: the containers of `report` (one pod's containers in a scrape,
+/// sorted by name) replace the `held` ones, each series moving on from the
+/// held series of the same name ([`next_container`]); a held container the
+/// report lacks is dropped. When the report names the held containers in the
+/// same order (the common case) the series are updated where they are, with
+/// their names; otherwise the list is rebuilt in the report's order. Returns
+/// the newest timestamp in the report.
+pub fn next_containers(
+    held: &mut Vec<(String, Series)>,
+    report: Vec<ContainerPoint>,
+    resolution_ns: i64,
+) -> Option<UnixNanos> {
+    let newest = report.iter().map(|c| c.point.timestamp).max();
+    if same_containers(held, &report) {
+        for ((_, series), c) in held.iter_mut().zip(report) {
+            *series = next_container(Some(series), c.point, resolution_ns);
+        }
+    } else {
+        let rebuilt = report
+            .into_iter()
+            .map(|c| {
+                let old = held.binary_search_by(|(n, _)| n.as_str().cmp(&c.name)).ok().map(|i| &held[i].1);
+                let series = next_container(old, c.point, resolution_ns);
+                (c.name, series)
+            })
+            .collect();
+        *held = rebuilt;
+    }
+    newest
+}
+
+/// Whether `report` names the `held` containers one for one, in order, and
+/// those are strictly sorted: then the by-name search of the rebuild would
+/// find each held series at its own position, so updating in place gives
+/// the same list. (A report that breaks the sorting, such as a peer's,
+/// takes the rebuild and gets what the search gives.)
+fn same_containers(held: &[(String, Series)], report: &[ContainerPoint]) -> bool {
+    held.len() == report.len()
+        && held.iter().zip(report).all(|((h, _), r)| *h == r.name)
+        && held.windows(2).all(|w| w[0].0 < w[1].0)
 }

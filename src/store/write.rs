@@ -3,14 +3,13 @@
 //! and readiness.
 
 use super::clock;
-use super::series::{Series, next_container, next_node};
+use super::series::{Series, next_containers, next_node};
 use super::{Held, Inner, NodeEntry, PodEntry, Store};
 use crate::model::UnixNanos;
 use crate::model::{ContainerPoint, NodeBatch, PodPoints, Point};
-use std::collections::HashMap;
 
 impl Inner {
-    fn insert_pod(&mut self, namespace: String, name: String, pod: PodEntry) {
+    pub(super) fn insert_pod(&mut self, namespace: String, name: String, pod: PodEntry) {
         let points = pod.points();
         let c = &mut self.counts[pod.held.index()];
         c.container_points += points;
@@ -18,7 +17,7 @@ impl Inner {
         self.pods.entry(namespace).or_default().insert(name, pod);
     }
 
-    fn remove_pod(&mut self, namespace: &str, name: &str) -> Option<PodEntry> {
+    pub(super) fn remove_pod(&mut self, namespace: &str, name: &str) -> Option<PodEntry> {
         let in_ns = self.pods.get_mut(namespace)?;
         let pod = in_ns.remove(name)?;
         if in_ns.is_empty() {
@@ -31,7 +30,7 @@ impl Inner {
         Some(pod)
     }
 
-    fn insert_node(&mut self, node: String, entry: NodeEntry) {
+    pub(super) fn insert_node(&mut self, node: String, entry: NodeEntry) {
         let c = &mut self.counts[entry.held.index()];
         c.nodes += 1;
         c.node_points += usize::from(entry.series.is_some_and(|s| s.prev.is_some()));
@@ -43,8 +42,41 @@ impl Inner {
         self.nodes.insert(node, entry);
     }
 
+    /// Moves one pod's counts from what it held (`(held, points)`) to what it holds.
+    fn recount_pod(&mut self, (was, was_points): (Held, usize), (is, is_points): (Held, usize)) {
+        let c = &mut self.counts[was.index()];
+        c.container_points -= was_points;
+        c.pod_points -= usize::from(was_points > 0);
+        let c = &mut self.counts[is.index()];
+        c.container_points += is_points;
+        c.pod_points += usize::from(is_points > 0);
+    }
+
+    /// Writes `entry` over the node's entry, keeping the map's key (as
+    /// [`Inner::take_node`] then [`Inner::insert_node`] would, without
+    /// either's allocation), or inserts it.
+    fn put_node(&mut self, node: &str, entry: NodeEntry) {
+        let Some(slot) = self.nodes.get_mut(node) else {
+            self.insert_node(node.to_string(), entry);
+            return;
+        };
+        let has_prev = |e: &NodeEntry| usize::from(e.series.is_some_and(|s| s.prev.is_some()));
+        let c = &mut self.counts[slot.held.index()];
+        c.nodes -= 1;
+        c.node_points -= has_prev(slot);
+        let c = &mut self.counts[entry.held.index()];
+        c.nodes += 1;
+        c.node_points += has_prev(&entry);
+        if entry.failed {
+            self.failed.insert(node.to_string());
+        } else {
+            self.failed.remove(node);
+        }
+        *slot = entry;
+    }
+
     /// Removes the node's entry (not its pods) and returns it.
-    fn take_node(&mut self, node: &str) -> Option<NodeEntry> {
+    pub(super) fn take_node(&mut self, node: &str) -> Option<NodeEntry> {
         let entry = self.nodes.remove(node)?;
         let c = &mut self.counts[entry.held.index()];
         c.nodes -= 1;
@@ -77,53 +109,77 @@ impl Store {
         self.merge(node, batch, now, Held::Owned);
     }
 
-    fn merge(&self, node: &str, batch: NodeBatch, now: UnixNanos, held: Held) {
-        let mut inner = self.write_lock();
-        let expired = self.expire(&mut inner, now);
-        let old = inner.take_node(node);
-        // This node's pods of the previous scrape, to draw prev points from.
-        let mut old_pods: HashMap<(String, String), PodEntry> = HashMap::new();
-        if let Some(old) = &old {
-            for (ns, name) in &old.pods {
-                let ours = inner.pods.get(ns).and_then(|m| m.get(name)).is_some_and(|p| p.node == node);
-                if ours && let Some(p) = inner.remove_pod(ns, name) {
-                    old_pods.insert((ns.clone(), name.clone()), p);
+    /// The merge behind [`Store::store_scrape`] and [`Store::store_replica`].
+    /// What the node reported before is updated in place: a pod reported
+    /// again keeps its entry (names, container list) and only its series
+    /// move on, and only the pods the node no longer reports are removed;
+    /// the result is what rebuilding every pod from the batch would give.
+    pub(super) fn merge(&self, node: &str, batch: NodeBatch, now: UnixNanos, held: Held) {
+        let mut guard = self.write_lock();
+        let expired = self.expire(&mut guard, now);
+        let inner = &mut *guard;
+        inner.merges += 1;
+        let this = inner.merges;
+        // The node's entry stays in the map until the new one is written
+        // over it; its pod list is rewritten where it is.
+        let (old_series, mut keys) = match inner.nodes.get_mut(node) {
+            Some(e) => (e.series, std::mem::take(&mut e.pods)),
+            None => (None, Vec::new()),
+        };
+        let series = batch.node.map(|p| next_node(old_series.as_ref(), p));
+        let mut newest = series.map(|s| s.last.timestamp);
+        // Keys of the previous scrape that the new list does not repeat at
+        // the same position: the pods among them not reported now are left.
+        let mut displaced = Vec::new();
+        let mut listed = 0;
+        for PodPoints { namespace, name, containers } in batch.pods {
+            match inner.pods.get_mut(&namespace).and_then(|m| m.get_mut(&name)) {
+                // Reported twice in one batch: the first report wins, as in metrics-server.
+                Some(p) if p.node == node && p.merged == this => continue,
+                // Reported by this node before (every pod that names a node
+                // is on that node's list): its entry is updated where it is.
+                Some(p) if p.node == node => {
+                    let was = (p.held, p.points());
+                    (p.held, p.merged) = (held, this);
+                    newest = newest.max(next_containers(&mut p.containers, containers, self.resolution_ns));
+                    let is = (p.held, p.points());
+                    inner.recount_pod(was, is);
+                }
+                found => {
+                    let moved = match found {
+                        Some(_) => self.move_pod(inner, &namespace, &name, node),
+                        None => None,
+                    };
+                    // A pod new here starts empty; one moved here brings its series.
+                    let mut p = moved.unwrap_or_else(|| PodEntry {
+                        node: String::new(),
+                        held,
+                        merged: this,
+                        containers: Vec::new(),
+                    });
+                    node.clone_into(&mut p.node);
+                    (p.held, p.merged) = (held, this);
+                    newest = newest.max(next_containers(&mut p.containers, containers, self.resolution_ns));
+                    inner.insert_pod(namespace.clone(), name.clone(), p);
                 }
             }
+            match keys.get_mut(listed) {
+                Some(k) if k.0 == namespace && k.1 == name => {}
+                Some(k) => displaced.push(std::mem::replace(k, (namespace, name))),
+                None => keys.push((namespace, name)),
+            }
+            listed += 1;
         }
-
-        let series = batch.node.map(|p| next_node(old.as_ref().and_then(|o| o.series.as_ref()), p));
-        let mut newest = series.map(|s| s.last.timestamp);
-        let mut keys = Vec::with_capacity(batch.pods.len());
-        for pod in batch.pods {
-            let key = (pod.namespace, pod.name);
-            let old_pod = match old_pods.remove(&key) {
-                Some(p) => Some(p),
-                None => match inner.pods.get(&key.0).and_then(|m| m.get(&key.1)) {
-                    // Reported twice in one batch: the first report wins, as in metrics-server.
-                    Some(p) if p.node == node => continue,
-                    Some(_) => self.move_pod(&mut inner, &key.0, &key.1, node),
-                    None => None,
-                },
-            };
-            let containers = pod
-                .containers
-                .into_iter()
-                .map(|c| {
-                    newest = newest.max(Some(c.point.timestamp));
-                    let old = old_pod.as_ref().and_then(|o| {
-                        o.containers.binary_search_by(|(n, _)| n.as_str().cmp(&c.name)).ok().map(|i| &o.containers[i].1)
-                    });
-                    let s = next_container(old, c.point, self.resolution_ns);
-                    (c.name, s)
-                })
-                .collect();
-            inner.insert_pod(key.0.clone(), key.1.clone(), PodEntry { node: node.to_string(), held, containers });
-            keys.push(key);
+        displaced.extend(keys.drain(listed..));
+        for (ns, name) in &displaced {
+            let left = inner.pods.get(ns).and_then(|m| m.get(name)).is_some_and(|p| p.node == node && p.merged != this);
+            if left {
+                inner.remove_pod(ns, name);
+            }
         }
-        inner.insert_node(node.to_string(), NodeEntry { held, series, pods: keys, newest, failed: false });
-        self.publish(&inner);
-        drop(inner);
+        inner.put_node(node, NodeEntry { held, series, pods: keys, newest, failed: false });
+        self.publish(inner);
+        drop(guard);
         if held == Held::Owned {
             self.set_sample_age(node, newest, now);
         }
@@ -135,7 +191,7 @@ impl Store {
     /// Takes a pod away from the node that reported it before, returning it
     /// so its points can serve as prev (the pod key is the same object to
     /// metrics-server, whichever node reports it).
-    fn move_pod(&self, inner: &mut Inner, namespace: &str, name: &str, to: &str) -> Option<PodEntry> {
+    pub(super) fn move_pod(&self, inner: &mut Inner, namespace: &str, name: &str, to: &str) -> Option<PodEntry> {
         let pod = inner.remove_pod(namespace, name)?;
         if let Some(from) = inner.nodes.get_mut(&pod.node) {
             from.pods.retain(|(ns, n)| !(ns == namespace && n == name));
@@ -184,7 +240,7 @@ impl Store {
 
     /// Removes failed nodes whose newest sample is beyond the staleness
     /// bound; returns their names.
-    fn expire(&self, inner: &mut Inner, now: UnixNanos) -> Vec<String> {
+    pub(super) fn expire(&self, inner: &mut Inner, now: UnixNanos) -> Vec<String> {
         let bound = self.stale_bound();
         let gone: Vec<String> = inner
             .failed
@@ -298,7 +354,7 @@ impl Store {
 
     /// [`Store::backfill`] (`replace` false: only where no previous point is
     /// held) and [`Store::adopt_prev`] (`replace` true).
-    fn set_prev(&self, node: &str, batch: &NodeBatch, replace: bool) -> bool {
+    pub(super) fn set_prev(&self, node: &str, batch: &NodeBatch, replace: bool) -> bool {
         let older = |held: &Series, p: &Point| {
             (replace || held.prev.is_none()) && p.timestamp < held.last.timestamp && held.prev != Some(*p)
         };

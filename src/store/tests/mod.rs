@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod future;
+mod merge;
 mod node;
 mod pod;
 mod replica;

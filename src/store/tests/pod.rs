@@ -201,3 +201,98 @@ fn pods_of_other_nodes_survive_a_scrape_of_one_node() {
     assert!(read_node(&store, "node-b").is_some());
     assert!(store.ready());
 }
+
+#[test]
+fn a_pod_no_longer_reported_is_forgotten_and_uncounted_while_the_others_stay() {
+    let (store, metrics) = new_store(60, 0);
+    let both = |ts: i64, cpu: f64| {
+        let pods = ["p", "q"].map(|n| pod("ns", n, vec![container("c", None, ts, cpu, MIB)]));
+        batch(Some(node_point(ts, cpu, MIB)), pods.to_vec())
+    };
+    store.store_scrape("node1", both(100, 1.0), at(100));
+    store.store_scrape("node1", both(110, 2.0), at(110));
+    assert_eq!(storage_points(&metrics, "container"), 2);
+    let only_q = pod("ns", "q", vec![container("c", None, 120, 4.0, MIB)]);
+    store.store_scrape("node1", batch(Some(node_point(120, 3.0, MIB)), vec![only_q]), at(120));
+    assert_eq!((read_pod(&store, "ns", "p"), store.node_of_pod("ns", "p")), (None, None));
+    let q = read_pod(&store, "ns", "q").expect("q still served");
+    assert_eq!((q.containers[0].usage.cpu_nanocores, q.window_ns), (200_000_000, 10 * S));
+    assert_eq!(storage_points(&metrics, "container"), 1);
+    assert_eq!(store.pod_keys(None), [("ns".to_string(), "q".to_string())]);
+    // Reported again, p starts over: one point, neither served nor counted.
+    store.store_scrape("node1", both(130, 5.0), at(130));
+    assert_eq!(read_pod(&store, "ns", "p"), None);
+    assert_eq!(storage_points(&metrics, "container"), 1);
+    assert!(store.ready());
+}
+
+#[test]
+fn a_container_dropped_from_a_pod_is_forgotten_and_starts_over_when_back() {
+    let (store, metrics) = new_store(60, 0);
+    let both = |ts, cpu| vec![container("a", None, ts, cpu, MIB), container("b", None, ts, cpu, MIB)];
+    scrape(&store, both(100, 1.0));
+    scrape(&store, both(110, 2.0));
+    assert_eq!(storage_points(&metrics, "container"), 2);
+    scrape(&store, vec![container("a", None, 120, 3.0, MIB)]);
+    let p = read_pod(&store, "ns", "p").expect("served with the container left");
+    let names: Vec<&str> = p.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["a"]);
+    assert_eq!(p.containers[0].usage.cpu_nanocores, 100_000_000);
+    assert_eq!(storage_points(&metrics, "container"), 1);
+    // b is back: its old series went with it, so the pod waits for b (as P13)
+    // while a's series goes on.
+    scrape(&store, both(130, 4.0));
+    assert_eq!(read_pod(&store, "ns", "p"), None);
+    assert_eq!(storage_points(&metrics, "container"), 1);
+    scrape(&store, both(140, 5.0));
+    let p = read_pod(&store, "ns", "p").expect("served with both");
+    assert_eq!(p.containers.iter().map(|c| c.usage.cpu_nanocores).collect::<Vec<_>>(), [100_000_000; 2]);
+    assert_eq!(storage_points(&metrics, "container"), 2);
+}
+
+#[test]
+fn a_pod_that_moves_to_another_node_and_back_keeps_its_series_and_one_entry() {
+    let (store, metrics) = new_store(60, 0);
+    let on = |node: &str, ts: i64, cpu: f64| {
+        let p = pod("ns", "web-0", vec![container("c", None, ts, cpu, MIB)]);
+        store.store_scrape(node, batch(None, vec![p]), at(ts));
+    };
+    on("node-a", 100, 1.0);
+    on("node-a", 110, 2.0);
+    on("node-b", 120, 4.0);
+    on("node-a", 130, 7.0);
+    let p = read_pod(&store, "ns", "web-0").expect("served");
+    assert_eq!((p.containers[0].usage.cpu_nanocores, p.window_ns), (300_000_000, 10 * S));
+    assert_eq!(store.node_of_pod("ns", "web-0").as_deref(), Some("node-a"));
+    assert_eq!(storage_points(&metrics, "container"), 1);
+    assert_eq!(store.pod_keys_where(None, |n| n == "node-b"), Vec::<(String, String)>::new());
+    assert_eq!(store.pod_keys_where(None, |n| n == "node-a").len(), 1);
+    // node-b's next scrape without it, and forgetting node-b, leave it alone.
+    store.store_scrape("node-b", batch(None, vec![]), at(135));
+    store.forget_node("node-b");
+    assert!(read_pod(&store, "ns", "web-0").is_some());
+    assert_eq!(storage_points(&metrics, "container"), 1);
+    // node-a no longer reporting it removes it.
+    store.store_scrape("node-a", batch(None, vec![]), at(140));
+    assert_eq!(read_pod(&store, "ns", "web-0"), None);
+    assert_eq!(storage_points(&metrics, "container"), 0);
+}
+
+#[test]
+fn a_pod_reported_twice_in_one_scrape_keeps_the_first_report() {
+    let (store, metrics) = new_store(60, 0);
+    let twice = |ts: i64, first: f64, second: f64| {
+        let p = |cpu, memory| pod("ns", "p", vec![container("c", None, ts, cpu, memory)]);
+        let q = pod("ns", "q", vec![container("c", None, ts, first, MIB)]);
+        batch(None, vec![p(first, MIB), q, p(second, 9 * MIB)])
+    };
+    store.store_scrape("node1", twice(100, 1.0, 50.0), at(100));
+    store.store_scrape("node1", twice(110, 2.0, 0.5), at(110));
+    let p = read_pod(&store, "ns", "p").expect("served from the first reports");
+    assert_eq!(
+        p.containers,
+        vec![ContainerUsage { name: "c".into(), usage: Usage { cpu_nanocores: 100_000_000, memory_bytes: MIB } }]
+    );
+    assert_eq!(storage_points(&metrics, "container"), 2);
+    assert_eq!(store.pod_keys_where(None, |_| true).len(), 2, "each pod listed once");
+}

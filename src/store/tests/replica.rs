@@ -222,3 +222,23 @@ fn a_pair_older_than_one_own_scrape_backfills_with_its_newer_point() {
     let node = to.node("node1", at(46)).expect("a rate at once");
     assert_eq!(node.window_ns, at(45) - at(30), "over the old owner's last point, not its previous one");
 }
+
+#[test]
+fn a_copy_scraped_here_counts_its_pods_as_scraped_and_keeps_their_series() {
+    let (store, metrics) = new_store(15, 30);
+    let b = |t: i64, cpu: f64| {
+        batch(Some(node_point(t, cpu, MIB)), vec![pod("ns", "p", vec![container("c", Some(0), t, cpu, MIB)])])
+    };
+    assert!(store.store_replica("node1", b(15, 1.0), at(15), Held::Copy));
+    assert!(store.store_replica("node1", b(30, 2.0), at(30), Held::Copy));
+    let text = metrics.encode();
+    assert!(text.contains("ha_metrics_server_backup_points{type=\"container\"} 1"), "{text}");
+    assert!(text.contains("metrics_server_storage_points{type=\"container\"} 0"), "{text}");
+    store.store_scrape("node1", b(45, 4.0), at(45));
+    let text = metrics.encode();
+    assert!(text.contains("ha_metrics_server_backup_points{type=\"container\"} 0"), "{text}");
+    assert!(text.contains("metrics_server_storage_points{type=\"container\"} 1"), "{text}");
+    let p = store.pod("ns", "p", at(46)).expect("rated over the copy's last point");
+    assert_eq!((p.window_ns, p.containers[0].usage.cpu_nanocores), (15 * S, 133_333_333));
+    assert!(store.ready());
+}
