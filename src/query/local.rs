@@ -45,7 +45,8 @@ impl Local {
     /// The pods held that `query` selects (by this replica's inventory:
     /// running pods, labels), with their usage and node, from the nodes its
     /// source names: the nodes this replica scrapes (`Owned`), those an
-    /// unreachable owner owns (`BackupOf`), or every node held (`Any`).
+    /// unreachable owner owns (`BackupOf`), or every node held (`Any`, and
+    /// whatever the source when the asker's epoch is not this replica's).
     pub fn pods(&self, query: &PodsQuery, now: UnixNanos) -> Result<Vec<PodAnswer>, BadQuery> {
         let labels = if query.labels.is_empty() {
             LabelSelector::everything()
@@ -64,6 +65,12 @@ impl Local {
                 return *keep;
             }
             let keep = match query.source {
+                // An asker at another epoch planned its parts by another
+                // ring: what this replica owns (or backs up) now is not the
+                // part it was asked for, and a node that moved between the
+                // two rings would be in nobody's answer. It gets every pod
+                // held instead; the asker keeps the newest of each.
+                _ if query.epoch != ownership.epoch => true,
                 Source::Owned => ownership.scrapes(node),
                 Source::BackupOf(owner) => ownership.owner(node) == Some(owner),
                 Source::Any => true,

@@ -473,3 +473,31 @@ fn hedging_adds_at_most_a_tenth_to_the_calls_made_after_its_burst() {
     let saved = std::iter::from_fn(|| Some(b.take())).take_while(|ok| *ok).count();
     assert_eq!(saved, HEDGE_BURST as usize, "no more than a burst is saved up");
 }
+
+#[tokio::test]
+async fn members_a_ring_ahead_of_the_asker_answer_every_pod_they_hold_not_their_new_part() {
+    // Members 1 and 2 have applied a ring with a fourth member (which holds
+    // nothing yet, as a newcomer right after it became Active); member 3
+    // still plans by the three-member ring. Asked for their own parts, the
+    // two would leave out the nodes that moved to the newcomer, and
+    // member 3, not asking a member it does not know, would miss them.
+    let (fake, views) = fake(2, &[]);
+    let mut ahead = raft::fixture::replicated(4, RingParams { hash_version: 1, vnodes: 64 }, 2);
+    ahead.epoch = state(2).epoch + 1;
+    for id in [1, 2] {
+        let view = Ownership::from_state(id, &ahead);
+        assert!(node_names().iter().any(|n| view.owner(n) == Some(4)), "some node moves to the newcomer");
+        views[&id].send(Arc::new(view)).unwrap();
+    }
+    // Member 3's ring is old: its answers no longer look wider for a while.
+    let mut old = (*views[&3].borrow()).as_ref().clone();
+    old.since = std::time::Instant::now().checked_sub(Duration::from_secs(600)).expect("an instant 10 min ago");
+    views[&3].send(Arc::new(old)).unwrap();
+    let pods = source(&fake, 3).pods(&all_pods(), &pod_keys(), now()).await;
+    let left_out = pods.value.iter().filter(|v| v.is_none()).count();
+    assert_eq!(left_out, 0, "pods left out of {}", pods.value.len());
+    let labelled = PodQuery { labels: "app=even".into(), ..all_pods() };
+    let even: Vec<PodKey> = pod_keys().into_iter().step_by(2).collect();
+    let hpa = source(&fake, 3).pods(&labelled, &even, now()).await;
+    assert!(hpa.value.iter().all(Option::is_some), "a label-selected pod left out");
+}
