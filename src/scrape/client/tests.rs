@@ -56,6 +56,11 @@ impl Drop for Kubelet {
 }
 
 async fn tls_kubelet(ip: IpAddr) -> Kubelet {
+    tls_kubelet_serving(ip, kubelet_app()).await
+}
+
+/// A kubelet on `ip` serving `app` over TLS, with a CA of its own.
+async fn tls_kubelet_serving(ip: IpAddr, app: Router) -> Kubelet {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ca = Ca::new("kubelet-ca").unwrap();
     let ck = CertKey::from_pair(&ca.issue_server("node-1", &[ip.to_string()]).unwrap(), "kubelet").unwrap();
@@ -63,7 +68,7 @@ async fn tls_kubelet(ip: IpAddr) -> Kubelet {
     let listener = TcpListener::bind((ip, 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    tokio::spawn(serve(listener, TlsSource::new(config), kubelet_app(), stop.clone()));
+    tokio::spawn(serve(listener, TlsSource::new(config), app, stop.clone()));
     Kubelet { addr, ca, stop }
 }
 
@@ -260,23 +265,17 @@ async fn reach_handshakes_without_a_request_and_fails_as_a_scrape_would() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let block = Block::acquire().unwrap();
     let ip: IpAddr = block.kubelet(0).into();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let ca = Ca::new("kubelet-ca").unwrap();
-    let ck = CertKey::from_pair(&ca.issue_server("node-1", &[ip.to_string()]).unwrap(), "kubelet").unwrap();
-    let config = api_server_config(ck.chain, ck.key, &TlsPolicy::default()).unwrap();
-    let listener = TcpListener::bind((ip, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
     let requests = Arc::new(AtomicUsize::new(0));
     let counted = requests.clone();
     let app = Router::new().fallback(move || {
         counted.fetch_add(1, Ordering::SeqCst);
         async { "ok" }
     });
-    tokio::spawn(serve(listener, TlsSource::new(config), app, stop.clone()));
+    let kubelet = tls_kubelet_serving(ip, app).await;
+    let (addr, ca) = (kubelet.addr, &kubelet.ca);
     let u = url("https", addr, "/metrics/resource");
 
-    let client = KubeletClient::new(verifying(&ca)).unwrap();
+    let client = KubeletClient::new(verifying(ca)).unwrap();
     client.reach(&u, "node-1").await.unwrap();
     client.reach(&u, "node-1").await.unwrap();
     assert_eq!(requests.load(Ordering::SeqCst), 0, "a reach sends no request");
@@ -288,14 +287,14 @@ async fn reach_handshakes_without_a_request_and_fails_as_a_scrape_would() {
 
     // A port that accepts TCP but never answers the handshake: a timeout within the bound.
     let silent = std::net::TcpListener::bind((ip, 0)).unwrap();
-    let mut quick = verifying(&ca);
+    let mut quick = verifying(ca);
     quick.request_timeout = Duration::from_millis(300);
     let started = Instant::now();
     let err = KubeletClient::new(quick).unwrap().reach(&url("https", silent.local_addr().unwrap(), "/"), "n").await;
     assert_eq!(err.unwrap_err().reason(), "timeout");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 
-    stop.cancel();
+    drop(kubelet);
     let closed = std::net::TcpListener::bind((IpAddr::from(block.kubelet(1)), 0)).unwrap();
     let gone = closed.local_addr().unwrap();
     drop(closed);
