@@ -226,7 +226,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         started,
     };
     let app = app_router(&config, &discovery, &inventory, usage, health, &metrics, chain);
-    let serving = serve_api(&config, app, shutdown.child_token())?;
+    // The API stops before this replica leaves Raft (below): a peer refuses
+    // the fan-out of a member it no longer knows, so a request answered
+    // after the leave would come back without the others' parts.
+    let api_stop = shutdown.child_token();
+    let serving = serve_api(&config, app, api_stop.clone())?;
     spawn_pruning(store.clone(), config.resolution, shutdown.child_token());
     let scrape =
         spawn_scraping(&config, scraper, discovery, ownership, catch_up, metrics.clone(), tick, shutdown.child_token());
@@ -249,21 +253,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => tracing::info!("termination signal received; failing readiness and draining"),
     }
     shutting_down.store(true, Ordering::Release);
-    if let (Some(node), Some(settings), Some(manager), None) = (&raft_node, &config.cluster, &manager, &fault) {
-        // Leave the ring make before break: Draining, the moved nodes' points
-        // handed to their new owners, and this replica answering until each
-        // new owner has served a fresh sample. After a restart the same data
-        // dir comes back as the same member; when the replica count was
-        // lowered, it then leaves Raft too.
-        let handover = crate::replica::leave(manager, config.shutdown.handover_timeout).await;
-        tracing::info!(moved = handover.moved, confirmed = handover.confirmed, "handover done");
-        let mode = crate::member::leave::leave_mode(&client, settings).await;
-        match tokio::time::timeout(config.shutdown.leave_timeout, node.leave(mode)).await {
-            Ok(Ok(())) => tracing::info!(?mode, "left the ring"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not leave the ring gracefully"),
-            Err(_) => tracing::warn!("leaving the ring timed out"),
+    // Leave the ring make before break: Draining, the moved nodes' points
+    // handed to their new owners, and this replica answering until each new
+    // owner has served a fresh sample.
+    let leaving = match (&raft_node, &config.cluster, &manager, &fault) {
+        (Some(node), Some(settings), Some(manager), None) => {
+            let handover = crate::replica::leave(manager, config.shutdown.handover_timeout).await;
+            tracing::info!(moved = handover.moved, confirmed = handover.confirmed, "handover done");
+            Some((node, settings))
         }
-    }
+        _ => None,
+    };
     if !config.shutdown.delay.is_zero() {
         // An operator-configured grace period, not synchronisation: load
         // balancers keep sending requests until they see /readyz fail.
@@ -278,11 +278,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tracing::warn!(in_flight = gate.in_flight(), "requests still in flight after --request-timeout");
         }
     }
-    shutdown.cancel();
-    let _ = scrape.await;
-    if let Some(node) = raft_node {
-        node.shutdown().await;
-    }
+    // The API stops and drains while this replica is still a member, so the
+    // requests in flight still get their fan-out answered.
+    api_stop.cancel();
     if let Some(serving) = serving {
         let bound = config.shutdown.in_flight_drain + Duration::from_secs(1);
         match tokio::time::timeout(bound, serving).await {
@@ -292,6 +290,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
             _ => {}
         }
+    }
+    if let Some((node, settings)) = leaving {
+        // After a restart the same data dir comes back as the same member;
+        // when the replica count was lowered, it leaves Raft too.
+        let mode = crate::member::leave::leave_mode(&client, settings).await;
+        match tokio::time::timeout(config.shutdown.leave_timeout, node.leave(mode)).await {
+            Ok(Ok(())) => tracing::info!(?mode, "left the ring"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not leave the ring gracefully"),
+            Err(_) => tracing::warn!("leaving the ring timed out"),
+        }
+    }
+    shutdown.cancel();
+    let _ = scrape.await;
+    if let Some(node) = raft_node {
+        node.shutdown().await;
     }
     // The audit backends last, so the drained requests' events are written.
     audit_stop.cancel();
