@@ -59,18 +59,18 @@ impl Local {
             FieldSelector::parse(&query.fields).map_err(|e| BadQuery(e.to_string()))?
         };
         let ownership = self.ownership.borrow().clone();
+        // An asker at another epoch planned its parts by another ring: what
+        // this replica owns (or backs up) now is not the part it was asked
+        // for, and a node that moved between the two rings would be in
+        // nobody's answer. It gets every pod held instead; the asker keeps
+        // the newest of each.
+        let source = if query.epoch == ownership.epoch { query.source } else { Source::Any };
         let mut decided: HashMap<String, bool> = HashMap::new();
         let mut from_node = |node: &str| -> bool {
             if let Some(keep) = decided.get(node) {
                 return *keep;
             }
-            let keep = match query.source {
-                // An asker at another epoch planned its parts by another
-                // ring: what this replica owns (or backs up) now is not the
-                // part it was asked for, and a node that moved between the
-                // two rings would be in nobody's answer. It gets every pod
-                // held instead; the asker keeps the newest of each.
-                _ if query.epoch != ownership.epoch => true,
+            let keep = match source {
                 Source::Owned => ownership.scrapes(node),
                 Source::BackupOf(owner) => ownership.owner(node) == Some(owner),
                 Source::Any => true,

@@ -333,12 +333,8 @@ fn insecure_config(client: Option<CertKey>, policy: &TlsPolicy) -> Result<Client
 /// Sorts a client error into a reason: any rustls error in the chain is a
 /// TLS failure; other connection failures are connect errors.
 fn classify(error: hyper_util::client::legacy::Error) -> ScrapeError {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(e) = cause {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return ScrapeError::Tls(tls.to_string());
-        }
-        cause = next_cause(e);
+    if let Some(tls) = tls_in_chain(&error) {
+        return tls;
     }
     if error.is_connect() { ScrapeError::Connect(chain_text(&error)) } else { ScrapeError::Body(chain_text(&error)) }
 }
@@ -346,14 +342,19 @@ fn classify(error: hyper_util::client::legacy::Error) -> ScrapeError {
 /// Sorts a connector error like [`classify`]: TLS if rustls is in the
 /// chain, otherwise a connect error.
 fn classify_reach(error: &(dyn std::error::Error + 'static)) -> ScrapeError {
+    tls_in_chain(error).unwrap_or_else(|| ScrapeError::Connect(chain_text(error)))
+}
+
+/// The first rustls error in `error`'s chain, as a TLS failure.
+fn tls_in_chain(error: &(dyn std::error::Error + 'static)) -> Option<ScrapeError> {
     let mut cause = Some(error);
     while let Some(e) = cause {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return ScrapeError::Tls(tls.to_string());
+            return Some(ScrapeError::Tls(tls.to_string()));
         }
         cause = next_cause(e);
     }
-    ScrapeError::Connect(chain_text(error))
+    None
 }
 
 /// The next error in a chain. `io::Error::source` skips the error it wraps

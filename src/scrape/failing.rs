@@ -61,11 +61,19 @@ pub struct Unreached {
     inner: Mutex<Inner>,
 }
 
+/// One node's failed attempts in a row.
+struct Streak {
+    count: u32,
+    /// When the last one was.
+    last: Instant,
+    /// Whether the last one failed to connect (refused, or the TLS handshake).
+    refused: bool,
+}
+
 #[derive(Default)]
 struct Inner {
-    /// Per node: failed attempts in a row, when the last one was, and
-    /// whether it failed to connect (refused, or the TLS handshake).
-    in_a_row: HashMap<String, (u32, Instant, bool)>,
+    /// Per node: its failed attempts in a row.
+    in_a_row: HashMap<String, Streak>,
     /// The list last reported (sorted).
     reported: Vec<String>,
 }
@@ -91,8 +99,9 @@ impl Unreached {
     pub fn failed(&self, node: &str, reason: &str) {
         let mut inner = self.lock();
         let now = Instant::now();
-        let n = inner.in_a_row.entry(node.to_string()).or_insert((0, now, false));
-        *n = (n.0.saturating_add(1), now, matches!(reason, "connect" | "tls"));
+        let refused = matches!(reason, "connect" | "tls");
+        let streak = inner.in_a_row.entry(node.to_string()).or_insert(Streak { count: 0, last: now, refused });
+        *streak = Streak { count: streak.count.saturating_add(1), last: now, refused };
         self.publish(inner);
     }
 
@@ -100,7 +109,7 @@ impl Unreached {
     /// tells whether `node`'s kubelet is back: its last attempt failed to
     /// connect. Not after a timeout or samples from the future.
     pub fn reach_tells(&self, node: &str) -> bool {
-        self.lock().in_a_row.get(node).is_some_and(|(_, _, connect)| *connect)
+        self.lock().in_a_row.get(node).is_some_and(|s| s.refused)
     }
 
     /// An attempt reached `node`'s kubelet (whatever it answered).
@@ -114,7 +123,7 @@ impl Unreached {
     /// Whether `node` is reported: this replica tries it every round only
     /// to see whether it can reach it again.
     pub fn reports(&self, node: &str) -> bool {
-        self.lock().in_a_row.get(node).is_some_and(|(n, _, _)| *n >= self.after)
+        self.lock().in_a_row.get(node).is_some_and(|s| s.count >= self.after)
     }
 
     /// The reported nodes, sorted.
@@ -140,7 +149,7 @@ impl Unreached {
         let mut inner = self.lock();
         let now = Instant::now();
         let before = inner.in_a_row.len();
-        inner.in_a_row.retain(|_, (_, at, _)| now.saturating_duration_since(*at) < untried_for);
+        inner.in_a_row.retain(|_, s| now.saturating_duration_since(s.last) < untried_for);
         if inner.in_a_row.len() != before {
             self.publish(inner);
         }
@@ -149,7 +158,7 @@ impl Unreached {
     /// Recomputes the report and, when it changed, sends it (outside the lock).
     fn publish(&self, mut inner: std::sync::MutexGuard<'_, Inner>) {
         let mut now: Vec<String> =
-            inner.in_a_row.iter().filter(|(_, (n, _, _))| *n >= self.after).map(|(k, _)| k.clone()).collect();
+            inner.in_a_row.iter().filter(|(_, s)| s.count >= self.after).map(|(k, _)| k.clone()).collect();
         now.sort_unstable();
         if now == inner.reported {
             return;
