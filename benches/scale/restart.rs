@@ -140,13 +140,6 @@ pub async fn run(
     Ok(RollingRestart { total_s, steps, steady_hpa, hpa, node_lists })
 }
 
-/// Routes the aggregation proxy to `replicas`.
-fn route(sim: &mut Simulator, replicas: &[usize]) -> anyhow::Result<()> {
-    let list: Vec<String> = replicas.iter().map(usize::to_string).collect();
-    sim.ask(&format!("route {}", list.join(",")))?;
-    Ok(())
-}
-
 /// SIGTERM (replica `i` leaves the proxy's routes), the exit, the respawn,
 /// the wait until it is ready (routed to `all` again) and until it serves
 /// every node.
@@ -159,48 +152,48 @@ async fn restart_one(
     plan: &Plan,
 ) -> anyhow::Result<Step> {
     let others: Vec<usize> = all.iter().copied().filter(|r| *r != i).collect();
-    route(sim, &others)?;
+    sim.route(&others)?;
     let term = Instant::now();
     proc.signal(libc::SIGTERM);
     let exit_s = sim::wait::until(EXIT_DEADLINE, async || proc.try_wait().is_some()).await.map(|d| d.as_secs_f64());
     let log = restart_log(&proc.log);
     // Dropping the old process SIGKILLs it if it is still there, and reaps it.
     *proc = ReplicaProcess::spawn(binary, args, &log)?;
-    let mut failed = None;
-    let ready = sim::wait::until_some_every(EVERY, plan.start_deadline, async || {
-        match tokio::task::block_in_place(|| sim.ask(&format!("ready {i}"))) {
-            Ok(line) if line == "ready 200" => Some(()),
-            _ if proc.try_wait().is_some() => {
-                failed = Some(anyhow::anyhow!("replica {i} exited after its restart (log {})", log.display()));
-                Some(())
-            }
-            _ => None,
-        }
-    })
-    .await;
-    if let Some(e) = failed {
-        return Err(e);
-    }
+    let ready = answers(sim, (i, proc, &log), &format!("ready {i}"), "ready 200", plan.start_deadline).await?;
     let ready_s = ready.map(|()| term.elapsed().as_secs_f64());
     if ready_s.is_some() {
-        route(sim, all)?;
+        sim.route(all)?;
     }
-    let served = sim::wait::until_some_every(EVERY, plan.start_deadline, async || {
+    let served =
+        answers(sim, (i, proc, &log), &format!("items {i} {NODES}"), &format!("items {nodes}"), plan.start_deadline)
+            .await?;
+    Ok(Step { replica: i, exit_s, ready_s, served_s: served.map(|()| term.elapsed().as_secs_f64()) })
+}
+
+/// Asks the simulator `command` every [`EVERY`] until it answers `want`
+/// (`Some`) or `deadline` passes (`None`); an error once replica `i`
+/// (`proc`, logging to `log`) has exited.
+async fn answers(
+    sim: &mut Simulator,
+    (i, proc, log): (usize, &mut ReplicaProcess, &Path),
+    command: &str,
+    want: &str,
+    deadline: Duration,
+) -> anyhow::Result<Option<()>> {
+    let mut exited = false;
+    let got = sim::wait::until_some_every(EVERY, deadline, async || {
         // The simulator's pipe is a blocking read: keep the load's tasks
         // running on the other worker meanwhile.
-        match tokio::task::block_in_place(|| sim.ask(&format!("items {i} {NODES}"))) {
-            Ok(line) => (line == format!("items {nodes}")).then_some(()),
-            Err(e) if proc.try_wait().is_some() => {
-                failed = Some(e.context(format!("replica {i} exited after its restart (log {})", log.display())));
-                Some(())
+        match tokio::task::block_in_place(|| sim.ask(command)) {
+            Ok(line) if line == want => Some(()),
+            // Not listening yet, or not ready to answer; or gone.
+            _ => {
+                exited = proc.try_wait().is_some();
+                exited.then_some(())
             }
-            // Not listening yet, or not ready to answer.
-            Err(_) => None,
         }
     })
     .await;
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    Ok(Step { replica: i, exit_s, ready_s, served_s: served.map(|()| term.elapsed().as_secs_f64()) })
+    anyhow::ensure!(!exited, "replica {i} exited after its restart (log {})", log.display());
+    Ok(got)
 }

@@ -135,12 +135,6 @@ async fn latencies(
     Ok(out)
 }
 
-fn route_all(sim: &mut Simulator, replicas: &[usize]) -> anyhow::Result<()> {
-    let list: Vec<String> = replicas.iter().map(usize::to_string).collect();
-    sim.ask(&format!("route {}", list.join(",")))?;
-    Ok(())
-}
-
 pub async fn run(
     sim: &mut Simulator,
     binary: &Path,
@@ -196,7 +190,7 @@ pub async fn run(
     }
     let all_served = served.map(|()| started.elapsed().as_secs_f64());
     eprintln!("  {} at {nodes} nodes: every node served after {all_served:?} s", mode.name());
-    route_all(sim, &all)?;
+    sim.route(&all)?;
     // Not synchronisation: the measurement plan warms up for one resolution
     // after the start-up (so the window opens in the steady state), then
     // measures for the whole window.
@@ -231,11 +225,11 @@ pub async fn run(
     let mut rolling_restart = None;
     if mode == Mode::Sharded3 {
         // The latencies left the proxy on the last replica alone.
-        route_all(sim, &all)?;
+        sim.route(&all)?;
         rolling_restart =
             Some(crate::restart::run(sim, &client, (binary, &flags), &mut procs, nodes, plan, &hpa).await?);
         procs[2].signal(libc::SIGKILL);
-        route_all(sim, &[0, 1])?;
+        sim.route(&[0, 1])?;
         owner_killed = latencies(sim, &client, &[0, 1], plan, &hpa).await?;
     }
     drop(procs);

@@ -62,6 +62,13 @@ impl Simulator {
         Ok(line)
     }
 
+    /// Points the aggregation proxy at these replicas.
+    pub fn route(&mut self, replicas: &[usize]) -> anyhow::Result<()> {
+        let list: Vec<String> = replicas.iter().map(usize::to_string).collect();
+        self.ask(&format!("route {}", list.join(",")))?;
+        Ok(())
+    }
+
     pub fn args(&mut self, command: &str) -> anyhow::Result<Vec<String>> {
         let line = self.ask(command)?;
         let json = line.strip_prefix("args ").context("no args")?;
