@@ -506,6 +506,7 @@ fn ring_readiness(o: &Ownership, owned: i64) -> Result<String, String> {
     };
     Ok(match &o.mode {
         crate::ownership::Mode::Ring(_) => format!("epoch {}, {owned} nodes owned{degraded}", o.epoch),
+        crate::ownership::Mode::NoRing(_) if o.joining => "waiting for the ring (joining): scraping nothing yet".into(),
         crate::ownership::Mode::NoRing(why) => format!("epoch {}, no ring ({why}): scraping every node", o.epoch),
         crate::ownership::Mode::Single => "single replica".to_string(),
     })

@@ -40,7 +40,10 @@ pub fn follow_ownership(
 ) -> watch::Receiver<Arc<Ownership>> {
     let me = node.id();
     let mut state = node.state();
-    let initial = Ownership::from_state(me, &state.borrow_and_update());
+    let started = tokio::time::Instant::now();
+    let grace = node.lease() * crate::ownership::view::JOIN_GRACE_LEASES;
+    let mut initial = Ownership::from_state(me, &state.borrow_and_update());
+    initial.joining = initial.epoch == 0;
     let (tx, rx) = watch::channel(Arc::new(initial));
     tokio::spawn(async move {
         let mut every = tokio::time::interval(LIVENESS_EVERY);
@@ -98,6 +101,13 @@ pub fn follow_ownership(
             let silent = next.members.keys().copied().filter(|id| *id != me && !node.reachable(*id));
             next.unreachable = unreachable(silent, &previous.unreachable, away);
             next.fallback = fallback_of(&node);
+            next.joining = next.epoch == 0 && started.elapsed() < grace;
+            if previous.joining && !next.joining && next.epoch == 0 {
+                tracing::warn!(
+                    grace_ms = grace.as_millis() as u64,
+                    "no ring received within the join grace: scraping every node"
+                );
+            }
             if let crate::ownership::Mode::NoRing(why) = &next.mode
                 && next.epoch != previous.epoch
             {
@@ -114,7 +124,10 @@ pub fn follow_ownership(
                 }
                 metrics.degraded.set(i64::from(next.fallback.is_some()));
             }
-            let same = !committed && next.unreachable == previous.unreachable && next.fallback == previous.fallback;
+            let same = !committed
+                && next.unreachable == previous.unreachable
+                && next.fallback == previous.fallback
+                && next.joining == previous.joining;
             if !same && tx.send(Arc::new(next)).is_err() {
                 break;
             }

@@ -67,6 +67,7 @@ impl ClusterStatus {
                     ownership.replication.min(r.len())
                 )
             }
+            Mode::NoRing(_) if ownership.joining => "none yet: waiting to join (scraping nothing yet)".to_string(),
             Mode::NoRing(why) => format!("none ({why}): every replica scrapes every node"),
             Mode::Single => "none (single replica)".to_string(),
         };

@@ -97,7 +97,20 @@ pub struct Ownership {
     /// Per member, the kubelets it reported failing to scrape (committed,
     /// each list sorted): a holder that fails a node is passed over.
     pub failing: Arc<BTreeMap<NodeId, Vec<String>>>,
+    /// Started with peers and nothing committed yet (epoch 0), within the
+    /// grace the member loop gives a start ([`JOIN_GRACE_LEASES`] leases): a
+    /// newcomer about to receive the ring of a cluster that already scrapes
+    /// every kubelet, or a replica of a new cluster about to bootstrap one.
+    /// It scrapes nothing yet, instead of scraping every node once more on
+    /// its way in; with no ring by the end of the grace it scrapes every
+    /// node (no ring: duplicates allowed, gaps not).
+    pub joining: bool,
 }
+
+/// How many leases a replica started without any committed state waits for
+/// a ring before it scrapes every node: as long as a member without quorum
+/// waits before degraded mode.
+pub const JOIN_GRACE_LEASES: u32 = 2;
 
 impl Ownership {
     /// A replica without `--peers`.
@@ -113,6 +126,7 @@ impl Ownership {
             previous: None,
             since: std::time::Instant::now(),
             failing: Arc::default(),
+            joining: false,
         }
     }
 
@@ -133,6 +147,7 @@ impl Ownership {
             previous: None,
             since: std::time::Instant::now(),
             failing: Arc::new(state.failing.clone()),
+            joining: false,
         }
     }
 
@@ -170,11 +185,13 @@ impl Ownership {
         self.assigned_of(&self.holders(node), node)
     }
 
-    /// Whether this replica scrapes `node`: always without a ring, else
-    /// when it is the assigned scraper or [`Ownership::covers`] it.
+    /// Whether this replica scrapes `node`: always without a ring (unless
+    /// still [`Ownership::joining`]), else when it is the assigned scraper
+    /// or [`Ownership::covers`] it.
     pub fn scrapes(&self, node: &str) -> bool {
         match &self.mode {
-            Mode::Single | Mode::NoRing(_) => true,
+            Mode::Single => true,
+            Mode::NoRing(_) => !self.joining,
             Mode::Ring(_) => {
                 let holders = self.holders(node);
                 match self.assigned_of(&holders, node) {
@@ -393,6 +410,8 @@ mod tests {
         assert!(matches!(v.mode, Mode::NoRing(RingError::NotCommitted)));
         assert!(v.scrapes("node-0") && v.owner("node-0").is_none());
         assert!(Ownership::single().scrapes("anything"));
+        let joining = Ownership { joining: true, ..v.clone() };
+        assert!(!joining.scrapes("node-0"), "a replica waiting for its first ring scrapes nothing yet");
         assert_eq!(v.active().count(), 3);
     }
 }
