@@ -78,8 +78,11 @@ async fn metrics_servers_chart_default_values_serve_metrics() {
     // The args our chart renders from metrics-server's chart's default values.
     let chart = format!("{}/deploy/helm/ha-metrics-server", env!("CARGO_MANIFEST_DIR"));
     let values = format!("{}/tests/data/metrics-server-chart-3.13-values.yaml", env!("CARGO_MANIFEST_DIR"));
-    let helm = sim::tools::helm("3.17.2", "the metrics-server args test renders deploy/helm with metrics-server's chart values")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let helm = sim::tools::helm(
+        "3.17.2",
+        "the metrics-server args test renders deploy/helm with metrics-server's chart values",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let out = std::process::Command::new(helm)
         .args(["template", "metrics-server", &chart, "--namespace", "kube-system", "--values", &values])
         .env("HOME", std::env::temp_dir())
