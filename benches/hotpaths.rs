@@ -4,7 +4,9 @@
 //! function of that case, and divides by the repetitions and items.
 //!
 //! Cases: `parse` (one real-sized 30-pod kubelet body), `store` (one scrape
-//! of 30 pods written into a store holding 1,000 nodes), `encode-node` (the
+//! of 30 pods written into a store holding 1,000 nodes), `copy` (the same
+//! scrape arriving at a backup holder as the owner sends it: the node's
+//! previous and last points as one pair), `encode-node` (the
 //! PodMetricsList of one node's 30 pods, as the API writes it), `encode-list`
 //! (a 300,000-pod PodMetricsList). Run directly it also prints wall time per
 //! repetition: `target/release/deps/hotpaths-* parse 1000`.
@@ -19,7 +21,7 @@ use ha_metrics_server::model::NodeBatch;
 use ha_metrics_server::model::{ContainerUsage, ObjectMeta, PodUsage, Usage};
 use ha_metrics_server::scrape::parse::parse;
 use ha_metrics_server::selfmetrics::SelfMetrics;
-use ha_metrics_server::store::Store;
+use ha_metrics_server::store::{Held, Store};
 use sim::kubelet::render::{render, synthetic};
 
 const T0_MS: i64 = 1_735_032_840_000;
@@ -42,6 +44,13 @@ fn measure_parse(body: &[u8], reps: usize) -> usize {
 fn measure_store(store: &Store, batches: Vec<NodeBatch>, now: i64) {
     for batch in batches {
         store.store_scrape("node-0", batch, now);
+    }
+}
+
+#[inline(never)]
+fn measure_copy(store: &Store, pairs: Vec<(NodeBatch, NodeBatch)>, now: i64) {
+    for pair in pairs {
+        store.store_replica_pair("node-0", pair, now, Held::Copy, true);
     }
 }
 
@@ -92,18 +101,26 @@ fn main() {
             measure_parse(&b, reps);
             (b.len(), "bytes")
         }
-        "store" => {
+        "store" | "copy" => {
             let store = Store::new(Duration::from_secs(15), Duration::ZERO, Arc::new(SelfMetrics::new(15.0)));
             // Warm: the store holds 1,000 nodes, then node-0 is scraped `reps` more times.
             for n in 0..1000 {
                 let b = body(T0_MS);
                 store.store_scrape(&format!("node-{n}"), parse(&b, "x", 0).expect("valid"), now);
             }
-            let batches: Vec<NodeBatch> =
-                (1..=reps as i64).map(|i| parse(&body(T0_MS + i * 15_000), "node-0", 0).expect("valid")).collect();
+            let scrape = |i: i64| parse(&body(T0_MS + i * 15_000), "node-0", 0).expect("valid");
+            let batches: Vec<NodeBatch> = (1..=reps as i64).map(scrape).collect();
             let pods = batches.first().map_or(0, |b| b.pods.len());
+            let until = now + reps as i64 * 15_000_000_000;
             let start = Instant::now();
-            measure_store(&store, batches, now + reps as i64 * 15_000_000_000);
+            if case == "copy" {
+                let pairs = (1..=reps as i64).map(|i| (scrape(i - 1), scrape(i))).collect();
+                let start = Instant::now();
+                measure_copy(&store, pairs, until);
+                report(&case, reps, pods, "pods", start.elapsed());
+                return;
+            }
+            measure_store(&store, batches, until);
             report(&case, reps, pods, "pods", start.elapsed());
             return;
         }
@@ -119,7 +136,7 @@ fn main() {
             report(&case, reps, 300_000, "pods", start.elapsed());
             return;
         }
-        other => panic!("unknown case {other} (parse, store, encode-node, encode-list)"),
+        other => panic!("unknown case {other} (parse, store, copy, encode-node, encode-list)"),
     };
     report(&case, reps, items, unit, start.elapsed());
 }

@@ -3,7 +3,7 @@
 # any machine for the same build): builds benches/hotpaths.rs in release,
 # runs each case under valgrind collecting only inside its measure_*
 # function, and prints instructions per repetition and per item.
-# Usage: benches/hotpaths.sh [case ...]   (parse store encode-node encode-list)
+# Usage: benches/hotpaths.sh [case ...]   (parse store copy encode-node encode-list)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -11,12 +11,13 @@ cargo bench --bench hotpaths --no-run >/dev/null 2>&1
 bin=$(ls -t "$target"/release/deps/hotpaths-* | grep -v '\.d$' | head -1)
 out=$(mktemp -d)
 cases=("$@")
-[ ${#cases[@]} -eq 0 ] && cases=(parse store encode-node encode-list)
+[ ${#cases[@]} -eq 0 ] && cases=(parse store copy encode-node encode-list)
 printf '%-12s %6s %16s %10s %14s\n' case reps "instr/rep" items "instr/item"
 for case in "${cases[@]}"; do
   case "$case" in
     parse) reps=200; fn=measure_parse ;;
     store) reps=50; fn=measure_store ;;
+    copy) reps=50; fn=measure_copy ;;
     encode-node) reps=200; fn=measure_encode ;;
     encode-list) reps=1; fn=measure_encode ;;
     *) echo "unknown case $case" >&2; exit 2 ;;

@@ -358,34 +358,44 @@ impl Store {
         let older = |held: &Series, p: &Point| {
             (replace || held.prev.is_none()) && p.timestamp < held.last.timestamp && held.prev != Some(*p)
         };
-        let mut inner = self.write_lock();
-        let Some(mut entry) = inner.take_node(node) else { return false };
+        let mut guard = self.write_lock();
+        let inner = &mut *guard;
+        // In place: only previous points change, never a key, so no entry
+        // leaves its map (nor is a name cloned to put it back).
+        let Some(entry) = inner.nodes.get_mut(node) else { return false };
         let mut changed = false;
         if let (Some(s), Some(p)) = (entry.series.as_mut(), batch.node.as_ref())
             && older(s, p)
         {
+            if s.prev.is_none() {
+                inner.counts[entry.held.index()].node_points += 1;
+            }
             s.prev = Some(*p);
             changed = true;
         }
         for pod in &batch.pods {
-            let ours = inner.pods.get(&pod.namespace).and_then(|m| m.get(&pod.name)).is_some_and(|p| p.node == node);
-            if !ours {
+            let Some(held) = inner.pods.get_mut(&pod.namespace).and_then(|m| m.get_mut(&pod.name)) else { continue };
+            if held.node != node {
                 continue;
             }
-            let Some(mut held) = inner.remove_pod(&pod.namespace, &pod.name) else { continue };
+            let was = (held.held, held.points());
+            let mut set = false;
             for c in &pod.containers {
                 let Ok(i) = held.containers.binary_search_by(|(n, _)| n.as_str().cmp(&c.name)) else { continue };
                 let s = &mut held.containers[i].1;
                 if c.point.start_time == s.last.start_time && older(s, &c.point) {
                     s.prev = Some(c.point);
-                    changed = true;
+                    set = true;
                 }
             }
-            inner.insert_pod(pod.namespace.clone(), pod.name.clone(), held);
+            if set {
+                let is = (held.held, held.points());
+                inner.recount_pod(was, is);
+                changed = true;
+            }
         }
-        inner.insert_node(node.to_string(), entry);
         if changed {
-            self.publish(&inner);
+            self.publish(inner);
         }
         changed
     }

@@ -242,3 +242,22 @@ fn a_copy_scraped_here_counts_its_pods_as_scraped_and_keeps_their_series() {
     assert_eq!((p.window_ns, p.containers[0].usage.cpu_nanocores), (15 * S, 133_333_333));
     assert!(store.ready());
 }
+
+#[test]
+fn an_older_copy_of_a_node_sets_no_previous_point_on_a_pod_now_reported_by_another_node() {
+    let (store, _) = new_store(15, 30);
+    // The pod moved: node2 reports it now (one point, no rate yet); node1
+    // no longer lists it.
+    store.store_scrape("node2", batch(None, vec![pod("ns", "p", vec![container("c", Some(0), 30, 4.0, MIB)])]), at(30));
+    store.store_scrape("node1", batch(Some(node_point(30, 25.0, 2 * MIB)), vec![]), at(30));
+    // A late copy of node1's older scrape still lists it.
+    let late =
+        batch(Some(node_point(15, 10.0, MIB)), vec![pod("ns", "p", vec![container("c", Some(0), 15, 1.0, MIB)])]);
+    assert!(store.store_replica("node1", late, at(31), Held::Copy), "node1's series takes the older point");
+    assert!(store.node("node1", at(31)).is_some(), "node1 has a rate over the backfilled point");
+    assert_eq!(
+        store.pod("ns", "p", at(31)),
+        None,
+        "the pod's series is node2's: node1's old point is not its previous"
+    );
+}
