@@ -108,19 +108,20 @@ fn main() {
                 let b = body(T0_MS);
                 store.store_scrape(&format!("node-{n}"), parse(&b, "x", 0).expect("valid"), now);
             }
-            let scrape = |i: i64| parse(&body(T0_MS + i * 15_000), "node-0", 0).expect("valid");
-            let batches: Vec<NodeBatch> = (1..=reps as i64).map(scrape).collect();
-            let pods = batches.first().map_or(0, |b| b.pods.len());
+            // Scrape 0 is the first copy's previous point.
+            let batches: Vec<NodeBatch> =
+                (0..=reps as i64).map(|i| parse(&body(T0_MS + i * 15_000), "node-0", 0).expect("valid")).collect();
+            let pods = batches[0].pods.len();
             let until = now + reps as i64 * 15_000_000_000;
-            let start = Instant::now();
+            let start;
             if case == "copy" {
-                let pairs = (1..=reps as i64).map(|i| (scrape(i - 1), scrape(i))).collect();
-                let start = Instant::now();
+                let pairs = batches.windows(2).map(|w| (w[0].clone(), w[1].clone())).collect();
+                start = Instant::now();
                 measure_copy(&store, pairs, until);
-                report(&case, reps, pods, "pods", start.elapsed());
-                return;
+            } else {
+                start = Instant::now();
+                measure_store(&store, batches.into_iter().skip(1).collect(), until);
             }
-            measure_store(&store, batches, until);
             report(&case, reps, pods, "pods", start.elapsed());
             return;
         }

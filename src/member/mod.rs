@@ -28,6 +28,17 @@ use tokio::sync::watch;
 /// How often liveness (unreachable members, quorum) is re-evaluated.
 const LIVENESS_EVERY: Duration = Duration::from_millis(250);
 
+/// How many leases a replica waits before it scrapes nodes the committed
+/// ring may not give it: without quorum before degraded mode, and, started
+/// without any committed state, for a ring before it scrapes every node.
+pub const GRACE_LEASES: u32 = 2;
+
+/// Whether a replica `since_start` after its start, at committed `epoch`,
+/// is still joining: nothing committed yet (epoch 0) and within the grace.
+fn joining(epoch: u64, since_start: Duration, lease: Duration) -> bool {
+    epoch == 0 && since_start < lease * GRACE_LEASES
+}
+
 /// Follows the committed state of `node` and its liveness, and publishes
 /// this replica's [`Ownership`] on every change: the ring is rebuilt (off
 /// the async threads) only when the epoch moves; the unreachable members
@@ -41,9 +52,8 @@ pub fn follow_ownership(
     let me = node.id();
     let mut state = node.state();
     let started = tokio::time::Instant::now();
-    let grace = node.lease() * crate::ownership::view::JOIN_GRACE_LEASES;
     let mut initial = Ownership::from_state(me, &state.borrow_and_update());
-    initial.joining = initial.epoch == 0;
+    initial.joining = joining(initial.epoch, started.elapsed(), node.lease());
     let (tx, rx) = watch::channel(Arc::new(initial));
     tokio::spawn(async move {
         let mut every = tokio::time::interval(LIVENESS_EVERY);
@@ -101,10 +111,10 @@ pub fn follow_ownership(
             let silent = next.members.keys().copied().filter(|id| *id != me && !node.reachable(*id));
             next.unreachable = unreachable(silent, &previous.unreachable, away);
             next.fallback = fallback_of(&node);
-            next.joining = next.epoch == 0 && started.elapsed() < grace;
+            next.joining = joining(next.epoch, started.elapsed(), node.lease());
             if previous.joining && !next.joining && next.epoch == 0 {
                 tracing::warn!(
-                    grace_ms = grace.as_millis() as u64,
+                    grace_leases = GRACE_LEASES,
                     "no ring received within the join grace: scraping every node"
                 );
             }
@@ -152,7 +162,7 @@ fn unreachable(
 /// Degraded mode: quorum lost for more than twice the lease, or not caught
 /// up with the leader since the start.
 fn fallback_of(node: &raft::Node) -> Option<Fallback> {
-    if node.without_quorum().is_some_and(|gap| gap > node.lease() * 2) {
+    if node.without_quorum().is_some_and(|gap| gap > node.lease() * GRACE_LEASES) {
         Some(Fallback::QuorumLost)
     } else if !node.synced() {
         Some(Fallback::Unsynced)
@@ -229,5 +239,14 @@ mod tests {
         assert_eq!(super::unreachable(silent(), &before, false), [2, 3].into());
         assert_eq!(super::unreachable(silent(), &before, true), [3].into(), "2 fell silent while it was away");
         assert!(super::unreachable([2].into_iter(), &BTreeSet::new(), true).is_empty());
+    }
+
+    #[test]
+    fn a_replica_joins_only_with_nothing_committed_and_only_within_the_grace() {
+        let lease = std::time::Duration::from_secs(3);
+        assert!(super::joining(0, std::time::Duration::ZERO, lease), "at the start, before any ring");
+        assert!(super::joining(0, lease * 2 - std::time::Duration::from_millis(1), lease));
+        assert!(!super::joining(0, lease * 2, lease), "no ring within two leases: it scrapes every node");
+        assert!(!super::joining(1, std::time::Duration::ZERO, lease), "a committed state, even without a ring");
     }
 }

@@ -98,7 +98,7 @@ pub struct Ownership {
     /// each list sorted): a holder that fails a node is passed over.
     pub failing: Arc<BTreeMap<NodeId, Vec<String>>>,
     /// Started with peers and nothing committed yet (epoch 0), within the
-    /// grace the member loop gives a start ([`JOIN_GRACE_LEASES`] leases): a
+    /// grace the member loop gives a start (`member::GRACE_LEASES` leases): a
     /// newcomer about to receive the ring of a cluster that already scrapes
     /// every kubelet, or a replica of a new cluster about to bootstrap one.
     /// It scrapes nothing yet, instead of scraping every node once more on
@@ -106,11 +106,6 @@ pub struct Ownership {
     /// node (no ring: duplicates allowed, gaps not).
     pub joining: bool,
 }
-
-/// How many leases a replica started without any committed state waits for
-/// a ring before it scrapes every node: as long as a member without quorum
-/// waits before degraded mode.
-pub const JOIN_GRACE_LEASES: u32 = 2;
 
 impl Ownership {
     /// A replica without `--peers`.
