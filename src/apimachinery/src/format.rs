@@ -46,12 +46,98 @@ fn uint64_quantity(v: u64, scale: i32, format: QuantityFormat) -> Quantity {
 
 /// Canonical string of a CPU rate in nanocores: `123456789n`, `5m`, `1500m`, `2`, `0`.
 pub fn format_cpu(nanocores: u64) -> String {
-    cpu_quantity(nanocores).to_string()
+    written(|out| write_cpu(out, nanocores))
 }
 
 /// Canonical string of a memory size in bytes: `12240Ki`, `1Mi`, `1536`, `1k`.
 pub fn format_memory(bytes: u64) -> String {
-    memory_quantity(bytes).to_string()
+    written(|out| write_memory(out, bytes))
+}
+
+/// [`format_cpu`] appended to `out`. The API writes two quantities per
+/// container of every answer, so this works in `u64` without allocating;
+/// what it writes is [`Quantity`]'s canonical form (tested against it).
+pub fn write_cpu(out: &mut Vec<u8>, nanocores: u64) {
+    if nanocores > i64::MAX as u64 {
+        out.extend_from_slice(cpu_quantity(nanocores).to_string().as_bytes());
+        return;
+    }
+    write_decimal_si(out, nanocores, -9);
+}
+
+/// [`format_memory`] appended to `out` (see [`write_cpu`]).
+pub fn write_memory(out: &mut Vec<u8>, bytes: u64) {
+    if bytes > i64::MAX as u64 {
+        out.extend_from_slice(memory_quantity(bytes).to_string().as_bytes());
+        return;
+    }
+    // BinarySI falls back to decimal below 1024.
+    if bytes < 1024 {
+        write_decimal_si(out, bytes, 0);
+        return;
+    }
+    let (mut m, mut i) = (bytes, 0);
+    while i + 1 < BINARY_SUFFIXES.len() && m % 1024 == 0 {
+        m /= 1024;
+        i += 1;
+    }
+    write_u64(out, m);
+    out.extend_from_slice(BINARY_SUFFIXES[i].as_bytes());
+}
+
+/// `v × 10^scale` in DecimalSI canonical form, `scale` a multiple of three.
+fn write_decimal_si(out: &mut Vec<u8>, v: u64, scale: i32) {
+    if v == 0 {
+        out.push(b'0');
+        return;
+    }
+    let (mut m, mut e) = (v, scale);
+    while m % 10 == 0 {
+        m /= 10;
+        e += 1;
+    }
+    // Gives back at most the zeros just taken off: no overflow.
+    while e.rem_euclid(3) != 0 {
+        m *= 10;
+        e -= 1;
+    }
+    write_u64(out, m);
+    match DECIMAL_SUFFIXES.iter().find(|(x, _)| *x == e) {
+        Some((_, s)) => out.extend_from_slice(s.as_bytes()),
+        None => out.extend_from_slice(format!("e{e}").as_bytes()),
+    }
+}
+
+/// Decimal digits of `v`.
+pub fn write_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// `width` decimal digits of `v`, zero-padded on the left (`v < 10^width`).
+fn write_padded(out: &mut Vec<u8>, mut v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    for i in (20 - width..20).rev() {
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.extend_from_slice(&buf[20 - width..]);
+}
+
+/// What a writer appends, as a string (the writers write UTF-8).
+fn written(write: impl FnOnce(&mut Vec<u8>)) -> String {
+    let mut out = Vec::with_capacity(24);
+    write(&mut out);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 const DECIMAL_SUFFIXES: [(i32, &str); 10] =
@@ -212,11 +298,30 @@ pub fn parse_quantity(s: &str) -> Result<Quantity, QuantityError> {
 
 /// `metav1.Time` JSON text: RFC 3339 in UTC with whole seconds (truncated, as Go does).
 pub fn format_time(t: UnixNanos) -> String {
+    written(|out| write_time(out, t))
+}
+
+/// [`format_time`] appended to `out`.
+pub fn write_time(out: &mut Vec<u8>, t: UnixNanos) {
     let secs = t.div_euclid(1_000_000_000);
     let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u64;
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, (sod % 3600) / 60, sod % 60)
+    match u64::try_from(y) {
+        Ok(y) if y <= 9999 => write_padded(out, y, 4),
+        _ => out.extend_from_slice(format!("{y:04}").as_bytes()),
+    }
+    out.push(b'-');
+    write_padded(out, u64::from(m), 2);
+    out.push(b'-');
+    write_padded(out, u64::from(d), 2);
+    out.push(b'T');
+    write_padded(out, sod / 3600, 2);
+    out.push(b':');
+    write_padded(out, (sod % 3600) / 60, 2);
+    out.push(b':');
+    write_padded(out, sod % 60, 2);
+    out.push(b'Z');
 }
 
 /// Parses what [`format_time`] writes (RFC 3339, UTC, whole seconds, `Z`)
@@ -261,48 +366,59 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Go `time.Duration.String()` of a duration in nanoseconds:
 /// `0s`, `1µs`, `500ms`, `15.012s`, `1m0s`, `1h0m0s`.
 pub fn format_duration(ns: i64) -> String {
-    let negative = ns < 0;
+    written(|out| write_duration(out, ns))
+}
+
+/// [`format_duration`] appended to `out`.
+pub fn write_duration(out: &mut Vec<u8>, ns: i64) {
     let u = ns.unsigned_abs();
-    let mut out = String::new();
+    if u == 0 {
+        out.extend_from_slice(b"0s");
+        return;
+    }
+    if ns < 0 {
+        out.push(b'-');
+    }
     if u < 1_000_000_000 {
-        if u == 0 {
-            return "0s".to_string();
-        }
         let (prec, unit) = match u {
             0..1_000 => (0, "ns"),
             1_000..1_000_000 => (3, "µs"),
             _ => (6, "ms"),
         };
-        out.push_str(&int_with_fraction(u, prec));
-        out.push_str(unit);
+        write_int_with_fraction(out, u, prec);
+        out.extend_from_slice(unit.as_bytes());
     } else {
         let secs = u / 1_000_000_000;
         let frac = u % 1_000_000_000;
         let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
         if h > 0 {
-            out.push_str(&format!("{h}h"));
+            write_u64(out, h);
+            out.push(b'h');
         }
         if h > 0 || m > 0 {
-            out.push_str(&format!("{m}m"));
+            write_u64(out, m);
+            out.push(b'm');
         }
-        out.push_str(&int_with_fraction(s * 1_000_000_000 + frac, 9));
-        out.push('s');
+        write_int_with_fraction(out, s * 1_000_000_000 + frac, 9);
+        out.push(b's');
     }
-    if negative {
-        out.insert(0, '-');
-    }
-    out
 }
 
 /// `v / 10^prec` with the fraction printed without trailing zeros.
-fn int_with_fraction(v: u64, prec: u32) -> String {
+fn write_int_with_fraction(out: &mut Vec<u8>, v: u64, prec: u32) {
     let div = 10u64.pow(prec);
-    let (int, frac) = (v / div, v % div);
+    let (int, mut frac) = (v / div, v % div);
+    write_u64(out, int);
     if frac == 0 {
-        return int.to_string();
+        return;
     }
-    let digits = format!("{frac:0width$}", width = prec as usize);
-    format!("{int}.{}", digits.trim_end_matches('0'))
+    let mut width = prec as usize;
+    while frac % 10 == 0 {
+        frac /= 10;
+        width -= 1;
+    }
+    out.push(b'.');
+    write_padded(out, frac, width);
 }
 
 #[cfg(test)]

@@ -193,3 +193,86 @@ fn times_parse_back_to_what_was_formatted() {
         assert_eq!(parse_time(bad), None, "{bad}");
     }
 }
+
+/// The `format!` forms the writers replaced, kept as the reference they must match.
+fn reference_time(t: UnixNanos) -> String {
+    let secs = t.div_euclid(1_000_000_000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, (sod % 3600) / 60, sod % 60)
+}
+
+fn reference_duration(ns: i64) -> String {
+    fn int_with_fraction(v: u64, prec: u32) -> String {
+        let div = 10u64.pow(prec);
+        let (int, frac) = (v / div, v % div);
+        if frac == 0 {
+            return int.to_string();
+        }
+        let digits = format!("{frac:0width$}", width = prec as usize);
+        format!("{int}.{}", digits.trim_end_matches('0'))
+    }
+    let u = ns.unsigned_abs();
+    if u == 0 {
+        return "0s".to_string();
+    }
+    let sign = if ns < 0 { "-" } else { "" };
+    if u < 1_000_000_000 {
+        let (prec, unit) = match u {
+            0..1_000 => (0, "ns"),
+            1_000..1_000_000 => (3, "µs"),
+            _ => (6, "ms"),
+        };
+        return format!("{sign}{}{unit}", int_with_fraction(u, prec));
+    }
+    let (secs, frac) = (u / 1_000_000_000, u % 1_000_000_000);
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    let mut out = sign.to_string();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    out + &int_with_fraction(s * 1_000_000_000 + frac, 9) + "s"
+}
+
+#[test]
+fn writers_match_their_references_at_the_edges() {
+    for n in [0, 1, 9, 10, 999, 1_000, 1_024, 1_000_000, 1 << 20, i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX] {
+        assert_eq!(format_cpu(n), cpu_quantity(n).to_string(), "cpu {n}");
+        assert_eq!(format_memory(n), memory_quantity(n).to_string(), "memory {n}");
+    }
+    for t in [0, -1, i64::MIN, i64::MAX, 1_735_032_838_999_999_999] {
+        assert_eq!(format_time(t), reference_time(t), "time {t}");
+    }
+    for d in [0, 1, -1, 999, 1_000, 999_999_999, 1_000_000_000, 59_999_999_999, i64::MAX, i64::MIN] {
+        assert_eq!(format_duration(d), reference_duration(d), "duration {d}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn cpu_writer_matches_the_canonical_quantity(n in any::<u64>()) {
+        prop_assert_eq!(format_cpu(n), cpu_quantity(n).to_string());
+    }
+
+    #[test]
+    fn memory_writer_matches_the_canonical_quantity(n in any::<u64>(), shift in 0u32..60) {
+        // Multiples of powers of two reach every binary suffix.
+        let n = n >> shift << shift;
+        prop_assert_eq!(format_memory(n), memory_quantity(n).to_string());
+    }
+
+    #[test]
+    fn time_writer_matches_the_format_it_replaced(t in any::<i64>()) {
+        prop_assert_eq!(format_time(t), reference_time(t));
+    }
+
+    #[test]
+    fn duration_writer_matches_the_format_it_replaced(d in any::<i64>(), scale in 0u32..19) {
+        // Round values (whole units, few digits) as often as arbitrary ones.
+        let d = d / 10i64.pow(scale) * 10i64.pow(scale);
+        prop_assert_eq!(format_duration(d), reference_duration(d));
+    }
+}
