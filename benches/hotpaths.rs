@@ -8,7 +8,8 @@
 //! scrape arriving at a backup holder as the owner sends it: the node's
 //! previous and last points as one pair), `encode-node` (the
 //! PodMetricsList of one node's 30 pods, as the API writes it), `encode-list`
-//! (a 300,000-pod PodMetricsList). Run directly it also prints wall time per
+//! (a 300,000-pod PodMetricsList); `encode-node-serde` and
+//! `encode-list-serde` write the same through the serde encoder. Run directly it also prints wall time per
 //! repetition: `target/release/deps/hotpaths-* parse 1000`.
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ha_metrics_server::api::encode::{Style, to_go_json};
+use ha_metrics_server::api::stream::{List, to_bytes};
 use ha_metrics_server::api::types::{PodItem, Version, pod_list};
 use ha_metrics_server::model::NodeBatch;
 use ha_metrics_server::model::{ContainerUsage, ObjectMeta, PodUsage, Usage};
@@ -55,7 +57,18 @@ fn measure_copy(store: &Store, pairs: Vec<(NodeBatch, NodeBatch)>, now: i64) {
 }
 
 #[inline(never)]
-fn measure_encode(items: &[PodItem], reps: usize, now: i64) -> usize {
+fn measure_encode(list: &List, reps: usize, now: i64) -> usize {
+    let mut bytes = 0;
+    for _ in 0..reps {
+        bytes += to_bytes(std::hint::black_box(list), Version::V1beta1, now).len();
+    }
+    bytes
+}
+
+/// The same list through the serde encoder (what the API wrote before the
+/// direct writer, and still writes for the pretty form).
+#[inline(never)]
+fn measure_encode_serde(items: &[PodItem], reps: usize, now: i64) -> usize {
     let mut bytes = 0;
     for _ in 0..reps {
         bytes += to_go_json(&pod_list(std::hint::black_box(items), Version::V1beta1, now), Style::Compact).len();
@@ -125,19 +138,30 @@ fn main() {
             report(&case, reps, pods, "pods", start.elapsed());
             return;
         }
-        "encode-node" => {
+        "encode-node" | "encode-node-serde" => {
             let items = pod_items(30, now);
-            measure_encode(&items, reps, now);
+            if case == "encode-node" {
+                measure_encode(&List::Pods(items), reps, now);
+            } else {
+                measure_encode_serde(&items, reps, now);
+            }
             (30, "pods")
         }
-        "encode-list" => {
+        "encode-list" | "encode-list-serde" => {
             let items = pod_items(300_000, now);
-            let start = Instant::now();
-            measure_encode(&items, reps, now);
+            let start;
+            if case == "encode-list" {
+                let list = List::Pods(items);
+                start = Instant::now();
+                measure_encode(&list, reps, now);
+            } else {
+                start = Instant::now();
+                measure_encode_serde(&items, reps, now);
+            }
             report(&case, reps, 300_000, "pods", start.elapsed());
             return;
         }
-        other => panic!("unknown case {other} (parse, store, copy, encode-node, encode-list)"),
+        other => panic!("unknown case {other} (parse, store, copy, encode-node[-serde], encode-list[-serde])"),
     };
     report(&case, reps, items, unit, start.elapsed());
 }

@@ -3,7 +3,8 @@
 # any machine for the same build): builds benches/hotpaths.rs in release,
 # runs each case under valgrind collecting only inside its measure_*
 # function, and prints instructions per repetition and per item.
-# Usage: benches/hotpaths.sh [case ...]   (parse store copy encode-node encode-list)
+# Usage: benches/hotpaths.sh [case ...]   (parse store copy encode-node encode-list
+#   encode-node-serde encode-list-serde)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -20,6 +21,8 @@ for case in "${cases[@]}"; do
     copy) reps=50; fn=measure_copy ;;
     encode-node) reps=200; fn=measure_encode ;;
     encode-list) reps=1; fn=measure_encode ;;
+    encode-node-serde) reps=200; fn=measure_encode_serde ;;
+    encode-list-serde) reps=1; fn=measure_encode_serde ;;
     *) echo "unknown case $case" >&2; exit 2 ;;
   esac
   line=$(valgrind --tool=callgrind --callgrind-out-file="$out/$case.cg" --collect-atstart=no \

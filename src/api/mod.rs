@@ -19,6 +19,7 @@ pub mod negotiate;
 pub mod openapi;
 mod render;
 pub mod request;
+pub mod stream;
 
 pub mod table;
 pub mod types;

@@ -4,9 +4,9 @@
 //! `includeObject` (400). Chooses nothing itself.
 //!
 //! A large list is rendered on the blocking pool ([`render_off_runtime`]):
-//! formatting and encoding cost about 5 µs an item, so a 300,000-pod list is
-//! seconds of CPU that must not hold a runtime thread (every other request
-//! and the scrapes on it would wait).
+//! a 300,000-pod list is seconds of CPU that must not hold a runtime thread
+//! (every other request and the scrapes on it would wait). The compact
+//! metrics lists are written by [`stream`] (and, when large, streamed).
 
 use axum::response::Response;
 use http::StatusCode;
@@ -15,6 +15,7 @@ use serde::Serialize;
 use super::encode::{self, Style};
 use super::negotiate::{Negotiated, Target};
 use super::request::Req;
+use super::stream;
 use super::table::{IncludeObject, RowContext, node_table, pod_table};
 use super::types::{
     ListMeta, NodeItem, PartialObjectMetadata, PartialObjectMetadataList, PodItem, Version, node_list, pod_list,
@@ -69,6 +70,18 @@ impl Served {
     }
 }
 
+/// The list written straight to bytes ([`stream`]) when the answer is a
+/// compact metrics list; anything else (one object, a Table, metadata, the
+/// pretty form) is given back to be encoded through serde.
+fn compact_list(neg: Negotiated, served: Served) -> Result<stream::List, Served> {
+    let object = matches!(neg.target, Target::Object | Target::AggregatedDiscovery(_));
+    match served {
+        Served::Nodes(v) if object && neg.style == Style::Compact => Ok(stream::List::Nodes(v)),
+        Served::Pods(v) if object && neg.style == Style::Compact => Ok(stream::List::Pods(v)),
+        other => Err(other),
+    }
+}
+
 fn ok<T: Serialize>(value: &T, style: Style) -> Response {
     encode::object(StatusCode::OK, value, style)
 }
@@ -84,6 +97,12 @@ pub async fn render_off_runtime(
     if served.len() <= INLINE_RENDER_MAX_ITEMS {
         return render(&req, version, neg, served, now);
     }
+    // The lists kubectl top, the HPA and the VPA read: written on the
+    // blocking pool and streamed as they are written.
+    let served = match compact_list(neg, served) {
+        Ok(list) => return stream::respond(list, version, now, INLINE_RENDER_MAX_ITEMS),
+        Err(served) => served,
+    };
     let style = neg.style;
     match tokio::task::spawn_blocking(move || render(&req, version, neg, served, now)).await {
         Ok(resp) => resp,
@@ -93,6 +112,10 @@ pub async fn render_off_runtime(
 
 /// Writes `served` in the negotiated form.
 pub fn render(req: &Req, version: Version, neg: Negotiated, served: Served, now: UnixNanos) -> Response {
+    let served = match compact_list(neg, served) {
+        Ok(list) => return encode::respond(StatusCode::OK, encode::JSON, stream::to_bytes(&list, version, now)),
+        Err(served) => served,
+    };
     let style = neg.style;
     match neg.target {
         Target::Object | Target::AggregatedDiscovery(_) => match &served {
