@@ -501,3 +501,44 @@ async fn members_a_ring_ahead_of_the_asker_answer_every_pod_they_hold_not_their_
     let hpa = source(&fake, 3).pods(&labelled, &even, now()).await;
     assert!(hpa.value.iter().all(Option::is_some), "a label-selected pod left out");
 }
+
+#[test]
+fn the_locator_follows_a_pod_to_its_new_node_and_forgets_on_request() {
+    let answer = |ns: &str, name: &str, node: &str| PodAnswer {
+        namespace: ns.into(),
+        name: name.into(),
+        node: node.into(),
+        usage: PodUsage { timestamp: 0, window_ns: 0, containers: vec![] },
+    };
+    let key = |ns: &str, name: &str| (ns.to_string(), name.to_string());
+    let mut loc = Locator::default();
+    loc.remember(&[answer("a", "p", "n1"), answer("b", "p", "n2"), answer("a", "q", "n1")]);
+    assert_eq!(loc.node_of(&key("a", "p")), Some("n1"));
+    assert_eq!(loc.node_of(&key("b", "p")), Some("n2"));
+    assert_eq!(loc.node_of(&key("b", "q")), None);
+    assert_eq!(loc.len, 3);
+    // Seen again on the same node, then on another: one entry each.
+    loc.remember(&[answer("a", "p", "n1"), answer("a", "q", "n3")]);
+    assert_eq!((loc.node_of(&key("a", "q")), loc.len), (Some("n3"), 3));
+    loc.forget(&key("a", "p"));
+    loc.forget(&key("a", "p"));
+    loc.forget(&key("c", "p"));
+    assert_eq!((loc.node_of(&key("a", "p")), loc.len), (None, 2));
+}
+
+#[test]
+fn the_locator_starts_over_rather_than_grow_past_its_capacity() {
+    let mut loc = Locator::default();
+    let answers: Vec<PodAnswer> = (0..3)
+        .map(|i| PodAnswer {
+            namespace: "a".into(),
+            name: format!("p{i}"),
+            node: "n".into(),
+            usage: PodUsage { timestamp: 0, window_ns: 0, containers: vec![] },
+        })
+        .collect();
+    loc.remember(&answers);
+    loc.len = LOCATOR_CAPACITY - 2;
+    loc.remember(&answers);
+    assert_eq!(loc.len, 3, "the full locator was not cleared first");
+}

@@ -76,12 +76,12 @@ fn pods_are_asked_of_every_active_member_and_the_suspected_are_set_apart() {
 fn merged_pods_follow_the_keys_and_the_newer_duplicate_wins() {
     let keys =
         vec![("a".to_string(), "p1".to_string()), ("a".to_string(), "p2".to_string()), ("b".into(), "p3".into())];
-    let got = merge_pods(
-        &keys,
-        vec![answer("b", "p3", 5), answer("a", "p1", 1), answer("a", "p1", 3), answer("z", "p", 9)],
-        10,
-    );
+    let got =
+        merge_pods(&keys, &[answer("b", "p3", 5), answer("a", "p1", 1), answer("a", "p1", 3), answer("z", "p", 9)], 10);
     assert_eq!(got, vec![Some(usage(3)), None, Some(usage(5))]);
+    // The newer wins in whichever order the answers came.
+    let got = merge_pods(&keys, &[answer("a", "p1", 3), answer("a", "p1", 1)], 10);
+    assert_eq!(got, vec![Some(usage(3)), None, None]);
 }
 
 #[test]
