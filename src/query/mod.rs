@@ -31,7 +31,7 @@ use crate::ownership::Ownership;
 use crate::peer::call::{Transport, call_many};
 use crate::peer::wire::{NodesQuery, NodesReply, PodAnswer, PodsQuery, PodsReply, Source, path};
 use crate::selfmetrics::SelfMetrics;
-use latency::Latency;
+use latency::{Latency, Size};
 use local::Local;
 use plan::{
     Asked, Outcomes, copy_sets, last_resort, merge_pods, missing_nodes, node_candidates, part_complete, pod_askees,
@@ -43,6 +43,15 @@ const LOCATOR_CAPACITY: usize = 1 << 20;
 /// Pods lists of at most this many pods are routed to the owners of their
 /// nodes when every pod can be placed (placing costs a lookup per pod).
 const ROUTE_AT_MOST: usize = 10_000;
+
+/// Node lists of more names than this are large answers ([`Size`]).
+const LARGE_NODE_LISTS: usize = 1_000;
+
+/// A pods query that no selector or name narrows asks for a member's whole
+/// part: a large answer ([`Size`]).
+fn pods_size(q: &PodsQuery) -> Size {
+    if q.one.is_none() && q.labels.is_empty() && q.fields.is_empty() { Size::Large } else { Size::Small }
+}
 
 /// The usage source of a replica in a cluster.
 pub struct ClusterSource<T: Transport> {
@@ -277,9 +286,14 @@ impl<T: Transport> ClusterSource<T> {
         skipped
     }
 
-    /// How long a call may run before the next holder is asked too.
-    fn hedge_after(&self, to: NodeId) -> Duration {
-        self.latency.hedge_after(to, self.deadline / 4)
+    /// How long a call of `size` may run before the next holder is asked
+    /// too: a large answer may take up to half the deadline before it is.
+    fn hedge_after(&self, to: NodeId, size: Size) -> Duration {
+        let cap = match size {
+            Size::Small => self.deadline / 4,
+            Size::Large => self.deadline / 2,
+        };
+        self.latency.hedge_after(to, size, cap)
     }
 
     fn hedged(&self, ownership: &Ownership, to: NodeId) {
@@ -314,11 +328,14 @@ impl<T: Transport> ClusterSource<T> {
             .map_or_else(|| Err(CallError::Request { addr: to.to_string(), reason: "no call made".into() }), |(_, r)| r)
     }
 
-    /// Records how a finished call went, for suspicion and hedge delays.
-    fn observe<R>(&self, to: NodeId, result: &Result<R, CallError>, took: Duration) {
+    /// Records how a finished call of `size` went, for suspicion and hedge delays.
+    fn observe<R>(&self, to: NodeId, size: Size, result: &Result<R, CallError>, took: Duration) {
         match result {
-            Ok(_) => self.latency.answered(to, took),
-            Err(_) => self.latency.failed(to, std::time::Instant::now()),
+            Ok(_) => self.latency.answered(to, size, took),
+            Err(e) if size.suspects(matches!(e, CallError::Timeout { .. })) => {
+                self.latency.failed(to, std::time::Instant::now())
+            }
+            Err(_) => {}
         }
     }
 
@@ -334,6 +351,7 @@ impl<T: Transport> ClusterSource<T> {
         deadline: Instant,
     ) -> Answer<Vec<Option<NodeUsage>>> {
         let ownership = self.ownership.borrow().clone();
+        let size = if names.len() > LARGE_NODE_LISTS { Size::Large } else { Size::Small };
         let mut outcomes = Outcomes::default();
         let skipped = self.suspects(&ownership, &mut outcomes);
         let candidates: Vec<Vec<Asked>> =
@@ -397,7 +415,7 @@ impl<T: Transport> ClusterSource<T> {
             let hedge_at = calls
                 .iter()
                 .filter(|c| !c.done && !c.hedged)
-                .map(|c| c.started + self.hedge_after(c.to))
+                .map(|c| c.started + self.hedge_after(c.to, size))
                 .min()
                 .unwrap_or(deadline)
                 .min(deadline);
@@ -409,7 +427,7 @@ impl<T: Transport> ClusterSource<T> {
                         inflight_for[*i] -= 1;
                     }
                     let Ok(result) = result else { continue };
-                    self.observe(call.to, &result, took);
+                    self.observe(call.to, size, &result, took);
                     match result {
                         Ok(reply) => {
                             let mut got: HashMap<String, NodeUsage> = reply.items.into_iter().collect();
@@ -437,7 +455,7 @@ impl<T: Transport> ClusterSource<T> {
                 _ = tokio::time::sleep_until(hedge_at) => {
                     let now_i = Instant::now();
                     for c in calls.iter_mut().filter(|c| !c.done && !c.hedged) {
-                        if now_i >= c.started + self.hedge_after(c.to) {
+                        if now_i >= c.started + self.hedge_after(c.to, size) {
                             c.hedged = true;
                             let left: Vec<usize> = c.nodes.iter().copied().filter(|i| out[*i].is_none()).collect();
                             if !left.is_empty()
@@ -502,7 +520,7 @@ impl<T: Transport> ClusterSource<T> {
                         let started = Instant::now();
                         let r =
                             self.call::<_, PodsReply>(&ownership, path::PODS, to, with(Source::Any), deadline).await;
-                        self.observe(to, &r, started.elapsed());
+                        self.observe(to, Size::Small, &r, started.elapsed());
                         r.map(|r| r.items).map_err(|e| e.to_string())
                     }
                 };
@@ -647,6 +665,7 @@ impl<T: Transport> ClusterSource<T> {
             /// Another member's copies of `of`'s part.
             Copies { of: NodeId, from: NodeId },
         }
+        let size = pods_size(&with(Source::Owned));
         let wanted = |id: NodeId| only.is_none_or(|o| o.contains(&id));
         let (mut askees, _) = pod_askees(ownership, &|id| skipped.contains(&id));
         askees.retain(|a| match a {
@@ -718,7 +737,7 @@ impl<T: Transport> ClusterSource<T> {
                 .iter()
                 .filter(|c| !c.2 && !c.3 && matches!(c.0, Ask::Part(_)))
                 .map(|c| match c.0 {
-                    Ask::Part(to) => c.1 + self.hedge_after(to),
+                    Ask::Part(to) => c.1 + self.hedge_after(to, size),
                     Ask::Copies { .. } => deadline,
                 })
                 .min()
@@ -730,7 +749,7 @@ impl<T: Transport> ClusterSource<T> {
                     let Ok(result) = result else { continue };
                     let ask = calls[id].0;
                     let to = match ask { Ask::Part(to) => to, Ask::Copies { from, .. } => from };
-                    self.observe(to, &result, took);
+                    self.observe(to, size, &result, took);
                     match (ask, result) {
                         (Ask::Part(to), Ok(r)) => {
                             answers.extend(r.items);
@@ -754,7 +773,7 @@ impl<T: Transport> ClusterSource<T> {
                 _ = tokio::time::sleep_until(hedge_at) => {
                     let now_i = Instant::now();
                     for c in calls.iter_mut().filter(|c| !c.2 && !c.3) {
-                        if let Ask::Part(to) = c.0 && now_i >= c.1 + self.hedge_after(to) {
+                        if let Ask::Part(to) = c.0 && now_i >= c.1 + self.hedge_after(to, size) {
                             c.2 = true;
                             if self.may_hedge(ownership, to) {
                                 to_hedge.push(to);

@@ -101,6 +101,8 @@ struct Fake {
     dead: Mutex<HashSet<NodeId>>,
     silent: Mutex<HashSet<NodeId>>,
     slow: Mutex<HashSet<NodeId>>,
+    /// Members that take this long to answer an unselected pods query.
+    slow_at_large: Mutex<BTreeMap<NodeId, Duration>>,
     calls: Mutex<Vec<(NodeId, &'static str)>>,
 }
 
@@ -119,6 +121,7 @@ impl Transport for Fake {
     {
         self.calls.lock().unwrap().push((to, path));
         let dead = self.dead.lock().unwrap().contains(&to);
+        let mut delay = Duration::ZERO;
         let reply: Result<Vec<u8>, CallError> = if dead {
             Err(CallError::Unreachable { addr: format!("{to}"), reason: "connection refused".into() })
         } else {
@@ -130,7 +133,10 @@ impl Transport for Fake {
                     raft::codec::encode(&Answers::nodes(&member.local, 9, q))
                 }
                 p if p == path::PODS => {
-                    let q = raft::codec::decode(&bytes).expect("a pods query");
+                    let q: PodsQuery = raft::codec::decode(&bytes).expect("a pods query");
+                    if q.labels.is_empty() && q.one.is_none() {
+                        delay = self.slow_at_large.lock().unwrap().get(&to).copied().unwrap_or_default();
+                    }
                     raft::codec::encode(&Answers::pods(&member.local, 9, q).expect("pods"))
                 }
                 other => panic!("unexpected path {other}"),
@@ -143,6 +149,7 @@ impl Transport for Fake {
                 tokio::time::sleep(timeout).await;
                 return Err(CallError::Timeout { addr: to.to_string(), path: path.into(), timeout });
             }
+            tokio::time::sleep(delay).await;
             let bytes = reply?;
             raft::codec::decode_large(&bytes).map_err(|e| CallError::Decode {
                 addr: String::new(),
@@ -377,6 +384,50 @@ async fn a_stopped_owner_is_hedged_on_its_holders_well_within_one_deadline() {
     assert!(again.value.iter().all(Option::is_some));
     assert!(started.elapsed() < Duration::from_millis(5), "a suspected member was waited for");
     assert_eq!(src.metrics.fanout_suspected.get_or_create(&vec![("peer", "r2".to_string())]).get(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_fast_at_small_answers_is_not_hedged_for_taking_longer_over_its_whole_part() {
+    let (fake, _views) = fake(2, &[]);
+    fake.slow_at_large.lock().unwrap().insert(2, Duration::from_millis(400));
+    let src = source(&fake, 1);
+    let hedges = || src.metrics.fanout_hedges.get_or_create(&vec![("peer", "r2".to_string())]).get();
+    // Many quick small answers (an HPA's queries) teach a usual time of ~0;
+    // r2 owns some of the even pods' nodes, so it is asked each time.
+    let even = PodQuery { namespace: Some("ns".into()), labels: "app=even".into(), ..all_pods() };
+    let even_keys: Vec<PodKey> = pod_keys().into_iter().step_by(2).collect();
+    for _ in 0..20 {
+        let got = src.pods(&even, &even_keys, now()).await;
+        assert!(got.value.iter().all(Option::is_some));
+    }
+    assert!(fake.calls.lock().unwrap().iter().filter(|(to, _)| *to == 2).count() >= 20, "r2 was not asked");
+    assert_eq!(hedges(), 0);
+    let started = tokio::time::Instant::now();
+    let pods = src.pods(&all_pods(), &pod_keys(), now()).await;
+    assert!(pods.missing.is_empty() && pods.value.iter().all(Option::is_some), "{:?}", pods.missing);
+    assert!(started.elapsed() >= Duration::from_millis(400), "answered before the member did");
+    assert_eq!(hedges(), 0, "a whole part was hedged by the time small answers take");
+    // Once it is slower than even its usual large answers, it is hedged.
+    fake.slow_at_large.lock().unwrap().insert(2, Duration::from_secs(5));
+    let pods = src.pods(&all_pods(), &pod_keys(), now()).await;
+    assert!(pods.value.iter().all(Option::is_some), "the hedge on r2's holders did not complete it");
+    assert_eq!(hedges(), 1);
+}
+
+#[tokio::test]
+async fn a_large_call_that_ran_out_of_time_leaves_its_member_unsuspected_and_a_small_one_does_not() {
+    let (fake, _views) = fake(2, &[]);
+    let src = source(&fake, 1);
+    let ownership = src.ownership.borrow().clone();
+    let timeout =
+        || Err::<(), _>(CallError::Timeout { addr: "r2".into(), path: path::PODS.into(), timeout: Duration::ZERO });
+    src.observe(2, Size::Large, &timeout(), Duration::from_secs(2));
+    assert!(!src.suspect(&ownership, 2), "slow at a whole part is not gone");
+    let refused = Err::<(), _>(CallError::Unreachable { addr: "r2".into(), reason: "connection refused".into() });
+    src.observe(3, Size::Large, &refused, Duration::ZERO);
+    assert!(src.suspect(&ownership, 3), "a refused large call");
+    src.observe(2, Size::Small, &timeout(), Duration::from_secs(2));
+    assert!(src.suspect(&ownership, 2), "a timed-out small call");
 }
 
 #[tokio::test]
