@@ -78,9 +78,15 @@ impl Local {
             decided.insert(node.to_string(), keep);
             keep
         };
+        let selected = |namespace: &str, name: &str| {
+            self.inventory
+                .pod(namespace, name)
+                .is_some_and(|meta| labels.matches(&meta.labels) && fields.matches(name, Some(namespace)))
+        };
         // A GET names its pod; a label selector (an HPA's) lets the
-        // inventory's index name the few pods it can match; otherwise the
-        // pods of the nodes the source names.
+        // inventory's index name the few pods it can match: those are looked
+        // up one by one. Otherwise every pod of the nodes the source names,
+        // in one pass over them.
         let keys: Vec<(String, String)> = match &query.one {
             Some(key) => vec![key.clone()],
             None if !labels.is_empty() => self
@@ -89,15 +95,18 @@ impl Local {
                 .iter()
                 .map(|m| (m.namespace.clone().unwrap_or_default(), m.name.clone()))
                 .collect(),
-            None => self.store.pod_keys_where(query.namespace.as_deref(), &mut from_node),
+            None => {
+                let held = self.store.pods_where(query.namespace.as_deref(), &mut from_node, now);
+                return Ok(held
+                    .into_iter()
+                    .filter(|((namespace, name), _, _)| selected(namespace, name))
+                    .map(|((namespace, name), node, usage)| PodAnswer { namespace, name, node, usage })
+                    .collect());
+            }
         };
         let mut out = Vec::new();
         for (namespace, name) in keys {
-            let selected = self
-                .inventory
-                .pod(&namespace, &name)
-                .is_some_and(|meta| labels.matches(&meta.labels) && fields.matches(&name, Some(&namespace)));
-            if !selected {
+            if !selected(&namespace, &name) {
                 continue;
             }
             if let Some((node, usage)) = self.store.pod_on_node(&namespace, &name, now)

@@ -260,23 +260,37 @@ impl Store {
         }
     }
 
-    /// `(namespace, name)` of the pods held whose node `keep` accepts (asked
-    /// once per node), in one namespace or all.
-    pub fn pod_keys_where(&self, namespace: Option<&str>, mut keep: impl FnMut(&str) -> bool) -> Vec<(String, String)> {
-        let inner = self.read_lock();
+    /// Usage of the pods held whose node `keep` accepts (asked once per
+    /// node), in one namespace or all: `((namespace, name), node, usage)`.
+    /// One pass over each node's pods, holding the lock for one node at a
+    /// time (a member's whole part of `top pod -A` is 100,000 pods at
+    /// 10,000 nodes, and a lookup and lock per pod was most of its cost).
+    pub fn pods_where(
+        &self,
+        namespace: Option<&str>,
+        mut keep: impl FnMut(&str) -> bool,
+        now: UnixNanos,
+    ) -> Vec<((String, String), String, PodUsage)> {
+        let nodes: Vec<String> = self.read_lock().nodes.keys().filter(|n| keep(n)).cloned().collect();
         let mut out = Vec::new();
-        for (node, entry) in &inner.nodes {
-            if !keep(node) {
+        for node in nodes {
+            let inner = self.read_lock();
+            let Some(entry) = inner.nodes.get(&node) else { continue };
+            if !self.servable(entry, now) {
                 continue;
             }
-            out.extend(
-                entry
-                    .pods
-                    .iter()
-                    .filter(|(ns, _)| namespace.is_none_or(|want| want == ns))
-                    .filter(|(ns, n)| inner.pods.get(ns).and_then(|m| m.get(n)).is_some_and(|p| &p.node == node))
-                    .cloned(),
-            );
+            for (ns, name) in &entry.pods {
+                if namespace.is_some_and(|want| want != ns) {
+                    continue;
+                }
+                // A pod another node reported since is that node's.
+                let Some(pod) = inner.pods.get(ns).and_then(|m| m.get(name)).filter(|p| p.node == node) else {
+                    continue;
+                };
+                if let Some(usage) = read::pod_usage(pod, ns, name) {
+                    out.push(((ns.clone(), name.clone()), node.clone(), usage));
+                }
+            }
         }
         out
     }

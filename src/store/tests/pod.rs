@@ -265,8 +265,11 @@ fn a_pod_that_moves_to_another_node_and_back_keeps_its_series_and_one_entry() {
     assert_eq!((p.containers[0].usage.cpu_nanocores, p.window_ns), (300_000_000, 10 * S));
     assert_eq!(store.node_of_pod("ns", "web-0").as_deref(), Some("node-a"));
     assert_eq!(storage_points(&metrics, "container"), 1);
-    assert_eq!(store.pod_keys_where(None, |n| n == "node-b"), Vec::<(String, String)>::new());
-    assert_eq!(store.pod_keys_where(None, |n| n == "node-a").len(), 1);
+    assert!(store.pods_where(None, |n| n == "node-b", at(130)).is_empty());
+    let held = store.pods_where(None, |n| n == "node-a", at(130));
+    assert_eq!(held.len(), 1);
+    assert_eq!((&held[0].0.1, held[0].1.as_str(), Some(&held[0].2)), (&"web-0".to_string(), "node-a", Some(&p)));
+    assert!(store.pods_where(Some("other"), |_| true, at(130)).is_empty());
     // node-b's next scrape without it, and forgetting node-b, leave it alone.
     store.store_scrape("node-b", batch(None, vec![]), at(135));
     store.forget_node("node-b");
@@ -294,5 +297,5 @@ fn a_pod_reported_twice_in_one_scrape_keeps_the_first_report() {
         vec![ContainerUsage { name: "c".into(), usage: Usage { cpu_nanocores: 100_000_000, memory_bytes: MIB } }]
     );
     assert_eq!(storage_points(&metrics, "container"), 2);
-    assert_eq!(store.pod_keys_where(None, |_| true).len(), 2, "each pod listed once");
+    assert_eq!(store.pods_where(None, |_| true, at(110)).len(), 2, "each pod listed once");
 }

@@ -29,8 +29,11 @@ fn failed_node_is_served_stale_with_its_true_timestamp_within_the_bound() {
         assert_eq!((n.timestamp, n.window_ns, n.usage.cpu_nanocores), (at(30), 15 * S, 1_000_000_000), "now +{now}");
         let p = store.pod("ns", "p", at(now)).expect("pod served stale");
         assert_eq!((p.timestamp, p.window_ns), (at(30), 15 * S));
+        assert_eq!(store.pods_where(None, |_| true, at(now)).len(), 1, "listed stale too, +{now}");
     }
     assert!(store.ready());
+    // Past the bound a node's pods are listed no more than read.
+    assert!(store.pods_where(None, |_| true, at(76)).is_empty());
 }
 
 #[test]
