@@ -432,10 +432,19 @@ async fn scaling_three_to_five_and_back_loses_no_node_and_newcomers_own_only_onc
         assert!(held.is_some(), "replica-{i} never reported holding its points:\n{log}");
         // A newcomer waits for the ring instead of scraping every kubelet
         // once more before it joins (it used to adopt every node at epoch 0).
-        let epochs: Vec<&str> =
-            log.lines().filter_map(|l| l.split_once("holdings changed epoch=")?.1.split_whitespace().next()).collect();
-        assert!(!epochs.is_empty(), "replica-{i} never logged a change of its holdings:\n{log}");
-        assert!(!epochs.contains(&"0"), "replica-{i} took nodes before it had a ring:\n{log}");
+        // It logs its first holdings when it applies the epoch that made it
+        // Active, which may come a moment after the cluster reports it so.
+        let epochs = |log: &str| -> Vec<String> {
+            log.lines()
+                .filter_map(|l| l.split_once("holdings changed epoch=")?.1.split_whitespace().next())
+                .map(str::to_string)
+                .collect()
+        };
+        let logged =
+            sim::wait::until(Duration::from_secs(30), async || !epochs(&r.c.replicas[i].log_text()).is_empty()).await;
+        let log = r.c.replicas[i].log_text();
+        assert!(logged.is_some(), "replica-{i} never logged a change of its holdings:\n{log}");
+        assert!(!epochs(&log).iter().any(|e| e == "0"), "replica-{i} took nodes before it had a ring:\n{log}");
     }
     assert_exactly_once(&r, 4, &[0, 1, 2, 3, 4]).await;
     r.c.env.set_replica_count(3);
