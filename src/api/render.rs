@@ -100,7 +100,7 @@ pub async fn render_off_runtime(
     // The lists kubectl top, the HPA and the VPA read: written on the
     // blocking pool and streamed as they are written.
     let served = match compact_list(neg, served) {
-        Ok(list) => return stream::respond(list, version, now, INLINE_RENDER_MAX_ITEMS),
+        Ok(list) => return stream::respond(list, version, now),
         Err(served) => served,
     };
     let style = neg.style;

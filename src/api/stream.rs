@@ -15,9 +15,8 @@ use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
 use axum::response::Response;
-use http::StatusCode;
 
-use super::encode::{self, JSON};
+use super::encode::JSON;
 use super::types::{NodeItem, PodItem, Version};
 use crate::model::{ObjectMeta, UnixNanos, Usage};
 use apimachinery::format::{write_cpu, write_duration, write_memory, write_time};
@@ -86,12 +85,10 @@ pub fn to_bytes(list: &List, version: Version, now: UnixNanos) -> Vec<u8> {
     body
 }
 
-/// A 200 with the list as its body: written inline when small, else on the
-/// blocking pool and streamed.
-pub fn respond(list: List, version: Version, now: UnixNanos, inline_max_items: usize) -> Response {
-    if list.len() <= inline_max_items {
-        return encode::respond(StatusCode::OK, JSON, to_bytes(&list, version, now));
-    }
+/// A 200 whose body is the list, written on the blocking pool and sent in
+/// chunks as they are made (a small list is written whole by the caller:
+/// [`to_bytes`]).
+pub fn respond(list: List, version: Version, now: UnixNanos) -> Response {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         // A send fails only when the body was dropped: the client is gone.

@@ -87,12 +87,16 @@ pub struct ClusterSource<T: Transport> {
 #[derive(Default)]
 struct Locator {
     by_namespace: HashMap<String, HashMap<String, String>>,
-    len: usize,
 }
 
 impl Locator {
+    /// Pods remembered (a sum over the namespaces, of which there are few).
+    fn len(&self) -> usize {
+        self.by_namespace.values().map(HashMap::len).sum()
+    }
+
     fn remember(&mut self, answers: &[PodAnswer]) {
-        if self.len + answers.len() > LOCATOR_CAPACITY {
+        if self.len() + answers.len() > LOCATOR_CAPACITY {
             *self = Locator::default();
         }
         for a in answers {
@@ -105,7 +109,6 @@ impl Locator {
                 Some(node) => node.clone_from(&a.node),
                 None => {
                     names.insert(a.name.clone(), a.node.clone());
-                    self.len += 1;
                 }
             }
         }
@@ -116,10 +119,8 @@ impl Locator {
     }
 
     fn forget(&mut self, (namespace, name): &PodKey) {
-        if let Some(names) = self.by_namespace.get_mut(namespace)
-            && names.remove(name).is_some()
-        {
-            self.len -= 1;
+        if let Some(names) = self.by_namespace.get_mut(namespace) {
+            names.remove(name);
         }
     }
 }

@@ -567,14 +567,14 @@ fn the_locator_follows_a_pod_to_its_new_node_and_forgets_on_request() {
     assert_eq!(loc.node_of(&key("a", "p")), Some("n1"));
     assert_eq!(loc.node_of(&key("b", "p")), Some("n2"));
     assert_eq!(loc.node_of(&key("b", "q")), None);
-    assert_eq!(loc.len, 3);
+    assert_eq!(loc.len(), 3);
     // Seen again on the same node, then on another: one entry each.
     loc.remember(&[answer("a", "p", "n1"), answer("a", "q", "n3")]);
-    assert_eq!((loc.node_of(&key("a", "q")), loc.len), (Some("n3"), 3));
+    assert_eq!((loc.node_of(&key("a", "q")), loc.len()), (Some("n3"), 3));
     loc.forget(&key("a", "p"));
     loc.forget(&key("a", "p"));
     loc.forget(&key("c", "p"));
-    assert_eq!((loc.node_of(&key("a", "p")), loc.len), (None, 2));
+    assert_eq!((loc.node_of(&key("a", "p")), loc.len()), (None, 2));
 }
 
 #[test]
@@ -588,8 +588,17 @@ fn the_locator_starts_over_rather_than_grow_past_its_capacity() {
             usage: PodUsage { timestamp: 0, window_ns: 0, containers: vec![] },
         })
         .collect();
+    // Filled up to two short of its capacity: three more do not fit.
+    let filler: Vec<PodAnswer> = (0..LOCATOR_CAPACITY - 2)
+        .map(|i| PodAnswer {
+            namespace: "b".into(),
+            name: i.to_string(),
+            node: "n".into(),
+            usage: PodUsage { timestamp: 0, window_ns: 0, containers: vec![] },
+        })
+        .collect();
+    loc.remember(&filler);
+    assert_eq!(loc.len(), LOCATOR_CAPACITY - 2);
     loc.remember(&answers);
-    loc.len = LOCATOR_CAPACITY - 2;
-    loc.remember(&answers);
-    assert_eq!(loc.len, 3, "the full locator was not cleared first");
+    assert_eq!(loc.len(), 3, "the full locator was not cleared first");
 }

@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http_body_util::BodyExt;
@@ -6,6 +5,10 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::api::encode::{Style, to_go_json};
+use crate::api::negotiate::{Negotiated, Target};
+use crate::api::render::{Served, render_off_runtime};
+use crate::api::request::Req;
+use crate::api::tests::testkit::pod_items;
 use crate::api::types::{node_list, pod_list};
 use crate::model::{ContainerUsage, NodeUsage, PodUsage};
 
@@ -88,29 +91,9 @@ proptest! {
     }
 }
 
-fn many_pods(n: usize) -> Vec<PodItem> {
-    (0..n)
-        .map(|i| PodItem {
-            meta: Arc::new(ObjectMeta {
-                name: format!("pod-{i:06}"),
-                namespace: Some("ns".into()),
-                labels: BTreeMap::from([("app".into(), "web".into())]),
-            }),
-            usage: PodUsage {
-                timestamp: 1_700_000_000_000_000_000,
-                window_ns: 15_000_000_000,
-                containers: vec![ContainerUsage {
-                    name: "c".into(),
-                    usage: Usage { cpu_nanocores: i as u64, memory_bytes: 1 << 20 },
-                }],
-            },
-        })
-        .collect()
-}
-
 #[test]
 fn a_writer_whose_reader_went_away_stops() {
-    let list = List::Pods(many_pods(10_000));
+    let list = List::Pods(pod_items(10_000));
     let mut calls = 0;
     list.write(Version::V1, 0, 4_096, |_| {
         calls += 1;
@@ -121,11 +104,11 @@ fn a_writer_whose_reader_went_away_stops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_body_has_the_bytes_of_the_whole_one_and_comes_in_chunks() {
-    let items = many_pods(20_000);
+    let items = pod_items(20_000);
     let want = to_go_json(&pod_list(&items, Version::V1beta1, 7), Style::Compact);
     assert!(want.len() > 3 * CHUNK, "the test list is too small to be chunked");
-    let resp = respond(List::Pods(items), Version::V1beta1, 7, 32);
-    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = respond(List::Pods(items), Version::V1beta1, 7);
+    assert_eq!(resp.status(), http::StatusCode::OK);
     assert_eq!(resp.headers()[http::header::CONTENT_TYPE], JSON);
     let mut body = resp.into_body();
     let mut got = Vec::new();
@@ -142,8 +125,10 @@ async fn a_streamed_body_has_the_bytes_of_the_whole_one_and_comes_in_chunks() {
 
 #[tokio::test]
 async fn a_small_list_is_written_whole_with_its_length() {
-    let want = to_go_json(&pod_list(&many_pods(3), Version::V1, 7), Style::Compact);
-    let resp = respond(List::Pods(many_pods(3)), Version::V1, 7, 32);
+    let want = to_go_json(&pod_list(&pod_items(3), Version::V1, 7), Style::Compact);
+    let req = Req { headers: http::HeaderMap::new(), query: None };
+    let neg = Negotiated { target: Target::Object, style: Style::Compact };
+    let resp = render_off_runtime(req, Version::V1, neg, Served::Pods(pod_items(3)), 7).await;
     assert_eq!(axum::body::HttpBody::size_hint(resp.body()).exact(), Some(want.len() as u64));
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     assert_eq!(body.as_ref(), want.as_slice());

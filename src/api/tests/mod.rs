@@ -7,4 +7,4 @@ mod golden;
 mod kubectl;
 mod offload;
 mod router;
-mod testkit;
+pub(super) mod testkit;

@@ -1,8 +1,6 @@
 //! Large answers are rendered on the blocking pool (issue 18, finding 5)
 //! with exactly the bytes the inline path writes, in every answer form.
 
-use std::sync::Arc;
-
 use http::HeaderMap;
 use http_body_util::BodyExt;
 
@@ -10,29 +8,8 @@ use super::super::encode::Style;
 use super::super::negotiate::{MetaVersion, Negotiated, Target};
 use super::super::render::{INLINE_RENDER_MAX_ITEMS, Served, render, render_off_runtime};
 use super::super::request::Req;
-use super::super::types::{PodItem, Version};
-use super::testkit::NOW;
-use crate::model::{ContainerUsage, ObjectMeta, PodUsage, Usage};
-
-fn pods(n: usize) -> Vec<PodItem> {
-    (0..n)
-        .map(|i| PodItem {
-            meta: Arc::new(ObjectMeta {
-                name: format!("p-{i:04}"),
-                namespace: Some("ns".into()),
-                labels: Default::default(),
-            }),
-            usage: PodUsage {
-                timestamp: NOW - 1_000_000_000,
-                window_ns: 15_000_000_000,
-                containers: vec![ContainerUsage {
-                    name: "c".into(),
-                    usage: Usage { cpu_nanocores: i as u64, memory_bytes: 1 << 20 },
-                }],
-            },
-        })
-        .collect()
-}
+use super::super::types::Version;
+use super::testkit::{NOW, pod_items as pods};
 
 async fn bytes(resp: axum::response::Response) -> (u16, Vec<u8>) {
     let status = resp.status().as_u16();

@@ -162,3 +162,24 @@ pub async fn call(state: ApiState, method: &str, uri: &str, headers: &[(&str, &s
 pub async fn get(state: ApiState, uri: &str) -> Answer {
     call(state, "GET", uri, &[]).await
 }
+
+/// `n` pods `ns/p-0000`… with one container each, sampled a second before [`NOW`].
+pub fn pod_items(n: usize) -> Vec<crate::api::types::PodItem> {
+    (0..n)
+        .map(|i| crate::api::types::PodItem {
+            meta: std::sync::Arc::new(ObjectMeta {
+                name: format!("p-{i:04}"),
+                namespace: Some("ns".into()),
+                labels: Default::default(),
+            }),
+            usage: PodUsage {
+                timestamp: NOW - 1_000_000_000,
+                window_ns: 15_000_000_000,
+                containers: vec![ContainerUsage {
+                    name: "c".into(),
+                    usage: Usage { cpu_nanocores: i as u64, memory_bytes: 1 << 20 },
+                }],
+            },
+        })
+        .collect()
+}
