@@ -103,6 +103,12 @@ async fn shutdown_delays_then_answers_retry_after_while_requests_drain() {
     })
     .await;
     retry.process.signal(libc::SIGTERM);
+    // Draining once readiness fails: a request sent before that would wait
+    // out the 5 s review like the one in flight.
+    sim::wait::expect("/readyz to fail", Duration::from_secs(4), async || {
+        try_get(retry.addr, "/readyz", None, &[]).await.is_ok_and(|(code, _)| code == 500)
+    })
+    .await;
     let refused = sim::wait::until(Duration::from_secs(4), async || {
         fetch(retry.addr, NODES, Some(&dev), &[]).await.is_ok_and(|r| r.status == 429)
     })
