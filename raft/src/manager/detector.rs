@@ -228,7 +228,48 @@ pub fn decide(
             changes.push((id, s));
         }
     }
+    if gathering(state, live, flaps, now, bounds, &changes) {
+        changes.retain(|(_, s)| *s != MemberState::Active);
+    }
     changes
+}
+
+/// How long members that qualify for Active wait, while no member is
+/// Active, for the others that are heard from but do not qualify yet.
+pub const COLD_START_GATHER: Duration = Duration::from_secs(2);
+
+/// Whether the Active commits among `changes` wait: no member is Active
+/// (a cold start of the whole cluster, or after every member went Down),
+/// some member heard from within the heartbeat gap and not leaving does not
+/// qualify yet, and none of those that qualify has for [`COLD_START_GATHER`].
+/// Replicas started together (a StatefulSet) finish their first lists
+/// within a second or two of each other; a ring made of the first one
+/// alone gives it every node, and the next epochs move two thirds of them
+/// again, each move a handover or catch-up scrape while nothing is served.
+fn gathering(
+    state: &ClusterState,
+    live: &Liveness,
+    flaps: &Flaps,
+    now: Instant,
+    bounds: Bounds,
+    changes: &[(NodeId, MemberState)],
+) -> bool {
+    if state.members.values().any(|m| m.state == MemberState::Active) {
+        return false;
+    }
+    let joining: Vec<NodeId> = changes.iter().filter(|(_, s)| *s == MemberState::Active).map(|(id, _)| *id).collect();
+    if joining.is_empty() {
+        return false;
+    }
+    let heard_waiting = state.members.keys().any(|id| {
+        !joining.contains(id)
+            && live.seen.get(id).is_some_and(|s| !s.leaving && now.saturating_duration_since(s.last) <= live.max_gap)
+    });
+    let waited = joining.iter().any(|id| {
+        let h = flaps.hysteresis(*id, now, bounds.hysteresis);
+        live.stable(*id, now, h.saturating_add(COLD_START_GATHER), state.epoch)
+    });
+    heard_waiting && !waited
 }
 
 #[cfg(test)]

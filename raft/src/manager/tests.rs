@@ -166,3 +166,60 @@ fn failing_reports_are_committed_when_they_differ_and_a_silent_members_list_stay
     assert_eq!(failing_diff(&s, |id| if id == 2 { None } else { report(&[]) }), None, "silent: kept as committed");
     assert_eq!(failing_diff(&s, |_| report(&[])), Some(vec![(2, Vec::new())]), "recovered: cleared");
 }
+
+/// Three members, none Active yet: a cold start of the whole cluster.
+fn cold() -> ClusterState {
+    crate::fixture::state(
+        [(1, "a", MemberState::Joining), (2, "b", MemberState::Down), (3, "c", MemberState::Joining)],
+        None,
+    )
+}
+
+/// Heartbeats every 500 ms from `from` to `to` (ms after `t0`), healthy for those in `healthy`.
+fn beats(live: &mut Liveness, t0: Instant, (from, to): (u64, u64), ids: &[u64], healthy: impl Fn(u64, u64) -> bool) {
+    for ms in (from..=to).step_by(500) {
+        for id in ids {
+            live.record(*id, t0 + MS(ms), healthy(*id, ms), false, ANY);
+        }
+    }
+}
+
+fn sorted(mut v: Vec<(u64, MemberState)>) -> Vec<(u64, MemberState)> {
+    v.sort();
+    v
+}
+
+#[test]
+fn at_a_cold_start_members_that_qualify_wait_for_the_others_heard_from() {
+    let t0 = Instant::now();
+    let s = cold();
+    let active = |ids: &[u64]| ids.iter().map(|id| (*id, MemberState::Active)).collect::<Vec<_>>();
+    // 1 and 2 healthy from the start, 3 from 1 s on: all three together.
+    let mut live = Liveness::new(t0, MS(1500));
+    beats(&mut live, t0, (0, 1500), &[1, 2, 3], |id, ms| id != 3 || ms >= 1000);
+    assert!(decide(&s, &live, &Flaps::default(), t0 + MS(1600), B, |_| true).is_empty(), "3 is heard: waited for");
+    beats(&mut live, t0, (2000, 2000), &[1, 2, 3], |_, _| true);
+    assert_eq!(sorted(decide(&s, &live, &Flaps::default(), t0 + MS(2100), B, |_| true)), active(&[1, 2, 3]));
+    // 3 never healthy: the others go once they have qualified for the gather time.
+    let mut live = Liveness::new(t0, MS(1500));
+    beats(&mut live, t0, (0, 3000), &[1, 2, 3], |id, _| id != 3);
+    assert!(decide(&s, &live, &Flaps::default(), t0 + MS(2900), B, |_| true).is_empty());
+    // (3, unhealthy for the lease, goes Down at the same time.)
+    let mut want = active(&[1, 2]);
+    want.push((3, MemberState::Down));
+    assert_eq!(sorted(decide(&s, &live, &Flaps::default(), t0 + MS(3100), B, |_| true)), want);
+    // 3 never heard from (not started): nobody waits for it.
+    let mut live = Liveness::new(t0, MS(1500));
+    beats(&mut live, t0, (0, 1000), &[1, 2], |_, _| true);
+    assert_eq!(sorted(decide(&s, &live, &Flaps::default(), t0 + MS(1100), B, |_| true)), active(&[1, 2]));
+}
+
+#[test]
+fn with_a_member_active_a_qualifying_member_does_not_wait_for_others() {
+    let t0 = Instant::now();
+    let mut s = cold();
+    s.apply(&Command::SetStates(vec![(1, MemberState::Active)]));
+    let mut live = Liveness::new(t0, MS(1500));
+    beats(&mut live, t0, (0, 1000), &[1, 2, 3], |id, _| id != 3);
+    assert_eq!(decide(&s, &live, &Flaps::default(), t0 + MS(1100), B, |_| true), vec![(2, MemberState::Active)]);
+}
