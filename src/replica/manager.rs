@@ -65,6 +65,47 @@ pub fn adopted_catch_up(
     lone.map(|t| CatchUp { node, at: Some(t.saturating_add(period)) })
 }
 
+/// How many rounds of pulls from one member may fail (time out, under
+/// load, or be refused) before its nodes are asked of their next candidate.
+pub const PULL_TRIES: u32 = 3;
+
+/// Settles one round of pulls: each `(member, names, answered)` is a call
+/// for `names` and the nodes its reply held (`None`: the call failed).
+/// Answered nodes are done (returns how many); a node the member answered
+/// without is asked of its next candidate; a node whose call failed is
+/// asked of the same member again until [`PULL_TRIES`] of its rounds failed
+/// (the chunks that did arrive under load leave less for the next round).
+/// A node without candidates left is given up.
+pub fn settle_pulls(
+    left: &mut BTreeMap<String, Vec<NodeId>>,
+    tries: &mut BTreeMap<NodeId, u32>,
+    round: Vec<(NodeId, Vec<String>, Option<BTreeSet<String>>)>,
+) -> usize {
+    let failed: BTreeSet<NodeId> = round.iter().filter(|(_, _, a)| a.is_none()).map(|(m, _, _)| *m).collect();
+    for m in &failed {
+        *tries.entry(*m).or_default() += 1;
+    }
+    let mut got = 0;
+    for (m, names, answered) in round {
+        let drop_candidate = match &answered {
+            Some(_) => true,
+            None => tries.get(&m).is_some_and(|t| *t >= PULL_TRIES),
+        };
+        for n in names {
+            if answered.as_ref().is_some_and(|a| a.contains(&n)) {
+                got += 1;
+                left.remove(&n);
+            } else if drop_candidate && let Some(from) = left.get_mut(&n) {
+                from.retain(|f| *f != m);
+                if from.is_empty() {
+                    left.remove(&n);
+                }
+            }
+        }
+    }
+    got
+}
+
 /// Where every scrape lands: the store, and a copy for each other holder of
 /// the node that this replica can reach.
 pub struct Replicas<T: Transport> {
@@ -328,6 +369,7 @@ impl Manager {
         let started = Instant::now();
         let wanted = pulls.len();
         let mut left: BTreeMap<String, Vec<NodeId>> = pulls;
+        let mut tries: BTreeMap<NodeId, u32> = BTreeMap::new();
         let mut got = 0usize;
         while !left.is_empty() {
             // Each node from its first remaining candidate, in chunks.
@@ -351,8 +393,10 @@ impl Manager {
             let replies: Vec<(NodeId, Result<PointsReply, raft::CallError>)> =
                 call_many(&*self.node, &self.metrics, path::POINTS, asks, deadline, ReplySize::Large).await;
             let now = now_nanos();
+            let mut round = Vec::with_capacity(asked.len());
             for ((m, names), (_, r)) in asked.into_iter().zip(replies) {
                 let mut answered: BTreeSet<String> = BTreeSet::new();
+                let ok = r.is_ok();
                 if let Ok(reply) = r {
                     for (n, batches) in reply.points {
                         let held = if o.scrapes(&n) { Held::Owned } else { Held::Copy };
@@ -369,18 +413,9 @@ impl Manager {
                         answered.insert(n);
                     }
                 }
-                for n in names {
-                    if answered.contains(&n) {
-                        got += 1;
-                        left.remove(&n);
-                    } else if let Some(from) = left.get_mut(&n) {
-                        from.retain(|f| *f != m);
-                        if from.is_empty() {
-                            left.remove(&n);
-                        }
-                    }
-                }
+                round.push((m, names, ok.then_some(answered)));
             }
+            got += settle_pulls(&mut left, &mut tries, round);
         }
         tracing::info!(
             wanted,
@@ -531,6 +566,28 @@ mod tests {
         assert!(!needs_catch_up(Some(now - 15 * S), now, R), "exactly one period old: its phase is now");
         assert!(!needs_catch_up(Some(now - 3 * S), now, R), "fresh: waits for its phase");
         assert!(!needs_catch_up(Some(now + 2 * S), now, R), "from a clock ahead: not stale either");
+    }
+
+    #[test]
+    fn a_pull_that_fails_is_asked_again_of_the_same_member_a_few_times() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut left: BTreeMap<String, Vec<NodeId>> =
+            ["a", "b", "c"].iter().map(|n| (n.to_string(), vec![1, 2])).collect();
+        let mut tries = BTreeMap::new();
+        // Member 1 gives "a", lacks "b"; the call for "c" times out.
+        let round = vec![(1, names(&["a", "b"]), Some(["a".to_string()].into())), (1, names(&["c"]), None)];
+        assert_eq!(settle_pulls(&mut left, &mut tries, round), 1);
+        assert_eq!(left.get("a"), None, "pulled");
+        assert_eq!(left["b"], vec![2], "1 lacks it: asked of 2");
+        assert_eq!(left["c"], vec![1, 2], "1 timed out once: asked again");
+        for _ in 1..PULL_TRIES - 1 {
+            settle_pulls(&mut left, &mut tries, vec![(1, names(&["c"]), None)]);
+            assert_eq!(left["c"], vec![1, 2]);
+        }
+        settle_pulls(&mut left, &mut tries, vec![(1, names(&["c"]), None)]);
+        assert_eq!(left["c"], vec![2], "after {PULL_TRIES} failed rounds: the next candidate");
+        assert_eq!(settle_pulls(&mut left, &mut tries, vec![(2, names(&["b", "c"]), Some(BTreeSet::new()))]), 0);
+        assert!(left.is_empty(), "nobody has them: given up");
     }
 
     #[test]
