@@ -543,7 +543,7 @@ fn spawn_scraping(
     scraper: KubeletScraper,
     discovery: Discovery,
     ownership: watch::Receiver<Arc<Ownership>>,
-    catch_up: tokio::sync::mpsc::Receiver<Vec<crate::scrape::scheduler::CatchUp>>,
+    catch_up: tokio::sync::mpsc::Receiver<Vec<String>>,
     metrics: Arc<SelfMetrics>,
     tick: Arc<TickClock>,
     stop: CancellationToken,

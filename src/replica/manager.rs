@@ -24,7 +24,6 @@ use crate::model::{NodeBatch, UnixNanos, now_nanos};
 use crate::ownership::Ownership;
 use crate::peer::call::{Transport, call_many};
 use crate::peer::wire::{NodesQuery, NodesReply, PointsQuery, PointsReply, Source, path};
-use crate::scrape::scheduler::CatchUp;
 use crate::scrape::scraper::ScrapeSink;
 use crate::selfmetrics::SelfMetrics;
 use crate::store::{Held, Store};
@@ -45,24 +44,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// period: two holders would serve different samples of one second.
 pub fn needs_catch_up(newest: Option<UnixNanos>, now: UnixNanos, resolution: Duration) -> bool {
     newest.is_none_or(|t| now - t > resolution.as_nanos() as i64)
-}
-
-/// When `node`, just adopted, is scraped off its phase, if it is: at once
-/// when [`needs_catch_up`] says so; else, when the node's own point held
-/// here is `lone` (it has no previous one, so the node is not served yet),
-/// a period after it, when the scraper that took it in a first round or a
-/// catch-up would have taken the second; else (`None`) at its phase.
-pub fn adopted_catch_up(
-    node: String,
-    (newest, lone): (Option<UnixNanos>, Option<UnixNanos>),
-    now: UnixNanos,
-    resolution: Duration,
-) -> Option<CatchUp> {
-    if needs_catch_up(newest, now, resolution) {
-        return Some(CatchUp::now(node));
-    }
-    let period = i64::try_from(resolution.as_nanos()).unwrap_or(i64::MAX);
-    lone.map(|t| CatchUp { node, at: Some(t.saturating_add(period)) })
 }
 
 /// How many rounds of pulls from one member may fail (time out, under
@@ -185,7 +166,7 @@ pub struct Manager {
     node: Arc<raft::Node>,
     replicas: Arc<Replicas<raft::Node>>,
     nodes: NodeNames,
-    catch_up: mpsc::Sender<Vec<CatchUp>>,
+    catch_up: mpsc::Sender<Vec<String>>,
     resolution: Duration,
     metrics: Arc<SelfMetrics>,
     pending: Mutex<Pending>,
@@ -202,7 +183,7 @@ impl Manager {
         node: Arc<raft::Node>,
         replicas: Arc<Replicas<raft::Node>>,
         nodes: NodeNames,
-        catch_up: mpsc::Sender<Vec<CatchUp>>,
+        catch_up: mpsc::Sender<Vec<String>>,
         delivered: mpsc::Receiver<(NodeId, Vec<String>)>,
         resolution: Duration,
         metrics: Arc<SelfMetrics>,
@@ -292,8 +273,8 @@ impl Manager {
             return;
         }
         let now = now_nanos();
+        let stale = |n: &str| needs_catch_up(store.newest_sample(n), now, self.resolution);
         let mut catch_up = Vec::new();
-        let mut second = 0;
         let (mut adopted, mut orphans, mut released, mut seeded, mut forgotten) = (0, 0, 0, 0, 0);
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         for a in acts {
@@ -302,12 +283,10 @@ impl Manager {
                     adopted += 1;
                     orphans += usize::from(orphan);
                     store.set_held(&node, Held::Owned);
-                    // An orphan whose newest point is fresh waits for the
-                    // moment its last scraper would have come back.
-                    let held = (store.newest_sample(&node), store.lone_sample(&node));
-                    if let Some(c) = adopted_catch_up(node, held, now, self.resolution) {
-                        second += usize::from(c.at.is_some());
-                        catch_up.push(c);
+                    // An orphan whose newest point is fresh waits for its
+                    // phase, the moment its last scraper would have come back.
+                    if stale(&node) {
+                        catch_up.push(node);
                     }
                 }
                 Action::ReleaseTo { node, to } => {
@@ -346,8 +325,7 @@ impl Manager {
             from_epoch = old.map(|o| o.epoch),
             adopted,
             orphans,
-            catch_up = catch_up.len() - second,
-            second,
+            catch_up = catch_up.len(),
             released,
             seeded,
             forgotten,
@@ -590,13 +568,4 @@ mod tests {
         assert!(left.is_empty(), "nobody has them: given up");
     }
 
-    #[test]
-    fn an_adopted_node_with_one_point_is_scraped_a_period_after_it() {
-        let now = 1_000 * S;
-        let at = |newest, lone| adopted_catch_up("n".into(), (newest, lone), now, R).map(|c| c.at);
-        assert_eq!(at(None, None), Some(None), "nothing held: at once");
-        assert_eq!(at(Some(now - 16 * S), Some(now - 16 * S)), Some(None), "one stale point: at once");
-        assert_eq!(at(Some(now - 3 * S), Some(now - 3 * S)), Some(Some(now + 12 * S)), "one fresh point");
-        assert_eq!(at(Some(now - 3 * S), None), None, "two points: at its phase");
-    }
 }

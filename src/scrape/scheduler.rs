@@ -88,23 +88,6 @@ fn first_round_spread(nodes: usize, resolution: Duration) -> Duration {
 /// How soon a newly owned node that needs it is scraped: spread over this.
 pub const CATCH_UP_WITHIN: Duration = Duration::from_secs(1);
 
-/// A newly owned node the replica manager wants scraped off its phase.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CatchUp {
-    pub node: String,
-    /// `None`: at once (within [`CATCH_UP_WITHIN`]), then once more a
-    /// period later ([`follow_up`]). `Some(t)`: at Unix time `t` (at once if
-    /// past, at most a period from now): the second point of a node whose
-    /// one point held here its last scraper took a period before `t`.
-    pub at: Option<UnixNanos>,
-}
-
-impl CatchUp {
-    pub fn now(node: String) -> CatchUp {
-        CatchUp { node, at: None }
-    }
-}
-
 /// How many resolutions a report of an unreachable kubelet that is not
 /// tried (every holder reported it, and this replica is not the one that
 /// keeps trying) lasts: then this replica scrapes it once more, so a kubelet
@@ -148,15 +131,6 @@ impl Clock {
     }
 }
 
-/// What a planned firing is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Round {
-    /// A node's phase, the first round, or a catch-up: its scrape is due.
-    Due,
-    /// The second scrape of a node a first round or catch-up fired here.
-    FollowUp,
-}
-
 /// Shared by the rounds and catch-up scrapes of one scheduler.
 struct Firing<S> {
     scraper: Arc<S>,
@@ -172,14 +146,13 @@ struct Firing<S> {
 impl<S: ScrapeOne> Firing<S> {
     /// Fires one scrape of `target` unless this replica neither scrapes nor
     /// probes it, it is still running, or it was fired less than half a
-    /// period ago; a [`Round::FollowUp`] only a node this replica scrapes
-    /// and fired before (a probe needs no second point).
-    async fn fire(self: &Arc<Self>, target: ScrapeTarget, round: Round, scrapes: &mut JoinSet<()>) -> bool {
+    /// period ago.
+    async fn fire(self: &Arc<Self>, target: ScrapeTarget, scrapes: &mut JoinSet<()>) -> bool {
         let attempt = {
             let o = self.ownership.borrow();
             if o.scrapes(&target.node) {
                 Attempt::Scrape
-            } else if round == Round::Due && self.scraper.probes(&target.node) && !o.kubelet_unreachable(&target.node) {
+            } else if self.scraper.probes(&target.node) && !o.kubelet_unreachable(&target.node) {
                 Attempt::Probe
             } else {
                 return false;
@@ -188,10 +161,8 @@ impl<S: ScrapeOne> Firing<S> {
         let now = Instant::now();
         {
             let mut last = self.last_fired.lock().unwrap_or_else(|p| p.into_inner());
-            match last.get(&target.node) {
-                Some(t) if now.duration_since(*t) < self.resolution / 2 => return false,
-                None if round == Round::FollowUp => return false,
-                _ => {}
+            if last.get(&target.node).is_some_and(|t| now.duration_since(*t) < self.resolution / 2) {
+                return false;
             }
             let fresh = self.in_flight.lock().map(|mut s| s.insert(target.node.clone())).unwrap_or(false);
             if !fresh {
@@ -222,7 +193,7 @@ pub async fn run<T: Targets, S: ScrapeOne>(
     targets: Arc<T>,
     scraper: Arc<S>,
     ownership: watch::Receiver<Arc<Ownership>>,
-    mut catch_up: mpsc::Receiver<Vec<CatchUp>>,
+    mut catch_up: mpsc::Receiver<Vec<String>>,
     tick: Arc<TickClock>,
     metrics: Arc<SelfMetrics>,
     shutdown: CancellationToken,
@@ -250,24 +221,16 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                     catching_up = false;
                     continue;
                 };
-                let wanted: HashMap<String, Option<UnixNanos>> =
-                    nodes.into_iter().map(|c| (c.node, c.at)).collect();
-                let now = Instant::now();
-                let unix_now = clock.unix(now);
-                let (mut at_once, mut later) = (Vec::new(), Vec::new());
-                for t in targets.current().into_iter().filter_map(Result::ok) {
-                    match wanted.get(&t.node) {
-                        None => {}
-                        Some(None) => at_once.push(t),
-                        Some(Some(at)) => {
-                            let wait = Duration::from_nanos(at.saturating_sub(unix_now).max(0) as u64);
-                            later.push((wait.min(resolution), t));
-                        }
-                    }
-                }
-                if !at_once.is_empty() || !later.is_empty() {
-                    tracing::debug!(at_once = at_once.len(), later = later.len(), "catching up on newly owned nodes");
-                    rounds.spawn(run_catch_up(now, (at_once, later), firing.clone(), shutdown.clone()));
+                let wanted: HashSet<String> = nodes.into_iter().collect();
+                let now_targets: Vec<ScrapeTarget> = targets
+                    .current()
+                    .into_iter()
+                    .filter_map(Result::ok)
+                    .filter(|t| wanted.contains(&t.node))
+                    .collect();
+                if !now_targets.is_empty() {
+                    tracing::debug!(nodes = now_targets.len(), "catching up on newly owned nodes");
+                    rounds.spawn(run_catch_up(now_targets, firing.clone(), shutdown.clone()));
                 }
             }
             _ = tokio::time::sleep_until(round_start) => {
@@ -309,12 +272,6 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                 scraper.keep_only(&keep, resolution * REPORT_LAPSES);
                 publish(&metrics, &current, known.iter().map(String::as_str));
                 plan.sort_by_key(|(at, _)| *at);
-                if first {
-                    // The compressed round gave each node its first point:
-                    // its second comes one period later, not at its phase
-                    // in the period after next.
-                    rounds.spawn(follow_up(round_start, plan.clone(), firing.clone(), shutdown.clone()));
-                }
                 rounds.spawn(run_round(round_start, plan, firing.clone(), metrics.clone(), shutdown.clone()));
                 first = false;
                 round_start = clock.next_period_start(resolution, Instant::now());
@@ -349,47 +306,18 @@ async fn run_round<S: ScrapeOne>(
     metrics: Arc<SelfMetrics>,
     shutdown: CancellationToken,
 ) {
-    if fire_plan(start, plan, Round::Due, &firing, &shutdown).await {
+    if fire_plan(start, plan, &firing, &shutdown).await {
         metrics.manager_tick_duration.observe(start.elapsed().as_secs_f64());
     }
 }
 
-/// Scrapes newly owned nodes: `at_once` within [`CATCH_UP_WITHIN`] of
-/// `start`, spread by their phase (and [`follow_up`] a period later),
-/// `later` at their offsets from `start`.
-async fn run_catch_up<S: ScrapeOne>(
-    start: Instant,
-    (at_once, mut later): (Vec<ScrapeTarget>, Vec<(Duration, ScrapeTarget)>),
-    firing: Arc<Firing<S>>,
-    shutdown: CancellationToken,
-) {
+/// Scrapes newly owned nodes within [`CATCH_UP_WITHIN`], spread by their phase.
+async fn run_catch_up<S: ScrapeOne>(nodes: Vec<ScrapeTarget>, firing: Arc<Firing<S>>, shutdown: CancellationToken) {
+    let start = Instant::now();
     let mut plan: Vec<(Duration, ScrapeTarget)> =
-        at_once.into_iter().map(|t| (CATCH_UP_WITHIN.mul_f64(offset_fraction(&t.node)), t)).collect();
+        nodes.into_iter().map(|t| (CATCH_UP_WITHIN.mul_f64(offset_fraction(&t.node)), t)).collect();
     plan.sort_by_key(|(at, _)| *at);
-    later.sort_by_key(|(at, _)| *at);
-    let now = async {
-        if !plan.is_empty() {
-            fire_plan(start, plan.clone(), Round::Due, &firing, &shutdown).await;
-            follow_up(start, plan, firing.clone(), shutdown.clone()).await;
-        }
-    };
-    tokio::join!(now, fire_plan(start, later, Round::Due, &firing, &shutdown));
-}
-
-/// Fires `plan`, which started at `start` off its nodes' phases and gave
-/// them their first point here, once more one period later: a node needs
-/// two points to be served, and its phase may be up to two periods away.
-/// A node a phase round fired in between (half a period after the first
-/// scrape or later) is not fired again: [`Firing::fire`] keeps the gap; its
-/// next phase comes at most one and a half periods after this scrape.
-async fn follow_up<S: ScrapeOne>(
-    start: Instant,
-    plan: Vec<(Duration, ScrapeTarget)>,
-    firing: Arc<Firing<S>>,
-    shutdown: CancellationToken,
-) {
-    let resolution = firing.resolution;
-    fire_plan(start + resolution, plan, Round::FollowUp, &firing, &shutdown).await;
+    fire_plan(start, plan, &firing, &shutdown).await;
 }
 
 /// Fires each target of `plan` (sorted by offset) at `start + offset` and
@@ -397,7 +325,6 @@ async fn follow_up<S: ScrapeOne>(
 async fn fire_plan<S: ScrapeOne>(
     start: Instant,
     plan: Vec<(Duration, ScrapeTarget)>,
-    round: Round,
     firing: &Arc<Firing<S>>,
     shutdown: &CancellationToken,
 ) -> bool {
@@ -407,7 +334,7 @@ async fn fire_plan<S: ScrapeOne>(
             _ = shutdown.cancelled() => return false,
             _ = tokio::time::sleep_until(start + at) => {}
         }
-        firing.fire(target, round, &mut scrapes).await;
+        firing.fire(target, &mut scrapes).await;
     }
     tokio::select! {
         _ = shutdown.cancelled() => false,

@@ -190,14 +190,6 @@ impl Store {
         self.read_lock().nodes.get(node).and_then(|e| e.newest)
     }
 
-    /// When the one point held of `node` was sampled, while it has no
-    /// previous one (the node cannot be served until its next scrape).
-    pub fn lone_sample(&self, node: &str) -> Option<UnixNanos> {
-        let inner = self.read_lock();
-        let series = inner.nodes.get(node)?.series.as_ref()?;
-        series.prev.is_none().then_some(series.last.timestamp)
-    }
-
     fn read_lock(&self) -> RwLockReadGuard<'_, Inner> {
         // No code path panics while holding the lock; if one ever did, the
         // data is still consistent enough to serve.

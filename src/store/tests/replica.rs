@@ -261,18 +261,3 @@ fn an_older_copy_of_a_node_sets_no_previous_point_on_a_pod_now_reported_by_anoth
         "the pod's series is node2's: node1's old point is not its previous"
     );
 }
-
-#[test]
-fn a_node_with_one_point_says_when_it_was_sampled_until_its_second() {
-    let (store, _) = new_store(15, 30);
-    assert_eq!(store.lone_sample("node1"), None, "nothing held");
-    let b1 = batch(Some(node_point(15, 10.0, MIB)), vec![]);
-    store.store_scrape("node1", b1, at(15));
-    assert_eq!(store.lone_sample("node1"), Some(at(15)), "one point: not served yet");
-    let b2 = batch(Some(node_point(30, 25.0, 2 * MIB)), vec![]);
-    store.store_scrape("node1", b2, at(30));
-    assert_eq!(store.lone_sample("node1"), None, "two points: served");
-    let only_pods = batch(None, vec![pod("ns", "p", vec![container("c", Some(0), 15, 1.0, MIB)])]);
-    store.store_scrape("node2", only_pods, at(15));
-    assert_eq!(store.lone_sample("node2"), None, "no node point at all");
-}
