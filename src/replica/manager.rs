@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use raft::{MemberState, NodeId, ReplySize};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -45,6 +46,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 pub fn needs_catch_up(newest: Option<UnixNanos>, now: UnixNanos, resolution: Duration) -> bool {
     newest.is_none_or(|t| now - t > resolution.as_nanos() as i64)
 }
+
+/// Pull calls in flight at once.
+const PULLS_IN_FLIGHT: usize = 2;
 
 /// How many rounds of pulls from one member may fail (time out, under
 /// load, or be refused) before its nodes are asked of their next candidate.
@@ -366,13 +370,25 @@ impl Manager {
                     asks.push((m, o.name_of(m), PointsQuery { epoch: o.epoch, names: chunk.to_vec() }));
                 }
             }
-            let asked: Vec<(NodeId, Vec<String>)> = asks.iter().map(|(m, _, q)| (*m, q.names.clone())).collect();
-            let deadline = Instant::now() + CALL_TIMEOUT;
-            let replies: Vec<(NodeId, Result<PointsReply, raft::CallError>)> =
-                call_many(&*self.node, &self.metrics, path::POINTS, asks, deadline, ReplySize::Large).await;
+            // A few chunks at a time, each with its own deadline: all of
+            // them at once (40 at 10,000 nodes) under one deadline made a
+            // loaded member time most of them out, and work on the rest.
+            let replies: Vec<Vec<(Vec<String>, (NodeId, Result<PointsReply, raft::CallError>))>> =
+                futures::stream::iter(asks)
+                    .map(|ask| async move {
+                        let names = ask.2.names.clone();
+                        let deadline = Instant::now() + CALL_TIMEOUT;
+                        let r =
+                            call_many(&*self.node, &self.metrics, path::POINTS, vec![ask], deadline, ReplySize::Large)
+                                .await;
+                        r.into_iter().map(|reply| (names.clone(), reply)).collect()
+                    })
+                    .buffer_unordered(PULLS_IN_FLIGHT)
+                    .collect()
+                    .await;
             let now = now_nanos();
-            let mut round = Vec::with_capacity(asked.len());
-            for ((m, names), (_, r)) in asked.into_iter().zip(replies) {
+            let mut round = Vec::with_capacity(replies.len());
+            for (names, (m, r)) in replies.into_iter().flatten() {
                 let mut answered: BTreeSet<String> = BTreeSet::new();
                 let ok = r.is_ok();
                 if let Ok(reply) = r {
