@@ -583,5 +583,4 @@ mod tests {
         assert_eq!(settle_pulls(&mut left, &mut tries, vec![(2, names(&["b", "c"]), Some(BTreeSet::new()))]), 0);
         assert!(left.is_empty(), "nobody has them: given up");
     }
-
 }

@@ -272,9 +272,28 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                 scraper.keep_only(&keep, resolution * REPORT_LAPSES);
                 publish(&metrics, &current, known.iter().map(String::as_str));
                 plan.sort_by_key(|(at, _)| *at);
+                let next_start = clock.next_period_start(resolution, Instant::now());
+                if first {
+                    // The rest of this period at the nodes' phases: a node
+                    // whose phase comes half a period or more after its
+                    // compressed first scrape gets its second point then,
+                    // not a period later (a node needs two to be served).
+                    let period_start = next_start.checked_sub(resolution).unwrap_or(round_start);
+                    let now = Instant::now();
+                    let mut rest: Vec<(Duration, ScrapeTarget)> = plan
+                        .iter()
+                        .map(|(_, t)| (resolution.mul_f64(offset_fraction(&t.node)), t.clone()))
+                        .filter(|(at, _)| period_start + *at > now)
+                        .collect();
+                    rest.sort_by_key(|(at, _)| *at);
+                    let (firing, shutdown) = (firing.clone(), shutdown.clone());
+                    rounds.spawn(async move {
+                        fire_plan(period_start, rest, &firing, &shutdown).await;
+                    });
+                }
                 rounds.spawn(run_round(round_start, plan, firing.clone(), metrics.clone(), shutdown.clone()));
                 first = false;
-                round_start = clock.next_period_start(resolution, Instant::now());
+                round_start = next_start;
             }
         }
     }
