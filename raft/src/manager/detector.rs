@@ -12,7 +12,7 @@
 //! joiner not yet committed, or a sender making ids up) only while heard
 //! within [`STRANGER_TTL`], and at most [`MAX_STRANGERS`] of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::network::wire::{Heartbeat, Readiness};
@@ -240,7 +240,8 @@ pub const COLD_START_GATHER: Duration = Duration::from_secs(2);
 
 /// Whether the Active commits among `changes` wait: no member is Active
 /// (a cold start of the whole cluster, or after every member went Down),
-/// some member heard from within the heartbeat gap and not leaving does not
+/// some member heard from within the heartbeat gap (or not heard from yet,
+/// within that gap of this replica's start) and not leaving does not
 /// qualify yet, and none of those that qualify has for [`COLD_START_GATHER`].
 /// Replicas started together (a StatefulSet) finish their first lists
 /// within a second or two of each other; a ring made of the first one
@@ -261,9 +262,15 @@ fn gathering(
     if joining.is_empty() {
         return false;
     }
-    let heard_waiting = state.members.keys().any(|id| {
-        !joining.contains(id)
-            && live.seen.get(id).is_some_and(|s| !s.leaving && now.saturating_duration_since(s.last) <= live.max_gap)
+    // A member never heard from counts as heard when this replica started
+    // listening (as for its lease): a leader elected a moment ago waits for
+    // the others' first heartbeats, one that has run a while does not.
+    // Peers heard from that the state does not list yet count too: at a
+    // cluster's first start the declared members join one per round.
+    let ids: BTreeSet<NodeId> = state.members.keys().chain(live.seen.keys()).copied().collect();
+    let heard_waiting = ids.iter().any(|id| {
+        let (last, leaving) = live.seen.get(id).map_or((live.since, false), |s| (s.last, s.leaving));
+        !joining.contains(id) && !leaving && now.saturating_duration_since(last) <= live.max_gap
     });
     let waited = joining.iter().any(|id| {
         let h = flaps.hysteresis(*id, now, bounds.hysteresis);

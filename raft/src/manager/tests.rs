@@ -208,10 +208,19 @@ fn at_a_cold_start_members_that_qualify_wait_for_the_others_heard_from() {
     let mut want = active(&[1, 2]);
     want.push((3, MemberState::Down));
     assert_eq!(sorted(decide(&s, &live, &Flaps::default(), t0 + MS(3100), B, |_| true)), want);
-    // 3 never heard from (not started): nobody waits for it.
+    // 3 never heard from: waited for while this replica has listened less
+    // than the heartbeat gap (its first heartbeat may be on its way), not after.
+    let mut live = Liveness::new(t0 + MS(1000), MS(1500));
+    beats(&mut live, t0, (0, 2000), &[1, 2], |_, _| true);
+    assert!(decide(&s, &live, &Flaps::default(), t0 + MS(2100), B, |_| true).is_empty(), "started 1.1 s ago");
+    assert_eq!(sorted(decide(&s, &live, &Flaps::default(), t0 + MS(2600), B, |_| true)), active(&[1, 2]));
+    // A peer heard from that has not joined the state yet (the declared
+    // members join one per round): waited for, for the gather time.
+    let s2 = crate::fixture::state([(1, "a", MemberState::Joining), (2, "b", MemberState::Joining)], None);
     let mut live = Liveness::new(t0, MS(1500));
-    beats(&mut live, t0, (0, 1000), &[1, 2], |_, _| true);
-    assert_eq!(sorted(decide(&s, &live, &Flaps::default(), t0 + MS(1100), B, |_| true)), active(&[1, 2]));
+    beats(&mut live, t0, (0, 3000), &[1, 2, 4], |id, _| id != 4);
+    assert!(decide(&s2, &live, &Flaps::default(), t0 + MS(1100), B, |_| true).is_empty(), "4 is heard");
+    assert_eq!(sorted(decide(&s2, &live, &Flaps::default(), t0 + MS(3100), B, |_| true)), active(&[1, 2]));
 }
 
 #[test]
