@@ -9,18 +9,27 @@
 //! previous and last points as one pair), `encode-node` (the
 //! PodMetricsList of one node's 30 pods, as the API writes it), `encode-list`
 //! (a 300,000-pod PodMetricsList); `encode-node-serde` and
-//! `encode-list-serde` write the same through the serde encoder. Run directly it also prints wall time per
+//! `encode-list-serde` write the same through the serde encoder; `list-pods`
+//! (the 300,000 running pods `top pod -A` selects from the pod index, in the
+//! order served, with their keys) and `merge` (a `top pod -A` in a cluster
+//! of three: the three members' parts, 300,000 pods, merged into the answer
+//! for those keys). Run directly it also prints wall time per
 //! repetition: `target/release/deps/hotpaths-* parse 1000`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use apimachinery::selector::{FieldSelector, LabelSelector};
 use ha_metrics_server::api::encode::{Style, to_go_json};
+use ha_metrics_server::api::selected_pods;
 use ha_metrics_server::api::stream::{List, to_bytes};
 use ha_metrics_server::api::types::{PodItem, Version, pod_list};
-use ha_metrics_server::model::NodeBatch;
+use ha_metrics_server::discovery::pods::PodIndex;
 use ha_metrics_server::model::{ContainerUsage, ObjectMeta, PodUsage, Usage};
+use ha_metrics_server::model::{Inventory, NodeBatch, PodKey};
+use ha_metrics_server::peer::wire::PodAnswer;
+use ha_metrics_server::query::plan::merge_pods;
 use ha_metrics_server::scrape::parse::parse;
 use ha_metrics_server::selfmetrics::SelfMetrics;
 use ha_metrics_server::store::{Held, Store};
@@ -74,6 +83,57 @@ fn measure_encode_serde(items: &[PodItem], reps: usize, now: i64) -> usize {
         bytes += to_go_json(&pod_list(std::hint::black_box(items), Version::V1beta1, now), Style::Compact).len();
     }
     bytes
+}
+
+/// The pod index as the API sees it (an [`Inventory`] without nodes).
+struct Pods(PodIndex);
+
+impl Inventory for Pods {
+    fn nodes(&self) -> Vec<ObjectMeta> {
+        Vec::new()
+    }
+    fn node(&self, _: &str) -> Option<ObjectMeta> {
+        None
+    }
+    fn pods(&self, namespace: Option<&str>, labels: &LabelSelector) -> Vec<Arc<ObjectMeta>> {
+        self.0.select(namespace, labels)
+    }
+    fn pod(&self, namespace: &str, name: &str) -> Option<Arc<ObjectMeta>> {
+        self.0.get(namespace, name)
+    }
+    fn synced(&self) -> bool {
+        true
+    }
+}
+
+#[inline(never)]
+fn measure_list(index: &Pods, reps: usize) -> usize {
+    let (labels, fields) = (LabelSelector::everything(), FieldSelector::default());
+    let mut n = 0;
+    for _ in 0..reps {
+        let (metas, keys) = selected_pods(std::hint::black_box(index), None, &labels, &fields);
+        n += metas.len() + keys.len();
+    }
+    n
+}
+
+#[inline(never)]
+fn measure_merge(keys: &[PodKey], answers: &[PodAnswer], reps: usize, now: i64) -> usize {
+    let mut n = 0;
+    for _ in 0..reps {
+        n += merge_pods(std::hint::black_box(keys), answers, now).iter().filter(|u| u.is_some()).count();
+    }
+    n
+}
+
+/// A pod index of `n` running pods, 30 per node, in three namespaces, as
+/// the pod watcher fills it.
+fn pod_index(n: usize, now: i64) -> Pods {
+    let index = PodIndex::default();
+    for item in pod_items(n, now) {
+        index.apply(ObjectMeta::clone(&item.meta));
+    }
+    Pods(index)
 }
 
 fn pod_items(n: usize, now: i64) -> Vec<PodItem> {
@@ -161,7 +221,38 @@ fn main() {
             report(&case, reps, 300_000, "pods", start.elapsed());
             return;
         }
-        other => panic!("unknown case {other} (parse, store, copy, encode-node[-serde], encode-list[-serde])"),
+        "list-pods" => {
+            let index = pod_index(300_000, now);
+            let start = Instant::now();
+            measure_list(&index, reps);
+            report(&case, reps, 300_000, "pods", start.elapsed());
+            return;
+        }
+        "merge" => {
+            // Three members' parts, each the pods of every third node in the
+            // order a member lists them (by node), against the sorted keys.
+            let items = pod_items(300_000, now);
+            let mut keys: Vec<PodKey> =
+                items.iter().map(|i| (i.meta.namespace.clone().unwrap_or_default(), i.meta.name.clone())).collect();
+            keys.sort();
+            let answers: Vec<PodAnswer> = (0..3)
+                .flat_map(|part| items.iter().enumerate().filter(move |(i, _)| (i / 30) % 3 == part))
+                .map(|(i, item)| PodAnswer {
+                    namespace: item.meta.namespace.clone().unwrap_or_default(),
+                    name: item.meta.name.clone(),
+                    node: format!("node-{}", i / 30),
+                    usage: item.usage.clone(),
+                })
+                .collect();
+            let start = Instant::now();
+            let served = measure_merge(&keys, &answers, reps, now);
+            assert_eq!(served, 300_000 * reps, "every pod merged");
+            report(&case, reps, 300_000, "pods", start.elapsed());
+            return;
+        }
+        other => panic!(
+            "unknown case {other} (parse, store, copy, encode-node[-serde], encode-list[-serde], list-pods, merge)"
+        ),
     };
     report(&case, reps, items, unit, start.elapsed());
 }

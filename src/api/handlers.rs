@@ -3,6 +3,8 @@
 //! freshness; for discovery and OpenAPI, answer the static documents. Parsing
 //! lives in `request`, writing in `render` and `encode`.
 
+use std::sync::Arc;
+
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +18,8 @@ use super::openapi;
 use super::render::{Served, render, render_off_runtime};
 use super::request::{ListOptions, Req, path_not_found, watch_not_supported};
 use super::types::{GROUP, NodeItem, PodItem, Version};
-use crate::model::{Missing, PodKey, PodQuery, UnixNanos};
+use crate::model::{Inventory, Missing, ObjectMeta, PodKey, PodQuery, UnixNanos};
+use apimachinery::selector::{FieldSelector, LabelSelector};
 use apimachinery::status::Status;
 
 fn observe_freshness(st: &ApiState, now: UnixNanos, timestamps: impl Iterator<Item = UnixNanos>) {
@@ -136,10 +139,7 @@ async fn list_pods_in(st: ApiState, version: Option<&str>, namespace: Option<&st
         Err(r) => return r,
     };
     let now = (st.clock)();
-    let mut metas = st.inventory.pods(namespace, &opts.label);
-    metas.retain(|m| opts.field.matches(&m.name, Some(m.namespace.as_deref().unwrap_or(""))));
-    metas.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    let keys: Vec<PodKey> = metas.iter().map(|m| (m.namespace.clone().unwrap_or_default(), m.name.clone())).collect();
+    let (metas, keys) = selected_pods(&*st.inventory, namespace, &opts.label, &opts.field);
     let query = PodQuery {
         namespace: namespace.map(str::to_string),
         labels: opts.label_raw.clone(),
@@ -155,6 +155,21 @@ async fn list_pods_in(st: ApiState, version: Option<&str>, namespace: Option<&st
     observe_freshness(&st, now, items.iter().map(|i| i.usage.timestamp));
     let resp = render_off_runtime(req, version, neg, Served::Pods(items), now).await;
     warn_if_partial(&st, "pods", &answer.missing, resp)
+}
+
+/// The running pods a list selects, in the order it serves them (by
+/// namespace, then name), with their keys.
+pub fn selected_pods(
+    inventory: &dyn Inventory,
+    namespace: Option<&str>,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+) -> (Vec<Arc<ObjectMeta>>, Vec<PodKey>) {
+    let mut metas = inventory.pods(namespace, labels);
+    metas.retain(|m| fields.matches(&m.name, Some(m.namespace.as_deref().unwrap_or(""))));
+    metas.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let keys: Vec<PodKey> = metas.iter().map(|m| (m.namespace.clone().unwrap_or_default(), m.name.clone())).collect();
+    (metas, keys)
 }
 
 pub async fn list_pods_all(

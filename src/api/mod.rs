@@ -24,6 +24,8 @@ pub mod stream;
 pub mod table;
 pub mod types;
 
+pub use handlers::selected_pods;
+
 #[cfg(test)]
 mod tests;
 
