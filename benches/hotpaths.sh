@@ -4,7 +4,7 @@
 # runs each case under valgrind collecting only inside its measure_*
 # function, and prints instructions per repetition and per item.
 # Usage: benches/hotpaths.sh [case ...]   (parse store copy encode-node encode-list
-#   encode-node-serde encode-list-serde list-pods merge)
+#   encode-node-serde encode-list-serde list-pods list-pods-kept merge)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -24,6 +24,7 @@ for case in "${cases[@]}"; do
     encode-node-serde) reps=200; fn=measure_encode_serde ;;
     encode-list-serde) reps=1; fn=measure_encode_serde ;;
     list-pods) reps=1; fn=measure_list ;;
+    list-pods-kept) reps=10; fn=measure_list ;;
     merge) reps=1; fn=measure_merge ;;
     *) echo "unknown case $case" >&2; exit 2 ;;
   esac

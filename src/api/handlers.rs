@@ -3,8 +3,6 @@
 //! freshness; for discovery and OpenAPI, answer the static documents. Parsing
 //! lives in `request`, writing in `render` and `encode`.
 
-use std::sync::Arc;
-
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +16,7 @@ use super::openapi;
 use super::render::{Served, render, render_off_runtime};
 use super::request::{ListOptions, Req, path_not_found, watch_not_supported};
 use super::types::{GROUP, NodeItem, PodItem, Version};
-use crate::model::{Inventory, Missing, ObjectMeta, PodKey, PodQuery, UnixNanos};
+use crate::model::{Inventory, Missing, PodList, PodQuery, UnixNanos};
 use apimachinery::selector::{FieldSelector, LabelSelector};
 use apimachinery::status::Status;
 
@@ -139,18 +137,19 @@ async fn list_pods_in(st: ApiState, version: Option<&str>, namespace: Option<&st
         Err(r) => return r,
     };
     let now = (st.clock)();
-    let (metas, keys) = selected_pods(&*st.inventory, namespace, &opts.label, &opts.field);
+    let list = selected_pods(&*st.inventory, namespace, &opts.label, &opts.field);
     let query = PodQuery {
         namespace: namespace.map(str::to_string),
         labels: opts.label_raw.clone(),
         fields: opts.field_raw.clone(),
         one: None,
     };
-    let answer = st.metrics.pods(&query, &keys, now).await;
-    let items: Vec<PodItem> = metas
-        .into_iter()
+    let answer = st.metrics.pods(&query, &list.keys, now).await;
+    let items: Vec<PodItem> = list
+        .metas
+        .iter()
         .zip(answer.value)
-        .filter_map(|(meta, usage)| usage.map(|usage| PodItem { meta, usage }))
+        .filter_map(|(meta, usage)| usage.map(|usage| PodItem { meta: meta.clone(), usage }))
         .collect();
     observe_freshness(&st, now, items.iter().map(|i| i.usage.timestamp));
     let resp = render_off_runtime(req, version, neg, Served::Pods(items), now).await;
@@ -164,12 +163,12 @@ pub fn selected_pods(
     namespace: Option<&str>,
     labels: &LabelSelector,
     fields: &FieldSelector,
-) -> (Vec<Arc<ObjectMeta>>, Vec<PodKey>) {
-    let mut metas = inventory.pods(namespace, labels);
-    metas.retain(|m| fields.matches(&m.name, Some(m.namespace.as_deref().unwrap_or(""))));
-    metas.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    let keys: Vec<PodKey> = metas.iter().map(|m| (m.namespace.clone().unwrap_or_default(), m.name.clone())).collect();
-    (metas, keys)
+) -> PodList {
+    let list = inventory.pod_list(namespace, labels);
+    if fields.is_empty() {
+        return list;
+    }
+    list.filter(|m| fields.matches(&m.name, Some(m.namespace.as_deref().unwrap_or(""))))
 }
 
 pub async fn list_pods_all(

@@ -17,7 +17,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{AddressType, KubeletSettings};
-use crate::model::{Inventory, ObjectMeta};
+use crate::model::{Inventory, ObjectMeta, PodList};
 
 pub mod pods;
 
@@ -260,6 +260,10 @@ impl Inventory for Discovery {
 
     fn pods(&self, namespace: Option<&str>, labels: &LabelSelector) -> Vec<Arc<ObjectMeta>> {
         self.pods.select(namespace, labels)
+    }
+
+    fn pod_list(&self, namespace: Option<&str>, labels: &LabelSelector) -> PodList {
+        self.pods.list(namespace, labels)
     }
 
     fn pod(&self, namespace: &str, name: &str) -> Option<Arc<ObjectMeta>> {

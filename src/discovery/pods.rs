@@ -2,14 +2,17 @@
 //! namespace, and by (namespace, label key, label value) so a selector with
 //! an equality requirement (an HPA's `matchLabels`) reads only the pods it
 //! can match instead of every pod. Fed by the pod watcher's events; entries
-//! are shared (`Arc`), so a list copies pointers, not label maps.
+//! are shared (`Arc`), so a list copies pointers, not label maps. The list
+//! of every pod, sorted as served, is kept until the next change: `top pod
+//! -A` asks for it whole, and at 300,000 pods sorting it cost more than the
+//! rest of the listing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use apimachinery::selector::{LabelSelector, Operator};
 
-use crate::model::ObjectMeta;
+use crate::model::{ObjectMeta, PodList};
 
 /// Identity of an entry in a posting list (the address of its `Arc`).
 type Slot = usize;
@@ -25,6 +28,9 @@ struct Index {
     /// (namespace, key, value) → the pods with that label.
     by_label: HashMap<(String, String, String), HashMap<Slot, Arc<ObjectMeta>>>,
     len: usize,
+    /// Changes so far (a relist's index continues the count of the one it
+    /// replaces): tells whether a kept list is current.
+    changes: u64,
 }
 
 impl Index {
@@ -37,6 +43,7 @@ impl Index {
         }
         self.by_namespace.entry(ns).or_default().insert(meta.name.clone(), meta);
         self.len += 1;
+        self.changes += 1;
     }
 
     fn remove(&mut self, ns: &str, name: &str) {
@@ -55,6 +62,7 @@ impl Index {
             }
         }
         self.len -= 1;
+        self.changes += 1;
     }
 }
 
@@ -64,6 +72,8 @@ pub struct PodIndex {
     live: RwLock<Index>,
     /// A relist in progress: filled by `InitApply`, swapped in at `InitDone`.
     pending: std::sync::Mutex<Option<Index>>,
+    /// Every pod in served order, as of `Index::changes`.
+    every: std::sync::Mutex<Option<(u64, PodList)>>,
 }
 
 impl PodIndex {
@@ -99,8 +109,10 @@ impl PodIndex {
     }
 
     pub fn init_done(&self) {
-        if let Some(fresh) = self.pending().take() {
-            *self.write() = fresh;
+        if let Some(mut fresh) = self.pending().take() {
+            let mut live = self.write();
+            fresh.changes += live.changes + 1;
+            *live = fresh;
         }
     }
 
@@ -114,6 +126,44 @@ impl PodIndex {
 
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<ObjectMeta>> {
         self.read().by_namespace.get(namespace)?.get(name).cloned()
+    }
+
+    /// The pods `select` gives, in the order a list serves them; the list of
+    /// every pod is the one kept ([`every`](Self::every)).
+    pub fn list(&self, namespace: Option<&str>, selector: &LabelSelector) -> PodList {
+        match namespace {
+            None if selector.is_empty() => self.every(),
+            _ => PodList::sorted(self.select(namespace, selector)),
+        }
+    }
+
+    /// Every running pod, in the order a list serves them: the list kept
+    /// since the last change, or made now (sorted outside the index's lock,
+    /// so the watcher is not held up) and kept.
+    pub fn every(&self) -> PodList {
+        let (changes, metas) = {
+            let index = self.read();
+            if let Some((at, list)) = &*self.kept() {
+                if *at == index.changes {
+                    return list.clone();
+                }
+            }
+            let mut metas = Vec::with_capacity(index.len);
+            for pods in index.by_namespace.values() {
+                metas.extend(pods.values().cloned());
+            }
+            (index.changes, metas)
+        };
+        let list = PodList::sorted(metas);
+        let mut kept = self.kept();
+        if kept.as_ref().is_none_or(|(at, _)| *at < changes) {
+            *kept = Some((changes, list.clone()));
+        }
+        list
+    }
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, Option<(u64, PodList)>> {
+        self.every.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Pods in `namespace` (all when `None`) that `selector` matches, in no
@@ -195,6 +245,35 @@ mod tests {
         assert!(idx.is_empty());
         assert!(idx.select(Some("a"), &sel("app=db")).is_empty());
         assert!(idx.get("a", "p").is_none());
+    }
+
+    fn listed(list: &PodList) -> Vec<String> {
+        list.metas
+            .iter()
+            .map(|m| format!("{}/{}:{:?}", m.namespace.as_deref().unwrap_or(""), m.name, m.labels))
+            .collect()
+    }
+
+    #[test]
+    fn the_kept_list_of_every_pod_follows_each_change_and_relist() {
+        let idx = PodIndex::default();
+        idx.apply(pod("b", "web-1", &[("app", "web")]));
+        idx.apply(pod("a", "web-2", &[]));
+        let first = idx.every();
+        assert_eq!(listed(&first), ["a/web-2:{}", "b/web-1:{\"app\": \"web\"}"], "sorted as served");
+        assert_eq!(*first.keys, [("a".to_string(), "web-2".to_string()), ("b".to_string(), "web-1".to_string())]);
+        assert!(Arc::ptr_eq(&idx.every().metas, &first.metas), "kept while nothing changes");
+        idx.apply(pod("b", "web-1", &[("app", "api")]));
+        assert_eq!(listed(&idx.every()), ["a/web-2:{}", "b/web-1:{\"app\": \"api\"}"], "a relabel");
+        idx.delete("a", "web-2");
+        assert_eq!(listed(&idx.every()), ["b/web-1:{\"app\": \"api\"}"], "a delete");
+        idx.init();
+        idx.init_apply(pod("c", "x", &[]));
+        assert_eq!(listed(&idx.every()), ["b/web-1:{\"app\": \"api\"}"], "a relist in progress");
+        idx.init_done();
+        assert_eq!(listed(&idx.every()), ["c/x:{}"], "a relist done, though it made as few changes");
+        assert_eq!(listed(&idx.list(None, &LabelSelector::everything())), ["c/x:{}"]);
+        assert_eq!(listed(&idx.list(Some("b"), &LabelSelector::everything())), Vec::<String>::new());
     }
 
     #[test]

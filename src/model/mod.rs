@@ -62,6 +62,44 @@ pub struct ObjectMeta {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Pods in the order a list serves them (by namespace, then name), with
+/// their keys in the same order; shared, so a list kept between changes is
+/// handed out without copying.
+#[derive(Debug, Clone, Default)]
+pub struct PodList {
+    pub metas: Arc<Vec<Arc<ObjectMeta>>>,
+    pub keys: Arc<Vec<PodKey>>,
+}
+
+impl PodList {
+    /// `metas` in served order.
+    pub fn sorted(mut metas: Vec<Arc<ObjectMeta>>) -> PodList {
+        metas.sort_unstable_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        let keys = metas.iter().map(|m| (m.namespace.clone().unwrap_or_default(), m.name.clone())).collect();
+        PodList { metas: Arc::new(metas), keys: Arc::new(keys) }
+    }
+
+    /// The pods `keep` selects, in the same order.
+    pub fn filter(&self, keep: impl Fn(&ObjectMeta) -> bool) -> PodList {
+        let (metas, keys) = self
+            .metas
+            .iter()
+            .zip(self.keys.iter())
+            .filter(|(m, _)| keep(m))
+            .map(|(m, k)| (m.clone(), k.clone()))
+            .unzip();
+        PodList { metas: Arc::new(metas), keys: Arc::new(keys) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
 /// The objects the cluster currently has, as seen by discovery (informers).
 /// Metrics are only served for objects listed here: a deleted pod disappears
 /// from the API at once even if its last points are still stored.
@@ -76,6 +114,12 @@ pub trait Inventory: Send + Sync {
     /// in no particular order. Shared, so a list of 300,000 pods copies
     /// pointers; an implementation may use `labels` to avoid a full scan.
     fn pods(&self, namespace: Option<&str>, labels: &LabelSelector) -> Vec<Arc<ObjectMeta>>;
+    /// The running pods `pods` gives, in the order a list serves them. An
+    /// implementation may keep the list of every pod between changes (a
+    /// `top pod -A` at 10,000 nodes lists 300,000).
+    fn pod_list(&self, namespace: Option<&str>, labels: &LabelSelector) -> PodList {
+        PodList::sorted(self.pods(namespace, labels))
+    }
     /// One running pod.
     fn pod(&self, namespace: &str, name: &str) -> Option<Arc<ObjectMeta>>;
     /// Whether the informers have completed their first list.
