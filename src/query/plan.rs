@@ -158,22 +158,24 @@ pub fn part_complete(
 /// wins. An answer from the future at `now` (a member whose clock or whose
 /// kubelet's clock is ahead) is dropped, so it can never shadow a true one.
 pub fn merge_pods(keys: &[PodKey], answers: &[PodAnswer], now: UnixNanos) -> Vec<Option<PodUsage>> {
-    // The newest answer per asked key, by reference: only the winners are
-    // copied (a `top pod -A` merges 300,000 answers, several times when
-    // parts come in late).
-    let mut best: HashMap<(&str, &str), Option<&PodUsage>> =
-        keys.iter().map(|(ns, n)| ((ns.as_str(), n.as_str()), None)).collect();
+    // The newest answer per pod, by reference: only the winners asked for
+    // are copied (a `top pod -A` merges 300,000 answers, several times when
+    // parts come in late). One map of the answers, then one lookup per key.
+    let mut best: foldhash::HashMap<(&str, &str), &PodUsage> =
+        HashMap::with_capacity_and_hasher(answers.len(), foldhash::fast::RandomState::default());
     for a in answers {
         if crate::store::clock::from_future(a.usage.timestamp, now) {
             continue;
         }
-        if let Some(slot) = best.get_mut(&(a.namespace.as_str(), a.name.as_str()))
-            && slot.is_none_or(|held| held.timestamp < a.usage.timestamp)
-        {
-            *slot = Some(&a.usage);
-        }
+        best.entry((a.namespace.as_str(), a.name.as_str()))
+            .and_modify(|held| {
+                if held.timestamp < a.usage.timestamp {
+                    *held = &a.usage;
+                }
+            })
+            .or_insert(&a.usage);
     }
-    keys.iter().map(|(ns, n)| best.get(&(ns.as_str(), n.as_str())).copied().flatten().cloned()).collect()
+    keys.iter().map(|(ns, n)| best.get(&(ns.as_str(), n.as_str())).map(|u| PodUsage::clone(u))).collect()
 }
 
 /// What became of each member asked (or skipped) in one request.
