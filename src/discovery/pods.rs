@@ -7,10 +7,10 @@
 //! -A` asks for it whole, and at 300,000 pods sorting it cost more than the
 //! rest of the listing.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use apimachinery::selector::{LabelSelector, Operator};
+use foldhash::HashMap;
 
 use crate::model::{ObjectMeta, PodList};
 

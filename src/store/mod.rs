@@ -42,11 +42,16 @@
 //!
 //! This module does no I/O and keeps no clock: callers pass `now`.
 
-use crate::model::{MetricsReader, NodeUsage, PodUsage, UnixNanos};
-use crate::selfmetrics::SelfMetrics;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
+
+// Seeded per process; the maps hold every pod of every node held, looked up
+// on each scrape, copy and answer (SipHash was most of a lookup).
+use foldhash::HashMap;
+
+use crate::model::{MetricsReader, NodeUsage, PodUsage, UnixNanos};
+use crate::selfmetrics::SelfMetrics;
 
 pub mod clock;
 mod read;
