@@ -128,6 +128,9 @@ pub struct SelfMetrics {
     /// `ha_metrics_server_fanout_routed_total`: pods lists asked only of the
     /// owners of their pods' nodes (every pod placed), not of every member.
     pub fanout_routed: Counter,
+    /// `ha_metrics_server_fanout_local_total`: pods lists answered from this
+    /// replica's own current points and copies, no member asked.
+    pub fanout_local: Counter,
     /// `ha_metrics_server_partial_answers_total{resource}`: API answers that lack
     /// items because an owner did not answer (each carried a Warning header).
     pub partial_answers: Family<Vec<(&'static str, &'static str)>, Counter>,
@@ -325,6 +328,12 @@ impl SelfMetrics {
             "Pods lists asked only of the owners of their pods' nodes, not of every member",
             fanout_routed.clone(),
         );
+        let fanout_local = Counter::default();
+        registry.register(
+            "ha_metrics_server_fanout_local",
+            "Pods lists answered from this replica's own current points and copies, no member asked",
+            fanout_local.clone(),
+        );
         let partial_answers = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
         registry.register(
             "ha_metrics_server_partial_answers",
@@ -359,6 +368,7 @@ impl SelfMetrics {
             fanout_hedges_refused,
             fanout_suspected,
             fanout_routed,
+            fanout_local,
             partial_answers,
             registry,
             api_metric_freshness,

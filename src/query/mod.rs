@@ -62,6 +62,11 @@ pub struct ClusterSource<T: Transport> {
     /// How long after an epoch change pods missing from the owners' answers
     /// are looked for everywhere (three resolutions).
     settle: Duration,
+    /// How recently a node's newest points must have arrived here for a
+    /// pods list to be answered from them alone (one and a half
+    /// resolutions: its owner scrapes every resolution and sends the copies
+    /// at once).
+    current: Duration,
     metrics: Arc<SelfMetrics>,
     /// The node each pod was last answered from, so a GET of one pod goes to
     /// that node's holders only (pods do not change nodes).
@@ -201,6 +206,7 @@ impl<T: Transport> ClusterSource<T> {
         pause: Arc<pause::PauseClock>,
     ) -> ClusterSource<T> {
         let settle = resolution * 3;
+        let current = resolution * 3 / 2;
         let locator = Mutex::new(Locator::default());
         let latency = Latency::default();
         let hedges = Mutex::new(HedgeBudget::full());
@@ -211,6 +217,7 @@ impl<T: Transport> ClusterSource<T> {
             ownership,
             deadline,
             settle,
+            current,
             metrics,
             locator,
             pause,
@@ -535,11 +542,31 @@ impl<T: Transport> ClusterSource<T> {
                 self.locator.lock().unwrap_or_else(|p| p.into_inner()).forget(key);
             }
         }
+        let placed = if query.one.is_none() { self.place(keys) } else { None };
+        // A list whose every pod is placed on nodes this replica holds
+        // current points of (scraped here, or copies still arriving after
+        // each of their owners' scrapes; at the default factor every member
+        // holds every node) is answered from them, asking nobody: the
+        // owners hold nothing newer than a copy in flight. Not while
+        // ownership moves or this replica stands in for owners it cannot
+        // reach, and not when a pod is not found here.
+        if let Some(nodes) = &placed
+            && ownership.fallback.is_none()
+            && ownership.since.elapsed() >= self.settle
+            && nodes.iter().all(|n| self.local.store.current(n, now, self.current))
+            && let Ok(items) = self.local.pods(&with(Source::Any), now)
+        {
+            let value = merge_pods(keys, &items, now);
+            if value.iter().all(Option::is_some) {
+                self.metrics.fanout_local.inc();
+                self.remember(&items);
+                return Answer::complete(value);
+            }
+        }
         // A list whose every pod is placed (the HPA's: one Deployment in one
         // namespace) asks only the owners of those pods' nodes; the others
         // only if a pod was not where it was placed.
-        let routed =
-            if query.one.is_none() { self.place(keys) } else { None }.and_then(|nodes| pod_routing(&ownership, &nodes));
+        let routed = placed.and_then(|nodes| pod_routing(&ownership, &nodes));
         let mut parts = self
             .pod_parts(&ownership, &skipped, (routed.as_ref(), true), &mut outcomes, &with, now, deadline, &mut answers)
             .await;

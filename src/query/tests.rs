@@ -461,6 +461,65 @@ async fn a_pod_list_whose_pods_are_all_placed_asks_only_the_owners_of_their_node
     assert_eq!(moved.value[0], first.value[0]);
 }
 
+/// The ring as `view` had it, changed a minute ago (settled).
+fn settled(view: &watch::Sender<Arc<Ownership>>) {
+    view.send_modify(|o| {
+        let mut v = Ownership::clone(o);
+        v.since = std::time::Instant::now().checked_sub(Duration::from_secs(60)).expect("up for a minute");
+        *o = Arc::new(v);
+    });
+}
+
+#[tokio::test]
+async fn a_placed_pod_list_on_nodes_whose_points_still_arrive_here_is_answered_without_asking_anyone() {
+    // Factor 3: every member holds every node; the points arrived 16 s ago.
+    let (fake, views) = fake(3, &[]);
+    let query = PodQuery { namespace: Some("ns".into()), labels: "app=even".into(), ..all_pods() };
+    let keys: Vec<PodKey> = (0..NODES).step_by(2).map(|i| ("ns".to_string(), format!("pod-{i}"))).collect();
+    let src = source(&fake, 1);
+    // While the ring is new, the owners are asked.
+    let asked = src.pods(&query, &keys, now()).await;
+    assert!(asked.missing.is_empty() && asked.value.iter().all(Option::is_some), "{:?}", asked.missing);
+    assert!(!fake.calls.lock().unwrap().is_empty(), "a new ring's owners were not asked");
+    assert_eq!(src.metrics.fanout_local.get(), 0);
+    // Settled, with every node's points current (a resolution of 15 s
+    // allows 22.5 s): answered here, the same answer.
+    settled(&views[&1]);
+    fake.calls.lock().unwrap().clear();
+    let here = src.pods(&query, &keys, now()).await;
+    assert_eq!(here.value, asked.value);
+    assert!(here.missing.is_empty());
+    assert!(fake.calls.lock().unwrap().is_empty(), "asked {:?}", fake.calls.lock().unwrap());
+    assert_eq!(src.metrics.fanout_local.get(), 1);
+    // Points that stopped arriving (at a resolution of 5 s, 16 s is too old
+    // for a copy still coming in): the owners are asked again.
+    let strict = {
+        let local = fake.members[&1].local.clone();
+        let ownership = local.ownership.clone();
+        let (deadline, resolution) = (Duration::from_secs(2), Duration::from_secs(5));
+        ClusterSource::new(
+            fake.clone(),
+            local,
+            ownership,
+            deadline,
+            resolution,
+            Arc::new(SelfMetrics::new(5.0)),
+            Arc::default(),
+        )
+    };
+    let again = strict.pods(&query, &keys, now()).await;
+    assert_eq!(again.value, asked.value);
+    assert!(!fake.calls.lock().unwrap().is_empty(), "copies that stopped arriving were trusted");
+    assert_eq!(strict.metrics.fanout_local.get(), 0);
+    // A pod this replica does not hold: asked of the others.
+    fake.calls.lock().unwrap().clear();
+    fake.members[&1].local.store.forget_node("node-0");
+    let without = src.pods(&query, &keys, now()).await;
+    assert_eq!(without.value, asked.value, "the owners' answer");
+    assert!(!fake.calls.lock().unwrap().is_empty(), "a node not held here was not asked for");
+    assert_eq!(src.metrics.fanout_local.get(), 1);
+}
+
 #[tokio::test]
 async fn a_draining_member_that_looks_silent_is_still_asked_for_what_it_held() {
     let (fake, views) = fake(1, &[]);

@@ -96,6 +96,9 @@ struct NodeEntry {
     newest: Option<UnixNanos>,
     /// The newest scrape of this node failed; its points are served stale.
     failed: bool,
+    /// When (this replica's clock) its newest points arrived: scraped here,
+    /// or a copy its owner sent after scraping.
+    received: UnixNanos,
 }
 
 /// One pod's container series, sorted by container name.
@@ -298,6 +301,18 @@ impl Store {
             }
         }
         out
+    }
+
+    /// Whether this replica holds servable points of `node` whose newest
+    /// arrived at most `within` before `now`: scraped here, or copies still
+    /// coming in after each of its owner's scrapes, so no member holds a
+    /// newer point than a copy in flight. A failed scrape, or copies that
+    /// stopped, make it not current.
+    pub fn current(&self, node: &str, now: UnixNanos, within: Duration) -> bool {
+        let inner = self.read_lock();
+        let Some(entry) = inner.nodes.get(node) else { return false };
+        let within = i64::try_from(within.as_nanos()).unwrap_or(i64::MAX);
+        !entry.failed && self.servable(entry, now) && now.saturating_sub(entry.received) <= within
     }
 
     /// The node that last reported a pod held here (no usage computed).

@@ -177,7 +177,7 @@ impl Store {
                 inner.remove_pod(ns, name);
             }
         }
-        inner.put_node(node, NodeEntry { held, series, pods: keys, newest, failed: false });
+        inner.put_node(node, NodeEntry { held, series, pods: keys, newest, failed: false, received: now });
         self.publish(inner);
         drop(guard);
         if held == Held::Owned {

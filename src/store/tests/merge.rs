@@ -57,7 +57,7 @@ fn rebuilding_merge(store: &Store, node: &str, batch: NodeBatch, now: UnixNanos,
         inner.insert_pod(key.0.clone(), key.1.clone(), entry);
         keys.push(key);
     }
-    inner.insert_node(node.to_string(), NodeEntry { held, series, pods: keys, newest, failed: false });
+    inner.insert_node(node.to_string(), NodeEntry { held, series, pods: keys, newest, failed: false, received: now });
     store.publish(&inner);
     drop(inner);
     if held == Held::Owned {
