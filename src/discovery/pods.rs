@@ -46,6 +46,11 @@ impl Index {
         self.changes += 1;
     }
 
+    /// Every pod, in no particular order.
+    fn all(&self) -> impl Iterator<Item = &Arc<ObjectMeta>> {
+        self.by_namespace.values().flat_map(HashMap::values)
+    }
+
     fn remove(&mut self, ns: &str, name: &str) {
         let Some(pods) = self.by_namespace.get_mut(ns) else { return };
         let Some(old) = pods.remove(name) else { return };
@@ -149,9 +154,7 @@ impl PodIndex {
                 }
             }
             let mut metas = Vec::with_capacity(index.len);
-            for pods in index.by_namespace.values() {
-                metas.extend(pods.values().cloned());
-            }
+            metas.extend(index.all().cloned());
             (index.changes, metas)
         };
         let list = PodList::sorted(metas);
@@ -186,13 +189,7 @@ impl PodIndex {
             (Some(ns), None) => {
                 index.by_namespace.get(ns).map(|p| p.values().filter(keep).cloned().collect()).unwrap_or_default()
             }
-            (None, _) => {
-                let mut out = Vec::with_capacity(if selector.is_empty() { index.len } else { 0 });
-                for pods in index.by_namespace.values() {
-                    out.extend(pods.values().filter(keep).cloned());
-                }
-                out
-            }
+            (None, _) => index.all().filter(keep).cloned().collect(),
         }
     }
 }

@@ -12,7 +12,7 @@
 //! node before someone scraped it); a member that cannot is replaced by the
 //! copies the others hold of its nodes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use raft::{MemberState, NodeId};
 
@@ -161,8 +161,7 @@ pub fn merge_pods(keys: &[PodKey], answers: &[PodAnswer], now: UnixNanos) -> Vec
     // The newest answer per pod, by reference: only the winners asked for
     // are copied (a `top pod -A` merges 300,000 answers, several times when
     // parts come in late). One map of the answers, then one lookup per key.
-    let mut best: foldhash::HashMap<(&str, &str), &PodUsage> =
-        HashMap::with_capacity_and_hasher(answers.len(), foldhash::fast::RandomState::default());
+    let mut best: foldhash::HashMap<(&str, &str), &PodUsage> = foldhash::HashMapExt::with_capacity(answers.len());
     for a in answers {
         if crate::store::clock::from_future(a.usage.timestamp, now) {
             continue;

@@ -373,22 +373,23 @@ impl Manager {
             // A few chunks at a time, each with its own deadline: all of
             // them at once (40 at 10,000 nodes) under one deadline made a
             // loaded member time most of them out, and work on the rest.
-            let replies: Vec<Vec<(Vec<String>, (NodeId, Result<PointsReply, raft::CallError>))>> =
+            let replies: Vec<(Vec<String>, (NodeId, Result<PointsReply, raft::CallError>))> =
                 futures::stream::iter(asks)
                     .map(|ask| async move {
                         let names = ask.2.names.clone();
                         let deadline = Instant::now() + CALL_TIMEOUT;
-                        let r =
+                        let mut r =
                             call_many(&*self.node, &self.metrics, path::POINTS, vec![ask], deadline, ReplySize::Large)
                                 .await;
-                        r.into_iter().map(|reply| (names.clone(), reply)).collect()
+                        r.pop().map(|reply| (names, reply))
                     })
                     .buffer_unordered(PULLS_IN_FLIGHT)
+                    .filter_map(std::future::ready)
                     .collect()
                     .await;
             let now = now_nanos();
             let mut round = Vec::with_capacity(replies.len());
-            for (names, (m, r)) in replies.into_iter().flatten() {
+            for (names, (m, r)) in replies {
                 let mut answered: BTreeSet<String> = BTreeSet::new();
                 let ok = r.is_ok();
                 if let Ok(reply) = r {

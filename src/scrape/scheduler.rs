@@ -238,6 +238,9 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                 tick.mark(clock.unix(Instant::now()));
                 let current = ownership.borrow().clone();
                 let mut plan: Vec<(Duration, ScrapeTarget)> = Vec::new();
+                // In the first round, each node's phase in this period (the
+                // round itself is compressed).
+                let mut phases: Vec<(Duration, ScrapeTarget)> = Vec::new();
                 let mut seen = HashSet::new();
                 let all = targets.current();
                 let spread = first_round_spread(all.len(), resolution);
@@ -246,8 +249,13 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                         Ok(target) => {
                             seen.insert(target.node.clone());
                             let frac = offset_fraction(&target.node);
-                            let at = if first { spread.mul_f64(frac) } else { resolution.mul_f64(frac) };
-                            plan.push((at, target));
+                            let phase = resolution.mul_f64(frac);
+                            if first {
+                                phases.push((phase, target.clone()));
+                                plan.push((spread.mul_f64(frac), target));
+                            } else {
+                                plan.push((phase, target));
+                            }
                         }
                         Err(e) => {
                             let TargetError::NoAddress { node, .. } = &e;
@@ -280,11 +288,8 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                     // not a period later (a node needs two to be served).
                     let period_start = next_start.checked_sub(resolution).unwrap_or(round_start);
                     let now = Instant::now();
-                    let mut rest: Vec<(Duration, ScrapeTarget)> = plan
-                        .iter()
-                        .map(|(_, t)| (resolution.mul_f64(offset_fraction(&t.node)), t.clone()))
-                        .filter(|(at, _)| period_start + *at > now)
-                        .collect();
+                    let mut rest = std::mem::take(&mut phases);
+                    rest.retain(|(at, _)| period_start + *at > now);
                     rest.sort_by_key(|(at, _)| *at);
                     let (firing, shutdown) = (firing.clone(), shutdown.clone());
                     rounds.spawn(async move {
