@@ -547,13 +547,19 @@ impl<T: Transport> ClusterSource<T> {
         // current points of (scraped here, or copies still arriving after
         // each of their owners' scrapes; at the default factor every member
         // holds every node) is answered from them, asking nobody: the
-        // owners hold nothing newer than a copy in flight. Not while
-        // ownership moves or this replica stands in for owners it cannot
-        // reach, and not when a pod is not found here.
+        // owners hold nothing newer than a copy in flight. Current means
+        // arrived within 1.5 resolutions and since the ring last moved, on
+        // a node this replica holds at this ring (so its new owner's copies
+        // come here): a moment after a ring change, each node is answered
+        // here again from its first point under the new ring, without
+        // waiting for the whole ring to settle. Not while this replica
+        // stands in for owners it cannot reach, and not when a pod is not
+        // found here.
+        let within = self.current.min(ownership.since.elapsed());
         if let Some(nodes) = &placed
             && ownership.fallback.is_none()
-            && ownership.since.elapsed() >= self.settle
-            && nodes.iter().all(|n| self.local.store.current(n, now, self.current))
+            && let Some(me) = ownership.me
+            && nodes.iter().all(|n| ownership.holders(n).contains(me) && self.local.store.current(n, now, within))
             && let Ok(items) = self.local.pods(&with(Source::Any), now)
         {
             let value = merge_pods(keys, &items, now);

@@ -463,9 +463,14 @@ async fn a_pod_list_whose_pods_are_all_placed_asks_only_the_owners_of_their_node
 
 /// The ring as `view` had it, changed a minute ago (settled).
 fn settled(view: &watch::Sender<Arc<Ownership>>) {
+    changed(view, Duration::from_secs(60));
+}
+
+/// The ring as `view` had it, changed `ago`.
+fn changed(view: &watch::Sender<Arc<Ownership>>, ago: Duration) {
     view.send_modify(|o| {
         let mut v = Ownership::clone(o);
-        v.since = std::time::Instant::now().checked_sub(Duration::from_secs(60)).expect("up for a minute");
+        v.since = std::time::Instant::now().checked_sub(ago).expect("up for a minute");
         *o = Arc::new(v);
     });
 }
@@ -477,7 +482,7 @@ async fn a_placed_pod_list_on_nodes_whose_points_still_arrive_here_is_answered_w
     let query = PodQuery { namespace: Some("ns".into()), labels: "app=even".into(), ..all_pods() };
     let keys: Vec<PodKey> = (0..NODES).step_by(2).map(|i| ("ns".to_string(), format!("pod-{i}"))).collect();
     let src = source(&fake, 1);
-    // While the ring is new, the owners are asked.
+    // While the ring is newer than every point held here, the owners are asked.
     let asked = src.pods(&query, &keys, now()).await;
     assert!(asked.missing.is_empty() && asked.value.iter().all(Option::is_some), "{:?}", asked.missing);
     assert!(!fake.calls.lock().unwrap().is_empty(), "a new ring's owners were not asked");
@@ -517,6 +522,50 @@ async fn a_placed_pod_list_on_nodes_whose_points_still_arrive_here_is_answered_w
     let without = src.pods(&query, &keys, now()).await;
     assert_eq!(without.value, asked.value, "the owners' answer");
     assert!(!fake.calls.lock().unwrap().is_empty(), "a node not held here was not asked for");
+    assert_eq!(src.metrics.fanout_local.get(), 1);
+}
+
+#[tokio::test]
+async fn after_a_ring_change_a_pod_list_is_answered_here_once_each_node_has_a_point_from_the_new_ring() {
+    let (fake, views) = fake(3, &[]);
+    let query = PodQuery { namespace: Some("ns".into()), labels: "app=even".into(), ..all_pods() };
+    let keys: Vec<PodKey> = (0..NODES).step_by(2).map(|i| ("ns".to_string(), format!("pod-{i}"))).collect();
+    let src = source(&fake, 1);
+    // The ring moved 10 s ago; the points here arrived 16 s ago, before it:
+    // current by age, but an owner of the new ring may hold newer ones.
+    changed(&views[&1], Duration::from_secs(10));
+    let before = src.pods(&query, &keys, now()).await;
+    assert!(before.missing.is_empty() && before.value.iter().all(Option::is_some), "{:?}", before.missing);
+    assert!(!fake.calls.lock().unwrap().is_empty(), "points from before the ring moved were trusted");
+    assert_eq!(src.metrics.fanout_local.get(), 0);
+    // A newer point of every node arrives 6 s ago (after the change): answered
+    // here, without waiting for the ring to have been still for long.
+    let store = &fake.members[&1].local.store;
+    for i in (0..NODES).step_by(2) {
+        let b = batch(
+            Some(node_point_at(at(40), 40.0 + i as f64)),
+            vec![pod("ns", &format!("pod-{i}"), vec![container_at(at(40), 4.0 + i as f64)])],
+        );
+        assert!(store.store_replica(&format!("node-{i}"), b, at(40), crate::store::Held::Copy));
+    }
+    fake.calls.lock().unwrap().clear();
+    let after = src.pods(&query, &keys, now()).await;
+    assert!(after.missing.is_empty() && after.value.iter().all(Option::is_some), "{:?}", after.missing);
+    assert!(fake.calls.lock().unwrap().is_empty(), "asked {:?}", fake.calls.lock().unwrap());
+    assert_eq!(src.metrics.fanout_local.get(), 1);
+    assert_ne!(after.value, before.value, "the answer is not from the new points");
+    // A node this replica no longer holds at the ring (factor 1: each node
+    // has its owner only) is asked of its owner even with a point arrived
+    // since.
+    views[&1].send_modify(|o| {
+        let mut v = Ownership::clone(o);
+        v.replication = 1;
+        *o = Arc::new(v);
+    });
+    fake.calls.lock().unwrap().clear();
+    let narrow = src.pods(&query, &keys, now()).await;
+    assert!(narrow.value.iter().all(Option::is_some), "{:?}", narrow.missing);
+    assert!(!fake.calls.lock().unwrap().is_empty(), "nodes held elsewhere were answered from copies here");
     assert_eq!(src.metrics.fanout_local.get(), 1);
 }
 
