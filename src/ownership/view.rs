@@ -237,6 +237,28 @@ impl Ownership {
             && holders.as_slice().iter().take_while(|h| **h != me).all(|h| self.reports_failing(*h, node))
     }
 
+    /// The member that scrapes `node` as this replica sees it: its assigned
+    /// scraper, or, when that one cannot be reached, the first holder (in
+    /// scrape order) that can, as [`Ownership::covers`] decides; `None`
+    /// when there is no ring or no holder can be reached.
+    pub fn scraper(&self, node: &str) -> Option<NodeId> {
+        let holders = self.holders(node);
+        let assigned = self.assigned_of(&holders, node)?;
+        if Some(assigned) == self.me || !self.unreachable.contains(&assigned) {
+            return Some(assigned);
+        }
+        self.first_reachable(&holders, node)
+    }
+
+    /// The first holder of `node` this replica can reach (itself included),
+    /// those that do not report failing it first, in ring order.
+    fn first_reachable(&self, holders: &Holders, node: &str) -> Option<NodeId> {
+        let reachable = |h: &&NodeId| Some(**h) == self.me || !self.unreachable.contains(*h);
+        let in_order = holders.as_slice().iter().filter(|h| !self.reports_failing(**h, node));
+        let then_failing = holders.as_slice().iter().filter(|h| self.reports_failing(**h, node));
+        in_order.chain(then_failing).find(reachable).copied()
+    }
+
     fn assigned_of(&self, holders: &Holders, node: &str) -> Option<NodeId> {
         holders.as_slice().iter().find(|h| !self.reports_failing(**h, node)).copied().or(holders.owner())
     }
@@ -245,11 +267,8 @@ impl Ownership {
         if Some(assigned) == self.me || !self.unreachable.contains(&assigned) {
             return false;
         }
-        let reachable = |h: &NodeId| Some(*h) == self.me || !self.unreachable.contains(h);
-        let in_order = holders.as_slice().iter().filter(|h| !self.reports_failing(**h, node));
-        let then_failing = holders.as_slice().iter().filter(|h| self.reports_failing(**h, node));
-        match in_order.chain(then_failing).find(|h| reachable(h)) {
-            Some(first) => Some(*first) == self.me,
+        match self.first_reachable(holders, node) {
+            Some(first) => Some(first) == self.me,
             // No holder can be reached: in degraded mode every replica that
             // cannot reach one scrapes the node (twice is better than never);
             // otherwise the node waits for the Down commit.

@@ -31,6 +31,7 @@ use crate::ownership::Ownership;
 use crate::peer::call::{Transport, call_many};
 use crate::peer::wire::{NodesQuery, NodesReply, PodAnswer, PodsQuery, PodsReply, Source, path};
 use crate::selfmetrics::SelfMetrics;
+use crate::store::Origin;
 use latency::{Latency, Size};
 use local::Local;
 use plan::{
@@ -547,19 +548,18 @@ impl<T: Transport> ClusterSource<T> {
         // current points of (scraped here, or copies still arriving after
         // each of their owners' scrapes; at the default factor every member
         // holds every node) is answered from them, asking nobody: the
-        // owners hold nothing newer than a copy in flight. Current means
-        // arrived within 1.5 resolutions and since the ring last moved, on
-        // a node this replica holds at this ring (so its new owner's copies
-        // come here): a moment after a ring change, each node is answered
-        // here again from its first point under the new ring, without
-        // waiting for the whole ring to settle. Not while this replica
-        // stands in for owners it cannot reach, and not when a pod is not
-        // found here.
-        let within = self.current.min(ownership.since.elapsed());
+        // scraper holds nothing newer than a copy in flight. Current means
+        // arrived within 1.5 resolutions, on a node this replica holds, and
+        // scraped here if this replica scrapes it, or else sent by the
+        // member that scrapes it now: after a ring change or a member's
+        // loss, each node is answered here again from its first point
+        // under its new scraper, while the nodes whose scraper did not
+        // change never stop. Not while this replica stands in for owners
+        // it cannot reach, and not when a pod is not found here.
         if let Some(nodes) = &placed
             && ownership.fallback.is_none()
             && let Some(me) = ownership.me
-            && nodes.iter().all(|n| ownership.holders(n).contains(me) && self.local.store.current(n, now, within))
+            && nodes.iter().all(|n| self.current_here(&ownership, me, n, now))
             && let Ok(items) = self.local.pods(&with(Source::Any), now)
         {
             let value = merge_pods(keys, &items, now);
@@ -658,6 +658,23 @@ impl<T: Transport> ClusterSource<T> {
             }
         }
         Answer { value, missing }
+    }
+
+    /// Whether this replica (`me`) holds `node` at this ring with points as
+    /// new as its scraper's but for a copy in flight: scraped here within
+    /// 1.5 resolutions when it scrapes the node (copies from before it took
+    /// the node over count until its first scrape), or else last sent by
+    /// the member that scrapes it, that long ago at most.
+    fn current_here(&self, ownership: &Ownership, me: NodeId, node: &str, now: UnixNanos) -> bool {
+        if !ownership.holders(node).contains(me) {
+            return false;
+        }
+        let from = match ownership.scraper(node) {
+            Some(s) if s == me => None,
+            Some(s) => Some(Origin::Member(s)),
+            None => return false,
+        };
+        self.local.store.current(node, now, self.current, from)
     }
 
     /// The nodes of the pods `keys` names, when this replica can place every

@@ -73,16 +73,17 @@ fn at(secs: i64) -> UnixNanos {
     base() + secs * 1_000_000_000
 }
 
-/// Two scrapes of `node-i` (its pod `pod-i`), 15 s apart.
-fn two_points(store: &Store, i: usize, copy: bool) {
+/// Two scrapes of `node-i` (its pod `pod-i`), 15 s apart: scraped here, or
+/// copies `from` its owner.
+fn two_points(store: &Store, i: usize, from: Option<NodeId>) {
     let node = format!("node-{i}");
     for (k, ts) in [15, 30].into_iter().enumerate() {
         let b = batch(
             Some(node_point_at(at(ts), 10.0 * (k + 1) as f64 + i as f64)),
             vec![pod("ns", &format!("pod-{i}"), vec![container_at(at(ts), 1.0 + k as f64 + i as f64)])],
         );
-        if copy {
-            store.store_replica(&node, b, at(ts), crate::store::Held::Copy);
+        if let Some(from) = from {
+            store.store_replica(&node, b, at(ts), crate::store::Held::Copy, crate::store::Origin::Member(from));
         } else {
             store.store_scrape(&node, b, at(ts));
         }
@@ -183,7 +184,7 @@ fn fake(rf: u32, lacking: &[usize]) -> (Arc<Fake>, BTreeMap<NodeId, watch::Sende
         for i in (0..NODES).filter(|i| !lacking.contains(i)) {
             let holders = view.holders(&format!("node-{i}"));
             if holders.contains(id) {
-                two_points(&store, i, holders.owner() != Some(id));
+                two_points(&store, i, holders.owner().filter(|o| *o != id));
             }
         }
         let (tx, rx) = watch::channel(Arc::new(view));
@@ -436,8 +437,12 @@ async fn a_pod_list_whose_pods_are_all_placed_asks_only_the_owners_of_their_node
     let src = source(&fake, 1);
     let view = fake.members[&1].local.ownership.borrow().clone();
     // Two pods: one on a node replica 1 owns, one on a node replica 2 owns
-    // (replica 1 holds copies of some of replica 2's nodes at factor 2).
-    let on = |owner: NodeId| (0..NODES).find(|i| view.owner(&format!("node-{i}")) == Some(owner)).expect("a node");
+    // that replica 1 holds no copies of (it would answer that list itself).
+    let on = |owner: NodeId| {
+        let node = |i: &usize| format!("node-{i}");
+        let held_by = |i: &usize, id: NodeId| view.holders(&node(i)).contains(id);
+        (0..NODES).find(|i| view.owner(&node(i)) == Some(owner) && (owner == 1 || !held_by(i, 1))).expect("a node")
+    };
     let picked = [on(1), on(2)];
     let keys: Vec<PodKey> = picked.iter().map(|i| ("ns".to_string(), format!("pod-{i}"))).collect();
     let query = PodQuery { namespace: Some("ns".into()), ..all_pods() };
@@ -450,7 +455,7 @@ async fn a_pod_list_whose_pods_are_all_placed_asks_only_the_owners_of_their_node
     assert!(again.missing.is_empty(), "{:?}", again.missing);
     let asked: BTreeSet<NodeId> = fake.calls.lock().unwrap().iter().map(|(to, _)| *to).collect();
     assert_eq!(asked, [2].into(), "only the other owner is asked");
-    assert_eq!(src.metrics.fanout_routed.get(), 2);
+    assert_eq!(src.metrics.fanout_routed.get(), 1);
     // A placed pod that is not where it was placed: the other members are asked too.
     fake.members[&2].local.store.forget_node(&format!("node-{}", picked[1]));
     fake.members[&1].local.store.forget_node(&format!("node-{}", picked[1]));
@@ -461,43 +466,15 @@ async fn a_pod_list_whose_pods_are_all_placed_asks_only_the_owners_of_their_node
     assert_eq!(moved.value[0], first.value[0]);
 }
 
-/// The ring as `view` had it, changed a minute ago (settled).
-fn settled(view: &watch::Sender<Arc<Ownership>>) {
-    changed(view, Duration::from_secs(60));
-}
-
-/// The ring as `view` had it, changed `ago`.
-fn changed(view: &watch::Sender<Arc<Ownership>>, ago: Duration) {
-    view.send_modify(|o| {
-        let mut v = Ownership::clone(o);
-        v.since = std::time::Instant::now().checked_sub(ago).expect("up for a minute");
-        *o = Arc::new(v);
-    });
-}
-
 #[tokio::test]
 async fn a_placed_pod_list_on_nodes_whose_points_still_arrive_here_is_answered_without_asking_anyone() {
-    // Factor 3: every member holds every node; the points arrived 16 s ago.
-    let (fake, views) = fake(3, &[]);
+    // Factor 3: every member holds every node; the points arrived 16 s ago,
+    // each copy from its node's owner.
+    let (fake, _views) = fake(3, &[]);
     let query = PodQuery { namespace: Some("ns".into()), labels: "app=even".into(), ..all_pods() };
     let keys: Vec<PodKey> = (0..NODES).step_by(2).map(|i| ("ns".to_string(), format!("pod-{i}"))).collect();
-    let src = source(&fake, 1);
-    // While the ring is newer than every point held here, the owners are asked.
-    let asked = src.pods(&query, &keys, now()).await;
-    assert!(asked.missing.is_empty() && asked.value.iter().all(Option::is_some), "{:?}", asked.missing);
-    assert!(!fake.calls.lock().unwrap().is_empty(), "a new ring's owners were not asked");
-    assert_eq!(src.metrics.fanout_local.get(), 0);
-    // Settled, with every node's points current (a resolution of 15 s
-    // allows 22.5 s): answered here, the same answer.
-    settled(&views[&1]);
-    fake.calls.lock().unwrap().clear();
-    let here = src.pods(&query, &keys, now()).await;
-    assert_eq!(here.value, asked.value);
-    assert!(here.missing.is_empty());
-    assert!(fake.calls.lock().unwrap().is_empty(), "asked {:?}", fake.calls.lock().unwrap());
-    assert_eq!(src.metrics.fanout_local.get(), 1);
     // Points that stopped arriving (at a resolution of 5 s, 16 s is too old
-    // for a copy still coming in): the owners are asked again.
+    // for a copy still coming in): the owners are asked.
     let strict = {
         let local = fake.members[&1].local.clone();
         let ownership = local.ownership.clone();
@@ -512,10 +489,19 @@ async fn a_placed_pod_list_on_nodes_whose_points_still_arrive_here_is_answered_w
             Arc::default(),
         )
     };
-    let again = strict.pods(&query, &keys, now()).await;
-    assert_eq!(again.value, asked.value);
+    let asked = strict.pods(&query, &keys, now()).await;
+    assert!(asked.missing.is_empty() && asked.value.iter().all(Option::is_some), "{:?}", asked.missing);
     assert!(!fake.calls.lock().unwrap().is_empty(), "copies that stopped arriving were trusted");
     assert_eq!(strict.metrics.fanout_local.get(), 0);
+    // Current (a resolution of 15 s allows 22.5 s): answered here, the same
+    // answer.
+    let src = source(&fake, 1);
+    fake.calls.lock().unwrap().clear();
+    let here = src.pods(&query, &keys, now()).await;
+    assert_eq!(here.value, asked.value);
+    assert!(here.missing.is_empty());
+    assert!(fake.calls.lock().unwrap().is_empty(), "asked {:?}", fake.calls.lock().unwrap());
+    assert_eq!(src.metrics.fanout_local.get(), 1);
     // A pod this replica does not hold: asked of the others.
     fake.calls.lock().unwrap().clear();
     fake.members[&1].local.store.forget_node("node-0");
@@ -526,27 +512,43 @@ async fn a_placed_pod_list_on_nodes_whose_points_still_arrive_here_is_answered_w
 }
 
 #[tokio::test]
-async fn after_a_ring_change_a_pod_list_is_answered_here_once_each_node_has_a_point_from_the_new_ring() {
+async fn after_a_member_is_lost_its_nodes_are_answered_here_once_a_point_comes_from_their_new_scraper() {
     let (fake, views) = fake(3, &[]);
-    let query = PodQuery { namespace: Some("ns".into()), labels: "app=even".into(), ..all_pods() };
-    let keys: Vec<PodKey> = (0..NODES).step_by(2).map(|i| ("ns".to_string(), format!("pod-{i}"))).collect();
+    let query = PodQuery { namespace: Some("ns".into()), ..all_pods() };
+    let keys: Vec<PodKey> = (0..NODES).map(|i| ("ns".to_string(), format!("pod-{i}"))).collect();
+    let old = views[&1].borrow().clone();
+    // Member 3 is lost (unreachable, or Down): its nodes are scraped by the
+    // next holders; the copies here of those now scraped by 2 came from 3,
+    // and 2 may hold newer points.
+    views[&1].send_modify(|o| {
+        let mut v = Ownership::clone(o);
+        v.unreachable.insert(3);
+        *o = Arc::new(v);
+    });
+    fake.dead.lock().unwrap().insert(3);
+    let view = views[&1].borrow().clone();
+    let moved: Vec<usize> = (0..NODES)
+        .filter(|i| {
+            let n = format!("node-{i}");
+            old.scraper(&n) == Some(3) && view.scraper(&n) == Some(2)
+        })
+        .collect();
+    assert!(!moved.is_empty(), "the fixture moves none of 3's nodes to 2");
+    assert!((0..NODES).all(|i| view.scraper(&format!("node-{i}")) != Some(3)));
     let src = source(&fake, 1);
-    // The ring moved 10 s ago; the points here arrived 16 s ago, before it:
-    // current by age, but an owner of the new ring may hold newer ones.
-    changed(&views[&1], Duration::from_secs(10));
     let before = src.pods(&query, &keys, now()).await;
     assert!(before.missing.is_empty() && before.value.iter().all(Option::is_some), "{:?}", before.missing);
-    assert!(!fake.calls.lock().unwrap().is_empty(), "points from before the ring moved were trusted");
+    assert!(!fake.calls.lock().unwrap().is_empty(), "points from the lost member were trusted");
     assert_eq!(src.metrics.fanout_local.get(), 0);
-    // A newer point of every node arrives 6 s ago (after the change): answered
-    // here, without waiting for the ring to have been still for long.
+    // 2 scrapes them and its copies arrive (6 s ago): answered here.
     let store = &fake.members[&1].local.store;
-    for i in (0..NODES).step_by(2) {
+    for i in &moved {
         let b = batch(
-            Some(node_point_at(at(40), 40.0 + i as f64)),
-            vec![pod("ns", &format!("pod-{i}"), vec![container_at(at(40), 4.0 + i as f64)])],
+            Some(node_point_at(at(40), 40.0 + *i as f64)),
+            vec![pod("ns", &format!("pod-{i}"), vec![container_at(at(40), 4.0 + *i as f64)])],
         );
-        assert!(store.store_replica(&format!("node-{i}"), b, at(40), crate::store::Held::Copy));
+        let from = crate::store::Origin::Member(2);
+        assert!(store.store_replica(&format!("node-{i}"), b, at(40), crate::store::Held::Copy, from));
     }
     fake.calls.lock().unwrap().clear();
     let after = src.pods(&query, &keys, now()).await;
@@ -554,9 +556,9 @@ async fn after_a_ring_change_a_pod_list_is_answered_here_once_each_node_has_a_po
     assert!(fake.calls.lock().unwrap().is_empty(), "asked {:?}", fake.calls.lock().unwrap());
     assert_eq!(src.metrics.fanout_local.get(), 1);
     assert_ne!(after.value, before.value, "the answer is not from the new points");
-    // A node this replica no longer holds at the ring (factor 1: each node
-    // has its owner only) is asked of its owner even with a point arrived
-    // since.
+    // A node this replica does not hold at the ring (factor 1: each node
+    // has its scraper only) is asked of its scraper even with a point from
+    // it.
     views[&1].send_modify(|o| {
         let mut v = Ownership::clone(o);
         v.replication = 1;

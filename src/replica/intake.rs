@@ -17,7 +17,7 @@ use crate::ownership::{Mode, Ownership};
 use crate::peer::routes::Intake;
 use crate::peer::wire::{PointsQuery, PointsReply, Push, PushAck};
 use crate::selfmetrics::SelfMetrics;
-use crate::store::{Held, Store};
+use crate::store::{Held, Origin, Store};
 
 /// Most nodes one pull may ask for (the asker chunks by this too).
 pub const PULL_CHUNK: usize = 256;
@@ -51,9 +51,9 @@ impl Intake for PointsIntake {
             taken += match pair {
                 Some(other) => {
                     let from_owner = ownership.owner(&node) == Some(from);
-                    self.store.store_replica_pair(&node, (batch, other), now, held, from_owner)
+                    self.store.store_replica_pair(&node, (batch, other), now, held, (Origin::Member(from), from_owner))
                 }
-                None => usize::from(self.store.store_replica(&node, batch, now, held)),
+                None => usize::from(self.store.store_replica(&node, batch, now, held, Origin::Member(from))),
             };
         }
         if refused > 0 {

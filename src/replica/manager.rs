@@ -27,7 +27,7 @@ use crate::peer::call::{Transport, call_many};
 use crate::peer::wire::{NodesQuery, NodesReply, PointsQuery, PointsReply, Source, path};
 use crate::scrape::scraper::ScrapeSink;
 use crate::selfmetrics::SelfMetrics;
-use crate::store::{Held, Store};
+use crate::store::{Held, Origin, Store};
 
 /// The node names this replica knows (from discovery).
 pub type NodeNames = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
@@ -117,7 +117,7 @@ impl<T: Transport> ScrapeSink for Replicas<T> {
         } else {
             // A probe of a kubelet this replica had reported unreachable:
             // kept, as a copy, while another holder scrapes the node.
-            self.store.store_replica(node, batch, now, Held::Copy);
+            self.store.store_replica(node, batch, now, Held::Copy, Origin::Scraped);
         }
         if !to.is_empty() {
             // The last two points as held now, so each holder's previous
@@ -398,10 +398,10 @@ impl Manager {
                         let mut batches = batches.into_iter();
                         match (batches.next(), batches.next()) {
                             (Some(a), Some(b)) => {
-                                self.store().store_replica_pair(&n, (a, b), now, held, false);
+                                self.store().store_replica_pair(&n, (a, b), now, held, (Origin::Member(m), false));
                             }
                             (Some(a), None) => {
-                                self.store().store_replica(&n, a, now, held);
+                                self.store().store_replica(&n, a, now, held, Origin::Member(m));
                             }
                             _ => {}
                         }

@@ -75,6 +75,15 @@ pub enum Held {
     Copy,
 }
 
+/// Where a node's newest points came from: scraped here, or sent by a
+/// member (a copy after its scrape, a seed, a handover, a pull: the points
+/// as that member held them when it sent them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Scraped,
+    Member(u64),
+}
+
 impl Held {
     fn index(self) -> usize {
         match self {
@@ -100,6 +109,8 @@ struct NodeEntry {
     /// When (this replica's clock) its newest points arrived: scraped here,
     /// or a copy its owner sent after scraping.
     received: UnixNanos,
+    /// Where they came from.
+    origin: Origin,
 }
 
 /// One pod's container series, sorted by container name.
@@ -305,14 +316,18 @@ impl Store {
     }
 
     /// Whether this replica holds servable points of `node` whose newest
-    /// arrived at most `within` before `now`: scraped here, or copies still
-    /// coming in after each of its owner's scrapes, so no member holds a
-    /// newer point than a copy in flight. A failed scrape, or copies that
-    /// stopped, make it not current.
-    pub fn current(&self, node: &str, now: UnixNanos, within: Duration) -> bool {
+    /// arrived at most `within` before `now` from `from` (from anywhere when
+    /// `None`): scraped here, or copies still coming in from the member that
+    /// scrapes it, so no member holds a newer point than a copy in flight.
+    /// A failed scrape, copies that stopped, or points last sent by another
+    /// member make it not current.
+    pub fn current(&self, node: &str, now: UnixNanos, within: Duration, from: Option<Origin>) -> bool {
         let inner = self.read_lock();
         let Some(entry) = inner.nodes.get(node) else { return false };
-        !entry.failed && self.servable(entry, now) && now.saturating_sub(entry.received) <= nanos(within)
+        !entry.failed
+            && from.is_none_or(|f| f == entry.origin)
+            && self.servable(entry, now)
+            && now.saturating_sub(entry.received) <= nanos(within)
     }
 
     /// The node that last reported a pod held here (no usage computed).

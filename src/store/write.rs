@@ -4,7 +4,7 @@
 
 use super::clock;
 use super::series::{Series, next_containers, next_node};
-use super::{Held, Inner, NodeEntry, PodEntry, Store};
+use super::{Held, Inner, NodeEntry, Origin, PodEntry, Store};
 use crate::model::UnixNanos;
 use crate::model::{ContainerPoint, NodeBatch, PodPoints, Point};
 
@@ -106,7 +106,7 @@ impl Store {
     /// pod last reported by another node moves here. The node is
     /// [`Held::Owned`] from now on.
     pub fn store_scrape(&self, node: &str, batch: NodeBatch, now: UnixNanos) {
-        self.merge(node, batch, now, Held::Owned);
+        self.merge(node, batch, now, Held::Owned, Origin::Scraped);
     }
 
     /// The merge behind [`Store::store_scrape`] and [`Store::store_replica`].
@@ -114,7 +114,7 @@ impl Store {
     /// again keeps its entry (names, container list) and only its series
     /// move on, and only the pods the node no longer reports are removed;
     /// the result is what rebuilding every pod from the batch would give.
-    pub(super) fn merge(&self, node: &str, batch: NodeBatch, now: UnixNanos, held: Held) {
+    pub(super) fn merge(&self, node: &str, batch: NodeBatch, now: UnixNanos, held: Held, origin: Origin) {
         let mut guard = self.write_lock();
         let expired = self.expire(&mut guard, now);
         let inner = &mut *guard;
@@ -177,7 +177,7 @@ impl Store {
                 inner.remove_pod(ns, name);
             }
         }
-        inner.put_node(node, NodeEntry { held, series, pods: keys, newest, failed: false, received: now });
+        inner.put_node(node, NodeEntry { held, series, pods: keys, newest, failed: false, received: now, origin });
         self.publish(inner);
         drop(guard);
         if held == Held::Owned {
@@ -265,8 +265,9 @@ impl Store {
     /// keeps its role. A batch with a sample from the future is refused and
     /// counted; points held here from the future are dropped instead of
     /// blocking a true batch (one kubelet clock jump must not hold a node's
-    /// copies for as long as the jump was). Returns whether it was taken.
-    pub fn store_replica(&self, node: &str, batch: NodeBatch, now: UnixNanos, held: Held) -> bool {
+    /// copies for as long as the jump was). `from` is who sent it. Returns
+    /// whether it was taken.
+    pub fn store_replica(&self, node: &str, batch: NodeBatch, now: UnixNanos, held: Held, from: Origin) -> bool {
         let future = clock::future_samples(&batch, now);
         if future.samples > 0 {
             self.metrics.future_samples.get_or_create(&vec![("node", node.to_string())]).inc_by(future.samples);
@@ -289,7 +290,7 @@ impl Store {
             Some(h) if newest <= h => return self.backfill(node, &batch),
             _ => {}
         }
-        self.merge(node, batch, now, role);
+        self.merge(node, batch, now, role, from);
         true
     }
 
@@ -312,7 +313,7 @@ impl Store {
         (a, b): (NodeBatch, NodeBatch),
         now: UnixNanos,
         held: Held,
-        from_owner: bool,
+        (from, from_owner): (Origin, bool),
     ) -> usize {
         let (older, newer) = if batch_newest(&a) <= batch_newest(&b) { (a, b) } else { (b, a) };
         let held_newest = self.read_lock().nodes.get(node).and_then(|e| e.newest);
@@ -322,7 +323,7 @@ impl Store {
         }
         let fresh = batch_newest(&newer).is_some_and(|t| held_newest.is_none_or(|h| t > h));
         if fresh && ordered {
-            let taken = self.store_replica(node, newer, now, held);
+            let taken = self.store_replica(node, newer, now, held, from);
             if taken {
                 self.adopt_prev(node, &older);
             }
@@ -330,8 +331,8 @@ impl Store {
         }
         // Newer first: where it only backfills, the newest older point is
         // the one a series without a previous point should take.
-        usize::from(self.store_replica(node, newer, now, held))
-            + usize::from(self.store_replica(node, older, now, held))
+        usize::from(self.store_replica(node, newer, now, held, from))
+            + usize::from(self.store_replica(node, older, now, held, from))
     }
 
     /// Sets the previous point of each held series of `node` that `older`

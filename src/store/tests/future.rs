@@ -6,8 +6,8 @@
 use super::*;
 use crate::model::MetricsReader;
 use crate::scrape::parse::{BodyError, parse_checked};
-use crate::store::Held;
 use crate::store::clock::FUTURE_ALLOWANCE_NS;
+use crate::store::{Held, Origin};
 use sim::kubelet::render::{ContainerSample, KubeletSample, PodSample, render};
 
 /// True CPU rates of the simulated node and its one container, in cores.
@@ -46,7 +46,7 @@ fn scrape(owner: &Store, backup: &Store, t: i64, offset: i64) -> Result<(), Body
         Ok(batch) => {
             owner.store_scrape("node-a", batch.clone(), received);
             assert!(
-                backup.store_replica("node-a", batch, received, Held::Copy),
+                backup.store_replica("node-a", batch, received, Held::Copy, Origin::Member(9)),
                 "backup refused a true batch at +{t} s"
             );
             Ok(())
@@ -138,13 +138,13 @@ fn a_replicated_batch_from_the_future_is_refused_and_counted() {
     let (store, metrics) = new_store(15, 30);
     let ahead =
         batch(Some(node_point(3_615, 20.0, MIB)), vec![pod("ns", "p", vec![container("c", None, 3_615, 1.0, MIB)])]);
-    assert!(!store.store_replica("node-a", ahead, at(15), Held::Copy));
+    assert!(!store.store_replica("node-a", ahead, at(15), Held::Copy, Origin::Member(9)));
     assert_eq!(store.newest_sample("node-a"), None);
     let text = metrics.encode();
     assert!(text.contains("ha_metrics_server_future_samples_total{node=\"node-a\"} 2"), "{text}");
     // Within the allowance it is taken.
     let skewed = batch(Some(node_point(16, 20.0, MIB)), vec![]);
-    assert!(store.store_replica("node-a", skewed, at(15), Held::Copy));
+    assert!(store.store_replica("node-a", skewed, at(15), Held::Copy, Origin::Member(9)));
     metrics.forget_node("node-a");
     assert!(!metrics.encode().contains("future_samples_total{node=\"node-a\"}"));
 }
@@ -158,8 +158,11 @@ fn a_held_point_from_the_future_never_blocks_true_ones() {
     assert!(store.node("node-a", at(20)).is_none(), "a node whose newest point is from the future is not served");
     let t1 = batch(Some(node_point(15, 10.0, MIB)), vec![pod("ns", "p", vec![container("c", Some(0), 15, 1.0, MIB)])]);
     let t2 = batch(Some(node_point(30, 25.0, MIB)), vec![pod("ns", "p", vec![container("c", Some(0), 30, 4.0, MIB)])]);
-    assert!(store.store_replica("node-a", t1, at(16), Held::Copy), "a true point replaces one from the future");
-    assert!(store.store_replica("node-a", t2, at(31), Held::Copy));
+    assert!(
+        store.store_replica("node-a", t1, at(16), Held::Copy, Origin::Member(9)),
+        "a true point replaces one from the future"
+    );
+    assert!(store.store_replica("node-a", t2, at(31), Held::Copy, Origin::Member(9)));
     let served = store.node("node-a", at(31)).expect("served from the true points");
     assert_eq!((served.timestamp, served.window_ns, served.usage.cpu_nanocores), (at(30), 15 * S, 1_000_000_000));
     assert_eq!(store.pod("ns", "p", at(31)).unwrap().containers[0].usage.cpu_nanocores, 200_000_000);

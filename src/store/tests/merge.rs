@@ -8,6 +8,7 @@
 
 use super::*;
 use crate::model::NodeBatch;
+use crate::store::Origin;
 use crate::store::series::{Series, next_container, next_node};
 use crate::store::{Counts, Held, NodeEntry, PodEntry};
 use proptest::prelude::*;
@@ -57,7 +58,10 @@ fn rebuilding_merge(store: &Store, node: &str, batch: NodeBatch, now: UnixNanos,
         inner.insert_pod(key.0.clone(), key.1.clone(), entry);
         keys.push(key);
     }
-    inner.insert_node(node.to_string(), NodeEntry { held, series, pods: keys, newest, failed: false, received: now });
+    inner.insert_node(
+        node.to_string(),
+        NodeEntry { held, series, pods: keys, newest, failed: false, received: now, origin: Origin::Scraped },
+    );
     store.publish(&inner);
     drop(inner);
     if held == Held::Owned {
@@ -160,7 +164,7 @@ fn apply(store: &Store, step: &Step, now: UnixNanos, rebuilding: bool) {
             if rebuilding {
                 rebuilding_merge(store, node, batch, now, held(*owned));
             } else {
-                store.merge(node, batch, now, held(*owned));
+                store.merge(node, batch, now, held(*owned), Origin::Scraped);
             }
         }
         Step::SetPrev { node, batch, replace } => {

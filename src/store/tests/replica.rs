@@ -3,7 +3,7 @@
 //! owned by the next scrape, and pruning what is no longer refreshed.
 
 use super::*;
-use crate::store::Held;
+use crate::store::{Held, Origin};
 
 fn two_scrapes(store: &Store) {
     let b1 = batch(Some(node_point(15, 10.0, MIB)), vec![pod("ns", "p", vec![container("c", Some(0), 15, 1.0, MIB)])]);
@@ -19,13 +19,16 @@ fn a_late_replicated_point_never_replaces_a_newer_one() {
     two_scrapes(&store);
     let before = (store.node("node1", at(46)), store.pod("ns", "p", at(46)));
     let late = batch(Some(node_point(20, 99.0, 9 * MIB)), vec![]);
-    assert!(!store.store_replica("node1", late, at(31), Held::Copy), "an older batch is refused");
+    assert!(!store.store_replica("node1", late, at(31), Held::Copy, Origin::Member(9)), "an older batch is refused");
     let same = batch(Some(node_point(30, 25.0, 2 * MIB)), vec![]);
-    assert!(!store.store_replica("node1", same, at(31), Held::Copy), "the same batch twice is refused");
+    assert!(
+        !store.store_replica("node1", same, at(31), Held::Copy, Origin::Member(9)),
+        "the same batch twice is refused"
+    );
     assert_eq!((store.node("node1", at(46)), store.pod("ns", "p", at(46))), before);
     let newer =
         batch(Some(node_point(45, 40.0, 2 * MIB)), vec![pod("ns", "p", vec![container("c", Some(0), 45, 7.0, MIB)])]);
-    assert!(store.store_replica("node1", newer, at(46), Held::Copy));
+    assert!(store.store_replica("node1", newer, at(46), Held::Copy, Origin::Member(9)));
     assert_eq!(store.node("node1", at(46)).unwrap().timestamp, at(45));
 }
 
@@ -37,7 +40,7 @@ fn a_handover_rebuilds_the_same_series_in_another_store() {
     let batches = from.export("node1");
     assert_eq!(batches.len(), 2, "previous and last points");
     for b in batches {
-        assert!(to.store_replica("node1", b, at(31), Held::Owned));
+        assert!(to.store_replica("node1", b, at(31), Held::Owned, Origin::Member(9)));
     }
     assert_eq!(to.node("node1", at(46)), from.node("node1", at(46)));
     assert_eq!(to.pod("ns", "p", at(46)), from.pod("ns", "p", at(46)));
@@ -51,7 +54,7 @@ fn a_copy_counts_apart_and_the_first_scrape_here_extends_it_into_a_rate() {
     two_scrapes(&from);
     let (holder, metrics) = new_store(15, 30);
     for b in from.export("node1") {
-        assert!(holder.store_replica("node1", b, at(31), Held::Copy));
+        assert!(holder.store_replica("node1", b, at(31), Held::Copy, Origin::Member(9)));
     }
     assert_eq!(holder.held("node1"), Some(Held::Copy));
     assert_eq!(holder.node("node1", at(46)), from.node("node1", at(46)), "a copy is served as it is");
@@ -68,7 +71,13 @@ fn a_copy_counts_apart_and_the_first_scrape_here_extends_it_into_a_rate() {
     assert!(text.contains("ha_metrics_server_backup_nodes 0"), "{text}");
     assert!(text.contains("metrics_server_storage_points{type=\"node\"} 1"), "{text}");
     // A copy arriving late never replaces the newer own points, and keeps the role.
-    assert!(!holder.store_replica("node1", batch(Some(node_point(30, 25.0, 2 * MIB)), vec![]), at(46), Held::Copy));
+    assert!(!holder.store_replica(
+        "node1",
+        batch(Some(node_point(30, 25.0, 2 * MIB)), vec![]),
+        at(46),
+        Held::Copy,
+        Origin::Member(9)
+    ));
     assert_eq!(holder.held("node1"), Some(Held::Owned));
 }
 
@@ -121,7 +130,7 @@ fn a_handover_landing_after_the_new_owners_first_scrape_gives_a_rate_at_once() {
     // Then the handover: older points, kept as the previous ones.
     let mut took = Vec::new();
     for b in old_owner.export("node1") {
-        took.push(new_owner.store_replica("node1", b, at(41), Held::Owned));
+        took.push(new_owner.store_replica("node1", b, at(41), Held::Owned, Origin::Member(9)));
     }
     assert_eq!(took, [true, false], "the old owner's last points fill the gap, its previous ones find none left");
     let node = new_owner.node("node1", at(41)).expect("a node rate at once");
@@ -138,7 +147,7 @@ fn a_handover_landing_after_the_new_owners_first_scrape_gives_a_rate_at_once() {
     let fresh = Store::new(Duration::from_secs(15), Duration::from_secs(30), Arc::new(SelfMetrics::new(15.0)));
     fresh.store_scrape("node1", restarted, at(55));
     for b in old_owner.export("node1") {
-        fresh.store_replica("node1", b, at(56), Held::Owned);
+        fresh.store_replica("node1", b, at(56), Held::Owned, Origin::Member(9));
     }
     assert!(fresh.node("node1", at(56)).is_some(), "the node's own series has no start time");
     assert!(fresh.pod("ns", "p", at(56)).is_none(), "no rate across a restart");
@@ -158,14 +167,23 @@ fn a_holder_whose_previous_point_differs_serves_the_owners_rate_once_a_pair_arri
     // One at a time, the holder's rate is over its own point at 20.
     let (alone, _) = new_store(15, 30);
     alone.store_scrape("node1", batch(Some(node_point(20, 14.0, MIB)), vec![]), at(20));
-    assert!(alone.store_replica("node1", last.clone(), at(31), Held::Copy));
+    assert!(alone.store_replica("node1", last.clone(), at(31), Held::Copy, Origin::Member(9)));
     assert_ne!(alone.node("node1", at(31)), owner.node("node1", at(31)), "a rate over another previous point");
     // As a pair, in either order, exactly the owner's.
-    assert_eq!(holder.store_replica_pair("node1", (prev.clone(), last.clone()), at(31), Held::Copy, false), 1);
+    assert_eq!(
+        holder.store_replica_pair(
+            "node1",
+            (prev.clone(), last.clone()),
+            at(31),
+            Held::Copy,
+            (Origin::Member(9), false)
+        ),
+        1
+    );
     assert_eq!(holder.node("node1", at(31)), owner.node("node1", at(31)));
     assert_eq!(holder.pod("ns", "p", at(31)), owner.pod("ns", "p", at(31)));
     // A pair no newer than what is held changes nothing held newer.
-    assert_eq!(holder.store_replica_pair("node1", (last, prev), at(31), Held::Copy, false), 0);
+    assert_eq!(holder.store_replica_pair("node1", (last, prev), at(31), Held::Copy, (Origin::Member(9), false)), 0);
     assert_eq!(holder.node("node1", at(31)), owner.node("node1", at(31)));
 }
 
@@ -178,7 +196,7 @@ fn a_pair_never_gives_a_restarted_container_a_previous_point_from_before_the_res
     let (last, mut prev) = (export.remove(0), export.remove(0));
     // The previous point as a different start of the container.
     prev.pods[0].containers[0].point.start_time = Some(at(1));
-    holder.store_replica_pair("node1", (prev, last), at(31), Held::Copy, false);
+    holder.store_replica_pair("node1", (prev, last), at(31), Held::Copy, (Origin::Member(9), false));
     assert!(holder.pod("ns", "p", at(31)).is_none(), "no rate across a restart");
     assert_eq!(holder.node("node1", at(31)), owner.node("node1", at(31)), "the node's own pair still counts");
 }
@@ -199,10 +217,10 @@ fn the_owners_window_wins_when_a_stand_in_scraped_the_same_sample() {
     let mut export = owner.export("node1");
     let pair = (export.remove(0), export.remove(0));
     // From a member that is not the node's owner: the held sample stays as it is.
-    assert_eq!(standin.store_replica_pair("node1", pair.clone(), at(31), Held::Copy, false), 0);
+    assert_eq!(standin.store_replica_pair("node1", pair.clone(), at(31), Held::Copy, (Origin::Member(9), false)), 0);
     assert_ne!(standin.node("node1", at(31)), owner.node("node1", at(31)));
     // From its owner: the owner's window.
-    assert_eq!(standin.store_replica_pair("node1", pair, at(31), Held::Copy, true), 1);
+    assert_eq!(standin.store_replica_pair("node1", pair, at(31), Held::Copy, (Origin::Member(9), true)), 1);
     assert_eq!(standin.node("node1", at(31)), owner.node("node1", at(31)));
     assert_eq!(standin.pod("ns", "p", at(31)), owner.pod("ns", "p", at(31)));
 }
@@ -218,7 +236,11 @@ fn a_pair_older_than_one_own_scrape_backfills_with_its_newer_point() {
     to.store_scrape("node1", own, at(45));
     let mut export = from.export("node1");
     let (last, prev) = (export.remove(0), export.remove(0));
-    assert_eq!(to.store_replica_pair("node1", (prev, last), at(46), Held::Owned, false), 1, "one backfill");
+    assert_eq!(
+        to.store_replica_pair("node1", (prev, last), at(46), Held::Owned, (Origin::Member(9), false)),
+        1,
+        "one backfill"
+    );
     let node = to.node("node1", at(46)).expect("a rate at once");
     assert_eq!(node.window_ns, at(45) - at(30), "over the old owner's last point, not its previous one");
 }
@@ -229,8 +251,8 @@ fn a_copy_scraped_here_counts_its_pods_as_scraped_and_keeps_their_series() {
     let b = |t: i64, cpu: f64| {
         batch(Some(node_point(t, cpu, MIB)), vec![pod("ns", "p", vec![container("c", Some(0), t, cpu, MIB)])])
     };
-    assert!(store.store_replica("node1", b(15, 1.0), at(15), Held::Copy));
-    assert!(store.store_replica("node1", b(30, 2.0), at(30), Held::Copy));
+    assert!(store.store_replica("node1", b(15, 1.0), at(15), Held::Copy, Origin::Member(9)));
+    assert!(store.store_replica("node1", b(30, 2.0), at(30), Held::Copy, Origin::Member(9)));
     let text = metrics.encode();
     assert!(text.contains("ha_metrics_server_backup_points{type=\"container\"} 1"), "{text}");
     assert!(text.contains("metrics_server_storage_points{type=\"container\"} 0"), "{text}");
@@ -253,7 +275,10 @@ fn an_older_copy_of_a_node_sets_no_previous_point_on_a_pod_now_reported_by_anoth
     // A late copy of node1's older scrape still lists it.
     let late =
         batch(Some(node_point(15, 10.0, MIB)), vec![pod("ns", "p", vec![container("c", Some(0), 15, 1.0, MIB)])]);
-    assert!(store.store_replica("node1", late, at(31), Held::Copy), "node1's series takes the older point");
+    assert!(
+        store.store_replica("node1", late, at(31), Held::Copy, Origin::Member(9)),
+        "node1's series takes the older point"
+    );
     assert!(store.node("node1", at(31)).is_some(), "node1 has a rate over the backfilled point");
     assert_eq!(
         store.pod("ns", "p", at(31)),
