@@ -10,7 +10,12 @@
 //! at every firing. When ownership moves, the replica manager decides which
 //! newly owned nodes cannot wait for their phase (no point held, or the
 //! newest older than one period) and sends them here: they are scraped within
-//! [`CATCH_UP_WITHIN`], still never twice within half a period. A node this
+//! [`CATCH_UP_WITHIN`], still never twice within half a period. A node first
+//! scraped in the compressed first round or in a catch-up, of which this
+//! replica held no point, is scraped a second time within about a period
+//! (it needs two points to be served): at its phase, or half a period
+//! after the first scrape when its phase comes later ([`early_second`]).
+//! A node this
 //! replica holds but reported unreachable (so another holder scrapes it) is
 //! still tried at its phase, as a [`Attempt::Probe`], until an attempt
 //! reaches its kubelet; when every holder reported it (nobody reaches it),
@@ -85,6 +90,33 @@ fn first_round_spread(nodes: usize, resolution: Duration) -> Duration {
     s.min(resolution / 2)
 }
 
+/// When a node first scraped out of its phase (in the compressed first
+/// round, or caught up) is scraped a second time before its phase: a node
+/// needs two points to be served, never two within half a period. `from`
+/// is when the plan of first scrapes started, `planned` when this node's
+/// was planned, `phase` its phase, all from the start of that period, as is
+/// the answer; a phase that comes between `from` and `planned` is the
+/// node's first scrape (the planned one is then skipped). When its next
+/// phase comes more than a period and a sixteenth after its first scrape,
+/// half a period (and a thirty-second) after that scrape, so the phase
+/// still comes half a period later; `None` when the phase comes within
+/// that. So a node is served within about a period of its first scrape,
+/// not up to one and a half, at the cost of one more scrape of some nodes
+/// in that time; only nodes this replica held no point of are scraped
+/// early.
+fn early_second(from: Duration, planned: Duration, phase: Duration, resolution: Duration) -> Option<Duration> {
+    let next_phase = |after: Duration| {
+        let mut at = phase;
+        while at < after {
+            at += resolution;
+        }
+        at
+    };
+    let first = planned.min(next_phase(from));
+    let half = resolution / 2;
+    (next_phase(first + half) > first + resolution + resolution / 16).then_some(first + half + resolution / 32)
+}
+
 /// How soon a newly owned node that needs it is scraped: spread over this.
 pub const CATCH_UP_WITHIN: Duration = Duration::from_secs(1);
 
@@ -145,9 +177,14 @@ struct Firing<S> {
 
 impl<S: ScrapeOne> Firing<S> {
     /// Fires one scrape of `target` unless this replica neither scrapes nor
-    /// probes it, it is still running, or it was fired less than half a
-    /// period ago.
-    async fn fire(self: &Arc<Self>, target: ScrapeTarget, scrapes: &mut JoinSet<()>) -> bool {
+    /// probes it, it is still running, it was fired less than half a
+    /// period ago, or (with `fired_since`) it was not fired since then.
+    async fn fire(
+        self: &Arc<Self>,
+        target: ScrapeTarget,
+        fired_since: Option<Instant>,
+        scrapes: &mut JoinSet<()>,
+    ) -> bool {
         let attempt = {
             let o = self.ownership.borrow();
             if o.scrapes(&target.node) {
@@ -161,7 +198,11 @@ impl<S: ScrapeOne> Firing<S> {
         let now = Instant::now();
         {
             let mut last = self.last_fired.lock().unwrap_or_else(|p| p.into_inner());
-            if last.get(&target.node).is_some_and(|t| now.duration_since(*t) < self.resolution / 2) {
+            let fired = last.get(&target.node);
+            if fired.is_some_and(|t| now.duration_since(*t) < self.resolution / 2) {
+                return false;
+            }
+            if fired_since.is_some_and(|since| fired.is_none_or(|t| *t < since)) {
                 return false;
             }
             let fresh = self.in_flight.lock().map(|mut s| s.insert(target.node.clone())).unwrap_or(false);
@@ -230,7 +271,10 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                     .collect();
                 if !now_targets.is_empty() {
                     tracing::debug!(nodes = now_targets.len(), "catching up on newly owned nodes");
-                    rounds.spawn(run_catch_up(now_targets, firing.clone(), shutdown.clone()));
+                    let now = Instant::now();
+                    let next = clock.next_period_start(resolution, now);
+                    let period_start = next.checked_sub(resolution).unwrap_or(now);
+                    rounds.spawn(run_catch_up(now_targets, period_start, firing.clone(), shutdown.clone()));
                 }
             }
             _ = tokio::time::sleep_until(round_start) => {
@@ -238,9 +282,9 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                 tick.mark(clock.unix(Instant::now()));
                 let current = ownership.borrow().clone();
                 let mut plan: Vec<(Duration, ScrapeTarget)> = Vec::new();
-                // In the first round, each node's phase in this period (the
-                // round itself is compressed).
-                let mut phases: Vec<(Duration, ScrapeTarget)> = Vec::new();
+                // In the first round, each node's phase in this period and
+                // its compressed first scrape (from the round's start).
+                let mut phases: Vec<(Duration, Duration, ScrapeTarget)> = Vec::new();
                 let mut seen = HashSet::new();
                 let all = targets.current();
                 let spread = first_round_spread(all.len(), resolution);
@@ -251,8 +295,9 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                             let frac = offset_fraction(&target.node);
                             let phase = resolution.mul_f64(frac);
                             if first {
-                                phases.push((phase, target.clone()));
-                                plan.push((spread.mul_f64(frac), target));
+                                let compressed = spread.mul_f64(frac);
+                                phases.push((phase, compressed, target.clone()));
+                                plan.push((compressed, target));
                             } else {
                                 plan.push((phase, target));
                             }
@@ -282,19 +327,34 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                 plan.sort_by_key(|(at, _)| *at);
                 let next_start = clock.next_period_start(resolution, Instant::now());
                 if first {
-                    // The rest of this period at the nodes' phases: a node
-                    // whose phase comes half a period or more after its
-                    // compressed first scrape gets its second point then,
-                    // not a period later (a node needs two to be served).
+                    // The rest of this period at the nodes' phases (one
+                    // within half a period of the node's compressed scrape
+                    // is skipped when fired), and early second scrapes (see
+                    // `early_second`; only where the first round did scrape
+                    // the node here: a replica that joined after it scrapes
+                    // nothing early), from the period's start.
                     let period_start = next_start.checked_sub(resolution).unwrap_or(round_start);
-                    let now = Instant::now();
-                    let mut rest = std::mem::take(&mut phases);
-                    rest.retain(|(at, _)| period_start + *at > now);
-                    rest.sort_by_key(|(at, _)| *at);
-                    let (firing, shutdown) = (firing.clone(), shutdown.clone());
-                    rounds.spawn(async move {
-                        fire_plan(period_start, rest, &firing, &shutdown).await;
-                    });
+                    let since_period = round_start.saturating_duration_since(period_start);
+                    let now = Instant::now().saturating_duration_since(period_start);
+                    let (mut rest, mut early) = (Vec::new(), Vec::new());
+                    for (phase, compressed, target) in std::mem::take(&mut phases) {
+                        let planned = since_period + compressed;
+                        if scraper.newest(&target.node).is_none()
+                            && let Some(at) = early_second(since_period, planned, phase, resolution)
+                        {
+                            early.push((at, target.clone()));
+                        }
+                        if phase > now {
+                            rest.push((phase, target));
+                        }
+                    }
+                    for (mut plan, fired_since) in [(rest, None), (early, Some(round_start))] {
+                        plan.sort_by_key(|(at, _)| *at);
+                        let (firing, shutdown) = (firing.clone(), shutdown.clone());
+                        rounds.spawn(async move {
+                            fire_plan(period_start, plan, fired_since, &firing, &shutdown).await;
+                        });
+                    }
                 }
                 rounds.spawn(run_round(round_start, plan, firing.clone(), metrics.clone(), shutdown.clone()));
                 first = false;
@@ -330,25 +390,50 @@ async fn run_round<S: ScrapeOne>(
     metrics: Arc<SelfMetrics>,
     shutdown: CancellationToken,
 ) {
-    if fire_plan(start, plan, &firing, &shutdown).await {
+    if fire_plan(start, plan, None, &firing, &shutdown).await {
         metrics.manager_tick_duration.observe(start.elapsed().as_secs_f64());
     }
 }
 
-/// Scrapes newly owned nodes within [`CATCH_UP_WITHIN`], spread by their phase.
-async fn run_catch_up<S: ScrapeOne>(nodes: Vec<ScrapeTarget>, firing: Arc<Firing<S>>, shutdown: CancellationToken) {
+/// Scrapes newly owned nodes within [`CATCH_UP_WITHIN`], spread by their
+/// phase; those this replica holds no point of (it needs two to serve
+/// them) again half a period later where their phase comes too late (see
+/// [`early_second`]; `period_start` is the start of this period).
+async fn run_catch_up<S: ScrapeOne>(
+    nodes: Vec<ScrapeTarget>,
+    period_start: Instant,
+    firing: Arc<Firing<S>>,
+    shutdown: CancellationToken,
+) {
     let start = Instant::now();
-    let mut plan: Vec<(Duration, ScrapeTarget)> =
-        nodes.into_iter().map(|t| (CATCH_UP_WITHIN.mul_f64(offset_fraction(&t.node)), t)).collect();
+    let since_period = start.saturating_duration_since(period_start);
+    let resolution = firing.resolution;
+    let (mut plan, mut early) = (Vec::new(), Vec::new());
+    for t in nodes {
+        let frac = offset_fraction(&t.node);
+        let at = CATCH_UP_WITHIN.mul_f64(frac);
+        if firing.scraper.newest(&t.node).is_none()
+            && let Some(second) = early_second(since_period, since_period + at, resolution.mul_f64(frac), resolution)
+        {
+            early.push((second, t.clone()));
+        }
+        plan.push((at, t));
+    }
     plan.sort_by_key(|(at, _)| *at);
-    fire_plan(start, plan, &firing, &shutdown).await;
+    early.sort_by_key(|(at, _)| *at);
+    tokio::join!(
+        fire_plan(start, plan, None, &firing, &shutdown),
+        fire_plan(period_start, early, Some(start), &firing, &shutdown),
+    );
 }
 
-/// Fires each target of `plan` (sorted by offset) at `start + offset` and
+/// Fires each target of `plan` (sorted by offset) at `start + offset`
+/// (with `fired_since`, only those this scheduler fired since then) and
 /// waits for every scrape to finish; false if shut down first.
 async fn fire_plan<S: ScrapeOne>(
     start: Instant,
     plan: Vec<(Duration, ScrapeTarget)>,
+    fired_since: Option<Instant>,
     firing: &Arc<Firing<S>>,
     shutdown: &CancellationToken,
 ) -> bool {
@@ -358,7 +443,7 @@ async fn fire_plan<S: ScrapeOne>(
             _ = shutdown.cancelled() => return false,
             _ = tokio::time::sleep_until(start + at) => {}
         }
-        firing.fire(target, &mut scrapes).await;
+        firing.fire(target, fired_since, &mut scrapes).await;
     }
     tokio::select! {
         _ = shutdown.cancelled() => false,

@@ -128,12 +128,14 @@ async fn each_node_is_scraped_once_per_period() {
     for n in &nodes {
         let t = &times[n];
         // The compressed first round, then one per period at the node's
-        // phase, from the first period on: the second point within one and
-        // a half periods of the first (not at a phase two periods away).
-        assert!((4..=6).contains(&t.len()), "{n} scraped {} times in 5 periods", t.len());
+        // phase, from the first period on; the second point within a period
+        // and a sixteenth of the first (half a period after it when the
+        // phase comes later), the third at most a period after the second.
+        assert!((4..=7).contains(&t.len()), "{n} scraped {} times in 5 periods", t.len());
         assert!(t[0].duration_since(start_at) <= Duration::from_secs(4));
-        assert!(t[1].duration_since(t[0]) <= period * 3 / 2 + Duration::from_millis(5), "{n}: {t:?}");
-        for w in t.windows(2).skip(1) {
+        assert!(t[1].duration_since(t[0]) <= period + period / 16 + Duration::from_millis(5), "{n}: {t:?}");
+        assert!(t[2].duration_since(t[1]) <= period + Duration::from_millis(5), "{n}: {t:?}");
+        for w in t.windows(2).skip(2) {
             let gap = w[1].duration_since(w[0]);
             assert!(gap >= period - Duration::from_millis(5) && gap <= period + Duration::from_millis(5));
         }
@@ -200,6 +202,77 @@ async fn only_owned_nodes_are_scraped_and_a_node_that_moved_away_is_not_forgotte
     assert!(rec.forgotten.lock().unwrap().is_empty(), "a moved node is not a deleted node");
 }
 
+#[test]
+fn a_second_scrape_comes_within_a_period_and_a_sixteenth_and_never_within_half_a_period() {
+    let r = Duration::from_secs(16);
+    let ms = Duration::from_millis;
+    // First scrape at 1 s, phase at 1.5 s: the next phase (17.5 s) comes
+    // within a period and a sixteenth (18 s).
+    assert_eq!(early_second(ms(0), ms(1_000), ms(1_500), r), None);
+    // Phase at 4 s: the next one that is half a period away (20 s) comes
+    // 2 s over: half a period (and half a second) after the first, early.
+    assert_eq!(early_second(ms(0), ms(1_000), ms(4_000), r), Some(ms(9_500)));
+    // A phase (2 s) before the planned scrape (3 s) is the first scrape.
+    assert_eq!(early_second(ms(0), ms(3_000), ms(2_000), r), None);
+    let next_phase = |phase: Duration, after: Duration| {
+        let mut at = phase;
+        while at < after {
+            at += r;
+        }
+        at
+    };
+    for from in (0..16_000).step_by(500).map(ms) {
+        for planned in (0..4_000).step_by(250).map(|d| from + ms(d)) {
+            for phase in (0..16_000).step_by(125).map(ms) {
+                let first = planned.min(next_phase(phase, from));
+                let second = match early_second(from, planned, phase, r) {
+                    Some(at) => {
+                        assert!(next_phase(phase, at) - at >= r / 2, "{from:?} {planned:?} {phase:?}");
+                        at
+                    }
+                    None => next_phase(phase, first + r / 2),
+                };
+                assert!(
+                    second >= first + r / 2 && second <= first + r + r / 16,
+                    "from {from:?} planned {planned:?} phase {phase:?}: {second:?}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_scraped_nothing_in_its_first_round_keeps_to_the_phases() {
+    let period = Duration::from_secs(10);
+    let nodes = names(90);
+    // Member 2 is still joining at the start: it scrapes nothing in the
+    // compressed first round, and owns its part a second later.
+    let joining = Ownership::from_state(2, &cluster(&[1, 3], &[]));
+    let active = Ownership::from_state(2, &cluster(&[1, 2, 3], &[]));
+    let mine: Vec<String> = nodes.iter().filter(|n| active.scrapes(n)).cloned().collect();
+    assert!(!mine.is_empty() && nodes.iter().all(|n| !joining.scrapes(n)));
+    let rec = Arc::new(Recorder::default());
+    let clock = Clock::now();
+    let r = start(nodes.clone(), period, joining, rec.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(rec.times.lock().unwrap().is_empty());
+    r.ownership.send(Arc::new(active)).unwrap();
+    tokio::time::sleep(period * 2).await;
+    let rec = r.stop().await;
+    let times = rec.times.lock().unwrap();
+    let r_ns = period.as_nanos() as i64;
+    for n in &mine {
+        let t = &times[n];
+        assert!(t.len() >= 2, "{n}: {t:?}");
+        let want = (offset_fraction(n) * r_ns as f64) as i64;
+        for fired in t {
+            let phase = clock.unix(*fired).rem_euclid(r_ns);
+            let off = (phase - want).abs().min(r_ns - (phase - want).abs());
+            assert!(off < 50_000_000, "{n} fired {}ms off its phase", off / 1_000_000);
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn nodes_asked_to_catch_up_are_scraped_within_a_second_once_owned() {
     let nodes = names(90);
@@ -230,6 +303,56 @@ async fn nodes_asked_to_catch_up_are_scraped_within_a_second_once_owned() {
         }
     }
     r.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn caught_up_nodes_held_nowhere_get_their_second_point_within_a_period_and_a_sixteenth() {
+    let nodes = names(90);
+    let period = Duration::from_secs(10);
+    let before = cluster(&[1, 2, 3], &[]);
+    let me = Ownership::from_state(2, &before);
+    let rec = Arc::new(Recorder::default());
+    let clock = Clock::now();
+    let r = start(nodes.clone(), period, me.clone(), rec.clone());
+    tokio::time::sleep(period * 2 + Duration::from_millis(300)).await;
+    // Member 1 is committed Down: its orphans are caught up; this replica
+    // holds a point of half of them.
+    let down = Ownership::from_state(2, &cluster(&[2, 3], &[1]));
+    let gained: Vec<String> = nodes.iter().filter(|n| !me.scrapes(n) && down.scrapes(n)).cloned().collect();
+    let (held, none): (Vec<String>, Vec<String>) = gained.iter().cloned().partition(|n| n.ends_with(['0', '2', '4']));
+    assert!(held.len() > 2 && none.len() > 2, "{held:?} {none:?}");
+    let at = Instant::now();
+    rec.newest.lock().unwrap().extend(held.iter().map(|n| (n.clone(), clock.unix(at) - 5_000_000_000)));
+    r.ownership.send(Arc::new(down)).unwrap();
+    r.catch_up.send(gained.clone()).await.unwrap();
+    tokio::time::sleep(period * 2).await;
+    let rec = r.stop().await;
+    let times = rec.times.lock().unwrap();
+    let (mut early, mut at_phase) = (0, 0);
+    for n in &gained {
+        let t: Vec<Instant> = times[n].iter().copied().filter(|t| *t >= at).collect();
+        assert!(t.len() >= 2, "{n}: {t:?}");
+        assert!(t[0].duration_since(at) <= CATCH_UP_WITHIN, "{n}: {t:?}");
+        assert!(t.windows(2).all(|w| w[1].duration_since(w[0]) >= period / 2), "{n}: {t:?}");
+        let second = t[1].duration_since(t[0]);
+        if none.contains(n) {
+            assert!(second <= period + period / 16 + Duration::from_millis(5), "{n}: {t:?}");
+        }
+        // A node with a point here waits for its phase, however late.
+        let r_ns = period.as_nanos() as i64;
+        let phase = clock.unix(t[1]).rem_euclid(r_ns);
+        let want = (offset_fraction(n) * r_ns as f64) as i64;
+        let on_phase = (phase - want).abs().min(r_ns - (phase - want).abs()) < 50_000_000;
+        if held.contains(n) {
+            assert!(on_phase, "{n} scraped off its phase: {t:?}");
+        }
+        match (none.contains(n), on_phase) {
+            (true, false) => early += 1,
+            (true, true) => at_phase += 1,
+            _ => {}
+        }
+    }
+    assert!(early > 0 && at_phase > 0, "early {early}, at the phase {at_phase}");
 }
 
 #[tokio::test(start_paused = true)]
