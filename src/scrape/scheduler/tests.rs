@@ -305,6 +305,17 @@ async fn nodes_asked_to_catch_up_are_scraped_within_a_second_once_owned() {
     r.stop().await;
 }
 
+#[test]
+fn a_catch_up_of_thousands_is_paced_up_to_a_quarter_period() {
+    let r = Duration::from_secs(15);
+    assert_eq!(catch_up_spread(90, r), CATCH_UP_WITHIN);
+    assert_eq!(catch_up_spread(1_000, r), CATCH_UP_WITHIN);
+    assert_eq!(catch_up_spread(3_000, r), Duration::from_secs(3));
+    assert_eq!(catch_up_spread(10_000, r), r / 4);
+    // A short period: never less than the catch-up bound.
+    assert_eq!(catch_up_spread(10_000, Duration::from_secs(2)), CATCH_UP_WITHIN);
+}
+
 #[tokio::test(start_paused = true)]
 async fn caught_up_nodes_held_nowhere_get_their_second_point_within_a_period_and_a_sixteenth() {
     let nodes = names(90);
