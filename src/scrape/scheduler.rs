@@ -15,7 +15,7 @@
 //! scraped in the compressed first round or in a catch-up, of which this
 //! replica held no point, is scraped a second time within about a period
 //! (it needs two points to be served): at its phase, or half a period
-//! after the first scrape when its phase comes later ([`early_second`]).
+//! after the first scrape when its phase comes later ([`early_after`]).
 //! A node this
 //! replica holds but reported unreachable (so another holder scrapes it) is
 //! still tried at its phase, as a [`Attempt::Probe`], until an attempt
@@ -91,31 +91,26 @@ fn first_round_spread(nodes: usize, resolution: Duration) -> Duration {
     s.min(resolution / 2)
 }
 
-/// When a node first scraped out of its phase (in the compressed first
-/// round, or caught up) is scraped a second time before its phase: a node
-/// needs two points to be served, never two within half a period. `from`
-/// is when the plan of first scrapes started, `planned` when this node's
-/// was planned, `phase` its phase, all from the start of that period, as is
-/// the answer; a phase that comes between `from` and `planned` is the
-/// node's first scrape (the planned one is then skipped). When its next
-/// phase comes more than a period and a sixteenth after its first scrape,
-/// half a period (and a thirty-second) after that scrape, so the phase
-/// still comes half a period later; `None` when the phase comes within
-/// that. So a node is served within about a period of its first scrape,
-/// not up to one and a half, at the cost of one more scrape of some nodes
-/// in that time; only nodes this replica held no point of are scraped
-/// early.
-fn early_second(from: Duration, planned: Duration, phase: Duration, resolution: Duration) -> Option<Duration> {
-    let next_phase = |after: Duration| {
-        let mut at = phase;
-        while at < after {
-            at += resolution;
-        }
-        at
-    };
-    let first = planned.min(next_phase(from));
+/// How long after a node's first scrape out of its phase (in the
+/// compressed first round, or caught up) it is scraped a second time
+/// before its phase, when this replica held no point of it: a node needs
+/// two points to be served, never two within half a period. `offset` is
+/// where in its period that first scrape fired, `phase` the node's phase.
+/// When its next phase at least half a period away comes more than a period
+/// and a sixteenth after the first scrape, half a period (and a
+/// thirty-second) after it, so the phase still comes half a period later;
+/// `None` when the phase comes within that. So a node is served within
+/// about a period of its first scrape, not up to one and a half, at the
+/// cost of one more scrape of some nodes in that time. Taken from when the
+/// first scrape really fired: a catch-up of thousands fires late on a busy
+/// replica.
+fn early_after(offset: Duration, phase: Duration, resolution: Duration) -> Option<Duration> {
     let half = resolution / 2;
-    (next_phase(first + half) > first + resolution + resolution / 16).then_some(first + half + resolution / 32)
+    let mut next = phase;
+    while next < offset + half {
+        next += resolution;
+    }
+    (next > offset + resolution + resolution / 16).then_some(half + resolution / 32)
 }
 
 /// How soon a newly owned node that needs it is scraped: spread over this,
@@ -190,18 +185,15 @@ struct Firing<S> {
     last_fired: Mutex<HashMap<String, Instant>>,
     ownership: watch::Receiver<Arc<Ownership>>,
     resolution: Duration,
+    /// Where each moment falls in its period.
+    clock: Clock,
 }
 
 impl<S: ScrapeOne> Firing<S> {
     /// Fires one scrape of `target` unless this replica neither scrapes nor
-    /// probes it, it is still running, it was fired less than half a
-    /// period ago, or (with `fired_since`) it was not fired since then.
-    async fn fire(
-        self: &Arc<Self>,
-        target: ScrapeTarget,
-        fired_since: Option<Instant>,
-        scrapes: &mut JoinSet<()>,
-    ) -> bool {
+    /// probes it, it is still running, or it was fired less than half a
+    /// period ago; when it started (past the cap on scrapes in flight).
+    async fn fire(self: &Arc<Self>, target: ScrapeTarget, scrapes: &mut JoinSet<()>) -> Option<Instant> {
         let attempt = {
             let o = self.ownership.borrow();
             if o.scrapes(&target.node) {
@@ -209,27 +201,24 @@ impl<S: ScrapeOne> Firing<S> {
             } else if self.scraper.probes(&target.node) && !o.kubelet_unreachable(&target.node) {
                 Attempt::Probe
             } else {
-                return false;
+                return None;
             }
         };
         let now = Instant::now();
         {
             let mut last = self.last_fired.lock().unwrap_or_else(|p| p.into_inner());
-            let fired = last.get(&target.node);
-            if fired.is_some_and(|t| now.duration_since(*t) < self.resolution / 2) {
-                return false;
-            }
-            if fired_since.is_some_and(|since| fired.is_none_or(|t| *t < since)) {
-                return false;
+            if last.get(&target.node).is_some_and(|t| now.duration_since(*t) < self.resolution / 2) {
+                return None;
             }
             let fresh = self.in_flight.lock().map(|mut s| s.insert(target.node.clone())).unwrap_or(false);
             if !fresh {
                 tracing::debug!(node = %target.node, "previous scrape still running; skipping this round");
-                return false;
+                return None;
             }
             last.insert(target.node.clone(), now);
         }
-        let Ok(permit) = self.limit.clone().acquire_owned().await else { return false };
+        let Ok(permit) = self.limit.clone().acquire_owned().await else { return None };
+        let started = Instant::now();
         let me = self.clone();
         scrapes.spawn(async move {
             let node = target.node.clone();
@@ -239,7 +228,7 @@ impl<S: ScrapeOne> Firing<S> {
             }
             drop(permit);
         });
-        true
+        Some(started)
     }
 }
 
@@ -264,10 +253,11 @@ pub async fn run<T: Targets, S: ScrapeOne>(
         last_fired: Mutex::new(HashMap::new()),
         ownership: ownership.clone(),
         resolution,
+        clock: Clock::now(),
     });
     let mut known: HashSet<String> = HashSet::new();
     let mut rounds: JoinSet<()> = JoinSet::new();
-    let clock = Clock::now();
+    let clock = firing.clock;
     let mut catching_up = true;
     let mut round_start = Instant::now();
     let mut first = true;
@@ -288,10 +278,7 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                     .collect();
                 if !now_targets.is_empty() {
                     tracing::debug!(nodes = now_targets.len(), "catching up on newly owned nodes");
-                    let now = Instant::now();
-                    let next = clock.next_period_start(resolution, now);
-                    let period_start = next.checked_sub(resolution).unwrap_or(now);
-                    rounds.spawn(run_catch_up(now_targets, period_start, firing.clone(), shutdown.clone()));
+                    rounds.spawn(run_catch_up(now_targets, firing.clone(), shutdown.clone()));
                 }
             }
             _ = tokio::time::sleep_until(round_start) => {
@@ -299,9 +286,9 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                 tick.mark(clock.unix(Instant::now()));
                 let current = ownership.borrow().clone();
                 let mut plan: Vec<(Duration, ScrapeTarget)> = Vec::new();
-                // In the first round, each node's phase in this period and
-                // its compressed first scrape (from the round's start).
-                let mut phases: Vec<(Duration, Duration, ScrapeTarget)> = Vec::new();
+                // In the first round, each node's phase in this period (the
+                // round itself is compressed).
+                let mut phases: Vec<(Duration, ScrapeTarget)> = Vec::new();
                 let mut seen = HashSet::new();
                 let all = targets.current();
                 let spread = first_round_spread(all.len(), resolution);
@@ -312,9 +299,8 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                             let frac = offset_fraction(&target.node);
                             let phase = resolution.mul_f64(frac);
                             if first {
-                                let compressed = spread.mul_f64(frac);
-                                phases.push((phase, compressed, target.clone()));
-                                plan.push((compressed, target));
+                                phases.push((phase, target.clone()));
+                                plan.push((spread.mul_f64(frac), target));
                             } else {
                                 plan.push((phase, target));
                             }
@@ -343,37 +329,28 @@ pub async fn run<T: Targets, S: ScrapeOne>(
                 publish(&metrics, &current, known.iter().map(String::as_str));
                 plan.sort_by_key(|(at, _)| *at);
                 let next_start = clock.next_period_start(resolution, Instant::now());
+                // A node held nowhere (a new replica's) gets an early second
+                // scrape after its compressed first one (see `early_after`).
+                let seconds: HashSet<String> = if first {
+                    plan.iter().map(|(_, t)| &t.node).filter(|n| scraper.newest(n).is_none()).cloned().collect()
+                } else {
+                    HashSet::new()
+                };
                 if first {
-                    // The rest of this period at the nodes' phases (one
-                    // within half a period of the node's compressed scrape
-                    // is skipped when fired), and early second scrapes (see
-                    // `early_second`; only where the first round did scrape
-                    // the node here: a replica that joined after it scrapes
-                    // nothing early), from the period's start.
+                    // The rest of this period at the nodes' phases: a node
+                    // whose phase comes half a period or more after its
+                    // compressed first scrape gets its second point then.
                     let period_start = next_start.checked_sub(resolution).unwrap_or(round_start);
-                    let since_period = round_start.saturating_duration_since(period_start);
-                    let now = Instant::now().saturating_duration_since(period_start);
-                    let (mut rest, mut early) = (Vec::new(), Vec::new());
-                    for (phase, compressed, target) in std::mem::take(&mut phases) {
-                        let planned = since_period + compressed;
-                        if scraper.newest(&target.node).is_none()
-                            && let Some(at) = early_second(since_period, planned, phase, resolution)
-                        {
-                            early.push((at, target.clone()));
-                        }
-                        if phase > now {
-                            rest.push((phase, target));
-                        }
-                    }
-                    for (mut plan, fired_since) in [(rest, None), (early, Some(round_start))] {
-                        plan.sort_by_key(|(at, _)| *at);
-                        let (firing, shutdown) = (firing.clone(), shutdown.clone());
-                        rounds.spawn(async move {
-                            fire_plan(period_start, plan, fired_since, &firing, &shutdown).await;
-                        });
-                    }
+                    let now = Instant::now();
+                    let mut rest = std::mem::take(&mut phases);
+                    rest.retain(|(at, _)| period_start + *at > now);
+                    rest.sort_by_key(|(at, _)| *at);
+                    let (firing, shutdown) = (firing.clone(), shutdown.clone());
+                    rounds.spawn(async move {
+                        fire_plan(period_start, rest, &HashSet::new(), &firing, &shutdown).await;
+                    });
                 }
-                rounds.spawn(run_round(round_start, plan, firing.clone(), metrics.clone(), shutdown.clone()));
+                rounds.spawn(run_round(round_start, (plan, seconds), firing.clone(), metrics.clone(), shutdown.clone()));
                 first = false;
                 round_start = next_start;
             }
@@ -402,12 +379,12 @@ fn publish<'a>(metrics: &SelfMetrics, ownership: &Ownership, nodes: impl Iterato
 
 async fn run_round<S: ScrapeOne>(
     start: Instant,
-    plan: Vec<(Duration, ScrapeTarget)>,
+    (plan, seconds): (Vec<(Duration, ScrapeTarget)>, HashSet<String>),
     firing: Arc<Firing<S>>,
     metrics: Arc<SelfMetrics>,
     shutdown: CancellationToken,
 ) {
-    if fire_plan(start, plan, None, &firing, &shutdown).await {
+    if fire_plan(start, plan, &seconds, &firing, &shutdown).await {
         metrics.manager_tick_duration.observe(start.elapsed().as_secs_f64());
     }
 }
@@ -415,57 +392,70 @@ async fn run_round<S: ScrapeOne>(
 /// Scrapes newly owned nodes within [`catch_up_spread`], spread by their
 /// phase; those this replica holds no point of (it needs two to serve
 /// them) again half a period later where their phase comes too late (see
-/// [`early_second`]; `period_start` is the start of this period).
-async fn run_catch_up<S: ScrapeOne>(
-    nodes: Vec<ScrapeTarget>,
-    period_start: Instant,
-    firing: Arc<Firing<S>>,
-    shutdown: CancellationToken,
-) {
+/// [`early_after`]).
+async fn run_catch_up<S: ScrapeOne>(nodes: Vec<ScrapeTarget>, firing: Arc<Firing<S>>, shutdown: CancellationToken) {
     let start = Instant::now();
-    let since_period = start.saturating_duration_since(period_start);
-    let resolution = firing.resolution;
-    let (mut plan, mut early) = (Vec::new(), Vec::new());
-    let spread = catch_up_spread(nodes.len(), resolution);
-    for t in nodes {
-        let frac = offset_fraction(&t.node);
-        let at = spread.mul_f64(frac);
-        if firing.scraper.newest(&t.node).is_none()
-            && let Some(second) = early_second(since_period, since_period + at, resolution.mul_f64(frac), resolution)
-        {
-            early.push((second, t.clone()));
-        }
-        plan.push((at, t));
-    }
+    let spread = catch_up_spread(nodes.len(), firing.resolution);
+    let seconds: HashSet<String> =
+        nodes.iter().map(|t| &t.node).filter(|n| firing.scraper.newest(n).is_none()).cloned().collect();
+    let mut plan: Vec<(Duration, ScrapeTarget)> =
+        nodes.into_iter().map(|t| (spread.mul_f64(offset_fraction(&t.node)), t)).collect();
     plan.sort_by_key(|(at, _)| *at);
-    early.sort_by_key(|(at, _)| *at);
-    tokio::join!(
-        fire_plan(start, plan, None, &firing, &shutdown),
-        fire_plan(period_start, early, Some(start), &firing, &shutdown),
-    );
+    fire_plan(start, plan, &seconds, &firing, &shutdown).await;
 }
 
-/// Fires each target of `plan` (sorted by offset) at `start + offset`
-/// (with `fired_since`, only those this scheduler fired since then) and
-/// waits for every scrape to finish; false if shut down first.
+/// Fires each target of `plan` (sorted by offset) at `start + offset` and
+/// waits for every scrape to finish; false if shut down first. A node named
+/// in `seconds` that fired is scraped again when [`early_after`] says so
+/// (on its own task: the plan does not wait for it).
 async fn fire_plan<S: ScrapeOne>(
     start: Instant,
     plan: Vec<(Duration, ScrapeTarget)>,
-    fired_since: Option<Instant>,
+    seconds: &HashSet<String>,
     firing: &Arc<Firing<S>>,
     shutdown: &CancellationToken,
 ) -> bool {
     let mut scrapes = JoinSet::new();
+    let resolution = firing.resolution;
+    let r_ns = resolution.as_nanos().max(1) as i64;
     for (at, target) in plan {
         tokio::select! {
             _ = shutdown.cancelled() => return false,
             _ = tokio::time::sleep_until(start + at) => {}
         }
-        firing.fire(target, fired_since, &mut scrapes).await;
+        let second = seconds.contains(&target.node).then(|| target.clone());
+        let fired = firing.fire(target, &mut scrapes).await;
+        if let (Some(target), Some(fired)) = (second, fired) {
+            let offset = Duration::from_nanos(firing.clock.unix(fired).rem_euclid(r_ns) as u64);
+            let phase = resolution.mul_f64(offset_fraction(&target.node));
+            if let Some(after) = early_after(offset, phase, resolution) {
+                tokio::spawn(fire_later(fired + after, target, firing.clone(), shutdown.clone()));
+            }
+        }
     }
     tokio::select! {
         _ = shutdown.cancelled() => false,
         _ = async { while scrapes.join_next().await.is_some() {} } => true,
+    }
+}
+
+/// Fires one scrape of `target` at `at` and waits for it, unless shut down.
+async fn fire_later<S: ScrapeOne>(
+    at: Instant,
+    target: ScrapeTarget,
+    firing: Arc<Firing<S>>,
+    shutdown: CancellationToken,
+) {
+    tokio::select! {
+        _ = shutdown.cancelled() => return,
+        _ = tokio::time::sleep_until(at) => {}
+    }
+    let mut scrapes = JoinSet::new();
+    if firing.fire(target, &mut scrapes).await.is_some() {
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = async { while scrapes.join_next().await.is_some() {} } => {}
+        }
     }
 }
 
