@@ -364,9 +364,6 @@ fn serve_api(
     let options = tls::ServeOptions {
         http2: !serving.disable_http2,
         http2_max_streams: Some(serving.http2_max_streams),
-        // The aggregator resets the streams of requests its clients gave
-        // up on; as many may wait at once as may run.
-        http2_max_pending_resets: Some(serving.http2_max_streams as usize),
         goaway_chance: config.requests.goaway_chance,
         limits: tls::ServeLimits::default(),
         drain_timeout: config.shutdown.in_flight_drain,

@@ -29,12 +29,6 @@ pub fn client_config(ca_file: &Path, cert_file: &Path, key_file: &Path) -> anyho
     Ok(mutual_tls_client_config(&ca, ck.chain, ck.key)?)
 }
 
-/// Calls a member gave up on (at its deadline, or a hedge that lost)
-/// before this one took them up, allowed at once on one connection (see
-/// [`tls::ServeOptions::http2_max_pending_resets`]): every member's fan-out
-/// resets calls by design, and only members reach this port.
-const PEER_PENDING_RESETS: usize = 1024;
-
 /// Binds the peer port and serves `routes` on it with `tls` (see
 /// [`credentials`]) until `shutdown`.
 pub async fn serve(
@@ -47,11 +41,7 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding the peer port {}", settings.peer_listen))?;
     tracing::info!(addr = %settings.peer_listen, name = %settings.name, "serving the peer port");
-    let options = tls::ServeOptions {
-        limits: settings.peer_limits,
-        http2_max_pending_resets: Some(PEER_PENDING_RESETS),
-        ..tls::ServeOptions::default()
-    };
+    let options = tls::ServeOptions { limits: settings.peer_limits, ..tls::ServeOptions::default() };
     tokio::spawn(tls::serve_with(listener, tls, routes, options, shutdown));
     Ok(())
 }

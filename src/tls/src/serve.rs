@@ -108,13 +108,6 @@ pub struct ServeOptions {
     pub http2: bool,
     /// Concurrent HTTP/2 streams per connection; `None`: hyper's default.
     pub http2_max_streams: Option<u32>,
-    /// HTTP/2 streams the client reset before this server took them up,
-    /// allowed at once per connection before the connection is closed
-    /// (GOAWAY `ENHANCE_YOUR_CALM`, every stream on it lost); `None`: h2's
-    /// default of 20. A server starved of CPU takes streams up late, and a
-    /// client that gives up on calls (a deadline, a hedge) resets many: at
-    /// 20 the connection, with the answers in flight on it, went.
-    pub http2_max_pending_resets: Option<usize>,
     /// Chance, per HTTP/2 request, that the connection then gets a GOAWAY
     /// (the client reconnects, possibly to another replica).
     pub goaway_chance: f64,
@@ -128,7 +121,6 @@ impl Default for ServeOptions {
         ServeOptions {
             http2: true,
             http2_max_streams: None,
-            http2_max_pending_resets: None,
             goaway_chance: 0.0,
             limits: ServeLimits::default(),
             drain_timeout: DRAIN_TIMEOUT,
@@ -182,9 +174,6 @@ pub async fn serve_with(
     http.http2().timer(TokioTimer::new());
     if let Some(n) = options.http2_max_streams {
         http.http2().max_concurrent_streams(n);
-    }
-    if let Some(n) = options.http2_max_pending_resets {
-        http.http2().max_pending_accept_reset_streams(n);
     }
     if !options.http2 {
         http = http.http1_only();

@@ -20,7 +20,6 @@ use crate::pki::Ca;
 use sim::addr::Block;
 
 mod limits;
-mod resets;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
