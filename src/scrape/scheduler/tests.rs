@@ -53,6 +53,15 @@ impl ScrapeOne for Recorder {
     }
 }
 
+/// How far (in ms) a scrape of `node` at `at` fell from the node's phase,
+/// on the scheduler's `clock`.
+fn off_phase_ms(clock: &Clock, node: &str, at: Instant, period: Duration) -> i64 {
+    let r_ns = period.as_nanos() as i64;
+    let want = (offset_fraction(node) * r_ns as f64) as i64;
+    let phase = clock.unix(at).rem_euclid(r_ns);
+    (phase - want).abs().min(r_ns - (phase - want).abs()) / 1_000_000
+}
+
 fn names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("node-{i}")).collect()
 }
@@ -263,15 +272,12 @@ async fn a_replica_that_scraped_nothing_in_its_first_round_keeps_to_the_phases()
     tokio::time::sleep(period * 2).await;
     let rec = r.stop().await;
     let times = rec.times.lock().unwrap();
-    let r_ns = period.as_nanos() as i64;
     for n in &mine {
         let t = &times[n];
         assert!(t.len() >= 2, "{n}: {t:?}");
-        let want = (offset_fraction(n) * r_ns as f64) as i64;
         for fired in t {
-            let phase = clock.unix(*fired).rem_euclid(r_ns);
-            let off = (phase - want).abs().min(r_ns - (phase - want).abs());
-            assert!(off < 50_000_000, "{n} fired {}ms off its phase", off / 1_000_000);
+            let off = off_phase_ms(&clock, n, *fired, period);
+            assert!(off < 50, "{n} fired {off}ms off its phase");
         }
     }
 }
@@ -371,10 +377,7 @@ async fn caught_up_nodes_held_nowhere(takes: Duration) {
             continue;
         }
         // A node with a point here waits for its phase, however late.
-        let r_ns = period.as_nanos() as i64;
-        let phase = clock.unix(t[1]).rem_euclid(r_ns);
-        let want = (offset_fraction(n) * r_ns as f64) as i64;
-        let on_phase = (phase - want).abs().min(r_ns - (phase - want).abs()) < 50_000_000;
+        let on_phase = off_phase_ms(&clock, n, t[1], period) < 50;
         if held.contains(n) {
             assert!(on_phase, "{n} scraped off its phase: {t:?}");
         }
@@ -411,15 +414,12 @@ async fn a_fresh_node_gained_by_a_planned_move_keeps_its_phase_and_a_half_period
     tokio::time::sleep(period * 2).await;
     let rec = r.stop().await;
     let times = rec.times.lock().unwrap();
-    let r_ns = period.as_nanos() as i64;
     for n in &gained {
         let t = &times[n];
         assert!(!t.is_empty(), "{n} never scraped by its new owner");
-        let want = (offset_fraction(n) * r_ns as f64) as i64;
         for fired in t.iter().filter(|t| **t >= at) {
-            let phase = clock.unix(*fired).rem_euclid(r_ns);
-            let off = (phase - want).abs().min(r_ns - (phase - want).abs());
-            assert!(off < 50_000_000, "{n} fired {}ms off its phase", off / 1_000_000);
+            let off = off_phase_ms(&clock, n, *fired, period);
+            assert!(off < 50, "{n} fired {off}ms off its phase");
         }
         assert!(t.windows(2).all(|w| w[1].duration_since(w[0]) >= period / 2), "{n}: {t:?}");
     }
