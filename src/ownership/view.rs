@@ -187,13 +187,7 @@ impl Ownership {
         match &self.mode {
             Mode::Single => true,
             Mode::NoRing(_) => !self.joining,
-            Mode::Ring(_) => {
-                let holders = self.holders(node);
-                match self.assigned_of(&holders, node) {
-                    None => false,
-                    Some(a) => Some(a) == self.me || self.covers_with(&holders, a, node),
-                }
-            }
+            Mode::Ring(_) => self.scrapes_with(&self.holders(node), node),
         }
     }
 
@@ -207,7 +201,7 @@ impl Ownership {
     /// and that member itself, three scrapes a period.
     pub fn covers(&self, node: &str) -> bool {
         let holders = self.holders(node);
-        self.assigned_of(&holders, node).is_some_and(|a| self.covers_with(&holders, a, node))
+        self.assigned_of(&holders, node).is_some_and(|a| Some(a) != self.me) && self.scrapes_with(&holders, node)
     }
 
     /// Whether this replica is the assigned scraper of `node` although it
@@ -242,12 +236,29 @@ impl Ownership {
     /// scrape order) that can, as [`Ownership::covers`] decides; `None`
     /// when there is no ring or no holder can be reached.
     pub fn scraper(&self, node: &str) -> Option<NodeId> {
-        let holders = self.holders(node);
-        let assigned = self.assigned_of(&holders, node)?;
+        self.scraper_with(&self.holders(node), node)
+    }
+
+    /// [`Ownership::scraper`] among `holders`, the holders of `node`.
+    pub fn scraper_with(&self, holders: &Holders, node: &str) -> Option<NodeId> {
+        let assigned = self.assigned_of(holders, node)?;
         if Some(assigned) == self.me || !self.unreachable.contains(&assigned) {
             return Some(assigned);
         }
-        self.first_reachable(&holders, node)
+        self.first_reachable(holders, node)
+    }
+
+    /// Whether this replica scrapes `node` (whose holders are `holders`) on
+    /// a ring: it is the node's [`Ownership::scraper`], or no holder can be
+    /// reached and it is degraded.
+    fn scrapes_with(&self, holders: &Holders, node: &str) -> bool {
+        match self.scraper_with(holders, node) {
+            Some(s) => Some(s) == self.me,
+            // No holder can be reached: in degraded mode every replica that
+            // cannot reach one scrapes the node (twice is better than never);
+            // otherwise the node waits for the Down commit.
+            None => self.fallback.is_some() && !holders.is_empty(),
+        }
     }
 
     /// The first holder of `node` this replica can reach (itself included),
@@ -261,19 +272,6 @@ impl Ownership {
 
     fn assigned_of(&self, holders: &Holders, node: &str) -> Option<NodeId> {
         holders.as_slice().iter().find(|h| !self.reports_failing(**h, node)).copied().or(holders.owner())
-    }
-
-    fn covers_with(&self, holders: &Holders, assigned: NodeId, node: &str) -> bool {
-        if Some(assigned) == self.me || !self.unreachable.contains(&assigned) {
-            return false;
-        }
-        match self.first_reachable(holders, node) {
-            Some(first) => Some(first) == self.me,
-            // No holder can be reached: in degraded mode every replica that
-            // cannot reach one scrapes the node (twice is better than never);
-            // otherwise the node waits for the Down commit.
-            None => self.fallback.is_some(),
-        }
     }
 
     /// The ring, shared, if owners are decided by one.

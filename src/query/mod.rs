@@ -666,10 +666,11 @@ impl<T: Transport> ClusterSource<T> {
     /// the node over count until its first scrape), or else last sent by
     /// the member that scrapes it, that long ago at most.
     fn current_here(&self, ownership: &Ownership, me: NodeId, node: &str, now: UnixNanos) -> bool {
-        if !ownership.holders(node).contains(me) {
+        let holders = ownership.holders(node);
+        if !holders.contains(me) {
             return false;
         }
-        let from = match ownership.scraper(node) {
+        let from = match ownership.scraper_with(&holders, node) {
             Some(s) if s == me => None,
             Some(s) => Some(Origin::Member(s)),
             None => return false,

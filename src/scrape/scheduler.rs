@@ -119,7 +119,7 @@ pub const CATCH_UP_WITHIN: Duration = Duration::from_secs(1);
 
 /// Caught-up nodes per second at most, until the spread reaches a quarter
 /// of the period: each is a new connection to a kubelet (a TLS handshake).
-/// In the 10,000-node rolling restart a replica caught up 2,400 to 3,500
+/// In the 10,000-node rolling restart a replica caught up 2,400 to 4,400
 /// nodes within one second, on cores the Raft heartbeats share, and the
 /// failure detector then took a live member for Down.
 const CATCH_UP_PER_SECOND: u32 = 1_000;
