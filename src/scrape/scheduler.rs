@@ -219,6 +219,11 @@ impl<S: ScrapeOne> Firing<S> {
         }
         let Ok(permit) = self.limit.clone().acquire_owned().await else { return None };
         let started = Instant::now();
+        // The half-period gap counts from when the scrape really starts:
+        // past the cap, a busy replica can start it seconds after it was due.
+        if let Ok(mut last) = self.last_fired.lock() {
+            last.insert(target.node.clone(), started);
+        }
         let me = self.clone();
         scrapes.spawn(async move {
             let node = target.node.clone();
