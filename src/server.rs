@@ -81,6 +81,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let names: NodeNames = Arc::new(move || d.node_names());
     let (catch_up_tx, catch_up) = tokio::sync::mpsc::channel(64);
     let mut manager = None;
+    // In a cluster, the control plane's own thread (see member::control);
+    // dropped last, after the node has stopped.
+    let mut control = None;
     let (raft_node, ownership, usage, sink): (_, _, Arc<dyn UsageSource>, Arc<dyn ScrapeSink>) =
         match (&config.cluster, raft_gauges) {
             (Some(settings), Some(gauges)) => {
@@ -90,7 +93,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     crate::peer::credentials::start(settings, &config.serving.tls_policy, shutdown.child_token())
                         .await
                         .context("setting up the peer port's certificates")?;
-                let node = crate::member::start_node(settings, &peer_tls, shutdown.child_token()).await?;
+                let control = control.insert(
+                    crate::member::control::ControlRuntime::start().context("starting the control plane's thread")?,
+                );
+                let node = crate::member::start_node(settings, &peer_tls, control, shutdown.child_token()).await?;
                 let ownership = crate::member::follow_ownership(node.clone(), metrics.clone(), shutdown.child_token());
                 let local = crate::query::local::Local {
                     store: store.clone(),
@@ -133,6 +139,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     names.clone(),
                     routes,
                     gauges,
+                    control,
                     shutdown.child_token(),
                 )
                 .await?;
@@ -315,6 +322,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         return Err(anyhow::Error::new(f).context("the replica's raft node failed"));
     }
     tracing::info!("stopped");
+    drop(control);
     Ok(())
 }
 

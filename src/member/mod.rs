@@ -1,10 +1,12 @@
 //! This replica as a member of the replica cluster: starts its Raft node
 //! from the validated [`ClusterSettings`], mounts the node's routes (and the
 //! cluster view) on the peer port, mirrors the node's view into the Raft
-//! gauges, and says how to leave on SIGTERM ([`leave`]). Who owns which
+//! gauges, and says how to leave on SIGTERM ([`leave`]). Raft and the peer
+//! port's connections run on a thread of their own ([`control`]). Who owns which
 //! kubelet is not decided here: that is `ownership`'s job, built on
 //! [`raft::Node::state`].
 
+pub mod control;
 pub mod gauges;
 pub mod leave;
 pub mod status;
@@ -20,6 +22,7 @@ use tls::rotating::RotatingTls;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterSettings;
+use control::{ControlRuntime, OnRuntime};
 use crate::ownership::{Fallback, Ownership};
 use gauges::RaftMetrics;
 pub use status::ClusterStatus;
@@ -176,18 +179,25 @@ fn fallback_of(node: &raft::Node) -> Option<Fallback> {
 pub async fn start_node(
     settings: &ClusterSettings,
     tls: &RotatingTls,
+    control: &ControlRuntime,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Arc<raft::Node>> {
     let local = Some(settings.peer_listen.ip()).filter(|ip| !ip.is_unspecified());
-    let client = PeerClient::tls_from(tls.client_config().context("the peer client's TLS")?, local);
-    Ok(Arc::new(
-        raft::Node::start(settings.raft.clone(), client, shutdown.clone()).await.context("starting the Raft node")?,
-    ))
+    let client = PeerClient::tls_from(tls.client_config().context("the peer client's TLS")?, local)
+        .on_control_runtime(control.handle().clone());
+    // Started on the control runtime: Raft's core and the membership
+    // manager's tasks are spawned there.
+    let config = settings.raft.clone();
+    let node = control.run(raft::Node::start(config, client, shutdown)).await?;
+    Ok(Arc::new(node.context("starting the Raft node")?))
 }
 
 /// Serves the peer port: Raft's routes, the cluster status (from `nodes`,
 /// the node names this replica knows) and the server's `routes`; refreshes
-/// `gauges` every second.
+/// `gauges` every second. The connections and Raft's routes run on
+/// `control`, the cluster status and the server's routes on the caller's
+/// runtime.
+#[allow(clippy::too_many_arguments)] // the peer port's parts, each once
 pub async fn serve(
     settings: &ClusterSettings,
     tls: &RotatingTls,
@@ -196,10 +206,11 @@ pub async fn serve(
     nodes: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
     routes: axum::Router,
     gauges: RaftMetrics,
+    control: &ControlRuntime,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let status_node = node.clone();
-    let all = node.routes().merge(routes).route(
+    let server_routes = routes.route(
         status::VIEW_PATH,
         get(move || {
             let (n, o, nodes) = (status_node.clone(), ownership.clone(), nodes.clone());
@@ -211,7 +222,10 @@ pub async fn serve(
             }
         }),
     );
-    crate::peer::serve(settings, tls.server(), all, shutdown.clone()).await?;
+    // Raft's routes answer on the control runtime, with the connections;
+    // the server's own on this one.
+    let all = node.routes().fallback_service(OnRuntime::new(server_routes, tokio::runtime::Handle::current()));
+    crate::peer::serve(settings, tls.server(), all, control.handle(), shutdown.clone())?;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {

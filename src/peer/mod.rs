@@ -30,19 +30,31 @@ pub fn client_config(ca_file: &Path, cert_file: &Path, key_file: &Path) -> anyho
 }
 
 /// Binds the peer port and serves `routes` on it with `tls` (see
-/// [`credentials`]) until `shutdown`.
-pub async fn serve(
+/// [`credentials`]) until `shutdown`, its connections on `runtime` (the
+/// control plane's: see `member::control`).
+pub fn serve(
     settings: &ClusterSettings,
     tls: TlsSource,
     routes: axum::Router,
+    runtime: &tokio::runtime::Handle,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(settings.peer_listen)
-        .await
-        .with_context(|| format!("binding the peer port {}", settings.peer_listen))?;
+    let bound = || -> std::io::Result<tokio::net::TcpListener> {
+        // As `TcpListener::bind` (address reuse for a quick restart), but
+        // registered with the reactor of the runtime that serves it.
+        let _on = runtime.enter();
+        let socket = match settings.peer_listen {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(settings.peer_listen)?;
+        socket.listen(1024)
+    };
+    let listener = bound().with_context(|| format!("binding the peer port {}", settings.peer_listen))?;
     tracing::info!(addr = %settings.peer_listen, name = %settings.name, "serving the peer port");
     let options = tls::ServeOptions { limits: settings.peer_limits, ..tls::ServeOptions::default() };
-    tokio::spawn(tls::serve_with(listener, tls, routes, options, shutdown));
+    runtime.spawn(tls::serve_with(listener, tls, routes, options, shutdown));
     Ok(())
 }
 

@@ -1,6 +1,12 @@
-//! The peer RPC client: one pooled hyper-util client (HTTP/2 over mutual TLS
-//! via ALPN, or plain HTTP for crate tests) that posts an [`Envelope`] and
-//! decodes the reply, with a deadline per call. Knows nothing of Raft.
+//! The peer RPC client: pooled hyper-util clients (HTTP/2 over mutual TLS
+//! via ALPN, or plain HTTP for crate tests) that post an [`Envelope`] and
+//! decode the reply, with a deadline per call. Knows nothing of Raft.
+//!
+//! Two pools: the control plane's calls ([`PeerClient::call`]: Raft, liveness,
+//! membership) never share a connection with the server's own calls
+//! ([`PeerClient::call_with`]: queries, copies, pulls), and with
+//! [`PeerClient::on_control_runtime`] they run, connections included, on
+//! the runtime given, so a vote is not queued behind a saturated runtime.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -84,10 +90,17 @@ pub enum ReplySize {
 /// clones share one pool and one [`Traffic`] count).
 #[derive(Clone)]
 pub struct PeerClient {
-    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// The server's own calls.
+    http: Http,
+    /// The control plane's calls, on connections of their own.
+    control: Http,
+    /// Where the control plane's calls run (`None`: in the caller's task).
+    control_runtime: Option<tokio::runtime::Handle>,
     scheme: &'static str,
     traffic: Arc<Traffic>,
 }
+
+type Http = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Body bytes of this node's peer calls, per route: requests sent and
 /// replies received (HTTP and TLS framing not counted). Every peer call
@@ -165,11 +178,20 @@ impl PeerClient {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http_conn);
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(4)
-            .build(connector);
-        PeerClient { http, scheme, traffic: Arc::default() }
+        let pool = || {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(4)
+                .build(connector.clone())
+        };
+        PeerClient { http: pool(), control: pool(), control_runtime: None, scheme, traffic: Arc::default() }
+    }
+
+    /// This client with the control plane's calls (and their connections)
+    /// run on `runtime`, whichever runtime calls.
+    pub fn on_control_runtime(mut self, runtime: tokio::runtime::Handle) -> PeerClient {
+        self.control_runtime = Some(runtime);
+        self
     }
 
     /// The bytes this client (and its clones) sent and received, by route.
@@ -186,12 +208,25 @@ impl PeerClient {
         envelope: &Envelope<Req>,
         timeout: Duration,
     ) -> Result<Resp, CallError> {
-        self.call_with(addr, path, envelope, timeout, ReplySize::Small).await
+        self.request(true, addr, path, envelope, timeout, ReplySize::Small).await
     }
 
-    /// Like [`PeerClient::call`], with the reply size bound given.
+    /// A call of the server's own routes (on the other pool, in the
+    /// caller's task), with the reply size bound given.
     pub async fn call_with<Req: Serialize, Resp: DeserializeOwned + Send + 'static>(
         &self,
+        addr: &str,
+        path: &str,
+        envelope: &Envelope<Req>,
+        timeout: Duration,
+        size: ReplySize,
+    ) -> Result<Resp, CallError> {
+        self.request(false, addr, path, envelope, timeout, size).await
+    }
+
+    async fn request<Req: Serialize, Resp: DeserializeOwned + Send + 'static>(
+        &self,
+        control: bool,
         addr: &str,
         path: &str,
         envelope: &Envelope<Req>,
@@ -211,20 +246,14 @@ impl PeerClient {
             .header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string())
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| CallError::Request { addr: addr.to_string(), reason: e.to_string() })?;
-        let unreachable =
-            |e: &dyn std::fmt::Display| CallError::Unreachable { addr: addr.to_string(), reason: e.to_string() };
-        let exchange = async {
-            let resp = self.http.request(request).await.map_err(|e| unreachable(&e))?;
-            let status = resp.status();
-            let bytes = Limited::new(resp.into_body(), limit).collect().await.map_err(|e| unreachable(&e))?.to_bytes();
-            self.traffic.add(path, sent, bytes.len() as u64);
-            Ok::<_, CallError>((status, bytes))
+        let http = if control { self.control.clone() } else { self.http.clone() };
+        let exchange = exchange(http, request, limit, timeout, self.traffic.clone(), sent, addr.into(), path.into());
+        let (status, bytes) = match (&self.control_runtime, control) {
+            (Some(runtime), true) => tokio_util::task::AbortOnDropHandle::new(runtime.spawn(exchange))
+                .await
+                .map_err(|e| CallError::Unreachable { addr: addr.into(), reason: format!("the control runtime: {e}") })??,
+            _ => exchange.await?,
         };
-        let (status, bytes) = tokio::time::timeout(timeout, exchange).await.map_err(|_| CallError::Timeout {
-            addr: addr.to_string(),
-            path: path.to_string(),
-            timeout,
-        })??;
         if !status.is_success() {
             return Err(CallError::Refused {
                 addr: addr.to_string(),
@@ -238,5 +267,32 @@ impl PeerClient {
             ReplySize::Large => codec::decode_large_off_runtime(bytes).await,
         };
         decoded.map_err(|e| CallError::Decode { addr: addr.to_string(), path: path.to_string(), reason: e.to_string() })
+    }
+}
+
+/// Sends `request` on `http` and reads the reply (at most `limit` bytes)
+/// within `timeout`; owns what it needs, so it can run on another runtime.
+#[allow(clippy::too_many_arguments)] // one call's parts, each once
+async fn exchange(
+    http: Http,
+    request: http::Request<Full<Bytes>>,
+    limit: usize,
+    timeout: Duration,
+    traffic: Arc<Traffic>,
+    sent: u64,
+    addr: String,
+    path: String,
+) -> Result<(http::StatusCode, Bytes), CallError> {
+    let unreachable = |e: &dyn std::fmt::Display| CallError::Unreachable { addr: addr.clone(), reason: e.to_string() };
+    let exchange = async {
+        let resp = http.request(request).await.map_err(|e| unreachable(&e))?;
+        let status = resp.status();
+        let bytes = Limited::new(resp.into_body(), limit).collect().await.map_err(|e| unreachable(&e))?.to_bytes();
+        traffic.add(&path, sent, bytes.len() as u64);
+        Ok::<_, CallError>((status, bytes))
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(CallError::Timeout { addr, path, timeout }),
     }
 }
