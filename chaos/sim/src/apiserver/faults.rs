@@ -27,6 +27,8 @@ pub struct ApiFaults {
     settings: Mutex<Settings>,
     /// Bumped to cut every open watch.
     cuts: watch::Sender<u64>,
+    /// Node and Pod lists asked for (each page counts).
+    lists: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,7 +40,7 @@ struct Settings {
 
 impl Default for ApiFaults {
     fn default() -> Self {
-        ApiFaults { settings: Mutex::new(Settings::default()), cuts: watch::Sender::new(0) }
+        ApiFaults { settings: Mutex::new(Settings::default()), cuts: watch::Sender::new(0), lists: Default::default() }
     }
 }
 
@@ -80,6 +82,7 @@ pub(crate) async fn apply(State(faults): State<Arc<ApiFaults>>, req: Request, ne
     }
     let settings = faults.get();
     if !is_watch(&req) {
+        faults.lists.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(code) = settings.list_error {
             return refusal(code, "list");
         }
@@ -120,6 +123,11 @@ impl StandInApiServer {
     /// serves them again (`None`).
     pub fn set_watch_error(&self, code: Option<StatusCode>) {
         self.faults.update(|s| s.watch_error = code);
+    }
+
+    /// How many Node and Pod lists (each page counts) were asked for.
+    pub fn node_and_pod_lists(&self) -> u64 {
+        self.faults.lists.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Delays every Node and Pod list by `delay` (zero: no delay).
