@@ -209,22 +209,64 @@ fn read_inner(
             }
         }
     }
+    // Lists are written straight from the stored objects, without a copy
+    // of each as a new JSON tree: a whole list of 300,000 pods (what a
+    // reflector asks for at resourceVersion 0) would otherwise cost the
+    // shared machine seconds and gigabytes per request.
+    let no_metadata = json!({});
     let body = match repr {
         Repr::Table => {
             let mut t = objects::table(kind.as_str(), &selected, rv, now);
             t["metadata"] = meta;
-            t
+            serde_json::to_vec(&t)
         }
-        Repr::Meta => json!({
-            "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
-            "items": selected.iter().map(|o| objects::partial_metadata(o)).collect::<Vec<_>>(),
-        }),
-        Repr::Full => json!({
-            "kind": format!("{}List", kind.as_str()), "apiVersion": "v1", "metadata": meta,
-            "items": selected,
+        Repr::Meta => {
+            let items: Vec<PartialMeta> = selected
+                .iter()
+                .map(|o| PartialMeta {
+                    api_version: "meta.k8s.io/v1",
+                    kind: "PartialObjectMetadata",
+                    metadata: o.get("metadata").unwrap_or(&no_metadata),
+                })
+                .collect();
+            serde_json::to_vec(&List {
+                api_version: "meta.k8s.io/v1",
+                items,
+                kind: "PartialObjectMetadataList",
+                metadata: &meta,
+            })
+        }
+        Repr::Full => serde_json::to_vec(&List {
+            api_version: "v1",
+            items: selected,
+            kind: &format!("{}List", kind.as_str()),
+            metadata: &meta,
         }),
     };
-    Ok(json_ok(body))
+    let body = body.map_err(|e| Status::internal(format!("encoding the list: {e}")))?;
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(resp)
+}
+
+/// A list as kube-apiserver writes it (keys in the order a JSON tree
+/// without insertion order sorts them, as the stand-in always wrote).
+#[derive(serde::Serialize)]
+struct List<'a, T: serde::Serialize> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'a str,
+    items: Vec<T>,
+    kind: &'a str,
+    metadata: &'a Value,
+}
+
+/// One object of a `PartialObjectMetadataList`, borrowing its metadata.
+#[derive(serde::Serialize)]
+struct PartialMeta<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: &'a Value,
 }
 
 type Q = Query<Vec<(String, String)>>;
