@@ -17,8 +17,7 @@
 //! - scrapes it (or just released it) and holds its points: [`Action::ReseedTo`]
 //!   every new holder that was not one before, so it holds two points at once;
 //! - holds it now and has nothing of it: [`Action::PullFrom`] the holders,
-//!   old and new, the owner first (not when nobody held it before: the
-//!   first ring of a cold start);
+//!   old and new, the owner first;
 //! - held it and no longer does: [`Action::Forget`] (the manager waits for
 //!   the handover of a released node to land first);
 //! - leaving the ring (Draining) and released it: [`Action::Confirm`] that the
@@ -124,12 +123,6 @@ pub fn actions(old: Option<&Ownership>, new: &Ownership, nodes: &[String], held:
     let mut out = Vec::new();
     for node in nodes {
         let (was, now) = (stance(old, me, node), stance(Some(new), me, node));
-        // No holder before (no ring, or one without an Active member: the
-        // first ring of a cold start): there is nothing to pull, and the
-        // new scraper's first scrapes come as copies. Pulling every node
-        // from members busy with those scrapes took each replica 12 s at
-        // 10,000 nodes. (At this replica's start, `old` is unknown.)
-        let nobody_held = old.is_some() && was.holders.is_empty();
         let new_scraper = new.assigned(node).filter(|o| Some(*o) != me);
         let has_points = held(node);
         if now.scrapes && !was.scrapes {
@@ -149,7 +142,7 @@ pub fn actions(old: Option<&Ownership>, new: &Ownership, nodes: &[String], held:
                 }
             }
         }
-        if now.holds && !has_points && !nobody_held {
+        if now.holds && !has_points {
             let mut from: Vec<NodeId> = Vec::new();
             let owners = [new.owner(node), old.and_then(|o| o.owner(node))];
             let others = now.holders.as_slice().iter().chain(was.holders.as_slice()).copied();

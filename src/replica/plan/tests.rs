@@ -285,29 +285,6 @@ fn at_start_a_member_pulls_what_it_holds_and_adopts_what_it_owns() {
 }
 
 #[test]
-fn when_the_first_ring_forms_nothing_is_pulled_and_every_node_is_adopted_by_one_member() {
-    let s = cluster(3, 3);
-    let names = nodes(100);
-    let mut none_active = s.clone();
-    none_active.apply(&Command::SetStates((1..=3).map(|id| (id, MemberState::Down)).collect()));
-    let mut adopted: BTreeMap<String, usize> = BTreeMap::new();
-    for me in 1..=3 {
-        let (old, new) = (view(me, &none_active, &[]), view(me, &s, &[]));
-        assert!(names.iter().all(|n| old.holders(n).is_empty() && !new.holders(n).is_empty()));
-        let acts = actions(Some(&old), &new, &names, &|_| false);
-        assert!(!acts.iter().any(|a| matches!(a, Action::PullFrom { .. })), "{acts:?}");
-        for a in acts {
-            if let Action::Adopt { node, orphan: true } = a {
-                *adopted.entry(node).or_default() += 1;
-            }
-        }
-        // After a restart (no previous view) a member still pulls.
-        assert!(actions(None, &new, &names, &|_| false).iter().any(|a| matches!(a, Action::PullFrom { .. })));
-    }
-    assert!(names.iter().all(|n| adopted.get(n) == Some(&1)), "{adopted:?}");
-}
-
-#[test]
 fn nothing_changes_nothing_is_done() {
     let s = cluster(4, 3);
     let v = view(3, &s, &[]);
