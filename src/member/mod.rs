@@ -22,8 +22,8 @@ use tls::rotating::RotatingTls;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ClusterSettings;
-use control::{ControlRuntime, OnRuntime};
 use crate::ownership::{Fallback, Ownership};
+use control::{ControlRuntime, OnRuntime};
 use gauges::RaftMetrics;
 pub use status::ClusterStatus;
 use tokio::sync::watch;

@@ -249,9 +249,11 @@ impl PeerClient {
         let http = if control { self.control.clone() } else { self.http.clone() };
         let exchange = exchange(http, request, limit, timeout, self.traffic.clone(), sent, addr.into(), path.into());
         let (status, bytes) = match (&self.control_runtime, control) {
-            (Some(runtime), true) => tokio_util::task::AbortOnDropHandle::new(runtime.spawn(exchange))
-                .await
-                .map_err(|e| CallError::Unreachable { addr: addr.into(), reason: format!("the control runtime: {e}") })??,
+            (Some(runtime), true) => {
+                tokio_util::task::AbortOnDropHandle::new(runtime.spawn(exchange)).await.map_err(|e| {
+                    CallError::Unreachable { addr: addr.into(), reason: format!("the control runtime: {e}") }
+                })??
+            }
             _ => exchange.await?,
         };
         if !status.is_success() {
