@@ -290,6 +290,9 @@ impl Inventory for Discovery {
 mod tests {
     use super::*;
 
+    use k8s_openapi::api::core::v1::{DaemonEndpoint, NodeAddress, NodeDaemonEndpoints, NodeStatus};
+    use std::time::Duration;
+
     #[tokio::test]
     async fn the_first_lists_come_whole_one_request_each() {
         use sim::apiserver::{ApiServerOptions, KubeconfigUser, StandInApiServer};
@@ -317,8 +320,6 @@ mod tests {
         assert_eq!(discovery.node_names().len(), 3);
         stop.cancel();
     }
-    use k8s_openapi::api::core::v1::{DaemonEndpoint, NodeAddress, NodeDaemonEndpoints, NodeStatus};
-    use std::time::Duration;
 
     fn settings(types: Vec<AddressType>, use_status_port: bool) -> KubeletSettings {
         KubeletSettings {

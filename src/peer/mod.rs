@@ -39,19 +39,12 @@ pub fn serve(
     runtime: &tokio::runtime::Handle,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let bound = || -> std::io::Result<tokio::net::TcpListener> {
-        // As `TcpListener::bind` (address reuse for a quick restart), but
-        // registered with the reactor of the runtime that serves it.
+    // Registered with the reactor of the runtime that serves it.
+    let listener = {
         let _on = runtime.enter();
-        let socket = match settings.peer_listen {
-            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-        };
-        socket.set_reuseaddr(true)?;
-        socket.bind(settings.peer_listen)?;
-        socket.listen(1024)
-    };
-    let listener = bound().with_context(|| format!("binding the peer port {}", settings.peer_listen))?;
+        tls::serve::bind(settings.peer_listen, false)
+    }
+    .with_context(|| format!("binding the peer port {}", settings.peer_listen))?;
     tracing::info!(addr = %settings.peer_listen, name = %settings.name, "serving the peer port");
     let options = tls::ServeOptions { limits: settings.peer_limits, ..tls::ServeOptions::default() };
     runtime.spawn(tls::serve_with(listener, tls, routes, options, shutdown));

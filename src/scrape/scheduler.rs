@@ -206,7 +206,7 @@ impl<S: ScrapeOne> Firing<S> {
         };
         let now = Instant::now();
         {
-            let mut last = self.last_fired.lock().unwrap_or_else(|p| p.into_inner());
+            let last = self.last_fired.lock().unwrap_or_else(|p| p.into_inner());
             if last.get(&target.node).is_some_and(|t| now.duration_since(*t) < self.resolution / 2) {
                 return None;
             }
@@ -215,12 +215,12 @@ impl<S: ScrapeOne> Firing<S> {
                 tracing::debug!(node = %target.node, "previous scrape still running; skipping this round");
                 return None;
             }
-            last.insert(target.node.clone(), now);
         }
         let Ok(permit) = self.limit.clone().acquire_owned().await else { return None };
         let started = Instant::now();
-        // The half-period gap counts from when the scrape really starts:
-        // past the cap, a busy replica can start it seconds after it was due.
+        // The half-period gap counts from when the scrape really starts
+        // (past the cap, a busy replica can start it seconds after it was
+        // due); until then `in_flight` keeps a second one out.
         if let Ok(mut last) = self.last_fired.lock() {
             last.insert(target.node.clone(), started);
         }
