@@ -33,7 +33,7 @@ use ha_metrics_server::peer::wire::PodAnswer;
 use ha_metrics_server::query::plan::merge_pods;
 use ha_metrics_server::scrape::parse::parse;
 use ha_metrics_server::selfmetrics::SelfMetrics;
-use ha_metrics_server::store::{Held, Store};
+use ha_metrics_server::store::{Held, Origin, Store};
 use sim::kubelet::render::{render, synthetic};
 
 const T0_MS: i64 = 1_735_032_840_000;
@@ -62,7 +62,7 @@ fn measure_store(store: &Store, batches: Vec<NodeBatch>, now: i64) {
 #[inline(never)]
 fn measure_copy(store: &Store, pairs: Vec<(NodeBatch, NodeBatch)>, now: i64) {
     for pair in pairs {
-        store.store_replica_pair("node-0", pair, now, Held::Copy, true);
+        store.store_replica_pair("node-0", pair, now, Held::Copy, (Origin::Member(1), true));
     }
 }
 
