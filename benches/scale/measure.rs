@@ -69,6 +69,28 @@ pub async fn get(client: &kube::Client, path: &str) -> Result<String, String> {
     client.request_text(req).await.map_err(|e| e.to_string())
 }
 
+/// GETs `path` and returns the body with the answer's `Warning` headers (a
+/// replica names there each member whose part of a partial answer is
+/// missing, and why), or the error as text (an HTTP error status too).
+pub async fn get_warned(client: &kube::Client, path: &str) -> Result<(String, Vec<String>), String> {
+    use http_body_util::BodyExt;
+    let req = http::Request::get(path).body(kube::client::Body::from(Vec::new())).map_err(|e| e.to_string())?;
+    let resp = client.send(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let warnings = resp
+        .headers()
+        .get_all(http::header::WARNING)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let body = String::from_utf8(body.to_vec()).map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("{status}: {}", body.chars().take(200).collect::<String>()));
+    }
+    Ok((body, warnings))
+}
+
 /// `count` sequential GETs of `path`: the request `kubectl top pod -A` makes.
 pub async fn sequential(client: &kube::Client, path: &str, count: usize) -> Latency {
     let (mut ms, mut errors) = (Vec::with_capacity(count), 0);
@@ -126,8 +148,9 @@ pub async fn node_lists(
             _ = tick.tick() => {}
         }
         let start = Instant::now();
-        let answer = get(client, NODES).await;
-        judged.add(start.elapsed().as_secs_f64() * 1e3, answer.map(|body| shortfall(&body, nodes)));
+        let answer = get_warned(client, NODES).await;
+        let short = answer.map(|(body, w)| (shortfall(&body, nodes), w));
+        judged.add(start.elapsed().as_secs_f64() * 1e3, unix_now(), short);
     }
     judged.checked()
 }
@@ -145,14 +168,47 @@ pub fn shortfall(body: &str, expected: usize) -> Option<usize> {
 struct Judged {
     /// `(ms, shortfall)` of every answer (`None`: it met the expectation).
     answers: Vec<(f64, Option<usize>)>,
+    /// The first [`KEPT_SHORT`] answers that fell short, in full.
+    short: Vec<Short>,
     /// Requests that failed (an HTTP error or no answer).
     errors: usize,
 }
 
+/// Now, in seconds since the Unix epoch.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// How many short answers a measurement keeps in full.
+const KEPT_SHORT: usize = 10_000;
+
+/// One answer that fell short of its expectation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Short {
+    /// When it arrived, in seconds since the Unix epoch (to set beside the
+    /// replicas' logs).
+    pub at_unix_s: f64,
+    pub ms: f64,
+    /// Items it lacked (0: it had more than expected).
+    pub lacked: usize,
+    /// Its `Warning` headers: empty when the replica gave no sign that
+    /// the answer was partial.
+    pub warnings: Vec<String>,
+}
+
 impl Judged {
-    fn add(&mut self, ms: f64, answer: Result<Option<usize>, String>) {
+    /// Adds one answer that arrived at `at_unix_s`: `(shortfall,
+    /// warnings)`, or the request's error.
+    fn add(&mut self, ms: f64, at_unix_s: f64, answer: Result<(Option<usize>, Vec<String>), String>) {
         match answer {
-            Ok(short) => self.answers.push((ms, short)),
+            Ok((short, warnings)) => {
+                self.answers.push((ms, short));
+                if let Some(lacked) = short
+                    && self.short.len() < KEPT_SHORT
+                {
+                    self.short.push(Short { at_unix_s, ms, lacked, warnings });
+                }
+            }
             Err(_) => self.errors += 1,
         }
     }
@@ -168,6 +224,7 @@ impl Judged {
             incomplete: short.len(),
             most_missing: short.into_iter().max().unwrap_or(0),
             latency: Latency::of(self.answers.into_iter().map(|a| a.0).collect(), self.errors),
+            short: self.short,
         }
     }
 }
@@ -186,6 +243,9 @@ pub struct Checked {
     pub incomplete: usize,
     /// The most items one answer lacked.
     pub most_missing: usize,
+    /// The first few hundred answers that fell short, each with when it
+    /// came and the replica's warnings.
+    pub short: Vec<Short>,
 }
 
 /// The open-loop engine: requests of `paths[i % len]` every `1/rate` s
@@ -212,15 +272,15 @@ async fn drive(
         let (client, paths, judge, at) = (client.clone(), paths.clone(), judge.clone(), i % paths.len());
         i += 1;
         tasks.spawn(async move {
-            let answer = get(&client, &paths[at]).await.map(|body| judge(at, &body));
-            (scheduled.elapsed().as_secs_f64() * 1e3, answer)
+            let answer = get_warned(&client, &paths[at]).await.map(|(body, w)| (judge(at, &body), w));
+            (scheduled.elapsed().as_secs_f64() * 1e3, unix_now(), answer)
         });
     }
     let mut judged = Judged::default();
     while let Some(done) = tasks.join_next().await {
         match done {
-            Ok((ms, answer)) => judged.add(ms, answer),
-            Err(e) => judged.add(0.0, Err(e.to_string())),
+            Ok((ms, at, answer)) => judged.add(ms, at, answer),
+            Err(e) => judged.add(0.0, unix_now(), Err(e.to_string())),
         }
     }
     judged

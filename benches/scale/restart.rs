@@ -34,6 +34,9 @@ const EVERY: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
     pub replica: usize,
+    /// When it got SIGTERM, in seconds since the Unix epoch (to set beside
+    /// the replicas' logs and the short answers' times).
+    pub term_unix_s: f64,
     /// Seconds from SIGTERM to its exit; `None`: it had not exited after
     /// [`EXIT_DEADLINE`] and was SIGKILLed.
     pub exit_s: Option<f64>,
@@ -137,7 +140,30 @@ pub async fn run(
         node_lists.most_missing,
         l.errors
     );
+    for (what, checked) in [("HPA answers", &hpa), ("node lists", &node_lists)] {
+        for line in why_short(&checked.short, steps.first().map_or(0.0, |s| s.term_unix_s)) {
+            eprintln!("  rolling restart: short {what}: {line}");
+        }
+    }
     Ok(RollingRestart { total_s, steps, steady_hpa, hpa, node_lists })
+}
+
+/// The short answers grouped by the warnings they came with: how many, the
+/// most they lacked, and when (seconds after `from`, the first SIGTERM).
+fn why_short(short: &[measure::Short], from: f64) -> Vec<String> {
+    let mut by: std::collections::BTreeMap<String, (usize, usize, f64, f64)> = Default::default();
+    for s in short {
+        let key = if s.warnings.is_empty() { "(no warning)".to_owned() } else { s.warnings.join(" | ") };
+        let t = s.at_unix_s - from;
+        let e = by.entry(key).or_insert((0, 0, t, t));
+        e.0 += 1;
+        e.1 = e.1.max(s.lacked);
+        e.2 = e.2.min(t);
+        e.3 = e.3.max(t);
+    }
+    by.into_iter()
+        .map(|(w, (n, most, first, last))| format!("{n} lacking up to {most}, {first:.1}–{last:.1} s: {w}"))
+        .collect()
 }
 
 /// SIGTERM (replica `i` leaves the proxy's routes), the exit, the respawn,
@@ -154,6 +180,7 @@ async fn restart_one(
     let others: Vec<usize> = all.iter().copied().filter(|r| *r != i).collect();
     sim.route(&others)?;
     let term = Instant::now();
+    let term_unix_s = measure::unix_now();
     proc.signal(libc::SIGTERM);
     let exit_s = sim::wait::until(EXIT_DEADLINE, async || proc.try_wait().is_some()).await.map(|d| d.as_secs_f64());
     let log = restart_log(&proc.log);
@@ -167,7 +194,7 @@ async fn restart_one(
     let served =
         answers(sim, (i, proc, &log), &format!("items {i} {NODES}"), &format!("items {nodes}"), plan.start_deadline)
             .await?;
-    Ok(Step { replica: i, exit_s, ready_s, served_s: served.map(|()| term.elapsed().as_secs_f64()) })
+    Ok(Step { replica: i, term_unix_s, exit_s, ready_s, served_s: served.map(|()| term.elapsed().as_secs_f64()) })
 }
 
 /// Asks the simulator `command` every [`EVERY`] until it answers `want`
