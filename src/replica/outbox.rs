@@ -1,6 +1,8 @@
 //! Points on their way to other members: one bounded queue and one sender
 //! task per receiving member, so a slow or refusing receiver never stalls
-//! the others. Every [`FLUSH_EVERY`] a sender takes what its queue holds and
+//! the others. Every [`FLUSH_EVERY`] a sender takes what its queue holds
+//! (every copy, and at most a chunk of seeds and handovers: a bulk transfer
+//! goes on round after round without holding back fresh copies) and
 //! pushes it in chunks of at most [`CHUNK_BYTES`] (the receiver refuses
 //! bodies over 16 MiB), each chunk bounded by [`PUSH_TIMEOUT`]. Scraping
 //! never waits: a full queue drops its oldest copy and counts it. A copy
@@ -188,16 +190,23 @@ impl<T: Transport> Outbox<T> {
                 _ = tokio::time::sleep(FLUSH_EVERY) => {}
                 _ = queue.wake.notified() => {}
             }
-            let entries: Vec<Entry> = queue.entries.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+            let (entries, more) = take_round(&mut queue.entries.lock().unwrap_or_else(|p| p.into_inner()));
             if entries.is_empty() {
                 continue;
             }
             let failed = self.push(to, entries).await;
+            // After a failure the retries wait for the next flush.
+            let more = more && failed.is_empty();
             if !failed.is_empty() {
                 let mut q = queue.entries.lock().unwrap_or_else(|p| p.into_inner());
                 for e in failed.into_iter().rev() {
                     q.push_front(e);
                 }
+            }
+            if more {
+                // The rest of a bulk transfer goes on at once, behind the
+                // copies scraped meanwhile.
+                queue.wake.notify_one();
             }
         }
     }
@@ -255,6 +264,33 @@ impl<T: Transport> Outbox<T> {
         }
         retry
     }
+}
+
+/// What one round sends of a receiver's queue: every copy, and the seeds
+/// and handovers in the queue's order up to one chunk ([`CHUNK_BYTES`], at
+/// least one entry); the rest stays queued. Returns whether any does.
+/// A bulk transfer (a joining member seeded, a leaving one's thousands of
+/// nodes handed over, tens of megabytes at 10,000 nodes) then never holds
+/// back the copies of the scrapes made while it travels: their receiver
+/// would hold points a period old, and scrape the node again if it took it
+/// over then.
+fn take_round(q: &mut VecDeque<Entry>) -> (Vec<Entry>, bool) {
+    let mut taken = Vec::with_capacity(q.len());
+    let mut kept = VecDeque::new();
+    let mut bulk = 0usize;
+    for e in q.drain(..) {
+        if e.kind == Kind::Copy || bulk == 0 || bulk + e.bytes() <= CHUNK_BYTES {
+            if e.kind != Kind::Copy {
+                bulk += e.bytes().max(1);
+            }
+            taken.push(e);
+        } else {
+            kept.push_back(e);
+        }
+    }
+    let more = !kept.is_empty();
+    *q = kept;
+    (taken, more)
 }
 
 /// Splits `entries` into chunks of at most [`CHUNK_BYTES`] (estimated); a

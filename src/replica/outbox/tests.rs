@@ -21,6 +21,8 @@ struct Recorder {
     got: Mutex<BTreeMap<NodeId, Vec<(usize, Push)>>>,
     slow: HashSet<NodeId>,
     refusing: Mutex<HashSet<NodeId>>,
+    /// How long every push takes to be taken.
+    delay: Duration,
 }
 
 impl Transport for Recorder {
@@ -46,7 +48,9 @@ impl Transport for Recorder {
             self.got.lock().unwrap().entry(to).or_default().push((bytes.len(), push));
             Some(raft::codec::encode(&PushAck { taken: 1 }).expect("encodes"))
         };
+        let delay = self.delay;
         async move {
+            tokio::time::sleep(delay).await;
             if slow {
                 tokio::time::sleep(timeout).await;
                 return Err(CallError::Timeout { addr: to.to_string(), path: String::new(), timeout });
@@ -126,6 +130,44 @@ async fn a_handover_of_five_thousand_nodes_goes_in_chunks_under_the_body_limit_a
     assert_eq!(order[0], "node-0");
     assert_eq!(order[9_999], "node-4999");
     out.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn copies_scraped_during_a_bulk_handover_travel_between_its_chunks() {
+    // Each push takes a second to be taken: 5,000 nodes handed over are
+    // some twenty chunks, twenty seconds.
+    let rec = Arc::new(Recorder { delay: Duration::from_secs(1), ..Recorder::default() });
+    let (out, mut delivered) = outbox(rec.clone(), QUEUE_CAPACITY);
+    let batch = node_batch(30);
+    for i in 0..5_000 {
+        out.send_all(2, Kind::Handover, &format!("node-{i}"), vec![batch.clone(), batch.clone()]);
+    }
+    out.flush_soon();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    out.send(2, Kind::Copy, "scraped-meanwhile", Arc::new(node_batch(30)));
+    let mut reported = HashSet::new();
+    while reported.len() < 5_000 {
+        reported.extend(delivered.recv().await.expect("deliveries reported").1);
+    }
+    let got = rec.got.lock().unwrap();
+    let pushes = &got[&2];
+    assert!(pushes.len() > 10, "the handover took {} pushes", pushes.len());
+    let copy_at = pushes
+        .iter()
+        .position(|(_, p)| !p.handover && p.points.iter().any(|(n, _)| n == "scraped-meanwhile"))
+        .expect("the copy was sent");
+    assert!(copy_at <= 3, "the copy waited for {copy_at} of {} handover chunks", pushes.len() - 1);
+    let handed: usize = pushes.iter().filter(|(_, p)| p.handover).map(|(_, p)| p.points.len()).sum();
+    assert_eq!(handed, 10_000, "every handover batch sent once");
+    let order: Vec<&str> =
+        pushes.iter().filter(|(_, p)| p.handover).flat_map(|(_, p)| p.points.iter().map(|(n, _)| n.as_str())).collect();
+    assert!(order.windows(2).all(|w| w[0] == w[1] || node_number(w[0]) < node_number(w[1])), "in queue order");
+    drop(got);
+    out.stop().await;
+}
+
+fn node_number(name: &str) -> usize {
+    name.trim_start_matches("node-").parse().expect("a node-<i> name")
 }
 
 #[tokio::test(start_paused = true)]
