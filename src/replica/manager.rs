@@ -47,6 +47,41 @@ pub fn needs_catch_up(newest: Option<UnixNanos>, now: UnixNanos, resolution: Dur
     newest.is_none_or(|t| now - t > resolution.as_nanos() as i64)
 }
 
+/// How long a node adopted from a live member, whose points here are
+/// stale, waits for that member's handover before it is caught up with a
+/// scrape: a quarter of the resolution. The handover carries the member's
+/// last two points (served at once, where a scrape gives one), and a scrape
+/// before it lands would be the kubelet's second within the period.
+pub fn handover_wait(resolution: Duration) -> Duration {
+    resolution / 4
+}
+
+/// Of the adopted nodes awaiting a handover (`awaiting`, each with its
+/// deadline), those to catch up `at` this moment: still scraped here
+/// (`scrapes`), still stale, and past their deadline. A node no longer
+/// scraped here, or no longer stale (its handover or a copy landed), leaves
+/// the list; the others stay until their deadline.
+pub fn due_catch_ups(
+    awaiting: &mut HashMap<String, Instant>,
+    at: Instant,
+    scrapes: &dyn Fn(&str) -> bool,
+    stale: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut due = Vec::new();
+    awaiting.retain(|node, deadline| {
+        if !scrapes(node) || !stale(node) {
+            return false;
+        }
+        if at >= *deadline {
+            due.push(node.clone());
+            return false;
+        }
+        true
+    });
+    due.sort();
+    due
+}
+
 /// Pull calls in flight at once.
 const PULLS_IN_FLIGHT: usize = 2;
 
@@ -152,6 +187,9 @@ struct Pending {
     forget_after: HashMap<String, NodeId>,
     /// Leaving: nodes whose new owner has not yet served a newer sample.
     confirms: BTreeMap<String, NodeId>,
+    /// Adopted nodes with stale points here whose previous owner is alive:
+    /// caught up at the deadline unless its handover lands first.
+    awaiting: HashMap<String, Instant>,
 }
 
 /// How far the manager has got, for [`leave`] to wait on.
@@ -255,6 +293,7 @@ impl Manager {
                 self.apply_change(current.as_deref(), &next);
                 current = Some(next.clone());
             }
+            self.catch_up_unhanded(&next);
             self.pull_pending(&next).await;
             self.confirm_pending(&next).await;
             prepared_at = self.prepare(&next, prepared_at).await;
@@ -280,6 +319,7 @@ impl Manager {
         let stale = |n: &str| needs_catch_up(store.newest_sample(n), now, self.resolution);
         let mut catch_up = Vec::new();
         let (mut adopted, mut orphans, mut released, mut seeded, mut forgotten) = (0, 0, 0, 0, 0);
+        let (mut awaiting, deadline) = (0, Instant::now() + handover_wait(self.resolution));
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         for a in acts {
             match a {
@@ -289,8 +329,15 @@ impl Manager {
                     store.set_held(&node, Held::Owned);
                     // An orphan whose newest point is fresh waits for its
                     // phase, the moment its last scraper would have come back.
+                    // A stale one is scraped at once if nobody hands it over,
+                    // else when its handover does not land in time.
                     if stale(&node) {
-                        catch_up.push(node);
+                        if orphan {
+                            catch_up.push(node);
+                        } else {
+                            awaiting += 1;
+                            pending.awaiting.insert(node, deadline);
+                        }
                     }
                 }
                 Action::ReleaseTo { node, to } => {
@@ -330,6 +377,7 @@ impl Manager {
             adopted,
             orphans,
             catch_up = catch_up.len(),
+            awaiting_handover = awaiting,
             released,
             seeded,
             forgotten,
@@ -338,6 +386,27 @@ impl Manager {
         self.metrics.ownership_changes.inc();
         if !catch_up.is_empty() && self.catch_up.try_send(catch_up).is_err() {
             tracing::warn!("the scheduler's catch-up queue is full; orphans wait for their usual phase");
+        }
+    }
+
+    /// Sends the scheduler the adopted nodes whose handover did not land in
+    /// time ([`due_catch_ups`]).
+    fn catch_up_unhanded(&self, o: &Ownership) {
+        let store = self.store();
+        let now = now_nanos();
+        let stale = |n: &str| needs_catch_up(store.newest_sample(n), now, self.resolution);
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if p.awaiting.is_empty() {
+            return;
+        }
+        let due = due_catch_ups(&mut p.awaiting, Instant::now(), &|n| o.scrapes(n), &stale);
+        drop(p);
+        if due.is_empty() {
+            return;
+        }
+        tracing::info!(nodes = due.len(), "no handover in time; catching up");
+        if self.catch_up.try_send(due).is_err() {
+            tracing::warn!("the scheduler's catch-up queue is full; adopted nodes wait for their usual phase");
         }
     }
 
@@ -561,6 +630,28 @@ mod tests {
         assert!(!needs_catch_up(Some(now - 15 * S), now, R), "exactly one period old: its phase is now");
         assert!(!needs_catch_up(Some(now - 3 * S), now, R), "fresh: waits for its phase");
         assert!(!needs_catch_up(Some(now + 2 * S), now, R), "from a clock ahead: not stale either");
+    }
+
+    #[test]
+    fn an_adopted_node_waits_for_its_handover_until_the_deadline() {
+        let t0 = Instant::now();
+        let wait = handover_wait(R);
+        assert_eq!(wait, Duration::from_millis(3_750));
+        let names = ["handed", "late", "moved-on", "no-handover"];
+        let mut awaiting: HashMap<String, Instant> = names.iter().map(|n| (n.to_string(), t0 + wait)).collect();
+        let scrapes = |n: &str| n != "moved-on";
+        // Before the deadline: nothing due; the handed-over node and the one
+        // no longer scraped here leave the list.
+        let due = due_catch_ups(&mut awaiting, t0 + wait / 2, &scrapes, &|n| n != "handed");
+        assert!(due.is_empty(), "caught up before the deadline: {due:?}");
+        let mut left: Vec<&String> = awaiting.keys().collect();
+        left.sort();
+        assert_eq!(left, ["late", "no-handover"]);
+        // At the deadline: the one whose handover landed just now is not
+        // scraped; the other is.
+        let due = due_catch_ups(&mut awaiting, t0 + wait, &scrapes, &|n| !["handed", "late"].contains(&n));
+        assert_eq!(due, ["no-handover"]);
+        assert!(awaiting.is_empty());
     }
 
     #[test]
