@@ -577,8 +577,12 @@ impl<T: Transport> ClusterSource<T> {
             .pod_parts(&ownership, &skipped, (routed.as_ref(), true), &mut outcomes, &with, now, deadline, &mut answers)
             .await;
         let mut value = merge_pods(keys, &answers, now);
+        // Whether a round that might have found a missing pod was not run
+        // for want of time: the answer is then partial, and says so.
+        let mut cut_short = false;
         if let Some(asked) = &routed {
             self.metrics.fanout_routed.inc();
+            cut_short |= value.iter().any(Option::is_none) && Instant::now() >= deadline;
             if value.iter().any(Option::is_none) && Instant::now() < deadline {
                 let rest: BTreeSet<NodeId> = ownership.active().filter(|id| !asked.contains(id)).collect();
                 let more = self.pod_parts(
@@ -599,6 +603,7 @@ impl<T: Transport> ClusterSource<T> {
         // epoch change, or with a member failed): anything anyone holds.
         let failed = !outcomes.failed.is_empty();
         let moving = ownership.since.elapsed() < self.settle || failed;
+        cut_short |= moving && value.iter().any(Option::is_none) && Instant::now() >= deadline;
         if moving && value.iter().any(Option::is_none) && Instant::now() < deadline {
             let holders = last_resort(&ownership, &|id| outcomes.failed.contains_key(&id), &|id| skipped.contains(&id));
             let mut asks = Vec::new();
@@ -611,7 +616,15 @@ impl<T: Transport> ClusterSource<T> {
             self.budget(asks.len());
             let replies: Vec<(NodeId, Result<PodsReply, CallError>)> =
                 call_many(&*self.transport, &self.metrics, path::PODS, asks, deadline, ReplySize::Large).await;
-            answers.extend(replies.into_iter().filter_map(|(_, r)| r.ok()).flat_map(|r| r.items));
+            for (id, r) in replies {
+                match r {
+                    Ok(r) => answers.extend(r.items),
+                    // It may have held what is still missing: named if so.
+                    Err(e) => {
+                        parts.entry(id).or_insert(cause_of(&e));
+                    }
+                }
+            }
             value = merge_pods(keys, &answers, now);
         }
         // A pod every asked member answered without (one restarted a moment
@@ -636,9 +649,11 @@ impl<T: Transport> ClusterSource<T> {
         // and those this replica scrapes in the place of.
         let mut missing = Vec::new();
         if value.iter().any(Option::is_none) {
-            for id in ownership.members.keys().filter(|id| Some(**id) != ownership.me) {
+            for (id, m) in ownership.members.iter().filter(|(id, _)| Some(**id) != ownership.me) {
                 let covered = ownership.unreachable.contains(id) && ownership.fallback.is_some();
-                let cause = parts.get(id).copied().or(covered.then_some(Cause::Covering));
+                let unasked = cut_short && m.state != raft::MemberState::Down;
+                let cause =
+                    parts.get(id).copied().or(covered.then_some(Cause::Covering)).or(unasked.then_some(Cause::Timeout));
                 if let Some(cause) = cause {
                     missing.push(Missing { member: ownership.name_of(*id), cause, what: What::Pods });
                 }
@@ -655,6 +670,19 @@ impl<T: Transport> ClusterSource<T> {
             for owner in dark {
                 let cause = Cause::KubeletsUnreachable;
                 missing.push(Missing { member: ownership.name_of(owner), cause, what: What::Pods });
+            }
+            if missing.is_empty() {
+                // Every member asked answered, none with these pods: a pod
+                // without metrics yet (or any more), or a hole nobody saw.
+                tracing::debug!(
+                    lacking = value.iter().filter(|v| v.is_none()).count(),
+                    of = keys.len(),
+                    routed = routed.as_ref().map(BTreeSet::len),
+                    moving,
+                    epoch = ownership.epoch,
+                    since_ms = ownership.since.elapsed().as_millis() as u64,
+                    "answering pods without some, no member named"
+                );
             }
         }
         Answer { value, missing }

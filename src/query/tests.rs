@@ -146,7 +146,8 @@ impl Transport for Fake {
         };
         let slow = self.slow.lock().unwrap().contains(&to);
         async move {
-            if slow {
+            // As the real transport: no answer past the call's timeout.
+            if slow || delay > timeout {
                 tokio::time::sleep(timeout).await;
                 return Err(CallError::Timeout { addr: to.to_string(), path: path.into(), timeout });
             }
@@ -613,6 +614,30 @@ async fn pods_a_member_answers_its_part_without_are_served_from_this_replicas_co
     let pods = src.pods(&all_pods(), &pod_keys(), now()).await;
     assert!(pods.value.iter().all(Option::is_some), "pods of the restarted member's nodes left out");
     assert!(pods.missing.is_empty(), "{:?}", pods.missing);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_whose_last_holder_ran_out_of_time_makes_the_answer_partial_not_a_silent_hole() {
+    let (fake, _views) = fake(3, &[]);
+    let view = fake.members[&1].local.ownership.borrow().clone();
+    let i = (0..NODES).find(|i| view.owner(&format!("node-{i}")) == Some(2)).expect("a node member 2 owns");
+    // Its owner answers without it (restarted a moment ago), this replica
+    // holds nothing of it, and member 3, which holds its copy, answers a
+    // namespace's whole list only after the deadline.
+    for id in [1, 2] {
+        fake.members[&id].local.store.forget_node(&format!("node-{i}"));
+    }
+    fake.slow_at_large.lock().unwrap().insert(3, Duration::from_secs(5));
+    let src = source(&fake, 1);
+    let query = PodQuery { namespace: Some("ns".into()), ..all_pods() };
+    let pods = src.pods(&query, &pod_keys(), now()).await;
+    assert!(pods.value[i].is_none());
+    assert!(pods.value.iter().enumerate().all(|(k, v)| k == i || v.is_some()), "only pod-{i} is missing");
+    let named: Vec<(String, Cause)> = pods.missing.iter().map(|m| (m.member.clone(), m.cause)).collect();
+    assert!(
+        named.contains(&(raft::fixture::name(3), Cause::Timeout)),
+        "the answer does not say it is partial: {named:?}"
+    );
 }
 
 #[test]
