@@ -372,6 +372,8 @@ fn serve_api(
     let options = tls::ServeOptions {
         http2: !serving.disable_http2,
         http2_max_streams: Some(serving.http2_max_streams),
+        // Open to any client: h2's guard against rapid resets as it is.
+        http2_max_pending_accept_reset_streams: None,
         goaway_chance: config.requests.goaway_chance,
         limits: tls::ServeLimits::default(),
         drain_timeout: config.shutdown.in_flight_drain,

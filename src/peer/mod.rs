@@ -46,7 +46,18 @@ pub fn serve(
     }
     .with_context(|| format!("binding the peer port {}", settings.peer_listen))?;
     tracing::info!(addr = %settings.peer_listen, name = %settings.name, "serving the peer port");
-    let options = tls::ServeOptions { limits: settings.peer_limits, ..tls::ServeOptions::default() };
+    // A member cancels the calls a hedge or the deadline made moot; on a
+    // loaded replica many are reset before this side accepted them, and
+    // h2's default (20 such a connection) then closed the connection with
+    // every call on it (seen in the 10,000-node rolling restart). Members
+    // are authenticated: the bound is the in-flight cap.
+    let resets =
+        settings.peer_limits.max_requests_in_flight.unwrap_or(crate::config::defaults::PEER_MAX_REQUESTS_INFLIGHT);
+    let options = tls::ServeOptions {
+        limits: settings.peer_limits,
+        http2_max_pending_accept_reset_streams: Some(resets),
+        ..tls::ServeOptions::default()
+    };
     runtime.spawn(tls::serve_with(listener, tls, routes, options, shutdown));
     Ok(())
 }

@@ -108,6 +108,10 @@ pub struct ServeOptions {
     pub http2: bool,
     /// Concurrent HTTP/2 streams per connection; `None`: hyper's default.
     pub http2_max_streams: Option<u32>,
+    /// How many streams a client may reset before this side accepted them
+    /// before the connection is closed (h2's guard against the "rapid
+    /// reset" attack); `None`: h2's default of 20.
+    pub http2_max_pending_accept_reset_streams: Option<usize>,
     /// Chance, per HTTP/2 request, that the connection then gets a GOAWAY
     /// (the client reconnects, possibly to another replica).
     pub goaway_chance: f64,
@@ -121,6 +125,7 @@ impl Default for ServeOptions {
         ServeOptions {
             http2: true,
             http2_max_streams: None,
+            http2_max_pending_accept_reset_streams: None,
             goaway_chance: 0.0,
             limits: ServeLimits::default(),
             drain_timeout: DRAIN_TIMEOUT,
@@ -174,6 +179,9 @@ pub async fn serve_with(
     http.http2().timer(TokioTimer::new());
     if let Some(n) = options.http2_max_streams {
         http.http2().max_concurrent_streams(n);
+    }
+    if let Some(n) = options.http2_max_pending_accept_reset_streams {
+        http.http2().max_pending_accept_reset_streams(n);
     }
     if !options.http2 {
         http = http.http1_only();
