@@ -17,10 +17,10 @@ use crate::serve::{ServeLimits, ServeOptions, serve_with};
 use crate::{TlsPolicy, TlsSource, api_server_config, config};
 use sim::addr::Block;
 
-/// Serves `/slow` (waits for `gate`) and `/fast` with `limits`.
+/// Serves `/slow` (waits for `gate`) and `/fast` with `options`.
 async fn start(
     ip: std::net::IpAddr,
-    limits: ServeLimits,
+    options: ServeOptions,
     gate: std::sync::Arc<Semaphore>,
 ) -> (std::net::SocketAddr, CancellationToken, rustls::ClientConfig) {
     let p = pki(ip);
@@ -41,10 +41,18 @@ async fn start(
     let listener = TcpListener::bind((ip, 0)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let token = CancellationToken::new();
-    let options = ServeOptions { limits, ..ServeOptions::default() };
     tokio::spawn(serve_with(listener, TlsSource::new(server), app, options, token.clone()));
     let client = config::verifying_client_config(p.ca.cert_pem().as_bytes(), None, &policy).unwrap();
     (addr, token, client)
+}
+
+/// [`start`] with only `limits` set.
+async fn start_limited(
+    ip: std::net::IpAddr,
+    limits: ServeLimits,
+    gate: std::sync::Arc<Semaphore>,
+) -> (std::net::SocketAddr, CancellationToken, rustls::ClientConfig) {
+    start(ip, ServeOptions { limits, ..ServeOptions::default() }, gate).await
 }
 
 #[tokio::test]
@@ -52,7 +60,7 @@ async fn requests_past_the_in_flight_cap_get_429_and_the_cap_frees_up() {
     let block = Block::acquire().unwrap();
     let gate = std::sync::Arc::new(Semaphore::new(0));
     let limits = ServeLimits { max_connections: None, max_requests_in_flight: Some(1) };
-    let (addr, token, client) = start(block.aux(0).into(), limits, gate.clone()).await;
+    let (addr, token, client) = start_limited(block.aux(0).into(), limits, gate.clone()).await;
     let c = client.clone();
     let held = tokio::spawn(async move { fetch(addr, c, true, "/slow").await.unwrap() });
     let refused = sim::wait::until(Duration::from_secs(10), async || {
@@ -71,7 +79,7 @@ async fn connections_past_the_cap_wait_until_one_closes() {
     let block = Block::acquire().unwrap();
     let gate = std::sync::Arc::new(Semaphore::new(0));
     let limits = ServeLimits { max_connections: Some(1), max_requests_in_flight: None };
-    let (addr, token, client) = start(block.aux(0).into(), limits, gate.clone()).await;
+    let (addr, token, client) = start_limited(block.aux(0).into(), limits, gate.clone()).await;
     let c = client.clone();
     let held = tokio::spawn(async move { fetch(addr, c, true, "/slow").await.unwrap() });
     // The second connection is not accepted (no TLS handshake) while the
@@ -128,35 +136,12 @@ async fn streams_reset_before_they_were_accepted_close_the_connection_only_past_
     let block = Block::acquire().unwrap();
     let gate = std::sync::Arc::new(Semaphore::new(0));
     let serve = |ip: std::net::IpAddr, resets: Option<usize>| {
-        let gate = gate.clone();
-        async move {
-            let p = pki(ip);
-            let policy = TlsPolicy::default();
-            let server = api_server_config(p.server.chain.clone(), p.server.key.clone_key(), &policy).unwrap();
-            let app = Router::new()
-                .route(
-                    "/slow",
-                    get(move || {
-                        let g = gate.clone();
-                        async move {
-                            let _ = g.acquire().await.map(|p| p.forget());
-                            "slow"
-                        }
-                    }),
-                )
-                .route("/fast", get(|| async { "fast" }));
-            let listener = TcpListener::bind((ip, 0)).await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let token = CancellationToken::new();
-            let options = ServeOptions { http2_max_pending_accept_reset_streams: resets, ..ServeOptions::default() };
-            tokio::spawn(serve_with(listener, TlsSource::new(server), app, options, token.clone()));
-            let client = config::verifying_client_config(p.ca.cert_pem().as_bytes(), None, &policy).unwrap();
-            (addr, token, client)
-        }
+        let options = ServeOptions { http2_max_pending_accept_reset_streams: resets, ..ServeOptions::default() };
+        start(ip, options, gate.clone())
     };
     // 150 streams reset in one burst (within the 200 concurrent streams
-    // hyper allows): past h2's default of 20 the
-    // connection is closed (the peer port's calls on it all fail) ...
+    // hyper allows): past h2's default of 20 the connection is closed (the
+    // peer port's calls on it would all fail) ...
     let (addr, token, client) = serve(block.aux(0).into(), None).await;
     let got = resets_then_a_request(addr, client, 150).await;
     assert!(got.is_err(), "the connection survived 150 resets at h2's default bound: {got:?}");
