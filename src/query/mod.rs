@@ -54,6 +54,19 @@ fn pods_size(q: &PodsQuery) -> Size {
     if q.one.is_none() && q.labels.is_empty() && q.fields.is_empty() { Size::Large } else { Size::Small }
 }
 
+/// Whether a round for the pods `value` still lacks is to run: not when
+/// none is missing; not when the deadline has passed, and then the answer
+/// is marked `cut_short` (partial, and says so). The clock is read once, so
+/// a round is either run or counted as cut short, never neither.
+fn round_due(value: &[Option<PodUsage>], deadline: Instant, cut_short: &mut bool) -> bool {
+    if value.iter().all(Option::is_some) {
+        return false;
+    }
+    let due = Instant::now() < deadline;
+    *cut_short |= !due;
+    due
+}
+
 /// The usage source of a replica in a cluster.
 pub struct ClusterSource<T: Transport> {
     transport: Arc<T>,
@@ -582,8 +595,7 @@ impl<T: Transport> ClusterSource<T> {
         let mut cut_short = false;
         if let Some(asked) = &routed {
             self.metrics.fanout_routed.inc();
-            cut_short |= value.iter().any(Option::is_none) && Instant::now() >= deadline;
-            if value.iter().any(Option::is_none) && Instant::now() < deadline {
+            if round_due(&value, deadline, &mut cut_short) {
                 let rest: BTreeSet<NodeId> = ownership.active().filter(|id| !asked.contains(id)).collect();
                 let more = self.pod_parts(
                     &ownership,
@@ -603,8 +615,7 @@ impl<T: Transport> ClusterSource<T> {
         // epoch change, or with a member failed): anything anyone holds.
         let failed = !outcomes.failed.is_empty();
         let moving = ownership.since.elapsed() < self.settle || failed;
-        cut_short |= moving && value.iter().any(Option::is_none) && Instant::now() >= deadline;
-        if moving && value.iter().any(Option::is_none) && Instant::now() < deadline {
+        if moving && round_due(&value, deadline, &mut cut_short) {
             let holders = last_resort(&ownership, &|id| outcomes.failed.contains_key(&id), &|id| skipped.contains(&id));
             let mut asks = Vec::new();
             for a in holders {
