@@ -65,8 +65,7 @@ impl Latency {
 
 /// GETs `path` and returns the body, or the error as text.
 pub async fn get(client: &kube::Client, path: &str) -> Result<String, String> {
-    let req = http::Request::get(path).body(Vec::new()).map_err(|e| e.to_string())?;
-    client.request_text(req).await.map_err(|e| e.to_string())
+    get_warned(client, path).await.map(|(body, _)| body)
 }
 
 /// GETs `path` and returns the body with the answer's `Warning` headers (a
@@ -243,8 +242,8 @@ pub struct Checked {
     pub incomplete: usize,
     /// The most items one answer lacked.
     pub most_missing: usize,
-    /// The first few hundred answers that fell short, each with when it
-    /// came and the replica's warnings.
+    /// The answers that fell short (the first [`KEPT_SHORT`]), each with
+    /// when it came and the replica's warnings.
     pub short: Vec<Short>,
 }
 

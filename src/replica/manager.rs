@@ -316,7 +316,7 @@ impl Manager {
             return;
         }
         let now = now_nanos();
-        let stale = |n: &str| needs_catch_up(store.newest_sample(n), now, self.resolution);
+        let stale = |n: &str| self.stale(n, now);
         let mut catch_up = Vec::new();
         let (mut adopted, mut orphans, mut released, mut seeded, mut forgotten) = (0, 0, 0, 0, 0);
         let (mut awaiting, deadline) = (0, Instant::now() + handover_wait(self.resolution));
@@ -384,30 +384,36 @@ impl Manager {
             "holdings changed"
         );
         self.metrics.ownership_changes.inc();
-        if !catch_up.is_empty() && self.catch_up.try_send(catch_up).is_err() {
-            tracing::warn!("the scheduler's catch-up queue is full; orphans wait for their usual phase");
+        self.send_catch_up(catch_up);
+    }
+
+    /// Whether this replica's points of `node` are too old at `now` for
+    /// the node to wait for its phase ([`needs_catch_up`]).
+    fn stale(&self, node: &str, now: UnixNanos) -> bool {
+        needs_catch_up(self.store().newest_sample(node), now, self.resolution)
+    }
+
+    /// Hands `nodes` to the scheduler to be scraped soon.
+    fn send_catch_up(&self, nodes: Vec<String>) {
+        if !nodes.is_empty() && self.catch_up.try_send(nodes).is_err() {
+            tracing::warn!("the scheduler's catch-up queue is full; the nodes wait for their usual phase");
         }
     }
 
     /// Sends the scheduler the adopted nodes whose handover did not land in
     /// time ([`due_catch_ups`]).
     fn catch_up_unhanded(&self, o: &Ownership) {
-        let store = self.store();
         let now = now_nanos();
-        let stale = |n: &str| needs_catch_up(store.newest_sample(n), now, self.resolution);
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if p.awaiting.is_empty() {
             return;
         }
-        let due = due_catch_ups(&mut p.awaiting, Instant::now(), &|n| o.scrapes(n), &stale);
+        let due = due_catch_ups(&mut p.awaiting, Instant::now(), &|n| o.scrapes(n), &|n| self.stale(n, now));
         drop(p);
-        if due.is_empty() {
-            return;
+        if !due.is_empty() {
+            tracing::info!(nodes = due.len(), "no handover in time; catching up");
         }
-        tracing::info!(nodes = due.len(), "no handover in time; catching up");
-        if self.catch_up.try_send(due).is_err() {
-            tracing::warn!("the scheduler's catch-up queue is full; adopted nodes wait for their usual phase");
-        }
+        self.send_catch_up(due);
     }
 
     /// Pulls pending nodes from their first candidate that has them, in

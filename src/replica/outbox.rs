@@ -279,10 +279,13 @@ fn take_round(q: &mut VecDeque<Entry>) -> (Vec<Entry>, bool) {
     let mut kept = VecDeque::new();
     let mut bulk = 0usize;
     for e in q.drain(..) {
-        if e.kind == Kind::Copy || bulk == 0 || bulk + e.bytes() <= CHUNK_BYTES {
-            if e.kind != Kind::Copy {
-                bulk += e.bytes().max(1);
-            }
+        if e.kind == Kind::Copy {
+            taken.push(e);
+            continue;
+        }
+        let bytes = e.bytes().max(1);
+        if bulk == 0 || bulk + bytes <= CHUNK_BYTES {
+            bulk += bytes;
             taken.push(e);
         } else {
             kept.push_back(e);
