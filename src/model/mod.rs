@@ -204,6 +204,10 @@ pub enum Cause {
     /// for longer than `--max-staleness` (as metrics-server drops a node
     /// whose kubelet it cannot reach).
     KubeletsUnreachable,
+    /// No member owns them (none is Active: the ring is between its last
+    /// member leaving and the next joining), and no member that holds
+    /// their points gave them. Named by their owner of the epoch before.
+    Unowned,
 }
 
 impl std::fmt::Display for Cause {
@@ -216,6 +220,7 @@ impl std::fmt::Display for Cause {
             Cause::Lacks => "answered without them",
             Cause::Covering => "unreachable; its nodes are being scraped here",
             Cause::KubeletsUnreachable => "their kubelets cannot be reached",
+            Cause::Unowned => "no Active member owns them now and no holder gave them",
         })
     }
 }

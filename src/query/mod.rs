@@ -614,7 +614,10 @@ impl<T: Transport> ClusterSource<T> {
         // A last resort while ownership moves (a few resolutions after an
         // epoch change, or with a member failed): anything anyone holds.
         let failed = !outcomes.failed.is_empty();
-        let moving = ownership.since.elapsed() < self.settle || failed;
+        // No member Active (the last one left while the others were still
+        // joining): nobody has a part to give, the joiners hold the points.
+        let unowned = ownership.ring().is_some() && ownership.active().next().is_none();
+        let moving = ownership.since.elapsed() < self.settle || failed || unowned;
         if moving && round_due(&value, deadline, &mut cut_short) {
             let holders = last_resort(&ownership, &|id| outcomes.failed.contains_key(&id), &|id| skipped.contains(&id));
             let mut asks = Vec::new();
@@ -681,6 +684,12 @@ impl<T: Transport> ClusterSource<T> {
             for owner in dark {
                 let cause = Cause::KubeletsUnreachable;
                 missing.push(Missing { member: ownership.name_of(owner), cause, what: What::Pods });
+            }
+            if unowned
+                && missing.is_empty()
+                && let Some(me) = ownership.me
+            {
+                missing.push(Missing { member: ownership.name_of(me), cause: Cause::Unowned, what: What::Pods });
             }
             if missing.is_empty() {
                 // Every member asked answered, none with these pods: a pod

@@ -7,7 +7,8 @@
 //! Nodes: each node's candidates are its owner (unless suspected), then
 //! this replica if it holds or scrapes the node, then the other holders in
 //! ring order, then the holders of the previous epoch (a handover may still
-//! be in flight). Pods: every Active member answers for the nodes it
+//! be in flight); a node nobody owns (no member Active) is asked of every
+//! member that may hold it. Pods: every Active member answers for the nodes it
 //! scrapes (the pod informer is metadata-only, so no replica knows a pod's
 //! node before someone scraped it); a member that cannot is replaced by the
 //! copies the others hold of its nodes.
@@ -60,6 +61,15 @@ pub fn node_candidates(ownership: &Ownership, node: &str, suspected: &dyn Fn(Nod
     for id in holders.copies().iter().chain(previous.as_slice()) {
         if Some(*id) == ownership.me || !suspected(*id) {
             add(asked(ownership, *id));
+        }
+    }
+    if holders.owner().is_none() {
+        // Nobody owns it: no member is Active (the last one left while the
+        // others were still joining, as a rollout paced by readiness does).
+        // The joiners hold the points they pulled and were handed: anything
+        // anyone holds, this replica's own first.
+        for a in last_resort(ownership, &|_| false, suspected) {
+            add(a);
         }
     }
     out
@@ -204,7 +214,14 @@ pub fn missing_nodes(ownership: &Ownership, names: &[String], served: &[bool], o
     }
     let mut by_owner: BTreeMap<(NodeId, CauseKey), (Cause, usize)> = BTreeMap::new();
     for (n, _) in names.iter().zip(served).filter(|(_, s)| !**s) {
-        let Some(owner) = ownership.owner(n) else { continue };
+        let Some(owner) = ownership.owner(n) else {
+            // Nobody owns it, and no member that could hold it gave it:
+            // blamed on its owner of the epoch before (or on this replica),
+            // never left out silently.
+            let Some(blamed) = ownership.previous_holders(n).owner().or(ownership.me) else { continue };
+            by_owner.entry((blamed, CauseKey(false))).or_insert((Cause::Unowned, 0)).1 += 1;
+            continue;
+        };
         let cause = match outcomes.failed.get(&owner) {
             _ if ownership.covers(n) => Cause::Covering,
             _ if ownership.reports_failing(owner, n) => Cause::KubeletsUnreachable,

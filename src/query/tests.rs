@@ -737,3 +737,46 @@ fn the_locator_starts_over_rather_than_grow_past_its_capacity() {
     loc.remember(&answers);
     assert_eq!(loc.len(), 3, "the full locator was not cleared first");
 }
+
+#[tokio::test]
+async fn with_no_member_active_the_joiners_points_answer_and_what_nobody_gave_is_named() {
+    let (mut fake, views) = fake(3, &[]);
+    // Member 3, the last Active one, has left (a rollout took it down while
+    // 1 and 2 were still joining): nobody owns a node. 1 restarted with an
+    // empty store; 2 holds every node's points.
+    let old = {
+        let mut s = state(3);
+        s.apply(&Command::SetStates(vec![(1, MemberState::Joining), (2, MemberState::Joining)]));
+        Ownership::from_state(1, &s)
+    };
+    let mut s = state(3);
+    s.apply(&Command::SetStates(vec![
+        (1, MemberState::Joining),
+        (2, MemberState::Joining),
+        (3, MemberState::Draining),
+    ]));
+    let mut view = Ownership::from_state(1, &s);
+    view.previous = old.ring_arc().map(|r| (r, old.replication));
+    // Long after the change: not only while ownership settles.
+    view.since = std::time::Instant::now() - Duration::from_secs(60);
+    let empty =
+        Arc::new(Store::new(Duration::from_secs(15), Duration::from_secs(30), Arc::new(SelfMetrics::new(15.0))));
+    Arc::get_mut(&mut fake).expect("the only reference").members.get_mut(&1).unwrap().local.store = empty;
+    views[&1].send(Arc::new(view)).unwrap();
+    fake.dead.lock().unwrap().insert(3);
+    let src = source(&fake, 1);
+    let nodes = src.nodes(&node_names(), now()).await;
+    assert!(nodes.missing.is_empty() && nodes.value.iter().all(Option::is_some), "{:?}", nodes.missing);
+    let pods = src.pods(&all_pods(), &pod_keys(), now()).await;
+    assert!(pods.missing.is_empty() && pods.value.iter().all(Option::is_some), "{:?}", pods.missing);
+    // The joiner gone too: every node is named missing, blamed on the last owner.
+    fake.dead.lock().unwrap().insert(2);
+    let nodes = src.nodes(&node_names(), now()).await;
+    assert!(nodes.value.iter().all(Option::is_none));
+    assert_eq!(
+        nodes.missing.iter().map(|m| (m.member.as_str(), m.cause, m.what)).collect::<Vec<_>>(),
+        vec![("r3", Cause::Unowned, What::Nodes { missing: NODES, of: NODES })]
+    );
+    let pods = src.pods(&all_pods(), &pod_keys(), now()).await;
+    assert!(pods.value.iter().all(Option::is_none) && !pods.missing.is_empty(), "a silent hole");
+}

@@ -178,3 +178,68 @@ fn a_part_is_complete_from_copy_sets_exactly_when_every_node_of_it_had_a_copy_gi
         }
     }
 }
+
+/// Three members, none Active any more: 3 was the last and left (its ring
+/// of the epoch before is `previous`), 1 and 2 are joining, `down` Down.
+fn nobody_active(down: Option<NodeId>) -> Ownership {
+    let mut s = cluster(3, 3);
+    let last = {
+        let mut t = s.clone();
+        let applied = t.apply(&raft::Command::SetStates(vec![(1, MemberState::Joining), (2, MemberState::Joining)]));
+        assert_eq!(applied.refused, None);
+        Ownership::from_state(1, &t)
+    };
+    let mut states = vec![(1, MemberState::Joining), (2, MemberState::Joining), (3, MemberState::Draining)];
+    if let Some(d) = down {
+        states.retain(|(id, _)| *id != d);
+        states.push((d, MemberState::Down));
+    }
+    assert_eq!(s.apply(&raft::Command::SetStates(states)).refused, None);
+    let mut o = Ownership::from_state(1, &s);
+    o.previous = last.ring_arc().map(|r| (r, last.replication));
+    o
+}
+
+#[test]
+fn a_node_nobody_owns_is_asked_of_every_member_that_may_hold_it_this_replica_first() {
+    let o = nobody_active(None);
+    assert!(o.ring().is_some() && o.active().next().is_none(), "a ring with no member");
+    for n in names(50) {
+        assert_eq!(o.owner(&n), None);
+        assert_eq!(
+            node_candidates(&o, &n, &|_| false),
+            vec![Asked::Peer(3), Asked::Local, Asked::Peer(2)],
+            "{n}: the last owner, then anything anyone holds"
+        );
+        assert_eq!(node_candidates(&o, &n, &|id| id == 2), vec![Asked::Peer(3), Asked::Local], "{n}: suspected");
+    }
+    let o = nobody_active(Some(2));
+    assert_eq!(
+        node_candidates(&o, "node-1", &|_| false),
+        vec![Asked::Peer(3), Asked::Local],
+        "a Down member is not asked"
+    );
+}
+
+#[test]
+fn a_node_nobody_owns_and_nobody_gave_is_named_never_left_out_silently() {
+    let o = nobody_active(None);
+    let names = names(40);
+    let mut served = vec![false; 40];
+    served[0] = true;
+    let missing = missing_nodes(&o, &names, &served, &Outcomes::default());
+    assert_eq!(
+        missing,
+        vec![Missing { member: "r3".into(), cause: Cause::Unowned, what: What::Nodes { missing: 39, of: 40 } }],
+        "blamed on the owner of the epoch before"
+    );
+    assert_eq!(
+        missing[0].to_string(),
+        "partial answer: replica r3: no Active member owns them now and no holder gave them; 39 of 40 nodes missing"
+    );
+    let mut fresh = o.clone();
+    fresh.previous = None;
+    let missing = missing_nodes(&fresh, &names, &served, &Outcomes::default());
+    assert_eq!(missing.len(), 1);
+    assert_eq!((missing[0].member.as_str(), missing[0].cause), ("r1", Cause::Unowned), "no epoch before: this replica");
+}
