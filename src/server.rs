@@ -467,6 +467,10 @@ impl AnswerableCheck {
     fn run(&self) -> Result<String, String> {
         let o = self.ownership.borrow().clone();
         if !self.passed.load(Ordering::Acquire) {
+            let reachable = |id: raft::NodeId| self.node.as_ref().is_some_and(|node| node.reachable(id));
+            if let Some(why) = waits_to_be_active(&o, &reachable) {
+                return Err(why);
+            }
             let (known, answerable) = self.count(&o);
             if answerable < known {
                 return Err(format!("{} of {known} nodes cannot be answered yet", known - answerable));
@@ -506,6 +510,26 @@ impl AnswerableCheck {
             }
         }
     }
+}
+
+/// Why a replica that has not been ready yet waits before it is: it is a
+/// member outside the ring (joining, or back from a restart) while another
+/// Active member it can reach serves. A rollout takes the next replica down
+/// once this one is ready (a StatefulSet's rolling update, paced by
+/// readiness): were a joiner ready before it is Active, three quick
+/// restarts would leave no member Active, and no member scraping, until
+/// the leader makes the joiners Active. With no other Active member to
+/// serve (a cold start, no quorum), readiness is only that it can answer.
+fn waits_to_be_active(o: &Ownership, reachable: &dyn Fn(raft::NodeId) -> bool) -> Option<String> {
+    let me = o.me?;
+    o.ring()?;
+    if o.members.get(&me).is_some_and(|m| m.state == raft::MemberState::Active) {
+        return None;
+    }
+    let serving = o.active().filter(|id| *id != me && reachable(*id)).count();
+    let state = o.members.get(&me).map_or("not a member yet".to_string(), |m| m.state.to_string());
+    (serving > 0)
+        .then(|| format!("{state} at epoch {}: waiting to be made Active ({serving} Active members serve)", o.epoch))
 }
 
 /// What the `ring` check's verbose line says.
@@ -686,5 +710,31 @@ mod tests {
         known.lock().unwrap().push("node-1".into());
         let err = check.run().unwrap_err();
         assert!(err.contains("1 of 1 nodes"), "{err}");
+    }
+
+    /// Member 1 of three, in `state`, with members 2 and 3 Active.
+    fn member_one(state: raft::MemberState) -> Ownership {
+        let mut s = raft::fixture::replicated(3, raft::state::RingParams::CURRENT, 2);
+        if state != raft::MemberState::Active {
+            assert_eq!(s.apply(&raft::Command::SetStates(vec![(1, state)])).refused, None);
+        }
+        Ownership::from_state(1, &s)
+    }
+
+    #[test]
+    fn a_member_outside_the_ring_is_not_ready_while_an_active_member_it_reaches_serves() {
+        use raft::MemberState::*;
+        for state in [Joining, Down, Draining] {
+            let o = member_one(state);
+            let why = waits_to_be_active(&o, &|_| true).unwrap_or_else(|| panic!("{state}: ready"));
+            assert!(why.contains("waiting to be made Active (2 Active members serve)"), "{why}");
+            assert_eq!(waits_to_be_active(&o, &|id| id == 3).map(|w| w.contains("(1 Active")), Some(true));
+            assert_eq!(waits_to_be_active(&o, &|_| false), None, "{state}: nobody else serves, so it may");
+        }
+        assert_eq!(waits_to_be_active(&member_one(Active), &|_| true), None);
+        let mut no_ring = member_one(Joining);
+        no_ring.mode = crate::ownership::Mode::NoRing(crate::ownership::RingError::NotCommitted);
+        assert_eq!(waits_to_be_active(&no_ring, &|_| true), None, "no ring: nothing to wait for");
+        assert_eq!(waits_to_be_active(&Ownership::single(), &|_| true), None);
     }
 }

@@ -416,6 +416,32 @@ async fn a_rolling_restart_of_all_three_loses_no_node() {
     assert_exactly_once(&r, 6, &[0, 1, 2]).await;
 }
 
+/// As a StatefulSet's rolling update paces it: the next replica goes as soon
+/// as the restarted one is ready, with no look at the ring. A joiner ready
+/// before it was Active let three quick restarts leave no member Active
+/// (nobody scraping, node lists empty with no warning).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_paced_by_readiness_alone_loses_no_node() {
+    let (mut r, admin) = cluster().await;
+    let obs = Observer::start(&r.c, &[0, 1, 2], &admin);
+    for i in 0..3 {
+        r.c.replicas[i].signal(libc::SIGTERM);
+        sim::wait::expect("the replica to exit", Duration::from_secs(60), async || {
+            r.c.replicas[i].try_wait().is_some()
+        })
+        .await;
+        respawn(&mut r, i, 3);
+        wait_ready(&r, i).await;
+        let state = r.status(i).await.and_then(|v| v.members.iter().find(|m| m.id == v.id).map(|m| m.state));
+        assert_eq!(state, Some(MemberState::Active), "replica-{i} ready before it was Active");
+    }
+    r.settled(&[0, 1, 2], 3).await.expect("all three Active again");
+    obs.watch(AFTER, RESOLUTION * SLACK).await;
+    let seen = obs.stop().await;
+    assert_no_gap(&seen, RESOLUTION + LEASE + Duration::from_secs(2));
+    assert_exactly_once(&r, 6, &[0, 1, 2]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_three_to_five_and_back_loses_no_node_and_newcomers_own_only_once_they_hold_their_points() {
     let (mut r, admin) = cluster().await;
