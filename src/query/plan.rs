@@ -66,8 +66,8 @@ pub fn node_candidates(ownership: &Ownership, node: &str, suspected: &dyn Fn(Nod
     if holders.owner().is_none() {
         // Nobody owns it: no member is Active (the last one left while the
         // others were still joining, as a rollout paced by readiness does).
-        // The joiners hold the points they pulled and were handed: anything
-        // anyone holds, this replica's own first.
+        // The joiners hold the points they pulled and were handed: after
+        // its previous holders, anything anyone holds, this replica's first.
         for a in last_resort(ownership, &|_| false, suspected) {
             add(a);
         }

@@ -201,7 +201,7 @@ fn nobody_active(down: Option<NodeId>) -> Ownership {
 }
 
 #[test]
-fn a_node_nobody_owns_is_asked_of_every_member_that_may_hold_it_this_replica_first() {
+fn a_node_nobody_owns_is_asked_of_its_last_owner_then_every_member_that_may_hold_it() {
     let o = nobody_active(None);
     assert!(o.ring().is_some() && o.active().next().is_none(), "a ring with no member");
     for n in names(50) {
