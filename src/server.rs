@@ -445,6 +445,11 @@ struct AnswerableCheck {
 }
 
 impl AnswerableCheck {
+    /// Whether member `id` was heard from within the lease.
+    fn reachable(&self, id: raft::NodeId) -> bool {
+        self.node.as_ref().is_some_and(|node| node.reachable(id))
+    }
+
     /// Nodes known, and those this replica can answer for now: from its
     /// own points (scraped or a copy), as a kubelet failing on its own, or
     /// from another holder it can reach.
@@ -452,13 +457,12 @@ impl AnswerableCheck {
         let now = crate::model::now_nanos();
         let failing = self.failing.lock().map(|f| f.clone()).unwrap_or_default();
         let names = (self.names)();
-        let reachable = |id: raft::NodeId| self.node.as_ref().is_some_and(|node| node.reachable(id));
         let answerable = names
             .iter()
             .filter(|n| {
                 self.store.node(n, now).is_some()
                     || failing.contains(*n)
-                    || o.holders(n).as_slice().iter().any(|h| Some(*h) != o.me && reachable(*h))
+                    || o.holders(n).as_slice().iter().any(|h| Some(*h) != o.me && self.reachable(*h))
             })
             .count();
         (names.len(), answerable)
@@ -467,8 +471,7 @@ impl AnswerableCheck {
     fn run(&self) -> Result<String, String> {
         let o = self.ownership.borrow().clone();
         if !self.passed.load(Ordering::Acquire) {
-            let reachable = |id: raft::NodeId| self.node.as_ref().is_some_and(|node| node.reachable(id));
-            if let Some(why) = waits_to_be_active(&o, &reachable) {
+            if let Some(why) = waits_to_be_active(&o, &|id| self.reachable(id)) {
                 return Err(why);
             }
             let (known, answerable) = self.count(&o);
@@ -523,11 +526,12 @@ impl AnswerableCheck {
 fn waits_to_be_active(o: &Ownership, reachable: &dyn Fn(raft::NodeId) -> bool) -> Option<String> {
     let me = o.me?;
     o.ring()?;
-    if o.members.get(&me).is_some_and(|m| m.state == raft::MemberState::Active) {
+    let state = o.members.get(&me).map(|m| m.state);
+    if state == Some(raft::MemberState::Active) {
         return None;
     }
     let serving = o.active().filter(|id| *id != me && reachable(*id)).count();
-    let state = o.members.get(&me).map_or("not a member yet".to_string(), |m| m.state.to_string());
+    let state = state.map_or("not a member yet".to_string(), |s| s.to_string());
     (serving > 0)
         .then(|| format!("{state} at epoch {}: waiting to be made Active ({serving} Active members serve)", o.epoch))
 }

@@ -393,21 +393,26 @@ async fn wait_ready(r: &RaftCluster, i: usize) {
     .await;
 }
 
+/// SIGTERM to replica `i`, its exit, the respawn with its data dir and the
+/// wait until it is ready; returns how long it took to exit.
+async fn restart_until_ready(r: &mut RaftCluster, i: usize) -> Duration {
+    let t0 = Instant::now();
+    r.c.replicas[i].signal(libc::SIGTERM);
+    sim::wait::expect("the replica to exit", Duration::from_secs(60), async || r.c.replicas[i].try_wait().is_some())
+        .await;
+    let exit = t0.elapsed();
+    respawn(r, i, 3);
+    wait_ready(r, i).await;
+    exit
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_of_all_three_loses_no_node() {
     let (mut r, admin) = cluster().await;
     let obs = Observer::start(&r.c, &[0, 1, 2], &admin);
     let mut exits = Vec::new();
     for i in 0..3 {
-        let t0 = Instant::now();
-        r.c.replicas[i].signal(libc::SIGTERM);
-        sim::wait::expect("the replica to exit", Duration::from_secs(60), async || {
-            r.c.replicas[i].try_wait().is_some()
-        })
-        .await;
-        exits.push(t0.elapsed());
-        respawn(&mut r, i, 3);
-        wait_ready(&r, i).await;
+        exits.push(restart_until_ready(&mut r, i).await);
         r.settled(&[0, 1, 2], 3).await.expect("all three Active again");
     }
     let seen = obs.stop().await;
@@ -425,13 +430,7 @@ async fn a_rolling_restart_paced_by_readiness_alone_loses_no_node() {
     let (mut r, admin) = cluster().await;
     let obs = Observer::start(&r.c, &[0, 1, 2], &admin);
     for i in 0..3 {
-        r.c.replicas[i].signal(libc::SIGTERM);
-        sim::wait::expect("the replica to exit", Duration::from_secs(60), async || {
-            r.c.replicas[i].try_wait().is_some()
-        })
-        .await;
-        respawn(&mut r, i, 3);
-        wait_ready(&r, i).await;
+        restart_until_ready(&mut r, i).await;
         let state = r.status(i).await.and_then(|v| v.members.iter().find(|m| m.id == v.id).map(|m| m.state));
         assert_eq!(state, Some(MemberState::Active), "replica-{i} ready before it was Active");
     }
